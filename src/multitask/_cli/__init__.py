@@ -1,0 +1,1 @@
+"""Command implementations for :mod:`multitask.cli`; light imports only."""

@@ -1,0 +1,45 @@
+"""Base class of the gradient aggregators."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+class GradientAggregator(nn.Module):
+    """Combine per-task gradients into one update direction.
+
+    An aggregator maps the Jacobian of the task losses with respect to the
+    shared parameters, ``jacobian`` of shape ``(n_tasks, n_params)``, to one
+    vector of shape ``(n_params,)``. It never calls ``backward`` and never
+    writes ``.grad``: :func:`multitask.nn.mtl_backward` does that.
+
+    Most aggregators return a linear combination of the rows of the Jacobian,
+    ``weights(jacobian) @ jacobian``. Those override :meth:`weights` only and
+    inherit :meth:`forward`; because their output is a combination of rows, they
+    also work on the Jacobian with respect to a shared representation (the
+    MGDA-UB trick of Sener & Koltun 2018): ``mtl_backward`` then computes the
+    weights from the small representation Jacobian and runs one ordinary
+    backward of ``sum_t w_t L_t``. Aggregators whose output is not a fixed
+    combination of rows (GradDrop) override :meth:`forward` and set
+    ``linear = False``.
+
+    Solvers run on the Jacobian's device in torch, with no host
+    synchronisation (no ``.item()``, no ``if tensor:``) in the step.
+    """
+
+    #: True when ``forward(J) == weights(J) @ J`` (usable on a representation).
+    linear: bool = True
+
+    def weights(self, jacobian: Tensor) -> Tensor:
+        """Task weights of shape ``(n_tasks,)`` such that the output is ``weights @ jacobian``."""
+        raise NotImplementedError(f"{type(self).__name__} does not define task weights")
+
+    def forward(self, jacobian: Tensor) -> Tensor:
+        """Aggregate ``jacobian`` of shape ``(n_tasks, n_params)`` into ``(n_params,)``."""
+        return self.weights(jacobian) @ jacobian
+
+    def reset(self) -> None:
+        """Forget any state kept across steps (stateless aggregators: nothing)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"

@@ -1,0 +1,43 @@
+"""The contract every multi-task architecture follows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from torch import Tensor, nn
+
+
+class MultiTaskModule(nn.Module):
+    """Base class of the architectures: ``forward(x) -> dict[task, Tensor]``.
+
+    Subclasses define :attr:`task_names`, :meth:`forward`,
+    :meth:`shared_parameters` and :meth:`task_parameters`. Every parameter of
+    the module is either shared or belongs to exactly one task; balancers and
+    :func:`multitask.nn.mtl_backward` rely on that partition.
+
+    Optional hooks:
+
+    - :attr:`representation` -- after ``forward``, the shared representation
+      (a tensor in the graph) on which representation-space balancers (MGDA-UB)
+      differentiate; None when the architecture has no single shared
+      representation.
+    - :meth:`regularization` -- an extra scalar loss the architecture adds to
+      the objective (soft-sharing coupling, sluice orthogonality, MRN prior);
+      zero by default.
+    """
+
+    task_names: tuple[str, ...] = ()
+    representation: Tensor | None = None
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def shared_parameters(self) -> Iterator[nn.Parameter]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def task_parameters(self, task: str) -> Iterator[nn.Parameter]:  # pragma: no cover
+        raise NotImplementedError
+
+    def regularization(self) -> Tensor | float:
+        """Extra loss term of the architecture (0 when it has none)."""
+        return 0.0
