@@ -23,9 +23,44 @@ class LossWeighting(nn.Module):
 
     #: True when the method needs per-task gradients of the shared parameters.
     needs_jacobian: bool = False
+    #: Parameters whose Jacobian ``observe`` receives (None: the model's shared
+    #: parameters). A plain list, so the model's parameters are not registered
+    #: in the weighting (GradNorm: the last shared layer).
+    jacobian_params: list | None = None
 
     def forward(self, losses: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def observe(self, losses: Tensor, jacobian: Tensor) -> Tensor | None:
+        """Receive per-task gradients before :meth:`forward` (``needs_jacobian`` only).
+
+        Parameters
+        ----------
+        losses : Tensor of shape (n_tasks,)
+            The step's task losses, detached.
+        jacobian : Tensor of shape (n_tasks, n_params)
+            Gradients of the raw task losses w.r.t. the shared parameters (or
+            :attr:`jacobian_params`), detached.
+
+        Returns
+        -------
+        balancer_loss : Tensor of shape () or None
+            An extra objective on the weighting's own parameters, which
+            :func:`multitask.nn.mtl_backward` backpropagates with the step
+            (GradNorm's ``L_grad``); None when there is none.
+        """
+        return None
+
+    def shared_gradient(self, losses: Tensor, jacobian: Tensor) -> Tensor | None:
+        """Update direction of the shared parameters, or None (the default).
+
+        A weighting whose shared update is not the gradient of
+        ``forward(losses)`` (DB-MTL) returns it here, shape ``(n_params,)``;
+        :func:`multitask.nn.mtl_backward` then writes it into the shared
+        ``.grad`` and backpropagates ``forward(losses)`` only into the
+        task-specific parameters and the weighting's own.
+        """
+        return None
 
     def weights(self) -> Tensor | None:
         """Current task weights of shape ``(n_tasks,)`` for logging, or None."""

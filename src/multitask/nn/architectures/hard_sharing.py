@@ -1,0 +1,60 @@
+"""Hard parameter sharing: one shared trunk, one head per task."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from torch import Tensor, nn
+
+from multitask.nn.architectures._base import MultiTaskModule
+
+__all__ = ["HardSharing"]
+
+
+class HardSharing(MultiTaskModule):
+    """A shared encoder followed by task-specific heads.
+
+    ``forward(x)`` computes ``z = trunk(x)`` once, stores it as
+    :attr:`representation` (for MGDA-UB), and returns ``{t: heads[t](z)}``.
+    Any encoder works (MLP, CNN, RNN, Transformer): the trunk's output is
+    passed to every head unchanged, so a head may pool or index it as it
+    needs.
+
+    Parameters
+    ----------
+    trunk : nn.Module
+        The shared layers.
+    heads : dict of str -> nn.Module
+        One head per task, keyed by task name; the dict's order is the task
+        order.
+
+    References
+    ----------
+    Caruana, "Multitask Learning: A Knowledge-Based Source of Inductive
+    Bias", ICML 1993; Ruder, "An Overview of Multi-Task Learning in Deep
+    Neural Networks", arXiv:1706.05098, 2017, Sec. 3.1.
+    """
+
+    def __init__(self, trunk: nn.Module, heads: Mapping[str, nn.Module]) -> None:
+        super().__init__()
+        if not heads:
+            raise ValueError(
+                "HardSharing needs at least one head; pass heads={'task': module, ...}"
+            )
+        self.trunk = trunk
+        self.heads = nn.ModuleDict(dict(heads))
+        self.task_names = tuple(heads)
+        self.representation = None
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        z = self.trunk(x)
+        self.representation = z
+        return {t: head(z) for t, head in self.heads.items()}
+
+    def shared_parameters(self) -> Iterator[nn.Parameter]:
+        return self.trunk.parameters()
+
+    def task_parameters(self, task: str) -> Iterator[nn.Parameter]:
+        if task not in self.heads:
+            raise KeyError(f"unknown task {task!r}; valid task names are {list(self.task_names)}")
+        return self.heads[task].parameters()

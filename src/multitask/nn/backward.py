@@ -1,0 +1,335 @@
+"""``mtl_backward``: the only code that builds per-task gradients or writes ``.grad``.
+
+Per-task gradients come from ONE batched vector-Jacobian product: the loss
+vector ``L`` of shape ``(T,)`` is differentiated against the stacked one-hot
+cotangents ``eye(T)`` with ``torch.autograd.grad(..., is_grads_batched=True)``
+(vmap over the backward pass), and the results are flattened once into a
+``(T, n_params)`` buffer. Gradients are *added* into ``.grad`` so that
+gradient accumulation over several calls works.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from multitask.nn.aggregation._base import GradientAggregator
+from multitask.nn.weighting._base import LossWeighting
+
+__all__ = ["StepInfo", "mtl_backward", "task_jacobian"]
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What one call of :func:`mtl_backward` did (all tensors detached).
+
+    Attributes
+    ----------
+    loss : Tensor of shape ()
+        The objective that was backpropagated: ``sum_t w_t L_t`` (no balancer),
+        ``balancer(L)`` (loss weighting) or ``sum_t L_t`` (gradient
+        aggregator), plus ``extra_loss``.
+    losses : Tensor of shape (n_tasks,)
+        The task losses, ordered as ``model.task_names``.
+    weights : Tensor of shape (n_tasks,) or None
+        Task weights of the step (None for a non-linear aggregator).
+    cosines : Tensor of shape (n_tasks, n_tasks) or None
+        Cosine similarities of the task gradients on the shared parameters
+        (``record_cosines=True`` only).
+    """
+
+    loss: Tensor
+    losses: Tensor
+    weights: Tensor | None = None
+    cosines: Tensor | None = None
+
+
+def _unique(params) -> list[nn.Parameter]:
+    seen, out = set(), []
+    for p in params:
+        if p.requires_grad and id(p) not in seen:
+            seen.add(id(p))
+            out.append(p)
+    return out
+
+
+def task_jacobian(
+    losses: Tensor,
+    inputs: Sequence[Tensor],
+    *,
+    chunk_size: int | None = None,
+    retain_graph: bool = True,
+) -> Tensor:
+    """Jacobian of the loss vector with respect to ``inputs``, flattened.
+
+    Parameters
+    ----------
+    losses : Tensor of shape (n_tasks,)
+    inputs : sequence of Tensor
+        Parameters or intermediate tensors of the graph.
+    chunk_size : int, optional
+        Number of tasks differentiated per batched backward (None: all at
+        once). Smaller chunks use less memory; the result is the same.
+    retain_graph : bool, default=True
+        Keep the graph for a later backward.
+
+    Returns
+    -------
+    jacobian : Tensor of shape (n_tasks, n_inputs)
+        Row ``t`` is the gradient of ``losses[t]``, the inputs flattened and
+        concatenated in order; zeros where a loss does not depend on an input.
+    """
+    n_tasks = losses.shape[0]
+    sizes = [x.numel() for x in inputs]
+    ref = inputs[0] if inputs else losses
+    jac = torch.zeros((n_tasks, sum(sizes)), dtype=ref.dtype, device=ref.device)
+    if not losses.requires_grad or not inputs:
+        return jac
+    eye = torch.eye(n_tasks, dtype=losses.dtype, device=losses.device)
+    step = n_tasks if chunk_size is None else max(1, int(chunk_size))
+    for start in range(0, n_tasks, step):
+        rows = slice(start, min(start + step, n_tasks))
+        last = rows.stop == n_tasks
+        grads = torch.autograd.grad(
+            losses,
+            inputs,
+            grad_outputs=eye[rows],
+            retain_graph=retain_graph or not last,
+            allow_unused=True,
+            is_grads_batched=True,
+        )
+        offset = 0
+        for g, size in zip(grads, sizes, strict=True):
+            if g is not None:
+                jac[rows, offset : offset + size] = g.reshape(g.shape[0], size)
+            offset += size
+    return jac
+
+
+def _add_grad(params: Sequence[nn.Parameter], flat: Tensor) -> None:
+    """Add the flat vector ``flat`` into the ``.grad`` of ``params`` (in order)."""
+    offset = 0
+    for p in params:
+        piece = flat[offset : offset + p.numel()].view_as(p)
+        offset += p.numel()
+        if p.grad is None:
+            p.grad = piece.clone()
+        else:
+            p.grad.add_(piece)
+
+
+def _cosines(jac: Tensor) -> Tensor:
+    unit = jac / jac.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return unit @ unit.T
+
+
+def _loss_vector(losses: Mapping[str, Tensor], names: Sequence[str]) -> Tensor:
+    if set(losses) != set(names):
+        extra = sorted(set(losses) - set(names))
+        missing = [n for n in names if n not in losses]
+        raise KeyError(
+            f"losses must have one entry per task of the model {list(names)}; "
+            f"missing {missing}, unknown {extra}"
+        )
+    return torch.stack([losses[n].reshape(()) for n in names])
+
+
+def _task_params(model: nn.Module, names: Sequence[str]) -> list[nn.Parameter]:
+    return _unique(p for t in names for p in model.task_parameters(t))
+
+
+def _as_tensor(value, like: Tensor) -> Tensor | None:
+    if value is None or (not isinstance(value, Tensor) and value == 0):
+        return None
+    return torch.as_tensor(value, dtype=like.dtype, device=like.device)
+
+
+def _plain(vec, extra, task_weights, names) -> tuple[Tensor, Tensor]:
+    if task_weights is None:
+        w = torch.ones_like(vec)
+    elif isinstance(task_weights, Mapping):
+        w = torch.tensor(
+            [float(task_weights[n]) for n in names], dtype=vec.dtype, device=vec.device
+        )
+    else:
+        w = torch.as_tensor(task_weights, dtype=vec.dtype, device=vec.device)
+    total = (w * vec).sum()
+    if extra is not None:
+        total = total + extra
+    total.backward()
+    return total, w
+
+
+def _weighting(vec, extra, balancer: LossWeighting, model, names, chunk_size, record):
+    """Loss-weighting path: one ordinary backward of ``balancer(L)``."""
+    shared = _unique(model.shared_parameters())
+    needs = balancer.needs_jacobian
+    jac = cos = aux = direction = None
+    if needs or record:
+        jparams = getattr(balancer, "jacobian_params", None) if needs else None
+        jparams = shared if jparams is None else _unique(jparams)
+        jac = task_jacobian(vec, jparams, chunk_size=chunk_size)
+        cos = _cosines(jac) if record else None
+    if needs:
+        aux = balancer.observe(vec.detach(), jac)
+        direction = balancer.shared_gradient(vec.detach(), jac)
+    total = balancer(vec)
+    if extra is not None:
+        total = total + extra
+    objective = total if aux is None else total + aux
+    if direction is None:
+        objective.backward()
+    else:
+        # the weighting sets the shared update itself (DB-MTL): the ordinary
+        # backward only feeds task-specific and the weighting's own parameters
+        others = _task_params(model, names) + _unique(balancer.parameters())
+        if extra is not None:
+            direction = direction + _flat_grad(extra, shared)
+        if others:
+            torch.autograd.backward(objective, inputs=others)
+        _add_grad(shared, direction)
+    return total, _detached(balancer.weights()), cos
+
+
+def _detached(w: Tensor | None) -> Tensor | None:
+    return None if w is None else w.detach()
+
+
+def _flat_grad(value: Tensor, params: Sequence[nn.Parameter]) -> Tensor:
+    grads = torch.autograd.grad(
+        value, params, retain_graph=True, allow_unused=True, materialize_grads=True
+    )
+    return torch.cat([g.reshape(-1) for g in grads])
+
+
+def _aggregate(vec, extra, agg: GradientAggregator, model, names, chunk_size, record, use_rep):
+    """Gradient-aggregator path: one batched backward for the shared Jacobian."""
+    shared = _unique(model.shared_parameters())
+    own = _task_params(model, names)
+    heads = vec.sum() if extra is None else vec.sum() + extra
+    if use_rep:
+        return _aggregate_representation(
+            vec, extra, agg, model, shared, own, heads, chunk_size, record
+        )
+    if not shared:  # nothing shared: every parameter gets its own task's gradient
+        heads.backward()
+        return heads, torch.ones_like(vec), None
+    jac = task_jacobian(vec, shared, chunk_size=chunk_size)
+    if agg.linear:
+        w = agg.weights(jac)
+        direction = w @ jac
+    else:
+        w, direction = None, agg(jac)
+    if extra is not None and shared:
+        direction = direction + _flat_grad(extra, shared)
+    _add_grad(shared, direction)
+    if own:
+        torch.autograd.backward(heads, inputs=own)
+    return heads, w, _cosines(jac) if record else None
+
+
+def _aggregate_representation(vec, extra, agg, model, shared, own, heads, chunk_size, record):
+    """MGDA-UB (Sener & Koltun 2018, Sec. 3.3): weights from the representation Jacobian."""
+    rep = getattr(model, "representation", None)
+    if not isinstance(rep, Tensor):
+        raise ValueError(
+            f"use_representation=True needs model.representation set during forward; "
+            f"{type(model).__name__} has none: use use_representation=False"
+        )
+    if not agg.linear:
+        raise ValueError(f"{type(agg).__name__} is not linear; it cannot run on a representation")
+    jac = task_jacobian(vec, [rep], chunk_size=chunk_size)
+    w = agg.weights(jac).detach()
+    weighted = (w * vec).sum()
+    if extra is not None:
+        weighted = weighted + extra
+    if shared:
+        torch.autograd.backward(weighted, inputs=shared, retain_graph=bool(own))
+    if own:
+        torch.autograd.backward(heads, inputs=own)
+    return heads, w, _cosines(jac) if record else None
+
+
+def mtl_backward(
+    losses: Mapping[str, Tensor],
+    model: nn.Module,
+    balancer: LossWeighting | GradientAggregator | None = None,
+    *,
+    extra_loss: Tensor | float | None = None,
+    use_representation: bool = False,
+    chunk_size: int | None = None,
+    record_cosines: bool = False,
+    task_weights: Mapping[str, float] | Tensor | None = None,
+) -> StepInfo:
+    """Backpropagate the task losses of one step into ``.grad`` (adding to it).
+
+    Parameters
+    ----------
+    losses : dict of str -> Tensor of shape ()
+        One loss per task of ``model.task_names`` (ordered as those).
+    model : MultiTaskModule
+        Gives ``task_names``, ``shared_parameters()``, ``task_parameters(task)``
+        and, for ``use_representation``, ``representation``.
+    balancer : LossWeighting, GradientAggregator or None
+        - None: one backward of ``sum_t w_t L_t`` with ``w = task_weights``
+          (ones by default).
+        - LossWeighting: one backward of ``balancer(L)``. When
+          ``balancer.needs_jacobian``, the Jacobian of ``L`` w.r.t. the shared
+          parameters (or ``balancer.jacobian_params``) is computed first and
+          handed to ``balancer.observe(L, J)``, whose optional scalar result
+          (a loss on the weighting's own parameters, GradNorm) is
+          backpropagated with it; if ``balancer.shared_gradient(L, J)`` returns
+          a vector, that vector is the shared parameters' update (DB-MTL).
+        - GradientAggregator: the Jacobian ``J`` of shape ``(T, n_shared)`` from
+          one batched backward; ``aggregator(J)`` is added into the shared
+          ``.grad``; each task's own parameters get their task's gradient.
+    extra_loss : Tensor or float, optional
+        Backpropagated ordinarily into every parameter (the architecture's
+        ``regularization()``).
+    use_representation : bool, default=False
+        With a linear aggregator: take the Jacobian with respect to
+        ``model.representation`` (small) and run one ordinary backward of
+        ``sum_t w_t L_t`` into the shared parameters (MGDA-UB).
+    chunk_size : int, optional
+        Tasks per batched backward (memory versus speed; same result).
+    record_cosines : bool, default=False
+        Also return the gradient cosine matrix (costs a Jacobian on the
+        no-balancer and plain weighting paths).
+    task_weights : dict or Tensor of shape (n_tasks,), optional
+        Static weights of the no-balancer path (e.g. ``Task.weight``).
+
+    Returns
+    -------
+    info : StepInfo
+        No host synchronisation happens in the step (no ``.item()``).
+
+    References
+    ----------
+    Sener & Koltun, "Multi-Task Learning as Multi-Objective Optimization",
+    NeurIPS 2018, Sec. 3.3 (MGDA-UB: balancing on the shared representation).
+    """
+    names = list(model.task_names)
+    vec = _loss_vector(losses, names)
+    extra = _as_tensor(extra_loss, vec)
+    cos = None
+    if balancer is None:
+        if record_cosines:
+            cos = _cosines(
+                task_jacobian(vec, _unique(model.shared_parameters()), chunk_size=chunk_size)
+            )
+        total, w = _plain(vec, extra, task_weights, names)
+    elif isinstance(balancer, LossWeighting):
+        total, w, cos = _weighting(vec, extra, balancer, model, names, chunk_size, record_cosines)
+    elif isinstance(balancer, GradientAggregator):
+        total, w, cos = _aggregate(
+            vec, extra, balancer, model, names, chunk_size, record_cosines, use_representation
+        )
+    else:
+        raise TypeError(
+            "balancer must be None, a LossWeighting or a GradientAggregator, "
+            f"got {type(balancer).__name__}"
+        )
+    return StepInfo(loss=total.detach(), losses=vec.detach(), weights=_detached(w), cosines=cos)

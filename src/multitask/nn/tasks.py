@@ -1,0 +1,296 @@
+"""``Task``: what one task predicts, how its loss is masked, and how it is scored.
+
+A batch is ``(inputs, targets)`` with ``targets: dict[str, Tensor]``. Missing
+labels are masked per sample, so partially labelled data trains without
+dropping rows: a NaN target for ``regression``, ``binary``, ``multilabel`` and
+floating ``dense`` targets; ``ignore_index`` for ``multiclass`` and integer
+``dense`` targets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["KINDS", "Task", "task_losses"]
+
+KINDS = ("regression", "binary", "multiclass", "multilabel", "dense")
+
+_DEFAULT_METRICS = {
+    "regression": ("mse", "mae"),
+    "binary": ("accuracy", "auc", "f1"),
+    "multiclass": ("accuracy",),
+    "multilabel": ("accuracy",),
+    "dense": ("accuracy",),  # pixel accuracy; a floating dense target uses mse / mae
+}
+#: metrics that take scores (probabilities) rather than hard predictions
+_SCORE_METRICS = frozenset({"auc"})
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+MetricFn = Callable[[np.ndarray, np.ndarray], float]
+
+
+class Task:
+    """One task of a multi-task model.
+
+    Parameters
+    ----------
+    name : str
+        Key of the task in the model's output dict and in the target dict.
+    kind : {"regression", "binary", "multiclass", "multilabel", "dense"}
+        Shapes expected, with ``B`` the batch size:
+
+        - ``regression``: prediction ``(B,)``, ``(B, 1)`` or ``(B, k)``, target of
+          the same shape (``(B,)`` against ``(B, 1)`` is accepted); NaN = missing.
+        - ``binary``: logits ``(B,)`` or ``(B, 1)``, target ``(B,)`` in {0, 1};
+          NaN = missing.
+        - ``multiclass``: logits ``(B, C)``, integer target ``(B,)``;
+          ``ignore_index`` = missing.
+        - ``multilabel``: logits ``(B, L)``, target ``(B, L)`` in {0, 1};
+          NaN = missing (per entry).
+        - ``dense``: per-position prediction ``(B, C, *spatial)``; an integer
+          target ``(B, *spatial)`` is per-position classification
+          (segmentation; ``ignore_index`` = missing), a floating target
+          ``(B, C, *spatial)`` per-position regression (depth, normals; NaN =
+          missing).
+    loss : callable (pred, target) -> scalar Tensor, optional
+        Replaces the default loss (MSE for regression and floating dense,
+        BCE-with-logits for binary and multilabel, cross-entropy for multiclass
+        and integer dense). It receives only the labelled entries (flattened
+        rows of ``pred`` and ``target``) and must return their mean loss.
+    metrics : dict of name -> callable, or sequence of names, optional
+        Metrics reported by :meth:`evaluate`; names refer to
+        :mod:`multitask.metrics`. A callable takes ``(y_true, y_pred)`` numpy
+        arrays of the labelled entries, with ``y_pred`` the predicted value
+        (regression) or label (classification); ``"auc"`` receives scores.
+        Default per kind: ``mse, mae`` (regression), ``accuracy, auc, f1``
+        (binary), ``accuracy`` (others).
+    weight : float, default=1.0
+        Static weight of the task in a plain weighted sum of losses.
+    auxiliary : bool, default=False
+        Trained but not reported (an auxiliary task, Ruder 2017, Sec. 5).
+    lr : float, optional
+        Learning rate of the task's own parameters (None: the optimizer's).
+    ignore_index : int, default=-100
+        Class target marking a missing label.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        kind: str = "regression",
+        loss: LossFn | None = None,
+        metrics: Mapping[str, MetricFn] | Sequence[str] | None = None,
+        weight: float = 1.0,
+        auxiliary: bool = False,
+        lr: float | None = None,
+        ignore_index: int = -100,
+    ) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"task {name!r}: unknown kind {kind!r}; use one of {KINDS}")
+        self.name = name
+        self.kind = kind
+        self.loss = loss
+        self.metrics = metrics
+        self.weight = weight
+        self.auxiliary = auxiliary
+        self.lr = lr
+        self.ignore_index = ignore_index
+
+    def __repr__(self) -> str:
+        return f"Task({self.name!r}, kind={self.kind!r}, weight={self.weight})"
+
+    # ------------------------------------------------------------------ shapes
+    def _error(self, pred: Tensor, target: Tensor, hint: str) -> ValueError:
+        p = "(B, " + ", ".join(str(s) for s in pred.shape[1:]) + ")" if pred.ndim > 1 else "(B,)"
+        t = (
+            "(B, " + ", ".join(str(s) for s in target.shape[1:]) + ")"
+            if target.ndim > 1
+            else "(B,)"
+        )
+        return ValueError(f"task {self.name!r}: prediction {p} vs target {t}; {hint}")
+
+    def _classes(self, target: Tensor) -> bool:
+        """True when the target holds class indices (multiclass or integer dense)."""
+        return self.kind == "multiclass" or (
+            self.kind == "dense" and not torch.is_floating_point(target)
+        )
+
+    def _align(self, pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        """Check shapes and bring ``pred`` and ``target`` to ``(N, ...)`` entry rows.
+
+        Returns pred and target such that the loss of entry ``i`` is a function
+        of ``pred[i]`` and ``target[i]`` (classes on the last axis of ``pred``).
+        """
+        if pred.shape[0] != target.shape[0]:
+            raise self._error(
+                pred, target, f"batch sizes differ ({pred.shape[0]} vs {target.shape[0]})"
+            )
+        if self._classes(target):
+            want = (pred.shape[0], *pred.shape[2:])
+            if pred.ndim < 2 or tuple(target.shape) != want:
+                raise self._error(
+                    pred,
+                    target,
+                    "class logits need one more (class) axis, at position 1, than the target",
+                )
+            n_classes = pred.shape[1]
+            return pred.movedim(1, -1).reshape(-1, n_classes), target.reshape(-1)
+        if self.kind == "binary":
+            if pred.ndim == 2 and pred.shape[1] == 1:
+                pred = pred[:, 0]
+            if pred.ndim != 1 or target.ndim != 1:
+                raise self._error(
+                    pred, target, "a binary task takes logits (B,) or (B, 1) and a target (B,)"
+                )
+            return pred, target
+        if pred.ndim == 2 and pred.shape[1] == 1 and target.ndim == 1:
+            pred = pred[:, 0]
+        if pred.shape != target.shape:
+            raise self._error(pred, target, f"a {self.kind} task needs the same shape for both")
+        return pred.reshape(-1), target.reshape(-1)
+
+    def _mask(self, target: Tensor) -> Tensor:
+        if self._classes(target):
+            return target != self.ignore_index
+        if not torch.is_floating_point(target):
+            return torch.ones_like(target, dtype=torch.bool)
+        return ~torch.isnan(target)
+
+    # ------------------------------------------------------------------ losses
+    def _elementwise(self, pred: Tensor, target: Tensor) -> Tensor:
+        """Default loss per entry (masked entries carry a harmless target)."""
+        if self._classes(target):
+            return F.cross_entropy(
+                pred, target.long(), reduction="none", ignore_index=self.ignore_index
+            )
+        target = target.to(pred.dtype)
+        if self.kind in ("binary", "multilabel"):
+            return F.binary_cross_entropy_with_logits(pred, target, reduction="none")
+        return F.mse_loss(pred, target, reduction="none")
+
+    def compute_loss(self, pred: Tensor, target: Tensor) -> Tensor:
+        """Mean loss over the labelled entries of the batch.
+
+        Parameters
+        ----------
+        pred : Tensor
+            Model output for this task (see the class docstring for shapes).
+        target : Tensor
+            Targets, with missing labels marked by NaN or ``ignore_index``.
+
+        Returns
+        -------
+        loss : Tensor of shape ()
+            Masked mean; 0 (still in the graph, so backward works) when no
+            entry of the batch is labelled. The default losses involve no host
+            synchronisation.
+        """
+        pred, target = self._align(pred, target)
+        mask = self._mask(target)
+        if self.loss is not None:
+            return self._custom_loss(pred, target, mask)
+        if torch.is_floating_point(target):
+            target = torch.where(mask, target, torch.zeros_like(target))  # keep gradients finite
+        per_entry = self._elementwise(pred, target)
+        maskf = mask.to(per_entry.dtype)
+        return (per_entry * maskf).sum() / maskf.sum().clamp_min(1.0)
+
+    def _custom_loss(self, pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+        pred_l, target_l = pred[mask], target[mask]
+        if target_l.shape[0] == 0:
+            return pred.sum() * 0.0
+        return self.loss(pred_l, target_l)
+
+    # ----------------------------------------------------------------- metrics
+    def _metric_table(self, target: Tensor) -> dict[str, MetricFn]:
+        from multitask import metrics as mt
+
+        spec = self.metrics
+        if spec is None:
+            floating_dense = self.kind == "dense" and torch.is_floating_point(target)
+            spec = ("mse", "mae") if floating_dense else _DEFAULT_METRICS[self.kind]
+        if isinstance(spec, Mapping):
+            return dict(spec)
+        table = {}
+        for name in spec:
+            if not hasattr(mt, name):
+                raise ValueError(
+                    f"task {self.name!r}: unknown metric {name!r}; pass a callable instead"
+                )
+            table[name] = getattr(mt, name)
+        return table
+
+    @torch.no_grad()
+    def evaluate(self, pred: Tensor, target: Tensor) -> dict[str, float]:
+        """Metrics of ``pred`` on the labelled entries of ``target``.
+
+        Returns
+        -------
+        scores : dict of str -> float
+            One value per metric; NaN for every metric when nothing is labelled.
+        """
+        pred, target = self._align(pred, target)
+        mask = self._mask(target)
+        table = self._metric_table(target)
+        pred, target = pred[mask].float(), target[mask]
+        if target.shape[0] == 0:
+            return {name: float("nan") for name in table}
+        y_true = target.cpu().numpy()
+        if self._classes(target):
+            scores, labels = None, pred.argmax(-1)
+        elif self.kind in ("binary", "multilabel"):
+            scores, labels = torch.sigmoid(pred), (pred > 0).to(target.dtype)
+        else:
+            scores, labels = None, pred
+        out = {}
+        for name, fn in table.items():
+            use = scores if (name in _SCORE_METRICS and scores is not None) else labels
+            out[name] = float(fn(y_true, use.cpu().numpy()))
+        return out
+
+
+def _check_names(tasks: Sequence[Task], names: Sequence[str], what: str) -> None:
+    valid = [t.name for t in tasks]
+    unknown = [n for n in names if n not in valid]
+    if unknown:
+        raise KeyError(f"{what} has unknown task(s) {unknown}; valid task names are {valid}")
+
+
+def task_losses(
+    tasks: Sequence[Task], predictions: Mapping[str, Tensor], targets: Mapping[str, Tensor]
+) -> dict[str, Tensor]:
+    """Loss of every task on one batch, in the order of ``tasks``.
+
+    Parameters
+    ----------
+    tasks : sequence of Task
+    predictions : dict of str -> Tensor
+        The model's output, ``model(inputs)``.
+    targets : dict of str -> Tensor
+        The batch's targets (every task needs an entry; mark unlabelled samples
+        with NaN / ``ignore_index`` rather than leaving the task out).
+
+    Returns
+    -------
+    losses : dict of str -> Tensor of shape ()
+    """
+    _check_names(tasks, list(predictions), "the prediction dict")
+    _check_names(tasks, list(targets), "the target dict")
+    out = {}
+    for task in tasks:
+        if task.name not in predictions:
+            raise KeyError(
+                f"the model gave no prediction for task {task.name!r}; it gave {list(predictions)}"
+            )
+        if task.name not in targets:
+            raise KeyError(
+                f"the batch has no target for task {task.name!r} (it has {list(targets)}); "
+                "give every task a target and mark unlabelled samples with NaN or ignore_index"
+            )
+        out[task.name] = task.compute_loss(predictions[task.name], targets[task.name])
+    return out

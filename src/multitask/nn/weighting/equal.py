@@ -1,0 +1,39 @@
+"""Equal weighting: the plain sum of the task losses."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from multitask.nn.weighting._base import LossWeighting
+
+__all__ = ["EqualWeighting"]
+
+
+class EqualWeighting(LossWeighting):
+    """``sum_t L_t``: every task counts the same (the usual MTL baseline).
+
+    Parameters
+    ----------
+    n_tasks : int, optional
+        Only used by :meth:`weights` (None: weights unknown until the first call).
+
+    References
+    ----------
+    Caruana, "Multitask Learning", Machine Learning 28, 1997, Sec. 2
+    (backpropagation of the summed error of all tasks).
+    """
+
+    def __init__(self, n_tasks: int | None = None) -> None:
+        super().__init__()
+        self.n_tasks = n_tasks
+        self._last: Tensor | None = None
+
+    def forward(self, losses: Tensor) -> Tensor:
+        """``losses`` of shape ``(n_tasks,)`` -> their sum, shape ``()``."""
+        self._last = losses.detach()
+        return losses.sum()
+
+    def weights(self) -> Tensor | None:
+        if self._last is not None:
+            return self._last.new_ones(self._last.shape)
+        return None

@@ -1,0 +1,46 @@
+"""Static weighting: fixed, user-given task weights."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from multitask.nn.weighting._base import LossWeighting
+
+__all__ = ["StaticWeighting"]
+
+
+class StaticWeighting(LossWeighting):
+    """``sum_t c_t L_t`` with fixed weights ``c`` (hand-tuned or grid-searched).
+
+    Parameters
+    ----------
+    weights : sequence of float, shape (n_tasks,)
+        Non-negative task weights, ordered as the model's tasks.
+
+    References
+    ----------
+    Ruder, "An Overview of Multi-Task Learning in Deep Neural Networks",
+    arXiv:1706.05098, 2017, Sec. 3 (the weighted sum of task losses).
+    """
+
+    def __init__(self, weights: Sequence[float] | Tensor) -> None:
+        super().__init__()
+        w = torch.as_tensor(weights, dtype=torch.get_default_dtype()).reshape(-1)
+        if w.numel() == 0 or bool((w < 0).any()) or not bool(torch.isfinite(w).all()):
+            raise ValueError(f"StaticWeighting needs finite non-negative weights, got {w.tolist()}")
+        self.register_buffer("task_weights", w)
+
+    def forward(self, losses: Tensor) -> Tensor:
+        """``losses`` of shape ``(n_tasks,)`` -> ``sum_t c_t L_t``."""
+        if losses.shape != self.task_weights.shape:
+            raise ValueError(
+                f"StaticWeighting has {self.task_weights.numel()} weights but got "
+                f"{losses.numel()} losses; pass one weight per task"
+            )
+        return (self.task_weights.to(losses.dtype) * losses).sum()
+
+    def weights(self) -> Tensor:
+        return self.task_weights
