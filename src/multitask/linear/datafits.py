@@ -1,0 +1,372 @@
+"""Datafits of the classical half: the average loss of every task, summed over tasks.
+
+Objective conventions (``W`` of shape ``(n_features, n_tasks)``, ``b`` of shape ``(n_tasks,)``,
+``d_i`` the row weights of :class:`~multitask.linear._design.MultiTaskDesign`, which sum to one
+over the rows of each task: ``d_i = 1 / n_t``, or ``s_i / sum_{k in t} s_k`` with sample
+weights):
+
+- :class:`Quadratic`: ``sum_t sum_{i in t} d_i / 2 (y_i - x_i . w_t - b_t)^2``; unweighted, this
+  is ``sum_t 1/(2 n_t) ||y_t - X_t w_t - b_t 1||^2``, and on a shared design
+  ``1/(2n) ||Y - XW - 1 b^T||_F^2`` (scikit-learn's ``MultiTaskLasso`` datafit);
+- :class:`Logistic`: ``sum_t sum_{i in t} d_i log(1 + exp(-y_i (x_i . w_t + b_t)))`` with
+  labels ``y_i`` in ``{-1, +1}``.
+
+Both expose a *linear state* so that solvers can reuse products: ``S = datafit.linear(W)`` is
+linear in ``W`` (predictions, or Gram products ``G_t w_t``), and ``value_at`` /
+``gradient_at`` take it, so an extrapolated point's state is a combination of known states.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.sparse.linalg import LinearOperator, eigsh
+from scipy.special import expit
+
+__all__ = ["Logistic", "Quadratic", "dual_norm"]
+
+#: penalties of the form ``alpha * norm(W)`` whose ``alpha_max(G)`` is the dual norm of ``G``
+_NORM_PENALTIES = frozenset({"L1", "L21", "L1Inf", "TraceNorm"})
+
+
+def dual_norm(penalty, G):
+    """Dual norm of ``G`` for a norm penalty ``alpha * Omega``, or None if unknown.
+
+    Uses ``penalty.dual_norm(G)`` when the penalty has one, else ``alpha_max(G)`` for the
+    norm penalties (L1, L21, L1Inf, TraceNorm), whose ``alpha_max`` is exactly the dual
+    norm of the gradient at zero.
+    """
+    if hasattr(penalty, "dual_norm"):
+        return float(penalty.dual_norm(G))
+    if type(penalty).__name__ in _NORM_PENALTIES and getattr(penalty, "n_components", 1) == 1:
+        return float(penalty.alpha_max(G))
+    return None
+
+
+class _Datafit:
+    """Shared machinery: public wrappers around the linear-state methods."""
+
+    #: True when ``intercept`` is profiled out (centred data); ``b`` is then ignored
+    profiled = False
+
+    def __init__(self, design):
+        self.design = design
+
+    @property
+    def n_features(self):
+        return self.design.n_features
+
+    @property
+    def n_tasks(self):
+        return self.design.n_tasks
+
+    def _b(self, b):
+        return np.zeros(self.n_tasks) if b is None else np.asarray(b, dtype=float)
+
+    def value(self, W, b=None):
+        """Datafit value at ``(W, b)``; ``b=None`` means no intercept."""
+        return self.value_at(W, self._b(b), self.linear(W))
+
+    def gradient(self, W, b=None):
+        """Gradient ``(grad_W (n_features, n_tasks), grad_b (n_tasks,))`` at ``(W, b)``."""
+        return self.gradient_at(W, self._b(b), self.linear(W))
+
+    def lipschitz(self, fit_intercept=False):
+        """Global Lipschitz constant of the gradient in ``W`` (in ``(W, b)`` if asked).
+
+        The intercept column has squared weighted norm one per task, so
+        ``||[A, 1]||^2 <= ||A||^2 + 1`` bounds the joint constant.
+        """
+        L = self._curvature * self.design_lipschitz()
+        return L + self._curvature if fit_intercept else L
+
+    def lipschitz_per_task(self):
+        """Lipschitz constant of every task's gradient in ``w_t``, shape (n_tasks,)."""
+        return self._curvature * _per_task_top_eigenvalues(self.design, self.profiled)
+
+    def design_lipschitz(self):
+        """``max_t lambda_max(X_t^T D_t X_t)`` (of the centred data when :attr:`profiled`)."""
+        return _global_top_eigenvalue(self.design, self.profiled)
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.design!r})"
+
+
+class Quadratic(_Datafit):
+    """Squared loss averaged within each task: ``sum_t 1/(2 n_t) ||y_t - X_t w_t - b_t||^2``.
+
+    Parameters
+    ----------
+    design : MultiTaskDesign
+    use_gram : bool or None, default=None
+        Compute with the Gram matrices ``X_t^T D_t X_t``; None decides from the design's
+        shape (:attr:`MultiTaskDesign.gram_is_cheap`).
+
+    Notes
+    -----
+    :meth:`centered` returns the same datafit with the intercept profiled out, i.e. evaluated
+    at the optimal ``b(W) = ybar_t - mu_t^T w_t``; solvers use it so that the intercept costs
+    nothing and the duality gap holds.
+
+    References
+    ----------
+    Ndiaye, E., Fercoq, O., Gramfort, A. and Salmon, J. "Gap safe screening rules for
+    sparsity enforcing penalties." JMLR 18(128), 2017, Section 2 (dual of the squared loss
+    and the rescaled-residual dual point, eq. (7)).
+    """
+
+    _curvature = 1.0
+
+    def __init__(self, design, use_gram=None):
+        super().__init__(design)
+        self.use_gram = design.gram_is_cheap if use_gram is None else bool(use_gram)
+
+    def centered(self):
+        """This datafit with the intercept profiled out (``b`` then ignored)."""
+        out = Quadratic(self.design, use_gram=self.use_gram)
+        out.profiled = True
+        return out
+
+    # linear state: Gram products (n_features, n_tasks) or predictions
+    def linear(self, W):
+        d = self.design
+        if self.use_gram:
+            return d.gram_matvec(W, centered=self.profiled)
+        S = d.predict(W)
+        if self.profiled:
+            S = S - d.expand_tasks(np.sum(d.x_mean * W, axis=0))
+        return S
+
+    def _targets(self):
+        d = self.design
+        return d.y - d.expand_tasks(d.y_mean) if self.profiled else d.y
+
+    def _xty(self):
+        d = self.design
+        return d.xty - d.x_mean * d.y_mean if self.profiled else d.xty
+
+    def _yty(self):
+        d = self.design
+        return d.yty - d.y_mean**2 if self.profiled else d.yty
+
+    def value_at(self, W, b, S):
+        d = self.design
+        if self.use_gram:
+            per_task = np.sum(W * S, axis=0) - 2 * np.sum(W * self._xty(), axis=0) + self._yty()
+            if not self.profiled:
+                mw = np.sum(d.x_mean * W, axis=0)
+                per_task = per_task + 2 * b * mw + b**2 - 2 * b * d.y_mean
+            return 0.5 * float(np.sum(per_task))
+        r = self._targets() - S
+        if not self.profiled:
+            r = r - d.expand_tasks(b)
+        return 0.5 * float(np.sum(d._broadcast(d.weights) * r**2))
+
+    def gradient_at(self, W, b, S):
+        d = self.design
+        if self.use_gram:
+            gW = S - self._xty()
+            if self.profiled:
+                return gW, np.zeros(self.n_tasks)
+            gW = gW + d.x_mean * b
+            return gW, np.sum(d.x_mean * W, axis=0) + b - d.y_mean
+        R = S - self._targets()
+        if not self.profiled:
+            R = R + d.expand_tasks(b)
+        R = d._broadcast(d.weights) * R
+        gW = d.rmatvec(R)
+        gb = d.task_sum(R)
+        if self.profiled:
+            return gW - d.x_mean * gb, np.zeros(self.n_tasks)
+        return gW, gb
+
+    def intercept_optimal(self, W):
+        """Optimal intercept ``b_t = ybar_t - mu_t^T w_t`` for fixed ``W``, shape (n_tasks,)."""
+        d = self.design
+        return d.y_mean - np.sum(d.x_mean * W, axis=0)
+
+    def intercept_step(self, W, b):
+        """Exact minimisation in ``b`` (the loss is quadratic in ``b`` with curvature 1)."""
+        return self.intercept_optimal(W)
+
+    def duality_gap(self, W, penalty, b=None):
+        """Duality gap ``(gap, primal, dual)`` for a norm penalty, or None if undefined.
+
+        The dual point is the residual rescaled into the dual-norm ball,
+        ``theta = r * min(1, alpha / Omega^*(X^T D r))``, and the dual objective is
+        ``sum_i d_i (theta_i y_i - theta_i^2 / 2)``. With an intercept, call it on
+        :meth:`centered` (the residual is then centred and satisfies the intercept's dual
+        constraint).
+        """
+        if not self.profiled and b is not None and np.any(np.asarray(b) != 0):
+            return self.centered().duality_gap(W, penalty)
+        return self.gap_at(W, self.linear(W), penalty)
+
+    def gap_at(self, W, S, penalty):
+        """:meth:`duality_gap` from the linear state ``S`` (no intercept or centred)."""
+        d = self.design
+        if self.use_gram:
+            wc = np.sum(W * self._xty(), axis=0)
+            yty = self._yty()
+            F = 0.5 * float(np.sum(np.sum(W * S, axis=0) - 2 * wc + yty))
+            ry = float(np.sum(yty - wc))
+            grad = S - self._xty()
+        else:
+            y = self._targets()
+            r = y - S
+            dr = d._broadcast(d.weights) * r
+            F = 0.5 * float(np.sum(dr * r))
+            ry = float(np.sum(dr * y))
+            grad = -d.rmatvec(dr)
+            if self.profiled:
+                grad = grad + d.x_mean * d.task_sum(dr)
+        dn = dual_norm(penalty, grad)
+        if dn is None:
+            return None
+        scale = 1.0 if dn <= penalty.alpha else penalty.alpha / dn
+        primal = F + penalty.value(W)
+        dual = scale * ry - scale**2 * F
+        return primal - dual, primal, dual
+
+
+class Logistic(_Datafit):
+    """Logistic loss averaged within each task, labels in ``{-1, +1}``.
+
+    ``sum_t 1/n_t sum_{i in t} log(1 + exp(-y_i (x_i . w_t + b_t)))``; its gradient is
+    Lipschitz with constant ``lambda_max(X_t^T D_t X_t) / 4``.
+
+    Parameters
+    ----------
+    design : MultiTaskDesign
+        ``design.y`` must hold labels in ``{-1, +1}``.
+
+    References
+    ----------
+    Hastie, T., Tibshirani, R. and Friedman, J. The Elements of Statistical Learning, 2nd ed.,
+    Springer 2009, Section 4.4.1 (logistic log-likelihood, its gradient and Hessian).
+    """
+
+    _curvature = 0.25
+    use_gram = False
+
+    def __init__(self, design):
+        labels = np.unique(design.y)
+        if not np.all(np.isin(labels, (-1.0, 1.0))):
+            raise ValueError(
+                f"Logistic needs labels in {{-1, +1}}, got values {labels[:5].tolist()}; "
+                "encode the classes first (e.g. y = 2 * (y == positive) - 1)."
+            )
+        super().__init__(design)
+
+    def linear(self, W):
+        return self.design.predict(W)
+
+    def value_at(self, W, b, S):
+        d = self.design
+        margin = d.y * (S + d.expand_tasks(b))
+        return float(np.sum(d._broadcast(d.weights) * np.logaddexp(0.0, -margin)))
+
+    def _dloss(self, b, S):
+        d = self.design
+        return -d._broadcast(d.weights) * d.y * expit(-d.y * (S + d.expand_tasks(b)))
+
+    def gradient_at(self, W, b, S):
+        R = self._dloss(b, S)
+        return self.design.rmatvec(R), self.design.task_sum(R)
+
+    def intercept_optimal(self, W, b=None, n_iter=50, tol=1e-12):
+        """Optimal intercept for fixed ``W`` by per-task Newton steps, shape (n_tasks,)."""
+        d = self.design
+        S = self.linear(W)
+        b = self._b(b).copy()
+        weights = d._broadcast(d.weights)
+        for _ in range(n_iter):
+            p = expit(d.y * (S + d.expand_tasks(b)))
+            g = d.task_sum(-weights * d.y * (1 - p))
+            h = d.task_sum(weights * p * (1 - p)) + 1e-12
+            b -= g / h
+            if np.max(np.abs(g)) < tol:
+                break
+        return b
+
+    def intercept_step(self, W, b):
+        """One Newton step in ``b`` per task."""
+        return self.intercept_optimal(W, b, n_iter=1)
+
+    def duality_gap(self, W, penalty, b=None):
+        """Not implemented for the logistic loss: returns None (solvers then stop on the
+        prox-gradient mapping)."""
+        return None
+
+    def gap_at(self, W, S, penalty):
+        return None
+
+
+# ------------------------------------------------------------- top eigenvalues
+def _centered_gram(design):
+    G = design.gram
+    mu = design.x_mean
+    if design.shared:
+        return G - np.outer(mu[:, 0], mu[:, 0])
+    return G - np.einsum("it,jt->tij", mu, mu)
+
+
+def _per_task_top_eigenvalues(design, centered):
+    """``lambda_max`` of every task's weighted Gram matrix, shape (n_tasks,)."""
+    cache = design.__dict__.setdefault("_eig_cache", {})
+    key = ("per_task", centered)
+    if key not in cache:
+        if design.shared:
+            cache[key] = np.full(design.n_tasks, _global_top_eigenvalue(design, centered))
+        else:
+            G = _centered_gram(design) if centered else design.gram
+            cache[key] = np.linalg.eigvalsh(G)[:, -1]
+    return cache[key]
+
+
+def _global_top_eigenvalue(design, centered):
+    """``max_t lambda_max(X_t^T D_t X_t)``: exact for small Gram, else Lanczos."""
+    cache = design.__dict__.setdefault("_eig_cache", {})
+    key = ("global", centered)
+    if key in cache:
+        return cache[key]
+    p = design.n_features
+    if design.gram_is_cheap and (not design.shared or p <= 400):
+        G = _centered_gram(design) if centered else design.gram
+        top = float(np.max(np.linalg.eigvalsh(G)[..., -1]))
+    else:
+        top = _lanczos_top(design, centered)
+    cache[key] = top
+    return top
+
+
+def _lanczos_top(design, centered):
+    p, T = design.n_features, design.n_tasks
+    n_cols = p if design.shared else p * T
+    shape = (p, 1) if design.shared else (p, T)
+    wts = design._broadcast(design.weights)
+
+    def matvec(v):
+        W = v.reshape(shape, order="F")
+        if design.shared and design.gram_is_cheap:
+            out = design.gram_matvec(W, centered=centered)
+            return out.ravel(order="F")
+        S = design.predict(np.broadcast_to(W, (p, T)) if design.shared else W)
+        if design.shared:
+            S = S[:, :1]
+        if centered:
+            mw = np.sum(design.x_mean[:, : shape[1]] * W, axis=0)
+            S = S - (mw[None, :] if design.shared else mw[design.task_idx])
+        R = (wts if design.shared else design.weights) * S
+        out = np.asarray(design.X.T @ R) if design.shared else design.rmatvec(R)
+        if centered:
+            tsum = R.sum(axis=0) if design.shared else design.task_sum(R)
+            out = out - design.x_mean[:, : shape[1]] * tsum
+        return out.ravel(order="F")
+
+    op = LinearOperator((n_cols, n_cols), matvec=matvec, dtype=float)
+    v0 = np.ones(n_cols)
+    if n_cols <= 2:
+        dense = np.column_stack([matvec(e) for e in np.eye(n_cols)])
+        return float(np.linalg.eigvalsh(dense)[-1])
+    val = eigsh(op, k=1, which="LA", v0=v0, tol=1e-8, return_eigenvectors=False)
+    return float(val[0]) * (1 + 1e-8)

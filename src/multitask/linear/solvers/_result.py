@@ -1,0 +1,77 @@
+"""The frozen result every solver returns, and checks shared by the solvers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["SolverResult"]
+
+
+@dataclass(frozen=True)
+class SolverResult:
+    """Outcome of a solver run.
+
+    Attributes
+    ----------
+    W : ndarray of shape (n_features, n_tasks), or (2, n_features, n_tasks)
+        Solution; composite penalties (``n_components = 2``) return both components, whose
+        sum is the model weight.
+    intercept : ndarray of shape (n_tasks,)
+        Zeros when ``fit_intercept=False``.
+    n_iter : int
+        Iterations (FISTA steps, or BCD epochs over the working sets).
+    objective : float
+        Datafit + smooth penalties + penalty at the solution.
+    stop_crit : float
+        Last stopping criterion: relative duality gap ``gap / primal`` where the gap is
+        known, else the prox-gradient mapping norm relative to the gradient norm at zero.
+    converged : bool
+        ``stop_crit <= tol`` was reached within ``max_iter``.
+    history : tuple of float
+        Objective value after each iteration (or each check, for BCD).
+    """
+
+    W: np.ndarray
+    intercept: np.ndarray
+    n_iter: int
+    objective: float
+    stop_crit: float
+    converged: bool
+    history: tuple = ()
+
+
+def initial_point(datafit, penalty, W0, b0):
+    """Copies of ``W0`` and ``b0`` with checked shapes (zeros when None)."""
+    p, T = datafit.n_features, datafit.n_tasks
+    n_comp = getattr(penalty, "n_components", 1)
+    shape = (p, T) if n_comp == 1 else (n_comp, p, T)
+    if W0 is None:
+        W = np.zeros(shape)
+    else:
+        W = np.array(W0, dtype=float, copy=True)
+        if W.shape != shape:
+            raise ValueError(
+                f"W0 has shape {W.shape}, expected {shape} for {n_comp} component(s) with "
+                f"n_features={p}, n_tasks={T}; pass W0=None to start from zero."
+            )
+    b = np.zeros(T) if b0 is None else np.array(b0, dtype=float, copy=True)
+    if b.shape != (T,):
+        raise ValueError(f"b0 has shape {b.shape}, expected ({T},).")
+    return W, b
+
+
+def check_penalty(penalty, needs):
+    """Raise a readable error if ``penalty`` lacks one of the methods in ``needs``."""
+    missing = [name for name in needs if not hasattr(penalty, name)]
+    if missing:
+        raise TypeError(
+            f"{type(penalty).__name__} lacks {missing}, which this solver needs; use a "
+            "penalty from multitask.linear.penalties or choose another solver."
+        )
+
+
+def model_weight(X):
+    """Model weight from the solver variable (sum over components if 3-D)."""
+    return X if X.ndim == 2 else X.sum(axis=0)
