@@ -1,0 +1,135 @@
+"""Clustered multi-task learning, convex relaxation (MALSAR ``Least_CMTL``).
+
+Problem, jointly in ``W`` (n_features, n_tasks) and ``M`` (n_tasks, n_tasks)::
+
+    min  loss(W) + alpha * eta (1 + eta) tr(W (eta I + M)^-1 W^T)
+    s.t. 0 <= M <= I, tr(M) = n_clusters,   eta = beta / alpha
+
+References
+----------
+Zhou, Chen & Ye, "Clustered multi-task learning via alternating
+structure optimization", NIPS 2011, eq. (9) (the convex relaxation cMTL).
+"""
+
+import numpy as np
+
+from multitask.linear._base import (
+    MultiTaskClassifierMixin,
+    MultiTaskLinearModel,
+    MultiTaskRegressorMixin,
+    fill_doc,
+)
+
+__all__ = ["ClusteredMTLClassifier", "ClusteredMTLRegressor"]
+
+
+class _Clustered(MultiTaskLinearModel):
+    _strengths = ("alpha", "beta")
+
+    def __init__(
+        self,
+        alpha=1.0,
+        *,
+        beta=1.0,
+        n_clusters=2,
+        task_col=None,
+        fit_intercept=True,
+        tol=1e-8,
+        max_iter=20000,
+        warm_start=False,
+        unseen_task="mean",
+    ):
+        self.alpha = alpha
+        self.beta = beta
+        self.n_clusters = n_clusters
+        self.task_col = task_col
+        self.fit_intercept = fit_intercept
+        self.tol = tol
+        self.max_iter = max_iter
+        self.warm_start = warm_start
+        self.unseen_task = unseen_task
+
+    def _make_penalty(self, data):
+        return None, None
+
+    def _check_structure(self, data):
+        super()._check_structure(data)
+        if self.alpha <= 0 or self.beta <= 0:
+            raise ValueError(
+                f"alpha={self.alpha!r} and beta={self.beta!r} must both be > 0 for "
+                "clustered MTL (eta = beta / alpha)."
+            )
+        k = self.n_clusters
+        if not isinstance(k, (int, np.integer)) or not 1 <= k <= data.n_tasks:
+            raise ValueError(
+                f"n_clusters={k!r} must be an integer in [1, n_tasks={data.n_tasks}]; "
+                "clustered MTL needs at least as many tasks as clusters (with one "
+                "task, pass task_col naming the task column or a 2-D y)."
+            )
+
+    def _solve(self, datafit, penalty, smooth, W0, b0):
+        from multitask.linear.solvers import clustered_mtl
+
+        return clustered_mtl(
+            datafit,
+            self.alpha,
+            self.beta,
+            int(self.n_clusters),
+            W0=W0,
+            b0=b0,
+            fit_intercept=self.fit_intercept,
+            tol=self.tol,
+            max_iter=self.max_iter,
+        )
+
+    def _store_result(self, result, data):
+        super()._store_result(result, data)
+        M = getattr(result, "M", None)
+        if M is not None:
+            self.task_relation_ = np.asarray(M)
+
+
+@fill_doc
+class ClusteredMTLRegressor(MultiTaskRegressorMixin, _Clustered):
+    """Squared loss + convex clustered-MTL penalty (tasks grouped in ``n_clusters``).
+
+    Parameters
+    ----------
+    alpha : float, default=1.0
+        ``rho1`` of MALSAR: strength of the cluster structure (> 0).
+    beta : float, default=1.0
+        ``rho2`` of MALSAR: ridge-like strength, ``eta = beta / alpha`` (> 0).
+    n_clusters : int, default=2
+        Number of task clusters ``k`` (1 <= k <= n_tasks).
+    %(common)s
+
+    %(fitted)s
+
+    References
+    ----------
+    Zhou, Chen & Ye, NIPS 2011, eq. (9); MALSAR 1.1 manual, Sec. 3.8 (``Least_CMTL``).
+    """
+
+
+@fill_doc
+class ClusteredMTLClassifier(MultiTaskClassifierMixin, _Clustered):
+    """Logistic loss + convex clustered-MTL penalty (binary labels).
+
+    Parameters
+    ----------
+    alpha : float, default=1.0
+        ``rho1`` of MALSAR: strength of the cluster structure (> 0).
+    beta : float, default=1.0
+        ``rho2`` of MALSAR: ridge-like strength, ``eta = beta / alpha`` (> 0).
+    n_clusters : int, default=2
+        Number of task clusters ``k`` (1 <= k <= n_tasks).
+    %(common)s
+
+    %(fitted)s
+    classes_ : ndarray of shape (2,)
+        The two labels; ``classes_[1]`` is the positive class.
+
+    References
+    ----------
+    Zhou, Chen & Ye, NIPS 2011, eq. (9); MALSAR 1.1 manual, Sec. 3.8 (``Least_CMTL``).
+    """

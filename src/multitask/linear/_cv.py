@@ -1,0 +1,341 @@
+"""Cross-validated choice of ``alpha`` on a warm-started path.
+
+Folds are stratified per task (and per task and class for classifiers), so
+every task appears in every training fold; each fold fits the whole path of
+``alpha`` values from the largest down, each fit warm-started at the previous
+solution; folds run in parallel through joblib.
+
+References
+----------
+Friedman, Hastie & Tibshirani, "Regularization paths for generalized linear
+models via coordinate descent", J. Statistical Software 33(1), 2010, Sec. 2.5
+(warm-started path from ``alpha_max`` down, ``eps = 1e-3``).
+"""
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
+from sklearn.metrics import check_scoring
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.utils.validation import check_is_fitted
+
+from multitask.linear._group_lasso import GroupLassoClassifier, GroupLassoRegressor
+from multitask.linear._l1inf import L1InfClassifier, L1InfRegressor
+from multitask.linear._trace_norm import TraceNormClassifier, TraceNormRegressor
+from multitask.linear._validation import split_task_column
+
+__all__ = [
+    "GroupLassoClassifierCV",
+    "GroupLassoRegressorCV",
+    "L1InfClassifierCV",
+    "L1InfRegressorCV",
+    "MultiTaskCV",
+    "TraceNormClassifierCV",
+    "TraceNormRegressorCV",
+    "alpha_grid",
+]
+
+
+def alpha_grid(estimator, X, y, sample_weight=None, *, n_alphas=20, eps=1e-3):
+    """Decreasing grid ``alpha_max * logspace(0, log10(eps), n_alphas)``.
+
+    ``alpha_max`` is the smallest ``alpha`` for which ``W = 0`` is optimal,
+    from the penalty's ``alpha_max`` at the datafit gradient at ``W = 0`` with
+    the optimal intercepts. Falls back to ``logspace(1, -4, n_alphas)`` for a
+    family whose penalty defines no ``alpha_max`` (smooth penalties).
+
+    Returns
+    -------
+    alphas : ndarray of shape (n_alphas,)
+    """
+    est = clone(estimator).set_params(alpha=1.0)
+    data = est._validate_fit(X, y, sample_weight)
+    penalty, _ = est._make_penalty(data)
+    try:
+        datafit = est._make_datafit(data)
+        b0 = _null_intercepts(data, est._loss) if est.fit_intercept else np.zeros(data.n_tasks)
+        W0 = np.zeros((data.X.shape[1], data.n_tasks))
+        grad0 = datafit.gradient(W0, b0)[0]
+        a_max = float(penalty.alpha_max(grad0))
+    except (AttributeError, NotImplementedError):
+        return np.logspace(1, -4, n_alphas)
+    if not np.isfinite(a_max) or a_max <= 0:
+        a_max = 1.0
+    return a_max * np.logspace(0, np.log10(eps), n_alphas)
+
+
+def _null_intercepts(data, loss):
+    """Optimal intercept of each task when ``W = 0`` (weighted mean / logit)."""
+    y = data.y if data.y.ndim == 2 else data.y[:, None]
+    n = y.shape[0]
+    sw = np.ones(n) if data.sample_weight is None else data.sample_weight
+    if data.shared:
+        target = y if loss == "squared" else (y > 0).astype(float)
+        m = sw @ target / sw.sum()
+    else:
+        t = data.task_idx
+        target = y[:, 0] if loss == "squared" else (y[:, 0] > 0).astype(float)
+        m = np.bincount(t, sw * target, data.n_tasks) / np.bincount(t, sw, data.n_tasks)
+    if loss == "squared":
+        return m
+    m = np.clip(m, 1e-12, 1 - 1e-12)
+    return np.log(m / (1 - m))
+
+
+def _folds(estimator, X, y, cv, random_state):
+    """Splits stratified by task (and by class for classifiers)."""
+    if not isinstance(cv, (int, np.integer)):
+        return list(cv.split(X, y))
+    _, task_values = split_task_column(X, estimator.task_col)
+    y_arr = np.asarray(y)
+    if task_values is None and y_arr.ndim == 2:
+        return list(KFold(cv, shuffle=True, random_state=random_state).split(y_arr))
+    strata = np.zeros(len(y_arr), np.intp) if task_values is None else task_values
+    _, strata = np.unique(strata, return_inverse=True)
+    if is_classifier(estimator):
+        _, labels = np.unique(y_arr, return_inverse=True)
+        strata = (labels.max() + 1) * strata + labels
+    return list(StratifiedKFold(cv, shuffle=True, random_state=random_state).split(y_arr, strata))
+
+
+def _take(X, idx):
+    return X.iloc[idx] if hasattr(X, "iloc") else X[idx]
+
+
+def _fold_path(estimator, X, y, sample_weight, train, test, alphas, scoring):
+    """Scores of the warm-started path on one fold, shape (n_alphas,)."""
+    est = clone(estimator).set_params(warm_start=True)
+    scorer = check_scoring(est, scoring=scoring)
+    sw = None if sample_weight is None else sample_weight[train]
+    X_tr, y_tr, X_te, y_te = _take(X, train), _take(y, train), _take(X, test), _take(y, test)
+    scores = np.empty(len(alphas))
+    for i, alpha in enumerate(alphas):
+        est.set_params(alpha=alpha).fit(X_tr, y_tr, sample_weight=sw)
+        scores[i] = scorer(est, X_te, y_te)
+    return scores
+
+
+def search_alpha(
+    estimator, X, y, sample_weight, *, alphas, n_alphas, eps, cv, scoring, n_jobs, random_state
+):
+    """Run the cross-validated path; return ``(alphas, scores (n_folds, n_alphas))``."""
+    y = np.asarray(y)
+    if alphas is None:
+        alphas = alpha_grid(estimator, X, y, sample_weight, n_alphas=n_alphas, eps=eps)
+    alphas = np.sort(np.asarray(alphas, dtype=float))[::-1]
+    if (alphas < 0).any():
+        raise ValueError(f"alphas must be >= 0; got min {alphas.min()!r}.")
+    sw = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    folds = _folds(estimator, X, y, cv, random_state)
+    scores = Parallel(n_jobs=n_jobs)(
+        delayed(_fold_path)(estimator, X, y, sw, tr, te, alphas, scoring) for tr, te in folds
+    )
+    return alphas, np.asarray(scores)
+
+
+class _CVMixin:
+    """Fit / predict of a CV estimator; subclasses provide ``_base_estimator()``."""
+
+    def fit(self, X, y, sample_weight=None):
+        """Choose ``alpha`` by cross-validation on the path, then refit on all data.
+
+        Parameters
+        ----------
+        X : DataFrame, ndarray or scipy sparse matrix of shape (n_samples, n_columns)
+        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : object
+        """
+        base = self._base_estimator()
+        self.alphas_, self.cv_scores_ = search_alpha(
+            base,
+            X,
+            y,
+            sample_weight,
+            alphas=self.alphas,
+            n_alphas=self.n_alphas,
+            eps=self.eps,
+            cv=self.cv,
+            scoring=self.scoring,
+            n_jobs=self.n_jobs,
+            random_state=self.random_state,
+        )
+        mean = self.cv_scores_.mean(0)
+        self.alpha_ = float(self.alphas_[int(np.nanargmax(mean))])
+        est = clone(base).set_params(alpha=self.alpha_).fit(X, y, sample_weight=sample_weight)
+        self.best_estimator_ = est
+        for name in (
+            "coef_",
+            "intercept_",
+            "tasks_",
+            "n_iter_",
+            "n_features_in_",
+            "classes_",
+            "feature_names_in_",
+        ):
+            if hasattr(est, name):
+                setattr(self, name, getattr(est, name))
+        return self
+
+    def predict(self, X):
+        """Predict with the refitted best estimator."""
+        check_is_fitted(self)
+        return self.best_estimator_.predict(X)
+
+    def decision_function(self, X):
+        """Decision function of the refitted best estimator."""
+        check_is_fitted(self)
+        return self.best_estimator_.decision_function(X)
+
+    def score(self, X, y, sample_weight=None):
+        """Score of the refitted best estimator (R^2 or accuracy)."""
+        check_is_fitted(self)
+        return self.best_estimator_.score(X, y, sample_weight=sample_weight)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        base_tags = self._base_estimator().__sklearn_tags__()
+        tags.estimator_type = base_tags.estimator_type
+        tags.classifier_tags = base_tags.classifier_tags
+        tags.regressor_tags = base_tags.regressor_tags
+        tags.target_tags = base_tags.target_tags
+        tags.input_tags = base_tags.input_tags
+        return tags
+
+
+class MultiTaskCV(_CVMixin, MetaEstimatorMixin, BaseEstimator):
+    """Choose ``alpha`` of any multi-task estimator by cross-validation on a path.
+
+    Parameters
+    ----------
+    estimator : estimator of :mod:`multitask.linear` with an ``alpha`` parameter
+    alphas : array-like of shape (n_alphas,) or None, default=None
+        Candidate values; None: ``alpha_max * logspace(0, log10(eps), n_alphas)``.
+    n_alphas : int, default=20
+    eps : float, default=1e-3
+        ``alpha_min / alpha_max`` of the automatic grid.
+    cv : int or cross-validation splitter, default=5
+        An int gives folds stratified per task (and per class for classifiers);
+        a splitter (e.g. ``GroupKFold``) is used as given.
+    scoring : str, callable or None, default=None
+        Scorer; None uses the estimator's ``score`` (R^2 / accuracy).
+    n_jobs : int or None, default=None
+        Folds run in parallel through joblib.
+    random_state : int or None, default=0
+        Seed of the fold shuffling.
+
+    Attributes
+    ----------
+    alpha_ : float
+        Chosen ``alpha`` (best mean validation score).
+    alphas_ : ndarray of shape (n_alphas,)
+        The path, decreasing.
+    cv_scores_ : ndarray of shape (n_folds, n_alphas)
+    best_estimator_ : estimator
+        Refitted on all data with ``alpha_``.
+    coef_, intercept_, tasks_ : copied from ``best_estimator_``.
+
+    References
+    ----------
+    Friedman, Hastie & Tibshirani, J. Statistical Software 33(1), 2010, Sec. 2.5.
+    """
+
+    def __init__(
+        self,
+        estimator,
+        *,
+        alphas=None,
+        n_alphas=20,
+        eps=1e-3,
+        cv=5,
+        scoring=None,
+        n_jobs=None,
+        random_state=0,
+    ):
+        self.estimator = estimator
+        self.alphas = alphas
+        self.n_alphas = n_alphas
+        self.eps = eps
+        self.cv = cv
+        self.scoring = scoring
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    def _base_estimator(self):
+        return self.estimator
+
+
+class _FamilyCV(_CVMixin, BaseEstimator):
+    _estimator_class = None
+
+    def __init__(
+        self,
+        *,
+        alphas=None,
+        n_alphas=20,
+        eps=1e-3,
+        cv=5,
+        scoring=None,
+        n_jobs=None,
+        random_state=0,
+        task_col=None,
+        fit_intercept=True,
+        tol=1e-8,
+        max_iter=20000,
+        unseen_task="mean",
+    ):
+        self.alphas = alphas
+        self.n_alphas = n_alphas
+        self.eps = eps
+        self.cv = cv
+        self.scoring = scoring
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.task_col = task_col
+        self.fit_intercept = fit_intercept
+        self.tol = tol
+        self.max_iter = max_iter
+        self.unseen_task = unseen_task
+
+    def _base_estimator(self):
+        return self._estimator_class(
+            task_col=self.task_col,
+            fit_intercept=self.fit_intercept,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            unseen_task=self.unseen_task,
+        )
+
+    def predict_proba(self, X):
+        """Class probabilities of the refitted best estimator (classifiers only)."""
+        check_is_fitted(self)
+        return self.best_estimator_.predict_proba(X)
+
+
+_CV_DOC = """{base} with ``alpha`` chosen by cross-validation on a warm-started path.
+
+    Parameters are those of :class:`MultiTaskCV` (``alphas``, ``n_alphas``,
+    ``eps``, ``cv``, ``scoring``, ``n_jobs``, ``random_state``) plus
+    ``task_col``, ``fit_intercept``, ``tol``, ``max_iter`` and ``unseen_task``
+    of :class:`{base}`. Fitted attributes: ``alpha_``, ``alphas_``,
+    ``cv_scores_`` (n_folds, n_alphas), ``best_estimator_``, ``coef_``,
+    ``intercept_``, ``tasks_``.
+    """
+
+
+def _make_cv(base, name):
+    cls = type(name, (_FamilyCV,), {"_estimator_class": base, "__module__": __name__})
+    cls.__doc__ = _CV_DOC.format(base=base.__name__)
+    cls.__qualname__ = name
+    return cls
+
+
+GroupLassoRegressorCV = _make_cv(GroupLassoRegressor, "GroupLassoRegressorCV")
+GroupLassoClassifierCV = _make_cv(GroupLassoClassifier, "GroupLassoClassifierCV")
+L1InfRegressorCV = _make_cv(L1InfRegressor, "L1InfRegressorCV")
+L1InfClassifierCV = _make_cv(L1InfClassifier, "L1InfClassifierCV")
+TraceNormRegressorCV = _make_cv(TraceNormRegressor, "TraceNormRegressorCV")
+TraceNormClassifierCV = _make_cv(TraceNormClassifier, "TraceNormClassifierCV")

@@ -1,0 +1,144 @@
+"""Graph-regularised multi-task learning (MALSAR ``Least_SRMTL`` with a ridge term).
+
+Penalty (smooth): ``alpha * sum_{(s, t) in E} a_st ||w_s - w_t||^2 + beta * ||W||_F^2``
+for a task graph with edge weights ``a_st``.
+
+References
+----------
+Zhou, Chen & Ye, "MALSAR: Multi-tAsk Learning via StructurAl
+Regularization", Arizona State University, 2011, Sec. 3.6 (SRMTL); Evgeniou,
+Micchelli & Pontil, "Learning multiple tasks with kernel methods", JMLR 6, 2005, eq. (23).
+"""
+
+import numpy as np
+
+from multitask.linear._base import (
+    MultiTaskClassifierMixin,
+    MultiTaskLinearModel,
+    MultiTaskRegressorMixin,
+    fill_doc,
+)
+
+__all__ = ["GraphRegularizedClassifier", "GraphRegularizedRegressor"]
+
+
+class _GraphRegularized(MultiTaskLinearModel):
+    _strengths = ("alpha", "beta")
+
+    def __init__(
+        self,
+        alpha=1.0,
+        *,
+        beta=0.01,
+        graph=None,
+        task_col=None,
+        fit_intercept=True,
+        tol=1e-8,
+        max_iter=20000,
+        warm_start=False,
+        unseen_task="mean",
+    ):
+        self.alpha = alpha
+        self.beta = beta
+        self.graph = graph
+        self.task_col = task_col
+        self.fit_intercept = fit_intercept
+        self.tol = tol
+        self.max_iter = max_iter
+        self.warm_start = warm_start
+        self.unseen_task = unseen_task
+
+    def _make_penalty(self, data):
+        from multitask.linear.penalties import GraphRegularized
+
+        R = task_graph_matrix(self.graph, data.tasks)
+        return None, [GraphRegularized(R, self.alpha, self.beta)]
+
+
+def task_graph_matrix(graph, tasks):
+    """Graph matrix ``R`` (n_tasks, n_edges) with ``||W R||_F^2 = sum a_st ||w_s - w_t||^2``.
+
+    Parameters
+    ----------
+    graph : ndarray of shape (n_tasks, n_tasks), sequence of label pairs, or None
+    tasks : ndarray of shape (n_tasks,)
+        Sorted task labels.
+    """
+    from multitask.linear.penalties import graph_matrix_from_adjacency, graph_matrix_from_edges
+
+    n_tasks = len(tasks)
+    if graph is None:
+        return graph_matrix_from_adjacency(np.ones((n_tasks, n_tasks)) - np.eye(n_tasks))
+    if isinstance(graph, np.ndarray) and graph.ndim == 2 and graph.shape[1] != 2:
+        if graph.shape != (n_tasks, n_tasks):
+            raise ValueError(
+                f"the task adjacency matrix has shape {graph.shape}; expected "
+                f"({n_tasks}, {n_tasks}), one row per fitted task (sorted labels)."
+            )
+        return graph_matrix_from_adjacency(graph)
+    if isinstance(graph, np.ndarray) and graph.shape == (n_tasks, n_tasks):
+        return graph_matrix_from_adjacency(graph)
+    edges = [(_task_code(s, tasks), _task_code(t, tasks)) for s, t in graph]
+    return graph_matrix_from_edges(np.asarray(edges, dtype=np.intp).reshape(-1, 2), n_tasks)
+
+
+def _task_code(label, tasks):
+    hit = np.flatnonzero(tasks == label)
+    if hit.size == 0:
+        raise ValueError(
+            f"the task graph names task {label!r}, which is not among the fitted tasks "
+            f"{tasks[:10].tolist()}; fix the edge list."
+        )
+    return int(hit[0])
+
+
+@fill_doc
+class GraphRegularizedRegressor(MultiTaskRegressorMixin, _GraphRegularized):
+    """Squared loss + ``alpha sum_{(s,t) in E} a_st ||w_s - w_t||^2 + beta ||W||_F^2``.
+
+    Parameters
+    ----------
+    alpha : float, default=1.0
+        Strength of the graph term (>= 0).
+    beta : float, default=0.01
+        Ridge strength on all task models (>= 0).
+    graph : ndarray of shape (n_tasks, n_tasks), list of pairs, or None, default=None
+        Task graph: a symmetric non-negative adjacency matrix as an ndarray (rows
+        in the order of the sorted task labels, ``tasks_``), or a list of edges
+        given as pairs of task labels (weight 1). None: the complete graph (every pair, weight 1).
+    %(common)s
+
+    %(fitted)s
+
+    References
+    ----------
+    Zhou, Chen & Ye, MALSAR, 2011, Sec. 3.6; Evgeniou, Micchelli & Pontil, JMLR 6, 2005,
+    eq. (23).
+    """
+
+
+@fill_doc
+class GraphRegularizedClassifier(MultiTaskClassifierMixin, _GraphRegularized):
+    """Logistic loss + graph penalty ``alpha ||W R||_F^2 + beta ||W||_F^2`` (binary labels).
+
+    Parameters
+    ----------
+    alpha : float, default=1.0
+        Strength of the graph term (>= 0).
+    beta : float, default=0.01
+        Ridge strength on all task models (>= 0).
+    graph : ndarray of shape (n_tasks, n_tasks), list of pairs, or None, default=None
+        Task graph: a symmetric non-negative adjacency matrix as an ndarray (rows
+        in the order of the sorted task labels, ``tasks_``), or a list of edges
+        given as pairs of task labels (weight 1). None: the complete graph (every pair, weight 1).
+    %(common)s
+
+    %(fitted)s
+    classes_ : ndarray of shape (2,)
+        The two labels; ``classes_[1]`` is the positive class.
+
+    References
+    ----------
+    Zhou, Chen & Ye, MALSAR, 2011, Sec. 3.6; Evgeniou, Micchelli & Pontil, JMLR 6, 2005,
+    eq. (23).
+    """

@@ -1,0 +1,91 @@
+"""Robust multi-task learning: ``W = L + S``, low-rank ``L`` plus outlier tasks ``S``.
+
+References
+----------
+Chen, Zhou & Ye, "Integrating low-rank and group-sparse structures
+for robust multi-task learning", KDD 2011, eq. (2) (MALSAR ``Least_RMTL``).
+"""
+
+from multitask.linear._base import (
+    MultiTaskClassifierMixin,
+    MultiTaskLinearModel,
+    MultiTaskRegressorMixin,
+    fill_doc,
+)
+
+__all__ = ["RobustMTLClassifier", "RobustMTLRegressor"]
+
+
+class _Robust(MultiTaskLinearModel):
+    _strengths = ("alpha", "beta")
+
+    def __init__(
+        self,
+        alpha=0.1,
+        *,
+        beta=0.1,
+        task_col=None,
+        fit_intercept=True,
+        tol=1e-8,
+        max_iter=20000,
+        warm_start=False,
+        unseen_task="mean",
+    ):
+        self.alpha = alpha
+        self.beta = beta
+        self.task_col = task_col
+        self.fit_intercept = fit_intercept
+        self.tol = tol
+        self.max_iter = max_iter
+        self.warm_start = warm_start
+        self.unseen_task = unseen_task
+
+    def _make_penalty(self, data):
+        from multitask.linear.penalties import RobustMTL
+
+        return RobustMTL(self.alpha, self.beta), None
+
+
+@fill_doc
+class RobustMTLRegressor(MultiTaskRegressorMixin, _Robust):
+    """Squared loss on ``W = L + S`` + ``alpha ||L||_* + beta sum_t ||S[:, t]||_2``.
+
+    ``L`` is shared low-rank structure, ``S`` is non-zero only for outlier
+    tasks; ``coef_components_[0]`` is ``L.T`` and ``coef_components_[1]`` is ``S.T``.
+
+    Parameters
+    ----------
+    alpha : float, default=0.1
+        Strength of the trace norm on ``L`` (>= 0).
+    beta : float, default=0.1
+        Strength of the column-group (per task) norm on ``S`` (>= 0).
+    %(common)s
+
+    %(fitted)s
+
+    References
+    ----------
+    Chen, Zhou & Ye, KDD 2011, eq. (2).
+    """
+
+
+@fill_doc
+class RobustMTLClassifier(MultiTaskClassifierMixin, _Robust):
+    """Logistic loss on ``W = L + S`` + ``alpha ||L||_* + beta sum_t ||S[:, t]||_2``.
+
+    Parameters
+    ----------
+    alpha : float, default=0.1
+        Strength of the trace norm on ``L`` (>= 0).
+    beta : float, default=0.1
+        Strength of the column-group (per task) norm on ``S`` (>= 0).
+    %(common)s
+
+    %(fitted)s
+    classes_ : ndarray of shape (2,)
+        The two labels; ``classes_[1]`` is the positive class.
+
+    References
+    ----------
+    Chen, Zhou & Ye, KDD 2011, eq. (2).
+    """

@@ -1,0 +1,124 @@
+"""Tree-guided group lasso across tasks.
+
+Penalty: ``alpha * sum_j sum_v w_v ||W[j, G_v]||_2`` over the nodes ``v`` of a tree
+of task groups ``G_v`` (leaves: single tasks; inner nodes: the tasks below).
+
+References
+----------
+Kim & Xing, "Tree-guided group lasso for multi-task regression with
+structured sparsity", ICML 2010, eq. (4); Jenatton, Mairal, Obozinski & Bach, "Proximal
+methods for hierarchical sparse coding", JMLR 12, 2011, Sec. 3 (exact prox).
+"""
+
+import numpy as np
+
+from multitask.linear._base import (
+    MultiTaskClassifierMixin,
+    MultiTaskLinearModel,
+    MultiTaskRegressorMixin,
+    fill_doc,
+)
+
+__all__ = ["TreeGroupLassoClassifier", "TreeGroupLassoRegressor"]
+
+
+class _TreeGroup(MultiTaskLinearModel):
+    def __init__(
+        self,
+        alpha=0.1,
+        *,
+        tree=None,
+        tree_weights=None,
+        task_col=None,
+        fit_intercept=True,
+        tol=1e-8,
+        max_iter=20000,
+        warm_start=False,
+        unseen_task="mean",
+    ):
+        self.alpha = alpha
+        self.tree = tree
+        self.tree_weights = tree_weights
+        self.task_col = task_col
+        self.fit_intercept = fit_intercept
+        self.tol = tol
+        self.max_iter = max_iter
+        self.warm_start = warm_start
+        self.unseen_task = unseen_task
+
+    def _make_penalty(self, data):
+        from multitask.linear.penalties import TreeGroupLasso
+
+        groups, weights = task_tree_groups(self.tree, self.tree_weights, data.tasks)
+        return TreeGroupLasso(self.alpha, groups, weights), None
+
+
+def task_tree_groups(tree, tree_weights, tasks):
+    """Groups of task codes (and weights) from a tree given with task labels."""
+    n_tasks = len(tasks)
+    if tree is None:
+        groups = [[t] for t in range(n_tasks)]
+        if n_tasks > 1:
+            groups.append(list(range(n_tasks)))
+        return groups, None
+    groups = []
+    for group in tree:
+        codes = []
+        for label in group:
+            hit = np.flatnonzero(tasks == label)
+            if hit.size == 0:
+                raise ValueError(
+                    f"the task tree names task {label!r}, which is not among the fitted "
+                    f"tasks {tasks[:10].tolist()}; fix the tree."
+                )
+            codes.append(int(hit[0]))
+        groups.append(codes)
+    return groups, tree_weights
+
+
+@fill_doc
+class TreeGroupLassoRegressor(MultiTaskRegressorMixin, _TreeGroup):
+    """Squared loss + tree-guided group lasso over tasks, for every feature.
+
+    Parameters
+    ----------
+    alpha : float, default=0.1
+        Strength of the tree penalty (>= 0).
+    tree : list of lists of task labels, or None, default=None
+        The groups (tree nodes) as lists of task labels; every two groups must be
+        nested or disjoint. None: one leaf per task and a root holding all tasks.
+    tree_weights : array-like of shape (n_groups,), or None, default=None
+        Node weights (all ones when None).
+    %(common)s
+
+    %(fitted)s
+
+    References
+    ----------
+    Kim & Xing, ICML 2010, eq. (4); Jenatton et al., JMLR 12, 2011, Sec. 3.
+    """
+
+
+@fill_doc
+class TreeGroupLassoClassifier(MultiTaskClassifierMixin, _TreeGroup):
+    """Logistic loss + tree-guided group lasso over tasks (binary labels).
+
+    Parameters
+    ----------
+    alpha : float, default=0.1
+        Strength of the tree penalty (>= 0).
+    tree : list of lists of task labels, or None, default=None
+        The groups (tree nodes) as lists of task labels; every two groups must be
+        nested or disjoint. None: one leaf per task and a root holding all tasks.
+    tree_weights : array-like of shape (n_groups,), or None, default=None
+        Node weights (all ones when None).
+    %(common)s
+
+    %(fitted)s
+    classes_ : ndarray of shape (2,)
+        The two labels; ``classes_[1]`` is the positive class.
+
+    References
+    ----------
+    Kim & Xing, ICML 2010, eq. (4); Jenatton et al., JMLR 12, 2011, Sec. 3.
+    """

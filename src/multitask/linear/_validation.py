@@ -1,0 +1,214 @@
+"""Input validation and task encoding for the estimators of :mod:`multitask.linear`.
+
+Everything here runs before any fitting work and raises a ``ValueError`` that
+says what was wrong and what to do (STYLE.md rule 17).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.utils import check_array
+from sklearn.utils.multiclass import check_classification_targets
+
+__all__ = [
+    "FitData",
+    "check_strength",
+    "encode_binary",
+    "encode_tasks",
+    "split_task_column",
+    "validate_features",
+]
+
+
+@dataclass(frozen=True)
+class FitData:
+    """Validated training data in the internal layout.
+
+    Attributes
+    ----------
+    X : ndarray or scipy sparse matrix of shape (n_samples, n_features)
+        Features without the task column.
+    y : ndarray of shape (n_samples,) or (n_samples, n_tasks)
+        Targets; 2-D only for the shared design (``shared=True``).
+    task_idx : ndarray of shape (n_samples,) or None
+        Integer task codes ``0 .. n_tasks-1``; None for the shared design.
+    tasks : ndarray of shape (n_tasks,)
+        Task labels (sorted unique values of the task column).
+    sample_weight : ndarray of shape (n_samples,) or None
+    shared : bool
+        True when ``task_col=None`` and ``y`` is 2-D.
+    """
+
+    X: object
+    y: np.ndarray
+    task_idx: object
+    tasks: np.ndarray
+    sample_weight: object
+    shared: bool
+
+    @property
+    def n_tasks(self):
+        return len(self.tasks)
+
+
+def check_strength(value, name):
+    """Check that a regularisation strength is a finite number >= 0.
+
+    Raises
+    ------
+    ValueError
+        If ``value`` is negative, NaN or infinite.
+    """
+    if not np.isscalar(value) or not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name}={value!r} is not allowed; {name} must be a finite number >= 0.")
+    return float(value)
+
+
+def _column_position(X, task_col):
+    """Position of ``task_col`` among the columns of ``X``."""
+    if isinstance(X, pd.DataFrame):
+        if task_col in X.columns:
+            return X.columns.get_loc(task_col)
+        raise ValueError(
+            f"task_col={task_col!r} is not a column of X; columns are "
+            f"{list(X.columns)[:10]}... Pass the name of the task column."
+        )
+    n_cols = X.shape[1] if getattr(X, "ndim", 0) == 2 else 0
+    if not isinstance(task_col, (int, np.integer)) or not -n_cols <= task_col < n_cols:
+        raise ValueError(
+            f"task_col={task_col!r} must be an integer column index in "
+            f"[0, {n_cols}) for an array X of shape {getattr(X, 'shape', None)}."
+        )
+    return int(task_col) % n_cols
+
+
+def split_task_column(X, task_col):
+    """Split the task column off ``X``.
+
+    Parameters
+    ----------
+    X : DataFrame, ndarray or scipy sparse matrix of shape (n_samples, n_columns)
+    task_col : str, int or None
+        Column name (DataFrame) or integer position (array) of the task id.
+
+    Returns
+    -------
+    features : DataFrame, ndarray or sparse matrix of shape (n_samples, n_columns - 1)
+        ``X`` without the task column (``X`` itself when ``task_col`` is None).
+    task_values : ndarray of shape (n_samples,) or None
+        The task id of each row.
+    """
+    if task_col is None:
+        return X, None
+    if not isinstance(X, pd.DataFrame) and not sp.issparse(X):
+        X = np.asarray(X)
+        if X.ndim != 2:
+            raise ValueError(
+                f"X must be 2-D (n_samples, n_columns) with the task in column "
+                f"{task_col!r}; got an array of shape {X.shape}."
+            )
+    pos = _column_position(X, task_col)
+    keep = [j for j in range(X.shape[1]) if j != pos]
+    if isinstance(X, pd.DataFrame):
+        return X.iloc[:, keep], X.iloc[:, pos].to_numpy()
+    if sp.issparse(X):
+        X = sp.csc_array(X)
+        return X[:, keep], X[:, [pos]].toarray().ravel()
+    return X[:, keep], X[:, pos]
+
+
+def validate_features(X):
+    """Validate the feature matrix: 2-D, numeric, finite, dense float or CSR/CSC."""
+    return check_array(
+        X,
+        accept_sparse=["csr", "csc"],
+        dtype=np.float64,
+        ensure_all_finite=True,
+        input_name="X",
+    )
+
+
+def encode_tasks(task_values, tasks=None):
+    """Encode task labels as integer codes.
+
+    Parameters
+    ----------
+    task_values : array-like of shape (n_samples,)
+        Task id of each row.
+    tasks : ndarray of shape (n_tasks,) or None
+        Known task labels (fit time: None, learnt here as the sorted unique
+        values).
+
+    Returns
+    -------
+    codes : ndarray of int of shape (n_samples,)
+        Code of each row's task; -1 for a task not in ``tasks``.
+    tasks : ndarray of shape (n_tasks,)
+    """
+    task_values = np.asarray(task_values)
+    if pd.isna(task_values).any():
+        bad = int(np.flatnonzero(pd.isna(task_values))[0])
+        raise ValueError(
+            f"the task column holds a missing value (NaN/None) at row {bad}; every "
+            "row needs a task id. Drop or fill those rows."
+        )
+    if tasks is None:
+        tasks, codes = np.unique(task_values, return_inverse=True)
+        return codes.astype(np.intp), tasks
+    pos = np.searchsorted(tasks, task_values)
+    pos = np.clip(pos, 0, len(tasks) - 1)
+    known = tasks[pos] == task_values
+    return np.where(known, pos, -1).astype(np.intp), tasks
+
+
+def check_task_sizes(task_idx, tasks, sample_weight=None):
+    """Raise if a task has fewer than 2 rows (or fewer than 2 with weight > 0)."""
+    counts = np.bincount(task_idx, minlength=len(tasks))
+    if sample_weight is not None:
+        counts = np.bincount(task_idx, weights=sample_weight > 0, minlength=len(tasks))
+    bad = np.flatnonzero(counts < 2)
+    if bad.size:
+        t = bad[0]
+        raise ValueError(
+            f"task {tasks[t]!r} has {int(counts[t])} sample(s) (with positive weight); "
+            f"each task needs at least 2 samples (got {int(counts[t])} sample"
+            f"{'' if counts[t] == 1 else 's'}). Drop the task or give it more rows."
+        )
+
+
+def encode_binary(y, task_idx, tasks):
+    """Encode binary labels as {-1, +1} and check every task has both classes.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,) or (n_samples, n_tasks)
+    task_idx : ndarray of shape (n_samples,) or None
+        Task codes; None for a shared design (2-D ``y``, one task per column).
+    tasks : ndarray of shape (n_tasks,)
+
+    Returns
+    -------
+    y_pm : ndarray of float of shape like ``y``, values in {-1, +1}
+    classes : ndarray of shape (2,)
+    """
+    y = np.asarray(y)
+    check_classification_targets(y.ravel() if y.ndim == 2 else y)
+    if y.dtype.kind == "f" and not np.isfinite(y).all():
+        raise ValueError("y contains NaN or infinity; every label must be finite.")
+    classes = np.unique(y)
+    if classes.size != 2:
+        raise ValueError(
+            f"binary classification needs exactly 2 classes in y; got {classes.size} "
+            f"class(es) {classes[:5].tolist()}. Use one classifier per pair of labels."
+        )
+    y_pm = np.where(y == classes[1], 1.0, -1.0)
+    cols = y_pm.T if y_pm.ndim == 2 else [y_pm[task_idx == t] for t in range(len(tasks))]
+    for t, y_t in enumerate(cols):
+        if np.unique(y_t).size < 2:
+            raise ValueError(
+                f"task {tasks[t]!r} has only one class ({classes[int(y_t[0] > 0)]!r}); "
+                "a classifier needs both classes in every task. Drop the task or add rows."
+            )
+    return y_pm, classes
