@@ -1,0 +1,189 @@
+"""Benchmark problems and methods of the classical (linear) half.
+
+A linear problem is a long-format :class:`~multitask.datasets.MultiTaskData`
+split per task into train / validation / test. Continuous features are
+standardised and the target centred and scaled with training statistics only,
+so one grid of regularisation strengths fits every dataset; predictions are
+mapped back before any metric is computed.
+
+Every method fits each point of its grid on the training split, picks the point
+with the best validation score, and reports that model's test metrics.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from multitask.bench._runner import RunOutput
+
+__all__ = ["LinearMethod", "LinearProblem", "load_linear_problem"]
+
+ALL = "_all"
+
+
+@dataclass(frozen=True)
+class LinearProblem:
+    """Train / validation / test splits of one long-format dataset."""
+
+    name: str
+    kind: str  # "regression" or "binary"
+    task_col: str
+    train: Any  # MultiTaskData
+    val: Any
+    test: Any
+    half: str = "linear"
+
+
+def _standardise(train, *others):
+    """Scale non-binary feature columns and (for regression) the target with train stats."""
+    feats = train.feature_names
+    Xtr = train.X[feats].to_numpy(float)
+    binary = np.all(np.isin(Xtr, (0.0, 1.0)), axis=0)
+    mean = np.where(binary, 0.0, Xtr.mean(0))
+    std = np.where(binary, 1.0, Xtr.std(0))
+    std[std == 0] = 1.0
+    y_mean, y_std = 0.0, 1.0
+    if train.kind == "regression":
+        y_mean, y_std = float(train.y.mean()), float(train.y.std()) or 1.0
+
+    def transform(data):
+        X = data.X.copy()
+        X[feats] = (X[feats].to_numpy(float) - mean) / std
+        y = (data.y - y_mean) / y_std if data.kind == "regression" else data.y
+        return type(data)(X=X, y=y, task_col=data.task_col, kind=data.kind, name=data.name)
+
+    return [transform(d) for d in (train, *others)], (y_mean, y_std)
+
+
+def load_linear_problem(
+    name: str,
+    seed: int,
+    *,
+    train_size: float = 0.6,
+    val_size: float = 0.2,
+    min_task_size: int = 10,
+    **load_kw,
+) -> LinearProblem:
+    """Load ``name`` and split it per task into train / val / test (stratified when binary).
+
+    Tasks with fewer than ``min_task_size`` rows are dropped first (they cannot be
+    split three ways); the report states the number of tasks kept.
+    """
+    from multitask.datasets import load
+    from multitask.datasets.splits import train_test_split_per_task
+
+    data = load(name, **load_kw)
+    sizes = data.task_sizes()
+    keep = sizes.index[sizes >= min_task_size]
+    if len(keep) < len(sizes):
+        data = data.subset(np.isin(data.task, keep.to_numpy()))
+    rest, test = train_test_split_per_task(data, train_size + val_size, seed=seed)
+    train, val = train_test_split_per_task(
+        rest, train_size / (train_size + val_size), seed=seed + 10_000
+    )
+    (train, val, test), _ = _standardise(train, val, test)
+    return LinearProblem(name, data.kind, data.task_col, train, val, test)
+
+
+def _scores(kind: str, y: np.ndarray, pred: np.ndarray, tasks: np.ndarray) -> dict:
+    """Per-task and overall test metrics, keyed (task, metric)."""
+    from multitask import metrics as M
+
+    out = {}
+    if kind == "regression":
+        for t, v in M.per_task("mse", y, pred, tasks).items():
+            out[(str(t), "mse")] = v
+        out[(ALL, "nmse")] = M.aggregate("nmse", y, pred, tasks, how="weighted")
+        out[(ALL, "explained_variance")] = M.explained_variance(y, pred)
+    else:
+        for t, v in M.per_task("auc", y, pred, tasks).items():
+            out[(str(t), "auc")] = v
+        out[(ALL, "auc")] = float(np.mean([v for (t, _), v in out.items() if t != ALL]))
+    return out
+
+
+def _selection_score(kind: str, y, pred, tasks) -> float:
+    """Validation criterion, higher is better."""
+    from multitask import metrics as M
+
+    if kind == "regression":
+        return -M.mse(y, pred)
+    return M.aggregate("auc", y, pred, tasks)
+
+
+@dataclass(frozen=True)
+class LinearMethod:
+    """A linear estimator with a hyper-parameter grid chosen on validation data.
+
+    Parameters
+    ----------
+    name : str
+    make : callable (kind, task_col, **params) -> estimator
+    grid : dict of str to list
+        Cartesian grid of hyper-parameters.
+    paper : str
+    year : int
+    """
+
+    name: str
+    make: Callable[..., Any]
+    grid: dict[str, list] = field(default_factory=dict)
+    paper: str = ""
+    year: int = 0
+    half: str = "linear"
+
+    def run(self, problem: LinearProblem, seed: int, options: dict) -> RunOutput:
+        keys = list(self.grid)
+        best = None
+        path = []
+        yv, tv = problem.val.y, problem.val.task
+        for combo in itertools.product(*(self.grid[k] for k in keys)):
+            params = dict(zip(keys, combo, strict=True))
+            est = self.make(problem.kind, problem.task_col, **params)
+            est.fit(problem.train.X, problem.train.y)
+            pred = _predict(est, problem.kind, problem.val.X)
+            score = _selection_score(problem.kind, yv, pred, tv)
+            path.append({**params, "val_score": score, "coef_norms": _coef_norms(est)})
+            if best is None or score > best[0]:
+                best = (score, params, est)
+        _, params, est = best
+        test = problem.test
+        pred = _predict(est, problem.kind, test.X)
+        values = {
+            (task, metric, "test"): v
+            for (task, metric), v in _scores(problem.kind, test.y, pred, test.task).items()
+        }
+        values[(ALL, "selection_score", "val")] = best[0]
+        artifacts = {"params": params, "path": path}
+        cov = _task_covariance(est)
+        if cov is not None:
+            artifacts["task_covariance"] = cov
+        return RunOutput(values, artifacts)
+
+
+def _predict(est, kind, X):
+    if kind == "regression":
+        return est.predict(X)
+    return est.decision_function(X)
+
+
+def _coef_norms(est) -> list[float]:
+    """Norm of each feature's row of W across tasks (for regularisation paths)."""
+    coef = np.asarray(est.coef_)
+    return np.linalg.norm(coef, axis=0).tolist()
+
+
+def _task_covariance(est) -> list[list[float]] | None:
+    """Correlation of the learned task weight vectors (a view of task relatedness)."""
+    coef = np.asarray(est.coef_)
+    if coef.shape[0] < 2 or coef.shape[0] > 60:
+        return None
+    norms = np.linalg.norm(coef, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    unit = coef / norms
+    return (unit @ unit.T).tolist()

@@ -1,0 +1,165 @@
+"""Name tables of the benchmark: problems (datasets as splits) and methods."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from multitask.bench._linear import LinearMethod, load_linear_problem
+
+__all__ = ["METHODS", "PROBLEMS", "ProblemSpec", "baseline_for", "check_names"]
+
+
+@dataclass(frozen=True)
+class ProblemSpec:
+    """How to build a benchmark problem from a dataset for one seed."""
+
+    name: str
+    half: str  # "linear" or "deep"
+    loader: Callable[..., Any]
+    description: str = ""
+
+    def load(self, seed: int, options: dict):
+        return self.loader(seed, options)
+
+
+def _linear_loader(name: str, **kw) -> Callable[[int, dict], Any]:
+    def load(seed: int, options: dict):
+        return load_linear_problem(name, seed, **kw)
+
+    return load
+
+
+PROBLEMS: dict[str, ProblemSpec] = {
+    p.name: p
+    for p in [
+        ProblemSpec("exam", "linear", _linear_loader("exam"), "mlmRev Exam: 65 schools"),
+        ProblemSpec("hsb82", "linear", _linear_loader("hsb82"), "mlmRev Hsb82: 160 schools"),
+        ProblemSpec("school", "linear", _linear_loader("school"), "ILEA School: 139 schools"),
+        ProblemSpec("landmine", "linear", _linear_loader("landmine"), "Landmine: 29 fields"),
+        ProblemSpec("parkinsons", "linear", _linear_loader("parkinsons"), "42 patients"),
+        ProblemSpec(
+            "chem97", "linear", _linear_loader("chem97", min_task_size=10), "Chem97, 10+ students"
+        ),
+    ]
+}
+
+_REG_GRID = [float(a) for a in np.logspace(-4, 0, 9)]
+_BETA_GRID = [1e-3, 1e-2, 1e-1]
+
+
+def _linear(module_attr: tuple[str, str], **fixed) -> Callable[..., Any]:
+    """Factory of a regressor / classifier pair ``(RegressorName, ClassifierName)``."""
+
+    def make(kind: str, task_col: str, **params):
+        import multitask.linear as L
+
+        cls = getattr(L, module_attr[0] if kind == "regression" else module_attr[1])
+        return cls(task_col=task_col, **fixed, **params)
+
+    return make
+
+
+def _pooled(kind: str, task_col: str, alpha: float):
+    """One model for all tasks (the task column is ignored)."""
+    return _Pooled(kind, task_col, alpha)
+
+
+class _Pooled:
+    """Ridge or L2-logistic regression fitted on the rows of every task together."""
+
+    def __init__(self, kind: str, task_col: str, alpha: float):
+        self.kind, self.task_col, self.alpha = kind, task_col, alpha
+
+    def _features(self, X):
+        return X.drop(columns=[self.task_col]).to_numpy(float)
+
+    def fit(self, X, y):
+        from sklearn.linear_model import LogisticRegression, Ridge
+
+        Xf = self._features(X)
+        if self.kind == "regression":
+            self.model_ = Ridge(alpha=self.alpha * len(Xf)).fit(Xf, y)
+        else:
+            self.model_ = LogisticRegression(C=1.0 / (self.alpha * len(Xf))).fit(Xf, y)
+        self.coef_ = np.atleast_2d(self.model_.coef_)
+        return self
+
+    def predict(self, X):
+        return self.model_.predict(self._features(X))
+
+    def decision_function(self, X):
+        return self.model_.decision_function(self._features(X))
+
+
+_LIN = partial(LinearMethod)
+
+METHODS: dict[str, Any] = {
+    m.name: m
+    for m in [
+        _LIN(
+            "independent",
+            _linear(("IndependentRidge", "IndependentLogistic")),
+            {"alpha": _REG_GRID},
+            "single-task baseline",
+            0,
+        ),
+        _LIN("pooled", _pooled, {"alpha": _REG_GRID}, "one model for all tasks", 0),
+        _LIN(
+            "group_lasso",
+            _linear(("GroupLassoRegressor", "GroupLassoClassifier")),
+            {"alpha": _REG_GRID},
+            "Obozinski, Taskar & Jordan, Stat. Comput.",
+            2010,
+        ),
+        _LIN(
+            "trace_norm",
+            _linear(("TraceNormRegressor", "TraceNormClassifier")),
+            {"alpha": _REG_GRID},
+            "Pong, Tseng, Ji & Ye, SIAM J. Optim.",
+            2010,
+        ),
+        _LIN(
+            "dirty",
+            _linear(("DirtyModelRegressor", "DirtyModelClassifier")),
+            {"alpha": _REG_GRID[::2], "beta": _REG_GRID[::2]},
+            "Jalali, Ravikumar, Sanghavi & Ruan, NIPS",
+            2010,
+        ),
+        _LIN(
+            "mean_regularized",
+            _linear(("MeanRegularizedRegressor", "MeanRegularizedClassifier")),
+            {"alpha": _REG_GRID, "beta": _BETA_GRID},
+            "Evgeniou & Pontil, KDD",
+            2004,
+        ),
+        _LIN(
+            "clustered",
+            _linear(("ClusteredMTLRegressor", "ClusteredMTLClassifier")),
+            {"alpha": _REG_GRID[::2], "beta": _BETA_GRID},
+            "Zhou, Chen & Ye, NIPS",
+            2011,
+        ),
+    ]
+}
+
+_BASELINES = {"linear": "independent", "deep": "single_task"}
+
+
+def baseline_for(half: str) -> str:
+    """Name of the single-task baseline method of a half."""
+    return _BASELINES[half]
+
+
+def check_names(datasets: Sequence[str], methods: Sequence[str]) -> None:
+    """Raise a ValueError naming every unknown dataset or method, with the valid names."""
+    bad_d = [d for d in datasets if d not in PROBLEMS]
+    if bad_d:
+        raise ValueError(f"unknown dataset(s) {bad_d}; valid datasets: {sorted(PROBLEMS)}")
+    bad_m = [m for m in methods if m not in METHODS]
+    if bad_m:
+        raise ValueError(f"unknown method(s) {bad_m}; valid methods: {sorted(METHODS)}")

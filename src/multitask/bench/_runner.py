@@ -1,0 +1,195 @@
+"""The benchmark runner: ``run(suite) -> list[RunResult]``.
+
+Each (dataset, method, seed) is one run, identified by the hash of its
+configuration. A finished run is cached as ``runs/<hash>.json`` under the
+output folder (written atomically), so an interrupted suite resumes where it
+stopped and a finished one is not recomputed. The rows of every run are
+gathered into ``results.jsonl``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from multitask.bench._results import RunResult, atomic_write_text, write_results
+from multitask.bench._suite import Suite
+
+__all__ = ["RunOutput", "RunSpec", "expand", "run"]
+
+#: Bump when a change makes old cached runs incomparable.
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One cell of the grid."""
+
+    dataset: str
+    method: str
+    seed: int
+    options: dict = field(default_factory=dict)
+
+    @property
+    def config_hash(self) -> str:
+        blob = json.dumps(
+            {
+                "dataset": self.dataset,
+                "method": self.method,
+                "seed": self.seed,
+                "options": self.options,
+                "version": CACHE_VERSION,
+            },
+            sort_keys=True,
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass
+class RunOutput:
+    """What a method returns for one run.
+
+    ``values`` maps (task, metric, split) to a number; ``artifacts`` holds
+    JSON-able extras for the report (training curves, loss weights, gradient
+    cosines, regularisation paths, task covariances).
+    """
+
+    values: dict[tuple[str, str, str], float]
+    artifacts: dict[str, Any] = field(default_factory=dict)
+
+
+def expand(suite: Suite, methods: Sequence[str] | None = None, seeds: Sequence[int] | None = None):
+    """The runs of a suite: every dataset with every method of its half, plus the baseline.
+
+    Returns
+    -------
+    list of RunSpec
+    """
+    from multitask.bench._registry import METHODS, PROBLEMS, baseline_for, check_names
+
+    chosen = tuple(methods) if methods else suite.methods
+    check_names(suite.datasets, chosen)
+    specs = []
+    for dataset in suite.datasets:
+        half = PROBLEMS[dataset].half
+        names = [m for m in chosen if METHODS[m].half == half]
+        base = baseline_for(half)
+        if base not in names:
+            names.insert(0, base)
+        for seed in seeds if seeds is not None else suite.seeds:
+            specs.extend(RunSpec(dataset, m, int(seed), dict(suite.options)) for m in names)
+    return specs
+
+
+def _execute(spec: RunSpec) -> dict:
+    from multitask.bench._registry import METHODS, PROBLEMS
+
+    start = time.perf_counter()
+    problem = PROBLEMS[spec.dataset].load(spec.seed, spec.options)
+    output = METHODS[spec.method].run(problem, spec.seed, spec.options)
+    seconds = time.perf_counter() - start
+    rows = [
+        RunResult(
+            dataset=spec.dataset,
+            method=spec.method,
+            seed=spec.seed,
+            task=str(task),
+            metric=metric,
+            value=float(value),
+            split=split,
+            config_hash=spec.config_hash,
+            seconds=seconds,
+        ).to_dict()
+        for (task, metric, split), value in output.values.items()
+    ]
+    return {"spec": spec.__dict__, "rows": rows, "artifacts": output.artifacts}
+
+
+def _cached(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return None  # a torn file cannot exist (atomic writes); treat as missing
+
+
+def _run_one(spec: RunSpec, runs_dir: Path) -> dict:
+    path = runs_dir / f"{spec.config_hash}.json"
+    record = _cached(path)
+    if record is None:
+        record = _execute(spec)
+        atomic_write_text(path, json.dumps(record))
+        record["fresh"] = True
+    return record
+
+
+def run(
+    suite: Suite,
+    out_dir: str | Path,
+    *,
+    methods: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
+    n_jobs: int = 1,
+    on_progress: Callable[[int, int, RunSpec], None] | None = None,
+) -> list[RunResult]:
+    """Run every cell of ``suite`` not already cached under ``out_dir``.
+
+    Parameters
+    ----------
+    suite : Suite
+    out_dir : path
+        Output folder: ``runs/<hash>.json`` per run and ``results.jsonl``.
+    methods, seeds : optional overrides of the suite's methods and seeds.
+    n_jobs : int
+        Runs in parallel (joblib processes).
+    on_progress : callable (done, total, spec), optional
+        Called after each finished run (cached ones included).
+
+    Returns
+    -------
+    list of RunResult
+        Every row of every run, in grid order.
+    """
+    from joblib import Parallel, delayed
+
+    specs = expand(suite, methods, seeds)
+    out = Path(out_dir)
+    runs_dir = out / "runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    records: dict[str, dict] = {}
+    total = len(specs)
+    if n_jobs == 1:
+        for spec in specs:
+            records[spec.config_hash] = _run_one(spec, runs_dir)
+            if on_progress:
+                on_progress(len(records), total, spec)
+    else:
+        jobs = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+        for spec, record in jobs(delayed(_pair)(spec, runs_dir) for spec in specs):
+            records[spec.config_hash] = record
+            if on_progress:
+                on_progress(len(records), total, spec)
+    rows = [RunResult(**row) for spec in specs for row in records[spec.config_hash]["rows"]]
+    write_results(rows, out / "results.jsonl")
+    return rows
+
+
+def _pair(spec: RunSpec, runs_dir: Path) -> tuple[RunSpec, dict]:
+    return spec, _run_one(spec, runs_dir)
+
+
+def load_artifacts(out_dir: str | Path) -> dict[tuple[str, str, int], dict]:
+    """Artifacts of every cached run under ``out_dir``, keyed by (dataset, method, seed)."""
+    out = {}
+    for path in sorted((Path(out_dir) / "runs").glob("*.json")):
+        record = _cached(path)
+        if record is not None:
+            s = record["spec"]
+            out[(s["dataset"], s["method"], s["seed"])] = record.get("artifacts", {})
+    return out

@@ -1,0 +1,148 @@
+"""Benchmark suites: a grid of (dataset, method, seed), read from TOML.
+
+A suite file looks like::
+
+    name = "quick"
+    description = "..."
+    seeds = [0, 1, 2]
+    datasets = ["exam", "hsb82", "multi_digits"]
+    methods = ["independent_ridge", "group_lasso", "hard_sharing", ...]
+
+    [[published]]
+    dataset = "school"
+    method = "mean_regularized"
+    metric = "explained_variance"
+    value = 0.343
+    std = 0.003
+    citation = "Evgeniou & Pontil, KDD 2004, Table 1"
+
+Methods are paired with the datasets of their half (linear methods with
+long-format tabular datasets, deep methods with multi-output datasets); the
+single-task baseline of each half always runs alongside.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+__all__ = ["Published", "Suite", "list_suites", "load_suite"]
+
+_SUITE_KEYS = {"name", "description", "seeds", "datasets", "methods", "published", "options"}
+_PUBLISHED_KEYS = {"dataset", "method", "metric", "value", "std", "citation", "protocol"}
+
+
+@dataclass(frozen=True)
+class Published:
+    """A number from the literature for a (dataset, method, metric)."""
+
+    dataset: str
+    method: str
+    metric: str
+    value: float
+    citation: str
+    std: float | None = None
+    protocol: str = ""
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A benchmark grid.
+
+    Parameters
+    ----------
+    name : str
+    datasets : tuple of str
+        Benchmark dataset names (see :data:`multitask.bench.PROBLEMS`).
+    methods : tuple of str
+        Method names (see :data:`multitask.bench.METHODS`).
+    seeds : tuple of int
+    published : tuple of Published
+        Literature numbers shown beside ours in the report.
+    options : dict
+        Per-suite knobs passed to the problems (e.g. ``max_epochs``).
+    """
+
+    name: str
+    datasets: tuple[str, ...]
+    methods: tuple[str, ...]
+    seeds: tuple[int, ...] = (0,)
+    description: str = ""
+    published: tuple[Published, ...] = ()
+    options: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.datasets:
+            raise ValueError(f"suite {self.name!r} names no dataset")
+        if not self.methods:
+            raise ValueError(f"suite {self.name!r} names no method")
+        if not self.seeds:
+            raise ValueError(f"suite {self.name!r} has no seed")
+
+
+def _check_keys(table: dict, allowed: set[str], where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; valid keys are {sorted(allowed)}")
+
+
+def _parse(doc: dict, source: str) -> Suite:
+    _check_keys(doc, _SUITE_KEYS, f"suite file {source}")
+    for key in ("name", "datasets", "methods"):
+        if key not in doc:
+            raise ValueError(f"suite file {source}: missing required key {key!r}")
+    published = []
+    for i, row in enumerate(doc.get("published", [])):
+        _check_keys(row, _PUBLISHED_KEYS, f"suite file {source}, published entry {i}")
+        missing = {"dataset", "method", "metric", "value", "citation"} - set(row)
+        if missing:
+            raise ValueError(f"suite file {source}, published entry {i}: missing {sorted(missing)}")
+        published.append(Published(**row))
+    return Suite(
+        name=str(doc["name"]),
+        description=str(doc.get("description", "")),
+        datasets=tuple(doc["datasets"]),
+        methods=tuple(doc["methods"]),
+        seeds=tuple(int(s) for s in doc.get("seeds", [0])),
+        published=tuple(published),
+        options=dict(doc.get("options", {})),
+    )
+
+
+def list_suites() -> list[str]:
+    """Names of the suites shipped with the package."""
+    folder = resources.files("multitask.bench") / "suites"
+    return sorted(
+        p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml")
+    )
+
+
+def load_suite(name_or_path: str | Path) -> Suite:
+    """Load a shipped suite by name, or a suite file by path.
+
+    Raises
+    ------
+    ValueError
+        For an unknown suite name (the valid names are listed), an unknown key
+        in the file, or a malformed file.
+    """
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise ValueError(f"suite file {path} does not exist")
+        source = str(path)
+        text = path.read_text(encoding="utf-8")
+    else:
+        names = list_suites()
+        if str(name_or_path) not in names:
+            raise ValueError(f"unknown suite {str(name_or_path)!r}; valid suites: {names}")
+        res = resources.files("multitask.bench") / "suites" / f"{name_or_path}.toml"
+        source = f"{name_or_path}.toml"
+        text = res.read_text(encoding="utf-8")
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"suite file {source} is not valid TOML: {exc}") from None
+    return _parse(doc, source)

@@ -1,0 +1,140 @@
+"""The runner: grid expansion, caching by config hash, resume, JSON lines."""
+
+import json
+from dataclasses import dataclass
+from typing import ClassVar
+
+import pytest
+
+from multitask.bench import _registry, load_suite, read_results, run
+from multitask.bench._runner import RunOutput, RunSpec, expand
+from multitask.bench._suite import Suite
+
+
+@dataclass(frozen=True)
+class _Problem:
+    half: str = "linear"
+    name: str = "toy"
+
+    def load(self, seed, options):
+        return {"seed": seed}
+
+
+class _Method:
+    """Records every call, so a test can count what was recomputed."""
+
+    calls: ClassVar[list] = []
+
+    def __init__(self, name, value, half="linear", fail_on=None):
+        self.name, self.value, self.half, self.fail_on = name, value, half, fail_on
+
+    def run(self, problem, seed, options):
+        if self.fail_on is not None and seed == self.fail_on:
+            raise KeyboardInterrupt("simulated kill")
+        _Method.calls.append((self.name, seed))
+        return RunOutput(
+            {("t0", "mse", "test"): self.value + seed, ("t1", "mse", "test"): 2 * self.value},
+            {"note": self.name},
+        )
+
+
+@pytest.fixture
+def toy_registry(monkeypatch):
+    _Method.calls = []
+    monkeypatch.setattr(_registry, "PROBLEMS", {"toy": _Problem()})
+    methods = {"independent": _Method("independent", 1.0), "better": _Method("better", 0.5)}
+    monkeypatch.setattr(_registry, "METHODS", methods)
+    return methods
+
+
+def test_expand_adds_the_baseline(toy_registry):
+    suite = Suite("s", datasets=("toy",), methods=("better",), seeds=(0, 1))
+    specs = expand(suite)
+    assert [(s.method, s.seed) for s in specs] == [
+        ("independent", 0),
+        ("better", 0),
+        ("independent", 1),
+        ("better", 1),
+    ]
+    assert len({s.config_hash for s in specs}) == 4
+
+
+def test_run_writes_rows_and_caches(toy_registry, tmp_path):
+    suite = Suite("s", datasets=("toy",), methods=("better",), seeds=(0, 1))
+    rows = run(suite, tmp_path)
+    assert len(rows) == 8
+    assert len(_Method.calls) == 4
+    on_disk = read_results(tmp_path / "results.jsonl")
+    assert on_disk == rows
+    line = json.loads((tmp_path / "results.jsonl").read_text().splitlines()[0])
+    assert set(line) == {
+        "dataset", "method", "seed", "task", "metric", "value", "split", "config_hash", "seconds"
+    }  # fmt: skip
+    better0 = {(r.task, r.value) for r in rows if r.method == "better" and r.seed == 0}
+    assert better0 == {("t0", 0.5), ("t1", 1.0)}
+    # a second run recomputes nothing
+    assert run(suite, tmp_path) == rows
+    assert len(_Method.calls) == 4
+
+
+def test_interrupted_suite_resumes_only_unfinished_runs(toy_registry, tmp_path):
+    suite = Suite("s", datasets=("toy",), methods=("better",), seeds=(0, 1))
+    toy_registry["better"].fail_on = 1
+    with pytest.raises(KeyboardInterrupt):
+        run(suite, tmp_path)
+    done = sorted(_Method.calls)
+    assert done == [("better", 0), ("independent", 0), ("independent", 1)]
+    assert not (tmp_path / "results.jsonl").exists()
+    toy_registry["better"].fail_on = None
+    _Method.calls = []
+    rows = run(suite, tmp_path)
+    assert _Method.calls == [("better", 1)]
+    assert len(rows) == 8
+
+
+def test_unknown_names_are_listed(toy_registry):
+    with pytest.raises(ValueError, match=r"unknown method\(s\) \['nope'\].*valid methods"):
+        expand(Suite("s", datasets=("toy",), methods=("nope",)))
+    with pytest.raises(ValueError, match=r"unknown dataset\(s\) \['nowhere'\]"):
+        expand(Suite("s", datasets=("nowhere",), methods=("better",)))
+
+
+def test_config_hash_depends_on_every_field():
+    base = RunSpec("d", "m", 0, {"a": 1})
+    others = [RunSpec("e", "m", 0, {"a": 1}), RunSpec("d", "n", 0, {"a": 1}),
+              RunSpec("d", "m", 1, {"a": 1}), RunSpec("d", "m", 0, {"a": 2})]  # fmt: skip
+    assert len({base.config_hash, *(o.config_hash for o in others)}) == 5
+    assert RunSpec("d", "m", 0, {"a": 1}).config_hash == base.config_hash
+
+
+def test_suite_file_errors(tmp_path):
+    bad = tmp_path / "s.toml"
+    bad.write_text('name = "x"\ndatasets = ["exam"]\nmethods = ["pooled"]\nseedz = [1]\n')
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['seedz'\]"):
+        load_suite(bad)
+    bad.write_text('name = "x"\ndatasets = ["exam"]\n')
+    with pytest.raises(ValueError, match="missing required key 'methods'"):
+        load_suite(bad)
+    bad.write_text("name = [")
+    with pytest.raises(ValueError, match="not valid TOML"):
+        load_suite(bad)
+    with pytest.raises(ValueError, match="valid suites"):
+        load_suite("no_such_suite")
+    pub = tmp_path / "p.toml"
+    pub.write_text(
+        'name = "x"\ndatasets = ["exam"]\nmethods = ["pooled"]\n'
+        '[[published]]\ndataset = "exam"\nmethod = "pooled"\nmetric = "mse"\nvalue = 1.0\n'
+        'citation = "somebody"\nyear = 2000\n'
+    )
+    with pytest.raises(ValueError, match=r"published entry 0: unknown key\(s\) \['year'\]"):
+        load_suite(pub)
+
+
+def test_shipped_suites_parse_and_name_known_things():
+    from multitask.bench import list_suites
+
+    names = list_suites()
+    assert "quick" in names
+    for name in names:
+        suite = load_suite(name)
+        _registry.check_names(suite.datasets, suite.methods)
