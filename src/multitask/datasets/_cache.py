@@ -8,9 +8,11 @@ file in the same directory, checked, then moved into place with
 
 Verifying a hash reads the whole file; the result is remembered, keyed by the
 file's size, modification time and inode change time (``st_ctime_ns``, which no
-user call can set back), both in memory and in a small sidecar file
-``.<name>.sha256ok`` when the directory is writable. Any write to the file
-changes its ``st_ctime_ns`` and so triggers a new check.
+user call can set back), in memory for the process and, for files this module
+downloaded itself, in a small sidecar file ``.<name>.sha256ok`` next to them.
+Folders the user filled (e.g. a shared, read-only ``MULTITASK_DATA``) are never
+written to. Any write to a file changes its ``st_ctime_ns`` and so triggers a
+new check.
 """
 
 from __future__ import annotations
@@ -85,12 +87,17 @@ def _known_good(path: Path, entry: FileEntry) -> bool:
     return text == [*map(str, stamp), entry.sha256]
 
 
-def _remember(path: Path, entry: FileEntry) -> None:
+def _remember(path: Path, entry: FileEntry, *, persist: bool = False) -> None:
+    """Record a good hash; on disk only for our own downloads (``persist``) or an
+    existing sidecar, never as a new file in a folder the user filled."""
     stamp = _stamp(path)
     _VERIFIED[str(path)] = (*stamp, entry.sha256)
+    sidecar = _sidecar(path)
+    if not (persist or sidecar.is_file()):
+        return
     try:
-        _sidecar(path).write_text(" ".join([*map(str, stamp), entry.sha256]) + "\n")
-    except OSError:  # read-only data folder: the in-memory record is enough
+        sidecar.write_text(" ".join([*map(str, stamp), entry.sha256]) + "\n")
+    except OSError:  # the in-memory record is enough
         pass
 
 
@@ -176,7 +183,7 @@ def download(entry: FileEntry, root: Path) -> Path:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
-    _remember(target, entry)
+    _remember(target, entry, persist=True)
     return target
 
 
