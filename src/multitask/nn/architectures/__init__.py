@@ -12,3 +12,8 @@ ARCHITECTURES: dict[str, type[MultiTaskModule]] = {}
 ARCHITECTURES["hard_sharing"] = HardSharing
 
 __all__ = ["ARCHITECTURES", "HardSharing", "MultiTaskModule"]
+
+from multitask.nn.architectures.soft_sharing import SoftSharing  # noqa: E402
+
+ARCHITECTURES["soft_sharing"] = SoftSharing
+__all__.append("SoftSharing")

@@ -1,0 +1,127 @@
+"""Soft parameter sharing: one network per task, coupled by a penalty."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from multitask.nn.architectures._base import MultiTaskModule
+
+__all__ = ["SoftSharing"]
+
+COUPLINGS = ("l2", "trace")
+
+
+def _networks(networks, task_names) -> dict[str, nn.Module]:
+    if isinstance(networks, Mapping):
+        return dict(networks)
+    if task_names is None:
+        raise ValueError("pass task_names when networks is a module or a list of modules")
+    names = list(task_names)
+    if isinstance(networks, nn.Module):  # a template, copied once per task
+        return {t: copy.deepcopy(networks) for t in names}
+    networks = list(networks)
+    if len(networks) != len(names):
+        raise ValueError(f"got {len(networks)} networks for {len(names)} task names {names}")
+    return dict(zip(names, networks, strict=True))
+
+
+class SoftSharing(MultiTaskModule):
+    """One network per task; corresponding parameters are pulled together.
+
+    ``forward(x)`` returns ``{t: networks[t](x)}``. Nothing is shared:
+    :meth:`shared_parameters` is empty and every parameter belongs to its
+    task. Parameters with the same name and shape in every network are
+    *corresponding*; :meth:`regularization` (to be passed to
+    :func:`multitask.nn.mtl_backward` as ``extra_loss``) couples them:
+
+    - ``"l2"``: ``strength * sum_p sum_{s<t} ||theta_s^p - theta_t^p||^2``, the
+      squared distance of Duong et al. for two tasks, summed over task pairs
+      (zero when the networks are identical);
+    - ``"trace"``: ``strength * sum_p ||[vec theta_1^p, ..., vec theta_T^p]||_*``,
+      the trace (nuclear) norm of each parameter stacked over tasks with the
+      task axis last (Yang & Hospedales' last-axis flattening), which favours
+      low-rank, i.e. linearly shared, task weights.
+
+    Parameters
+    ----------
+    networks : dict of str -> nn.Module, list of nn.Module, or nn.Module
+        One network per task (keys give the task names), a list (with
+        ``task_names``), or one template deep-copied for every task (the copies
+        start identical).
+    task_names : sequence of str, optional
+        Needed unless ``networks`` is a dict.
+    coupling : {"l2", "trace"}, default="l2"
+    strength : float, default=1e-3
+
+    References
+    ----------
+    Duong, Cohn, Bird & Cook, "Low Resource Dependency Parsing: Cross-lingual
+    Parameter Sharing in a Neural Network Parser", ACL 2015, Sec. 3 (L2
+    coupling). Yang & Hospedales, "Trace Norm Regularised Deep Multi-Task
+    Learning", ICLR Workshop 2017, Sec. 2 (tensor trace norm, last axis
+    flattening). Ruder, arXiv:1706.05098, 2017, Sec. 3.2.
+    """
+
+    def __init__(
+        self,
+        networks: Mapping[str, nn.Module] | Sequence[nn.Module] | nn.Module,
+        task_names: Sequence[str] | None = None,
+        *,
+        coupling: str = "l2",
+        strength: float = 1e-3,
+    ) -> None:
+        super().__init__()
+        if coupling not in COUPLINGS:
+            raise ValueError(f"unknown coupling {coupling!r}; use one of {COUPLINGS}")
+        nets = _networks(networks, task_names)
+        if len(nets) < 2:
+            raise ValueError(f"soft sharing needs at least 2 tasks, got {list(nets)}")
+        self.networks = nn.ModuleDict(nets)
+        self.task_names = tuple(nets)
+        self.coupling = coupling
+        self.strength = strength
+        self.coupled_names = self._corresponding()
+
+    def _corresponding(self) -> tuple[str, ...]:
+        params = [dict(net.named_parameters()) for net in self.networks.values()]
+        first = params[0]
+        names = tuple(
+            n for n, p in first.items() if all(n in q and q[n].shape == p.shape for q in params)
+        )
+        if not names:
+            raise ValueError("the task networks have no parameter of the same name and shape")
+        return names
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        return {t: net(x) for t, net in self.networks.items()}
+
+    def shared_parameters(self) -> Iterator[nn.Parameter]:
+        return iter(())
+
+    def task_parameters(self, task: str) -> Iterator[nn.Parameter]:
+        if task not in self.networks:
+            raise KeyError(f"unknown task {task!r}; valid task names are {list(self.task_names)}")
+        return self.networks[task].parameters()
+
+    def stacked(self, name: str) -> Tensor:
+        """Parameter ``name`` of every network, flattened: shape ``(n_values, n_tasks)``."""
+        return torch.stack(
+            [dict(net.named_parameters())[name].reshape(-1) for net in self.networks.values()], 1
+        )
+
+    def regularization(self) -> Tensor:
+        """The coupling penalty, a scalar in the graph of every network."""
+        total = 0.0
+        for name in self.coupled_names:
+            w = self.stacked(name)  # (n_values, T)
+            if self.coupling == "l2":
+                # sum_{s<t} ||w_s - w_t||^2 = T sum_t ||w_t||^2 - ||sum_t w_t||^2
+                n_tasks = w.shape[1]
+                total = total + n_tasks * w.pow(2).sum() - w.sum(1).pow(2).sum()
+            else:
+                total = total + torch.linalg.matrix_norm(w, ord="nuc")
+        return self.strength * total

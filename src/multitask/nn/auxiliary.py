@@ -1,0 +1,72 @@
+"""Auxiliary-task helpers: the gradient reversal layer (Ganin & Lempitsky 2015).
+
+An adversarial auxiliary task (predict the domain, a protected attribute...)
+placed behind a gradient reversal layer trains its head normally while
+pushing the shared encoder to make the auxiliary target *unpredictable*: the
+layer is the identity forward and multiplies the gradient by ``-scale``
+backward.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["GradientReversal", "ganin_schedule", "grad_reverse"]
+
+
+class _Reverse(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, scale: float) -> Tensor:
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
+        return -ctx.scale * grad, None
+
+
+def grad_reverse(x: Tensor, scale: float = 1.0) -> Tensor:
+    """Identity forward; gradient multiplied by ``-scale`` backward.
+
+    References
+    ----------
+    Ganin & Lempitsky, "Unsupervised Domain Adaptation by Backpropagation",
+    ICML 2015, Sec. 3.3 (the gradient reversal layer).
+    """
+    return _Reverse.apply(x, float(scale))
+
+
+class GradientReversal(nn.Module):
+    """Module form of :func:`grad_reverse` (put it first in an adversarial head).
+
+    Parameters
+    ----------
+    scale : float, default=1.0
+        The paper's ``lambda``; change it during training through the
+        attribute (e.g. with :func:`ganin_schedule`).
+    """
+
+    def __init__(self, scale: float = 1.0) -> None:
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x: Tensor) -> Tensor:
+        return grad_reverse(x, self.scale)
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}"
+
+
+def ganin_schedule(progress: float, gamma: float = 10.0) -> float:
+    """``2 / (1 + exp(-gamma p)) - 1``: the reversal scale at training progress ``p`` in [0, 1].
+
+    References
+    ----------
+    Ganin & Lempitsky, ICML 2015, Sec. 5.2 (adaptation factor schedule).
+    """
+    if not 0.0 <= progress <= 1.0:
+        raise ValueError(f"progress must be in [0, 1], got {progress}")
+    return 2.0 / (1.0 + math.exp(-gamma * progress)) - 1.0

@@ -1,0 +1,80 @@
+"""DB-MTL: dual balancing of loss scales and gradient magnitudes (Lin et al. 2023)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from multitask.nn.weighting._base import LossWeighting
+
+__all__ = ["DBMTL"]
+
+
+class DBMTL(LossWeighting):
+    """Log-transformed losses plus max-norm gradient balancing.
+
+    Loss balancing: every task minimises ``log(L_t + eps)``; task-specific
+    parameters get ``grad log L_t`` (:meth:`forward` returns
+    ``sum_t log(L_t + eps)``). Gradient balancing on the shared parameters,
+    at step ``k`` with ``g_t = grad_shared log(L_t + eps) = J_t / (L_t + eps)``::
+
+        beta_k  = beta / k^sigma
+        gh_t   <- beta_k gh_t + (1 - beta_k) g_t        (gh initialised at 0)
+        update  = sum_t (max_s ||gh_s|| / ||gh_t||) gh_t
+
+    ``needs_jacobian = True``: :func:`multitask.nn.mtl_backward` hands the
+    Jacobian to :meth:`observe` and writes :meth:`shared_gradient` into the
+    shared ``.grad``.
+
+    Parameters
+    ----------
+    n_tasks : int
+    beta : float, default=0.9
+    sigma : float, default=0.5
+        Decay exponent of the moving-average coefficient ``beta_k``.
+    eps : float, default=1e-8
+
+    References
+    ----------
+    Lin, Jiang, Ye, Zhang, Chen, Chen, Liu & Kwok, "Dual-Balancing for
+    Multi-Task Learning", arXiv:2308.12029, 2023, Sec. 3 and Algorithm 1.
+    """
+
+    needs_jacobian = True
+
+    def __init__(self, n_tasks: int, beta: float = 0.9, sigma: float = 0.5, eps: float = 1e-8):
+        super().__init__()
+        self.n_tasks, self.beta, self.sigma, self.eps = n_tasks, beta, sigma, eps
+        self.register_buffer("n_steps", torch.zeros((), dtype=torch.long))
+        self.register_buffer("average", None)  # (T, n_params), created at the first step
+        self.register_buffer("alpha", torch.ones(n_tasks))
+
+    def observe(self, losses: Tensor, jacobian: Tensor) -> None:
+        """Update the moving average of the log-loss gradients."""
+        grads = jacobian / (losses.detach() + self.eps).unsqueeze(1)  # (T, n)
+        if self.average is None or self.average.shape != grads.shape:
+            self.average = torch.zeros_like(grads)
+            self.n_steps.zero_()
+        self.n_steps.add_(1)
+        beta_k = self.beta / self.n_steps.to(grads.dtype) ** self.sigma
+        self.average = grads + beta_k * (self.average - grads)
+        norms = self.average.norm(dim=1)
+        self.alpha = norms.max() / (norms + self.eps)
+        return None
+
+    def shared_gradient(self, losses: Tensor, jacobian: Tensor) -> Tensor:
+        """``sum_t alpha_t gh_t``, shape ``(n_params,)``."""
+        return self.alpha @ self.average
+
+    def forward(self, losses: Tensor) -> Tensor:
+        """``sum_t log(L_t + eps)``."""
+        return torch.log(losses + self.eps).sum()
+
+    def weights(self) -> Tensor:
+        """Gradient-balancing factors ``alpha_t``, shape ``(n_tasks,)``."""
+        return self.alpha
+
+    def reset(self) -> None:
+        self.average = None
+        self.n_steps.zero_()
+        self.alpha = torch.ones_like(self.alpha)

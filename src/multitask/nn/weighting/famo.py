@@ -1,0 +1,90 @@
+"""FAMO: fast adaptive multitask optimisation (Liu, Feng, Stone & Liu 2023)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from multitask.nn.weighting._base import LossWeighting
+
+__all__ = ["FAMO"]
+
+
+class FAMO(LossWeighting):
+    """Balance the rates of decrease of the log losses at O(1) cost (Alg. 1).
+
+    Logits ``xi`` (a buffer, init 0), weights ``z = softmax(xi)``. Step ``k``
+    receives the losses ``l(k)`` and:
+
+    1. if a previous step exists, updates the logits with the change of the
+       log losses ``delta = log l(k-1) - log l(k)``::
+
+           xi <- xi - beta * (grad_xi z(xi)^T delta + gamma * xi)
+
+       where ``grad_xi z^T delta = z * (delta - z^T delta)`` (softmax's
+       Jacobian; plain gradient step as in Alg. 1, not Adam);
+    2. returns ``c * sum_t z_t log(l_t - b_t + eps)`` with ``c = 1 / sum_t
+       z_t / (l_t - b_t + eps)`` and ``z``, ``c`` held constant, whose
+       gradient ``sum_t c z_t / l_t grad l_t`` is FAMO's model update.
+
+    Which losses: ``l(k-1)`` is the loss *returned at the previous call*, i.e.
+    ``l(theta_{k-1})`` on batch ``k-1``, and ``l(k)`` is ``l(theta_k)`` on batch
+    ``k``. Alg. 1 evaluates both at the same batch (one extra forward per
+    step); using consecutive batches costs nothing extra, and on a fixed batch
+    the two agree exactly (the logits then follow Alg. 1 step by step).
+
+    Parameters
+    ----------
+    n_tasks : int
+    lr : float, default=0.025
+        ``beta``, the logits' step size.
+    gamma : float, default=1e-3
+        Decay of the logits.
+    min_losses : float or Tensor of shape (n_tasks,), default=0.0
+        Lower bounds ``b`` of the losses.
+    eps : float, default=1e-8
+
+    References
+    ----------
+    Liu, Feng, Stone & Liu, "FAMO: Fast Adaptive Multitask Optimization",
+    NeurIPS 2023, Algorithm 1 and eq. 5.
+    """
+
+    def __init__(
+        self,
+        n_tasks: int,
+        lr: float = 0.025,
+        gamma: float = 1e-3,
+        min_losses: float | Tensor = 0.0,
+        eps: float = 1e-8,
+    ) -> None:
+        super().__init__()
+        self.lr, self.gamma, self.eps = lr, gamma, eps
+        self.register_buffer("logits", torch.zeros(n_tasks))
+        self.register_buffer("previous_log", torch.full((n_tasks,), float("nan")))
+        self.register_buffer("min_losses", torch.zeros(n_tasks) + torch.as_tensor(min_losses))
+
+    def _update_logits(self, log_now: Tensor) -> None:
+        delta = self.previous_log - log_now  # NaN at the first step
+        z = torch.softmax(self.logits, dim=0)
+        grad = z * (delta - (z * delta).sum()) + self.gamma * self.logits
+        grad = torch.where(torch.isnan(grad), torch.zeros_like(grad), grad)
+        self.logits.sub_(self.lr * grad)
+
+    def forward(self, losses: Tensor) -> Tensor:
+        """``losses`` of shape ``(n_tasks,)`` -> FAMO's scalarised loss, shape ``()``."""
+        shifted = losses - self.min_losses.to(losses.dtype) + self.eps
+        log_now = torch.log(shifted.detach()).to(self.logits.dtype)
+        self._update_logits(log_now)
+        self.previous_log.copy_(log_now)
+        z = torch.softmax(self.logits, dim=0).to(losses.dtype)
+        c = 1.0 / (z / shifted.detach()).sum()
+        return (c * z * torch.log(shifted)).sum()
+
+    def weights(self) -> Tensor:
+        """``softmax(xi)``, shape ``(n_tasks,)``."""
+        return torch.softmax(self.logits, dim=0)
+
+    def reset(self) -> None:
+        self.logits.zero_()
+        self.previous_log.fill_(float("nan"))

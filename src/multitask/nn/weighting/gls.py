@@ -1,0 +1,45 @@
+"""Geometric loss strategy (Chennupati et al. 2019)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from multitask.nn.weighting._base import LossWeighting
+
+__all__ = ["GLS"]
+
+
+class GLS(LossWeighting):
+    """Minimise the geometric mean of the task losses, ``(prod_t L_t)^(1/T)``.
+
+    Its gradient is ``sum_t GLS / (T L_t) * grad L_t``: a task with a small loss
+    gets a large weight, so the tasks' scales are balanced. Losses must be
+    positive.
+
+    Parameters
+    ----------
+    n_tasks : int, optional
+        Unused (kept for the common ``WEIGHTINGS[name](n_tasks)`` call).
+
+    References
+    ----------
+    Chennupati, Sistu, Yogamani & Rawashdeh, "MultiNet++: Multi-Stream
+    Feature Aggregation and Geometric Loss Strategy for Multi-Task Learning",
+    CVPR Workshops 2019, Sec. 3 (geometric loss strategy).
+    """
+
+    def __init__(self, n_tasks: int | None = None) -> None:
+        super().__init__()
+        self.n_tasks = n_tasks
+        self._last: Tensor | None = None
+
+    def forward(self, losses: Tensor) -> Tensor:
+        """``losses`` of shape ``(n_tasks,)`` -> their geometric mean, shape ``()``."""
+        total = torch.exp(torch.log(losses).mean())
+        self._last = (total / (losses.numel() * losses)).detach()
+        return total
+
+    def weights(self) -> Tensor | None:
+        """Effective gradient weights ``GLS / (T L_t)`` of the last call."""
+        return self._last

@@ -1,0 +1,87 @@
+"""GradNorm (Chen, Badrinarayanan, Lee & Rabinovich 2018)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor, nn
+
+from multitask.nn.weighting._base import LossWeighting
+
+__all__ = ["GradNorm"]
+
+
+class GradNorm(LossWeighting):
+    """Learn task weights that equalise the tasks' training rates (Alg. 1).
+
+    Per step, with ``J_t`` the gradient of ``L_t`` w.r.t. the chosen shared
+    weights ``W``::
+
+        G_t   = w_t ||J_t||                     (gradient norm of w_t L_t)
+        r_t   = (L_t / L_t(0)) / mean_s (L_s / L_s(0))
+        L_grad = sum_t | G_t - [mean_s G_s] r_t^alpha |   (bracket held constant)
+
+    How it gets its gradients without touching ``.grad``:
+    ``needs_jacobian = True``, so :func:`multitask.nn.mtl_backward` computes
+    ``J`` (one batched backward) and calls :meth:`observe`, which first
+    renormalises ``w`` to sum to ``T`` (in place, no gradient), then returns
+    ``L_grad`` built on ``w`` with ``J`` detached. ``mtl_backward``
+    backpropagates ``forward(L) + L_grad``; :meth:`forward` uses ``w``
+    *detached*, so ``w.grad`` is exactly ``dL_grad/dw`` and the model's
+    gradients are those of ``sum_t w_t L_t``. The optimizer then steps ``w``
+    with the model; the renormalisation of Alg. 1's last line happens at the
+    start of the next step, before ``w`` is used.
+
+    Parameters
+    ----------
+    n_tasks : int
+    alpha : float, default=1.5
+        Asymmetry: larger pulls harder towards equal training rates.
+    shared_params : iterable of Parameter, optional
+        The weights ``W`` (the paper uses the last shared layer, which is much
+        cheaper); None: all the model's shared parameters.
+
+    References
+    ----------
+    Chen, Badrinarayanan, Lee & Rabinovich, "GradNorm: Gradient Normalization
+    for Adaptive Loss Balancing in Deep Multitask Networks", ICML 2018,
+    Algorithm 1 and eq. 2.
+    """
+
+    needs_jacobian = True
+
+    def __init__(
+        self, n_tasks: int, alpha: float = 1.5, shared_params: Iterable[nn.Parameter] | None = None
+    ) -> None:
+        super().__init__()
+        self.n_tasks = n_tasks
+        self.alpha = alpha
+        self.task_weights = nn.Parameter(torch.ones(n_tasks))
+        self.register_buffer("initial_losses", torch.full((n_tasks,), float("nan")))
+        self.jacobian_params = None if shared_params is None else list(shared_params)
+
+    def observe(self, losses: Tensor, jacobian: Tensor) -> Tensor:
+        """GradNorm's loss ``L_grad`` (a function of ``task_weights`` only)."""
+        w = self.task_weights
+        with torch.no_grad():
+            w.mul_(self.n_tasks / w.sum())
+            first = torch.isnan(self.initial_losses)
+            self.initial_losses.copy_(torch.where(first, losses, self.initial_losses))
+        norms = jacobian.detach().norm(dim=1)  # (T,) ||grad_W L_t||
+        g = w * norms  # (T,)
+        ratio = losses.detach() / self.initial_losses  # inverse training rate, (T,)
+        target = g.mean().detach() * (ratio / ratio.mean()) ** self.alpha
+        return (g - target).abs().sum()
+
+    def forward(self, losses: Tensor) -> Tensor:
+        """``sum_t w_t L_t`` with ``w`` detached (``w`` learns through ``observe``)."""
+        return (self.task_weights.detach() * losses).sum()
+
+    def weights(self) -> Tensor:
+        return self.task_weights.detach()
+
+    def reset(self) -> None:
+        with torch.no_grad():
+            self.task_weights.fill_(1.0)
+        self.initial_losses.fill_(float("nan"))

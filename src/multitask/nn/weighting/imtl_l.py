@@ -1,0 +1,45 @@
+"""IMTL-L: loss balance of Impartial Multi-Task Learning (Liu et al. 2021)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from multitask.nn.weighting._base import LossWeighting
+
+__all__ = ["IMTLL"]
+
+
+class IMTLL(LossWeighting):
+    """Learn scales ``exp(s_t)`` so that every scaled loss tends to 1.
+
+    The objective is ``sum_t exp(s_t) L_t - s_t``; minimising in ``s_t`` gives
+    ``exp(s_t) L_t = 1``, so all tasks are balanced in scale. ``s`` is a
+    parameter (initialised at 0) trained by the model's optimizer.
+
+    Parameters
+    ----------
+    n_tasks : int
+
+    References
+    ----------
+    Liu, Li, Kuang, Xue, Chen, Yang, Liao & Zhang, "Towards Impartial
+    Multi-task Learning", ICLR 2021, Sec. 3 (loss balance, IMTL-L).
+    """
+
+    def __init__(self, n_tasks: int) -> None:
+        super().__init__()
+        self.log_scales = nn.Parameter(torch.zeros(n_tasks))
+
+    def forward(self, losses: Tensor) -> Tensor:
+        """``losses`` of shape ``(n_tasks,)`` -> ``sum_t exp(s_t) L_t - s_t``."""
+        s = self.log_scales
+        return (torch.exp(s) * losses - s).sum()
+
+    def weights(self) -> Tensor:
+        """``exp(s_t)``, shape ``(n_tasks,)``."""
+        return torch.exp(self.log_scales).detach()
+
+    def reset(self) -> None:
+        with torch.no_grad():
+            self.log_scales.zero_()

@@ -1,0 +1,57 @@
+"""Random loss weighting (Lin et al. 2022)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from multitask.nn.weighting._base import LossWeighting
+
+__all__ = ["RLW"]
+
+
+class RLW(LossWeighting):
+    """Weights drawn afresh every step: ``w = softmax(eps)``, ``eps ~ N(0, I)``.
+
+    The draws come from a private ``torch.Generator`` seeded with ``seed``; its
+    state travels in ``state_dict`` (as extra state), so a resumed run draws the
+    same weights. Weights are drawn on the CPU and moved to the losses' device
+    (a copy, not a synchronisation).
+
+    Parameters
+    ----------
+    n_tasks : int
+    seed : int, default=0
+
+    References
+    ----------
+    Lin, Ye, Xu, Shi & Zhang, "Reasonable Effectiveness of Random Weighting:
+    A Litmus Test for Multi-Task Learning", TMLR 2022, Sec. 3, eq. 3 with the
+    standard normal and softmax (their default choice).
+    """
+
+    def __init__(self, n_tasks: int, seed: int = 0) -> None:
+        super().__init__()
+        self.n_tasks = n_tasks
+        self.seed = seed
+        self._gen = torch.Generator().manual_seed(seed)
+        self.register_buffer("last_weights", torch.full((n_tasks,), 1.0 / n_tasks))
+
+    def forward(self, losses: Tensor) -> Tensor:
+        """``losses`` of shape ``(n_tasks,)`` -> ``sum_t w_t L_t`` with fresh ``w``."""
+        eps = torch.randn(self.n_tasks, generator=self._gen)
+        w = torch.softmax(eps, dim=0).to(device=losses.device, dtype=losses.dtype)
+        self.last_weights = w
+        return (w * losses).sum()
+
+    def weights(self) -> Tensor:
+        return self.last_weights
+
+    def reset(self) -> None:
+        self._gen.manual_seed(self.seed)
+
+    def get_extra_state(self) -> dict:
+        return {"generator": self._gen.get_state()}
+
+    def set_extra_state(self, state: dict) -> None:
+        self._gen.set_state(state["generator"])

@@ -1,0 +1,63 @@
+"""Homoscedastic-uncertainty weighting (Kendall, Gal & Cipolla 2018)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from multitask.nn.weighting._base import LossWeighting
+
+__all__ = ["UncertaintyWeighting"]
+
+_SCALE = {"regression": 0.5, "classification": 1.0}
+
+
+class UncertaintyWeighting(LossWeighting):
+    """Weight each task by a learned homoscedastic noise ``sigma_t``.
+
+    With the log-variance ``s_t = log sigma_t^2`` (a learnable parameter,
+    initialised at 0, for numerical stability as the paper advises)::
+
+        regression:      0.5 * exp(-s_t) * L_t + 0.5 * s_t
+        classification:        exp(-s_t) * L_t + 0.5 * s_t
+
+    summed over tasks. Train ``log_vars`` with the model's optimizer.
+
+    Parameters
+    ----------
+    n_tasks : int
+    kinds : sequence of {"regression", "classification"}, optional
+        Form of each task's term (default: all regression).
+
+    References
+    ----------
+    Kendall, Gal & Cipolla, "Multi-Task Learning Using Uncertainty to Weigh
+    Losses for Scene Geometry and Semantics", CVPR 2018, eq. 7 (regression)
+    and eq. 10 (classification).
+    """
+
+    def __init__(self, n_tasks: int, kinds: Sequence[str] | None = None) -> None:
+        super().__init__()
+        kinds = ["regression"] * n_tasks if kinds is None else list(kinds)
+        if len(kinds) != n_tasks or any(k not in _SCALE for k in kinds):
+            raise ValueError(
+                f"kinds must list {n_tasks} entries among {sorted(_SCALE)}, got {kinds}"
+            )
+        self.kinds = tuple(kinds)
+        self.log_vars = nn.Parameter(torch.zeros(n_tasks))
+        self.register_buffer("scale", torch.tensor([_SCALE[k] for k in kinds]))
+
+    def forward(self, losses: Tensor) -> Tensor:
+        """``losses`` of shape ``(n_tasks,)`` -> the eq. 7 objective, shape ``()``."""
+        s = self.log_vars
+        return (self.scale * torch.exp(-s) * losses + 0.5 * s).sum()
+
+    def weights(self) -> Tensor:
+        """Effective weights ``scale_t * exp(-s_t)`` of shape ``(n_tasks,)``."""
+        return (self.scale * torch.exp(-self.log_vars)).detach()
+
+    def reset(self) -> None:
+        with torch.no_grad():
+            self.log_vars.zero_()
