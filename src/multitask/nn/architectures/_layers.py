@@ -1,0 +1,92 @@
+"""Small helpers shared by the deep architectures (private)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+
+def check_heads(heads: Mapping[str, nn.Module]) -> tuple[str, ...]:
+    """Validate a ``{task: head}`` mapping and return the task names in order."""
+    if not isinstance(heads, Mapping) or len(heads) == 0:
+        raise ValueError(
+            f"heads must be a non-empty dict {{task_name: nn.Module}}; got {type(heads).__name__}"
+        )
+    for name, head in heads.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"task names must be non-empty strings, got {name!r}")
+        if "." in name:
+            raise ValueError(
+                f"task name {name!r} contains '.', which nn.ModuleDict forbids; rename it"
+            )
+        if not isinstance(head, nn.Module):
+            raise TypeError(f"head of task {name!r} is a {type(head).__name__}, not an nn.Module")
+    return tuple(heads)
+
+
+def check_layers(layers: Sequence[nn.Module], what: str = "layers") -> list[nn.Module]:
+    """Validate a non-empty sequence of modules (an ``nn.Sequential`` is accepted)."""
+    layers = list(layers)
+    if not layers:
+        raise ValueError(f"{what} must hold at least one nn.Module")
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, nn.Module):
+            raise TypeError(f"{what}[{i}] is a {type(layer).__name__}, not an nn.Module")
+    return layers
+
+
+def columns(layers: Sequence[nn.Module], task_names: Sequence[str]) -> nn.ModuleDict:
+    """One independent copy of ``layers`` per task: ``{task: ModuleList}`` (deep copies)."""
+    return nn.ModuleDict(
+        {t: nn.ModuleList(copy.deepcopy(layer) for layer in layers) for t in task_names}
+    )
+
+
+def parameters_of(modules: Iterable[nn.Module | None]) -> Iterator[nn.Parameter]:
+    """Parameters of several modules, each parameter once."""
+    seen: set[int] = set()
+    for module in modules:
+        if module is None:
+            continue
+        for p in module.parameters():
+            if id(p) not in seen:
+                seen.add(id(p))
+                yield p
+
+
+def mix_init(n: int, self_weight: float = 0.9) -> Tensor:
+    """Mixing matrix of shape ``(n, n)``: ``self_weight`` on the diagonal, the rest spread evenly.
+
+    This is the cross-stitch initialisation of Misra et al. (CVPR 2016, Sec. 4):
+    rows sum to one, so the initial units neither amplify nor shrink activations.
+    """
+    if n == 1:
+        return torch.ones(1, 1)
+    off = (1.0 - self_weight) / (n - 1)
+    return torch.full((n, n), off) + (self_weight - off) * torch.eye(n)
+
+
+def flatten_rows(h: Tensor) -> Tensor:
+    """View ``(..., d)`` activations as a ``(n_rows, d)`` matrix."""
+    return h.reshape(-1, h.shape[-1])
+
+
+def gated_sum(gate_logits: Tensor, experts: Tensor) -> tuple[Tensor, Tensor]:
+    """Softmax-gated mixture of experts.
+
+    Parameters
+    ----------
+    gate_logits : Tensor of shape (batch, n_experts)
+    experts : Tensor of shape (batch, n_experts, *feature_shape)
+
+    Returns
+    -------
+    mixed : Tensor of shape (batch, *feature_shape)
+    gates : Tensor of shape (batch, n_experts), rows on the simplex
+    """
+    gates = torch.softmax(gate_logits, dim=-1)  # (B, E)
+    shape = gates.shape + (1,) * (experts.dim() - 2)
+    return (gates.reshape(shape) * experts).sum(dim=1), gates

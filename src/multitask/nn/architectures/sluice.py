@@ -1,0 +1,155 @@
+"""Sluice networks (Ruder, Bingel, Augenstein & Søgaard, AAAI 2019)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ._base import MultiTaskModule
+from ._layers import check_heads, check_layers, columns, flatten_rows, mix_init, parameters_of
+
+
+def orthogonality_penalty(g1: Tensor, g2: Tensor) -> Tensor:
+    r"""Squared Frobenius norm :math:`\|G_1^\top G_2\|_F^2` of two subspace activations.
+
+    Parameters
+    ----------
+    g1, g2 : Tensor of shape (..., d1) and (..., d2)
+        Activations of two subspaces of one layer (leading dimensions are rows).
+
+    Returns
+    -------
+    Tensor
+        Scalar, zero exactly when every column of ``g1`` is orthogonal to every column of ``g2``.
+    """
+    return (flatten_rows(g1).T @ flatten_rows(g2)).pow(2).sum()
+
+
+class Sluice(MultiTaskModule):
+    r"""Sluice network: columns whose layer outputs are split into subspaces and mixed.
+
+    Every task has its own deep copy of ``layers``. The output of layer ``k`` of
+    task ``m`` is split along its last dimension into ``n_subspaces`` equal
+    subspaces :math:`G_{m,k,1}, \dots, G_{m,k,S}`; learnable alpha units of shape
+    ``(T S, T S)`` mix all subspaces of all tasks (Eq. 2 of the paper, the
+    generalisation of cross-stitch units). Learnable beta units mix, for each
+    task, the (mixed) outputs of the layers in ``skip_layers`` into the input of
+    its head (Eq. 3, hierarchical skip connections). :meth:`regularization`
+    returns the subspace orthogonality penalty of Eq. 4 summed over tasks,
+    layers and pairs of subspaces,
+
+    .. math:: \mathcal{L}_c = \sum_{m}\sum_{k}\sum_{a<b} \|G_{m,k,a}^\top G_{m,k,b}\|_F^2,
+
+    computed on the activations of the last :meth:`forward`, times ``orthogonality``.
+
+    Parameters
+    ----------
+    layers : sequence of nn.Module
+        Layers of one column; every output must have a last dimension divisible
+        by ``n_subspaces`` (leading dimensions -- batch, sequence, space -- are rows).
+    heads : dict of str to nn.Module
+        Head of each task, applied to the beta mixture.
+    n_subspaces : int, default=2
+    skip_layers : sequence of int, optional
+        Layers (0-based) whose outputs the beta units mix; their outputs must
+        share one shape. Default: every layer.
+    orthogonality : float, default=0.01
+        Weight of the orthogonality penalty.
+    self_weight : float, default=0.9
+        Initial diagonal of the alpha units (as cross-stitch; rows sum to one).
+
+    Notes
+    -----
+    Betas start with all their mass on the last layer of ``skip_layers``, so the
+    network starts as the plain stacked model. Shared parameters are the alpha
+    and beta units; each task owns its column and head.
+
+    References
+    ----------
+    Ruder, S., Bingel, J., Augenstein, I., Søgaard, A. "Latent Multi-task
+    Architecture Learning." AAAI 2019 (arXiv:1705.08142, "sluice networks"),
+    Eqs. (2)-(4).
+    """
+
+    def __init__(
+        self,
+        layers: Sequence[nn.Module],
+        heads: Mapping[str, nn.Module],
+        n_subspaces: int = 2,
+        skip_layers: Sequence[int] | None = None,
+        orthogonality: float = 0.01,
+        self_weight: float = 0.9,
+    ):
+        super().__init__()
+        self.task_names = check_heads(heads)
+        layers = check_layers(layers)
+        if n_subspaces < 1:
+            raise ValueError(f"n_subspaces must be >= 1, got {n_subspaces}")
+        n_layers = len(layers)
+        skip = list(range(n_layers)) if skip_layers is None else sorted(set(skip_layers))
+        if not skip or any(not 0 <= k < n_layers for k in skip):
+            raise ValueError(
+                f"skip_layers {skip_layers} must be non-empty within [0, {n_layers - 1}]"
+            )
+        self.n_subspaces = n_subspaces
+        self.skip_layers = tuple(skip)
+        self.orthogonality = orthogonality
+        self.columns = columns(layers, self.task_names)
+        self.heads = nn.ModuleDict(heads)
+        n_units = len(self.task_names) * n_subspaces
+        self.alphas = nn.ParameterList(
+            nn.Parameter(mix_init(n_units, self_weight)) for _ in range(n_layers)
+        )
+        beta = torch.zeros(len(self.task_names), len(skip))
+        beta[:, -1] = 1.0
+        self.betas = nn.Parameter(beta)  # (T, n_skip)
+        self._subspaces: list[list[Tensor]] = []
+
+    def _split(self, h: Tensor) -> list[Tensor]:
+        if h.shape[-1] % self.n_subspaces:
+            raise ValueError(
+                f"a layer output has last dimension {h.shape[-1]}, not divisible by "
+                f"n_subspaces={self.n_subspaces}; change the layer width or n_subspaces"
+            )
+        return list(h.chunk(self.n_subspaces, dim=-1))
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        n_tasks, n_sub = len(self.task_names), self.n_subspaces
+        hs = [x] * n_tasks
+        kept: list[Tensor] = []
+        self._subspaces = []
+        for k, alpha in enumerate(self.alphas):
+            outs = [self.columns[t][k](h) for t, h in zip(self.task_names, hs, strict=True)]
+            subs = [s for h in outs for s in self._split(h)]  # task-major: (T*S) pieces
+            self._subspaces.append(subs)
+            mixed = torch.tensordot(alpha, torch.stack(subs), dims=1)  # (T*S, ..., d/S)
+            hs = [torch.cat(list(mixed[m * n_sub : (m + 1) * n_sub]), -1) for m in range(n_tasks)]
+            if k in self.skip_layers:
+                kept.append(torch.stack(hs))  # (T, ..., d)
+        stacked = torch.stack(kept, dim=1)  # (T, n_skip, ..., d)
+        shape = self.betas.shape + (1,) * (stacked.dim() - 2)
+        mixed_out = (self.betas.reshape(shape) * stacked).sum(1)  # (T, ..., d)
+        return {t: self.heads[t](mixed_out[m]) for m, t in enumerate(self.task_names)}
+
+    def regularization(self) -> Tensor | float:
+        """Orthogonality penalty (Eq. 4) on the activations of the last forward, weighted."""
+        if not self._subspaces or self.orthogonality == 0:
+            return 0.0
+        n_sub = self.n_subspaces
+        total = 0.0
+        for subs in self._subspaces:
+            for m in range(len(self.task_names)):
+                own = subs[m * n_sub : (m + 1) * n_sub]
+                for a in range(n_sub):
+                    for b in range(a + 1, n_sub):
+                        total = total + orthogonality_penalty(own[a], own[b])
+        return self.orthogonality * total
+
+    def shared_parameters(self) -> Iterator[nn.Parameter]:
+        yield from self.alphas
+        yield self.betas
+
+    def task_parameters(self, task: str) -> Iterator[nn.Parameter]:
+        return parameters_of([self.columns[task], self.heads[task]])
