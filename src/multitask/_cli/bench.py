@@ -1,13 +1,148 @@
-"""Commands ``bench``, ``fit``, ``predict``, ``report`` and ``methods``.
+"""Commands ``bench``, ``report`` and ``methods``.
 
-Owned by the benchmark-harness work (issue 6); registered on the app by
-:func:`register`. Heavy imports happen inside the command functions.
+Heavy imports (pandas, scikit-learn, torch) happen inside the command
+functions, so ``multitask --help`` stays fast and torch-free.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from multitask._cli._common import console, fail
+
+
+def bench(
+    suite: Annotated[
+        str, typer.Argument(help="Suite name (see --list) or a suite TOML file.")
+    ] = "quick",
+    methods: Annotated[
+        list[str] | None,
+        typer.Option("--methods", "-m", help="Only these methods (repeatable)."),
+    ] = None,
+    seeds: Annotated[
+        int | None, typer.Option(help="Run seeds 0..N-1 instead of the suite's.")
+    ] = None,
+    out: Annotated[
+        Path, typer.Option(help="Output folder: results.jsonl, report.html, runs/.")
+    ] = Path("multitask-bench"),
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Runs in parallel.")] = 1,
+    list_: Annotated[
+        bool, typer.Option("--list", help="List the shipped suites and exit.")
+    ] = False,
+) -> None:
+    """Run a benchmark suite, then write results.jsonl and report.html to OUT.
+
+    Finished runs are cached under OUT/runs: a suite that was interrupted
+    resumes where it stopped.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from multitask.bench import list_suites, load_suite, run, write_report
+
+    if list_:
+        for name in list_suites():
+            s = load_suite(name)
+            console.print(f"[bold]{name}[/]: {s.description}")
+        return
+    try:
+        spec = load_suite(suite)
+        if jobs < 1:
+            raise ValueError(f"--jobs must be >= 1, got {jobs}")
+        chosen_seeds = list(range(seeds)) if seeds is not None else None
+        if seeds is not None and seeds < 1:
+            raise ValueError(f"--seeds must be >= 1, got {seeds}")
+        with Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as bar:
+            task = bar.add_task(f"suite {spec.name}", total=None)
+
+            def tick(done: int, total: int, run_spec) -> None:
+                bar.update(
+                    task,
+                    completed=done,
+                    total=total,
+                    description=f"{run_spec.dataset} / {run_spec.method} / seed {run_spec.seed}",
+                )
+
+            rows = run(
+                spec, out, methods=methods, seeds=chosen_seeds, n_jobs=jobs, on_progress=tick
+            )
+        report = write_report(
+            out / "results.jsonl",
+            out / "report.html",
+            published=spec.published,
+            title=f"multitask benchmark: suite {spec.name}",
+        )
+    except ValueError as exc:
+        fail(str(exc))
+    console.print(_summary_table(rows, Table))
+    console.print(f"results: {out / 'results.jsonl'}\nreport:  {report}")
+
+
+def _summary_table(rows, Table):
+    """Overall test metrics, mean over seeds, one line per (dataset, method)."""
+    import numpy as np
+
+    cells: dict[tuple[str, str], dict[str, list[float]]] = {}
+    metrics: list[str] = []
+    for r in rows:
+        if r.split == "test" and r.task == "_all":
+            cells.setdefault((r.dataset, r.method), {}).setdefault(r.metric, []).append(r.value)
+            if r.metric not in metrics:
+                metrics.append(r.metric)
+    table = Table(title="test metrics (mean over seeds)")
+    table.add_column("dataset")
+    table.add_column("method")
+    for m in metrics:
+        table.add_column(m, justify="right")
+    for (dataset, method), vals in cells.items():
+        table.add_row(
+            dataset, method, *(f"{np.mean(vals[m]):.4g}" if m in vals else "-" for m in metrics)
+        )
+    return table
+
+
+def report(
+    results: Annotated[Path, typer.Argument(help="A results.jsonl written by `multitask bench`.")],
+    out: Annotated[Path, typer.Option(help="HTML file to write.")] = Path("report.html"),
+) -> None:
+    """Write the HTML report of a results.jsonl file."""
+    from multitask.bench import write_report
+
+    if not results.is_file():
+        fail(f"{results} does not exist")
+    try:
+        path = write_report(results, out)
+    except ValueError as exc:
+        fail(str(exc))
+    console.print(f"report: {path}")
+
+
+def methods() -> None:
+    """List every method with its paper and year."""
+    from rich.table import Table
+
+    from multitask._cli._catalogue import catalogue
+
+    table = Table(title="methods")
+    for col in ("name", "family", "paper", "year"):
+        table.add_column(col)
+    for name, family, paper, year in catalogue():
+        table.add_row(name, family, paper, str(year) if year else "")
+    console.print(table)
 
 
 def register(app: typer.Typer) -> None:
-    """Add the harness commands to ``app`` (none yet)."""
+    """Add the harness commands to ``app``."""
+    app.command("bench")(bench)
+    app.command("report")(report)
+    app.command("methods")(methods)
