@@ -220,13 +220,14 @@ class MultiTaskLinearModel(BaseEstimator):
             2-D for a model fitted on a shared design (2-D ``y``).
         """
         check_is_fitted(self)
-        features, task_values = split_task_column(X, self.task_col)
         if self.task_col is None:
+            task_values = None
             features = validate_data(
                 self, X, accept_sparse=["csr", "csc"], dtype=np.float64, reset=False
             )
         else:
             validate_data(self, X, reset=False, skip_check_array=True)
+            features, task_values = split_task_column(X, self.task_col)
             features = validate_features(features)
         if self._y_ndim == 2:
             return np.asarray(features @ self.coef_.T) + self.intercept_

@@ -163,6 +163,11 @@ def encode_tasks(task_values, tasks=None):
     return np.where(known, pos, -1).astype(np.intp), tasks
 
 
+def task_label(label):
+    """A task label as a plain Python value, for error messages."""
+    return label.item() if hasattr(label, "item") else label
+
+
 def check_task_sizes(task_idx, tasks, sample_weight=None):
     """Raise if a task has fewer than 2 rows (or fewer than 2 with weight > 0)."""
     counts = np.bincount(task_idx, minlength=len(tasks))
@@ -172,7 +177,7 @@ def check_task_sizes(task_idx, tasks, sample_weight=None):
     if bad.size:
         t = bad[0]
         raise ValueError(
-            f"task {tasks[t]!r} has {int(counts[t])} sample(s) (with positive weight); "
+            f"task {task_label(tasks[t])!r} has {int(counts[t])} sample(s) (with positive weight); "
             f"each task needs at least 2 samples (got {int(counts[t])} sample"
             f"{'' if counts[t] == 1 else 's'}). Drop the task or give it more rows."
         )
@@ -208,7 +213,8 @@ def encode_binary(y, task_idx, tasks):
     for t, y_t in enumerate(cols):
         if np.unique(y_t).size < 2:
             raise ValueError(
-                f"task {tasks[t]!r} has only one class ({classes[int(y_t[0] > 0)]!r}); "
+                f"task {task_label(tasks[t])!r} has only one class "
+                f"({task_label(classes[int(y_t[0] > 0)])!r}); "
                 "a classifier needs both classes in every task. Drop the task or add rows."
             )
     return y_pm, classes
