@@ -10,10 +10,10 @@ import pytest
 
 pytest.importorskip("cvxpy")
 
-import multitask.linear as ml  # noqa: E402
-from multitask.linear import penalties as P  # noqa: E402
+from cvx_oracle import objective, solve_reference, solve_reference_clustered
 
-from cvx_oracle import objective, solve_reference, solve_reference_clustered  # noqa: E402
+import multitask.linear as ml
+from multitask.linear import penalties as P
 
 N_FEATURES, N_TASKS = 4, 3
 

@@ -68,7 +68,7 @@ def test_unseen_task_mean_fallback_and_error():
     expected = X @ est.coef_.mean(0) + est.intercept_.mean()
     np.testing.assert_allclose(est.predict(new), expected)
     strict = clone(est).set_params(unseen_task="error").fit(df, y)
-    with pytest.raises(ValueError, match="new_school.*not seen"):
+    with pytest.raises(ValueError, match=r"new_school.*not seen"):
         strict.predict(new)
 
 
@@ -128,7 +128,7 @@ def test_pipeline_gridsearch_and_groupkfold_on_held_out_tasks():
     )
     assert np.isfinite(scores).all()
     strict = ml.MeanRegularizedRegressor(task_col="school", unseen_task="error")
-    with pytest.raises(ValueError, match="not seen"):
+    with pytest.raises(ValueError, match=r"not seen"):
         cross_val_score(strict, df, y, groups=df["school"], cv=GroupKFold(3), error_score="raise")
 
 
@@ -144,14 +144,14 @@ def _arrays():
 def test_nan_or_inf_is_rejected(where, bad):
     X, y = _arrays()
     (X if where == "X" else y)[5] = bad
-    with pytest.raises(ValueError, match="NaN|infinity"):
+    with pytest.raises(ValueError, match=r"NaN|infinity"):
         ml.GroupLassoRegressor(task_col=N_FEATURES).fit(X, y)
 
 
 def test_nan_in_task_column():
     X, y = _arrays()
     X[7, N_FEATURES] = np.nan
-    with pytest.raises(ValueError, match="task column.*missing"):
+    with pytest.raises(ValueError, match=r"task column.*missing"):
         ml.GroupLassoRegressor(task_col=N_FEATURES).fit(X, y)
 
 
@@ -165,16 +165,16 @@ def test_task_with_too_few_rows(n_rows):
         # a task with 0 rows can only be named through sample_weight
         sw = np.ones(len(y))
         sw[X[:, N_FEATURES] == 2] = 0
-        with pytest.raises(ValueError, match="task 2.0 has 0 sample"):
+        with pytest.raises(ValueError, match=r"task 2.0 has 0 sample"):
             ml.GroupLassoRegressor(task_col=N_FEATURES).fit(X, y, sample_weight=sw)
     else:
-        with pytest.raises(ValueError, match="task 1.0 has 1 sample"):
+        with pytest.raises(ValueError, match=r"task 1.0 has 1 sample"):
             ml.GroupLassoRegressor(task_col=N_FEATURES).fit(X, y)
 
 
 def test_single_task_for_a_family_that_needs_several():
     X, y = _arrays()
-    with pytest.raises(ValueError, match="n_clusters=2.*at least as many tasks"):
+    with pytest.raises(ValueError, match=r"n_clusters=2.*at least as many tasks"):
         ml.ClusteredMTLRegressor(n_clusters=2).fit(X[:, :N_FEATURES], y)
 
 
@@ -182,7 +182,7 @@ def test_classification_task_with_one_class_is_named():
     df, y = long_data(classify=True)
     y = y.copy()
     y[df["school"] == "s1"] = "mine"
-    with pytest.raises(ValueError, match="task 's1' has only one class"):
+    with pytest.raises(ValueError, match=r"task 's1' has only one class"):
         ml.GroupLassoClassifier(task_col="school").fit(df, y)
 
 
@@ -196,7 +196,7 @@ def test_negative_strength(param):
 def test_wrong_number_of_features_at_predict():
     X, y = _arrays()
     est = ml.GroupLassoRegressor(task_col=N_FEATURES).fit(X, y)
-    with pytest.raises(ValueError, match="features"):
+    with pytest.raises(ValueError, match=r"features"):
         est.predict(X[:, 1:])
 
 
