@@ -2,26 +2,8 @@
 
 from __future__ import annotations
 
-import os
-from functools import cache
-from pathlib import Path
-
 import pytest
-
-_CANDIDATES = [
-    os.environ.get("MULTITASK_DATA", ""),
-    str(Path(__file__).resolve().parents[3] / "shared" / "datasets"),
-    "/work/shared/datasets",
-]
-
-
-@cache
-def real_data_dir() -> Path | None:
-    """The folder with the real benchmark files (``MULTITASK_DATA``), or None."""
-    for c in _CANDIDATES:
-        if c and (Path(c) / "school" / "school.mat").is_file():
-            return Path(c)
-    return None
+from datasets_testutil import real_data_dir
 
 
 @pytest.fixture
