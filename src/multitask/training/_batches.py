@@ -1,0 +1,199 @@
+"""Seeded, resumable batch orders for the trainer.
+
+The trainer never relies on a DataLoader's internal state to resume: it reads
+the loader's dataset, batch size, collate function and whether it shuffles,
+and builds the batch order of epoch ``e`` itself from ``(seed, e)``. Resuming
+at ``(epoch, batch)`` rebuilds that order and starts at ``batch``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, RandomSampler, SequentialSampler
+
+from multitask.training.samplers import TaskSampler
+
+#: one part of a micro-step: the tasks it trains, inputs, targets
+Part = tuple[tuple[str, ...], Any, Any]
+
+
+class _IndexBatches:
+    """A batch sampler over a fixed list of index lists (what DataLoader accepts)."""
+
+    def __init__(self, batches: list[list[int]]):
+        self.batches = batches
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+class ResumableLoader:
+    """Iterate a DataLoader (or a list of batches) from any ``(epoch, batch)``.
+
+    Parameters
+    ----------
+    loader : DataLoader or sequence of batches
+        A DataLoader with a map-style dataset and a ``RandomSampler`` or
+        ``SequentialSampler`` resumes exactly. A plain sequence of batches is
+        replayed in order. Other loaders are iterated as they are and resumed by
+        skipping batches, which is exact only if their order is deterministic.
+    seed : int
+        Seed of the shuffled order; epoch ``e`` uses ``(seed, e)``.
+    """
+
+    def __init__(self, loader: DataLoader | Sequence, seed: int = 0):
+        self.loader = loader
+        self.seed = int(seed)
+        self._mode = self._pick_mode(loader)
+
+    @staticmethod
+    def _pick_mode(loader) -> str:
+        if not isinstance(loader, DataLoader):
+            if not isinstance(loader, Sequence):
+                raise TypeError(
+                    f"training data must be a DataLoader, a list of batches or a dict of "
+                    f"those; got {type(loader).__name__}"
+                )
+            return "sequence"
+        if isinstance(loader.dataset, IterableDataset) or loader.batch_size is None:
+            return "skip"
+        if isinstance(loader.sampler, (RandomSampler, SequentialSampler)):
+            return "indices"
+        warnings.warn(
+            f"DataLoader with a {type(loader.sampler).__name__}: resume skips batches and is "
+            "exact only if that sampler's order is deterministic",
+            stacklevel=3,
+        )
+        return "skip"
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def _order(self, epoch: int) -> list[list[int]]:
+        loader = self.loader
+        n = len(loader.dataset)
+        if isinstance(loader.sampler, RandomSampler):
+            idx = np.random.default_rng([self.seed, epoch]).permutation(n)
+        else:
+            idx = np.arange(n)
+        b = loader.batch_size
+        stop = n - n % b if loader.drop_last else n
+        return [idx[i : i + b].tolist() for i in range(0, stop, b)]
+
+    def iterate(self, epoch: int, start: int = 0) -> Iterator[Any]:
+        """Batches of ``epoch`` from batch index ``start`` on."""
+        if self._mode == "sequence":
+            yield from self.loader[start:]
+            return
+        if self._mode == "skip":
+            for i, batch in enumerate(self.loader):
+                if i >= start:
+                    yield batch
+            return
+        loader = self.loader
+        order = self._order(epoch)[start:]
+        if not order:
+            return
+        yield from DataLoader(
+            loader.dataset,
+            batch_sampler=_IndexBatches(order),
+            collate_fn=loader.collate_fn,
+            num_workers=loader.num_workers,
+            pin_memory=loader.pin_memory,
+            worker_init_fn=loader.worker_init_fn,
+            # a private generator: creating the iterator must not draw from torch's
+            # global RNG, or a resumed run's dropout masks would shift
+            generator=torch.Generator().manual_seed(self.seed + 7919 * epoch),
+        )
+
+
+class SingleSource:
+    """Every batch carries targets for every task: one part per micro-step."""
+
+    def __init__(self, loader, tasks: Sequence[str], seed: int):
+        self.loader = ResumableLoader(loader, seed)
+        self.tasks = tuple(tasks)
+        if len(self.loader) == 0:
+            raise ValueError(
+                "the training DataLoader yields no batch (empty dataset, or fewer samples "
+                "than batch_size with drop_last=True); give it at least one sample"
+            )
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def iterate(self, epoch: int, start: int) -> Iterator[list[Part]]:
+        for inputs, targets in self.loader.iterate(epoch, start):
+            yield [(self.tasks, inputs, targets)]
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        pass
+
+
+class SampledSource:
+    """One DataLoader per task; a :class:`TaskSampler` picks the tasks of each step.
+
+    An epoch is ``sum(len(loader_t))`` micro-steps. Each task's loader cycles on
+    its own (its own epoch counter and shuffled order), so a small task is
+    revisited while a large one is still in its first pass.
+    """
+
+    def __init__(self, loaders: Mapping[str, Any], sampler: TaskSampler, seed: int):
+        unknown = set(sampler.tasks) - set(loaders)
+        if unknown:
+            raise ValueError(f"the task sampler names tasks {sorted(unknown)} with no DataLoader")
+        self.loaders = {
+            t: ResumableLoader(dl, seed + i) for i, (t, dl) in enumerate(loaders.items())
+        }
+        empty = [t for t, dl in self.loaders.items() if len(dl) == 0]
+        if empty:
+            raise ValueError(f"the DataLoaders of tasks {empty} yield no batch; drop those tasks")
+        self.sampler = sampler
+        self.position = {t: [0, 0] for t in self.loaders}  # task -> [epoch, batch]
+        self._iters: dict[str, Iterator] = {}
+
+    def __len__(self) -> int:
+        return sum(len(dl) for dl in self.loaders.values())
+
+    def _next_batch(self, task: str):
+        pos = self.position[task]
+        if task not in self._iters:
+            self._iters[task] = self.loaders[task].iterate(pos[0], pos[1])
+        try:
+            batch = next(self._iters[task])
+        except StopIteration:
+            pos[0], pos[1] = pos[0] + 1, 0
+            self._iters[task] = self.loaders[task].iterate(pos[0], 0)
+            batch = next(self._iters[task])
+        pos[1] += 1
+        return batch
+
+    def iterate(self, epoch: int, start: int) -> Iterator[list[Part]]:
+        for _ in range(start, len(self)):
+            parts = []
+            for task in self.sampler.next():
+                inputs, targets = self._next_batch(task)
+                parts.append(((task,), inputs, targets))
+            yield parts
+
+    def state_dict(self) -> dict:
+        return {
+            "sampler": self.sampler.state_dict(),
+            "position": {t: list(p) for t, p in self.position.items()},
+        }
+
+    def load_state_dict(self, state: Mapping) -> None:
+        self.sampler.load_state_dict(state["sampler"])
+        self.position = {t: [int(e), int(b)] for t, (e, b) in state["position"].items()}
+        self._iters = {}

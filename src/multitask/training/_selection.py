@@ -1,0 +1,89 @@
+"""Model selection and early stopping on validation metrics."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping
+
+from multitask.metrics import HIGHER_IS_BETTER, delta_m
+
+Metrics = Mapping[str, Mapping[str, float]]
+
+
+def _flatten(metrics: Metrics) -> dict[tuple[str, str], float]:
+    return {(t, k): float(v) for t, m in metrics.items() for k, v in m.items()}
+
+
+class ModelSelector:
+    """Track the best validation score, its model state, and patience.
+
+    Parameters
+    ----------
+    monitor : "delta" or (task, metric)
+        ``"delta"``: ``delta_m`` (Maninis et al. 2019, eq. 5) of the current
+        validation metrics against those of the first evaluation, over every
+        reported (task, metric) pair -- the mean signed relative change, so
+        tasks on different scales count equally. ``(task, metric)``: that one
+        metric, maximised or minimised by its direction in
+        :data:`multitask.metrics.HIGHER_IS_BETTER`.
+    patience : int or None
+        Stop after this many evaluations without improvement (None: never).
+    """
+
+    def __init__(self, monitor="delta", patience: int | None = None):
+        if monitor != "delta" and not (isinstance(monitor, tuple) and len(monitor) == 2):
+            raise ValueError(f"monitor must be 'delta' or a (task, metric) tuple, got {monitor!r}")
+        if patience is not None and int(patience) < 1:
+            raise ValueError(f"early_stopping patience must be >= 1 or None, got {patience}")
+        self.monitor = monitor
+        self.patience = patience
+        self.reference: dict | None = None
+        self.best_score = -math.inf
+        self.best_step = -1
+        self.best_state: dict | None = None
+        self.bad_evals = 0
+
+    def score(self, metrics: Metrics) -> float:
+        """Higher-is-better scalar of ``metrics``."""
+        flat = _flatten(metrics)
+        if self.monitor == "delta":
+            if self.reference is None:
+                self.reference = flat
+            return delta_m(flat, self.reference)
+        task, metric = self.monitor
+        if (task, metric) not in flat:
+            raise ValueError(f"monitor {self.monitor} not among validation metrics {sorted(flat)}")
+        if metric not in HIGHER_IS_BETTER:
+            raise ValueError(f"direction of metric {metric!r} unknown; monitor another metric")
+        return flat[(task, metric)] if HIGHER_IS_BETTER[metric] else -flat[(task, metric)]
+
+    def update(self, metrics: Metrics, step: int, model_state: dict) -> bool:
+        """Record an evaluation; returns True when training should stop."""
+        s = self.score(metrics)
+        if s > self.best_score:
+            self.best_score, self.best_step, self.bad_evals = s, step, 0
+            self.best_state = {k: v.detach().clone().cpu() for k, v in model_state.items()}
+        else:
+            self.bad_evals += 1
+        return self.patience is not None and self.bad_evals >= self.patience
+
+    def state_dict(self) -> dict:
+        ref = None
+        if self.reference is not None:
+            ref = [[t, k, v] for (t, k), v in self.reference.items()]
+        return {
+            "reference": ref,
+            "best_score": self.best_score,
+            "best_step": self.best_step,
+            "best_state": self.best_state,
+            "bad_evals": self.bad_evals,
+        }
+
+    def load_state_dict(self, state: Mapping) -> None:
+        ref = state["reference"]
+        self.reference = None if ref is None else {(t, k): v for t, k, v in ref}
+        self.best_score = state["best_score"]
+        self.best_step = state["best_step"]
+        self.best_state = copy.copy(state["best_state"])
+        self.bad_evals = state["bad_evals"]

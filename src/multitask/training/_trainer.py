@@ -1,0 +1,475 @@
+"""The multi-task training loop."""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from multitask.nn.backward import mtl_backward
+from multitask.training._batches import SampledSource, SingleSource
+from multitask.training._selection import ModelSelector
+from multitask.training._setup import (
+    build_optimizer,
+    check_outputs,
+    check_targets,
+    param_groups,
+    resolve_device,
+    task_table,
+    to_device,
+)
+from multitask.training.callbacks import Callback, CSVLogger, History, StepRecord, TensorBoardLogger
+from multitask.training.checkpoint import (
+    get_rng_state,
+    load_checkpoint,
+    save_checkpoint,
+    set_rng_state,
+)
+from multitask.training.samplers import SAMPLERS, TaskSampler
+
+__all__ = ["Trainer"]
+
+
+def _nanmean(a: np.ndarray) -> np.ndarray:
+    """Column means over the finite-or-inf entries; NaN where a column has none."""
+    seen = ~np.isnan(a)
+    total = np.where(seen, a, 0.0).sum(axis=0)
+    count = seen.sum(axis=0)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+class Trainer:
+    """Train a :class:`~multitask.nn.architectures.MultiTaskModule` on several tasks.
+
+    Each optimizer step: forward, per-task masked losses (``Task.compute_loss``),
+    :func:`multitask.nn.mtl_backward` with the balancer and the architecture's
+    ``regularization()``, optimizer step. The trainer calls the balancer only
+    through :func:`mtl_backward` and knows no method by name.
+
+    Parameters
+    ----------
+    model : MultiTaskModule
+        ``forward(x) -> dict[task, Tensor]``, ``task_parameters(task)``.
+    tasks : sequence of Task or dict str -> Task
+        One per head; auxiliary tasks are trained but not reported.
+    balancer : LossWeighting, GradientAggregator or None
+        None: the plain sum of ``task.weight * loss``.
+    optimizer : {"adam", "adamw", "sgd"} or callable
+        A callable receives the parameter groups and returns an optimizer.
+    lr : float
+        Learning rate of the shared parameters (and the default of every group).
+    task_lr : dict str -> float, optional
+        Learning rate of each task's own parameters (else ``Task.lr``, else ``lr``).
+    max_epochs, max_steps : int
+        Stop after whichever comes first (``max_steps``: optimizer steps).
+    grad_accumulation : int
+        Micro-batches per optimizer step; each loss is divided by their number,
+        so with equal weighting it equals one step on the larger batch.
+    device : str or torch.device
+        ``"auto"``: CUDA, else MPS, else CPU.
+    seed : int
+        Seeds python, numpy and torch at the start of a fresh run, and the
+        batch order (epoch ``e`` is shuffled from ``(seed, e)``).
+    callbacks : sequence of Callback
+        They receive :class:`StepRecord` s, never the trainer.
+    checkpoint_dir : path, optional
+        Where ``last.pt`` is written (atomically) every ``checkpoint_every``
+        steps and at the end of ``fit``.
+    early_stopping : int, optional
+        Patience, in evaluations (one per epoch, on ``val``).
+    monitor : "delta" or (task, metric)
+        Validation score of model selection (see :class:`ModelSelector`). With
+        ``val``, the best state is restored at the end of ``fit``.
+    progress : bool
+        tqdm bar with per-task losses, on rank 0 and only when stdout is a TTY.
+    log_csv, tensorboard_dir : path, optional
+        Add a :class:`CSVLogger` / :class:`TensorBoardLogger`.
+    use_representation : bool
+        Passed to ``mtl_backward`` (MGDA-UB-style balancing on the shared
+        representation).
+    sampler : TaskSampler or str
+        Combines a dict ``task -> DataLoader`` given to ``fit``: a sampler, or
+        one of ``"round_robin"``, ``"proportional"``, ``"temperature"``
+        (built from the loaders' sizes in batches).
+
+    Attributes
+    ----------
+    history_ : History
+        Step and evaluation records of the last ``fit``.
+    step_, epoch_ : int
+        Optimizer steps and epochs done.
+    best_step_ : int
+        Step of the restored best state (-1 without validation data).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        tasks,
+        balancer: nn.Module | None = None,
+        *,
+        optimizer="adam",
+        lr: float = 1e-3,
+        task_lr: Mapping[str, float] | None = None,
+        max_epochs: int = 10,
+        max_steps: int | None = None,
+        grad_accumulation: int = 1,
+        device="auto",
+        seed: int = 0,
+        callbacks: Sequence[Callback] = (),
+        checkpoint_dir: str | Path | None = None,
+        checkpoint_every: int | None = None,
+        early_stopping: int | None = None,
+        monitor="delta",
+        progress: bool = True,
+        log_csv: str | Path | None = None,
+        tensorboard_dir: str | Path | None = None,
+        use_representation: bool = False,
+        sampler: TaskSampler | str = "round_robin",
+    ):
+        if int(grad_accumulation) < 1:
+            raise ValueError(f"grad_accumulation must be >= 1, got {grad_accumulation}")
+        if checkpoint_every is not None and checkpoint_dir is None:
+            raise ValueError("checkpoint_every needs a checkpoint_dir to write to")
+        self.model = model
+        self.tasks = task_table(model, tasks)
+        self.balancer = balancer
+        self.optimizer = optimizer
+        self.lr = lr
+        self.task_lr = task_lr
+        self.max_epochs = max_epochs
+        self.max_steps = max_steps
+        self.grad_accumulation = int(grad_accumulation)
+        self.device = device
+        self.seed = seed
+        self.callbacks = tuple(callbacks)
+        self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        self.checkpoint_every = checkpoint_every
+        self.early_stopping = early_stopping
+        self.monitor = monitor
+        self.progress = progress
+        self.log_csv = log_csv
+        self.tensorboard_dir = tensorboard_dir
+        self.use_representation = use_representation
+        self.sampler = sampler
+
+    # ------------------------------------------------------------------ setup
+    def _source(self, train):
+        if not isinstance(train, Mapping):
+            return SingleSource(train, tuple(self.tasks), self.seed)
+        unknown = set(train) - set(self.tasks)
+        if unknown:
+            raise ValueError(f"training loaders for unknown tasks {sorted(unknown)}")
+        sampler = self.sampler
+        if isinstance(sampler, str):
+            if sampler not in SAMPLERS or sampler == "periodic":
+                raise ValueError(
+                    f"unknown sampler {sampler!r}; pass a TaskSampler or one of "
+                    "'round_robin', 'proportional', 'temperature'"
+                )
+            sizes = {t: len(dl) for t, dl in train.items()}
+            sampler = (
+                SAMPLERS[sampler](list(sizes), self.seed)
+                if sampler == "round_robin"
+                else SAMPLERS[sampler](sizes, seed=self.seed)
+            )
+        return SampledSource(train, sampler, self.seed)
+
+    def _setup(self, train, val):
+        self.device_ = resolve_device(self.device)
+        self.model.to(self.device_)
+        if self.balancer is not None:
+            self.balancer.to(self.device_)
+        groups = param_groups(self.model, self.tasks, self.lr, self.task_lr, self.balancer)
+        self.optimizer_ = build_optimizer(self.optimizer, groups, self.lr)
+        self._src = self._source(train)
+        self._selector = ModelSelector(self.monitor, self.early_stopping)
+        self.history_ = History()
+        self._callbacks = [self.history_, *self.callbacks]
+        if self.log_csv is not None:
+            self._callbacks.append(CSVLogger(self.log_csv))
+        if self.tensorboard_dir is not None:
+            self._callbacks.append(TensorBoardLogger(self.tensorboard_dir))
+        self.step_, self.epoch_, self._batch = 0, 0, 0
+
+    def _seed_everything(self) -> None:
+        random.seed(self.seed)
+        np.random.seed(self.seed)  # noqa: NPY002 - seeds user code's global draws
+        torch.manual_seed(self.seed)
+
+    # ------------------------------------------------------------ checkpoints
+    @property
+    def checkpoint_path(self) -> Path | None:
+        """``checkpoint_dir / "last.pt"`` (None without a checkpoint_dir)."""
+        return None if self.checkpoint_dir is None else self.checkpoint_dir / "last.pt"
+
+    def state_dict(self) -> dict:
+        """Everything an exact resume needs (tensors and primitive containers only)."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer_.state_dict(),
+            "balancer": {} if self.balancer is None else self.balancer.state_dict(),
+            "rng": get_rng_state(),
+            "source": self._src.state_dict(),
+            "position": {"epoch": self.epoch_, "batch": self._batch, "step": self.step_},
+            "selection": self._selector.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a state from :meth:`state_dict` (after ``_setup``)."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer_.load_state_dict(state["optimizer"])
+        if self.balancer is not None:
+            self.balancer.load_state_dict(state["balancer"])
+        self._src.load_state_dict(state["source"])
+        pos = state["position"]
+        self.epoch_, self._batch, self.step_ = pos["epoch"], pos["batch"], pos["step"]
+        self._selector.load_state_dict(state["selection"])
+        set_rng_state(state["rng"])
+
+    def _save(self) -> None:
+        if self.checkpoint_path is not None:
+            save_checkpoint(self.state_dict(), self.checkpoint_path)
+
+    def _resume(self, resume) -> None:
+        if resume is False or resume is None:
+            return
+        path = self.checkpoint_path if resume is True else Path(resume)
+        if path is None:
+            raise ValueError("resume=True needs a checkpoint_dir; or pass resume=<path>")
+        if resume is True and not path.is_file():
+            return  # nothing to resume yet: a fresh run
+        self.load_state_dict(load_checkpoint(path))
+
+    # ------------------------------------------------------------------ steps
+    def _zero_loss(self, outputs: dict[str, Tensor]) -> Tensor:
+        return sum(o.sum() for o in outputs.values()) * 0.0
+
+    def _losses(self, parts) -> tuple[dict[str, Tensor], set[str]]:
+        """Per-task losses of one micro-step (zero, in the graph, for tasks not drawn)."""
+        losses: dict[str, Tensor] = {}
+        for tasks, inputs, targets in parts:
+            inputs, targets = to_device(inputs, self.device_), to_device(targets, self.device_)
+            check_targets(targets, tasks, self.step_ + 1)
+            outputs = self.model(inputs)
+            check_outputs(outputs, self.tasks)
+            for t in tasks:
+                loss = self.tasks[t].compute_loss(outputs[t], targets[t])
+                losses[t] = loss if t not in losses else losses[t] + loss
+        zero = self._zero_loss(outputs)
+        return {t: losses.get(t, zero) for t in self.tasks}, set(losses)
+
+    def _check_finite(self, values: list[float], trained: set) -> None:
+        for t, v in zip(self.tasks, values, strict=True):
+            if t in trained and not math.isfinite(v):
+                kept = (
+                    f"; the last checkpoint {self.checkpoint_path} is kept"
+                    if self.checkpoint_path is not None and self.checkpoint_path.is_file()
+                    else ""
+                )
+                raise FloatingPointError(
+                    f"loss of task {t!r} is {v} at step {self.step_ + 1} (epoch {self.epoch_}, "
+                    f"batch {self._batch}){kept}; lower the learning rate or check the targets"
+                )
+
+    def _micro_step(self, parts, n_micro: int):
+        losses, trained = self._losses(parts)
+        values = torch.stack([v.detach() for v in losses.values()]).tolist()  # one sync
+        self._check_finite(values, trained)
+        scaled = {t: v / n_micro for t, v in losses.items()}
+        reg = self.model.regularization()
+        extra = reg / n_micro if isinstance(reg, Tensor) or reg != 0 else None
+        info = mtl_backward(
+            scaled,
+            self.model,
+            self.balancer,
+            extra_loss=extra,
+            use_representation=self.use_representation,
+            task_weights={t: float(task.weight) for t, task in self.tasks.items()},
+        )
+        return [
+            v if t in trained else math.nan for t, v in zip(self.tasks, values, strict=True)
+        ], info
+
+    def _record(self, losses: list[list[float]], info) -> StepRecord:
+        mean = _nanmean(np.asarray(losses, dtype=float))
+        weights = getattr(info, "weights", None)
+        if weights is None and self.balancer is not None and hasattr(self.balancer, "weights"):
+            try:
+                weights = self.balancer.weights()
+            except TypeError:  # aggregators' weights(J) needs a Jacobian
+                weights = None
+        weights = (
+            None
+            if weights is None
+            else dict(zip(self.tasks, torch.as_tensor(weights).tolist(), strict=True))
+        )
+        lrs = tuple(float(g["lr"]) for g in self.optimizer_.param_groups)
+        return StepRecord(
+            self.epoch_, self.step_, dict(zip(self.tasks, mean.tolist(), strict=True)), weights, lrs
+        )
+
+    # ------------------------------------------------------------------- loop
+    def fit(self, train, val=None, *, resume: bool | str | Path = False) -> Trainer:
+        """Train on ``train``; select the model on ``val`` when given.
+
+        Parameters
+        ----------
+        train : DataLoader, list of batches, or dict str -> DataLoader
+            Batches ``(inputs, {task: target})``. A dict (one dataset per task)
+            is combined by the ``sampler``.
+        val : DataLoader, optional
+            Evaluated at the end of every epoch (model selection, early stopping).
+        resume : bool or path
+            True: continue from ``checkpoint_dir/last.pt`` if it exists; a path:
+            continue from that checkpoint.
+
+        Returns
+        -------
+        self
+        """
+        self._setup(train, val)
+        self._seed_everything()
+        self._resume(resume)
+        bar = self._progress_bar()
+        try:
+            stop = self._stop_by_steps()
+            while not stop and self.epoch_ < self.max_epochs:
+                stop = self._run_epoch(bar)
+                if self._batch >= len(self._src):
+                    self.epoch_, self._batch = self.epoch_ + 1, 0
+                    stop = self._end_of_epoch(val) or stop
+        finally:
+            if bar is not None:
+                bar.close()
+        self._save()
+        self._finish(val)
+        return self
+
+    def _stop_by_steps(self) -> bool:
+        return self.max_steps is not None and self.step_ >= self.max_steps
+
+    def _run_epoch(self, bar) -> bool:
+        n = len(self._src)
+        it = self._src.iterate(self.epoch_, self._batch)
+        while self._batch < n:
+            window = min(self.grad_accumulation, n - self._batch)
+            self.model.train()
+            losses = []
+            for _ in range(window):
+                parts = next(it)
+                values, info = self._micro_step(parts, window)
+                self._batch += 1
+                losses.append(values)
+            self.optimizer_.step()
+            self.optimizer_.zero_grad(set_to_none=True)
+            self.step_ += 1
+            record = self._record(losses, info)
+            for cb in self._callbacks:
+                cb.on_step(record)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix({t: f"{v:.4g}" for t, v in record.losses.items()})
+            if self.checkpoint_every and self.step_ % self.checkpoint_every == 0:
+                self._save()
+            if self._stop_by_steps():
+                return True
+        return False
+
+    def _end_of_epoch(self, val) -> bool:
+        if val is None:
+            return False
+        metrics = self.evaluate(val)
+        stop = self._selector.update(metrics, self.step_, self.model.state_dict())
+        lrs = tuple(float(g["lr"]) for g in self.optimizer_.param_groups)
+        record = StepRecord(self.epoch_ - 1, self.step_, {}, None, lrs, metrics)
+        for cb in self._callbacks:
+            cb.on_evaluate(record)
+        return stop
+
+    def _finish(self, val) -> None:
+        self.best_step_ = -1
+        if val is not None and self._selector.best_state is not None:
+            self.model.load_state_dict(self._selector.best_state)
+            self.best_step_ = self._selector.best_step
+        last = (
+            self.history_.steps[-1]
+            if self.history_.steps
+            else StepRecord(self.epoch_, self.step_, {})
+        )
+        for cb in self._callbacks:
+            cb.on_fit_end(last)
+
+    def _progress_bar(self):
+        rank0 = (
+            not (torch.distributed.is_available() and torch.distributed.is_initialized())
+            or torch.distributed.get_rank() == 0
+        )
+        if not (self.progress and rank0 and sys.stdout.isatty()):
+            return None
+        from tqdm.auto import tqdm
+
+        per_epoch = math.ceil(len(self._src) / self.grad_accumulation)
+        total = per_epoch * self.max_epochs
+        if self.max_steps is not None:
+            total = min(total, self.max_steps)
+        return tqdm(total=total, initial=self.step_, desc="train", dynamic_ncols=True)
+
+    # ------------------------------------------------------------- inference
+    @torch.no_grad()
+    def _collect(self, loader, need_targets: bool):
+        device = resolve_device(self.device) if not hasattr(self, "device_") else self.device_
+        was_training = self.model.training
+        self.model.eval()
+        preds: dict[str, list[Tensor]] = {t: [] for t in self.tasks}
+        targets: dict[str, list[Tensor]] = {t: [] for t in self.tasks}
+        try:
+            for batch in loader:
+                has_targets = (
+                    isinstance(batch, (tuple, list))
+                    and len(batch) == 2
+                    and isinstance(batch[1], Mapping)
+                )
+                inputs = batch[0] if has_targets else batch
+                out = self.model(to_device(inputs, device))
+                check_outputs(out, self.tasks)
+                for t in self.tasks:
+                    preds[t].append(out[t].detach().cpu())
+                if need_targets:
+                    if not has_targets:
+                        raise ValueError("evaluate needs batches (inputs, {task: target})")
+                    for t in self.tasks:
+                        if t in batch[1]:
+                            targets[t].append(torch.as_tensor(batch[1][t]).cpu())
+        finally:
+            self.model.train(was_training)
+        if not any(preds.values()) or not preds[next(iter(self.tasks))]:
+            raise ValueError("the loader yields no batch; give it at least one sample")
+        return preds, targets
+
+    def evaluate(self, loader) -> dict[str, dict[str, float]]:
+        """Metrics of every non-auxiliary task: ``{task: {metric: value}}``.
+
+        A task with no target in the loader's batches is left out.
+        """
+        preds, targets = self._collect(loader, need_targets=True)
+        out = {}
+        for t, task in self.tasks.items():
+            if getattr(task, "auxiliary", False) or not targets[t]:
+                continue
+            out[t] = {
+                k: float(v)
+                for k, v in task.evaluate(torch.cat(preds[t]), torch.cat(targets[t])).items()
+            }
+        return out
+
+    def predict(self, loader) -> dict[str, Tensor]:
+        """Predictions (model outputs, on CPU) of every task: ``{task: Tensor}``."""
+        preds, _ = self._collect(loader, need_targets=False)
+        return {t: torch.cat(p) for t, p in preds.items()}

@@ -1,0 +1,192 @@
+"""Callbacks: they see a read-only :class:`StepRecord`, never the trainer.
+
+Built-ins: :class:`History` (training curves and loss-weight trajectories, for
+reports), :class:`CSVLogger` and :class:`TensorBoardLogger` (tensorboard is
+imported lazily; the logger is a no-op with a warning when it is missing).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+__all__ = ["CSVLogger", "Callback", "History", "StepRecord", "TensorBoardLogger"]
+
+
+def _frozen(d):
+    return MappingProxyType(dict(d)) if d is not None else None
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What happened at one optimizer step (or one evaluation).
+
+    Attributes
+    ----------
+    epoch : int
+        Epoch of the step (0-based).
+    step : int
+        Number of optimizer steps done so far (1-based after the first step).
+    losses : mapping str -> float
+        Unweighted loss of each task on this step's batch (NaN for a task not
+        trained at this step).
+    weights : mapping str -> float or None
+        Task weights the balancer used, when it reports them.
+    lr : tuple of float
+        Learning rate of each optimizer parameter group.
+    metrics : mapping str -> mapping str -> float or None
+        Validation metrics, on evaluation records only.
+    """
+
+    epoch: int
+    step: int
+    losses: Any
+    weights: Any = None
+    lr: tuple[float, ...] = ()
+    metrics: Any = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "losses", _frozen(self.losses))
+        object.__setattr__(self, "weights", _frozen(self.weights))
+        if self.metrics is not None:
+            frozen = {t: _frozen(m) for t, m in self.metrics.items()}
+            object.__setattr__(self, "metrics", MappingProxyType(frozen))
+
+
+class Callback:
+    """Base class; override the hooks you need. Each receives a :class:`StepRecord`."""
+
+    def on_step(self, record: StepRecord) -> None:
+        """After every optimizer step."""
+
+    def on_evaluate(self, record: StepRecord) -> None:
+        """After every validation pass (``record.metrics`` is set)."""
+
+    def on_fit_end(self, record: StepRecord) -> None:
+        """Once, when ``fit`` returns."""
+
+
+class History(Callback):
+    """Keep every step and evaluation record in memory.
+
+    Attributes
+    ----------
+    steps : list of StepRecord
+    evaluations : list of StepRecord
+    """
+
+    def __init__(self):
+        self.steps: list[StepRecord] = []
+        self.evaluations: list[StepRecord] = []
+
+    def on_step(self, record: StepRecord) -> None:
+        self.steps.append(record)
+
+    def on_evaluate(self, record: StepRecord) -> None:
+        self.evaluations.append(record)
+
+    def losses(self) -> dict[str, list[float]]:
+        """Training curve of each task: ``{task: [loss at step 1, 2, ...]}``."""
+        tasks = self.steps[0].losses if self.steps else {}
+        return {t: [r.losses[t] for r in self.steps] for t in tasks}
+
+    def weights(self) -> dict[str, list[float]]:
+        """Loss-weight trajectory of each task (empty when the balancer reports none)."""
+        recs = [r for r in self.steps if r.weights is not None]
+        tasks = recs[0].weights if recs else {}
+        return {t: [r.weights[t] for r in recs] for t in tasks}
+
+
+def _flat(record: StepRecord) -> dict[str, float]:
+    row: dict[str, float] = {"epoch": record.epoch, "step": record.step}
+    row.update({f"loss/{t}": v for t, v in record.losses.items()})
+    if record.weights is not None:
+        row.update({f"weight/{t}": v for t, v in record.weights.items()})
+    row.update({f"lr/{i}": v for i, v in enumerate(record.lr)})
+    for t, m in (record.metrics or {}).items():
+        row.update({f"val/{t}/{k}": v for k, v in m.items()})
+    return row
+
+
+class _CSVFile:
+    """A CSV file whose columns are fixed by its first row."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.fields: list[str] | None = None
+
+    def write(self, row: dict[str, float]) -> None:
+        new = self.fields is None
+        if new:
+            self.fields = list(row)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("w" if new else "a", newline="") as f:
+            w = csv.DictWriter(f, self.fields, extrasaction="ignore")
+            if new:
+                w.writeheader()
+            w.writerow(row)
+
+
+class CSVLogger(Callback):
+    """One row per step in ``path``; one row per evaluation in ``<stem>_val.csv``.
+
+    Parameters
+    ----------
+    path : str or Path
+        CSV file of the training steps (overwritten at the first row).
+    every : int
+        Write every ``every``-th step.
+    """
+
+    def __init__(self, path: str | Path, every: int = 1):
+        self.path = Path(path)
+        self.every = int(every)
+        self._steps = _CSVFile(self.path)
+        self._evals = _CSVFile(self.path.with_name(self.path.stem + "_val.csv"))
+
+    def on_step(self, record: StepRecord) -> None:
+        if record.step % self.every == 0:
+            self._steps.write(_flat(record))
+
+    def on_evaluate(self, record: StepRecord) -> None:
+        self._evals.write(_flat(record))
+
+
+class TensorBoardLogger(Callback):
+    """Write scalars to TensorBoard (no-op with a warning if tensorboard is absent)."""
+
+    def __init__(self, log_dir: str | Path):
+        self.log_dir = str(log_dir)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard is optional
+            warnings.warn(
+                "tensorboard is not installed; TensorBoardLogger does nothing "
+                "(pip install tensorboard to enable it)",
+                stacklevel=2,
+            )
+            self._writer = None
+        else:
+            self._writer = SummaryWriter(self.log_dir)
+
+    def _log(self, record: StepRecord) -> None:
+        if self._writer is None:
+            return
+        for k, v in _flat(record).items():
+            if k not in ("epoch", "step") and not math.isnan(v):
+                self._writer.add_scalar(k, v, record.step)
+
+    def on_step(self, record: StepRecord) -> None:
+        self._log(record)
+
+    def on_evaluate(self, record: StepRecord) -> None:
+        self._log(record)
+
+    def on_fit_end(self, record: StepRecord) -> None:
+        if self._writer is not None:
+            self._writer.close()

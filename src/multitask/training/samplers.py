@@ -1,0 +1,176 @@
+"""Task samplers: which task(s) train at each step when every task has its own dataset.
+
+A sampler answers one question per step: which tasks get a batch now. Every
+sampler is seeded and stateless between steps except for a step counter, so
+``state_dict()`` (the counter) is all a checkpoint needs for an exact resume:
+the draw at step ``s`` depends only on ``(seed, s)``.
+
+References
+----------
+Arivazhagan, Bapna, Firat, Lepikhin, Johnson, Krikun, Chen, Cao, Foster, Cherry,
+Macherey, Chen, Wu. "Massively Multilingual Neural Machine Translation in the
+Wild: Findings and Challenges." arXiv:1907.05019, 2019, section 4.2 (temperature
+sampling, ``p_t ~ n_t^(1/T)``).
+Ruder. "An Overview of Multi-Task Learning in Deep Neural Networks."
+arXiv:1706.05098, 2017, section 2.3 (asynchronous training: tasks updated on
+their own schedule).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+__all__ = [
+    "PeriodicSampler",
+    "ProportionalSampler",
+    "RoundRobinSampler",
+    "TaskSampler",
+    "TemperatureSampler",
+]
+
+
+class TaskSampler:
+    """Base class: ``next()`` returns the tuple of tasks trained at this step.
+
+    Parameters
+    ----------
+    tasks : sequence of str
+        Task names, in a fixed order.
+    seed : int
+        Seed of the draws; the draw at step ``s`` is a function of ``(seed, s)``.
+    """
+
+    def __init__(self, tasks: Sequence[str], seed: int = 0):
+        if len(tasks) == 0:
+            raise ValueError("a task sampler needs at least one task; got an empty list")
+        self.tasks = tuple(tasks)
+        self.seed = int(seed)
+        self.step = 0
+
+    def draw(self, step: int) -> tuple[str, ...]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def next(self) -> tuple[str, ...]:
+        """Tasks of the current step; advances the counter."""
+        out = self.draw(self.step)
+        self.step += 1
+        return out
+
+    def state_dict(self) -> dict[str, int]:
+        """Position of the sampler (the step counter)."""
+        return {"step": self.step}
+
+    def load_state_dict(self, state: Mapping[str, int]) -> None:
+        """Restore the position saved by :meth:`state_dict`."""
+        self.step = int(state["step"])
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(tasks={list(self.tasks)}, seed={self.seed})"
+
+
+class RoundRobinSampler(TaskSampler):
+    """One task per step, cycling through the tasks in order."""
+
+    def draw(self, step: int) -> tuple[str, ...]:
+        return (self.tasks[step % len(self.tasks)],)
+
+
+class _ProbabilitySampler(TaskSampler):
+    """One task per step, drawn i.i.d. with fixed probabilities."""
+
+    def __init__(self, sizes: Mapping[str, int], seed: int = 0):
+        super().__init__(list(sizes), seed)
+        n = np.asarray([sizes[t] for t in self.tasks], dtype=float)
+        if np.any(n <= 0):
+            empty = [t for t, k in zip(self.tasks, n, strict=True) if k <= 0]
+            raise ValueError(f"tasks {empty} have no samples; drop them before sampling")
+        self.probabilities = self._probabilities(n)
+
+    def _probabilities(self, n: np.ndarray) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def draw(self, step: int) -> tuple[str, ...]:
+        rng = np.random.default_rng([self.seed, step])
+        return (self.tasks[int(rng.choice(len(self.tasks), p=self.probabilities))],)
+
+
+class ProportionalSampler(_ProbabilitySampler):
+    """One task per step with probability proportional to its dataset size.
+
+    Parameters
+    ----------
+    sizes : mapping str -> int
+        Number of samples (or batches) of each task's dataset.
+    seed : int
+    """
+
+    def _probabilities(self, n: np.ndarray) -> np.ndarray:
+        return n / n.sum()
+
+
+class TemperatureSampler(_ProbabilitySampler):
+    """One task per step with probability ``p_t ~ n_t^(1/T)``.
+
+    ``T = 1`` is proportional sampling, ``T -> inf`` uniform (Arivazhagan et
+    al. 2019, section 4.2).
+
+    Parameters
+    ----------
+    sizes : mapping str -> int
+        Number of samples of each task's dataset.
+    temperature : float
+        ``T > 0``.
+    seed : int
+    """
+
+    def __init__(self, sizes: Mapping[str, int], temperature: float = 5.0, seed: int = 0):
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.temperature = float(temperature)
+        super().__init__(sizes, seed)
+
+    def _probabilities(self, n: np.ndarray) -> np.ndarray:
+        p = (n / n.sum()) ** (1.0 / self.temperature)
+        return p / p.sum()
+
+
+class PeriodicSampler(TaskSampler):
+    """Each task trains every ``period[t]`` steps (asynchronous training).
+
+    At step ``s`` the tasks with ``(s + offset) % period[t] == 0`` train
+    together; ``offset`` is 0, so every task trains at step 0. Steps where no
+    task is due are skipped (the counter moves on to the next due step).
+
+    Parameters
+    ----------
+    periods : mapping str -> int
+        Update period of each task, in steps (``1`` = every step).
+    """
+
+    def __init__(self, periods: Mapping[str, int], seed: int = 0):
+        super().__init__(list(periods), seed)
+        bad = {t: k for t, k in periods.items() if int(k) < 1}
+        if bad:
+            raise ValueError(f"update periods must be integers >= 1, got {bad}")
+        self.periods = {t: int(k) for t, k in periods.items()}
+
+    def draw(self, step: int) -> tuple[str, ...]:
+        return tuple(t for t in self.tasks if step % self.periods[t] == 0)
+
+    def next(self) -> tuple[str, ...]:
+        out = self.draw(self.step)
+        while not out:  # terminates: step 0 mod lcm(periods) has every task
+            self.step += 1
+            out = self.draw(self.step)
+        self.step += 1
+        return out
+
+
+SAMPLERS = {
+    "round_robin": RoundRobinSampler,
+    "proportional": ProportionalSampler,
+    "temperature": TemperatureSampler,
+    "periodic": PeriodicSampler,
+}

@@ -1,0 +1,65 @@
+"""Small models and data for the trainer tests (also imported by the resume subprocess)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from multitask.nn import Task
+from multitask.nn.architectures._base import MultiTaskModule
+
+
+class TwoHeads(MultiTaskModule):
+    """trunk -> representation -> one linear head per task (optionally an extra head)."""
+
+    def __init__(self, n_features=5, hidden=8, tasks=("a", "b"), dropout=0.0, extra_head=None):
+        super().__init__()
+        self.trunk = nn.Sequential(nn.Linear(n_features, hidden), nn.Tanh(), nn.Dropout(dropout))
+        names = tuple(tasks) + ((extra_head,) if extra_head else ())
+        self.heads = nn.ModuleDict({t: nn.Linear(hidden, 1) for t in names})
+        self.task_names = names
+
+    def forward(self, x):
+        h = self.trunk(x)
+        self.representation = h
+        return {t: head(h).squeeze(-1) for t, head in self.heads.items()}
+
+    def shared_parameters(self):
+        return self.trunk.parameters()
+
+    def task_parameters(self, task):
+        return self.heads[task].parameters()
+
+
+class DictDataset(Dataset):
+    """``(x[i], {task: y[task][i]})`` items; the default collate stacks them."""
+
+    def __init__(self, x, ys):
+        self.x, self.ys = x, ys
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i], {t: y[i] for t, y in self.ys.items()}
+
+
+def regression_data(n=64, n_features=5, seed=0, tasks=("a", "b")):
+    """Two linear regression tasks sharing a design."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, n_features, generator=g)
+    ys = {t: x @ torch.randn(n_features, generator=g) for t in tasks}
+    return DictDataset(x, ys)
+
+
+def loader(ds, batch_size=8, shuffle=False):
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle)
+
+
+def regression_tasks(names=("a", "b"), **kw):
+    return [Task(t, "regression", **kw) for t in names]
+
+
+def flat_params(model):
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])

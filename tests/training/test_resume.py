@@ -1,0 +1,82 @@
+"""Exact resume after SIGKILL, checkpoint format, and the NaN stop."""
+
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from _helpers import TwoHeads, flat_params, loader, regression_data, regression_tasks
+from _resume_run import run
+
+from multitask.training import Trainer, load_checkpoint, save_checkpoint
+from multitask.training.checkpoint import get_rng_state, set_rng_state
+
+SCRIPT = Path(__file__).with_name("_resume_run.py")
+
+
+class Evil:
+    """Not a tensor nor a primitive: a weights_only load must refuse it."""
+
+
+@pytest.mark.slow  # a subprocess: importing torch takes a few seconds
+def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
+    # oracle: the same run without interruption (24 steps: 3 epochs x 8 batches)
+    reference, ref_trainer = run()
+    assert ref_trainer.step_ == 24
+    # killed right after step 11 (epoch 1, batch 3); the last checkpoint is step 9
+    proc = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), "11"], check=False)
+    assert proc.returncode == -signal.SIGKILL
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert state["position"] == {"epoch": 1, "batch": 1, "step": 9}
+    resumed, trainer = run(checkpoint_dir=tmp_path, resume=True)
+    assert trainer.step_ == 24 and trainer.history_.steps[0].step == 10
+    torch.testing.assert_close(flat_params(resumed), flat_params(reference), rtol=0, atol=1e-6)
+    # dropout and shuffling make the run random: the checkpoint is far from the end
+    assert (flat_params(reference) - state_params(state)).abs().max() > 1e-3
+
+
+def state_params(state):
+    return torch.cat([v.reshape(-1) for v in state["model"].values()])
+
+
+def test_rng_state_round_trip():
+    state = get_rng_state()
+    first = (random.random(), np.random.rand(), torch.rand(3))  # noqa: NPY002
+    set_rng_state(state)
+    again = (random.random(), np.random.rand(), torch.rand(3))  # noqa: NPY002
+    assert first[:2] == again[:2] and torch.equal(first[2], again[2])
+
+
+def test_checkpoint_is_atomic_and_weights_only(tmp_path):
+    path = tmp_path / "c" / "last.pt"
+    save_checkpoint({"a": torch.ones(2), "meta": {"step": 3, "names": ["x"]}}, path)
+    assert [p.name for p in path.parent.iterdir()] == ["last.pt"]  # no temp file left
+
+    with pytest.raises(Exception):  # noqa: B017 - pickling fails before the rename
+        save_checkpoint({"a": lambda: 0}, path)
+    assert load_checkpoint(path)["meta"]["step"] == 3  # the old one is intact
+    assert [p.name for p in path.parent.iterdir()] == ["last.pt"]
+    torch.save({"x": Evil}, tmp_path / "evil.pt")
+    with pytest.raises(Exception, match=r"[Ww]eights"):
+        load_checkpoint(tmp_path / "evil.pt")
+
+
+def test_nan_loss_stops_with_task_and_step_and_keeps_checkpoint(tmp_path):
+    data = regression_data()
+    data.x[40] = float("inf")  # batch index 5 (samples 40-47) -> step 6
+    trainer = Trainer(
+        TwoHeads(),
+        regression_tasks(),
+        max_epochs=1,
+        checkpoint_dir=tmp_path,
+        checkpoint_every=2,
+        device="cpu",
+        progress=False,
+    )
+    with pytest.raises(FloatingPointError, match=r"task 'a' is nan at step 6.*last checkpoint"):
+        trainer.fit(loader(data))
+    assert load_checkpoint(tmp_path / "last.pt")["position"]["step"] == 4

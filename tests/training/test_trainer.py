@@ -1,0 +1,211 @@
+"""The training loop: accumulation, per-task rates, samplers, selection, callbacks."""
+
+import dataclasses
+import math
+
+import pytest
+import torch
+from _helpers import (
+    TwoHeads,
+    flat_params,
+    loader,
+    regression_data,
+    regression_tasks,
+)
+from torch import nn
+
+from multitask.nn.weighting import LossWeighting
+from multitask.training import Callback, RoundRobinSampler, Trainer
+
+
+def _sgd(groups):
+    return torch.optim.SGD(groups, lr=0.05)
+
+
+def _fit(batch_size, accumulation, steps, seed=0, epochs=100):
+    torch.manual_seed(seed)
+    model = TwoHeads()
+    trainer = Trainer(
+        model,
+        regression_tasks(),
+        optimizer=_sgd,
+        grad_accumulation=accumulation,
+        max_steps=steps,
+        max_epochs=epochs,
+        device="cpu",
+        progress=False,
+    )
+    trainer.fit(loader(regression_data(n=64), batch_size=batch_size))
+    return model, trainer
+
+
+def test_grad_accumulation_equals_larger_batch():
+    # oracle: the same SGD steps on batches 4x larger (equal weighting: mean losses)
+    small, t_small = _fit(batch_size=8, accumulation=4, steps=5)
+    big, t_big = _fit(batch_size=32, accumulation=1, steps=5)
+    assert t_small.step_ == t_big.step_ == 5
+    torch.testing.assert_close(flat_params(small), flat_params(big), rtol=0, atol=1e-6)
+    # and it is not trivially equal to no accumulation
+    plain, _ = _fit(batch_size=8, accumulation=1, steps=5)
+    assert (flat_params(plain) - flat_params(big)).abs().max() > 1e-3
+
+
+def test_partial_accumulation_window_at_epoch_end():
+    # 64 samples / batch 8 = 8 micro-batches; k=3 -> windows 3, 3, 2 (the last averages 2)
+    _, t = _fit(batch_size=8, accumulation=3, steps=None, epochs=2)
+    assert t.step_ == 3 * 2
+
+
+def test_task_lr_and_task_lr_attribute():
+    torch.manual_seed(0)
+    model = TwoHeads()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    tasks = regression_tasks()
+    tasks[1].lr = 0.0  # Task.lr: head b frozen
+    trainer = Trainer(
+        model, tasks, optimizer="sgd", lr=0.1, task_lr={"a": 0.0}, max_epochs=1, device="cpu"
+    )
+    trainer.fit(loader(regression_data()))
+    after = model.state_dict()
+    for k in before:
+        moved = not torch.equal(before[k], after[k])
+        assert moved == k.startswith("trunk"), k
+    lrs = {g["name"]: g["lr"] for g in trainer.optimizer_.param_groups}
+    assert lrs == {"shared": 0.1, "task:a": 0.0, "task:b": 0.0}
+
+
+class _LearnedScale(LossWeighting):
+    """exp(-s_t) L_t + s_t with learnable s (a test stand-in for a learnable weighting)."""
+
+    def __init__(self, n):
+        super().__init__()
+        self.s = nn.Parameter(torch.zeros(n))
+
+    def forward(self, losses):
+        return (torch.exp(-self.s) * losses + self.s).sum()
+
+    def weights(self):
+        return torch.exp(-self.s)
+
+
+def test_balancer_parameters_get_their_own_group_and_weights_are_logged():
+    torch.manual_seed(0)
+    balancer = _LearnedScale(2)
+    trainer = Trainer(TwoHeads(), regression_tasks(), balancer, lr=0.05, max_epochs=2, device="cpu")
+    trainer.fit(loader(regression_data()))
+    groups = {g["name"]: g for g in trainer.optimizer_.param_groups}
+    assert groups["balancer"]["params"] == [balancer.s]
+    assert not torch.equal(balancer.s.detach(), torch.zeros(2))
+    w = trainer.history_.weights()
+    assert set(w) == {"a", "b"} and len(w["a"]) == trainer.step_
+    # the record holds the weights used at the step: exp(-0) at the first step
+    assert w["a"][0] == pytest.approx(1.0) and w["a"][-1] != pytest.approx(1.0)
+
+
+def test_training_reduces_loss_and_evaluate_skips_auxiliary():
+    torch.manual_seed(0)
+    tasks = regression_tasks()
+    tasks[1].auxiliary = True
+    trainer = Trainer(TwoHeads(), tasks, lr=0.02, max_epochs=30, device="cpu")
+    data = loader(regression_data())
+    before = Trainer(TwoHeads(), tasks, device="cpu").evaluate(data)
+    trainer.fit(data)
+    after = trainer.evaluate(data)
+    assert set(after) == {"a"}
+    assert after["a"]["mse"] < 0.3 * before["a"]["mse"]
+    curve = trainer.history_.losses()["a"]
+    assert curve[-1] < 0.3 * curve[0]
+    pred = trainer.predict(data)
+    assert set(pred) == {"a", "b"} and pred["a"].shape == (64,)
+
+
+def test_sampled_training_updates_only_drawn_task_heads():
+    torch.manual_seed(0)
+    model = TwoHeads()
+    data = regression_data(n=32)
+    loaders = {"a": loader(data, 8), "b": loader(data, 8)}
+    heads_b = [p.clone() for p in model.heads["b"].parameters()]
+    trainer = Trainer(
+        model,
+        regression_tasks(),
+        optimizer="sgd",
+        lr=0.1,
+        max_steps=1,
+        sampler=RoundRobinSampler(["a", "b"]),
+        device="cpu",
+    )
+    trainer.fit(loaders)
+    rec = trainer.history_.steps[0]
+    assert math.isfinite(rec.losses["a"]) and math.isnan(rec.losses["b"])
+    for p, q in zip(model.heads["b"].parameters(), heads_b, strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+    # an epoch is sum of the loaders' batches (4 + 4), one task per step
+    trainer = Trainer(TwoHeads(), regression_tasks(), max_epochs=2, sampler="proportional")
+    trainer.fit(loaders)
+    assert trainer.step_ == 16
+
+
+def test_model_selection_restores_best_state():
+    torch.manual_seed(0)
+    model = TwoHeads()
+    # a large learning rate makes validation mse go up and down
+    trainer = Trainer(
+        model,
+        regression_tasks(),
+        optimizer="sgd",
+        lr=0.3,
+        max_epochs=12,
+        monitor=("a", "mse"),
+        device="cpu",
+    )
+    train, val = loader(regression_data(seed=0)), loader(regression_data(n=32, seed=1))
+    trainer.fit(train, val)
+    scores = [r.metrics["a"]["mse"] for r in trainer.history_.evaluations]
+    assert len(scores) == 12
+    best = min(range(12), key=scores.__getitem__)
+    assert trainer.evaluate(val)["a"]["mse"] == pytest.approx(scores[best], rel=1e-6)
+    assert trainer.best_step_ == trainer.history_.evaluations[best].step
+
+
+def test_early_stopping_stops_after_patience():
+    torch.manual_seed(0)
+    train, val = loader(regression_data(seed=0)), loader(regression_data(n=32, seed=1))
+    # lr = 0: nothing improves after the first evaluation, so patience 2 stops at epoch 3
+    trainer = Trainer(
+        TwoHeads(),
+        regression_tasks(),
+        optimizer="sgd",
+        lr=0.0,
+        max_epochs=50,
+        early_stopping=2,
+        device="cpu",
+    )
+    trainer.fit(train, val)
+    assert len(trainer.history_.evaluations) == 3 and trainer.epoch_ == 3
+
+
+def test_step_record_is_read_only_and_csv_logged(tmp_path):
+    seen = []
+
+    class Grab(Callback):
+        def on_step(self, record):
+            seen.append(record)
+
+    trainer = Trainer(
+        TwoHeads(),
+        regression_tasks(),
+        max_epochs=1,
+        callbacks=[Grab()],
+        log_csv=tmp_path / "log.csv",
+        device="cpu",
+    )
+    trainer.fit(loader(regression_data()), loader(regression_data(n=16, seed=3)))
+    rec = seen[0]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rec.step = 5
+    with pytest.raises(TypeError):
+        rec.losses["a"] = 0.0
+    rows = (tmp_path / "log.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,step,loss/a,loss/b") and len(rows) == 1 + 8
+    val_rows = (tmp_path / "log_val.csv").read_text().splitlines()
+    assert "val/a/mse" in val_rows[0] and len(val_rows) == 2
