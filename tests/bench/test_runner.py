@@ -68,8 +68,16 @@ def test_run_writes_rows_and_caches(toy_registry, tmp_path):
     assert on_disk == rows
     line = json.loads((tmp_path / "results.jsonl").read_text().splitlines()[0])
     assert set(line) == {
-        "dataset", "method", "seed", "task", "metric", "value", "split", "config_hash", "seconds"
-    }  # fmt: skip
+        "dataset",
+        "method",
+        "seed",
+        "task",
+        "metric",
+        "value",
+        "split",
+        "config_hash",
+        "seconds",
+    }
     better0 = {(r.task, r.value) for r in rows if r.method == "better" and r.seed == 0}
     assert better0 == {("t0", 0.5), ("t1", 1.0)}
     # a second run recomputes nothing
@@ -101,8 +109,12 @@ def test_unknown_names_are_listed(toy_registry):
 
 def test_config_hash_depends_on_every_field():
     base = RunSpec("d", "m", 0, {"a": 1})
-    others = [RunSpec("e", "m", 0, {"a": 1}), RunSpec("d", "n", 0, {"a": 1}),
-              RunSpec("d", "m", 1, {"a": 1}), RunSpec("d", "m", 0, {"a": 2})]  # fmt: skip
+    others = [
+        RunSpec("e", "m", 0, {"a": 1}),
+        RunSpec("d", "n", 0, {"a": 1}),
+        RunSpec("d", "m", 1, {"a": 1}),
+        RunSpec("d", "m", 0, {"a": 2}),
+    ]
     assert len({base.config_hash, *(o.config_hash for o in others)}) == 5
     assert RunSpec("d", "m", 0, {"a": 1}).config_hash == base.config_hash
 

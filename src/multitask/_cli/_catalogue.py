@@ -22,7 +22,7 @@ _LINEAR = [
     ("ClusteredMTL", "Jacob, Bach & Vert, NIPS 2008; Zhou, Chen & Ye, NIPS", 2011),
 ]
 
-_DEEP = {
+DEEP_NAMES = {
     "weighting": {
         "equal": ("sum of task losses", 0),
         "static": ("fixed task weights", 0),
@@ -71,7 +71,7 @@ def catalogue() -> list[tuple[str, str, str, int]]:
     rows = []
     for name, paper, year in _LINEAR:
         rows.append((name, "linear", paper, year))
-    for family, table in _DEEP.items():
+    for family, table in DEEP_NAMES.items():
         for name, (paper, year) in table.items():
             rows.append((name, family, paper, year))
     return rows

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from multitask._cli._catalogue import DEEP_NAMES
+from multitask.bench._deep import DEEP_PROBLEM_LOADERS, DeepMethod
 from multitask.bench._linear import LinearMethod, load_linear_problem
 
 __all__ = ["METHODS", "PROBLEMS", "ProblemSpec", "baseline_for", "check_names"]
@@ -47,6 +49,25 @@ PROBLEMS: dict[str, ProblemSpec] = {
         ),
     ]
 }
+PROBLEMS.update(
+    {
+        "multi_digits": ProblemSpec(
+            "multi_digits",
+            "deep",
+            DEEP_PROBLEM_LOADERS["multi_digits"],
+            "two scikit-learn digits side by side; tasks: left and right digit",
+        ),
+        "adult": ProblemSpec(
+            "adult", "deep", DEEP_PROBLEM_LOADERS["adult"], "Adult: income > 50K, never married"
+        ),
+        "census_kdd_test": ProblemSpec(
+            "census_kdd_test",
+            "deep",
+            DEEP_PROBLEM_LOADERS["census_kdd_test"],
+            "Census-Income KDD test split, own 50/25/25 split: income, never married",
+        ),
+    }
+)
 
 _REG_GRID = [float(a) for a in np.logspace(-4, 0, 9)]
 _BETA_GRID = [1e-3, 1e-2, 1e-1]
@@ -146,6 +167,42 @@ METHODS: dict[str, Any] = {
         ),
     ]
 }
+
+
+def _weighting(name: str) -> Callable[[int], Any]:
+    def make(n_tasks: int):
+        from multitask.nn.weighting import WEIGHTINGS
+
+        return WEIGHTINGS[name](n_tasks)
+
+    return make
+
+
+def _aggregator(name: str) -> Callable[[int], Any]:
+    def make(n_tasks: int):
+        from multitask.nn.aggregation import AGGREGATORS
+
+        return AGGREGATORS[name]()
+
+    return make
+
+
+def _deep_methods() -> list[DeepMethod]:
+    """Single-task networks, hard sharing, and hard sharing with every balancer."""
+    methods = [
+        DeepMethod("single_task", single_task=True, paper="one network per task"),
+        DeepMethod("hard_sharing", paper="Caruana, ICML", year=1993),
+    ]
+    for name, (paper, year) in DEEP_NAMES["weighting"].items():
+        if name not in ("equal", "static"):
+            methods.append(DeepMethod(name, balancer=_weighting(name), paper=paper, year=year))
+    for name, (paper, year) in DEEP_NAMES["aggregation"].items():
+        if name != "sum":
+            methods.append(DeepMethod(name, balancer=_aggregator(name), paper=paper, year=year))
+    return methods
+
+
+METHODS.update({m.name: m for m in _deep_methods()})
 
 _BASELINES = {"linear": "independent", "deep": "single_task"}
 

@@ -105,7 +105,7 @@ def delta_m_by_method(
 
     table: dict[tuple[str, str, int], dict[tuple[str, str], float]] = {}
     for r in rows:
-        if r.split == split:
+        if r.split == split and r.task != "_all":  # overall rows summarise, not add, tasks
             table.setdefault((r.dataset, r.method, r.seed), {})[(r.task, r.metric)] = r.value
     out: dict[tuple[str, str], dict[int, float]] = {}
     for (dataset, method, seed), values in sorted(table.items()):

@@ -182,7 +182,7 @@ def _per_task_bars(dataset, rows) -> str:
         ax.bar(x + i * width, means, width, yerr=stds, label=m, capsize=2)
     ax.set_xticks(x + 0.4 - width / 2, tasks, rotation=45, ha="right", fontsize=7)
     ax.set_ylabel(f"test {metric_name}")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _figure(fig, f"{dataset}: per-task test {metric_name} (error bars: std over seeds)")
 
 
@@ -249,7 +249,7 @@ def _artifact_section(dataset, artifacts) -> str:
                     art["curves"], f"{dataset} / {method}: training loss per task", "loss", True
                 )
             )
-        if art.get("weights"):
+        if art.get("weights") and np.ptp(np.concatenate(list(art["weights"].values()))) > 0:
             parts.append(_curves(art["weights"], f"{dataset} / {method}: loss weights", "weight"))
         if "cosines" in art:
             parts.append(
@@ -280,7 +280,9 @@ def render_report(
     artifacts = artifacts or {}
     datasets = sorted({r.dataset for r in rows})
     baselines = {d: baseline_for(PROBLEMS[d].half) if d in PROBLEMS else "" for d in datasets}
-    deltas = delta_m_by_method(rows, baselines)
+    deltas = {
+        key: v for key, v in delta_m_by_method(rows, baselines).items() if key[1] != baselines[key[0]]
+    }
     overall = _overall(rows)
     out = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
