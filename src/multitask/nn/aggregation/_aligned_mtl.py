@@ -1,0 +1,64 @@
+"""Aligned-MTL: make the task gradients orthogonal with equal norms (Senushkin et al. 2023)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from . import _solvers
+from ._base import GradientAggregator
+
+
+class AlignedMTL(GradientAggregator):
+    """Aligned-MTL: ``d = J^T B w`` with ``B = sqrt(lambda_min) V Lambda^{-1/2} V^T``.
+
+    ``G = J J^T = V Lambda V^T``; the aligned gradients ``J^T B`` have condition number one
+    (orthogonal, of equal norm ``sqrt(lambda_min)``), and ``w`` are the task preferences (``1/T``
+    each by default). Eigenvalues below ``T * eps * lambda_max`` are dropped (rank-deficient
+    Jacobians) and ``lambda_min`` is the smallest one kept; an all-zero Jacobian gives ``B = I``.
+
+    Parameters
+    ----------
+    scale : {"min", "median", "mean"}
+        Which eigenvalue sets the norm of the aligned gradients: the paper's smallest one, or the
+        median or mean (the authors' code's ``rmse`` mode).
+    weights_pref : Tensor of shape (n_tasks,), optional
+        Task preferences ``w``; default ``1 / n_tasks`` each.
+
+    References
+    ----------
+    Senushkin, D., Patakin, N., Kuznetsov, A. & Konushin, A. "Independent Component Alignment for
+    Multi-Task Learning". CVPR 2023. Section 4, eq. (8)-(10) and Algorithm 1.
+    """
+
+    def __init__(self, scale: str = "min", weights_pref: Tensor | None = None) -> None:
+        super().__init__()
+        if scale not in ("min", "median", "mean"):
+            raise ValueError(f"scale={scale!r} must be 'min', 'median' or 'mean'")
+        self.scale = scale
+        self.weights_pref = weights_pref
+
+    def weights(self, jacobian: Tensor) -> Tensor:
+        """Weights ``B w`` of shape ``(n_tasks,)``."""
+        G = _solvers.gramian(jacobian)
+        T = G.shape[0]
+        lam, V = torch.linalg.eigh(G)  # ascending
+        tol = lam.max() * T * torch.finfo(G.dtype).eps
+        keep = lam > tol
+        inv_sqrt = torch.where(keep, lam.clamp(min=tol).clamp(min=1e-300).rsqrt(), 0 * lam)
+        s = self._scale(lam, keep)
+        B = s.sqrt() * (V * inv_sqrt) @ V.T
+        B = torch.where(keep.any(), B, torch.eye(T, dtype=G.dtype, device=G.device))
+        w = self.weights_pref
+        w = torch.full((T,), 1.0 / T, dtype=G.dtype, device=G.device) if w is None else w
+        return (B @ w.to(G)).to(jacobian.dtype)
+
+    def _scale(self, lam: Tensor, keep: Tensor) -> Tensor:
+        if self.scale == "min":
+            return torch.where(keep, lam, torch.full_like(lam, torch.inf)).min()
+        if self.scale == "mean":
+            return (lam * keep).sum() / keep.sum().clamp(min=1)
+        # median of the kept eigenvalues (lower median, as torch.median)
+        n_keep = keep.sum()
+        ordered = torch.where(keep, lam, torch.full_like(lam, torch.inf)).sort().values
+        return ordered[((n_keep - 1).clamp(min=0)) // 2]

@@ -1,0 +1,59 @@
+"""CAGrad: the best worst-case improvement near the average gradient (Liu et al. 2021)."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from . import _solvers
+from ._base import GradientAggregator
+
+_RESCALE = {"none": lambda c: 1.0, "c2": lambda c: 1.0 + c**2, "c": lambda c: 1.0 + c}
+
+
+class CAGrad(GradientAggregator):
+    """Conflict-averse gradient: ``d = argmax_{||d - g0|| <= c ||g0||} min_i g_i^T d``.
+
+    With ``g0 = J^T 1 / T`` the mean gradient, the dual is
+    ``min_{w in simplex} g_w^T g0 + sqrt(phi) ||g_w||`` (``g_w = J^T w``,
+    ``phi = c^2 ||g0||^2``) and ``d = g0 + sqrt(phi) / ||g_w|| g_w``. It is solved exactly in
+    torch by enumerating the supports of ``w`` (see
+    :func:`multitask.nn.aggregation._solvers.cagrad_coefficients`), not by SLSQP on the host.
+
+    Parameters
+    ----------
+    c : float
+        Radius of the ball around ``g0``, relative to ``||g0||`` (the paper's default 0.5).
+        ``c = 0`` gives the mean gradient.
+    rescale : {"none", "c2", "c"}
+        Divide ``d`` by 1, ``1 + c^2`` or ``1 + c`` (the authors' code's ``rescale`` 0, 1, 2).
+    max_exact, n_iter : int
+        Exact enumeration up to ``max_exact`` tasks; ``n_iter`` Frank-Wolfe steps beyond.
+
+    References
+    ----------
+    Liu, B., Liu, X., Jin, X., Stone, P. & Liu, Q. "Conflict-Averse Gradient Descent for
+    Multi-task Learning". NeurIPS 2021. Eq. (2)-(4) and Algorithm 1.
+    """
+
+    def __init__(
+        self, c: float = 0.5, *, rescale: str = "none", max_exact: int = 10, n_iter: int = 300
+    ) -> None:
+        super().__init__()
+        if c < 0:
+            raise ValueError(f"c={c} must be non-negative (it is a radius)")
+        if rescale not in _RESCALE:
+            raise ValueError(f"rescale={rescale!r} must be one of {tuple(_RESCALE)}")
+        self.c = c
+        self.rescale = rescale
+        self.max_exact = max_exact
+        self.n_iter = n_iter
+
+    def weights(self, jacobian: Tensor) -> Tensor:
+        """Weights ``(1 / T + u) / rescale`` of shape ``(n_tasks,)``."""
+        G = _solvers.normalise(_solvers.gramian(jacobian))
+        u = _solvers.cagrad_coefficients(G, self.c, self.max_exact, self.n_iter)
+        w = (1.0 / G.shape[0] + u) / _RESCALE[self.rescale](self.c)
+        return w.to(jacobian.dtype)
+
+    def __repr__(self) -> str:
+        return f"CAGrad(c={self.c}, rescale={self.rescale!r})"

@@ -1,0 +1,109 @@
+"""GradVac: steer pairwise gradient cosines towards their running averages (Wang et al. 2021)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from . import _solvers
+from ._base import GradientAggregator
+from ._rng import SeededGenerator
+
+
+class GradVac(GradientAggregator):
+    """Gradient Vaccine: ``d = sum_i g_i'`` with each ``g_i'`` aligned to cosine targets.
+
+    For each task ``i`` and each other task ``j`` (random order), with
+    ``phi = cos(g_i', g_j)`` and the target ``phi_hat_ij`` (an EMA of past ``phi``): if
+    ``phi < phi_hat_ij``,
+    ``g_i' += ||g_i'|| (phi_hat sqrt(1 - phi^2) - phi sqrt(1 - phi_hat^2))
+    / (||g_j|| sqrt(1 - phi_hat^2)) g_j``; then ``phi_hat_ij <- (1 - beta) phi_hat_ij + beta phi``.
+    Everything runs on the Gramian, all ``i`` at once. Targets start at 0 (so the first step is
+    PCGrad-like) and live in the ``targets`` buffer, shape ``(n_tasks, n_tasks)``, created on the
+    first call. One target per task pair over the whole shared parameter vector (the paper's
+    "whole model" granularity).
+
+    Parameters
+    ----------
+    beta : float
+        EMA rate of the targets (the paper's default 0.01).
+    eps : float
+        Added to denominators.
+    seed : int
+        Seed of the generator drawing, for each task ``i``, ``torch.randperm(n_tasks - 1)`` over
+        the other tasks (CPU; the same draws as after ``torch.manual_seed(seed)``).
+
+    References
+    ----------
+    Wang, Z., Tsvetkov, Y., Firat, O. & Cao, Y. "Gradient Vaccine: Investigating and Improving
+    Multi-task Optimization in Massively Multilingual Models". ICLR 2021. Algorithm 1, eq. (3).
+    """
+
+    def __init__(self, beta: float = 0.01, eps: float = 1e-8, seed: int = 0) -> None:
+        super().__init__()
+        if not 0.0 <= beta <= 1.0:
+            raise ValueError(f"beta={beta} must lie in [0, 1] (it is an EMA rate)")
+        self.beta = beta
+        self.eps = eps
+        self.seed = seed
+        self._rng = SeededGenerator(seed)
+        self.register_buffer("targets", torch.zeros(0, 0))
+
+    def weights(self, jacobian: Tensor) -> Tensor:
+        """Weights ``C.sum(0)`` of shape ``(n_tasks,)``; updates ``targets`` and the generator."""
+        G = _solvers.gramian(jacobian)
+        T = G.shape[0]
+        if self.targets.shape != (T, T):
+            self.targets = torch.zeros(T, T, dtype=G.dtype, device=G.device)
+        phi_hat_all = self.targets.to(G.dtype)
+        rows = torch.arange(T, device=G.device)
+        order = self._orders(T).to(G.device, non_blocking=True)  # (T, T - 1)
+        C = torch.eye(T, dtype=G.dtype, device=G.device)
+        norm_j_all = G.diagonal().clamp(min=0).sqrt()
+        for k in range(T - 1):
+            j = order[:, k]
+            CG = C @ G  # (T, T): g_i' . g_l
+            dot = CG[rows, j]
+            norm_i = (CG * C).sum(dim=1).clamp(min=0).sqrt()
+            norm_j = norm_j_all[j]
+            phi = dot / (norm_i * norm_j + self.eps)
+            phi_hat = phi_hat_all[rows, j]
+            s_phi = (1 - phi * phi).clamp(min=0).sqrt()
+            s_hat = (1 - phi_hat * phi_hat).clamp(min=0).sqrt()
+            w = norm_i * (phi_hat * s_phi - phi * s_hat) / (norm_j * s_hat + self.eps)
+            C = C.index_put((rows, j), torch.where(phi < phi_hat, w, 0 * w), accumulate=True)
+            phi_hat_all = phi_hat_all.index_put(
+                (rows, j), (1 - self.beta) * phi_hat + self.beta * phi
+            )
+        self.targets = phi_hat_all.to(self.targets.dtype)
+        return C.sum(dim=0).to(jacobian.dtype)
+
+    def _orders(self, n_tasks: int) -> Tensor:
+        g = self._rng.get("cpu")
+        others = torch.arange(n_tasks)
+        out = []
+        for i in range(n_tasks):
+            rest = torch.cat([others[:i], others[i + 1 :]])
+            out.append(rest[torch.randperm(n_tasks - 1, generator=g)])
+        return torch.stack(out)
+
+    def reset(self) -> None:
+        """Forget the cosine targets and restart the random orders from ``seed``."""
+        self.targets = torch.zeros(0, 0, device=self.targets.device)
+        self._rng = SeededGenerator(self.seed)
+
+    def get_extra_state(self) -> dict:
+        return self._rng.state()
+
+    def set_extra_state(self, state: dict) -> None:
+        self._rng.load_state(state)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # The targets' shape is known only once the number of tasks is: adopt the saved one.
+        key = prefix + "targets"
+        if key in state_dict:
+            self.targets = torch.empty_like(state_dict[key])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"GradVac(beta={self.beta}, seed={self.seed})"

@@ -1,0 +1,36 @@
+"""IMTL-G: the update whose projections on every unit task gradient are equal (Liu et al. 2021)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from . import _solvers
+from ._base import GradientAggregator
+
+
+class IMTLG(GradientAggregator):
+    """Impartial MTL, gradient balance: ``d = J^T a`` with ``d . u_t`` equal for all tasks.
+
+    ``u_t = g_t / ||g_t||`` and ``sum_t a_t = 1``. The paper's closed form
+    ``a_{2:T} = g_1 U^T (D U^T)^{-1}`` (``D``, ``U``: rows ``g_1 - g_t``, ``u_1 - u_t``) is the
+    solution of ``G a = lambda n`` (``G = J J^T``, ``n`` the gradient norms), i.e.
+    ``a = G^+ n / 1^T G^+ n``; the pseudo-inverse keeps it defined when gradients are linearly
+    dependent. A degenerate ``1^T G^+ n = 0`` gives zero weights.
+
+    References
+    ----------
+    Liu, L., Li, Y., Kuang, Z., Xue, J.-H., Chen, Y., Yang, W., Liao, Q. & Zhang, W. "Towards
+    Impartial Multi-task Learning". ICLR 2021. Section 3.2, eq. (7)-(8) (IMTL-G closed form).
+    """
+
+    def weights(self, jacobian: Tensor) -> Tensor:
+        """Weights of shape ``(n_tasks,)`` summing to one."""
+        G = _solvers.gramian(jacobian)
+        scale = G.diagonal().sum()
+        G = G / torch.where(scale > 0, scale, torch.ones_like(scale))
+        v = torch.linalg.pinv(G, hermitian=True) @ G.diagonal().clamp(min=0).sqrt()
+        total = v.sum()
+        ok = total.abs() > 1e-12
+        a = torch.where(ok, v / torch.where(ok, total, torch.ones_like(total)), 0 * v)
+        return a.to(jacobian.dtype)

@@ -1,0 +1,75 @@
+"""PCGrad: project each task gradient off the others it conflicts with (Yu et al. 2020)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from . import _solvers
+from ._base import GradientAggregator
+from ._rng import SeededGenerator
+
+
+class PCGrad(GradientAggregator):
+    """Gradient surgery: ``d = sum_i g_i^PC``.
+
+    For each task ``i``, ``g_i^PC`` starts at ``g_i``; for every other task ``j`` in random order,
+    if ``g_i^PC . g_j < 0`` it is replaced by ``g_i^PC - (g_i^PC . g_j) / ||g_j||^2 g_j``. All of it
+    runs on the Gramian: ``g_i^PC = sum_k C_ik g_k`` and only ``C`` is updated, for all ``i`` at
+    once (one step per position in the order), with masks instead of ``if``.
+
+    Parameters
+    ----------
+    seed : int
+        Seed of the generator (kept as state) that draws one order per task and step. It draws
+        ``torch.randperm(n_tasks)`` once per task, on the CPU, so ``PCGrad(seed=s)`` visits the
+        tasks in the same order as code that calls ``torch.manual_seed(s)`` and then ``randperm``.
+    deterministic : bool
+        Visit the other tasks in index order instead (no randomness).
+
+    References
+    ----------
+    Yu, T., Kumar, S., Gupta, A., Levine, S., Hausman, K. & Finn, C. "Gradient Surgery for
+    Multi-Task Learning". NeurIPS 2020. Algorithm 1.
+    """
+
+    def __init__(self, seed: int = 0, *, deterministic: bool = False) -> None:
+        super().__init__()
+        self.seed = seed
+        self.deterministic = deterministic
+        self._rng = SeededGenerator(seed)
+
+    def weights(self, jacobian: Tensor) -> Tensor:
+        """Weights ``C.sum(0)`` of shape ``(n_tasks,)``; advances the generator."""
+        G = _solvers.gramian(jacobian)
+        T = G.shape[0]
+        rows = torch.arange(T, device=G.device)
+        order = self._orders(T).to(G.device, non_blocking=True)  # (T, T): order[i] visits
+        C = torch.eye(T, dtype=G.dtype, device=G.device)
+        diag = G.diagonal()
+        for k in range(T):
+            j = order[:, k]  # (T,) the task each row i looks at now
+            dot = (C @ G)[rows, j]  # g_i^PC . g_j
+            norm = diag[j]
+            step = torch.where((dot < 0) & (j != rows) & (norm > 0), dot / norm, 0 * dot)
+            C = C.index_put((rows, j), -step, accumulate=True)
+        return C.sum(dim=0).to(jacobian.dtype)
+
+    def _orders(self, n_tasks: int) -> Tensor:
+        if self.deterministic:
+            return torch.arange(n_tasks).expand(n_tasks, n_tasks)
+        g = self._rng.get("cpu")
+        return torch.stack([torch.randperm(n_tasks, generator=g) for _ in range(n_tasks)])
+
+    def reset(self) -> None:
+        """Restart the random orders from ``seed``."""
+        self._rng = SeededGenerator(self.seed)
+
+    def get_extra_state(self) -> dict:
+        return self._rng.state()
+
+    def set_extra_state(self, state: dict) -> None:
+        self._rng.load_state(state)
+
+    def __repr__(self) -> str:
+        return f"PCGrad(seed={self.seed}, deterministic={self.deterministic})"

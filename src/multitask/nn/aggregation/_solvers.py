@@ -1,0 +1,213 @@
+"""Small solvers over the task Gramian, in torch, on the Jacobian's device, without host sync.
+
+Every problem here lives in ``n_tasks`` dimensions. They are solved exactly by enumerating the
+``2**n_tasks`` candidate supports in one batched Cholesky factorisation (the optimum's support is
+among them and every candidate is feasible or masked out, so the best candidate is the optimum),
+which costs well under a millisecond up to ten tasks; beyond ``max_exact`` tasks they fall back to
+a fixed number of iterations of a first-order or active-set method. No ``.item()``, no Python
+``if`` on tensor values: masks and ``torch.where`` decide.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+#: Relative ridge added to a trace-normalised Gramian to keep every sub-system definite.
+RIDGE = 1e-9
+
+
+def solver_dtype(device: torch.device) -> torch.dtype:
+    """float64 for the tiny ``(n_tasks, n_tasks)`` problems, except where a device lacks it."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+def gramian(jacobian: Tensor) -> Tensor:
+    """Gramian ``J J^T`` of shape ``(n_tasks, n_tasks)`` in the solver dtype."""
+    J = jacobian.detach()
+    return (J @ J.T).to(solver_dtype(J.device))
+
+
+def normalise(G: Tensor, ridge: float = RIDGE) -> Tensor:
+    """``G / trace(G) + ridge * I`` (a zero Gramian gives ``ridge * I``)."""
+    trace = G.diagonal().sum()
+    scale = torch.where(trace > 0, trace, torch.ones_like(trace))
+    eye = torch.eye(G.shape[0], dtype=G.dtype, device=G.device)
+    return G / scale + ridge * eye
+
+
+def subset_masks(n_tasks: int, device: torch.device, dtype: torch.dtype, empty: bool) -> Tensor:
+    """All subsets of ``range(n_tasks)`` as 0/1 rows, shape ``(2**n_tasks [- 1], n_tasks)``."""
+    codes = torch.arange(0 if empty else 1, 2**n_tasks, device=device)
+    bits = torch.arange(n_tasks, device=device)
+    return ((codes[:, None] >> bits) & 1).to(dtype)
+
+
+def masked_systems(G: Tensor, masks: Tensor) -> Tensor:
+    """``diag(m) G diag(m) + diag(1 - m)`` for every mask: shape ``(n_masks, T, T)``."""
+    return masks[:, :, None] * G * masks[:, None, :] + torch.diag_embed(1 - masks)
+
+
+def batched_solve(A: Tensor, B: Tensor) -> Tensor:
+    """Solve SPD systems ``A X = B`` by Cholesky, with no error check (so no host sync)."""
+    L, _ = torch.linalg.cholesky_ex(A)
+    return torch.cholesky_solve(B, L)
+
+
+def min_norm_simplex(G: Tensor, max_exact: int = 10, n_iter: int = 30) -> Tensor:
+    """Weights ``a`` on the simplex minimising ``a^T G a`` (the MGDA min-norm point).
+
+    Exact by support enumeration for ``n_tasks <= max_exact``; otherwise ``n_iter`` primal-dual
+    active-set iterations. ``G`` should be trace-normalised with a small ridge (:func:`normalise`).
+    """
+    T = G.shape[0]
+    if T > max_exact:
+        return _simplex_active_set(G, n_iter)
+    masks = subset_masks(T, G.device, G.dtype, empty=False)  # (K, T)
+    x = batched_solve(masked_systems(G, masks), masks[:, :, None])[..., 0]  # (K, T)
+    s = x.sum(dim=1)  # 1^T G_SS^{-1} 1 = 1 / (min norm on S)
+    a = x / s[:, None]
+    feasible = (a >= -1e-10).all(dim=1) & (s > 0)
+    best = torch.where(feasible, s, torch.full_like(s, -torch.inf)).argmax()
+    return a[best].clamp(min=0) / a[best].clamp(min=0).sum()
+
+
+def _simplex_active_set(G: Tensor, n_iter: int) -> Tensor:
+    """Primal-dual active-set iterations for ``min a^T G a, a >= 0, 1^T a = 1``.
+
+    Each iteration fixes ``a = 0`` on the active set ``{lam - a > 0}`` and solves the KKT system
+    ``G_II a_I + nu 1 = 0, 1^T a_I = 1`` on the rest, then sets ``lam = G a + nu`` there
+    (Hintermüller, Ito & Kunisch 2002); a fixed number of iterations, no host sync.
+    """
+    T = G.shape[0]
+    a = torch.full((T,), 1.0 / T, dtype=G.dtype, device=G.device)
+    lam = torch.zeros_like(a)
+    rhs = torch.zeros(T + 1, 1, dtype=G.dtype, device=G.device)
+    rhs[T] = 1
+    for _ in range(n_iter):
+        free = ((lam - a) <= 0).to(G.dtype)
+        K = torch.zeros(T + 1, T + 1, dtype=G.dtype, device=G.device)
+        K[:T, :T] = masked_systems(G, free[None])[0]
+        K[:T, T] = free
+        K[T, :T] = free
+        sol, _ = torch.linalg.solve_ex(K, rhs)
+        a, nu = sol[:T, 0], sol[T, 0]
+        lam = (1 - free) * (G @ a + nu)
+    a = a.clamp(min=0)
+    return a / a.sum()
+
+
+def frank_wolfe(G: Tensor, n_iter: int) -> Tensor:
+    """``n_iter`` steps of Frank-Wolfe with exact line search (Sener & Koltun 2018, Alg. 2)."""
+    T = G.shape[0]
+    alpha = torch.full((T,), 1.0 / T, dtype=G.dtype, device=G.device)
+    eye = torch.eye(T, dtype=G.dtype, device=G.device)
+    for _ in range(n_iter):
+        Ga = G @ alpha
+        t = Ga.argmin()
+        e_t = eye[t]
+        a, b, c = Ga[t], alpha @ Ga, G[t, t]
+        denom = b + c - 2 * a
+        ratio = (b - a) / torch.where(denom > 0, denom, torch.ones_like(denom))
+        gamma = torch.where(c <= a, torch.ones_like(a), torch.where(b <= a, 0 * a, ratio))
+        alpha = (1 - gamma) * alpha + gamma * e_t
+    return alpha
+
+
+def project_dual_cone(G: Tensor, max_exact: int = 8, n_iter: int = 30) -> Tensor:
+    """Row ``i`` is ``argmin_{v >= e_i} v^T G v``: shape ``(n_tasks, n_tasks)``.
+
+    ``J^T v_i`` is then the projection of the task gradient ``g_i`` onto the dual cone
+    ``{x : J x >= 0}`` (Quinton & Rey 2024, Prop. 1). Exact by enumeration for
+    ``n_tasks <= max_exact``; otherwise ``n_iter`` primal-dual active-set iterations (Hintermüller,
+    Ito & Kunisch 2002), vectorised over the rows.
+    """
+    T = G.shape[0]
+    eye = torch.eye(T, dtype=G.dtype, device=G.device)
+    if T > max_exact:
+        return _dual_cone_active_set(G, eye, n_iter)
+    masks = subset_masks(T, G.device, G.dtype, empty=True)  # (K, T): free sets F
+    # Free set F not holding i: G_FF v_F = -G_{F,i}, v_i = 1, v = 0 elsewhere.
+    X = batched_solve(masked_systems(G, masks), -masks[:, :, None] * G)  # (K, T, T): column i
+    V = X.mT + eye  # (K, i, T): candidate v for row i
+    feasible = (masks == 0) & (V >= -1e-10).all(dim=2)  # (K, i)
+    objective = torch.einsum("kij,jl,kil->ki", V, G, V)
+    objective = torch.where(feasible, objective, torch.full_like(objective, torch.inf))
+    best = objective.argmin(dim=0)  # (T,)
+    return V[best, torch.arange(T, device=G.device)].clamp(min=0)
+
+
+def _dual_cone_active_set(G: Tensor, U: Tensor, n_iter: int) -> Tensor:
+    """Primal-dual active-set iterations for ``min v^T G v, v >= u``, vectorised over rows."""
+    v = U.clone()
+    lam = v @ G  # multipliers G v (G symmetric)
+    for _ in range(n_iter):
+        active = ((lam - (v - U)) > 0).to(G.dtype)  # (R, T): v_k = u_k there
+        free = 1 - active
+        A = masked_systems(G, free)
+        rhs = active * U - free * ((active * U) @ G)
+        v = batched_solve(A, rhs[:, :, None])[..., 0]
+        lam = active * (v @ G)
+    return torch.maximum(v, U)
+
+
+def cagrad_coefficients(G: Tensor, c: float, max_exact: int = 10, n_iter: int = 300) -> Tensor:
+    """Coefficients ``u`` with ``d = J^T (1/T + u)`` the CAGrad direction (Liu et al. 2021, eq. 4).
+
+    ``d`` maximises ``min_i g_i^T d`` over the ball ``||d - g_0|| <= c ||g_0||``. At the optimum
+    ``u = sqrt(phi) w / ||J^T w||`` with ``w`` the dual solution on the simplex, so on the support
+    ``S`` of ``w``: ``G_SS u_S = lambda 1 - b_S`` and ``u^T G u = phi`` (``b = G 1 / T``,
+    ``phi = c^2 ||g_0||^2``), a quadratic in ``lambda``. Each support gives a point of the ball;
+    the one with the largest ``min_i (b + G u)_i`` is the optimum. Beyond ``max_exact`` tasks,
+    ``n_iter`` Frank-Wolfe steps on the dual.
+    """
+    T = G.shape[0]
+    b = G.sum(dim=1) / T
+    phi = c**2 * b.sum() / T
+    if T > max_exact:
+        return _cagrad_frank_wolfe(G, b, phi, n_iter)
+    masks = subset_masks(T, G.device, G.dtype, empty=False)  # (K, T)
+    rhs = torch.stack([masks, masks * b], dim=2)  # (K, T, 2)
+    sol = batched_solve(masked_systems(G, masks), rhs)
+    p, q = sol[..., 0], sol[..., 1]  # (K, T)
+    sp, sq, bq = p.sum(1), q.sum(1), q @ b
+    disc = sq**2 - sp * (bq - phi)
+    lam = (sq + disc.clamp(min=0).sqrt()) / torch.where(sp > 0, sp, torch.ones_like(sp))
+    u = lam[:, None] * p - q  # (K, T)
+    value = (b + u @ G).min(dim=1).values
+    value = torch.where((disc >= 0) & (sp > 0), value, torch.full_like(value, -torch.inf))
+    best = value.argmax()
+    return torch.where(value[best] > -torch.inf, u[best], torch.zeros_like(u[best]))
+
+
+def _cagrad_frank_wolfe(G: Tensor, b: Tensor, phi: Tensor, n_iter: int) -> Tensor:
+    """Frank-Wolfe with step ``2 / (k + 2)`` on ``min_w w^T b + sqrt(phi) ||J^T w||``."""
+    T = G.shape[0]
+    w = torch.full((T,), 1.0 / T, dtype=G.dtype, device=G.device)
+    eye = torch.eye(T, dtype=G.dtype, device=G.device)
+    for k in range(n_iter):
+        Gw = G @ w
+        norm = (w @ Gw).clamp(min=1e-30).sqrt()
+        grad = b + phi.sqrt() * Gw / norm
+        w = w + (2.0 / (k + 2)) * (eye[grad.argmin()] - w)
+    norm = (w @ G @ w).clamp(min=1e-30).sqrt()
+    return phi.sqrt() * w / norm
+
+
+def nash_weights(G: Tensor, init: Tensor, n_iter: int = 20) -> Tensor:
+    """Solve ``G alpha = 1 / alpha``, ``alpha > 0`` (Navon et al. 2022, eq. 2 / Thm 5.1).
+
+    ``alpha`` is the minimiser of the self-concordant ``phi(a) = a^T G a / 2 - sum_i log a_i``,
+    found by ``n_iter`` damped Newton steps ``a <- a - Delta / (1 + lambda)`` (Nesterov 2004,
+    §4.1.5: they stay in ``a > 0`` and converge quadratically once ``lambda < 1/4``). ``init`` is
+    rescaled by the best scalar ``sqrt(T / init^T G init)`` first.
+    """
+    T = G.shape[0]
+    alpha = init * (T / (init @ G @ init)).sqrt()
+    for _ in range(n_iter):
+        grad = G @ alpha - 1 / alpha
+        H = G + torch.diag(alpha.pow(-2))
+        delta = batched_solve(H, grad[:, None])[:, 0]
+        decrement = (grad @ delta).clamp(min=0).sqrt()
+        alpha = alpha - delta / (1 + decrement)
+    return alpha

@@ -1,0 +1,16 @@
+"""Sum of the task gradients (the gradient of the summed loss)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ._base import GradientAggregator
+
+
+class Sum(GradientAggregator):
+    """Sum of the rows: weights ``1`` each (what ``sum_t L_t`` backpropagates)."""
+
+    def weights(self, jacobian: Tensor) -> Tensor:
+        """Weights of shape ``(n_tasks,)``, all ones."""
+        return torch.ones(jacobian.shape[0], dtype=jacobian.dtype, device=jacobian.device)

@@ -1,0 +1,57 @@
+"""UPGrad: average of the task gradients projected onto the dual cone (Quinton & Rey 2024)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from . import _solvers
+from ._base import GradientAggregator
+
+
+class UPGrad(GradientAggregator):
+    """Unconflicting projection of gradients: ``d = sum_i p_i pi_J(g_i)``.
+
+    ``pi_J(g_i)`` is the projection of ``g_i`` onto the dual cone ``{x : J x >= 0}``, so ``d``
+    conflicts with no task (``J d >= 0``). By Prop. 1 of the paper, ``pi_J(g_i) = J^T v_i`` with
+    ``v_i = argmin_{v >= e_i} v^T G v``: a QP over ``n_tasks`` variables, solved in torch (exact
+    support enumeration up to ``max_exact`` tasks, primal-dual active set beyond).
+
+    Parameters
+    ----------
+    pref : Tensor of shape (n_tasks,), optional
+        Weights ``p_i`` of the projected gradients; default ``1 / n_tasks`` (the mean).
+    reg_eps : float
+        ``G`` is trace-normalised and ``reg_eps * I`` is added before solving, as in the authors'
+        implementation (torchjd's default 1e-4), so that the QP is strictly convex.
+    max_exact, n_iter : int
+        Enumeration up to ``max_exact`` tasks; ``n_iter`` active-set iterations beyond.
+
+    References
+    ----------
+    Quinton, P. & Rey, V. "Jacobian Descent for Multi-Objective Optimization". arXiv:2406.16232,
+    2024. Section 3 (UPGrad, eq. 5), Proposition 1 (dual form of the projection).
+    """
+
+    def __init__(
+        self,
+        pref: Tensor | None = None,
+        *,
+        reg_eps: float = 1e-4,
+        max_exact: int = 8,
+        n_iter: int = 30,
+    ) -> None:
+        super().__init__()
+        self.pref = pref
+        self.reg_eps = reg_eps
+        self.max_exact = max_exact
+        self.n_iter = n_iter
+
+    def weights(self, jacobian: Tensor) -> Tensor:
+        """Weights ``sum_i p_i v_i`` of shape ``(n_tasks,)``."""
+        G = _solvers.normalise(_solvers.gramian(jacobian), ridge=self.reg_eps)
+        T = G.shape[0]
+        V = _solvers.project_dual_cone(G, self.max_exact, self.n_iter)  # (T, T): row i is v_i
+        p = self.pref
+        p = torch.full((T,), 1.0 / T, dtype=G.dtype, device=G.device) if p is None else p.to(G)
+        return (p @ V).to(jacobian.dtype)

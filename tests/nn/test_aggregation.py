@@ -1,0 +1,391 @@
+"""Aggregators against their papers' formulas, computed independently here (numpy/scipy/cvxpy)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from aggregator_checks import (
+    assert_finite_and_shaped,
+    assert_non_conflicting,
+    assert_permutation_invariant,
+    assert_scales,
+    assert_weights_consistent,
+    jacobian_cases,
+)
+
+from multitask.nn.aggregation import (
+    AGGREGATORS,
+    IMTLG,
+    MGDA,
+    AlignedMTL,
+    CAGrad,
+    GradDrop,
+    GradVac,
+    Mean,
+    NashMTL,
+    PCGrad,
+    Sum,
+    UPGrad,
+)
+
+cp = pytest.importorskip("cvxpy")
+torch.set_num_threads(1)
+
+TASKS = (2, 3, 10)
+CASES = [(T, name) for T in TASKS for name in jacobian_cases(T)]
+
+
+def _J(T, name):
+    return jacobian_cases(T)[name]
+
+
+def _close(actual, expected, tol=1e-5):
+    expected = torch.as_tensor(np.asarray(expected), dtype=actual.dtype)
+    scale = max(1.0, float(expected.abs().max()))
+    torch.testing.assert_close(actual, expected, atol=tol * scale, rtol=0)
+
+
+# ---------------------------------------------------------------- references (independent) ---
+def min_norm_point(J):
+    """MGDA: argmin ||J^T a||^2 over the simplex, by cvxpy; returns J^T a."""
+    Jn = J.numpy()
+    a = cp.Variable(Jn.shape[0])
+    cp.Problem(cp.Minimize(cp.sum_squares(Jn.T @ a)), [a >= 0, cp.sum(a) == 1]).solve(cp.CLARABEL)
+    return Jn.T @ a.value
+
+
+def dual_cone_projection(J, i):
+    """UPGrad's pi_J(g_i) = argmin ||x - g_i||^2 s.t. J x >= 0 (the primal definition)."""
+    Jn = J.numpy()
+    x = cp.Variable(Jn.shape[1])
+    cp.Problem(cp.Minimize(cp.sum_squares(x - Jn[i])), [Jn @ x >= 0]).solve(cp.CLARABEL)
+    return x.value
+
+
+def cagrad_direction(J, c):
+    """CAGrad primal: max_d min_i g_i^T d s.t. ||d - g0|| <= c ||g0|| (Liu et al. 2021, eq. 2)."""
+    Jn = J.numpy()
+    g0 = Jn.mean(axis=0)
+    d, t = cp.Variable(Jn.shape[1]), cp.Variable()
+    cons = [Jn @ d >= t, cp.norm(d - g0) <= c * np.linalg.norm(g0)]
+    tight = {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10}
+    cp.Problem(cp.Maximize(t), cons).solve(cp.CLARABEL, **tight)
+    return d.value
+
+
+def pcgrad_reference(J, orders):
+    """Yu et al. 2020, Alg. 1 on the vectors, with the given visiting orders."""
+    Jn = J.numpy()
+    out = np.zeros(Jn.shape[1])
+    for i, order in enumerate(orders):
+        g = Jn[i].copy()
+        for j in order:
+            if j != i and g @ Jn[j] < 0:
+                g -= (g @ Jn[j]) / (Jn[j] @ Jn[j]) * Jn[j]
+        out += g
+    return out
+
+
+def gradvac_reference(J, orders, phi_hat, beta, eps=1e-8):
+    """Wang et al. 2021, Alg. 1 on the vectors; updates ``phi_hat`` in place."""
+    Jn = J.numpy()
+    out = np.zeros(Jn.shape[1])
+    for i, order in enumerate(orders):
+        g = Jn[i].copy()
+        for j in order:
+            nj = np.linalg.norm(Jn[j])
+            phi = g @ Jn[j] / (np.linalg.norm(g) * nj + eps)
+            hat = phi_hat[i, j]
+            if phi < hat:
+                num = hat * np.sqrt(1 - phi**2) - phi * np.sqrt(1 - hat**2)
+                g = g + np.linalg.norm(g) * num / (nj * np.sqrt(1 - hat**2) + eps) * Jn[j]
+            phi_hat[i, j] = (1 - beta) * hat + beta * phi
+        out += g
+    return out
+
+
+# ------------------------------------------------------------------------------ properties ---
+LINEAR = ["mean", "sum", "mgda", "cagrad", "nash_mtl", "imtl_g", "aligned_mtl", "upgrad"]
+
+
+@pytest.mark.parametrize("name", sorted(AGGREGATORS))
+@pytest.mark.parametrize(("T", "case"), CASES)
+def test_finite_output_of_right_shape(name, T, case):
+    assert_finite_and_shaped(AGGREGATORS[name], _J(T, case))
+    assert_finite_and_shaped(AGGREGATORS[name], _J(T, case).float())
+
+
+@pytest.mark.parametrize("name", LINEAR)
+@pytest.mark.parametrize("T", TASKS)
+def test_permutation_invariance(name, T):
+    for case in ("orthogonal", "conflicting", "random"):
+        assert_permutation_invariant(AGGREGATORS[name], _J(T, case), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["mgda", "upgrad"])
+@pytest.mark.parametrize(("T", "case"), CASES)
+def test_no_conflict(name, T, case):
+    assert_non_conflicting(AGGREGATORS[name], _J(T, case), eps=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("name", "degree"),
+    [(n, 1) for n in ["mean", "sum", "mgda", "cagrad", "imtl_g", "aligned_mtl", "upgrad"]]
+    + [("pcgrad", 1), ("graddrop", 1), ("nash_mtl", 0)],
+)
+@pytest.mark.parametrize("T", TASKS)
+def test_scale_behaviour(name, degree, T):
+    assert_scales(AGGREGATORS[name], _J(T, "random"), degree, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", [*LINEAR, "pcgrad", "gradvac"])
+def test_weights_give_the_output(name):
+    assert_weights_consistent(AGGREGATORS[name], _J(3, "conflicting"))
+
+
+def test_graddrop_is_not_linear():
+    assert not GradDrop.linear
+    with pytest.raises(NotImplementedError, match="GradDrop"):
+        GradDrop().weights(_J(2, "random"))
+
+
+# --------------------------------------------------------------------- Mean, Sum, MGDA ---
+@pytest.mark.parametrize(("T", "case"), CASES)
+def test_mean_and_sum(T, case):
+    J = _J(T, case)
+    _close(Mean()(J), J.numpy().mean(axis=0), 1e-12)
+    _close(Sum()(J), J.numpy().sum(axis=0), 1e-12)
+
+
+@pytest.mark.parametrize(("T", "case"), CASES)
+def test_mgda_is_the_min_norm_point(T, case):
+    _close(MGDA()(_J(T, case)), min_norm_point(_J(T, case)), 1e-5)
+
+
+@pytest.mark.parametrize("case", ["conflicting", "random", "rescaled"])
+def test_mgda_two_task_closed_form(case):
+    g1, g2 = _J(2, case).numpy()
+    gamma = np.clip((g2 - g1) @ g2 / ((g1 - g2) @ (g1 - g2)), 0, 1)  # Sener & Koltun, Alg. 1
+    _close(MGDA()(_J(2, case)), gamma * g1 + (1 - gamma) * g2, 1e-10)
+
+
+@pytest.mark.parametrize("case", ["conflicting", "random", "orthogonal", "rescaled"])
+def test_mgda_active_set_beyond_max_exact(case):
+    J = _J(10, case)
+    _close(MGDA(max_exact=4)(J), min_norm_point(J), 1e-5)
+
+
+@pytest.mark.parametrize("case", ["conflicting", "random"])
+def test_mgda_frank_wolfe_objective_converges(case):
+    J = _J(3, case)
+    best = np.sum(min_norm_point(J) ** 2)
+    gaps = [float(MGDA(solver="frank-wolfe", n_iter=k)(J).norm() ** 2) - best for k in (30, 600)]
+    assert -1e-9 <= gaps[1] < gaps[0] / 5  # Frank-Wolfe: O(1/k) in the objective
+
+
+@pytest.mark.parametrize("norm", ["l2", "loss", "loss+"])
+def test_mgda_normalisations(norm):
+    J = _J(3, "conflicting")
+    losses = torch.tensor([0.5, 2.0, 1.5], dtype=J.dtype)
+    scale = {"l2": J.norm(dim=1), "loss": losses, "loss+": losses * J.norm(dim=1)}[norm]
+    Jn = J / scale[:, None]
+    a = np.linalg.lstsq(Jn.numpy().T, min_norm_point(Jn), rcond=None)[0]
+    _close(MGDA(norm)(J, losses), a @ J.numpy(), 1e-5)  # weights of the scaled problem, raw rows
+    if norm != "l2":
+        with pytest.raises(ValueError, match="needs the task losses"):
+            MGDA(norm)(J)
+
+
+def test_mgda_rejects_unknown_options():
+    with pytest.raises(ValueError, match="normalization"):
+        MGDA("max")
+    with pytest.raises(ValueError, match="solver"):
+        MGDA(solver="qp")
+
+
+# --------------------------------------------------------------------------------- UPGrad ---
+@pytest.mark.parametrize(
+    ("T", "case"), [(T, c) for T in TASKS for c in ("orthogonal", "conflicting", "random")]
+)
+def test_upgrad_averages_dual_cone_projections(T, case):
+    J = _J(T, case)
+    expected = np.mean([dual_cone_projection(J, i) for i in range(T)], axis=0)
+    _close(UPGrad(reg_eps=1e-10)(J), expected, 2e-5)
+
+
+@pytest.mark.parametrize("T", [3, 10])
+def test_upgrad_default_ridge_matches_the_regularised_dual(T):
+    """With the default reg_eps, v_i = argmin_{v >= e_i} v^T (G/tr G + 1e-4 I) v (Prop. 1)."""
+    J = _J(T, "conflicting").numpy()
+    G = J @ J.T
+    G = G / np.trace(G) + 1e-4 * np.eye(T)
+    v = cp.Variable((T, T))
+    obj = sum(cp.quad_form(v[i], cp.psd_wrap(G)) for i in range(T))
+    cp.Problem(cp.Minimize(obj), [v >= np.eye(T)]).solve(cp.CLARABEL)
+    _close(UPGrad().weights(torch.from_numpy(J)), v.value.mean(axis=0), 1e-5)
+
+
+def test_upgrad_active_set_path_matches_enumeration():
+    J = _J(10, "conflicting")[:7]
+    _close(UPGrad(max_exact=3)(J), UPGrad(max_exact=8)(J).numpy(), 1e-9)
+
+
+# --------------------------------------------------------------------------------- CAGrad ---
+@pytest.mark.parametrize(("T", "case"), CASES)
+@pytest.mark.parametrize("c", [0.2, 0.5, 0.9])
+def test_cagrad_solves_the_primal(T, case, c):
+    J = _J(T, case)
+    _close(CAGrad(c)(J), cagrad_direction(J, c), 2e-5)
+
+
+def test_cagrad_options():
+    J = _J(3, "conflicting")
+    _close(CAGrad(0.0)(J), J.numpy().mean(axis=0), 1e-10)
+    _close(CAGrad(0.5, rescale="c2")(J), CAGrad(0.5)(J).numpy() / 1.25, 1e-12)
+    _close(CAGrad(0.5, rescale="c")(J), CAGrad(0.5)(J).numpy() / 1.5, 1e-12)
+    _close(CAGrad(0.5, max_exact=2, n_iter=5000)(J), cagrad_direction(J, 0.5), 5e-3)
+    with pytest.raises(ValueError, match="non-negative"):
+        CAGrad(-1.0)
+
+
+# ------------------------------------------------------------------------------- Nash-MTL ---
+def nash_reference(J):
+    """Solve G a = 1/a (Navon et al. 2022, Thm 5.1) with scipy's root finder."""
+    from scipy.optimize import root
+
+    G = (J @ J.T).numpy()
+    sol = root(lambda a: G @ a - 1 / a, 1 / np.sqrt(np.diag(G)), method="lm", tol=1e-15)
+    assert (sol.x > 0).all() and np.abs(G @ sol.x - 1 / sol.x).max() < 1e-10
+    return sol.x
+
+
+@pytest.mark.parametrize(
+    ("T", "case"), [(T, c) for T in TASKS for c in ("orthogonal", "conflicting", "random")]
+)
+def test_nash_mtl_solves_the_bargaining_equation(T, case):
+    J = _J(T, case)
+    _close(NashMTL().weights(J), nash_reference(J), 1e-6)
+
+
+def test_nash_mtl_is_stateful_with_update_frequency():
+    J1, J2 = _J(3, "random"), _J(3, "conflicting")
+    nash = NashMTL(update_every=2)
+    _close(nash.weights(J1), nash_reference(J1), 1e-6)
+    _close(nash.weights(J2), nash_reference(J1), 1e-6)  # reused on the off step
+    _close(nash.weights(J2), nash_reference(J2), 1e-6)  # warm-started update
+    state = nash.state_dict()
+    nash.reset()
+    assert nash.step == 0 and nash.alpha.numel() == 0
+    other = NashMTL(update_every=2)
+    other.load_state_dict(state)
+    assert other.step == 3
+    _close(other.weights(J1), nash_reference(J2), 1e-6)
+    clipped = NashMTL(max_norm=0.1)(J1)
+    assert abs(float(clipped.norm()) - 0.1) < 1e-9
+
+
+# --------------------------------------------------------------------------------- IMTL-G ---
+def imtlg_reference(J):
+    """The paper's closed form: a_{2:T} = g_1 U^T (D U^T)^{-1}, a_1 = 1 - sum (Liu et al. 2021)."""
+    g = J.numpy()
+    u = g / np.linalg.norm(g, axis=1, keepdims=True)
+    D, U = g[0] - g[1:], u[0] - u[1:]
+    rest = g[0] @ U.T @ np.linalg.inv(D @ U.T)
+    return np.concatenate([[1 - rest.sum()], rest])
+
+
+@pytest.mark.parametrize(
+    ("T", "case"), [(T, c) for T in TASKS for c in ("orthogonal", "conflicting", "random")]
+)
+def test_imtlg_closed_form(T, case):
+    J = _J(T, case)
+    _close(IMTLG().weights(J), imtlg_reference(J), 1e-7)
+    d = IMTLG()(J)
+    projections = J @ d / J.norm(dim=1)
+    _close(projections, np.full(T, float(projections[0])), 1e-8)  # impartial: equal projections
+
+
+# ----------------------------------------------------------------------------- Aligned-MTL ---
+@pytest.mark.parametrize(
+    ("T", "case"), [(T, c) for T in TASKS for c in ("orthogonal", "conflicting", "random")]
+)
+def test_aligned_mtl_via_svd(T, case):
+    """J = U S W^T; the aligned gradients are s_min U W^T rows (Senushkin et al. 2023, eq. 10)."""
+    J = _J(T, case)
+    U, S, Wt = np.linalg.svd(J.numpy(), full_matrices=False)
+    aligned = S.min() * U @ Wt  # (T, n_params): orthogonal rows of equal norm
+    _close(AlignedMTL()(J), aligned.mean(axis=0), 1e-7)
+    np.testing.assert_allclose(aligned @ aligned.T, S.min() ** 2 * np.eye(T), atol=1e-8)
+
+
+def test_aligned_mtl_drops_null_directions():
+    J = _J(3, "rescaled")  # rank one: the aligned gradient is the projection on that direction
+    U, S, Wt = np.linalg.svd(J.numpy(), full_matrices=False)
+    expected = S[0] * np.outer(U[:, 0], Wt[0]).mean(axis=0)
+    _close(AlignedMTL()(J), expected, 1e-7)
+    _close(AlignedMTL()(torch.zeros(3, 5, dtype=torch.float64)), np.zeros(5), 0)
+
+
+# --------------------------------------------------------------------------- PCGrad, GradVac ---
+def _orders(seed, T, steps):
+    torch.manual_seed(seed)
+    return [[torch.randperm(T).tolist() for _ in range(T)] for _ in range(steps)]
+
+
+@pytest.mark.parametrize(("T", "case"), CASES)
+def test_pcgrad_algorithm_1(T, case):
+    J = _J(T, case)
+    pc = PCGrad(seed=7)
+    for orders in _orders(7, T, 3):  # the generator keeps going across steps
+        _close(pc(J), pcgrad_reference(J, orders), 1e-9)
+    natural = [list(range(T))] * T
+    _close(PCGrad(deterministic=True)(J), pcgrad_reference(J, natural), 1e-9)
+    pc.reset()
+    _close(pc(J), pcgrad_reference(J, _orders(7, T, 1)[0]), 1e-9)
+
+
+@pytest.mark.parametrize(
+    ("T", "case"), [(T, c) for T in TASKS for c in ("conflicting", "random", "orthogonal")]
+)
+def test_gradvac_algorithm_1_over_steps(T, case):
+    J = _J(T, case)
+    beta = 0.3
+    gv = GradVac(beta=beta, seed=3)
+    torch.manual_seed(3)
+    phi_hat = np.zeros((T, T))
+    for step in range(4):
+        Js = J * (1 + 0.1 * step)  # the targets carry over steps
+        orders = []
+        for i in range(T):
+            others = [j for j in range(T) if j != i]
+            orders.append([others[k] for k in torch.randperm(T - 1).tolist()])
+        _close(gv(Js), gradvac_reference(Js, orders, phi_hat, beta), 1e-8)
+    np.testing.assert_allclose(gv.targets.numpy(), phi_hat, atol=1e-9)
+    state = gv.state_dict()
+    gv.reset()
+    assert gv.targets.numel() == 0
+    fresh = GradVac(beta=beta, seed=3)
+    fresh.load_state_dict(state)
+    np.testing.assert_allclose(fresh.targets.numpy(), phi_hat, atol=1e-12)
+
+
+def test_gradvac_first_step_with_zero_targets_removes_conflicts_for_two_tasks():
+    J = _J(2, "conflicting")
+    d = GradVac()(J)  # phi_hat = 0: same as PCGrad for two tasks
+    _close(d, PCGrad()(J).numpy(), 1e-7)
+
+
+# ------------------------------------------------------------------------------- GradDrop ---
+@pytest.mark.parametrize(("T", "case"), CASES)
+def test_graddrop_sign_purity_mask(T, case):
+    J = _J(T, case).numpy()
+    torch.manual_seed(5)
+    U = torch.rand(J.shape[1], dtype=torch.float64).numpy()
+    mass = np.abs(J).sum(axis=0)
+    P = 0.5 * (1 + J.sum(axis=0) / np.where(mass > 0, mass, 1))
+    keep = ((P > U) & (J > 0)) | ((P < U) & (J < 0))
+    _close(GradDrop(seed=5)(torch.from_numpy(J)), (keep * J).sum(axis=0), 1e-12)
+    leak = np.linspace(0, 1, T)
+    expected = ((leak[:, None] + (1 - leak[:, None]) * keep) * J).sum(axis=0)
+    _close(GradDrop(torch.from_numpy(leak), seed=5)(torch.from_numpy(J)), expected, 1e-12)
