@@ -145,3 +145,32 @@ def test_user_filled_folder_is_never_written(tmp_path, source):
     target.write_bytes(PAYLOAD)
     fetch(entry, root=tmp_path)
     assert list(target.parent.iterdir()) == [target]
+
+
+def test_load_downloads_into_an_empty_cache(real_data, tmp_path, monkeypatch):
+    """End to end: School and Adult fetched from file:// mirrors of their upstream files."""
+    import dataclasses
+
+    from multitask.datasets import load
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "school.mat").write_bytes((real_data / "school/school.mat").read_bytes())
+    for name in ("adult.data", "adult.test"):  # upstream serves these uncompressed
+        raw = gzip.decompress((real_data / f"adult/{name}.gz").read_bytes())
+        (mirror / name).write_bytes(raw)
+    urls = {
+        "school/school.mat": mirror / "school.mat",
+        "adult/adult.data.gz": mirror / "adult.data",
+        "adult/adult.test.gz": mirror / "adult.test",
+    }
+    for path, src in urls.items():
+        monkeypatch.setitem(FILES, path, dataclasses.replace(FILES[path], url=src.as_uri()))
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MULTITASK_DATA", str(cache))
+    assert load("school").n_samples == 15362
+    assert load("adult").n_samples == 48842
+    assert (cache / "school/school.mat").read_bytes() == (
+        real_data / "school/school.mat"
+    ).read_bytes()
+    assert gzip.decompress((cache / "adult/adult.test.gz").read_bytes()) == raw

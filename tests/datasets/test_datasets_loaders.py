@@ -201,6 +201,7 @@ def test_digits(get):
         ("hsb82", {}, (160, 7185, (14, 47.0, 67))),
         ("chem97", {}, (2410, 31022, (1, 8.0, 188))),
         ("chem97", {"min_task_size": 10}, (1091, 24963, None)),
+        ("chem97", {"task": "lea"}, (131, 31022, None)),
         ("star", {"target": "math"}, (80, 26796 - 2183, None)),
         ("star", {"target": "read"}, (80, 26796 - 2534, None)),
     ],
