@@ -178,7 +178,9 @@ def _run(name, spec, device):
         final = sum(_losses(model(x), y).values())
     assert torch.isfinite(final)
     assert all(torch.isfinite(p).all() for p in model.parameters())
-    moved = sum(not torch.equal(b, p.detach()) for b, p in zip(before, model.parameters()))
+    moved = sum(
+        not torch.equal(b, p.detach()) for b, p in zip(before, model.parameters(), strict=True)
+    )
     assert moved > 0, "no parameter changed after two steps"
     assert final < 2 * first + 1.0
 

@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from multitask.nn.architectures.fully_adaptive import (
+    FullyAdaptiveSharing,
+    branch_affinity,
+    task_affinity,
+)
+
+TASKS = ("a", "b", "c", "d")
+# a~b and c~d are close; b is a bit closer to c than a is
+AFFINITY = torch.tensor(
+    [
+        [1.00, 0.95, 0.30, 0.20],
+        [0.95, 1.00, 0.40, 0.30],
+        [0.30, 0.40, 1.00, 0.90],
+        [0.20, 0.30, 0.90, 1.00],
+    ]
+)
+
+
+def _model(weight=0.1):
+    torch.manual_seed(0)
+    layers = [nn.Sequential(nn.Linear(3, 4), nn.ReLU()) for _ in range(2)]
+    layers[1] = nn.Sequential(nn.Linear(4, 4), nn.ReLU())
+    return FullyAdaptiveSharing(layers, {t: nn.Linear(4, 1) for t in TASKS}, weight)
+
+
+def test_task_affinity_is_probability_of_agreeing_on_hard_examples():
+    rng = np.random.default_rng(0)
+    losses = rng.exponential(size=(50, 3))
+    hard = losses >= losses.mean(0)
+    expected = np.array([[np.mean(hard[:, i] == hard[:, j]) for j in range(3)] for i in range(3)])
+    np.testing.assert_allclose(task_affinity(torch.tensor(losses)).numpy(), expected)
+
+
+def test_branch_affinity_bruteforce():
+    branches = [[0, 1], [2], [3]]
+    got = branch_affinity(AFFINITY.double(), branches)
+    a = AFFINITY.numpy()
+
+    def ab(k, l):
+        return np.mean([min(a[i, j] for j in l) for i in k])
+
+    for k, bk in enumerate(branches):
+        for l, bl in enumerate(branches):
+            assert got[k, l].item() == pytest.approx((ab(bk, bl) + ab(bl, bk)) / 2)
+
+
+def test_grows_the_expected_tree():
+    model = _model(weight=0.1)
+    print(model.tree_)
+    model.widen_next(AFFINITY)  # top layer: cost of d=2 {ab}{cd}: (0.05+0.1)/2 + 0.1 = 0.175
+    assert model.tree_.levels == [[TASKS], [("a", "b"), ("c", "d")]]
+    model.widen_next(AFFINITY)  # bottom layer: the two branches are far apart (0.25 + 0.1 < 0.7)
+    assert model.tree_.levels == [[("a", "b"), ("c", "d")], [("a", "b"), ("c", "d")]]
+    assert str(model.tree_) == "layer 0: [a b] [c d]\nlayer 1: [a b] [c d]"
+    with pytest.raises(RuntimeError, match="every layer"):
+        model.widen_next(AFFINITY)
+
+
+def test_complexity_weight_controls_the_number_of_branches():
+    heavy = _model(weight=10.0)
+    heavy.widen_next(AFFINITY)
+    assert heavy.tree_.levels[1] == [TASKS]
+    free = _model(weight=0.0)
+    free.widen_next(AFFINITY)
+    assert free.tree_.levels[1] == [("a",), ("b",), ("c",), ("d",)]
+
+
+def test_new_branches_copy_the_parent_and_forward_is_unchanged():
+    model = _model()
+    x = torch.randn(7, 3)
+    before = model(x)
+    model.widen_next(AFFINITY)
+    after = model(x)
+    for t in TASKS:
+        torch.testing.assert_close(before[t], after[t])
+    a_node, c_node = model.nodes["l1_g0"], model.nodes["l1_g1"]
+    assert a_node[0].weight is not c_node[0].weight
+    # the shared/task split follows the tree
+    n_shared = sum(p.numel() for p in model.shared_parameters())
+    assert n_shared == 3 * 4 + 4 + 2 * (4 * 4 + 4)

@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from multitask.nn.architectures.tensor_factorized import TensorFactorized, full_ranks
+
+HEADS = ("a", "b", "c")
+
+
+def _weights(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(5, 4, 3, generator=g), torch.randn(4, 2, 3, generator=g)]
+
+
+def _heads():
+    return {t: nn.Identity() for t in HEADS}
+
+
+@pytest.mark.parametrize("method", ["tucker", "tt"])
+def test_full_rank_reproduces_the_stacked_weights(method):
+    weights = _weights()
+    model = TensorFactorized.from_independent(weights, None, _heads(), method=method).double()
+    for i, w in enumerate(weights):
+        torch.testing.assert_close(model.layer_weight(i), w.double(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["tucker", "tt"])
+def test_full_rank_model_equals_the_independent_networks(method):
+    weights = _weights(1)
+    biases = [torch.randn(4, 3), torch.randn(2, 3)]
+    model = TensorFactorized.from_independent(weights, None, _heads(), method=method, biases=biases)
+    x = torch.randn(6, 5)
+    out = model(x)
+    for m, t in enumerate(HEADS):  # oracle: plain numpy MLP per task
+        h = np.maximum(x.numpy() @ weights[0][:, :, m].numpy() + biases[0][:, m].numpy(), 0)
+        y = h @ weights[1][:, :, m].numpy() + biases[1][:, m].numpy()
+        np.testing.assert_allclose(out[t].detach().numpy(), y, rtol=1e-4, atol=1e-4)
+
+
+def test_truncated_tucker_error_matches_hosvd_bound():
+    """The HOSVD truncation error is at most the sum of the discarded squared singular values."""
+    w = _weights(2)[0]
+    model = TensorFactorized.from_independent([w], [(2, 2, 2)], _heads())
+    err = (model.layer_weight(0) - w).pow(2).sum().item()
+    bound = 0.0
+    for mode, r in enumerate((2, 2, 2)):
+        s = np.linalg.svd(np.moveaxis(w.numpy(), mode, 0).reshape(w.shape[mode], -1))[1]
+        bound += float((s[r:] ** 2).sum())
+    assert 0 < err <= bound + 1e-4
+
+
+def test_parameters_split_into_shared_factors_and_task_factors():
+    model = TensorFactorized(nn.Linear(3, 5), [5, 4], _heads(), ranks=(2, 2, 2))
+    own = list(model.task_parameters("a"))
+    assert [p.shape for p in own] == [torch.Size([2]), torch.Size([4])]  # u3 row, bias
+    assert model.ranks == [(2, 2, 2)]
+    assert full_ranks((5, 4, 3), "tt") == (5, 3)
+
+
+def test_bad_method_raises():
+    with pytest.raises(ValueError, match="method"):
+        TensorFactorized(nn.Identity(), [3, 2], _heads(), method="cp")
