@@ -43,7 +43,6 @@ ARCHITECTURES["ple"] = PLE
 ARCHITECTURES["mtan"] = MTAN
 __all__ += [
     "CGC",
-    "MMoE",
     "MTAN",
     "PLE",
     "CrossStitch",
@@ -51,6 +50,7 @@ __all__ += [
     "FullyAdaptiveSharing",
     "JointManyTask",
     "LowSupervision",
+    "MMoE",
     "Sluice",
     "TensorFactorized",
 ]
