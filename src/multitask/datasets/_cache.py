@@ -179,7 +179,13 @@ def download(entry: FileEntry, root: Path) -> Path:
             raise
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise _not_found(entry, root, exc) from exc
-        verify(tmp, entry, remember=False)
+        try:
+            verify(tmp, entry, remember=False)
+        except ChecksumError as exc:
+            raise ChecksumError(
+                f"the download of {entry.url} does not match the registry ({exc}); the "
+                "source changed or the transfer was cut. Nothing was written; try again."
+            ) from exc
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
