@@ -22,7 +22,7 @@ import numpy as np
 from scipy.sparse.linalg import LinearOperator, eigsh
 from scipy.special import expit
 
-__all__ = ["Logistic", "Quadratic", "dual_norm"]
+__all__ = ["Logistic", "Quadratic", "dual_norm", "gap_from_parts"]
 
 #: penalties of the form ``alpha * norm(W)`` whose ``alpha_max(G)`` is the dual norm of ``G``
 _NORM_PENALTIES = frozenset({"L1", "L21", "L1Inf", "TraceNorm"})
@@ -40,6 +40,33 @@ def dual_norm(penalty, G):
     if type(penalty).__name__ in _NORM_PENALTIES and getattr(penalty, "n_components", 1) == 1:
         return float(penalty.alpha_max(G))
     return None
+
+
+def gap_from_parts(W, F, ry, grad, penalty):
+    """Duality gap of ``F + penalty`` from the residual's parts, or None.
+
+    Parameters
+    ----------
+    W : ndarray of shape (n_features, n_tasks)
+    F : float
+        Datafit value ``sum_i d_i r_i^2 / 2``.
+    ry : float
+        ``sum_i d_i r_i y_i``.
+    grad : ndarray of shape (n_features, n_tasks)
+        Datafit gradient ``-X^T D r``.
+    penalty : norm penalty
+
+    Returns
+    -------
+    (gap, primal, dual) or None when the penalty's dual norm is unknown.
+    """
+    dn = dual_norm(penalty, grad)
+    if dn is None:
+        return None
+    scale = 1.0 if dn <= penalty.alpha else penalty.alpha / dn
+    primal = F + penalty.value(W)
+    dual = scale * ry - scale**2 * F
+    return primal - dual, primal, dual
 
 
 class _Datafit:
@@ -201,8 +228,11 @@ class Quadratic(_Datafit):
             return self.centered().duality_gap(W, penalty)
         return self.gap_at(W, self.linear(W), penalty)
 
-    def gap_at(self, W, S, penalty):
-        """:meth:`duality_gap` from the linear state ``S`` (no intercept or centred)."""
+    def gap_at(self, W, S, penalty, return_grad=False):
+        """:meth:`duality_gap` from the linear state ``S`` (no intercept or centred).
+
+        With ``return_grad=True`` returns ``(gap_or_None, grad_W)``.
+        """
         d = self.design
         if self.use_gram:
             wc = np.sum(W * self._xty(), axis=0)
@@ -219,13 +249,8 @@ class Quadratic(_Datafit):
             grad = -d.rmatvec(dr)
             if self.profiled:
                 grad = grad + d.x_mean * d.task_sum(dr)
-        dn = dual_norm(penalty, grad)
-        if dn is None:
-            return None
-        scale = 1.0 if dn <= penalty.alpha else penalty.alpha / dn
-        primal = F + penalty.value(W)
-        dual = scale * ry - scale**2 * F
-        return primal - dual, primal, dual
+        gap = gap_from_parts(W, F, ry, grad, penalty)
+        return (gap, grad) if return_grad else gap
 
 
 class Logistic(_Datafit):
@@ -297,7 +322,9 @@ class Logistic(_Datafit):
         prox-gradient mapping)."""
         return None
 
-    def gap_at(self, W, S, penalty):
+    def gap_at(self, W, S, penalty, return_grad=False):
+        if return_grad:
+            return None, self.gradient_at(W, np.zeros(self.n_tasks), S)[0]
         return None
 
 

@@ -6,6 +6,7 @@ See ``docs/solvers.md``.
 """
 
 from ._result import SolverResult
+from .bcd import bcd
 from .fista import fista
 
-__all__ = ["SolverResult", "fista"]
+__all__ = ["SolverResult", "bcd", "fista"]
