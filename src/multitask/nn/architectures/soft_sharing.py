@@ -119,9 +119,10 @@ class SoftSharing(MultiTaskModule):
         for name in self.coupled_names:
             w = self.stacked(name)  # (n_values, T)
             if self.coupling == "l2":
-                # sum_{s<t} ||w_s - w_t||^2 = T sum_t ||w_t||^2 - ||sum_t w_t||^2
-                n_tasks = w.shape[1]
-                total = total + n_tasks * w.pow(2).sum() - w.sum(1).pow(2).sum()
+                # sum_{s<t} ||w_s - w_t||^2 = T sum_t ||d_t - mean(d)||^2 with
+                # d_t = w_t - w_1 (exactly 0 for identical networks, never < 0)
+                d = w - w[:, :1]
+                total = total + w.shape[1] * (d - d.mean(1, keepdim=True)).pow(2).sum()
             else:
                 total = total + torch.linalg.matrix_norm(w, ord="nuc")
         return self.strength * total

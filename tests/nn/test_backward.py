@@ -1,0 +1,329 @@
+"""mtl_backward against independent per-task autograd calls and closed forms."""
+
+import pytest
+import torch
+from torch import nn
+
+from multitask.nn import mtl_backward, task_jacobian
+from multitask.nn.aggregation._base import GradientAggregator
+from multitask.nn.architectures import HardSharing, MultiTaskModule
+from multitask.nn.weighting import DBMTL, EqualWeighting, GradNorm, StaticWeighting
+
+torch.set_num_threads(1)
+T = 3
+
+
+def _model(seed=0, n_tasks=T, dtype=torch.float64):
+    torch.manual_seed(seed)
+    trunk = nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 6), nn.Tanh())
+    heads = {
+        f"t{i}": nn.Sequential(nn.Linear(6, 4), nn.Tanh(), nn.Linear(4, 1)) for i in range(n_tasks)
+    }
+    return HardSharing(trunk, heads).to(dtype)
+
+
+def _losses(model, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(11, 5, generator=g, dtype=torch.float64)
+    y = torch.randn(11, len(model.task_names), generator=g, dtype=torch.float64)
+    out = model(x)
+    return {
+        t: ((out[t][:, 0] - y[:, i]) ** 2).mean() * (i + 1) for i, t in enumerate(model.task_names)
+    }
+
+
+def _per_task_grads(model, params):
+    """Oracle: one ordinary autograd.grad call per task."""
+    losses = _losses(model)
+    rows = []
+    for t in model.task_names:
+        gs = torch.autograd.grad(losses[t], params, retain_graph=True, allow_unused=True)
+        rows.append(
+            torch.cat(
+                [
+                    (torch.zeros_like(p) if g is None else g).reshape(-1)
+                    for g, p in zip(gs, params, strict=True)
+                ]
+            )
+        )
+    return torch.stack(rows)
+
+
+def _grads(model):
+    return {
+        n: (p.grad.clone() if p.grad is not None else None) for n, p in model.named_parameters()
+    }
+
+
+class _Weights(GradientAggregator):
+    """Fixed-weight linear aggregator (its output is known in closed form)."""
+
+    def __init__(self, w):
+        super().__init__()
+        self.w = torch.as_tensor(w, dtype=torch.float64)
+
+    def weights(self, jacobian):
+        return self.w.to(jacobian.dtype)
+
+
+class _MGDA2(GradientAggregator):
+    """Two-task min-norm weights in closed form (Sener & Koltun 2018, Alg. 1)."""
+
+    def weights(self, jacobian):
+        g1, g2 = jacobian[0], jacobian[1]
+        a = ((g2 - g1) @ g2 / (g1 - g2).pow(2).sum()).clamp(0, 1)
+        return torch.stack([a, 1 - a])
+
+
+class _Normalize(GradientAggregator):
+    linear = False
+
+    def forward(self, jacobian):
+        return (jacobian / jacobian.norm(dim=1, keepdim=True)).sum(0)
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 2])
+def test_batched_jacobian_equals_separate_grads(chunk_size):
+    model = _model()
+    shared = list(model.shared_parameters())
+    oracle = _per_task_grads(model, shared)
+    losses = _losses(model)
+    vec = torch.stack([losses[t] for t in model.task_names])
+    jac = task_jacobian(vec, shared, chunk_size=chunk_size)
+    assert jac.shape == (T, sum(p.numel() for p in shared))
+    torch.testing.assert_close(jac, oracle, atol=1e-6, rtol=0)
+
+
+def test_aggregator_path_shared_and_task_gradients():
+    model = _model()
+    shared = list(model.shared_parameters())
+    oracle = _per_task_grads(model, shared)
+    w = torch.tensor([0.2, 1.5, -0.3], dtype=torch.float64)
+    info = mtl_backward(_losses(model), model, _Weights(w))
+    got = torch.cat([p.grad.reshape(-1) for p in shared])
+    torch.testing.assert_close(got, w @ oracle, atol=1e-10, rtol=1e-9)
+    torch.testing.assert_close(info.weights, w)
+    # every head gets exactly its own task's (unweighted) gradient
+    fresh = _model()
+    losses = _losses(fresh)
+    for t in model.task_names:
+        own = list(fresh.task_parameters(t))
+        want = torch.autograd.grad(losses[t], own, retain_graph=True)
+        for p, g in zip(model.task_parameters(t), want, strict=True):
+            torch.testing.assert_close(p.grad, g, atol=1e-12, rtol=1e-10)
+
+
+def _assert_same_grads(a, b, atol=1e-10):
+    assert a.keys() == b.keys()
+    for n in a:
+        torch.testing.assert_close(a[n], b[n], atol=atol, rtol=1e-8, msg=n)
+
+
+def test_equal_weighting_equals_sum_backward():
+    ref = _model()
+    sum(_losses(ref).values()).backward()
+    want = _grads(ref)
+    for balancer in (None, EqualWeighting(), _Weights([1.0, 1.0, 1.0])):
+        model = _model()
+        info = mtl_backward(_losses(model), model, balancer)
+        _assert_same_grads(_grads(model), want)
+        torch.testing.assert_close(info.loss, sum(_losses(_model()).values()).detach())
+
+
+def test_static_and_task_weights_paths_agree():
+    a, b = _model(), _model()
+    w = [0.5, 2.0, 1.0]
+    mtl_backward(_losses(a), a, StaticWeighting(w))
+    mtl_backward(_losses(b), b, task_weights=dict(zip(b.task_names, w, strict=True)))
+    _assert_same_grads(_grads(a), _grads(b))
+
+
+@pytest.mark.parametrize("balancer", [None, "agg", "nonlinear", "gradnorm"])
+def test_accumulation_adds(balancer):
+    make = {
+        None: lambda: None,
+        "agg": lambda: _Weights([0.3, 0.3, 0.4]),
+        "nonlinear": _Normalize,
+        "gradnorm": lambda: GradNorm(T),
+    }[balancer]
+    once = _model()
+    mtl_backward(_losses(once, seed=1), once, make())
+    first = _grads(once)
+    mtl_backward(_losses(once, seed=2), once, make())
+    second = _model()
+    mtl_backward(_losses(second, seed=2), second, make())
+    for n, p in once.named_parameters():
+        torch.testing.assert_close(p.grad, first[n] + dict(second.named_parameters())[n].grad)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2])
+def test_chunk_size_gives_same_result(chunk_size):
+    a, b = _model(), _model()
+    ia = mtl_backward(_losses(a), a, _Normalize(), record_cosines=True)
+    ib = mtl_backward(_losses(b), b, _Normalize(), record_cosines=True, chunk_size=chunk_size)
+    _assert_same_grads(_grads(a), _grads(b), atol=1e-12)
+    torch.testing.assert_close(ia.cosines, ib.cosines)
+
+
+def test_record_cosines_matches_separate_gradients():
+    model = _model()
+    oracle = _per_task_grads(model, list(model.shared_parameters()))
+    unit = oracle / oracle.norm(dim=1, keepdim=True)
+    for balancer in (None, EqualWeighting(), _Weights([1, 1, 1])):
+        m = _model()
+        info = mtl_backward(_losses(m), m, balancer, record_cosines=True)
+        torch.testing.assert_close(info.cosines, unit @ unit.T, atol=1e-10, rtol=0)
+
+
+def test_representation_path_uses_closed_form_mgda_weights():
+    model = _model(seed=2, n_tasks=2)
+    losses = _losses(model)
+    rep = model.representation
+    g = [
+        torch.autograd.grad(losses[t], rep, retain_graph=True)[0].reshape(-1)
+        for t in model.task_names
+    ]
+    a = float(((g[1] - g[0]) @ g[1]) / (g[0] - g[1]).pow(2).sum())
+    a = min(max(a, 0.0), 1.0)
+    assert 0.0 < a < 1.0  # the interesting (interior) case
+    shared = list(model.shared_parameters())
+    per_task = [torch.autograd.grad(losses[t], shared, retain_graph=True) for t in model.task_names]
+    heads = {
+        t: torch.autograd.grad(losses[t], list(model.task_parameters(t)), retain_graph=True)
+        for t in model.task_names
+    }
+
+    fresh = _model(seed=2, n_tasks=2)
+    info = mtl_backward(_losses(fresh), fresh, _MGDA2(), use_representation=True)
+    torch.testing.assert_close(info.weights, torch.tensor([a, 1 - a], dtype=torch.float64))
+    for p, g1, g2 in zip(fresh.shared_parameters(), *per_task, strict=True):
+        torch.testing.assert_close(p.grad, a * g1 + (1 - a) * g2, atol=1e-10, rtol=1e-8)
+    for t in fresh.task_names:
+        for p, want in zip(fresh.task_parameters(t), heads[t], strict=True):
+            torch.testing.assert_close(p.grad, want, atol=1e-12, rtol=1e-10)
+
+
+class _TwoBranches(MultiTaskModule):
+    """Task 'a' uses shared layers u and v; task 'b' uses only v; 'c' uses nothing shared."""
+
+    task_names = ("a", "b", "c")
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.u, self.v = nn.Linear(3, 2), nn.Linear(3, 2)
+        self.heads = nn.ModuleDict({t: nn.Linear(2, 1) for t in self.task_names})
+
+    def forward(self, x):
+        return {
+            "a": self.heads["a"](self.u(x) + self.v(x)),
+            "b": self.heads["b"](self.v(x)),
+            "c": self.heads["c"](torch.ones(x.shape[0], 2)),
+        }
+
+    def shared_parameters(self):
+        return iter([*self.u.parameters(), *self.v.parameters()])
+
+    def task_parameters(self, task):
+        return self.heads[task].parameters()
+
+
+@pytest.mark.parametrize("balancer", [None, _Weights([1.0, 1.0, 1.0]), _Normalize(), GradNorm(3)])
+def test_unused_shared_params_give_zeros_not_errors(balancer):
+    model = _TwoBranches()
+    out = model(torch.randn(4, 3))
+    losses = {t: out[t].pow(2).mean() for t in model.task_names}
+    info = mtl_backward(losses, model, balancer, record_cosines=True)
+    assert torch.isfinite(info.cosines[:2, :2]).all()
+    assert all(p.grad is not None for p in model.shared_parameters())
+    out = model(torch.randn(4, 3))
+    vec = torch.stack([out[t].pow(2).mean() for t in model.task_names])
+    jac = task_jacobian(vec, list(model.shared_parameters()))
+    assert torch.all(jac[1, :8] == 0) and torch.all(jac[2] == 0)  # u: 2*3 + 2 = 8 values
+
+
+def test_extra_loss_reaches_every_parameter():
+    for balancer in (None, _Weights([1.0, 1.0, 1.0]), _Normalize(), DBMTL(T)):
+        a = _model()
+        penalty = sum(p.pow(2).sum() for p in a.parameters())
+        mtl_backward(_losses(a), a, balancer, extra_loss=penalty)
+        b = _model()
+        mtl_backward(
+            _losses(b), b, balancer.__class__(T) if isinstance(balancer, DBMTL) else balancer
+        )
+        for (n, pa), pb in zip(a.named_parameters(), b.parameters(), strict=True):
+            torch.testing.assert_close(
+                pa.grad - pb.grad, 2 * pa.detach(), atol=1e-10, rtol=1e-8, msg=n
+            )
+
+
+def test_gradnorm_gets_its_gradient_through_mtl_backward():
+    model = _model()
+    gn = GradNorm(T, alpha=1.5).double()
+    with torch.no_grad():
+        gn.task_weights.copy_(torch.tensor([1.0, 2.0, 0.5]))  # renormalised to sum T first
+    shared = list(model.shared_parameters())
+    norms = _per_task_grads(model, shared).norm(dim=1)
+    losses = _losses(model)
+    vec = torch.stack([losses[t] for t in model.task_names]).detach()
+    info = mtl_backward(_losses(model), model, gn)
+    w = torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64) * 3 / 3.5
+    torch.testing.assert_close(gn.task_weights.detach(), w)
+    g = w * norms
+    # first step: L(0) = L, so every ratio is 1 and the target is mean(G)
+    want = torch.sign(g - g.mean()) * norms
+    torch.testing.assert_close(gn.task_weights.grad, want, atol=1e-10, rtol=1e-8)
+    # the model's gradients are those of sum_t w_t L_t (w held constant)
+    ref = _model()
+    (w * torch.stack(list(_losses(ref).values()))).sum().backward()
+    _assert_same_grads(_grads(model), _grads(ref))
+    torch.testing.assert_close(info.losses, vec)
+
+
+def test_dbmtl_shared_update_and_log_gradients_on_heads():
+    model = _model()
+    shared = list(model.shared_parameters())
+    jac = _per_task_grads(model, shared)
+    losses = _losses(model)
+    vec = torch.stack([losses[t] for t in model.task_names]).detach()
+    db = DBMTL(T, beta=0.9, sigma=0.5)
+    mtl_backward(_losses(model), model, db)
+    ema = 0.1 * jac / vec[:, None]  # step 1: beta_1 = 0.9, average starts at 0
+    norms = ema.norm(dim=1)
+    want = (norms.max() / norms) @ ema
+    got = torch.cat([p.grad.reshape(-1) for p in shared])
+    torch.testing.assert_close(got, want, atol=1e-8, rtol=1e-6)
+    for i, t in enumerate(model.task_names):
+        fresh = _model()
+        own = list(fresh.task_parameters(t))
+        lt = _losses(fresh)[t]
+        for p, g in zip(
+            model.task_parameters(t), torch.autograd.grad(torch.log(lt + 1e-8), own), strict=True
+        ):
+            torch.testing.assert_close(p.grad, g, atol=1e-10, rtol=1e-8)
+        assert vec[i] > 0
+
+
+def test_errors_are_clear():
+    model = _model()
+    with pytest.raises(KeyError, match=r"missing \['t2'\], unknown \['z'\]"):
+        losses = _losses(model)
+        mtl_backward({"t0": losses["t0"], "t1": losses["t1"], "z": losses["t2"]}, model)
+    with pytest.raises(TypeError, match="balancer must be None"):
+        mtl_backward(_losses(model), model, object())
+    with pytest.raises(ValueError, match="not linear"):
+        mtl_backward(_losses(model), model, _Normalize(), use_representation=True)
+
+
+def test_no_item_or_host_sync_in_the_step(monkeypatch):
+    """A Tensor.item / __bool__ call in the step would be a host sync on CUDA."""
+    model = _model()
+    losses = _losses(model)
+
+    def boom(*args, **kwargs):
+        raise AssertionError("host synchronisation in mtl_backward")
+
+    monkeypatch.setattr(torch.Tensor, "item", boom)
+    monkeypatch.setattr(torch.Tensor, "__bool__", boom)
+    monkeypatch.setattr(torch.Tensor, "tolist", boom)
+    mtl_backward(losses, model, _Weights([1.0, 1.0, 1.0]), record_cosines=True)

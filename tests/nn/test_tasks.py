@@ -1,0 +1,172 @@
+"""Task: masked losses against hand-computed oracles, metrics, and clear errors."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from multitask import metrics
+from multitask.nn import Task, task_losses
+
+torch.set_num_threads(1)
+NAN = float("nan")
+
+
+def test_regression_nan_mask_is_mean_over_labelled():
+    pred = torch.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+    target = torch.tensor([0.0, NAN, 5.0, NAN])
+    loss = Task("y").compute_loss(pred, target)
+    assert loss.item() == pytest.approx(((1 - 0) ** 2 + (3 - 5) ** 2) / 2)
+    loss.backward()
+    # d/dpred of mean over 2 labelled: (pred - y); zero (and finite) on masked entries
+    np.testing.assert_allclose(pred.grad.numpy(), [1.0, 0.0, -2.0, 0.0])
+
+
+def test_regression_accepts_column_prediction():
+    loss = Task("y").compute_loss(torch.tensor([[1.0], [2.0]]), torch.tensor([0.0, 0.0]))
+    assert loss.item() == pytest.approx(2.5)
+
+
+def test_binary_default_is_bce_with_logits_masked():
+    logits = torch.tensor([0.3, -1.2, 2.0])
+    target = torch.tensor([1.0, NAN, 0.0])
+    got = Task("b", "binary").compute_loss(logits, target).item()
+
+    def bce(z, y):
+        p = 1 / (1 + math.exp(-z))
+        return -(y * math.log(p) + (1 - y) * math.log(1 - p))
+
+    assert got == pytest.approx((bce(0.3, 1) + bce(2.0, 0)) / 2, rel=1e-6)
+
+
+def test_multiclass_ignore_index_is_cross_entropy_on_labelled():
+    logits = torch.tensor([[1.0, 2.0, 0.5], [0.0, 0.0, 3.0], [2.0, 1.0, 1.0]])
+    target = torch.tensor([1, -100, 0])
+    got = Task("c", "multiclass").compute_loss(logits, target).item()
+    lse = np.log(np.exp(logits.numpy()).sum(1))
+    oracle = ((lse[0] - 2.0) + (lse[2] - 2.0)) / 2
+    assert got == pytest.approx(oracle, rel=1e-6)
+    custom = Task("c", "multiclass", ignore_index=7).compute_loss(logits, torch.tensor([1, 7, 0]))
+    assert custom.item() == pytest.approx(oracle, rel=1e-6)
+
+
+def test_multilabel_masks_entries():
+    logits = torch.tensor([[0.0, 1.0], [2.0, -1.0]])
+    target = torch.tensor([[1.0, NAN], [NAN, 0.0]])
+    got = Task("m", "multilabel").compute_loss(logits, target).item()
+    oracle = (math.log(2.0) + math.log(1 + math.exp(-1.0))) / 2  # bce(0,1), bce(-1,0)
+    assert got == pytest.approx(oracle, rel=1e-6)
+
+
+def test_dense_segmentation_and_depth():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 4, 5)
+    labels = torch.randint(0, 3, (2, 4, 5))
+    labels[0, 0, :] = -100
+    got = Task("seg", "dense").compute_loss(logits, labels)
+    flat = logits.permute(0, 2, 3, 1).reshape(-1, 3)
+    keep = labels.reshape(-1) != -100
+    oracle = torch.nn.functional.cross_entropy(flat[keep], labels.reshape(-1)[keep])
+    assert got.item() == pytest.approx(oracle.item(), rel=1e-6)
+    depth = torch.randn(2, 1, 4, 5)
+    pred = torch.randn(2, 1, 4, 5)
+    depth[1, 0, 2, 3] = NAN
+    ok = ~torch.isnan(depth)
+    got = Task("depth", "dense").compute_loss(pred, depth)
+    assert got.item() == pytest.approx(((pred - depth)[ok] ** 2).mean().item(), rel=1e-6)
+
+
+def test_no_labelled_sample_gives_zero_loss_in_graph():
+    pred = torch.tensor([1.0, 2.0], requires_grad=True)
+    loss = Task("y").compute_loss(pred, torch.tensor([NAN, NAN]))
+    assert loss.item() == 0.0 and loss.requires_grad
+    loss.backward()
+    assert torch.equal(pred.grad, torch.zeros(2))
+    logits = torch.zeros(2, 3, requires_grad=True)
+    assert Task("c", "multiclass").compute_loss(logits, torch.tensor([-100, -100])).item() == 0.0
+
+
+def test_custom_loss_gets_only_labelled_rows():
+    seen = {}
+
+    def l1(p, y):
+        seen["n"] = p.shape[0]
+        return (p - y).abs().mean()
+
+    task = Task("y", loss=l1)
+    loss = task.compute_loss(torch.tensor([1.0, 5.0, 2.0]), torch.tensor([0.0, NAN, 4.0]))
+    assert seen["n"] == 2 and loss.item() == pytest.approx(1.5)
+    empty = task.compute_loss(torch.tensor([1.0], requires_grad=True), torch.tensor([NAN]))
+    assert empty.item() == 0.0 and empty.requires_grad
+
+
+def test_default_metrics_per_kind_match_metrics_module():
+    y = torch.tensor([1.0, NAN, 3.0, 0.5])
+    p = torch.tensor([1.5, 9.0, 2.0, 0.0])
+    got = Task("y").evaluate(p, y)
+    yt, yp = np.array([1.0, 3.0, 0.5]), np.array([1.5, 2.0, 0.0])
+    assert set(got) == {"mse", "mae"}
+    assert got["mse"] == pytest.approx(metrics.mse(yt, yp))
+    assert got["mae"] == pytest.approx(metrics.mae(yt, yp))
+
+    logits = torch.tensor([2.0, -1.0, 0.5, -3.0, 1.0])
+    yb = torch.tensor([1.0, 1.0, 0.0, 0.0, NAN])
+    got = Task("b", "binary").evaluate(logits, yb)
+    assert set(got) == {"accuracy", "auc", "f1"}
+    labels = np.array([1.0, 0.0, 1.0, 0.0])
+    truth = np.array([1.0, 1.0, 0.0, 0.0])
+    assert got["accuracy"] == pytest.approx(0.5)
+    assert got["f1"] == pytest.approx(metrics.f1(truth, labels))
+    assert got["auc"] == pytest.approx(0.75)  # pairs (pos > neg): (2>.5, 2>-3, -1>-3) of 4
+
+    lc = torch.tensor([[0.1, 2.0], [3.0, 0.0], [0.0, 1.0]])
+    got = Task("c", "multiclass").evaluate(lc, torch.tensor([1, 1, -100]))
+    assert got == {"accuracy": pytest.approx(0.5)}
+
+
+def test_metric_names_and_callables():
+    t = Task("y", metrics=["rmse"])
+    assert t.evaluate(torch.tensor([0.0, 0.0]), torch.tensor([3.0, 4.0]))["rmse"] == pytest.approx(
+        math.sqrt(12.5)
+    )
+    t = Task("y", metrics={"max": lambda a, b: float(np.max(np.abs(a - b)))})
+    assert t.evaluate(torch.tensor([0.0, 1.0]), torch.tensor([3.0, NAN])) == {"max": 3.0}
+    with pytest.raises(ValueError, match="unknown metric 'nope'"):
+        Task("y", metrics=["nope"]).evaluate(torch.zeros(2), torch.zeros(2))
+
+
+@pytest.mark.parametrize(
+    ("kind", "pred", "target", "match"),
+    [
+        ("regression", (4, 3), (4,), r"task 'income': prediction \(B, 3\) vs target \(B,\)"),
+        ("binary", (4, 2), (4,), "binary task takes logits"),
+        ("multiclass", (4,), (4,), "class"),
+        ("multiclass", (4, 3), (4, 3), "class"),
+        ("regression", (4,), (5,), "batch sizes differ"),
+    ],
+)
+def test_shape_errors_are_clear(kind, pred, target, match):
+    with pytest.raises(ValueError, match=match):
+        Task("income", kind).compute_loss(torch.zeros(pred), torch.zeros(target))
+
+
+def test_unknown_kind():
+    with pytest.raises(ValueError, match="unknown kind 'ranking'"):
+        Task("t", "ranking")
+
+
+def test_task_losses_errors_name_the_valid_tasks():
+    tasks = [Task("a"), Task("b")]
+    preds = {"a": torch.zeros(2), "b": torch.zeros(2)}
+    targets = {"a": torch.zeros(2), "b": torch.ones(2)}
+    losses = task_losses(tasks, preds, targets)
+    assert list(losses) == ["a", "b"] and losses["b"].item() == 1.0
+    with pytest.raises(
+        KeyError, match=r"unknown task\(s\) \['c'\]; valid task names are \['a', 'b'\]"
+    ):
+        task_losses(tasks, {**preds, "c": torch.zeros(2)}, targets)
+    with pytest.raises(KeyError, match="no target for task 'b'"):
+        task_losses(tasks, preds, {"a": torch.zeros(2)})
+    with pytest.raises(KeyError, match="no prediction for task 'a'"):
+        task_losses(tasks, {"b": torch.zeros(2)}, targets)

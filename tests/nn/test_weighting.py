@@ -1,0 +1,234 @@
+"""Each weighting's trajectory on a fixed loss sequence, against its paper's rule
+recomputed by hand in numpy, step by step."""
+
+import numpy as np
+import pytest
+import torch
+
+from multitask.nn.weighting import (
+    DBMTL,
+    DWA,
+    FAMO,
+    GLS,
+    IMTLL,
+    RLW,
+    WEIGHTINGS,
+    EqualWeighting,
+    GradNorm,
+    LossWeighting,
+    StaticWeighting,
+    UncertaintyWeighting,
+)
+
+torch.set_num_threads(1)
+T, STEPS = 3, 7
+RNG = np.random.default_rng(0)
+LOSSES = RNG.uniform(0.2, 3.0, size=(STEPS, T))  # a fixed loss sequence
+NORMS = RNG.uniform(0.5, 2.0, size=(STEPS, T))  # per-task gradient norms (GradNorm)
+
+
+def _grad_wrt_losses(balancer, losses):
+    """Run forward on one step's losses; return (value, d value / d losses)."""
+    vec = torch.tensor(losses, dtype=torch.float64, requires_grad=True)
+    out = balancer(vec)
+    (grad,) = torch.autograd.grad(out, vec, retain_graph=True)
+    return out, grad.numpy()
+
+
+def _sgd(balancer, out, lr):
+    """One plain SGD step on the weighting's own parameters (as the trainer would)."""
+    params = list(balancer.parameters())
+    grads = torch.autograd.grad(out, params)
+    with torch.no_grad():
+        for p, g in zip(params, grads, strict=True):
+            p.sub_(lr * g)
+
+
+def test_names_table_builds_every_weighting():
+    for name, cls in WEIGHTINGS.items():
+        assert name == name.lower()
+        bal = cls([1.0] * T) if name == "static" else cls(T)
+        assert isinstance(bal, LossWeighting)
+
+
+def test_equal_and_static():
+    c = np.array([0.5, 2.0, 1.0])
+    for k in range(STEPS):
+        _, g = _grad_wrt_losses(EqualWeighting(T), LOSSES[k])
+        np.testing.assert_allclose(g, np.ones(T))
+        out, g = _grad_wrt_losses(StaticWeighting(c).double(), LOSSES[k])
+        np.testing.assert_allclose(g, c)
+        assert out.item() == pytest.approx(c @ LOSSES[k])
+    with pytest.raises(ValueError, match="non-negative"):
+        StaticWeighting([1.0, -1.0])
+
+
+@pytest.mark.parametrize("kinds", [None, ["regression", "classification", "classification"]])
+def test_uncertainty_follows_kendall_eq7(kinds):
+    lr = 0.1
+    scale = np.array([0.5 if k == "regression" else 1.0 for k in (kinds or ["regression"] * T)])
+    bal = UncertaintyWeighting(T, kinds).double()
+    s = np.zeros(T)
+    for k in range(STEPS):
+        out, g = _grad_wrt_losses(bal, LOSSES[k])
+        assert out.item() == pytest.approx(np.sum(scale * np.exp(-s) * LOSSES[k] + 0.5 * s))
+        np.testing.assert_allclose(g, scale * np.exp(-s))
+        np.testing.assert_allclose(bal.weights().numpy(), scale * np.exp(-s))
+        _sgd(bal, out, lr)
+        s = s - lr * (-scale * np.exp(-s) * LOSSES[k] + 0.5)  # d/ds of eq. 7
+        np.testing.assert_allclose(bal.log_vars.detach().numpy(), s, rtol=1e-12)
+    bal.reset()
+    assert torch.all(bal.log_vars == 0)
+
+
+def test_imtl_l_follows_its_loss_balance():
+    lr = 0.05
+    bal = IMTLL(T).double()
+    s = np.zeros(T)
+    for k in range(STEPS):
+        out, g = _grad_wrt_losses(bal, LOSSES[k])
+        np.testing.assert_allclose(g, np.exp(s))
+        assert out.item() == pytest.approx(np.sum(np.exp(s) * LOSSES[k] - s))
+        _sgd(bal, out, lr)
+        s = s - lr * (np.exp(s) * LOSSES[k] - 1.0)
+        np.testing.assert_allclose(bal.log_scales.detach().numpy(), s, rtol=1e-12)
+
+
+def test_gls_is_geometric_mean():
+    bal = GLS(T)
+    for k in range(STEPS):
+        out, g = _grad_wrt_losses(bal, LOSSES[k])
+        geo = np.prod(LOSSES[k]) ** (1 / T)
+        assert out.item() == pytest.approx(geo)
+        np.testing.assert_allclose(g, geo / (T * LOSSES[k]))
+        np.testing.assert_allclose(bal.weights().numpy(), geo / (T * LOSSES[k]))
+
+
+@pytest.mark.parametrize("period", [1, 2])
+def test_dwa_follows_eq1(period):
+    temp = 2.0
+    bal = DWA(T, temperature=temp, period=period).double()
+    periods = []  # mean loss of each completed period
+    acc = []
+    for k in range(STEPS):
+        if len(periods) >= 2:
+            r = periods[-1] / periods[-2]
+        else:
+            r = np.ones(T)
+        e = np.exp(r / temp)
+        want = T * e / e.sum()
+        _, g = _grad_wrt_losses(bal, LOSSES[k])
+        np.testing.assert_allclose(g, want, rtol=1e-6)
+        acc.append(LOSSES[k])
+        if len(acc) == period:
+            periods.append(np.mean(acc, axis=0))
+            acc = []
+    assert len(periods) >= 3  # the ratio rule was exercised
+    bal.reset()
+    _, g = _grad_wrt_losses(bal, LOSSES[0])
+    np.testing.assert_allclose(g, np.ones(T))
+
+
+def test_rlw_is_softmax_of_seeded_normals_and_resumes():
+    bal = RLW(T, seed=3)
+    gen = torch.Generator().manual_seed(3)
+    for k in range(STEPS):
+        eps = torch.randn(T, generator=gen).double().numpy()
+        want = np.exp(eps) / np.exp(eps).sum()
+        _, g = _grad_wrt_losses(bal, LOSSES[k])
+        np.testing.assert_allclose(g, want, rtol=1e-6)
+        if k == 2:
+            state = {
+                kk: v.clone() if torch.is_tensor(v) else v for kk, v in bal.state_dict().items()
+            }
+    resumed = RLW(T, seed=99)
+    resumed.load_state_dict(state)
+    fresh = RLW(T, seed=3)
+    for _ in range(3):
+        _grad_wrt_losses(fresh, LOSSES[0])
+    for k in range(3, STEPS):
+        np.testing.assert_allclose(
+            _grad_wrt_losses(resumed, LOSSES[k])[1], _grad_wrt_losses(fresh, LOSSES[k])[1]
+        )
+    bal.reset()
+    first = torch.softmax(torch.randn(T, generator=torch.Generator().manual_seed(3)), 0)
+    np.testing.assert_allclose(_grad_wrt_losses(bal, LOSSES[0])[1], first.double(), rtol=1e-6)
+
+
+def _fake_jacobian(norms):
+    """A (T, 2T) Jacobian whose row t has norm norms[t]."""
+    jac = np.zeros((T, 2 * T))
+    for t in range(T):
+        jac[t, 2 * t] = 0.6 * norms[t]
+        jac[t, 2 * t + 1] = 0.8 * norms[t]
+    return torch.tensor(jac)
+
+
+def test_gradnorm_follows_algorithm_1():
+    lr, alpha = 0.1, 1.5
+    bal = GradNorm(T, alpha=alpha).double()
+    w = np.ones(T)
+    initial = LOSSES[0]
+    for k in range(STEPS):
+        vec = torch.tensor(LOSSES[k])
+        aux = bal.observe(vec, _fake_jacobian(NORMS[k]))
+        w = w * T / w.sum()  # Alg. 1: renormalise so that sum_t w_t = T
+        np.testing.assert_allclose(bal.task_weights.detach().numpy(), w, rtol=1e-12)
+        _, g = _grad_wrt_losses(bal, LOSSES[k])  # the model sees sum_t w_t L_t
+        np.testing.assert_allclose(g, w)
+        G = w * NORMS[k]
+        ratio = LOSSES[k] / initial
+        target = G.mean() * (ratio / ratio.mean()) ** alpha
+        assert aux.item() == pytest.approx(np.abs(G - target).sum())
+        _sgd(bal, aux, lr)
+        w = w - lr * np.sign(G - target) * NORMS[k]  # target held constant
+        np.testing.assert_allclose(bal.task_weights.detach().numpy(), w, rtol=1e-12)
+    bal.reset()
+    assert torch.all(bal.task_weights == 1) and torch.isnan(bal.initial_losses).all()
+
+
+def test_famo_follows_algorithm_1():
+    lr, gamma, eps = 0.3, 1e-2, 1e-8
+    bal = FAMO(T, lr=lr, gamma=gamma, eps=eps).double()
+    xi = np.zeros(T)
+    prev = None
+    for k in range(STEPS):
+        log_now = np.log(LOSSES[k] + eps)
+        if prev is not None:
+            delta = prev - log_now
+            z = np.exp(xi) / np.exp(xi).sum()
+            jvp = np.array([z[i] * (delta[i] - z @ delta) for i in range(T)])  # d(z.delta)/dxi
+            xi = xi - lr * (jvp + gamma * xi)
+        prev = log_now
+        z = np.exp(xi) / np.exp(xi).sum()
+        c = 1.0 / np.sum(z / (LOSSES[k] + eps))
+        _, g = _grad_wrt_losses(bal, LOSSES[k])
+        np.testing.assert_allclose(bal.logits.numpy(), xi, rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(g, c * z / (LOSSES[k] + eps), rtol=1e-8)
+        np.testing.assert_allclose(bal.weights().numpy(), z, rtol=1e-10)
+        assert (g * (LOSSES[k] + eps)).sum() == pytest.approx(c)
+    assert np.abs(xi).max() > 1e-3  # the logits moved
+    bal.reset()
+    assert torch.all(bal.logits == 0)
+
+
+def test_dbmtl_follows_its_update_rule():
+    beta, sigma, eps = 0.9, 0.5, 1e-8
+    bal = DBMTL(T, beta=beta, sigma=sigma, eps=eps)
+    jacs = [RNG.normal(size=(T, 4)) for _ in range(STEPS)]
+    avg = np.zeros((T, 4))
+    for k in range(STEPS):
+        vec = torch.tensor(LOSSES[k])
+        assert bal.observe(vec, torch.tensor(jacs[k])) is None
+        grad = jacs[k] / (LOSSES[k] + eps)[:, None]  # gradient of log(L_t + eps)
+        beta_k = beta / (k + 1) ** sigma
+        avg = beta_k * avg + (1 - beta_k) * grad
+        norms = np.linalg.norm(avg, axis=1)
+        alpha = norms.max() / (norms + eps)
+        got = bal.shared_gradient(vec, torch.tensor(jacs[k])).numpy()
+        np.testing.assert_allclose(got, alpha @ avg, rtol=1e-10)
+        np.testing.assert_allclose(bal.weights().numpy(), alpha, rtol=1e-10)
+        _, g = _grad_wrt_losses(bal, LOSSES[k])
+        np.testing.assert_allclose(g, 1.0 / (LOSSES[k] + eps))
+    bal.reset()
+    assert bal.average is None
