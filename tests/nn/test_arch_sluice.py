@@ -66,3 +66,19 @@ def test_indivisible_width_raises():
     model = Sluice([nn.Linear(3, 5)], {"a": nn.Identity()}, n_subspaces=2)
     with pytest.raises(ValueError, match="divisible"):
         model(torch.randn(2, 3))
+
+
+def test_convolution_outputs_split_on_channels():
+    torch.manual_seed(0)
+    layers = [nn.Conv2d(1, 4, 3), nn.Conv2d(4, 4, 3)]
+    heads = {"a": nn.Flatten(), "b": nn.Flatten()}
+    model = Sluice(layers, heads, skip_layers=[1], feature_dim=1, orthogonality=1.0)
+    out = model(torch.randn(2, 1, 7, 7))
+    assert out["a"].shape == (2, 4 * 3 * 3)
+    h = model.columns["a"][0](torch.randn(2, 1, 7, 7))
+    g1 = h[:, :2].movedim(1, -1).reshape(-1, 2)
+    g2 = h[:, 2:].movedim(1, -1).reshape(-1, 2)
+    assert orthogonality_penalty(g1, g2) > 0
+    assert float(model.regularization().detach()) > 0
+    with pytest.raises(ValueError, match="different shapes"):
+        Sluice(layers, heads, feature_dim=1)(torch.randn(2, 1, 7, 7))

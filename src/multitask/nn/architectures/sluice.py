@@ -57,6 +57,11 @@ class Sluice(MultiTaskModule):
         share one shape. Default: every layer.
     orthogonality : float, default=0.01
         Weight of the orthogonality penalty.
+    feature_dim : int, default=-1
+        Dimension of the layer outputs that holds the features (split into
+        subspaces): -1 for MLPs, RNNs and Transformers, 1 for ``(batch,
+        channels, ...)`` convolution outputs. The other dimensions are rows of
+        :math:`G` in the penalty.
     self_weight : float, default=0.9
         Initial diagonal of the alpha units (as cross-stitch; rows sum to one).
 
@@ -81,6 +86,7 @@ class Sluice(MultiTaskModule):
         skip_layers: Sequence[int] | None = None,
         orthogonality: float = 0.01,
         self_weight: float = 0.9,
+        feature_dim: int = -1,
     ):
         super().__init__()
         self.task_names = check_heads(heads)
@@ -96,6 +102,7 @@ class Sluice(MultiTaskModule):
         self.n_subspaces = n_subspaces
         self.skip_layers = tuple(skip)
         self.orthogonality = orthogonality
+        self.feature_dim = feature_dim
         self.columns = columns(layers, self.task_names)
         self.heads = nn.ModuleDict(heads)
         n_units = len(self.task_names) * n_subspaces
@@ -108,12 +115,13 @@ class Sluice(MultiTaskModule):
         self._subspaces: list[list[Tensor]] = []
 
     def _split(self, h: Tensor) -> list[Tensor]:
-        if h.shape[-1] % self.n_subspaces:
+        width = h.shape[self.feature_dim]
+        if width % self.n_subspaces:
             raise ValueError(
-                f"a layer output has last dimension {h.shape[-1]}, not divisible by "
-                f"n_subspaces={self.n_subspaces}; change the layer width or n_subspaces"
+                f"a layer output has {width} features (dimension {self.feature_dim}), not "
+                f"divisible by n_subspaces={self.n_subspaces}; change the width or n_subspaces"
             )
-        return list(h.chunk(self.n_subspaces, dim=-1))
+        return list(h.chunk(self.n_subspaces, dim=self.feature_dim))
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         n_tasks, n_sub = len(self.task_names), self.n_subspaces
@@ -125,9 +133,17 @@ class Sluice(MultiTaskModule):
             subs = [s for h in outs for s in self._split(h)]  # task-major: (T*S) pieces
             self._subspaces.append(subs)
             mixed = torch.tensordot(alpha, torch.stack(subs), dims=1)  # (T*S, ..., d/S)
-            hs = [torch.cat(list(mixed[m * n_sub : (m + 1) * n_sub]), -1) for m in range(n_tasks)]
+            hs = [
+                torch.cat(list(mixed[m * n_sub : (m + 1) * n_sub]), self.feature_dim)
+                for m in range(n_tasks)
+            ]
             if k in self.skip_layers:
                 kept.append(torch.stack(hs))  # (T, ..., d)
+        if len({k.shape for k in kept}) > 1:
+            raise ValueError(
+                f"beta units mix layers {self.skip_layers} whose outputs have different shapes "
+                f"{[tuple(k.shape[1:]) for k in kept]}; pass skip_layers with equal shapes"
+            )
         stacked = torch.stack(kept, dim=1)  # (T, n_skip, ..., d)
         shape = self.betas.shape + (1,) * (stacked.dim() - 2)
         mixed_out = (self.betas.reshape(shape) * stacked).sum(1)  # (T, ..., d)
@@ -144,7 +160,9 @@ class Sluice(MultiTaskModule):
                 own = subs[m * n_sub : (m + 1) * n_sub]
                 for a in range(n_sub):
                     for b in range(a + 1, n_sub):
-                        total = total + orthogonality_penalty(own[a], own[b])
+                        g1 = own[a].movedim(self.feature_dim, -1)
+                        g2 = own[b].movedim(self.feature_dim, -1)
+                        total = total + orthogonality_penalty(g1, g2)
         return self.orthogonality * total
 
     def shared_parameters(self) -> Iterator[nn.Parameter]:
