@@ -64,6 +64,7 @@ def load_linear_problem(
     name: str,
     seed: int,
     *,
+    protocol: str | None = None,
     train_size: float = 0.6,
     val_size: float = 0.2,
     min_task_size: int = 10,
@@ -71,21 +72,28 @@ def load_linear_problem(
 ) -> LinearProblem:
     """Load ``name`` and split it per task into train / val / test (stratified when binary).
 
-    Tasks with fewer than ``min_task_size`` rows are dropped first (they cannot be
-    split three ways); the report states the number of tasks kept.
+    With ``protocol`` (a key of :data:`multitask.datasets.splits.PROTOCOLS`), the
+    published train / test split is used and a quarter of each task's training
+    rows is held out for validation. Otherwise the split is ``train_size`` /
+    ``val_size`` / rest. Tasks with fewer than ``min_task_size`` rows are dropped
+    first (they cannot be split three ways).
     """
     from multitask.datasets import load
-    from multitask.datasets.splits import train_test_split_per_task
+    from multitask.datasets.splits import protocol_split, train_test_split_per_task
 
     data = load(name, **load_kw)
     sizes = data.task_sizes()
     keep = sizes.index[sizes >= min_task_size]
     if len(keep) < len(sizes):
         data = data.subset(np.isin(data.task, keep.to_numpy()))
-    rest, test = train_test_split_per_task(data, train_size + val_size, seed=seed)
-    train, val = train_test_split_per_task(
-        rest, train_size / (train_size + val_size), seed=seed + 10_000
-    )
+    if protocol is not None:
+        rest, test = protocol_split(protocol, data, seed)
+        train, val = train_test_split_per_task(rest, 0.75, seed=seed + 10_000)
+    else:
+        rest, test = train_test_split_per_task(data, train_size + val_size, seed=seed)
+        train, val = train_test_split_per_task(
+            rest, train_size / (train_size + val_size), seed=seed + 10_000
+        )
     (train, val, test), _ = _standardise(train, val, test)
     return LinearProblem(name, data.kind, data.task_col, train, val, test)
 
@@ -113,7 +121,8 @@ def _selection_score(kind: str, y, pred, tasks) -> float:
 
     if kind == "regression":
         return -M.mse(y, pred)
-    return M.aggregate("auc", y, pred, tasks)
+    # pooled AUC: per-task validation sets can hold a single positive, or none
+    return M.auc(y, pred)
 
 
 @dataclass(frozen=True)

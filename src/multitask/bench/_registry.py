@@ -41,8 +41,33 @@ PROBLEMS: dict[str, ProblemSpec] = {
     for p in [
         ProblemSpec("exam", "linear", _linear_loader("exam"), "mlmRev Exam: 65 schools"),
         ProblemSpec("hsb82", "linear", _linear_loader("hsb82"), "mlmRev Hsb82: 160 schools"),
-        ProblemSpec("school", "linear", _linear_loader("school"), "ILEA School: 139 schools"),
-        ProblemSpec("landmine", "linear", _linear_loader("landmine"), "Landmine: 29 fields"),
+        ProblemSpec(
+            "school",
+            "linear",
+            _linear_loader("school", protocol="school"),
+            "ILEA School, 75/25 per school (Evgeniou & Pontil 2004)",
+        ),
+        *(
+            ProblemSpec(
+                f"school_{pct}",
+                "linear",
+                _linear_loader("school", protocol=f"school_{pct}"),
+                f"ILEA School, {pct}% training per school (MALSAR protocol)",
+            )
+            for pct in (10, 20, 30)
+        ),
+        ProblemSpec(
+            "landmine",
+            "linear",
+            _linear_loader("landmine", protocol="landmine"),
+            "Landmine: 29 fields, 20/80 stratified",
+        ),
+        ProblemSpec(
+            "computer_survey",
+            "linear",
+            _linear_loader("computer_survey", protocol="computer_survey"),
+            "Computer survey: 190 people, profiles 1-8 train / 17-20 test",
+        ),
         ProblemSpec("parkinsons", "linear", _linear_loader("parkinsons"), "42 patients"),
         ProblemSpec(
             "chem97", "linear", _linear_loader("chem97", min_task_size=10), "Chem97, 10+ students"
