@@ -280,9 +280,8 @@ def render_report(
     artifacts = artifacts or {}
     datasets = sorted({r.dataset for r in rows})
     baselines = {d: baseline_for(PROBLEMS[d].half) if d in PROBLEMS else "" for d in datasets}
-    deltas = {
-        key: v for key, v in delta_m_by_method(rows, baselines).items() if key[1] != baselines[key[0]]
-    }
+    all_deltas = delta_m_by_method(rows, baselines)
+    deltas = {key: v for key, v in all_deltas.items() if key[1] != baselines[key[0]]}
     overall = _overall(rows)
     out = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
