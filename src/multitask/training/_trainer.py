@@ -28,6 +28,7 @@ from multitask.training.callbacks import Callback, CSVLogger, History, StepRecor
 from multitask.training.checkpoint import (
     get_rng_state,
     load_checkpoint,
+    load_module_state,
     save_checkpoint,
     set_rng_state,
 )
@@ -226,7 +227,7 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer_.load_state_dict(state["optimizer"])
         if self.balancer is not None:
-            self.balancer.load_state_dict(state["balancer"])
+            load_module_state(self.balancer, state["balancer"])
         self._src.load_state_dict(state["source"])
         pos = state["position"]
         self.epoch_, self._batch, self.step_ = pos["epoch"], pos["batch"], pos["step"]

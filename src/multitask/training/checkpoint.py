@@ -17,7 +17,13 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["get_rng_state", "load_checkpoint", "save_checkpoint", "set_rng_state"]
+__all__ = [
+    "get_rng_state",
+    "load_checkpoint",
+    "load_module_state",
+    "save_checkpoint",
+    "set_rng_state",
+]
 
 
 def get_rng_state() -> dict[str, Any]:
@@ -52,6 +58,21 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def load_module_state(module: torch.nn.Module, state: dict[str, Any]) -> None:
+    """``module.load_state_dict(state)``, also filling buffers created lazily.
+
+    A stateful balancer may register a buffer as None and create it at its
+    first step (its shape depends on the model); a fresh instance then lacks
+    the key. Such buffers are set from ``state`` before the strict load.
+    """
+    for key, value in state.items():
+        path, _, name = key.rpartition(".")
+        owner = module.get_submodule(path) if path else module
+        if name in owner._buffers and owner._buffers[name] is None:
+            owner._buffers[name] = value.clone()
+    module.load_state_dict(state)
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
