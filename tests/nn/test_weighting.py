@@ -232,3 +232,16 @@ def test_dbmtl_follows_its_update_rule():
         np.testing.assert_allclose(g, 1.0 / (LOSSES[k] + eps))
     bal.reset()
     assert bal.average is None
+
+
+def test_dbmtl_state_dict_round_trip_into_a_fresh_instance():
+    bal = DBMTL(T)
+    for k in range(2):
+        bal.observe(torch.tensor(LOSSES[k]), torch.tensor(RNG.normal(size=(T, 4))))
+    fresh = DBMTL(T)
+    fresh.load_state_dict(bal.state_dict())  # strict: the lazily created average is restored
+    torch.testing.assert_close(fresh.average, bal.average)
+    jac = torch.tensor(RNG.normal(size=(T, 4)))
+    for b in (bal, fresh):
+        b.observe(torch.tensor(LOSSES[2]), jac)
+    torch.testing.assert_close(fresh.shared_gradient(None, jac), bal.shared_gradient(None, jac))

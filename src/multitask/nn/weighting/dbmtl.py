@@ -74,6 +74,15 @@ class DBMTL(LossWeighting):
         """Gradient-balancing factors ``alpha_t``, shape ``(n_tasks,)``."""
         return self.alpha
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # the moving average is created at the first step: size it from the checkpoint
+        key = prefix + "average"
+        if key in state_dict and (
+            self.average is None or self.average.shape != state_dict[key].shape
+        ):
+            self.average = torch.empty_like(state_dict[key])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def reset(self) -> None:
         self.average = None
         self.n_steps.zero_()
