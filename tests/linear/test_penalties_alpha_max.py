@@ -83,3 +83,18 @@ def test_l21_alpha_max_matches_sklearn_multitask_lasso():
 
 def test_smooth_penalties_have_no_alpha_max():
     assert not hasattr(P.Ridge(), "alpha_max")
+
+
+@pytest.mark.parametrize("name", ["L1", "L21", "L1Inf", "TraceNorm", "TreeGroupLasso"])
+def test_dual_norm_is_max_of_inner_product_over_unit_ball(name):
+    """Omega^*(G) = max {<G, W> : Omega(W) <= 1}, by cvxpy with the penalty at alpha = 1."""
+    import cvxpy as cp
+    from cvx_oracle import cvx_penalty
+
+    penalty = SINGLE[name](1.0)
+    G = np.random.default_rng(23).standard_normal((4, 5))
+    W = cp.Variable(G.shape)
+    problem = cp.Problem(cp.Maximize(cp.sum(cp.multiply(G, W))), [cvx_penalty(penalty, W) <= 1])
+    problem.solve(solver="CLARABEL")
+    assert penalty.dual_norm(G) == pytest.approx(problem.value, rel=1e-6)
+    assert SINGLE[name](3.0).dual_norm(G) == penalty.dual_norm(G)  # independent of alpha

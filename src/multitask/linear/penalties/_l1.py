@@ -44,3 +44,11 @@ class L1(RowSeparablePenalty):
     def alpha_max(self, grad0):
         """``max_{j,t} |grad0[j, t]|``."""
         return float(np.max(np.abs(grad0), initial=0.0))
+
+    def dual_norm(self, G):
+        """Dual norm ``Omega^*(G)`` of the unit-strength norm (the penalty is ``alpha * Omega``).
+
+        Equal to :meth:`alpha_max` (``W = 0`` is optimal iff ``Omega^*(grad0) <= alpha``);
+        used by solvers to build a feasible dual point for the duality gap.
+        """
+        return self.alpha_max(G)

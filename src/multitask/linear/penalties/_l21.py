@@ -48,3 +48,11 @@ class L21(RowSeparablePenalty):
     def alpha_max(self, grad0):
         """``max_j ||grad0[j, :]||_2``."""
         return float(np.max(np.linalg.norm(grad0, axis=-1), initial=0.0))
+
+    def dual_norm(self, G):
+        """Dual norm ``Omega^*(G)`` of the unit-strength norm (the penalty is ``alpha * Omega``).
+
+        Equal to :meth:`alpha_max` (``W = 0`` is optimal iff ``Omega^*(grad0) <= alpha``);
+        used by solvers to build a feasible dual point for the duality gap.
+        """
+        return self.alpha_max(G)

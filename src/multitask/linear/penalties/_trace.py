@@ -81,3 +81,11 @@ class TraceNorm(Penalty):
     def alpha_max(self, grad0):
         """Spectral norm ``||grad0||_2``."""
         return float(np.linalg.norm(grad0, ord=2)) if np.size(grad0) else 0.0
+
+    def dual_norm(self, G):
+        """Dual norm ``Omega^*(G)`` of the unit-strength norm (the penalty is ``alpha * Omega``).
+
+        Equal to :meth:`alpha_max` (``W = 0`` is optimal iff ``Omega^*(grad0) <= alpha``);
+        used by solvers to build a feasible dual point for the duality gap.
+        """
+        return self.alpha_max(G)

@@ -173,3 +173,11 @@ class TreeGroupLasso(RowSeparablePenalty):
             mid = 0.5 * (lo + hi)
             lo, hi = (lo, mid) if zero_at(mid) else (mid, hi)
         return hi
+
+    def dual_norm(self, G):
+        """Dual norm ``Omega^*(G)`` of the unit-strength norm (the penalty is ``alpha * Omega``).
+
+        Equal to :meth:`alpha_max` (``W = 0`` is optimal iff ``Omega^*(grad0) <= alpha``);
+        used by solvers to build a feasible dual point for the duality gap.
+        """
+        return self.alpha_max(G)
