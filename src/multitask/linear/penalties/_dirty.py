@@ -45,7 +45,7 @@ class Dirty(Penalty):
     References
     ----------
     Jalali, A., Ravikumar, P., Sanghavi, S. and Ruan, C. "A dirty model for
-    multi-task learning." NIPS, 2010, eq. (2).
+    multi-task learning." NIPS, 2010, Sec. 2 (the dirty-model estimator).
     """
 
     n_components = 2

@@ -20,7 +20,7 @@ class L1(RowSeparablePenalty):
     References
     ----------
     Tibshirani, R. "Regression shrinkage and selection via the lasso." Journal of
-    the Royal Statistical Society B, 1996, eq. (1).
+    the Royal Statistical Society B, 1996, Sec. 2 (the lasso criterion).
     """
 
     def __init__(self, alpha: float = 1.0):

@@ -35,11 +35,12 @@ class L1Inf(RowSeparablePenalty):
     References
     ----------
     Turlach, B. A., Venables, W. N. and Wright, S. J. "Simultaneous variable
-    selection." Technometrics, 2005, eq. (3).
+    selection." Technometrics, 2005, Sec. 2.
     Quattoni, A., Carreras, X., Collins, M. and Darrell, T. "An efficient projection
-    for l1,inf regularization." ICML, 2009, eq. (2).
+    for l1,inf regularization." ICML, 2009, Sec. 2.
     Duchi, J., Shalev-Shwartz, S., Singer, Y. and Chandra, T. "Efficient projections
-    onto the l1-ball for learning in high dimensions." ICML, 2008, Algorithm 1.
+    onto the l1-ball for learning in high dimensions." ICML, 2008, Sec. 3-4
+    (sort-based projection onto the simplex and the l1 ball).
     """
 
     def __init__(self, alpha: float = 1.0):

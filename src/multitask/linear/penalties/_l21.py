@@ -23,9 +23,9 @@ class L21(RowSeparablePenalty):
     ----------
     Obozinski, G., Taskar, B. and Jordan, M. I. "Joint covariate selection and joint
     subspace selection for multiple classification problems." Statistics and
-    Computing, 2010, eq. (2).
+    Computing, 2010, Sec. 2 (the l1/l2-regularised problem).
     Argyriou, A., Evgeniou, T. and Pontil, M. "Convex multi-task feature learning."
-    Machine Learning, 2008, problem (2.2) with the (2,1)-norm.
+    Machine Learning, 2008, Sec. 2 (the (2,1)-norm regulariser).
     """
 
     def __init__(self, alpha: float = 1.0):

@@ -39,7 +39,7 @@ class MeanRegularized(SmoothPenalty):
     References
     ----------
     Evgeniou, T. and Pontil, M. "Regularized multi-task learning." KDD, 2004,
-    problem (2) and Lemma 2.1.
+    Sec. 2 (w_t = w_0 + v_t and the equivalent problem in the w_t alone).
     """
 
     _param_names = ("alpha", "beta")

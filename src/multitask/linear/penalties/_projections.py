@@ -21,8 +21,8 @@ def simplex_threshold(Z: np.ndarray, radius: float) -> np.ndarray:
     References
     ----------
     Duchi, J., Shalev-Shwartz, S., Singer, Y. and Chandra, T. "Efficient projections
-    onto the l1-ball for learning in high dimensions." ICML, 2008, Algorithm 1
-    (sort-based, O(k log k) per row).
+    onto the l1-ball for learning in high dimensions." ICML, 2008, Sec. 3
+    (sort-based projection onto the simplex, O(k log k) per row).
     """
     U = -np.sort(-Z, axis=-1)  # rows sorted in decreasing order
     css = np.cumsum(U, axis=-1) - radius

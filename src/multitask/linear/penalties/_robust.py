@@ -47,7 +47,7 @@ class RobustMTL(Penalty):
     References
     ----------
     Chen, J., Zhou, J. and Ye, J. "Integrating low-rank and group-sparse structures
-    for robust multi-task learning." KDD, 2011, eq. (1).
+    for robust multi-task learning." KDD, 2011, Sec. 3 (the RMTL formulation).
     """
 
     n_components = 2

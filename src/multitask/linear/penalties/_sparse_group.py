@@ -23,14 +23,15 @@ class SparseGroupLasso(RowSeparablePenalty):
     Notes
     -----
     ``prox = group_shrink(soft_threshold(v, step*beta), step*alpha)`` per row
-    (Friedman et al. 2010, Simon et al. 2013, eq. (5)). :meth:`alpha_max` is the
+    (Friedman et al. 2010; Simon et al. 2013, Sec. 3). :meth:`alpha_max` is the
     smallest ``alpha`` for which ``W = 0`` is optimal at this ``beta``,
     ``max_j ||S_beta(grad0[j])||_2`` (0 when ``beta`` alone zeroes everything).
 
     References
     ----------
     Simon, N., Friedman, J., Hastie, T. and Tibshirani, R. "A sparse-group lasso."
-    Journal of Computational and Graphical Statistics, 2013, eq. (1) and (5).
+    Journal of Computational and Graphical Statistics, 2013, Sec. 2 (criterion)
+    and Sec. 3 (the prox as soft-thresholding then group shrinkage).
     Friedman, J., Hastie, T. and Tibshirani, R. "A note on the group lasso and a
     sparse group lasso." arXiv:1001.0736, 2010.
     """

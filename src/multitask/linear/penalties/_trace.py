@@ -58,7 +58,7 @@ class TraceNorm(Penalty):
     ----------
     Pong, T. K., Tseng, P., Ji, S. and Ye, J. "Trace norm regularization:
     reformulations, algorithms, and multi-task learning." SIAM Journal on
-    Optimization, 2010, problem (1).
+    Optimization, 2010, Sec. 1 (trace-norm regularised multi-task learning).
     Cai, J.-F., Candès, E. J. and Shen, Z. "A singular value thresholding algorithm
     for matrix completion." SIAM Journal on Optimization, 2010, Theorem 2.1.
     """

@@ -63,16 +63,18 @@ class TreeGroupLasso(RowSeparablePenalty):
     Notes
     -----
     The prox is exact: group soft-thresholdings composed from the leaves to the
-    root, i.e. groups sorted by increasing size (Jenatton et al. 2011, Sec. 3.3,
-    Proposition 2). :meth:`alpha_max` is the dual norm of the tree norm, found by
-    bisection on ``alpha`` with the exact prox to a relative precision of 1e-13.
+    root, i.e. groups sorted by increasing size (Jenatton et al. 2011, Sec. 3).
+    :meth:`alpha_max` (= :meth:`dual_norm`) is the dual norm of the tree norm, found
+    by bisection on ``alpha`` with the exact prox to a relative precision of 1e-13.
 
     References
     ----------
     Kim, S. and Xing, E. P. "Tree-guided group lasso for multi-task regression
-    with structured sparsity." ICML, 2010, eq. (4) and (5).
+    with structured sparsity." ICML, 2010, Sec. 3 (the penalty and its
+    recursive node weights).
     Jenatton, R., Mairal, J., Obozinski, G. and Bach, F. "Proximal methods for
-    hierarchical sparse coding." JMLR, 2011, Sec. 3, Proposition 2 (Algorithm 2).
+    hierarchical sparse coding." JMLR, 2011, Sec. 3 (exact prox for
+    tree-structured groups by composing group shrinkages).
     """
 
     _param_names = ("alpha", "groups", "weights")
@@ -87,7 +89,7 @@ class TreeGroupLasso(RowSeparablePenalty):
 
     @classmethod
     def from_heights(cls, alpha, groups, heights):
-        """Weights of Kim & Xing (2010), eq. (5), from a height ``s_v`` in [0, 1] per node.
+        """Weights of Kim & Xing (2010), Sec. 3, from a height ``s_v`` in [0, 1] per node.
 
         A node ``v`` gets ``g_v * prod_{ancestors m} s_m`` with ``g_v = 1 - s_v`` for
         an inner node and ``g_v = 1`` for a leaf (a single task).

@@ -16,8 +16,8 @@ minimisation).
 References
 ----------
 Zhou, J., Chen, J. and Ye, J. "Clustered multi-task learning via alternating
-structure optimization." NIPS, 2011, problem (9) (convex relaxation) and
-Theorem 3.1 (equivalence with ASO).
+structure optimization." NIPS, 2011, Sec. 3 (cMTL as ASO, and its convex
+relaxation over the set {0 <= M <= I, tr M = k}).
 """
 
 from __future__ import annotations
@@ -98,8 +98,8 @@ def project_cluster_constraint(M, k: float) -> np.ndarray:
     References
     ----------
     Zhou, J., Chen, J. and Ye, J. "Clustered multi-task learning via alternating
-    structure optimization." NIPS, 2011, Sec. 4.1 (projection onto the convex set
-    of problem (9)).
+    structure optimization." NIPS, 2011, Sec. 4 (the projection step of
+    the accelerated projected gradient method).
     """
     M = np.asarray(M, dtype=float)
     if M.ndim != 2 or M.shape[0] != M.shape[1]:
