@@ -1,0 +1,119 @@
+"""Adult (UCI): MMoE, CGC and PLE vs hard sharing on income and never-married.
+
+The two binary tasks of Ma et al. (KDD 2018, Sec. 6.2 used Census-Income; the
+Adult variant keeps ``income`` > 50K and ``marital_status == Never-married``,
+see :func:`multitask.datasets.load_adult`). Categorical columns are one-hot
+encoded (missing as its own level), numeric ones standardised with training
+statistics; the published train / test split is used. Metric: test AUC.
+
+Run::
+
+    OMP_NUM_THREADS=1 python benchmarks/architectures_adult.py --epochs 10
+
+Results go to ``benchmarks/results/architectures_adult.jsonl`` (resumable).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.metrics import roc_auc_score
+from torch import nn
+from torch.nn import functional as F
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from architectures_common import Results, parser, predict, run_all, train
+from multitask.nn.architectures import CGC, PLE, HardSharing, MMoE
+
+TASKS = ("income", "never_married")
+
+
+def design(X: pd.DataFrame, train_rows: np.ndarray) -> np.ndarray:
+    """One-hot categoricals (NaN a level), numeric columns standardised on the training rows."""
+    num = X.select_dtypes("number")
+    cat = X.drop(columns=num.columns)
+    mean, std = num[train_rows].mean(), num[train_rows].std().replace(0, 1)
+    onehot = pd.get_dummies(cat, dummy_na=True, dtype=np.float32)
+    return np.hstack([((num - mean) / std).fillna(0).to_numpy(np.float32), onehot.to_numpy()])
+
+
+def load():
+    from multitask.datasets import load
+
+    data = load("adult")
+    train_rows = data.split == "train"
+    X = torch.as_tensor(design(data.X, train_rows))
+    ys = {t: torch.as_tensor(data.targets[t], dtype=torch.float32) for t in TASKS}
+    tr, te = torch.as_tensor(train_rows), torch.as_tensor(~train_rows)
+    return (X[tr], {t: v[tr] for t, v in ys.items()}), (X[te], {t: v[te] for t, v in ys.items()})
+
+
+def mlp(i: int, o: int) -> nn.Module:
+    return nn.Sequential(nn.Linear(i, o), nn.ReLU())
+
+
+def tower(width: int) -> nn.Module:
+    return nn.Sequential(nn.Linear(width, 8), nn.ReLU(), nn.Linear(8, 1))
+
+
+def build(name: str, d: int) -> nn.Module:
+    if name == "hard_sharing":
+        return HardSharing(mlp(d, 64), {t: tower(64) for t in TASKS})
+    if name == "mmoe":
+        return MMoE([mlp(d, 16) for _ in range(4)], {t: tower(16) for t in TASKS}, d)
+    if name == "cgc":
+        own = {t: [mlp(d, 16)] for t in TASKS}
+        return CGC([mlp(d, 16) for _ in range(2)], own, {t: tower(16) for t in TASKS}, d)
+    if name == "ple":
+        shared = [[mlp(d, 16) for _ in range(2)], [mlp(16, 16) for _ in range(2)]]
+        own = {t: [[mlp(d, 16)], [mlp(16, 16)]] for t in TASKS}
+        return PLE(shared, own, {t: tower(16) for t in TASKS}, [d, 16])
+    raise KeyError(name)
+
+
+def bce(out, y):
+    return {t: F.binary_cross_entropy_with_logits(out[t].squeeze(-1), y[t]) for t in out}
+
+
+def main() -> None:
+    p = parser(__doc__.splitlines()[0], "architectures_adult")
+    p.set_defaults(epochs=10, batch_size=256)
+    args = p.parse_args()
+    (x, y), (xt, yt) = load()
+    d = x.shape[1]
+    fit = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr}
+
+    def auc(model, targets):
+        out = predict(model, xt)
+        return {
+            (t, "auc"): roc_auc_score(targets[t].numpy(), out[t].squeeze(-1).numpy()) for t in out
+        }
+
+    def single_task(seed):
+        metrics, sec = {}, 0.0
+        for t in TASKS:
+            model = HardSharing(mlp(d, 64), {t: tower(64)})
+            sec += train(model, x, {t: y[t]}, bce, seed=seed, **fit)
+            metrics.update(auc(model, {t: yt[t]}))
+        return metrics, sec
+
+    def method(name):
+        def run(seed):
+            model = build(name, d)
+            sec = train(model, x, y, bce, seed=seed, **fit)
+            return auc(model, yt), sec
+
+        return run
+
+    names = ("hard_sharing", "mmoe", "cgc", "ple")
+    methods = {"single_task": single_task, **{n: method(n) for n in names}}
+    run_all(args, methods, Results(args.out), "adult")
+
+
+if __name__ == "__main__":
+    main()

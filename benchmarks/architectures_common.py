@@ -1,0 +1,176 @@
+"""Shared pieces of the architecture benchmarks: training loop, resumable results, summaries.
+
+Every ``benchmarks/architectures_*.py`` script trains each (method, seed) once,
+appends one JSON line per (method, seed, task, metric) to its results file and
+skips the pairs already there, so an interrupted run resumes where it stopped.
+Training is plain Adam on the sum of the task losses plus the architecture's
+``regularization()``; the comparison is between architectures, not balancers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from multitask.metrics import delta_m
+
+LossFn = Callable[[Mapping[str, Tensor], Mapping[str, Tensor]], dict[str, Tensor]]
+
+
+def parser(description: str, out: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--methods", nargs="+", default=None, help="subset of methods to run")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", default=f"benchmarks/results/{out}.jsonl")
+    return p
+
+
+class Results:
+    """Append-only JSON-lines store; ``done(method, seed)`` makes runs resumable."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.rows = []
+        if self.path.exists():
+            self.rows = [json.loads(line) for line in self.path.read_text().splitlines() if line]
+
+    def done(self, method: str, seed: int) -> bool:
+        return any(r["method"] == method and r["seed"] == seed for r in self.rows)
+
+    def add(self, rows: Iterable[dict]) -> None:
+        rows = list(rows)
+        with self.path.open("a") as f:
+            for r in rows:
+                f.write(json.dumps(r) + "\n")
+        self.rows += rows
+
+
+def batches(x: Tensor, y: Mapping[str, Tensor], batch_size: int, gen: torch.Generator | None):
+    n = len(x)
+    order = torch.randperm(n, generator=gen) if gen is not None else torch.arange(n)
+    for i in range(0, n, batch_size):
+        idx = order[i : i + batch_size]
+        yield x[idx], {k: v[idx] for k, v in y.items()}
+
+
+def train(
+    model: nn.Module,
+    x: Tensor,
+    y: Mapping[str, Tensor],
+    loss_fn: LossFn,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    on_epoch: Callable[[nn.Module, int], None] | None = None,
+) -> float:
+    """Adam on ``sum(losses) + model.regularization()``; returns the median seconds per epoch."""
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    times = []
+    for epoch in range(epochs):
+        model.train()
+        start = time.perf_counter()
+        for xb, yb in batches(x, y, batch_size, gen):
+            losses = loss_fn(model(xb), yb)
+            total = sum(losses.values()) + model.regularization()
+            opt.zero_grad()
+            total.backward()
+            opt.step()
+        times.append(time.perf_counter() - start)
+        if on_epoch is not None:
+            on_epoch(model, epoch)
+            opt = torch.optim.Adam(model.parameters(), lr=lr)  # the callback may add parameters
+    return float(np.median(times))
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: Tensor, batch_size: int = 1024) -> dict[str, Tensor]:
+    model.eval()
+    parts = defaultdict(list)
+    for i in range(0, len(x), batch_size):
+        for k, v in model(x[i : i + batch_size]).items():
+            parts[k].append(v)
+    return {k: torch.cat(v) for k, v in parts.items()}
+
+
+def rows(dataset: str, method: str, seed: int, metrics: Mapping, sec_per_epoch: float, config):
+    """One row per (task, metric), plus the time per epoch."""
+    base = {"dataset": dataset, "method": method, "seed": seed, "config": config}
+    out = [{**base, "task": t, "metric": m, "value": float(v)} for (t, m), v in metrics.items()]
+    out.append({**base, "task": "*", "metric": "sec_per_epoch", "value": sec_per_epoch})
+    return out
+
+
+def summary(results: Results, baseline: str = "single_task", time_ref: str = "hard_sharing"):
+    """Markdown table: mean +- std over seeds of each metric, delta_m (%) and relative time."""
+    by = defaultdict(dict)  # (method, seed) -> {(task, metric): value}
+    for r in results.rows:
+        by[(r["method"], r["seed"])][(r["task"], r["metric"])] = r["value"]
+    methods = list(dict.fromkeys(m for m, _ in by))
+    keys = sorted({k for v in by.values() for k in v if k[1] != "sec_per_epoch"}, key=str)
+    lines = [
+        "| method | " + " | ".join(f"{t} {m}" for t, m in keys) + " | delta_m (%) | time/epoch |",
+        "|---" * (len(keys) + 3) + "|",
+    ]
+    ref_time = np.mean(
+        [v[("*", "sec_per_epoch")] for (m, _), v in by.items() if m == time_ref] or [np.nan]
+    )
+    for method in methods:
+        seeds = sorted(s for m, s in by if m == method)
+        cells = []
+        for k in keys:
+            vals = [by[(method, s)][k] for s in seeds if k in by[(method, s)]]
+            cells.append(f"{np.mean(vals):.4f} ± {np.std(vals):.4f}" if vals else "-")
+        deltas = [
+            100
+            * delta_m(
+                {k: by[(method, s)][k] for k in keys}, {k: by[(baseline, s)][k] for k in keys}
+            )
+            for s in seeds
+            if (baseline, s) in by and all(k in by[(method, s)] for k in keys)
+        ]
+        dm = f"{np.mean(deltas):+.2f} ± {np.std(deltas):.2f}" if deltas else "-"
+        t = np.mean([by[(method, s)][("*", "sec_per_epoch")] for s in seeds])
+        lines.append(
+            f"| {method} ({len(seeds)} seeds) | "
+            + " | ".join(cells)
+            + f" | {dm} | {t / ref_time:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
+def run_all(args, methods: Mapping[str, Callable[[int], dict]], results: Results, dataset: str):
+    """Run every selected method for every seed not yet in ``results``, print the summary."""
+    torch.set_num_threads(args.threads)
+    chosen = args.methods or list(methods)
+    unknown = set(chosen) - set(methods)
+    if unknown:
+        raise SystemExit(f"unknown methods {sorted(unknown)}; choose from {list(methods)}")
+    for seed in args.seeds:
+        for name in chosen:
+            if results.done(name, seed):
+                continue
+            torch.manual_seed(seed)
+            start = time.perf_counter()
+            metrics, sec = methods[name](seed)
+            results.add(rows(dataset, name, seed, metrics, sec, vars(args)))
+            print(
+                f"{dataset} {name} seed={seed}: {dict(metrics)} "
+                f"({time.perf_counter() - start:.1f}s)"
+            )
+    print(summary(results))
