@@ -197,3 +197,16 @@ def test_tree_prox_order_matters():
     root_first = P.TreeGroupLasso(1.0, [[0], [1]]).prox(root_first, 0.6)
     assert not np.allclose(leaves_first, root_first)
     np.testing.assert_allclose(leaves_first, reference_prox(penalty, v, 0.6), atol=1e-7)
+
+
+def test_tree_prox_ignores_group_order_and_merges_duplicates():
+    rng = np.random.default_rng(10)
+    V = rng.standard_normal((4, 4)) * 2
+    groups, weights = [[0], [1], [2, 3], [0, 1, 2, 3]], [0.5, 0.7, 0.4, 0.6]
+    reference = P.TreeGroupLasso(1.0, groups, weights).prox(V, 0.8)
+    shuffled = P.TreeGroupLasso(1.0, groups[::-1], weights[::-1]).prox(V, 0.8)
+    np.testing.assert_allclose(shuffled, reference, atol=1e-14)
+    # the same group twice acts as one group with the summed weight
+    doubled = P.TreeGroupLasso(1.0, [*groups, [2, 3]], [*weights[:2], 0.1, 0.6, 0.3])
+    np.testing.assert_allclose(doubled.prox(V, 0.8), reference, atol=1e-14)
+    assert doubled.value(V) == pytest.approx(P.TreeGroupLasso(1.0, groups, weights).value(V))

@@ -156,5 +156,8 @@ def group_shrink(V: np.ndarray, thresholds, axis: int = -1) -> np.ndarray:
 
 
 def soft_threshold(V: np.ndarray, threshold) -> np.ndarray:
-    """Entrywise soft-thresholding ``sign(v) * max(|v| - t, 0)``."""
-    return np.sign(V) * np.maximum(np.abs(V) - threshold, 0.0)
+    """Entrywise soft-thresholding ``sign(v) * max(|v| - t, 0)``, as ``v - clip(v, -t, t)``.
+
+    Exactly zero where ``|v| <= t``.
+    """
+    return V - np.clip(V, -threshold, threshold)

@@ -2,44 +2,22 @@
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
+from scipy import sparse
 
-from ._base import RowSeparablePenalty, check_strength, group_shrink
+from ._base import RowSeparablePenalty, check_strength
+from ._tree_structure import GroupBlock, clean_groups, tree_heights, tree_levels
 
 
-def _check_groups(groups, weights):
-    """Validate a tree-structured family of task groups; return (groups, weights)."""
-    if isinstance(groups, (str, bytes)) or not hasattr(groups, "__len__") or len(groups) == 0:
-        raise ValueError("groups must be a non-empty list of lists of task indices")
-    clean = []
-    for k, group in enumerate(groups):
-        items = list(group) if hasattr(group, "__iter__") else [group]
-        ok = all(isinstance(t, numbers.Integral) and not isinstance(t, bool) for t in items)
-        if not items or not ok or min(items) < 0:
-            raise ValueError(
-                f"group {k} must be a non-empty list of task indices >= 0, got {group!r}"
-            )
-        if len(set(items)) != len(items):
-            raise ValueError(f"group {k} repeats a task index: {group!r}")
-        clean.append(tuple(sorted(int(t) for t in items)))
-    sets = [set(g) for g in clean]
-    for a in range(len(sets)):
-        for b in range(a + 1, len(sets)):
-            if sets[a] & sets[b] and not (sets[a] <= sets[b] or sets[b] <= sets[a]):
-                raise ValueError(
-                    f"groups {a} {clean[a]} and {b} {clean[b]} overlap without one containing "
-                    "the other; a tree needs every two groups to be nested or disjoint"
-                )
+def _check_weights(weights, n_groups):
     if weights is None:
-        weights = np.ones(len(clean))
+        return (1.0,) * n_groups
     weights = np.asarray(weights, dtype=float)
-    if weights.shape != (len(clean),) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
+    if weights.shape != (n_groups,) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
         raise ValueError(
-            f"weights must hold one finite value >= 0 per group ({len(clean)}), got {weights!r}"
+            f"weights must hold one finite value >= 0 per group ({n_groups}), got {weights!r}"
         )
-    return tuple(clean), tuple(float(w) for w in weights)
+    return tuple(float(w) for w in weights)
 
 
 class TreeGroupLasso(RowSeparablePenalty):
@@ -83,9 +61,17 @@ class TreeGroupLasso(RowSeparablePenalty):
         self.alpha = check_strength(alpha, "alpha")
         if groups is None:
             raise ValueError("TreeGroupLasso needs groups, e.g. groups=[[0], [1], [0, 1]]")
-        self.groups, self.weights = _check_groups(groups, weights)
-        self._order = sorted(range(len(self.groups)), key=lambda g: len(self.groups[g]))
+        self.groups = clean_groups(groups)
+        self.weights = _check_weights(weights, len(self.groups))
         self._n_min = 1 + max(max(g) for g in self.groups)
+        heights = tree_heights(self.groups, self._n_min)
+        self._levels = tree_levels(self.groups, heights)
+        self._all = GroupBlock.of(self.groups, np.arange(len(self.groups)))
+        self._w = np.asarray(self.weights)
+        rows = np.arange(self._all.cols.size)
+        self._embed = sparse.csr_matrix(
+            (np.ones(rows.size), (rows, self._all.cols)), shape=(rows.size, self._n_min)
+        )
 
     @classmethod
     def from_heights(cls, alpha, groups, heights):
@@ -94,10 +80,11 @@ class TreeGroupLasso(RowSeparablePenalty):
         A node ``v`` gets ``g_v * prod_{ancestors m} s_m`` with ``g_v = 1 - s_v`` for
         an inner node and ``g_v = 1`` for a leaf (a single task).
         """
-        clean, _ = _check_groups(groups, None)
+        clean = clean_groups(groups)
         heights = np.asarray(heights, dtype=float)
         if heights.shape != (len(clean),) or np.any((heights < 0) | (heights > 1)):
             raise ValueError(f"heights must hold one value in [0, 1] per group, got {heights!r}")
+        tree_heights(clean, 1 + max(max(g) for g in clean))  # validates the nesting
         sets = [set(g) for g in clean]
         weights = []
         for v, g in enumerate(sets):
@@ -114,44 +101,48 @@ class TreeGroupLasso(RowSeparablePenalty):
 
     def _value_rows(self, W):
         self._check_tasks(W)
-        total = np.zeros(W.shape[0])
-        for group, weight in zip(self.groups, self.weights, strict=True):
-            total += weight * np.linalg.norm(W[:, group], axis=-1)
-        return self.alpha * total
+        return self.alpha * (self._all.norms(W) @ self._w)
 
     def _compose(self, V, thresholds):
-        """Group shrinkages in leaves-to-root order; ``thresholds[g]`` scalar or per row."""
+        """Group shrinkages level by level, leaves first (groups of a level are disjoint).
+
+        ``thresholds(block)`` gives the thresholds of the block's groups, shape
+        ``(n_groups_in_block,)`` or ``(n_rows, n_groups_in_block)``.
+        """
         V = np.array(V, dtype=float)
-        for g in self._order:
-            idx = list(self.groups[g])
-            V[:, idx] = group_shrink(V[:, idx], thresholds[g], axis=-1)
+        for block in self._levels:
+            sub = V[:, block.cols]
+            norms = np.sqrt(np.add.reduceat(sub * sub, block.starts, axis=1))
+            t = np.broadcast_to(thresholds(block), norms.shape)
+            safe = np.where(norms > 0, norms, 1.0)
+            scale = np.where(norms > t, 1.0 - t / safe, 0.0)
+            V[:, block.cols] = sub * scale[:, block.seg]
         return V
 
     def prox(self, W, step):
         """Exact prox by composing group shrinkages from the leaves to the root."""
         W = np.atleast_2d(np.asarray(W, dtype=float))
         self._check_tasks(W)
-        return self._compose(W, [step * self.alpha * w for w in self.weights])
+        level = step * self.alpha * self._w
+        return self._compose(W, lambda block: level[block.ids])
 
     def _subdiff_distance_rows(self, W, grad):
         # Groups with W[j, g] != 0 contribute a fixed vector; the zero groups Z a sum of
         # balls, whose distance from r is ||prox_{alpha Omega_Z}(r)|| (Moreau decomposition).
         self._check_tasks(W)
-        r = -np.array(grad, dtype=float)
-        thresholds = []
-        for group, weight in zip(self.groups, self.weights, strict=True):
-            idx = list(group)
-            norms = np.linalg.norm(W[:, idx], axis=-1)
-            nonzero = norms > 0
-            safe = np.where(nonzero, norms, 1.0)[:, None]
-            r[:, idx] -= self.alpha * weight * W[:, idx] / safe
-            thresholds.append(np.where(nonzero, 0.0, self.alpha * weight))
-        return np.linalg.norm(self._compose(r, thresholds), axis=-1)
+        block = self._all
+        norms = block.norms(W)  # (n_rows, n_groups)
+        nonzero = norms > 0
+        coef = self.alpha * self._w / np.where(nonzero, norms, 1.0) * nonzero
+        fixed = (W[:, block.cols] * coef[:, block.seg]) @ self._embed
+        r = -np.asarray(grad, dtype=float) - fixed
+        zero_thr = self.alpha * self._w * ~nonzero  # (n_rows, n_groups)
+        return np.linalg.norm(self._compose(r, lambda b: zero_thr[:, b.ids]), axis=-1)
 
     def alpha_max(self, grad0):
         """Smallest ``alpha`` with ``W = 0`` optimal: ``max_j Omega^*(grad0[j])``, by bisection.
 
-        ``inf`` if a task in no group has a nonzero gradient.
+        ``inf`` if a task in no group of positive weight has a nonzero gradient.
         """
         G = np.atleast_2d(np.asarray(grad0, dtype=float))
         self._check_tasks(G)
@@ -160,21 +151,25 @@ class TreeGroupLasso(RowSeparablePenalty):
             covered[list(group)] |= weight > 0
         if np.any(G[:, ~covered] != 0):
             return float("inf")
-        if not np.any(G):
+        G = G[np.any(G != 0, axis=1)]
+        if G.size == 0:
             return 0.0
 
-        def zero_at(a):
-            return not np.any(self._compose(G, [a * w for w in self.weights]))
-
-        hi = float(np.max(np.linalg.norm(G, axis=-1))) * np.sqrt(G.shape[1])
-        hi /= min(w for w in self.weights if w > 0)
-        while not zero_at(hi):
-            hi *= 2.0
-        lo = 0.0
-        while hi - lo > 1e-13 * hi:
-            mid = 0.5 * (lo + hi)
-            lo, hi = (lo, mid) if zero_at(mid) else (mid, hi)
-        return hi
+        # Per-row bisection on Omega^*(g_j), whose prox at alpha is zero iff alpha >= it.
+        # Omega(x) >= w_min ||x||_inf on covered tasks, so Omega^*(g) <= ||g||_1 / w_min.
+        # Rows whose upper bound falls below the best lower bound cannot hold the max.
+        hi = np.abs(G).sum(axis=1) / min(w for w in self.weights if w > 0)
+        lo = np.zeros_like(hi)
+        while True:
+            live = (hi >= lo.max()) & (hi - lo > 1e-13 * hi)
+            if not live.any():
+                return float(hi[hi >= lo.max()].max())
+            mid = 0.5 * (lo[live] + hi[live])
+            thr = mid[:, None] * self._w  # (n_live, n_groups)
+            shrunk = self._compose(G[live], lambda block, thr=thr: thr[:, block.ids])
+            zero = ~np.any(shrunk, axis=1)
+            hi[np.flatnonzero(live)[zero]] = mid[zero]
+            lo[np.flatnonzero(live)[~zero]] = mid[~zero]
 
     def dual_norm(self, G):
         """Dual norm ``Omega^*(G)`` of the unit-strength norm (the penalty is ``alpha * Omega``).
