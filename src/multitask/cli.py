@@ -11,6 +11,7 @@ import typer
 
 from multitask._cli import bench as _bench
 from multitask._cli import datasets as _datasets
+from multitask._cli import fit as _fit
 
 app = typer.Typer(
     name="multitask",
@@ -28,6 +29,7 @@ def _root() -> None:
 
 app.command("datasets")(_datasets.datasets)
 _bench.register(app)
+_fit.register(app)
 
 
 def main() -> None:  # pragma: no cover - console-script entry point

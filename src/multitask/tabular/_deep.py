@@ -1,0 +1,203 @@
+"""The deep half of ``multitask fit``: an MLP-based architecture trained with a balancer.
+
+Architectures usable on tabular features (``ARCHITECTURE_NAMES``), all
+rebuilt from a small JSON config, with ``width`` hidden units:
+
+- ``hard_sharing``: MLP trunk (two ReLU layers), one linear head per target;
+- ``mmoe``: ``n_experts`` one-layer ReLU experts, a softmax gate per target;
+- ``cgc``: one shared and one task expert per target, task gates;
+- ``ple``: two CGC-style levels with a shared gate between them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from multitask.tabular._model import MODEL_JSON, TabularModel, write_json
+
+__all__ = ["ARCHITECTURE_NAMES", "DeepTabularModel", "build_module", "make_balancer"]
+
+ARCHITECTURE_NAMES = ("hard_sharing", "mmoe", "cgc", "ple")
+MODEL_PT = "model.pt"
+_PREDICT_BATCH = 4096
+
+
+def _mlp(in_dim: int, width: int, depth: int):
+    from torch import nn
+
+    layers, d = [], in_dim
+    for _ in range(depth):
+        layers += [nn.Linear(d, width), nn.ReLU()]
+        d = width
+    return nn.Sequential(*layers)
+
+
+def build_module(config: dict):
+    """The untrained architecture of ``config`` (see :func:`architecture_config`).
+
+    Parameters
+    ----------
+    config : dict
+        ``architecture``, ``input_dim``, ``width``, ``n_experts``, ``outputs``
+        (target -> output width, in task order).
+    """
+    from torch import nn
+
+    from multitask.nn.architectures import CGC, PLE, HardSharing, MMoE
+
+    name, d, w = config["architecture"], int(config["input_dim"]), int(config["width"])
+    outputs, k = config["outputs"], int(config["n_experts"])
+    heads = {t: nn.Linear(w, n) for t, n in outputs.items()}
+    if name == "hard_sharing":
+        return HardSharing(_mlp(d, w, 2), heads)
+    if name == "mmoe":
+        return MMoE([_mlp(d, w, 1) for _ in range(k)], heads, input_dim=d)
+    if name == "cgc":
+        task_experts = {t: [_mlp(d, w, 1)] for t in outputs}
+        return CGC([_mlp(d, w, 1) for _ in range(k)], task_experts, heads, input_dim=d)
+    if name == "ple":
+        shared = [[_mlp(d, w, 1) for _ in range(k)], [_mlp(w, w, 1) for _ in range(k)]]
+        task_experts = {t: [[_mlp(d, w, 1)], [_mlp(w, w, 1)]] for t in outputs}
+        return PLE(shared, task_experts, heads, input_dims=[d, w])
+    raise ValueError(f"unknown deep method {name!r}; valid names are {list(ARCHITECTURE_NAMES)}")
+
+
+def architecture_config(name: str, input_dim: int, outputs: dict, width=64, n_experts=3) -> dict:
+    """The JSON config :func:`build_module` rebuilds the architecture from."""
+    return {
+        "architecture": name,
+        "input_dim": int(input_dim),
+        "width": int(width),
+        "n_experts": int(n_experts),
+        "outputs": {t: int(n) for t, n in outputs.items()},
+    }
+
+
+def balancer_names() -> list[str]:
+    """Every loss weighting and gradient aggregator usable by name."""
+    from multitask.nn.aggregation import AGGREGATORS
+    from multitask.nn.weighting import WEIGHTINGS
+
+    return [n for n in WEIGHTINGS if n != "static"] + list(AGGREGATORS)
+
+
+def make_balancer(name: str, n_tasks: int):
+    """Build ``WEIGHTINGS[name](n_tasks)`` or ``AGGREGATORS[name]()`` (defaults)."""
+    from multitask.nn.aggregation import AGGREGATORS
+    from multitask.nn.weighting import WEIGHTINGS
+
+    if name == "static":
+        raise ValueError(
+            "balancer 'static' needs explicit weights, which the command line does not take; "
+            f"use 'equal' or one of {balancer_names()}"
+        )
+    if name in WEIGHTINGS:
+        return WEIGHTINGS[name](n_tasks)
+    if name in AGGREGATORS:
+        return AGGREGATORS[name]()
+    raise ValueError(f"unknown balancer {name!r}; valid names are {balancer_names()}")
+
+
+class _Rows:
+    """Map-style dataset of ``(x, {task: y})`` rows over numpy arrays."""
+
+    def __init__(self, X: np.ndarray, Y: dict[str, np.ndarray]):
+        import torch
+
+        self.X = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+        self.Y = {t: torch.from_numpy(y) for t, y in Y.items()}
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    def __getitem__(self, i):
+        return self.X[i], {t: y[i] for t, y in self.Y.items()}
+
+
+class DeepTabularModel(TabularModel):
+    """A multi-target table model of the deep half (see the module docstring).
+
+    ``config`` holds ``architecture`` (see :func:`architecture_config`),
+    ``balancer`` and the training options.
+    """
+
+    half = "deep"
+
+    def __init__(self, features, targets, method, config, module=None):
+        super().__init__(features, targets, method, config)
+        self.module = module if module is not None else build_module(config["architecture"])
+
+    def train(self, X: np.ndarray, Y: dict[str, np.ndarray]) -> DeepTabularModel:
+        """Train the module on encoded features ``X`` (n, d) and targets ``Y``.
+
+        Missing labels (NaN, ``IGNORE_INDEX``) are masked per task by
+        :class:`multitask.nn.Task`, so partially labelled rows still train.
+        """
+        import torch
+        from torch.utils.data import DataLoader
+
+        from multitask.nn import Task
+        from multitask.tabular._targets import IGNORE_INDEX
+        from multitask.training import Trainer
+
+        cfg = self.config
+        tasks = [Task(t.name, kind=t.kind, ignore_index=IGNORE_INDEX) for t in self.targets]
+        balancer = make_balancer(cfg["balancer"], len(tasks))
+        torch.manual_seed(int(cfg["seed"]))
+        loader = DataLoader(_Rows(X, Y), batch_size=int(cfg["batch_size"]), shuffle=True)
+        trainer = Trainer(
+            self.module,
+            tasks,
+            balancer,
+            lr=float(cfg["lr"]),
+            max_epochs=int(cfg["epochs"]),
+            seed=int(cfg["seed"]),
+            progress=bool(cfg.get("progress", False)),
+            device="cpu",
+        )
+        trainer.fit(loader)
+        self.module.eval()
+        return self
+
+    def _scores(self, frame) -> dict[str, np.ndarray]:
+        import torch
+
+        X = torch.from_numpy(np.ascontiguousarray(self.features.transform(frame), np.float32))
+        self.module.eval()
+        parts: dict[str, list] = {t: [] for t in self.target_names}
+        with torch.no_grad():
+            for start in range(0, len(X), _PREDICT_BATCH):
+                out = self.module(X[start : start + _PREDICT_BATCH])
+                for t in parts:
+                    parts[t].append(out[t].double().numpy())
+        return {
+            t: np.concatenate(p) if p else np.zeros((0, enc.n_outputs))
+            for (t, p), enc in zip(parts.items(), self.targets, strict=True)
+        }
+
+    def save(self, folder: str | os.PathLike) -> None:
+        """Write ``model.json`` and ``model.pt`` (the ``state_dict``) to ``folder``."""
+        import torch
+
+        folder = Path(folder)
+        tmp = folder / f".{MODEL_PT}.tmp"
+        torch.save(self.module.state_dict(), tmp)
+        os.replace(tmp, folder / MODEL_PT)
+        write_json(self._header(), folder / MODEL_JSON)
+
+    @classmethod
+    def load(cls, folder: Path, features, targets, data: dict) -> DeepTabularModel:
+        """Rebuild the module from the JSON config and load its weights safely."""
+        import torch
+
+        path = folder / MODEL_PT
+        if not path.is_file():
+            raise ValueError(f"{folder} holds no {MODEL_PT}; fit the model again")
+        model = cls(features, targets, data["method"], data["config"])
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.module.load_state_dict(state)
+        model.module.eval()
+        return model

@@ -1,0 +1,165 @@
+"""Feature preprocessing fitted on the training rows only, saved as JSON.
+
+- Numeric columns (numbers and booleans) are standardised with the training
+  mean and standard deviation (a constant column gets scale 1). Missing values
+  are imputed with the training median *before* standardising, and a column
+  that had missing values in the training rows gets an extra 0/1 indicator
+  column ``<name>__missing``. A missing value at predict time in a column that
+  had none in training is imputed the same way (no indicator). Infinite values
+  are an error.
+- Every other column is categorical (read as text): one-hot over the levels
+  seen in the training rows (at most ``max_levels``, the most frequent;
+  ties by name). A missing value is the level ``"<missing>"``. A level not kept
+  at fit time (unknown at predict time, or rare) is encoded as all zeros.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+__all__ = ["FeaturePreprocessor"]
+
+MISSING_LEVEL = "<missing>"
+
+
+@dataclass(frozen=True)
+class FeaturePreprocessor:
+    """Column-wise encoding learnt from training rows.
+
+    Build it with :meth:`fit`; apply it with :meth:`transform`; store it with
+    :meth:`to_dict` / :meth:`from_dict` (plain JSON types only).
+
+    Attributes
+    ----------
+    numeric : dict of str -> dict
+        Per numeric column: ``mean``, ``scale``, ``median`` and
+        ``indicator`` (bool), all from the training rows.
+    categorical : dict of str -> list of str
+        Per categorical column: the levels that get a one-hot column.
+    columns : list of str
+        Input columns, in order.
+    """
+
+    columns: list[str]
+    numeric: dict[str, dict] = field(default_factory=dict)
+    categorical: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def fit(cls, frame, max_levels: int = 100) -> FeaturePreprocessor:
+        """Learn the encoding from the training rows ``frame`` (n_rows, n_columns)."""
+        numeric, categorical = {}, {}
+        for col in frame.columns:
+            s = frame[col]
+            if _is_numeric(s):
+                values = _numeric_values(s, col)
+                seen = values[~np.isnan(values)]
+                if seen.size == 0:
+                    raise ValueError(
+                        f"feature column {col!r} has no values in the training rows; "
+                        "drop it (--ignore) or fill it"
+                    )
+                median = float(np.median(seen))
+                filled = np.where(np.isnan(values), median, values)
+                std = float(filled.std())
+                numeric[col] = {
+                    "mean": float(filled.mean()),
+                    "scale": std if std > 0 else 1.0,
+                    "median": median,
+                    "indicator": bool(np.isnan(values).any()),
+                }
+            else:
+                counts = _as_text(s).value_counts(sort=False)
+                order = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+                categorical[col] = sorted(level for level, _ in order[:max_levels])
+        return cls(list(frame.columns), numeric, categorical)
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Names of the encoded columns, in order."""
+        names = []
+        for col in self.columns:
+            if col in self.numeric:
+                names.append(col)
+                if self.numeric[col]["indicator"]:
+                    names.append(f"{col}__missing")
+            else:
+                names.extend(f"{col}={level}" for level in self.categorical[col])
+        return names
+
+    def transform(self, frame) -> np.ndarray:
+        """Encode ``frame`` (must hold every fitted column).
+
+        Returns
+        -------
+        X : ndarray of float64 of shape (n_rows, len(feature_names))
+        """
+        missing = [c for c in self.columns if c not in frame.columns]
+        if missing:
+            raise ValueError(
+                f"the table lacks the feature column(s) {missing} the model was trained on; "
+                f"its columns are {list(frame.columns)}"
+            )
+        blocks = []
+        for col in self.columns:
+            if col in self.numeric:
+                blocks.extend(self._numeric_block(frame[col], col))
+            else:
+                levels = np.asarray(self.categorical[col], dtype=object)
+                text = _as_text(frame[col]).to_numpy(dtype=object)
+                blocks.append((text[:, None] == levels[None, :]).astype(np.float64))
+        if not blocks:
+            return np.zeros((len(frame), 0))
+        return np.concatenate([b.reshape(len(frame), -1) for b in blocks], axis=1)
+
+    def _numeric_block(self, s, col: str) -> list[np.ndarray]:
+        stats = self.numeric[col]
+        values = _numeric_values(s, col)
+        nan = np.isnan(values)
+        filled = np.where(nan, stats["median"], values)
+        out = [(filled - stats["mean"]) / stats["scale"]]
+        if stats["indicator"]:
+            out.append(nan.astype(np.float64))
+        return out
+
+    def to_dict(self) -> dict:
+        """Plain-JSON form (see :meth:`from_dict`)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> FeaturePreprocessor:
+        """Inverse of :meth:`to_dict`."""
+        return cls(list(data["columns"]), dict(data["numeric"]), dict(data["categorical"]))
+
+
+def _is_numeric(s) -> bool:
+    import pandas as pd
+
+    return pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)
+
+
+def _numeric_values(s, col: str) -> np.ndarray:
+    import pandas as pd
+
+    if not _is_numeric(s):
+        raise ValueError(
+            f"feature column {col!r} was numeric in training but holds text now "
+            f"(e.g. {s.dropna().iloc[0]!r}); give the same kind of values as in training"
+        )
+    values = pd.to_numeric(s, errors="coerce").astype("float64").to_numpy(na_value=np.nan)
+    if np.isinf(values).any():
+        row = int(np.flatnonzero(np.isinf(values))[0])
+        raise ValueError(
+            f"feature column {col!r} holds an infinite value at row {row}; "
+            "replace it by a finite number or leave it empty (missing)"
+        )
+    return values
+
+
+def _as_text(s):
+    """Values as strings, missing as ``"<missing>"``."""
+    import pandas as pd
+
+    obj = s.astype(object)
+    return obj.where(~pd.isna(obj), MISSING_LEVEL).astype(str)

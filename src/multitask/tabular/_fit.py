@@ -1,0 +1,352 @@
+"""``fit_table``: check a table and options, split, fit, score, and write a model folder.
+
+Two layouts (see ``docs/cli.md``):
+
+- *wide* (deep half): several target columns, one row per sample; ``method``
+  is an architecture of :data:`ARCHITECTURE_NAMES`, ``balancer`` a loss
+  weighting or gradient aggregator name. Rows are split at random.
+- *long* (linear half): one target column and a task column, one row per
+  (task, sample); ``method`` a key of :data:`LINEAR_METHODS`. Each task's rows
+  are split separately, so every task keeps at least two training rows.
+
+Every check runs before any fitting, and the folder is written only when all
+its files are ready (:func:`staged_dir`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from multitask.tabular._deep import ARCHITECTURE_NAMES, DeepTabularModel, architecture_config
+from multitask.tabular._features import FeaturePreprocessor
+from multitask.tabular._io import staged_dir
+from multitask.tabular._linear import (
+    LINEAR_METHODS,
+    LinearTabularModel,
+    linear_estimator,
+    task_text,
+)
+from multitask.tabular._model import TabularModel, write_json
+from multitask.tabular._scores import score_target
+from multitask.tabular._targets import KINDS, TargetEncoder
+
+__all__ = ["FitOptions", "FitResult", "fit_table"]
+
+ALL = "_all"
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """What ``multitask fit`` was asked to do.
+
+    Parameters
+    ----------
+    targets : tuple of str
+        Target columns (one for the long layout).
+    method : str
+        Architecture (wide) or linear method (long).
+    task_col : str or None
+        The task column (long layout); None for the wide layout.
+    balancer : str
+        Loss weighting or gradient aggregator (deep half only).
+    kinds : dict of str -> str
+        Kind overrides per target ("regression", "binary", "multiclass").
+    test_size : float
+        Held-out fraction, in (0, 1).
+    seed : int
+    epochs, batch_size, width : int
+        Deep training options.
+    lr : float
+        Adam learning rate (deep half).
+    alpha, beta : float or None
+        Regularisation strengths (linear half); None: the estimator's default.
+    ignore : tuple of str
+        Columns that are neither features nor targets (ids, free text).
+    """
+
+    targets: tuple[str, ...]
+    method: str
+    task_col: str | None = None
+    balancer: str = "equal"
+    kinds: dict[str, str] = field(default_factory=dict)
+    test_size: float = 0.2
+    seed: int = 0
+    epochs: int = 10
+    batch_size: int = 128
+    width: int = 64
+    lr: float = 1e-3
+    alpha: float | None = None
+    beta: float | None = None
+    ignore: tuple[str, ...] = ()
+
+    @property
+    def half(self) -> str:
+        return "linear" if self.task_col is not None else "deep"
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """The fitted model and its held-out metrics (``metrics.json``)."""
+
+    model: TabularModel
+    metrics: dict
+
+
+# ------------------------------------------------------------------ checks
+def _check_columns(frame, opts: FitOptions) -> list[str]:
+    """Feature columns; raises on a missing or doubly used column."""
+    columns = list(frame.columns)
+    named = [*opts.targets, *([opts.task_col] if opts.task_col else []), *opts.ignore]
+    absent = [c for c in named if c not in columns]
+    if absent:
+        raise ValueError(f"column(s) {absent} not in the table; its columns are {columns}")
+    if len(set(named)) != len(named):
+        raise ValueError(f"a column is named twice among targets / task column / ignored: {named}")
+    features = [c for c in columns if c not in named]
+    if not features:
+        raise ValueError(f"no feature column left (columns {columns}, all used as targets/tasks)")
+    return features
+
+
+def _check_method(opts: FitOptions) -> None:
+    deep, linear = list(ARCHITECTURE_NAMES), list(LINEAR_METHODS)
+    if opts.method not in deep + linear:
+        raise ValueError(
+            f"unknown method {opts.method!r}; deep methods (wide table, --target ...): {deep}; "
+            f"linear methods (long table, --task-col): {linear}"
+        )
+    if opts.half == "linear":
+        if opts.method not in linear:
+            raise ValueError(
+                f"method {opts.method!r} is deep; with --task-col use a linear method: {linear} "
+                "(or drop --task-col and give one --target per task)"
+            )
+        if len(opts.targets) != 1:
+            raise ValueError(
+                f"a long table (--task-col) has one target column; got {list(opts.targets)}"
+            )
+        if opts.balancer != "equal":
+            raise ValueError(
+                "--balancer applies to deep methods only; leave it out with --task-col"
+            )
+        return
+    if opts.method not in deep:
+        raise ValueError(
+            f"method {opts.method!r} is linear and needs a long table: give --task-col "
+            f"(or use a deep method: {deep})"
+        )
+    from multitask.tabular._deep import make_balancer
+
+    make_balancer(opts.balancer, len(opts.targets))  # raises with the valid names
+
+
+def _check_options(opts: FitOptions) -> None:
+    if not opts.targets:
+        raise ValueError("give at least one --target column")
+    if len(set(opts.targets)) != len(opts.targets):
+        raise ValueError(f"a target is given twice: {list(opts.targets)}")
+    for name, kind in opts.kinds.items():
+        if name not in opts.targets:
+            raise ValueError(f"--kind {name}={kind}: {name!r} is not a target {list(opts.targets)}")
+        if kind not in KINDS:
+            raise ValueError(f"--kind {name}={kind}: unknown kind; use one of {list(KINDS)}")
+    if not 0.0 < opts.test_size < 1.0:
+        raise ValueError(f"--test-size must be in (0, 1), got {opts.test_size}")
+    for name in ("epochs", "batch_size", "width"):
+        if getattr(opts, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(opts, name)}")
+    if not opts.lr > 0:
+        raise ValueError(f"--lr must be > 0, got {opts.lr}")
+    _check_method(opts)
+
+
+# ------------------------------------------------------------------ splits
+def _random_split(n: int, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    if n < 2:
+        raise ValueError(f"the table has {n} row(s); it needs at least 2 (train and test)")
+    perm = np.random.default_rng(seed).permutation(n)
+    n_test = min(max(1, round(test_size * n)), n - 1)
+    return np.sort(perm[n_test:]), np.sort(perm[:n_test])
+
+
+def _task_split(tasks: np.ndarray, test_size: float, seed: int):
+    """Split each task's rows; every task keeps >= 2 training rows."""
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    labels, codes, counts = np.unique(tasks, return_inverse=True, return_counts=True)
+    small = np.flatnonzero(counts < 2)
+    if small.size:
+        t = labels[small[0]]
+        raise ValueError(
+            f"task {t!r} has {counts[small[0]]} labelled row(s); every task needs at least 2 "
+            "rows to be trained on. Drop the task or give it more rows"
+        )
+    for k in range(len(labels)):
+        rows = rng.permutation(np.flatnonzero(codes == k))
+        n_test = min(int(np.floor(test_size * len(rows))), len(rows) - 2)
+        test.append(rows[:n_test])
+        train.append(rows[n_test:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+# ------------------------------------------------------------------ fitting
+def _fit_deep(frame, features: list[str], opts: FitOptions):
+    train, test = _random_split(len(frame), opts.test_size, opts.seed)
+    tr = frame.iloc[train]
+    pre = FeaturePreprocessor.fit(tr[features])
+    encs = [TargetEncoder.fit(tr[t], t, opts.kinds.get(t)) for t in opts.targets]
+    arch = architecture_config(
+        opts.method,
+        len(pre.feature_names),
+        {e.name: e.n_outputs for e in encs},
+        width=opts.width,
+    )
+    config = {
+        "architecture": arch,
+        "balancer": opts.balancer,
+        "seed": opts.seed,
+        "epochs": opts.epochs,
+        "batch_size": opts.batch_size,
+        "lr": opts.lr,
+    }
+    import torch
+
+    torch.manual_seed(opts.seed)  # the initial weights
+    model = DeepTabularModel(pre, encs, opts.method, config)
+    model.train(pre.transform(tr), {e.name: e.encode(tr[e.name]) for e in encs})
+    te = frame.iloc[test].reset_index(drop=True)
+    outs = model.outputs(te)
+    scores = {e.name: score_target(e, te[e.name], outs[e.name]) for e in encs}
+    return model, scores, (len(train), len(test))
+
+
+def _fit_linear(frame, features: list[str], opts: FitOptions):
+    import pandas as pd
+
+    target = opts.targets[0]
+    labelled = frame[~pd.isna(frame[target])].reset_index(drop=True)
+    if labelled.empty:
+        raise ValueError(f"target {target!r} has no value in any row")
+    tasks = task_text(labelled[opts.task_col])
+    train, test = _task_split(tasks, opts.test_size, opts.seed)
+    tr = labelled.iloc[train]
+    pre = FeaturePreprocessor.fit(tr[features])
+    enc = TargetEncoder.fit(tr[target], target, opts.kinds.get(target))
+    est = linear_estimator(opts.method, enc.kind, opts.task_col, opts.alpha, opts.beta)
+    X = pd.DataFrame(pre.transform(tr), columns=pre.feature_names)
+    X[opts.task_col] = tasks[train]
+    y = (
+        tr[target].to_numpy(dtype=np.float64)
+        if enc.kind == "regression"
+        else enc.encode(tr[target])
+    )
+    est.fit(X, y)
+    model = LinearTabularModel.from_estimator(
+        pre, enc, opts.method, est, {"task_col": opts.task_col}
+    )
+    model.estimator_ = est  # the in-process estimator, for comparison; never saved
+    te = labelled.iloc[test].reset_index(drop=True)
+    out = model.outputs(te)[target]
+    task_te = tasks[test]
+    scores = {}
+    for t in np.unique(task_te):
+        rows = task_te == t
+        part = {k: v[rows] for k, v in out.items()}
+        scores[str(t)] = score_target(
+            model.targets[0], te[target][rows].reset_index(drop=True), part
+        )
+    n_dropped = len(frame) - len(labelled)
+    return model, scores, (len(train), len(test), n_dropped)
+
+
+def _overall(scores: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Mean over tasks of each metric (NaN values left out)."""
+    table: dict[str, list[float]] = {}
+    for per_task in scores.values():
+        for metric, value in per_task.items():
+            table.setdefault(metric, []).append(value)
+    return {
+        m: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for m, v in table.items()
+    }
+
+
+def fit_table(frame, opts: FitOptions, out: str | Path | None = None, dataset: str = "table"):
+    """Fit a multi-task model on a user table and (optionally) write its folder.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame of shape (n_rows, n_columns)
+    opts : FitOptions
+    out : path, optional
+        Folder receiving ``model.json`` (+ ``model.pt``), ``metrics.json`` and
+        ``report.html``, all or nothing.
+    dataset : str
+        Name of the table in the metrics and the report.
+
+    Returns
+    -------
+    FitResult
+    """
+    _check_options(opts)
+    features = _check_columns(frame, opts)
+    start = time.perf_counter()
+    if opts.half == "deep":
+        model, scores, sizes = _fit_deep(frame, features, opts)
+        extra = {}
+    else:
+        model, scores, sizes = _fit_linear(frame, features, opts)
+        extra = {"n_unlabelled_rows_dropped": sizes[2]}
+    seconds = time.perf_counter() - start
+    metrics = {
+        "dataset": dataset,
+        "half": opts.half,
+        "method": opts.method,
+        "balancer": opts.balancer if opts.half == "deep" else None,
+        "options": {k: v for k, v in asdict(opts).items() if k not in ("targets",)},
+        "targets": {e.name: {"kind": e.kind, "classes": e.classes} for e in model.targets},
+        "split": "test",
+        "n_train": sizes[0],
+        "n_test": sizes[1],
+        **extra,
+        "seconds": seconds,
+        "tasks": scores,
+        "overall": _overall(scores),
+    }
+    if out is not None:
+        _write(model, metrics, Path(out))
+    return FitResult(model, metrics)
+
+
+def _write(model: TabularModel, metrics: dict, out: Path) -> None:
+    from multitask.bench import RunResult, write_report
+
+    label = metrics["method"] + (f"+{metrics['balancer']}" if metrics["balancer"] else "")
+    digest = hashlib.sha256(json.dumps(metrics["options"], sort_keys=True).encode()).hexdigest()
+    rows = [
+        RunResult(
+            metrics["dataset"],
+            label,
+            metrics["options"]["seed"],
+            task,
+            metric,
+            value,
+            "test",
+            digest[:12],
+            metrics["seconds"],
+        )
+        for task, per_task in [*metrics["tasks"].items(), (ALL, metrics["overall"])]
+        for metric, value in per_task.items()
+    ]
+    with staged_dir(out) as stage:
+        model.save(stage)
+        write_json(metrics, stage / "metrics.json")
+        with warnings.catch_warnings():  # a one-run report has no curves to put in legends
+            warnings.filterwarnings("ignore", message="No artists with labels")
+            write_report(rows, stage / "report.html", title=f"multitask fit: {metrics['dataset']}")

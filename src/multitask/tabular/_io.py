@@ -1,0 +1,170 @@
+"""Reading and writing user tables (CSV or Parquet) and all-or-nothing output folders.
+
+Format: by extension (``.csv``, ``.tsv``, ``.txt``, optionally compressed
+``.gz``/``.bz2``/``.zip``/``.xz``; ``.parquet``, ``.pq``), else sniffed from
+the first bytes (Parquet files start with ``PAR1``; anything else must be
+UTF-8 text). Every error says what was wrong with the file and what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["read_table", "staged_dir", "write_table"]
+
+_PARQUET = (".parquet", ".pq")
+_TEXT = (".csv", ".tsv", ".txt")
+_COMPRESSED = (".gz", ".bz2", ".zip", ".xz", ".zst")
+_MAGIC_PARQUET = b"PAR1"
+
+
+def _kind_of(path: Path) -> str:
+    """``"parquet"``, ``"csv"``, or ``"sniff"`` from the file name."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in _COMPRESSED:
+        suffixes = suffixes[:-1]
+    last = suffixes[-1] if suffixes else ""
+    if last in _PARQUET:
+        return "parquet"
+    if last in _TEXT:
+        return "csv"
+    return "sniff"
+
+
+def _read_parquet(path: Path):
+    import pandas as pd
+
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for a corrupt file
+        raise ValueError(
+            f"{path} is not a valid Parquet file ({type(exc).__name__}: {exc}); "
+            "write it again or give a CSV file"
+        ) from None
+
+
+def _check_text(path: Path, head: bytes) -> None:
+    if b"\x00" in head:
+        raise ValueError(
+            f"{path} is neither CSV nor Parquet (it holds binary data); "
+            "give a UTF-8 CSV file (.csv) or a Parquet file (.parquet)"
+        )
+
+
+def _read_csv(path: Path):
+    import pandas as pd
+
+    sep = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
+    try:
+        return pd.read_csv(path, sep=sep, encoding="utf-8", encoding_errors="strict")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"{path} is not valid UTF-8 text (byte {exc.start}: {exc.reason}); "
+            "re-encode it as UTF-8 (e.g. `iconv -f latin1 -t utf-8`) or give a Parquet file"
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path} is empty; give a table with a header line and rows") from None
+    except pd.errors.ParserError as exc:
+        raise ValueError(f"{path} is not a well-formed CSV file: {exc}") from None
+
+
+def read_table(path: str | os.PathLike):
+    """Read a CSV or Parquet table.
+
+    Parameters
+    ----------
+    path : path-like
+        The file; its format comes from the extension, or is sniffed.
+
+    Returns
+    -------
+    frame : pandas.DataFrame of shape (n_rows, n_columns)
+        At least one row and one column.
+
+    Raises
+    ------
+    ValueError
+        Missing, empty, not UTF-8, neither CSV nor Parquet, or no data rows.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist or is not a file")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty (0 bytes); give a table with a header line and rows")
+    kind = _kind_of(path)
+    compressed = path.suffix.lower() in _COMPRESSED
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if kind == "sniff":
+        kind = "parquet" if head.startswith(_MAGIC_PARQUET) else "csv"
+    if kind == "parquet":
+        frame = _read_parquet(path)
+    else:
+        if not compressed:
+            _check_text(path, head)
+        frame = _read_csv(path)
+    if frame.shape[1] == 0 or len(frame) == 0:
+        raise ValueError(
+            f"{path} has no data rows (columns: {list(frame.columns)}); "
+            "give a table with a header line and at least one row"
+        )
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
+
+
+def write_table(frame, path: str | os.PathLike) -> Path:
+    """Write ``frame`` as CSV or Parquet (by extension), atomically.
+
+    ``.parquet``/``.pq`` write Parquet; anything else writes CSV (floats are
+    written with full precision, so reading them back gives the same numbers).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        if _kind_of(path) == "parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+@contextmanager
+def staged_dir(out: str | os.PathLike) -> Iterator[Path]:
+    """A temporary folder next to ``out`` whose files are moved into ``out`` on success.
+
+    Everything is written into the staging folder first; only when the block
+    finishes without error is each file renamed into ``out`` (created if
+    needed). On error the staging folder is removed and ``out`` is untouched.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is not a folder; give a folder path")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        yield stage
+        out.mkdir(exist_ok=True)
+        mode = _file_mode()
+        for item in sorted(stage.iterdir()):
+            item.chmod(mode)  # temporary files are private (0600); give the usual mode
+            os.replace(item, out / item.name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _file_mode() -> int:
+    """``0o666`` less the process umask (the mode ``open`` would give a new file)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask

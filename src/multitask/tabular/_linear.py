@@ -1,0 +1,148 @@
+"""The linear half of ``multitask fit``: a long table fitted by a ``multitask.linear`` estimator.
+
+The fitted coefficients (``coef_`` of shape (n_tasks, n_features),
+``intercept_`` (n_tasks,), the task labels and the class labels) are stored in
+``model.json``; prediction recomputes ``x . w_t + b_t`` from them exactly as
+the estimator's ``decision_function`` does, so a loaded model predicts the
+same numbers, with no pickle. A task not seen at fit time is predicted with the
+mean of the task models (the estimators' ``unseen_task="mean"``).
+
+Task ids are compared as text (``str(value)``), so ``1`` in a CSV file and
+``1`` in a Parquet file name the same task.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from multitask.tabular._model import MODEL_JSON, TabularModel, write_json
+
+__all__ = ["LINEAR_METHODS", "LinearTabularModel", "linear_estimator"]
+
+#: method name -> (regressor class name, classifier class name or None)
+LINEAR_METHODS: dict[str, tuple[str, str | None]] = {
+    "independent": ("IndependentRidge", "IndependentLogistic"),
+    "pooled": ("PooledRidge", None),
+    "group_lasso": ("GroupLassoRegressor", "GroupLassoClassifier"),
+    "l1inf": ("L1InfRegressor", "L1InfClassifier"),
+    "sparse_group_lasso": ("SparseGroupLassoRegressor", "SparseGroupLassoClassifier"),
+    "trace_norm": ("TraceNormRegressor", "TraceNormClassifier"),
+    "dirty": ("DirtyModelRegressor", "DirtyModelClassifier"),
+    "robust": ("RobustMTLRegressor", "RobustMTLClassifier"),
+    "mean_regularized": ("MeanRegularizedRegressor", "MeanRegularizedClassifier"),
+    "clustered": ("ClusteredMTLRegressor", "ClusteredMTLClassifier"),
+}
+
+
+def linear_estimator(method: str, kind: str, task_col: str, alpha=None, beta=None):
+    """A fresh estimator of :mod:`multitask.linear` for ``method`` and target ``kind``.
+
+    Parameters
+    ----------
+    method : str
+        A key of :data:`LINEAR_METHODS`.
+    kind : {"regression", "binary"}
+    task_col : str
+    alpha, beta : float or None
+        Regularisation strengths; None keeps the estimator's default.
+    """
+    import multitask.linear as lin
+
+    if method not in LINEAR_METHODS:
+        raise ValueError(
+            f"unknown linear method {method!r}; valid names are {list(LINEAR_METHODS)}"
+        )
+    if kind == "multiclass":
+        raise ValueError(
+            "the linear estimators are regressors or binary classifiers; this target is "
+            "multiclass. Use --kind regression, or a deep method on a wide table"
+        )
+    reg, clf = LINEAR_METHODS[method]
+    name = reg if kind == "regression" else clf
+    if name is None:
+        raise ValueError(f"method {method!r} has no classifier; pick another linear method")
+    params = {"task_col": task_col}
+    for key, value in (("alpha", alpha), ("beta", beta)):
+        if value is not None:
+            params[key] = value
+    cls = getattr(lin, name)
+    if beta is not None and "beta" not in cls().get_params():
+        raise ValueError(f"method {method!r} ({name}) has no beta; leave --beta out")
+    return cls(**params)
+
+
+def task_text(values) -> np.ndarray:
+    """Task ids as text (object array); a missing id is an error."""
+    import pandas as pd
+
+    values = pd.Series(values)
+    if values.isna().any():
+        row = int(np.flatnonzero(values.isna().to_numpy())[0])
+        raise ValueError(
+            f"the task column has a missing value at row {row}; every row needs a task"
+        )
+    return values.astype(str).to_numpy(dtype=object)
+
+
+class LinearTabularModel(TabularModel):
+    """A long-table model of the linear half (see the module docstring).
+
+    ``config`` holds ``task_col``, ``estimator`` (class name and parameters),
+    ``tasks`` (labels as text), ``coef`` (n_tasks, n_features) and
+    ``intercept`` (n_tasks,).
+    """
+
+    half = "linear"
+
+    @classmethod
+    def from_estimator(cls, features, target, method, estimator, extra: dict):
+        """Wrap a fitted estimator; a regression target is not rescaled here."""
+        if target.kind == "regression":
+            target = replace(target, mean=0.0, scale=1.0)
+        params = {k: v for k, v in estimator.get_params().items() if _plain_json(v)}
+        config = {
+            **extra,
+            "estimator": {"class": type(estimator).__name__, "params": params},
+            "tasks": [str(t) for t in estimator.tasks_],
+            "coef": np.asarray(estimator.coef_, dtype=np.float64).tolist(),
+            "intercept": np.asarray(estimator.intercept_, dtype=np.float64).tolist(),
+        }
+        return cls(features, [target], method, config)
+
+    @property
+    def task_col(self) -> str:
+        return self.config["task_col"]
+
+    def _scores(self, frame) -> dict[str, np.ndarray]:
+        if self.task_col not in frame.columns:
+            raise ValueError(
+                f"the table lacks the task column {self.task_col!r}; "
+                f"its columns are {list(frame.columns)}"
+            )
+        X = self.features.transform(frame)
+        tasks = np.asarray(self.config["tasks"], dtype=object)
+        coef = np.asarray(self.config["coef"], dtype=np.float64).reshape(len(tasks), -1)
+        intercept = np.asarray(self.config["intercept"], dtype=np.float64)
+        lookup = {t: i for i, t in enumerate(tasks)}
+        codes = np.array([lookup.get(t, -1) for t in task_text(frame[self.task_col])], np.intp)
+        coef = np.vstack([coef, coef.mean(0)])  # -1 indexes the mean model
+        intercept = np.append(intercept, intercept.mean())
+        rows = np.einsum("ij,ij->i", X, coef[codes]) + intercept[codes]
+        return {self.targets[0].name: rows}
+
+    def save(self, folder: str | os.PathLike) -> None:
+        """Write ``model.json`` (coefficients included) to ``folder``."""
+        write_json(self._header(), Path(folder) / MODEL_JSON)
+
+    @classmethod
+    def load(cls, folder: Path, features, targets, data: dict) -> LinearTabularModel:
+        """Rebuild from ``model.json``."""
+        return cls(features, targets, data["method"], data["config"])
+
+
+def _plain_json(value) -> bool:
+    return value is None or isinstance(value, bool | int | float | str)

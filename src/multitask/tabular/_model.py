@@ -1,0 +1,182 @@
+"""The fitted tabular model: preprocessing + target encoders + one of two predictors.
+
+A model folder holds ``model.json`` (format, half, method, preprocessing,
+targets, and for the linear half the coefficients) and, for the deep half,
+``model.pt`` (the module's ``state_dict``, read back with
+``torch.load(..., weights_only=True)``). Nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from multitask.tabular._features import FeaturePreprocessor
+from multitask.tabular._targets import TargetEncoder
+
+__all__ = ["FORMAT", "TabularModel", "load_model", "write_json"]
+
+FORMAT = "multitask.tabular"
+VERSION = 1
+MODEL_JSON = "model.json"
+
+
+def _json_safe(value):
+    """NaN and infinities as None (JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_json(data: dict, path: str | os.PathLike) -> Path:
+    """Write ``data`` as indented JSON through a temporary file and a rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(_json_safe(data), fh, indent=1, allow_nan=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+class TabularModel:
+    """Preprocessing, target encoders and a predictor, fitted by ``multitask fit``.
+
+    Subclasses (deep, linear) implement ``_scores(frame) -> {target: ndarray}``
+    (raw model outputs: a regression value, a binary logit of shape (n,), or
+    multiclass logits of shape (n, C)) and the parts of ``save`` specific to
+    them.
+
+    Attributes
+    ----------
+    features : FeaturePreprocessor
+    targets : list of TargetEncoder
+    method : str
+    config : dict
+        Everything else needed to rebuild the predictor (JSON types only).
+    """
+
+    half = ""
+
+    def __init__(self, features: FeaturePreprocessor, targets, method: str, config: dict):
+        self.features = features
+        self.targets = list(targets)
+        self.method = method
+        self.config = dict(config)
+
+    @property
+    def target_names(self) -> list[str]:
+        return [t.name for t in self.targets]
+
+    def _scores(self, frame) -> dict[str, np.ndarray]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def outputs(self, frame) -> dict[str, dict[str, np.ndarray]]:
+        """Per target: ``{"value"}`` (regression) or ``{"code", "proba"}`` (classes).
+
+        Parameters
+        ----------
+        frame : pandas.DataFrame of shape (n_rows, n_columns)
+            Holds every feature column (and the task column for the linear
+            half); other columns are ignored.
+        """
+        scores = self._scores(frame)
+        out = {}
+        for enc in self.targets:
+            s = np.asarray(scores[enc.name], dtype=np.float64)
+            if enc.kind == "regression":
+                out[enc.name] = {"value": s.reshape(len(frame)) * enc.scale + enc.mean}
+            elif enc.kind == "binary":
+                s = s.reshape(len(frame))
+                p = 1.0 / (1.0 + np.exp(-s))
+                out[enc.name] = {"code": (s > 0).astype(np.int64), "proba": np.stack([1 - p, p], 1)}
+            else:
+                z = np.exp(s - s.max(axis=1, keepdims=True))
+                out[enc.name] = {
+                    "code": s.argmax(axis=1),
+                    "proba": z / z.sum(axis=1, keepdims=True),
+                }
+        return out
+
+    def predict(self, frame):
+        """Predictions, one row per input row, in the input order.
+
+        Returns
+        -------
+        predictions : pandas.DataFrame
+            Column ``<target>`` per target (values, or labels in the original
+            label space), and for classification ``<target>_proba_<label>``
+            per class.
+        """
+        import pandas as pd
+
+        cols = {}
+        for name, out in self.outputs(frame).items():
+            enc = next(t for t in self.targets if t.name == name)
+            if enc.kind == "regression":
+                cols[name] = out["value"]
+                continue
+            cols[name] = enc.labels(out["code"])
+            for j, label in enumerate(enc.classes):
+                cols[f"{name}_proba_{label}"] = out["proba"][:, j]
+        return pd.DataFrame(cols, index=pd.RangeIndex(len(frame)))
+
+    def _header(self) -> dict:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "half": self.half,
+            "method": self.method,
+            "features": self.features.to_dict(),
+            "targets": [t.to_dict() for t in self.targets],
+            "config": self.config,
+        }
+
+    def save(self, folder: str | os.PathLike) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def load_model(folder: str | os.PathLike) -> TabularModel:
+    """Load a model folder written by ``multitask fit`` (no pickle involved).
+
+    Raises
+    ------
+    ValueError
+        The folder has no readable ``model.json`` of this format.
+    """
+    folder = Path(folder)
+    path = folder / MODEL_JSON
+    if not path.is_file():
+        raise ValueError(
+            f"{folder} holds no {MODEL_JSON}; give a folder written by `multitask fit`"
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); fit the model again") from None
+    if data.get("format") != FORMAT or data.get("version") != VERSION:
+        raise ValueError(
+            f"{path} is not a {FORMAT} model of version {VERSION} "
+            f"(format={data.get('format')!r}, version={data.get('version')!r})"
+        )
+    features = FeaturePreprocessor.from_dict(data["features"])
+    targets = [TargetEncoder.from_dict(t) for t in data["targets"]]
+    if data["half"] == "deep":
+        from multitask.tabular._deep import DeepTabularModel
+
+        return DeepTabularModel.load(folder, features, targets, data)
+    from multitask.tabular._linear import LinearTabularModel
+
+    return LinearTabularModel.load(folder, features, targets, data)
