@@ -210,3 +210,11 @@ def test_tree_prox_ignores_group_order_and_merges_duplicates():
     doubled = P.TreeGroupLasso(1.0, [*groups, [2, 3]], [*weights[:2], 0.1, 0.6, 0.3])
     np.testing.assert_allclose(doubled.prox(V, 0.8), reference, atol=1e-14)
     assert doubled.value(V) == pytest.approx(P.TreeGroupLasso(1.0, groups, weights).value(V))
+
+
+def test_l1inf_prox_rows_inside_the_ball_and_zero_rows():
+    V = np.array([[0.0, 0.0, 0.0], [0.2, -0.3, 0.1], [2.0, -1.0, 0.5]])
+    Z = P.L1Inf(1.0).prox(V, 1.0)
+    assert not np.any(Z[:2])  # ||v||_1 <= 1: the whole row is absorbed by the ball
+    # row 3: projection onto the unit l1 ball is (1, 0, 0), so the prox is (1, -1, 0.5)
+    np.testing.assert_allclose(Z[2], [1.0, -1.0, 0.5], atol=1e-15)

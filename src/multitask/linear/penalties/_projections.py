@@ -49,4 +49,9 @@ def l1_ball_threshold(V: np.ndarray, radius: float) -> np.ndarray:
     -------
     tau : ndarray of shape (n_rows,)
     """
-    return np.maximum(simplex_threshold(np.abs(V), radius), 0.0)
+    absV = np.abs(V)
+    tau = np.zeros(V.shape[0])
+    outside = absV.sum(axis=-1) > radius  # rows inside the ball keep tau = 0: no sort
+    if outside.any():
+        tau[outside] = np.maximum(simplex_threshold(absV[outside], radius), 0.0)
+    return tau
