@@ -85,9 +85,9 @@ def task_jacobian(
     n_tasks = losses.shape[0]
     sizes = [x.numel() for x in inputs]
     ref = inputs[0] if inputs else losses
-    jac = torch.zeros((n_tasks, sum(sizes)), dtype=ref.dtype, device=ref.device)
     if not losses.requires_grad or not inputs:
-        return jac
+        return torch.zeros((n_tasks, sum(sizes)), dtype=ref.dtype, device=ref.device)
+    jac = torch.empty((n_tasks, sum(sizes)), dtype=ref.dtype, device=ref.device)
     eye = torch.eye(n_tasks, dtype=losses.dtype, device=losses.device)
     step = n_tasks if chunk_size is None else max(1, int(chunk_size))
     for start in range(0, n_tasks, step):
@@ -101,11 +101,12 @@ def task_jacobian(
             allow_unused=True,
             is_grads_batched=True,
         )
-        offset = 0
-        for g, size in zip(grads, sizes, strict=True):
-            if g is not None:
-                jac[rows, offset : offset + size] = g.reshape(g.shape[0], size)
-            offset += size
+        n_rows = rows.stop - rows.start
+        pieces = [
+            g.reshape(n_rows, size) if g is not None else jac.new_zeros((n_rows, size))
+            for g, size in zip(grads, sizes, strict=True)
+        ]
+        torch.cat(pieces, dim=1, out=jac[rows])  # the one copy into the (T, n) buffer
     return jac
 
 
