@@ -300,8 +300,28 @@ def _datafit_terms(X_list, y_list, W, b, loss, sample_weight):
     return cp.sum(cp.hstack(terms))
 
 
+def _penalty_list(penalty):
+    """``penalty`` as a list: one penalty, None (no penalty) or a sequence (summed)."""
+    if penalty is None:
+        return []
+    pens = list(penalty) if isinstance(penalty, (list, tuple)) else [penalty]
+    if sum(getattr(p, "n_components", 1) == 2 for p in pens) > 1:
+        raise ValueError("at most one composite (two-component) penalty")
+    return pens
+
+
+def _penalty_value(pens, W):
+    """Sum of the penalties; composites see ``W`` (2, p, T), the others the sum over axis 0."""
+    total_W = W if W.ndim == 2 else W.sum(axis=0)
+    return sum(p.value(W if getattr(p, "n_components", 1) == 2 else total_W) for p in pens)
+
+
 def objective(X_list, y_list, W, b, penalty, loss="squared", sample_weight=None) -> float:
-    """The contract's objective at ``W`` (p, T) (or ``(2, p, T)``) and ``b`` (T,), in numpy."""
+    """The contract's objective at ``W`` (p, T) (or ``(2, p, T)``) and ``b`` (T,), in numpy.
+
+    ``penalty`` is a penalty, None, or a list of penalties (e.g. a prox-able one plus
+    smooth ones), summed.
+    """
     W = np.asarray(W, dtype=float)
     total_W = W if W.ndim == 2 else W.sum(axis=0)
     total = 0.0
@@ -313,7 +333,7 @@ def objective(X_list, y_list, W, b, penalty, loss="squared", sample_weight=None)
             total += 0.5 * np.sum(s * (y - margin) ** 2)
         else:
             total += np.sum(s * np.logaddexp(0.0, -y * margin))
-    return float(total + penalty.value(W))
+    return float(total + _penalty_value(_penalty_list(penalty), W))
 
 
 def solve_reference(
@@ -326,7 +346,9 @@ def solve_reference(
     X_list : list of ndarray of shape (n_t, n_features)
     y_list : list of ndarray of shape (n_t,)
         Targets; for ``loss="logistic"`` in {0, 1} or {-1, +1}.
-    penalty : a penalty of ``multitask.linear.penalties``
+    penalty : penalty, None, or list of penalties of ``multitask.linear.penalties``
+        Summed; a composite (``n_components = 2``) penalty sees both components, the
+        others their sum ``W``.
     loss : {"squared", "logistic"}
     fit_intercept : bool
     sample_weight : list of ndarray of shape (n_t,), default=None
@@ -338,15 +360,19 @@ def solve_reference(
     objective : float
         The objective evaluated in numpy at ``(W, b)`` (see :func:`objective`).
     """
+    pens = _penalty_list(penalty)
     n_features, n_tasks = X_list[0].shape[1], len(X_list)
-    parts = [cp.Variable((n_features, n_tasks)) for _ in range(penalty.n_components)]
+    n_components = max([getattr(p, "n_components", 1) for p in pens], default=1)
+    parts = [cp.Variable((n_features, n_tasks)) for _ in range(n_components)]
     W = parts[0] if len(parts) == 1 else parts[0] + parts[1]
     b = cp.Variable(n_tasks) if fit_intercept else np.zeros(n_tasks)
-    fit = _datafit_terms(X_list, y_list, W, b, loss, sample_weight)
-    _solve(cp.Problem(cp.Minimize(fit + cvx_penalty(penalty, *parts))))
+    expr = _datafit_terms(X_list, y_list, W, b, loss, sample_weight)
+    for p in pens:
+        expr = expr + (cvx_penalty(p, *parts) if p.n_components == 2 else cvx_penalty(p, W))
+    _solve(cp.Problem(cp.Minimize(expr)))
     W_val = parts[0].value if len(parts) == 1 else np.stack([p.value for p in parts])
     b_val = np.asarray(b.value if fit_intercept else b, dtype=float)
-    return W_val, b_val, objective(X_list, y_list, W_val, b_val, penalty, loss, sample_weight)
+    return W_val, b_val, objective(X_list, y_list, W_val, b_val, pens, loss, sample_weight)
 
 
 def solve_reference_clustered(
@@ -375,6 +401,6 @@ def solve_reference_clustered(
     _solve(cp.Problem(cp.Minimize(fit + penalty), constraints))
     W_val, M_val = W.value, (M.value + M.value.T) / 2
     b_val = np.asarray(b.value if fit_intercept else b, dtype=float)
-    value = objective(X_list, y_list, W_val, b_val, P.Ridge(0.0), loss, sample_weight)
+    value = objective(X_list, y_list, W_val, b_val, None, loss, sample_weight)
     value += alpha * clustered.cmtl_value(W_val, M_val, eta)
     return W_val, b_val, M_val, value

@@ -132,3 +132,24 @@ def test_reference_solution_satisfies_kkt(name):
     grad = datafit_grad(W)
     assert penalty.subdiff_distance(W, grad) < 1e-5
     assert penalty.subdiff_distance(W, grad + 0.01) > 1e-3
+
+
+def test_penalty_list_with_smooth_terms_matches_closed_form():
+    """Ridge(a) + MeanRegularized(0, b) is ridge with strength a + b: a list of penalties is
+    summed; None gives ordinary least squares."""
+    rng = np.random.default_rng(54)
+    X_list, y_list = make_tasks(rng)
+    W, _b, obj = solve_reference(X_list, y_list, [P.Ridge(0.1), P.MeanRegularized(0.0, 0.2)])
+    W_ref, _b_ref, obj_ref = solve_reference(X_list, y_list, P.Ridge(0.3))
+    np.testing.assert_allclose(W, W_ref, atol=1e-7)
+    assert obj == pytest.approx(obj_ref, rel=1e-9)
+    W_ols, _b_ols, _ = solve_reference(X_list, y_list, None)
+    X, y = X_list[0], y_list[0]
+    coef = np.linalg.lstsq(np.column_stack([X, np.ones(len(y))]), y, rcond=None)[0]
+    np.testing.assert_allclose(W_ols[:, 0], coef[:-1], atol=1e-7)
+    # a composite plus a smooth term on the summed weight
+    Wc, b_c, obj_c = solve_reference(X_list, y_list, [P.Dirty(0.05, 0.1), P.Ridge(0.2)])
+    assert Wc.shape == (2, 4, 3)
+    assert obj_c == pytest.approx(
+        objective(X_list, y_list, Wc, b_c, [P.Dirty(0.05, 0.1), P.Ridge(0.2)]), rel=1e-12
+    )
