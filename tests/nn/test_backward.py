@@ -311,6 +311,8 @@ def test_errors_are_clear():
         mtl_backward({"t0": losses["t0"], "t1": losses["t1"], "z": losses["t2"]}, model)
     with pytest.raises(TypeError, match="balancer must be None"):
         mtl_backward(_losses(model), model, object())
+    with pytest.raises(ValueError, match="needs a GradientAggregator"):
+        mtl_backward(_losses(model), model, EqualWeighting(), use_representation=True)
     with pytest.raises(ValueError, match="not linear"):
         mtl_backward(_losses(model), model, _Normalize(), use_representation=True)
 

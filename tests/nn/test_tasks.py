@@ -40,6 +40,13 @@ def test_binary_default_is_bce_with_logits_masked():
     assert got == pytest.approx((bce(0.3, 1) + bce(2.0, 0)) / 2, rel=1e-6)
 
 
+def test_binary_integer_target_uses_ignore_index():
+    logits = torch.tensor([0.3, -1.2, 2.0])
+    floats = Task("b", "binary").compute_loss(logits, torch.tensor([1.0, NAN, 0.0]))
+    ints = Task("b", "binary").compute_loss(logits, torch.tensor([1, -100, 0]))
+    assert ints.item() == pytest.approx(floats.item())
+
+
 def test_multiclass_ignore_index_is_cross_entropy_on_labelled():
     logits = torch.tensor([[1.0, 2.0, 0.5], [0.0, 0.0, 3.0], [2.0, 1.0, 1.0]])
     target = torch.tensor([1, -100, 0])

@@ -312,6 +312,11 @@ def mtl_backward(
     Sener & Koltun, "Multi-Task Learning as Multi-Objective Optimization",
     NeurIPS 2018, Sec. 3.3 (MGDA-UB: balancing on the shared representation).
     """
+    if use_representation and not isinstance(balancer, GradientAggregator):
+        raise ValueError(
+            "use_representation=True needs a GradientAggregator balancer (MGDA-UB), "
+            f"got {type(balancer).__name__}; drop the flag"
+        )
     names = list(model.task_names)
     vec = _loss_vector(losses, names)
     extra = _as_tensor(extra_loss, vec)

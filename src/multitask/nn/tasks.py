@@ -47,7 +47,7 @@ class Task:
         - ``regression``: prediction ``(B,)``, ``(B, 1)`` or ``(B, k)``, target of
           the same shape (``(B,)`` against ``(B, 1)`` is accepted); NaN = missing.
         - ``binary``: logits ``(B,)`` or ``(B, 1)``, target ``(B,)`` in {0, 1};
-          NaN = missing.
+          NaN (float target) or ``ignore_index`` (integer target) = missing.
         - ``multiclass``: logits ``(B, C)``, integer target ``(B,)``;
           ``ignore_index`` = missing.
         - ``multilabel``: logits ``(B, L)``, target ``(B, L)`` in {0, 1};
@@ -157,8 +157,8 @@ class Task:
     def _mask(self, target: Tensor) -> Tensor:
         if self._classes(target):
             return target != self.ignore_index
-        if not torch.is_floating_point(target):
-            return torch.ones_like(target, dtype=torch.bool)
+        if not torch.is_floating_point(target):  # integer labels: ignore_index marks missing
+            return target != self.ignore_index
         return ~torch.isnan(target)
 
     # ------------------------------------------------------------------ losses
