@@ -80,3 +80,18 @@ def test_row_separable_reports_max_over_rows():
     W = np.array([[1.0, 0.0], [0.0, 0.0]])
     grad = np.array([[-1.0, 0.5], [3.0, 4.0]])  # row 0: distance 0.5; row 1: 5 - 1 = 4
     assert penalty.subdiff_distance(W, grad) == pytest.approx(4.0)
+
+
+def test_tree_subdiff_with_a_task_in_no_group():
+    """Task 3 is unpenalised: the optimality condition there is grad = 0."""
+    penalty = P.TreeGroupLasso(0.7, [[0], [1], [0, 1], [2]])
+    W = np.random.default_rng(14).standard_normal((5, 4))
+    Z = penalty.prox(W, 1.0)
+    np.testing.assert_array_equal(Z[:, 3], W[:, 3])
+    assert penalty.subdiff_distance(Z, Z - W) < 1e-12
+    grad = Z - W
+    grad[2, 3] = 0.25
+    assert penalty.subdiff_distance(Z, grad) == pytest.approx(0.25)
+    assert penalty.subdiff_distance(Z, Z - W) == pytest.approx(
+        cvx_subdiff_distance(penalty, Z, Z - W), abs=1e-7
+    )

@@ -134,8 +134,8 @@ class TreeGroupLasso(RowSeparablePenalty):
         norms = block.norms(W)  # (n_rows, n_groups)
         nonzero = norms > 0
         coef = self.alpha * self._w / np.where(nonzero, norms, 1.0) * nonzero
-        fixed = (W[:, block.cols] * coef[:, block.seg]) @ self._embed
-        r = -np.asarray(grad, dtype=float) - fixed
+        r = -np.array(grad, dtype=float)
+        r[:, : self._n_min] -= (W[:, block.cols] * coef[:, block.seg]) @ self._embed
         zero_thr = self.alpha * self._w * ~nonzero  # (n_rows, n_groups)
         return np.linalg.norm(self._compose(r, lambda b: zero_thr[:, b.ids]), axis=-1)
 
