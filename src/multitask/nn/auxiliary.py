@@ -34,7 +34,7 @@ def grad_reverse(x: Tensor, scale: float = 1.0) -> Tensor:
     References
     ----------
     Ganin & Lempitsky, "Unsupervised Domain Adaptation by Backpropagation",
-    ICML 2015, Sec. 3.3 (the gradient reversal layer).
+    ICML 2015, Sec. 3 (the gradient reversal layer).
     """
     return _Reverse.apply(x, float(scale))
 
@@ -65,7 +65,7 @@ def ganin_schedule(progress: float, gamma: float = 10.0) -> float:
 
     References
     ----------
-    Ganin & Lempitsky, ICML 2015, Sec. 5.2 (adaptation factor schedule).
+    Ganin & Lempitsky, ICML 2015, Sec. 5 (training procedure: the adaptation factor).
     """
     if not 0.0 <= progress <= 1.0:
         raise ValueError(f"progress must be in [0, 1], got {progress}")

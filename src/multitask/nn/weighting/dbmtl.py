@@ -37,7 +37,7 @@ class DBMTL(LossWeighting):
     References
     ----------
     Lin, Jiang, Ye, Zhang, Chen, Chen, Liu & Kwok, "Dual-Balancing for
-    Multi-Task Learning", arXiv:2308.12029, 2023, Sec. 3 and Algorithm 1.
+    Multi-Task Learning", arXiv:2308.12029, 2023, Sec. 3 (Algorithm 1).
     """
 
     needs_jacobian = True

@@ -47,7 +47,7 @@ class FAMO(LossWeighting):
     References
     ----------
     Liu, Feng, Stone & Liu, "FAMO: Fast Adaptive Multitask Optimization",
-    NeurIPS 2023, Algorithm 1 and eq. 5.
+    NeurIPS 2023, Algorithm 1.
     """
 
     def __init__(

@@ -26,7 +26,7 @@ class RLW(LossWeighting):
     References
     ----------
     Lin, Ye, Xu, Shi & Zhang, "Reasonable Effectiveness of Random Weighting:
-    A Litmus Test for Multi-Task Learning", TMLR 2022, Sec. 3, eq. 3 with the
+    A Litmus Test for Multi-Task Learning", TMLR 2022, Sec. 3 (random weighting), with the
     standard normal and softmax (their default choice).
     """
 
