@@ -329,3 +329,29 @@ def test_no_item_or_host_sync_in_the_step(monkeypatch):
     monkeypatch.setattr(torch.Tensor, "__bool__", boom)
     monkeypatch.setattr(torch.Tensor, "tolist", boom)
     mtl_backward(losses, model, _Weights([1.0, 1.0, 1.0]), record_cosines=True)
+
+
+def test_gradnorm_shared_params_restricts_the_jacobian():
+    model = _model()
+    last = list(model.trunk[2].parameters())
+    norms = _per_task_grads(model, last).norm(dim=1)
+    gn = GradNorm(T, shared_params=last).double()
+    mtl_backward(_losses(model), model, gn)
+    want = torch.sign(norms - norms.mean()) * norms  # w = 1: G = norms, target = mean(G)
+    torch.testing.assert_close(gn.task_weights.grad, want, atol=1e-10, rtol=1e-8)
+
+
+def test_aggregator_on_a_model_without_shared_parameters():
+    from multitask.nn.architectures import SoftSharing
+
+    torch.manual_seed(0)
+    model = SoftSharing(nn.Linear(3, 1), ["a", "b"]).double()
+    x = torch.randn(5, 3, dtype=torch.float64)
+    out = model(x)
+    losses = {t: out[t].pow(2).mean() * (i + 1) for i, t in enumerate(model.task_names)}
+    mtl_backward(losses, model, _Normalize(), extra_loss=model.regularization())
+    for i, t in enumerate(model.task_names):
+        net = model.networks[t]
+        want = torch.autograd.grad(net(x).pow(2).mean() * (i + 1), list(net.parameters()))
+        for p, g in zip(net.parameters(), want, strict=True):
+            torch.testing.assert_close(p.grad, g)  # identical copies: the coupling adds 0
