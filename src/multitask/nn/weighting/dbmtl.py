@@ -30,8 +30,9 @@ class DBMTL(LossWeighting):
     ----------
     n_tasks : int
     beta : float, default=0.9
-    sigma : float, default=0.5
-        Decay exponent of the moving-average coefficient ``beta_k``.
+    sigma : float, default=0.0
+        Decay exponent of the moving-average coefficient ``beta_k`` (0: a
+        constant ``beta``, the authors' default in LibMTL).
     eps : float, default=1e-8
 
     References
@@ -42,7 +43,7 @@ class DBMTL(LossWeighting):
 
     needs_jacobian = True
 
-    def __init__(self, n_tasks: int, beta: float = 0.9, sigma: float = 0.5, eps: float = 1e-8):
+    def __init__(self, n_tasks: int, beta: float = 0.9, sigma: float = 0.0, eps: float = 1e-8):
         super().__init__()
         self.n_tasks, self.beta, self.sigma, self.eps = n_tasks, beta, sigma, eps
         self.register_buffer("n_steps", torch.zeros((), dtype=torch.long))
