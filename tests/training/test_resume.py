@@ -80,3 +80,34 @@ def test_nan_loss_stops_with_task_and_step_and_keeps_checkpoint(tmp_path):
     with pytest.raises(FloatingPointError, match=r"task 'a' is nan at step 6.*last checkpoint"):
         trainer.fit(loader(data))
     assert load_checkpoint(tmp_path / "last.pt")["position"]["step"] == 4
+
+
+def _sampled(steps, checkpoint_dir=None, resume=False):
+    torch.manual_seed(0)
+    model = TwoHeads(dropout=0.2)
+    a, b = regression_data(n=24, seed=0), regression_data(n=40, seed=1)
+    trainer = Trainer(
+        model,
+        regression_tasks(),
+        max_steps=steps,
+        max_epochs=100,
+        seed=3,
+        sampler="proportional",
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_every=1 if checkpoint_dir else None,
+        device="cpu",
+    )
+    trainer.fit({"a": loader(a, 8, shuffle=True), "b": loader(b, 8, shuffle=True)}, resume=resume)
+    return model, trainer
+
+
+def test_sampled_training_resumes_exactly(tmp_path):
+    # oracle: 13 uninterrupted steps (each task's loader wraps around mid-run)
+    reference, ref = _sampled(13)
+    drawn = [t for r in ref.history_.steps for t, v in r.losses.items() if v == v]
+    assert set(drawn) == {"a", "b"}
+    _sampled(5, tmp_path)
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert state["source"]["sampler"] == {"step": 5}
+    resumed, _ = _sampled(13, tmp_path, resume=True)
+    torch.testing.assert_close(flat_params(resumed), flat_params(reference), rtol=0, atol=1e-6)

@@ -209,3 +209,14 @@ def test_step_record_is_read_only_and_csv_logged(tmp_path):
     assert rows[0].startswith("epoch,step,loss/a,loss/b") and len(rows) == 1 + 8
     val_rows = (tmp_path / "log_val.csv").read_text().splitlines()
     assert "val/a/mse" in val_rows[0] and len(val_rows) == 2
+
+
+def test_progress_bar_only_on_a_terminal(monkeypatch):
+    from multitask.training import ProgressBar
+
+    monkeypatch.setattr("sys.stdout.isatty", lambda: False)
+    assert ProgressBar.if_visible(10) is None
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    bar = ProgressBar.if_visible(10)
+    assert bar is not None
+    bar.close()

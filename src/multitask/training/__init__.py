@@ -6,6 +6,7 @@ from multitask.training.callbacks import (
     Callback,
     CSVLogger,
     History,
+    ProgressBar,
     StepRecord,
     TensorBoardLogger,
 )
@@ -17,6 +18,7 @@ from multitask.training.samplers import (
     RoundRobinSampler,
     TaskSampler,
     TemperatureSampler,
+    make_sampler,
 )
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "History",
     "ModelSelector",
     "PeriodicSampler",
+    "ProgressBar",
     "ProportionalSampler",
     "RoundRobinSampler",
     "StepRecord",
@@ -34,5 +37,6 @@ __all__ = [
     "TensorBoardLogger",
     "Trainer",
     "load_checkpoint",
+    "make_sampler",
     "save_checkpoint",
 ]

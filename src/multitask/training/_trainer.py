@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import random
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from torch import Tensor, nn
 
 from multitask.nn.backward import mtl_backward
 from multitask.training._batches import SampledSource, SingleSource
+from multitask.training._inference import evaluate, predict
 from multitask.training._selection import ModelSelector
 from multitask.training._setup import (
     build_optimizer,
@@ -24,7 +24,14 @@ from multitask.training._setup import (
     task_table,
     to_device,
 )
-from multitask.training.callbacks import Callback, CSVLogger, History, StepRecord, TensorBoardLogger
+from multitask.training.callbacks import (
+    Callback,
+    CSVLogger,
+    History,
+    ProgressBar,
+    StepRecord,
+    TensorBoardLogger,
+)
 from multitask.training.checkpoint import (
     get_rng_state,
     load_checkpoint,
@@ -32,7 +39,7 @@ from multitask.training.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from multitask.training.samplers import SAMPLERS, TaskSampler
+from multitask.training.samplers import TaskSampler, make_sampler
 
 __all__ = ["Trainer"]
 
@@ -169,17 +176,7 @@ class Trainer:
             raise ValueError(f"training loaders for unknown tasks {sorted(unknown)}")
         sampler = self.sampler
         if isinstance(sampler, str):
-            if sampler not in SAMPLERS or sampler == "periodic":
-                raise ValueError(
-                    f"unknown sampler {sampler!r}; pass a TaskSampler or one of "
-                    "'round_robin', 'proportional', 'temperature'"
-                )
-            sizes = {t: len(dl) for t, dl in train.items()}
-            sampler = (
-                SAMPLERS[sampler](list(sizes), self.seed)
-                if sampler == "round_robin"
-                else SAMPLERS[sampler](sizes, seed=self.seed)
-            )
+            sampler = make_sampler(sampler, {t: len(dl) for t, dl in train.items()}, self.seed)
         return SampledSource(train, sampler, self.seed)
 
     def _setup(self, train, val):
@@ -300,17 +297,9 @@ class Trainer:
 
     def _record(self, losses: list[list[float]], info) -> StepRecord:
         mean = _nanmean(np.asarray(losses, dtype=float))
-        weights = getattr(info, "weights", None)
-        if weights is None and self.balancer is not None and hasattr(self.balancer, "weights"):
-            try:
-                weights = self.balancer.weights()
-            except TypeError:  # aggregators' weights(J) needs a Jacobian
-                weights = None
-        weights = (
-            None
-            if weights is None
-            else dict(zip(self.tasks, torch.as_tensor(weights).tolist(), strict=True))
-        )
+        weights = None if info.weights is None else info.weights.tolist()
+        if weights is not None:
+            weights = dict(zip(self.tasks, weights, strict=True))
         lrs = tuple(float(g["lr"]) for g in self.optimizer_.param_groups)
         return StepRecord(
             self.epoch_, self.step_, dict(zip(self.tasks, mean.tolist(), strict=True)), weights, lrs
@@ -337,12 +326,16 @@ class Trainer:
         """
         self._setup(train, val)
         self._seed_everything()
+        if self.balancer is not None:
+            self.balancer.reset()  # a fresh run forgets the state of an earlier fit
         self._resume(resume)
         bar = self._progress_bar()
+        if bar is not None:
+            self._callbacks.append(bar)
         try:
             stop = self._stop_by_steps()
             while not stop and self.epoch_ < self.max_epochs:
-                stop = self._run_epoch(bar)
+                stop = self._run_epoch()
                 if self._batch >= len(self._src):
                     self.epoch_, self._batch = self.epoch_ + 1, 0
                     stop = self._end_of_epoch(val) or stop
@@ -356,7 +349,7 @@ class Trainer:
     def _stop_by_steps(self) -> bool:
         return self.max_steps is not None and self.step_ >= self.max_steps
 
-    def _run_epoch(self, bar) -> bool:
+    def _run_epoch(self) -> bool:
         n = len(self._src)
         it = self._src.iterate(self.epoch_, self._batch)
         while self._batch < n:
@@ -374,9 +367,6 @@ class Trainer:
             record = self._record(losses, info)
             for cb in self._callbacks:
                 cb.on_step(record)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix({t: f"{v:.4g}" for t, v in record.losses.items()})
             if self.checkpoint_every and self.step_ % self.checkpoint_every == 0:
                 self._save()
             if self._stop_by_steps():
@@ -407,70 +397,29 @@ class Trainer:
         for cb in self._callbacks:
             cb.on_fit_end(last)
 
-    def _progress_bar(self):
-        rank0 = (
-            not (torch.distributed.is_available() and torch.distributed.is_initialized())
-            or torch.distributed.get_rank() == 0
-        )
-        if not (self.progress and rank0 and sys.stdout.isatty()):
+    def _progress_bar(self) -> ProgressBar | None:
+        if not self.progress:
             return None
-        from tqdm.auto import tqdm
-
-        per_epoch = math.ceil(len(self._src) / self.grad_accumulation)
-        total = per_epoch * self.max_epochs
+        total = math.ceil(len(self._src) / self.grad_accumulation) * self.max_epochs
         if self.max_steps is not None:
             total = min(total, self.max_steps)
-        return tqdm(total=total, initial=self.step_, desc="train", dynamic_ncols=True)
+        return ProgressBar.if_visible(total, initial=self.step_)
 
     # ------------------------------------------------------------- inference
-    @torch.no_grad()
-    def _collect(self, loader, need_targets: bool):
-        device = resolve_device(self.device) if not hasattr(self, "device_") else self.device_
-        was_training = self.model.training
-        self.model.eval()
-        preds: dict[str, list[Tensor]] = {t: [] for t in self.tasks}
-        targets: dict[str, list[Tensor]] = {t: [] for t in self.tasks}
-        try:
-            for batch in loader:
-                has_targets = (
-                    isinstance(batch, (tuple, list))
-                    and len(batch) == 2
-                    and isinstance(batch[1], Mapping)
-                )
-                inputs = batch[0] if has_targets else batch
-                out = self.model(to_device(inputs, device))
-                check_outputs(out, self.tasks)
-                for t in self.tasks:
-                    preds[t].append(out[t].detach().cpu())
-                if need_targets:
-                    if not has_targets:
-                        raise ValueError("evaluate needs batches (inputs, {task: target})")
-                    for t in self.tasks:
-                        if t in batch[1]:
-                            targets[t].append(torch.as_tensor(batch[1][t]).cpu())
-        finally:
-            self.model.train(was_training)
-        if not any(preds.values()) or not preds[next(iter(self.tasks))]:
-            raise ValueError("the loader yields no batch; give it at least one sample")
-        return preds, targets
+    def _device(self) -> torch.device:
+        return getattr(self, "device_", None) or resolve_device(self.device)
 
     def evaluate(self, loader) -> dict[str, dict[str, float]]:
         """Metrics of every non-auxiliary task: ``{task: {metric: value}}``.
 
-        A task with no target in the loader's batches is left out.
+        ``loader`` yields ``(inputs, {task: target})``; a task with no target in
+        the loader's batches is left out.
         """
-        preds, targets = self._collect(loader, need_targets=True)
-        out = {}
-        for t, task in self.tasks.items():
-            if getattr(task, "auxiliary", False) or not targets[t]:
-                continue
-            out[t] = {
-                k: float(v)
-                for k, v in task.evaluate(torch.cat(preds[t]), torch.cat(targets[t])).items()
-            }
-        return out
+        return evaluate(self.model, self.tasks, loader, self._device())
 
     def predict(self, loader) -> dict[str, Tensor]:
-        """Predictions (model outputs, on CPU) of every task: ``{task: Tensor}``."""
-        preds, _ = self._collect(loader, need_targets=False)
-        return {t: torch.cat(p) for t, p in preds.items()}
+        """Model outputs of every task, concatenated on CPU: ``{task: Tensor}``.
+
+        ``loader`` yields inputs or ``(inputs, targets)`` pairs.
+        """
+        return predict(self.model, self.tasks, loader, self._device())

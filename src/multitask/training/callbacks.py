@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import csv
 import math
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["CSVLogger", "Callback", "History", "StepRecord", "TensorBoardLogger"]
+__all__ = ["CSVLogger", "Callback", "History", "ProgressBar", "StepRecord", "TensorBoardLogger"]
 
 
 def _frozen(d):
@@ -190,3 +191,31 @@ class TensorBoardLogger(Callback):
     def on_fit_end(self, record: StepRecord) -> None:
         if self._writer is not None:
             self._writer.close()
+
+
+class ProgressBar(Callback):
+    """tqdm bar of the optimizer steps with the per-task losses as postfix.
+
+    :meth:`if_visible` builds it only on rank 0 of a distributed run and when
+    stdout is a terminal (no bar in logs and CI output).
+    """
+
+    def __init__(self, total: int, initial: int = 0):
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=total, initial=initial, desc="train", dynamic_ncols=True)
+
+    @classmethod
+    def if_visible(cls, total: int, initial: int = 0) -> ProgressBar | None:
+        """A bar on rank 0 with a TTY stdout, else None."""
+        import torch.distributed as dist
+
+        rank0 = not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+        return cls(total, initial) if rank0 and sys.stdout.isatty() else None
+
+    def on_step(self, record: StepRecord) -> None:
+        self._bar.update(1)
+        self._bar.set_postfix({t: f"{v:.4g}" for t, v in record.losses.items()})
+
+    def close(self) -> None:
+        self._bar.close()

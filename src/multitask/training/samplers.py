@@ -28,6 +28,7 @@ __all__ = [
     "RoundRobinSampler",
     "TaskSampler",
     "TemperatureSampler",
+    "make_sampler",
 ]
 
 
@@ -174,3 +175,25 @@ SAMPLERS = {
     "temperature": TemperatureSampler,
     "periodic": PeriodicSampler,
 }
+
+
+def make_sampler(name: str, sizes: Mapping[str, int], seed: int = 0) -> TaskSampler:
+    """Build a sampler by name from the dataset size of each task.
+
+    Parameters
+    ----------
+    name : {"round_robin", "proportional", "temperature"}
+        ``"temperature"`` uses ``T = 5``; build :class:`TemperatureSampler`
+        yourself for another ``T``, and :class:`PeriodicSampler` (which needs
+        periods) likewise.
+    sizes : mapping str -> int
+    seed : int
+    """
+    if name == "round_robin":
+        return RoundRobinSampler(list(sizes), seed)
+    if name in ("proportional", "temperature"):
+        return SAMPLERS[name](sizes, seed=seed)
+    raise ValueError(
+        f"unknown sampler {name!r}; pass a TaskSampler or one of 'round_robin', "
+        "'proportional', 'temperature'"
+    )

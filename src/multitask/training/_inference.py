@@ -1,0 +1,64 @@
+"""Evaluation and prediction over a DataLoader (eval mode, no gradients)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from multitask.training._setup import check_outputs, to_device
+
+
+def _split(batch) -> tuple[Any, Mapping | None]:
+    """``(inputs, {task: target})`` -> both; anything else is inputs alone."""
+    if isinstance(batch, (tuple, list)) and len(batch) == 2 and isinstance(batch[1], Mapping):
+        return batch[0], batch[1]
+    return batch, None
+
+
+@torch.no_grad()
+def collect(model: nn.Module, tasks: Mapping[str, Any], loader, device: torch.device):
+    """Predictions and targets of every task, as lists of CPU tensors per task."""
+    was_training = model.training
+    model.eval()
+    preds: dict[str, list[Tensor]] = {t: [] for t in tasks}
+    targets: dict[str, list[Tensor]] = {t: [] for t in tasks}
+    try:
+        for batch in loader:
+            inputs, target = _split(batch)
+            out = model(to_device(inputs, device))
+            check_outputs(out, tasks)
+            for t in tasks:
+                preds[t].append(out[t].detach().cpu())
+                if target is not None and t in target:
+                    targets[t].append(torch.as_tensor(target[t]).cpu())
+    finally:
+        model.train(was_training)
+    if not preds[next(iter(tasks))]:
+        raise ValueError("the loader yields no batch; give it at least one sample")
+    return preds, targets
+
+
+def evaluate(model, tasks, loader, device) -> dict[str, dict[str, float]]:
+    """``{task: task.evaluate(pred, target)}`` for the non-auxiliary tasks with targets."""
+    preds, targets = collect(model, tasks, loader, device)
+    out = {}
+    for t, task in tasks.items():
+        if getattr(task, "auxiliary", False) or not targets[t]:
+            continue
+        scores = task.evaluate(torch.cat(preds[t]), torch.cat(targets[t]))
+        out[t] = {k: float(v) for k, v in scores.items()}
+    if not out:
+        raise ValueError(
+            f"no batch of the loader has a target for any reported task of {list(tasks)}; "
+            "evaluate needs batches (inputs, {task: target})"
+        )
+    return out
+
+
+def predict(model, tasks, loader, device) -> dict[str, Tensor]:
+    """``{task: outputs}`` concatenated over the loader, on CPU."""
+    preds, _ = collect(model, tasks, loader, device)
+    return {t: torch.cat(p) for t, p in preds.items()}
