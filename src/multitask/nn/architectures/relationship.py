@@ -12,6 +12,13 @@ from ._base import MultiTaskModule
 from ._layers import check_heads, parameters_of
 
 
+def _modes(w: Tensor, mats: dict[int, Tensor]) -> Tensor:
+    """Mode products ``w x_k mats[k]`` (each ``mats[k]`` symmetric), one mode at a time."""
+    for k, m in mats.items():
+        w = torch.tensordot(w, m, dims=([k], [0])).movedim(-1, k)
+    return w
+
+
 def tensor_normal_quadratic(w: Tensor, precisions: tuple[Tensor, Tensor, Tensor]) -> Tensor:
     r"""Quadratic form :math:`\mathrm{vec}(W)^\top \Sigma^{-1} \mathrm{vec}(W)`.
 
@@ -23,8 +30,7 @@ def tensor_normal_quadratic(w: Tensor, precisions: tuple[Tensor, Tensor, Tensor]
     precisions : three Tensors of shapes (d1, d1), (d2, d2), (d3, d3)
         The inverses of the three mode covariances.
     """
-    a1, a2, a3 = precisions
-    return torch.einsum("ijk,ia,jb,kc,abc->", w, a1, a2, a3, w)
+    return (_modes(w, dict(enumerate(precisions))) * w).sum()
 
 
 def flip_flop(
@@ -68,15 +74,20 @@ def flip_flop(
     d1, d2, d3 = w.shape
     s1, s2, s3 = covariances
     inv = torch.linalg.inv
-    s1 = torch.einsum("ijk,jb,kc,abc->ia", w, inv(s2), inv(s3), w) / (d2 * d3)
+
+    def gram(mode: int, others: dict[int, Tensor]) -> Tensor:  # W_(k) (x others^-1) W_(k)^T
+        v = _modes(w, {k: inv(c) for k, c in others.items()})
+        return torch.tensordot(v, w, dims=([k for k in range(3) if k != mode],) * 2)
+
+    s1 = gram(0, {1: s2, 2: s3}) / (d2 * d3)
     s1 = s1 + epsilon * torch.eye(d1, dtype=w.dtype, device=w.device)
     if normalize:
         s1 = s1 * (d1 / torch.diagonal(s1).sum())
-    s2 = torch.einsum("ijk,ia,kc,abc->jb", w, inv(s1), inv(s3), w) / (d1 * d3)
+    s2 = gram(1, {0: s1, 2: s3}) / (d1 * d3)
     s2 = s2 + epsilon * torch.eye(d2, dtype=w.dtype, device=w.device)
     if normalize:
         s2 = s2 * (d2 / torch.diagonal(s2).sum())
-    s3 = torch.einsum("ijk,ia,jb,abc->kc", w, inv(s1), inv(s2), w) / (d1 * d2)
+    s3 = gram(2, {0: s1, 1: s2}) / (d1 * d2)
     s3 = s3 + epsilon * torch.eye(d3, dtype=w.dtype, device=w.device)
     return s1, s2, s3
 
