@@ -103,7 +103,9 @@ def task_jacobian(
         )
         n_rows = rows.stop - rows.start
         pieces = [
-            g.reshape(n_rows, size) if g is not None else jac.new_zeros((n_rows, size))
+            g.reshape(n_rows, size).to(jac.dtype)
+            if g is not None
+            else jac.new_zeros((n_rows, size))
             for g, size in zip(grads, sizes, strict=True)
         ]
         torch.cat(pieces, dim=1, out=jac[rows])  # the one copy into the (T, n) buffer
