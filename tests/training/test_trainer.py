@@ -220,3 +220,24 @@ def test_progress_bar_only_on_a_terminal(monkeypatch):
     bar = ProgressBar.if_visible(10)
     assert bar is not None
     bar.close()
+
+
+def test_resuming_an_early_stopped_run_trains_no_further(tmp_path):
+    train, val = loader(regression_data(seed=0)), loader(regression_data(n=32, seed=1))
+
+    def fit():
+        t = Trainer(
+            TwoHeads(),
+            regression_tasks(),
+            optimizer="sgd",
+            lr=0.0,
+            max_epochs=50,
+            early_stopping=2,
+            checkpoint_dir=tmp_path,
+            device="cpu",
+        )
+        return t.fit(train, val, resume=True)
+
+    assert fit().step_ == 24  # 3 epochs of 8 batches, then stopped
+    again = fit()
+    assert again.step_ == 24 and again.history_.steps == []

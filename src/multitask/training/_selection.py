@@ -43,6 +43,7 @@ class ModelSelector:
         self.best_step = -1
         self.best_state: dict | None = None
         self.bad_evals = 0
+        self.stopped = False
 
     def score(self, metrics: Metrics) -> float:
         """Higher-is-better scalar of ``metrics``."""
@@ -66,7 +67,8 @@ class ModelSelector:
             self.best_state = {k: v.detach().clone().cpu() for k, v in model_state.items()}
         else:
             self.bad_evals += 1
-        return self.patience is not None and self.bad_evals >= self.patience
+        self.stopped = self.patience is not None and self.bad_evals >= self.patience
+        return self.stopped
 
     def state_dict(self) -> dict:
         ref = None
@@ -78,6 +80,7 @@ class ModelSelector:
             "best_step": self.best_step,
             "best_state": self.best_state,
             "bad_evals": self.bad_evals,
+            "stopped": self.stopped,
         }
 
     def load_state_dict(self, state: Mapping) -> None:
@@ -87,3 +90,4 @@ class ModelSelector:
         self.best_step = state["best_step"]
         self.best_state = copy.copy(state["best_state"])
         self.bad_evals = state["bad_evals"]
+        self.stopped = state["stopped"]

@@ -333,7 +333,7 @@ class Trainer:
         if bar is not None:
             self._callbacks.append(bar)
         try:
-            stop = self._stop_by_steps()
+            stop = self._stop_by_steps() or self._selector.stopped
             while not stop and self.epoch_ < self.max_epochs:
                 stop = self._run_epoch()
                 if self._batch >= len(self._src):
