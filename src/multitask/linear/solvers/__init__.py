@@ -6,7 +6,21 @@ See ``docs/solvers.md``.
 """
 
 from ._result import SolverResult
+from ._solve import choose_solver, solve
 from .bcd import bcd
+from .clustered import ClusteredResult, clustered_mtl
 from .fista import fista
+from .path import PathResult, alpha_max, regularization_path
 
-__all__ = ["SolverResult", "bcd", "fista"]
+__all__ = [
+    "ClusteredResult",
+    "PathResult",
+    "SolverResult",
+    "alpha_max",
+    "bcd",
+    "choose_solver",
+    "clustered_mtl",
+    "fista",
+    "regularization_path",
+    "solve",
+]

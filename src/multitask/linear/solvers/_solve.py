@@ -1,0 +1,110 @@
+"""``solve``: pick the fastest correct solver for a datafit + penalty problem."""
+
+from __future__ import annotations
+
+import logging
+
+from ..datafits import Quadratic
+from .bcd import bcd
+from .fista import fista
+
+__all__ = ["choose_solver", "solve"]
+
+logger = logging.getLogger(__name__)
+
+#: below this many features FISTA wins outright (and no numba kernel is compiled or loaded)
+_SMALL_P = 64
+
+
+def choose_solver(datafit, penalty, smooth=None, n_solves=1):
+    """Name of the solver :func:`solve` uses, and whether to compute with Gram matrices.
+
+    Rules (measured in ``benchmarks/linear_speed.py``):
+
+    - smooth penalties, composite or non-row-separable penalties, or few features
+      (< 64): ``"fista"``;
+    - quadratic loss on a shared design with ``n_features <= n_samples`` and Gram work
+      that pays off over the expected passes (``n_features <= 10 * n_tasks * n_solves``):
+      ``"fista"`` on the Gram matrix;
+    - otherwise, row-separable penalties: working-set ``"bcd"``.
+
+    Parameters
+    ----------
+    n_solves : int, default=1
+        How many solves share the design (a path passes its length): Gram matrices are
+        worth computing sooner.
+
+    Returns
+    -------
+    (str, bool)
+        Solver name and ``use_gram``.
+    """
+    design = datafit.design
+    quadratic = isinstance(datafit, Quadratic)
+    gram_ok = quadratic and design.gram_is_cheap
+    separable = getattr(penalty, "row_separable", False)
+    if smooth or getattr(penalty, "n_components", 1) != 1 or not separable:
+        return "fista", gram_ok
+    if design.n_features < _SMALL_P:
+        return "fista", gram_ok
+    if gram_ok and design.shared:
+        gram_pays = design.n_features <= 10 * design.n_tasks * n_solves
+        if gram_pays:
+            return "fista", True
+    if not design.shared and gram_ok:
+        return "bcd", True
+    return "bcd", False
+
+
+def solve(
+    datafit,
+    penalty,
+    W0=None,
+    b0=None,
+    *,
+    fit_intercept=True,
+    smooth=None,
+    tol=1e-8,
+    max_iter=None,
+    solver="auto",
+    n_solves=1,
+):
+    """Solve ``datafit + smooth + penalty`` with the fastest correct solver.
+
+    Parameters
+    ----------
+    datafit : Quadratic or Logistic
+    penalty : Penalty
+    W0, b0 : ndarray, optional
+        Warm start (copied).
+    fit_intercept : bool, default=True
+    smooth : sequence of SmoothPenalty, optional
+    tol : float, default=1e-8
+        Relative duality gap (or relative prox-gradient mapping norm) at which to stop.
+    max_iter : int, optional
+        Solver default when None (10000 FISTA iterations, 100 BCD working sets).
+    solver : {"auto", "fista", "bcd"}, default="auto"
+        ``"auto"`` applies :func:`choose_solver`.
+    n_solves : int, default=1
+        Number of solves sharing this design (for the Gram decision).
+
+    Returns
+    -------
+    SolverResult
+    """
+    if solver not in ("auto", "fista", "bcd"):
+        raise ValueError(f"solver={solver!r} is not one of 'auto', 'fista', 'bcd'.")
+    name, use_gram = choose_solver(datafit, penalty, smooth, n_solves)
+    if solver != "auto":
+        name = solver
+    if isinstance(datafit, Quadratic) and datafit.use_gram != use_gram and solver == "auto":
+        datafit = Quadratic(datafit.design, use_gram=use_gram)
+    kwargs = {} if max_iter is None else {"max_iter": max_iter}
+    logger.debug("solve: %s (use_gram=%s) for %r", name, use_gram, penalty)
+    if name == "bcd":
+        if smooth:
+            raise ValueError("bcd does not take smooth penalties; use solver='fista'.")
+        return bcd(datafit, penalty, W0, b0, fit_intercept=fit_intercept, tol=tol, **kwargs)
+    return fista(
+        datafit, penalty, W0, b0, fit_intercept=fit_intercept, smooth=smooth, tol=tol, **kwargs
+    )
