@@ -27,7 +27,8 @@ class CAGrad(GradientAggregator):
     rescale : {"none", "c2", "c"}
         Divide ``d`` by 1, ``1 + c^2`` or ``1 + c`` (the authors' code's ``rescale`` 0, 1, 2).
     max_exact, n_iter : int
-        Exact enumeration up to ``max_exact`` tasks; ``n_iter`` Frank-Wolfe steps beyond.
+        Exact enumeration up to ``max_exact`` tasks; ``n_iter`` active-set iterations beyond
+        (exact once the support settles, which can fail near Pareto-stationary points).
 
     References
     ----------
@@ -36,7 +37,7 @@ class CAGrad(GradientAggregator):
     """
 
     def __init__(
-        self, c: float = 0.5, *, rescale: str = "none", max_exact: int = 10, n_iter: int = 300
+        self, c: float = 0.5, *, rescale: str = "none", max_exact: int = 10, n_iter: int = 12
     ) -> None:
         super().__init__()
         if c < 0:

@@ -49,16 +49,20 @@ class GradDrop(GradientAggregator):
             raise ValueError(
                 f"leak has {self.leak.shape[0]} entries but the Jacobian has {J.shape[0]} tasks"
             )
-        total, mass = J.sum(dim=0), J.abs().sum(dim=0)
-        purity = 0.5 * (1 + total / torch.where(mass > 0, mass, torch.ones_like(mass)))
-        U = torch.rand(
-            J.shape[1], generator=self._rng.get(J.device), device=J.device, dtype=J.dtype
-        )
-        mask = ((purity > U) & (J > 0)) | ((purity < U) & (J < 0))  # (T, n_params)
+        g = self._rng.get(J.device)
+        U = torch.rand(J.shape[1], generator=g, device=J.device, dtype=J.dtype)
+        pos, neg = J.clamp(min=0), J.clamp(max=0)  # (T, n_params) each
+        total_pos, total_neg = pos.sum(dim=0), neg.sum(dim=0)
+        mass = total_pos - total_neg  # sum_i |g_i|
+        purity = 0.5 * (1 + (total_pos + total_neg) / torch.where(mass > 0, mass, 1.0))
         if self.leak is None:
-            return (mask * J).sum(dim=0)
-        leak = self.leak.to(J)[:, None]
-        return ((leak + (1 - leak) * mask) * J).sum(dim=0)
+            kept_pos, kept_neg = total_pos, total_neg
+        else:  # the masked part carries weight 1 - l_i, the leak l_i g_i always passes
+            rest = 1 - self.leak.to(J)
+            kept_pos, kept_neg = rest @ pos, rest @ neg
+        # M_i keeps g_i > 0 where P > U and g_i < 0 where P < U: sum_i M_i g_i is one of these
+        out = torch.where(purity > U, kept_pos, torch.where(purity < U, kept_neg, 0.0))
+        return out if self.leak is None else out + self.leak.to(J) @ J
 
     def reset(self) -> None:
         """Restart the random stream from ``seed``."""

@@ -32,7 +32,7 @@ class MGDA(GradientAggregator):
         Largest number of tasks solved by enumeration (cost grows as ``2**n_tasks``).
     n_iter : int, optional
         Iterations of the iterative solvers, fixed (no data-dependent stopping, so no host
-        sync): default 30 active-set iterations beyond ``max_exact`` (exact once the active set
+        sync): default 12 active-set iterations beyond ``max_exact`` (exact once the active set
         settles, usually within a few), 250 Frank-Wolfe steps (sublinear convergence).
 
     References
@@ -47,7 +47,7 @@ class MGDA(GradientAggregator):
         normalization: str = "none",
         *,
         solver: str = "exact",
-        max_exact: int = 10,
+        max_exact: int = 6,
         n_iter: int | None = None,
     ) -> None:
         super().__init__()
@@ -70,7 +70,7 @@ class MGDA(GradientAggregator):
         if G.shape[0] == 2 and self.solver == "exact":
             a = _two_tasks(G)
         elif self.solver == "exact":
-            n_iter = 30 if self.n_iter is None else self.n_iter
+            n_iter = 12 if self.n_iter is None else self.n_iter
             a = _solvers.min_norm_simplex(_solvers.normalise(G), self.max_exact, n_iter)
         else:
             a = _solvers.frank_wolfe(G, 250 if self.n_iter is None else self.n_iter)

@@ -24,7 +24,10 @@ class NashMTL(GradientAggregator):
         Recompute the weights every ``update_every`` calls and reuse them in between (the paper's
         Nash-MTL-50 / -100 variants); 1 recomputes every step.
     n_iter : int
-        Newton steps per update (fixed, no host sync).
+        Newton steps of the first update (fixed, no host sync).
+    n_iter_warm : int
+        Newton steps of later updates, warm-started from the last weights (Newton converges
+        quadratically from there; raise it if the Jacobian changes abruptly between updates).
     max_norm : float
         If positive, rescale the weights so that ``||d|| <= max_norm`` (the authors' code clips the
         update norm at 1.0); 0 disables.
@@ -42,7 +45,13 @@ class NashMTL(GradientAggregator):
     Section 5.1 and Algorithm 1 (update frequency).
     """
 
-    def __init__(self, update_every: int = 1, n_iter: int = 20, max_norm: float = 0.0) -> None:
+    def __init__(
+        self,
+        update_every: int = 1,
+        n_iter: int = 20,
+        n_iter_warm: int = 8,
+        max_norm: float = 0.0,
+    ) -> None:
         super().__init__()
         if update_every < 1:
             raise ValueError(f"update_every={update_every} must be a positive integer")
@@ -50,6 +59,7 @@ class NashMTL(GradientAggregator):
             raise ValueError(f"max_norm={max_norm} must be >= 0 (0 disables clipping)")
         self.update_every = update_every
         self.n_iter = n_iter
+        self.n_iter_warm = n_iter_warm
         self.max_norm = max_norm
         self.step = 0
         self.register_buffer("alpha", torch.zeros(0))
@@ -64,10 +74,10 @@ class NashMTL(GradientAggregator):
             trace = torch.where(trace > 0, trace, torch.ones_like(trace))
             Gn = _solvers.normalise(G, ridge=0.0)  # G / trace: alpha scales by trace**0.5
             if fresh:
-                init = Gn.diagonal().rsqrt()
+                init, n_iter = Gn.diagonal().clamp(min=1e-30).rsqrt(), self.n_iter
             else:
-                init = self.alpha.to(G) * trace.sqrt()
-            alpha = _solvers.nash_weights(Gn, init, self.n_iter) / trace.sqrt()
+                init, n_iter = self.alpha.to(G) * trace.sqrt(), self.n_iter_warm
+            alpha = _solvers.nash_weights(Gn, init, n_iter) / trace.sqrt()
             self.alpha = alpha
         self.step += 1
         alpha = self.alpha.to(G)

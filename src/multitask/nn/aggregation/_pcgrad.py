@@ -46,13 +46,13 @@ class PCGrad(GradientAggregator):
         rows = torch.arange(T, device=G.device)
         order = self._orders(T).to(G.device, non_blocking=True)  # (T, T): order[i] visits
         C = torch.eye(T, dtype=G.dtype, device=G.device)
-        diag = G.diagonal()
+        norms = G.diagonal()[order]  # (T, T): ||g_j||^2 of the task row i looks at in step k
+        # 1 / ||g_j||^2 where the step projects (j != i, g_j != 0), else 0
+        coef = torch.where((order != rows[:, None]) & (norms > 0), 1 / norms, 0 * norms)
         for k in range(T):
             j = order[:, k]  # (T,) the task each row i looks at now
             dot = (C @ G)[rows, j]  # g_i^PC . g_j
-            norm = diag[j]
-            step = torch.where((dot < 0) & (j != rows) & (norm > 0), dot / norm, 0 * dot)
-            C = C.index_put((rows, j), -step, accumulate=True)
+            C = C.index_put((rows, j), -dot.clamp(max=0) * coef[:, k], accumulate=True)
         return C.sum(dim=0).to(jacobian.dtype)
 
     def _orders(self, n_tasks: int) -> Tensor:

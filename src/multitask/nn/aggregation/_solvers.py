@@ -54,7 +54,7 @@ def batched_solve(A: Tensor, B: Tensor) -> Tensor:
     return torch.cholesky_solve(B, L)
 
 
-def min_norm_simplex(G: Tensor, max_exact: int = 10, n_iter: int = 30) -> Tensor:
+def min_norm_simplex(G: Tensor, max_exact: int = 6, n_iter: int = 12) -> Tensor:
     """Weights ``a`` on the simplex minimising ``a^T G a`` (the MGDA min-norm point).
 
     Exact by support enumeration for ``n_tasks <= max_exact``; otherwise ``n_iter`` primal-dual
@@ -77,24 +77,33 @@ def _simplex_active_set(G: Tensor, n_iter: int) -> Tensor:
 
     Each iteration fixes ``a = 0`` on the active set ``{lam - a > 0}`` and solves the KKT system
     ``G_II a_I + nu 1 = 0, 1^T a_I = 1`` on the rest, then sets ``lam = G a + nu`` there
-    (Hintermüller, Ito & Kunisch 2002); a fixed number of iterations, no host sync.
+    (Hintermüller, Ito & Kunisch 2002). A fixed number of iterations, no host sync; the best
+    feasible iterate (clipped to the simplex) is returned, so a cycling sequence still ends on the
+    best point it visited.
     """
     T = G.shape[0]
     a = torch.full((T,), 1.0 / T, dtype=G.dtype, device=G.device)
+    best, best_value = a, a @ G @ a
     lam = torch.zeros_like(a)
     rhs = torch.zeros(T + 1, 1, dtype=G.dtype, device=G.device)
     rhs[T] = 1
+    K = torch.zeros(T + 1, T + 1, dtype=G.dtype, device=G.device)
     for _ in range(n_iter):
         free = ((lam - a) <= 0).to(G.dtype)
-        K = torch.zeros(T + 1, T + 1, dtype=G.dtype, device=G.device)
-        K[:T, :T] = masked_systems(G, free[None])[0]
+        K[:T, :T] = free[:, None] * G * free + torch.diag(1 - free)
         K[:T, T] = free
         K[T, :T] = free
         sol, _ = torch.linalg.solve_ex(K, rhs)
         a, nu = sol[:T, 0], sol[T, 0]
-        lam = (1 - free) * (G @ a + nu)
-    a = a.clamp(min=0)
-    return a / a.sum()
+        Ga = G @ a
+        lam = (1 - free) * (Ga + nu)
+        clipped = a.clamp(min=0)
+        clipped = clipped / clipped.sum().clamp(min=1e-30)
+        value = clipped @ G @ clipped
+        better = value < best_value
+        best = torch.where(better, clipped, best)
+        best_value = torch.where(better, value, best_value)
+    return best
 
 
 def frank_wolfe(G: Tensor, n_iter: int) -> Tensor:
@@ -114,7 +123,7 @@ def frank_wolfe(G: Tensor, n_iter: int) -> Tensor:
     return alpha
 
 
-def project_dual_cone(G: Tensor, max_exact: int = 8, n_iter: int = 30) -> Tensor:
+def project_dual_cone(G: Tensor, max_exact: int = 6, n_iter: int = 12) -> Tensor:
     """Row ``i`` is ``argmin_{v >= e_i} v^T G v``: shape ``(n_tasks, n_tasks)``.
 
     ``J^T v_i`` is then the projection of the task gradient ``g_i`` onto the dual cone
@@ -138,20 +147,29 @@ def project_dual_cone(G: Tensor, max_exact: int = 8, n_iter: int = 30) -> Tensor
 
 
 def _dual_cone_active_set(G: Tensor, U: Tensor, n_iter: int) -> Tensor:
-    """Primal-dual active-set iterations for ``min v^T G v, v >= u``, vectorised over rows."""
+    """Primal-dual active-set iterations for ``min v^T G v, v >= u``, vectorised over rows.
+
+    Returns, per row, the best feasible iterate ``max(v, u)`` seen (a safeguard against cycling).
+    """
     v = U.clone()
+    best, best_value = v, ((v @ G) * v).sum(dim=1)
     lam = v @ G  # multipliers G v (G symmetric)
     for _ in range(n_iter):
         active = ((lam - (v - U)) > 0).to(G.dtype)  # (R, T): v_k = u_k there
         free = 1 - active
-        A = masked_systems(G, free)
         rhs = active * U - free * ((active * U) @ G)
-        v = batched_solve(A, rhs[:, :, None])[..., 0]
-        lam = active * (v @ G)
-    return torch.maximum(v, U)
+        v = batched_solve(masked_systems(G, free), rhs[:, :, None])[..., 0]
+        vG = v @ G
+        lam = active * vG
+        feasible = torch.maximum(v, U)
+        value = ((feasible @ G) * feasible).sum(dim=1)
+        better = (value < best_value)[:, None]
+        best = torch.where(better, feasible, best)
+        best_value = torch.minimum(value, best_value)
+    return best
 
 
-def cagrad_coefficients(G: Tensor, c: float, max_exact: int = 10, n_iter: int = 300) -> Tensor:
+def cagrad_coefficients(G: Tensor, c: float, max_exact: int = 10, n_iter: int = 12) -> Tensor:
     """Coefficients ``u`` with ``d = J^T (1/T + u)`` the CAGrad direction (Liu et al. 2021, eq. 4).
 
     ``d`` maximises ``min_i g_i^T d`` over the ball ``||d - g_0|| <= c ||g_0||``. At the optimum
@@ -159,13 +177,13 @@ def cagrad_coefficients(G: Tensor, c: float, max_exact: int = 10, n_iter: int = 
     ``S`` of ``w``: ``G_SS u_S = lambda 1 - b_S`` and ``u^T G u = phi`` (``b = G 1 / T``,
     ``phi = c^2 ||g_0||^2``), a quadratic in ``lambda``. Each support gives a point of the ball;
     the one with the largest ``min_i (b + G u)_i`` is the optimum. Beyond ``max_exact`` tasks,
-    ``n_iter`` Frank-Wolfe steps on the dual.
+    ``n_iter`` active-set iterations (:func:`_cagrad_active_set`).
     """
     T = G.shape[0]
     b = G.sum(dim=1) / T
     phi = c**2 * b.sum() / T
     if T > max_exact:
-        return _cagrad_frank_wolfe(G, b, phi, n_iter)
+        return _cagrad_active_set(G, b, phi, n_iter)
     masks = subset_masks(T, G.device, G.dtype, empty=False)  # (K, T)
     rhs = torch.stack([masks, masks * b], dim=2)  # (K, T, 2)
     sol = batched_solve(masked_systems(G, masks), rhs)
@@ -180,18 +198,32 @@ def cagrad_coefficients(G: Tensor, c: float, max_exact: int = 10, n_iter: int = 
     return torch.where(value[best] > -torch.inf, u[best], torch.zeros_like(u[best]))
 
 
-def _cagrad_frank_wolfe(G: Tensor, b: Tensor, phi: Tensor, n_iter: int) -> Tensor:
-    """Frank-Wolfe with step ``2 / (k + 2)`` on ``min_w w^T b + sqrt(phi) ||J^T w||``."""
+def _cagrad_active_set(G: Tensor, b: Tensor, phi: Tensor, n_iter: int) -> Tensor:
+    """Active-set iterations on the support of the CAGrad dual; keeps the best ball point seen.
+
+    Given a support ``F``, ``u`` follows in closed form as in :func:`cagrad_coefficients`; the
+    next support keeps ``u_i > 0`` and adds tasks whose margin ``(b + G u)_i - lambda`` is
+    negative. Exact once the support settles; near Pareto-stationary points (``d`` close to 0) it
+    can stall on a slightly worse support.
+    """
     T = G.shape[0]
-    w = torch.full((T,), 1.0 / T, dtype=G.dtype, device=G.device)
-    eye = torch.eye(T, dtype=G.dtype, device=G.device)
-    for k in range(n_iter):
-        Gw = G @ w
-        norm = (w @ Gw).clamp(min=1e-30).sqrt()
-        grad = b + phi.sqrt() * Gw / norm
-        w = w + (2.0 / (k + 2)) * (eye[grad.argmin()] - w)
-    norm = (w @ G @ w).clamp(min=1e-30).sqrt()
-    return phi.sqrt() * w / norm
+    free = torch.ones(T, dtype=G.dtype, device=G.device)
+    best = torch.zeros_like(free)
+    best_value = b.min()  # u = 0: d = g0
+    for _ in range(n_iter):
+        sol = batched_solve(masked_systems(G, free[None])[0], torch.stack([free, free * b], 1))
+        p, q = sol[:, 0], sol[:, 1]
+        sp, sq, bq = p.sum(), q.sum(), q @ b
+        disc = sq**2 - sp * (bq - phi)
+        lam = (sq + disc.clamp(min=0).sqrt()) / torch.where(sp > 0, sp, torch.ones_like(sp))
+        u = lam * p - q
+        margin = b + G @ u
+        value = torch.where((disc >= 0) & (sp > 0), margin.min(), -torch.inf)
+        better = value > best_value
+        best = torch.where(better, u, best)
+        best_value = torch.where(better, value, best_value)
+        free = ((u - (1 - free) * (margin - lam)) > 0).to(G.dtype)
+    return best
 
 
 def nash_weights(G: Tensor, init: Tensor, n_iter: int = 20) -> Tensor:
@@ -206,8 +238,7 @@ def nash_weights(G: Tensor, init: Tensor, n_iter: int = 20) -> Tensor:
     alpha = init * (T / (init @ G @ init)).sqrt()
     for _ in range(n_iter):
         grad = G @ alpha - 1 / alpha
-        H = G + torch.diag(alpha.pow(-2))
-        delta = batched_solve(H, grad[:, None])[:, 0]
+        delta = torch.linalg.solve_ex(G + torch.diag(alpha.pow(-2)), grad)[0]
         decrement = (grad @ delta).clamp(min=0).sqrt()
         alpha = alpha - delta / (1 + decrement)
     return alpha

@@ -38,8 +38,8 @@ class UPGrad(GradientAggregator):
         pref: Tensor | None = None,
         *,
         reg_eps: float = 1e-4,
-        max_exact: int = 8,
-        n_iter: int = 30,
+        max_exact: int = 6,
+        n_iter: int = 12,
     ) -> None:
         super().__init__()
         self.pref = pref
