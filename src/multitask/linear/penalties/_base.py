@@ -156,8 +156,9 @@ def group_shrink(V: np.ndarray, thresholds, axis: int = -1) -> np.ndarray:
 
 
 def soft_threshold(V: np.ndarray, threshold) -> np.ndarray:
-    """Entrywise soft-thresholding ``sign(v) * max(|v| - t, 0)``, as ``v - clip(v, -t, t)``.
+    """Entrywise soft-thresholding ``sign(v) * max(|v| - t, 0)``.
 
-    Exactly zero where ``|v| <= t``.
+    Computed as ``max(v - t, 0) + min(v + t, 0)`` (fastest of the numpy forms);
+    exactly zero where ``|v| <= t``.
     """
-    return V - np.clip(V, -threshold, threshold)
+    return np.maximum(V - threshold, 0.0) + np.minimum(V + threshold, 0.0)

@@ -24,6 +24,14 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = [
+    "cmtl_grad_M",
+    "cmtl_grad_W",
+    "cmtl_optimal_M",
+    "cmtl_value",
+    "project_cluster_constraint",
+]
+
 
 def _check_pair(W, M, eta):
     W = np.asarray(W, dtype=float)
