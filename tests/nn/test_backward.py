@@ -7,7 +7,7 @@ from torch import nn
 from multitask.nn import mtl_backward, task_jacobian
 from multitask.nn.aggregation._base import GradientAggregator
 from multitask.nn.architectures import HardSharing, MultiTaskModule
-from multitask.nn.weighting import DBMTL, EqualWeighting, GradNorm, StaticWeighting
+from multitask.nn.weighting import DBMTL, WEIGHTINGS, EqualWeighting, GradNorm, StaticWeighting
 
 torch.set_num_threads(1)
 T = 3
@@ -321,6 +321,8 @@ def test_no_item_or_host_sync_in_the_step(monkeypatch):
     """A Tensor.item / __bool__ call in the step would be a host sync on CUDA."""
     model = _model()
     losses = _losses(model)
+    weightings = [cls([1.0] * T) if n == "static" else cls(T) for n, cls in WEIGHTINGS.items()]
+    weightings = [w.double() for w in weightings]
 
     def boom(*args, **kwargs):
         raise AssertionError("host synchronisation in mtl_backward")
@@ -329,6 +331,9 @@ def test_no_item_or_host_sync_in_the_step(monkeypatch):
     monkeypatch.setattr(torch.Tensor, "__bool__", boom)
     monkeypatch.setattr(torch.Tensor, "tolist", boom)
     mtl_backward(losses, model, _Weights([1.0, 1.0, 1.0]), record_cosines=True)
+    for balancer in [None, *weightings]:
+        for _ in range(3):  # stateful weightings take another branch after the first step
+            mtl_backward(_losses(model), model, balancer, extra_loss=0.5)
 
 
 def test_gradnorm_shared_params_restricts_the_jacobian():

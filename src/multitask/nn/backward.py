@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from multitask.nn.aggregation._base import GradientAggregator
 from multitask.nn.weighting._base import LossWeighting
+from multitask.nn.weighting._device import to_device_async
 
 __all__ = ["StepInfo", "mtl_backward", "task_jacobian"]
 
@@ -147,18 +148,20 @@ def _task_params(model: nn.Module, names: Sequence[str]) -> list[nn.Parameter]:
 def _as_tensor(value, like: Tensor) -> Tensor | None:
     if value is None or (not isinstance(value, Tensor) and value == 0):
         return None
-    return torch.as_tensor(value, dtype=like.dtype, device=like.device)
+    if isinstance(value, Tensor):
+        return value
+    return torch.full((), float(value), dtype=like.dtype, device=like.device)  # no copy
 
 
 def _plain(vec, extra, task_weights, names) -> tuple[Tensor, Tensor]:
     if task_weights is None:
         w = torch.ones_like(vec)
     elif isinstance(task_weights, Mapping):
-        w = torch.tensor(
-            [float(task_weights[n]) for n in names], dtype=vec.dtype, device=vec.device
-        )
+        w = to_device_async(torch.tensor([float(task_weights[n]) for n in names]), vec)
+    elif isinstance(task_weights, Tensor) and task_weights.device == vec.device:
+        w = task_weights.to(vec.dtype)
     else:
-        w = torch.as_tensor(task_weights, dtype=vec.dtype, device=vec.device)
+        w = to_device_async(torch.as_tensor(task_weights), vec)
     total = (w * vec).sum()
     if extra is not None:
         total = total + extra
@@ -202,6 +205,8 @@ def _detached(w: Tensor | None) -> Tensor | None:
 
 
 def _flat_grad(value: Tensor, params: Sequence[nn.Parameter]) -> Tensor:
+    if not value.requires_grad:  # a constant extra loss has no gradient
+        return torch.cat([p.new_zeros(p.numel()) for p in params])
     grads = torch.autograd.grad(
         value, params, retain_graph=True, allow_unused=True, materialize_grads=True
     )

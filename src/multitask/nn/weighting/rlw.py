@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from multitask.nn.weighting._base import LossWeighting
+from multitask.nn.weighting._device import to_device_async
 
 __all__ = ["RLW"]
 
@@ -15,8 +16,8 @@ class RLW(LossWeighting):
 
     The draws come from a private ``torch.Generator`` seeded with ``seed``; its
     state travels in ``state_dict`` (as extra state), so a resumed run draws the
-    same weights. Weights are drawn on the CPU and moved to the losses' device
-    (a copy, not a synchronisation).
+    same weights. Weights are drawn on the CPU and copied to the losses' device
+    from pinned memory, without a host synchronisation.
 
     Parameters
     ----------
@@ -40,7 +41,7 @@ class RLW(LossWeighting):
     def forward(self, losses: Tensor) -> Tensor:
         """``losses`` of shape ``(n_tasks,)`` -> ``sum_t w_t L_t`` with fresh ``w``."""
         eps = torch.randn(self.n_tasks, generator=self._gen)
-        w = torch.softmax(eps, dim=0).to(device=losses.device, dtype=losses.dtype)
+        w = to_device_async(torch.softmax(eps, dim=0), losses)
         self.last_weights = w
         return (w * losses).sum()
 

@@ -1,0 +1,18 @@
+"""Move small host tensors to an accelerator without a host synchronisation."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+
+def to_device_async(x: Tensor, like: Tensor) -> Tensor:
+    """``x`` (on the CPU) moved to ``like``'s device and dtype.
+
+    A plain ``.to(cuda)`` from pageable memory waits for the stream; a copy
+    from pinned memory with ``non_blocking=True`` does not (the caching host
+    allocator keeps the pinned block alive until the copy is done).
+    """
+    x = x.to(dtype=like.dtype)
+    if like.device.type != "cuda":
+        return x.to(like.device)
+    return x.pin_memory().to(like.device, non_blocking=True)
