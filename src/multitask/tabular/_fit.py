@@ -119,8 +119,8 @@ def _check_method(opts: FitOptions) -> None:
     deep, linear = list(ARCHITECTURE_NAMES), list(LINEAR_METHODS)
     if opts.method not in deep + linear:
         raise ValueError(
-            f"unknown method {opts.method!r}; deep methods (wide table, --target ...): {deep}; "
-            f"linear methods (long table, --task-col): {linear}"
+            f"unknown method {opts.method!r}; valid deep methods (wide table, several --target): "
+            f"{deep}; valid linear methods (long table, --task-col): {linear}"
         )
     if opts.half == "linear":
         if opts.method not in linear:

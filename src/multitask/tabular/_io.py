@@ -19,7 +19,8 @@ __all__ = ["read_table", "staged_dir", "write_table"]
 
 _PARQUET = (".parquet", ".pq")
 _TEXT = (".csv", ".tsv", ".txt")
-_COMPRESSED = (".gz", ".bz2", ".zip", ".xz", ".zst")
+_COMPRESSION = {".gz": "gzip", ".bz2": "bz2", ".zip": "zip", ".xz": "xz", ".zst": "zstd"}
+_COMPRESSED = tuple(_COMPRESSION)
 _MAGIC_PARQUET = b"PAR1"
 
 
@@ -71,6 +72,10 @@ def _read_csv(path: Path):
         raise ValueError(f"{path} is empty; give a table with a header line and rows") from None
     except pd.errors.ParserError as exc:
         raise ValueError(f"{path} is not a well-formed CSV file: {exc}") from None
+    except (OSError, EOFError) as exc:  # a corrupt or mislabelled compressed file
+        raise ValueError(
+            f"{path} could not be decompressed ({exc}); check the file and its extension"
+        ) from None
 
 
 def read_table(path: str | os.PathLike):
@@ -131,7 +136,8 @@ def write_table(frame, path: str | os.PathLike) -> Path:
         if _kind_of(path) == "parquet":
             frame.to_parquet(tmp, index=False)
         else:
-            frame.to_csv(tmp, index=False)
+            compression = _COMPRESSION.get(path.suffix.lower())  # the name says, not tmp's
+            frame.to_csv(tmp, index=False, compression=compression)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,198 @@
+"""fit_table on synthetic tables, against closed forms (per-task least squares), the
+linear estimators fitted by hand, and save / load round trips."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from multitask.tabular import FitOptions, fit_table, load_model
+from multitask.tabular._fit import _task_split
+
+
+def _long_table(seed=0, n_per_task=(30, 40, 25), classify=False):
+    rng = np.random.default_rng(seed)
+    parts = []
+    for t, n in enumerate(n_per_task):
+        x1, x2 = rng.normal(size=n), rng.normal(3.0, 2.0, size=n)
+        c = rng.choice(["u", "v"], size=n)
+        y = (t + 1) * x1 - 0.5 * t * x2 + np.where(c == "u", 1.0, -1.0) + 0.1 * rng.normal(size=n)
+        parts.append(pd.DataFrame({"school": f"s{t}", "x1": x1, "x2": x2, "c": c, "y": y}))
+    frame = pd.concat(parts, ignore_index=True)
+    if classify:
+        frame["y"] = np.where(frame["y"] > frame["y"].median(), "pass", "fail")
+    return frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
+def test_independent_ols_matches_per_task_least_squares():
+    frame = _long_table()
+    opts = FitOptions(("y",), "independent", task_col="school", alpha=0.0, test_size=0.25, seed=3)
+    result = fit_table(frame, opts)
+    tasks = frame["school"].astype(str).to_numpy(dtype=object)
+    train, test = _task_split(tasks, 0.25, 3)
+    design = np.column_stack(
+        [np.ones(len(frame)), frame.x1, frame.x2, (frame.c == "u").astype(float)]
+    )
+    expected = np.empty(len(frame))
+    for t in np.unique(tasks):
+        rows_tr = train[tasks[train] == t]
+        coef, *_ = np.linalg.lstsq(design[rows_tr], frame.y.to_numpy()[rows_tr], rcond=None)
+        expected[tasks == t] = design[tasks == t] @ coef
+    got = result.model.predict(frame)["y"].to_numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+    for t in np.unique(tasks):
+        rows = test[tasks[test] == t]
+        mse = np.mean((frame.y.to_numpy()[rows] - expected[rows]) ** 2)
+        assert result.metrics["tasks"][t]["mse"] == pytest.approx(mse, rel=1e-5)
+    assert result.metrics["n_train"] + result.metrics["n_test"] == len(frame)
+
+
+def test_task_split_keeps_two_training_rows_per_task():
+    tasks = np.array(["a"] * 2 + ["b"] * 3 + ["c"] * 10, dtype=object)
+    train, test = _task_split(tasks, 0.9, 0)
+    assert sorted(np.concatenate([train, test]).tolist()) == list(range(15))
+    for t in "abc":
+        assert (tasks[train] == t).sum() >= 2
+    assert (tasks[test] == "c").sum() == 8
+    with pytest.raises(ValueError, match="task 'd' has 1 labelled row"):
+        _task_split(np.array(["a", "a", "d"], dtype=object), 0.2, 0)
+
+
+def test_linear_classifier_matches_estimator_on_hand_standardised_features(tmp_path):
+    from multitask.linear import GroupLassoClassifier
+
+    frame = _long_table(classify=True)
+    opts = FitOptions(("y",), "group_lasso", task_col="school", alpha=0.01, seed=1)
+    fit_table(frame, opts, out=tmp_path / "m")
+    tasks = frame["school"].astype(str).to_numpy(dtype=object)
+    train, _ = _task_split(tasks, 0.2, 1)
+    tr = frame.iloc[train]
+    hand = pd.DataFrame(
+        {
+            "x1": (frame.x1 - tr.x1.mean()) / tr.x1.std(ddof=0),
+            "x2": (frame.x2 - tr.x2.mean()) / tr.x2.std(ddof=0),
+            "c=u": (frame.c == "u").astype(float),
+            "c=v": (frame.c == "v").astype(float),
+            "school": tasks,
+        }
+    )
+    est = GroupLassoClassifier(alpha=0.01, task_col="school").fit(
+        hand.iloc[train], (tr.y == "pass").astype(int)
+    )
+    pred = load_model(tmp_path / "m").predict(frame)
+    np.testing.assert_allclose(pred["y_proba_pass"], est.predict_proba(hand)[:, 1], atol=1e-9)
+    np.testing.assert_array_equal(pred["y"], np.where(est.predict(hand) == 1, "pass", "fail"))
+    assert list(pred.columns) == ["y", "y_proba_fail", "y_proba_pass"]
+
+
+def test_linear_save_load_is_exact_and_unseen_task_uses_mean_model(tmp_path):
+    frame = _long_table()
+    result = fit_table(frame, FitOptions(("y",), "trace_norm", task_col="school"), tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.predict(frame), result.model.predict(frame))
+    new = frame.head(3).assign(school="never_seen")
+    cfg = loaded.config
+    X = loaded.features.transform(new)
+    mean_model = X @ np.mean(cfg["coef"], axis=0) + np.mean(cfg["intercept"])
+    np.testing.assert_allclose(loaded.predict(new)["y"], mean_model, rtol=1e-12)
+    data = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert data["half"] == "linear" and data["config"]["tasks"] == ["s0", "s1", "s2"]
+
+
+def test_linear_nan_targets_are_left_out_and_inf_is_an_error():
+    frame = _long_table()
+    frame.loc[[0, 5, 9], "y"] = np.nan
+    result = fit_table(frame, FitOptions(("y",), "independent", task_col="school"))
+    assert result.metrics["n_unlabelled_rows_dropped"] == 3
+    assert result.metrics["n_train"] + result.metrics["n_test"] == len(frame) - 3
+    frame.loc[1, "y"] = np.inf
+    with pytest.raises(ValueError, match="target 'y' holds an infinite value"):
+        fit_table(frame, FitOptions(("y",), "independent", task_col="school"))
+
+
+def _wide_table(n=600, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4))
+    frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    frame["color"] = rng.choice(["red", "green"], size=n)
+    frame["reg"] = 2 * X[:, 0] - X[:, 1] + (frame.color == "red") + 0.1 * rng.normal(size=n)
+    frame["cls"] = np.where(X[:, 2] > 0, "yes", "no")
+    frame.loc[rng.random(n) < 0.5, "cls"] = None  # half the rows unlabelled for cls
+    frame["multi"] = np.digitize(X[:, 3], [-0.5, 0.5]).astype(str)
+    frame.loc[rng.random(n) < 0.2, "multi"] = np.nan
+    return frame
+
+
+def test_deep_learns_partially_labelled_targets():
+    import torch
+
+    torch.set_num_threads(1)
+    frame = _wide_table()
+    opts = FitOptions(("reg", "cls", "multi"), "hard_sharing", epochs=25, lr=1e-2, seed=0)
+    result = fit_table(frame, opts)
+    m = result.metrics
+    assert m["targets"]["reg"]["kind"] == "regression"
+    assert m["targets"]["cls"] == {"kind": "binary", "classes": ["no", "yes"]}
+    assert m["targets"]["multi"] == {"kind": "multiclass", "classes": ["0", "1", "2"]}
+    assert m["tasks"]["reg"]["explained_variance"] > 0.9
+    assert m["tasks"]["cls"]["accuracy"] > 0.9 and m["tasks"]["cls"]["auc"] > 0.95
+    assert m["tasks"]["multi"]["accuracy"] > 0.8
+    pred = result.model.predict(frame)
+    assert list(pred.columns) == [
+        "reg", "cls", "cls_proba_no", "cls_proba_yes", "multi",
+        "multi_proba_0", "multi_proba_1", "multi_proba_2",
+    ]  # fmt: skip
+    np.testing.assert_allclose(
+        pred[["multi_proba_0", "multi_proba_1", "multi_proba_2"]].sum(axis=1), 1
+    )
+    assert set(pred["cls"]) <= {"no", "yes"}
+
+
+@pytest.mark.parametrize(
+    ("method", "balancer"), [("mmoe", "pcgrad"), ("cgc", "uncertainty"), ("ple", "mgda")]
+)
+def test_deep_save_load_is_exact(tmp_path, method, balancer):
+    import torch
+
+    torch.set_num_threads(1)
+    frame = _wide_table(n=200)
+    opts = FitOptions(("reg", "cls"), method, balancer=balancer, epochs=1)
+    result = fit_table(frame, opts, out=tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    pd.testing.assert_frame_equal(loaded.predict(frame), result.model.predict(frame))
+    state = torch.load(tmp_path / "m" / "model.pt", weights_only=True)
+    assert set(state) == set(result.model.module.state_dict())
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
+        "metrics.json", "model.json", "model.pt", "report.html",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("opts", "message"),
+    [
+        (
+            FitOptions(("y",), "nope", task_col="school"),
+            "unknown method 'nope'; valid deep methods",
+        ),
+        (FitOptions(("y",), "hard_sharing", task_col="school"), "is deep; with --task-col"),
+        (FitOptions(("y",), "group_lasso"), "is linear and needs a long table"),
+        (FitOptions(("y", "x1"), "group_lasso", task_col="school"), "has one target column"),
+        (
+            FitOptions(("y",), "independent", task_col="school", balancer="mgda"),
+            "--balancer applies to deep methods only",
+        ),
+        (FitOptions(("y",), "hard_sharing", balancer="bogus"), "unknown balancer 'bogus'"),
+        (FitOptions(("y",), "hard_sharing", kinds={"x1": "binary"}), "'x1' is not a target"),
+        (FitOptions(("y",), "hard_sharing", test_size=1.0), "--test-size must be in"),
+        (FitOptions(("zz",), "hard_sharing"), r"column\(s\) \['zz'\] not in the table"),
+        (FitOptions(("y",), "pooled", task_col="school", kinds={"y": "binary"}), "only"),
+    ],
+)
+def test_option_errors_before_any_work(opts, message):
+    frame = _long_table()
+    if opts.kinds.get("y") == "binary":
+        frame["y"] = frame["y"] > 0
+        message = "has no classifier"
+    with pytest.raises(ValueError, match=message):
+        fit_table(frame, opts)

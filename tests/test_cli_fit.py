@@ -1,0 +1,275 @@
+"""``multitask fit`` / ``multitask predict`` end to end (Adult wide, School long) and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from multitask.cli import app
+
+runner = CliRunner()
+OUTPUTS = ("model.json", "model.pt", "metrics.json", "report.html")
+
+
+def _data_dir() -> Path | None:
+    for c in (os.environ.get("MULTITASK_DATA", ""), "/work/shared/datasets"):
+        if c and (Path(c) / "school" / "school.mat").is_file():
+            return Path(c)
+    return None
+
+
+@pytest.fixture
+def real_data(monkeypatch):
+    root = _data_dir()
+    if root is None:
+        pytest.skip("real datasets not found: set MULTITASK_DATA to the shared datasets folder")
+    monkeypatch.setenv("MULTITASK_DATA", str(root))
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def _adult_csv(path: Path, n: int = 2000) -> pd.DataFrame:
+    from multitask.datasets import load
+
+    data = load("adult")
+    frame = data.X.iloc[:n].copy()
+    for t in ("income", "never_married"):
+        frame[t] = np.asarray(data.targets[t])[:n]
+    frame.to_csv(path, index=False)
+    return pd.read_csv(path)
+
+
+def _school_csv(path: Path, n_tasks: int = 15) -> pd.DataFrame:
+    from multitask.datasets import load
+
+    data = load("school")
+    frame = data.X.copy()
+    frame["exam_score"] = data.y
+    frame = frame[frame[data.task_col] <= n_tasks]
+    frame.to_csv(path, index=False)
+    return pd.read_csv(path)
+
+
+def _read_back(path: Path) -> pd.DataFrame:
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    return pd.read_csv(path)  # pandas >= 3 reads floats back exactly
+
+
+def test_adult_fit_then_predict_matches_loaded_model(tmp_path, real_data):
+    from multitask.tabular import load_model
+
+    frame = _adult_csv(tmp_path / "adult.csv")
+    out = tmp_path / "model"
+    r = _invoke(
+        "fit", tmp_path / "adult.csv", "--target", "income", "--target", "never_married",
+        "--method", "hard_sharing", "--balancer", "pcgrad", "--epochs", 2, "--lr", 0.01,
+        "--out", out,
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_test"] == 400 and set(metrics["tasks"]) == {"income", "never_married"}
+    assert metrics["targets"]["income"] == {"kind": "binary", "classes": [0, 1]}
+    assert metrics["tasks"]["never_married"]["auc"] > 0.8  # sanity: it learnt something
+    assert "<html" in (out / "report.html").read_text()
+    rows = frame.iloc[::7].reset_index(drop=True)  # a different row set, own order
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    expected = load_model(out).predict(pd.read_csv(tmp_path / "rows.csv"))
+    for name in ("pred.csv", "pred.parquet"):
+        r = _invoke("predict", out, tmp_path / "rows.csv", "--out", tmp_path / name)
+        assert r.exit_code == 0, r.output
+        got = _read_back(tmp_path / name)
+        assert list(got.columns) == [
+            "income", "income_proba_0", "income_proba_1",
+            "never_married", "never_married_proba_0", "never_married_proba_1",
+        ]  # fmt: skip
+        pd.testing.assert_frame_equal(got, expected, check_exact=True, check_dtype=False)
+
+
+def test_adult_in_process_model_equals_cli_predict(tmp_path, real_data):
+    from multitask.tabular import FitOptions, fit_table, load_model
+
+    frame = _adult_csv(tmp_path / "adult.csv", n=1500)
+    frame["income"] = np.where(frame["income"] == 1, ">50K", "<=50K")  # any two labels
+    frame.loc[frame.index % 3 == 0, "never_married"] = np.nan  # partially labelled
+    frame.to_parquet(tmp_path / "adult.parquet")
+    opts = FitOptions(("income", "never_married"), "mmoe", epochs=2, seed=4)
+    result = fit_table(frame, opts, out=tmp_path / "model")
+    r = _invoke(
+        "predict", tmp_path / "model", tmp_path / "adult.parquet", "--out", tmp_path / "p.csv"
+    )
+    assert r.exit_code == 0, r.output
+    got = _read_back(tmp_path / "p.csv")
+    expected = result.model.predict(frame)
+    pd.testing.assert_frame_equal(got, expected, check_exact=True, check_dtype=False)
+    assert set(got["income"]) <= {">50K", "<=50K"}
+    pd.testing.assert_frame_equal(load_model(tmp_path / "model").predict(frame), expected)
+
+
+def test_school_long_fit_then_predict(tmp_path, real_data):
+    from multitask.tabular import FitOptions, fit_table, load_model
+
+    frame = _school_csv(tmp_path / "school.csv")
+    out = tmp_path / "model"
+    r = _invoke(
+        "fit", tmp_path / "school.csv", "--task-col", "task", "--target", "exam_score",
+        "--method", "group_lasso", "--alpha", 0.01, "--out", out,
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model.json", "report.html"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["targets"]["exam_score"]["kind"] == "regression"
+    assert len(metrics["tasks"]) == 15
+    r = _invoke("predict", out, tmp_path / "school.csv", "--out", tmp_path / "p.csv")
+    assert r.exit_code == 0, r.output
+    got = _read_back(tmp_path / "p.csv")
+    pd.testing.assert_frame_equal(got, load_model(out).predict(frame), check_exact=True)
+    # the in-process estimator of multitask.linear is the oracle (same split, same options)
+    opts = FitOptions(("exam_score",), "group_lasso", task_col="task", alpha=0.01)
+    model = fit_table(frame, opts).model
+    X = pd.DataFrame(model.features.transform(frame), columns=model.features.feature_names)
+    X["task"] = frame["task"].astype(str).to_numpy(dtype=object)
+    np.testing.assert_allclose(got["exam_score"], model.estimator_.predict(X), rtol=1e-12)
+    np.testing.assert_array_equal(got["exam_score"], model.predict(frame)["exam_score"])
+
+
+# ------------------------------------------------------------------ bad input
+def _small_wide(path: Path) -> None:
+    rng = np.random.default_rng(0)
+    pd.DataFrame(
+        {
+            "x": rng.normal(size=40),
+            "c": rng.choice(["a", "b"], size=40),
+            "y1": rng.integers(0, 2, size=40),
+            "y2": rng.normal(size=40),
+            "const": 1,
+        }
+    ).to_csv(path, index=False)
+
+
+def _small_long(path: Path, *, inf=False, lonely=False) -> None:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {"t": np.repeat(["a", "b"], 10), "x": rng.normal(size=20), "y": rng.normal(size=20)}
+    )
+    if inf:
+        frame.loc[3, "y"] = np.inf
+    if lonely:
+        frame = pd.concat([frame, pd.DataFrame({"t": ["c"], "x": [0.0], "y": [1.0]})])
+    frame.to_csv(path, index=False)
+
+
+def _bad(tmp_path: Path, case: str) -> tuple[list, str]:
+    wide, long_ = tmp_path / "wide.csv", tmp_path / "long.csv"
+    _small_wide(wide)
+    _small_long(long_)
+    deep = ["--target", "y1", "--target", "y2"]
+    if case == "unknown_method":
+        return ["fit", wide, *deep, "--method", "transformer"], "valid"
+    if case == "unknown_balancer":
+        return ["fit", wide, *deep, "--balancer", "magic"], "valid names are"
+    if case == "missing_column":
+        return ["fit", wide, "--target", "y9"], "['y9'] not in the table; its columns are"
+    if case == "one_class":
+        return ["fit", wide, "--target", "const", "--target", "y1"], "'const' has 1 distinct"
+    if case == "empty":
+        (tmp_path / "e.csv").write_bytes(b"")
+        return ["fit", tmp_path / "e.csv", *deep], "is empty"
+    if case == "not_utf8":
+        (tmp_path / "l.csv").write_bytes("x,y1,y2\ncaf\u00e9,1,2\n".encode("latin-1"))
+        return ["fit", tmp_path / "l.csv", *deep], "not valid UTF-8"
+    if case == "not_a_table":
+        (tmp_path / "t.xlsx").write_bytes(b"PK\x03\x04\x00\x00binary\x00stuff")
+        return ["fit", tmp_path / "t.xlsx", *deep], "neither CSV nor Parquet"
+    if case == "inf_target":
+        _small_long(long_, inf=True)
+        return ["fit", long_, "--task-col", "t", "--target", "y"], "infinite value"
+    if case == "lonely_task":
+        _small_long(long_, lonely=True)
+        return ["fit", long_, "--task-col", "t", "--target", "y"], "task 'c' has 1 labelled row"
+    if case == "bad_kind":
+        return ["fit", wide, *deep, "--kind", "y1"], "write COLUMN=KIND"
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "unknown_method", "unknown_balancer", "missing_column", "one_class", "empty",
+        "not_utf8", "not_a_table", "inf_target", "lonely_task", "bad_kind",
+    ],
+)  # fmt: skip
+def test_bad_input_fails_clearly_and_writes_nothing(tmp_path, case):
+    args, message = _bad(tmp_path, case)
+    out = tmp_path / "out"
+    r = _invoke(*args, "--out", out)
+    assert r.exit_code == 2, r.output
+    assert "error:" in r.output and message in r.output, r.output
+    assert not any((out / name).exists() for name in OUTPUTS)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
+
+
+def test_unknown_names_are_listed(tmp_path):
+    args, _ = _bad(tmp_path, "unknown_method")
+    r = _invoke(*args)
+    assert "hard_sharing" in r.output and "group_lasso" in r.output
+    args, _ = _bad(tmp_path, "unknown_balancer")
+    r = _invoke(*args)
+    assert "pcgrad" in r.output and "uncertainty" in r.output
+
+
+def test_error_during_writing_leaves_nothing(tmp_path, monkeypatch):
+    import multitask.tabular._fit as fit_module
+
+    wide = tmp_path / "wide.csv"
+    _small_wide(wide)
+
+    def broken(*args, **kwargs):
+        raise ValueError("disk full (simulated)")
+
+    monkeypatch.setattr(fit_module, "write_json", broken)
+    out = tmp_path / "out"
+    r = _invoke("fit", wide, "--target", "y1", "--epochs", 1, "--out", out)
+    assert r.exit_code == 2 and "disk full" in r.output
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["wide.csv"]
+
+
+def test_predict_errors(tmp_path):
+    _small_long(tmp_path / "long.csv")
+    r = _invoke("predict", tmp_path / "nothing", tmp_path / "long.csv", "--out", tmp_path / "p.csv")
+    assert r.exit_code == 2 and "holds no model.json" in r.output
+    r = _invoke(
+        "fit", tmp_path / "long.csv", "--task-col", "t", "--target", "y",
+        "--method", "independent", "--out", tmp_path / "m",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    pd.DataFrame({"x": [1.0]}).to_csv(tmp_path / "no_task.csv", index=False)
+    r = _invoke("predict", tmp_path / "m", tmp_path / "no_task.csv", "--out", tmp_path / "p.csv")
+    assert r.exit_code == 2 and "lacks the task column 't'" in r.output
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_help_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from typer.testing import CliRunner; from multitask.cli import app; "
+        "r = CliRunner().invoke(app, ['fit', '--help']); assert r.exit_code == 0; "
+        "r = CliRunner().invoke(app, ['predict', '--help']); assert r.exit_code == 0; "
+        "assert 'torch' not in sys.modules and 'pandas' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
