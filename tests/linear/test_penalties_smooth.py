@@ -89,3 +89,12 @@ def test_graph_regularized_checks_n_tasks():
     R = P.graph_matrix_from_edges([[0, 1]], 2)
     with pytest.raises(ValueError, match="tasks"):
         P.GraphRegularized(R).value(np.zeros((3, 4)))
+
+
+def test_graph_regularized_accepts_sparse_R():
+    from scipy import sparse
+
+    R = P.graph_matrix_from_edges([[0, 1], [1, 2]], 3)
+    W = np.random.default_rng(33).standard_normal((2, 3))
+    dense = P.GraphRegularized(R, 0.5, 0.1)
+    assert P.GraphRegularized(sparse.csr_matrix(R), 0.5, 0.1).value(W) == dense.value(W)

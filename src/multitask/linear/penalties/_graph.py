@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import sparse
 
 from ._base import SmoothPenalty, check_strength
 
@@ -59,8 +60,8 @@ class GraphRegularized(SmoothPenalty):
 
     Parameters
     ----------
-    R : array-like of shape (n_tasks, n_edges)
-        Task-graph matrix; build it with :func:`graph_matrix_from_edges` or
+    R : array-like or sparse matrix of shape (n_tasks, n_edges)
+        Task-graph matrix (stored dense); build it with :func:`graph_matrix_from_edges` or
         :func:`graph_matrix_from_adjacency`.
     alpha : float, default=1.0
         Strength of the graph term, ``>= 0``.
@@ -78,6 +79,7 @@ class GraphRegularized(SmoothPenalty):
     _param_names = ("R", "alpha", "beta")
 
     def __init__(self, R, alpha: float = 1.0, beta: float = 0.0):
+        R = R.toarray() if sparse.issparse(R) else R
         R = np.asarray(R, dtype=float)
         if R.ndim != 2:
             raise ValueError(
