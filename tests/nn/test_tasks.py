@@ -177,3 +177,18 @@ def test_task_losses_errors_name_the_valid_tasks():
         task_losses(tasks, preds, {"a": torch.zeros(2)})
     with pytest.raises(KeyError, match="no prediction for task 'a'"):
         task_losses(tasks, {"b": torch.zeros(2)}, targets)
+
+
+def test_default_metrics_multilabel_and_dense():
+    logits = torch.tensor([[1.0, -1.0], [-2.0, 3.0]])
+    target = torch.tensor([[1.0, 1.0], [NAN, 1.0]])
+    # labelled entries: (1 vs pred 1), (1 vs pred 0), (1 vs pred 1) -> 2/3
+    assert Task("m", "multilabel").evaluate(logits, target) == {"accuracy": pytest.approx(2 / 3)}
+    seg = torch.zeros(1, 2, 2, 2)
+    seg[0, 1, 0, :] = 1.0  # class 1 predicted on the first row
+    labels = torch.tensor([[[1, 0], [0, -100]]])
+    assert Task("s", "dense").evaluate(seg, labels) == {"accuracy": pytest.approx(2 / 3)}
+    depth = Task("d", "dense").evaluate(
+        torch.zeros(1, 1, 2, 2), torch.tensor([[[[1.0, 3.0], [NAN, 2.0]]]])
+    )
+    assert depth == {"mse": pytest.approx(14 / 3), "mae": pytest.approx(2.0)}
