@@ -44,6 +44,8 @@ def alpha_max(datafit, penalty_factory, fit_intercept=True):
     datafit : Quadratic or Logistic
     penalty_factory : callable
         ``alpha -> Penalty``; ``penalty_factory(1.0).alpha_max(grad0)`` must be defined.
+        Other strengths (``beta``) must not depend on ``alpha`` (the penalty's
+        ``alpha_max`` holds them fixed).
     fit_intercept : bool, default=True
         Take the gradient at ``W = 0`` with the optimal intercept.
     """

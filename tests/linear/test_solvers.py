@@ -1,0 +1,186 @@
+"""fista and bcd against the cvxpy reference optimum (tests/linear/cvx_oracle.py) and sklearn."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from cvx_oracle import solve_reference
+from sklearn.linear_model import MultiTaskLasso
+
+from multitask.linear._design import make_design, make_shared_design
+from multitask.linear.datafits import Logistic, Quadratic
+from multitask.linear.penalties import L1, L21, Dirty, L1Inf, MeanRegularized, TraceNorm
+from multitask.linear.solvers import bcd, fista, solve
+
+P, T = 8, 3
+
+
+def _data(rng, loss, n_per=25):
+    """Per-task lists (for cvxpy) with the first three features informative."""
+    Xs, ys = [], []
+    for t in range(T):
+        X = rng.standard_normal((n_per + 5 * t, P)) + 0.3
+        w = np.zeros(P)
+        w[:3] = rng.standard_normal(3) + 1.0
+        z = X @ w + 0.5 + 0.3 * rng.standard_normal(len(X))
+        ys.append(np.where(z > np.median(z), 1.0, -1.0) if loss == "logistic" else z)
+        Xs.append(X)
+    return Xs, ys
+
+
+def _long(Xs, ys, weights, sparse):
+    X = np.vstack(Xs)
+    X = sp.csr_matrix(X) if sparse else X
+    task = np.concatenate([np.full(len(y), t) for t, y in enumerate(ys)])
+    s = None if weights is None else np.concatenate(weights)
+    return make_design(X, np.concatenate(ys), task, T, s)
+
+
+def _datafit(design, loss):
+    return Logistic(design) if loss == "logistic" else Quadratic(design)
+
+
+CASES = [
+    # loss, fit_intercept, weighted, sparse, penalty
+    ("squared", True, False, False, L21(0.1)),
+    ("squared", False, True, False, L1(0.05)),
+    ("squared", True, True, True, L21(0.1)),
+    ("squared", True, False, True, L1Inf(0.1)),
+    ("logistic", True, False, False, L21(0.02)),
+    ("logistic", False, True, True, L1(0.01)),
+    ("logistic", True, True, False, L1(0.01)),
+]
+
+
+@pytest.mark.parametrize(("loss", "fit_intercept", "weighted", "sparse", "penalty"), CASES)
+@pytest.mark.parametrize("solver", [fista, bcd])
+def test_per_task_solvers_reach_the_cvxpy_optimum(
+    solver, loss, fit_intercept, weighted, sparse, penalty
+):
+    rng = np.random.default_rng(0)
+    Xs, ys = _data(rng, loss)
+    weights = [rng.uniform(0.5, 2.0, len(y)) for y in ys] if weighted else None
+    _, _, ref = solve_reference(Xs, ys, penalty, loss, fit_intercept, weights)
+    df = _datafit(_long(Xs, ys, weights, sparse), loss)
+    res = solver(df, penalty, fit_intercept=fit_intercept, tol=1e-10, max_iter=100000)
+    assert res.objective == pytest.approx(ref, rel=1e-6)
+    assert res.objective <= ref * (1 + 1e-8)  # not worse than the interior-point optimum
+    if not fit_intercept:
+        assert np.all(res.intercept == 0)
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+@pytest.mark.parametrize("solver", [fista, bcd])
+def test_shared_design_reaches_the_cvxpy_optimum(solver, loss):
+    rng = np.random.default_rng(1)
+    n = 40
+    X = rng.standard_normal((n, P))
+    Y = X[:, :3] @ rng.standard_normal((3, T)) + 0.5 * rng.standard_normal((n, T))
+    Y = np.sign(Y) if loss == "logistic" else Y
+    s = rng.uniform(0.5, 2.0, n)
+    penalty = L21(0.05 if loss == "squared" else 0.01)
+    _, _, ref = solve_reference([X] * T, list(Y.T), penalty, loss, True, [s] * T)
+    df = _datafit(make_shared_design(X, Y, s), loss)
+    res = solver(df, penalty, tol=1e-10, max_iter=100000)
+    assert res.objective == pytest.approx(ref, rel=1e-6)
+
+
+@pytest.mark.parametrize("use_gram", [False, True])
+@pytest.mark.parametrize("solver", [fista, bcd, solve])
+def test_l21_shared_matches_sklearn_multitask_lasso(solver, use_gram):
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((60, 12)) + 1.0
+    Y = X[:, :4] @ rng.standard_normal((4, 3)) + rng.standard_normal((60, 3)) + 2.0
+    alpha = 0.1
+    sk = MultiTaskLasso(alpha=alpha, tol=1e-14, max_iter=200000).fit(X, Y)
+    df = Quadratic(make_shared_design(X, Y), use_gram=use_gram)
+    res = solver(df, L21(alpha), tol=1e-13)
+    np.testing.assert_allclose(res.W, sk.coef_.T, atol=1e-6)
+    np.testing.assert_allclose(res.intercept, sk.intercept_, atol=1e-6)
+    sk_obj = df.value(sk.coef_.T, sk.intercept_) + L21(alpha).value(sk.coef_.T)
+    assert res.objective == pytest.approx(sk_obj, rel=1e-9)
+
+
+def test_fista_composite_trace_and_smooth_penalties_reach_cvxpy():
+    rng = np.random.default_rng(3)
+    Xs, ys = _data(rng, "squared")
+    df = Quadratic(_long(Xs, ys, None, False))
+    for penalty, smooth in [
+        (Dirty(0.02, 0.05), None),
+        (TraceNorm(0.1), None),
+        (L21(0.05), [MeanRegularized(0.1, 0.01)]),
+    ]:
+        pens = [penalty, *(smooth or [])]
+        _, _, ref = solve_reference(Xs, ys, pens, "squared", True)
+        res = fista(df, penalty, smooth=smooth, tol=1e-11, max_iter=100000)
+        assert res.objective == pytest.approx(ref, rel=1e-6), penalty
+        if penalty.n_components == 2:
+            assert res.W.shape == (2, P, T)
+
+
+def test_solvers_do_not_mutate_inputs_and_return_frozen_results():
+    rng = np.random.default_rng(4)
+    Xs, ys = _data(rng, "squared")
+    design = _long(Xs, ys, None, False)
+    X_before, y_before = design.X.copy(), design.y.copy()
+    W0, b0 = rng.standard_normal((P, T)), rng.standard_normal(T)
+    W0_copy, b0_copy = W0.copy(), b0.copy()
+    for solver in (fista, bcd, solve):
+        res = solver(Quadratic(design), L21(0.1), W0, b0, tol=1e-8)
+        np.testing.assert_array_equal(W0, W0_copy)
+        np.testing.assert_array_equal(b0, b0_copy)
+        with pytest.raises(AttributeError):
+            res.W = None
+    np.testing.assert_array_equal(design.X, X_before)
+    np.testing.assert_array_equal(design.y, y_before)
+
+
+def test_stopping_criterion_and_history():
+    rng = np.random.default_rng(5)
+    Xs, ys = _data(rng, "squared")
+    df = Quadratic(_long(Xs, ys, None, False))
+    res = fista(df, L21(0.05), tol=1e-9)
+    assert res.converged and res.stop_crit <= 1e-9
+    gap, primal, _ = df.duality_gap(res.W, L21(0.05), b=res.intercept)
+    assert gap <= 1e-9 * primal * 1.0001
+    hist = np.array(res.history)
+    assert hist[-1] <= hist[0]
+    short = fista(df, L21(0.05), tol=1e-14, max_iter=3)
+    assert not short.converged and short.n_iter == 3
+
+
+def test_bad_inputs_raise():
+    rng = np.random.default_rng(6)
+    Xs, ys = _data(rng, "squared")
+    df = Quadratic(_long(Xs, ys, None, False))
+    with pytest.raises(ValueError, match="W0 has shape"):
+        fista(df, L21(0.1), np.zeros((P + 1, T)))
+    with pytest.raises(TypeError, match="row-separable"):
+        bcd(df, TraceNorm(0.1))
+    with pytest.raises(ValueError, match="solver="):
+        solve(df, L21(0.1), solver="newton")
+
+
+@pytest.mark.parametrize("kind", ["shared", "per_task"])
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_bcd_working_sets_with_many_features_reach_cvxpy(kind, loss):
+    """p = 80 > p0: several working sets are grown before the gap closes."""
+    rng = np.random.default_rng(7)
+    p, n = 80, 30
+    Xs = [rng.standard_normal((n, p)) for _ in range(T)]
+    W = np.zeros((p, T))
+    W[:4] = rng.standard_normal((4, T)) + 1.0
+    if kind == "shared":
+        Xs = [Xs[0]] * T
+    ys = [X @ W[:, t] + 0.3 * rng.standard_normal(n) for t, X in enumerate(Xs)]
+    if loss == "logistic":
+        ys = [np.where(y > np.median(y), 1.0, -1.0) for y in ys]
+    penalty = L21(0.1 if loss == "squared" else 0.03)
+    _, _, ref = solve_reference(Xs, ys, penalty, loss, True)
+    design = (
+        make_shared_design(Xs[0], np.column_stack(ys))
+        if kind == "shared"
+        else _long(Xs, ys, None, True)
+    )
+    res = bcd(_datafit(design, loss), penalty, tol=1e-10, p0=5)
+    assert res.n_iter > 2
+    assert res.objective == pytest.approx(ref, rel=1e-6)
