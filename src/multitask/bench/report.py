@@ -94,6 +94,8 @@ def _results_section(dataset, rows, overall, published, deltas) -> str:
             text = _fmt(np.mean(vals), np.std(vals)) if vals else "-"
             cls = ' class="best"' if best.get(metric) == method else ""
             cells.append(f"<td{cls}>{text}</td>")
+            if not pub:
+                continue
             p = pub.get((method, metric))
             cells.append(
                 f'<td class="pub" title="{html.escape(p.citation)}">{_fmt(p.value, p.std)}</td>'
@@ -107,7 +109,7 @@ def _results_section(dataset, rows, overall, published, deltas) -> str:
         body.append(cells)
     header = ["method"]
     for metric in metrics:
-        header += [f"{metric} (ours)", f"{metric} (published)"]
+        header += [f"{metric} (ours)", f"{metric} (published)"] if pub else [metric]
     header += ["Δm vs single-task", "seeds"]
     cites = sorted({p.citation for p in pub.values()})
     note = "".join(f"<li>{html.escape(c)}</li>" for c in cites)
@@ -147,7 +149,7 @@ def _delta_ranking(deltas) -> tuple[str, str]:
     return table, _figure(fig, "Δm ranking: mean relative change over single-task baselines")
 
 
-def _per_task_bars(dataset, rows) -> str:
+def _per_task_bars(dataset, rows, baseline: str) -> str:
     import matplotlib.pyplot as plt
 
     per = defaultdict(list)
@@ -161,9 +163,9 @@ def _per_task_bars(dataset, rows) -> str:
     methods = sorted({m for m, _ in per})
     tasks = sorted({t for _, t in per}, key=lambda t: (len(t), t))
     if len(tasks) > 30:  # too many tasks for bars: compare each method to the first, task by task
-        base = methods[0]
+        base = baseline if baseline in methods else methods[0]
         fig, ax = plt.subplots(figsize=(5, 5))
-        for m in methods[1:]:
+        for m in (m for m in methods if m != base):
             xs = [np.mean(per[(base, t)]) for t in tasks if per[(m, t)] and per[(base, t)]]
             ys = [np.mean(per[(m, t)]) for t in tasks if per[(m, t)] and per[(base, t)]]
             ax.scatter(xs, ys, s=8, label=m)
@@ -300,7 +302,7 @@ def render_report(
     for dataset in datasets:
         out.append(f"<h2>{html.escape(dataset)}</h2>")
         out.append(_results_section(dataset, rows, overall, published, deltas))
-        out.append(_per_task_bars(dataset, rows))
+        out.append(_per_task_bars(dataset, rows, baselines[dataset]))
         out.append(_artifact_section(dataset, artifacts))
     out.append("</body></html>")
     return "\n".join(out)
