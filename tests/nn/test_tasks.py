@@ -26,6 +26,8 @@ def test_regression_nan_mask_is_mean_over_labelled():
 def test_regression_accepts_column_prediction():
     loss = Task("y").compute_loss(torch.tensor([[1.0], [2.0]]), torch.tensor([0.0, 0.0]))
     assert loss.item() == pytest.approx(2.5)
+    loss = Task("y").compute_loss(torch.tensor([1.0, 2.0]), torch.tensor([[0.0], [0.0]]))
+    assert loss.item() == pytest.approx(2.5)
 
 
 def test_binary_default_is_bce_with_logits_masked():

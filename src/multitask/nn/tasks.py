@@ -45,7 +45,8 @@ class Task:
         Shapes expected, with ``B`` the batch size:
 
         - ``regression``: prediction ``(B,)``, ``(B, 1)`` or ``(B, k)``, target of
-          the same shape (``(B,)`` against ``(B, 1)`` is accepted); NaN = missing.
+          the same shape (``(B,)`` against ``(B, 1)`` is accepted either way); NaN =
+          missing.
         - ``binary``: logits ``(B,)`` or ``(B, 1)``, target ``(B,)`` in {0, 1};
           NaN (float target) or ``ignore_index`` (integer target) = missing.
         - ``multiclass``: logits ``(B, C)``, integer target ``(B,)``;
@@ -150,6 +151,8 @@ class Task:
             return pred, target
         if pred.ndim == 2 and pred.shape[1] == 1 and target.ndim == 1:
             pred = pred[:, 0]
+        if target.ndim == 2 and target.shape[1] == 1 and pred.ndim == 1:
+            target = target[:, 0]
         if pred.shape != target.shape:
             raise self._error(pred, target, f"a {self.kind} task needs the same shape for both")
         return pred.reshape(-1), target.reshape(-1)
