@@ -186,6 +186,7 @@ def test_deep_save_load_is_exact(tmp_path, method, balancer):
         (FitOptions(("y",), "hard_sharing", kinds={"x1": "binary"}), "'x1' is not a target"),
         (FitOptions(("y",), "hard_sharing", test_size=1.0), "--test-size must be in"),
         (FitOptions(("zz",), "hard_sharing"), r"column\(s\) \['zz'\] not in the table"),
+        (FitOptions(("y",), "hard_sharing", device="tpu9"), "--device 'tpu9' is not a device"),
         (FitOptions(("y",), "pooled", task_col="school", kinds={"y": "binary"}), "only"),
     ],
 )

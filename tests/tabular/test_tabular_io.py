@@ -38,6 +38,7 @@ def test_sniffed_without_extension(tmp_path, frame, fmt):
         (b"a,b\n\xe9t\xe9,1\n", "latin1.csv", "not valid UTF-8"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00", "img.png", "neither CSV nor Parquet"),
         (b"a,b\n1,2\n", "fake.parquet", "not a valid Parquet file"),
+        (b'{"a": [1, 2]}', "t.json", "neither CSV nor Parquet"),
         (b'a,b\n1,"2\n3,4', "bad.csv", "not a well-formed CSV"),
     ],
 )

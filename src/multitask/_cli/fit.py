@@ -62,7 +62,11 @@ def fit(
     seed: Annotated[int, typer.Option(help="Seed of the split and of training.")] = 0,
     epochs: Annotated[int, typer.Option(help="Training epochs (deep).")] = 10,
     batch_size: Annotated[int, typer.Option(help="Batch size (deep).")] = 128,
+    width: Annotated[int, typer.Option(help="Hidden units per layer / expert (deep).")] = 64,
     lr: Annotated[float, typer.Option(help="Adam learning rate (deep).")] = 1e-3,
+    device: Annotated[
+        str, typer.Option(help="Training device (deep): cpu, cuda, auto; predicts on CPU.")
+    ] = "cpu",
     alpha: Annotated[
         float | None, typer.Option(help="Regularisation strength (linear; default: estimator's).")
     ] = None,
@@ -89,7 +93,9 @@ def fit(
         seed=seed,
         epochs=epochs,
         batch_size=batch_size,
+        width=width,
         lr=lr,
+        device=device,
         alpha=alpha,
         beta=beta,
         ignore=tuple(ignore or ()),

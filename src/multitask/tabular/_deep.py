@@ -101,6 +101,22 @@ def make_balancer(name: str, n_tasks: int):
     raise ValueError(f"unknown balancer {name!r}; valid names are {balancer_names()}")
 
 
+def check_device(device: str) -> None:
+    """Raise if ``device`` is not a torch device name usable here ("auto" always is)."""
+    import torch
+
+    if device == "auto":
+        return
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(
+            f"--device {device!r} is not a device name; use cpu, cuda, cuda:N or auto"
+        ) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device!r}: CUDA is not available here; use cpu or auto")
+
+
 class _Rows:
     """Map-style dataset of ``(x, {task: y})`` rows over numpy arrays."""
 
@@ -155,11 +171,11 @@ class DeepTabularModel(TabularModel):
             lr=float(cfg["lr"]),
             max_epochs=int(cfg["epochs"]),
             seed=int(cfg["seed"]),
-            progress=bool(cfg.get("progress", False)),
-            device="cpu",
+            progress=False,
+            device=cfg.get("device", "cpu"),
         )
         trainer.fit(loader)
-        self.module.eval()
+        self.module.to("cpu").eval()  # prediction and the saved weights are on the CPU
         return self
 
     def _scores(self, frame) -> dict[str, np.ndarray]:

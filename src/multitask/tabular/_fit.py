@@ -65,6 +65,9 @@ class FitOptions:
         Deep training options.
     lr : float
         Adam learning rate (deep half).
+    device : str
+        Training device of the deep half ("cpu", "cuda", "auto", ...); the
+        trained model is moved back to the CPU, where it predicts.
     alpha, beta : float or None
         Regularisation strengths (linear half); None: the estimator's default.
     ignore : tuple of str
@@ -82,6 +85,7 @@ class FitOptions:
     batch_size: int = 128
     width: int = 64
     lr: float = 1e-3
+    device: str = "cpu"
     alpha: float | None = None
     beta: float | None = None
     ignore: tuple[str, ...] = ()
@@ -142,9 +146,10 @@ def _check_method(opts: FitOptions) -> None:
             f"method {opts.method!r} is linear and needs a long table: give --task-col "
             f"(or use a deep method: {deep})"
         )
-    from multitask.tabular._deep import make_balancer
+    from multitask.tabular._deep import check_device, make_balancer
 
     make_balancer(opts.balancer, len(opts.targets))  # raises with the valid names
+    check_device(opts.device)
 
 
 def _check_options(opts: FitOptions) -> None:
@@ -215,6 +220,7 @@ def _fit_deep(frame, features: list[str], opts: FitOptions):
         "epochs": opts.epochs,
         "batch_size": opts.batch_size,
         "lr": opts.lr,
+        "device": opts.device,
     }
     import torch
 

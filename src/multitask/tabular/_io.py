@@ -24,8 +24,13 @@ _COMPRESSED = tuple(_COMPRESSION)
 _MAGIC_PARQUET = b"PAR1"
 
 
+#: formats that are tables but not ones we read: named in the error
+_OTHER = (".xlsx", ".xls", ".ods", ".json", ".jsonl", ".feather", ".arrow", ".h5", ".hdf5")
+_OTHER += (".pkl", ".pickle", ".npy", ".npz", ".sav", ".dta", ".sas7bdat", ".orc", ".avro")
+
+
 def _kind_of(path: Path) -> str:
-    """``"parquet"``, ``"csv"``, or ``"sniff"`` from the file name."""
+    """``"parquet"``, ``"csv"``, ``"other"`` or ``"sniff"`` from the file name."""
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes and suffixes[-1] in _COMPRESSED:
         suffixes = suffixes[:-1]
@@ -34,6 +39,8 @@ def _kind_of(path: Path) -> str:
         return "parquet"
     if last in _TEXT:
         return "csv"
+    if last in _OTHER:
+        return "other"
     return "sniff"
 
 
@@ -102,6 +109,11 @@ def read_table(path: str | os.PathLike):
     if path.stat().st_size == 0:
         raise ValueError(f"{path} is empty (0 bytes); give a table with a header line and rows")
     kind = _kind_of(path)
+    if kind == "other":
+        raise ValueError(
+            f"{path} is neither CSV nor Parquet ({path.suffix} file); convert it, e.g. "
+            "pandas.read_excel(...).to_parquet('table.parquet') or .to_csv('table.csv')"
+        )
     compressed = path.suffix.lower() in _COMPRESSED
     with open(path, "rb") as fh:
         head = fh.read(4096)

@@ -97,6 +97,8 @@ class LinearTabularModel(TabularModel):
     """
 
     half = "linear"
+    #: the fitted :mod:`multitask.linear` estimator (in the fitting process only; never saved)
+    estimator_ = None
 
     @classmethod
     def from_estimator(cls, features, target, method, estimator, extra: dict):
