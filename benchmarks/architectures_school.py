@@ -53,7 +53,7 @@ def arrays(seed: int):
 
     def xy(d):
         X = d.X.drop(columns=d.task_col).to_numpy(np.float32, copy=True)
-        return X, d.y.astype(np.float32), d.X[d.task_col].map(index).to_numpy()
+        return X, d.y.astype(np.float32), d.X[d.task_col].map(index).to_numpy(np.int64, copy=True)
 
     (X, y, t), (Xt, yt, tt) = xy(tr), xy(te)
     mu, sd = X[:, CONTINUOUS].mean(0), X[:, CONTINUOUS].std(0)
