@@ -28,7 +28,7 @@ def bcd(
     tol=1e-8,
     max_iter=100,
     max_epochs=20000,
-    p0=10,
+    p0=100,
 ):
     """Minimise ``datafit(W, b) + penalty(W)`` for a row-separable penalty with working sets.
 
@@ -55,7 +55,7 @@ def bcd(
         Outer (working-set) iterations.
     max_epochs : int, default=20000
         Epochs of the inner solver per working set.
-    p0 : int, default=10
+    p0 : int, default=100
         Smallest working-set size.
 
     Returns
@@ -82,20 +82,22 @@ def bcd(
     joint_b = fit_intercept and not profile
     kind = _KERNEL_KINDS.get(type(penalty).__name__)
     kernel = kind is not None and isinstance(df, Quadratic)
-    scale = _scale(df, b)
+    scale = None  # gradient scale at zero, only needed without a duality gap
     cache = _GramCache(df) if kernel else None
     crit, history, it = np.inf, [], 0
     for it in range(1, max_iter + 1):
         if joint_b:
             b = df.intercept_optimal(W, b)
         S = _linear_sparse(df, W)
-        crit, obj, grad = _outer_crit(df, W, b, S, penalty, scale, joint_b)
+        crit, obj, grad, scale = _outer_crit(df, W, b, S, penalty, scale, joint_b)
         history.append(obj)
         logger.debug("bcd outer %d: crit=%.3g, support=%d", it, crit, _support(W).size)
         if crit <= tol:
             break
         ws = _working_set(W, grad, penalty, p0)
         inner_tol = max(0.3 * crit, 0.1 * tol) if kernel else max(0.1 * crit, 0.1 * tol)
+        if ws.size == W.shape[0]:  # the subproblem is the whole problem
+            inner_tol = 0.5 * tol
         if kernel:
             W[ws] = _solve_ws_kernel(cache, W[ws], ws, penalty.alpha, kind, inner_tol, max_epochs)
         else:
@@ -134,16 +136,17 @@ def _linear_sparse(df, W):
 
 
 def _outer_crit(df, W, b, S, penalty, scale, joint_b):
-    """(stopping criterion, objective, datafit gradient) at ``W``."""
+    """(stopping criterion, objective, datafit gradient, scale) at ``W``."""
     if not joint_b and hasattr(df, "gap_at"):
         gap, grad = df.gap_at(W, S, penalty, return_grad=True)
         if gap is not None:
-            return max(gap[0], 0.0) / max(gap[1], np.finfo(float).tiny), gap[1], grad
+            return max(gap[0], 0.0) / max(gap[1], np.finfo(float).tiny), gap[1], grad, scale
+    scale = _scale(df, b) if scale is None else scale
     grad, gb = df.gradient_at(W, b, S)
     crit = penalty.subdiff_distance(W, grad) / scale
     if joint_b:
         crit = max(crit, float(np.max(np.abs(gb))) / scale)
-    return crit, df.value_at(W, b, S) + penalty.value(W), grad
+    return crit, df.value_at(W, b, S) + penalty.value(W), grad, scale
 
 
 def _working_set(W, grad, penalty, p0):
@@ -155,11 +158,14 @@ def _working_set(W, grad, penalty, p0):
         step = penalty.prox(-grad[zero_rows], 1.0)
         score[zero_rows] = np.linalg.norm(step, axis=1)
     size = min(W.shape[0], max(p0, 2 * int(nonzero.sum())))
+    if size >= 0.5 * W.shape[0]:  # most rows: take them all, no more outer iterations
+        size = W.shape[0]
     if size < W.shape[0]:
         ws = np.argpartition(-score, size - 1)[:size]
     else:
         ws = np.arange(W.shape[0])
-    ws = ws[score[ws] > 0] if np.any(score[ws] > 0) else ws
+    if size < W.shape[0]:
+        ws = ws[score[ws] > 0] if np.any(score[ws] > 0) else ws
     return np.sort(ws)
 
 
@@ -176,6 +182,7 @@ class _GramCache:
         self.cols = np.zeros(0, dtype=np.int64)
         self.G = None
         self._Xw = None
+        self._wscale = 1.0
 
     def _weighted_X(self):
         if self._Xw is None:
@@ -217,6 +224,9 @@ class _GramCache:
                 G[:m, m:] = cross
                 G[m:, :m] = cross.T
             G[m:, m:] = _gram(Xn, Xn)
+            if self._wscale != 1.0:
+                G[:, m:] *= self._wscale
+                G[m:, :m] *= self._wscale
             self.cols, self.G = np.concatenate([self.cols, new]), G
         pos = np.empty(self.df.n_features, dtype=np.int64)
         pos[self.cols] = np.arange(self.cols.size)
@@ -240,7 +250,7 @@ def _solve_ws_kernel(cache, W_ws, ws, alpha, kind, tol, max_epochs):
     pen = _RowNorm(alpha, kind)
     epochs = 0
     while epochs < max_epochs:
-        n = min(10, max_epochs - epochs)
+        n = min(1 + epochs, 10, max_epochs - epochs)  # check the gap early, then every 10
         cd_epochs_gram(G, C, Wt, H, lips, alpha, kind, n)
         epochs += n
         wc = np.sum(Wt * C, axis=1)
@@ -248,6 +258,7 @@ def _solve_ws_kernel(cache, W_ws, ws, alpha, kind, tol, max_epochs):
         gap, primal, _ = gap_from_parts(Wt.T, F, float(np.sum(yty - wc)), (H - C).T, pen)
         if gap <= tol * max(primal, np.finfo(float).tiny):
             break
+    logger.debug("bcd working set of %d rows: %d epochs, gap %.3g", len(ws), epochs, gap)
     return Wt.T
 
 

@@ -1,0 +1,351 @@
+"""Speed of the classical half's solvers against scikit-learn, single-threaded.
+
+Measures the time to reach 1e-6 relative accuracy of the optimum (optimum from a very tight
+run), as a ratio to scikit-learn's ``MultiTaskLasso`` tuned (its ``tol``) to reach the same
+accuracy, on shared designs S (1000, 500, 10), M (5000, 2000, 20), L (20000, 1000, 100) at
+``alpha = 0.1`` and ``0.01 alpha_max``; the same for a 50-alpha warm-started path; plus the
+cold start, School (L21, trace norm, clustered MTL) and one FISTA iteration on Chem97.
+
+Runs are interleaved (ours, sklearn, ours, ...) and medians of ``--repeats`` (>= 5) are
+reported. Writes JSON (``--out``). Usage::
+
+    python benchmarks/linear_speed.py                 # everything
+    python benchmarks/linear_speed.py --sizes S       # one size, no extras
+    python benchmarks/linear_speed.py --sizes none --extras
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+SIZES = {"S": (1000, 500, 10), "M": (5000, 2000, 20), "L": (20000, 1000, 100)}
+FRACS = (0.1, 0.01)
+ACCURACY = 1e-6
+TOLS = [10.0**-k for k in range(2, 13)]  # looser first
+
+
+def _data(n, p, T, seed=0):
+    """Gaussian design, 10% active rows, noise of half the signal's scale."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, p))
+    W = np.zeros((p, T))
+    active = rng.choice(p, p // 10, replace=False)
+    W[active] = rng.standard_normal((active.size, T))
+    Y = X @ W
+    Y += 0.5 * Y.std() * rng.standard_normal((n, T))
+    return X, Y
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def _interleaved(fns, repeats):
+    """Median seconds of every function, runs interleaved."""
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            times[name].append(_timed(fn)[0])
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+# ------------------------------------------------------------------ shared design
+def _ours_fit(X, Y, alpha, tol):
+    from multitask.linear._design import make_shared_design
+    from multitask.linear.datafits import Quadratic
+    from multitask.linear.penalties import L21
+    from multitask.linear.solvers import solve
+
+    res = solve(Quadratic(make_shared_design(X, Y)), L21(alpha), tol=tol)
+    return res.W, res.intercept
+
+
+def _sk_fit(X, Y, alpha, tol):
+    from sklearn.linear_model import MultiTaskLasso
+
+    m = MultiTaskLasso(alpha=alpha, tol=tol, max_iter=1_000_000).fit(X, Y)
+    return m.coef_.T, m.intercept_
+
+
+def _objective(df, alpha, W, b):
+    from multitask.linear.penalties import L21
+
+    return df.value(W, b) + L21(alpha).value(W)
+
+
+def _tune(fit, ref, objective):
+    """Loosest tol whose solution is within ACCURACY of ``ref`` (relative)."""
+    for tol in TOLS:
+        W, b = fit(tol)
+        if (objective(W, b) - ref) / abs(ref) <= ACCURACY:
+            return tol
+    return TOLS[-1]
+
+
+def bench_single(name, repeats):
+    from multitask.linear._design import make_shared_design
+    from multitask.linear.datafits import Quadratic
+    from multitask.linear.penalties import L21
+    from multitask.linear.solvers import alpha_max, solve
+
+    X, Y = _data(*SIZES[name])
+    df = Quadratic(make_shared_design(X, Y))
+    top = alpha_max(df, L21)
+    rows = []
+    for frac in FRACS:
+        alpha = frac * top
+        ref = solve(df, L21(alpha), tol=1e-12).objective
+        sk_ref = _objective(df, alpha, *_sk_fit(X, Y, alpha, 1e-12))
+        ref = min(ref, sk_ref)
+        obj = lambda W, b, a=alpha: _objective(df, a, W, b)  # noqa: E731
+        tol_ours = _tune(lambda t, a=alpha: _ours_fit(X, Y, a, t), ref, obj)
+        tol_sk = _tune(lambda t, a=alpha: _sk_fit(X, Y, a, t), ref, obj)
+        med = _interleaved(
+            {
+                "ours": lambda a=alpha, t=tol_ours: _ours_fit(X, Y, a, t),
+                "sklearn": lambda a=alpha, t=tol_sk: _sk_fit(X, Y, a, t),
+            },
+            repeats,
+        )
+        rows.append(
+            dict(size=name, kind="fit", frac=frac, tol_ours=tol_ours, tol_sklearn=tol_sk, **med)
+        )
+        _print_row(rows[-1])
+    return rows
+
+
+# ----------------------------------------------------------------------- paths
+def _alphas(df, n=50, eps=1e-3):
+    from multitask.linear.penalties import L21
+    from multitask.linear.solvers import alpha_max
+
+    return alpha_max(df, L21) * np.geomspace(1.0, eps, n)
+
+
+def _ours_path(X, Y, alphas, tol):
+    from multitask.linear._design import make_shared_design
+    from multitask.linear.datafits import Quadratic
+    from multitask.linear.penalties import L21
+    from multitask.linear.solvers import regularization_path
+
+    path = regularization_path(Quadratic(make_shared_design(X, Y)), L21, alphas=alphas, tol=tol)
+    return list(zip(path.coefs, path.intercepts, strict=True))
+
+
+def _sk_path(X, Y, alphas, tol):
+    from sklearn.linear_model import lasso_path
+
+    xm, ym = X.mean(axis=0), Y.mean(axis=0)
+    _, coefs, _ = lasso_path(X - xm, Y - ym, alphas=alphas, tol=tol, max_iter=1_000_000)
+    out = []
+    for i in range(len(alphas)):
+        W = coefs[:, :, i].T
+        out.append((W, ym - xm @ W))
+    return out
+
+
+def bench_path(name, repeats, checks=(9, 29, 49)):
+    from multitask.linear._design import make_shared_design
+    from multitask.linear.datafits import Quadratic
+    from multitask.linear.penalties import L21
+    from multitask.linear.solvers import solve
+
+    X, Y = _data(*SIZES[name])
+    df = Quadratic(make_shared_design(X, Y))
+    alphas = _alphas(df)
+    refs = {i: solve(df, L21(alphas[i]), tol=1e-12).objective for i in checks}
+
+    def accurate(path):
+        return all(
+            (_objective(df, alphas[i], *path[i]) - refs[i]) / abs(refs[i]) <= ACCURACY
+            for i in checks
+        )
+
+    def tune(run):
+        for tol in TOLS:
+            if accurate(run(tol)):
+                return tol
+        return TOLS[-1]
+
+    tol_ours = tune(lambda t: _ours_path(X, Y, alphas, t))
+    tol_sk = tune(lambda t: _sk_path(X, Y, alphas, t))
+    med = _interleaved(
+        {
+            "ours": lambda: _ours_path(X, Y, alphas, tol_ours),
+            "sklearn": lambda: _sk_path(X, Y, alphas, tol_sk),
+        },
+        repeats,
+    )
+    row = dict(size=name, kind="path50", frac=None, tol_ours=tol_ours, tol_sklearn=tol_sk, **med)
+    _print_row(row)
+    return [row]
+
+
+# ---------------------------------------------------------------------- extras
+COLD = (
+    "import numpy as np\n"
+    "from multitask.linear._design import make_shared_design\n"
+    "from multitask.linear.datafits import Quadratic\n"
+    "from multitask.linear.penalties import L21\n"
+    "from multitask.linear.solvers import solve\n"
+    "rng = np.random.default_rng(0)\n"
+    "X = rng.standard_normal((200, 20)); Y = rng.standard_normal((200, 3))\n"
+    "solve(Quadratic(make_shared_design(X, Y)), L21(0.05))\n"
+)
+
+
+def bench_cold_start(repeats):
+    cmd = [sys.executable, "-c", COLD]
+    times = [_timed(lambda: subprocess.run(cmd, check=True))[0] for _ in range(repeats)]
+    row = dict(kind="cold_start", seconds=float(np.median(times)), goal=1.5)
+    print(f"cold start (import + small fit, fresh process): {row['seconds']:.3f} s (goal 1.5)")
+    return [row]
+
+
+def _school():
+    from multitask.datasets import load
+    from multitask.linear._design import make_design
+
+    data = load("school")
+    X, y, task = data.arrays()
+    _, codes = np.unique(task, return_inverse=True)
+    X = X[:, X.std(axis=0) > 0]
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    return make_design(X, y, codes, int(codes.max()) + 1)
+
+
+def bench_school(repeats):
+    from multitask.linear.datafits import Quadratic
+    from multitask.linear.penalties import L21, TraceNorm
+    from multitask.linear.solvers import alpha_max, clustered_mtl, solve
+
+    design = _school()
+    rows = []
+    for pen_cls in (L21, TraceNorm):
+        df = Quadratic(design)
+        alpha = 0.01 * alpha_max(df, pen_cls)
+        ref = solve(df, pen_cls(alpha), tol=1e-13, max_iter=200000).objective
+
+        def fit(tol, a=alpha, cls=pen_cls):
+            res = solve(Quadratic(design), cls(a), tol=tol, max_iter=200000)
+            return res.W, res.intercept
+
+        obj = lambda W, b, a=alpha, cls=pen_cls: df.value(W, b) + cls(a).value(W)  # noqa: E731
+        tol = _tune(fit, ref, obj)
+        med = _interleaved({"ours": lambda t=tol, f=fit: f(t)}, repeats)
+        rows.append(
+            dict(kind=f"school_{pen_cls.__name__}", seconds=med["ours"], tol=tol, goal=0.15)
+        )
+        print(
+            f"School {pen_cls.__name__} at 0.01 alpha_max to 1e-6: {med['ours']:.3f} s (goal 0.15)"
+        )
+    df = Quadratic(design)
+    rho1, rho2, k = 1.0, 1.0, 3
+    ref = clustered_mtl(df, rho1, rho2, k, tol=1e-10, max_iter=100000).objective
+    tol = 1e-4
+    for tol in [10.0**-e for e in range(3, 11)]:
+        res = clustered_mtl(df, rho1, rho2, k, tol=tol, max_iter=100000)
+        if (res.objective - ref) / abs(ref) <= 1e-4:
+            break
+    med = _interleaved(
+        {"ours": lambda: clustered_mtl(Quadratic(design), rho1, rho2, k, tol=tol, max_iter=100000)},
+        repeats,
+    )
+    rows.append(dict(kind="school_clustered_k3", seconds=med["ours"], tol=tol, goal=5.0))
+    print(f"School clustered MTL (k=3) to 1e-4: {med['ours']:.3f} s (goal 5)")
+    return rows
+
+
+def bench_chem97(repeats):
+    from multitask.datasets import load
+    from multitask.linear._design import make_design
+    from multitask.linear.datafits import Quadratic
+    from multitask.linear.penalties import L21
+    from multitask.linear.solvers import fista
+
+    X, y, task = load("chem97").arrays()
+    _, codes = np.unique(task, return_inverse=True)
+    design = make_design(X, y, codes, int(codes.max()) + 1)
+    df = Quadratic(design, use_gram=False)
+    df.lipschitz(fit_intercept=False)
+    df.centered().lipschitz()
+    pen = L21(1e-3)
+    r = np.random.default_rng(0).standard_normal(len(y))
+    n_it = 50
+
+    def iters(k):
+        return lambda: fista(df, pen, fit_intercept=True, tol=0.0, max_iter=k)
+
+    med = _interleaved(
+        {"xtr": lambda: X.T @ r, "fista1": iters(1), "fistaN": iters(1 + n_it)}, repeats
+    )
+    per_iter = (med["fistaN"] - med["fista1"]) / n_it
+    ratio = per_iter / med["xtr"]
+    row = dict(kind="chem97_fista_iteration", seconds=per_iter, xtr=med["xtr"], ratio=ratio)
+    print(
+        f"Chem97 ({design.n_tasks} tasks, {design.n_samples} rows): one FISTA iteration "
+        f"{per_iter * 1e3:.2f} ms = {ratio:.2f}x one X^T r pass ({med['xtr'] * 1e3:.2f} ms; goal 3x)"
+    )
+    return [row]
+
+
+# ----------------------------------------------------------------------- report
+GOALS = {("fit", "S"): 1.0, ("fit", "M"): 1.0, ("fit", "L"): 0.15}
+GOALS.update({("path50", "S"): 1.0, ("path50", "M"): 0.6, ("path50", "L"): 0.05})
+
+
+def _print_row(row):
+    ratio = row["ours"] / row["sklearn"]
+    row["ratio"] = ratio
+    goal = GOALS[(row["kind"], row["size"])]
+    what = row["kind"] if row["frac"] is None else f"{row['kind']} {row['frac']:g} alpha_max"
+    print(
+        f"{row['size']} {what:<22} ours {row['ours']:8.3f} s  sklearn {row['sklearn']:8.3f} s  "
+        f"ratio {ratio:5.2f}x (goal <= {goal}x)  tol ours {row['tol_ours']:.0e} "
+        f"sklearn {row['tol_sklearn']:.0e}",
+        flush=True,
+    )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="+", default=["S", "M", "L"], help="S M L, or none")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-path", action="store_true", help="skip the 50-alpha paths")
+    parser.add_argument("--extras", action="store_true", help="only with --sizes: add extras")
+    parser.add_argument("--out", default="benchmarks/linear_speed.json")
+    args = parser.parse_args(argv)
+    logging.getLogger("multitask").setLevel(logging.ERROR)  # timed runs stop early on purpose
+    sizes = [s for s in args.sizes if s != "none"]
+    run_extras = args.extras or args.sizes == ["S", "M", "L"]
+    rows = []
+    with threadpool_limits(limits=1):
+        if run_extras:
+            rows += bench_cold_start(args.repeats)
+        for name in sizes:
+            rows += bench_single(name, args.repeats)
+            if not args.no_path:
+                rows += bench_path(name, args.repeats)
+        if run_extras:
+            rows += bench_school(args.repeats)
+            rows += bench_chem97(args.repeats)
+    with open(args.out, "w") as fh:
+        json.dump({"repeats": args.repeats, "accuracy": ACCURACY, "rows": rows}, fh, indent=1)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
