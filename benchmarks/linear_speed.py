@@ -243,7 +243,7 @@ def bench_school(repeats):
             res = solve(Quadratic(design), cls(a), tol=tol, max_iter=200000)
             return res.W, res.intercept
 
-        obj = lambda W, b, a=alpha, cls=pen_cls: df.value(W, b) + cls(a).value(W)  # noqa: E731
+        obj = lambda W, b, a=alpha, cls=pen_cls, d=df: d.value(W, b) + cls(a).value(W)  # noqa: E731
         tol = _tune(fit, ref, obj)
         med = _interleaved({"ours": lambda t=tol, f=fit: f(t)}, repeats)
         rows.append(
@@ -297,7 +297,8 @@ def bench_chem97(repeats):
     row = dict(kind="chem97_fista_iteration", seconds=per_iter, xtr=med["xtr"], ratio=ratio)
     print(
         f"Chem97 ({design.n_tasks} tasks, {design.n_samples} rows): one FISTA iteration "
-        f"{per_iter * 1e3:.2f} ms = {ratio:.2f}x one X^T r pass ({med['xtr'] * 1e3:.2f} ms; goal 3x)"
+        f"{per_iter * 1e3:.2f} ms = {ratio:.2f}x one X^T r pass "
+        f"({med['xtr'] * 1e3:.2f} ms; goal 3x)"
     )
     return [row]
 
