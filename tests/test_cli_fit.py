@@ -273,3 +273,21 @@ def test_help_does_not_import_torch():
         "assert 'torch' not in sys.modules and 'pandas' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_kind_override_and_ignore(tmp_path):
+    wide = tmp_path / "wide.csv"
+    _small_wide(wide)
+    out = tmp_path / "m"
+    r = _invoke(
+        "fit", wide, "--target", "y1", "--kind", "y1=multiclass", "--ignore", "const",
+        "--epochs", 1, "--out", out,
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    model = json.loads((out / "model.json").read_text())
+    assert model["targets"][0]["kind"] == "multiclass" and model["targets"][0]["classes"] == [0, 1]
+    assert model["features"]["columns"] == ["x", "c", "y2"]
+    r = _invoke("predict", out, wide, "--out", tmp_path / "p.csv")
+    assert r.exit_code == 0, r.output
+    got = pd.read_csv(tmp_path / "p.csv")
+    assert list(got.columns) == ["y1", "y1_proba_0", "y1_proba_1"] and len(got) == 40

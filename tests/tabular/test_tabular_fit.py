@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from multitask.tabular import FitOptions, fit_table, load_model
-from multitask.tabular._fit import _task_split
+from multitask.tabular._fit import _random_split, _task_split
 
 
 def _long_table(seed=0, n_per_task=(30, 40, 25), classify=False):
@@ -197,3 +197,20 @@ def test_option_errors_before_any_work(opts, message):
         message = "has no classifier"
     with pytest.raises(ValueError, match=message):
         fit_table(frame, opts)
+
+
+def test_preprocessing_is_fitted_on_training_rows_only():
+    import torch
+
+    torch.set_num_threads(1)
+    frame = _wide_table(n=100)
+    frame.loc[:, "a"] = np.arange(100.0)  # the held-out rows shift the mean if used
+    train, test = _random_split(100, 0.3, 5)
+    frame.loc[test, "color"] = "blue"  # a level seen only in held-out rows
+    opts = FitOptions(("reg",), "hard_sharing", epochs=1, test_size=0.3, seed=5)
+    model = fit_table(frame, opts).model
+    stats = model.features.numeric["a"]
+    assert stats["mean"] == pytest.approx(frame.a.iloc[train].mean())
+    assert stats["scale"] == pytest.approx(frame.a.iloc[train].std(ddof=0))
+    assert model.features.categorical["color"] == ["green", "red"]
+    assert model.targets[0].mean == pytest.approx(frame.reg.iloc[train].mean())

@@ -43,6 +43,18 @@ def build_module(config: dict):
     config : dict
         ``architecture``, ``input_dim``, ``width``, ``n_experts``, ``outputs``
         (target -> output width, in task order).
+
+    Returns
+    -------
+    module : MultiTaskModule
+        ``forward(x (batch, input_dim)) -> {target: (batch, width_t)}``.
+
+    References
+    ----------
+    Caruana, "Multitask Learning", ICML 1993 (hard sharing); Ma et al.,
+    "Modeling Task Relationships in Multi-task Learning with Multi-gate
+    Mixture-of-Experts", KDD 2018, Eqs. (5)-(6) (MMoE); Tang et al.,
+    "Progressive Layered Extraction (PLE)", RecSys 2020, Eqs. (2)-(5) (CGC, PLE).
     """
     from torch import nn
 
