@@ -13,13 +13,25 @@ torch.set_num_threads(1)
 T = 3
 
 
+_PATH = {"two_stage": True}
+
+
+@pytest.fixture(autouse=True, params=[True, False], ids=["two-stage", "one-pass"])
+def _jacobian_path(request):
+    """Run every test with the two-stage (via the representation) and one-pass Jacobians."""
+    _PATH["two_stage"] = request.param
+    yield
+
+
 def _model(seed=0, n_tasks=T, dtype=torch.float64):
     torch.manual_seed(seed)
     trunk = nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 6), nn.Tanh())
     heads = {
         f"t{i}": nn.Sequential(nn.Linear(6, 4), nn.Tanh(), nn.Linear(4, 1)) for i in range(n_tasks)
     }
-    return HardSharing(trunk, heads).to(dtype)
+    model = HardSharing(trunk, heads).to(dtype)
+    model.shared_through_representation = _PATH["two_stage"]
+    return model
 
 
 def _losses(model, seed=1):

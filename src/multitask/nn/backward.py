@@ -57,6 +57,38 @@ def _unique(params) -> list[nn.Parameter]:
     return out
 
 
+def _batched_vjp(outputs: Tensor, inputs, cotangents: Tensor, chunk_size, retain=True) -> Tensor:
+    """Rows ``cotangents[t]^T d outputs / d inputs``, flattened: shape ``(T, n_inputs)``.
+
+    One vmapped backward per chunk of rows (``is_grads_batched=True``), copied
+    once into a preallocated buffer.
+    """
+    n_rows = cotangents.shape[0]
+    sizes = [x.numel() for x in inputs]
+    ref = inputs[0] if inputs else outputs
+    if not outputs.requires_grad or not inputs:
+        return torch.zeros((n_rows, sum(sizes)), dtype=ref.dtype, device=ref.device)
+    jac = torch.empty((n_rows, sum(sizes)), dtype=ref.dtype, device=ref.device)
+    step = n_rows if chunk_size is None else max(1, int(chunk_size))
+    for start in range(0, n_rows, step):
+        rows = slice(start, min(start + step, n_rows))
+        grads = torch.autograd.grad(
+            outputs,
+            inputs,
+            grad_outputs=cotangents[rows],
+            retain_graph=retain or rows.stop < n_rows,
+            allow_unused=True,
+            is_grads_batched=True,
+        )
+        k = rows.stop - rows.start
+        pieces = [
+            g.reshape(k, size).to(jac.dtype) if g is not None else jac.new_zeros((k, size))
+            for g, size in zip(grads, sizes, strict=True)
+        ]
+        torch.cat(pieces, dim=1, out=jac[rows])  # the one copy into the (T, n) buffer
+    return jac
+
+
 def task_jacobian(
     losses: Tensor,
     inputs: Sequence[Tensor],
@@ -83,34 +115,48 @@ def task_jacobian(
         Row ``t`` is the gradient of ``losses[t]``, the inputs flattened and
         concatenated in order; zeros where a loss does not depend on an input.
     """
-    n_tasks = losses.shape[0]
-    sizes = [x.numel() for x in inputs]
-    ref = inputs[0] if inputs else losses
-    if not losses.requires_grad or not inputs:
-        return torch.zeros((n_tasks, sum(sizes)), dtype=ref.dtype, device=ref.device)
-    jac = torch.empty((n_tasks, sum(sizes)), dtype=ref.dtype, device=ref.device)
-    eye = torch.eye(n_tasks, dtype=losses.dtype, device=losses.device)
-    step = n_tasks if chunk_size is None else max(1, int(chunk_size))
-    for start in range(0, n_tasks, step):
-        rows = slice(start, min(start + step, n_tasks))
-        last = rows.stop == n_tasks
-        grads = torch.autograd.grad(
-            losses,
-            inputs,
-            grad_outputs=eye[rows],
-            retain_graph=retain_graph or not last,
-            allow_unused=True,
-            is_grads_batched=True,
-        )
-        n_rows = rows.stop - rows.start
-        pieces = [
-            g.reshape(n_rows, size).to(jac.dtype)
-            if g is not None
-            else jac.new_zeros((n_rows, size))
-            for g, size in zip(grads, sizes, strict=True)
-        ]
-        torch.cat(pieces, dim=1, out=jac[rows])  # the one copy into the (T, n) buffer
-    return jac
+    eye = torch.eye(losses.shape[0], dtype=losses.dtype, device=losses.device)
+    return _batched_vjp(losses, list(inputs), eye, chunk_size, retain_graph)
+
+
+def _through_representation(model, params: Sequence[nn.Parameter], shared) -> Tensor | None:
+    """The representation, when the Jacobian of ``params`` may be taken in two stages."""
+    rep = getattr(model, "representation", None)
+    if not getattr(model, "shared_through_representation", False) or not isinstance(rep, Tensor):
+        return None
+    same = len(params) == len(shared) and all(p is q for p, q in zip(params, shared, strict=True))
+    return rep if same and rep.requires_grad else None
+
+
+def _jacobian(losses, names, vec, model, params, chunk_size, heads=None) -> Tensor:
+    """Jacobian ``(T, n)`` of the task losses w.r.t. ``params`` (shared parameters).
+
+    When the model declares ``shared_through_representation`` (every path from
+    the shared parameters to the losses goes through ``model.representation``),
+    the per-task gradients of the representation come first, one small backward
+    per task through its own head only (``heads``: that task's parameters, whose
+    gradients are then added into ``.grad``), then ONE batched backward carries
+    the ``(T, *representation.shape)`` cotangents through the shared trunk. This
+    avoids pushing ``T`` one-hot rows through every head (as torchjd does).
+    Otherwise: one batched backward of ``eye(T)`` through the whole graph.
+    """
+    shared = _unique(model.shared_parameters())
+    rep = _through_representation(model, params, shared)
+    if rep is None:
+        return task_jacobian(vec, params, chunk_size=chunk_size)
+    rows = []
+    for i, name in enumerate(names):
+        loss = losses[name]
+        own = heads[i] if heads is not None else []
+        if not loss.requires_grad:
+            rows.append(torch.zeros_like(rep))
+            continue
+        grads = torch.autograd.grad(loss, [*own, rep], retain_graph=True, allow_unused=True)
+        for p, g in zip(own, grads[:-1], strict=True):
+            if g is not None:
+                _add_grad([p], g.reshape(-1))
+        rows.append(grads[-1] if grads[-1] is not None else torch.zeros_like(rep))
+    return _batched_vjp(rep, params, torch.stack(rows), chunk_size)
 
 
 def _add_grad(params: Sequence[nn.Parameter], flat: Tensor) -> None:
@@ -169,7 +215,7 @@ def _plain(vec, extra, task_weights, names) -> tuple[Tensor, Tensor]:
     return total, w
 
 
-def _weighting(vec, extra, balancer: LossWeighting, model, names, chunk_size, record):
+def _weighting(losses, vec, extra, balancer: LossWeighting, model, names, chunk_size, record):
     """Loss-weighting path: one ordinary backward of ``balancer(L)``."""
     shared = _unique(model.shared_parameters())
     needs = balancer.needs_jacobian
@@ -177,7 +223,7 @@ def _weighting(vec, extra, balancer: LossWeighting, model, names, chunk_size, re
     if needs or record:
         jparams = getattr(balancer, "jacobian_params", None) if needs else None
         jparams = shared if jparams is None else _unique(jparams)
-        jac = task_jacobian(vec, jparams, chunk_size=chunk_size)
+        jac = _jacobian(losses, names, vec, model, jparams, chunk_size)
         cos = _cosines(jac) if record else None
     if needs:
         aux = balancer.observe(vec.detach(), jac)
@@ -213,19 +259,23 @@ def _flat_grad(value: Tensor, params: Sequence[nn.Parameter]) -> Tensor:
     return torch.cat([g.reshape(-1) for g in grads])
 
 
-def _aggregate(vec, extra, agg: GradientAggregator, model, names, chunk_size, record, use_rep):
+def _aggregate(
+    losses, vec, extra, agg: GradientAggregator, model, names, chunk_size, record, use_rep
+):
     """Gradient-aggregator path: one batched backward for the shared Jacobian."""
     shared = _unique(model.shared_parameters())
     own = _task_params(model, names)
-    heads = vec.sum() if extra is None else vec.sum() + extra
+    total = vec.sum() if extra is None else vec.sum() + extra
     if use_rep:
         return _aggregate_representation(
-            vec, extra, agg, model, shared, own, heads, chunk_size, record
+            vec, extra, agg, model, shared, own, total, chunk_size, record
         )
     if not shared:  # nothing shared: every parameter gets its own task's gradient
-        heads.backward()
-        return heads, torch.ones_like(vec), None
-    jac = task_jacobian(vec, shared, chunk_size=chunk_size)
+        total.backward()
+        return total, torch.ones_like(vec), None
+    heads = [_unique(model.task_parameters(t)) for t in names]
+    jac = _jacobian(losses, names, vec, model, shared, chunk_size, heads=heads)
+    heads_done = _through_representation(model, shared, shared) is not None
     if agg.linear:
         w = agg.weights(jac)
         direction = w @ jac
@@ -234,9 +284,11 @@ def _aggregate(vec, extra, agg: GradientAggregator, model, names, chunk_size, re
     if extra is not None and shared:
         direction = direction + _flat_grad(extra, shared)
     _add_grad(shared, direction)
-    if own:
-        torch.autograd.backward(heads, inputs=own)
-    return heads, w, _cosines(jac) if record else None
+    if own and not heads_done:
+        torch.autograd.backward(total, inputs=own)
+    elif own and extra is not None and extra.requires_grad:
+        torch.autograd.backward(extra, inputs=own)  # the heads' task gradients are in already
+    return total, w, _cosines(jac) if record else None
 
 
 def _aggregate_representation(vec, extra, agg, model, shared, own, heads, chunk_size, record):
@@ -330,16 +382,15 @@ def mtl_backward(
     cos = None
     if balancer is None:
         if record_cosines:
-            cos = _cosines(
-                task_jacobian(vec, _unique(model.shared_parameters()), chunk_size=chunk_size)
-            )
+            shared = _unique(model.shared_parameters())
+            cos = _cosines(_jacobian(losses, names, vec, model, shared, chunk_size))
         total, w = _plain(vec, extra, task_weights, names)
     elif isinstance(balancer, LossWeighting):
-        total, w, cos = _weighting(vec, extra, balancer, model, names, chunk_size, record_cosines)
+        args = (losses, vec, extra, balancer, model, names, chunk_size, record_cosines)
+        total, w, cos = _weighting(*args)
     elif isinstance(balancer, GradientAggregator):
-        total, w, cos = _aggregate(
-            vec, extra, balancer, model, names, chunk_size, record_cosines, use_representation
-        )
+        args = (losses, vec, extra, balancer, model, names, chunk_size, record_cosines)
+        total, w, cos = _aggregate(*args, use_representation)
     else:
         raise TypeError(
             "balancer must be None, a LossWeighting or a GradientAggregator, "

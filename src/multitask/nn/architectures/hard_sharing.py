@@ -20,6 +20,13 @@ class HardSharing(MultiTaskModule):
     passed to every head unchanged, so a head may pool or index it as it
     needs.
 
+    Every path from the trunk's parameters to the outputs goes through the
+    representation, so :attr:`shared_through_representation` is True:
+    :func:`multitask.nn.mtl_backward` then takes per-task gradients of the
+    representation through each head first and carries them through the
+    trunk in one batched backward (cheaper than pushing ``T`` rows through
+    every head).
+
     Parameters
     ----------
     trunk : nn.Module
@@ -34,6 +41,9 @@ class HardSharing(MultiTaskModule):
     Bias", ICML 1993; Ruder, "An Overview of Multi-Task Learning in Deep
     Neural Networks", arXiv:1706.05098, 2017, Sec. 3.1.
     """
+
+    #: the trunk reaches the outputs only through ``representation``
+    shared_through_representation = True
 
     def __init__(self, trunk: nn.Module, heads: Mapping[str, nn.Module]) -> None:
         super().__init__()
