@@ -106,12 +106,21 @@ class FeaturePreprocessor:
             if col in self.numeric:
                 blocks.extend(self._numeric_block(frame[col], col))
             else:
-                levels = np.asarray(self.categorical[col], dtype=object)
-                text = _as_text(frame[col]).to_numpy(dtype=object)
-                blocks.append((text[:, None] == levels[None, :]).astype(np.float64))
+                blocks.append(self._one_hot(frame[col], col))
         if not blocks:
             return np.zeros((len(frame), 0))
         return np.concatenate([b.reshape(len(frame), -1) for b in blocks], axis=1)
+
+    def _one_hot(self, s, col: str) -> np.ndarray:
+        """(n_rows, n_levels) indicators; an unknown level is a row of zeros."""
+        import pandas as pd
+
+        levels = self.categorical[col]
+        codes = pd.Index(levels, dtype=object).get_indexer(_as_text(s))  # -1: not a kept level
+        out = np.zeros((len(s), len(levels)))
+        rows = np.flatnonzero(codes >= 0)
+        out[rows, codes[rows]] = 1.0
+        return out
 
     def _numeric_block(self, s, col: str) -> list[np.ndarray]:
         stats = self.numeric[col]
