@@ -107,8 +107,12 @@ def test_linear_nan_targets_are_left_out_and_inf_is_an_error():
     assert result.metrics["n_unlabelled_rows_dropped"] == 3
     assert result.metrics["n_train"] + result.metrics["n_test"] == len(frame) - 3
     frame.loc[1, "y"] = np.inf
-    with pytest.raises(ValueError, match="target 'y' holds an infinite value"):
+    with pytest.raises(ValueError, match="target 'y' holds an infinite value at row 1;"):
         fit_table(frame, FitOptions(("y",), "independent", task_col="school"))
+    frame.loc[1, "y"] = 0.0
+    frame.loc[7, "x1"] = -np.inf  # deep half: row numbers of the whole table too
+    with pytest.raises(ValueError, match="'x1' holds an infinite value at row 7;"):
+        fit_table(frame, FitOptions(("y",), "hard_sharing"))
 
 
 def _wide_table(n=600, seed=0):

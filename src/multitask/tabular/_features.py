@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-__all__ = ["FeaturePreprocessor"]
+__all__ = ["FeaturePreprocessor", "check_finite_features"]
 
 MISSING_LEVEL = "<missing>"
 
@@ -140,6 +140,13 @@ class FeaturePreprocessor:
     def from_dict(cls, data: dict) -> FeaturePreprocessor:
         """Inverse of :meth:`to_dict`."""
         return cls(list(data["columns"]), dict(data["numeric"]), dict(data["categorical"]))
+
+
+def check_finite_features(frame, columns) -> None:
+    """Raise on the first infinite value of a numeric column (row of ``frame``)."""
+    for col in columns:
+        if _is_numeric(frame[col]):
+            _numeric_values(frame[col], col)
 
 
 def _is_numeric(s) -> bool:

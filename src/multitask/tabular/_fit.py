@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from multitask.tabular._deep import ARCHITECTURE_NAMES, DeepTabularModel, architecture_config
-from multitask.tabular._features import FeaturePreprocessor
+from multitask.tabular._features import FeaturePreprocessor, check_finite_features
 from multitask.tabular._io import staged_dir
 from multitask.tabular._linear import (
     LINEAR_METHODS,
@@ -35,7 +35,7 @@ from multitask.tabular._linear import (
 )
 from multitask.tabular._model import TabularModel, write_json
 from multitask.tabular._scores import score_target
-from multitask.tabular._targets import KINDS, TargetEncoder
+from multitask.tabular._targets import KINDS, TargetEncoder, check_finite
 
 __all__ = ["FitOptions", "FitResult", "fit_table"]
 
@@ -302,6 +302,9 @@ def fit_table(frame, opts: FitOptions, out: str | Path | None = None, dataset: s
     """
     _check_options(opts)
     features = _check_columns(frame, opts)
+    for name in opts.targets:  # errors name rows of the whole table: check before splitting
+        check_finite(frame[name], name)
+    check_finite_features(frame, features)
     start = time.perf_counter()
     if opts.half == "deep":
         model, scores, sizes = _fit_deep(frame, features, opts)

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["IGNORE_INDEX", "KINDS", "MAX_CLASSES", "TargetEncoder"]
+__all__ = ["IGNORE_INDEX", "KINDS", "MAX_CLASSES", "TargetEncoder", "check_finite"]
 
 KINDS = ("regression", "binary", "multiclass")
 MAX_CLASSES = 20
@@ -47,6 +47,11 @@ def _finite_values(s, name: str):
                 "finite (leave a cell empty to mark a missing label)"
             )
     return values, missing
+
+
+def check_finite(s, name: str) -> None:
+    """Raise if target ``s`` holds an infinite value (NaN is a missing label)."""
+    _finite_values(s, name)
 
 
 def _infer_kind(values, name: str) -> str:
