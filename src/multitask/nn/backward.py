@@ -4,7 +4,11 @@ Per-task gradients come from ONE batched vector-Jacobian product: the loss
 vector ``L`` of shape ``(T,)`` is differentiated against the stacked one-hot
 cotangents ``eye(T)`` with ``torch.autograd.grad(..., is_grads_batched=True)``
 (vmap over the backward pass), and the results are flattened once into a
-``(T, n_params)`` buffer. Gradients are *added* into ``.grad`` so that
+``(T, n_params)`` buffer. A model that declares
+``shared_through_representation`` gets the same Jacobian in two stages: the
+per-task gradients of its representation (one small backward per task, through
+that task's head only), then ONE batched backward of those stacked cotangents
+through the shared trunk. Gradients are *added* into ``.grad`` so that
 gradient accumulation over several calls works.
 """
 
