@@ -372,3 +372,21 @@ def test_aggregator_on_a_model_without_shared_parameters():
         want = torch.autograd.grad(net(x).pow(2).mean() * (i + 1), list(net.parameters()))
         for p, g in zip(net.parameters(), want, strict=True):
             torch.testing.assert_close(p.grad, g)  # identical copies: the coupling adds 0
+
+
+def test_stale_representation_falls_back_to_the_one_pass_jacobian():
+    """Losses from one forward, ``model.representation`` from a later one."""
+    model = _model()
+    shared = list(model.shared_parameters())
+    oracle = _per_task_grads(model, shared)
+    losses = _losses(model)
+    model(torch.randn(4, 5, dtype=torch.float64))  # overwrites model.representation
+    w = torch.tensor([0.2, 1.5, -0.3], dtype=torch.float64)
+    mtl_backward(losses, model, _Weights(w))
+    got = torch.cat([p.grad.reshape(-1) for p in shared])
+    torch.testing.assert_close(got, w @ oracle, atol=1e-10, rtol=1e-9)
+    ref = _model()
+    sum(_losses(ref).values()).backward()
+    for t in model.task_names:  # heads: their own gradient, counted once
+        for p, q in zip(model.task_parameters(t), ref.task_parameters(t), strict=True):
+            torch.testing.assert_close(p.grad, q.grad)

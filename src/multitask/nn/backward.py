@@ -132,7 +132,7 @@ def _through_representation(model, params: Sequence[nn.Parameter], shared) -> Te
     return rep if same and rep.requires_grad else None
 
 
-def _jacobian(losses, names, vec, model, params, chunk_size, heads=None) -> Tensor:
+def _jacobian(losses, names, vec, model, params, chunk_size, heads=None) -> tuple[Tensor, bool]:
     """Jacobian ``(T, n)`` of the task losses w.r.t. ``params`` (shared parameters).
 
     When the model declares ``shared_through_representation`` (every path from
@@ -142,25 +142,31 @@ def _jacobian(losses, names, vec, model, params, chunk_size, heads=None) -> Tens
     gradients are then added into ``.grad``), then ONE batched backward carries
     the ``(T, *representation.shape)`` cotangents through the shared trunk. This
     avoids pushing ``T`` one-hot rows through every head (as torchjd does).
-    Otherwise: one batched backward of ``eye(T)`` through the whole graph.
+    Otherwise (or when no loss depends on the stored representation, i.e. it
+    is stale): one batched backward of ``eye(T)`` through the whole graph.
+
+    Returns the Jacobian and whether the heads' gradients were added.
     """
     shared = _unique(model.shared_parameters())
     rep = _through_representation(model, params, shared)
     if rep is None:
-        return task_jacobian(vec, params, chunk_size=chunk_size)
-    rows = []
+        return task_jacobian(vec, params, chunk_size=chunk_size), False
+    rows, head_grads = [], []
     for i, name in enumerate(names):
         loss = losses[name]
         own = heads[i] if heads is not None else []
         if not loss.requires_grad:
-            rows.append(torch.zeros_like(rep))
+            rows.append(None)
             continue
         grads = torch.autograd.grad(loss, [*own, rep], retain_graph=True, allow_unused=True)
-        for p, g in zip(own, grads[:-1], strict=True):
-            if g is not None:
-                _add_grad([p], g.reshape(-1))
-        rows.append(grads[-1] if grads[-1] is not None else torch.zeros_like(rep))
-    return _batched_vjp(rep, params, torch.stack(rows), chunk_size)
+        head_grads += [(p, g) for p, g in zip(own, grads[:-1], strict=True) if g is not None]
+        rows.append(grads[-1])
+    if all(r is None for r in rows):  # a representation from another forward pass
+        return task_jacobian(vec, params, chunk_size=chunk_size), False
+    for p, g in head_grads:
+        _add_grad([p], g.reshape(-1))
+    rows = [torch.zeros_like(rep) if r is None else r for r in rows]
+    return _batched_vjp(rep, params, torch.stack(rows), chunk_size), heads is not None
 
 
 def _add_grad(params: Sequence[nn.Parameter], flat: Tensor) -> None:
@@ -227,7 +233,7 @@ def _weighting(losses, vec, extra, balancer: LossWeighting, model, names, chunk_
     if needs or record:
         jparams = getattr(balancer, "jacobian_params", None) if needs else None
         jparams = shared if jparams is None else _unique(jparams)
-        jac = _jacobian(losses, names, vec, model, jparams, chunk_size)
+        jac, _ = _jacobian(losses, names, vec, model, jparams, chunk_size)
         cos = _cosines(jac) if record else None
     if needs:
         aux = balancer.observe(vec.detach(), jac)
@@ -278,8 +284,7 @@ def _aggregate(
         total.backward()
         return total, torch.ones_like(vec), None
     heads = [_unique(model.task_parameters(t)) for t in names]
-    jac = _jacobian(losses, names, vec, model, shared, chunk_size, heads=heads)
-    heads_done = _through_representation(model, shared, shared) is not None
+    jac, heads_done = _jacobian(losses, names, vec, model, shared, chunk_size, heads=heads)
     if agg.linear:
         w = agg.weights(jac)
         direction = w @ jac
@@ -387,7 +392,7 @@ def mtl_backward(
     if balancer is None:
         if record_cosines:
             shared = _unique(model.shared_parameters())
-            cos = _cosines(_jacobian(losses, names, vec, model, shared, chunk_size))
+            cos = _cosines(_jacobian(losses, names, vec, model, shared, chunk_size)[0])
         total, w = _plain(vec, extra, task_weights, names)
     elif isinstance(balancer, LossWeighting):
         args = (losses, vec, extra, balancer, model, names, chunk_size, record_cosines)
