@@ -39,7 +39,6 @@ from multitask.nn.weighting import WEIGHTINGS
 
 TASK_COUNTS = (2, 5, 10)
 PER_TASK_GRADIENT = {"mgda", "pcgrad", "upgrad", "gradvac", "imtl_g", "aligned_mtl", "graddrop"}
-PER_TASK_GRADIENT_WEIGHTINGS = {"gradnorm"}
 TORCHJD = {  # our name -> torchjd class name and keyword arguments
     "mean": ("Mean", {}),
     "sum": ("Sum", {}),
@@ -113,7 +112,7 @@ def methods(n_tasks: int, with_torchjd: bool) -> dict[str, tuple[Callable, str]]
     out = {}
     for name, cls in WEIGHTINGS.items():
         bal = cls(torch.ones(n_tasks)) if name == "static" else cls(n_tasks)
-        group = "per-task" if name in PER_TASK_GRADIENT_WEIGHTINGS else "weighting"
+        group = "per-task" if bal.needs_jacobian else "weighting"  # GradNorm, DB-MTL
         out[name] = (our_step(build_model(n_tasks), bal, False), group)
     for name, cls in AGGREGATORS.items():
         agg = cls()

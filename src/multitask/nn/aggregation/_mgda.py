@@ -47,7 +47,7 @@ class MGDA(GradientAggregator):
         normalization: str = "none",
         *,
         solver: str = "exact",
-        max_exact: int = 6,
+        max_exact: int = 9,
         n_iter: int | None = None,
     ) -> None:
         super().__init__()

@@ -54,7 +54,7 @@ def batched_solve(A: Tensor, B: Tensor) -> Tensor:
     return torch.cholesky_solve(B, L)
 
 
-def min_norm_simplex(G: Tensor, max_exact: int = 6, n_iter: int = 12) -> Tensor:
+def min_norm_simplex(G: Tensor, max_exact: int = 9, n_iter: int = 12) -> Tensor:
     """Weights ``a`` on the simplex minimising ``a^T G a`` (the MGDA min-norm point).
 
     Exact by support enumeration for ``n_tasks <= max_exact``; otherwise ``n_iter`` primal-dual
@@ -75,34 +75,25 @@ def min_norm_simplex(G: Tensor, max_exact: int = 6, n_iter: int = 12) -> Tensor:
 def _simplex_active_set(G: Tensor, n_iter: int) -> Tensor:
     """Primal-dual active-set iterations for ``min a^T G a, a >= 0, 1^T a = 1``.
 
-    Each iteration fixes ``a = 0`` on the active set ``{lam - a > 0}`` and solves the KKT system
-    ``G_II a_I + nu 1 = 0, 1^T a_I = 1`` on the rest, then sets ``lam = G a + nu`` there
+    Each iteration fixes ``a = 0`` on the active set ``{lam > a}`` and solves the KKT system on
+    the free set ``F``: ``a_F = x / s`` with ``G_FF x = 1``, ``s = 1^T x`` (so
+    ``a^T G a = 1 / s``), then sets the multipliers ``lam = G a - 1 / s`` off ``F``
     (Hintermüller, Ito & Kunisch 2002). A fixed number of iterations, no host sync; the best
-    feasible iterate (clipped to the simplex) is returned, so a cycling sequence still ends on the
-    best point it visited.
+    feasible iterate is returned, so a cycling sequence still ends on the best point it visited.
     """
     T = G.shape[0]
     a = torch.full((T,), 1.0 / T, dtype=G.dtype, device=G.device)
     best, best_value = a, a @ G @ a
     lam = torch.zeros_like(a)
-    rhs = torch.zeros(T + 1, 1, dtype=G.dtype, device=G.device)
-    rhs[T] = 1
-    K = torch.zeros(T + 1, T + 1, dtype=G.dtype, device=G.device)
     for _ in range(n_iter):
-        free = ((lam - a) <= 0).to(G.dtype)
-        K[:T, :T] = free[:, None] * G * free + torch.diag(1 - free)
-        K[:T, T] = free
-        K[T, :T] = free
-        sol, _ = torch.linalg.solve_ex(K, rhs)
-        a, nu = sol[:T, 0], sol[T, 0]
-        Ga = G @ a
-        lam = (1 - free) * (Ga + nu)
-        clipped = a.clamp(min=0)
-        clipped = clipped / clipped.sum().clamp(min=1e-30)
-        value = clipped @ G @ clipped
-        better = value < best_value
-        best = torch.where(better, clipped, best)
-        best_value = torch.where(better, value, best_value)
+        free = (lam <= a).to(G.dtype)
+        x = batched_solve(masked_systems(G, free[None])[0], free[:, None])[:, 0]
+        s = x.sum()
+        a = x / s
+        lam = (1 - free) * (G @ a - 1 / s)
+        value = torch.where((a >= 0).all(), 1 / s, torch.inf)
+        best = torch.where(value < best_value, a, best)
+        best_value = torch.minimum(value, best_value)
     return best
 
 
@@ -123,7 +114,7 @@ def frank_wolfe(G: Tensor, n_iter: int) -> Tensor:
     return alpha
 
 
-def project_dual_cone(G: Tensor, max_exact: int = 6, n_iter: int = 12) -> Tensor:
+def project_dual_cone(G: Tensor, max_exact: int = 8, n_iter: int = 12) -> Tensor:
     """Row ``i`` is ``argmin_{v >= e_i} v^T G v``: shape ``(n_tasks, n_tasks)``.
 
     ``J^T v_i`` is then the projection of the task gradient ``g_i`` onto the dual cone

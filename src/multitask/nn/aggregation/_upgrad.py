@@ -38,7 +38,7 @@ class UPGrad(GradientAggregator):
         pref: Tensor | None = None,
         *,
         reg_eps: float = 1e-4,
-        max_exact: int = 6,
+        max_exact: int = 8,
         n_iter: int = 12,
     ) -> None:
         super().__init__()
