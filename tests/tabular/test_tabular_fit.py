@@ -46,6 +46,12 @@ def test_independent_ols_matches_per_task_least_squares():
         mse = np.mean((frame.y.to_numpy()[rows] - expected[rows]) ** 2)
         assert result.metrics["tasks"][t]["mse"] == pytest.approx(mse, rel=1e-5)
     assert result.metrics["n_train"] + result.metrics["n_test"] == len(frame)
+    y_te = frame.y.to_numpy()[test]
+    pooled_mse = np.mean((y_te - expected[test]) ** 2)
+    assert result.metrics["pooled"]["mse"] == pytest.approx(pooled_mse, rel=1e-5)
+    assert result.metrics["pooled"]["explained_variance"] == pytest.approx(
+        1 - pooled_mse / y_te.var(), rel=1e-5
+    )
 
 
 def test_task_split_keeps_two_training_rows_per_task():

@@ -126,6 +126,9 @@ def _metrics_table(metrics: dict, max_rows: int = 20):
         table.add_row(f"... {len(tasks) - max_rows} more (metrics.json)", *("" for _ in names))
     if len(tasks) > 1:
         table.add_row("mean over tasks", *(f"{metrics['overall'][m]:.4g}" for m in names))
+    if "pooled" in metrics:
+        pooled = metrics["pooled"]
+        table.add_row("all rows pooled", *(f"{pooled.get(m, float('nan')):.4g}" for m in names))
     return table
 
 

@@ -268,8 +268,9 @@ def _fit_linear(frame, features: list[str], opts: FitOptions):
         scores[str(t)] = score_target(
             model.targets[0], te[target][rows].reset_index(drop=True), part
         )
+    pooled = score_target(model.targets[0], te[target], out)  # all held-out rows together
     n_dropped = len(frame) - len(labelled)
-    return model, scores, (len(train), len(test), n_dropped)
+    return model, scores, (len(train), len(test), n_dropped, pooled)
 
 
 def _overall(scores: dict[str, dict[str, float]]) -> dict[str, float]:
@@ -311,7 +312,7 @@ def fit_table(frame, opts: FitOptions, out: str | Path | None = None, dataset: s
         extra = {}
     else:
         model, scores, sizes = _fit_linear(frame, features, opts)
-        extra = {"n_unlabelled_rows_dropped": sizes[2]}
+        extra = {"n_unlabelled_rows_dropped": sizes[2], "pooled": sizes[3]}
     seconds = time.perf_counter() - start
     metrics = {
         "dataset": dataset,
