@@ -70,3 +70,10 @@ def test_staged_dir_is_all_or_nothing(tmp_path):
     os.umask(mask)
     assert (out / "a.json").stat().st_mode & 0o777 == 0o666 & ~mask
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_bom_and_mislabelled_parquet(tmp_path, frame):
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbfa,b\n1,x\n")
+    assert list(read_table(tmp_path / "bom.csv").columns) == ["a", "b"]
+    frame.to_parquet(tmp_path / "really_parquet.csv", index=False)
+    pd.testing.assert_frame_equal(read_table(tmp_path / "really_parquet.csv"), frame)

@@ -69,7 +69,8 @@ def _read_csv(path: Path):
 
     sep = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
     try:
-        return pd.read_csv(path, sep=sep, encoding="utf-8", encoding_errors="strict")
+        # utf-8-sig: strict UTF-8 that also drops a byte-order mark before the header
+        return pd.read_csv(path, sep=sep, encoding="utf-8-sig", encoding_errors="strict")
     except UnicodeDecodeError as exc:
         raise ValueError(
             f"{path} is not valid UTF-8 text (byte {exc.start}: {exc.reason}); "
@@ -117,8 +118,10 @@ def read_table(path: str | os.PathLike):
     compressed = path.suffix.lower() in _COMPRESSED
     with open(path, "rb") as fh:
         head = fh.read(4096)
-    if kind == "sniff":
-        kind = "parquet" if head.startswith(_MAGIC_PARQUET) else "csv"
+    if head.startswith(_MAGIC_PARQUET):  # the content wins over a wrong extension
+        kind = "parquet"
+    elif kind == "sniff":
+        kind = "csv"
     if kind == "parquet":
         frame = _read_parquet(path)
     else:
