@@ -144,6 +144,16 @@ def test_weights_give_the_output(name):
     assert_weights_consistent(AGGREGATORS[name], _J(3, "conflicting"))
 
 
+@pytest.mark.parametrize("name", sorted(AGGREGATORS))
+def test_single_task_and_zero_jacobians(name):
+    g = _J(2, "random")[:1]
+    d = assert_finite_and_shaped(AGGREGATORS[name], g)
+    assert float(g[0] @ d) > 0  # one task: a descent direction for it
+    for T in (3, 12):
+        zero = torch.zeros(T, 7, dtype=torch.float64)
+        _close(assert_finite_and_shaped(AGGREGATORS[name], zero), np.zeros(7), 0)
+
+
 def test_graddrop_is_not_linear():
     assert not GradDrop.linear
     with pytest.raises(NotImplementedError, match="GradDrop"):

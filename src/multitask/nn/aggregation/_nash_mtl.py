@@ -78,6 +78,7 @@ class NashMTL(GradientAggregator):
             else:
                 init, n_iter = self.alpha.to(G) * trace.sqrt(), self.n_iter_warm
             alpha = _solvers.nash_weights(Gn, init, n_iter) / trace.sqrt()
+            alpha = torch.where(G.diagonal().sum() > 0, alpha, 0 * alpha)  # J = 0: no direction
             self.alpha = alpha
         self.step += 1
         alpha = self.alpha.to(G)

@@ -226,7 +226,7 @@ def nash_weights(G: Tensor, init: Tensor, n_iter: int = 20) -> Tensor:
     rescaled by the best scalar ``sqrt(T / init^T G init)`` first.
     """
     T = G.shape[0]
-    alpha = init * (T / (init @ G @ init)).sqrt()
+    alpha = init * (T / (init @ G @ init).clamp(min=1e-30)).sqrt()
     for _ in range(n_iter):
         grad = G @ alpha - 1 / alpha
         delta = torch.linalg.solve_ex(G + torch.diag(alpha.pow(-2)), grad)[0]
