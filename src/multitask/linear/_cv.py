@@ -84,8 +84,10 @@ def _null_intercepts(data, loss):
 
 def _folds(estimator, X, y, cv, random_state):
     """Splits stratified by task (and by class for classifiers)."""
-    if not isinstance(cv, (int, np.integer)):
+    if hasattr(cv, "split"):
         return list(cv.split(X, y))
+    if not isinstance(cv, (int, np.integer)):
+        return list(cv)  # an iterable of (train, test) index arrays
     _, task_values = split_task_column(X, estimator.task_col)
     y_arr = np.asarray(y)
     if task_values is None and y_arr.ndim == 2:
