@@ -154,6 +154,23 @@ def test_single_task_and_zero_jacobians(name):
         _close(assert_finite_and_shaped(AGGREGATORS[name], zero), np.zeros(7), 0)
 
 
+@pytest.mark.parametrize("name", [*LINEAR, "pcgrad", "gradvac"])
+def test_weights_from_the_gramian_alone(name):
+    J = _J(10, "conflicting")
+    agg = AGGREGATORS[name]()
+    assert agg.uses_gramian
+    torch.testing.assert_close(agg.gramian_weights(J @ J.T), AGGREGATORS[name]().weights(J))
+    # Gramian of a different Jacobian with the same inner products: same weights
+    Q, _ = torch.linalg.qr(torch.randn(24, 24, dtype=J.dtype, generator=torch.Generator()))
+    torch.testing.assert_close(AGGREGATORS[name]().weights(J @ Q), AGGREGATORS[name]().weights(J))
+
+
+def test_graddrop_needs_the_jacobian():
+    assert not GradDrop.uses_gramian
+    with pytest.raises(NotImplementedError, match="needs the Jacobian"):
+        GradDrop().gramian_weights(torch.eye(2))
+
+
 def test_graddrop_is_not_linear():
     assert not GradDrop.linear
     with pytest.raises(NotImplementedError, match="GradDrop"):

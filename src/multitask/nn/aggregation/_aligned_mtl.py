@@ -31,6 +31,8 @@ class AlignedMTL(GradientAggregator):
     Multi-Task Learning". CVPR 2023. Section 4, eq. (8)-(10) and Algorithm 1.
     """
 
+    uses_gramian = True
+
     def __init__(self, scale: str = "min", weights_pref: Tensor | None = None) -> None:
         super().__init__()
         if scale not in ("min", "median", "mean"):
@@ -38,9 +40,9 @@ class AlignedMTL(GradientAggregator):
         self.scale = scale
         self.weights_pref = weights_pref
 
-    def weights(self, jacobian: Tensor) -> Tensor:
-        """Weights ``B w`` of shape ``(n_tasks,)``."""
-        G = _solvers.gramian(jacobian)
+    def gramian_weights(self, gramian: Tensor) -> Tensor:
+        """Weights ``B w`` of shape ``(n_tasks,)``. From ``gramian = J J^T``."""
+        G = _solvers.to_solver(gramian)
         T = G.shape[0]
         lam, V = torch.linalg.eigh(G)  # ascending
         tol = lam.max() * T * torch.finfo(G.dtype).eps
@@ -51,7 +53,7 @@ class AlignedMTL(GradientAggregator):
         B = torch.where(keep.any(), B, torch.eye(T, dtype=G.dtype, device=G.device))
         w = self.weights_pref
         w = torch.full((T,), 1.0 / T, dtype=G.dtype, device=G.device) if w is None else w
-        return (B @ w.to(G)).to(jacobian.dtype)
+        return (B @ w.to(G)).to(gramian.dtype)
 
     def _scale(self, lam: Tensor, keep: Tensor) -> Tensor:
         if self.scale == "min":

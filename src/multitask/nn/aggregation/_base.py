@@ -30,9 +30,23 @@ class GradientAggregator(nn.Module):
     #: True when ``forward(J) == weights(J) @ J`` (usable on a representation).
     linear: bool = True
 
+    #: True when the weights depend on ``J`` only through its Gramian ``J J^T``: then
+    #: :meth:`gramian_weights` gives them without the Jacobian (a Gramian-based backward
+    #: can skip materialising ``J``).
+    uses_gramian: bool = False
+
     def weights(self, jacobian: Tensor) -> Tensor:
         """Task weights of shape ``(n_tasks,)`` such that the output is ``weights @ jacobian``."""
+        if self.uses_gramian:
+            J = jacobian.detach()
+            return self.gramian_weights(J @ J.T).to(jacobian.dtype)
         raise NotImplementedError(f"{type(self).__name__} does not define task weights")
+
+    def gramian_weights(self, gramian: Tensor) -> Tensor:
+        """Task weights of shape ``(n_tasks,)`` from ``gramian = J J^T`` (``uses_gramian``)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} needs the Jacobian, not only its Gramian: call weights(J)"
+        )
 
     def forward(self, jacobian: Tensor) -> Tensor:
         """Aggregate ``jacobian`` of shape ``(n_tasks, n_params)`` into ``(n_params,)``."""

@@ -36,6 +36,8 @@ class CAGrad(GradientAggregator):
     Multi-task Learning". NeurIPS 2021. Eq. (2)-(4) and Algorithm 1.
     """
 
+    uses_gramian = True
+
     def __init__(
         self, c: float = 0.5, *, rescale: str = "none", max_exact: int = 10, n_iter: int = 12
     ) -> None:
@@ -49,12 +51,12 @@ class CAGrad(GradientAggregator):
         self.max_exact = max_exact
         self.n_iter = n_iter
 
-    def weights(self, jacobian: Tensor) -> Tensor:
-        """Weights ``(1 / T + u) / rescale`` of shape ``(n_tasks,)``."""
-        G = _solvers.normalise(_solvers.gramian(jacobian))
+    def gramian_weights(self, gramian: Tensor) -> Tensor:
+        """Weights ``(1 / T + u) / rescale`` of shape ``(n_tasks,)``. From ``gramian = J J^T``."""
+        G = _solvers.normalise(_solvers.to_solver(gramian))
         u = _solvers.cagrad_coefficients(G, self.c, self.max_exact, self.n_iter)
         w = (1.0 / G.shape[0] + u) / _RESCALE[self.rescale](self.c)
-        return w.to(jacobian.dtype)
+        return w.to(gramian.dtype)
 
     def __repr__(self) -> str:
         return f"CAGrad(c={self.c}, rescale={self.rescale!r})"

@@ -39,6 +39,8 @@ class GradVac(GradientAggregator):
     Multi-task Optimization in Massively Multilingual Models". ICLR 2021. Algorithm 1, eq. (3).
     """
 
+    uses_gramian = True
+
     def __init__(self, beta: float = 0.01, eps: float = 1e-8, seed: int = 0) -> None:
         super().__init__()
         if not 0.0 <= beta <= 1.0:
@@ -49,9 +51,12 @@ class GradVac(GradientAggregator):
         self._rng = SeededGenerator(seed)
         self.register_buffer("targets", torch.zeros(0, 0))
 
-    def weights(self, jacobian: Tensor) -> Tensor:
-        """Weights ``C.sum(0)`` of shape ``(n_tasks,)``; updates ``targets`` and the generator."""
-        G = _solvers.gramian(jacobian)
+    def gramian_weights(self, gramian: Tensor) -> Tensor:
+        """Weights ``C.sum(0)`` of shape ``(n_tasks,)`` from ``gramian = J J^T``.
+
+        Updates ``targets`` and advances the generator.
+        """
+        G = _solvers.to_solver(gramian)
         T = G.shape[0]
         if self.targets.shape != (T, T):
             self.targets = torch.zeros(T, T, dtype=G.dtype, device=G.device)
@@ -76,7 +81,7 @@ class GradVac(GradientAggregator):
                 (rows, j), (1 - self.beta) * phi_hat + self.beta * phi
             )
         self.targets = phi_hat_all.to(self.targets.dtype)
-        return C.sum(dim=0).to(jacobian.dtype)
+        return C.sum(dim=0).to(gramian.dtype)
 
     def _orders(self, n_tasks: int) -> Tensor:
         g = self._rng.get("cpu")

@@ -24,13 +24,15 @@ class IMTLG(GradientAggregator):
     Impartial Multi-task Learning". ICLR 2021. Section 3.2, eq. (7)-(8) (IMTL-G closed form).
     """
 
-    def weights(self, jacobian: Tensor) -> Tensor:
-        """Weights of shape ``(n_tasks,)`` summing to one."""
-        G = _solvers.gramian(jacobian)
+    uses_gramian = True
+
+    def gramian_weights(self, gramian: Tensor) -> Tensor:
+        """Weights of shape ``(n_tasks,)`` summing to one. From ``gramian = J J^T``."""
+        G = _solvers.to_solver(gramian)
         scale = G.diagonal().sum()
         G = G / torch.where(scale > 0, scale, torch.ones_like(scale))
         v = torch.linalg.pinv(G, hermitian=True) @ G.diagonal().clamp(min=0).sqrt()
         total = v.sum()
         ok = total.abs() > 1e-12
         a = torch.where(ok, v / torch.where(ok, total, torch.ones_like(total)), 0 * v)
-        return a.to(jacobian.dtype)
+        return a.to(gramian.dtype)

@@ -11,7 +11,14 @@ from ._base import GradientAggregator
 class Mean(GradientAggregator):
     """Average of the rows: weights ``1 / n_tasks`` each (equal weighting of the mean loss)."""
 
+    uses_gramian = True
+
     def weights(self, jacobian: Tensor) -> Tensor:
         """Weights of shape ``(n_tasks,)``, all ``1 / n_tasks``."""
         n_tasks = jacobian.shape[0]
         return torch.full((n_tasks,), 1.0 / n_tasks, dtype=jacobian.dtype, device=jacobian.device)
+
+    def gramian_weights(self, gramian: Tensor) -> Tensor:
+        """The same weights, from ``gramian = J J^T`` of shape ``(n_tasks, n_tasks)``."""
+        n_tasks = gramian.shape[0]
+        return torch.full((n_tasks,), 1.0 / n_tasks, dtype=gramian.dtype, device=gramian.device)

@@ -42,6 +42,8 @@ class MGDA(GradientAggregator):
     (Frank-Wolfe), Section 3.3 (gradient normalisation, MGDA-UB).
     """
 
+    uses_gramian = True
+
     def __init__(
         self,
         normalization: str = "none",
@@ -64,7 +66,12 @@ class MGDA(GradientAggregator):
 
     def weights(self, jacobian: Tensor, losses: Tensor | None = None) -> Tensor:
         """Weights ``a`` of shape ``(n_tasks,)`` on the simplex (``losses``: ``(n_tasks,)``)."""
-        G = _solvers.gramian(jacobian)
+        J = jacobian.detach()
+        return self.gramian_weights(J @ J.T, losses).to(jacobian.dtype)
+
+    def gramian_weights(self, gramian: Tensor, losses: Tensor | None = None) -> Tensor:
+        """Weights ``a`` of shape ``(n_tasks,)`` from ``gramian = J J^T``."""
+        G = _solvers.to_solver(gramian)
         scale = self._scales(G, losses)
         G = G / (scale[:, None] * scale[None, :])
         if G.shape[0] == 2 and self.solver == "exact":
@@ -74,7 +81,7 @@ class MGDA(GradientAggregator):
             a = _solvers.min_norm_simplex(_solvers.normalise(G), self.max_exact, n_iter)
         else:
             a = _solvers.frank_wolfe(G, 250 if self.n_iter is None else self.n_iter)
-        return a.to(jacobian.dtype)
+        return a.to(gramian.dtype)
 
     def forward(self, jacobian: Tensor, losses: Tensor | None = None) -> Tensor:
         """Aggregate ``jacobian`` of shape ``(n_tasks, n_params)`` into ``(n_params,)``."""

@@ -45,6 +45,8 @@ class NashMTL(GradientAggregator):
     Section 5.1 and Algorithm 1 (update frequency).
     """
 
+    uses_gramian = True
+
     def __init__(
         self,
         update_every: int = 1,
@@ -64,9 +66,9 @@ class NashMTL(GradientAggregator):
         self.step = 0
         self.register_buffer("alpha", torch.zeros(0))
 
-    def weights(self, jacobian: Tensor) -> Tensor:
-        """Weights ``alpha`` of shape ``(n_tasks,)``; advances the call count."""
-        G = _solvers.gramian(jacobian)
+    def gramian_weights(self, gramian: Tensor) -> Tensor:
+        """Weights ``alpha`` of shape ``(n_tasks,)`` from ``gramian = J J^T``; counts the call."""
+        G = _solvers.to_solver(gramian)
         T = G.shape[0]
         fresh = self.alpha.shape != (T,)
         if fresh or self.step % self.update_every == 0:
@@ -85,7 +87,7 @@ class NashMTL(GradientAggregator):
         if self.max_norm > 0:
             norm = (alpha @ G @ alpha).clamp(min=0).sqrt()
             alpha = alpha * (self.max_norm / norm.clamp(min=self.max_norm))
-        return alpha.to(jacobian.dtype)
+        return alpha.to(gramian.dtype)
 
     def reset(self) -> None:
         """Forget the last weights and the call count."""

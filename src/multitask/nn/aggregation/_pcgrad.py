@@ -33,15 +33,17 @@ class PCGrad(GradientAggregator):
     Multi-Task Learning". NeurIPS 2020. Algorithm 1.
     """
 
+    uses_gramian = True
+
     def __init__(self, seed: int = 0, *, deterministic: bool = False) -> None:
         super().__init__()
         self.seed = seed
         self.deterministic = deterministic
         self._rng = SeededGenerator(seed)
 
-    def weights(self, jacobian: Tensor) -> Tensor:
-        """Weights ``C.sum(0)`` of shape ``(n_tasks,)``; advances the generator."""
-        G = _solvers.gramian(jacobian)
+    def gramian_weights(self, gramian: Tensor) -> Tensor:
+        """Weights ``C.sum(0)`` of shape ``(n_tasks,)`` from ``gramian = J J^T`` (draws orders)."""
+        G = _solvers.to_solver(gramian)
         T = G.shape[0]
         rows = torch.arange(T, device=G.device)
         order = self._orders(T).to(G.device, non_blocking=True)  # (T, T): order[i] visits
@@ -53,7 +55,7 @@ class PCGrad(GradientAggregator):
             j = order[:, k]  # (T,) the task each row i looks at now
             dot = (C @ G)[rows, j]  # g_i^PC . g_j
             C = C.index_put((rows, j), -dot.clamp(max=0) * coef[:, k], accumulate=True)
-        return C.sum(dim=0).to(jacobian.dtype)
+        return C.sum(dim=0).to(gramian.dtype)
 
     def _orders(self, n_tasks: int) -> Tensor:
         if self.deterministic:

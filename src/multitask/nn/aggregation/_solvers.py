@@ -28,6 +28,11 @@ def gramian(jacobian: Tensor) -> Tensor:
     return (J @ J.T).to(solver_dtype(J.device))
 
 
+def to_solver(gramian: Tensor) -> Tensor:
+    """A Gramian, detached, in the solver dtype."""
+    return gramian.detach().to(solver_dtype(gramian.device))
+
+
 def normalise(G: Tensor, ridge: float = RIDGE) -> Tensor:
     """``G / trace(G) + ridge * I`` (a zero Gramian gives ``ridge * I``)."""
     trace = G.diagonal().sum()

@@ -11,6 +11,12 @@ from ._base import GradientAggregator
 class Sum(GradientAggregator):
     """Sum of the rows: weights ``1`` each (what ``sum_t L_t`` backpropagates)."""
 
+    uses_gramian = True
+
     def weights(self, jacobian: Tensor) -> Tensor:
         """Weights of shape ``(n_tasks,)``, all ones."""
         return torch.ones(jacobian.shape[0], dtype=jacobian.dtype, device=jacobian.device)
+
+    def gramian_weights(self, gramian: Tensor) -> Tensor:
+        """The same weights, from ``gramian = J J^T`` of shape ``(n_tasks, n_tasks)``."""
+        return torch.ones(gramian.shape[0], dtype=gramian.dtype, device=gramian.device)

@@ -33,6 +33,8 @@ class UPGrad(GradientAggregator):
     2024. Section 3 (UPGrad, eq. 5), Proposition 1 (dual form of the projection).
     """
 
+    uses_gramian = True
+
     def __init__(
         self,
         pref: Tensor | None = None,
@@ -47,11 +49,11 @@ class UPGrad(GradientAggregator):
         self.max_exact = max_exact
         self.n_iter = n_iter
 
-    def weights(self, jacobian: Tensor) -> Tensor:
-        """Weights ``sum_i p_i v_i`` of shape ``(n_tasks,)``."""
-        G = _solvers.normalise(_solvers.gramian(jacobian), ridge=self.reg_eps)
+    def gramian_weights(self, gramian: Tensor) -> Tensor:
+        """Weights ``sum_i p_i v_i`` of shape ``(n_tasks,)``. From ``gramian = J J^T``."""
+        G = _solvers.normalise(_solvers.to_solver(gramian), ridge=self.reg_eps)
         T = G.shape[0]
         V = _solvers.project_dual_cone(G, self.max_exact, self.n_iter)  # (T, T): row i is v_i
         p = self.pref
         p = torch.full((T,), 1.0 / T, dtype=G.dtype, device=G.device) if p is None else p.to(G)
-        return (p @ V).to(jacobian.dtype)
+        return (p @ V).to(gramian.dtype)
