@@ -260,6 +260,11 @@ def test_predict_errors(tmp_path):
     r = _invoke("predict", tmp_path / "m", tmp_path / "no_task.csv", "--out", tmp_path / "p.csv")
     assert r.exit_code == 2 and "lacks the task column 't'" in r.output
     assert not (tmp_path / "p.csv").exists()
+    model = json.loads((tmp_path / "m" / "model.json").read_text())
+    del model["config"]["coef"]
+    (tmp_path / "m" / "model.json").write_text(json.dumps(model))
+    r = _invoke("predict", tmp_path / "m", tmp_path / "long.csv", "--out", tmp_path / "p.csv")
+    assert r.exit_code == 2 and "incomplete or corrupt" in r.output
 
 
 def test_help_does_not_import_torch():

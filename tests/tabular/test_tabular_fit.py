@@ -173,6 +173,11 @@ def test_deep_save_load_is_exact(tmp_path, method, balancer):
     pd.testing.assert_frame_equal(loaded.predict(frame), result.model.predict(frame))
     state = torch.load(tmp_path / "m" / "model.pt", weights_only=True)
     assert set(state) == set(result.model.module.state_dict())
+    if method == "mmoe":  # a truncated weights file is a clear error, not a traceback
+        data = (tmp_path / "m" / "model.pt").read_bytes()
+        (tmp_path / "m" / "model.pt").write_bytes(data[: len(data) // 2])
+        with pytest.raises(ValueError, match="could not be read safely"):
+            load_model(tmp_path / "m")
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
         "metrics.json", "model.json", "model.pt", "report.html",
     ]  # fmt: skip

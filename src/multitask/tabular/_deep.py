@@ -225,7 +225,10 @@ class DeepTabularModel(TabularModel):
         if not path.is_file():
             raise ValueError(f"{folder} holds no {MODEL_PT}; fit the model again")
         model = cls(features, targets, data["method"], data["config"])
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # a truncated file, or one that is not weights only
+            raise ValueError(f"{path} could not be read safely ({exc}); fit again") from None
         model.module.load_state_dict(state)
         model.module.eval()
         return model

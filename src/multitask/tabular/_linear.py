@@ -142,8 +142,19 @@ class LinearTabularModel(TabularModel):
 
     @classmethod
     def load(cls, folder: Path, features, targets, data: dict) -> LinearTabularModel:
-        """Rebuild from ``model.json``."""
-        return cls(features, targets, data["method"], data["config"])
+        """Rebuild from ``model.json``, checking the coefficient shapes."""
+        cfg = data["config"]
+        n_tasks, n_features = len(cfg["tasks"]), len(features.feature_names)
+        coef = np.asarray(cfg["coef"], dtype=np.float64)
+        if coef.shape != (n_tasks, n_features) or len(cfg["intercept"]) != n_tasks:
+            raise ValueError(
+                f"{folder / MODEL_JSON}: coef has shape {coef.shape} and intercept "
+                f"{len(cfg['intercept'])} entries, expected ({n_tasks}, {n_features}) and "
+                f"{n_tasks}; the file is corrupt, fit the model again"
+            )
+        if not isinstance(cfg["task_col"], str):
+            raise ValueError(f"{folder / MODEL_JSON}: task_col is not a column name; fit again")
+        return cls(features, targets, data["method"], cfg)
 
 
 def _plain_json(value) -> bool:

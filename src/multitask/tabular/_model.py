@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from scipy.special import expit
 
 from multitask.tabular._features import FeaturePreprocessor
 from multitask.tabular._targets import TargetEncoder
@@ -100,7 +101,7 @@ class TabularModel:
                 out[enc.name] = {"value": s.reshape(len(frame)) * enc.scale + enc.mean}
             elif enc.kind == "binary":
                 s = s.reshape(len(frame))
-                p = 1.0 / (1.0 + np.exp(-s))
+                p = expit(s)  # no overflow for large |s|
                 out[enc.name] = {"code": (s > 0).astype(np.int64), "proba": np.stack([1 - p, p], 1)}
             else:
                 z = np.exp(s - s.max(axis=1, keepdims=True))
@@ -171,12 +172,18 @@ def load_model(folder: str | os.PathLike) -> TabularModel:
             f"{path} is not a {FORMAT} model of version {VERSION} "
             f"(format={data.get('format')!r}, version={data.get('version')!r})"
         )
-    features = FeaturePreprocessor.from_dict(data["features"])
-    targets = [TargetEncoder.from_dict(t) for t in data["targets"]]
-    if data["half"] == "deep":
-        from multitask.tabular._deep import DeepTabularModel
+    try:
+        features = FeaturePreprocessor.from_dict(data["features"])
+        targets = [TargetEncoder.from_dict(t) for t in data["targets"]]
+        if data["half"] == "deep":
+            from multitask.tabular._deep import DeepTabularModel
 
-        return DeepTabularModel.load(folder, features, targets, data)
-    from multitask.tabular._linear import LinearTabularModel
+            return DeepTabularModel.load(folder, features, targets, data)
+        from multitask.tabular._linear import LinearTabularModel
 
-    return LinearTabularModel.load(folder, features, targets, data)
+        return LinearTabularModel.load(folder, features, targets, data)
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise ValueError(
+            f"the model in {folder} is incomplete or corrupt ({type(exc).__name__}: {exc}); "
+            "fit it again"
+        ) from None
