@@ -96,6 +96,7 @@ def fit(
         width=width,
         lr=lr,
         device=device,
+        progress=True,
         alpha=alpha,
         beta=beta,
         ignore=tuple(ignore or ()),

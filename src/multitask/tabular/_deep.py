@@ -183,7 +183,7 @@ class DeepTabularModel(TabularModel):
             lr=float(cfg["lr"]),
             max_epochs=int(cfg["epochs"]),
             seed=int(cfg["seed"]),
-            progress=False,
+            progress=bool(cfg.get("progress", False)),
             device=cfg.get("device", "cpu"),
         )
         trainer.fit(loader)

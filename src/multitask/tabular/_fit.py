@@ -68,6 +68,8 @@ class FitOptions:
     device : str
         Training device of the deep half ("cpu", "cuda", "auto", ...); the
         trained model is moved back to the CPU, where it predicts.
+    progress : bool
+        Show the trainer's progress bar (on a terminal only).
     alpha, beta : float or None
         Regularisation strengths (linear half); None: the estimator's default.
     ignore : tuple of str
@@ -86,6 +88,7 @@ class FitOptions:
     width: int = 64
     lr: float = 1e-3
     device: str = "cpu"
+    progress: bool = False
     alpha: float | None = None
     beta: float | None = None
     ignore: tuple[str, ...] = ()
@@ -221,6 +224,7 @@ def _fit_deep(frame, features: list[str], opts: FitOptions):
         "batch_size": opts.batch_size,
         "lr": opts.lr,
         "device": opts.device,
+        "progress": opts.progress,
     }
     import torch
 
