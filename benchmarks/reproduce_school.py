@@ -48,8 +48,8 @@ def methods(quick):
         "trace norm": (ml.TraceNormRegressor(), np.logspace(-2, 2, n), {}),
         "dirty (L1 + L1inf)": (
             ml.DirtyModelRegressor(),
-            np.logspace(-2, 1, n),
-            {"beta": [0.1, 1.0] if quick else [0.03, 0.3, 3.0]},
+            np.logspace(-2, 2, n),
+            {"beta": [0.3, 3.0] if quick else [0.1, 0.3, 1.0, 3.0]},
         ),
         "mean-regularised": (
             ml.MeanRegularizedRegressor(),
@@ -57,9 +57,9 @@ def methods(quick):
             {"beta": [1e-4, 1e-3] if quick else [1e-5, 1e-4, 1e-3]},
         ),
         "clustered (cMTL, k=3)": (
-            ml.ClusteredMTLRegressor(n_clusters=3, max_iter=1000),
-            np.logspace(-2, 0, 3),
-            {"beta": [1e-3, 1e-2]},
+            ml.ClusteredMTLRegressor(n_clusters=3, max_iter=300 if quick else 3000),
+            [1.0, 0.1] if quick else np.logspace(-2, 1, 4),
+            {"beta": [1e-2] if quick else [1e-3, 1e-2, 1e-1]},
         ),
     }
 
@@ -100,7 +100,7 @@ def fit_predict(est, alphas, extra, X_tr, y_tr, X_te, task_col, seed, tol):
     return best[1].predict(X_te), best[2]
 
 
-def run(protocol, ratios, seeds, quick, out, tol):
+def run(protocol, ratios, seeds, quick, out, tol, only=()):
     data = load("school")
     X, y, task_col = data.X, np.asarray(data.y, float), data.task_col
     task = X[task_col].to_numpy()
@@ -112,6 +112,8 @@ def run(protocol, ratios, seeds, quick, out, tol):
             X_tr, X_te = standardise(X[train], X[~train])
             y_tr, y_te = y[train], y[~train]
             for name, (est, alphas, extra) in methods(quick).items():
+                if only and not any(key in name for key in only):
+                    continue
                 t0 = time.perf_counter()
                 pred, best = fit_predict(est, alphas, extra, X_tr, y_tr, X_te, task_col, seed, tol)
                 nmse = float(np.mean((y_te - pred) ** 2) / np.var(y_te))
@@ -149,9 +151,11 @@ def main():
     parser.add_argument("--quick", action="store_true", help="smaller grids")
     parser.add_argument("--out", default="school_results.jsonl")
     parser.add_argument("--tol", type=float, default=1e-5, help="solver tolerance")
+    parser.add_argument("--methods", default="", help="comma-separated substrings of names")
     args = parser.parse_args()
     ratios = [0.75] if args.protocol == "ev" else [0.1, 0.2, 0.3]
-    table(run(args.protocol, ratios, args.seeds, args.quick, args.out, args.tol))
+    only = [m for m in args.methods.split(",") if m]
+    table(run(args.protocol, ratios, args.seeds, args.quick, args.out, args.tol, only))
 
 
 if __name__ == "__main__":
