@@ -70,7 +70,9 @@ def test_choose_solver_rules():
     assert choose_solver(wide, L21(0.1)) == ("bcd", False)  # p > n: working sets
     X = rng.standard_normal((2000, 100))
     tall = Quadratic(make_shared_design(X, rng.standard_normal((2000, 20))))
-    assert choose_solver(tall, L21(0.1)) == ("fista", True)  # n >> p: Gram FISTA
-    from multitask.linear.penalties import TraceNorm
+    assert choose_solver(tall, L21(0.1)) == ("bcd", True)  # n >> p: Gram kernel
+    from multitask.linear.penalties import L1Inf, TraceNorm
+
+    assert choose_solver(tall, L1Inf(0.1)) == ("fista", True)  # n >> p, no kernel: Gram FISTA
 
     assert choose_solver(wide, TraceNorm(0.1))[0] == "fista"  # not row-separable

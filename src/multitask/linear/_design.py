@@ -137,7 +137,12 @@ class MultiTaskDesign:
         ndarray of shape (n_features, n_features) (shared) or (n_tasks, n_features, n_features)
         """
         if self.shared:
-            Xw = _scale_rows(self.X, np.sqrt(self.weights))
+            w = self.weights
+            if np.all(w == w[0]):  # unweighted: no scaled copy of X
+                G = self.X.T @ self.X
+                G = (G.toarray() if sp.issparse(G) else np.asarray(G)) * w[0]
+                return G
+            Xw = _scale_rows(self.X, np.sqrt(w))
             G = Xw.T @ Xw
             return np.asarray(G.toarray() if sp.issparse(G) else G)
         return _block_diagonal_gram(self.Z, self.weights, self.n_tasks, self.n_features)

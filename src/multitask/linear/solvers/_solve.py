@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from ..datafits import Quadratic
-from .bcd import bcd
+from .bcd import _KERNEL_KINDS, bcd
 from .fista import fista
 
 __all__ = ["choose_solver", "solve"]
@@ -25,7 +25,7 @@ def choose_solver(datafit, penalty, smooth=None, n_solves=1):
       (< 64): ``"fista"``;
     - quadratic loss on a shared design with ``n_features <= n_samples`` and Gram work
       that pays off over the expected passes (``n_features <= 10 * n_tasks * n_solves``):
-      ``"fista"`` on the Gram matrix;
+      on the Gram matrix, ``"bcd"`` for L1 / L21 (numba Gram kernel), else ``"fista"``;
     - otherwise, row-separable penalties: working-set ``"bcd"``.
 
     Parameters
@@ -50,7 +50,7 @@ def choose_solver(datafit, penalty, smooth=None, n_solves=1):
     if gram_ok and design.shared:
         gram_pays = design.n_features <= 10 * design.n_tasks * n_solves
         if gram_pays:
-            return "fista", True
+            return ("bcd" if type(penalty).__name__ in _KERNEL_KINDS else "fista"), True
     if not design.shared and gram_ok:
         return "bcd", True
     return "bcd", False

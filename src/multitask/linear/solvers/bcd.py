@@ -157,7 +157,8 @@ def _working_set(W, grad, penalty, p0):
     if zero_rows.size:
         step = penalty.prox(-grad[zero_rows], 1.0)
         score[zero_rows] = np.linalg.norm(step, axis=1)
-    size = min(W.shape[0], max(p0, 2 * int(nonzero.sum())))
+    n_violating = int(np.sum(score[zero_rows] > 0)) if zero_rows.size else 0
+    size = min(W.shape[0], max(p0, 2 * int(nonzero.sum()), n_violating // 2))
     if size >= 0.5 * W.shape[0]:  # most rows: take them all, no more outer iterations
         size = W.shape[0]
     if size < W.shape[0]:
