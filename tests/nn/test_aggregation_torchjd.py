@@ -159,3 +159,15 @@ def test_nash_mtl(T, case):
     theirs = tjd.NashMTL(n_tasks=T, max_norm=0.0, optim_niter=50)(J)
     scale = float(torch.linalg.matrix_norm(J @ J.T)) ** 0.5
     _close(NashMTL()(J) * scale, theirs, 1e-4)
+
+
+@pytest.mark.parametrize(("T", "case"), [(3, "conflicting"), (10, "random")])
+def test_preference_vectors(T, case):
+    J = _J(T, case)
+    pref = torch.linspace(0.5, 2.0, T, dtype=J.dtype)
+    _close(AlignedMTL(weights_pref=pref)(J), tjd.AlignedMTL(pref_vector=pref)(J), 1e-8)
+    try:
+        theirs = tjd.UPGrad(pref_vector=pref)(J)
+    except ImportError:
+        theirs = tjd.UPGrad(pref_vector=pref, projector=_BvlsProjector())(J)
+    _close(UPGrad(pref)(J), theirs, 1e-5)
