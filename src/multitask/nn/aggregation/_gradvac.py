@@ -60,27 +60,27 @@ class GradVac(GradientAggregator):
         T = G.shape[0]
         if self.targets.shape != (T, T):
             self.targets = torch.zeros(T, T, dtype=G.dtype, device=G.device)
-        phi_hat_all = self.targets.to(G.dtype)
         rows = torch.arange(T, device=G.device)
         order = self._orders(T).to(G.device, non_blocking=True)  # (T, T - 1)
+        # each pair (i, j) is visited once per call: its target and g_j's norm can be read upfront
+        phi_hat = self.targets.to(G.dtype).gather(1, order)  # (T, T - 1)
+        s_hat = (1 - phi_hat * phi_hat).clamp(min=0).sqrt()
+        norm_j = G.diagonal().clamp(min=0).sqrt()[order]
+        denom = norm_j * s_hat + self.eps
         C = torch.eye(T, dtype=G.dtype, device=G.device)
-        norm_j_all = G.diagonal().clamp(min=0).sqrt()
+        phis = []
         for k in range(T - 1):
             j = order[:, k]
             CG = C @ G  # (T, T): g_i' . g_l
-            dot = CG[rows, j]
             norm_i = (CG * C).sum(dim=1).clamp(min=0).sqrt()
-            norm_j = norm_j_all[j]
-            phi = dot / (norm_i * norm_j + self.eps)
-            phi_hat = phi_hat_all[rows, j]
+            phi = CG[rows, j] / (norm_i * norm_j[:, k] + self.eps)
             s_phi = (1 - phi * phi).clamp(min=0).sqrt()
-            s_hat = (1 - phi_hat * phi_hat).clamp(min=0).sqrt()
-            w = norm_i * (phi_hat * s_phi - phi * s_hat) / (norm_j * s_hat + self.eps)
-            C = C.index_put((rows, j), torch.where(phi < phi_hat, w, 0 * w), accumulate=True)
-            phi_hat_all = phi_hat_all.index_put(
-                (rows, j), (1 - self.beta) * phi_hat + self.beta * phi
-            )
-        self.targets = phi_hat_all.to(self.targets.dtype)
+            w = norm_i * (phi_hat[:, k] * s_phi - phi * s_hat[:, k]) / denom[:, k]
+            C = C.index_put((rows, j), w * (phi < phi_hat[:, k]), accumulate=True)
+            phis.append(phi)
+        if phis:
+            ema = (1 - self.beta) * phi_hat + self.beta * torch.stack(phis, dim=1)
+            self.targets = self.targets.to(G.dtype).scatter(1, order, ema).to(self.targets.dtype)
         return C.sum(dim=0).to(gramian.dtype)
 
     def _orders(self, n_tasks: int) -> Tensor:
