@@ -241,3 +241,28 @@ def test_resuming_an_early_stopped_run_trains_no_further(tmp_path):
     assert fit().step_ == 24  # 3 epochs of 8 batches, then stopped
     again = fit()
     assert again.step_ == 24 and again.history_.steps == []
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_training_matches_cpu_loosely_and_resumes(tmp_path):
+    def fit(device, steps, ckpt=None, resume=False):
+        torch.manual_seed(0)
+        model = TwoHeads()
+        t = Trainer(
+            model,
+            regression_tasks(),
+            lr=0.01,
+            max_steps=steps,
+            max_epochs=10,
+            device=device,
+            checkpoint_dir=ckpt,
+            checkpoint_every=1 if ckpt else None,
+        )
+        t.fit(loader(regression_data(), shuffle=True), resume=resume)
+        return flat_params(model).cpu()
+
+    cpu, cuda = fit("cpu", 6), fit("cuda", 6)
+    torch.testing.assert_close(cuda, cpu, rtol=1e-4, atol=1e-5)
+    fit("cuda", 3, tmp_path)
+    torch.testing.assert_close(fit("cuda", 6, tmp_path, resume=True), cuda, rtol=0, atol=1e-6)
