@@ -53,7 +53,7 @@ DEEP_NAMES = {
         "soft_sharing": ("Duong, Cohn, Bird & Cook, ACL 2015; Yang & Hospedales, ICLR-W", 2017),
         "cross_stitch": ("Misra, Shrivastava, Gupta & Hebert, CVPR", 2016),
         "sluice": ("Ruder, Bingel, Augenstein & Søgaard, AAAI", 2019),
-        "deep_relationship": ("Long, Cao, Wang & Yu, NIPS", 2017),
+        "relationship": ("Long, Cao, Wang & Yu, NIPS", 2017),
         "fully_adaptive": ("Lu, Kumar, Zhai, Cheng, Javidi & Feris, CVPR", 2017),
         "low_supervision": ("Søgaard & Goldberg, ACL", 2016),
         "joint_many_task": ("Hashimoto, Xiong, Tsuruoka & Socher, EMNLP", 2017),
