@@ -74,16 +74,16 @@ def trunk() -> nn.Module:
     return nn.Sequential(nn.Linear(27, 32), nn.ReLU())
 
 
-def build(name: str, n_tasks: int) -> nn.Module:
+def build(name: str, n_tasks: int, prior_weight: float = 1e-4) -> nn.Module:
     names = [f"s{i}" for i in range(n_tasks)]
     if name == "single_task":
         heads = {t: nn.Sequential(nn.Linear(27, 16), nn.ReLU(), nn.Linear(16, 1)) for t in names}
         return HardSharing(nn.Identity(), heads)
     if name == "hard_sharing":
         return HardSharing(trunk(), {t: tower() for t in names})
-    if name == "relationship":
+    if name.startswith("relationship"):
         heads = {t: tower() for t in names}
-        return DeepRelationshipNetwork(trunk(), heads, prior_weight=1e-4)
+        return DeepRelationshipNetwork(trunk(), heads, prior_weight=prior_weight)
     if name in ("tensor_factorized", "tensor_factorized_tt"):
         method = "tt" if name.endswith("tt") else "tucker"
         ranks = [(8, 8, 16), (8, 1, 16)] if method == "tucker" else [(8, 16), (8, 16)]
@@ -108,14 +108,16 @@ def after_epoch(model, epoch):
 
 def main() -> None:
     p = parser(__doc__.splitlines()[0], "architectures_school")
+    p.add_argument("--prior-weight", type=float, default=1e-4, help="MRN's lambda (per batch)")
     p.set_defaults(epochs=30, batch_size=256)
     args = p.parse_args()
+    mrn = "relationship" if args.prior_weight == 1e-4 else f"relationship_pw{args.prior_weight:g}"
     fit = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr}
 
     def method(name):
         def run(seed):
             (x, y), (xt, yt), n_tasks, (ym, ys) = arrays(seed)
-            model = build(name, n_tasks)
+            model = build(name, n_tasks, args.prior_weight)
             sec = train(model, x, y, loss_fn, seed=seed, on_epoch=after_epoch, **fit)
             pred = own_prediction(predict(model, xt), yt["task"]) * ys + ym
             mse = float((pred - yt["y"]).pow(2).mean())
@@ -124,7 +126,7 @@ def main() -> None:
 
         return run
 
-    names = ("single_task", "hard_sharing", "relationship", "tensor_factorized")
+    names = ("single_task", "hard_sharing", mrn, "tensor_factorized")
     names += ("tensor_factorized_tt",)
     run_all(args, {n: method(n) for n in names}, Results(args.out), "school")
 
