@@ -15,7 +15,7 @@ from _helpers import (
 from torch import nn
 
 from multitask.nn.weighting import LossWeighting
-from multitask.training import Callback, RoundRobinSampler, Trainer
+from multitask.training import Callback, PeriodicSampler, RoundRobinSampler, Trainer
 
 
 def _sgd(groups):
@@ -51,9 +51,33 @@ def test_grad_accumulation_equals_larger_batch():
 
 
 def test_partial_accumulation_window_at_epoch_end():
-    # 64 samples / batch 8 = 8 micro-batches; k=3 -> windows 3, 3, 2 (the last averages 2)
-    _, t = _fit(batch_size=8, accumulation=3, steps=None, epochs=2)
+    # 64 samples / batch 8 = 8 micro-batches; k=3 -> windows of 3, 3, 2 batches.
+    # oracle: plain steps on batches of 24, 24 and 16 samples (a list of batches)
+    small, t = _fit(batch_size=8, accumulation=3, steps=None, epochs=2)
     assert t.step_ == 3 * 2
+    data = regression_data(n=64)
+    bounds = [(0, 24), (24, 48), (48, 64)]
+    batches = [(data.x[i:j], {k: y[i:j] for k, y in data.ys.items()}) for i, j in bounds]
+    torch.manual_seed(0)
+    big = TwoHeads()
+    Trainer(big, regression_tasks(), optimizer=_sgd, max_epochs=2, device="cpu").fit(batches)
+    torch.testing.assert_close(flat_params(small), flat_params(big), rtol=0, atol=1e-6)
+
+
+def test_tensorboard_logger_is_optional(tmp_path):
+    # tensorboard is not a dependency: without it, a warning and a no-op
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        with pytest.warns(UserWarning, match="tensorboard is not installed"):
+            Trainer(
+                TwoHeads(), regression_tasks(), max_steps=2, device="cpu", tensorboard_dir=tmp_path
+            ).fit(loader(regression_data()))
+    else:
+        Trainer(
+            TwoHeads(), regression_tasks(), max_steps=2, device="cpu", tensorboard_dir=tmp_path
+        ).fit(loader(regression_data()))
+        assert any(tmp_path.iterdir())
 
 
 def test_task_lr_and_task_lr_attribute():
@@ -266,3 +290,21 @@ def test_cuda_training_matches_cpu_loosely_and_resumes(tmp_path):
     torch.testing.assert_close(cuda, cpu, rtol=1e-4, atol=1e-5)
     fit("cuda", 3, tmp_path)
     torch.testing.assert_close(fit("cuda", 6, tmp_path, resume=True), cuda, rtol=0, atol=1e-6)
+
+
+def test_periodic_sampler_with_every_task_each_step_equals_one_loader():
+    # oracle: with period 1 for both tasks and the same batches in each task's
+    # loader, per-task forwards give the gradients of one joint forward
+    data = regression_data()
+
+    def fit(train, **kw):
+        torch.manual_seed(0)
+        model = TwoHeads()
+        Trainer(model, regression_tasks(), optimizer=_sgd, max_steps=8, device="cpu", **kw).fit(
+            train
+        )
+        return flat_params(model)
+
+    joint = fit(loader(data))
+    sampled = fit({"a": loader(data), "b": loader(data)}, sampler=PeriodicSampler({"a": 1, "b": 1}))
+    torch.testing.assert_close(sampled, joint, rtol=0, atol=1e-6)
