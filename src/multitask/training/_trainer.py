@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from multitask.nn.backward import mtl_backward
+from multitask.nn import mtl_backward
 from multitask.training._batches import SampledSource, SingleSource
 from multitask.training._inference import evaluate, predict
 from multitask.training._selection import ModelSelector
@@ -45,7 +45,7 @@ __all__ = ["Trainer"]
 
 
 def _nanmean(a: np.ndarray) -> np.ndarray:
-    """Column means over the finite-or-inf entries; NaN where a column has none."""
+    """Column means over the non-NaN entries (NaN: task not trained); NaN if none."""
     seen = ~np.isnan(a)
     total = np.where(seen, a, 0.0).sum(axis=0)
     count = seen.sum(axis=0)
