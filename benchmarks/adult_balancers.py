@@ -191,6 +191,20 @@ def report(out: Path) -> str:
     return "\n".join(lines)
 
 
+BEGIN, END = "<!-- table: begin -->", "<!-- table: end -->"
+
+
+def write_report(path: Path, table: str) -> None:
+    """Put ``table`` between the markers of an existing document, else write it alone."""
+    text = path.read_text() if path.is_file() else ""
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = f"{head}{BEGIN}\n{table}\n{END}{rest.split(END, 1)[1]}"
+    else:
+        text = f"{BEGIN}\n{table}\n{END}\n"
+    path.write_text(text)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--methods", nargs="*", default=None, help="default: every balancer")
@@ -207,7 +221,7 @@ def main() -> None:
     table = report(args.out)
     print(table)
     if args.report is not None:
-        args.report.write_text(table + "\n")
+        write_report(args.report, table)
 
 
 if __name__ == "__main__":
