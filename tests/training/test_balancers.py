@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from _helpers import TwoHeads, flat_params, loader, regression_data, regression_tasks
+from _training_helpers import TwoHeads, flat_params, loader, regression_data, regression_tasks
 
 from multitask.nn.aggregation import AGGREGATORS
 from multitask.nn.weighting import WEIGHTINGS

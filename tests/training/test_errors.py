@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from _helpers import DictDataset, TwoHeads, loader, regression_data, regression_tasks
+from _training_helpers import DictDataset, TwoHeads, loader, regression_data, regression_tasks
 
 from multitask.nn import Task
 from multitask.training import Trainer

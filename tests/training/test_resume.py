@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _helpers import TwoHeads, flat_params, loader, regression_data, regression_tasks
-from _resume_run import run
+from _training_helpers import TwoHeads, flat_params, loader, regression_data, regression_tasks
+from _training_resume_run import run
 
 from multitask.training import Trainer, load_checkpoint, save_checkpoint
 from multitask.training.checkpoint import get_rng_state, set_rng_state
 
-SCRIPT = Path(__file__).with_name("_resume_run.py")
+SCRIPT = Path(__file__).with_name("_training_resume_run.py")
 
 
 class Evil:

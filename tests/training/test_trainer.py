@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from _helpers import (
+from _training_helpers import (
     TwoHeads,
     flat_params,
     loader,

@@ -1,4 +1,4 @@
-"""One training run for the resume test; ``python _resume_run.py DIR KILL_AT`` SIGKILLs itself."""
+"""One training run for the resume test; run as a script (DIR KILL_AT), it SIGKILLs itself."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _helpers import TwoHeads, loader, regression_data, regression_tasks
+from _training_helpers import TwoHeads, loader, regression_data, regression_tasks
 
 from multitask.training import Callback, Trainer
 
