@@ -9,11 +9,13 @@ References
 ----------
 Arivazhagan, Bapna, Firat, Lepikhin, Johnson, Krikun, Chen, Cao, Foster, Cherry,
 Macherey, Chen, Wu. "Massively Multilingual Neural Machine Translation in the
-Wild: Findings and Challenges." arXiv:1907.05019, 2019, section 4.2 (temperature
-sampling, ``p_t ~ n_t^(1/T)``).
+Wild: Findings and Challenges." arXiv:1907.05019, 2019, section 4 (temperature-
+based data sampling, ``p_t ~ n_t^(1/T)``).
+Collobert, Weston. "A Unified Architecture for Natural Language Processing:
+Deep Neural Networks with Multitask Learning." ICML 2008 (training by picking
+one task and one of its examples at each step).
 Ruder. "An Overview of Multi-Task Learning in Deep Neural Networks."
-arXiv:1706.05098, 2017, section 2.3 (asynchronous training: tasks updated on
-their own schedule).
+arXiv:1706.05098, 2017 (tasks trained with their own data and schedules).
 """
 
 from __future__ import annotations
@@ -115,7 +117,7 @@ class TemperatureSampler(_ProbabilitySampler):
     """One task per step with probability ``p_t ~ n_t^(1/T)``.
 
     ``T = 1`` is proportional sampling, ``T -> inf`` uniform (Arivazhagan et
-    al. 2019, section 4.2).
+    al. 2019, section 4).
 
     Parameters
     ----------
