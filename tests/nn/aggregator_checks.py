@@ -23,12 +23,17 @@ def jacobian_cases(n_tasks: int, n_params: int = 24, seed: int = 0) -> dict[str,
     # conflicting: a shared direction plus strong, partly opposed task-specific parts
     conflict = 0.3 * base + torch.randn(n_tasks, n_params, generator=g, dtype=torch.float64)
     conflict[0] = -conflict[1] + 0.2 * base
+    illcond = torch.randn(n_tasks, 200, generator=g, dtype=torch.float64)[:, :n_params]
+    illcond = illcond * torch.logspace(-2, 1, n_tasks, dtype=torch.float64)[:, None]
+    illcond[0] = illcond[0] - 0.5 * illcond[-1]
     return {
         "orthogonal": norms[:, None] * Q.T,
         "conflicting": conflict,
         "identical": base.expand(n_tasks, n_params).clone(),
         "rescaled": norms[:, None] * base,
         "random": torch.randn(n_tasks, n_params, generator=g, dtype=torch.float64),
+        # norms 1000x apart (Gramian eigenvalues down to 1e-6 of the trace), one conflict
+        "ill_conditioned": illcond,
     }
 
 

@@ -50,7 +50,7 @@ class NashMTL(GradientAggregator):
     def __init__(
         self,
         update_every: int = 1,
-        n_iter: int = 20,
+        n_iter: int = 40,
         n_iter_warm: int = 8,
         max_norm: float = 0.0,
     ) -> None:

@@ -21,9 +21,12 @@ class UPGrad(GradientAggregator):
     ----------
     pref : Tensor of shape (n_tasks,), optional
         Weights ``p_i`` of the projected gradients; default ``1 / n_tasks`` (the mean).
-    reg_eps : float
-        ``G`` is trace-normalised and ``reg_eps * I`` is added before solving, as in the authors'
-        implementation (torchjd's default 1e-4), so that the QP is strictly convex.
+    reg_eps : float, optional
+        ``G`` is trace-normalised and ``reg_eps * I`` is added before solving so that the QP is
+        strictly convex. Default: a negligible ridge (1e-13 in float64), so that ``J d >= 0``
+        holds even when gradient norms differ by orders of magnitude. The authors' torchjd adds
+        1e-4, which biases the projections (and can leave small conflicts) when the Gramian has
+        eigenvalues below about 1e-4 of its trace; ``reg_eps=1e-4`` reproduces it.
     max_exact, n_iter : int
         Enumeration up to ``max_exact`` tasks; ``n_iter`` active-set iterations beyond.
 
@@ -39,7 +42,7 @@ class UPGrad(GradientAggregator):
         self,
         pref: Tensor | None = None,
         *,
-        reg_eps: float = 1e-4,
+        reg_eps: float | None = None,
         max_exact: int = 8,
         n_iter: int = 12,
     ) -> None:
