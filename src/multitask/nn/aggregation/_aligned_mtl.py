@@ -24,6 +24,11 @@ class AlignedMTL(GradientAggregator):
         median or mean (the authors' code's ``rmse`` mode).
     weights_pref : Tensor of shape (n_tasks,), optional
         Task preferences ``w``; default ``1 / n_tasks`` each.
+    method : {"auto", "eigh", "iterative"}
+        ``eigh`` synchronises CUDA with the host; ``"iterative"`` uses matrix products only
+        (Newton-Schulz square root and iterated-Tikhonov pseudo-inverse; eigenvalues below about
+        1e-7 of the trace count as zero). ``"auto"``: ``eigh`` on the CPU, iterative elsewhere
+        (``"median"`` always uses ``eigh``).
 
     References
     ----------
@@ -33,17 +38,25 @@ class AlignedMTL(GradientAggregator):
 
     uses_gramian = True
 
-    def __init__(self, scale: str = "min", weights_pref: Tensor | None = None) -> None:
+    def __init__(
+        self, scale: str = "min", weights_pref: Tensor | None = None, method: str = "auto"
+    ) -> None:
         super().__init__()
         if scale not in ("min", "median", "mean"):
             raise ValueError(f"scale={scale!r} must be 'min', 'median' or 'mean'")
+        _solvers.sync_free(torch.device("cpu"), method)  # validates
+        if method == "iterative" and scale == "median":
+            raise ValueError("scale='median' needs the eigenvalues: use method='eigh' or 'auto'")
         self.scale = scale
         self.weights_pref = weights_pref
+        self.method = method
 
     def gramian_weights(self, gramian: Tensor) -> Tensor:
         """Weights ``B w`` of shape ``(n_tasks,)``. From ``gramian = J J^T``."""
         G = _solvers.to_solver(gramian)
         T = G.shape[0]
+        if _solvers.sync_free(G.device, self.method) and self.scale != "median":
+            return self._iterative(G, gramian.dtype)
         lam, V = torch.linalg.eigh(G)  # ascending
         tol = lam.max() * T * torch.finfo(G.dtype).eps
         keep = lam > tol
@@ -54,6 +67,29 @@ class AlignedMTL(GradientAggregator):
         w = self.weights_pref
         w = torch.full((T,), 1.0 / T, dtype=G.dtype, device=G.device) if w is None else w
         return (B @ w.to(G)).to(gramian.dtype)
+
+    def _iterative(self, G: Tensor, dtype: torch.dtype) -> Tensor:
+        """``B w`` by matrix products only: ``V Lambda^{-1/2} V^T = G^{1/2} G^+`` (Newton-Schulz
+        square root, iterated-Tikhonov pseudo-inverse), ``lambda_min^{-1/2}`` its largest
+        eigenvalue (repeated squaring). Eigenvalues below about 1e-7 of the trace count as zero.
+        """
+        T = G.shape[0]
+        eye = torch.eye(T, dtype=G.dtype, device=G.device)
+        trace = G.diagonal().sum()
+        # a ridge at the rounding level of the input keeps Newton-Schulz off negative eigenvalues
+        G = G / torch.where(trace > 0, trace, torch.ones_like(trace))
+        G = G + 100 * torch.finfo(dtype).eps * eye
+        inv = _solvers.pinv_solve(G, eye)
+        S = _solvers.sqrt_psd(G) @ inv
+        S = 0.5 * (S + S.T)
+        if self.scale == "min":  # lambda_min^{-1/2} is the largest eigenvalue of S
+            B = S / _solvers.largest_eigenvalue_psd(S).clamp(min=1e-300)
+        else:  # "mean": the mean kept eigenvalue is 1 / rank, rank = trace(G G^+)
+            B = (G @ inv).diagonal().sum().clamp(min=1).rsqrt() * S
+        B = torch.where((trace > 0) & torch.isfinite(B).all(), B, eye)
+        w = self.weights_pref
+        w = torch.full((T,), 1.0 / T, dtype=G.dtype, device=G.device) if w is None else w.to(G)
+        return (B @ w).to(dtype)
 
     def _scale(self, lam: Tensor, keep: Tensor) -> Tensor:
         if self.scale == "min":

@@ -18,6 +18,15 @@ class IMTLG(GradientAggregator):
     ``a = G^+ n / 1^T G^+ n``; the pseudo-inverse keeps it defined when gradients are linearly
     dependent. A degenerate ``1^T G^+ n = 0`` gives zero weights.
 
+    Parameters
+    ----------
+    method : {"auto", "eigh", "iterative"}
+        ``pinv`` synchronises CUDA with the host; ``"iterative"`` uses iterated Tikhonov
+        (:func:`multitask.nn.aggregation._solvers.pinv_solve`: matrix products and a Cholesky
+        factorisation only; eigenvalues below about 1e-7 of the trace count as zero, and a
+        rank-deficient Gramian costs about 1e-3 relative accuracy). ``"auto"``: ``pinv`` on the
+        CPU, iterative elsewhere.
+
     References
     ----------
     Liu, L., Li, Y., Kuang, Z., Xue, J.-H., Chen, Y., Yang, W., Liao, Q. & Zhang, W. "Towards
@@ -26,13 +35,25 @@ class IMTLG(GradientAggregator):
 
     uses_gramian = True
 
+    def __init__(self, method: str = "auto") -> None:
+        super().__init__()
+        _solvers.sync_free(torch.device("cpu"), method)  # validates
+        self.method = method
+
     def gramian_weights(self, gramian: Tensor) -> Tensor:
-        """Weights of shape ``(n_tasks,)`` summing to one. From ``gramian = J J^T``."""
+        """Weights of shape ``(n_tasks,)`` summing to one, from ``gramian = J J^T``."""
         G = _solvers.to_solver(gramian)
         scale = G.diagonal().sum()
         G = G / torch.where(scale > 0, scale, torch.ones_like(scale))
-        v = torch.linalg.pinv(G, hermitian=True) @ G.diagonal().clamp(min=0).sqrt()
+        norms = G.diagonal().clamp(min=0).sqrt()
+        if _solvers.sync_free(G.device, self.method):
+            v = _solvers.pinv_solve(G, norms)
+        else:
+            v = torch.linalg.pinv(G, hermitian=True) @ norms
         total = v.sum()
         ok = total.abs() > 1e-12
         a = torch.where(ok, v / torch.where(ok, total, torch.ones_like(total)), 0 * v)
         return a.to(gramian.dtype)
+
+    def __repr__(self) -> str:
+        return f"IMTLG(method={self.method!r})"

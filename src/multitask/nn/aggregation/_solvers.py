@@ -240,3 +240,63 @@ def nash_weights(G: Tensor, init: Tensor, n_iter: int = 20) -> Tensor:
         decrement = (grad @ delta).clamp(min=0).sqrt()
         alpha = alpha - delta / (1 + decrement)
     return alpha
+
+
+def sync_free(device: torch.device, method: str) -> bool:
+    """Whether to avoid ``eigh`` / ``pinv`` (they synchronise CUDA with the host).
+
+    ``method="auto"`` avoids them off the CPU only (on the CPU there is no device to stall, and
+    LAPACK is faster and exact); ``"iterative"`` always, ``"eigh"`` never.
+    """
+    if method not in ("auto", "eigh", "iterative"):
+        raise ValueError(f"method={method!r} must be 'auto', 'eigh' or 'iterative'")
+    return method == "iterative" or (method == "auto" and device.type != "cpu")
+
+
+def pinv_solve(G: Tensor, D: Tensor, eps: float = 1e-14, n_refine: int = 4) -> Tensor:
+    """``G^+ D`` for a trace-normalised PSD ``G`` (``D``: ``(T,)`` or ``(T, k)``), no host sync.
+
+    Iterated Tikhonov on the normal equations, ``X <- X + (G^2 + eps I)^{-1} G (D - G X)``: the
+    error along an eigenvalue ``lam`` shrinks by ``eps / (lam^2 + eps)`` per step, so eigenvalues
+    down to 1e-6 of the trace are resolved to about 1e-8 and those below 1e-7 count as zero.
+    Null directions of ``G`` stay near zero as with the pseudo-inverse, up to the rounding of
+    ``G @ G`` amplified by ``1 / eps`` (about 1e-3 relative on a rank-deficient ``G``).
+    """
+    vector = D.dim() == 1
+    D = D[:, None] if vector else D
+    eye = torch.eye(G.shape[0], dtype=G.dtype, device=G.device)
+    L, _ = torch.linalg.cholesky_ex(G @ G + eps * eye)
+    X = torch.zeros_like(D)
+    for _ in range(n_refine + 1):
+        X = X + torch.cholesky_solve(G @ (D - G @ X), L)
+    return X[:, 0] if vector else X
+
+
+def sqrt_psd(G: Tensor, n_iter: int = 30) -> Tensor:
+    """``G^{1/2}`` for a trace-normalised PSD ``G``, by matrix products only (no host sync).
+
+    Coupled Newton-Schulz iterations ``T = (3I - Z Y) / 2, Y <- Y T, Z <- T Z`` from ``Y = G``,
+    ``Z = I`` (Higham, "Functions of Matrices", SIAM 2008, eq. 6.35). On an eigenvalue ``mu`` in
+    ``(0, 3)``, ``z y`` grows by 9/4 per step, then converges quadratically to 1: 30 steps resolve
+    eigenvalues down to about 1e-8. A negative eigenvalue diverges, so add a ridge above the
+    rounding level of ``G`` first.
+    """
+    eye = torch.eye(G.shape[0], dtype=G.dtype, device=G.device)
+    Y, Z = G, eye
+    for _ in range(n_iter):
+        Tm = 0.5 * (3 * eye - Z @ Y)
+        Y, Z = Y @ Tm, Tm @ Z
+    return 0.5 * (Y + Y.T)
+
+
+def largest_eigenvalue_psd(S: Tensor, n_squarings: int = 20) -> Tensor:
+    """Largest eigenvalue of a PSD matrix by repeated squaring (matrix products, no host sync).
+
+    ``M = S^(2^k) / trace`` concentrates on the top eigenvectors, and ``trace(M S) / trace(M)`` is
+    within ``1 / (e 2^k)`` (relative) of the largest eigenvalue, whatever the spectral gap.
+    """
+    M = S / S.diagonal().sum().clamp(min=1e-300)
+    for _ in range(n_squarings):
+        M = M @ M
+        M = M / M.diagonal().sum().clamp(min=1e-300)
+    return (M * S).sum() / M.diagonal().sum().clamp(min=1e-300)
