@@ -61,7 +61,7 @@ class GradVac(GradientAggregator):
         if self.targets.shape != (T, T):
             self.targets = torch.zeros(T, T, dtype=G.dtype, device=G.device)
         rows = torch.arange(T, device=G.device)
-        order = self._orders(T).to(G.device, non_blocking=True)  # (T, T - 1)
+        order = _solvers.to_device(self._orders(T), G.device)  # (T, T - 1)
         # each pair (i, j) is visited once per call: its target and g_j's norm can be read upfront
         phi_hat = self.targets.to(G.dtype).gather(1, order)  # (T, T - 1)
         s_hat = (1 - phi_hat * phi_hat).clamp(min=0).sqrt()

@@ -46,7 +46,7 @@ class PCGrad(GradientAggregator):
         G = _solvers.to_solver(gramian)
         T = G.shape[0]
         rows = torch.arange(T, device=G.device)
-        order = self._orders(T).to(G.device, non_blocking=True)  # (T, T): order[i] visits
+        order = _solvers.to_device(self._orders(T), G.device)  # (T, T): order[i] visits
         C = torch.eye(T, dtype=G.dtype, device=G.device)
         norms = G.diagonal()[order]  # (T, T): ||g_j||^2 of the task row i looks at in step k
         # 1 / ||g_j||^2 where the step projects (j != i, g_j != 0), else 0

@@ -29,6 +29,13 @@ def gramian(jacobian: Tensor) -> Tensor:
     return (J @ J.T).to(solver_dtype(J.device))
 
 
+def to_device(host: Tensor, device: torch.device) -> Tensor:
+    """Copy a small CPU tensor to ``device`` without stalling it (pinned, non-blocking on CUDA)."""
+    if device.type == "cuda":
+        return host.pin_memory().to(device, non_blocking=True)
+    return host.to(device)
+
+
 def to_solver(gramian: Tensor) -> Tensor:
     """A Gramian, detached, in the solver dtype."""
     return gramian.detach().to(solver_dtype(gramian.device))
