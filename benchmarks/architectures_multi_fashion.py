@@ -61,13 +61,14 @@ def heads(width: int = 50, tasks=TASKS) -> dict[str, nn.Module]:
     return {t: nn.Linear(width, 10) for t in tasks}
 
 
-def build(name: str) -> nn.Module:
+def build(name: str, orthogonality: float = 0.01) -> nn.Module:
     if name == "hard_sharing":
         return HardSharing(nn.Sequential(*lenet_blocks()), heads())
     if name == "cross_stitch":
         return CrossStitch(lenet_blocks(), heads())
-    if name == "sluice":
-        return Sluice(lenet_blocks(), heads(), skip_layers=[2], feature_dim=1)
+    if name.startswith("sluice"):
+        blocks, out = lenet_blocks(), heads()
+        return Sluice(blocks, out, skip_layers=[2], orthogonality=orthogonality, feature_dim=1)
     if name == "mmoe":
         return MMoE([nn.Sequential(*lenet_blocks()) for _ in range(3)], heads(), 784)
     if name == "cgc":
@@ -98,6 +99,7 @@ def main() -> None:
     p = parser(__doc__.splitlines()[0], "architectures_multi_fashion")
     p.add_argument("--n-train", type=int, default=120_000)
     p.add_argument("--n-test", type=int, default=20_000)
+    p.add_argument("--orthogonality", type=float, default=0.01, help="sluice penalty weight")
     p.set_defaults(epochs=10)
     args = p.parse_args()
     (x, y), (xt, yt) = load_multi_fashion(args.n_train, args.n_test)
@@ -125,14 +127,15 @@ def main() -> None:
 
     def method(name):
         def run(seed):
-            model = build(name)
+            model = build(name, args.orthogonality)
             sec = train(model, x, y, ce, seed=seed, on_epoch=grow, **fit)
             return accuracy(model, xt, yt), sec
 
         return run
 
+    sluice = "sluice" if args.orthogonality == 0.01 else f"sluice_orth{args.orthogonality:g}"
     names = [
-        "hard_sharing", "cross_stitch", "sluice", "mmoe", "cgc", "mtan",
+        "hard_sharing", "cross_stitch", sluice, "mmoe", "cgc", "mtan",
         "tensor_factorized", "relationship", "fully_adaptive",
     ]  # fmt: skip
     methods = {"single_task": single_task, **{n: method(n) for n in names}}
