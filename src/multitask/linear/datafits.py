@@ -19,7 +19,6 @@ linear in ``W`` (predictions, or Gram products ``G_t w_t``), and ``value_at`` /
 from __future__ import annotations
 
 import numpy as np
-from scipy.sparse.linalg import LinearOperator, eigsh
 from scipy.special import expit
 
 __all__ = ["Logistic", "Quadratic", "dual_norm", "gap_from_parts"]
@@ -168,12 +167,16 @@ class Quadratic(_Datafit):
         return d.y - d.expand_tasks(d.y_mean) if self.profiled else d.y
 
     def _xty(self):
-        d = self.design
-        return d.xty - d.x_mean * d.y_mean if self.profiled else d.xty
+        if "_xty_cache" not in self.__dict__:
+            d = self.design
+            self._xty_cache = d.xty - d.x_mean * d.y_mean if self.profiled else d.xty
+        return self._xty_cache
 
     def _yty(self):
-        d = self.design
-        return d.yty - d.y_mean**2 if self.profiled else d.yty
+        if "_yty_cache" not in self.__dict__:
+            d = self.design
+            self._yty_cache = d.yty - d.y_mean**2 if self.profiled else d.yty
+        return self._yty_cache
 
     def value_at(self, W, b, S):
         d = self.design
@@ -367,6 +370,8 @@ def _global_top_eigenvalue(design, centered):
 
 
 def _lanczos_top(design, centered):
+    from scipy.sparse.linalg import LinearOperator, eigsh  # lazy: heavy import
+
     p, T = design.n_features, design.n_tasks
     n_cols = p if design.shared else p * T
     shape = (p, 1) if design.shared else (p, T)
