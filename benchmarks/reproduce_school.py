@@ -30,7 +30,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 from sklearn.base import clone
-from sklearn.model_selection import ParameterGrid
+from sklearn.model_selection import ParameterGrid, StratifiedKFold
 
 import multitask.linear as ml
 from multitask.datasets import load
@@ -82,15 +82,30 @@ def standardise(X_tr, X_te):
     return X_tr, X_te
 
 
+def inner_folds(task, n_splits, seed):
+    """Folds stratified by task; rows of tasks too small to split stay in every training fold.
+
+    Every estimator needs 2 rows per task, so a task with fewer than
+    ``2 + n_splits`` training rows (the 10% protocol) is never held out.
+    """
+    counts = dict(zip(*np.unique(task, return_counts=True), strict=True))
+    small = np.array([counts[t] < 2 + n_splits for t in task])
+    idx = np.flatnonzero(~small)
+    folds = StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(idx, task[idx])
+    always = np.flatnonzero(small)
+    return [(np.sort(np.concatenate([idx[tr], always])), idx[te]) for tr, te in folds]
+
+
 def fit_predict(est, alphas, extra, X_tr, y_tr, X_te, task_col, seed, tol):
     """Choose ``alpha`` (warm-started path) and the other parameters by inner 3-fold CV."""
     est = est.set_params(task_col=task_col, tol=tol)
+    folds = inner_folds(X_tr[task_col].to_numpy(), 3, seed)
     best = None
     for values in ParameterGrid(extra):
         cv = ml.MultiTaskCV(
             clone(est).set_params(**values),
             alphas=alphas,
-            cv=3,
+            cv=folds,
             scoring="neg_mean_squared_error",
             random_state=seed,
         ).fit(X_tr, y_tr)

@@ -79,6 +79,10 @@ class MultiTaskLinearModel(BaseEstimator):
         -------
         self : object
         """
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
         for name in self._strengths:
             check_strength(getattr(self, name), name)
         self._check_params()
@@ -207,7 +211,7 @@ class MultiTaskLinearModel(BaseEstimator):
             )
 
     # ------------------------------------------------------------- predict
-    def decision_function(self, X):
+    def _decision_function(self, X):
         """Linear score ``x . w_t + b_t`` of each row under its task's model.
 
         Parameters
@@ -271,6 +275,8 @@ def _check_weights(sample_weight, n_samples):
         )
     if (sw < 0).any():
         raise ValueError("sample_weight has negative entries; weights must be >= 0.")
+    if not sw.any():
+        raise ValueError("all sample weights are zero; at least two rows per task need weight > 0.")
     return sw
 
 
@@ -301,7 +307,7 @@ class MultiTaskRegressorMixin(RegressorMixin):
         -------
         y_pred : ndarray of shape (n_samples,) or (n_samples, n_tasks)
         """
-        return self.decision_function(X)
+        return self._decision_function(X)
 
 
 class MultiTaskClassifierMixin(ClassifierMixin):
@@ -325,6 +331,20 @@ class MultiTaskClassifierMixin(ClassifierMixin):
         y_pm, self.classes_ = encode_binary(y, task_idx, tasks)
         return y_pm
 
+    def decision_function(self, X):
+        """Linear score ``x . w_t + b_t`` of each row under its task's model.
+
+        Parameters
+        ----------
+        X : DataFrame, ndarray or scipy sparse matrix of shape (n_samples, n_columns)
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_tasks)
+            Positive for ``classes_[1]``; 2-D for a shared design (2-D ``y``).
+        """
+        return self._decision_function(X)
+
     def predict(self, X):
         """Predict the class label of each row with its task model.
 
@@ -339,16 +359,18 @@ class MultiTaskClassifierMixin(ClassifierMixin):
 
         Returns
         -------
-        proba : ndarray of shape (n_samples, 2)
-            Columns follow ``classes_``. For a shared design (2-D ``y``), an
-            array of shape (n_samples, n_tasks, 2).
+        proba : ndarray of shape (n_samples, 2) or (n_samples, n_tasks)
+            Columns follow ``classes_``. For a shared design (2-D ``y``), the
+            probability of ``classes_[1]`` for each task (scikit-learn's
+            multi-output convention).
         """
         p = expit(self.decision_function(X))
-        return np.stack([1.0 - p, p], axis=-1)
+        return p if p.ndim == 2 else np.stack([1.0 - p, p], axis=-1)
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`."""
-        return np.log(self.predict_proba(X))
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -17,6 +17,7 @@ from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from multitask.linear._group_lasso import GroupLassoClassifier, GroupLassoRegressor
@@ -135,6 +136,11 @@ def search_alpha(
     return alphas, np.asarray(scores)
 
 
+def _base_has(method):
+    """``available_if`` condition: the wrapped estimator has ``method``."""
+    return lambda self: hasattr(self._base_estimator(), method)
+
+
 class _CVMixin:
     """Fit / predict of a CV estimator; subclasses provide ``_base_estimator()``."""
 
@@ -187,10 +193,17 @@ class _CVMixin:
         check_is_fitted(self)
         return self.best_estimator_.predict(X)
 
+    @available_if(_base_has("decision_function"))
     def decision_function(self, X):
-        """Decision function of the refitted best estimator."""
+        """Decision function of the refitted best estimator (classifiers only)."""
         check_is_fitted(self)
         return self.best_estimator_.decision_function(X)
+
+    @available_if(_base_has("predict_proba"))
+    def predict_proba(self, X):
+        """Class probabilities of the refitted best estimator (classifiers only)."""
+        check_is_fitted(self)
+        return self.best_estimator_.predict_proba(X)
 
     def score(self, X, y, sample_weight=None):
         """Score of the refitted best estimator (R^2 or accuracy)."""
@@ -310,11 +323,6 @@ class _FamilyCV(_CVMixin, BaseEstimator):
             max_iter=self.max_iter,
             unseen_task=self.unseen_task,
         )
-
-    def predict_proba(self, X):
-        """Class probabilities of the refitted best estimator (classifiers only)."""
-        check_is_fitted(self)
-        return self.best_estimator_.predict_proba(X)
 
 
 _CV_DOC = """{base} with ``alpha`` chosen by cross-validation on a warm-started path.

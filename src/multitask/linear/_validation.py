@@ -205,8 +205,9 @@ def encode_binary(y, task_idx, tasks):
     classes = np.unique(y)
     if classes.size != 2:
         raise ValueError(
-            f"binary classification needs exactly 2 classes in y; got {classes.size} "
-            f"class(es) {classes[:5].tolist()}. Use one classifier per pair of labels."
+            f"Only binary classification is supported: y needs exactly 2 classes; got "
+            f"{classes.size} class(es) {classes[:5].tolist()}. Use one classifier per "
+            "pair of labels (e.g. sklearn's OneVsRestClassifier)."
         )
     y_pm = np.where(y == classes[1], 1.0, -1.0)
     cols = y_pm.T if y_pm.ndim == 2 else [y_pm[task_idx == t] for t in range(len(tasks))]

@@ -1,0 +1,51 @@
+"""scikit-learn conformance of every estimator of :mod:`multitask.linear` (task_col=None)."""
+
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import multitask.linear as ml
+
+# cheap solver settings keep ~45 checks x 25 estimators affordable (correctness at the
+# default tolerance is tested against cvxpy in test_estimators.py); regressors use
+# alpha=1 like sklearn's MultiTaskLasso: the checks' targets are O(100)
+FAST = {"tol": 1e-6, "max_iter": 2000}
+
+ESTIMATORS = [
+    ml.GroupLassoRegressor(alpha=1.0, **FAST),
+    ml.GroupLassoClassifier(alpha=0.01, **FAST),
+    ml.L1InfRegressor(alpha=1.0, **FAST),
+    ml.L1InfClassifier(alpha=0.01, **FAST),
+    ml.TraceNormRegressor(alpha=1.0, **FAST),
+    ml.TraceNormClassifier(alpha=0.01, **FAST),
+    ml.DirtyModelRegressor(alpha=1.0, beta=1.0, **FAST),
+    ml.DirtyModelClassifier(alpha=0.01, beta=0.01, **FAST),
+    ml.RobustMTLRegressor(alpha=1.0, beta=1.0, **FAST),
+    ml.RobustMTLClassifier(alpha=0.01, beta=0.01, **FAST),
+    ml.SparseGroupLassoRegressor(alpha=1.0, **FAST),
+    ml.SparseGroupLassoClassifier(alpha=0.01, beta=0.001, **FAST),
+    ml.TreeGroupLassoRegressor(alpha=1.0, **FAST),
+    ml.TreeGroupLassoClassifier(alpha=0.01, **FAST),
+    ml.MeanRegularizedRegressor(alpha=1.0, beta=1.0, **FAST),
+    ml.MeanRegularizedClassifier(alpha=0.01, beta=0.001, **FAST),
+    ml.GraphRegularizedRegressor(alpha=1.0, beta=1.0, **FAST),
+    ml.GraphRegularizedClassifier(alpha=0.01, beta=0.001, **FAST),
+    # one task (task_col=None, 1-D y) has one cluster at most
+    ml.ClusteredMTLRegressor(alpha=1.0, beta=1.0, n_clusters=1, **FAST),
+    ml.ClusteredMTLClassifier(alpha=0.001, beta=0.001, n_clusters=1, **FAST),
+    ml.IndependentRidge(alpha=1.0, **FAST),
+    ml.IndependentLogistic(**FAST),
+    ml.PooledRidge(alpha=1.0, **FAST),
+    ml.GroupLassoRegressorCV(n_alphas=3, eps=1e-2, cv=3, **FAST),
+    ml.TraceNormClassifierCV(n_alphas=3, cv=3, **FAST),
+]
+
+EXPECTED_FAILURES = {}
+
+
+def expected_failed_checks(estimator):
+    return EXPECTED_FAILURES.get(type(estimator).__name__, {})
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
