@@ -86,7 +86,7 @@ def test_model_update_and_regularization_match_numpy():
             v.size / d * np.linalg.slogdet(c)[1] for d, c in zip(w[layer].shape, covs, strict=True)
         )
         total += 0.5 * (v @ np.linalg.solve(big, v) + logdet)
-    assert float(model.regularization()) == pytest.approx(total, rel=1e-8)
+    assert float(model.regularization().detach()) == pytest.approx(total, rel=1e-8)
 
 
 def test_task_covariance_reveals_related_tasks():
