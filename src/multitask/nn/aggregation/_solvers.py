@@ -128,7 +128,7 @@ def frank_wolfe(G: Tensor, n_iter: int) -> Tensor:
     return alpha
 
 
-def project_dual_cone(G: Tensor, max_exact: int = 8, n_iter: int = 12) -> Tensor:
+def project_dual_cone(G: Tensor, max_exact: int = 10, n_iter: int = 12) -> Tensor:
     """Row ``i`` is ``argmin_{v >= e_i} v^T G v``: shape ``(n_tasks, n_tasks)``.
 
     ``J^T v_i`` is then the projection of the task gradient ``g_i`` onto the dual cone

@@ -28,7 +28,10 @@ class UPGrad(GradientAggregator):
         1e-4, which biases the projections (and can leave small conflicts) when the Gramian has
         eigenvalues below about 1e-4 of its trace; ``reg_eps=1e-4`` reproduces it.
     max_exact, n_iter : int
-        Enumeration up to ``max_exact`` tasks; ``n_iter`` active-set iterations beyond.
+        Exact enumeration up to ``max_exact`` tasks (``2**T`` small Cholesky solves: about 2 ms
+        at 10 tasks on one CPU core); ``n_iter`` primal-dual active-set iterations beyond, which
+        on hard, strongly conflicting Jacobians can stall (about 1% of random ones with 4-12
+        tasks) on a point that leaves a small conflict (up to 2e-4 ``||J||_F^2``).
 
     References
     ----------
@@ -43,7 +46,7 @@ class UPGrad(GradientAggregator):
         pref: Tensor | None = None,
         *,
         reg_eps: float | None = None,
-        max_exact: int = 8,
+        max_exact: int = 10,
         n_iter: int = 12,
     ) -> None:
         super().__init__()
