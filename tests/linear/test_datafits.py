@@ -153,3 +153,15 @@ def test_duality_gap_is_none_where_undefined():
     rng = np.random.default_rng(5)
     design = _problem("per_task", "logistic", rng)
     assert Logistic(design).duality_gap(np.zeros((P, T)), L21(0.1)) is None
+
+
+@pytest.mark.parametrize(("n", "p"), [(500, 450), (60, 120)])
+def test_lanczos_lipschitz_bounds_the_largest_eigenvalue(n, p):
+    """Large shared designs use Lanczos (Gram or data operator) instead of eigvalsh."""
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((n, p)) + 0.3
+    design = make_shared_design(X, rng.standard_normal((n, 2)))
+    Xc = X - X.mean(axis=0)
+    for df, A in [(Quadratic(design), X), (Quadratic(design).centered(), Xc)]:
+        top = np.linalg.eigvalsh(A.T @ A / n)[-1]
+        assert top * (1 - 1e-12) <= df.lipschitz() <= top * (1 + 1e-6)
