@@ -128,12 +128,17 @@ def methods(n_tasks: int, with_torchjd: bool) -> dict[str, tuple[Callable, str]]
     return out
 
 
-def measure(n_tasks: int, rounds: int, steps: int, with_torchjd: bool) -> dict[str, float]:
+def measure(
+    n_tasks: int, rounds: int, steps: int, with_torchjd: bool, only: list[str] | None = None
+) -> tuple[dict[str, float], dict[str, str]]:
     """Median over rounds of the mean CPU seconds per step, every method interleaved."""
     g = torch.Generator().manual_seed(n_tasks)
     x = torch.randn(256, 100, generator=g)
     y = torch.randn(256, n_tasks, generator=g)
     todo = methods(n_tasks, with_torchjd)
+    if only:  # keep the baselines the ratios need
+        keep = {"equal", "mgda", *only}
+        todo = {k: v for k, v in todo.items() if k.removeprefix("tjd:").split("+")[0] in keep}
     for step, _ in todo.values():  # warm up
         for _ in range(3):
             step(x, y)
@@ -197,12 +202,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--tasks", type=int, nargs="+", default=list(TASK_COUNTS))
     parser.add_argument("--no-torchjd", action="store_true")
+    parser.add_argument("--only", nargs="+", help="methods to time (with equal and mgda)")
     parser.add_argument("--out", default="balancer_speed.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
     results = {}
     for T in args.tasks:
-        seconds, groups = measure(T, args.rounds, args.steps, not args.no_torchjd)
+        seconds, groups = measure(T, args.rounds, args.steps, not args.no_torchjd, args.only)
         goals = {n: goal(grp, T) for n, grp in groups.items() if goal(grp, T)}
         base = {n: seconds[n] / seconds[goals[n][0]] for n in goals}
         results[str(T)] = {
