@@ -151,6 +151,20 @@ def _jacobian(losses, names, vec, model, params, chunk_size, heads=None) -> tupl
     rep = _through_representation(model, params, shared)
     if rep is None:
         return task_jacobian(vec, params, chunk_size=chunk_size), False
+    rows = _head_stage(losses, names, rep, heads)
+    if rows is None:  # a representation from another forward pass
+        return task_jacobian(vec, params, chunk_size=chunk_size), False
+    return _batched_vjp(rep, params, rows, chunk_size), heads is not None
+
+
+def _head_stage(losses, names, rep: Tensor, heads) -> Tensor | None:
+    """Per-task gradients of the representation, ``(T, *rep.shape)``, one small backward each.
+
+    Each backward runs through its own task's head only; the heads' gradients
+    (``heads[t]``: task ``t``'s parameters, when given) are added into ``.grad``
+    on the way. None when no loss depends on ``rep`` (a stale representation),
+    in which case nothing is written.
+    """
     rows, head_grads = [], []
     for i, name in enumerate(names):
         loss = losses[name]
@@ -161,12 +175,11 @@ def _jacobian(losses, names, vec, model, params, chunk_size, heads=None) -> tupl
         grads = torch.autograd.grad(loss, [*own, rep], retain_graph=True, allow_unused=True)
         head_grads += [(p, g) for p, g in zip(own, grads[:-1], strict=True) if g is not None]
         rows.append(grads[-1])
-    if all(r is None for r in rows):  # a representation from another forward pass
-        return task_jacobian(vec, params, chunk_size=chunk_size), False
+    if all(r is None for r in rows):
+        return None
     for p, g in head_grads:
         _add_grad([p], g.reshape(-1))
-    rows = [torch.zeros_like(rep) if r is None else r for r in rows]
-    return _batched_vjp(rep, params, torch.stack(rows), chunk_size), heads is not None
+    return torch.stack([torch.zeros_like(rep) if r is None else r for r in rows])
 
 
 def _add_grad(params: Sequence[nn.Parameter], flat: Tensor) -> None:
@@ -278,7 +291,7 @@ def _aggregate(
     total = vec.sum() if extra is None else vec.sum() + extra
     if use_rep:
         return _aggregate_representation(
-            vec, extra, agg, model, shared, own, total, chunk_size, record
+            losses, names, vec, extra, agg, model, shared, own, total, chunk_size, record
         )
     if not shared:  # nothing shared: every parameter gets its own task's gradient
         total.backward()
@@ -300,8 +313,15 @@ def _aggregate(
     return total, w, _cosines(jac) if record else None
 
 
-def _aggregate_representation(vec, extra, agg, model, shared, own, heads, chunk_size, record):
-    """MGDA-UB (Sener & Koltun 2018, Sec. 3.3): weights from the representation Jacobian."""
+def _aggregate_representation(
+    losses, names, vec, extra, agg, model, shared, own, total, chunk_size, record
+):
+    """MGDA-UB (Sener & Koltun 2018, Sec. 3.3): weights from the representation Jacobian.
+
+    With ``shared_through_representation`` the representation Jacobian comes from
+    one small backward per task through its own head (which also fills the heads'
+    ``.grad``), not from ``T`` one-hot rows pushed through every head.
+    """
     rep = getattr(model, "representation", None)
     if not isinstance(rep, Tensor):
         raise ValueError(
@@ -310,16 +330,27 @@ def _aggregate_representation(vec, extra, agg, model, shared, own, heads, chunk_
         )
     if not agg.linear:
         raise ValueError(f"{type(agg).__name__} is not linear; it cannot run on a representation")
-    jac = task_jacobian(vec, [rep], chunk_size=chunk_size)
+    rows = None
+    if getattr(model, "shared_through_representation", False):
+        heads = [_unique(model.task_parameters(t)) for t in names]
+        rows = _head_stage(losses, names, rep, heads)
+    heads_done = rows is not None
+    jac = (
+        rows.reshape(len(names), -1)
+        if heads_done
+        else task_jacobian(vec, [rep], chunk_size=chunk_size)
+    )
     w = agg.weights(jac).detach()
     weighted = (w * vec).sum()
     if extra is not None:
         weighted = weighted + extra
     if shared:
         torch.autograd.backward(weighted, inputs=shared, retain_graph=bool(own))
-    if own:
-        torch.autograd.backward(heads, inputs=own)
-    return heads, w, _cosines(jac) if record else None
+    if own and not heads_done:
+        torch.autograd.backward(total, inputs=own)
+    elif own and extra is not None and extra.requires_grad:
+        torch.autograd.backward(extra, inputs=own)  # the heads' task gradients are in already
+    return total, w, _cosines(jac) if record else None
 
 
 def mtl_backward(
