@@ -230,3 +230,26 @@ def test_forward_keys_and_print(name):
     assert tuple(out) == model.task_names
     assert out["a"].shape == (N, 1) and out["b"].shape == (N, 3)
     assert type(model).__name__ in repr(model)
+
+
+@pytest.mark.parametrize(
+    "name", ["relationship", "fully_adaptive", "low_supervision", "tensor_factorized"]
+)
+def test_representation_level_balancing(name):
+    """Architectures that expose ``representation`` train with MGDA-UB (Jacobian on it)."""
+    aggregators = _table("multitask.nn.aggregation", "AGGREGATORS")
+    if "mgda" not in aggregators:
+        pytest.skip("no MGDA aggregator yet")
+    from multitask.nn import mtl_backward
+
+    torch.manual_seed(0)
+    model = build(name)
+    x, y = _batch("cpu")
+    out = model(x)
+    assert model.representation is not None
+    before = [p.detach().clone() for p in model.parameters()]
+    info = mtl_backward(_losses(out, y), model, aggregators["mgda"](), use_representation=True)
+    assert torch.isfinite(info.loss) and info.weights.shape == (2,)
+    torch.optim.SGD(model.parameters(), lr=0.05).step()
+    after = list(model.parameters())
+    assert any(not torch.equal(b, p.detach()) for b, p in zip(before, after, strict=True))
