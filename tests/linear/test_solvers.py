@@ -184,3 +184,16 @@ def test_bcd_working_sets_with_many_features_reach_cvxpy(kind, loss):
     res = bcd(_datafit(design, loss), penalty, tol=1e-10, p0=5)
     assert res.n_iter > 2
     assert res.objective == pytest.approx(ref, rel=1e-6)
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_fista_backtracking_from_a_too_small_lipschitz_estimate(loss):
+    rng = np.random.default_rng(8)
+    Xs, ys = _data(rng, loss)
+    df = _datafit(_long(Xs, ys, None, False), loss)
+    penalty = L21(0.02)
+    ref = fista(df, penalty, tol=1e-12, max_iter=100000)
+    res = fista(df, penalty, tol=1e-12, max_iter=100000, lipschitz=1e-3 * df.lipschitz())
+    assert res.objective == pytest.approx(ref.objective, rel=1e-9)
+    assert res.converged and np.all(np.isfinite(res.history))
+    assert len(res.history) == res.n_iter  # backtracking active: one record per iteration

@@ -30,7 +30,8 @@ class SolverResult:
     converged : bool
         ``stop_crit <= tol`` was reached within ``max_iter``.
     history : tuple of float
-        Objective value after each iteration (or each check, for BCD).
+        Objective values: FISTA records every ``gap_freq``-th iteration (every iteration
+        while backtracking is active), BCD every outer iteration.
     """
 
     W: np.ndarray
