@@ -163,11 +163,16 @@ class MultiTaskDesign:
         With ``centered=True`` the Gram matrices of the per-task centred data,
         ``G_t - mu_t mu_t^T``, are used (``mu_t`` = :attr:`x_mean` column ``t``).
         """
-        G = self.gram
-        out = G @ W if self.shared else np.einsum("tij,jt->it", G, W, optimize=False)
-        if centered:
-            out = out - self.x_mean * np.sum(self.x_mean * W, axis=0)
-        return out
+        G = self.gram_centered if centered else self.gram
+        return G @ W if self.shared else np.einsum("tij,jt->it", G, W, optimize=False)
+
+    @cached_property
+    def gram_centered(self):
+        """Gram matrices of the per-task centred data, ``G_t - mu_t mu_t^T``."""
+        mu = self.x_mean
+        if self.shared:
+            return self.gram - np.outer(mu[:, 0], mu[:, 0])
+        return self.gram - np.einsum("it,jt->tij", mu, mu)
 
     # -------------------------------------------------------------- sub-designs
     def restrict(self, features):

@@ -333,11 +333,7 @@ class Logistic(_Datafit):
 
 # ------------------------------------------------------------- top eigenvalues
 def _centered_gram(design):
-    G = design.gram
-    mu = design.x_mean
-    if design.shared:
-        return G - np.outer(mu[:, 0], mu[:, 0])
-    return G - np.einsum("it,jt->tij", mu, mu)
+    return design.gram_centered
 
 
 def _per_task_top_eigenvalues(design, centered):

@@ -136,6 +136,14 @@ def fista(
     return SolverResult(X, b, n_iter, float(objective), float(crit), bool(converged), history)
 
 
+def _restart(x, x_new, y, b, b_new, by, joint_b):
+    """Gradient restart test ``<y - x+, x+ - x> > 0`` (O'Donoghue & Candès, Sec. 3.2)."""
+    inner = float(np.vdot(y - x_new, x_new - x))
+    if joint_b:
+        inner += float(np.vdot(by - b_new, b_new - b))
+    return inner > 0
+
+
 def _sufficient_decrease(problem, x_new, b_new, S_new, fy, gy, gby, dx, db, L, sq):
     """Beck & Teboulle's test ``F(x+) <= Q_L(x+, y)`` (eq. (2.5) with the step 1/L)."""
     f_new = problem.value(x_new, b_new, S_new)
@@ -176,9 +184,11 @@ def _iterate(
             x_new = penalty.prox(y - gy / L, 1.0 / L)
             b_new = by - gby / L if joint_b else by
             S_new = problem.state(x_new)
+            if not check and use_gap:
+                break  # neither the test nor the mapping criterion needs the step
             dx = x_new - y
             db = b_new - by
-            sq = float(np.vdot(dx, dx) + np.vdot(db, db))
+            sq = float(np.vdot(dx, dx) + (np.vdot(db, db) if joint_b else 0.0))
             if not check or _sufficient_decrease(
                 problem, x_new, b_new, S_new, fy, gy, gby, dx, db, L, sq
             ):
@@ -196,7 +206,7 @@ def _iterate(
         if crit <= tol:
             x, b = x_new, b_new
             break
-        if restart and float(np.vdot(y - x_new, x_new - x) + np.vdot(by - b_new, b_new - b)) > 0:
+        if restart and _restart(x, x_new, y, b, b_new, by, joint_b):
             t = 1.0
         t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
         beta = (t - 1.0) / t_new
