@@ -352,6 +352,7 @@ class MultiTaskClassifierMixin(ClassifierMixin):
         -------
         y_pred : ndarray of shape (n_samples,) or (n_samples, n_tasks)
         """
+        check_is_fitted(self)
         return self.classes_[(self.decision_function(X) > 0).astype(np.intp)]
 
     def predict_proba(self, X):

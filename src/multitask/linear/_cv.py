@@ -13,6 +13,7 @@ models via coordinate descent", J. Statistical Software 33(1), 2010, Sec. 2.5
 """
 
 import numpy as np
+import scipy.sparse as sp
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.metrics import check_scoring
@@ -91,6 +92,8 @@ def _folds(estimator, X, y, cv, random_state):
         return list(cv)  # an iterable of (train, test) index arrays
     _, task_values = split_task_column(X, estimator.task_col)
     y_arr = np.asarray(y)
+    if y_arr.ndim == 2 and y_arr.shape[1] == 1:
+        y_arr = y_arr.ravel()
     if task_values is None and y_arr.ndim == 2:
         return list(KFold(cv, shuffle=True, random_state=random_state).split(y_arr))
     strata = np.zeros(len(y_arr), np.intp) if task_values is None else task_values
@@ -99,6 +102,15 @@ def _folds(estimator, X, y, cv, random_state):
         _, labels = np.unique(y_arr, return_inverse=True)
         strata = (labels.max() + 1) * strata + labels
     return list(StratifiedKFold(cv, shuffle=True, random_state=random_state).split(y_arr, strata))
+
+
+def _as_indexable(X):
+    """DataFrame and CSR/CSC stay; other sparse formats become CSR; the rest an ndarray."""
+    if hasattr(X, "iloc"):
+        return X
+    if sp.issparse(X):
+        return X if X.format in ("csr", "csc") else X.tocsr()
+    return np.asarray(X)
 
 
 def _take(X, idx):
@@ -157,6 +169,13 @@ class _CVMixin:
         -------
         self : object
         """
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
+        X, y = _as_indexable(X), np.asarray(y)
+        if sample_weight is not None:
+            sample_weight = np.asarray(sample_weight, dtype=float)
         base = self._base_estimator()
         self.alphas_, self.cv_scores_ = search_alpha(
             base,
