@@ -104,6 +104,8 @@ class ClusteredMTLRegressor(MultiTaskRegressorMixin, _Clustered):
     %(common)s
 
     %(fitted)s
+    task_relation_ : ndarray of shape (n_tasks, n_tasks)
+        The relaxed cluster matrix ``M`` at the solution.
 
     References
     ----------
@@ -128,6 +130,8 @@ class ClusteredMTLClassifier(MultiTaskClassifierMixin, _Clustered):
     %(fitted)s
     classes_ : ndarray of shape (2,)
         The two labels; ``classes_[1]`` is the positive class.
+    task_relation_ : ndarray of shape (n_tasks, n_tasks)
+        The relaxed cluster matrix ``M`` at the solution.
 
     References
     ----------
