@@ -212,3 +212,28 @@ def test_bad_errors_raised_before_any_solver_work(monkeypatch):
     X[0, 0] = np.nan
     with pytest.raises(ValueError):
         ml.GroupLassoRegressor(task_col=N_FEATURES).fit(X, y)
+
+
+def test_independent_ridge_equals_sklearn_ridge_per_task():
+    """Closed-form oracle: 1/(2 n_t)||r||^2 + alpha ||w||^2 is sklearn Ridge(2 n_t alpha)."""
+    from sklearn.linear_model import Ridge
+
+    df, y = long_data(n_per_task=15)
+    est = ml.IndependentRidge(alpha=0.05, task_col="school").fit(df, y)
+    for t, label in enumerate(est.tasks_):
+        rows = (df["school"] == label).to_numpy()
+        X_t = df.iloc[:, :N_FEATURES].to_numpy()[rows]
+        ref = Ridge(alpha=2 * rows.sum() * 0.05).fit(X_t, y[rows])
+        np.testing.assert_allclose(est.coef_[t], ref.coef_, atol=1e-6)
+        np.testing.assert_allclose(est.intercept_[t], ref.intercept_, atol=1e-6)
+
+
+def test_pooled_ridge_shared_design_equals_long_format():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(30, N_FEATURES))
+    Y = X @ rng.normal(size=(N_FEATURES, 2)) + rng.normal(size=(30, 2))
+    shared = ml.PooledRidge(alpha=0.1).fit(X, Y)
+    long = np.vstack([np.column_stack([X, np.full(30, t)]) for t in range(2)])
+    pooled = ml.PooledRidge(alpha=0.1, task_col=N_FEATURES).fit(long, Y.T.ravel())
+    np.testing.assert_allclose(shared.coef_, pooled.coef_, atol=1e-6)
+    assert shared.predict(X).shape == (30, 2)
