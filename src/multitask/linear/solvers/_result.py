@@ -32,6 +32,9 @@ class SolverResult:
     history : tuple of float
         Objective values: FISTA records every ``gap_freq``-th iteration (every iteration
         while backtracking is active), BCD every outer iteration.
+    dual_gap : float or None
+        Duality gap (absolute, >= 0) at the returned solution, where the datafit and
+        penalty define one (quadratic loss with a norm penalty); None otherwise.
     """
 
     W: np.ndarray
@@ -41,6 +44,15 @@ class SolverResult:
     stop_crit: float
     converged: bool
     history: tuple = ()
+    dual_gap: float | None = None
+
+
+def final_gap(df, W, S, penalty) -> float | None:
+    """Absolute duality gap at ``W`` (``S``: the datafit's linear state), or None."""
+    if not hasattr(df, "gap_at"):
+        return None
+    gap = df.gap_at(W, S, penalty)
+    return None if gap is None else max(float(gap[0]), 0.0)
 
 
 def initial_point(datafit, penalty, W0, b0):

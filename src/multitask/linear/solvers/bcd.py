@@ -7,7 +7,7 @@ import logging
 import numpy as np
 
 from ..datafits import Quadratic, gap_from_parts
-from ._result import SolverResult, check_penalty, initial_point
+from ._result import SolverResult, check_penalty, final_gap, initial_point
 from .fista import fista
 
 __all__ = ["bcd"]
@@ -108,7 +108,10 @@ def bcd(
     converged = crit <= tol
     if not converged:
         logger.warning("bcd did not converge: stop_crit=%.3g > tol=%.3g", crit, tol)
-    return SolverResult(W, b, it, float(objective), float(crit), bool(converged), tuple(history))
+    gap = None if joint_b else final_gap(df, W, df.linear(W), penalty)
+    return SolverResult(
+        W, b, it, float(objective), float(crit), bool(converged), tuple(history), dual_gap=gap
+    )
 
 
 def _support(W):

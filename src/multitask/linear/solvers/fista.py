@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from ._result import SolverResult, check_penalty, initial_point, model_weight
+from ._result import SolverResult, check_penalty, final_gap, initial_point, model_weight
 
 __all__ = ["fista"]
 
@@ -133,7 +133,10 @@ def fista(
     converged = crit <= tol
     if not converged:
         logger.warning("fista did not converge: stop_crit=%.3g > tol=%.3g", crit, tol)
-    return SolverResult(X, b, n_iter, float(objective), float(crit), bool(converged), history)
+    gap = final_gap(df, W, problem.state(X), penalty) if use_gap else None
+    return SolverResult(
+        X, b, n_iter, float(objective), float(crit), bool(converged), history, dual_gap=gap
+    )
 
 
 def _restart(x, x_new, y, b, b_new, by, joint_b):
