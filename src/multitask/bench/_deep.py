@@ -200,7 +200,7 @@ def _train(problem, tasks, model, balancer, seed: int, options: dict):
     return trainer, history
 
 
-def _epoch_means(history, per_epoch: bool = True) -> dict[str, list[float]]:
+def _epoch_means(history) -> dict[str, list[float]]:
     """Per-task training curve averaged over each epoch's steps."""
     by_epoch: dict[str, dict[int, list[float]]] = {}
     for rec in history.steps:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -144,48 +143,46 @@ class _Pooled:
         return self.model_.decision_function(self._features(X))
 
 
-_LIN = partial(LinearMethod)
-
 METHODS: dict[str, Any] = {
     m.name: m
     for m in [
-        _LIN(
+        LinearMethod(
             "independent",
             _linear(("IndependentRidge", "IndependentLogistic")),
             {"alpha": _REG_GRID},
             "single-task baseline",
             0,
         ),
-        _LIN("pooled", _pooled, {"alpha": _REG_GRID}, "one model for all tasks", 0),
-        _LIN(
+        LinearMethod("pooled", _pooled, {"alpha": _REG_GRID}, "one model for all tasks", 0),
+        LinearMethod(
             "group_lasso",
             _linear(("GroupLassoRegressor", "GroupLassoClassifier")),
             {"alpha": _REG_GRID},
             "Obozinski, Taskar & Jordan, Stat. Comput.",
             2010,
         ),
-        _LIN(
+        LinearMethod(
             "trace_norm",
             _linear(("TraceNormRegressor", "TraceNormClassifier")),
             {"alpha": _REG_GRID},
             "Pong, Tseng, Ji & Ye, SIAM J. Optim.",
             2010,
         ),
-        _LIN(
+        LinearMethod(
             "dirty",
             _linear(("DirtyModelRegressor", "DirtyModelClassifier")),
             {"alpha": _REG_GRID[::2], "beta": _REG_GRID[::2]},
             "Jalali, Ravikumar, Sanghavi & Ruan, NIPS",
             2010,
         ),
-        _LIN(
+        LinearMethod(
             "mean_regularized",
             _linear(("MeanRegularizedRegressor", "MeanRegularizedClassifier")),
             {"alpha": _COUPLING_GRID, "beta": _BETA_GRID},
             "Evgeniou & Pontil, KDD",
             2004,
         ),
-        _LIN(
+        LinearMethod(
             "clustered",
             _linear(("ClusteredMTLRegressor", "ClusteredMTLClassifier")),
             {"alpha": _REG_GRID[::2], "beta": _BETA_GRID},
