@@ -1,0 +1,120 @@
+"""Task grouping from an inter-task affinity matrix (TAG, Fifty et al., NeurIPS 2021)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+__all__ = ["MAX_EXHAUSTIVE_TASKS", "group_score", "group_tasks"]
+
+#: exhaustive search enumerates Stirling-number many partitions: S(10, 5) = 42,525
+MAX_EXHAUSTIVE_TASKS = 10
+
+
+def _partitions(n: int, k: int) -> Iterator[list[list[int]]]:
+    """Every partition of ``range(n)`` into exactly ``k`` non-empty blocks (each once)."""
+
+    def extend(i: int, blocks: list[list[int]]):
+        if len(blocks) + (n - i) < k:  # too few items left to open the missing blocks
+            return
+        if i == n:
+            yield [list(b) for b in blocks]
+            return
+        for b in blocks:
+            b.append(i)
+            yield from extend(i + 1, blocks)
+            b.pop()
+        if len(blocks) < k:
+            blocks.append([i])
+            yield from extend(i + 1, blocks)
+            blocks.pop()
+
+    yield from extend(0, [])
+
+
+def group_score(affinity: np.ndarray, groups: Sequence[Sequence[int]]) -> float:
+    """Total affinity onto each task from the other members of its group.
+
+    .. math:: S = \\sum_{G} \\sum_{j \\in G} \\frac{1}{|G| - 1}
+              \\sum_{i \\in G, i \\ne j} Z_{i \\to j}
+
+    (a singleton group contributes 0).
+
+    Parameters
+    ----------
+    affinity : ndarray of shape (n_tasks, n_tasks)
+        ``affinity[i, j] = Z_{i -> j}``.
+    groups : sequence of sequence of int
+        Task indices of each group.
+
+    Returns
+    -------
+    score : float
+    """
+    Z = np.asarray(affinity, dtype=float)
+    total = 0.0
+    for g in groups:
+        if len(g) > 1:
+            block = Z[np.ix_(g, g)]
+            total += (block.sum() - np.trace(block)) / (len(g) - 1)
+    return float(total)
+
+
+def group_tasks(affinity, n_groups: int, *, max_tasks: int = MAX_EXHAUSTIVE_TASKS):
+    """Split the tasks into ``n_groups`` groups maximising the within-group affinity.
+
+    Exhaustive search over every partition of the tasks into ``n_groups``
+    non-empty groups, maximising :func:`group_score` (the affinity onto each
+    task from the other members of its group, averaged over them, summed over
+    tasks). Ties keep the first partition found (tasks in index order).
+
+    TAG solves a network-selection problem in which a task may sit in several
+    candidate groups and is served by its best one; here the groups form a
+    partition (each task trained once), the setting of Standley et al. (ICML
+    2020) with TAG's score. The search costs a Stirling number of the second
+    kind of partitions, so it refuses more than ``max_tasks`` tasks rather than
+    silently running for hours (there is no greedy fallback).
+
+    Parameters
+    ----------
+    affinity : array-like of shape (n_tasks, n_tasks)
+        ``affinity[i, j] = Z_{i -> j}`` (e.g. :func:`lookahead_affinity`);
+        the diagonal is ignored.
+    n_groups : int
+        Number of groups, ``1 <= n_groups <= n_tasks``.
+    max_tasks : int, default=10
+        Largest number of tasks searched exhaustively.
+
+    Returns
+    -------
+    groups : list of list of int
+        Task indices of each group, each sorted, groups ordered by their
+        smallest task.
+
+    References
+    ----------
+    Fifty, Amid, Zhao, Yu, Anil & Finn, "Efficiently Identifying Task
+    Groupings for Multi-Task Learning", NeurIPS 2021, Sec. 3.2 (task grouping
+    from the inter-task affinities of eq. 3); Standley et al., "Which Tasks
+    Should Be Learned Together in Multi-task Learning?", ICML 2020, Sec. 3.
+    """
+    Z = np.asarray(affinity, dtype=float)
+    if Z.ndim != 2 or Z.shape[0] != Z.shape[1]:
+        raise ValueError(f"affinity must be a square (n_tasks, n_tasks) matrix, got {Z.shape}")
+    if not np.all(np.isfinite(Z)):
+        raise ValueError("affinity has NaN or infinite entries; measure it on more batches")
+    n = Z.shape[0]
+    if not 1 <= int(n_groups) <= n:
+        raise ValueError(f"n_groups must be between 1 and n_tasks={n}, got {n_groups}")
+    if n > max_tasks:
+        raise ValueError(
+            f"exhaustive grouping of {n} tasks is too costly (limit max_tasks={max_tasks}); "
+            "group a subset of the tasks, or raise max_tasks if you can wait"
+        )
+    best, best_score = None, -np.inf
+    for groups in _partitions(n, int(n_groups)):
+        score = group_score(Z, groups)
+        if score > best_score + 1e-12:
+            best, best_score = groups, score
+    return best

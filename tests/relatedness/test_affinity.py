@@ -1,0 +1,132 @@
+"""Affinity measures against hand computations on a tiny linear model."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from torch import nn  # noqa: E402
+
+from multitask.nn import Task  # noqa: E402
+from multitask.relatedness import gradient_affinity, lookahead_affinity  # noqa: E402
+
+
+class _Linear(nn.Module):
+    """Shared ``w`` (no bias); task ``t`` predicts ``s_t * x @ w`` with a fixed scale."""
+
+    shared_through_representation = True
+
+    def __init__(self, w, scales):
+        super().__init__()
+        self.trunk = nn.Linear(len(w), 1, bias=False)
+        with torch.no_grad():
+            self.trunk.weight.copy_(torch.as_tensor(w, dtype=torch.float64)[None])
+        self.trunk.double()
+        self.scales = dict(scales)
+        self.task_names = tuple(scales)
+        self.representation = None
+
+    def forward(self, x):
+        z = self.trunk(x)[:, 0]
+        self.representation = z
+        return {t: s * z for t, s in self.scales.items()}
+
+    def shared_parameters(self):
+        return self.trunk.parameters()
+
+    def task_parameters(self, task):
+        return iter(())
+
+
+def _data(n=12, d=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    Y = {"a": rng.normal(size=n), "b": rng.normal(size=n), "c": rng.normal(size=n)}
+    return X, Y
+
+
+def _batch(X, Y):
+    return torch.as_tensor(X), {t: torch.as_tensor(y) for t, y in Y.items()}
+
+
+def _tasks(names):
+    return [Task(t, kind="regression") for t in names]
+
+
+def _hand_grad(X, y, w, s):
+    # L = mean((s X w - y)^2), dL/dw = 2/n s X^T (s X w - y)
+    return 2.0 / len(y) * s * X.T @ (s * X @ w - y)
+
+
+def _hand_loss(X, y, w, s):
+    return np.mean((s * X @ w - y) ** 2)
+
+
+def test_identical_tasks_have_maximal_gradient_affinity():
+    torch.set_num_threads(1)
+    X, Y = _data()
+    Y["b"] = Y["a"].copy()
+    model = _Linear([0.3, -0.2, 0.5], {"a": 1.0, "b": 1.0, "c": 1.0})
+    A = gradient_affinity(model, _tasks("abc"), [_batch(X, Y)])
+    assert A[0, 1] == pytest.approx(1.0, abs=1e-12)
+    assert A[0, 1] >= A.max() - 1e-12
+    assert A[0, 2] < 1.0 - 1e-3
+
+
+def test_gradient_affinity_matches_hand_cosines_over_batches():
+    X1, Y1 = _data(seed=1)
+    X2, Y2 = _data(seed=2)
+    w = np.array([0.3, -0.2, 0.5])
+    scales = {"a": 1.0, "b": -2.0, "c": 0.5}
+    model = _Linear(w, scales)
+    A = gradient_affinity(model, _tasks("abc"), [_batch(X1, Y1), _batch(X2, Y2)])
+    expected = np.zeros((3, 3))
+    for X, Y in ((X1, Y1), (X2, Y2)):
+        G = np.stack([_hand_grad(X, Y[t], w, scales[t]) for t in "abc"])
+        U = G / np.linalg.norm(G, axis=1, keepdims=True)
+        expected += U @ U.T / 2
+    np.testing.assert_allclose(A, expected, atol=1e-12)
+
+
+def test_lookahead_equals_closed_form_and_leaves_model_unchanged():
+    X1, Y1 = _data(seed=3)
+    X2, Y2 = _data(seed=4)
+    w = np.array([0.1, 0.4, -0.3])
+    scales = {"a": 1.0, "b": 0.7, "c": -1.5}
+    lr = 0.05
+    model = _Linear(w, scales)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    Z = lookahead_affinity(model, _tasks("abc"), [_batch(X1, Y1), _batch(X2, Y2)], lr=lr)
+    expected = np.zeros((3, 3))
+    for X, Y in ((X1, Y1), (X2, Y2)):
+        for i, ti in enumerate("abc"):
+            w_i = w - lr * _hand_grad(X, Y[ti], w, scales[ti])
+            for j, tj in enumerate("abc"):
+                ratio = _hand_loss(X, Y[tj], w_i, scales[tj]) / _hand_loss(X, Y[tj], w, scales[tj])
+                expected[i, j] += (1.0 - ratio) / 2
+    np.testing.assert_allclose(Z, expected, atol=1e-12)
+    assert np.all(np.diag(Z) > 0)  # a small step on a task lowers its own loss
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k])
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_identical_tasks_have_equal_lookahead_rows():
+    X, Y = _data(seed=5)
+    Y["b"] = Y["a"].copy()
+    model = _Linear([0.3, -0.2, 0.5], {"a": 1.0, "b": 1.0, "c": 1.0})
+    Z = lookahead_affinity(model, _tasks("abc"), [_batch(X, Y)], lr=0.01)
+    # a step on a identical task b helps b exactly as much as a step on b itself
+    assert Z[0, 1] == pytest.approx(Z[1, 1], abs=1e-12)
+    assert Z[0, 1] >= Z[2, 1] - 1e-12
+
+
+def test_errors_say_what_to_do():
+    X, Y = _data()
+    model = _Linear([0.3, -0.2, 0.5], {"a": 1.0, "b": 1.0, "c": 1.0})
+    with pytest.raises(ValueError, match="at least two tasks"):
+        gradient_affinity(model, _tasks("a"), [_batch(X, Y)])
+    with pytest.raises(ValueError, match="batches is empty"):
+        lookahead_affinity(model, _tasks("ab"), [], lr=0.1)
+    with pytest.raises(ValueError, match="lr must be positive"):
+        lookahead_affinity(model, _tasks("ab"), [_batch(X, Y)], lr=0.0)

@@ -1,0 +1,65 @@
+"""Task grouping against constructed affinity matrices and brute force."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from multitask.relatedness import group_score, group_tasks
+
+
+def test_two_blocks_are_found():
+    # tasks {0, 2} and {1, 3} help each other; everything else hurts a little
+    Z = np.full((4, 4), -0.1)
+    Z[0, 2] = Z[2, 0] = 0.5
+    Z[1, 3] = 0.4
+    Z[3, 1] = 0.3
+    np.fill_diagonal(Z, 1.0)
+    assert group_tasks(Z, 2) == [[0, 2], [1, 3]]
+    assert group_score(Z, [[0, 2], [1, 3]]) == pytest.approx(0.5 + 0.5 + 0.4 + 0.3)
+
+
+def test_a_task_that_hurts_everyone_stays_alone():
+    Z = np.array(
+        [
+            [0.0, 0.3, 0.2, -0.5],
+            [0.3, 0.0, 0.25, -0.4],
+            [0.2, 0.25, 0.0, -0.6],
+            [-0.3, -0.2, -0.1, 0.0],
+        ]
+    )
+    assert group_tasks(Z, 2) == [[0, 1, 2], [3]]
+
+
+def _set_partitions(n):
+    """Every partition of range(n), by assigning each task a block label (brute force)."""
+    seen = set()
+    for labels in itertools.product(range(n), repeat=n):
+        groups = {}
+        for i, lab in enumerate(labels):
+            groups.setdefault(lab, []).append(i)
+        key = tuple(sorted(tuple(g) for g in groups.values()))
+        if key not in seen:
+            seen.add(key)
+            yield [list(g) for g in key]
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_exhaustive_search_matches_brute_force(k):
+    rng = np.random.default_rng(k)
+    Z = rng.normal(size=(5, 5))
+    best = max(
+        (group_score(Z, g) for g in _set_partitions(5) if len(g) == k),
+    )
+    found = group_tasks(Z, k)
+    assert len(found) == k and sorted(i for g in found for i in g) == list(range(5))
+    assert group_score(Z, found) == pytest.approx(best)
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="square"):
+        group_tasks(np.zeros((2, 3)), 1)
+    with pytest.raises(ValueError, match="n_groups"):
+        group_tasks(np.zeros((3, 3)), 4)
+    with pytest.raises(ValueError, match="max_tasks"):
+        group_tasks(np.zeros((11, 11)), 2)
