@@ -190,6 +190,23 @@ def test_mgda_is_the_min_norm_point(T, case):
     _close(MGDA()(_J(T, case)), min_norm_point(_J(T, case)), 1e-5)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_enumeration_cache_serves_every_task_count_and_dtype(dtype):
+    """The cached support masks are keyed by (T, dtype, device): alternate T and dtypes."""
+    from multitask.nn.aggregation import _solvers
+
+    for T in (3, 10, 3, 10):
+        J = _J(T, "conflicting")
+        G = _solvers.normalise((J @ J.T).to(dtype))
+        a = _solvers.min_norm_simplex(G, max_exact=10).to(J.dtype)
+        _close(a @ J, min_norm_point(J), 1e-5 if dtype == torch.float64 else 1e-3)
+
+
+def test_mgda_enumeration_and_active_set_agree_at_ten_tasks():
+    J = _J(10, "random")
+    _close(MGDA(max_exact=10)(J), MGDA(max_exact=9)(J).numpy(), 1e-7)
+
+
 @pytest.mark.parametrize("case", ["conflicting", "random", "rescaled"])
 def test_mgda_two_task_closed_form(case):
     g1, g2 = _J(2, case).numpy()

@@ -49,7 +49,7 @@ class MGDA(GradientAggregator):
         normalization: str = "none",
         *,
         solver: str = "exact",
-        max_exact: int = 9,
+        max_exact: int = 10,
         n_iter: int | None = None,
     ) -> None:
         super().__init__()

@@ -97,7 +97,7 @@ def batched_solve(A: Tensor, B: Tensor) -> Tensor:
     return torch.linalg.solve_ex(A, B)[0]
 
 
-def min_norm_simplex(G: Tensor, max_exact: int = 9, n_iter: int = 12) -> Tensor:
+def min_norm_simplex(G: Tensor, max_exact: int = 10, n_iter: int = 12) -> Tensor:
     """Weights ``a`` on the simplex minimising ``a^T G a`` (the MGDA min-norm point).
 
     Exact by support enumeration for ``n_tasks <= max_exact``; otherwise ``n_iter`` primal-dual
