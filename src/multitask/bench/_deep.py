@@ -236,6 +236,22 @@ def _cosines(trainer, problem, tasks) -> list[list[float]]:
     return torch.as_tensor(info.cosines).tolist()
 
 
+def _affinity(trainer, problem, tasks, options) -> list[list[float]]:
+    """TAG lookahead affinity ``Z[i][j]`` after training, on a few training batches.
+
+    The lookahead step is ``options["affinity_lr"]`` (default 0.1: the trainer's
+    Adam step is not a plain gradient step, and a tiny one gives affinities near 0).
+    """
+    from itertools import islice
+
+    from multitask.relatedness import lookahead_affinity
+
+    batches = list(islice(iter(_loader(problem, "train", tasks, 256, False)), 4))
+    task_objs = [trainer.tasks[t] for t in tasks]
+    lr = float(options.get("affinity_lr", 0.1))
+    return lookahead_affinity(trainer.model, task_objs, batches, lr).tolist()
+
+
 def _test_values(trainer, problem, tasks) -> dict[tuple[str, str, str], float]:
     scores = trainer.evaluate(_loader(problem, "test", tasks, 1024, False))
     values = {}
@@ -294,4 +310,5 @@ class DeepMethod:
             artifacts["weights"].update(_epoch_weights(history))
             if len(tasks) > 1:
                 artifacts["cosines"] = _cosines(trainer, problem, tasks)
+                artifacts["affinity"] = _affinity(trainer, problem, tasks, options)
         return RunOutput(_add_overall(values), artifacts)

@@ -187,8 +187,21 @@ def _coef_norms(est) -> list[float]:
     return np.linalg.norm(coef, axis=0).tolist()
 
 
+#: fitted attributes holding a learned task relation matrix, preferred to the proxy
+_LEARNED_RELATION = ("task_relation_",)
+
+
 def _task_covariance(est) -> list[list[float]] | None:
-    """Correlation of the learned task weight vectors (a view of task relatedness)."""
+    """The learned task relation of ``est`` if it has one, else the weight-vector correlation.
+
+    ``ClusteredMTL*.task_relation_`` is the relaxed cluster matrix ``M`` (Zhou,
+    Chen & Ye, NIPS 2011, eq. 9); estimators without one get the cosine of their
+    task weight vectors (a proxy of task relatedness).
+    """
+    for name in _LEARNED_RELATION:
+        learned = getattr(est, name, None)
+        if learned is not None and 2 <= np.shape(learned)[0] <= 60:
+            return np.asarray(learned, dtype=float).tolist()
     coef = np.asarray(est.coef_)
     if coef.shape[0] < 2 or coef.shape[0] > 60:
         return None
