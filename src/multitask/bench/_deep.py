@@ -33,6 +33,8 @@ class DeepProblem:
     X: dict[str, np.ndarray]  # split -> (n, n_features)
     Y: dict[str, dict[str, np.ndarray]]  # split -> task -> (n,)
     half: str = "deep"
+    #: optional trunk factory () -> (module, output width); images use it instead of the MLP
+    encoder: Callable[[], tuple[Any, int]] | None = None
 
     @property
     def tasks(self) -> list[str]:
@@ -163,12 +165,15 @@ def _mlp(in_dim: int, width: int):
 
 
 def hard_sharing(problem: DeepProblem, tasks, width: int = 64):
-    """An MLP trunk and one linear head per task."""
+    """A trunk (the problem's encoder, else an MLP) and one linear head per task."""
     from torch import nn
 
     from multitask.nn.architectures import HardSharing
 
-    trunk = _mlp(problem.X["train"].shape[1], width)
+    if problem.encoder is not None:
+        trunk, width = problem.encoder()
+    else:
+        trunk = _mlp(problem.X["train"].shape[1], width)
     heads = {t: nn.Linear(width, problem.n_outputs[t]) for t in tasks}
     return HardSharing(trunk, heads)
 

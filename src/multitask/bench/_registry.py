@@ -10,6 +10,7 @@ import numpy as np
 
 from multitask._cli._catalogue import DEEP_NAMES
 from multitask.bench._deep import DEEP_PROBLEM_LOADERS, DeepMethod
+from multitask.bench._images import load_multi_fashion_problem
 from multitask.bench._linear import LinearMethod, load_linear_problem
 
 __all__ = ["METHODS", "PROBLEMS", "ProblemSpec", "baseline_for", "check_names"]
@@ -89,6 +90,13 @@ PROBLEMS.update(
             "deep",
             DEEP_PROBLEM_LOADERS["census_kdd_test"],
             "Census-Income KDD test split, own 50/25/25 split: income, never married",
+        ),
+        "multi_fashion": ProblemSpec(
+            "multi_fashion",
+            "deep",
+            load_multi_fashion_problem,
+            "Multi-Fashion (Lin et al. 2019): two Fashion-MNIST items overlaid; "
+            "tasks: top-left and bottom-right class (LeNet trunk)",
         ),
     }
 )

@@ -11,6 +11,7 @@ from multitask.datasets._cache import ChecksumError, DatasetNotFoundError, cache
 from multitask.datasets._convert import from_arrays, from_wide
 from multitask.datasets._data import MultiOutputData, MultiTaskData
 from multitask.datasets._load import list_datasets, load
+from multitask.datasets.multi_fashion import make_multi_fashion
 from multitask.datasets.splits import protocol_split, task_groups, train_test_split_per_task
 from multitask.datasets.synthetic import (
     make_clustered,
@@ -33,6 +34,7 @@ __all__ = [
     "make_clustered",
     "make_low_rank",
     "make_mmoe",
+    "make_multi_fashion",
     "make_row_sparse",
     "make_task_covariance",
     "protocol_split",
