@@ -130,3 +130,38 @@ def test_errors_say_what_to_do():
         lookahead_affinity(model, _tasks("ab"), [], lr=0.1)
     with pytest.raises(ValueError, match="lr must be positive"):
         lookahead_affinity(model, _tasks("ab"), [_batch(X, Y)], lr=0.0)
+
+
+def test_lookahead_on_hard_sharing_matches_a_stepped_copy():
+    import copy
+
+    from multitask.nn.architectures import HardSharing
+
+    torch.manual_seed(0)
+    trunk = nn.Sequential(nn.Linear(4, 6), nn.Tanh())
+    heads = {"u": nn.Linear(6, 1), "v": nn.Linear(6, 3)}
+    model = HardSharing(trunk, heads).double()
+    tasks = [Task("u", kind="regression"), Task("v", kind="multiclass")]
+    x = torch.randn(16, 4, dtype=torch.float64)
+    batch = (x, {"u": torch.randn(16, 1, dtype=torch.float64), "v": torch.randint(0, 3, (16,))})
+    before = copy.deepcopy(model.state_dict())
+    Z = lookahead_affinity(model, tasks, [batch], lr=0.3)
+    assert model.representation is None  # restored after the forward passes
+
+    def losses(m):
+        out = m(x)
+        return [t.compute_loss(out[t.name], batch[1][t.name]) for t in tasks]
+
+    base = [v.item() for v in losses(model)]
+    model.representation = None  # a graph tensor cannot be deep-copied
+    for i in range(2):  # oracle: an SGD step on a deep copy, on the trunk only
+        stepped = copy.deepcopy(model)
+        opt = torch.optim.SGD(stepped.trunk.parameters(), lr=0.3)
+        losses(stepped)[i].backward()
+        opt.step()
+        after = [v.item() for v in losses(stepped)]
+        for j in range(2):
+            assert Z[i, j] == pytest.approx(1 - after[j] / base[j], abs=1e-10)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k])
+    assert all(p.grad is None for p in model.parameters())

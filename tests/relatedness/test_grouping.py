@@ -63,3 +63,14 @@ def test_errors():
         group_tasks(np.zeros((3, 3)), 4)
     with pytest.raises(ValueError, match="max_tasks"):
         group_tasks(np.zeros((11, 11)), 2)
+
+
+def test_grouping_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from multitask.relatedness import group_tasks; "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
