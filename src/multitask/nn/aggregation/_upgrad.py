@@ -28,10 +28,11 @@ class UPGrad(GradientAggregator):
         1e-4, which biases the projections (and can leave small conflicts) when the Gramian has
         eigenvalues below about 1e-4 of its trace; ``reg_eps=1e-4`` reproduces it.
     max_exact, n_iter : int
-        Exact enumeration up to ``max_exact`` tasks (``2**T`` small Cholesky solves: about 2 ms
-        at 10 tasks on one CPU core); ``n_iter`` primal-dual active-set iterations beyond, which
-        on hard, strongly conflicting Jacobians can stall (about 1% of random ones with 4-12
-        tasks) on a point that leaves a small conflict (up to 2e-4 ``||J||_F^2``).
+        Exact enumeration up to ``max_exact`` tasks (``2**T`` small LU solves: about 1.5 ms
+        at 10 tasks on one CPU core, doubling with every task); ``n_iter`` primal-dual
+        active-set iterations beyond, which on hard, strongly conflicting Jacobians can stall
+        (about 1% of random ones with 4-12 tasks) on a point that leaves a small conflict (up
+        to 2e-4 ``||J||_F^2``).
 
     References
     ----------
