@@ -1,4 +1,4 @@
-"""`multitask bench` killed with SIGKILL midway, then run again: only unfinished runs are computed."""
+"""`multitask bench` SIGKILLed midway and run again: only the unfinished runs are computed."""
 
 import json
 import os
