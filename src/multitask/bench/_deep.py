@@ -205,40 +205,23 @@ def _train(problem, tasks, model, balancer, seed: int, options: dict):
     return trainer, history
 
 
-def _epoch_means(history) -> dict[str, list[float]]:
-    """Per-task training curve averaged over each epoch's steps."""
+def _per_epoch(history, field: str) -> dict[str, list[float]]:
+    """Per-task ``field`` ("losses" or "weights") of the step records, averaged per epoch."""
     by_epoch: dict[str, dict[int, list[float]]] = {}
     for rec in history.steps:
-        for task, value in rec.losses.items():
+        values = getattr(rec, field)
+        for task, value in (values or {}).items():
             by_epoch.setdefault(task, {}).setdefault(rec.epoch, []).append(value)
     return {t: [float(np.nanmean(v)) for _, v in sorted(e.items())] for t, e in by_epoch.items()}
 
 
-def _epoch_weights(history) -> dict[str, list[float]]:
-    by_epoch: dict[str, dict[int, list[float]]] = {}
-    for rec in history.steps:
-        if rec.weights is None:
-            continue
-        for task, value in rec.weights.items():
-            by_epoch.setdefault(task, {}).setdefault(rec.epoch, []).append(value)
-    return {t: [float(np.mean(v)) for _, v in sorted(e.items())] for t, e in by_epoch.items()}
-
-
 def _cosines(trainer, problem, tasks) -> list[list[float]]:
     """Cosine between the tasks' gradients on the shared parameters, on one training batch."""
-    import torch
+    from multitask.relatedness import gradient_affinity
 
-    from multitask.nn import mtl_backward
-    from multitask.nn.aggregation import AGGREGATORS
-
-    model = trainer.model
-    x, y = next(iter(_loader(problem, "train", tasks, 512, False)))
-    x = x.to(next(model.parameters()).device)
-    out = model(x)
-    losses = {t: trainer.tasks[t].compute_loss(out[t], y[t].to(x.device)) for t in tasks}
-    info = mtl_backward(losses, model, AGGREGATORS["mean"](), record_cosines=True)
-    model.zero_grad(set_to_none=True)
-    return torch.as_tensor(info.cosines).tolist()
+    batch = next(iter(_loader(problem, "train", tasks, 512, False)))
+    task_objs = [trainer.tasks[t] for t in tasks]
+    return gradient_affinity(trainer.model, task_objs, [batch]).tolist()
 
 
 def _affinity(trainer, problem, tasks, options) -> list[list[float]]:
@@ -311,8 +294,8 @@ class DeepMethod:
             balancer = self.balancer(len(tasks)) if self.balancer else None
             trainer, history = _train(problem, tasks, model, balancer, seed, options)
             values.update(_test_values(trainer, problem, tasks))
-            artifacts["curves"].update(_epoch_means(history))
-            artifacts["weights"].update(_epoch_weights(history))
+            artifacts["curves"].update(_per_epoch(history, "losses"))
+            artifacts["weights"].update(_per_epoch(history, "weights"))
             if len(tasks) > 1:
                 artifacts["cosines"] = _cosines(trainer, problem, tasks)
                 artifacts["affinity"] = _affinity(trainer, problem, tasks, options)

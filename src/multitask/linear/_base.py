@@ -265,6 +265,60 @@ class MultiTaskLinearModel(BaseEstimator):
         return tags
 
 
+class AlphaModel(MultiTaskLinearModel):
+    """A family with one strength ``alpha`` and the common parameters.
+
+    scikit-learn reads the parameters from the ``__init__`` signature, which
+    subclasses inherit; a family then only defines ``_make_penalty``.
+    """
+
+    def __init__(
+        self,
+        alpha=0.1,
+        *,
+        task_col=None,
+        fit_intercept=True,
+        tol=1e-8,
+        max_iter=20000,
+        warm_start=False,
+        unseen_task="mean",
+    ):
+        self.alpha = alpha
+        self.task_col = task_col
+        self.fit_intercept = fit_intercept
+        self.tol = tol
+        self.max_iter = max_iter
+        self.warm_start = warm_start
+        self.unseen_task = unseen_task
+
+
+class AlphaBetaModel(MultiTaskLinearModel):
+    """A family with two strengths ``alpha`` and ``beta`` and the common parameters."""
+
+    _strengths = ("alpha", "beta")
+
+    def __init__(
+        self,
+        alpha=0.1,
+        *,
+        beta=0.1,
+        task_col=None,
+        fit_intercept=True,
+        tol=1e-8,
+        max_iter=20000,
+        warm_start=False,
+        unseen_task="mean",
+    ):
+        self.alpha = alpha
+        self.beta = beta
+        self.task_col = task_col
+        self.fit_intercept = fit_intercept
+        self.tol = tol
+        self.max_iter = max_iter
+        self.warm_start = warm_start
+        self.unseen_task = unseen_task
+
+
 def _check_weights(sample_weight, n_samples):
     if sample_weight is None:
         return None

@@ -9,8 +9,8 @@ learning", Machine Learning 73, 2008, eq. (2.2) with the L2,1 norm.
 """
 
 from multitask.linear._base import (
+    AlphaModel,
     MultiTaskClassifierMixin,
-    MultiTaskLinearModel,
     MultiTaskRegressorMixin,
     fill_doc,
 )
@@ -18,26 +18,7 @@ from multitask.linear._base import (
 __all__ = ["GroupLassoClassifier", "GroupLassoRegressor"]
 
 
-class _GroupLasso(MultiTaskLinearModel):
-    def __init__(
-        self,
-        alpha=0.1,
-        *,
-        task_col=None,
-        fit_intercept=True,
-        tol=1e-8,
-        max_iter=20000,
-        warm_start=False,
-        unseen_task="mean",
-    ):
-        self.alpha = alpha
-        self.task_col = task_col
-        self.fit_intercept = fit_intercept
-        self.tol = tol
-        self.max_iter = max_iter
-        self.warm_start = warm_start
-        self.unseen_task = unseen_task
-
+class _GroupLasso(AlphaModel):
     def _make_penalty(self, data):
         from multitask.linear.penalties import L21
 

@@ -8,8 +8,8 @@ projection for l1,inf regularization", ICML 2009, eq. (1).
 """
 
 from multitask.linear._base import (
+    AlphaModel,
     MultiTaskClassifierMixin,
-    MultiTaskLinearModel,
     MultiTaskRegressorMixin,
     fill_doc,
 )
@@ -17,26 +17,7 @@ from multitask.linear._base import (
 __all__ = ["L1InfClassifier", "L1InfRegressor"]
 
 
-class _L1Inf(MultiTaskLinearModel):
-    def __init__(
-        self,
-        alpha=0.1,
-        *,
-        task_col=None,
-        fit_intercept=True,
-        tol=1e-8,
-        max_iter=20000,
-        warm_start=False,
-        unseen_task="mean",
-    ):
-        self.alpha = alpha
-        self.task_col = task_col
-        self.fit_intercept = fit_intercept
-        self.tol = tol
-        self.max_iter = max_iter
-        self.warm_start = warm_start
-        self.unseen_task = unseen_task
-
+class _L1Inf(AlphaModel):
     def _make_penalty(self, data):
         from multitask.linear.penalties import L1Inf
 

@@ -7,8 +7,8 @@ for robust multi-task learning", KDD 2011, eq. (2) (MALSAR ``Least_RMTL``).
 """
 
 from multitask.linear._base import (
+    AlphaBetaModel,
     MultiTaskClassifierMixin,
-    MultiTaskLinearModel,
     MultiTaskRegressorMixin,
     fill_doc,
 )
@@ -16,30 +16,7 @@ from multitask.linear._base import (
 __all__ = ["RobustMTLClassifier", "RobustMTLRegressor"]
 
 
-class _Robust(MultiTaskLinearModel):
-    _strengths = ("alpha", "beta")
-
-    def __init__(
-        self,
-        alpha=0.1,
-        *,
-        beta=0.1,
-        task_col=None,
-        fit_intercept=True,
-        tol=1e-8,
-        max_iter=20000,
-        warm_start=False,
-        unseen_task="mean",
-    ):
-        self.alpha = alpha
-        self.beta = beta
-        self.task_col = task_col
-        self.fit_intercept = fit_intercept
-        self.tol = tol
-        self.max_iter = max_iter
-        self.warm_start = warm_start
-        self.unseen_task = unseen_task
-
+class _Robust(AlphaBetaModel):
     def _make_penalty(self, data):
         from multitask.linear.penalties import RobustMTL
 
