@@ -82,3 +82,43 @@ def test_convolution_outputs_split_on_channels():
     assert float(model.regularization().detach()) > 0
     with pytest.raises(ValueError, match="different shapes"):
         Sluice(layers, heads, feature_dim=1)(torch.randn(2, 1, 7, 7))
+
+
+def test_normalized_penalty_is_bruteforce_over_squared_rows_and_row_count_free():
+    rng = np.random.default_rng(1)
+    g1, g2 = rng.normal(size=(6, 2)), rng.normal(size=(6, 3))
+    n = 6
+    brute = sum((float(g1[:, i] @ g2[:, j]) / n) ** 2 for i in range(2) for j in range(3))
+    t1, t2 = torch.tensor(g1), torch.tensor(g2)
+    got = orthogonality_penalty(t1, t2, normalize=True)
+    assert got.item() == pytest.approx(brute, rel=1e-10)
+    # the same rows repeated 5 times (a 5x larger batch of identical rows): unchanged when
+    # normalised, 25x larger under the paper's definition
+    r1, r2 = t1.repeat(5, 1), t2.repeat(5, 1)
+    assert orthogonality_penalty(r1, r2, normalize=True).item() == pytest.approx(brute, rel=1e-10)
+    unnorm = orthogonality_penalty(t1, t2).item()
+    assert orthogonality_penalty(r1, r2).item() == pytest.approx(25 * unnorm, rel=1e-10)
+
+
+def test_normalized_model_penalty_does_not_depend_on_spatial_size():
+    # a 1x1 convolution with constant input: every (batch, height, width) row is identical,
+    # so the normalised penalty is the same for any image size; the paper's grows with n^2
+    torch.manual_seed(0)
+    layers = [nn.Conv2d(1, 4, 1)]
+    heads = {"a": nn.Flatten(), "b": nn.Flatten()}
+    values = {}
+    for normalize in (False, True):
+        model = Sluice(layers, heads, feature_dim=1, orthogonality=1.0, normalize=normalize)
+        for size in (3, 6):
+            model(torch.ones(2, 1, size, size))
+            values[normalize, size] = float(model.regularization().detach())
+    assert values[True, 3] > 0
+    assert values[True, 6] == pytest.approx(values[True, 3], rel=1e-5)
+    assert values[False, 6] == pytest.approx(16 * values[False, 3], rel=1e-5)
+    # explicit oracle: rows of the 1x1 conv output are w * 1 + b for each task's column
+    expected = 0.0
+    for t in ("a", "b"):
+        conv = model.columns[t][0]
+        row = (conv.weight.reshape(4) + conv.bias).detach().double()
+        expected += float((row[:2, None] * row[None, 2:]).pow(2).sum())
+    assert values[True, 3] == pytest.approx(expected, rel=1e-5)

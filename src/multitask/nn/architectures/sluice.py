@@ -11,20 +11,28 @@ from ._base import MultiTaskModule
 from ._layers import check_heads, check_layers, columns, flatten_rows, mix_init, parameters_of
 
 
-def orthogonality_penalty(g1: Tensor, g2: Tensor) -> Tensor:
+def orthogonality_penalty(g1: Tensor, g2: Tensor, normalize: bool = False) -> Tensor:
     r"""Squared Frobenius norm :math:`\|G_1^\top G_2\|_F^2` of two subspace activations.
 
     Parameters
     ----------
     g1, g2 : Tensor of shape (..., d1) and (..., d2)
         Activations of two subspaces of one layer (leading dimensions are rows).
+    normalize : bool, default=False
+        Divide by :math:`n^2`, ``n`` the number of rows: the penalty becomes
+        :math:`\|G_1^\top G_2 / n\|_F^2`, the squared norm of the mean outer
+        product of the rows, which does not grow with the batch size or (for
+        convolution outputs, whose rows are batch x height x width) with the
+        spatial size. False is the paper's definition.
 
     Returns
     -------
     Tensor
         Scalar, zero exactly when every column of ``g1`` is orthogonal to every column of ``g2``.
     """
-    return (flatten_rows(g1).T @ flatten_rows(g2)).pow(2).sum()
+    g1, g2 = flatten_rows(g1), flatten_rows(g2)
+    value = (g1.T @ g2).pow(2).sum()
+    return value / g1.shape[0] ** 2 if normalize else value
 
 
 class Sluice(MultiTaskModule):
@@ -42,7 +50,8 @@ class Sluice(MultiTaskModule):
 
     .. math:: \mathcal{L}_c = \sum_{m}\sum_{k}\sum_{a<b} \|G_{m,k,a}^\top G_{m,k,b}\|_F^2,
 
-    computed on the activations of the last :meth:`forward`, times ``orthogonality``.
+    computed on the activations of the last :meth:`forward`, times ``orthogonality``
+    (each term divided by the squared number of rows when ``normalize``).
 
     Parameters
     ----------
@@ -64,6 +73,13 @@ class Sluice(MultiTaskModule):
         :math:`G` in the penalty.
     self_weight : float, default=0.9
         Initial diagonal of the alpha units (as cross-stitch; rows sum to one).
+    normalize : bool, default=False
+        Divide each term of the penalty by :math:`n^2`, ``n`` the number of
+        rows of :math:`G` (see :func:`orthogonality_penalty`). The paper's
+        Eq. 4 is unnormalised (False), which suits its sequence-tagging LSTMs;
+        on convolution outputs its rows are batch x height x width, so the
+        unnormalised penalty grows with their square and, at a fixed weight,
+        dominates the task losses.
 
     Notes
     -----
@@ -87,6 +103,7 @@ class Sluice(MultiTaskModule):
         orthogonality: float = 0.01,
         self_weight: float = 0.9,
         feature_dim: int = -1,
+        normalize: bool = False,
     ):
         super().__init__()
         self.task_names = check_heads(heads)
@@ -103,6 +120,7 @@ class Sluice(MultiTaskModule):
         self.skip_layers = tuple(skip)
         self.orthogonality = orthogonality
         self.feature_dim = feature_dim
+        self.normalize = normalize
         self.columns = columns(layers, self.task_names)
         self.heads = nn.ModuleDict(heads)
         n_units = len(self.task_names) * n_subspaces
@@ -162,7 +180,7 @@ class Sluice(MultiTaskModule):
                     for b in range(a + 1, n_sub):
                         g1 = own[a].movedim(self.feature_dim, -1)
                         g2 = own[b].movedim(self.feature_dim, -1)
-                        total = total + orthogonality_penalty(g1, g2)
+                        total = total + orthogonality_penalty(g1, g2, self.normalize)
         return self.orthogonality * total
 
     def shared_parameters(self) -> Iterator[nn.Parameter]:
