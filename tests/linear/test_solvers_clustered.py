@@ -8,7 +8,7 @@ from multitask.linear._design import make_design
 from multitask.linear.datafits import Logistic, Quadratic
 from multitask.linear.penalties import clustered as C
 from multitask.linear.solvers import clustered_mtl
-from multitask.linear.solvers.clustered import _CMTL
+from multitask.linear.solvers.clustered import _penalty_and_grad, optimal_gamma
 
 T, P = 4, 5
 
@@ -42,21 +42,52 @@ def test_clustered_mtl_reaches_the_cvxpy_optimum(loss, fit_intercept):
     assert np.trace(res.M) == pytest.approx(k)
 
 
-def test_value_and_gradients_match_the_penalty_pieces():
+def test_reduced_penalty_is_the_minimum_over_M_and_its_gradient_is_exact():
+    """Value = min over M (the penalty engineer's closed form), gradient = finite differences."""
     rng = np.random.default_rng(1)
-    _, _, design = _data(rng, "squared")
-    df = Quadratic(design)
-    eta, rho1 = 0.4, 0.7
-    prob = _CMTL(df, rho1, eta, joint_b=False)
+    eta, c, k = 0.4, 0.7 * 0.4 * 1.4, 2
     W = rng.standard_normal((P, T))
-    M = C.project_cluster_constraint(rng.standard_normal((T, T)), 2)
-    b = np.zeros(T)
-    S = df.linear(W)
-    expected = df.value(W) + rho1 * C.cmtl_value(W, M, eta)
-    assert prob.value(W, M, b, S) == pytest.approx(expected, rel=1e-12)
-    gW, gM, _ = prob.gradient(W, M, b, S)
-    np.testing.assert_allclose(gW, df.gradient(W)[0] + rho1 * C.cmtl_grad_W(W, M, eta), atol=1e-12)
-    np.testing.assert_allclose(gM, rho1 * C.cmtl_grad_M(W, M, eta), atol=1e-12)
+    value, grad = _penalty_and_grad(W, c, eta, k)
+    M = C.cmtl_optimal_M(W, eta, k)
+    assert value == pytest.approx(0.7 * C.cmtl_value(W, M, eta), rel=1e-10)
+    # any other feasible M gives a larger value (M is the minimiser)
+    for _ in range(5):
+        M_other = C.project_cluster_constraint(rng.standard_normal((T, T)), k)
+        assert 0.7 * C.cmtl_value(W, M_other, eta) >= value - 1e-12
+    # Danskin: the gradient is that of the joint function at the optimal M
+    np.testing.assert_allclose(grad, 0.7 * C.cmtl_grad_W(W, M, eta), atol=1e-9)
+    E = rng.standard_normal(W.shape)
+    h = 1e-6
+    fd = _penalty_and_grad(W + h * E, c, eta, k)[0] - _penalty_and_grad(W - h * E, c, eta, k)[0]
+    assert fd / (2 * h) == pytest.approx(float(np.sum(grad * E)), rel=1e-6)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3.5])
+def test_optimal_gamma_matches_bisection_water_filling(k):
+    rng = np.random.default_rng(3)
+    sigma, eta = np.abs(rng.standard_normal(6)) * 3, 0.3
+    gamma = optimal_gamma(sigma, eta, k)
+    assert gamma.sum() == pytest.approx(k, abs=1e-10)
+    assert gamma.min() >= 0 and gamma.max() <= 1
+    # KKT of min sum s^2 / (eta + g): s_i / (eta + g_i) is equal on the free coordinates
+    free = (gamma > 1e-12) & (gamma < 1 - 1e-12)
+    ratios = sigma[free] / (eta + gamma[free])
+    np.testing.assert_allclose(ratios, ratios[0], rtol=1e-10)
+    assert np.all(sigma[gamma <= 1e-12] / eta <= ratios[0] + 1e-10)
+    assert np.all(sigma[gamma >= 1 - 1e-12] / (eta + 1) >= ratios[0] - 1e-10)
+
+
+def test_optimal_gamma_with_fewer_directions_than_clusters():
+    np.testing.assert_array_equal(optimal_gamma(np.array([2.0, 0.0, 1.0]), 0.1, 2), [1, 0, 1])
+
+
+def test_warm_start_at_the_solution_stops_at_once():
+    rng = np.random.default_rng(4)
+    _, _, design = _data(rng, "squared")
+    res = clustered_mtl(Quadratic(design), 0.5, 0.2, 2, tol=1e-10)
+    again = clustered_mtl(Quadratic(design), 0.5, 0.2, 2, W0=res.W, tol=1e-9)
+    assert again.n_iter == 1 and again.converged
+    assert again.objective == pytest.approx(res.objective, rel=1e-12)
 
 
 def test_bad_strengths_raise():
