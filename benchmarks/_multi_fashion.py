@@ -5,6 +5,8 @@ documented there); this module only draws the train and test sets from
 Debian's ``dataset-fashion-mnist`` package, read through
 ``multitask.datasets.load("fashion_mnist")`` (SHA-256 checked), and converts
 them to tensors. Lin et al. use 120,000 training and 20,000 test images.
+:func:`load_multi_fashion_splits` adds a validation set built from Fashion-MNIST
+training items held out from the training composites (so no item is shared).
 
 References
 ----------
@@ -38,5 +40,34 @@ def load_multi_fashion(n_train: int = 120_000, n_test: int = 20_000, seed: int =
     train, test = data.split == "train", data.split == "test"
     return (
         _as_tensors(*make_multi_fashion(X[train], y[train], n_train, seed)),
+        _as_tensors(*make_multi_fashion(X[test], y[test], n_test, seed + 1)),
+    )
+
+
+def load_multi_fashion_splits(
+    n_train: int, n_val: int, n_test: int, seed: int = 0, val_items: int = 10_000
+):
+    """Train, validation and test Multi-Fashion sets; validation from held-out training items.
+
+    ``val_items`` Fashion-MNIST training items, chosen by ``seed``, are reserved
+    for the validation composites; the training composites use the other
+    items, the test composites the Fashion-MNIST test split.
+
+    Returns
+    -------
+    (x, y), (x_val, y_val), (x_test, y_test)
+        As :func:`load_multi_fashion`.
+    """
+    data = load("fashion_mnist")
+    X, y = np.asarray(data.X), np.asarray(data.targets["label"])
+    train = np.flatnonzero(data.split == "train")
+    if not 0 < val_items < len(train):
+        raise ValueError(f"val_items={val_items} must be in (0, {len(train)}); lower it")
+    order = np.random.default_rng(seed + 100).permutation(train)
+    fit, val = order[val_items:], order[:val_items]
+    test = data.split == "test"
+    return (
+        _as_tensors(*make_multi_fashion(X[fit], y[fit], n_train, seed)),
+        _as_tensors(*make_multi_fashion(X[val], y[val], n_val, seed + 2)),
         _as_tensors(*make_multi_fashion(X[test], y[test], n_test, seed + 1)),
     )
