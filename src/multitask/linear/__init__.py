@@ -11,35 +11,43 @@ follows the scikit-learn contract and minimises, for ``W`` of shape
 This package never imports torch.
 """
 
-from multitask.linear._clustered import ClusteredMTLClassifier, ClusteredMTLRegressor
-from multitask.linear._cv import (
-    GroupLassoClassifierCV,
-    GroupLassoRegressorCV,
-    L1InfClassifierCV,
-    L1InfRegressorCV,
-    MultiTaskCV,
-    TraceNormClassifierCV,
-    TraceNormRegressorCV,
-)
-from multitask.linear._dirty import DirtyModelClassifier, DirtyModelRegressor
-from multitask.linear._graph_regularized import (
-    GraphRegularizedClassifier,
-    GraphRegularizedRegressor,
-)
-from multitask.linear._group_lasso import GroupLassoClassifier, GroupLassoRegressor
-from multitask.linear._independent import IndependentLogistic, IndependentRidge, PooledRidge
-from multitask.linear._l1inf import L1InfClassifier, L1InfRegressor
-from multitask.linear._mean_regularized import (
-    MeanRegularizedClassifier,
-    MeanRegularizedRegressor,
-)
-from multitask.linear._robust import RobustMTLClassifier, RobustMTLRegressor
-from multitask.linear._sparse_group import (
-    SparseGroupLassoClassifier,
-    SparseGroupLassoRegressor,
-)
-from multitask.linear._trace_norm import TraceNormClassifier, TraceNormRegressor
-from multitask.linear._tree_group import TreeGroupLassoClassifier, TreeGroupLassoRegressor
+import importlib
+
+#: public name -> private module; imported on first access (PEP 562), so that
+#: ``from multitask.linear import GroupLassoRegressor`` loads one estimator family, not
+#: the cross-validation machinery (sklearn.metrics, model_selection) of every family
+_LAZY = {
+    "ClusteredMTLClassifier": "_clustered",
+    "ClusteredMTLRegressor": "_clustered",
+    "DirtyModelClassifier": "_dirty",
+    "DirtyModelRegressor": "_dirty",
+    "GraphRegularizedClassifier": "_graph_regularized",
+    "GraphRegularizedRegressor": "_graph_regularized",
+    "GroupLassoClassifier": "_group_lasso",
+    "GroupLassoClassifierCV": "_cv",
+    "GroupLassoRegressor": "_group_lasso",
+    "GroupLassoRegressorCV": "_cv",
+    "IndependentLogistic": "_independent",
+    "IndependentRidge": "_independent",
+    "L1InfClassifier": "_l1inf",
+    "L1InfClassifierCV": "_cv",
+    "L1InfRegressor": "_l1inf",
+    "L1InfRegressorCV": "_cv",
+    "MeanRegularizedClassifier": "_mean_regularized",
+    "MeanRegularizedRegressor": "_mean_regularized",
+    "MultiTaskCV": "_cv",
+    "PooledRidge": "_independent",
+    "RobustMTLClassifier": "_robust",
+    "RobustMTLRegressor": "_robust",
+    "SparseGroupLassoClassifier": "_sparse_group",
+    "SparseGroupLassoRegressor": "_sparse_group",
+    "TraceNormClassifier": "_trace_norm",
+    "TraceNormClassifierCV": "_cv",
+    "TraceNormRegressor": "_trace_norm",
+    "TraceNormRegressorCV": "_cv",
+    "TreeGroupLassoClassifier": "_tree_group",
+    "TreeGroupLassoRegressor": "_tree_group",
+}
 
 __all__ = [
     "ClusteredMTLClassifier",
@@ -73,3 +81,16 @@ __all__ = [
     "TreeGroupLassoClassifier",
     "TreeGroupLassoRegressor",
 ]
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'multitask.linear' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"multitask.linear.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
