@@ -108,3 +108,49 @@ def test_heads_must_match():
     heads = {"a": nn.Linear(4, 1), "b": nn.Linear(4, 2)}
     with pytest.raises(ValueError, match="identical head structures"):
         DeepRelationshipNetwork(nn.Identity(), heads)
+
+
+def test_per_step_prior_is_the_papers_term_divided_by_n_samples():
+    """MAP objective of MRN (Eqs. 6-7): sum of the losses over all N examples + P once.
+
+    Oracle: P from explicit Kronecker products (numpy), and the gradient of the
+    paper's objective. With mean losses, N * (mean loss + regularization()) must
+    have the same value and gradient as sum of losses + P.
+    """
+    torch.manual_seed(0)
+    heads = {f"t{i}": nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 1)) for i in range(3)}
+    n = 40
+    model = DeepRelationshipNetwork(nn.Linear(5, 4), heads, prior_weight=1.0, n_samples=n)
+    model = model.double()
+    model.update_covariances(n_iter=3)
+    p = 0.0
+    for layer in range(2):
+        w = model.stacked_weight(layer).detach().numpy()
+        covs = [c.numpy() for c in model.covariances(layer)]
+        v = w.reshape(-1)
+        big = np.kron(np.kron(covs[0], covs[1]), covs[2])
+        logdet = sum(v.size / d * np.linalg.slogdet(c)[1] for d, c in zip(w.shape, covs, strict=True))
+        p += 0.5 * (v @ np.linalg.solve(big, v) + logdet)
+    assert float(model.regularization()) == pytest.approx(p / n, rel=1e-10)
+
+    x, y = torch.randn(n, 5, dtype=torch.float64), torch.randn(n, 3, dtype=torch.float64)
+
+    def grads(objective):
+        model.zero_grad()
+        objective().backward()
+        return [q.grad.clone() for q in model.parameters()]
+
+    def per_example():  # what the training loop minimises, times N
+        out = torch.cat(list(model(x).values()), 1)
+        return n * ((out - y).pow(2).mean(0).sum() + model.regularization())
+
+    def paper():  # Eq. 7: summed loss + prior once
+        out = torch.cat(list(model(x).values()), 1)
+        return (out - y).pow(2).sum() + model.prior()
+
+    for a, b in zip(grads(per_example), grads(paper), strict=True):
+        torch.testing.assert_close(a, b)
+    unscaled = DeepRelationshipNetwork(nn.Identity(), {"a": nn.Linear(2, 1)}, prior_weight=0.5)
+    assert float(unscaled.regularization()) == pytest.approx(0.5 * float(unscaled.prior()))
+    with pytest.raises(ValueError, match="number of training examples"):
+        DeepRelationshipNetwork(nn.Identity(), {"a": nn.Linear(2, 1)}, n_samples=0)

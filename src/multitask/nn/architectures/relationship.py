@@ -101,16 +101,27 @@ class DeepRelationshipNetwork(MultiTaskModule):
     ``(in_features, out_features, n_tasks)`` under the prior
     :math:`\mathcal W^{\ell} \sim \mathcal{TN}(0, \Sigma_1^\ell, \Sigma_2^\ell, \Sigma_3^\ell)`
     (input-feature, output-feature and task covariances; Eq. 5 of the paper).
-    :meth:`regularization` is ``prior_weight`` times the prior's negative log
-    density (Eq. 7, up to the :math:`2\pi` constant), summed over the layers,
+    The prior's negative log density (up to the :math:`2\pi` constant), summed
+    over the layers, is
 
     .. math::
-        \tfrac12 \mathrm{vec}(\mathcal W)^\top (\Sigma_1 \otimes \Sigma_2 \otimes \Sigma_3)^{-1}
+        P(\mathcal W) = \tfrac12 \mathrm{vec}(\mathcal W)^\top
+        (\Sigma_1 \otimes \Sigma_2 \otimes \Sigma_3)^{-1}
         \mathrm{vec}(\mathcal W) + \sum_k \tfrac{D}{2 d_k} \ln|\Sigma_k|,
 
     and :meth:`update_covariances` runs the closed-form flip-flop updates
     (:func:`flip_flop`, Eq. 9) on the current weights, as the paper alternates
     them with SGD on the network weights (call it every few hundred steps).
+
+    **Scaling.** The paper's MAP objective (Eqs. 6-7) is the loss *summed* over all
+    ``N`` training examples plus :math:`P` once. Dividing it by ``N`` gives what a
+    mini-batch step estimates when the task losses are *means* over the batch:
+    ``mean batch loss + P / N``. So :meth:`regularization` returns
+    ``prior_weight * P / n_samples``: with ``n_samples=N`` (the number of training
+    examples) and ``prior_weight=1`` it is the paper's objective, per example;
+    other values of ``prior_weight`` trade the prior off against the data. With
+    ``n_samples=None`` nothing is divided (``prior_weight * P``, the behaviour of
+    earlier versions): then ``prior_weight`` must carry the ``1/N`` itself.
 
     Parameters
     ----------
@@ -119,11 +130,14 @@ class DeepRelationshipNetwork(MultiTaskModule):
     heads : dict of str to nn.Module
         Task-specific layers of each task; same structure for every task.
     prior_weight : float, default=1e-3
-        Multiplier of the prior term (the paper's trade-off :math:`\lambda`).
+        Multiplier of the prior term (1 with ``n_samples`` = the paper's objective).
     epsilon : float, default=1e-3
         Ridge of the covariance updates.
     normalize : bool, default=True
         Trace-normalise the feature covariances after each update (see :func:`flip_flop`).
+    n_samples : int, optional
+        Number of training examples the mean losses are taken over; the prior
+        is divided by it (see Scaling). None: not divided.
 
     Attributes
     ----------
@@ -133,7 +147,8 @@ class DeepRelationshipNetwork(MultiTaskModule):
     References
     ----------
     Long, M., Cao, Z., Wang, J., Yu, P. S. "Learning Multiple Tasks with
-    Multilinear Relationship Networks." NIPS 2017, Eqs. (5)-(9).
+    Multilinear Relationship Networks." NIPS 2017, Eqs. (5)-(9); the MAP
+    objective is Eqs. (6)-(7).
     """
 
     def __init__(
@@ -143,14 +158,20 @@ class DeepRelationshipNetwork(MultiTaskModule):
         prior_weight: float = 1e-3,
         epsilon: float = 1e-3,
         normalize: bool = True,
+        n_samples: int | None = None,
     ):
         super().__init__()
+        if n_samples is not None and n_samples < 1:
+            raise ValueError(
+                f"n_samples={n_samples}: pass the number of training examples (>= 1), or None"
+            )
         self.task_names = check_heads(heads)
         self.trunk = trunk
         self.heads = nn.ModuleDict(heads)
         self.prior_weight = prior_weight
         self.epsilon = epsilon
         self.normalize = normalize
+        self.n_samples = n_samples
         shapes = self._linear_shapes()
         if not shapes:
             raise ValueError("the heads hold no nn.Linear layer: nothing to put the prior on")
@@ -199,7 +220,8 @@ class DeepRelationshipNetwork(MultiTaskModule):
             for name, cov in zip(("in", "out", "task"), covs, strict=True):
                 getattr(self, f"sigma_{name}_{layer}").copy_(cov)
 
-    def regularization(self) -> Tensor:
+    def prior(self) -> Tensor:
+        """The prior's negative log density :math:`P` over all prior layers (no scaling)."""
         total = 0.0
         for layer in range(self.n_prior_layers):
             w = self.stacked_weight(layer)
@@ -208,7 +230,11 @@ class DeepRelationshipNetwork(MultiTaskModule):
             size = math.prod(w.shape)
             logdets = sum(size / d * torch.logdet(c) for d, c in zip(w.shape, covs, strict=True))
             total = total + 0.5 * (quad + logdets)
-        return self.prior_weight * total
+        return total
+
+    def regularization(self) -> Tensor:
+        """``prior_weight * prior() / n_samples`` (see Scaling in the class docstring)."""
+        return self.prior_weight / (self.n_samples or 1) * self.prior()
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         h = self.trunk(x)
