@@ -129,9 +129,10 @@ def test_per_step_prior_is_the_papers_term_divided_by_n_samples():
         covs = [c.numpy() for c in model.covariances(layer)]
         v = w.reshape(-1)
         big = np.kron(np.kron(covs[0], covs[1]), covs[2])
-        logdet = sum(v.size / d * np.linalg.slogdet(c)[1] for d, c in zip(w.shape, covs, strict=True))
+        pairs = zip(w.shape, covs, strict=True)
+        logdet = sum(v.size / d * np.linalg.slogdet(c)[1] for d, c in pairs)
         p += 0.5 * (v @ np.linalg.solve(big, v) + logdet)
-    assert float(model.regularization()) == pytest.approx(p / n, rel=1e-10)
+    assert model.regularization().item() == pytest.approx(p / n, rel=1e-10)
 
     x, y = torch.randn(n, 5, dtype=torch.float64), torch.randn(n, 3, dtype=torch.float64)
 
@@ -151,6 +152,6 @@ def test_per_step_prior_is_the_papers_term_divided_by_n_samples():
     for a, b in zip(grads(per_example), grads(paper), strict=True):
         torch.testing.assert_close(a, b)
     unscaled = DeepRelationshipNetwork(nn.Identity(), {"a": nn.Linear(2, 1)}, prior_weight=0.5)
-    assert float(unscaled.regularization()) == pytest.approx(0.5 * float(unscaled.prior()))
+    assert unscaled.regularization().item() == pytest.approx(0.5 * unscaled.prior().item())
     with pytest.raises(ValueError, match="number of training examples"):
         DeepRelationshipNetwork(nn.Identity(), {"a": nn.Linear(2, 1)}, n_samples=0)
