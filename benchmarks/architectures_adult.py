@@ -4,11 +4,19 @@ The two binary tasks of Ma et al. (KDD 2018, Sec. 6.2 used Census-Income; the
 Adult variant keeps ``income`` > 50K and ``marital_status == Never-married``,
 see :func:`multitask.datasets.load_adult`). Categorical columns are one-hot
 encoded (missing as its own level), numeric ones standardised with training
-statistics; the published train / test split is used. Metric: test AUC.
+statistics; the published train / test split is used, and a random
+``--val-fraction`` (20 %) of the training rows, drawn with the seed, is held
+out for validation: each model keeps the epoch with the lowest validation loss
+(sum of the two binary cross-entropies). Metric: test AUC.
 
-Run::
+Run (the run reported in docs/architectures.md)::
 
-    OMP_NUM_THREADS=1 python benchmarks/architectures_adult.py --epochs 10
+    MULTITASK_DATA=... OMP_NUM_THREADS=1 nice -n 19 python benchmarks/architectures_adult.py \
+        --epochs 10 > adult.log 2>&1
+
+``--probe-ple SEED`` trains PLE with that seed and prints, for each task, the
+AUC of a linear probe on the tower's input and on its hidden layer, and the
+dead ReLU units of the tower (the diagnosis of the collapsed seed in the docs).
 
 Results go to ``benchmarks/results/architectures_adult.jsonl`` (resumable).
 """
@@ -27,7 +35,15 @@ from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from architectures_common import Results, parser, predict, run_all, train
+from architectures_common import (
+    Results,
+    merge_infos,
+    parser,
+    predict,
+    run_all_selected,
+    split_validation,
+    train_selected,
+)
 from multitask.nn.architectures import CGC, PLE, HardSharing, MMoE
 
 TASKS = ("income", "never_married")
@@ -82,37 +98,80 @@ def bce(out, y):
 
 def main() -> None:
     p = parser(__doc__.splitlines()[0], "architectures_adult")
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--probe-ple", type=int, default=None, metavar="SEED")
     p.set_defaults(epochs=10, batch_size=256)
     args = p.parse_args()
-    (x, y), (xt, yt) = load()
-    d = x.shape[1]
+    (x_all, y_all), (xt, yt) = load()
+    d = x_all.shape[1]
     fit = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr}
 
     def auc(model, targets):
         out = predict(model, xt)
         return {
-            (t, "auc"): roc_auc_score(targets[t].numpy(), out[t].squeeze(-1).numpy()) for t in out
+            (t, "auc"): roc_auc_score(targets[t].numpy(), out[t].squeeze(-1).numpy())
+            for t in targets
         }
 
     def single_task(seed):
-        metrics, sec = {}, 0.0
+        (x, y), (xv, yv) = split_validation(x_all, y_all, args.val_fraction, seed)
+        metrics, infos = {}, []
         for t in TASKS:
             model = HardSharing(mlp(d, 64), {t: tower(64)})
-            sec += train(model, x, {t: y[t]}, bce, seed=seed, **fit)
+            val = (xv, {t: yv[t]})
+            infos.append(train_selected(model, x, {t: y[t]}, bce, val, seed=seed, **fit))
             metrics.update(auc(model, {t: yt[t]}))
-        return metrics, sec
+        return metrics, merge_infos(infos)
 
     def method(name):
         def run(seed):
+            (x, y), val = split_validation(x_all, y_all, args.val_fraction, seed)
             model = build(name, d)
-            sec = train(model, x, y, bce, seed=seed, **fit)
-            return auc(model, yt), sec
+            info = train_selected(model, x, y, bce, val, seed=seed, **fit)
+            return auc(model, yt), info
 
         return run
 
+    if args.probe_ple is not None:
+        torch.set_num_threads(args.threads)
+        torch.manual_seed(args.probe_ple)
+        (x, y), val = split_validation(x_all, y_all, args.val_fraction, args.probe_ple)
+        model = build("ple", d)
+        info = train_selected(model, x, y, bce, val, seed=args.probe_ple, **fit)
+        print("best epoch", info["best_epoch"], "test", auc(model, yt))
+        probe_towers(model, (x, y), (xt, yt))
+        return
     names = ("hard_sharing", "mmoe", "cgc", "ple")
     methods = {"single_task": single_task, **{n: method(n) for n in names}}
-    run_all(args, methods, Results(args.out), "adult")
+    run_all_selected(args, methods, Results(args.out), "adult")
+
+
+def probe_towers(model: nn.Module, train, test, n: int = 8000) -> None:
+    """Linear-probe AUC of each task on its tower's input and on the tower's hidden ReLU layer."""
+    from sklearn.linear_model import LogisticRegression
+
+    def features(x):
+        seen = {}
+        hooks = [
+            model.heads[t].register_forward_pre_hook(lambda m, i, t=t: seen.update({t: i[0]}))
+            for t in TASKS
+        ] + [
+            model.heads[t][1].register_forward_hook(lambda m, i, o, t=t: seen.update({"h" + t: o}))
+            for t in TASKS
+        ]
+        predict(model, x[:n])
+        for h in hooks:
+            h.remove()
+        return seen
+
+    tr, te = features(train[0]), features(test[0])
+    for t in TASKS:
+        for where, key in (("tower input", t), ("tower hidden", "h" + t)):
+            clf = LogisticRegression(max_iter=2000).fit(tr[key].numpy(), train[1][t][:n].numpy())
+            score = roc_auc_score(test[1][t][:n].numpy(), clf.decision_function(te[key].numpy()))
+            dead = int((te[key].amax(0) <= 0).sum())
+            width = te[key].shape[1]
+            print(f"{t}: linear probe on {where}: AUC {score:.4f}; dead units {dead}/{width}")
 
 
 if __name__ == "__main__":

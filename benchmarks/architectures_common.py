@@ -174,3 +174,139 @@ def run_all(args, methods: Mapping[str, Callable[[int], dict]], results: Results
                 f"({time.perf_counter() - start:.1f}s)"
             )
     print(summary(results))
+
+
+# --- validation-based model selection (added for the MMoE / Adult / School benchmarks) ---
+
+
+def split_validation(x: Tensor, y: Mapping[str, Tensor], fraction: float, seed: int):
+    """Random ``fraction`` of the rows held out for validation: ``(train, validation)`` pairs."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    n_val = round(fraction * len(x))
+    va, tr = order[:n_val], order[n_val:]
+    return (x[tr], {k: v[tr] for k, v in y.items()}), (x[va], {k: v[va] for k, v in y.items()})
+
+
+def train_selected(
+    model: nn.Module,
+    x: Tensor,
+    y: Mapping[str, Tensor],
+    loss_fn: LossFn,
+    validation: tuple[Tensor, Mapping[str, Tensor]],
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    on_epoch: Callable[[nn.Module, int], None] | None = None,
+) -> dict:
+    """Adam as :func:`train`, keeping the weights of the epoch with the lowest validation loss.
+
+    The validation loss is the sum over tasks of ``loss_fn`` on the whole
+    validation set (no regulariser), evaluated after every epoch (after
+    ``on_epoch``). At the end the model holds the best epoch's parameters and
+    buffers. Returns ``{"sec_per_epoch", "best_epoch", "val_curve", "train_curve"}``
+    (epochs counted from 1; curves hold one value per epoch: the summed
+    validation loss, and the mean summed training loss over the epoch's batches).
+    """
+    xv, yv = validation
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    times, val_curve, train_curve = [], [], []
+    best, best_state = float("inf"), None
+    for epoch in range(epochs):
+        model.train()
+        start, seen = time.perf_counter(), []
+        for xb, yb in batches(x, y, batch_size, gen):
+            losses = loss_fn(model(xb), yb)
+            task_sum = sum(losses.values())
+            total = task_sum + model.regularization()
+            opt.zero_grad()
+            total.backward()
+            opt.step()
+            seen.append(task_sum.item())
+        times.append(time.perf_counter() - start)
+        if on_epoch is not None:
+            on_epoch(model, epoch)
+        with torch.no_grad():
+            val = float(sum(loss_fn(predict(model, xv), yv).values()))
+        val_curve.append(val)
+        train_curve.append(float(np.mean(seen)))
+        if val < best:
+            best = val
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_epoch = epoch + 1
+    model.load_state_dict(best_state)
+    return {
+        "sec_per_epoch": float(np.median(times)),
+        "best_epoch": best_epoch,
+        "val_curve": val_curve,
+        "train_curve": train_curve,
+    }
+
+
+def summary_selected(results: Results, baseline: str = "single_task", time_ref="hard_sharing"):
+    """:func:`summary` over the task metrics only (rows with task ``"*"`` are bookkeeping),
+    plus the mean validation-selected epoch of each method."""
+    kept = Results.__new__(Results)
+    kept.path = results.path
+    kept.rows = [r for r in results.rows if r["task"] != "*" or r["metric"] == "sec_per_epoch"]
+    table = summary(kept, baseline, time_ref).splitlines()
+    epochs = defaultdict(list)
+    for r in results.rows:
+        if r["metric"] == "best_epoch":
+            epochs[r["method"]].append(r["value"])
+    table[0] += " best epoch |"
+    table[1] += "---|"
+    for i, line in enumerate(table[2:], start=2):
+        method = line.split("|")[1].strip().split(" (")[0]
+        e = epochs.get(method)
+        table[i] += f" {np.mean(e):.1f} |" if e else " - |"
+    return "\n".join(table)
+
+
+def selected_rows(dataset: str, method: str, seed: int, metrics: Mapping, info: Mapping, config):
+    """:func:`rows` plus the selected epoch and the per-epoch curves (task ``"*"``)."""
+    out = rows(dataset, method, seed, metrics, info["sec_per_epoch"], config)
+    base = {"dataset": dataset, "method": method, "seed": seed, "config": config, "task": "*"}
+    out.append({**base, "metric": "best_epoch", "value": info["best_epoch"]})
+    for key in ("val_curve", "train_curve"):
+        out.append({**base, "metric": key, "value": list(info[key])})
+    return out
+
+
+def merge_infos(infos: Iterable[Mapping]) -> dict:
+    """One info for several separately trained networks (single-task baselines): summed
+    times and curves, mean selected epoch."""
+    infos = list(infos)
+    return {
+        "sec_per_epoch": float(sum(i["sec_per_epoch"] for i in infos)),
+        "best_epoch": float(np.mean([i["best_epoch"] for i in infos])),
+        "val_curve": np.sum([i["val_curve"] for i in infos], axis=0).tolist(),
+        "train_curve": np.sum([i["train_curve"] for i in infos], axis=0).tolist(),
+    }
+
+
+def run_all_selected(args, methods: Mapping[str, Callable[[int], tuple]], results, dataset: str):
+    """:func:`run_all` for methods returning ``(metrics, info)`` from :func:`train_selected`."""
+    torch.set_num_threads(args.threads)
+    chosen = args.methods or list(methods)
+    unknown = set(chosen) - set(methods)
+    if unknown:
+        raise SystemExit(f"unknown methods {sorted(unknown)}; choose from {list(methods)}")
+    for seed in args.seeds:
+        for name in chosen:
+            if results.done(name, seed):
+                continue
+            torch.manual_seed(seed)
+            start = time.perf_counter()
+            metrics, info = methods[name](seed)
+            results.add(selected_rows(dataset, name, seed, metrics, info, vars(args)))
+            print(
+                f"{dataset} {name} seed={seed}: {dict(metrics)} best epoch {info['best_epoch']} "
+                f"({time.perf_counter() - start:.1f}s)",
+                flush=True,
+            )
+    print(summary_selected(results))
