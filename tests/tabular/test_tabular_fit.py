@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from multitask.tabular import FitOptions, fit_table, load_model
-from multitask.tabular._fit import _random_split, _task_split
+from multitask.tabular._fit import _random_split, _task_split, _validation_split
 
 
 def _long_table(seed=0, n_per_task=(30, 40, 25), classify=False):
@@ -220,8 +220,10 @@ def test_preprocessing_is_fitted_on_training_rows_only():
     torch.set_num_threads(1)
     frame = _wide_table(n=100)
     frame.loc[:, "a"] = np.arange(100.0)  # the held-out rows shift the mean if used
-    train, test = _random_split(100, 0.3, 5)
+    train_all, test = _random_split(100, 0.3, 5)
+    train, val = _validation_split(train_all, 0.2, 5)
     frame.loc[test, "color"] = "blue"  # a level seen only in held-out rows
+    frame.loc[val, "color"] = "blue"  # ... and in validation rows
     opts = FitOptions(("reg",), "hard_sharing", epochs=1, test_size=0.3, seed=5)
     model = fit_table(frame, opts).model
     stats = model.features.numeric["a"]
@@ -229,3 +231,66 @@ def test_preprocessing_is_fitted_on_training_rows_only():
     assert stats["scale"] == pytest.approx(frame.a.iloc[train].std(ddof=0))
     assert model.features.categorical["color"] == ["green", "red"]
     assert model.targets[0].mean == pytest.approx(frame.reg.iloc[train].mean())
+
+
+def test_validation_is_carved_from_training_rows_and_seeded():
+    train, test = _random_split(500, 0.2, 3)
+    fit, val = _validation_split(train, 0.25, 3)
+    assert len(val) == 100 and len(fit) == 300
+    assert not set(val) & set(test) and set(fit) | set(val) == set(train)
+    again = _validation_split(train, 0.25, 3)
+    np.testing.assert_array_equal(again[1], val)
+    assert not np.array_equal(_validation_split(train, 0.25, 4)[1], val)
+    assert len(_validation_split(train, 0.0, 3)[1]) == 0
+
+
+def test_deep_epoch_is_chosen_on_validation_and_early_stopping(tmp_path):
+    """Oracle: delta_m of each epoch's validation metrics against the first epoch's,
+    recomputed here; the saved model scores the validation rows as its best epoch did."""
+    import json
+
+    import torch
+
+    from multitask.metrics import auc, delta_m, mse
+
+    torch.set_num_threads(1)
+    frame = _wide_table(n=400)
+    frame["cls"] = frame["cls"].fillna("no")
+    opts = FitOptions(("reg", "cls"), "hard_sharing", epochs=12, lr=0.3, patience=2, seed=1)
+    result = fit_table(frame, opts, out=tmp_path / "m")
+    sel = result.metrics["selection"]
+    history = sel["val_history"]
+    assert sel["validated"] and len(history) == sel["epochs_run"]
+    flat = [{(t, k): v for t, m in h.items() for k, v in m.items()} for h in history]
+    scores = [delta_m(f, flat[0]) for f in flat]
+    assert sel["best_epoch"] == 1 + int(np.argmax(scores))
+    if sel["epochs_run"] < 12:  # stopped early: exactly `patience` epochs without progress
+        assert sel["epochs_run"] == sel["best_epoch"] + 2
+    # the kept weights are the best epoch's: recompute its validation metrics
+    train_all, _ = _random_split(400, 0.2, 1)
+    _, val = _validation_split(train_all, 0.2, 1)
+    model = result.model
+    va = frame.iloc[val].reset_index(drop=True)
+    out = model.outputs(va)
+    reg_scaled = (out["reg"]["value"] - model.targets[0].mean) / model.targets[0].scale
+    y_scaled = (va["reg"] - model.targets[0].mean) / model.targets[0].scale
+    best = sel["val_metrics"]
+    assert mse(y_scaled, reg_scaled) == pytest.approx(best["reg"]["mse"], rel=1e-4)
+    assert auc(va["cls"] == "yes", out["cls"]["proba"][:, 1]) == pytest.approx(
+        best["cls"]["auc"], rel=1e-4
+    )
+    saved = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    assert saved["n_val"] == len(val) and saved["selection"]["best_epoch"] == sel["best_epoch"]
+    assert json.loads((tmp_path / "m" / "model.json").read_text())["config"]["patience"] == 2
+
+
+def test_deep_without_validation_keeps_the_last_epoch():
+    import torch
+
+    torch.set_num_threads(1)
+    frame = _wide_table(n=120)
+    opts = FitOptions(("reg",), "hard_sharing", epochs=3, val_size=0.0)
+    sel = fit_table(frame, opts).metrics["selection"]
+    assert sel == {
+        "epochs_run": 3, "best_epoch": 3, "validated": False, "val_metrics": {}, "val_history": [],
+    }  # fmt: skip

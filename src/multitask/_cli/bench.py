@@ -36,12 +36,13 @@ def bench(
     """Run a benchmark suite, then write results.jsonl and report.html to OUT.
 
     Finished runs are cached under OUT/runs: a suite that was interrupted
-    resumes where it stopped.
+    resumes where it stopped. A run that fails is listed (failures.jsonl, the
+    report) and the command exits with status 1 after writing everything else.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from multitask.bench import list_suites, load_suite, run, write_report
+    from multitask.bench import list_suites, load_suite, read_failures, run, write_report
 
     if list_:
         for name in list_suites():
@@ -86,6 +87,19 @@ def bench(
         fail(str(exc))
     console.print(_summary_table(rows, Table))
     console.print(f"results: {out / 'results.jsonl'}\nreport:  {report}")
+    failures = read_failures(out)
+    if failures:
+        for f in failures:
+            console.print(
+                f"[red]failed:[/] {f['dataset']} / {f['method']} / seed {f['seed']}: {f['error']}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        fail(
+            f"{len(failures)} run(s) failed (listed above and in {out / 'failures.jsonl'}); "
+            "the others are in the report. Run the command again to retry them",
+            code=1,
+        )
 
 
 def _summary_table(rows, Table):

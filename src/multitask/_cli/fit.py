@@ -59,6 +59,16 @@ def fit(
         list[str] | None, typer.Option(help="Column that is not a feature (repeatable).")
     ] = None,
     test_size: Annotated[float, typer.Option(help="Held-out fraction of the rows.")] = 0.2,
+    val_size: Annotated[
+        float,
+        typer.Option(
+            help="Deep: fraction of the training rows used to pick the epoch (0: keep the last)."
+        ),
+    ] = 0.2,
+    patience: Annotated[
+        int | None,
+        typer.Option(help="Deep: stop after N epochs without a better validation score."),
+    ] = 5,
     seed: Annotated[int, typer.Option(help="Seed of the split and of training.")] = 0,
     epochs: Annotated[int, typer.Option(help="Training epochs (deep).")] = 10,
     batch_size: Annotated[int, typer.Option(help="Batch size (deep).")] = 128,
@@ -90,6 +100,8 @@ def fit(
         balancer=balancer,
         kinds=_parse_kinds(kind),
         test_size=test_size,
+        val_size=val_size,
+        patience=patience,
         seed=seed,
         epochs=epochs,
         batch_size=batch_size,

@@ -7,7 +7,7 @@ baselines alongside, caching each run by its configuration hash;
 
 from multitask.bench._registry import METHODS, PROBLEMS
 from multitask.bench._results import RunResult, delta_m_by_method, read_results, write_results
-from multitask.bench._runner import RunSpec, expand, run
+from multitask.bench._runner import RunSpec, expand, read_failures, run
 from multitask.bench._suite import Published, Suite, list_suites, load_suite
 from multitask.bench.report import render_report, write_report
 
@@ -22,6 +22,7 @@ __all__ = [
     "expand",
     "list_suites",
     "load_suite",
+    "read_failures",
     "read_results",
     "render_report",
     "run",

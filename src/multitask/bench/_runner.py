@@ -5,6 +5,12 @@ configuration. A finished run is cached as ``runs/<hash>.json`` under the
 output folder (written atomically), so an interrupted suite resumes where it
 stopped and a finished one is not recomputed. The rows of every run are
 gathered into ``results.jsonl``.
+
+A run whose method raises an ``Exception`` does not stop the suite: it is
+recorded in ``failures.jsonl`` (dataset, method, seed, config_hash, error),
+is not cached (the next run of the suite tries it again), and the report
+lists it. ``KeyboardInterrupt`` and other ``BaseException`` s still stop the
+suite at once.
 """
 
 from __future__ import annotations
@@ -18,9 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from multitask.bench._results import RunResult, atomic_write_text, write_results
-from multitask.bench._suite import Suite
+from multitask.bench._suite import Suite, write_suite_record
 
-__all__ = ["RunOutput", "RunSpec", "expand", "run"]
+__all__ = ["FAILURES", "RunOutput", "RunSpec", "expand", "read_failures", "run"]
+
+#: file of the failed runs of a suite, next to ``results.jsonl``
+FAILURES = "failures.jsonl"
 
 #: Bump when a change makes old cached runs incomparable.
 CACHE_VERSION = 1
@@ -123,10 +132,45 @@ def _run_one(spec: RunSpec, runs_dir: Path) -> dict:
     path = runs_dir / f"{spec.config_hash}.json"
     record = _cached(path)
     if record is None:
-        record = _execute(spec)
+        try:
+            record = _execute(spec)
+        except Exception as exc:  # one failed run must not lose the others
+            error = f"{type(exc).__name__}: {exc}"
+            return {"spec": spec.__dict__, "rows": [], "artifacts": {}, "error": error}
         atomic_write_text(path, json.dumps(record))
         record["fresh"] = True
     return record
+
+
+def _write_failures(specs: Sequence[RunSpec], records: dict[str, dict], out: Path) -> None:
+    """``failures.jsonl`` with one line per failed run (removed when none failed)."""
+    lines = [
+        json.dumps(
+            {
+                "dataset": s.dataset,
+                "method": s.method,
+                "seed": s.seed,
+                "config_hash": s.config_hash,
+                "error": records[s.config_hash]["error"],
+            },
+            sort_keys=True,
+        )
+        + "\n"
+        for s in specs
+        if "error" in records[s.config_hash]
+    ]
+    if lines:
+        atomic_write_text(out / FAILURES, "".join(lines))
+    else:
+        (out / FAILURES).unlink(missing_ok=True)
+
+
+def read_failures(out_dir: str | Path) -> list[dict]:
+    """The failed runs recorded by the last :func:`run` into ``out_dir`` (none: ``[]``)."""
+    path = Path(out_dir) / FAILURES
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
 def run(
@@ -154,7 +198,8 @@ def run(
     Returns
     -------
     list of RunResult
-        Every row of every run, in grid order.
+        Every row of every run, in grid order. Failed runs give no row; they
+        are listed in ``out_dir/failures.jsonl`` (see :func:`read_failures`).
     """
     from joblib import Parallel, delayed
 
@@ -177,6 +222,8 @@ def run(
                 on_progress(len(records), total, spec)
     rows = [RunResult(**row) for spec in specs for row in records[spec.config_hash]["rows"]]
     write_results(rows, out / "results.jsonl")
+    _write_failures(specs, records, out)
+    write_suite_record(suite, out)
     return rows
 
 

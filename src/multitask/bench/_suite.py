@@ -23,12 +23,24 @@ single-task baseline of each half always runs alongside.
 
 from __future__ import annotations
 
+import json
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["Published", "Suite", "list_suites", "load_suite"]
+__all__ = [
+    "SUITE_RECORD",
+    "Published",
+    "Suite",
+    "list_suites",
+    "load_suite",
+    "read_suite_record",
+    "write_suite_record",
+]
+
+#: the suite a results folder was made by, written next to ``results.jsonl``
+SUITE_RECORD = "suite.json"
 
 _SUITE_KEYS = {"name", "description", "seeds", "datasets", "methods", "published", "options"}
 _PUBLISHED_KEYS = {"dataset", "method", "metric", "value", "std", "citation", "protocol"}
@@ -146,3 +158,31 @@ def load_suite(name_or_path: str | Path) -> Suite:
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"suite file {source} is not valid TOML: {exc}") from None
     return _parse(doc, source)
+
+
+def write_suite_record(suite: Suite, out_dir: str | Path) -> Path:
+    """Write ``suite`` (published numbers included) as ``suite.json`` in ``out_dir``.
+
+    ``multitask report RESULTS.jsonl`` reads it back, so a report made later
+    still shows the suite's published numbers beside ours.
+    """
+    from multitask.bench._results import atomic_write_text
+
+    path = Path(out_dir) / SUITE_RECORD
+    atomic_write_text(path, json.dumps(asdict(suite), indent=1, sort_keys=True))
+    return path
+
+
+def read_suite_record(out_dir: str | Path) -> Suite | None:
+    """The suite recorded in ``out_dir`` by :func:`write_suite_record`, or None."""
+    path = Path(out_dir) / SUITE_RECORD
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc["published"] = tuple(Published(**row) for row in doc.get("published", []))
+        for key in ("datasets", "methods", "seeds"):
+            doc[key] = tuple(doc[key])
+        return Suite(**doc)
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path} is not a suite record ({exc}); run the suite again") from None

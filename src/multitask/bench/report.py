@@ -61,6 +61,21 @@ def _fmt(mean: float, std: float | None = None) -> str:
     return text if std is None or np.isnan(std) else f"{text} ± {std:.2g}"
 
 
+def _fmt_seeds(values: Sequence[float]) -> str:
+    """Mean ± std over seeds; the bare value when there is one seed (no spread to show)."""
+    return _fmt(float(np.mean(values)), float(np.std(values)) if len(values) > 1 else None)
+
+
+def _seed_words(counts: Sequence[int]) -> str:
+    """How many seeds a set of numbers comes from, in words."""
+    distinct = sorted(set(counts))
+    if distinct == [1]:
+        return "1 seed"
+    if len(distinct) == 1:
+        return f"{distinct[0]} seeds"
+    return f"{distinct[0]}-{distinct[-1]} seeds"
+
+
 def _overall(rows: Sequence[RunResult]):
     """(dataset, method, metric) -> list of per-seed overall values on test."""
     out = defaultdict(list)
@@ -73,9 +88,10 @@ def _overall(rows: Sequence[RunResult]):
 def _results_section(dataset, rows, overall, published, deltas) -> str:
     from multitask.metrics import HIGHER_IS_BETTER
 
-    methods = sorted({r.method for r in rows if r.dataset == dataset})
-    metrics = sorted({m for (d, _, m) in overall if d == dataset})
     pub = {(p.method, p.metric): p for p in published if p.dataset == dataset}
+    ran = {r.method for r in rows if r.dataset == dataset}
+    methods = sorted(ran) + sorted({m for m, _ in pub} - ran)  # published-only rows last
+    metrics = sorted({m for (d, _, m) in overall if d == dataset} | {k for _, k in pub})
     best = {}
     for metric in metrics:
         means = {
@@ -91,7 +107,7 @@ def _results_section(dataset, rows, overall, published, deltas) -> str:
         cells = [f"<td>{html.escape(method)}</td>"]
         for metric in metrics:
             vals = overall.get((dataset, method, metric), [])
-            text = _fmt(np.mean(vals), np.std(vals)) if vals else "-"
+            text = _fmt_seeds(vals) if vals else "-"
             cls = ' class="best"' if best.get(metric) == method else ""
             cells.append(f"<td{cls}>{text}</td>")
             if not pub:
@@ -103,50 +119,64 @@ def _results_section(dataset, rows, overall, published, deltas) -> str:
                 else '<td class="pub">-</td>'
             )
         d = deltas.get((dataset, method))
-        cells.append(f"<td>{100 * np.mean(list(d.values())):+.2f}%</td>" if d else "<td>-</td>")
+        cells.append(_delta_cell(list(d.values())) if d else "<td>-</td>")
         n_seeds = len({r.seed for r in rows if r.dataset == dataset and r.method == method})
-        cells.append(f"<td>{n_seeds}</td>")
+        cells.append(f"<td>{n_seeds if method in ran else 'not run'}</td>")
         body.append(cells)
     header = ["method"]
     for metric in metrics:
         header += [f"{metric} (ours)", f"{metric} (published)"] if pub else [metric]
     header += ["Δm vs single-task", "seeds"]
-    cites = sorted({p.citation for p in pub.values()})
-    note = "".join(f"<li>{html.escape(c)}</li>" for c in cites)
+    cites = sorted({(p.citation, p.protocol) for p in pub.values()})
+    note = "".join(
+        f"<li>{html.escape(c)}" + (f" (protocol: {html.escape(pr)})" if pr else "") + "</li>"
+        for c, pr in cites
+    )
     return _table(header, body, "results") + (f"<ul class='pub'>{note}</ul>" if note else "")
+
+
+def _delta_cell(values: Sequence[float]) -> str:
+    if len(values) == 1:
+        return f"<td>{100 * values[0]:+.2f}%</td>"
+    return f"<td>{100 * np.mean(values):+.2f}% ± {100 * np.std(values):.2f}</td>"
 
 
 def _delta_ranking(deltas) -> tuple[str, str]:
     import matplotlib.pyplot as plt
 
     items = sorted(
-        (
-            (ds, m, np.mean(list(v.values())), np.std(list(v.values())))
-            for (ds, m), v in deltas.items()
-        ),
-        key=lambda x: -x[2],
+        ((ds, m, list(v.values())) for (ds, m), v in deltas.items()),
+        key=lambda x: -np.mean(x[2]),
     )
+    words = _seed_words([len(v) for _, _, v in items])
     rows = [
         [
             f"<td>{i + 1}</td>",
             f"<td>{html.escape(m)}</td>",
             f"<td>{html.escape(ds)}</td>",
-            f"<td>{100 * mu:+.2f}% ± {100 * sd:.2f}</td>",
+            _delta_cell(v),
+            f"<td>{len(v)}</td>",
         ]
-        for i, (ds, m, mu, sd) in enumerate(items)
+        for i, (ds, m, v) in enumerate(items)
     ]
-    table = _table(["rank", "method", "dataset", "Δm (mean ± std over seeds)"], rows, "ranking")
+    spread = " (mean ± std over seeds)" if words != "1 seed" else " (1 seed)"
+    header = ["rank", "method", "dataset", f"Δm{spread}", "seeds"]
+    table = _table(header, rows, "ranking")
     fig, ax = plt.subplots(figsize=(6, 0.35 * max(len(items), 3) + 1))
-    labels = [f"{m} ({ds})" for ds, m, _, _ in items]
+    labels = [f"{m} ({ds})" for ds, m, _ in items]
+    means = [100 * float(np.mean(v)) for _, _, v in items]
+    stds = [100 * float(np.std(v)) if len(v) > 1 else 0.0 for _, _, v in items]
     ax.barh(
         labels[::-1],
-        [100 * x[2] for x in items][::-1],
-        xerr=[100 * x[3] for x in items][::-1],
-        color=["#4caf50" if x[2] >= 0 else "#e57373" for x in items][::-1],
+        means[::-1],
+        xerr=stds[::-1] if any(stds) else None,
+        color=["#4caf50" if x >= 0 else "#e57373" for x in means][::-1],
     )
     ax.axvline(0, color="k", lw=0.8)
     ax.set_xlabel("Δm vs single-task (%)")
-    return table, _figure(fig, "Δm ranking: mean relative change over single-task baselines")
+    bars = "error bars: std over seeds" if any(stds) else "no error bars"
+    caption = f"Δm ranking: mean relative change over single-task baselines ({words}; {bars})"
+    return table, _figure(fig, caption)
 
 
 def _per_task_bars(dataset, rows, baseline: str) -> str:
@@ -178,14 +208,17 @@ def _per_task_bars(dataset, rows, baseline: str) -> str:
     fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(tasks) * len(methods) / 3), 3.5))
     width = 0.8 / len(methods)
     x = np.arange(len(tasks))
+    multi = any(len(v) > 1 for v in per.values())  # error bars only over several seeds
     for i, m in enumerate(methods):
         means = [np.mean(per[(m, t)]) if per[(m, t)] else np.nan for t in tasks]
-        stds = [np.std(per[(m, t)]) if per[(m, t)] else 0 for t in tasks]
-        ax.bar(x + i * width, means, width, yerr=stds, label=m, capsize=2)
+        stds = [np.std(per[(m, t)]) if len(per[(m, t)]) > 1 else 0 for t in tasks]
+        ax.bar(x + i * width, means, width, yerr=stds if multi else None, label=m, capsize=2)
     ax.set_xticks(x + 0.4 - width / 2, tasks, rotation=45, ha="right", fontsize=7)
     ax.set_ylabel(f"test {metric_name}")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    return _figure(fig, f"{dataset}: per-task test {metric_name} (error bars: std over seeds)")
+    words = _seed_words([len(v) for v in per.values() if v])
+    bars = "error bars: std over seeds" if multi else "no error bars"
+    return _figure(fig, f"{dataset}: per-task test {metric_name} ({words}; {bars})")
 
 
 def _heatmap(matrix, title: str, labels=None, vmin=-1.0, vmax=1.0) -> str:
@@ -268,16 +301,65 @@ def _artifact_section(dataset, artifacts) -> str:
     return "".join(p for p in parts if p)
 
 
+def _failures_section(failures: Sequence[dict]) -> str:
+    rows = [
+        [f"<td>{html.escape(str(f.get(k, '')))}</td>" for k in ("dataset", "method", "seed")]
+        + [f"<td style='text-align:left'>{html.escape(str(f.get('error', '')))}</td>"]
+        for f in failures
+    ]
+    return (
+        f"<h2>Failed runs ({len(failures)})</h2><p>These runs raised an error and have no "
+        "numbers in the tables above; running the suite again retries them.</p>"
+        + _table(["dataset", "method", "seed", "error"], rows, "failures")
+    )
+
+
+def _intro(rows: Sequence[RunResult], n_datasets: int) -> str:
+    seeds = defaultdict(set)
+    for r in rows:
+        seeds[(r.dataset, r.method)].add(r.seed)
+    words = _seed_words([len(v) for v in seeds.values()]) if seeds else "no seed"
+    spread = (
+        "the value of that single seed (no error bars)"
+        if words == "1 seed"
+        else f"mean ± std over seeds ({words}; the 'seeds' column gives each method's count)"
+    )
+    n_runs = len({(r.dataset, r.method, r.seed) for r in rows})
+    return (
+        f"<p>{n_runs} runs over {n_datasets} datasets, {words}. Hyper-parameters and models "
+        f"were chosen on validation data only; numbers are test metrics, {spread}. "
+        "Δm: mean relative change over the single-task baseline across tasks and "
+        "metrics, positive is better (Maninis et al. 2019).</p>"
+    )
+
+
 def render_report(
     rows: Sequence[RunResult],
     artifacts: dict | None = None,
     published=(),
     title="multitask benchmark report",
+    failures: Sequence[dict] = (),
 ) -> str:
-    """The report as an HTML string (see :func:`write_report`)."""
+    """The report as an HTML string (see :func:`write_report`).
+
+    Parameters
+    ----------
+    rows : sequence of RunResult
+    artifacts : dict (dataset, method, seed) -> dict, optional
+    published : sequence of Published
+        Shown beside our numbers in each dataset's table.
+    title : str
+    failures : sequence of dict
+        Failed runs (``dataset``, ``method``, ``seed``, ``error``), listed at the end.
+
+    Raises
+    ------
+    ValueError
+        With neither a row nor a failed run to report.
+    """
     from multitask.bench._registry import PROBLEMS, baseline_for
 
-    if not rows:
+    if not rows and not failures:
         raise ValueError("no result rows to report")
     artifacts = artifacts or {}
     datasets = sorted({r.dataset for r in rows})
@@ -288,14 +370,8 @@ def render_report(
     out = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
         f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
+        _intro(rows, len(datasets)),
     ]
-    n_runs = len({(r.dataset, r.method, r.seed) for r in rows})
-    out.append(
-        f"<p>{n_runs} runs over {len(datasets)} datasets. Hyper-parameters and models "
-        "were chosen on validation data only; numbers are test metrics, mean ± std over "
-        "seeds. Δm: mean relative change over the single-task baseline across tasks and "
-        "metrics, positive is better (Maninis et al. 2019).</p>"
-    )
     if deltas:
         table, fig = _delta_ranking(deltas)
         out.append(f"<h2>Δm ranking</h2>{table}{fig}")
@@ -304,6 +380,8 @@ def render_report(
         out.append(_results_section(dataset, rows, overall, published, deltas))
         out.append(_per_task_bars(dataset, rows, baselines[dataset]))
         out.append(_artifact_section(dataset, artifacts))
+    if failures:
+        out.append(_failures_section(failures))
     out.append("</body></html>")
     return "\n".join(out)
 
@@ -317,20 +395,28 @@ def write_report(
 ) -> Path:
     """Write the HTML report for result rows (or a ``results.jsonl`` path) to ``out``.
 
-    Artifacts (curves, paths, heatmaps) are read from the ``runs/`` folder next to
-    ``results.jsonl`` when a path is given. The file is written atomically.
+    When a path is given, the files the runner wrote next to ``results.jsonl``
+    are read too: artifacts (curves, paths, heatmaps) from ``runs/``, failed
+    runs from ``failures.jsonl``, and, unless ``published`` is given, the
+    suite's published numbers from ``suite.json``. The file is written
+    atomically.
     """
     from multitask.bench._results import read_results
-    from multitask.bench._runner import load_artifacts
+    from multitask.bench._runner import load_artifacts, read_failures
+    from multitask.bench._suite import read_suite_record
 
-    artifacts = {}
+    artifacts, failures = {}, []
     if isinstance(results, str | Path):
         path = Path(results)
         rows = read_results(path)
         artifacts = load_artifacts(path.parent)
+        failures = read_failures(path.parent)
+        record = read_suite_record(path.parent)
+        if not published and record is not None:
+            published = record.published
     else:
         rows = list(results)
-    text = render_report(rows, artifacts, published, title)
+    text = render_report(rows, artifacts, published, title, failures)
     out = Path(out)
     atomic_write_text(out, text)
     return out

@@ -23,6 +23,11 @@ __all__ = ["ARCHITECTURE_NAMES", "DeepTabularModel", "build_module", "make_balan
 ARCHITECTURE_NAMES = ("hard_sharing", "mmoe", "cgc", "ple")
 MODEL_PT = "model.pt"
 _PREDICT_BATCH = 4096
+#: validation metrics the epoch is chosen on: continuous in the scores, so never 0 on the
+#: first epoch (``delta_m`` divides by it), unlike F1 or an error rate
+_SELECTION_METRICS = {"regression": ("mse",), "binary": ("auc",), "multiclass": ("accuracy",)}
+#: fewer validation rows than this cannot choose an epoch: the last epoch is kept
+MIN_VAL_ROWS = 20
 
 
 def _mlp(in_dim: int, width: int, depth: int):
@@ -145,6 +150,23 @@ class _Rows:
         return self.X[i], {t: y[i] for t, y in self.Y.items()}
 
 
+def _plain(metrics) -> dict[str, dict[str, float]]:
+    return {t: {k: float(v) for k, v in m.items()} for t, m in metrics.items()}
+
+
+def _selection(trainer) -> dict:
+    """Epochs run, the selected (1-based) epoch, and the validation metrics of every epoch."""
+    evals = trainer.history_.evaluations
+    best = next((r for r in evals if r.step == trainer.best_step_), None)
+    return {
+        "epochs_run": int(trainer.epoch_),
+        "best_epoch": int(trainer.epoch_) if best is None else best.epoch + 1,
+        "validated": bool(evals),
+        "val_metrics": {} if best is None else _plain(best.metrics),
+        "val_history": [_plain(r.metrics) for r in evals],
+    }
+
+
 class DeepTabularModel(TabularModel):
     """A multi-target table model of the deep half (see the module docstring).
 
@@ -158,11 +180,26 @@ class DeepTabularModel(TabularModel):
         super().__init__(features, targets, method, config)
         self.module = module if module is not None else build_module(config["architecture"])
 
-    def train(self, X: np.ndarray, Y: dict[str, np.ndarray]) -> DeepTabularModel:
+    def train(self, X: np.ndarray, Y: dict[str, np.ndarray], val=None) -> DeepTabularModel:
         """Train the module on encoded features ``X`` (n, d) and targets ``Y``.
 
         Missing labels (NaN, ``IGNORE_INDEX``) are masked per task by
         :class:`multitask.nn.Task`, so partially labelled rows still train.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_train, n_features)
+        Y : dict of str -> ndarray of shape (n_train,)
+        val : tuple (X_val, Y_val), optional
+            Validation rows (encoded like ``X``, ``Y``). When given (at least
+            ``MIN_VAL_ROWS`` of them), the model is evaluated after every epoch,
+            training stops after ``config["patience"]`` epochs without improvement
+            (None: never), and the weights of the best epoch are restored. The
+            score is ``delta_m`` of the validation metrics (MSE, AUC or accuracy
+            per target, ``_SELECTION_METRICS``) against the first epoch's
+            (:class:`multitask.training.ModelSelector`); an undefined score (AUC
+            of a one-class validation target) keeps the last epoch. The outcome
+            is recorded in ``config["selection"]`` (saved with the model).
         """
         import torch
         from torch.utils.data import DataLoader
@@ -172,10 +209,17 @@ class DeepTabularModel(TabularModel):
         from multitask.training import Trainer
 
         cfg = self.config
-        tasks = [Task(t.name, kind=t.kind, ignore_index=IGNORE_INDEX) for t in self.targets]
+        tasks = [
+            Task(t.name, kind=t.kind, ignore_index=IGNORE_INDEX, metrics=_SELECTION_METRICS[t.kind])
+            for t in self.targets
+        ]
         balancer = make_balancer(cfg["balancer"], len(tasks))
         torch.manual_seed(int(cfg["seed"]))
         loader = DataLoader(_Rows(X, Y), batch_size=int(cfg["batch_size"]), shuffle=True)
+        val_loader = None
+        if val is not None and len(val[0]) >= MIN_VAL_ROWS:
+            val_loader = DataLoader(_Rows(*val), batch_size=_PREDICT_BATCH, shuffle=False)
+        patience = cfg.get("patience")
         trainer = Trainer(
             self.module,
             tasks,
@@ -185,8 +229,10 @@ class DeepTabularModel(TabularModel):
             seed=int(cfg["seed"]),
             progress=bool(cfg.get("progress", False)),
             device=cfg.get("device", "cpu"),
+            early_stopping=None if patience is None else int(patience),
         )
-        trainer.fit(loader)
+        trainer.fit(loader, val_loader)
+        self.config["selection"] = _selection(trainer)
         self.module.to("cpu").eval()  # prediction and the saved weights are on the CPU
         return self
 

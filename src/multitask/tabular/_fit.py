@@ -4,7 +4,10 @@ Two layouts (see ``docs/cli.md``):
 
 - *wide* (deep half): several target columns, one row per sample; ``method``
   is an architecture of :data:`ARCHITECTURE_NAMES`, ``balancer`` a loss
-  weighting or gradient aggregator name. Rows are split at random.
+  weighting or gradient aggregator name. Rows are split at random into
+  training and held-out test rows; a seeded validation part of the training
+  rows (``val_size``) selects the epoch (early stopping, best weights kept),
+  and the test rows are used for the reported metrics only.
 - *long* (linear half): one target column and a task column, one row per
   (task, sample); ``method`` a key of :data:`LINEAR_METHODS`. Each task's rows
   are split separately, so every task keeps at least two training rows.
@@ -60,6 +63,13 @@ class FitOptions:
         Kind overrides per target ("regression", "binary", "multiclass").
     test_size : float
         Held-out fraction, in (0, 1).
+    val_size : float
+        Deep half: fraction of the training rows held out (seeded) for model
+        selection, in [0, 1); 0 trains on every training row and keeps the
+        last epoch.
+    patience : int or None
+        Deep half: stop after this many epochs without a better validation
+        score (None: run every epoch); the best epoch's weights are kept.
     seed : int
     epochs, batch_size, width : int
         Deep training options.
@@ -82,6 +92,8 @@ class FitOptions:
     balancer: str = "equal"
     kinds: dict[str, str] = field(default_factory=dict)
     test_size: float = 0.2
+    val_size: float = 0.2
+    patience: int | None = 5
     seed: int = 0
     epochs: int = 10
     batch_size: int = 128
@@ -167,6 +179,10 @@ def _check_options(opts: FitOptions) -> None:
             raise ValueError(f"--kind {name}={kind}: unknown kind; use one of {list(KINDS)}")
     if not 0.0 < opts.test_size < 1.0:
         raise ValueError(f"--test-size must be in (0, 1), got {opts.test_size}")
+    if not 0.0 <= opts.val_size < 1.0:
+        raise ValueError(f"--val-size must be in [0, 1), got {opts.val_size}; 0 turns it off")
+    if opts.patience is not None and opts.patience < 1:
+        raise ValueError(f"--patience must be >= 1, got {opts.patience}")
     for name in ("epochs", "batch_size", "width"):
         if getattr(opts, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(opts, name)}")
@@ -205,8 +221,27 @@ def _task_split(tasks: np.ndarray, test_size: float, seed: int):
 
 
 # ------------------------------------------------------------------ fitting
+def _validation_split(train: np.ndarray, val_size: float, seed: int):
+    """Carve a seeded validation part out of the training rows (deep half).
+
+    The validation rows come from the training part only, so the held-out test
+    rows never take part in training or model selection.
+    """
+    if val_size == 0:
+        return train, train[:0]
+    if len(train) < 2:
+        raise ValueError(
+            f"{len(train)} training row(s) cannot be split into training and validation; "
+            "give more rows or --val-size 0"
+        )
+    perm = np.random.default_rng([seed, 1]).permutation(train)
+    n_val = min(max(1, round(val_size * len(train))), len(train) - 1)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
 def _fit_deep(frame, features: list[str], opts: FitOptions):
-    train, test = _random_split(len(frame), opts.test_size, opts.seed)
+    train_all, test = _random_split(len(frame), opts.test_size, opts.seed)
+    train, val = _validation_split(train_all, opts.val_size, opts.seed)
     tr = frame.iloc[train]
     pre = FeaturePreprocessor.fit(tr[features])
     encs = [TargetEncoder.fit(tr[t], t, opts.kinds.get(t)) for t in opts.targets]
@@ -225,16 +260,22 @@ def _fit_deep(frame, features: list[str], opts: FitOptions):
         "lr": opts.lr,
         "device": opts.device,
         "progress": opts.progress,
+        "val_size": opts.val_size,
+        "patience": opts.patience,
     }
     import torch
 
     torch.manual_seed(opts.seed)  # the initial weights
     model = DeepTabularModel(pre, encs, opts.method, config)
-    model.train(pre.transform(tr), {e.name: e.encode(tr[e.name]) for e in encs})
+    validation = None
+    if len(val):
+        va = frame.iloc[val]
+        validation = (pre.transform(va), {e.name: e.encode(va[e.name]) for e in encs})
+    model.train(pre.transform(tr), {e.name: e.encode(tr[e.name]) for e in encs}, validation)
     te = frame.iloc[test].reset_index(drop=True)
     outs = model.outputs(te)
     scores = {e.name: score_target(e, te[e.name], outs[e.name]) for e in encs}
-    return model, scores, (len(train), len(test))
+    return model, scores, (len(train), len(test), len(val))
 
 
 def _fit_linear(frame, features: list[str], opts: FitOptions):
@@ -313,7 +354,7 @@ def fit_table(frame, opts: FitOptions, out: str | Path | None = None, dataset: s
     start = time.perf_counter()
     if opts.half == "deep":
         model, scores, sizes = _fit_deep(frame, features, opts)
-        extra = {}
+        extra = {"n_val": sizes[2], "selection": model.config["selection"]}
     else:
         model, scores, sizes = _fit_linear(frame, features, opts)
         extra = {"n_unlabelled_rows_dropped": sizes[2], "pooled": sizes[3]}
