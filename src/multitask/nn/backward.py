@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from multitask.nn._jacobian_fast import head_cotangents, trunk_jacobian
 from multitask.nn.aggregation._base import GradientAggregator
 from multitask.nn.weighting._base import LossWeighting
 from multitask.nn.weighting._device import to_device_async
@@ -154,17 +155,29 @@ def _jacobian(losses, names, vec, model, params, chunk_size, heads=None) -> tupl
     rows = _head_stage(losses, names, rep, heads)
     if rows is None:  # a representation from another forward pass
         return task_jacobian(vec, params, chunk_size=chunk_size), False
-    return _batched_vjp(rep, params, rows, chunk_size), heads is not None
+    jac = trunk_jacobian(rep, rows, params)  # by hand for a Linear/activation chain
+    if jac is None:
+        jac = _batched_vjp(rep, params, rows, chunk_size)
+    return jac, heads is not None
 
 
 def _head_stage(losses, names, rep: Tensor, heads) -> Tensor | None:
-    """Per-task gradients of the representation, ``(T, *rep.shape)``, one small backward each.
+    """Per-task gradients of the representation, ``(T, *rep.shape)``.
 
-    Each backward runs through its own task's head only; the heads' gradients
-    (``heads[t]``: task ``t``'s parameters, when given) are added into ``.grad``
-    on the way. None when no loss depends on ``rep`` (a stale representation),
-    in which case nothing is written.
+    One ordinary backward of ``sum_t L_t`` with a hook where each task's graph
+    consumes ``rep`` (:func:`head_cotangents`) when the task graphs meet only
+    at ``rep``; otherwise one small backward per task, through its own head.
+    The heads' gradients (``heads[t]``: task ``t``'s parameters, when given)
+    are added into ``.grad`` on the way. None when no loss depends on ``rep``
+    (a stale representation), in which case nothing is written.
     """
+    live = [losses[n] if losses[n].requires_grad else None for n in names]
+    fast = head_cotangents(live, rep, heads)
+    if fast is not None:
+        rows, head_grads = fast
+        for p, g in head_grads:
+            _add_grad([p], g.reshape(-1))
+        return rows
     rows, head_grads = [], []
     for i, name in enumerate(names):
         loss = losses[name]
@@ -299,8 +312,10 @@ def _aggregate(
     heads = [_unique(model.task_parameters(t)) for t in names]
     jac, heads_done = _jacobian(losses, names, vec, model, shared, chunk_size, heads=heads)
     if agg.linear:
-        w = agg.weights(jac)
+        w = _weights(agg, jac, vec)
         direction = w @ jac
+    elif getattr(agg, "needs_losses", False):
+        w, direction = None, agg(jac, losses=vec.detach())
     else:
         w, direction = None, agg(jac)
     if extra is not None and shared:
@@ -340,17 +355,30 @@ def _aggregate_representation(
         if heads_done
         else task_jacobian(vec, [rep], chunk_size=chunk_size)
     )
-    w = agg.weights(jac).detach()
+    w = _weights(agg, jac, vec).detach()
+    if heads_done:  # the trunk only: one backward of the combined cotangent sum_t w_t rows_t
+        has_extra = extra is not None and extra.requires_grad
+        if shared:
+            cotangent = torch.tensordot(w.to(rows.dtype), rows, dims=1)
+            torch.autograd.backward(rep, cotangent, inputs=shared, retain_graph=has_extra)
+        if has_extra and (shared or own):
+            torch.autograd.backward(extra, inputs=shared + own)
+        return total, w, _cosines(jac) if record else None
     weighted = (w * vec).sum()
     if extra is not None:
         weighted = weighted + extra
     if shared:
         torch.autograd.backward(weighted, inputs=shared, retain_graph=bool(own))
-    if own and not heads_done:
+    if own:
         torch.autograd.backward(total, inputs=own)
-    elif own and extra is not None and extra.requires_grad:
-        torch.autograd.backward(extra, inputs=own)  # the heads' task gradients are in already
     return total, w, _cosines(jac) if record else None
+
+
+def _weights(agg: GradientAggregator, jac: Tensor, vec: Tensor) -> Tensor:
+    """``agg.weights(J)``, with the task losses for an aggregator that needs them."""
+    if getattr(agg, "needs_losses", False):
+        return agg.weights(jac, losses=vec.detach())
+    return agg.weights(jac)
 
 
 def mtl_backward(

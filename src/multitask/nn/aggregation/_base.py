@@ -35,6 +35,11 @@ class GradientAggregator(nn.Module):
     #: can skip materialising ``J``).
     uses_gramian: bool = False
 
+    #: True when :meth:`weights` / :meth:`forward` take the task losses as a second argument,
+    #: ``losses`` of shape ``(n_tasks,)`` (MGDA's loss normalisations); ``mtl_backward`` passes
+    #: them.
+    needs_losses: bool = False
+
     def weights(self, jacobian: Tensor) -> Tensor:
         """Task weights of shape ``(n_tasks,)`` such that the output is ``weights @ jacobian``."""
         if self.uses_gramian:

@@ -65,6 +65,11 @@ class MGDA(GradientAggregator):
         self.max_exact = max_exact
         self.n_iter = n_iter
 
+    @property
+    def needs_losses(self) -> bool:
+        """Whether the normalisation divides by the losses (``mtl_backward`` then passes them)."""
+        return self.normalization in ("loss", "loss+")
+
     def weights(self, jacobian: Tensor, losses: Tensor | None = None) -> Tensor:
         """Weights ``a`` of shape ``(n_tasks,)`` on the simplex (``losses``: ``(n_tasks,)``)."""
         J = jacobian.detach()
