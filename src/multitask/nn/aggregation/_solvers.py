@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from . import _host_qp
+
 #: Relative ridge added to a trace-normalised Gramian to keep every sub-system definite: small
 #: enough that gradient norms 1000x apart (eigenvalues 1e-6 of the trace) keep 1e-7 accuracy.
 RIDGE = {torch.float64: 1e-13, torch.float32: 1e-6}
@@ -98,12 +100,25 @@ def batched_solve(A: Tensor, B: Tensor) -> Tensor:
     return torch.linalg.solve_ex(A, B)[0]
 
 
-def min_norm_simplex(G: Tensor, max_exact: int = 10, n_iter: int = 12) -> Tensor:
+def use_host(G: Tensor, host: bool | None) -> bool:
+    """Whether to solve on the host: ``host``, or by default whenever ``G`` is on the CPU."""
+    return G.device.type == "cpu" if host is None else host
+
+
+def min_norm_simplex(
+    G: Tensor, max_exact: int = 10, n_iter: int = 12, *, host: bool | None = None
+) -> Tensor:
     """Weights ``a`` on the simplex minimising ``a^T G a`` (the MGDA min-norm point).
 
-    Exact by support enumeration for ``n_tasks <= max_exact``; otherwise ``n_iter`` primal-dual
-    active-set iterations. ``G`` should be trace-normalised with a small ridge (:func:`normalise`).
+    On the CPU (``host=None``) or with ``host=True``: the exact active-set solve of
+    :mod:`._host_qp` (falling back to what follows if it gives up). Otherwise exact by support
+    enumeration for ``n_tasks <= max_exact`` and ``n_iter`` primal-dual active-set iterations
+    beyond. ``G`` should be trace-normalised with a small ridge (:func:`normalise`).
     """
+    if use_host(G, host):
+        a = _host_qp.min_norm_simplex(G.detach().cpu().double())
+        if a is not None:
+            return to_device(a.to(G.dtype), G.device)
     T = G.shape[0]
     if T > max_exact:
         return _simplex_active_set(G, n_iter)
@@ -158,14 +173,21 @@ def frank_wolfe(G: Tensor, n_iter: int) -> Tensor:
     return alpha
 
 
-def project_dual_cone(G: Tensor, max_exact: int = 10, n_iter: int = 12) -> Tensor:
+def project_dual_cone(
+    G: Tensor, max_exact: int = 10, n_iter: int = 12, *, host: bool | None = None
+) -> Tensor:
     """Row ``i`` is ``argmin_{v >= e_i} v^T G v``: shape ``(n_tasks, n_tasks)``.
 
     ``J^T v_i`` is then the projection of the task gradient ``g_i`` onto the dual cone
-    ``{x : J x >= 0}`` (Quinton & Rey 2024, Prop. 1). Exact by enumeration for
-    ``n_tasks <= max_exact``; otherwise ``n_iter`` primal-dual active-set iterations (Hintermüller,
-    Ito & Kunisch 2002), vectorised over the rows.
+    ``{x : J x >= 0}`` (Quinton & Rey 2024, Prop. 1). On the CPU (``host=None``) or with
+    ``host=True``: exact active-set solves (:mod:`._host_qp`). Otherwise exact by enumeration for
+    ``n_tasks <= max_exact`` and ``n_iter`` primal-dual active-set iterations (Hintermüller,
+    Ito & Kunisch 2002) beyond, vectorised over the rows.
     """
+    if use_host(G, host):
+        V = _host_qp.project_dual_cone(G.detach().cpu().double())
+        if V is not None:
+            return to_device(V.to(G.dtype), G.device)
     T = G.shape[0]
     eye = torch.eye(T, dtype=G.dtype, device=G.device)
     if T > max_exact:
