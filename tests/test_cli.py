@@ -54,3 +54,95 @@ def test_report_on_missing_file(tmp_path):
     result = runner.invoke(app, ["report", str(tmp_path / "none.jsonl")])
     assert result.exit_code == 2
     assert "does not exist" in result.output
+
+
+# ------------------------------------------------------- bench / report on a toy grid
+class _Toy:
+    half = "linear"
+
+    def load(self, seed, options):
+        return None
+
+
+class _ToyMethod:
+    half = "linear"
+
+    def __init__(self, value, error_on=None):
+        self.value, self.error_on = value, error_on
+
+    def run(self, problem, seed, options):
+        from multitask.bench._runner import RunOutput
+
+        if seed == self.error_on:
+            raise RuntimeError("diverged (simulated)")
+        v = self.value + 0.01 * seed
+        return RunOutput({("a", "mse", "test"): v, ("_all", "nmse", "test"): v / 2})
+
+
+@pytest.fixture
+def toy(monkeypatch, tmp_path):
+    from multitask.bench import _registry
+
+    methods = {"independent": _ToyMethod(1.0), "better": _ToyMethod(0.8)}
+    monkeypatch.setattr(_registry, "PROBLEMS", {"toy": _Toy()})
+    monkeypatch.setattr(_registry, "METHODS", methods)
+    suite = tmp_path / "toy.toml"
+    suite.write_text(
+        'name = "toy"\ndatasets = ["toy"]\nmethods = ["better"]\nseeds = [0, 1]\n'
+        '[[published]]\ndataset = "toy"\nmethod = "better"\nmetric = "nmse"\n'
+        'value = 0.123\ncitation = "Somebody, Some Venue 1999, Table 2"\n'
+    )
+    return methods, suite
+
+
+def test_bench_writes_results_report_table_and_progress(toy, tmp_path):
+    _, suite = toy
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["bench", str(suite), "--out", str(out), "--jobs", "1"])
+    assert result.exit_code == 0, result.output
+    assert "toy / better / seed 1" in result.output and "4/4" in result.output  # progress
+    assert "test metrics (mean over seeds)" in result.output  # the rich table
+    assert "0.4025" in result.output  # mean nmse of better, seeds 0 and 1: (0.4 + 0.405) / 2
+    lines = (out / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 8  # 2 methods x 2 seeds x 2 rows
+    report = (out / "report.html").read_text()
+    assert "0.123" in report and "Somebody, Some Venue 1999" in report and "2 seeds" in report
+    # `multitask report` later, on the results file alone: same published numbers
+    again = tmp_path / "again.html"
+    result = runner.invoke(app, ["report", str(out / "results.jsonl"), "--out", str(again)])
+    assert result.exit_code == 0, result.output
+    assert "0.123" in again.read_text() and "Somebody, Some Venue 1999" in again.read_text()
+
+
+def test_bench_one_seed(toy, tmp_path):
+    _, suite = toy
+    result = runner.invoke(app, ["bench", str(suite), "--seeds", "1", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    report = (tmp_path / "o" / "report.html").read_text()
+    assert "1 seed" in report and "no error bars" in report
+
+
+def test_bench_with_a_failed_run_reports_the_rest_and_exits_1(toy, tmp_path):
+    methods, suite = toy
+    methods["better"].error_on = 1
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["bench", str(suite), "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert "better / seed 1: RuntimeError: diverged (simulated)" in result.output
+    assert "1 run(s) failed" in result.output
+    report = (out / "report.html").read_text()
+    assert "Failed runs (1)" in report and "diverged (simulated)" in report
+    assert len((out / "results.jsonl").read_text().splitlines()) == 6
+    methods["better"].error_on = None  # rerun: only the failed cell is computed
+    result = runner.invoke(app, ["bench", str(suite), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert not (out / "failures.jsonl").exists()
+    assert "Failed runs" not in (out / "report.html").read_text()
+
+
+def test_report_rejects_a_file_that_is_not_results(tmp_path):
+    bad = tmp_path / "r.jsonl"
+    bad.write_text('{"dataset": "x"}\n')
+    result = runner.invoke(app, ["report", str(bad), "--out", str(tmp_path / "r.html")])
+    assert result.exit_code == 2 and "r.jsonl:1 is not a result row" in result.output
+    assert not (tmp_path / "r.html").exists()

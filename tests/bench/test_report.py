@@ -5,13 +5,13 @@ import tempfile
 
 import pytest
 
-from multitask.bench import RunResult, render_report, write_report
+from multitask.bench import RunResult, render_report
 from multitask.bench._suite import Published
 
 
-def _rows():
+def _rows(n_seeds=3):
     rows = []
-    for seed in range(3):
+    for seed in range(n_seeds):
         for method, shift in (("independent", 0.0), ("group_lasso", -0.1), ("trace_norm", -0.05)):
             for task in ("1", "2", "3"):
                 rows.append(
@@ -71,6 +71,65 @@ def test_report_contents():
     assert n_images == 8
 
 
+def _row_of(text: str, method: str, table: int) -> str:
+    """The ``<tr>`` of ``method`` in the ``table``-th table of the report."""
+    body = text.split("<table")[table + 1].split("</table>")[0]
+    return next(tr for tr in body.split("<tr>") if f"<td>{method}</td>" in tr)
+
+
+def test_one_seed_says_so_and_has_no_error_bars():
+    one = render_report(_rows(n_seeds=1), _ARTIFACTS)
+    assert "1 seed" in one and "no error bars" in one and "single seed" in one
+    assert "±" not in one.split("<h2>")[1]  # ranking: bare values, no spread
+    assert "<td>+10.00%</td>" in _row_of(one, "group_lasso", 0)
+    assert ">0.7</td>" in _row_of(one, "group_lasso", 1)  # exam nmse of seed 0
+    several = render_report(_rows(n_seeds=3), _ARTIFACTS)
+    assert "3 seeds" in several and "error bars: std over seeds" in several
+    assert "+10.00% ± 0.00" in _row_of(several, "group_lasso", 0)
+    assert ">0.7 ± 0</td>" in _row_of(several, "group_lasso", 1)
+
+
+def test_linear_only_and_deep_only_reports():
+    rows = _rows()
+    linear = render_report([r for r in rows if r.dataset == "exam"], _ARTIFACTS)
+    assert "<h2>exam</h2>" in linear and "multi_digits" not in linear
+    assert linear.count("<table") == 2  # ranking + exam
+    # ranking + per-task bars + path + task similarity
+    assert linear.count("<img ") == 4
+    deep = render_report([r for r in rows if r.dataset == "multi_digits"], _ARTIFACTS)
+    assert "<h2>multi_digits</h2>" in deep and "<h2>exam</h2>" not in deep
+    assert "+5.00%" in _row_of(deep, "hard_sharing", 0)  # 0.84 / 0.80 - 1
+    # ranking + per-task bars + curves + weights + cosines
+    assert deep.count("<img ") == 5
+
+
+def test_failed_runs_are_listed():
+    failures = [{"dataset": "exam", "method": "trace_norm", "seed": 2, "error": "boom: <x>"}]
+    rows = [r for r in _rows() if not (r.method == "trace_norm" and r.seed == 2)]
+    text = render_report(rows, {}, failures=failures)
+    assert "Failed runs (1)" in text and "boom: &lt;x&gt;" in text
+    assert "<td>2</td>" in _row_of(text, "trace_norm", 1)  # seeds column: 2 of 3 ran
+    only = render_report([], {}, failures=failures)  # every run failed: still a report
+    assert "Failed runs (1)" in only
+    with pytest.raises(ValueError, match="no result rows"):
+        render_report([], {})
+
+
+def test_published_numbers_sit_beside_ours():
+    published = [
+        Published("exam", "group_lasso", "nmse", 0.7, "Someone et al., 2020", 0.01, "75/25"),
+        Published("exam", "mean_regularized", "nmse", 0.6, "Other, 2004"),
+    ]
+    text = render_report(_rows(), {}, published)
+    header = text.split("<table")[2].split("</thead>")[0]
+    assert "nmse (ours)" in header and "nmse (published)" in header
+    row = _row_of(text, "group_lasso", 1)
+    assert "0.7 ± 0</td>" in row and "0.7 ± 0.01</td>" in row and "Someone et al." in row
+    not_run = _row_of(text, "mean_regularized", 1)  # published, but not in our grid
+    assert "0.6</td>" in not_run and "not run" in not_run
+    assert "(protocol: 75/25)" in text
+
+
 def _chrome_driver():
     chromium = shutil.which("chromium")
     driver = shutil.which("chromedriver")
@@ -98,7 +157,10 @@ def _chrome_driver():
 
 
 def test_report_renders_in_headless_chromium(tmp_path):
-    out = write_report(_rows(), tmp_path / "report.html")
+    published = [Published("exam", "group_lasso", "nmse", 0.7, "Someone et al., 2020", 0.01)]
+    failures = [{"dataset": "exam", "method": "dirty", "seed": 0, "error": "boom"}]
+    out = tmp_path / "report.html"
+    out.write_text(render_report(_rows(), _ARTIFACTS, published, failures=failures))
     driver = _chrome_driver()
     try:
         driver.get(out.as_uri())
@@ -112,7 +174,7 @@ def test_report_renders_in_headless_chromium(tmp_path):
         driver.save_screenshot(str(tmp_path / "report.png"))
     finally:
         driver.quit()
-    assert len(images) >= 3
+    assert len(images) == 8  # ranking, 2 bars, path, similarity, curves, weights, cosines
     assert all(done and width > 0 for done, width in images), images
-    assert tables and all(n > 0 for n in tables), tables
+    assert tables == [3, 3, 2, 1], tables  # ranking, exam, multi_digits, failed runs
     assert (tmp_path / "report.png").stat().st_size > 10_000

