@@ -6,10 +6,12 @@ of one training step (forward, sum of losses + regularisation, backward,
 Adam step) for every architecture of that benchmark on the same random batch,
 interleaving the models round by round, and prints the median time of each
 and its ratio to hard sharing. Time per epoch is proportional (same batches).
+``single_task`` is the two independent LeNets of the baseline, stepped together.
 
 Run::
 
-    OMP_NUM_THREADS=1 python benchmarks/architectures_timing.py --rounds 15 --steps 5
+    OMP_NUM_THREADS=1 python benchmarks/architectures_timing.py --rounds 15 --steps 5 \
+        --batch-size 128
 """
 
 from __future__ import annotations
@@ -21,16 +23,34 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from architectures_multi_fashion import TASKS, build
+from architectures_multi_fashion import TASKS, build, heads, lenet_blocks
+from multitask.nn.architectures import HardSharing
 
 NAMES = [
-    "hard_sharing", "cross_stitch", "sluice", "mmoe", "cgc", "mtan",
+    "single_task", "hard_sharing", "cross_stitch", "sluice", "mmoe", "cgc", "mtan",
     "tensor_factorized", "relationship", "fully_adaptive",
 ]  # fmt: skip
+
+
+class Independent(nn.Module):
+    """The single-task baseline: one LeNet per task, run one after the other."""
+
+    def __init__(self):
+        super().__init__()
+        self.nets = nn.ModuleDict(
+            {t: HardSharing(nn.Sequential(*lenet_blocks()), heads(tasks=(t,))) for t in TASKS}
+        )
+
+    def forward(self, x):
+        return {t: net(x)[t] for t, net in self.nets.items()}
+
+    def regularization(self):
+        return 0.0
 
 
 def main() -> None:
@@ -44,7 +64,7 @@ def main() -> None:
     torch.manual_seed(0)
     x = torch.rand(args.batch_size, 1, 28, 28)
     y = {t: torch.randint(0, 10, (args.batch_size,)) for t in TASKS}
-    models = {n: build(n) for n in NAMES}
+    models = {n: Independent() if n == "single_task" else build(n) for n in NAMES}
     fafs = models["fully_adaptive"]  # fully grown (one branch per task at every layer)
     for _ in range(fafs.n_layers):
         fafs.widen_next(torch.eye(len(TASKS)))
