@@ -15,15 +15,56 @@ objective, so no free set repeats and the loop ends after finitely many steps.
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torch import Tensor
 
 
-def nnqp(G: np.ndarray, c: np.ndarray, tol: float = 1e-13) -> np.ndarray | None:
-    """``argmin_{z >= 0} z^T G z / 2 + c^T z`` for a positive definite ``G`` of shape (T, T).
+def nnqp(G: np.ndarray, C: np.ndarray, tol: float = 1e-12) -> np.ndarray | None:
+    """Row ``r``: ``argmin_{z >= 0} z^T G z / 2 + C_r^T z``, for a positive definite ``G``.
+
+    Primal-dual active-set iterations (Hintermüller, Ito & Kunisch 2002), all rows at once (one
+    batched solve per iteration; two or three iterations usually settle), stopped when no
+    active set changes; a row whose result breaks the KKT conditions (a cycle) is then solved
+    by :func:`lawson_hanson`, which always terminates.
+
+    Parameters
+    ----------
+    G : ndarray of shape (T, T)
+    C : ndarray of shape (R, T)
+    tol : float
+        KKT tolerance, relative to ``max(1, max |C|)``.
+
+    Returns
+    -------
+    Z : ndarray of shape (R, T), or None when a subsystem is numerically singular.
+    """
+    T = C.shape[1]
+    eye = np.eye(T)
+    free = C < 0  # from z = 0: the multipliers are C
+    for _ in range(T + 3):
+        f = free.astype(G.dtype)
+        systems = f[:, :, None] * G * f[:, None, :] + eye * (1 - f)[:, None, :]
+        try:
+            Z = np.linalg.solve(systems, (-f * C)[:, :, None])[:, :, 0]
+        except np.linalg.LinAlgError:
+            return None
+        lam = (Z @ G + C) * (1 - f)  # multipliers off the free set
+        new = np.where(free, Z > 0, lam < 0)
+        if (new == free).all():
+            break
+        free = new
+    scale = tol * max(1.0, float(np.abs(C).max()))
+    for r in np.flatnonzero((Z < -scale).any(axis=1) | (lam < -scale).any(axis=1)):
+        z = lawson_hanson(G, C[r], tol)
+        if z is None:
+            return None
+        Z[r] = z
+    return np.maximum(Z, 0.0)
+
+
+def lawson_hanson(G: np.ndarray, c: np.ndarray, tol: float = 1e-12) -> np.ndarray | None:
+    """``argmin_{z >= 0} z^T G z / 2 + c^T z`` by the Lawson-Hanson active-set method.
 
     Returns None if a free subsystem is numerically singular or the loop does not settle
-    within ``3 T + 10`` steps (the caller then uses the enumeration).
+    within ``3 T + 10`` steps.
 
     References
     ----------
@@ -62,30 +103,29 @@ def nnqp(G: np.ndarray, c: np.ndarray, tol: float = 1e-13) -> np.ndarray | None:
     return None
 
 
-def min_norm_simplex(G: Tensor) -> Tensor | None:
-    """``argmin_{a in simplex} a^T G a`` for a CPU Gramian (trace-normalised, with a ridge).
+def normalise(G: np.ndarray, ridge: float) -> np.ndarray:
+    """``G / trace(G) + ridge I`` (as :func:`._solvers.normalise`)."""
+    trace = np.trace(G)
+    return G / (trace if trace > 0 else 1.0) + ridge * np.eye(G.shape[0])
 
-    With ``x = argmin_{x >= 0} x^T G x / 2 - 1^T x``, ``a = x / 1^T x`` (the KKT conditions of
-    the two problems coincide up to that scaling). None when :func:`nnqp` gives up.
+
+def min_norm_simplex(G: np.ndarray) -> np.ndarray | None:
+    """``argmin_{a in simplex} a^T G a`` for a trace-normalised Gramian with a small ridge.
+
+    With ``x = argmin_{x >= 0} x^T G x / 2 - 1^T x``, ``a = x / 1^T x``: the KKT conditions of
+    the two problems coincide up to that scaling. None when :func:`nnqp` gives up.
     """
-    x = nnqp(G.numpy(), -np.ones(G.shape[0]))
+    x = nnqp(G, -np.ones((1, G.shape[0])))
     if x is None or not x.sum() > 0:
         return None
-    return torch.from_numpy(x / x.sum())
+    return x[0] / x.sum()
 
 
-def project_dual_cone(G: Tensor) -> Tensor | None:
-    """Row ``i``: ``argmin_{v >= e_i} v^T G v`` (Quinton & Rey 2024, Prop. 1), CPU Gramian.
+def project_dual_cone(G: np.ndarray) -> np.ndarray | None:
+    """Row ``i``: ``argmin_{v >= e_i} v^T G v`` (Quinton & Rey 2024, Prop. 1).
 
-    ``v = e_i + z`` with ``z = argmin_{z >= 0} z^T G z / 2 + G_i^T z``. None when :func:`nnqp`
-    gives up on a row.
+    ``v = e_i + z`` with ``z = argmin_{z >= 0} z^T G z / 2 + G_i^T z``, all rows at once.
+    None when :func:`nnqp` gives up.
     """
-    G_np = G.numpy()
-    T = G_np.shape[0]
-    rows = np.eye(T)
-    for i in range(T):
-        z = nnqp(G_np, G_np[i].copy())
-        if z is None:
-            return None
-        rows[i] += z
-    return torch.from_numpy(rows)
+    Z = nnqp(G, G)
+    return None if Z is None else np.eye(G.shape[0]) + Z

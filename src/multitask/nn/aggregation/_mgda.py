@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from . import _solvers
+from . import _host_qp, _solvers
 from ._base import GradientAggregator
 
 _NORMALIZATIONS = ("none", "l2", "loss", "loss+")
@@ -76,9 +77,17 @@ class MGDA(GradientAggregator):
         return self.gramian_weights(J @ J.T, losses).to(jacobian.dtype)
 
     def gramian_weights(self, gramian: Tensor, losses: Tensor | None = None) -> Tensor:
-        """Weights ``a`` of shape ``(n_tasks,)`` from ``gramian = J J^T``."""
+        """Weights ``a`` of shape ``(n_tasks,)`` from ``gramian = J J^T``.
+
+        On the CPU the exact solver runs in numpy (:mod:`._host_qp`, an active set that stops
+        when the KKT conditions hold); elsewhere in torch without host sync.
+        """
         G = _solvers.to_solver(gramian)
         scale = self._scales(G, losses)
+        if self.solver == "exact" and _solvers.use_host(G, None):
+            a = _host_weights(G.numpy(), scale.numpy())
+            if a is not None:
+                return torch.from_numpy(a).to(gramian.dtype)
         G = G / (scale[:, None] * scale[None, :])
         if G.shape[0] == 2 and self.solver == "exact":
             a = _two_tasks(G)
@@ -112,6 +121,16 @@ class MGDA(GradientAggregator):
 
     def __repr__(self) -> str:
         return f"MGDA(normalization={self.normalization!r}, solver={self.solver!r})"
+
+
+def _host_weights(G: np.ndarray, scale: np.ndarray) -> np.ndarray | None:
+    """The exact weights on the host (numpy): closed form for 2 tasks, active set beyond."""
+    G = G / np.outer(scale, scale)
+    if G.shape[0] == 2:
+        denom = G[0, 0] + G[1, 1] - 2 * G[0, 1]
+        gamma = np.clip((G[1, 1] - G[0, 1]) / denom, 0, 1) if denom > 0 else 0.5
+        return np.array([gamma, 1 - gamma])
+    return _host_qp.min_norm_simplex(_host_qp.normalise(G, _solvers.RIDGE[torch.float64]))
 
 
 def _two_tasks(G: Tensor) -> Tensor:

@@ -116,9 +116,9 @@ def min_norm_simplex(
     beyond. ``G`` should be trace-normalised with a small ridge (:func:`normalise`).
     """
     if use_host(G, host):
-        a = _host_qp.min_norm_simplex(G.detach().cpu().double())
+        a = _host_qp.min_norm_simplex(G.detach().cpu().double().numpy())
         if a is not None:
-            return to_device(a.to(G.dtype), G.device)
+            return to_device(torch.from_numpy(a).to(G.dtype), G.device)
     T = G.shape[0]
     if T > max_exact:
         return _simplex_active_set(G, n_iter)
@@ -185,9 +185,9 @@ def project_dual_cone(
     Ito & Kunisch 2002) beyond, vectorised over the rows.
     """
     if use_host(G, host):
-        V = _host_qp.project_dual_cone(G.detach().cpu().double())
+        V = _host_qp.project_dual_cone(G.detach().cpu().double().numpy())
         if V is not None:
-            return to_device(V.to(G.dtype), G.device)
+            return to_device(torch.from_numpy(V).to(G.dtype), G.device)
     T = G.shape[0]
     eye = torch.eye(T, dtype=G.dtype, device=G.device)
     if T > max_exact:
