@@ -26,9 +26,9 @@ class _Est:
         return Y if good else Y + 2.0
 
 
-def _problem():
+def _problem(y_mean=0.0, y_std=1.0):
     split = {s: SimpleNamespace(X=s, y=Y, task=TASKS) for s in ("train", "val", "test")}
-    return SimpleNamespace(kind="regression", task_col="t", **split)
+    return SimpleNamespace(kind="regression", task_col="t", y_mean=y_mean, y_std=y_std, **split)
 
 
 def test_linear_grid_point_is_the_best_on_validation_not_on_test():
@@ -41,3 +41,10 @@ def test_linear_grid_point_is_the_best_on_validation_not_on_test():
     # nMSE divides by each task's own target variance (0.25 for [0, 1] and [2, 3])
     assert out.values[("_all", "nmse", "test")] == pytest.approx(4.0 / 0.25)
     assert [p["val_score"] for p in out.artifacts["path"]] == [-4.0, 0.0]
+
+
+def test_linear_test_metrics_are_in_the_target_units():
+    method = LinearMethod("m", lambda kind, task_col, **p: _Est(task_col, **p), {"alpha": [1]})
+    out = method.run(_problem(y_mean=10.0, y_std=3.0), 0, {})
+    assert out.values[("1", "mse", "test")] == pytest.approx(4.0 * 9.0)  # error 2 x deviation 3
+    assert out.values[("_all", "nmse", "test")] == pytest.approx(16.0)  # unit-free

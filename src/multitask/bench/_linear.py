@@ -37,6 +37,9 @@ class LinearProblem:
     val: Any
     test: Any
     half: str = "linear"
+    #: training mean and deviation of a regression target (metrics are in its units)
+    y_mean: float = 0.0
+    y_std: float = 1.0
 
 
 def _standardise(train, *others):
@@ -94,8 +97,8 @@ def load_linear_problem(
         train, val = train_test_split_per_task(
             rest, train_size / (train_size + val_size), seed=seed + 10_000
         )
-    (train, val, test), _ = _standardise(train, val, test)
-    return LinearProblem(name, data.kind, data.task_col, train, val, test)
+    (train, val, test), (y_mean, y_std) = _standardise(train, val, test)
+    return LinearProblem(name, data.kind, data.task_col, train, val, test, "linear", y_mean, y_std)
 
 
 def _scores(kind: str, y: np.ndarray, pred: np.ndarray, tasks: np.ndarray) -> dict:
@@ -162,10 +165,13 @@ class LinearMethod:
                 best = (score, params, est)
         _, params, est = best
         test = problem.test
-        pred = _predict(est, problem.kind, test.X)
+        pred, y = _predict(est, problem.kind, test.X), np.asarray(test.y)
+        if problem.kind == "regression":  # back to the target's units
+            pred = pred * problem.y_std + problem.y_mean
+            y = y * problem.y_std + problem.y_mean
         values = {
             (task, metric, "test"): v
-            for (task, metric), v in _scores(problem.kind, test.y, pred, test.task).items()
+            for (task, metric), v in _scores(problem.kind, y, pred, test.task).items()
         }
         values[(ALL, "selection_score", "val")] = best[0]
         artifacts = {"params": params, "path": path}

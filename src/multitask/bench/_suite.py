@@ -8,13 +8,14 @@ A suite file looks like::
     datasets = ["exam", "hsb82", "multi_digits"]
     methods = ["independent_ridge", "group_lasso", "hard_sharing", ...]
 
-    [[published]]
+    [[published]]             # a number read in a paper, for the same protocol
     dataset = "school"
     method = "mean_regularized"
     metric = "explained_variance"
-    value = 0.343
+    value = 0.3437
     std = 0.003
-    citation = "Evgeniou & Pontil, KDD 2004, Table 1"
+    citation = "Author, venue year, table number"
+    protocol = "75/25 per school, 10 random splits"
 
 Methods are paired with the datasets of their half (linear methods with
 long-format tabular datasets, deep methods with multi-output datasets); the
