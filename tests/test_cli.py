@@ -23,10 +23,17 @@ def test_methods_lists_every_method_in_the_code():
     from multitask.nn.aggregation import AGGREGATORS
     from multitask.nn.architectures import ARCHITECTURES
     from multitask.nn.weighting import WEIGHTINGS
+    from multitask.training.samplers import SAMPLERS
 
-    for table in (WEIGHTINGS, AGGREGATORS, ARCHITECTURES):
+    for table in (WEIGHTINGS, AGGREGATORS, ARCHITECTURES, SAMPLERS):
         missing = set(table) - names
         assert not missing, f"{sorted(missing)} missing from the catalogue"
+    import multitask.relatedness as R
+
+    methods = {"gradient_affinity", "lookahead_affinity", "group_tasks"}
+    assert methods <= set(R.__all__) and methods <= names
+    assert "gradient_reversal" in names
+    assert all(paper for _, _, paper, _ in catalogue())  # every row names its source
     result = runner.invoke(app, ["methods"])
     assert result.exit_code == 0, result.output
     assert "mgda" in result.output and "Sener & Koltun" in result.output

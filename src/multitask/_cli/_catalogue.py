@@ -66,12 +66,29 @@ DEEP_NAMES = {
 }
 
 
+#: auxiliary tasks, task samplers and task relatedness (not balancers or architectures)
+OTHER_NAMES = {
+    "auxiliary": {"gradient_reversal": ("Ganin & Lempitsky, ICML", 2015)},
+    "sampler": {
+        "round_robin": ("Collobert & Weston, ICML (one task per step)", 2008),
+        "proportional": ("Collobert & Weston, ICML; sampling by dataset size", 2008),
+        "temperature": ("Arivazhagan et al., arXiv:1907.05019", 2019),
+        "periodic": ("a fixed schedule per task; Ruder, arXiv:1706.05098", 2017),
+    },
+    "relatedness": {
+        "gradient_affinity": ("cosine of task gradients; Yu et al., NeurIPS", 2020),
+        "lookahead_affinity": ("Fifty, Amid, Zhao, Yu, Anil & Finn, NeurIPS (TAG)", 2021),
+        "group_tasks": ("Fifty et al., NeurIPS 2021; Standley et al., ICML", 2020),
+    },
+}
+
+
 def catalogue() -> list[tuple[str, str, str, int]]:
     """Rows (name, family, paper, year) of every method."""
     rows = []
     for name, paper, year in _LINEAR:
         rows.append((name, "linear", paper, year))
-    for family, table in DEEP_NAMES.items():
+    for family, table in {**DEEP_NAMES, **OTHER_NAMES}.items():
         for name, (paper, year) in table.items():
             rows.append((name, family, paper, year))
     return rows
