@@ -20,12 +20,13 @@ autograd path (same result, slower).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 from torch.autograd.graph import GradientEdge
 
-__all__ = ["head_cotangents", "trunk_jacobian"]
+__all__ = ["HeadRows", "head_cotangents", "trunk_jacobian"]
 
 
 def _consumers(loss: Tensor, rep: Tensor) -> tuple[list[tuple[object, int]], set] | None:
@@ -50,8 +51,8 @@ def _consumers(loss: Tensor, rep: Tensor) -> tuple[list[tuple[object, int]], set
 
 def head_cotangents(
     losses: Sequence[Tensor | None], rep: Tensor, heads: Sequence[Sequence[Tensor]] | None
-) -> tuple[Tensor, list[tuple[Tensor, Tensor]]] | None:
-    """``dL_t / d rep`` for every task, ``(T, *rep.shape)``, when every head starts with a Linear.
+) -> tuple[HeadRows, list[tuple[Tensor, Tensor]]] | None:
+    """``dL_t / d rep`` for every task (factored), when every head starts with a Linear.
 
     One backward of ``sum_t L_t`` stops at the output of each head's first layer
     (``torch.autograd.grad`` with ``GradientEdge`` inputs), giving ``delta_t = dL_t / d out_t``;
@@ -72,7 +73,8 @@ def head_cotangents(
     Returns
     -------
     (rows, head_grads) or None
-        None when the graph is not of that form (the caller then takes one backward per task).
+        ``rows``: a :class:`HeadRows`; None when the graph is not of that form (the caller then
+        takes one backward per task).
     """
     if rep.grad_fn is None or rep.dim() != 2:
         return None
@@ -93,24 +95,76 @@ def head_cotangents(
     total = torch.stack([losses[t].reshape(()) for t in live]).sum()
     grads = torch.autograd.grad(total, [*edges, *others], retain_graph=True, allow_unused=True)
     with torch.no_grad():
-        delta = torch.stack(grads[: len(live)])  # (T', B, k)
-        weight = torch.stack([firsts[t][1] for t in live])  # (T', k, width)
-        part = torch.bmm(delta, weight)  # (T', B, width)
-        if len(live) == len(losses):
-            rows = part
-        else:
-            rows = rep.new_zeros((len(losses), *rep.shape))
-            rows[live] = part
+        rows = HeadRows(
+            delta=torch.stack(grads[: len(live)]),
+            weight=torch.stack([firsts[t][1] for t in live]),
+            live=live,
+            n_tasks=len(losses),
+        )
         out = [(p, g) for p, g in zip(others, grads[len(live) :], strict=True) if g is not None]
         if heads is not None:
-            w_grads = torch.matmul(delta.transpose(1, 2), rep)  # (T', k, width)
-            b_grads = delta.sum(dim=1)  # (T', k)
+            w_grads = torch.matmul(rows.delta.transpose(1, 2), rep)  # (T', k, width)
+            b_grads = rows.delta.sum(dim=1)  # (T', k)
             for j, t in enumerate(live):
                 _, w, b = firsts[t]
                 out.append((w, w_grads[j]))
                 if b is not None:
                     out.append((b, b_grads[j]))
     return rows, out
+
+
+@dataclass(frozen=True)
+class HeadRows:
+    """Per-task gradients of the representation, factored: ``rows_t = delta_t @ weight_t``.
+
+    Attributes
+    ----------
+    delta : Tensor of shape (T', batch, k)
+        Gradient of each live task's loss with respect to its first head layer's output.
+    weight : Tensor of shape (T', k, width)
+        That layer's weight.
+    live : list of int
+        The tasks of those ``T'`` rows; the other rows are zero.
+    n_tasks : int
+    """
+
+    delta: Tensor
+    weight: Tensor
+    live: list[int]
+    n_tasks: int
+
+    def dense(self) -> Tensor:
+        """The rows, ``(n_tasks, batch, width)``."""
+        part = torch.bmm(self.delta, self.weight)
+        if len(self.live) == self.n_tasks:
+            return part
+        rows = part.new_zeros((self.n_tasks, *part.shape[1:]))
+        rows[self.live] = part
+        return rows
+
+    def gramian(self) -> Tensor:
+        """``rows rows^T`` (rows flattened), ``(n_tasks, n_tasks)``, without forming the rows.
+
+        ``<D_s W_s, D_t W_t> = sum_ij (D_s^T D_t)_ij (W_s W_t^T)_ij``: ``O(T^2 k^2 (batch +
+        width))`` instead of ``O(T^2 batch width)``.
+        """
+        n, b, k = self.delta.shape
+        D = self.delta.transpose(1, 2).reshape(n * k, b)
+        W = self.weight.reshape(n * k, -1)
+        part = ((D @ D.T) * (W @ W.T)).reshape(n, k, n, k).sum(dim=(1, 3))
+        if n == self.n_tasks:
+            return part
+        G = part.new_zeros((self.n_tasks, self.n_tasks))
+        idx = torch.tensor(self.live, device=part.device)
+        G[idx[:, None], idx[None, :]] = part
+        return G
+
+    def combine(self, w: Tensor) -> Tensor:
+        """``sum_t w_t rows_t``, ``(batch, width)``, as one matrix product."""
+        n, b, k = self.delta.shape
+        wl = w[self.live] if n != self.n_tasks else w
+        D = (self.delta * wl.to(self.delta.dtype)[:, None, None]).transpose(0, 1).reshape(b, n * k)
+        return D @ self.weight.reshape(n * k, -1)
 
 
 def _first_layers(losses, rep) -> list | None:

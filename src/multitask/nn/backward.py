@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from multitask.nn._jacobian_fast import head_cotangents, trunk_jacobian
+from multitask.nn._jacobian_fast import HeadRows, head_cotangents, trunk_jacobian
 from multitask.nn.aggregation._base import GradientAggregator
 from multitask.nn.weighting._base import LossWeighting
 from multitask.nn.weighting._device import to_device_async
@@ -161,12 +161,14 @@ def _jacobian(losses, names, vec, model, params, chunk_size, heads=None) -> tupl
     return jac, heads is not None
 
 
-def _head_stage(losses, names, rep: Tensor, heads) -> Tensor | None:
-    """Per-task gradients of the representation, ``(T, *rep.shape)``.
+def _head_stage(losses, names, rep: Tensor, heads, dense: bool = True):
+    """Per-task gradients of the representation, ``(T, *rep.shape)`` (or :class:`HeadRows`).
 
-    One ordinary backward of ``sum_t L_t`` with a hook where each task's graph
-    consumes ``rep`` (:func:`head_cotangents`) when the task graphs meet only
-    at ``rep``; otherwise one small backward per task, through its own head.
+    When every head starts with a Linear layer on ``rep`` and the task graphs
+    meet only at ``rep``: one backward of ``sum_t L_t`` stopped at those layers'
+    outputs, then batched products (:func:`head_cotangents`; with
+    ``dense=False`` the rows stay factored, :class:`HeadRows`). Otherwise one
+    small backward per task, through its own head.
     The heads' gradients (``heads[t]``: task ``t``'s parameters, when given)
     are added into ``.grad`` on the way. None when no loss depends on ``rep``
     (a stale representation), in which case nothing is written.
@@ -177,7 +179,7 @@ def _head_stage(losses, names, rep: Tensor, heads) -> Tensor | None:
         rows, head_grads = fast
         for p, g in head_grads:
             _add_grad([p], g.reshape(-1))
-        return rows
+        return rows.dense() if dense else rows
     rows, head_grads = [], []
     for i, name in enumerate(names):
         loss = losses[name]
@@ -348,30 +350,51 @@ def _aggregate_representation(
     rows = None
     if getattr(model, "shared_through_representation", False):
         heads = [_unique(model.task_parameters(t)) for t in names]
-        rows = _head_stage(losses, names, rep, heads)
-    heads_done = rows is not None
-    jac = (
-        rows.reshape(len(names), -1)
-        if heads_done
-        else task_jacobian(vec, [rep], chunk_size=chunk_size)
-    )
-    w = _weights(agg, jac, vec).detach()
-    if heads_done:  # the trunk only: one backward of the combined cotangent sum_t w_t rows_t
-        has_extra = extra is not None and extra.requires_grad
+        rows = _head_stage(losses, names, rep, heads, dense=False)
+    if rows is None:  # no two-stage path: the Jacobian of the representation, one pass
+        jac = task_jacobian(vec, [rep], chunk_size=chunk_size)
+        w = _weights(agg, jac, vec).detach()
+        weighted = (w * vec).sum()
+        if extra is not None:
+            weighted = weighted + extra
         if shared:
-            cotangent = torch.tensordot(w.to(rows.dtype), rows, dims=1)
-            torch.autograd.backward(rep, cotangent, inputs=shared, retain_graph=has_extra)
-        if has_extra and (shared or own):
-            torch.autograd.backward(extra, inputs=shared + own)
+            torch.autograd.backward(weighted, inputs=shared, retain_graph=bool(own))
+        if own:
+            torch.autograd.backward(total, inputs=own)
         return total, w, _cosines(jac) if record else None
-    weighted = (w * vec).sum()
-    if extra is not None:
-        weighted = weighted + extra
-    if shared:
-        torch.autograd.backward(weighted, inputs=shared, retain_graph=bool(own))
-    if own:
-        torch.autograd.backward(total, inputs=own)
-    return total, w, _cosines(jac) if record else None
+    w, cos, combine = _representation_weights(agg, rows, vec, record)
+    has_extra = extra is not None and extra.requires_grad
+    if shared:  # the trunk only: one backward of the combined cotangent sum_t w_t rows_t
+        torch.autograd.backward(rep, combine(w), inputs=shared, retain_graph=has_extra)
+    if has_extra and (shared or own):
+        torch.autograd.backward(extra, inputs=shared + own)
+    return total, w, cos
+
+
+def _representation_weights(agg, rows, vec, record):
+    """Weights, cosines and ``w -> sum_t w_t rows_t`` from the per-task representation gradients.
+
+    With factored rows (:class:`HeadRows`) and an aggregator that needs only the Gramian, the
+    Gramian comes from the factors and the rows are never formed.
+    """
+    if isinstance(rows, HeadRows) and agg.uses_gramian:
+        G = rows.gramian()
+        if getattr(agg, "needs_losses", False):
+            w = agg.gramian_weights(G, losses=vec.detach())
+        else:
+            w = agg.gramian_weights(G)
+        w = w.to(G.dtype).detach()
+        return w, _gram_cosines(G) if record else None, rows.combine
+    dense = rows.dense() if isinstance(rows, HeadRows) else rows
+    jac = dense.reshape(dense.shape[0], -1)
+    w = _weights(agg, jac, vec).detach()
+    cos = _cosines(jac) if record else None
+    return w, cos, lambda v: torch.tensordot(v.to(dense.dtype), dense, dims=1)
+
+
+def _gram_cosines(G: Tensor) -> Tensor:
+    norms = G.diagonal().clamp_min(0).sqrt().clamp_min(1e-12)
+    return G / (norms[:, None] * norms[None, :])
 
 
 def _weights(agg: GradientAggregator, jac: Tensor, vec: Tensor) -> Tensor:
