@@ -390,3 +390,36 @@ def test_stale_representation_falls_back_to_the_one_pass_jacobian():
     for t in model.task_names:  # heads: their own gradient, counted once
         for p, q in zip(model.task_parameters(t), ref.task_parameters(t), strict=True):
             torch.testing.assert_close(p.grad, q.grad)
+
+
+@pytest.mark.parametrize("use_rep", [False, True], ids=["parameters", "representation"])
+@pytest.mark.parametrize("norm", ["none", "l2", "loss", "loss+"])
+def test_mgda_normalisations_through_mtl_backward(norm, use_rep):
+    """Sener & Koltun's code: scale g_t by 1, ||g_t||, L_t or L_t ||g_t||, solve the min-norm
+    problem on the scaled rows (cvxpy here), apply the weights to the raw rows."""
+    cp = pytest.importorskip("cvxpy")
+    from multitask.nn.aggregation import MGDA
+
+    model = _model(seed=3)
+    shared = list(model.shared_parameters())
+    losses = _losses(model)
+    vec = torch.stack([losses[t] for t in model.task_names]).detach()
+    if use_rep:
+        rep = model.representation
+        rows = [torch.autograd.grad(losses[t], rep, retain_graph=True)[0] for t in model.task_names]
+        jac = torch.stack(rows).reshape(T, -1)
+    else:
+        jac = _per_task_grads(model, shared)
+    norms = jac.norm(dim=1)
+    scale = {"none": torch.ones(T), "l2": norms, "loss": vec, "loss+": vec * norms}[norm]
+    scaled = (jac / scale[:, None]).numpy()
+    a = cp.Variable(T)
+    cp.Problem(cp.Minimize(cp.sum_squares(scaled.T @ a)), [a >= 0, cp.sum(a) == 1]).solve(
+        cp.CLARABEL
+    )
+    want_w = torch.from_numpy(a.value)
+    want = want_w @ _per_task_grads(model, shared)
+    info = mtl_backward(_losses(model), model, MGDA(norm), use_representation=use_rep)
+    torch.testing.assert_close(info.weights, want_w, atol=1e-6, rtol=0)
+    got = torch.cat([p.grad.reshape(-1) for p in shared])
+    torch.testing.assert_close(got, want, atol=1e-5 * float(want.abs().max()), rtol=0)

@@ -204,9 +204,9 @@ _ACTIVATIONS = {
     "GeluBackward0": lambda n: torch.ops.aten.gelu_backward(
         torch.ones_like(n._saved_self), n._saved_self, approximate=n._saved_approximate
     ),
-    "LeakyReluBackward0": lambda n: torch.where(
-        n._saved_self > 0, 1.0, float(n._saved_negative_slope)
-    ).to(n._saved_self.dtype),
+    "LeakyReluBackward0": lambda n: torch.ops.aten.leaky_relu_backward(
+        torch.ones_like(n._saved_self), n._saved_self, n._saved_negative_slope, False
+    ),
     "SiluBackward0": lambda n: _silu_derivative(n._saved_self),
 }
 
