@@ -191,18 +191,31 @@ def test_mgda_is_the_min_norm_point(T, case):
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_enumeration_cache_serves_every_task_count_and_dtype(dtype):
+def test_enumeration_cache_serves_every_task_count_and_dtype(dtype, device_path):
     """The cached support masks are keyed by (T, dtype, device): alternate T and dtypes."""
     from multitask.nn.aggregation import _solvers
 
     for T in (3, 10, 3, 10):
         J = _J(T, "conflicting")
         G = _solvers.normalise((J @ J.T).to(dtype))
-        a = _solvers.min_norm_simplex(G, max_exact=10).to(J.dtype)
+        a = _solvers.min_norm_simplex(G, max_exact=10, host=False).to(J.dtype)
         _close(a @ J, min_norm_point(J), 1e-5 if dtype == torch.float64 else 1e-3)
 
 
-def test_mgda_enumeration_and_active_set_agree_at_ten_tasks():
+@pytest.fixture
+def device_path(monkeypatch):
+    """Force the sync-free torch solvers (enumeration / fixed active set) on the CPU."""
+    from multitask.nn.aggregation import _solvers
+
+    monkeypatch.setattr(_solvers, "use_host", lambda G, host: bool(host))
+
+
+@pytest.mark.parametrize(("T", "case"), CASES)
+def test_mgda_device_path_is_the_min_norm_point(T, case, device_path):
+    _close(MGDA()(_J(T, case)), min_norm_point(_J(T, case)), 1e-5)
+
+
+def test_mgda_enumeration_and_active_set_agree_at_ten_tasks(device_path):
     J = _J(10, "random")
     _close(MGDA(max_exact=10)(J), MGDA(max_exact=9)(J).numpy(), 1e-7)
 
@@ -215,7 +228,7 @@ def test_mgda_two_task_closed_form(case):
 
 
 @pytest.mark.parametrize("case", ["conflicting", "random", "orthogonal", "rescaled"])
-def test_mgda_active_set_beyond_max_exact(case):
+def test_mgda_active_set_beyond_max_exact(case, device_path):
     J = _J(10, case)
     _close(MGDA(max_exact=4)(J), min_norm_point(J), 1e-5)
 
@@ -270,7 +283,16 @@ def test_upgrad_torchjd_ridge_matches_the_regularised_dual(T):
     _close(UPGrad(reg_eps=1e-4).weights(torch.from_numpy(J)), v.value.mean(axis=0), 1e-5)
 
 
-def test_upgrad_active_set_path_matches_enumeration():
+@pytest.mark.parametrize(
+    ("T", "case"), [(T, c) for T in TASKS for c in ("orthogonal", "conflicting", "random")]
+)
+def test_upgrad_device_path_averages_dual_cone_projections(T, case, device_path):
+    J = _J(T, case)
+    expected = np.mean([dual_cone_projection(J, i) for i in range(T)], axis=0)
+    _close(UPGrad()(J), expected, 2e-5)
+
+
+def test_upgrad_active_set_path_matches_enumeration(device_path):
     J = _J(10, "conflicting")[:7]
     _close(UPGrad(max_exact=3)(J), UPGrad(max_exact=8)(J).numpy(), 1e-9)
 
@@ -500,3 +522,61 @@ def test_checkpoint_resumes_the_random_stream_and_state(name):
     torch.testing.assert_close(resumed(J), expected)
     agg.reset()
     torch.testing.assert_close(agg(J), AGGREGATORS[name]()(J))  # reset = fresh
+
+
+# ------------------------------------------------------------------- host active-set QPs ---
+def _nnqp_reference(G, c):
+    z = cp.Variable(len(c))
+    cp.Problem(cp.Minimize(0.5 * cp.quad_form(z, cp.psd_wrap(G)) + c @ z), [z >= 0]).solve(
+        cp.CLARABEL
+    )
+    return z.value
+
+
+@pytest.mark.parametrize("T", [2, 3, 6, 10, 14])
+def test_host_nnqp_and_lawson_hanson_match_cvxpy(T):
+    from multitask.nn.aggregation import _host_qp
+
+    rng = np.random.default_rng(T)
+    A = rng.standard_normal((T, 2 * T))
+    G = A @ A.T / T + 1e-3 * np.eye(T)
+    C = rng.standard_normal((5, T))
+    Z = _host_qp.nnqp(G, C)
+    for c, z in zip(C, Z, strict=True):
+        want = _nnqp_reference(G, c)
+        np.testing.assert_allclose(z, want, atol=1e-6 * max(1.0, np.abs(want).max()))
+        np.testing.assert_allclose(
+            _host_qp.lawson_hanson(G, c), want, atol=1e-6 * max(1.0, np.abs(want).max())
+        )
+        assert (z >= 0).all()
+
+
+def test_host_nnqp_repairs_unsettled_rows_with_lawson_hanson(monkeypatch):
+    """Primal-dual iterations cut after one step: the rows off their KKT conditions are
+    solved again by Lawson-Hanson, so the result is still exact."""
+    from multitask.nn.aggregation import _host_qp
+
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((8, 8))
+    G = A @ A.T + 1e-2 * np.eye(8)
+    C = rng.standard_normal((4, 8)) * 3
+    want = np.stack([_nnqp_reference(G, c) for c in C])
+    calls = []
+    real = _host_qp.lawson_hanson
+    monkeypatch.setattr(_host_qp, "lawson_hanson", lambda *a: calls.append(1) or real(*a))
+    np.testing.assert_allclose(_host_qp.nnqp(G, C, max_iter=1), want, atol=1e-6)
+    assert calls, "one primal-dual step should not have settled every row"
+
+
+@pytest.mark.parametrize("T", [3, 10])
+def test_host_and_device_paths_agree_on_hard_cases(T, monkeypatch):
+    from multitask.nn.aggregation import _solvers
+
+    for case in ("conflicting", "ill_conditioned", "identical"):
+        J = _J(T, case)
+        host = (MGDA()(J), UPGrad()(J))
+        monkeypatch.setattr(_solvers, "use_host", lambda G, host: bool(host))
+        device = (MGDA()(J), UPGrad()(J))
+        monkeypatch.undo()
+        _close(host[0], device[0].numpy(), 1e-6)
+        _close(host[1], device[1].numpy(), 1e-6)

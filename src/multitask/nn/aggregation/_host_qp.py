@@ -17,7 +17,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def nnqp(G: np.ndarray, C: np.ndarray, tol: float = 1e-12) -> np.ndarray | None:
+def nnqp(
+    G: np.ndarray, C: np.ndarray, tol: float = 1e-12, max_iter: int | None = None
+) -> np.ndarray | None:
     """Row ``r``: ``argmin_{z >= 0} z^T G z / 2 + C_r^T z``, for a positive definite ``G``.
 
     Primal-dual active-set iterations (Hintermüller, Ito & Kunisch 2002), all rows at once (one
@@ -31,6 +33,9 @@ def nnqp(G: np.ndarray, C: np.ndarray, tol: float = 1e-12) -> np.ndarray | None:
     C : ndarray of shape (R, T)
     tol : float
         KKT tolerance, relative to ``max(1, max |C|)``.
+    max_iter : int, optional
+        Primal-dual iterations before the rows that still break the KKT conditions go to
+        :func:`lawson_hanson` (default ``T + 3``).
 
     Returns
     -------
@@ -39,7 +44,7 @@ def nnqp(G: np.ndarray, C: np.ndarray, tol: float = 1e-12) -> np.ndarray | None:
     T = C.shape[1]
     eye = np.eye(T)
     free = C < 0  # from z = 0: the multipliers are C
-    for _ in range(T + 3):
+    for _ in range(T + 3 if max_iter is None else max_iter):
         f = free.astype(G.dtype)
         systems = f[:, :, None] * G * f[:, None, :] + eye * (1 - f)[:, None, :]
         try:
