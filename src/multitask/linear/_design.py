@@ -113,6 +113,13 @@ class MultiTaskDesign:
         """Per-task values ``b`` (n_tasks,) in the layout of ``y``."""
         return b[None, :] if self.shared else b[self.task_idx]
 
+    @cached_property
+    def equal_weight(self):
+        """The common row weight when all rows weigh the same (e.g. unweighted shared
+        designs, or tasks of equal size), else None."""
+        w = self.weights
+        return float(w[0]) if np.all(w == w[0]) else None
+
     # --------------------------------------------------------------- Gram form
     @property
     def gram_is_cheap(self):

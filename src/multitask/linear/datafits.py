@@ -163,14 +163,29 @@ class Quadratic(_Datafit):
         return S
 
     def _targets(self):
-        d = self.design
-        return d.y - d.expand_tasks(d.y_mean) if self.profiled else d.y
+        if not self.profiled:
+            return self.design.y
+        if "_targets_cache" not in self.__dict__:
+            d = self.design
+            self._targets_cache = d.y - d.expand_tasks(d.y_mean)
+        return self._targets_cache
 
     def _xty(self):
         if "_xty_cache" not in self.__dict__:
             d = self.design
             self._xty_cache = d.xty - d.x_mean * d.y_mean if self.profiled else d.xty
         return self._xty_cache
+
+    def gradient_at_zero(self):
+        """Gradient in ``W`` at ``W = 0`` (no intercept, or centred), ``-X^T D y``.
+
+        Computed from the cached ``X^T D y``: no pass over the data after the first.
+
+        Returns
+        -------
+        ndarray of shape (n_features, n_tasks)
+        """
+        return -self._xty()
 
     def _yty(self):
         if "_yty_cache" not in self.__dict__:
@@ -237,7 +252,9 @@ class Quadratic(_Datafit):
         With ``return_grad=True`` returns ``(gap_or_None, grad_W)``.
         """
         d = self.design
-        if self.use_gram:
+        at_zero = not self.use_gram and not np.any(W)
+        if self.use_gram or at_zero:  # at W = 0 only the cached X^T D y is needed
+            S = np.zeros_like(W) if at_zero else S
             wc = np.sum(W * self._xty(), axis=0)
             yty = self._yty()
             F = 0.5 * float(np.sum(np.sum(W * S, axis=0) - 2 * wc + yty))
@@ -246,9 +263,14 @@ class Quadratic(_Datafit):
         else:
             y = self._targets()
             r = y - S
-            dr = d._broadcast(d.weights) * r
-            F = 0.5 * float(np.sum(dr * r))
-            ry = float(np.sum(dr * y))
+            w0 = d.equal_weight
+            if w0 is None:
+                dr = d._broadcast(d.weights) * r
+                F, ry = 0.5 * float(np.vdot(dr, r)), float(np.vdot(dr, y))
+            else:  # no weighted copies of the (n_samples, n_tasks) residual
+                F, ry = 0.5 * w0 * float(np.vdot(r, r)), w0 * float(np.vdot(r, y))
+                dr = r
+                dr *= w0
             grad = -d.rmatvec(dr)
             if self.profiled:
                 grad = grad + d.x_mean * d.task_sum(dr)

@@ -84,31 +84,37 @@ def bcd(
     kernel = kind is not None and isinstance(df, Quadratic)
     scale = None  # gradient scale at zero, only needed without a duality gap
     cache = _GramCache(df) if kernel else None
-    crit, history, it = np.inf, [], 0
+    crit, history, it, gap = np.inf, [], 0, None
     for it in range(1, max_iter + 1):
         if joint_b:
             b = df.intercept_optimal(W, b)
         S = _linear_sparse(df, W)
-        crit, obj, grad, scale = _outer_crit(df, W, b, S, penalty, scale, joint_b)
+        crit, obj, grad, scale, gap = _outer_crit(df, W, b, S, penalty, scale, joint_b)
         history.append(obj)
         logger.debug("bcd outer %d: crit=%.3g, support=%d", it, crit, _support(W).size)
         if crit <= tol:
             break
+        gap = None  # W changes below
         ws = _working_set(W, grad, penalty, p0)
         inner_tol = max(0.3 * crit, 0.1 * tol) if kernel else max(0.1 * crit, 0.1 * tol)
         if ws.size == W.shape[0]:  # the subproblem is the whole problem
             inner_tol = 0.5 * tol
         if kernel:
-            W[ws] = _solve_ws_kernel(cache, W[ws], ws, penalty.alpha, kind, inner_tol, max_epochs)
+            tols = (inner_tol, 0.5 * tol, _epoch_budget(df, ws.size))
+            W[ws] = _solve_ws_kernel(cache, W[ws], ws, penalty.alpha, kind, tols, max_epochs)
         else:
             W[ws], b = _solve_ws_fista(df, W[ws], b, ws, penalty, inner_tol, max_epochs, joint_b)
     if profile:
         b = datafit.intercept_optimal(W)
-    objective = datafit.value(W, b if fit_intercept else None) + penalty.value(W)
+    if gap is not None and not df.use_gram:  # the primal at this W, from its residual
+        objective = obj
+    else:
+        objective = datafit.value(W, b if fit_intercept else None) + penalty.value(W)
     converged = crit <= tol
     if not converged:
         logger.warning("bcd did not converge: stop_crit=%.3g > tol=%.3g", crit, tol)
-    gap = None if joint_b else final_gap(df, W, df.linear(W), penalty)
+    if gap is None and not joint_b:  # else the last outer iteration's gap is at this W
+        gap = final_gap(df, W, df.linear(W), penalty)
     return SolverResult(
         W, b, it, float(objective), float(crit), bool(converged), tuple(history), dual_gap=gap
     )
@@ -139,17 +145,18 @@ def _linear_sparse(df, W):
 
 
 def _outer_crit(df, W, b, S, penalty, scale, joint_b):
-    """(stopping criterion, objective, datafit gradient, scale) at ``W``."""
+    """(stopping criterion, objective, datafit gradient, scale, absolute gap or None)."""
     if not joint_b and hasattr(df, "gap_at"):
         gap, grad = df.gap_at(W, S, penalty, return_grad=True)
         if gap is not None:
-            return max(gap[0], 0.0) / max(gap[1], np.finfo(float).tiny), gap[1], grad, scale
+            crit = max(gap[0], 0.0) / max(gap[1], np.finfo(float).tiny)
+            return crit, gap[1], grad, scale, max(float(gap[0]), 0.0)
     scale = _scale(df, b) if scale is None else scale
     grad, gb = df.gradient_at(W, b, S)
     crit = penalty.subdiff_distance(W, grad) / scale
     if joint_b:
         crit = max(crit, float(np.max(np.abs(gb))) / scale)
-    return crit, df.value_at(W, b, S) + penalty.value(W), grad, scale
+    return crit, df.value_at(W, b, S) + penalty.value(W), grad, scale, None
 
 
 def _working_set(W, grad, penalty, p0):
@@ -161,7 +168,7 @@ def _working_set(W, grad, penalty, p0):
         step = penalty.prox(-grad[zero_rows], 1.0)
         score[zero_rows] = np.linalg.norm(step, axis=1)
     n_violating = int(np.sum(score[zero_rows] > 0)) if zero_rows.size else 0
-    size = min(W.shape[0], max(p0, 2 * int(nonzero.sum()), n_violating // 2))
+    size = min(W.shape[0], max(p0, 2 * int(nonzero.sum()), n_violating // 4))
     if size >= 0.5 * W.shape[0]:  # most rows: take them all, no more outer iterations
         size = W.shape[0]
     if size < W.shape[0]:
@@ -189,13 +196,16 @@ class _GramCache:
         self._wscale = 1.0
 
     def _weighted_X(self):
+        """``D^{1/2} X``; with equal weights ``X`` itself, the weight applied to the blocks."""
         if self._Xw is None:
             design = self.df.design
-            sw = np.sqrt(design.weights)
             X = design.X
-            self._Xw = (
-                X.multiply(sw[:, None]).tocsc() if hasattr(X, "multiply") else X * sw[:, None]
-            )
+            if design.equal_weight is not None:
+                self._Xw = X.tocsc() if hasattr(X, "tocsc") else X
+                self._wscale = design.equal_weight
+            else:
+                sw = np.sqrt(design.weights)[:, None]
+                self._Xw = X.multiply(sw).tocsc() if hasattr(X, "multiply") else X * sw
         return self._Xw
 
     def pieces(self, ws):
@@ -216,26 +226,31 @@ class _GramCache:
         return np.ascontiguousarray(G), np.ascontiguousarray(C.T), yty
 
     def _shared_block(self, ws):
-        Xw = self._weighted_X()
-        new = np.setdiff1d(ws, self.cols)
+        """Gram block of the (sorted) rows ``ws``, computing only the columns not seen."""
+        new = np.setdiff1d(ws, self.cols, assume_unique=True)
         if new.size:
-            Xn = Xw[:, new]
-            cross = _gram(Xw[:, self.cols], Xn) if self.cols.size else None
-            m, k = self.cols.size, new.size
-            G = np.empty((m + k, m + k))
-            if m:
-                G[:m, :m] = self.G
-                G[:m, m:] = cross
-                G[m:, :m] = cross.T
-            G[m:, m:] = _gram(Xn, Xn)
-            if self._wscale != 1.0:
-                G[:, m:] *= self._wscale
-                G[m:, :m] *= self._wscale
-            self.cols, self.G = np.concatenate([self.cols, new]), G
+            self._grow(new)
+        if np.array_equal(self.cols, ws):  # no gather needed
+            return self.G
         pos = np.empty(self.df.n_features, dtype=np.int64)
         pos[self.cols] = np.arange(self.cols.size)
         idx = pos[ws]
-        return self.G[np.ix_(idx, idx)]
+        return self.G.take(idx, axis=0).take(idx, axis=1)
+
+    def _grow(self, new):
+        """Append the columns ``new`` to the cached block (BLAS syrk for the new block)."""
+        Xw, scale = self._weighted_X(), self._wscale
+        everything = not self.cols.size and new.size == self.df.n_features
+        Xn = Xw if everything else Xw[:, new]  # all columns: no copy of the data
+        G = _gram(Xn, Xn)
+        if scale != 1.0:
+            G *= scale
+        if self.cols.size:
+            cross = _gram(Xw[:, self.cols], Xn)
+            if scale != 1.0:
+                cross *= scale
+            G = np.block([[self.G, cross], [cross.T, G]])
+        self.cols, self.G = np.concatenate([self.cols, new]), G
 
 
 def _gram(A, B):
@@ -243,10 +258,34 @@ def _gram(A, B):
     return out.toarray() if hasattr(out, "toarray") else np.asarray(out)
 
 
-def _solve_ws_kernel(cache, W_ws, ws, alpha, kind, tol, max_epochs):
-    """Gram block coordinate descent on the working set (numba kernel)."""
+def _epoch_budget(df, k):
+    """Inner epochs on ``k`` rows that cost about one outer iteration (one full gradient).
+
+    An epoch of Gram coordinate descent costs about ``k^2 T`` flops; the outer gradient
+    ``n p T`` (shared data), ``nnz(X)`` (per-task data) or ``p^2 T`` (Gram matrices). While
+    epochs are this cheap, solving the working set tightly saves outer iterations.
+    """
+    design = df.design
+    p, T = design.n_features, design.n_tasks
+    if df.use_gram:
+        outer = p * p * T
+    elif design.shared:
+        outer = design.n_samples * p * T
+    else:
+        outer = design.Z.nnz
+    return max(1, int(outer // max(k * k * T, 1)))
+
+
+def _solve_ws_kernel(cache, W_ws, ws, alpha, kind, tols, max_epochs):
+    """Gram block coordinate descent on the working set (numba kernel).
+
+    ``tols = (loose, tight, budget)``: epochs run until the relative gap of the working-set
+    problem is below ``loose``, and go on towards ``tight`` while fewer than ``budget``
+    epochs have run.
+    """
     from ._kernels import cd_epochs_gram
 
+    loose, tight, budget = tols
     G, C, yty = cache.pieces(ws)
     Wt = np.ascontiguousarray(W_ws.T, dtype=float)
     H = np.ascontiguousarray(np.einsum("tij,tj->ti", G, Wt) if G.shape[0] > 1 else Wt @ G[0])
@@ -260,7 +299,8 @@ def _solve_ws_kernel(cache, W_ws, ws, alpha, kind, tol, max_epochs):
         wc = np.sum(Wt * C, axis=1)
         F = 0.5 * float(np.sum(np.sum(Wt * H, axis=1) - 2 * wc + yty))
         gap, primal, _ = gap_from_parts(Wt.T, F, float(np.sum(yty - wc)), (H - C).T, pen)
-        if gap <= tol * max(primal, np.finfo(float).tiny):
+        rel = gap / max(primal, np.finfo(float).tiny)
+        if rel <= tight or (rel <= loose and epochs >= budget):
             break
     logger.debug("bcd working set of %d rows: %d epochs, gap %.3g", len(ws), epochs, gap)
     return Wt.T
