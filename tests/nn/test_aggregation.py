@@ -570,13 +570,29 @@ def test_host_nnqp_repairs_unsettled_rows_with_lawson_hanson(monkeypatch):
 
 @pytest.mark.parametrize("T", [3, 10])
 def test_host_and_device_paths_agree_on_hard_cases(T, monkeypatch):
+    """MGDA, UPGrad, CAGrad (numpy active sets) and Nash-MTL (numpy Newton) on the CPU
+    against the sync-free torch solvers."""
     from multitask.nn.aggregation import _solvers
 
     for case in ("conflicting", "ill_conditioned", "identical"):
         J = _J(T, case)
-        host = (MGDA()(J), UPGrad()(J))
+        makers = (MGDA, UPGrad, CAGrad, NashMTL, lambda: CAGrad(0.9))
+        host = [make()(J) for make in makers]
         monkeypatch.setattr(_solvers, "use_host", lambda G, host: bool(host))
-        device = (MGDA()(J), UPGrad()(J))
+        device = [make()(J) for make in makers]
         monkeypatch.undo()
-        _close(host[0], device[0].numpy(), 1e-6)
-        _close(host[1], device[1].numpy(), 1e-6)
+        for a, b in zip(host, device, strict=True):
+            _close(a, b.numpy(), 1e-6)
+
+
+@pytest.mark.parametrize("T", [3, 10])
+def test_host_solvers_settle_on_ordinary_cases(T):
+    """The host active sets are what runs on the CPU: they must not give up on plain cases."""
+    from multitask.nn.aggregation import _host_qp, _solvers
+
+    for case in ("conflicting", "random", "orthogonal"):
+        J = _J(T, case)
+        G = _solvers.normalise(_solvers.gramian(J)).numpy()
+        assert _host_qp.min_norm_simplex(G) is not None
+        assert _host_qp.project_dual_cone(G) is not None
+        assert _host_qp.cagrad_coefficients(G, 0.5) is not None

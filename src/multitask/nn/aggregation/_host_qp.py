@@ -134,3 +134,62 @@ def project_dual_cone(G: np.ndarray) -> np.ndarray | None:
     """
     Z = nnqp(G, G)
     return None if Z is None else np.eye(G.shape[0]) + Z
+
+
+def nash_weights(G: np.ndarray, init: np.ndarray, n_iter: int) -> np.ndarray | None:
+    """The damped Newton steps of :func:`._solvers.nash_weights`, in numpy (same iterates).
+
+    None when a Newton system is numerically singular.
+    """
+    T = G.shape[0]
+    alpha = init * np.sqrt(T / max(float(init @ G @ init), 1e-30))
+    for _ in range(n_iter):
+        grad = G @ alpha - 1 / alpha
+        try:
+            delta = np.linalg.solve(G + np.diag(alpha**-2), grad)
+        except np.linalg.LinAlgError:
+            return None
+        decrement = np.sqrt(max(float(grad @ delta), 0.0))
+        alpha = alpha - delta / (1 + decrement)
+    return alpha
+
+
+def cagrad_coefficients(G: np.ndarray, c: float, tol: float = 1e-10) -> np.ndarray | None:
+    """CAGrad's ``u`` (:func:`._solvers.cagrad_coefficients`) by an active set on the support.
+
+    For a support ``S``: ``G_SS p = 1``, ``G_SS q = b_S``, ``u_S = lambda p - q`` with the root
+    ``lambda`` of ``u^T G u = phi``. The support is updated (keep ``u_i > 0``, add tasks whose
+    margin ``(b + G u)_i`` is below ``lambda``) until it repeats; the result is returned only if it
+    satisfies the KKT conditions of the dual ``min_{w in simplex} b^T w + sqrt(phi) ||J^T w||``
+    (``u >= 0`` on ``S``, margins ``>= lambda`` off ``S``), which are sufficient since that dual is
+    convex. None otherwise (the caller then enumerates the supports).
+    """
+    T = G.shape[0]
+    b = G.sum(axis=1) / T
+    phi = c**2 * b.sum() / T
+    free = np.ones(T, dtype=bool)
+    for _ in range(2 * T + 5):
+        idx = np.flatnonzero(free)
+        try:
+            sol = np.linalg.solve(G[np.ix_(idx, idx)], np.stack([np.ones(len(idx)), b[idx]], 1))
+        except np.linalg.LinAlgError:
+            return None
+        p, q = sol[:, 0], sol[:, 1]
+        sp, sq, bq = p.sum(), q.sum(), q @ b[idx]
+        disc = sq**2 - sp * (bq - phi)
+        if not (disc >= 0 and sp > 0):
+            return None
+        lam = (sq + np.sqrt(disc)) / sp
+        u = np.zeros(T)
+        u[idx] = lam * p - q
+        margin = b + G @ u
+        new = np.where(free, u > 0, margin < lam)
+        if (new == free).all():
+            scale = tol * max(1.0, float(np.abs(b).max()))
+            if (u[free] >= -scale).all() and (margin[~free] >= lam - scale).all():
+                return u
+            return None
+        if not new.any():
+            return None
+        free = new
+    return None

@@ -229,7 +229,9 @@ def _dual_cone_active_set(G: Tensor, U: Tensor, n_iter: int) -> Tensor:
     return best
 
 
-def cagrad_coefficients(G: Tensor, c: float, max_exact: int = 10, n_iter: int = 12) -> Tensor:
+def cagrad_coefficients(
+    G: Tensor, c: float, max_exact: int = 10, n_iter: int = 12, *, host: bool | None = None
+) -> Tensor:
     """Coefficients ``u`` with ``d = J^T (1/T + u)`` the CAGrad direction (Liu et al. 2021, eq. 4).
 
     ``d`` maximises ``min_i g_i^T d`` over the ball ``||d - g_0|| <= c ||g_0||``. At the optimum
@@ -237,8 +239,14 @@ def cagrad_coefficients(G: Tensor, c: float, max_exact: int = 10, n_iter: int = 
     ``S`` of ``w``: ``G_SS u_S = lambda 1 - b_S`` and ``u^T G u = phi`` (``b = G 1 / T``,
     ``phi = c^2 ||g_0||^2``), a quadratic in ``lambda``. Each support gives a point of the ball;
     the one with the largest ``min_i (b + G u)_i`` is the optimum. Beyond ``max_exact`` tasks,
-    ``n_iter`` active-set iterations (:func:`_cagrad_active_set`).
+    ``n_iter`` active-set iterations (:func:`_cagrad_active_set`). On the CPU (``host=None``)
+    first an active set in numpy that stops when the support repeats and returns only a point
+    that satisfies the KKT conditions (:func:`._host_qp.cagrad_coefficients`).
     """
+    if use_host(G, host):
+        u = _host_qp.cagrad_coefficients(G.detach().cpu().double().numpy(), c)
+        if u is not None:
+            return to_device(torch.from_numpy(u).to(G.dtype), G.device)
     T = G.shape[0]
     b = G.sum(dim=1) / T
     phi = c**2 * b.sum() / T
@@ -286,14 +294,21 @@ def _cagrad_active_set(G: Tensor, b: Tensor, phi: Tensor, n_iter: int) -> Tensor
     return best
 
 
-def nash_weights(G: Tensor, init: Tensor, n_iter: int = 20) -> Tensor:
+def nash_weights(G: Tensor, init: Tensor, n_iter: int = 20, *, host: bool | None = None) -> Tensor:
     """Solve ``G alpha = 1 / alpha``, ``alpha > 0`` (Navon et al. 2022, eq. 2 / Thm 5.1).
 
     ``alpha`` is the minimiser of the self-concordant ``phi(a) = a^T G a / 2 - sum_i log a_i``,
     found by ``n_iter`` damped Newton steps ``a <- a - Delta / (1 + lambda)`` (Nesterov 2004,
     §4.1.5: they stay in ``a > 0`` and converge quadratically once ``lambda < 1/4``). ``init`` is
-    rescaled by the best scalar ``sqrt(T / init^T G init)`` first.
+    rescaled by the best scalar ``sqrt(T / init^T G init)`` first. On the CPU (``host=None``)
+    the same steps run in numpy (:func:`._host_qp.nash_weights`).
     """
+    if use_host(G, host):
+        alpha = _host_qp.nash_weights(
+            G.detach().cpu().double().numpy(), init.cpu().double().numpy(), n_iter
+        )
+        if alpha is not None:
+            return to_device(torch.from_numpy(alpha).to(G.dtype), G.device)
     T = G.shape[0]
     alpha = init * (T / (init @ G @ init).clamp(min=1e-30)).sqrt()
     for _ in range(n_iter):
