@@ -4,54 +4,59 @@ Protocol (Xue, Liao, Carin & Krishnapuram, JMLR 2007; README of the shared
 datasets): per task, a random stratified training subset (``--train-ratio`` of
 the rows, default 20%), the rest for test; ROC AUC per task, averaged over the
 29 tasks, then mean +- std over seeds. Features are standardised with training
-statistics; hyper-parameters are chosen by 3-fold cross-validation stratified
-by (task, label) on the training rows only, scored by ROC AUC.
+statistics; every hyper-parameter is chosen by 3-fold cross-validation stratified
+by (task, label) on the training rows only (``MultiTaskCV``: ``alpha`` on a
+warm-started path, the second strength on a grid), scored by the mean per-task AUC.
+
+Every (ratio, seed, method) result is cached as JSON under ``--results``; a rerun
+skips what exists.
 
 Usage::
 
     python benchmarks/reproduce_landmine.py --seeds 10
-    python benchmarks/reproduce_landmine.py --seeds 2 --quick
+    python benchmarks/reproduce_landmine.py --seeds 2 --grid tiny
 """
 
 import argparse
-import json
 import os
+import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
+from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.model_selection import ParameterGrid, StratifiedKFold
 
+sys.path.insert(0, str(Path(__file__).parent))
 import multitask.linear as ml
-from multitask.datasets import load
+import reproduce_common as rc
 
 
-def methods(quick):
-    """name -> (estimator, parameter grid)."""
-    n = 3 if quick else 5
+def methods(grid="full"):
+    """name -> (estimator, alphas, {second parameter: values})."""
+    n = {"full": 7, "quick": 5, "tiny": 3}[grid]
+    nb = {"full": 3, "quick": 2, "tiny": 2}[grid]
     return {
-        "independent logistic": (
-            ml.IndependentLogistic(),
-            {"alpha": list(np.logspace(-3, 1, n))},
-        ),
-        "L21 logistic": (ml.GroupLassoClassifier(), {"alpha": list(np.logspace(-4, -1, n))}),
-        "trace-norm logistic": (
-            ml.TraceNormClassifier(),
-            {"alpha": list(np.logspace(-4, -1, n))},
+        "independent logistic": (ml.IndependentLogistic(), np.logspace(-4, 1, n), {}),
+        "L21 logistic": (ml.GroupLassoClassifier(), np.logspace(-4, -1, n), {}),
+        "trace-norm logistic": (ml.TraceNormClassifier(), np.logspace(-4, -1, n), {}),
+        "dirty logistic": (
+            ml.DirtyModelClassifier(),
+            np.logspace(-4, -1, n - 2),
+            {"beta": list(np.logspace(-3, -1, nb))},
         ),
         "mean-regularised logistic": (
             ml.MeanRegularizedClassifier(),
-            {"alpha": list(np.logspace(-3, 1, n)), "beta": [1e-4, 1e-3, 1e-2]},
-        ),
-        "dirty logistic": (
-            ml.DirtyModelClassifier(),
-            {"alpha": [1e-3, 1e-2], "beta": [1e-3, 1e-2]},
+            np.logspace(-3, 2, n),
+            {"beta": list(np.logspace(-5, -2, nb))},
         ),
         "clustered logistic (k=2)": (
-            ml.ClusteredMTLClassifier(n_clusters=2, max_iter=300 if quick else 3000),
-            {"alpha": [1e-2] if quick else [1e-3, 1e-2, 1e-1], "beta": [1e-3, 1e-2]},
+            ml.ClusteredMTLClassifier(n_clusters=2, max_iter=20000),
+            np.logspace(-3, 2, n),
+            {"beta": list(np.logspace(-5, -2, nb))},
         ),
     }
 
@@ -68,58 +73,119 @@ def split(task, y, ratio, rng):
 
 
 def mean_task_auc(task, y, score):
-    return float(np.mean([roc_auc_score(y[task == t], score[task == t]) for t in np.unique(task)]))
+    """ROC AUC per task (tasks with one class skipped), averaged."""
+    aucs = [
+        roc_auc_score(y[task == t], score[task == t])
+        for t in np.unique(task)
+        if len(np.unique(y[task == t])) == 2
+    ]
+    return float(np.mean(aucs))
 
 
-def run(ratio, seeds, quick, out, tol):
-    data = load("landmine")
+def task_auc_scorer(task_col):
+    def score(est, X, y):
+        return mean_task_auc(X[task_col].to_numpy(), np.asarray(y), est.decision_function(X))
+
+    return score
+
+
+def load_split(ratio, seed, data=None):
+    """Standardised training / test rows of one seed."""
+    if data is None:
+        from multitask.datasets import load
+
+        data = load("landmine")
     X, y, task_col = data.X, np.asarray(data.y, int), data.task_col
     task = X[task_col].to_numpy()
     features = [c for c in X.columns if c != task_col]
-    rows = []
-    for seed in range(seeds):
-        rng = np.random.default_rng(seed)
-        train = split(task, y, ratio, rng)
-        X_tr, X_te = X[train].copy(), X[~train].copy()
-        mu, sd = X_tr[features].mean(), X_tr[features].std()
-        X_tr[features] = (X_tr[features] - mu) / sd
-        X_te[features] = (X_te[features] - mu) / sd
-        strata = 2 * X_tr[task_col].to_numpy() + y[train]
-        folds = list(StratifiedKFold(3, shuffle=True, random_state=seed).split(X_tr, strata))
-        for name, (est, grid) in methods(quick).items():
-            t0 = time.perf_counter()
-            est = est.set_params(task_col=task_col, tol=tol)
-            search = GridSearchCV(est, grid, cv=folds, scoring="roc_auc").fit(X_tr, y[train])
-            auc = mean_task_auc(task[~train], y[~train], search.decision_function(X_te))
-            row = {
-                "dataset": "landmine",
-                "train_ratio": ratio,
-                "seed": seed,
-                "method": name,
-                "mean_auc": auc,
-                "best_params": {k: float(v) for k, v in search.best_params_.items()},
-                "seconds": time.perf_counter() - t0,
-            }
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-            with open(out, "a") as f:
-                f.write(json.dumps(row) + "\n")
-    return rows
+    train = split(task, y, ratio, np.random.default_rng(seed))
+    X_tr, X_te = X[train].copy(), X[~train].copy()
+    mu, sd = X_tr[features].mean(), X_tr[features].std()
+    X_tr[features] = (X_tr[features] - mu) / sd
+    X_te[features] = (X_te[features] - mu) / sd
+    return X_tr, X_te, y[train], y[~train], task_col
+
+
+def fit_score(spec, X_tr, y_tr, X_te, task_col, seed, tol):
+    """Choose the parameters by inner CV; return test scores, chosen parameters, grids."""
+    est, alphas, extra = spec
+    est = clone(est).set_params(task_col=task_col, tol=tol)
+    strata = 2 * X_tr[task_col].to_numpy() + y_tr
+    folds = list(StratifiedKFold(3, shuffle=True, random_state=seed).split(X_tr, strata))
+    best = None
+    for values in ParameterGrid(extra):
+        cv = ml.MultiTaskCV(
+            clone(est).set_params(**values),
+            alphas=alphas,
+            cv=folds,
+            scoring=task_auc_scorer(task_col),
+            n_jobs=1,
+        ).fit(X_tr, y_tr)
+        score = cv.cv_scores_.mean(0).max()
+        if best is None or score > best[0]:
+            best = (score, cv, {**values, "alpha": cv.alpha_})
+    grids = {"alpha": [float(a) for a in alphas]}
+    grids.update({k: [float(x) for x in v] for k, v in extra.items()})
+    return best[1].decision_function(X_te), best[2], grids
+
+
+def evaluate(job, split_data, tol, grid):
+    X_tr, X_te, y_tr, y_te, task_col = split_data
+    t0 = time.perf_counter()
+    spec = methods(grid)[job["method"]]
+    score, best, grids = fit_score(spec, X_tr, y_tr, X_te, task_col, job["seed"], tol)
+    return {
+        "dataset": "landmine",
+        "protocol": job["protocol"],
+        "train_ratio": job["ratio"],
+        "seed": job["seed"],
+        "method": job["method"],
+        "mean_auc": mean_task_auc(X_te[task_col].to_numpy(), y_te, score),
+        "best_params": {k: float(v) for k, v in best.items()},
+        "grids": grids,
+        "edges": {k: rc.edge(best[k], g) for k, g in grids.items()},
+        "grid": grid,
+        "tol": tol,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def run(ratio, seeds, names, folder, tol, grid, data=None):
+    jobs = [
+        {"protocol": "auc", "ratio": ratio, "seed": s, "method": m} for s in seeds for m in names
+    ]
+    splits = {}
+
+    def compute(job):
+        key = (job["ratio"], job["seed"])
+        if key not in splits:
+            splits.clear()
+            splits[key] = load_split(*key, data=data)
+        return evaluate(job, splits[key], tol, grid)
+
+    return rc.run_cached(jobs, folder, compute, "landmine")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--train-ratio", type=float, default=0.2)
-    parser.add_argument("--quick", action="store_true", help="smaller grids")
-    parser.add_argument("--out", default="landmine_results.jsonl")
-    parser.add_argument("--tol", type=float, default=1e-5, help="solver tolerance")
+    parser.add_argument("--grid", choices=["full", "quick", "tiny"], default="full")
+    parser.add_argument("--results", default="results/reproduce_landmine")
+    parser.add_argument("--tol", type=float, default=1e-4, help="solver tolerance")
+    parser.add_argument("--methods", default="", help="comma-separated substrings of names")
+    parser.add_argument("--table", action="store_true", help="only print the cached tables")
     args = parser.parse_args()
-    rows = run(args.train_ratio, args.seeds, args.quick, args.out, args.tol)
-    print(f"\n{'method':28s} {'mean AUC':>18s}  seeds")
-    for name in dict.fromkeys(r["method"] for r in rows):
-        v = [r["mean_auc"] for r in rows if r["method"] == name]
-        print(f"{name:28s} {np.mean(v):8.4f} +- {np.std(v):6.4f}  {len(v)}")
+    only = [m for m in args.methods.split(",") if m]
+    names = [n for n in methods(args.grid) if not only or any(k in n for k in only)]
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    if not args.table:
+        run(args.train_ratio, seeds, names, args.results, args.tol, args.grid)
+    rows = rc.load_rows(args.results, "auc")
+    print(rc.summary(rows, "mean_auc", list(methods(args.grid))))
+    print()
+    print(rc.chosen(rows, list(methods(args.grid))))
 
 
 if __name__ == "__main__":

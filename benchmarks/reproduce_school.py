@@ -11,60 +11,150 @@ Protocols (see ``shared/datasets/README.md``):
 The two continuous columns are standardised with training statistics only; the
 constant bias column is a feature of ``W`` (as in MALSAR and Evgeniou & Pontil), so
 the task coupling also shrinks the intercepts (``fit_intercept=False``, ``y``
-centred by its training mean);
-every hyper-parameter is chosen by 3-fold cross-validation stratified by task
-on the training rows only (``MultiTaskCV``: ``alpha`` on a warm-started path,
-other parameters on a small grid), never on test rows.
+centred by its training mean). Every hyper-parameter is chosen by 3-fold
+cross-validation stratified by task on the training rows only (``MultiTaskCV``:
+``alpha`` on a warm-started path, the second strength on a grid), never on test rows.
+
+Methods whose penalty shrinks towards ``W = 0`` (L21, trace norm, dirty) also run
+"around pooled": the model is ``W = w_pool 1^T + V`` with ``w_pool`` the pooled ridge
+fit (its ``alpha`` chosen by CV) and the penalty on ``V``, so that the strongest
+regularisation gives back pooled ridge (the decomposition ``w_t = w_0 + v_t`` of
+Evgeniou & Pontil 2004, with ``w_0`` fitted first).
+
+Every (protocol, ratio, seed, method) result is cached as JSON under ``--results``;
+a rerun skips what exists.
 
 Usage::
 
     python benchmarks/reproduce_school.py --protocol ev --seeds 10
-    python benchmarks/reproduce_school.py --protocol nmse --seeds 10 --quick
-
-Prints a table (mean +- std over seeds) and writes JSON lines to ``--out``.
+    python benchmarks/reproduce_school.py --protocol nmse --seeds 10 --methods trace
 """
 
 import argparse
 import json
 import os
+import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.model_selection import ParameterGrid, StratifiedKFold
+from sklearn.utils.validation import check_is_fitted
 
+sys.path.insert(0, str(Path(__file__).parent))
 import multitask.linear as ml
-from multitask.datasets import load
+import reproduce_common as rc
 
 CONTINUOUS = ["free_meals_pct", "vr1_pct"]
+POOLED = "pooled ridge"
 
 
-def methods(quick):
-    """name -> (estimator, alphas, {other parameter: values}); ``alpha`` runs on a path."""
-    n = 4 if quick else 7
-    return {
-        "independent ridge": (ml.IndependentRidge(), np.logspace(-4, 1, n), {}),
-        "pooled ridge": (ml.PooledRidge(), np.logspace(-5, 0, n), {}),
-        "L21 (group lasso)": (ml.GroupLassoRegressor(), np.logspace(-2, 2, n), {}),
-        "trace norm": (ml.TraceNormRegressor(), np.logspace(-2, 2, n), {}),
+class PooledOffset(RegressorMixin, BaseEstimator):
+    """``estimator`` fitted on the residuals of a pooled ridge: ``W = w_pool 1^T + V``.
+
+    ``alpha`` and ``warm_start`` are forwarded to ``estimator``; with ``warm_start`` the
+    inner model is kept between fits, so that ``MultiTaskCV``'s path is warm-started.
+    """
+
+    def __init__(self, estimator, *, pooled_alpha=1.0, alpha=1.0, warm_start=False):
+        self.estimator = estimator
+        self.pooled_alpha = pooled_alpha
+        self.alpha = alpha
+        self.warm_start = warm_start
+
+    @property
+    def task_col(self):
+        return self.estimator.task_col
+
+    def fit(self, X, y, sample_weight=None):
+        if sample_weight is not None:
+            raise ValueError("PooledOffset takes no sample_weight; pass None.")
+        task_col = self.estimator.task_col
+        self.pooled_ = ml.PooledRidge(
+            alpha=self.pooled_alpha, task_col=task_col, fit_intercept=False
+        ).fit(X, y)
+        resid = np.asarray(y, float) - self.pooled_.predict(X)
+        if not (self.warm_start and hasattr(self, "inner_")):
+            self.inner_ = clone(self.estimator)
+        self.inner_.set_params(alpha=self.alpha, warm_start=self.warm_start).fit(X, resid)
+        return self
+
+    def predict(self, X):
+        check_is_fitted(self)
+        return self.pooled_.predict(X) + self.inner_.predict(X)
+
+
+def methods(grid="full"):
+    """name -> (estimator, alphas, {second parameter: values}, around_pooled).
+
+    A grid given as ``("l21" | "trace" | "l1" | "l1inf", factors)`` is relative: the
+    factors multiply that penalty's ``alpha_max`` on the training data (the smallest
+    strength at which ``W = 0``), so the strong edge of the grid is the zero model.
+    """
+    n = {"full": 7, "quick": 5, "tiny": 3}[grid]
+    nb = {"full": 3, "quick": 2, "tiny": 2}[grid]
+    rel = np.logspace(0, -3, n)
+    specs = {
+        POOLED: (ml.PooledRidge(), np.logspace(-8, 1, n + 3), {}, False),
+        "independent ridge": (ml.IndependentRidge(), np.logspace(-4, 2, n), {}, False),
+        "L21 (group lasso)": (ml.GroupLassoRegressor(), ("l21", rel), {}, False),
+        "trace norm": (ml.TraceNormRegressor(), ("trace", rel), {}, False),
         "dirty (L1 + L1inf)": (
             ml.DirtyModelRegressor(),
-            np.logspace(-2, 2, n),
-            {"beta": [0.3, 3.0] if quick else [0.1, 0.3, 1.0, 3.0]},
+            ("l1", np.logspace(0, -2, n - 2)),
+            {"beta": ("l1inf", np.logspace(0, -2, nb))},
+            False,
         ),
+        # smooth penalties: large alpha is slow for FISTA (step 1 / alpha) and alpha = 1e3
+        # already gives the pooled model (all w_t equal), so the grid stops there
         "mean-regularised": (
             ml.MeanRegularizedRegressor(),
-            np.logspace(-2, 2, n),
-            {"beta": [1e-4, 1e-3] if quick else [1e-5, 1e-4, 1e-3]},
+            np.logspace(-2, 3, n - 1),
+            {"beta": list(np.logspace(-7, -3, nb))},
+            False,
         ),
         "clustered (cMTL, k=3)": (
-            ml.ClusteredMTLRegressor(n_clusters=3, max_iter=300 if quick else 3000),
-            [1.0, 0.1] if quick else np.logspace(-2, 1, 4),
-            {"beta": [1e-2] if quick else [1e-3, 1e-2, 1e-1]},
+            ml.ClusteredMTLRegressor(n_clusters=3, max_iter=5000),
+            np.logspace(-2, 3, n - 1),
+            {"beta": list(np.logspace(-4, -2, nb))},
+            False,
         ),
     }
+    for name in ("L21 (group lasso)", "trace norm", "dirty (L1 + L1inf)"):
+        est, alphas, extra, _ = specs[name]
+        specs[name + " around pooled"] = (est, alphas, extra, True)
+    slow = ("mean-regularised", "clustered (cMTL, k=3)")  # the slowest last in each seed
+    return {k: specs[k] for k in sorted(specs, key=lambda k: k in slow)}
+
+
+def gradient_at_zero(X, y, task_col):
+    """``G[:, t] = X_t^T y_t / n_t``, shape (n_features, n_tasks): the datafit gradient at 0."""
+    features = X.drop(columns=task_col)
+    task = X[task_col].to_numpy()
+    return np.stack(
+        [
+            features[task == t].to_numpy(float).T @ y[task == t] / np.sum(task == t)
+            for t in np.unique(task)
+        ],
+        axis=1,
+    )
+
+
+def resolve(grid, G):
+    """An explicit list, or ``alpha_max * factors`` for a relative grid (see :func:`methods`)."""
+    if not isinstance(grid, tuple):
+        return np.asarray(grid, float)
+    kind, factors = grid
+    a_max = {
+        "l21": lambda: np.linalg.norm(G, axis=1).max(),
+        "trace": lambda: np.linalg.norm(G, 2),
+        "l1": lambda: np.abs(G).max(),
+        "l1inf": lambda: np.abs(G).sum(1).max(),
+    }[kind]()
+    return a_max * np.asarray(factors, float)
 
 
 def split(task, ratio, rng):
@@ -77,11 +167,11 @@ def split(task, ratio, rng):
     return train
 
 
-def standardise(X_tr, X_te):
+def standardise(X_tr, X_te, columns):
     X_tr, X_te = X_tr.copy(), X_te.copy()
-    mu, sd = X_tr[CONTINUOUS].mean(), X_tr[CONTINUOUS].std()
-    X_tr[CONTINUOUS] = (X_tr[CONTINUOUS] - mu) / sd
-    X_te[CONTINUOUS] = (X_te[CONTINUOUS] - mu) / sd
+    mu, sd = X_tr[columns].mean(), X_tr[columns].std()
+    X_tr[columns] = (X_tr[columns] - mu) / sd
+    X_te[columns] = (X_te[columns] - mu) / sd
     return X_tr, X_te
 
 
@@ -99,89 +189,145 @@ def inner_folds(task, n_splits, seed):
     return [(np.sort(np.concatenate([idx[tr], always])), idx[te]) for tr, te in folds]
 
 
-def fit_predict(est, alphas, extra, X_tr, y_tr, X_te, task_col, seed, tol):
-    """Choose ``alpha`` (warm-started path) and the other parameters by inner 3-fold CV."""
+def fit_predict(spec, X_tr, y_tr, X_te, task_col, seed, tol, pooled_alpha=None):
+    """Choose ``alpha`` (warm-started path) and the other parameters by inner 3-fold CV.
+
+    Returns the test predictions, the chosen parameters and the grids searched.
+    """
+    est, alphas, extra, around_pooled = spec
+    target = y_tr
+    if around_pooled:
+        pooled = ml.PooledRidge(alpha=pooled_alpha, task_col=task_col, fit_intercept=False)
+        target = y_tr - pooled.fit(X_tr, y_tr).predict(X_tr)
+    if isinstance(alphas, tuple) or any(isinstance(v, tuple) for v in extra.values()):
+        G = gradient_at_zero(X_tr, target, task_col)
+        alphas = resolve(alphas, G)
+        extra = {k: list(resolve(v, G)) for k, v in extra.items()}
     # the bias is a feature of W (MALSAR's and Evgeniou & Pontil's setting), so that the
     # task coupling also shrinks the intercepts; no separate unpenalised intercept
-    est = est.set_params(task_col=task_col, tol=tol, fit_intercept=False)
+    est = clone(est).set_params(task_col=task_col, tol=tol, fit_intercept=False)
+    if around_pooled:
+        est = PooledOffset(est, pooled_alpha=pooled_alpha)
     folds = inner_folds(X_tr[task_col].to_numpy(), 3, seed)
     best = None
     for values in ParameterGrid(extra):
         cv = ml.MultiTaskCV(
-            clone(est).set_params(**values),
+            clone(est).set_params(**values) if not around_pooled else _set_inner(est, values),
             alphas=alphas,
             cv=folds,
             scoring="neg_mean_squared_error",
             random_state=seed,
+            n_jobs=1,
         ).fit(X_tr, y_tr)
         score = cv.cv_scores_.mean(0).max()
         if best is None or score > best[0]:
             best = (score, cv, {**values, "alpha": cv.alpha_})
-    return best[1].predict(X_te), best[2]
+    grids = {
+        "alpha": [float(a) for a in alphas],
+        **{k: list(map(float, v)) for k, v in extra.items()},
+    }
+    return best[1].predict(X_te), best[2], grids
 
 
-def run(protocol, ratios, seeds, quick, out, tol, only=()):
-    data = load("school")
+def _set_inner(offset, values):
+    return clone(offset).set_params(estimator=clone(offset.estimator).set_params(**values))
+
+
+def load_split(ratio, seed, data=None):
+    """Training / test rows of one seed: standardised, bias column added, y not centred."""
+    if data is None:
+        from multitask.datasets import load
+
+        data = load("school")
     X, y, task_col = data.X, np.asarray(data.y, float), data.task_col
     task = X[task_col].to_numpy()
     X = X.assign(bias=1.0)
-    rows = []
-    for ratio in ratios:
-        for seed in range(seeds):
-            rng = np.random.default_rng(seed)
-            train = split(task, ratio, rng)
-            X_tr, X_te = standardise(X[train], X[~train])
-            y_tr, y_te = y[train], y[~train]
-            for name, (est, alphas, extra) in methods(quick).items():
-                if only and not any(key in name for key in only):
-                    continue
-                t0 = time.perf_counter()
-                # centre y with the training mean: penalised intercepts shrink towards it
-                mu = y_tr.mean()
-                pred, best = fit_predict(
-                    est, alphas, extra, X_tr, y_tr - mu, X_te, task_col, seed, tol
-                )
-                pred = pred + mu
-                nmse = float(np.mean((y_te - pred) ** 2) / np.var(y_te))
-                row = {
-                    "dataset": "school",
-                    "protocol": protocol,
-                    "train_ratio": ratio,
-                    "seed": seed,
-                    "method": name,
-                    "explained_variance_pct": 100 * (1 - nmse),
-                    "nmse": nmse,
-                    "best_params": {k: float(v) for k, v in best.items()},
-                    "seconds": time.perf_counter() - t0,
-                }
-                rows.append(row)
-                print(json.dumps(row), flush=True)
-                with open(out, "a") as f:
-                    f.write(json.dumps(row) + "\n")
-    return rows
+    train = split(task, ratio, np.random.default_rng(seed))
+    columns = [c for c in CONTINUOUS if c in X.columns]
+    X_tr, X_te = standardise(X[train], X[~train], columns)
+    return X_tr, X_te, y[train], y[~train], task_col
 
 
-def table(rows):
-    key = "explained_variance_pct" if rows[0]["protocol"] == "ev" else "nmse"
-    print(f"\n{'method':28s} {'ratio':>6s} {key:>24s}  seeds")
-    for ratio in sorted({r["train_ratio"] for r in rows}):
-        for name in dict.fromkeys(r["method"] for r in rows):
-            v = [r[key] for r in rows if r["method"] == name and r["train_ratio"] == ratio]
-            print(f"{name:28s} {ratio:6.2f} {np.mean(v):16.4f} +- {np.std(v):6.4f}  {len(v)}")
+def evaluate(job, split_data, tol, grid, pooled_alpha=None):
+    """One (protocol, ratio, seed, method) result row."""
+    X_tr, X_te, y_tr, y_te, task_col = split_data
+    spec = methods(grid)[job["method"]]
+    t0 = time.perf_counter()
+    mu = y_tr.mean()  # centre y with the training mean: penalised intercepts shrink to it
+    pred, best, grids = fit_predict(
+        spec, X_tr, y_tr - mu, X_te, task_col, job["seed"], tol, pooled_alpha
+    )
+    nmse = float(np.mean((y_te - pred - mu) ** 2) / np.var(y_te))
+    return {
+        "dataset": "school",
+        "protocol": job["protocol"],
+        "train_ratio": job["ratio"],
+        "seed": job["seed"],
+        "method": job["method"],
+        "explained_variance_pct": 100 * (1 - nmse),
+        "nmse": nmse,
+        "best_params": {k: float(v) for k, v in best.items()},
+        "grids": grids,
+        "edges": {k: rc.edge(best[k], g) for k, g in grids.items()},
+        "pooled_alpha": pooled_alpha,
+        "grid": grid,
+        "tol": tol,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def run(protocol, ratios, seeds, names, folder, tol, grid, data=None):
+    """Every (ratio, seed, method) of ``names`` (pooled ridge first in each seed), cached."""
+    if any(name.endswith("around pooled") for name in names) and POOLED not in names:
+        names = [POOLED, *names]
+    names = sorted(names, key=lambda n: n != POOLED)
+    jobs = [
+        {"protocol": protocol, "ratio": r, "seed": s, "method": m}
+        for s in seeds
+        for r in ratios
+        for m in names
+    ]
+    splits, pooled = {}, {}
+
+    def compute(job):
+        key = (job["ratio"], job["seed"])
+        if key not in splits:
+            splits.clear()
+            splits[key] = load_split(*key, data=data)
+        alpha = None
+        if job["method"].endswith("around pooled"):
+            path = rc.result_path(folder, protocol, *key, POOLED)
+            alpha = pooled.get(key) or json.loads(path.read_text())["best_params"]["alpha"]
+        row = evaluate(job, splits[key], tol, grid, alpha)
+        if job["method"] == POOLED:
+            pooled[key] = row["best_params"]["alpha"]
+        return row
+
+    return rc.run_cached(jobs, folder, compute, f"school {protocol}")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--protocol", choices=["ev", "nmse"], default="ev")
     parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--quick", action="store_true", help="smaller grids")
-    parser.add_argument("--out", default="school_results.jsonl")
-    parser.add_argument("--tol", type=float, default=1e-5, help="solver tolerance")
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--grid", choices=["full", "quick", "tiny"], default="full")
+    parser.add_argument("--results", default="results/reproduce_school")
+    parser.add_argument("--tol", type=float, default=1e-4, help="solver tolerance")
     parser.add_argument("--methods", default="", help="comma-separated substrings of names")
+    parser.add_argument("--table", action="store_true", help="only print the cached tables")
     args = parser.parse_args()
     ratios = [0.75] if args.protocol == "ev" else [0.1, 0.2, 0.3]
     only = [m for m in args.methods.split(",") if m]
-    table(run(args.protocol, ratios, args.seeds, args.quick, args.out, args.tol, only))
+    names = [n for n in methods(args.grid) if not only or any(k in n for k in only)]
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    if not args.table:
+        run(args.protocol, ratios, seeds, names, args.results, args.tol, args.grid)
+    rows = rc.load_rows(args.results, args.protocol)
+    key = "explained_variance_pct" if args.protocol == "ev" else "nmse"
+    print(rc.summary(rows, key, list(methods(args.grid))))
+    print()
+    print(rc.chosen(rows, list(methods(args.grid))))
 
 
 if __name__ == "__main__":
