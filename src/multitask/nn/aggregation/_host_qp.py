@@ -176,19 +176,18 @@ def cagrad_coefficients(G: np.ndarray, c: float, tol: float = 1e-10) -> np.ndarr
             return None
         p, q = sol[:, 0], sol[:, 1]
         sp, sq, bq = p.sum(), q.sum(), q @ b[idx]
-        disc = sq**2 - sp * (bq - phi)
-        if not (disc >= 0 and sp > 0):
+        disc = sq**2 - sp * (bq - phi)  # < 0: no point of the ball on this support
+        if not sp > 0:
             return None
-        lam = (sq + np.sqrt(disc)) / sp
+        lam = (sq + np.sqrt(max(disc, 0.0))) / sp
         u = np.zeros(T)
         u[idx] = lam * p - q
         margin = b + G @ u
         new = np.where(free, u > 0, margin < lam)
         if (new == free).all():
             scale = tol * max(1.0, float(np.abs(b).max()))
-            if (u[free] >= -scale).all() and (margin[~free] >= lam - scale).all():
-                return u
-            return None
+            kkt = (u[free] >= -scale).all() and (margin[~free] >= lam - scale).all()
+            return u if kkt and disc >= 0 else None
         if not new.any():
             return None
         free = new
