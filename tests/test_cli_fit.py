@@ -81,6 +81,8 @@ def test_adult_fit_then_predict_matches_loaded_model(tmp_path, real_data):
     assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_test"] == 400 and set(metrics["tasks"]) == {"income", "never_married"}
+    assert metrics["n_val"] == 320 and metrics["n_train"] == 1280  # 20 % of the 1,600 training
+    assert f"epoch {metrics['selection']['best_epoch']} of 2 run, chosen on 320" in r.output
     assert metrics["targets"]["income"] == {"kind": "binary", "classes": [0, 1]}
     assert metrics["tasks"]["never_married"]["auc"] > 0.8  # sanity: it learnt something
     assert "<html" in (out / "report.html").read_text()

@@ -119,6 +119,15 @@ def fit(
     except _ERRORS as exc:
         fail(str(exc))
     console.print(_metrics_table(result.metrics))
+    sel = result.metrics.get("selection")
+    if sel:
+        chosen = (
+            f"epoch {sel['best_epoch']} of {sel['epochs_run']} run, chosen on "
+            f"{result.metrics['n_val']} validation rows"
+            if sel["validated"]
+            else f"last epoch ({sel['epochs_run']}); no validation"
+        )
+        console.print(f"model:   {chosen}")
     console.print(f"model:   {out}\nreport:  {out / 'report.html'}")
 
 
