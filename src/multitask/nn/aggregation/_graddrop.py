@@ -51,18 +51,16 @@ class GradDrop(GradientAggregator):
             )
         g = self._rng.get(J.device)
         U = torch.rand(J.shape[1], generator=g, device=J.device, dtype=J.dtype)
-        pos, neg = J.clamp(min=0), J.clamp(max=0)  # (T, n_params) each
-        total_pos, total_neg = pos.sum(dim=0), neg.sum(dim=0)
-        mass = total_pos - total_neg  # sum_i |g_i|
-        purity = 0.5 * (1 + (total_pos + total_neg) / torch.where(mass > 0, mass, 1.0))
-        if self.leak is None:
-            kept_pos, kept_neg = total_pos, total_neg
-        else:  # the masked part carries weight 1 - l_i, the leak l_i g_i always passes
-            rest = 1 - self.leak.to(J)
-            kept_pos, kept_neg = rest @ pos, rest @ neg
-        # M_i keeps g_i > 0 where P > U and g_i < 0 where P < U: sum_i M_i g_i is one of these
-        out = torch.where(purity > U, kept_pos, torch.where(purity < U, kept_neg, 0.0))
-        return out if self.leak is None else out + self.leak.to(J) @ J
+        total, mass = J.sum(dim=0), J.abs().sum(dim=0)  # sum_i g_i, sum_i |g_i|
+        purity = 0.5 * (1 + total / (mass + (mass == 0).to(J.dtype)))
+        # M_i keeps g_i > 0 where P > U and g_i < 0 where P < U: s = +1, -1, or 0 (P = U)
+        s = torch.sign(purity - U)
+        if self.leak is None:  # sum of the positive parts is (mass + total) / 2, and so on
+            return 0.5 * (s * mass + s.abs() * total)
+        rest = 1 - self.leak.to(J)  # the masked part carries 1 - l_i, the leak l_i g_i passes
+        kept_pos, kept_neg = rest @ J.clamp(min=0), rest @ J.clamp(max=0)
+        out = 0.5 * ((s.abs() + s) * kept_pos + (s.abs() - s) * kept_neg)
+        return out + self.leak.to(J) @ J
 
     def reset(self) -> None:
         """Restart the random stream from ``seed``."""
