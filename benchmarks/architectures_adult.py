@@ -13,10 +13,19 @@ Run (the run reported in docs/architectures.md)::
 
     MULTITASK_DATA=... OMP_NUM_THREADS=1 nice -n 19 python benchmarks/architectures_adult.py \
         --epochs 10 > adult.log 2>&1
+    MULTITASK_DATA=... OMP_NUM_THREADS=1 nice -n 19 python benchmarks/architectures_adult.py \
+        --epochs 10 --methods ple mmoe --seeds 3 4 5 6 7 \
+        --out benchmarks/results/architectures_adult_more_seeds.jsonl  # failure rate
 
-``--probe-ple SEED`` trains PLE with that seed and prints, for each task, the
+``--probe METHOD SEED`` trains one model with that seed and prints, for each task, the
 AUC of a linear probe on the tower's input and on its hidden layer, and the
-dead ReLU units of the tower (the diagnosis of the collapsed seed in the docs).
+dead ReLU units of the tower; with ``--val-fraction 0`` it trains as the earlier
+runs did (all training rows, fixed epochs, last epoch kept). The diagnosis of
+the collapsed seed in the docs::
+
+    python benchmarks/architectures_adult.py --probe ple 1 --val-fraction 0 --epochs 5
+    python benchmarks/architectures_adult.py --probe ple 1 --epochs 10
+    python benchmarks/architectures_adult.py --probe mmoe 4 --epochs 10
 
 Results go to ``benchmarks/results/architectures_adult.jsonl`` (resumable).
 """
@@ -24,6 +33,7 @@ Results go to ``benchmarks/results/architectures_adult.jsonl`` (resumable).
 from __future__ import annotations
 
 import sys
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +52,7 @@ from architectures_common import (
     predict,
     run_all_selected,
     split_validation,
+    train,
     train_selected,
 )
 from multitask.nn.architectures import CGC, PLE, HardSharing, MMoE
@@ -99,7 +110,7 @@ def bce(out, y):
 def main() -> None:
     p = parser(__doc__.splitlines()[0], "architectures_adult")
     p.add_argument("--val-fraction", type=float, default=0.2)
-    p.add_argument("--probe-ple", type=int, default=None, metavar="SEED")
+    p.add_argument("--probe", nargs=2, default=None, metavar=("METHOD", "SEED"))
     p.set_defaults(epochs=10, batch_size=256)
     args = p.parse_args()
     (x_all, y_all), (xt, yt) = load()
@@ -132,13 +143,19 @@ def main() -> None:
 
         return run
 
-    if args.probe_ple is not None:
+    if args.probe is not None:
+        name, seed = args.probe[0], int(args.probe[1])
         torch.set_num_threads(args.threads)
-        torch.manual_seed(args.probe_ple)
-        (x, y), val = split_validation(x_all, y_all, args.val_fraction, args.probe_ple)
-        model = build("ple", d)
-        info = train_selected(model, x, y, bce, val, seed=args.probe_ple, **fit)
-        print("best epoch", info["best_epoch"], "test", auc(model, yt))
+        torch.manual_seed(seed)
+        model = build(name, d)
+        if args.val_fraction == 0:  # the earlier protocol: all training rows, last epoch
+            (x, y) = (x_all, y_all)
+            train(model, x, y, bce, seed=seed, **fit)
+        else:
+            (x, y), val = split_validation(x_all, y_all, args.val_fraction, seed)
+            info = train_selected(model, x, y, bce, val, seed=seed, **fit)
+            print("best epoch", info["best_epoch"])
+        print("test", auc(model, yt))
         probe_towers(model, (x, y), (xt, yt))
         return
     names = ("hard_sharing", "mmoe", "cgc", "ple")
@@ -151,18 +168,18 @@ def probe_towers(model: nn.Module, train, test, n: int = 8000) -> None:
     from sklearn.linear_model import LogisticRegression
 
     def features(x):
-        seen = {}
+        seen = defaultdict(list)  # predict() runs in batches: keep them all
         hooks = [
-            model.heads[t].register_forward_pre_hook(lambda m, i, t=t: seen.update({t: i[0]}))
+            model.heads[t].register_forward_pre_hook(lambda m, i, t=t: seen[t].append(i[0]))
             for t in TASKS
         ] + [
-            model.heads[t][1].register_forward_hook(lambda m, i, o, t=t: seen.update({"h" + t: o}))
+            model.heads[t][1].register_forward_hook(lambda m, i, o, t=t: seen["h" + t].append(o))
             for t in TASKS
         ]
         predict(model, x[:n])
         for h in hooks:
             h.remove()
-        return seen
+        return {k: torch.cat(v) for k, v in seen.items()}
 
     tr, te = features(train[0]), features(test[0])
     for t in TASKS:
