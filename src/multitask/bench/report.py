@@ -16,6 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
+from multitask.bench._report_tables import (
+    delta_cell,
+    failures_section,
+    html_table,
+    intro,
+    overall_values,
+    results_section,
+    seed_words,
+)
 from multitask.bench._results import RunResult, atomic_write_text, delta_m_by_method
 
 __all__ = ["render_report", "write_report"]
@@ -50,97 +59,6 @@ def _figure(fig, caption: str) -> str:
     )
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "") -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(cells) + "</tr>" for cells in rows)
-    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
-
-def _fmt(mean: float, std: float | None = None) -> str:
-    text = f"{mean:.4g}"
-    return text if std is None or np.isnan(std) else f"{text} ± {std:.2g}"
-
-
-def _fmt_seeds(values: Sequence[float]) -> str:
-    """Mean ± std over seeds; the bare value when there is one seed (no spread to show)."""
-    return _fmt(float(np.mean(values)), float(np.std(values)) if len(values) > 1 else None)
-
-
-def _seed_words(counts: Sequence[int]) -> str:
-    """How many seeds a set of numbers comes from, in words."""
-    distinct = sorted(set(counts))
-    if distinct == [1]:
-        return "1 seed"
-    if len(distinct) == 1:
-        return f"{distinct[0]} seeds"
-    return f"{distinct[0]}-{distinct[-1]} seeds"
-
-
-def _overall(rows: Sequence[RunResult]):
-    """(dataset, method, metric) -> list of per-seed overall values on test."""
-    out = defaultdict(list)
-    for r in rows:
-        if r.split == "test" and r.task == ALL:
-            out[(r.dataset, r.method, r.metric)].append(r.value)
-    return out
-
-
-def _results_section(dataset, rows, overall, published, deltas) -> str:
-    from multitask.metrics import HIGHER_IS_BETTER
-
-    pub = {(p.method, p.metric): p for p in published if p.dataset == dataset}
-    ran = {r.method for r in rows if r.dataset == dataset}
-    methods = sorted(ran) + sorted({m for m, _ in pub} - ran)  # published-only rows last
-    metrics = sorted({m for (d, _, m) in overall if d == dataset} | {k for _, k in pub})
-    best = {}
-    for metric in metrics:
-        means = {
-            m: np.mean(overall[(dataset, m, metric)])
-            for m in methods
-            if overall[(dataset, m, metric)]
-        }
-        if means:
-            pick = max if HIGHER_IS_BETTER.get(metric, True) else min
-            best[metric] = pick(means, key=means.get)
-    body = []
-    for method in methods:
-        cells = [f"<td>{html.escape(method)}</td>"]
-        for metric in metrics:
-            vals = overall.get((dataset, method, metric), [])
-            text = _fmt_seeds(vals) if vals else "-"
-            cls = ' class="best"' if best.get(metric) == method else ""
-            cells.append(f"<td{cls}>{text}</td>")
-            if not pub:
-                continue
-            p = pub.get((method, metric))
-            cells.append(
-                f'<td class="pub" title="{html.escape(p.citation)}">{_fmt(p.value, p.std)}</td>'
-                if p
-                else '<td class="pub">-</td>'
-            )
-        d = deltas.get((dataset, method))
-        cells.append(_delta_cell(list(d.values())) if d else "<td>-</td>")
-        n_seeds = len({r.seed for r in rows if r.dataset == dataset and r.method == method})
-        cells.append(f"<td>{n_seeds if method in ran else 'not run'}</td>")
-        body.append(cells)
-    header = ["method"]
-    for metric in metrics:
-        header += [f"{metric} (ours)", f"{metric} (published)"] if pub else [metric]
-    header += ["Δm vs single-task", "seeds"]
-    cites = sorted({(p.citation, p.protocol) for p in pub.values()})
-    note = "".join(
-        f"<li>{html.escape(c)}" + (f" (protocol: {html.escape(pr)})" if pr else "") + "</li>"
-        for c, pr in cites
-    )
-    return _table(header, body, "results") + (f"<ul class='pub'>{note}</ul>" if note else "")
-
-
-def _delta_cell(values: Sequence[float]) -> str:
-    if len(values) == 1:
-        return f"<td>{100 * values[0]:+.2f}%</td>"
-    return f"<td>{100 * np.mean(values):+.2f}% ± {100 * np.std(values):.2f}</td>"
-
-
 def _delta_ranking(deltas) -> tuple[str, str]:
     import matplotlib.pyplot as plt
 
@@ -148,20 +66,20 @@ def _delta_ranking(deltas) -> tuple[str, str]:
         ((ds, m, list(v.values())) for (ds, m), v in deltas.items()),
         key=lambda x: -np.mean(x[2]),
     )
-    words = _seed_words([len(v) for _, _, v in items])
+    words = seed_words([len(v) for _, _, v in items])
     rows = [
         [
             f"<td>{i + 1}</td>",
             f"<td>{html.escape(m)}</td>",
             f"<td>{html.escape(ds)}</td>",
-            _delta_cell(v),
+            delta_cell(v),
             f"<td>{len(v)}</td>",
         ]
         for i, (ds, m, v) in enumerate(items)
     ]
     spread = " (mean ± std over seeds)" if words != "1 seed" else " (1 seed)"
     header = ["rank", "method", "dataset", f"Δm{spread}", "seeds"]
-    table = _table(header, rows, "ranking")
+    ranking = html_table(header, rows, "ranking")
     fig, ax = plt.subplots(figsize=(6, 0.35 * max(len(items), 3) + 1))
     labels = [f"{m} ({ds})" for ds, m, _ in items]
     means = [100 * float(np.mean(v)) for _, _, v in items]
@@ -176,7 +94,7 @@ def _delta_ranking(deltas) -> tuple[str, str]:
     ax.set_xlabel("Δm vs single-task (%)")
     bars = "error bars: std over seeds" if any(stds) else "no error bars"
     caption = f"Δm ranking: mean relative change over single-task baselines ({words}; {bars})"
-    return table, _figure(fig, caption)
+    return ranking, _figure(fig, caption)
 
 
 def _per_task_bars(dataset, rows, baseline: str) -> str:
@@ -216,7 +134,7 @@ def _per_task_bars(dataset, rows, baseline: str) -> str:
     ax.set_xticks(x + 0.4 - width / 2, tasks, rotation=45, ha="right", fontsize=7)
     ax.set_ylabel(f"test {metric_name}")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    words = _seed_words([len(v) for v in per.values() if v])
+    words = seed_words([len(v) for v in per.values() if v])
     bars = "error bars: std over seeds" if multi else "no error bars"
     return _figure(fig, f"{dataset}: per-task test {metric_name} ({words}; {bars})")
 
@@ -301,38 +219,6 @@ def _artifact_section(dataset, artifacts) -> str:
     return "".join(p for p in parts if p)
 
 
-def _failures_section(failures: Sequence[dict]) -> str:
-    rows = [
-        [f"<td>{html.escape(str(f.get(k, '')))}</td>" for k in ("dataset", "method", "seed")]
-        + [f"<td style='text-align:left'>{html.escape(str(f.get('error', '')))}</td>"]
-        for f in failures
-    ]
-    return (
-        f"<h2>Failed runs ({len(failures)})</h2><p>These runs raised an error and have no "
-        "numbers in the tables above; running the suite again retries them.</p>"
-        + _table(["dataset", "method", "seed", "error"], rows, "failures")
-    )
-
-
-def _intro(rows: Sequence[RunResult], n_datasets: int) -> str:
-    seeds = defaultdict(set)
-    for r in rows:
-        seeds[(r.dataset, r.method)].add(r.seed)
-    words = _seed_words([len(v) for v in seeds.values()]) if seeds else "no seed"
-    spread = (
-        "the value of that single seed (no error bars)"
-        if words == "1 seed"
-        else f"mean ± std over seeds ({words}; the 'seeds' column gives each method's count)"
-    )
-    n_runs = len({(r.dataset, r.method, r.seed) for r in rows})
-    return (
-        f"<p>{n_runs} runs over {n_datasets} datasets, {words}. Hyper-parameters and models "
-        f"were chosen on validation data only; numbers are test metrics, {spread}. "
-        "Δm: mean relative change over the single-task baseline across tasks and "
-        "metrics, positive is better (Maninis et al. 2019).</p>"
-    )
-
-
 def render_report(
     rows: Sequence[RunResult],
     artifacts: dict | None = None,
@@ -366,22 +252,22 @@ def render_report(
     baselines = {d: baseline_for(PROBLEMS[d].half) if d in PROBLEMS else "" for d in datasets}
     all_deltas = delta_m_by_method(rows, baselines)
     deltas = {key: v for key, v in all_deltas.items() if key[1] != baselines[key[0]]}
-    overall = _overall(rows)
+    overall = overall_values(rows)
     out = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
         f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
-        _intro(rows, len(datasets)),
+        intro(rows, len(datasets)),
     ]
     if deltas:
         table, fig = _delta_ranking(deltas)
         out.append(f"<h2>Δm ranking</h2>{table}{fig}")
     for dataset in datasets:
         out.append(f"<h2>{html.escape(dataset)}</h2>")
-        out.append(_results_section(dataset, rows, overall, published, deltas))
+        out.append(results_section(dataset, rows, overall, published, deltas))
         out.append(_per_task_bars(dataset, rows, baselines[dataset]))
         out.append(_artifact_section(dataset, artifacts))
     if failures:
-        out.append(_failures_section(failures))
+        out.append(failures_section(failures))
     out.append("</body></html>")
     return "\n".join(out)
 
