@@ -35,10 +35,13 @@ def bcd(
     Each outer iteration computes the full datafit gradient, the stopping criterion and a
     score for every zero feature row (the norm of its prox-gradient step, positive exactly
     when the row violates the optimality conditions); the working set is the support plus
-    the best-scoring rows, ``max(p0, 2 |support|)`` rows in all. The subproblem on the working
-    set is solved on its (small) Gram matrices by cyclic block coordinate descent in a numba
-    kernel (quadratic loss with L1 or L21), otherwise by FISTA, to a fraction of the outer
-    criterion.
+    the best-scoring rows, ``max(p0, 2 |support|, n_violating / 4)`` rows in all (all rows
+    once half are needed). The subproblem on the working set is solved on its (small) Gram
+    matrices by cyclic block coordinate descent in a numba kernel (quadratic loss with L1 or
+    L21), otherwise by FISTA: at least to 0.3 times the outer criterion, and on towards
+    ``tol / 2`` while its epochs cost less than one outer iteration (:func:`_epoch_budget`),
+    which saves outer passes over the data when the working set is right. The duality gap
+    and objective of the last outer iteration are those of the returned point.
 
     Parameters
     ----------
@@ -70,6 +73,9 @@ def bcd(
     Massias, M., Gramfort, A. and Salmon, J. "Celer: a fast solver for the Lasso with dual
     extrapolation." ICML 2018, Algorithm 1 (working sets grown from the prox-gradient score,
     inner precision a fraction of the outer duality gap).
+    Ndiaye, E., Fercoq, O., Gramfort, A. and Salmon, J. "Gap safe screening rules for
+    sparsity enforcing penalties." JMLR 18(128), 2017, eq. (7) (the rescaled-residual dual
+    point behind the gap of every outer iteration).
     """
     check_penalty(penalty, ("value", "prox"))
     if not getattr(penalty, "row_separable", False):
@@ -238,10 +244,18 @@ class _GramCache:
         return self.G.take(idx, axis=0).take(idx, axis=1)
 
     def _grow(self, new):
-        """Append the columns ``new`` to the cached block (BLAS syrk for the new block)."""
+        """Append the columns ``new`` to the cached block (BLAS syrk for the new block).
+
+        When the block would cover every feature, the design's full Gram matrix is used
+        instead (the same flops as the missing blocks, with no copies of columns and no
+        reordering; kept on the design for later solves).
+        """
+        p = self.df.n_features
+        if self.cols.size + new.size == p:
+            self.cols, self.G = np.arange(p), self.df.design.gram
+            return
         Xw, scale = self._weighted_X(), self._wscale
-        everything = not self.cols.size and new.size == self.df.n_features
-        Xn = Xw if everything else Xw[:, new]  # all columns: no copy of the data
+        Xn = Xw[:, new]
         G = _gram(Xn, Xn)
         if scale != 1.0:
             G *= scale
