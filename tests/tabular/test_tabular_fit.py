@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from multitask.tabular import FitOptions, fit_table, load_model
-from multitask.tabular._fit import _random_split, _task_split, _validation_split
+from multitask.tabular._splits import random_split, task_split, validation_split
 
 
 def _long_table(seed=0, n_per_task=(30, 40, 25), classify=False):
@@ -30,7 +30,7 @@ def test_independent_ols_matches_per_task_least_squares():
     opts = FitOptions(("y",), "independent", task_col="school", alpha=0.0, test_size=0.25, seed=3)
     result = fit_table(frame, opts)
     tasks = frame["school"].astype(str).to_numpy(dtype=object)
-    train, test = _task_split(tasks, 0.25, 3)
+    train, test = task_split(tasks, 0.25, 3)
     design = np.column_stack(
         [np.ones(len(frame)), frame.x1, frame.x2, (frame.c == "u").astype(float)]
     )
@@ -56,13 +56,13 @@ def test_independent_ols_matches_per_task_least_squares():
 
 def test_task_split_keeps_two_training_rows_per_task():
     tasks = np.array(["a"] * 2 + ["b"] * 3 + ["c"] * 10, dtype=object)
-    train, test = _task_split(tasks, 0.9, 0)
+    train, test = task_split(tasks, 0.9, 0)
     assert sorted(np.concatenate([train, test]).tolist()) == list(range(15))
     for t in "abc":
         assert (tasks[train] == t).sum() >= 2
     assert (tasks[test] == "c").sum() == 8
     with pytest.raises(ValueError, match="task 'd' has 1 labelled row"):
-        _task_split(np.array(["a", "a", "d"], dtype=object), 0.2, 0)
+        task_split(np.array(["a", "a", "d"], dtype=object), 0.2, 0)
 
 
 def test_linear_classifier_matches_estimator_on_hand_standardised_features(tmp_path):
@@ -72,7 +72,7 @@ def test_linear_classifier_matches_estimator_on_hand_standardised_features(tmp_p
     opts = FitOptions(("y",), "group_lasso", task_col="school", alpha=0.01, seed=1)
     fit_table(frame, opts, out=tmp_path / "m")
     tasks = frame["school"].astype(str).to_numpy(dtype=object)
-    train, _ = _task_split(tasks, 0.2, 1)
+    train, _ = task_split(tasks, 0.2, 1)
     tr = frame.iloc[train]
     hand = pd.DataFrame(
         {
@@ -220,8 +220,8 @@ def test_preprocessing_is_fitted_on_training_rows_only():
     torch.set_num_threads(1)
     frame = _wide_table(n=100)
     frame.loc[:, "a"] = np.arange(100.0)  # the held-out rows shift the mean if used
-    train_all, test = _random_split(100, 0.3, 5)
-    train, val = _validation_split(train_all, 0.2, 5)
+    train_all, test = random_split(100, 0.3, 5)
+    train, val = validation_split(train_all, 0.2, 5)
     frame.loc[test, "color"] = "blue"  # a level seen only in held-out rows
     frame.loc[val, "color"] = "blue"  # ... and in validation rows
     opts = FitOptions(("reg",), "hard_sharing", epochs=1, test_size=0.3, seed=5)
@@ -234,14 +234,14 @@ def test_preprocessing_is_fitted_on_training_rows_only():
 
 
 def test_validation_is_carved_from_training_rows_and_seeded():
-    train, test = _random_split(500, 0.2, 3)
-    fit, val = _validation_split(train, 0.25, 3)
+    train, test = random_split(500, 0.2, 3)
+    fit, val = validation_split(train, 0.25, 3)
     assert len(val) == 100 and len(fit) == 300
     assert not set(val) & set(test) and set(fit) | set(val) == set(train)
-    again = _validation_split(train, 0.25, 3)
+    again = validation_split(train, 0.25, 3)
     np.testing.assert_array_equal(again[1], val)
-    assert not np.array_equal(_validation_split(train, 0.25, 4)[1], val)
-    assert len(_validation_split(train, 0.0, 3)[1]) == 0
+    assert not np.array_equal(validation_split(train, 0.25, 4)[1], val)
+    assert len(validation_split(train, 0.0, 3)[1]) == 0
 
 
 def test_deep_epoch_is_chosen_on_validation_and_early_stopping(tmp_path):
@@ -267,8 +267,8 @@ def test_deep_epoch_is_chosen_on_validation_and_early_stopping(tmp_path):
     if sel["epochs_run"] < 12:  # stopped early: exactly `patience` epochs without progress
         assert sel["epochs_run"] == sel["best_epoch"] + 2
     # the kept weights are the best epoch's: recompute its validation metrics
-    train_all, _ = _random_split(400, 0.2, 1)
-    _, val = _validation_split(train_all, 0.2, 1)
+    train_all, _ = random_split(400, 0.2, 1)
+    _, val = validation_split(train_all, 0.2, 1)
     model = result.model
     va = frame.iloc[val].reset_index(drop=True)
     out = model.outputs(va)

@@ -38,6 +38,7 @@ from multitask.tabular._linear import (
 )
 from multitask.tabular._model import TabularModel, write_json
 from multitask.tabular._scores import score_target
+from multitask.tabular._splits import random_split, task_split, validation_split
 from multitask.tabular._targets import KINDS, TargetEncoder, check_finite
 
 __all__ = ["FitOptions", "FitResult", "fit_table"]
@@ -191,57 +192,10 @@ def _check_options(opts: FitOptions) -> None:
     _check_method(opts)
 
 
-# ------------------------------------------------------------------ splits
-def _random_split(n: int, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    if n < 2:
-        raise ValueError(f"the table has {n} row(s); it needs at least 2 (train and test)")
-    perm = np.random.default_rng(seed).permutation(n)
-    n_test = min(max(1, round(test_size * n)), n - 1)
-    return np.sort(perm[n_test:]), np.sort(perm[:n_test])
-
-
-def _task_split(tasks: np.ndarray, test_size: float, seed: int):
-    """Split each task's rows; every task keeps >= 2 training rows."""
-    rng = np.random.default_rng(seed)
-    train, test = [], []
-    labels, codes, counts = np.unique(tasks, return_inverse=True, return_counts=True)
-    small = np.flatnonzero(counts < 2)
-    if small.size:
-        t = labels[small[0]]
-        raise ValueError(
-            f"task {t!r} has {counts[small[0]]} labelled row(s); every task needs at least 2 "
-            "rows to be trained on. Drop the task or give it more rows"
-        )
-    for k in range(len(labels)):
-        rows = rng.permutation(np.flatnonzero(codes == k))
-        n_test = min(int(np.floor(test_size * len(rows))), len(rows) - 2)
-        test.append(rows[:n_test])
-        train.append(rows[n_test:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
-
-
 # ------------------------------------------------------------------ fitting
-def _validation_split(train: np.ndarray, val_size: float, seed: int):
-    """Carve a seeded validation part out of the training rows (deep half).
-
-    The validation rows come from the training part only, so the held-out test
-    rows never take part in training or model selection.
-    """
-    if val_size == 0:
-        return train, train[:0]
-    if len(train) < 2:
-        raise ValueError(
-            f"{len(train)} training row(s) cannot be split into training and validation; "
-            "give more rows or --val-size 0"
-        )
-    perm = np.random.default_rng([seed, 1]).permutation(train)
-    n_val = min(max(1, round(val_size * len(train))), len(train) - 1)
-    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
-
-
 def _fit_deep(frame, features: list[str], opts: FitOptions):
-    train_all, test = _random_split(len(frame), opts.test_size, opts.seed)
-    train, val = _validation_split(train_all, opts.val_size, opts.seed)
+    train_all, test = random_split(len(frame), opts.test_size, opts.seed)
+    train, val = validation_split(train_all, opts.val_size, opts.seed)
     tr = frame.iloc[train]
     pre = FeaturePreprocessor.fit(tr[features])
     encs = [TargetEncoder.fit(tr[t], t, opts.kinds.get(t)) for t in opts.targets]
@@ -286,7 +240,7 @@ def _fit_linear(frame, features: list[str], opts: FitOptions):
     if labelled.empty:
         raise ValueError(f"target {target!r} has no value in any row")
     tasks = task_text(labelled[opts.task_col])
-    train, test = _task_split(tasks, opts.test_size, opts.seed)
+    train, test = task_split(tasks, opts.test_size, opts.seed)
     tr = labelled.iloc[train]
     pre = FeaturePreprocessor.fit(tr[features])
     enc = TargetEncoder.fit(tr[target], target, opts.kinds.get(target))
