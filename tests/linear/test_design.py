@@ -58,12 +58,14 @@ def test_2410_tasks_product_equals_loop():
     np.testing.assert_allclose(grad, expected_grad, atol=1e-12)
 
 
-def test_shared_design_products_and_gram():
+@pytest.mark.parametrize("weighted", [True, False])
+def test_shared_design_products_and_gram(weighted):
     rng = np.random.default_rng(2)
     X, Y = rng.standard_normal((50, 7)), rng.standard_normal((50, 3))
-    s = rng.uniform(0.1, 1.0, 50)
-    d = make_shared_design(X, Y, sample_weight=s)
+    s = rng.uniform(0.1, 1.0, 50) if weighted else np.ones(50)
+    d = make_shared_design(X, Y, sample_weight=s if weighted else None)
     wt = s / s.sum()
+    np.testing.assert_allclose(d.yty, wt @ Y**2, atol=1e-12)
     W = rng.standard_normal((7, 3))
     np.testing.assert_allclose(d.predict(W), X @ W)
     np.testing.assert_allclose(d.gram, X.T @ (wt[:, None] * X), atol=1e-12)

@@ -158,11 +158,15 @@ class MultiTaskDesign:
     @cached_property
     def xty(self):
         """Weighted products ``X_t^T D_t y_t``, shape (n_features, n_tasks)."""
+        if self.equal_weight is not None:  # no weighted copy of the targets
+            return self.rmatvec(self.y) * self.equal_weight
         return self.rmatvec(self._broadcast(self.weights) * self.y)
 
     @cached_property
     def yty(self):
         """Weighted ``sum_i d_i y_i^2`` of every task, shape (n_tasks,)."""
+        if self.shared and self.equal_weight is not None:
+            return np.einsum("it,it->t", self.y, self.y) * self.equal_weight
         return self.task_sum(self._broadcast(self.weights) * self.y**2)
 
     def gram_matvec(self, W, centered=False):
