@@ -570,16 +570,21 @@ def test_host_nnqp_repairs_unsettled_rows_with_lawson_hanson(monkeypatch):
 
 @pytest.mark.parametrize("T", [3, 10])
 def test_host_and_device_paths_agree_on_hard_cases(T, monkeypatch):
-    """MGDA, UPGrad, CAGrad (numpy active sets) and Nash-MTL (numpy Newton) on the CPU
-    against the sync-free torch solvers."""
+    """MGDA, UPGrad, CAGrad (numpy active sets), Nash-MTL (numpy Newton), PCGrad and GradVac
+    (numpy loops) on the CPU against the sync-free torch code."""
     from multitask.nn.aggregation import _solvers
 
     for case in ("conflicting", "ill_conditioned", "identical"):
         J = _J(T, case)
-        makers = (MGDA, UPGrad, CAGrad, NashMTL, lambda: CAGrad(0.9))
-        host = [make()(J) for make in makers]
+        makers = (MGDA, UPGrad, CAGrad, NashMTL, lambda: CAGrad(0.9), PCGrad, GradVac)
+
+        def twice(agg, J=J):  # stateful ones (GradVac's targets) branch the second time
+            agg(J)
+            return agg(J)
+
+        host = [twice(make()) for make in makers]
         monkeypatch.setattr(_solvers, "use_host", lambda G, host: bool(host))
-        device = [make()(J) for make in makers]
+        device = [twice(make()) for make in makers]
         monkeypatch.undo()
         for a, b in zip(host, device, strict=True):
             _close(a, b.numpy(), 1e-6)

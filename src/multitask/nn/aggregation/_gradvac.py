@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -60,6 +61,16 @@ class GradVac(GradientAggregator):
         T = G.shape[0]
         if self.targets.shape != (T, T):
             self.targets = torch.zeros(T, T, dtype=G.dtype, device=G.device)
+        if _solvers.use_host(G, None):  # the same steps in numpy: no per-op dispatch
+            w, targets = _host_weights(
+                G.numpy(),
+                self._orders(T).numpy(),
+                self.targets.double().numpy(),
+                self.beta,
+                self.eps,
+            )
+            self.targets = torch.from_numpy(targets).to(self.targets.dtype)
+            return torch.from_numpy(w).to(gramian.dtype)
         rows = torch.arange(T, device=G.device)
         order = _solvers.to_device(self._orders(T), G.device)  # (T, T - 1)
         # each pair (i, j) is visited once per call: its target and g_j's norm can be read upfront
@@ -112,3 +123,28 @@ class GradVac(GradientAggregator):
 
     def __repr__(self) -> str:
         return f"GradVac(beta={self.beta}, seed={self.seed})"
+
+
+def _host_weights(G, order, targets, beta: float, eps: float):
+    """:meth:`GradVac.gramian_weights` on the host (numpy): weights and updated targets."""
+    T = G.shape[0]
+    rows = np.arange(T)
+    phi_hat = np.take_along_axis(targets, order, axis=1)  # (T, T - 1)
+    s_hat = np.sqrt(np.clip(1 - phi_hat * phi_hat, 0, None))
+    norm_j = np.sqrt(np.clip(np.diag(G), 0, None))[order]
+    denom = norm_j * s_hat + eps
+    C = np.eye(T)
+    phis = np.empty_like(phi_hat)
+    for k in range(T - 1):
+        j = order[:, k]
+        CG = C @ G
+        norm_i = np.sqrt(np.clip((CG * C).sum(axis=1), 0, None))
+        phi = CG[rows, j] / (norm_i * norm_j[:, k] + eps)
+        s_phi = np.sqrt(np.clip(1 - phi * phi, 0, None))
+        w = norm_i * (phi_hat[:, k] * s_phi - phi * s_hat[:, k]) / denom[:, k]
+        C[rows, j] += w * (phi < phi_hat[:, k])
+        phis[:, k] = phi
+    targets = targets.copy()
+    if T > 1:
+        np.put_along_axis(targets, order, (1 - beta) * phi_hat + beta * phis, axis=1)
+    return C.sum(axis=0), targets

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -45,6 +46,10 @@ class PCGrad(GradientAggregator):
         """Weights ``C.sum(0)`` of shape ``(n_tasks,)`` from ``gramian = J J^T`` (draws orders)."""
         G = _solvers.to_solver(gramian)
         T = G.shape[0]
+        if _solvers.use_host(G, None):  # the same steps in numpy: no per-op dispatch
+            return torch.from_numpy(_host_weights(G.numpy(), self._orders(T).numpy())).to(
+                gramian.dtype
+            )
         rows = torch.arange(T, device=G.device)
         order = _solvers.to_device(self._orders(T), G.device)  # (T, T): order[i] visits
         C = torch.eye(T, dtype=G.dtype, device=G.device)
@@ -75,3 +80,18 @@ class PCGrad(GradientAggregator):
 
     def __repr__(self) -> str:
         return f"PCGrad(seed={self.seed}, deterministic={self.deterministic})"
+
+
+def _host_weights(G: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """:meth:`PCGrad.gramian_weights` on the host (numpy), for the visiting orders ``order``."""
+    T = G.shape[0]
+    rows = np.arange(T)
+    C = np.eye(T)
+    norms = np.diag(G)[order]
+    project = (order != rows[:, None]) & (norms > 0)
+    coef = np.where(project, 1 / np.where(project, norms, 1.0), 0.0)
+    for k in range(T):
+        j = order[:, k]
+        dot = (C @ G)[rows, j]
+        C[rows, j] += -np.minimum(dot, 0) * coef[:, k]  # rows are distinct: no repeated index
+    return C.sum(axis=0)
