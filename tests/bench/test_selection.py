@@ -48,3 +48,27 @@ def test_linear_test_metrics_are_in_the_target_units():
     out = method.run(_problem(y_mean=10.0, y_std=3.0), 0, {})
     assert out.values[("1", "mse", "test")] == pytest.approx(4.0 * 9.0)  # error 2 x deviation 3
     assert out.values[("_all", "nmse", "test")] == pytest.approx(16.0)  # unit-free
+
+
+def test_deep_selection_survives_f1_zero_on_validation():
+    """No positive in the validation rows of a task: its F1 there is 0 at every epoch, which
+    made the old selection (delta_m over every metric, F1 included) divide by 0. The epoch is
+    now chosen on AUC (undefined here, so the last epoch is kept); the test rows still get
+    every metric of the kind."""
+    torch = pytest.importorskip("torch")
+    from multitask.bench._deep import DeepMethod, DeepProblem
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    X = {s: rng.normal(size=(200, 4)).astype(np.float32) for s in ("train", "val", "test")}
+    Y = {s: {"rare": (x[:, 0] > 1.0).astype(np.float32)} for s, x in X.items()}
+    Y["val"]["rare"][:] = 0.0
+    for s, x in X.items():
+        Y[s]["other"] = (x[:, 1] > 0).astype(np.float32)
+    kinds = {"rare": "binary", "other": "binary"}
+    problem = DeepProblem("toy", kinds, {"rare": 1, "other": 1}, X, Y)
+    out = DeepMethod("hard_sharing").run(problem, 0, {"max_epochs": 2, "batch_size": 64})
+    for task in kinds:
+        got = {m: v for (t, m, _), v in out.values.items() if t == task}
+        assert set(got) == {"accuracy", "auc", "f1"}
+        assert all(0.0 <= v <= 1.0 for v in got.values())

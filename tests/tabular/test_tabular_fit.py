@@ -292,5 +292,22 @@ def test_deep_without_validation_keeps_the_last_epoch():
     opts = FitOptions(("reg",), "hard_sharing", epochs=3, val_size=0.0)
     sel = fit_table(frame, opts).metrics["selection"]
     assert sel == {
-        "epochs_run": 3, "best_epoch": 3, "validated": False, "val_metrics": {}, "val_history": [],
+        "epochs_run": 3, "best_epoch": 3, "validated": False,
+        "note": "no validation rows (--val-size 0)", "val_metrics": {}, "val_history": [],
     }  # fmt: skip
+
+
+def test_validation_that_cannot_choose_an_epoch_is_named():
+    from multitask.tabular import TargetEncoder
+    from multitask.tabular._deep import _validation_problem
+
+    reg = TargetEncoder.fit(pd.Series([0.5, 1.5, 2.0]), "reg")
+    cls = TargetEncoder.fit(pd.Series(["a", "b"]), "cls")
+    X = np.zeros((25, 2))
+    good = {"reg": np.linspace(-1, 1, 25), "cls": np.arange(25) % 2 * 1.0}
+    assert _validation_problem((X, good), [reg, cls]) is None
+    one_class = {**good, "cls": np.zeros(25)}
+    assert "'cls' has a single class" in _validation_problem((X, one_class), [reg, cls])
+    unlabelled = {**good, "reg": np.full(25, np.nan)}
+    assert "'reg' has no label" in _validation_problem((X, unlabelled), [reg, cls])
+    assert "fewer than 20" in _validation_problem((X[:5], good), [reg, cls])

@@ -125,7 +125,7 @@ def fit(
             f"epoch {sel['best_epoch']} of {sel['epochs_run']} run, chosen on "
             f"{result.metrics['n_val']} validation rows"
             if sel["validated"]
-            else f"last epoch ({sel['epochs_run']}); no validation"
+            else f"last epoch ({sel['epochs_run']}); no epoch selection: {sel['note']}"
         )
         console.print(f"model:   {chosen}")
     console.print(f"model:   {out}\nreport:  {out / 'report.html'}")

@@ -18,9 +18,35 @@ import numpy as np
 
 from multitask.bench._runner import RunOutput
 
-__all__ = ["DEEP_PROBLEM_LOADERS", "DeepMethod", "DeepProblem"]
+__all__ = ["DEEP_PROBLEM_LOADERS", "DeepMethod", "DeepProblem", "selection_metrics"]
 
 ALL = "_all"
+
+
+def _auc_or_nan(y_true, scores) -> float:
+    """AUC, or NaN when the rows hold a single class (AUC is undefined there)."""
+    from multitask.metrics import auc
+
+    y = np.asarray(y_true).ravel()
+    return auc(y, scores) if np.unique(y).size == 2 else float("nan")
+
+
+def selection_metrics(kind: str) -> dict | None:
+    """Validation metrics an epoch is chosen on, for ``Task(metrics=...)``.
+
+    ``delta_m`` against the first epoch's values divides by them, so the metrics
+    must not be 0 after one epoch: MSE, AUC and accuracy are continuous in the
+    scores or rarely 0, unlike F1 of a rare class. None (the kind's defaults) for
+    other kinds. Test rows are scored with every default metric of the kind.
+    """
+    from multitask import metrics as M
+
+    table = {
+        "regression": {"mse": M.mse},
+        "binary": {"auc": _auc_or_nan},
+        "multiclass": {"accuracy": M.accuracy},
+    }
+    return table.get(kind)
 
 
 @dataclass(frozen=True)
@@ -185,7 +211,8 @@ def _train(problem, tasks, model, balancer, seed: int, options: dict):
     from multitask.training import History, Trainer
 
     torch.manual_seed(seed)
-    task_objs = [Task(t, kind=problem.kinds[t]) for t in tasks]
+    kinds = problem.kinds
+    task_objs = [Task(t, kind=kinds[t], metrics=selection_metrics(kinds[t])) for t in tasks]
     history = History()
     trainer = Trainer(
         model,
@@ -241,10 +268,17 @@ def _affinity(trainer, problem, tasks, options) -> list[list[float]]:
 
 
 def _test_values(trainer, problem, tasks) -> dict[tuple[str, str, str], float]:
-    scores = trainer.evaluate(_loader(problem, "test", tasks, 1024, False))
+    """Every default metric of each task's kind on the test rows."""
+    import torch
+
+    from multitask.nn import Task
+
+    preds = trainer.predict(_loader(problem, "test", tasks, 1024, False))
     values = {}
-    for task, metrics in scores.items():
-        for metric, value in metrics.items():
+    for task in tasks:
+        target = torch.from_numpy(np.asarray(problem.Y["test"][task]))
+        scores = Task(task, kind=problem.kinds[task]).evaluate(preds[task], target)
+        for metric, value in scores.items():
             values[(task, metric, "test")] = float(value)
     return values
 

@@ -23,9 +23,6 @@ __all__ = ["ARCHITECTURE_NAMES", "DeepTabularModel", "build_module", "make_balan
 ARCHITECTURE_NAMES = ("hard_sharing", "mmoe", "cgc", "ple")
 MODEL_PT = "model.pt"
 _PREDICT_BATCH = 4096
-#: validation metrics the epoch is chosen on: continuous in the scores, so never 0 on the
-#: first epoch (``delta_m`` divides by it), unlike F1 or an error rate
-_SELECTION_METRICS = {"regression": ("mse",), "binary": ("auc",), "multiclass": ("accuracy",)}
 #: fewer validation rows than this cannot choose an epoch: the last epoch is kept
 MIN_VAL_ROWS = 20
 
@@ -154,7 +151,7 @@ def _plain(metrics) -> dict[str, dict[str, float]]:
     return {t: {k: float(v) for k, v in m.items()} for t, m in metrics.items()}
 
 
-def _selection(trainer) -> dict:
+def _selection(trainer, reason: str | None) -> dict:
     """Epochs run, the selected (1-based) epoch, and the validation metrics of every epoch."""
     evals = trainer.history_.evaluations
     best = next((r for r in evals if r.step == trainer.best_step_), None)
@@ -162,9 +159,29 @@ def _selection(trainer) -> dict:
         "epochs_run": int(trainer.epoch_),
         "best_epoch": int(trainer.epoch_) if best is None else best.epoch + 1,
         "validated": bool(evals),
+        "note": reason or "",
         "val_metrics": {} if best is None else _plain(best.metrics),
         "val_history": [_plain(r.metrics) for r in evals],
     }
+
+
+def _validation_problem(val, targets) -> str | None:
+    """Why the validation rows cannot choose an epoch (then the last one is kept), or None."""
+    from multitask.tabular._targets import IGNORE_INDEX
+
+    if val is None:
+        return "no validation rows (--val-size 0)"
+    X_val, Y_val = val
+    if len(X_val) < MIN_VAL_ROWS:
+        return f"{len(X_val)} validation rows, fewer than {MIN_VAL_ROWS}"
+    for t in targets:
+        y = np.asarray(Y_val[t.name])
+        labelled = y[y != IGNORE_INDEX] if t.kind == "multiclass" else y[~np.isnan(y)]
+        if labelled.size == 0:
+            return f"target {t.name!r} has no label in the validation rows"
+        if t.kind == "binary" and np.unique(labelled).size < 2:
+            return f"target {t.name!r} has a single class in the validation rows"
+    return None
 
 
 class DeepTabularModel(TabularModel):
@@ -191,33 +208,36 @@ class DeepTabularModel(TabularModel):
         X : ndarray of shape (n_train, n_features)
         Y : dict of str -> ndarray of shape (n_train,)
         val : tuple (X_val, Y_val), optional
-            Validation rows (encoded like ``X``, ``Y``). When given (at least
-            ``MIN_VAL_ROWS`` of them), the model is evaluated after every epoch,
-            training stops after ``config["patience"]`` epochs without improvement
-            (None: never), and the weights of the best epoch are restored. The
-            score is ``delta_m`` of the validation metrics (MSE, AUC or accuracy
-            per target, ``_SELECTION_METRICS``) against the first epoch's
-            (:class:`multitask.training.ModelSelector`); an undefined score (AUC
-            of a one-class validation target) keeps the last epoch. The outcome
-            is recorded in ``config["selection"]`` (saved with the model).
+            Validation rows (encoded like ``X``, ``Y``). When usable (at least
+            ``MIN_VAL_ROWS`` rows, a label of every target, both classes of every
+            binary target), the model is evaluated after every epoch, training
+            stops after ``config["patience"]`` epochs without improvement (None:
+            never), and the weights of the best epoch are restored. The score is
+            ``delta_m`` of the validation metrics (MSE of the standardised
+            target, AUC or accuracy: :func:`multitask.bench._deep.selection_metrics`)
+            against the first epoch's (:class:`multitask.training.ModelSelector`).
+            Otherwise every epoch runs and the last is kept. The outcome (and why
+            no validation was used) is recorded in ``config["selection"]``.
         """
         import torch
         from torch.utils.data import DataLoader
 
+        from multitask.bench._deep import selection_metrics
         from multitask.nn import Task
         from multitask.tabular._targets import IGNORE_INDEX
         from multitask.training import Trainer
 
         cfg = self.config
         tasks = [
-            Task(t.name, kind=t.kind, ignore_index=IGNORE_INDEX, metrics=_SELECTION_METRICS[t.kind])
+            Task(t.name, kind=t.kind, ignore_index=IGNORE_INDEX, metrics=selection_metrics(t.kind))
             for t in self.targets
         ]
         balancer = make_balancer(cfg["balancer"], len(tasks))
         torch.manual_seed(int(cfg["seed"]))
         loader = DataLoader(_Rows(X, Y), batch_size=int(cfg["batch_size"]), shuffle=True)
         val_loader = None
-        if val is not None and len(val[0]) >= MIN_VAL_ROWS:
+        reason = _validation_problem(val, self.targets)
+        if reason is None:
             val_loader = DataLoader(_Rows(*val), batch_size=_PREDICT_BATCH, shuffle=False)
         patience = cfg.get("patience")
         trainer = Trainer(
@@ -232,7 +252,7 @@ class DeepTabularModel(TabularModel):
             early_stopping=None if patience is None else int(patience),
         )
         trainer.fit(loader, val_loader)
-        self.config["selection"] = _selection(trainer)
+        self.config["selection"] = _selection(trainer, reason)
         self.module.to("cpu").eval()  # prediction and the saved weights are on the CPU
         return self
 
