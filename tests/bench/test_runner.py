@@ -220,3 +220,28 @@ def test_n_jobs_with_worker_processes_matches_a_serial_run(tmp_path):
     parallel = run(suite, tmp_path / "parallel", n_jobs=2)
     assert _key(parallel) == _key(serial)
     assert {r.method for r in serial} == {"independent", "pooled"}
+
+
+def test_yaml_suite_equals_its_toml(tmp_path):
+    toml = tmp_path / "s.toml"
+    toml.write_text(
+        'name = "x"\ndatasets = ["exam"]\nmethods = ["pooled"]\nseeds = [0, 1]\n'
+        '[options]\nmax_epochs = 2\n[[published]]\ndataset = "exam"\nmethod = "pooled"\n'
+        'metric = "nmse"\nvalue = 0.8\ncitation = "somebody"\n'
+    )
+    yml = tmp_path / "s.yaml"
+    yml.write_text(
+        "name: x\ndatasets: [exam]\nmethods: [pooled]\nseeds: [0, 1]\n"
+        "options: {max_epochs: 2}\npublished:\n"
+        "  - {dataset: exam, method: pooled, metric: nmse, value: 0.8, citation: somebody}\n"
+    )
+    assert load_suite(yml) == load_suite(toml)
+    yml.write_text("name: x\ndatasets: [exam]\nmethods: [pooled]\nseedz: [1]\n")
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['seedz'\]"):
+        load_suite(yml)
+    yml.write_text("name: [x\n")
+    with pytest.raises(ValueError, match="not valid YAML"):
+        load_suite(yml)
+    yml.write_text("- just a list\n")
+    with pytest.raises(ValueError, match="must hold a mapping"):
+        load_suite(yml)

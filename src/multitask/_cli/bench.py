@@ -16,7 +16,7 @@ from multitask._cli._common import console, fail
 
 def bench(
     suite: Annotated[
-        str, typer.Argument(help="Suite name (see --list) or a suite TOML file.")
+        str, typer.Argument(help="Suite name (see --list) or a suite file (TOML or YAML).")
     ] = "quick",
     methods: Annotated[
         list[str] | None,

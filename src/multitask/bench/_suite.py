@@ -1,6 +1,6 @@
-"""Benchmark suites: a grid of (dataset, method, seed), read from TOML.
+"""Benchmark suites: a grid of (dataset, method, seed), read from TOML or YAML.
 
-A suite file looks like::
+A suite file (``.toml``; ``.yaml`` / ``.yml`` hold the same keys) looks like::
 
     name = "quick"
     description = "..."
@@ -132,8 +132,29 @@ def list_suites() -> list[str]:
     )
 
 
+_YAML = (".yaml", ".yml")
+
+
+def _read_doc(text: str, source: str, yaml_file: bool) -> dict:
+    """The mapping in a TOML or YAML suite file."""
+    if yaml_file:
+        import yaml
+
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"suite file {source} is not valid YAML: {exc}") from None
+        if not isinstance(doc, dict):
+            raise ValueError(f"suite file {source} must hold a mapping of keys (name, ...)")
+        return doc
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"suite file {source} is not valid TOML: {exc}") from None
+
+
 def load_suite(name_or_path: str | Path) -> Suite:
-    """Load a shipped suite by name, or a suite file by path.
+    """Load a shipped suite by name, or a suite file (TOML or YAML) by path.
 
     Raises
     ------
@@ -142,11 +163,14 @@ def load_suite(name_or_path: str | Path) -> Suite:
         in the file, or a malformed file.
     """
     path = Path(name_or_path)
-    if path.suffix == ".toml" or path.exists():
+    if path.suffix in (".toml", *_YAML) or path.exists():
         if not path.is_file():
             raise ValueError(f"suite file {path} does not exist")
         source = str(path)
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"suite file {path} is not UTF-8 text") from None
     else:
         names = list_suites()
         if str(name_or_path) not in names:
@@ -154,11 +178,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
         res = resources.files("multitask.bench") / "suites" / f"{name_or_path}.toml"
         source = f"{name_or_path}.toml"
         text = res.read_text(encoding="utf-8")
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"suite file {source} is not valid TOML: {exc}") from None
-    return _parse(doc, source)
+    return _parse(_read_doc(text, source, path.suffix in _YAML), source)
 
 
 def write_suite_record(suite: Suite, out_dir: str | Path) -> Path:
