@@ -291,10 +291,13 @@ def test_deep_without_validation_keeps_the_last_epoch():
     frame = _wide_table(n=120)
     opts = FitOptions(("reg",), "hard_sharing", epochs=3, val_size=0.0)
     sel = fit_table(frame, opts).metrics["selection"]
+    curves, weights = sel.pop("train_loss"), sel.pop("loss_weights")
     assert sel == {
         "epochs_run": 3, "best_epoch": 3, "validated": False,
         "note": "no validation rows (--val-size 0)", "val_metrics": {}, "val_history": [],
     }  # fmt: skip
+    assert list(curves) == ["reg"] and len(curves["reg"]) == 3
+    assert weights == {"reg": [1.0, 1.0, 1.0]}  # equal weighting
 
 
 def test_validation_that_cannot_choose_an_epoch_is_named():

@@ -18,7 +18,7 @@ import numpy as np
 
 from multitask.bench._runner import RunOutput
 
-__all__ = ["DEEP_PROBLEM_LOADERS", "DeepMethod", "DeepProblem", "selection_metrics"]
+__all__ = ["DEEP_PROBLEM_LOADERS", "DeepMethod", "DeepProblem", "per_epoch", "selection_metrics"]
 
 ALL = "_all"
 
@@ -232,7 +232,7 @@ def _train(problem, tasks, model, balancer, seed: int, options: dict):
     return trainer, history
 
 
-def _per_epoch(history, field: str) -> dict[str, list[float]]:
+def per_epoch(history, field: str) -> dict[str, list[float]]:
     """Per-task ``field`` ("losses" or "weights") of the step records, averaged per epoch."""
     by_epoch: dict[str, dict[int, list[float]]] = {}
     for rec in history.steps:
@@ -328,8 +328,8 @@ class DeepMethod:
             balancer = self.balancer(len(tasks)) if self.balancer else None
             trainer, history = _train(problem, tasks, model, balancer, seed, options)
             values.update(_test_values(trainer, problem, tasks))
-            artifacts["curves"].update(_per_epoch(history, "losses"))
-            artifacts["weights"].update(_per_epoch(history, "weights"))
+            artifacts["curves"].update(per_epoch(history, "losses"))
+            artifacts["weights"].update(per_epoch(history, "weights"))
             if len(tasks) > 1:
                 artifacts["cosines"] = _cosines(trainer, problem, tasks)
                 artifacts["affinity"] = _affinity(trainer, problem, tasks, options)

@@ -278,24 +278,26 @@ def write_report(
     *,
     published=(),
     title="multitask benchmark report",
+    artifacts: dict | None = None,
 ) -> Path:
     """Write the HTML report for result rows (or a ``results.jsonl`` path) to ``out``.
 
     When a path is given, the files the runner wrote next to ``results.jsonl``
     are read too: artifacts (curves, paths, heatmaps) from ``runs/``, failed
     runs from ``failures.jsonl``, and, unless ``published`` is given, the
-    suite's published numbers from ``suite.json``. The file is written
-    atomically.
+    suite's published numbers from ``suite.json``. ``artifacts`` adds plots
+    for rows given in memory: ``{(dataset, method, seed): {"curves": ...}}``.
+    The file is written atomically.
     """
     from multitask.bench._results import read_results
     from multitask.bench._runner import load_artifacts, read_failures
     from multitask.bench._suite import read_suite_record
 
-    artifacts, failures = {}, []
+    artifacts, failures = dict(artifacts or {}), []
     if isinstance(results, str | Path):
         path = Path(results)
         rows = read_results(path)
-        artifacts = load_artifacts(path.parent)
+        artifacts.update(load_artifacts(path.parent))
         failures = read_failures(path.parent)
         record = read_suite_record(path.parent)
         if not published and record is not None:

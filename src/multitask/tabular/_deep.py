@@ -152,10 +152,15 @@ def _plain(metrics) -> dict[str, dict[str, float]]:
 
 
 def _selection(trainer, reason: str | None) -> dict:
-    """Epochs run, the selected (1-based) epoch, and the validation metrics of every epoch."""
+    """Epochs run, the selected (1-based) epoch, the validation metrics of every epoch, and the
+    training loss (and loss weights, when the balancer reports them) per task and epoch."""
+    from multitask.bench._deep import per_epoch
+
     evals = trainer.history_.evaluations
     best = next((r for r in evals if r.step == trainer.best_step_), None)
     return {
+        "train_loss": per_epoch(trainer.history_, "losses"),
+        "loss_weights": per_epoch(trainer.history_, "weights"),
         "epochs_run": int(trainer.epoch_),
         "best_epoch": int(trainer.epoch_) if best is None else best.epoch + 1,
         "validated": bool(evals),

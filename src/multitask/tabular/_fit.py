@@ -333,6 +333,15 @@ def fit_table(frame, opts: FitOptions, out: str | Path | None = None, dataset: s
     return FitResult(model, metrics)
 
 
+def _artifacts(metrics: dict, label: str) -> dict:
+    """Training curves and loss weights of a deep fit, for the report."""
+    sel = metrics.get("selection")
+    if not sel:
+        return {}
+    art = {"curves": sel["train_loss"], "weights": sel["loss_weights"]}
+    return {(metrics["dataset"], label, metrics["options"]["seed"]): art}
+
+
 def _write(model: TabularModel, metrics: dict, out: Path) -> None:
     from multitask.bench import RunResult, write_report
 
@@ -358,4 +367,9 @@ def _write(model: TabularModel, metrics: dict, out: Path) -> None:
         write_json(metrics, stage / "metrics.json")
         with warnings.catch_warnings():  # a one-run report has no curves to put in legends
             warnings.filterwarnings("ignore", message="No artists with labels")
-            write_report(rows, stage / "report.html", title=f"multitask fit: {metrics['dataset']}")
+            write_report(
+                rows,
+                stage / "report.html",
+                title=f"multitask fit: {metrics['dataset']}",
+                artifacts=_artifacts(metrics, label),
+            )
