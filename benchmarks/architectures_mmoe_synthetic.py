@@ -144,32 +144,39 @@ def per_repeat(results: Results) -> dict:
 
 
 def gap_table(args) -> str:
-    """Markdown: mean test MSE (+- std, standard error) per method, and the paired
-    hard-sharing minus MMoE gap, for each correlation."""
+    """Markdown: mean test MSE (+- std, standard error) per method, and the gap to hard
+    sharing paired by repeat, absolute and relative to hard sharing's MSE."""
     lines = [
-        "| correlation | method | repeats | mean test MSE ± std (± s.e.) "
-        "| hard sharing − method (± s.e.) | method better in |",
-        "|---|---|---|---|---|---|",
+        "| correlation | method | repeats | test MSE, mean ± std (± s.e.) "
+        "| hard − method (± s.e.) | (hard − method) / hard, % (± s.e.) | better in |",
+        "|---|---|---|---|---|---|---|",
     ]
     for corr in args.correlations:
         mse, _ = per_repeat(Results(out_path(args, corr)))
         hard = mse.get("hard_sharing", {})
         for m, by_seed in mse.items():
             v = np.array(list(by_seed.values()))
-            cell = f"{v.mean():.4f} ± {v.std():.4f} (± {v.std(ddof=1) / np.sqrt(len(v)):.4f})"
+            cell = f"{v.mean():.4f} ± {v.std():.4f} (± {_se(v):.4f})"
             common = sorted(set(hard) & set(by_seed))
-            gap, wins = "-", "-"
+            gap, rel, wins = "-", "-", "-"
             if m != "hard_sharing" and len(common) > 1:
                 d = np.array([hard[s] - by_seed[s] for s in common])
-                gap = f"{d.mean():+.4f} (± {d.std(ddof=1) / np.sqrt(len(d)):.4f})"
+                r = 100 * d / np.array([hard[s] for s in common])
+                gap = f"{d.mean():+.4f} (± {_se(d):.4f})"
+                rel = f"{r.mean():+.1f} (± {_se(r):.1f})"
                 wins = f"{int((d > 0).sum())} / {len(d)}"
-            lines.append(f"| {corr:g} | {m} | {len(v)} | {cell} | {gap} | {wins} |")
+            lines.append(f"| {corr:g} | {m} | {len(v)} | {cell} | {gap} | {rel} | {wins} |")
     return "\n".join(lines)
 
 
+def _se(v: np.ndarray) -> float:
+    return float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
+
+
 def plot(args, path: str = PLOT) -> None:
-    """Left: mean test MSE (+- s.e.) against correlation; right: validation MSE per epoch
-    averaged over repeats (the analogue of the paper's Fig. 4 curves)."""
+    """Left: test-MSE reduction relative to hard sharing, paired by repeat (mean +- s.e.)
+    against correlation; right: validation MSE per epoch averaged over repeats (the
+    analogue of the paper's Fig. 4 curves)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -177,12 +184,15 @@ def plot(args, path: str = PLOT) -> None:
 
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.8))
     styles = {1.0: "-", 0.9: "--", 0.5: ":"}
-    table = defaultdict(dict)
+    rel = defaultdict(dict)
     for corr in args.correlations:
         mse, curves = per_repeat(Results(out_path(args, corr)))
+        hard = mse.get("hard_sharing", {})
         for m, by_seed in mse.items():
-            v = np.array(list(by_seed.values()))
-            table[m][corr] = (v.mean(), v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else 0)
+            common = sorted(set(hard) & set(by_seed))
+            if m != "hard_sharing" and common:
+                r = np.array([100 * (hard[s] - by_seed[s]) / hard[s] for s in common])
+                rel[m][corr] = (r.mean(), _se(r) if len(r) > 1 else 0.0, len(r))
         for k, m in enumerate(("hard_sharing", "mmoe")):
             if curves.get(m):
                 c = np.mean(curves[m], axis=0)
@@ -191,24 +201,26 @@ def plot(args, path: str = PLOT) -> None:
                     c,
                     styles.get(corr, "-"),
                     color=f"C{k}",
-                    label=f"{m}, p={corr:g}",
+                    label=f"{m}, p={corr:g} ({len(curves[m])} runs)",
                 )
-    for k, m in enumerate(("hard_sharing", "mmoe", "cgc", "single_task")):
-        if m in table:
-            cs = sorted(table[m])
+    for k, m in enumerate(("mmoe", "cgc", "single_task"), start=1):
+        if m in rel:
+            cs = sorted(rel[m])
+            n = min(rel[m][c][2] for c in cs)
             ax.errorbar(
                 cs,
-                [table[m][c][0] for c in cs],
-                [table[m][c][1] for c in cs],
+                [rel[m][c][0] for c in cs],
+                [rel[m][c][1] for c in cs],
                 marker="o",
                 capsize=3,
                 color=f"C{k}",
-                label=m,
+                label=f"{m} (>= {n} repeats)",
             )
+    ax.axhline(0, color="C0", lw=1, label="hard_sharing")
     ax.set(
         xlabel="task correlation p",
-        ylabel="test MSE (mean of 2 tasks)",
-        title="selected epoch, mean ± s.e. over repeats",
+        ylabel="test MSE reduction vs hard sharing (%)",
+        title="selected epoch, paired by repeat, mean ± s.e.",
     )
     ax.invert_xaxis()
     ax.legend(fontsize=8)
