@@ -423,3 +423,19 @@ def test_mgda_normalisations_through_mtl_backward(norm, use_rep):
     torch.testing.assert_close(info.weights, want_w, atol=1e-6, rtol=0)
     got = torch.cat([p.grad.reshape(-1) for p in shared])
     torch.testing.assert_close(got, want, atol=1e-5 * float(want.abs().max()), rtol=0)
+
+
+def test_gradnorm_shared_update_read_off_the_jacobian_with_extra_loss():
+    """GradNorm's shared gradient comes from J (no second trunk backward): it must still be
+    that of ``sum_t w_t L_t + extra`` with ``w`` held constant, heads and extra included."""
+    model = _model()
+    gn = GradNorm(T, alpha=1.5).double()
+    with torch.no_grad():
+        gn.task_weights.copy_(torch.tensor([1.0, 2.0, 0.5]))
+    penalty = sum(p.pow(2).sum() for p in model.parameters())
+    mtl_backward(_losses(model), model, gn, extra_loss=penalty)
+    w = torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64) * 3 / 3.5
+    ref = _model()
+    losses = torch.stack(list(_losses(ref).values()))
+    ((w * losses).sum() + sum(p.pow(2).sum() for p in ref.parameters())).backward()
+    _assert_same_grads(_grads(model), _grads(ref))

@@ -267,13 +267,17 @@ def _weighting(losses, vec, extra, balancer: LossWeighting, model, names, chunk_
         aux = balancer.observe(vec.detach(), jac)
         direction = balancer.shared_gradient(vec.detach(), jac)
     total = balancer(vec)
+    if needs and direction is None and jparams is shared and total.requires_grad:
+        # J covers every shared parameter: their gradient sum_t (d total / d L_t) J_t is read
+        # off J, so the ordinary backward below skips the trunk (GradNorm)
+        direction = torch.autograd.grad(total, vec, retain_graph=True)[0] @ jac
     if extra is not None:
         total = total + extra
     objective = total if aux is None else total + aux
     if direction is None:
         objective.backward()
     else:
-        # the weighting sets the shared update itself (DB-MTL): the ordinary
+        # the shared update is set (DB-MTL) or known from J: the ordinary
         # backward only feeds task-specific and the weighting's own parameters
         others = _task_params(model, names) + _unique(balancer.parameters())
         if extra is not None:
