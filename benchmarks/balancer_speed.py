@@ -11,8 +11,10 @@ where torchjd has one whose optional solver is installed.
 
 Single-threaded CPU time (``time.process_time``), interleaved: each round runs ``--steps``
 steps of every method in turn, and a method's time is the median over rounds of its mean step
-time in the round. Ratios are to ``equal`` (same T); ``tjd`` is ours / torchjd's. The goals
-printed next to the ratios are the brief's. Writes JSON (``--out``).
+time in the round. Ratios to ``equal`` (same T), and to the base of a goal, are medians over
+rounds of the ratio within a round (robust to a change of background load between rounds);
+``tjd`` is ours / torchjd's (ratio of medians). The goals printed next to the ratios are the
+brief's. Writes JSON (``--out``).
 
     OMP_NUM_THREADS=1 python benchmarks/balancer_speed.py --rounds 15 --out balancer_speed.json
 """
@@ -130,8 +132,11 @@ def methods(n_tasks: int, with_torchjd: bool) -> dict[str, tuple[Callable, str]]
 
 def measure(
     n_tasks: int, rounds: int, steps: int, with_torchjd: bool, only: list[str] | None = None
-) -> tuple[dict[str, float], dict[str, str]]:
-    """Median over rounds of the mean CPU seconds per step, every method interleaved."""
+) -> tuple[dict[str, float], dict[str, str], dict[str, list[float]]]:
+    """Median over rounds of the mean CPU seconds per step, every method interleaved.
+
+    Also returns every round's time per method (for ratios taken within a round).
+    """
     g = torch.Generator().manual_seed(n_tasks)
     x = torch.randn(256, 100, generator=g)
     y = torch.randn(256, n_tasks, generator=g)
@@ -149,9 +154,17 @@ def measure(
             for _ in range(steps):
                 step(x, y)
             times[name].append((time.process_time() - start) / steps)
-    return {name: statistics.median(ts) for name, ts in times.items()}, {
-        name: group for name, (_, group) in todo.items()
-    }
+    medians = {name: statistics.median(ts) for name, ts in times.items()}
+    return medians, {name: group for name, (_, group) in todo.items()}, times
+
+
+def round_ratio(times: dict[str, list[float]], name: str, base: str) -> float:
+    """Median over rounds of ``time[name] / time[base]`` within the same round.
+
+    Within a round the two methods ran seconds apart, so a change of background load between
+    rounds cancels out of the ratio (the ratio of the two medians does not have that property).
+    """
+    return statistics.median(a / b for a, b in zip(times[name], times[base], strict=True))
 
 
 def goal(group: str, n_tasks: int) -> tuple[str, float] | None:
@@ -190,7 +203,7 @@ def table(results: dict) -> str:
             g = r["goals"].get(name)
             ok = "" if g is None else ("ok" if r["ratio_to_goal_base"][name] <= g[1] else "MISS")
             goal_s = "" if g is None else f"{g[1]:.2g}x{g[0][:4]} {ok}"
-            row += f"{1e3 * s:>10.2f}{s / r['seconds']['equal']:>9.2f}"
+            row += f"{1e3 * s:>10.2f}{r['ratio_to_equal'][name]:>9.2f}"
             row += f"{(s / tjd if tjd else float('nan')):>7.2f}{goal_s:>12}"
         lines.append(row)
     return "\n".join(lines)
@@ -208,14 +221,16 @@ def main() -> None:
     torch.set_num_threads(1)
     results = {}
     for T in args.tasks:
-        seconds, groups = measure(T, args.rounds, args.steps, not args.no_torchjd, args.only)
+        seconds, groups, times = measure(T, args.rounds, args.steps, not args.no_torchjd, args.only)
         goals = {n: goal(grp, T) for n, grp in groups.items() if goal(grp, T)}
-        base = {n: seconds[n] / seconds[goals[n][0]] for n in goals}
+        base = {n: round_ratio(times, n, goals[n][0]) for n in goals}
         results[str(T)] = {
             "seconds": seconds,
             "groups": groups,
             "goals": goals,
             "ratio_to_goal_base": base,
+            "ratio_to_equal": {n: round_ratio(times, n, "equal") for n in times},
+            "round_seconds": times,
         }
     print(table(results))
     meta = {
