@@ -5,6 +5,10 @@ Problem, jointly in ``W`` (n_features, n_tasks) and ``M`` (n_tasks, n_tasks)::
     min  loss(W) + alpha * eta (1 + eta) tr(W (eta I + M)^-1 W^T)
     s.t. 0 <= M <= I, tr(M) = n_clusters,   eta = beta / alpha
 
+Solved by FISTA on ``W`` alone, ``M`` being minimised in closed form from the SVD
+of ``W`` at every step (:func:`multitask.linear.solvers.clustered_mtl`); with
+``warm_start=True`` (as in ``MultiTaskCV``'s path) each fit starts from the last ``W``.
+
 References
 ----------
 Zhou, Chen & Ye, "Clustered multi-task learning via alternating
