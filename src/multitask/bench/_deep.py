@@ -81,6 +81,14 @@ def _split_indices(n: int, seed: int, fractions=(0.6, 0.2), stratify=None):
     return {"train": train, "val": val, "test": test}
 
 
+def _text(column) -> np.ndarray:
+    """A categorical column as text, a missing value as its own level ``<missing>``.
+
+    (pandas 3 keeps NaN through ``astype(str)``, so it is filled first.)
+    """
+    return column.astype(object).fillna("<missing>").astype(str).to_numpy(dtype=object)
+
+
 def _encode_table(frame, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """One-hot categoricals and standardise numerics, fitted on the training rows."""
     import pandas as pd
@@ -90,12 +98,12 @@ def _encode_table(frame, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     num = [c for c in frame.columns if c not in cat]
     mean = train[num].mean()
     std = train[num].std().replace(0, 1.0)
-    levels = {c: sorted(train[c].astype(str).unique()) for c in cat}
+    levels = {c: sorted(set(_text(train[c]))) for c in cat}
 
     def encode(part):
         blocks = [((part[num] - mean) / std).to_numpy(np.float32)]
         for c in cat:
-            values = part[c].astype(str).to_numpy()
+            values = _text(part[c])
             blocks.append((values[:, None] == np.array(levels[c])[None, :]).astype(np.float32))
         return np.concatenate(blocks, axis=1)
 

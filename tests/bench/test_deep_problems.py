@@ -1,0 +1,44 @@
+"""Deep tabular problems of the bench: encoding with missing categories, Adult's splits."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from multitask.bench._deep import DEEP_PROBLEM_LOADERS, _encode_table
+
+
+def test_missing_category_is_its_own_level_fitted_on_training_rows():
+    frame = pd.DataFrame(
+        {"x": [1.0, 3.0, 5.0, 100.0], "c": ["b", None, "a", "z"]}  # row 3: held out
+    )
+    rows = {"train": np.array([0, 1, 2]), "test": np.array([3])}
+    enc = _encode_table(frame, rows)
+    # x: training mean 3, std 2 (ddof 1); c: levels sorted <missing>, a, b; "z" unseen -> zeros
+    expected_train = np.array([[-1.0, 0, 0, 1], [0.0, 1, 0, 0], [1.0, 0, 1, 0]], dtype=np.float32)
+    np.testing.assert_array_equal(enc["train"], expected_train)
+    np.testing.assert_array_equal(enc["test"], np.array([[48.5, 0, 0, 0]], dtype=np.float32))
+
+
+def _shared() -> Path | None:
+    for c in (os.environ.get("MULTITASK_DATA", ""), "/work/shared/datasets"):
+        if c and (Path(c) / "adult" / "adult.data.gz").is_file():
+            return Path(c)
+    return None
+
+
+def test_adult_problem_loads_with_its_missing_values(monkeypatch):
+    root = _shared()
+    if root is None:
+        pytest.skip("real datasets not found: set MULTITASK_DATA")
+    monkeypatch.setenv("MULTITASK_DATA", str(root))
+    problem = DEEP_PROBLEM_LOADERS["adult"](0, {"max_train": 2000})
+    assert len(problem.X["train"]) == 2000
+    assert len(problem.X["val"]) == 32561 // 5 and len(problem.X["test"]) == 16281
+    for split, X in problem.X.items():
+        assert X.dtype == np.float32 and np.isfinite(X).all(), split
+        for task in ("income", "never_married"):
+            assert set(np.unique(problem.Y[split][task])) == {0.0, 1.0}
+    assert problem.X["train"].shape[1] == problem.X["test"].shape[1]
