@@ -39,10 +39,9 @@ def bench(
     resumes where it stopped. A run that fails is listed (failures.jsonl, the
     report) and the command exits with status 1 after writing everything else.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from multitask.bench import list_suites, load_suite, read_failures, run, write_report
+    from multitask.bench import list_suites, load_suite, write_report
 
     if list_:
         for name in list_suites():
@@ -53,30 +52,10 @@ def bench(
         spec = load_suite(suite)
         if jobs < 1:
             raise ValueError(f"--jobs must be >= 1, got {jobs}")
-        chosen_seeds = list(range(seeds)) if seeds is not None else None
         if seeds is not None and seeds < 1:
             raise ValueError(f"--seeds must be >= 1, got {seeds}")
-        with Progress(
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        ) as bar:
-            task = bar.add_task(f"suite {spec.name}", total=None)
-
-            def tick(done: int, total: int, run_spec) -> None:
-                bar.update(
-                    task,
-                    completed=done,
-                    total=total,
-                    description=f"{run_spec.dataset} / {run_spec.method} / seed {run_spec.seed}",
-                )
-
-            rows = run(
-                spec, out, methods=methods, seeds=chosen_seeds, n_jobs=jobs, on_progress=tick
-            )
+        chosen_seeds = list(range(seeds)) if seeds is not None else None
+        rows = _run_with_progress(spec, out, methods, chosen_seeds, jobs)
         report = write_report(
             out / "results.jsonl",
             out / "report.html",
@@ -87,19 +66,49 @@ def bench(
         fail(str(exc))
     console.print(_summary_table(rows, Table))
     console.print(f"results: {out / 'results.jsonl'}\nreport:  {report}")
+    _exit_on_failures(out)
+
+
+def _run_with_progress(spec, out: Path, methods, seeds, jobs: int):
+    """``multitask.bench.run`` under a rich progress bar (current dataset / method / seed)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from multitask.bench import run
+
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(f"suite {spec.name}", total=None)
+
+        def tick(done: int, total: int, run_spec) -> None:
+            label = f"{run_spec.dataset} / {run_spec.method} / seed {run_spec.seed}"
+            bar.update(task, completed=done, total=total, description=label)
+
+        return run(spec, out, methods=methods, seeds=seeds, n_jobs=jobs, on_progress=tick)
+
+
+def _exit_on_failures(out: Path) -> None:
+    """List the failed runs of the last suite in ``out`` and exit with status 1, if any."""
+    from multitask.bench import read_failures
+
     failures = read_failures(out)
-    if failures:
-        for f in failures:
-            console.print(
-                f"[red]failed:[/] {f['dataset']} / {f['method']} / seed {f['seed']}: {f['error']}",
-                highlight=False,
-                soft_wrap=True,
-            )
-        fail(
-            f"{len(failures)} run(s) failed (listed above and in {out / 'failures.jsonl'}); "
-            "the others are in the report. Run the command again to retry them",
-            code=1,
+    if not failures:
+        return
+    for f in failures:
+        console.print(
+            f"[red]failed:[/] {f['dataset']} / {f['method']} / seed {f['seed']}: {f['error']}",
+            highlight=False,
+            soft_wrap=True,
         )
+    fail(
+        f"{len(failures)} run(s) failed (listed above and in {out / 'failures.jsonl'}); "
+        "the others are in the report. Run the command again to retry them",
+        code=1,
+    )
 
 
 def _summary_table(rows, Table):
