@@ -133,22 +133,26 @@ def _through_representation(model, params: Sequence[nn.Parameter], shared) -> Te
     return rep if same and rep.requires_grad else None
 
 
-def _jacobian(losses, names, vec, model, params, chunk_size, heads=None) -> tuple[Tensor, bool]:
+def _jacobian(
+    losses, names, vec, model, params, chunk_size, heads=None, shared=None
+) -> tuple[Tensor, bool]:
     """Jacobian ``(T, n)`` of the task losses w.r.t. ``params`` (shared parameters).
 
     When the model declares ``shared_through_representation`` (every path from
-    the shared parameters to the losses goes through ``model.representation``),
-    the per-task gradients of the representation come first, one small backward
-    per task through its own head only (``heads``: that task's parameters, whose
-    gradients are then added into ``.grad``), then ONE batched backward carries
-    the ``(T, *representation.shape)`` cotangents through the shared trunk. This
-    avoids pushing ``T`` one-hot rows through every head (as torchjd does).
-    Otherwise (or when no loss depends on the stored representation, i.e. it
-    is stale): one batched backward of ``eye(T)`` through the whole graph.
+    the shared parameters to the losses goes through ``model.representation``)
+    and ``params`` are its shared parameters, two stages: the per-task gradients
+    of the representation (:func:`_head_stage`; ``heads``: each task's own
+    parameters, whose gradients are then added into ``.grad``), then those
+    ``(T, *representation.shape)`` cotangents through the shared trunk, by hand
+    for a chain of Linear layers and elementwise activations
+    (:func:`trunk_jacobian`), otherwise by ONE batched backward. This avoids
+    pushing ``T`` one-hot rows through every head (as torchjd does). Otherwise
+    (or when no loss depends on the stored representation, i.e. it is stale):
+    one batched backward of ``eye(T)`` through the whole graph.
 
     Returns the Jacobian and whether the heads' gradients were added.
     """
-    shared = _unique(model.shared_parameters())
+    shared = _unique(model.shared_parameters()) if shared is None else shared
     rep = _through_representation(model, params, shared)
     if rep is None:
         return task_jacobian(vec, params, chunk_size=chunk_size), False
@@ -261,7 +265,7 @@ def _weighting(losses, vec, extra, balancer: LossWeighting, model, names, chunk_
     if needs or record:
         jparams = getattr(balancer, "jacobian_params", None) if needs else None
         jparams = shared if jparams is None else _unique(jparams)
-        jac, _ = _jacobian(losses, names, vec, model, jparams, chunk_size)
+        jac, _ = _jacobian(losses, names, vec, model, jparams, chunk_size, shared=shared)
         cos = _cosines(jac) if record else None
     if needs:
         aux = balancer.observe(vec.detach(), jac)
@@ -306,17 +310,19 @@ def _aggregate(
 ):
     """Gradient-aggregator path: one batched backward for the shared Jacobian."""
     shared = _unique(model.shared_parameters())
-    own = _task_params(model, names)
+    heads = [_unique(model.task_parameters(t)) for t in names]
+    own = _unique(p for h in heads for p in h)
     total = vec.sum() if extra is None else vec.sum() + extra
     if use_rep:
         return _aggregate_representation(
-            losses, names, vec, extra, agg, model, shared, own, total, chunk_size, record
+            losses, names, vec, extra, agg, model, shared, own, total, chunk_size, record, heads
         )
     if not shared:  # nothing shared: every parameter gets its own task's gradient
         total.backward()
         return total, torch.ones_like(vec), None
-    heads = [_unique(model.task_parameters(t)) for t in names]
-    jac, heads_done = _jacobian(losses, names, vec, model, shared, chunk_size, heads=heads)
+    jac, heads_done = _jacobian(
+        losses, names, vec, model, shared, chunk_size, heads=heads, shared=shared
+    )
     if agg.linear:
         w = _weights(agg, jac, vec)
         direction = w @ jac
@@ -335,13 +341,15 @@ def _aggregate(
 
 
 def _aggregate_representation(
-    losses, names, vec, extra, agg, model, shared, own, total, chunk_size, record
+    losses, names, vec, extra, agg, model, shared, own, total, chunk_size, record, heads
 ):
     """MGDA-UB (Sener & Koltun 2018, Sec. 3.3): weights from the representation Jacobian.
 
     With ``shared_through_representation`` the representation Jacobian comes from
-    one small backward per task through its own head (which also fills the heads'
-    ``.grad``), not from ``T`` one-hot rows pushed through every head.
+    the head stage (:func:`_head_stage`, which also fills the heads' ``.grad``),
+    kept factored for Linear heads (:class:`HeadRows`: Gramian from the factors),
+    and the shared parameters get one backward of ``sum_t w_t dL_t/d rep`` from
+    the representation down; not from ``T`` one-hot rows pushed through every head.
     """
     rep = getattr(model, "representation", None)
     if not isinstance(rep, Tensor):
@@ -353,7 +361,6 @@ def _aggregate_representation(
         raise ValueError(f"{type(agg).__name__} is not linear; it cannot run on a representation")
     rows = None
     if getattr(model, "shared_through_representation", False):
-        heads = [_unique(model.task_parameters(t)) for t in names]
         rows = _head_stage(losses, names, rep, heads, dense=False)
     if rows is None:  # no two-stage path: the Jacobian of the representation, one pass
         jac = task_jacobian(vec, [rep], chunk_size=chunk_size)
