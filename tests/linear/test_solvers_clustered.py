@@ -47,7 +47,7 @@ def test_reduced_penalty_is_the_minimum_over_M_and_its_gradient_is_exact():
     rng = np.random.default_rng(1)
     eta, c, k = 0.4, 0.7 * 0.4 * 1.4, 2
     W = rng.standard_normal((P, T))
-    value, grad = _penalty_and_grad(W, c, eta, k)
+    value, grad, _ = _penalty_and_grad(W, c, eta, k, 1.0)
     M = C.cmtl_optimal_M(W, eta, k)
     assert value == pytest.approx(0.7 * C.cmtl_value(W, M, eta), rel=1e-10)
     # any other feasible M gives a larger value (M is the minimiser)
@@ -58,8 +58,30 @@ def test_reduced_penalty_is_the_minimum_over_M_and_its_gradient_is_exact():
     np.testing.assert_allclose(grad, 0.7 * C.cmtl_grad_W(W, M, eta), atol=1e-9)
     E = rng.standard_normal(W.shape)
     h = 1e-6
-    fd = _penalty_and_grad(W + h * E, c, eta, k)[0] - _penalty_and_grad(W - h * E, c, eta, k)[0]
-    assert fd / (2 * h) == pytest.approx(float(np.sum(grad * E)), rel=1e-6)
+    up, down = (_penalty_and_grad(W + s * h * E, c, eta, k, 1.0)[0] for s in (1, -1))
+    assert (up - down) / (2 * h) == pytest.approx(float(np.sum(grad * E)), rel=1e-6)
+
+
+@pytest.mark.parametrize("eta", [1e-3, 0.4])
+def test_metric_step_minimises_a_majorant(eta):
+    """F(W - P g) <= F(W) - <g, P g> / 2: the step map is that of a quadratic upper bound."""
+    rng = np.random.default_rng(5)
+    _, _, design = _data(rng, "squared")
+    df = Quadratic(design)
+    rho1, k = 2.0, 2
+    c, L_df = rho1 * eta * (1 + eta), df.lipschitz()
+    for _ in range(5):
+        W = rng.standard_normal((P, T)) * rng.uniform(0.1, 3)
+
+        def F(V):
+            return df.value(V) + _penalty_and_grad(V, c, eta, k, L_df)[0]
+
+        _, gpen, step = _penalty_and_grad(W, c, eta, k, L_df)
+        g = df.gradient(W)[0] + gpen
+        Pg = step(g)
+        assert F(W - Pg) <= F(W) - 0.5 * float(np.sum(g * Pg)) + 1e-9 * abs(F(W))
+        # the metric is no larger than the global bound: steps are at least 1 / L
+        assert float(np.sum(g * Pg)) >= float(np.sum(g * g)) / (L_df + 2 * c / eta) - 1e-12
 
 
 @pytest.mark.parametrize("k", [1, 2, 3.5])

@@ -10,11 +10,15 @@ problem reduces to the convex, smooth function of ``W`` alone::
 
 whose gradient ``grad datafit + 2 rho1 eta (1 + eta) U diag(sigma / (eta + gamma)) V^T``
 is Lipschitz with constant ``L_datafit + 2 rho1 (1 + eta)`` (the partial minimum of a
-jointly convex function keeps the quadratic upper bound of its ``W``-block). FISTA with
-that fixed step, gradient-based adaptive restart and a stopping rule on the gradient
-norm then needs no backtracking and no projection in ``M``; one thin SVD of ``W``
-(``n_features x n_tasks``) per iteration replaces the ``n_tasks x n_tasks``
-eigendecomposition of the joint projected-gradient scheme.
+jointly convex function keeps the quadratic upper bound of its ``W``-block). Sharper:
+at each point the objective lies below the quadratic with metric
+``L_datafit I + 2 rho1 eta (1 + eta) (eta I + M*)^-1`` (exact in the penalty for the
+current optimal ``M*``), so the step is taken in that metric (cheap: it is diagonal
+in the right singular vectors of ``W``), with FISTA extrapolation, gradient-based
+adaptive restart and a stopping rule on the gradient norm. No backtracking and no
+projection in ``M`` are needed; one thin SVD of ``W`` (``n_features x n_tasks``) per
+iteration replaces the ``n_tasks x n_tasks`` eigendecomposition of the joint
+projected-gradient scheme.
 """
 
 from __future__ import annotations
@@ -88,14 +92,31 @@ def optimal_gamma(sigma, eta, k):
     return np.clip(sigma * u - eta, 0.0, 1.0)
 
 
-def _penalty_and_grad(W, c, eta, k):
-    """``c min_M tr(W (eta I + M)^-1 W^T)`` and its gradient in ``W``."""
+def _penalty_and_grad(W, c, eta, k, L_df):
+    """``c min_M tr(W (eta I + M)^-1 W^T)``, its gradient in ``W``, and the step map.
+
+    The step map ``G -> G D^-1`` uses the metric ``D = L_df I + 2 c (eta I + M*)^-1``
+    (acting on the task side) of the quadratic majorant of the objective at ``W``, with
+    ``M*`` the optimal ``M`` for ``W`` (the rest of the trace ``k`` spread evenly on the
+    null space of ``W``).
+    """
     U, sigma, Vt = np.linalg.svd(W, full_matrices=False)
     gamma = optimal_gamma(sigma, eta, k)
     inv = 1.0 / (eta + gamma)
     value = c * float(np.sum(sigma**2 * inv))
     grad = (U * (2.0 * c * sigma * inv)) @ Vt
-    return value, grad
+    pos = sigma > 0
+    n_tasks, n_pos = W.shape[1], int(np.count_nonzero(pos))
+    rest = max(k - float(gamma[pos].sum()), 0.0)
+    gamma0 = min(1.0, rest / (n_tasks - n_pos)) if n_tasks > n_pos else 1.0
+    d0 = 1.0 / (L_df + 2.0 * c / (eta + gamma0))
+    d = 1.0 / (L_df + 2.0 * c * inv[pos]) - d0
+    V = Vt[pos]
+
+    def step(G):
+        return d0 * G + ((G @ V.T) * d) @ V
+
+    return value, grad, step
 
 
 def clustered_mtl(
@@ -164,8 +185,8 @@ def clustered_mtl(
     b = np.zeros(T) if b0 is None else np.array(b0, dtype=float)
     eta = float(rho2) / float(rho1)
     c = float(rho1) * eta * (1.0 + eta)
-    L = df.lipschitz(fit_intercept=joint_b) + 2.0 * float(rho1) * (1.0 + eta)
-    W, b, (it, crit, history) = _fista(df, c, eta, k, W, b, joint_b, L, tol, max_iter)
+    L_df = df.lipschitz(fit_intercept=joint_b)
+    W, b, (it, crit, history) = _fista(df, c, eta, k, W, b, joint_b, L_df, tol, max_iter)
     M = cmtl_optimal_M(W, eta, k)
     if profile:
         b = datafit.intercept_optimal(W)
@@ -182,14 +203,20 @@ def _scale(df, b):
     return max(float(np.linalg.norm(g)), np.finfo(float).tiny)
 
 
-def _fista(df, c, eta, k, W, b, joint_b, L, tol, max_iter):
-    """FISTA with step ``1 / L``, gradient restart, stop on the relative gradient norm."""
+def _fista(df, c, eta, k, W, b, joint_b, L_df, tol, max_iter):
+    """Accelerated majorise-minimise steps in the metric of :func:`_penalty_and_grad`.
+
+    Each step minimises the quadratic majorant at the extrapolated point (exact for the
+    penalty in ``W`` at fixed ``M``, ``L_df`` for the datafit), so the within-cluster
+    stiffness ``2 rho1`` no longer sets the step; gradient restart; stop when the
+    relative gradient norm is below ``tol``.
+    """
     scale = _scale(df, b)
     xW, xb, SxW = W, b, df.linear(W)
     yW, yb, Sy = xW, xb, SxW
     t, crit, history, it = 1.0, np.inf, [], 0
     for it in range(1, max_iter + 1):
-        pen, gpen = _penalty_and_grad(yW, c, eta, k)
+        pen, gpen, step = _penalty_and_grad(yW, c, eta, k, L_df)
         gW, gb = df.gradient_at(yW, yb, Sy)
         gW = gW + gpen
         if not joint_b:
@@ -200,7 +227,7 @@ def _fista(df, c, eta, k, W, b, joint_b, L, tol, max_iter):
         if crit <= tol:  # certified at y: return it
             xW, xb = yW, yb
             break
-        nW, nb = yW - gW / L, yb - gb / L
+        nW, nb = yW - step(gW), yb - gb / L_df
         S_new = df.linear(nW)
         # gradient restart: the step goes against the momentum direction
         if float(np.vdot(yW - nW, nW - xW)) + float((yb - nb) @ (nb - xb)) > 0:
