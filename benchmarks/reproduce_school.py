@@ -104,22 +104,24 @@ def methods(grid="full"):
         "trace norm": (ml.TraceNormRegressor(), ("trace", rel), {}, False),
         "dirty (L1 + L1inf)": (
             ml.DirtyModelRegressor(),
-            ("l1", np.logspace(0, -2, n - 2)),
-            {"beta": ("l1inf", np.logspace(0, -2, nb))},
+            ("l1", np.logspace(0, -3, n - 2)),
+            {"beta": ("l1inf", np.logspace(0, -2, nb + 1))},
             False,
         ),
-        # smooth penalties: large alpha is slow for FISTA (step 1 / alpha) and alpha = 1e3
-        # already gives the pooled model (all w_t equal), so the grid stops there
+        # smooth penalties: alpha -> infinity gives one model per cluster (all tasks for
+        # mean-regularised) with a ridge of strength beta; beta reaches 0.1 > the pooled
+        # ridge's choices (1e-8 .. 1e-2). Large alpha / small beta is slow for first-order
+        # solvers (condition number ~ alpha / beta), so alpha stops at 1e3
         "mean-regularised": (
             ml.MeanRegularizedRegressor(),
             np.logspace(-2, 3, n - 1),
-            {"beta": list(np.logspace(-7, -3, nb))},
+            {"beta": list(np.logspace(-5, -1, nb + 1))},
             False,
         ),
         "clustered (cMTL, k=3)": (
             ml.ClusteredMTLRegressor(n_clusters=3, max_iter=5000),
-            np.logspace(-2, 3, n - 1),
-            {"beta": list(np.logspace(-4, -2, nb))},
+            np.logspace(-1, 3, n - 1),
+            {"beta": list(np.logspace(-3, -1, nb + 1))},
             False,
         ),
     }
