@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
+from multitask.nn import _jacobian as jac_mod
 from multitask.nn import _jacobian_fast as jf
-from multitask.nn import backward as bw
 from multitask.nn import mtl_backward
 from multitask.nn.aggregation import MGDA
 from multitask.nn.aggregation._base import GradientAggregator
@@ -154,7 +154,7 @@ def test_mtl_backward_fast_path_matches_oracle_and_skips_autograd(name, heads, m
     def boom(*args, **kwargs):
         raise AssertionError("the autograd Jacobian ran although the fast path applies")
 
-    monkeypatch.setattr(bw, "_batched_vjp", boom)
+    monkeypatch.setattr(jac_mod, "_batched_vjp", boom)
     w = torch.tensor([0.4, -1.2, 2.0], dtype=torch.float64)
     mtl_backward(_losses(model), model, _Weights(w))
     got = torch.cat([p.grad.reshape(-1) for p in shared])

@@ -1,0 +1,189 @@
+"""The per-task Jacobian for :func:`multitask.nn.mtl_backward` (split from ``backward.py``).
+
+Per-task gradients come from ONE batched vector-Jacobian product: the loss
+vector ``L`` of shape ``(T,)`` is differentiated against the stacked one-hot
+cotangents ``eye(T)`` with ``torch.autograd.grad(..., is_grads_batched=True)``
+(vmap over the backward pass), and the results are flattened once into a
+``(T, n_params)`` buffer. A model that declares
+``shared_through_representation`` gets the same Jacobian in two stages: the
+per-task gradients of its representation (the head stage), then those
+cotangents through the shared trunk, by hand for a chain of Linear layers and
+elementwise activations (:mod:`multitask.nn._jacobian_fast`), otherwise by ONE
+batched backward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from multitask.nn._jacobian_fast import head_cotangents, trunk_jacobian
+
+__all__ = ["task_jacobian"]
+
+
+def _unique(params) -> list[nn.Parameter]:
+    seen, out = set(), []
+    for p in params:
+        if p.requires_grad and id(p) not in seen:
+            seen.add(id(p))
+            out.append(p)
+    return out
+
+
+def _batched_vjp(outputs: Tensor, inputs, cotangents: Tensor, chunk_size, retain=True) -> Tensor:
+    """Rows ``cotangents[t]^T d outputs / d inputs``, flattened: shape ``(T, n_inputs)``.
+
+    One vmapped backward per chunk of rows (``is_grads_batched=True``), copied
+    once into a preallocated buffer.
+    """
+    n_rows = cotangents.shape[0]
+    sizes = [x.numel() for x in inputs]
+    ref = inputs[0] if inputs else outputs
+    if not outputs.requires_grad or not inputs:
+        return torch.zeros((n_rows, sum(sizes)), dtype=ref.dtype, device=ref.device)
+    jac = torch.empty((n_rows, sum(sizes)), dtype=ref.dtype, device=ref.device)
+    step = n_rows if chunk_size is None else max(1, int(chunk_size))
+    for start in range(0, n_rows, step):
+        rows = slice(start, min(start + step, n_rows))
+        grads = torch.autograd.grad(
+            outputs,
+            inputs,
+            grad_outputs=cotangents[rows],
+            retain_graph=retain or rows.stop < n_rows,
+            allow_unused=True,
+            is_grads_batched=True,
+        )
+        k = rows.stop - rows.start
+        pieces = [
+            g.reshape(k, size).to(jac.dtype) if g is not None else jac.new_zeros((k, size))
+            for g, size in zip(grads, sizes, strict=True)
+        ]
+        torch.cat(pieces, dim=1, out=jac[rows])  # the one copy into the (T, n) buffer
+    return jac
+
+
+def task_jacobian(
+    losses: Tensor,
+    inputs: Sequence[Tensor],
+    *,
+    chunk_size: int | None = None,
+    retain_graph: bool = True,
+) -> Tensor:
+    """Jacobian of the loss vector with respect to ``inputs``, flattened.
+
+    Parameters
+    ----------
+    losses : Tensor of shape (n_tasks,)
+    inputs : sequence of Tensor
+        Parameters or intermediate tensors of the graph.
+    chunk_size : int, optional
+        Number of tasks differentiated per batched backward (None: all at
+        once). Smaller chunks use less memory; the result is the same.
+    retain_graph : bool, default=True
+        Keep the graph for a later backward.
+
+    Returns
+    -------
+    jacobian : Tensor of shape (n_tasks, n_inputs)
+        Row ``t`` is the gradient of ``losses[t]``, the inputs flattened and
+        concatenated in order; zeros where a loss does not depend on an input.
+    """
+    eye = torch.eye(losses.shape[0], dtype=losses.dtype, device=losses.device)
+    return _batched_vjp(losses, list(inputs), eye, chunk_size, retain_graph)
+
+
+def _through_representation(model, params: Sequence[nn.Parameter], shared) -> Tensor | None:
+    """The representation, when the Jacobian of ``params`` may be taken in two stages."""
+    rep = getattr(model, "representation", None)
+    if not getattr(model, "shared_through_representation", False) or not isinstance(rep, Tensor):
+        return None
+    same = len(params) == len(shared) and all(p is q for p, q in zip(params, shared, strict=True))
+    return rep if same and rep.requires_grad else None
+
+
+def _jacobian(
+    losses, names, vec, model, params, chunk_size, heads=None, shared=None
+) -> tuple[Tensor, bool]:
+    """Jacobian ``(T, n)`` of the task losses w.r.t. ``params`` (shared parameters).
+
+    When the model declares ``shared_through_representation`` (every path from
+    the shared parameters to the losses goes through ``model.representation``)
+    and ``params`` are its shared parameters, two stages: the per-task gradients
+    of the representation (:func:`_head_stage`; ``heads``: each task's own
+    parameters, whose gradients are then added into ``.grad``), then those
+    ``(T, *representation.shape)`` cotangents through the shared trunk, by hand
+    for a chain of Linear layers and elementwise activations
+    (:func:`trunk_jacobian`), otherwise by ONE batched backward. This avoids
+    pushing ``T`` one-hot rows through every head (as torchjd does). Otherwise
+    (or when no loss depends on the stored representation, i.e. it is stale):
+    one batched backward of ``eye(T)`` through the whole graph.
+
+    Returns the Jacobian and whether the heads' gradients were added.
+    """
+    shared = _unique(model.shared_parameters()) if shared is None else shared
+    rep = _through_representation(model, params, shared)
+    if rep is None:
+        return task_jacobian(vec, params, chunk_size=chunk_size), False
+    rows = _head_stage(losses, names, rep, heads)
+    if rows is None:  # a representation from another forward pass
+        return task_jacobian(vec, params, chunk_size=chunk_size), False
+    jac = trunk_jacobian(rep, rows, params)  # by hand for a Linear/activation chain
+    if jac is None:
+        jac = _batched_vjp(rep, params, rows, chunk_size)
+    return jac, heads is not None
+
+
+def _head_stage(losses, names, rep: Tensor, heads, dense: bool = True):
+    """Per-task gradients of the representation, ``(T, *rep.shape)`` (or :class:`HeadRows`).
+
+    When every head starts with a Linear layer on ``rep`` and the task graphs
+    meet only at ``rep``: one backward of ``sum_t L_t`` stopped at those layers'
+    outputs, then batched products (:func:`head_cotangents`; with
+    ``dense=False`` the rows stay factored, :class:`HeadRows`). Otherwise one
+    small backward per task, through its own head.
+    The heads' gradients (``heads[t]``: task ``t``'s parameters, when given)
+    are added into ``.grad`` on the way. None when no loss depends on ``rep``
+    (a stale representation), in which case nothing is written.
+    """
+    live = [losses[n] if losses[n].requires_grad else None for n in names]
+    fast = head_cotangents(live, rep, heads)
+    if fast is not None:
+        rows, head_grads = fast
+        for p, g in head_grads:
+            _add_grad([p], g.reshape(-1))
+        return rows.dense() if dense else rows
+    rows, head_grads = [], []
+    for i, name in enumerate(names):
+        loss = losses[name]
+        own = heads[i] if heads is not None else []
+        if not loss.requires_grad:
+            rows.append(None)
+            continue
+        grads = torch.autograd.grad(loss, [*own, rep], retain_graph=True, allow_unused=True)
+        head_grads += [(p, g) for p, g in zip(own, grads[:-1], strict=True) if g is not None]
+        rows.append(grads[-1])
+    if all(r is None for r in rows):
+        return None
+    for p, g in head_grads:
+        _add_grad([p], g.reshape(-1))
+    return torch.stack([torch.zeros_like(rep) if r is None else r for r in rows])
+
+
+def _add_grad(params: Sequence[nn.Parameter], flat: Tensor) -> None:
+    """Add the flat vector ``flat`` into the ``.grad`` of ``params`` (in order)."""
+    offset = 0
+    for p in params:
+        piece = flat[offset : offset + p.numel()].view_as(p)
+        offset += p.numel()
+        if p.grad is None:
+            p.grad = piece.clone()
+        else:
+            p.grad.add_(piece)
+
+
+def _cosines(jac: Tensor) -> Tensor:
+    unit = jac / jac.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return unit @ unit.T
