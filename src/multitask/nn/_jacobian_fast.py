@@ -2,10 +2,11 @@
 
 Two pieces of the two-stage Jacobian of :func:`multitask.nn.mtl_backward`:
 
-- :func:`head_cotangents`: the per-task gradients of the representation, ``(T, *rep.shape)``,
-  from ONE ordinary backward of ``sum_t L_t``: a hook on each node where a task's graph first
-  consumes the representation records that task's part of the gradient (the task graphs only
-  meet at the representation, which is checked).
+- :func:`head_cotangents`: the per-task gradients of the representation when every head starts
+  with a Linear layer: ONE backward of ``sum_t L_t`` stopped at the output of each head's first
+  layer gives ``delta_t``, and the rows ``delta_t W_t`` stay factored (:class:`HeadRows`), so
+  that their Gramian and their weighted sum cost little (the task graphs only meet at the
+  representation, which is checked).
 - :func:`trunk_jacobian`: those ``T`` cotangents carried through a trunk that is a chain of
   ``nn.Linear`` layers (2-D inputs) and elementwise activations by hand, as per-sample-gradient
   libraries do: ``C <- (C @ W) * act'`` per layer, weight blocks ``C_t^T A`` by one batched
