@@ -113,7 +113,10 @@ def _weighting(losses, vec, extra, balancer: LossWeighting, model, names, chunk_
     if needs and direction is None and jparams is shared and total.requires_grad:
         # J covers every shared parameter: their gradient sum_t (d total / d L_t) J_t is read
         # off J, so the ordinary backward below skips the trunk (GradNorm)
-        direction = torch.autograd.grad(total, vec, retain_graph=True)[0] @ jac
+        coeffs = torch.autograd.grad(
+            total, vec, retain_graph=True, allow_unused=True, materialize_grads=True
+        )[0]
+        direction = coeffs @ jac
     if extra is not None:
         total = total + extra
     objective = total if aux is None else total + aux
