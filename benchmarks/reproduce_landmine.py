@@ -41,22 +41,22 @@ def methods(grid="full"):
     nb = {"full": 3, "quick": 2, "tiny": 2}[grid]
     return {
         "independent logistic": (ml.IndependentLogistic(), np.logspace(-4, 1, n), {}),
-        "L21 logistic": (ml.GroupLassoClassifier(), np.logspace(-4, -1, n), {}),
-        "trace-norm logistic": (ml.TraceNormClassifier(), np.logspace(-4, -1, n), {}),
+        "L21 logistic": (ml.GroupLassoClassifier(), np.logspace(-4, 0, n), {}),
+        "trace-norm logistic": (ml.TraceNormClassifier(), np.logspace(-4, 0, n), {}),
         "dirty logistic": (
             ml.DirtyModelClassifier(),
-            np.logspace(-4, -1, n - 2),
-            {"beta": list(np.logspace(-3, -1, nb))},
+            np.logspace(-3, 0, n - 2),
+            {"beta": list(np.logspace(-3, 0, nb + 1))},
         ),
         "mean-regularised logistic": (
             ml.MeanRegularizedClassifier(),
             np.logspace(-3, 2, n),
-            {"beta": list(np.logspace(-5, -2, nb))},
+            {"beta": list(np.logspace(-5, -1, nb + 1))},
         ),
         "clustered logistic (k=2)": (
             ml.ClusteredMTLClassifier(n_clusters=2, max_iter=20000),
             np.logspace(-3, 2, n),
-            {"beta": list(np.logspace(-5, -2, nb))},
+            {"beta": list(np.logspace(-5, -1, nb + 1))},
         ),
     }
 
