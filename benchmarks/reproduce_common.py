@@ -55,23 +55,22 @@ def load_rows(folder, protocol):
     return [json.loads(p.read_text()) for p in sorted((Path(folder) / protocol).glob("*.json"))]
 
 
-def summary(rows, key, methods):
-    """Markdown table: mean +- std of ``key`` per method and ratio, seeds, chosen parameters."""
+def summary(rows, key, methods, label=None):
+    """Markdown table: mean +- std of ``key`` per method and ratio, and seeds per ratio."""
     ratios = sorted({r["train_ratio"] for r in rows})
+    label = label or key
     lines = [
-        "| method | " + " | ".join(f"{key} {100 * r:g}%" for r in ratios) + " | seeds |",
+        "| method | " + " | ".join(f"{label}, {100 * r:g}% train" for r in ratios) + " | seeds |",
         "|---|" + "---|" * (len(ratios) + 1),
     ]
     for name in methods:
-        cells, seeds = [], set()
+        cells, seeds = [], []
         for ratio in ratios:
             v = [r[key] for r in rows if r["method"] == name and r["train_ratio"] == ratio]
-            seeds.add(len(v))
+            seeds.append(str(len(v)))
             cells.append(f"{np.mean(v):.4f} +- {np.std(v):.4f}" if v else "not run")
         if any(c != "not run" for c in cells):
-            lines.append(
-                f"| {name} | " + " | ".join(cells) + f" | {'/'.join(map(str, sorted(seeds)))} |"
-            )
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {' / '.join(seeds)} |")
     return "\n".join(lines)
 
 
