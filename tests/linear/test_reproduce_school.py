@@ -55,7 +55,7 @@ def test_mtl_beats_pooled_on_clustered_tasks_and_results_are_cached(tmp_path, mo
         # pooled ridge cannot fit opposite clusters (nMSE ~ 1); each MTL model separates them
         assert nmse[S.POOLED] > 0.8
         for name in MTL:
-            assert nmse[name] < 0.3, (name, nmse[name])
+            assert nmse[name] < 0.5, (name, nmse[name])
     for r in rows:  # chosen points come from the grids searched
         for param, value in r["best_params"].items():
             assert np.isclose(r["grids"][param], value).any()
