@@ -145,6 +145,19 @@ def test_suite_file_errors(tmp_path):
         load_suite(pub)
 
 
+def test_a_folder_named_like_a_suite_does_not_hide_it(tmp_path, monkeypatch):
+    """`multitask bench` in a directory that holds a folder called ``quick`` still runs the
+    shipped quick suite; a folder that names no shipped suite is refused as not a file."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "quick").mkdir()
+    (tmp_path / "mine").mkdir()
+    assert load_suite("quick").name == "quick"
+    with pytest.raises(ValueError, match="mine is a folder, not a file"):
+        load_suite("mine")
+    with pytest.raises(ValueError, match="does not exist"):
+        load_suite("missing.toml")
+
+
 def test_shipped_suites_parse_and_name_known_things():
     from multitask.bench import list_suites
 

@@ -163,18 +163,20 @@ def load_suite(name_or_path: str | Path) -> Suite:
         in the file, or a malformed file.
     """
     path = Path(name_or_path)
-    if path.suffix in (".toml", *_YAML) or path.exists():
+    shipped = str(name_or_path) in list_suites()
+    # a shipped name wins over a folder of the same name in the working directory
+    if path.suffix in (".toml", *_YAML) or path.is_file() or (path.exists() and not shipped):
         if not path.is_file():
-            raise ValueError(f"suite file {path} does not exist")
+            what = "is a folder, not a file" if path.is_dir() else "does not exist"
+            raise ValueError(f"suite file {path} {what}")
         source = str(path)
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
             raise ValueError(f"suite file {path} is not UTF-8 text") from None
     else:
-        names = list_suites()
-        if str(name_or_path) not in names:
-            raise ValueError(f"unknown suite {str(name_or_path)!r}; valid suites: {names}")
+        if not shipped:
+            raise ValueError(f"unknown suite {str(name_or_path)!r}; valid suites: {list_suites()}")
         res = resources.files("multitask.bench") / "suites" / f"{name_or_path}.toml"
         source = f"{name_or_path}.toml"
         text = res.read_text(encoding="utf-8")
