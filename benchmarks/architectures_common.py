@@ -154,10 +154,18 @@ def summary(results: Results, baseline: str = "single_task", time_ref: str = "ha
     return "\n".join(lines)
 
 
-def run_all(args, methods: Mapping[str, Callable[[int], dict]], results: Results, dataset: str):
-    """Run every selected method for every seed not yet in ``results``, print the summary."""
+def run_seeds(
+    args,
+    methods: Mapping[str, Callable[[int], tuple]],
+    results: Results,
+    record: Callable[[str, int, tuple], list[dict]],
+    default: Iterable[str] | None = None,
+) -> None:
+    """Run every chosen method (``args.methods``, else ``default``, else all) for every seed
+    not yet in ``results``; ``record(name, seed, output)`` turns a method's output (metrics
+    first) into the rows appended to ``results``, so a killed run resumes where it stopped."""
     torch.set_num_threads(args.threads)
-    chosen = args.methods or list(methods)
+    chosen = args.methods or list(default or methods)
     unknown = set(chosen) - set(methods)
     if unknown:
         raise SystemExit(f"unknown methods {sorted(unknown)}; choose from {list(methods)}")
@@ -167,13 +175,10 @@ def run_all(args, methods: Mapping[str, Callable[[int], dict]], results: Results
                 continue
             torch.manual_seed(seed)
             start = time.perf_counter()
-            metrics, sec = methods[name](seed)
-            results.add(rows(dataset, name, seed, metrics, sec, vars(args)))
-            print(
-                f"{dataset} {name} seed={seed}: {dict(metrics)} "
-                f"({time.perf_counter() - start:.1f}s)"
-            )
-    print(summary(results))
+            out = methods[name](seed)
+            results.add(record(name, seed, out))
+            took = time.perf_counter() - start
+            print(f"{name} seed={seed}: {dict(out[0])} ({took:.1f}s)", flush=True)
 
 
 # --- validation-based model selection (added for the MMoE / Adult / School benchmarks) ---
@@ -290,23 +295,10 @@ def merge_infos(infos: Iterable[Mapping]) -> dict:
 
 
 def run_all_selected(args, methods: Mapping[str, Callable[[int], tuple]], results, dataset: str):
-    """:func:`run_all` for methods returning ``(metrics, info)`` from :func:`train_selected`."""
-    torch.set_num_threads(args.threads)
-    chosen = args.methods or list(methods)
-    unknown = set(chosen) - set(methods)
-    if unknown:
-        raise SystemExit(f"unknown methods {sorted(unknown)}; choose from {list(methods)}")
-    for seed in args.seeds:
-        for name in chosen:
-            if results.done(name, seed):
-                continue
-            torch.manual_seed(seed)
-            start = time.perf_counter()
-            metrics, info = methods[name](seed)
-            results.add(selected_rows(dataset, name, seed, metrics, info, vars(args)))
-            print(
-                f"{dataset} {name} seed={seed}: {dict(metrics)} best epoch {info['best_epoch']} "
-                f"({time.perf_counter() - start:.1f}s)",
-                flush=True,
-            )
+    """:func:`run_seeds` for methods returning ``(metrics, info)`` from :func:`train_selected`."""
+
+    def record(name, seed, out):
+        return selected_rows(dataset, name, seed, *out, vars(args))
+
+    run_seeds(args, methods, results, record)
     print(summary_selected(results))

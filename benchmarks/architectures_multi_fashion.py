@@ -43,7 +43,7 @@ from torch.nn import functional as F
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _multi_fashion import load_multi_fashion_splits
-from architectures_common import Results, batches, parser, predict, rows, summary
+from architectures_common import Results, batches, parser, predict, rows, run_seeds, summary
 from multitask.nn.architectures import (
     CGC,
     MTAN,
@@ -239,25 +239,15 @@ def main() -> None:
 
     methods = {"single_task": single_task, **{n: method(n) for n in DEFAULT[1:]}}
     methods["sluice_paper"] = method("sluice_paper")
-    chosen = args.methods or DEFAULT
-    unknown = set(chosen) - set(methods)
-    if unknown:
-        raise SystemExit(f"unknown methods {sorted(unknown)}; choose from {list(methods)}")
     results = Results(args.out)
-    for seed in args.seeds:
-        for name in chosen:
-            if results.done(name, seed):
-                continue
-            torch.manual_seed(seed)
-            start = time.perf_counter()
-            metrics, sec, epoch = methods[name](seed)
-            extra = {"dataset": "multi_fashion", "method": name, "seed": seed, "task": "*"}
-            chosen_epoch = {**extra, "metric": "best_epoch", "value": epoch, "config": vars(args)}
-            results.add(
-                [*rows("multi_fashion", name, seed, metrics, sec, vars(args)), chosen_epoch]
-            )
-            took = time.perf_counter() - start
-            print(f"{name} seed={seed}: {dict(metrics)} epoch {epoch} ({took:.0f}s)", flush=True)
+
+    def record(name, seed, out):
+        metrics, sec, epoch = out
+        extra = {"dataset": "multi_fashion", "method": name, "seed": seed, "task": "*"}
+        chosen_epoch = {**extra, "metric": "best_epoch", "value": epoch, "config": vars(args)}
+        return [*rows("multi_fashion", name, seed, metrics, sec, vars(args)), chosen_epoch]
+
+    run_seeds(args, methods, results, record, default=DEFAULT)
     print(table(Results(args.out)))
 
 
