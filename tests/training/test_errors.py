@@ -73,3 +73,23 @@ def test_bad_settings():
         _trainer(task_lr={"q": 0.1}).fit(loader(regression_data()))
     with pytest.raises(ValueError, match="unique"):
         _trainer(tasks=[Task("a"), Task("a")])
+
+
+def test_selection_survives_a_zero_first_validation_value():
+    """An untrained multiclass head can score accuracy 0 at the first evaluation: delta_m
+    against it is undefined, so that pair counts by its absolute change and the epoch with
+    the best accuracy still wins (it used to stop training with 'relative change undefined')."""
+    from multitask.training._selection import ModelSelector
+
+    sel = ModelSelector("delta")
+    history = [
+        {"a": {"accuracy": 0.0}, "b": {"mse": 2.0}},
+        {"a": {"accuracy": 0.5}, "b": {"mse": 2.0}},
+        {"a": {"accuracy": 0.4}, "b": {"mse": 2.0}},
+    ]
+    for step, metrics in enumerate(history):
+        sel.update(metrics, step, {})
+    assert sel.best_step == 1
+    # absolute change for the zero pair, relative for the other: epoch 1 scores
+    # (0.5 - 0) / 2 pairs shifted by the constant -1/2 of the substituted reference
+    assert sel.best_score == pytest.approx(((0.5 - 1.0) + 0.0) / 2)

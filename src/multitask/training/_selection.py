@@ -24,7 +24,8 @@ class ModelSelector:
         ``"delta"``: ``delta_m`` (Maninis et al. 2019, eq. 5) of the current
         validation metrics against those of the first evaluation, over every
         reported (task, metric) pair -- the mean signed relative change, so
-        tasks on different scales count equally. ``(task, metric)``: that one
+        tasks on different scales count equally (a pair whose first value is 0
+        counts by its absolute change). ``(task, metric)``: that one
         metric, maximised or minimised by its direction in
         :data:`multitask.metrics.HIGHER_IS_BETTER`.
     patience : int or None
@@ -50,7 +51,11 @@ class ModelSelector:
         flat = _flatten(metrics)
         if self.monitor == "delta":
             if self.reference is None:
-                self.reference = flat
+                # A first-epoch value of 0 (accuracy or F1 of an untrained model) has no
+                # relative change; it counts by its absolute change instead: dividing by 1
+                # shifts every later score by the same constant, so the ranking of epochs is
+                # exactly that of the absolute change.
+                self.reference = {k: (v if v != 0 else 1.0) for k, v in flat.items()}
             return delta_m(flat, self.reference)
         task, metric = self.monitor
         if (task, metric) not in flat:
