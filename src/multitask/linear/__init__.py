@@ -49,38 +49,7 @@ _LAZY = {
     "TreeGroupLassoRegressor": "_tree_group",
 }
 
-__all__ = [
-    "ClusteredMTLClassifier",
-    "ClusteredMTLRegressor",
-    "DirtyModelClassifier",
-    "DirtyModelRegressor",
-    "GraphRegularizedClassifier",
-    "GraphRegularizedRegressor",
-    "GroupLassoClassifier",
-    "GroupLassoClassifierCV",
-    "GroupLassoRegressor",
-    "GroupLassoRegressorCV",
-    "IndependentLogistic",
-    "IndependentRidge",
-    "L1InfClassifier",
-    "L1InfClassifierCV",
-    "L1InfRegressor",
-    "L1InfRegressorCV",
-    "MeanRegularizedClassifier",
-    "MeanRegularizedRegressor",
-    "MultiTaskCV",
-    "PooledRidge",
-    "RobustMTLClassifier",
-    "RobustMTLRegressor",
-    "SparseGroupLassoClassifier",
-    "SparseGroupLassoRegressor",
-    "TraceNormClassifier",
-    "TraceNormClassifierCV",
-    "TraceNormRegressor",
-    "TraceNormRegressorCV",
-    "TreeGroupLassoClassifier",
-    "TreeGroupLassoRegressor",
-]
+__all__ = sorted(_LAZY)
 
 
 def __getattr__(name):
