@@ -1,26 +1,13 @@
 """The Landmine reproduction's code path, small: synthetic binary tasks, 1 seed, 3-point grids."""
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+from bench_scripts import load_script
 from sklearn.metrics import roc_auc_score
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-def _script(name):
-    sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-L = _script("reproduce_landmine")
+L = load_script("reproduce_landmine")
 
 
 def _tasks(n_tasks=6, n_per_task=80, n_features=3, seed=0):

@@ -1,28 +1,15 @@
 """The School reproduction's code path, small: synthetic clustered tasks, 2 seeds, 3-point grids."""
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
+from bench_scripts import load_script
 
 import multitask.linear as ml
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-def _script(name):
-    sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-S = _script("reproduce_school")
+S = load_script("reproduce_school")
 
 
 def _clustered(n_tasks=20, n_per_task=30, n_features=4, seed=0):

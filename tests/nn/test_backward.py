@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from jacobian_oracle import per_task_rows
 from torch import nn
 
 from multitask.nn import mtl_backward, task_jacobian
@@ -46,19 +47,7 @@ def _losses(model, seed=1):
 
 def _per_task_grads(model, params):
     """Oracle: one ordinary autograd.grad call per task."""
-    losses = _losses(model)
-    rows = []
-    for t in model.task_names:
-        gs = torch.autograd.grad(losses[t], params, retain_graph=True, allow_unused=True)
-        rows.append(
-            torch.cat(
-                [
-                    (torch.zeros_like(p) if g is None else g).reshape(-1)
-                    for g, p in zip(gs, params, strict=True)
-                ]
-            )
-        )
-    return torch.stack(rows)
+    return per_task_rows(_losses(model), model.task_names, params)
 
 
 def _grads(model):

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from jacobian_oracle import per_task_rows
 from torch import nn
 
 from multitask.nn import _jacobian as jac_mod
@@ -69,19 +70,7 @@ def _losses(model, seed=1, dropout_seed=7):
 
 def _oracle(model, params):
     """One ordinary autograd.grad call per task: rows of shape (T, n_params)."""
-    losses = _losses(model)
-    rows = []
-    for t in model.task_names:
-        gs = torch.autograd.grad(losses[t], params, retain_graph=True, allow_unused=True)
-        rows.append(
-            torch.cat(
-                [
-                    (torch.zeros_like(p) if g is None else g).reshape(-1)
-                    for g, p in zip(gs, params, strict=True)
-                ]
-            )
-        )
-    return torch.stack(rows)
+    return per_task_rows(_losses(model), model.task_names, params)
 
 
 def _rep_rows(model):
