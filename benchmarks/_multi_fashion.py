@@ -26,26 +26,27 @@ def _as_tensors(x: np.ndarray, y: dict[str, np.ndarray]):
     return torch.from_numpy(x), {t: torch.from_numpy(v) for t, v in y.items()}
 
 
-def load_multi_fashion(n_train: int = 120_000, n_test: int = 20_000, seed: int = 0):
+def load_multi_fashion(n_train: int = 120_000, n_test: int = 20_000, seed: int = 0, size: int = 28):
     """Train and test Multi-Fashion sets drawn from the Fashion-MNIST train and test splits.
 
     Returns
     -------
     (x, y), (x_test, y_test)
-        ``x`` of shape (n, 1, 28, 28) float32 tensors; ``y`` dicts of int64
-        tensors ``"top_left"`` and ``"bottom_right"``.
+        ``x`` of shape (n, 1, size, size) float32 tensors (28: resampled; 36: the
+        canvas, as in Lin et al.'s code); ``y`` dicts of int64 tensors ``"top_left"``
+        and ``"bottom_right"``.
     """
     data = load("fashion_mnist")
     X, y = np.asarray(data.X), np.asarray(data.targets["label"])
     train, test = data.split == "train", data.split == "test"
     return (
-        _as_tensors(*make_multi_fashion(X[train], y[train], n_train, seed)),
-        _as_tensors(*make_multi_fashion(X[test], y[test], n_test, seed + 1)),
+        _as_tensors(*make_multi_fashion(X[train], y[train], n_train, seed, size)),
+        _as_tensors(*make_multi_fashion(X[test], y[test], n_test, seed + 1, size)),
     )
 
 
 def load_multi_fashion_splits(
-    n_train: int, n_val: int, n_test: int, seed: int = 0, val_items: int = 10_000
+    n_train: int, n_val: int, n_test: int, seed: int = 0, val_items: int = 10_000, size: int = 28
 ):
     """Train, validation and test Multi-Fashion sets; validation from held-out training items.
 
@@ -67,7 +68,7 @@ def load_multi_fashion_splits(
     fit, val = order[val_items:], order[:val_items]
     test = data.split == "test"
     return (
-        _as_tensors(*make_multi_fashion(X[fit], y[fit], n_train, seed)),
-        _as_tensors(*make_multi_fashion(X[val], y[val], n_val, seed + 2)),
-        _as_tensors(*make_multi_fashion(X[test], y[test], n_test, seed + 1)),
+        _as_tensors(*make_multi_fashion(X[fit], y[fit], n_train, seed, size)),
+        _as_tensors(*make_multi_fashion(X[val], y[val], n_val, seed + 2, size)),
+        _as_tensors(*make_multi_fashion(X[test], y[test], n_test, seed + 1, size)),
     )

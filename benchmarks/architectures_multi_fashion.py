@@ -60,17 +60,31 @@ from multitask.nn.architectures.fully_adaptive import task_affinity
 TASKS = ("top_left", "bottom_right")
 
 
+#: flattened conv features of the LeNet and raw input size, per image side: 28x28 inputs give
+#: (B, 20, 3, 3) after the two conv blocks; 36x36 (Lin et al.'s code) give (B, 20, 5, 5)
+FLAT = {28: 180, 36: 500}
+SIDE = {"value": 28}  # set from --image-size in main()
+
+
 def lenet_blocks() -> list[nn.Module]:
     """LeNet of Sener & Koltun (2018) / Lin et al. (2019): conv9-pool-conv5-pool-fc50."""
     return [
-        nn.Sequential(nn.Conv2d(1, 10, 9), nn.MaxPool2d(2), nn.ReLU()),  # (B, 10, 10, 10)
-        nn.Sequential(nn.Conv2d(10, 20, 5), nn.MaxPool2d(2), nn.ReLU()),  # (B, 20, 3, 3)
-        nn.Sequential(nn.Flatten(), nn.Linear(180, 50), nn.ReLU()),  # (B, 50)
+        nn.Sequential(nn.Conv2d(1, 10, 9), nn.MaxPool2d(2), nn.ReLU()),
+        nn.Sequential(nn.Conv2d(10, 20, 5), nn.MaxPool2d(2), nn.ReLU()),
+        nn.Sequential(nn.Flatten(), nn.Linear(_flat(), 50), nn.ReLU()),  # (B, 50)
     ]
 
 
+def _flat() -> int:
+    return FLAT[SIDE["value"]]
+
+
+def _pixels() -> int:
+    return SIDE["value"] ** 2
+
+
 def conv_part() -> nn.Module:
-    return nn.Sequential(*lenet_blocks()[:2], nn.Flatten())  # (B, 180)
+    return nn.Sequential(*lenet_blocks()[:2], nn.Flatten())  # (B, _flat())
 
 
 def heads(width: int = 50, tasks=TASKS) -> dict[str, nn.Module]:
@@ -90,15 +104,17 @@ def build(name: str, orthogonality: float = 0.1) -> nn.Module:
     if name == "sluice_paper":  # Eq. 4 of Ruder et al. as published, weight 0.01
         return Sluice(lenet_blocks(), heads(), skip_layers=[2], orthogonality=0.01, feature_dim=1)
     if name == "mmoe":
-        return MMoE([nn.Sequential(*lenet_blocks()) for _ in range(3)], heads(), 784)
+        return MMoE([nn.Sequential(*lenet_blocks()) for _ in range(3)], heads(), _pixels())
     if name == "cgc":
         own = {t: [nn.Sequential(*lenet_blocks())] for t in TASKS}
-        return CGC([nn.Sequential(*lenet_blocks())], own, heads(), 784)
+        return CGC([nn.Sequential(*lenet_blocks())], own, heads(), _pixels())
     if name == "mtan":
-        return MTAN([conv_part(), nn.Sequential(nn.Linear(180, 50), nn.ReLU())], [180, 50], heads())
+        flat = _flat()
+        top = nn.Sequential(nn.Linear(flat, 50), nn.ReLU())
+        return MTAN([conv_part(), top], [flat, 50], heads())
     if name == "tensor_factorized":
         ident = {t: nn.Identity() for t in TASKS}
-        return TensorFactorized(conv_part(), [180, 50, 10], ident, ranks=16)
+        return TensorFactorized(conv_part(), [_flat(), 50, 10], ident, ranks=16)
     if name == "relationship":
         return DeepRelationshipNetwork(nn.Sequential(*lenet_blocks()), heads(), prior_weight=1e-3)
     if name == "fully_adaptive":
@@ -189,15 +205,28 @@ def main() -> None:
     p.add_argument("--n-test", type=int, default=20_000)
     p.add_argument("--val-items", type=int, default=10_000, help="Fashion items held out")
     p.add_argument("--orthogonality", type=float, default=0.1, help="sluice penalty weight")
+    p.add_argument(
+        "--image-size",
+        type=int,
+        choices=sorted(FLAT),
+        default=28,
+        help="28: canvas resampled (Sener & Koltun); 36: the canvas as in Lin et al.'s code",
+    )
     p.set_defaults(epochs=10)
     args = p.parse_args()
+    SIDE["value"] = args.image_size
     torch.set_num_threads(args.threads)
     fit = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr}
 
     @lru_cache(maxsize=1)
     def data(seed):
         return load_multi_fashion_splits(
-            args.n_train, args.n_val, args.n_test, seed, val_items=args.val_items
+            args.n_train,
+            args.n_val,
+            args.n_test,
+            seed,
+            val_items=args.val_items,
+            size=args.image_size,
         )
 
     def single_task(seed):

@@ -77,3 +77,22 @@ def test_bad_inputs_raise_early():
         make_multi_fashion(images[:3], labels[:3], 5)
     with pytest.raises(ValueError, match="n_samples"):
         make_multi_fashion(images, labels, 0)
+
+
+def test_size_36_is_the_canvas_itself():
+    """Lin et al.'s code keeps the 36x36 canvas: item a at (0, 0), item b at (8, 8), the
+    overlap by the pixel-wise maximum, nothing resampled."""
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 256, (2, 28, 28), dtype=np.uint8)
+    b = rng.integers(0, 256, (2, 28, 28), dtype=np.uint8)
+    X = overlay_pairs(a, b, size=36)
+    assert X.shape == (2, 1, 36, 36) and X.dtype == np.float32
+    want = np.zeros((2, 36, 36), np.float32)
+    want[:, :28, :28] = a / np.float32(255)
+    want[:, 8:, 8:] = np.maximum(want[:, 8:, 8:], b / np.float32(255))
+    np.testing.assert_array_equal(X[:, 0], want)
+    labels = np.arange(2)
+    X2, y = make_multi_fashion(a, labels, 5, seed=1, size=36)
+    assert X2.shape == (5, 1, 36, 36) and set(y) == {"top_left", "bottom_right"}
+    with pytest.raises(ValueError, match="size must be between 1 and 36"):
+        overlay_pairs(a, b, size=40)

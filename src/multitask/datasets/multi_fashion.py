@@ -2,9 +2,11 @@
 
 Each image puts one Fashion-MNIST item at the top-left and another at the
 bottom-right of a 36x36 canvas (offsets 0 and 8 pixels), overlays them by the
-pixel-wise maximum and resizes the canvas to 28x28 (bilinear with
-anti-aliasing, the triangle filter widened by the scale factor 36/28). The two
-tasks classify the top-left and the bottom-right item (10 classes each).
+pixel-wise maximum and, by default, resizes the canvas to 28x28 (bilinear with
+anti-aliasing, the triangle filter widened by the scale factor 36/28), the
+MultiMNIST convention of Sener & Koltun (2018). ``size=36`` keeps the canvas as
+it is, as Lin et al.'s released code does (their LeNet sees 36x36 inputs). The
+two tasks classify the top-left and the bottom-right item (10 classes each).
 
 Written with numpy only, so :mod:`multitask.datasets` never imports torch; the
 resize equals ``torch.nn.functional.interpolate(..., mode="bilinear",
@@ -48,18 +50,23 @@ def _resize_matrix(n_in: int, n_out: int) -> np.ndarray:
     return W
 
 
-def overlay_pairs(top_left: np.ndarray, bottom_right: np.ndarray) -> np.ndarray:
+def overlay_pairs(top_left: np.ndarray, bottom_right: np.ndarray, size: int = SIZE) -> np.ndarray:
     """Compose pairs of 28x28 uint8 images into Multi-Fashion images.
 
     Parameters
     ----------
     top_left, bottom_right : ndarray of shape (n, 28, 28), uint8
         The items placed at offset (0, 0) and (8, 8) of the 36x36 canvas.
+    size : int
+        Side of the output: the canvas is resampled to ``size x size`` (1 to 36;
+        36 keeps it unchanged).
 
     Returns
     -------
-    X : ndarray of shape (n, 1, 28, 28), float32 in [0, 1]
+    X : ndarray of shape (n, 1, size, size), float32 in [0, 1]
     """
+    if not 1 <= int(size) <= CANVAS:
+        raise ValueError(f"size must be between 1 and {CANVAS} (the canvas), got {size}")
     a = np.asarray(top_left, np.float32) / 255.0
     b = np.asarray(bottom_right, np.float32) / 255.0
     if a.shape != b.shape or a.shape[1:] != (SIZE, SIZE):
@@ -69,13 +76,15 @@ def overlay_pairs(top_left: np.ndarray, bottom_right: np.ndarray) -> np.ndarray:
     canvas = np.zeros((len(a), CANVAS, CANVAS), np.float32)
     canvas[:, :SIZE, :SIZE] = a
     canvas[:, SHIFT:, SHIFT:] = np.maximum(canvas[:, SHIFT:, SHIFT:], b)
-    W = _resize_matrix(CANVAS, SIZE).astype(np.float32)
+    if size == CANVAS:
+        return canvas[:, None]
+    W = _resize_matrix(CANVAS, size).astype(np.float32)
     out = np.einsum("ij,njk,lk->nil", W, canvas, W, optimize=True)
     return np.clip(out, 0.0, 1.0)[:, None].astype(np.float32)
 
 
 def make_multi_fashion(
-    images: np.ndarray, labels: np.ndarray, n_samples: int, seed: int = 0
+    images: np.ndarray, labels: np.ndarray, n_samples: int, seed: int = 0, size: int = SIZE
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Draw ``n_samples`` Multi-Fashion images from one split of Fashion-MNIST.
 
@@ -93,10 +102,13 @@ def make_multi_fashion(
         Number of images to generate.
     seed : int
         Seed of the draw; the output is a deterministic function of it.
+    size : int
+        Side of the images: 28 (default, resampled) or 36 (the canvas itself, as in
+        Lin et al.'s code); see :func:`overlay_pairs`.
 
     Returns
     -------
-    X : ndarray of shape (n_samples, 1, 28, 28), float32 in [0, 1]
+    X : ndarray of shape (n_samples, 1, size, size), float32 in [0, 1]
     y : dict
         ``"top_left"`` and ``"bottom_right"``: int64 classes of shape (n_samples,).
 
@@ -119,4 +131,4 @@ def make_multi_fashion(
         j[same] = rng.integers(0, len(images), int(same.sum()))
         same = labels[i] == labels[j]
     y = {"top_left": labels[i].astype(np.int64), "bottom_right": labels[j].astype(np.int64)}
-    return overlay_pairs(images[i], images[j]), y
+    return overlay_pairs(images[i], images[j], size), y
