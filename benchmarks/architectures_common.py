@@ -66,6 +66,32 @@ def batches(x: Tensor, y: Mapping[str, Tensor], batch_size: int, gen: torch.Gene
         yield x[idx], {k: v[idx] for k, v in y.items()}
 
 
+def adam_epoch(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    x: Tensor,
+    y: Mapping[str, Tensor],
+    loss_fn: LossFn,
+    batch_size: int,
+    gen: torch.Generator,
+) -> tuple[float, float]:
+    """One epoch of ``opt`` on ``sum(losses) + model.regularization()`` in train mode.
+
+    Returns ``(seconds, mean over batches of the summed task losses)``.
+    """
+    model.train()
+    start, seen = time.perf_counter(), []
+    for xb, yb in batches(x, y, batch_size, gen):
+        task_sum = sum(loss_fn(model(xb), yb).values())
+        total = task_sum + model.regularization()
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        seen.append(task_sum.detach())
+    seconds = time.perf_counter() - start
+    return seconds, float(torch.stack(seen).double().mean())
+
+
 def train(
     model: nn.Module,
     x: Tensor,
@@ -83,15 +109,7 @@ def train(
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     times = []
     for epoch in range(epochs):
-        model.train()
-        start = time.perf_counter()
-        for xb, yb in batches(x, y, batch_size, gen):
-            losses = loss_fn(model(xb), yb)
-            total = sum(losses.values()) + model.regularization()
-            opt.zero_grad()
-            total.backward()
-            opt.step()
-        times.append(time.perf_counter() - start)
+        times.append(adam_epoch(model, opt, x, y, loss_fn, batch_size, gen)[0])
         if on_epoch is not None:
             on_epoch(model, epoch)
             opt = torch.optim.Adam(model.parameters(), lr=lr)  # the callback may add parameters
@@ -222,23 +240,14 @@ def train_selected(
     times, val_curve, train_curve = [], [], []
     best, best_state = float("inf"), None
     for epoch in range(epochs):
-        model.train()
-        start, seen = time.perf_counter(), []
-        for xb, yb in batches(x, y, batch_size, gen):
-            losses = loss_fn(model(xb), yb)
-            task_sum = sum(losses.values())
-            total = task_sum + model.regularization()
-            opt.zero_grad()
-            total.backward()
-            opt.step()
-            seen.append(task_sum.item())
-        times.append(time.perf_counter() - start)
+        seconds, train_loss = adam_epoch(model, opt, x, y, loss_fn, batch_size, gen)
+        times.append(seconds)
         if on_epoch is not None:
             on_epoch(model, epoch)
         with torch.no_grad():
             val = float(sum(loss_fn(predict(model, xv), yv).values()))
         val_curve.append(val)
-        train_curve.append(float(np.mean(seen)))
+        train_curve.append(train_loss)
         if val < best:
             best = val
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

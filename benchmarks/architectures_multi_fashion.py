@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import copy
 import sys
-import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -43,7 +42,15 @@ from torch.nn import functional as F
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _multi_fashion import load_multi_fashion_splits
-from architectures_common import Results, batches, parser, predict, rows, run_seeds, summary
+from architectures_common import (
+    Results,
+    adam_epoch,
+    parser,
+    predict,
+    rows,
+    run_seeds,
+    summary,
+)
 from multitask.nn.architectures import (
     CGC,
     MTAN,
@@ -153,14 +160,7 @@ def train_select(model, x, y, *, score, epochs, batch_size, lr, seed, on_epoch=N
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     times, scores, kept = [], [], None
     for epoch in range(epochs):
-        model.train()
-        start = time.perf_counter()
-        for xb, yb in batches(x, y, batch_size, gen):
-            total = sum(ce(model(xb), yb).values()) + model.regularization()
-            opt.zero_grad()
-            total.backward()
-            opt.step()
-        times.append(time.perf_counter() - start)
+        times.append(adam_epoch(model, opt, x, y, ce, batch_size, gen)[0])
         if on_epoch is not None:
             on_epoch(model, epoch)
             opt = torch.optim.Adam(model.parameters(), lr=lr)
