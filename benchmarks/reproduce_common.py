@@ -4,6 +4,7 @@ Every (protocol, ratio, seed, method) result is one JSON file under a results fo
 a run skips what exists, so an interrupted run resumes where it stopped.
 """
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -17,16 +18,27 @@ def result_path(folder, protocol, ratio, seed, method):
     return Path(folder) / protocol / f"r{ratio:g}_s{seed}_{slug}.json"
 
 
-def run_cached(jobs, folder, compute, desc):
+def run_cached(jobs, folder, compute, desc, reuse=None, reusable=None):
     """Run ``compute(job) -> row`` for each ``job`` dict not cached yet; return every row.
 
     ``job`` has keys ``protocol``, ``ratio``, ``seed``, ``method``; the row is written to
-    :func:`result_path` as soon as it is computed.
+    :func:`result_path` as soon as it is computed. With ``reuse`` (an older results
+    folder), a job missing here whose old row passes ``reusable(row)`` is copied instead
+    of computed (marked ``reused_from``, with zero grid extensions).
     """
     rows = []
     todo = []
     for job in jobs:
         path = result_path(folder, job["protocol"], job["ratio"], job["seed"], job["method"])
+        old = reuse and result_path(
+            reuse, job["protocol"], job["ratio"], job["seed"], job["method"]
+        )
+        if not path.exists() and old and old.exists():
+            row = json.loads(old.read_text())
+            if reusable(row):
+                row.update(extensions=dict.fromkeys(row["grids"], 0), reused_from=str(reuse))
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(row))
         if path.exists():
             rows.append(json.loads(path.read_text()))
         else:
@@ -37,6 +49,11 @@ def run_cached(jobs, folder, compute, desc):
         path.write_text(json.dumps(row))
         rows.append(row)
     return rows
+
+
+def off_limit_edges(row, limits):
+    """The parameters of a result row whose choice is on a grid edge other than a limit."""
+    return [p for p, side in row["edges"].items() if side and limits.get(p) != side]
 
 
 def edge(value, grid):
@@ -94,3 +111,111 @@ def chosen(rows, methods):
                     f"{len(edges)}/{len(sel)} {' '.join(sorted(set(edges)))} |"
                 )
     return "\n".join(lines)
+
+
+MAX_EXTENSIONS = 3  # per parameter
+FLAT_RTOL = 1e-4  # an extension improving the best mean CV score by less is flat (~ solver tol)
+
+
+def extend(grid, side):
+    """One more decade of ``grid`` (log-spaced, at its own step) beyond its ``side`` edge.
+
+    Returns the new points only, ascending. The step is the grid's mean log10 spacing;
+    enough points are added to cover at least one decade (at least one point).
+    """
+    logs = np.log10(np.sort(np.asarray(grid, float)))
+    step = (logs[-1] - logs[0]) / (len(logs) - 1)
+    n_new = max(1, int(np.ceil(1.0 / step - 1e-9)))
+    offsets = step * np.arange(1, n_new + 1)
+    new = logs[-1] + offsets if side == "high" else logs[0] - offsets[::-1]
+    return [float(v) for v in 10.0**new]
+
+
+def _best(scores):
+    """Key of the largest mean CV score; ties go to the first key inserted."""
+    best = None
+    for key, value in scores.items():
+        if best is None or value > scores[best]:
+            best = key
+    return best
+
+
+def search_grid(score_path, grids, limits=None, max_extensions=MAX_EXTENSIONS, rtol=FLAT_RTOL):
+    """Grid search over ``alpha`` (a path) and the other parameters, extending edge choices.
+
+    Parameters
+    ----------
+    score_path : callable
+        ``score_path(values, alphas) -> ndarray (len(alphas),)``: mean inner-CV score
+        (higher is better) of the path over ``alphas`` with the other parameters fixed to
+        the dict ``values``.
+    grids : dict
+        ``{"alpha": values, other: values, ...}``.
+    limits : dict, optional
+        ``{param: "high" | "low"}``: edges that are the model's limit (``alpha_max``, the
+        zero or the pooled model), never extended.
+    max_extensions : int
+        At most this many extensions per parameter.
+    rtol : float
+        An extension whose best score improves on the previous best by less than
+        ``rtol * |previous best|`` is flat (the model's limit is reached): no further
+        extension in that direction.
+
+    Returns
+    -------
+    best : dict
+        The chosen value of every parameter.
+    grids : dict
+        The final grids (ascending), extensions included.
+    extensions : dict
+        Number of extensions per parameter.
+
+    Notes
+    -----
+    Rule: when the best point is the first / last point of a grid (other than a limit
+    edge), the grid gets one more decade at its own log spacing in that direction
+    (:func:`extend`) and the new points are scored; repeated while the choice is on such
+    an edge, the last extension was not flat, and ``max_extensions`` is not reached.
+    """
+    limits = dict(limits or {})
+    order = {k: [float(v) for v in g] for k, g in grids.items()}  # the caller's order
+    grids = {k: sorted(g) for k, g in order.items()}
+    others = [k for k in grids if k != "alpha"]
+    scores = {}
+
+    def score(combos, alphas):
+        for values in combos:
+            path = score_path(dict(zip(others, values, strict=True)), alphas)
+            for a, s in zip(alphas, path, strict=True):
+                scores[(*values, float(a))] = float(s)
+
+    combos = list(itertools.product(*(order[k] for k in others)))
+    score(combos, sorted(grids["alpha"], reverse=True))
+    extensions = dict.fromkeys(grids, 0)
+    flat = set()
+    while True:
+        key = _best(scores)
+        best = dict(zip([*others, "alpha"], key, strict=True))
+        todo = [
+            (p, side)
+            for p in grids
+            if (side := edge(best[p], grids[p]))
+            and limits.get(p) != side
+            and (p, side) not in flat
+            and extensions[p] < max_extensions
+        ]
+        if not todo:
+            return best, grids, extensions
+        param, side = todo[0]
+        new = extend(grids[param], side)
+        before = scores[key]
+        if param == "alpha":
+            score(combos, sorted(new, reverse=True))
+        else:
+            fresh = list(itertools.product(*(new if k == param else grids[k] for k in others)))
+            score(fresh, sorted(grids["alpha"], reverse=True))
+            combos += fresh
+        grids[param] = sorted(grids[param] + new)
+        extensions[param] += 1
+        if scores[_best(scores)] - before <= rtol * abs(before):
+            flat.add((param, side))

@@ -28,11 +28,12 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import ParameterGrid, StratifiedKFold
+from sklearn.model_selection import StratifiedKFold
 
 sys.path.insert(0, str(Path(__file__).parent))
 import multitask.linear as ml
 import reproduce_common as rc
+from multitask.linear._cv import search_alpha
 
 
 def methods(grid="full"):
@@ -107,33 +108,47 @@ def load_split(ratio, seed, data=None):
 
 
 def fit_score(spec, X_tr, y_tr, X_te, task_col, seed, tol):
-    """Choose the parameters by inner CV; return test scores, chosen parameters, grids."""
+    """Choose the parameters by inner CV; return test scores, chosen parameters, grids.
+
+    A choice on a grid edge extends that grid by a decade and re-runs the CV on the new
+    points (:func:`reproduce_common.search_grid`; every grid here is absolute, so no edge
+    is a limit). Returns the test decision values, the chosen parameters, the final
+    grids and the number of extensions per parameter.
+    """
     est, alphas, extra = spec
     est = clone(est).set_params(task_col=task_col, tol=tol)
     strata = 2 * X_tr[task_col].to_numpy() + y_tr
     folds = list(StratifiedKFold(3, shuffle=True, random_state=seed).split(X_tr, strata))
-    best = None
-    for values in ParameterGrid(extra):
-        cv = ml.MultiTaskCV(
+
+    def score(values, path_alphas):
+        """Mean inner-CV AUC of the warm-started path over ``path_alphas`` (descending)."""
+        got, scores = search_alpha(
             clone(est).set_params(**values),
-            alphas=alphas,
+            X_tr,
+            y_tr,
+            None,
+            alphas=path_alphas,
+            n_alphas=None,
+            eps=None,
             cv=folds,
             scoring=task_auc_scorer(task_col),
             n_jobs=1,
-        ).fit(X_tr, y_tr)
-        score = cv.cv_scores_.mean(0).max()
-        if best is None or score > best[0]:
-            best = (score, cv, {**values, "alpha": cv.alpha_})
-    grids = {"alpha": [float(a) for a in alphas]}
-    grids.update({k: [float(x) for x in v] for k, v in extra.items()})
-    return best[1].decision_function(X_te), best[2], grids
+            random_state=None,
+        )
+        assert np.allclose(got, path_alphas)
+        return scores.mean(0)
+
+    best, grids, extensions = rc.search_grid(score, {"alpha": alphas, **extra})
+    values = {k: v for k, v in best.items() if k != "alpha"}
+    model = clone(est).set_params(**values, alpha=best["alpha"]).fit(X_tr, y_tr)
+    return model.decision_function(X_te), best, grids, extensions
 
 
 def evaluate(job, split_data, tol, grid):
     X_tr, X_te, y_tr, y_te, task_col = split_data
     t0 = time.perf_counter()
     spec = methods(grid)[job["method"]]
-    score, best, grids = fit_score(spec, X_tr, y_tr, X_te, task_col, job["seed"], tol)
+    score, best, grids, extensions = fit_score(spec, X_tr, y_tr, X_te, task_col, job["seed"], tol)
     return {
         "dataset": "landmine",
         "protocol": job["protocol"],
@@ -144,13 +159,17 @@ def evaluate(job, split_data, tol, grid):
         "best_params": {k: float(v) for k, v in best.items()},
         "grids": grids,
         "edges": {k: rc.edge(best[k], g) for k, g in grids.items()},
+        "extensions": extensions,
+        "limits": {},
         "grid": grid,
         "tol": tol,
         "seconds": time.perf_counter() - t0,
     }
 
 
-def run(ratio, seeds, names, folder, tol, grid, data=None):
+def run(ratio, seeds, names, folder, tol, grid, data=None, reuse=None):
+    """Every (seed, method), cached; ``reuse``: an older results folder whose rows with
+    every choice inside its grid are copied (the extension rule would not change them)."""
     jobs = [
         {"protocol": "auc", "ratio": ratio, "seed": s, "method": m} for s in seeds for m in names
     ]
@@ -163,7 +182,11 @@ def run(ratio, seeds, names, folder, tol, grid, data=None):
             splits[key] = load_split(*key, data=data)
         return evaluate(job, splits[key], tol, grid)
 
-    return rc.run_cached(jobs, folder, compute, "landmine")
+    def reusable(row):
+        same = row["grid"] == grid and row["tol"] == tol
+        return same and not rc.off_limit_edges(row, {})
+
+    return rc.run_cached(jobs, folder, compute, "landmine", reuse, reusable)
 
 
 def main():
@@ -175,13 +198,14 @@ def main():
     parser.add_argument("--results", default="results/reproduce_landmine")
     parser.add_argument("--tol", type=float, default=1e-4, help="solver tolerance")
     parser.add_argument("--methods", default="", help="comma-separated substrings of names")
+    parser.add_argument("--reuse", default=None, help="older results folder (see run)")
     parser.add_argument("--table", action="store_true", help="only print the cached tables")
     args = parser.parse_args()
     only = [m for m in args.methods.split(",") if m]
     names = [n for n in methods(args.grid) if not only or any(k in n for k in only)]
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     if not args.table:
-        run(args.train_ratio, seeds, names, args.results, args.tol, args.grid)
+        run(args.train_ratio, seeds, names, args.results, args.tol, args.grid, reuse=args.reuse)
     rows = rc.load_rows(args.results, "auc")
     print(rc.summary(rows, "mean_auc", list(methods(args.grid))))
     print()

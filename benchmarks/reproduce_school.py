@@ -41,12 +41,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, clone
-from sklearn.model_selection import ParameterGrid, StratifiedKFold
+from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 
 sys.path.insert(0, str(Path(__file__).parent))
 import multitask.linear as ml
 import reproduce_common as rc
+from multitask.linear._cv import search_alpha
 
 CONTINUOUS = ["free_meals_pct", "vr1_pct"]
 POOLED = "pooled ridge"
@@ -195,7 +196,9 @@ def inner_folds(task, n_splits, seed):
 def fit_predict(spec, X_tr, y_tr, X_te, task_col, seed, tol, pooled_alpha=None):
     """Choose ``alpha`` (warm-started path) and the other parameters by inner 3-fold CV.
 
-    Returns the test predictions, the chosen parameters and the grids searched.
+    A choice on a grid edge extends that grid (:func:`reproduce_common.search_grid`),
+    except at the limits of :func:`limit_edges`. Returns the test predictions, the chosen
+    parameters, the final grids searched and the number of extensions per parameter.
     """
     est, alphas, extra, around_pooled = spec
     target = y_tr
@@ -206,30 +209,56 @@ def fit_predict(spec, X_tr, y_tr, X_te, task_col, seed, tol, pooled_alpha=None):
         G = gradient_at_zero(X_tr, target, task_col)
         alphas = resolve(alphas, G)
         extra = {k: list(resolve(v, G)) for k, v in extra.items()}
+    alphas = np.sort(np.asarray(alphas, float))[::-1]
     # the bias is a feature of W (MALSAR's and Evgeniou & Pontil's setting), so that the
     # task coupling also shrinks the intercepts; no separate unpenalised intercept
     est = clone(est).set_params(task_col=task_col, tol=tol, fit_intercept=False)
     if around_pooled:
         est = PooledOffset(est, pooled_alpha=pooled_alpha)
     folds = inner_folds(X_tr[task_col].to_numpy(), 3, seed)
-    best = None
-    for values in ParameterGrid(extra):
-        cv = ml.MultiTaskCV(
-            clone(est).set_params(**values) if not around_pooled else _set_inner(est, values),
-            alphas=alphas,
+
+    def with_values(values):
+        return _set_inner(est, values) if around_pooled else clone(est).set_params(**values)
+
+    def score(values, path_alphas):
+        """Mean inner-CV score of the warm-started path over ``path_alphas`` (descending)."""
+        got, scores = search_alpha(
+            with_values(values),
+            X_tr,
+            y_tr,
+            None,
+            alphas=path_alphas,
+            n_alphas=None,
+            eps=None,
             cv=folds,
             scoring="neg_mean_squared_error",
-            random_state=seed,
             n_jobs=1,
-        ).fit(X_tr, y_tr)
-        score = cv.cv_scores_.mean(0).max()
-        if best is None or score > best[0]:
-            best = (score, cv, {**values, "alpha": cv.alpha_})
-    grids = {
-        "alpha": [float(a) for a in alphas],
-        **{k: list(map(float, v)) for k, v in extra.items()},
-    }
-    return best[1].predict(X_te), best[2], grids
+            random_state=seed,
+        )
+        assert np.allclose(got, path_alphas)
+        return scores.mean(0)
+
+    best, grids, extensions = rc.search_grid(
+        score, {"alpha": alphas, **extra}, limits=limit_edges(spec, around_pooled)
+    )
+    values = {k: v for k, v in best.items() if k != "alpha"}
+    model = with_values(values).set_params(alpha=best["alpha"]).fit(X_tr, y_tr)
+    return model.predict(X_te), best, grids, extensions
+
+
+def limit_edges(spec, around_pooled):
+    """Grid edges that are the model's limit, never extended (see :func:`methods`).
+
+    The high edge of a relative L21 / trace-norm grid is ``alpha_max``: ``W = 0``, or
+    ``V = 0`` (pooled ridge itself) around pooled. The low edge of pooled ridge's grid
+    (1e-8) is unregularised least squares, well posed with 28 features and >= 1,500 rows.
+    """
+    est, alphas, _, _ = spec
+    if isinstance(alphas, tuple) and alphas[0] in ("l21", "trace"):
+        return {"alpha": "high"}
+    if isinstance(est, ml.PooledRidge):
+        return {"alpha": "low"}
+    return {}
 
 
 def _set_inner(offset, values):
@@ -257,7 +286,7 @@ def evaluate(job, split_data, tol, grid, pooled_alpha=None):
     spec = methods(grid)[job["method"]]
     t0 = time.perf_counter()
     mu = y_tr.mean()  # centre y with the training mean: penalised intercepts shrink to it
-    pred, best, grids = fit_predict(
+    pred, best, grids, extensions = fit_predict(
         spec, X_tr, y_tr - mu, X_te, task_col, job["seed"], tol, pooled_alpha
     )
     nmse = float(np.mean((y_te - pred - mu) ** 2) / np.var(y_te))
@@ -272,6 +301,8 @@ def evaluate(job, split_data, tol, grid, pooled_alpha=None):
         "best_params": {k: float(v) for k, v in best.items()},
         "grids": grids,
         "edges": {k: rc.edge(best[k], g) for k, g in grids.items()},
+        "extensions": extensions,
+        "limits": limit_edges(spec, spec[3]),
         "pooled_alpha": pooled_alpha,
         "grid": grid,
         "tol": tol,
@@ -279,8 +310,13 @@ def evaluate(job, split_data, tol, grid, pooled_alpha=None):
     }
 
 
-def run(protocol, ratios, seeds, names, folder, tol, grid, data=None):
-    """Every (ratio, seed, method) of ``names`` (pooled ridge first in each seed), cached."""
+def run(protocol, ratios, seeds, names, folder, tol, grid, data=None, reuse=None):
+    """Every (ratio, seed, method) of ``names`` (pooled ridge first in each seed), cached.
+
+    With ``reuse`` (an older results folder, same grid and tolerance), an old row whose
+    choices are all inside their grids (or on a limit edge) is copied instead of
+    recomputed: the grid-extension rule would not have changed it.
+    """
     if any(name.endswith("around pooled") for name in names) and POOLED not in names:
         names = [POOLED, *names]
     names = sorted(names, key=lambda n: n != POOLED)
@@ -306,7 +342,12 @@ def run(protocol, ratios, seeds, names, folder, tol, grid, data=None):
             pooled[key] = row["best_params"]["alpha"]
         return row
 
-    return rc.run_cached(jobs, folder, compute, f"school {protocol}")
+    def reusable(row):
+        spec = methods(grid)[row["method"]]
+        same = row["grid"] == grid and row["tol"] == tol
+        return same and not rc.off_limit_edges(row, limit_edges(spec, spec[3]))
+
+    return rc.run_cached(jobs, folder, compute, f"school {protocol}", reuse, reusable)
 
 
 def main():
@@ -318,6 +359,7 @@ def main():
     parser.add_argument("--results", default="results/reproduce_school")
     parser.add_argument("--tol", type=float, default=1e-4, help="solver tolerance")
     parser.add_argument("--methods", default="", help="comma-separated substrings of names")
+    parser.add_argument("--reuse", default=None, help="older results folder (see run)")
     parser.add_argument("--table", action="store_true", help="only print the cached tables")
     args = parser.parse_args()
     ratios = [0.75] if args.protocol == "ev" else [0.1, 0.2, 0.3]
@@ -325,7 +367,9 @@ def main():
     names = [n for n in methods(args.grid) if not only or any(k in n for k in only)]
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     if not args.table:
-        run(args.protocol, ratios, seeds, names, args.results, args.tol, args.grid)
+        run(
+            args.protocol, ratios, seeds, names, args.results, args.tol, args.grid, None, args.reuse
+        )
     rows = rc.load_rows(args.results, args.protocol)
     key = "explained_variance_pct" if args.protocol == "ev" else "nmse"
     print(rc.summary(rows, key, list(methods(args.grid))))
