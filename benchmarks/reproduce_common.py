@@ -18,13 +18,13 @@ def result_path(folder, protocol, ratio, seed, method):
     return Path(folder) / protocol / f"r{ratio:g}_s{seed}_{slug}.json"
 
 
-def run_cached(jobs, folder, compute, desc, reuse=None, reusable=None):
+def run_cached(jobs, folder, compute, desc, reuse=None, adopt=None):
     """Run ``compute(job) -> row`` for each ``job`` dict not cached yet; return every row.
 
     ``job`` has keys ``protocol``, ``ratio``, ``seed``, ``method``; the row is written to
     :func:`result_path` as soon as it is computed. With ``reuse`` (an older results
-    folder), a job missing here whose old row passes ``reusable(row)`` is copied instead
-    of computed (marked ``reused_from``, with zero grid extensions).
+    folder), a job missing here whose old row is accepted by ``adopt(row) -> row | None``
+    is copied instead of computed (marked ``reused_from``, with zero grid extensions).
     """
     rows = []
     todo = []
@@ -34,8 +34,8 @@ def run_cached(jobs, folder, compute, desc, reuse=None, reusable=None):
             reuse, job["protocol"], job["ratio"], job["seed"], job["method"]
         )
         if not path.exists() and old and old.exists():
-            row = json.loads(old.read_text())
-            if reusable(row):
+            row = adopt(json.loads(old.read_text()))
+            if row is not None:
                 row.update(extensions=dict.fromkeys(row["grids"], 0), reused_from=str(reuse))
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(json.dumps(row))
@@ -92,25 +92,46 @@ def summary(rows, key, methods, label=None):
 
 
 def chosen(rows, methods):
-    """Markdown table of the chosen grid points: median value, and how often on an edge."""
+    """Markdown table of the chosen grid points.
+
+    Per method, ratio and parameter: the median choice, the range of the final grids
+    (union over seeds), how many seeds needed a grid extension (and the most
+    extensions), and how many choices are on an edge of the final grid, "limit" marking
+    a documented limit edge (``alpha_max`` or unregularised pooled ridge) that is never
+    extended; an edge without "limit" is one where the extensions stopped (flat score, or
+    the maximum number of extensions).
+    """
     lines = [
-        "| method | ratio | parameter | chosen (median) | grid | on an edge |",
-        "|---|---|---|---|---|---|",
+        "| method | ratio | parameter | chosen (median) | final grids | extended (max) "
+        "| on an edge |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name in methods:
         for ratio in sorted({r["train_ratio"] for r in rows}):
             sel = [r for r in rows if r["method"] == name and r["train_ratio"] == ratio]
             if not sel:
                 continue
-            for param, grid in sel[0]["grids"].items():
+            for param in sel[0]["grids"]:
                 vals = [r["best_params"][param] for r in sel]
-                edges = [r["edges"][param] for r in sel if r["edges"][param]]
+                grid = np.concatenate([r["grids"][param] for r in sel])
+                ext = [r.get("extensions", {}).get(param, 0) for r in sel]
+                edges = [
+                    r["edges"][param] + (" limit" if _is_limit(r, param) else "")
+                    for r in sel
+                    if r["edges"][param]
+                ]
+                counts = " ".join(f"{e}: {edges.count(e)}" for e in sorted(set(edges)))
                 lines.append(
                     f"| {name} | {ratio:g} | {param} | {np.median(vals):.3g} | "
-                    f"{min(grid):.3g} .. {max(grid):.3g} ({len(grid)}) | "
-                    f"{len(edges)}/{len(sel)} {' '.join(sorted(set(edges)))} |"
+                    f"{grid.min():.3g} .. {grid.max():.3g} | "
+                    f"{sum(e > 0 for e in ext)}/{len(sel)} ({max(ext)}) | "
+                    f"{len(edges)}/{len(sel)} {counts} |"
                 )
     return "\n".join(lines)
+
+
+def _is_limit(row, param):
+    return row.get("limits", {}).get(param) == row["edges"][param]
 
 
 MAX_EXTENSIONS = 3  # per parameter

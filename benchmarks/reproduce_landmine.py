@@ -182,11 +182,11 @@ def run(ratio, seeds, names, folder, tol, grid, data=None, reuse=None):
             splits[key] = load_split(*key, data=data)
         return evaluate(job, splits[key], tol, grid)
 
-    def reusable(row):
+    def adopt(row):
         same = row["grid"] == grid and row["tol"] == tol
-        return same and not rc.off_limit_edges(row, {})
+        return {**row, "limits": {}} if same and not rc.off_limit_edges(row, {}) else None
 
-    return rc.run_cached(jobs, folder, compute, "landmine", reuse, reusable)
+    return rc.run_cached(jobs, folder, compute, "landmine", reuse, adopt)
 
 
 def main():

@@ -342,12 +342,13 @@ def run(protocol, ratios, seeds, names, folder, tol, grid, data=None, reuse=None
             pooled[key] = row["best_params"]["alpha"]
         return row
 
-    def reusable(row):
+    def adopt(row):
         spec = methods(grid)[row["method"]]
+        limits = limit_edges(spec, spec[3])
         same = row["grid"] == grid and row["tol"] == tol
-        return same and not rc.off_limit_edges(row, limit_edges(spec, spec[3]))
+        return {**row, "limits": limits} if same and not rc.off_limit_edges(row, limits) else None
 
-    return rc.run_cached(jobs, folder, compute, f"school {protocol}", reuse, reusable)
+    return rc.run_cached(jobs, folder, compute, f"school {protocol}", reuse, adopt)
 
 
 def main():
