@@ -139,15 +139,14 @@ FLAT_RTOL = 1e-4  # an extension improving the best mean CV score by less is fla
 
 
 def extend(grid, side):
-    """One more decade of ``grid`` (log-spaced, at its own step) beyond its ``side`` edge.
+    """One more decade beyond the ``side`` edge of the log-spaced ``grid``.
 
-    Returns the new points only, ascending. The step is the grid's mean log10 spacing;
-    enough points are added to cover at least one decade (at least one point).
+    Returns the new points only, ascending: at the grid's own log step when it is finer
+    than a decade (as many points as fill the decade), else one point a decade away.
     """
     logs = np.log10(np.sort(np.asarray(grid, float)))
-    step = (logs[-1] - logs[0]) / (len(logs) - 1)
-    n_new = max(1, int(np.ceil(1.0 / step - 1e-9)))
-    offsets = step * np.arange(1, n_new + 1)
+    step = min((logs[-1] - logs[0]) / (len(logs) - 1), 1.0)
+    offsets = step * np.arange(1, int(np.ceil(1.0 / step - 1e-9)) + 1)
     new = logs[-1] + offsets if side == "high" else logs[0] - offsets[::-1]
     return [float(v) for v in 10.0**new]
 

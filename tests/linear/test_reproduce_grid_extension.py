@@ -10,7 +10,7 @@ from bench_scripts import load_script
 
 RC = load_script("reproduce_common")
 
-ALPHAS = list(np.logspace(-1, 3, 4))  # log step 4/3: one extension adds one point
+ALPHAS = list(np.logspace(-1, 3, 4))  # log step 4/3 > 1: an extension adds one point a decade away
 BETAS = list(np.logspace(-3, -1, 3))  # log step 1
 
 
@@ -34,15 +34,15 @@ def test_optimum_inside_the_grid_is_not_extended():
 
 
 def test_optimum_beyond_the_grid_is_reached_by_extensions():
-    # alpha peaks at 10^5.3: 1e3 -> 10^4.33 -> 10^5.67 (interior once 10^7 is scored)
-    # beta peaks at 10^-4.2: 1e-3 -> 1e-4 -> 1e-5 (interior)
+    # alpha peaks at 10^5.3: 1e3 -> 1e4 -> 1e5 (interior once 1e6 is scored)
+    # beta peaks at 10^-4.2: 1e-3 -> 1e-4 (interior once 1e-5 is scored)
     best, grids, ext = RC.search_grid(_peaked(5.3, -4.2), {"alpha": ALPHAS, "beta": BETAS})
-    assert np.isclose(np.log10(best["alpha"]), 3 + 2 * 4 / 3)
+    assert np.isclose(best["alpha"], 1e5)
     assert np.isclose(best["beta"], 1e-4)
     for param, value in best.items():  # the final choice is interior to the final grid
         assert RC.edge(value, grids[param]) == ""
     assert ext == {"alpha": 3, "beta": 2}
-    np.testing.assert_allclose(np.diff(np.log10(grids["alpha"])), 4 / 3)  # same spacing
+    np.testing.assert_allclose(np.log10(grids["alpha"])[3:], [3, 4, 5, 6])  # a decade each
     np.testing.assert_allclose(np.log10(grids["beta"]), [-5, -4, -3, -2, -1])
 
 
@@ -75,5 +75,6 @@ def test_a_limit_edge_is_never_extended(side):
 def test_extend_covers_a_decade_at_the_grid_spacing():
     np.testing.assert_allclose(RC.extend([1e-2, 1e-1, 1.0], "high"), [10.0])
     np.testing.assert_allclose(RC.extend([1e-2, 1e-1, 1.0], "low"), [1e-3])
+    np.testing.assert_allclose(RC.extend([1e-1, 1e3], "high"), [1e4])  # coarse: one decade
     fine = np.logspace(0, 1, 5)  # step 1/4 decade: four new points
     np.testing.assert_allclose(RC.extend(fine, "low"), np.logspace(-1, 0, 5)[:-1])
