@@ -111,3 +111,12 @@ def test_run_resumes_and_gap_table_matches_hand_computation(tmp_path):
     assert cells[4].startswith(f"{gap[0.5].mean():+.4f} (± {S._se(gap[0.5]):.4f})")
     growth = gap[0.5] - gap[1.0]
     assert cells[7] == f"{growth.mean():+.4f} (± {growth.std(ddof=1) / 2:.4f})"
+    S.plot(sel, str(tmp_path / "fig.png"))
+    assert (tmp_path / "fig.png").stat().st_size > 0
+
+
+def test_label_correlation_is_one_for_identical_tasks_and_lower_below():
+    table = S.label_correlations([0, 1], [1.0, 0.5], n=2000).splitlines()
+    rho = [float(line.split("|")[2].split()[0]) for line in table[2:]]
+    assert rho[0] >= 0.98  # same function of the same projection, noise sd 0.1 only
+    assert rho[1] < 0.9
