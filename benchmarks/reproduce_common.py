@@ -160,7 +160,7 @@ def _best(scores):
     return best
 
 
-def search_grid(score_path, grids, limits=None, max_extensions=MAX_EXTENSIONS, rtol=FLAT_RTOL):
+def search_grid(score_path, grids, limits=None, max_extensions=None, rtol=FLAT_RTOL):
     """Grid search over ``alpha`` (a path) and the other parameters, extending edge choices.
 
     Parameters
@@ -174,8 +174,8 @@ def search_grid(score_path, grids, limits=None, max_extensions=MAX_EXTENSIONS, r
     limits : dict, optional
         ``{param: "high" | "low"}``: edges that are the model's limit (``alpha_max``, the
         zero or the pooled model), never extended.
-    max_extensions : int
-        At most this many extensions per parameter.
+    max_extensions : int, optional
+        At most this many extensions per parameter (default: ``MAX_EXTENSIONS``).
     rtol : float
         An extension whose best score improves on the previous best by less than
         ``rtol * |previous best|`` is flat (the model's limit is reached): no further
@@ -198,6 +198,8 @@ def search_grid(score_path, grids, limits=None, max_extensions=MAX_EXTENSIONS, r
     an edge, the last extension was not flat, and ``max_extensions`` is not reached.
     """
     limits = dict(limits or {})
+    if max_extensions is None:
+        max_extensions = MAX_EXTENSIONS
     order = {k: [float(v) for v in g] for k, g in grids.items()}  # the caller's order
     grids = {k: sorted(g) for k, g in order.items()}
     others = [k for k in grids if k != "alpha"]

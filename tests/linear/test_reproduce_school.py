@@ -33,6 +33,8 @@ MTL = ["mean-regularised", "clustered (cMTL, k=3)", "L21 (group lasso) around po
 
 
 def test_mtl_beats_pooled_on_clustered_tasks_and_results_are_cached(tmp_path, monkeypatch):
+    # grid extensions are tested below; here they would triple the time (cMTL at alpha 1e4)
+    monkeypatch.setattr(S.rc, "MAX_EXTENSIONS", 0)
     data = _clustered()
     names = [S.POOLED, *MTL]
     rows = S.run("ev", [0.5], [0, 1], names, tmp_path, 1e-4, "tiny", data=data)
@@ -50,6 +52,22 @@ def test_mtl_beats_pooled_on_clustered_tasks_and_results_are_cached(tmp_path, mo
     monkeypatch.setattr(S, "evaluate", lambda *a, **k: pytest.fail("recomputed a cached result"))
     again = S.run("ev", [0.5], [0, 1], names, tmp_path, 1e-4, "tiny", data=data)
     assert sorted(r["nmse"] for r in again) == sorted(r["nmse"] for r in rows)
+
+
+def test_edge_choice_extends_the_grid_and_is_recorded(tmp_path):
+    """Opposite clusters: pooled ridge's best fit is ~0, so CV picks its strongest alpha
+    (10, the top of the grid); the rule extends the grid upwards until the choice is
+    interior or the score is flat; the row records the final grid and the extensions."""
+    data = _clustered()
+    (row,) = S.run("ev", [0.5], [0], [S.POOLED], tmp_path, 1e-4, "tiny", data=data)
+    initial = S.methods("tiny")[S.POOLED][1]
+    assert row["extensions"]["alpha"] >= 1
+    grid = row["grids"]["alpha"]
+    assert max(grid) >= 10 * max(initial) and len(grid) == len(initial) + row["extensions"]["alpha"]
+    assert row["best_params"]["alpha"] >= max(initial)
+    assert S.rc.edge(row["best_params"]["alpha"], grid) == ""  # interior once extended
+    assert row["edges"]["alpha"] == ""
+    assert row["limits"] == {"alpha": "low"}  # pooled's low edge is the OLS limit
 
 
 @pytest.mark.parametrize(
