@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
+from ._gram_products import gram_forward, gram_product
+
 __all__ = ["Logistic", "Quadratic", "dual_norm", "gap_from_parts"]
 
 #: penalties of the form ``alpha * norm(W)`` whose ``alpha_max(G)`` is the dual norm of ``G``
@@ -141,6 +143,9 @@ class Quadratic(_Datafit):
     """
 
     _curvature = 1.0
+    #: the gradient is affine in ``W``: solvers may combine gradients (and forward points
+    #: ``W - grad / L``) of known points linearly instead of evaluating new ones
+    affine_gradient = True
 
     def __init__(self, design, use_gram=None):
         super().__init__(design)
@@ -156,7 +161,7 @@ class Quadratic(_Datafit):
     def linear(self, W):
         d = self.design
         if self.use_gram:
-            return d.gram_matvec(W, centered=self.profiled)
+            return gram_product(d, W, self.profiled)
         S = d.predict(W)
         if self.profiled:
             S = S - d.expand_tasks(np.sum(d.x_mean * W, axis=0))
@@ -193,6 +198,11 @@ class Quadratic(_Datafit):
             self._yty_cache = d.yty - d.y_mean**2 if self.profiled else d.yty
         return self._yty_cache
 
+    def _yty_total(self):
+        if "_yty_total_cache" not in self.__dict__:
+            self._yty_total_cache = float(np.sum(self._yty()))
+        return self._yty_total_cache
+
     def value_at(self, W, b, S):
         d = self.design
         if self.use_gram:
@@ -223,6 +233,35 @@ class Quadratic(_Datafit):
         if self.profiled:
             return gW - d.x_mean * gb, np.zeros(self.n_tasks)
         return gW, gb
+
+    def forward_operator(self, b, L):
+        """The forward (gradient) step at a fixed intercept ``b`` and step ``1 / L``.
+
+        Parameters
+        ----------
+        b : ndarray of shape (n_tasks,)
+            Ignored when :attr:`profiled`.
+        L : float
+
+        Returns
+        -------
+        callable
+            ``W -> (W - grad_W(W, b) / L, S)``, ``W`` of shape (n_features, n_tasks) and
+            ``S`` its linear state, or None where the step is folded into one product with
+            the Gram matrices, ``(I - G_t / L) w_t + c_t / L`` (``c = -grad_W(0, b)``).
+        """
+        if self.use_gram:
+            zero = np.zeros((self.n_features, self.n_tasks))
+            c = -self.gradient_at(zero, b, zero)[0]
+            step = gram_forward(self.design, self.profiled, c, L)
+            if step is not None:
+                return step
+
+        def step(W):
+            S = self.linear(W)
+            return W - self.gradient_at(W, b, S)[0] / L, S
+
+        return step
 
     def intercept_optimal(self, W):
         """Optimal intercept ``b_t = ybar_t - mu_t^T w_t`` for fixed ``W``, shape (n_tasks,)."""
@@ -255,10 +294,10 @@ class Quadratic(_Datafit):
         at_zero = not self.use_gram and not np.any(W)
         if self.use_gram or at_zero:  # at W = 0 only the cached X^T D y is needed
             S = np.zeros_like(W) if at_zero else S
-            wc = np.sum(W * self._xty(), axis=0)
-            yty = self._yty()
-            F = 0.5 * float(np.sum(np.sum(W * S, axis=0) - 2 * wc + yty))
-            ry = float(np.sum(yty - wc))
+            wc = float(np.vdot(W, self._xty()))  # whole-array dots: no per-task temporaries
+            yty = self._yty_total()
+            F = 0.5 * (float(np.vdot(W, S)) - 2 * wc + yty)
+            ry = yty - wc
             grad = S - self._xty()
         else:
             y = self._targets()
@@ -297,6 +336,7 @@ class Logistic(_Datafit):
 
     _curvature = 0.25
     use_gram = False
+    affine_gradient = False
 
     def __init__(self, design):
         labels = np.unique(design.y)

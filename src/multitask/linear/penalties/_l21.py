@@ -32,11 +32,21 @@ class L21(RowSeparablePenalty):
         self.alpha = check_strength(alpha, "alpha")
 
     def _value_rows(self, W):
-        return self.alpha * np.linalg.norm(W, axis=-1)
+        return self.alpha * _row_norms(W)
 
     def prox(self, W, step):
-        """Row-wise group soft-thresholding at ``step * alpha``."""
-        return group_shrink(np.asarray(W, dtype=float), step * self.alpha, axis=-1)
+        """Row-wise group soft-thresholding ``w_j max(0, 1 - t / ||w_j||_2)``, ``t = step * alpha``.
+
+        The same numbers as :func:`group_shrink` (exactly zero where ``||w_j|| <= t``) in
+        five numpy calls and no ``errstate`` context: a FISTA iteration on thousands of
+        small tasks costs a few such calls, so each one counts.
+        """
+        W = np.asarray(W, dtype=float)
+        t = step * self.alpha
+        if np.ndim(t) or t <= 0:
+            return group_shrink(W, t, axis=-1)
+        norms = _row_norms(W)
+        return W * (1.0 - t / np.maximum(norms, t))[..., None]
 
     def _subdiff_distance_rows(self, W, grad):
         norms = np.linalg.norm(W, axis=-1)
@@ -47,7 +57,7 @@ class L21(RowSeparablePenalty):
 
     def alpha_max(self, grad0):
         """``max_j ||grad0[j, :]||_2``."""
-        return float(np.max(np.linalg.norm(grad0, axis=-1), initial=0.0))
+        return float(np.max(_row_norms(np.asarray(grad0, dtype=float)), initial=0.0))
 
     def dual_norm(self, G):
         """Dual norm ``Omega^*(G)`` of the unit-strength norm (the penalty is ``alpha * Omega``).
@@ -56,3 +66,8 @@ class L21(RowSeparablePenalty):
         used by solvers to build a feasible dual point for the duality gap.
         """
         return self.alpha_max(G)
+
+
+def _row_norms(W):
+    """``||W[..., j, :]||_2``: the sum ``np.linalg.norm(W, axis=-1)`` does, without its checks."""
+    return np.sqrt(np.add.reduce(W * W, axis=-1))

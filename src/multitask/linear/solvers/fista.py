@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from ._fista_affine import iterate_affine
 from ._result import SolverResult, check_penalty, final_gap, initial_point, model_weight
 
 __all__ = ["fista"]
@@ -124,7 +125,12 @@ def fista(
     scale = _gradient_scale(problem, X, b)
     opts = dict(tol=tol, max_iter=max_iter, gap_freq=gap_freq, restart=restart)
     opts.update(backtracking=backtracking, use_gap=use_gap, scale=scale, L0=lipschitz)
-    X, b, info = _iterate(problem, penalty, X, b, **opts)
+    if _fixed_step_affine(problem, backtracking, lipschitz):
+        L = problem.lipschitz() if lipschitz is None else float(lipschitz)
+        del opts["backtracking"], opts["L0"]
+        X, b, info = iterate_affine(df, penalty, X, b, L=L, **opts)
+    else:
+        X, b, info = _iterate(problem, penalty, X, b, **opts)
     if profile:
         b = datafit.intercept_optimal(model_weight(X))
     W = model_weight(X)
@@ -137,6 +143,16 @@ def fista(
     return SolverResult(
         X, b, n_iter, float(objective), float(crit), bool(converged), history, dual_gap=gap
     )
+
+
+def _fixed_step_affine(problem, backtracking, L0):
+    """True when :func:`iterate_affine` applies: an affine-gradient datafit alone (no smooth
+    penalty, one component, no joint intercept) at a step that needs no backtracking."""
+    if not getattr(problem.datafit, "affine_gradient", False):
+        return False
+    if problem.smooth or problem.n_comp != 1 or problem.joint_b:
+        return False
+    return not (backtracking and L0 is not None and L0 < problem.lipschitz())
 
 
 def _restart(x, x_new, y, b, b_new, by, joint_b):

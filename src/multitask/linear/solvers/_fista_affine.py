@@ -1,0 +1,117 @@
+"""The FISTA loop at a fixed step for datafits whose gradient is affine (the squared loss).
+
+Same iterates as the general loop of :mod:`.fista` (up to rounding), fewer array passes:
+with an affine gradient the forward point at the extrapolated point ``y = x + beta d``
+(``d = x - x_prev``) is the same combination of the forward points ``u = x - grad(x) / L``
+of the iterates,
+
+    y - grad(y) / L = u + beta (u - u_prev),
+
+so one product with the data (or the Gram matrices) per iteration gives everything: no
+state or gradient of ``y`` is formed. The gradient-restart test and the prox-gradient
+mapping come from ``y - x+ = beta d - d+``. On Chem97 (p = 5, 2,410 tasks, Gram mode) an
+iteration is then about a dozen numpy calls on ``(5, 2410)`` arrays plus one Gram product.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+
+__all__ = ["iterate_affine"]
+
+logger = logging.getLogger(__name__)
+
+
+def iterate_affine(datafit, penalty, x, b, *, L, tol, max_iter, gap_freq, restart, use_gap, scale):
+    """FISTA with gradient restart at the step ``1 / L`` for an affine-gradient datafit.
+
+    Parameters
+    ----------
+    datafit : Quadratic
+        ``affine_gradient`` is True; profiled (centred) or without intercept, ``b`` fixed.
+    penalty : Penalty
+        Single-component penalty with ``prox`` and ``value``.
+    x : ndarray of shape (n_features, n_tasks)
+        Starting point (not modified).
+    b : ndarray of shape (n_tasks,)
+        Fixed intercept passed to the datafit (ignored when profiled).
+    L : float
+        Lipschitz constant of the gradient, at least the proven bound (no backtracking).
+    tol, max_iter, gap_freq, restart, use_gap, scale
+        As in :func:`~multitask.linear.solvers.fista`; ``scale`` normalises the mapping
+        criterion when ``use_gap`` is False.
+
+    Returns
+    -------
+    (x, b, (n_iter, stop_crit, history))
+
+    References
+    ----------
+    Beck, A. and Teboulle, M. "A fast iterative shrinkage-thresholding algorithm for linear
+    inverse problems." SIAM J. Imaging Sciences 2(1), 2009, FISTA with constant step
+    (Section 4, eq. (4.1)-(4.3)).
+    O'Donoghue, B. and Candès, E. "Adaptive restart for accelerated gradient schemes."
+    Foundations of Computational Mathematics 15, 2015, gradient restart (Section 3.2).
+    """
+    step = 1.0 / L
+    forward = datafit.forward_operator(b, L)
+    u = forward(x)[0]
+    u_prev = d = None
+    beta, t = 0.0, 1.0
+    history = []
+    crit = np.inf
+    it = 0
+    for it in range(1, max_iter + 1):
+        z = u if beta == 0.0 else _extrapolate(u, u_prev, beta)
+        x_new = penalty.prox(z, step)
+        d_new = x_new - x
+        u_new, S_new = forward(x_new)
+        at_check = it % gap_freq == 0 or it == 1
+        if at_check and S_new is None:
+            S_new = datafit.linear(x_new)
+        e = None  # y - x_new, formed only for the mapping criterion
+        if use_gap:
+            if at_check:
+                gap, primal = _gap(datafit, x_new, S_new, penalty)
+                crit = gap / max(abs(primal), np.finfo(float).tiny)
+                history.append(primal)
+        else:
+            e = np.multiply(d, beta) - d_new if beta else -d_new
+            crit = L * math.sqrt(float(np.vdot(e, e))) / scale
+            if at_check:
+                history.append(datafit.value_at(x_new, b, S_new) + penalty.value(x_new))
+        if crit <= tol:
+            x = x_new
+            break
+        if restart and beta and _inner(e, d, d_new, beta) > 0:
+            t = 1.0
+        t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
+        beta = (t - 1.0) / t_new
+        u_prev, u = u, u_new
+        x, d, t = x_new, d_new, t_new
+    logger.debug("fista: %d iterations, stop_crit=%.3g, L=%.3g", it, crit, L)
+    return x, b, (it, crit, tuple(history))
+
+
+def _extrapolate(u, u_prev, beta):
+    """``u + beta (u - u_prev)``: the forward point at the extrapolated iterate."""
+    z = np.subtract(u, u_prev)
+    z *= beta
+    z += u
+    return z
+
+
+def _inner(e, d, d_new, beta):
+    """``<y - x+, x+ - x>`` with ``y - x+ = beta d - d+`` (the restart test's inner product)."""
+    if e is not None:
+        return float(np.vdot(e, d_new))
+    return beta * float(np.vdot(d, d_new)) - float(np.vdot(d_new, d_new))
+
+
+def _gap(datafit, W, S, penalty):
+    """``(max(gap, 0), primal)`` from the datafit's duality gap at ``W``."""
+    gap = datafit.gap_at(W, S, penalty)
+    return max(gap[0], 0.0), gap[1]
