@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -77,3 +78,13 @@ def assert_weights_consistent(make: Factory, J: Tensor) -> None:
     w = make().weights(J)
     assert w.shape == (J.shape[0],)
     torch.testing.assert_close(agg(J), w @ J)
+
+
+def graddrop_uniforms(seed: int, n: int, dtype) -> np.ndarray:
+    """GradDrop's documented CPU draws, written out independently: numpy SFC64, the top 53 bits
+    of a draw (float64) or the top 24 bits of a 32-bit half (float32), scaled to [0, 1)."""
+    bits = np.random.SFC64(seed)
+    if dtype == np.float64:
+        return (bits.random_raw(n) >> np.uint64(11)) * 2.0**-53
+    halves = bits.random_raw((n + 1) // 2).view(np.uint32)[:n]
+    return (halves >> np.uint32(8)) * 2.0**-24

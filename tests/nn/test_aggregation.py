@@ -11,6 +11,7 @@ from aggregator_checks import (
     assert_permutation_invariant,
     assert_scales,
     assert_weights_consistent,
+    graddrop_uniforms,
     jacobian_cases,
 )
 
@@ -449,11 +450,19 @@ def test_gradvac_first_step_with_zero_targets_removes_conflicts_for_two_tasks():
 
 
 # ------------------------------------------------------------------------------- GradDrop ---
+def _graddrop_reference(J, U, leak=None):
+    """Chen et al. 2020, Alg. 1: the sign purity mask, written on the vectors."""
+    mass = np.abs(J).sum(axis=0)
+    P = 0.5 * (1 + J.sum(axis=0) / np.where(mass > 0, mass, 1))
+    keep = ((P > U) & (J > 0)) | ((P < U) & (J < 0))
+    leak = np.zeros(J.shape[0]) if leak is None else leak
+    return ((leak[:, None] + (1 - leak[:, None]) * keep) * J).sum(axis=0)
+
+
 @pytest.mark.parametrize(("T", "case"), CASES)
 def test_graddrop_sign_purity_mask(T, case):
     J = _J(T, case).numpy()
-    torch.manual_seed(5)
-    U = torch.rand(J.shape[1], dtype=torch.float64).numpy()
+    U = graddrop_uniforms(5, J.shape[1], np.float64)
     mass = np.abs(J).sum(axis=0)
     P = 0.5 * (1 + J.sum(axis=0) / np.where(mass > 0, mass, 1))
     keep = ((P > U) & (J > 0)) | ((P < U) & (J < 0))
@@ -461,6 +470,20 @@ def test_graddrop_sign_purity_mask(T, case):
     leak = np.linspace(0, 1, T)
     expected = ((leak[:, None] + (1 - leak[:, None]) * keep) * J).sum(axis=0)
     _close(GradDrop(torch.from_numpy(leak), seed=5)(torch.from_numpy(J)), expected, 1e-12)
+
+
+def test_graddrop_float32_draws_and_steps():
+    """float32: the 24-bit draws; the stream goes on over steps, and reset restarts it."""
+    J = torch.randn(3, 5000, generator=torch.Generator().manual_seed(1))
+    J[:, :100] = 0  # all-zero coordinates give zero
+    J[:, 100:200] = J[:, 100:200].abs()  # all-positive coordinates pass whole
+    gd = GradDrop(seed=9)
+    U = graddrop_uniforms(9, 2 * J.shape[1], np.float32)  # the 32-bit halves run on
+    for step in range(2):
+        expected = _graddrop_reference(J.double().numpy(), U[step * 5000 : (step + 1) * 5000])
+        _close(gd(J).double(), expected, 1e-6)
+    gd.reset()
+    _close(gd(J).double(), _graddrop_reference(J.double().numpy(), U[:5000]), 1e-6)
 
 
 # ------------------------------------------------------------------- no host sync on CUDA ---

@@ -1,7 +1,8 @@
 """Our aggregators agree with torchjd 0.18's on the same Jacobians (test-only dependency).
 
 Seeded methods: torchjd draws from the global RNG, ours from a generator seeded the same way, and
-both draw the same ``randperm`` / ``rand`` calls in the same order, so the outputs match exactly.
+both draw the same ``randperm`` calls in the same order, so the outputs match exactly. GradDrop
+draws its uniforms from numpy on the CPU: torchjd's ``torch.rand`` is handed the same numbers.
 Conventions that differ are stated at each test.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from aggregator_checks import jacobian_cases
+from aggregator_checks import graddrop_uniforms, jacobian_cases
 
 from multitask.nn.aggregation import (
     IMTLG,
@@ -86,10 +87,13 @@ def test_gradvac_same_seed_over_steps(T, case):
 
 
 @pytest.mark.parametrize(("T", "case"), ALL)
-def test_graddrop_same_seed(T, case):
+def test_graddrop_same_draws(T, case, monkeypatch):
+    """torchjd draws U with torch.rand: hand it our documented draws."""
     J = _J(T, case)
-    torch.manual_seed(9)
-    _close(GradDrop(seed=9)(J), tjd.GradDrop()(J), 1e-12)
+    U = torch.from_numpy(graddrop_uniforms(9, J.shape[1], np.float64))
+    ours = GradDrop(seed=9)(J)
+    monkeypatch.setattr(torch, "rand", lambda *args, **kwargs: U.clone())
+    _close(ours, tjd.GradDrop()(J), 1e-12)
 
 
 @pytest.mark.parametrize(("T", "case"), GENERIC)

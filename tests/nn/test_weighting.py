@@ -187,6 +187,26 @@ def test_gradnorm_follows_algorithm_1():
     assert torch.all(bal.task_weights == 1) and torch.isnan(bal.initial_losses).all()
 
 
+def test_gradnorm_host_and_torch_paths_agree():
+    """The numpy steps on the CPU and the torch steps used on a device: same L_grad, same
+    w.grad, same weights after a few SGD steps."""
+    host, device = GradNorm(T), GradNorm(T)
+    device._host = False
+    for k in range(STEPS):
+        vec = torch.tensor(LOSSES[k], dtype=torch.float32)
+        jac = _fake_jacobian(NORMS[k]).float()
+        aux = [bal.observe(vec, jac) for bal in (host, device)]
+        torch.testing.assert_close(aux[0], aux[1], rtol=1e-6, atol=1e-6)
+        pairs = zip(aux, (host, device), strict=True)
+        grads = [torch.autograd.grad(a, b.task_weights, retain_graph=True)[0] for a, b in pairs]
+        assert grads[0].abs().min() > 0  # every task's |G_t - target_t| term is active
+        torch.testing.assert_close(grads[0], grads[1])
+        for a, bal in zip(aux, (host, device), strict=True):
+            _sgd(bal, a, 0.1)
+        torch.testing.assert_close(host.task_weights, device.task_weights)
+    torch.testing.assert_close(host.initial_losses, device.initial_losses)
+
+
 def test_famo_follows_algorithm_1():
     lr, gamma, eps = 0.3, 1e-2, 1e-8
     bal = FAMO(T, lr=lr, gamma=gamma, eps=eps).double()

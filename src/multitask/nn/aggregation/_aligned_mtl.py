@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from . import _solvers
+from . import _gramian, _solvers
 from ._base import GradientAggregator
 
 
@@ -27,8 +28,8 @@ class AlignedMTL(GradientAggregator):
     method : {"auto", "eigh", "iterative"}
         ``eigh`` synchronises CUDA with the host; ``"iterative"`` uses matrix products only
         (Newton-Schulz square root and iterated-Tikhonov pseudo-inverse; eigenvalues below about
-        1e-7 of the trace count as zero). ``"auto"``: ``eigh`` on the CPU, iterative elsewhere
-        (``"median"`` always uses ``eigh``).
+        1e-7 of the trace count as zero). ``"auto"``: ``eigh`` on the CPU (numpy's: no torch op
+        on a ``(T, T)`` tensor), iterative elsewhere (``"median"`` always uses ``eigh``).
 
     References
     ----------
@@ -53,6 +54,10 @@ class AlignedMTL(GradientAggregator):
 
     def gramian_weights(self, gramian: Tensor) -> Tensor:
         """Weights ``B w`` of shape ``(n_tasks,)``. From ``gramian = J J^T``."""
+        Gh = None if self.method == "iterative" else _gramian.host_array(gramian)
+        if Gh is not None:  # all in numpy: no per-op dispatch for a (T, T) problem
+            w = None if self.weights_pref is None else self.weights_pref.detach().cpu().numpy()
+            return _gramian.from_host(_host_weights(Gh, self.scale, w), gramian.dtype)
         G = _solvers.to_solver(gramian)
         T = G.shape[0]
         if _solvers.sync_free(G.device, self.method) and self.scale != "median":
@@ -100,3 +105,23 @@ class AlignedMTL(GradientAggregator):
         n_keep = keep.sum()
         ordered = torch.where(keep, lam, torch.full_like(lam, torch.inf)).sort().values
         return ordered[((n_keep - 1).clamp(min=0)) // 2]
+
+
+def _host_weights(G: np.ndarray, scale: str, pref: np.ndarray | None) -> np.ndarray:
+    """:meth:`AlignedMTL.gramian_weights` on the host (numpy ``eigh``, the same cut-off)."""
+    T = G.shape[0]
+    lam, V = np.linalg.eigh(G)  # ascending
+    w = np.full(T, 1.0 / T) if pref is None else pref.astype(np.float64)
+    tol = lam.max() * T * np.finfo(G.dtype).eps
+    keep = lam > tol
+    if not keep.any():  # J = 0
+        return w
+    kept = lam[keep]
+    if scale == "min":
+        s = kept.min()
+    elif scale == "mean":
+        s = kept.mean()
+    else:  # lower median, as torch.median
+        s = np.sort(kept)[(kept.size - 1) // 2]
+    inv_sqrt = np.where(keep, 1 / np.sqrt(np.maximum(lam, max(tol, 1e-300))), 0.0)
+    return np.sqrt(s) * (V @ (inv_sqrt * (V.T @ w)))

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import _solvers
+from . import _gramian, _solvers
 from ._base import GradientAggregator
 from ._rng import SeededGenerator
 
@@ -57,20 +57,17 @@ class GradVac(GradientAggregator):
 
         Updates ``targets`` and advances the generator.
         """
-        G = _solvers.to_solver(gramian)
-        T = G.shape[0]
+        T = gramian.shape[0]
         if self.targets.shape != (T, T):
-            self.targets = torch.zeros(T, T, dtype=G.dtype, device=G.device)
-        if _solvers.use_host(G, None):  # the same steps in numpy: no per-op dispatch
-            w, targets = _host_weights(
-                G.numpy(),
-                self._orders(T).numpy(),
-                self.targets.double().numpy(),
-                self.beta,
-                self.eps,
-            )
+            dtype = _solvers.solver_dtype(gramian.device)
+            self.targets = torch.zeros(T, T, dtype=dtype, device=gramian.device)
+        Gh = _gramian.host_array(gramian)
+        if Gh is not None and self.targets.device.type == "cpu":  # numpy: no per-op dispatch
+            targets = self.targets.detach().to(torch.float64).numpy()
+            w, targets = _host_weights(Gh, self._host_orders(T), targets, self.beta, self.eps)
             self.targets = torch.from_numpy(targets).to(self.targets.dtype)
-            return torch.from_numpy(w).to(gramian.dtype)
+            return _gramian.from_host(w, gramian.dtype)
+        G = _solvers.to_solver(gramian)
         rows = torch.arange(T, device=G.device)
         order = _solvers.to_device(self._orders(T), G.device)  # (T, T - 1)
         # each pair (i, j) is visited once per call: its target and g_j's norm can be read upfront
@@ -103,6 +100,13 @@ class GradVac(GradientAggregator):
             out.append(rest[torch.randperm(n_tasks - 1, generator=g)])
         return torch.stack(out)
 
+    def _host_orders(self, n_tasks: int) -> np.ndarray:
+        """:meth:`_orders` as an array: the same draws, the other tasks picked by numpy."""
+        g = self._rng.get("cpu")
+        others = _others(n_tasks)
+        perms = [torch.randperm(n_tasks - 1, generator=g).numpy() for _ in range(n_tasks)]
+        return np.take_along_axis(others, np.stack(perms), axis=1)
+
     def reset(self) -> None:
         """Forget the cosine targets and restart the random orders from ``seed``."""
         self.targets = torch.zeros(0, 0, device=self.targets.device)
@@ -123,6 +127,12 @@ class GradVac(GradientAggregator):
 
     def __repr__(self) -> str:
         return f"GradVac(beta={self.beta}, seed={self.seed})"
+
+
+def _others(n_tasks: int) -> np.ndarray:
+    """Row ``i``: the tasks other than ``i`` in index order, shape ``(n_tasks, n_tasks - 1)``."""
+    idx = np.arange(n_tasks)
+    return np.stack([np.delete(idx, i) for i in range(n_tasks)]).reshape(n_tasks, n_tasks - 1)
 
 
 def _host_weights(G, order, targets, beta: float, eps: float):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from . import _solvers
+from . import _gramian, _solvers
 from ._base import GradientAggregator
 
 
@@ -24,8 +25,9 @@ class IMTLG(GradientAggregator):
         ``pinv`` synchronises CUDA with the host; ``"iterative"`` uses iterated Tikhonov
         (:func:`multitask.nn.aggregation._solvers.pinv_solve`: matrix products and a Cholesky
         factorisation only; eigenvalues below about 1e-7 of the trace count as zero, and a
-        rank-deficient Gramian costs about 1e-3 relative accuracy). ``"auto"``: ``pinv`` on the
-        CPU, iterative elsewhere.
+        rank-deficient Gramian costs about 1e-3 relative accuracy). ``"auto"``: on the CPU the
+        pseudo-inverse from numpy's ``eigh`` with ``pinv``'s cut-off (no torch op on a
+        ``(T, T)`` tensor), iterative elsewhere.
 
     References
     ----------
@@ -42,6 +44,9 @@ class IMTLG(GradientAggregator):
 
     def gramian_weights(self, gramian: Tensor) -> Tensor:
         """Weights of shape ``(n_tasks,)`` summing to one, from ``gramian = J J^T``."""
+        Gh = None if self.method == "iterative" else _gramian.host_array(gramian)
+        if Gh is not None:  # all in numpy: no per-op dispatch for a (T, T) problem
+            return _gramian.from_host(_host_weights(Gh), gramian.dtype)
         G = _solvers.to_solver(gramian)
         scale = G.diagonal().sum()
         G = G / torch.where(scale > 0, scale, torch.ones_like(scale))
@@ -57,3 +62,19 @@ class IMTLG(GradientAggregator):
 
     def __repr__(self) -> str:
         return f"IMTLG(method={self.method!r})"
+
+
+def _host_weights(G: np.ndarray) -> np.ndarray:
+    """:meth:`IMTLG.gramian_weights` on the host: ``G^+ n / 1^T G^+ n`` with ``G`` scaled to
+    unit trace and ``G^+`` from ``eigh`` with the cut-off of ``torch.linalg.pinv`` (eigenvalues
+    at most ``T * eps * max |lambda|`` count as zero)."""
+    trace = np.trace(G)
+    G = G / (trace if trace > 0 else 1.0)
+    norms = np.sqrt(np.clip(np.diag(G), 0, None))
+    lam, V = np.linalg.eigh(G)
+    cut = G.shape[0] * np.finfo(G.dtype).eps * np.abs(lam).max()
+    keep = np.abs(lam) > cut
+    inv = np.divide(1.0, lam, out=np.zeros_like(lam), where=keep)
+    v = V @ (inv * (V.T @ norms))
+    total = v.sum()
+    return v / total if abs(total) > 1e-12 else np.zeros_like(v)

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import _host_qp, _solvers
+from . import _gramian, _host_qp, _solvers
 from ._base import GradientAggregator
 
 _NORMALIZATIONS = ("none", "l2", "loss", "loss+")
@@ -73,8 +73,7 @@ class MGDA(GradientAggregator):
 
     def weights(self, jacobian: Tensor, losses: Tensor | None = None) -> Tensor:
         """Weights ``a`` of shape ``(n_tasks,)`` on the simplex (``losses``: ``(n_tasks,)``)."""
-        J = jacobian.detach()
-        return self.gramian_weights(J @ J.T, losses).to(jacobian.dtype)
+        return self.gramian_weights(_gramian.gramian(jacobian), losses).to(jacobian.dtype)
 
     def gramian_weights(self, gramian: Tensor, losses: Tensor | None = None) -> Tensor:
         """Weights ``a`` of shape ``(n_tasks,)`` from ``gramian = J J^T``.
@@ -82,12 +81,13 @@ class MGDA(GradientAggregator):
         On the CPU the exact solver runs in numpy (:mod:`._host_qp`, an active set that stops
         when the KKT conditions hold); elsewhere in torch without host sync.
         """
+        Gh = _gramian.host_array(gramian) if self.solver == "exact" else None
+        if Gh is not None:  # all in numpy: no per-op dispatch for a (T, T) problem
+            a = _host_weights(Gh, self._host_scales(Gh, losses))
+            if a is not None:
+                return _gramian.from_host(a, gramian.dtype)
         G = _solvers.to_solver(gramian)
         scale = self._scales(G, losses)
-        if self.solver == "exact" and _solvers.use_host(G, None):
-            a = _host_weights(G.numpy(), scale.numpy())
-            if a is not None:
-                return torch.from_numpy(a).to(gramian.dtype)
         G = G / (scale[:, None] * scale[None, :])
         if G.shape[0] == 2 and self.solver == "exact":
             a = _two_tasks(G)
@@ -110,14 +110,30 @@ class MGDA(GradientAggregator):
         if self.normalization == "l2":
             scale = norms
         else:
-            if losses is None:
-                raise ValueError(
-                    f"MGDA(normalization={self.normalization!r}) needs the task losses: call "
-                    "mgda(jacobian, losses) or pick normalization='l2' or 'none'"
-                )
+            self._check_losses(losses)
             scale = losses.detach().to(G.dtype)
             scale = scale * norms if self.normalization == "loss+" else scale
         return torch.where(scale > 0, scale, ones)
+
+    def _host_scales(self, G: np.ndarray, losses: Tensor | None) -> np.ndarray:
+        """:meth:`_scales` in numpy, for a host Gramian."""
+        if self.normalization == "none":
+            return np.ones(G.shape[0])
+        norms = np.sqrt(np.clip(np.diag(G), 0, None))
+        if self.normalization == "l2":
+            scale = norms
+        else:
+            self._check_losses(losses)
+            scale = losses.detach().cpu().to(torch.float64).numpy()
+            scale = scale * norms if self.normalization == "loss+" else scale
+        return np.where(scale > 0, scale, 1.0)
+
+    def _check_losses(self, losses: Tensor | None) -> None:
+        if losses is None:
+            raise ValueError(
+                f"MGDA(normalization={self.normalization!r}) needs the task losses: call "
+                "mgda(jacobian, losses) or pick normalization='l2' or 'none'"
+            )
 
     def __repr__(self) -> str:
         return f"MGDA(normalization={self.normalization!r}, solver={self.solver!r})"
@@ -126,9 +142,10 @@ class MGDA(GradientAggregator):
 def _host_weights(G: np.ndarray, scale: np.ndarray) -> np.ndarray | None:
     """The exact weights on the host (numpy): closed form for 2 tasks, active set beyond."""
     G = G / np.outer(scale, scale)
-    if G.shape[0] == 2:
-        denom = G[0, 0] + G[1, 1] - 2 * G[0, 1]
-        gamma = np.clip((G[1, 1] - G[0, 1]) / denom, 0, 1) if denom > 0 else 0.5
+    if G.shape[0] == 2:  # Python floats: a numpy call per scalar costs more than the math
+        g00, g01, g11 = float(G[0, 0]), float(G[0, 1]), float(G[1, 1])
+        denom = g00 + g11 - 2 * g01
+        gamma = min(max((g11 - g01) / denom, 0.0), 1.0) if denom > 0 else 0.5
         return np.array([gamma, 1 - gamma])
     return _host_qp.min_norm_simplex(_host_qp.normalise(G, _solvers.RIDGE[torch.float64]))
 

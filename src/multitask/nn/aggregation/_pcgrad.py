@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import _solvers
+from . import _gramian, _solvers
 from ._base import GradientAggregator
 from ._rng import SeededGenerator
 
@@ -44,12 +44,12 @@ class PCGrad(GradientAggregator):
 
     def gramian_weights(self, gramian: Tensor) -> Tensor:
         """Weights ``C.sum(0)`` of shape ``(n_tasks,)`` from ``gramian = J J^T`` (draws orders)."""
+        Gh = _gramian.host_array(gramian)
+        if Gh is not None:  # the same steps in numpy: no per-op dispatch
+            w = _host_weights(Gh, self._host_orders(Gh.shape[0]))
+            return _gramian.from_host(w, gramian.dtype)
         G = _solvers.to_solver(gramian)
         T = G.shape[0]
-        if _solvers.use_host(G, None):  # the same steps in numpy: no per-op dispatch
-            return torch.from_numpy(_host_weights(G.numpy(), self._orders(T).numpy())).to(
-                gramian.dtype
-            )
         rows = torch.arange(T, device=G.device)
         order = _solvers.to_device(self._orders(T), G.device)  # (T, T): order[i] visits
         C = torch.eye(T, dtype=G.dtype, device=G.device)
@@ -67,6 +67,13 @@ class PCGrad(GradientAggregator):
             return torch.arange(n_tasks).expand(n_tasks, n_tasks)
         g = self._rng.get("cpu")
         return torch.stack([torch.randperm(n_tasks, generator=g) for _ in range(n_tasks)])
+
+    def _host_orders(self, n_tasks: int) -> np.ndarray:
+        """:meth:`_orders` as an array (the same draws, no torch stack)."""
+        if self.deterministic:
+            return np.tile(np.arange(n_tasks), (n_tasks, 1))
+        g = self._rng.get("cpu")
+        return np.stack([torch.randperm(n_tasks, generator=g).numpy() for _ in range(n_tasks)])
 
     def reset(self) -> None:
         """Restart the random orders from ``seed``."""

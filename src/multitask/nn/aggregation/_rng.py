@@ -1,8 +1,10 @@
-"""A seeded torch generator kept as aggregator state (checkpointed through ``extra_state``)."""
+"""Seeded generators kept as aggregator state (checkpointed through ``extra_state``)."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+from torch import Tensor
 
 
 class SeededGenerator:
@@ -45,3 +47,50 @@ class SeededGenerator:
         self._generator = None
         if state["rng"] is not None:
             self.get(state["device"]).set_state(state["rng"])
+
+
+class SeededBits:
+    """Lazily built numpy ``SFC64`` bit generator seeded with ``seed``, for bulk uniform draws.
+
+    On one CPU core ``torch.rand`` (Mersenne Twister, one 32-bit word per float32) costs about
+    4.6 ns a number; ``SFC64.random_raw`` gives 64 bits in about 2.8 ns, split here into two
+    float32 uniforms: about 3x cheaper for the same 24-bit grid.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self._bits: np.random.SFC64 | None = None
+
+    def get(self) -> np.random.SFC64:
+        """The bit generator, created (and seeded) on first use."""
+        if self._bits is None:
+            self._bits = np.random.SFC64(self.seed)
+        return self._bits
+
+    def uniform(self, n: int, dtype: torch.dtype) -> Tensor:
+        """``n`` independent uniforms on ``[0, 1)``, shape ``(n,)``, on the CPU.
+
+        float32 (and narrower): ``k 2^-24`` with ``k`` the top 24 bits of a 32-bit half of a draw
+        (the grid of ``torch.rand``); float64: ``k 2^-53`` with ``k`` the top 53 bits of a draw.
+        """
+        bits = self.get()
+        if dtype == torch.float64:
+            k = bits.random_raw(n) >> np.uint64(11)
+            return torch.from_numpy(k.astype(np.float64) * 2.0**-53)
+        k = bits.random_raw((n + 1) // 2).view(np.uint32)[:n] >> np.uint32(8)
+        u = k.astype(np.float32)
+        u *= np.float32(2.0**-24)
+        return torch.from_numpy(u).to(dtype)
+
+    def reset(self) -> None:
+        """Start the stream again from ``seed``."""
+        self._bits = None
+
+    def state(self) -> dict:
+        return {"seed": self.seed, "bits": None if self._bits is None else self._bits.state}
+
+    def load_state(self, state: dict) -> None:
+        self.seed = state["seed"]
+        self._bits = None
+        if state.get("bits") is not None:
+            self.get().state = state["bits"]

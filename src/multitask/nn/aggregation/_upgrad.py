@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import _host_qp, _solvers
+from . import _gramian, _host_qp, _solvers
 from ._base import GradientAggregator
 
 
@@ -58,16 +58,18 @@ class UPGrad(GradientAggregator):
 
     def gramian_weights(self, gramian: Tensor) -> Tensor:
         """Weights ``sum_i p_i v_i`` of shape ``(n_tasks,)``. From ``gramian = J J^T``."""
+        Gh = _gramian.host_array(gramian)
+        if Gh is not None:  # numpy active set, stopped when the KKT conditions hold
+            ridge = _solvers.RIDGE[torch.float64] if self.reg_eps is None else self.reg_eps
+            V = _host_qp.project_dual_cone(_host_qp.normalise(Gh, ridge))
+            if V is not None:
+                p = None if self.pref is None else self.pref.detach().cpu().double().numpy()
+                w = V.mean(axis=0) if p is None else p @ V
+                return _gramian.from_host(w, gramian.dtype)
         G = _solvers.to_solver(gramian)
         T = G.shape[0]
-        V = None
-        if _solvers.use_host(G, None):  # numpy active set, stopped when the KKT conditions hold
-            ridge = _solvers.RIDGE[torch.float64] if self.reg_eps is None else self.reg_eps
-            V = _host_qp.project_dual_cone(_host_qp.normalise(G.numpy(), ridge))
-            V = None if V is None else torch.from_numpy(V)
-        if V is None:
-            G = _solvers.normalise(G, ridge=self.reg_eps)
-            V = _solvers.project_dual_cone(G, self.max_exact, self.n_iter, host=False)  # (T, T)
+        G = _solvers.normalise(G, ridge=self.reg_eps)
+        V = _solvers.project_dual_cone(G, self.max_exact, self.n_iter, host=False)  # (T, T)
         p = self.pref
         p = torch.full((T,), 1.0 / T, dtype=G.dtype, device=G.device) if p is None else p.to(G)
         return (p @ V).to(gramian.dtype)

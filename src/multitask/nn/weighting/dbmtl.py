@@ -51,17 +51,32 @@ class DBMTL(LossWeighting):
         self.register_buffer("alpha", torch.ones(n_tasks))
 
     def observe(self, losses: Tensor, jacobian: Tensor) -> None:
-        """Update the moving average of the log-loss gradients."""
-        grads = jacobian / (losses.detach() + self.eps).unsqueeze(1)  # (T, n)
-        if self.average is None or self.average.shape != grads.shape:
-            self.average = torch.zeros_like(grads)
+        """Update the moving average of the log-loss gradients.
+
+        Two passes over ``(T, n)`` arrays for the average (a scaled copy, then one fused
+        multiply-add of the Jacobian with per-task coefficients) and one for the norms; the
+        average is replaced, never written in place (a state dict held in memory stays put).
+        """
+        J = jacobian.detach()
+        if self.average is None or self.average.shape != J.shape:
+            self.average = torch.zeros_like(J)
             self.n_steps.zero_()
         self.n_steps.add_(1)
-        beta_k = self.beta / self.n_steps.to(grads.dtype) ** self.sigma
-        self.average = grads + beta_k * (self.average - grads)
-        norms = self.average.norm(dim=1)
+        beta_k = self._beta_k(J)
+        # gh <- beta_k gh + (1 - beta_k) J_t / (L_t + eps), row by row
+        coef = (1 - beta_k) / (losses.detach().to(J.dtype) + self.eps)  # (T,)
+        self.average = torch.mul(self.average, beta_k).addcmul_(J, coef[:, None])
+        norms = torch.linalg.vector_norm(self.average, dim=1)  # (T,)
         self.alpha = norms.max() / (norms + self.eps)
         return None
+
+    def _beta_k(self, like: Tensor) -> float | Tensor:
+        """``beta / k^sigma``: a Python float when ``sigma = 0`` or on the CPU (no host sync)."""
+        if self.sigma == 0:
+            return self.beta
+        if self.n_steps.device.type == "cpu":
+            return self.beta / int(self.n_steps) ** self.sigma
+        return self.beta / self.n_steps.to(like.dtype) ** self.sigma
 
     def shared_gradient(self, losses: Tensor, jacobian: Tensor) -> Tensor:
         """``sum_t alpha_t gh_t``, shape ``(n_params,)``."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -51,6 +52,10 @@ class GradNorm(LossWeighting):
 
     needs_jacobian = True
 
+    #: On the CPU, the (T,)-sized steps run in numpy (:meth:`_host_loss`); False: in torch, as
+    #: on a device (the tests compare the two).
+    _host: bool = True
+
     def __init__(
         self, n_tasks: int, alpha: float = 1.5, shared_params: Iterable[nn.Parameter] | None = None
     ) -> None:
@@ -63,16 +68,42 @@ class GradNorm(LossWeighting):
 
     def observe(self, losses: Tensor, jacobian: Tensor) -> Tensor:
         """GradNorm's loss ``L_grad`` (a function of ``task_weights`` only)."""
+        norms = torch.linalg.vector_norm(jacobian.detach(), dim=1)  # (T,) ||grad_W L_t||
+        if self._host and self.task_weights.device.type == "cpu" and norms.device.type == "cpu":
+            return self._host_loss(losses.detach(), norms)
         w = self.task_weights
         with torch.no_grad():
             w.mul_(self.n_tasks / w.sum())
             first = torch.isnan(self.initial_losses)
             self.initial_losses.copy_(torch.where(first, losses, self.initial_losses))
-        norms = jacobian.detach().norm(dim=1)  # (T,) ||grad_W L_t||
         g = w * norms  # (T,)
         ratio = losses.detach() / self.initial_losses  # inverse training rate, (T,)
         target = g.mean().detach() * (ratio / ratio.mean()) ** self.alpha
         return (g - target).abs().sum()
+
+    def _host_loss(self, losses: Tensor, norms: Tensor) -> Tensor:
+        """:meth:`observe` on the CPU: the (T,)-sized steps in numpy, one autograd node.
+
+        ``L_grad`` is piecewise linear in ``w`` with the target held constant, so it equals
+        ``c^T w + (L_grad - c^T w)`` with ``c_t = sign(G_t - target_t) ||J_t||`` (the gradient
+        autograd gives ``|.|``, ``sign(0) = 0``) and the bracket a constant: the same value and
+        the same ``w.grad`` from one ``dot``.
+        """
+        w = self.task_weights
+        with torch.no_grad():
+            w.mul_(self.n_tasks / w.sum())
+        wn = w.detach().numpy().astype(np.float64)
+        loss = losses.numpy().astype(np.float64)
+        initial = self.initial_losses.numpy()  # the buffer's memory: updated in place
+        first = np.isnan(initial)
+        initial[first] = loss[first]
+        n = norms.numpy().astype(np.float64)
+        g = wn * n
+        ratio = loss / initial
+        target = g.mean() * (ratio / ratio.mean()) ** self.alpha
+        coef = np.sign(g - target) * n
+        value = float(np.abs(g - target).sum() - coef @ wn)
+        return torch.dot(w, torch.from_numpy(coef).to(w.dtype)) + value
 
     def forward(self, losses: Tensor) -> Tensor:
         """``sum_t w_t L_t`` with ``w`` detached (``w`` learns through ``observe``)."""

@@ -1,0 +1,70 @@
+"""The task Gramian ``J J^T`` of a Jacobian, by the cheapest kernel for its device and size.
+
+On one CPU core a ``(T, P)`` by ``(P, T)`` GEMM with ``T`` tiny and ``P`` large runs far below
+peak (about 80 us at ``T = 2`` and 0.4 ms at ``T = 5`` for ``P = 91648`` in float32, MKL), while
+one BLAS dot of two rows costs about 12 us: up to :data:`DOTS_MAX_TASKS` tasks the
+``T (T + 1) / 2`` distinct entries come from row dots (symmetry halves the work), beyond from one
+GEMM. On the CPU the result is a float64 numpy array, ready for the host solvers; elsewhere
+one ``J @ J.T`` stays on the device.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from . import _solvers
+
+#: Largest number of tasks whose CPU Gramian is built from row dots rather than one GEMM
+#: (measured, ``benchmarks/balancer_speed.py`` setup: the dots win up to about 6 tasks).
+DOTS_MAX_TASKS = 6
+
+_NUMPY_DTYPES = (torch.float32, torch.float64)
+
+
+def host_gramian(jacobian: Tensor) -> np.ndarray:
+    """``J J^T`` of a CPU Jacobian as a float64 array of shape ``(n_tasks, n_tasks)``.
+
+    Parameters
+    ----------
+    jacobian : Tensor of shape (n_tasks, n_params), on the CPU
+
+    Returns
+    -------
+    G : ndarray of shape (n_tasks, n_tasks), float64 (products accumulated in ``J``'s dtype).
+    """
+    J = jacobian.detach()
+    T = J.shape[0]
+    if T > DOTS_MAX_TASKS or J.dtype not in _NUMPY_DTYPES:
+        return torch.mm(J, J.T).to(torch.float64).numpy()
+    rows = J.numpy()
+    G = np.empty((T, T))
+    for i in range(T):
+        for j in range(i, T):
+            G[i, j] = G[j, i] = rows[i] @ rows[j]
+    return G
+
+
+def gramian(jacobian: Tensor) -> Tensor:
+    """``J J^T`` of shape ``(n_tasks, n_tasks)``: float64 from :func:`host_gramian` on the CPU,
+    one ``J @ J.T`` in ``J``'s dtype on the device elsewhere (no host sync)."""
+    J = jacobian.detach()
+    if J.device.type == "cpu":
+        return torch.from_numpy(host_gramian(J))
+    return J @ J.T
+
+
+def host_array(gramian: Tensor) -> np.ndarray | None:
+    """A CPU Gramian as a float64 numpy array (no copy when it is one already); None elsewhere.
+
+    None also when :func:`._solvers.use_host` says no (the tests force the device code so).
+    """
+    if gramian.device.type != "cpu" or not _solvers.use_host(gramian, None):
+        return None
+    return gramian.detach().to(torch.float64).numpy()
+
+
+def from_host(weights: np.ndarray, dtype: torch.dtype) -> Tensor:
+    """Host weights of shape ``(n_tasks,)`` as a CPU tensor of ``dtype``."""
+    return torch.from_numpy(np.ascontiguousarray(weights)).to(dtype)
