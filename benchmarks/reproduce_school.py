@@ -252,12 +252,19 @@ def limit_edges(spec, around_pooled):
     The high edge of a relative L21 / trace-norm grid is ``alpha_max``: ``W = 0``, or
     ``V = 0`` (pooled ridge itself) around pooled. The low edge of pooled ridge's grid
     (1e-8) is unregularised least squares, well posed with 28 features and >= 1,500 rows.
+    The high edge of clustered MTL's ``alpha`` grid (1e3, with ``beta <= 0.1``:
+    ``eta = beta / alpha <= 1e-4``) is its ``eta -> 0`` limit, the penalty
+    ``beta * min_{0 <= gamma <= 1, sum gamma = k} sum_i sigma_i(W)^2 / gamma_i``: on
+    School (10% split, seed 0, ``beta = 0.1``) ``W`` moves by 0.12% from ``alpha = 1e3``
+    to 1e4 and < 0.02% from 1e4 to 1e5, with the same test nMSE to 4 digits.
     """
     est, alphas, _, _ = spec
     if isinstance(alphas, tuple) and alphas[0] in ("l21", "trace"):
         return {"alpha": "high"}
     if isinstance(est, ml.PooledRidge):
         return {"alpha": "low"}
+    if isinstance(est, ml.ClusteredMTLRegressor):
+        return {"alpha": "high"}
     return {}
 
 
