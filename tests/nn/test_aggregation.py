@@ -591,15 +591,31 @@ def test_host_nnqp_repairs_unsettled_rows_with_lawson_hanson(monkeypatch):
     assert calls, "one primal-dual step should not have settled every row"
 
 
-@pytest.mark.parametrize("T", [3, 10])
+@pytest.mark.parametrize("T", [2, 3, 10])
 def test_host_and_device_paths_agree_on_hard_cases(T, monkeypatch):
     """MGDA, UPGrad, CAGrad (numpy active sets), Nash-MTL (numpy Newton), PCGrad and GradVac
-    (numpy loops) on the CPU against the sync-free torch code."""
+    (Python loops), IMTL-G and Aligned-MTL (numpy eigh) on the CPU against the torch code."""
     from multitask.nn.aggregation import _solvers
 
-    for case in ("conflicting", "ill_conditioned", "identical"):
+    for case in ("conflicting", "ill_conditioned", "identical", "rescaled", "random"):
         J = _J(T, case)
-        makers = (MGDA, UPGrad, CAGrad, NashMTL, lambda: CAGrad(0.9), PCGrad, GradVac)
+        # MGDA("l2") on rank-one rows: every simplex point is a min-norm point of the
+        # normalised gradients, and the two solvers may pick different ones
+        l2 = () if case in ("identical", "rescaled") else (lambda: MGDA("l2"),)
+        makers = (
+            MGDA,
+            *l2,
+            UPGrad,
+            CAGrad,
+            NashMTL,
+            lambda: CAGrad(0.9),
+            PCGrad,
+            GradVac,
+            IMTLG,
+            AlignedMTL,
+            lambda: AlignedMTL("median"),
+            lambda: AlignedMTL("mean"),
+        )
 
         def twice(agg, J=J):  # stateful ones (GradVac's targets) branch the second time
             agg(J)
@@ -624,3 +640,22 @@ def test_host_solvers_settle_on_ordinary_cases(T):
         assert _host_qp.min_norm_simplex(G) is not None
         assert _host_qp.project_dual_cone(G) is not None
         assert _host_qp.cagrad_coefficients(G, 0.5) is not None
+
+
+# ------------------------------------------------------------------------ host Gramian ---
+@pytest.mark.parametrize("T", [1, 2, 5, 10])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_host_gramian_matches_float64_products(T, dtype):
+    """The GEMVs over the upper triangle give the Gramian, symmetric, in float64."""
+    from multitask.nn.aggregation import _gramian
+
+    J = torch.randn(T, 3001, generator=torch.Generator().manual_seed(T)).to(dtype)
+    Jd = J.double().numpy()
+    G = _gramian.host_gramian(J)
+    assert G.dtype == np.float64 and G.shape == (T, T)
+    assert (G == G.T).all()
+    tol = {torch.float32: 1e-5, torch.float64: 1e-12, torch.bfloat16: 1e-2}[dtype]
+    np.testing.assert_allclose(G, Jd @ Jd.T, rtol=tol, atol=tol * 3001)
+    strided = torch.randn(3001, T, generator=torch.Generator().manual_seed(0)).to(dtype).T
+    Js = strided.double().numpy()  # a non-contiguous Jacobian
+    np.testing.assert_allclose(_gramian.host_gramian(strided), Js @ Js.T, rtol=tol, atol=tol * 3001)

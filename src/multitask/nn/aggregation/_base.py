@@ -44,7 +44,7 @@ class GradientAggregator(nn.Module):
 
     def weights(self, jacobian: Tensor) -> Tensor:
         """Task weights of shape ``(n_tasks,)`` such that the output is ``weights @ jacobian``."""
-        if self.uses_gramian:  # on the CPU: float64, from row dots for a few tasks
+        if self.uses_gramian:  # on the CPU: float64, from GEMVs over the upper triangle
             return self.gramian_weights(_gramian.gramian(jacobian)).to(jacobian.dtype)
         raise NotImplementedError(f"{type(self).__name__} does not define task weights")
 

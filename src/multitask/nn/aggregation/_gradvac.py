@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -136,25 +138,29 @@ def _others(n_tasks: int) -> np.ndarray:
 
 
 def _host_weights(G, order, targets, beta: float, eps: float):
-    """:meth:`GradVac.gramian_weights` on the host (numpy): weights and updated targets."""
-    T = G.shape[0]
-    rows = np.arange(T)
-    phi_hat = np.take_along_axis(targets, order, axis=1)  # (T, T - 1)
-    s_hat = np.sqrt(np.clip(1 - phi_hat * phi_hat, 0, None))
-    norm_j = np.sqrt(np.clip(np.diag(G), 0, None))[order]
-    denom = norm_j * s_hat + eps
-    C = np.eye(T)
-    phis = np.empty_like(phi_hat)
-    for k in range(T - 1):
-        j = order[:, k]
-        CG = C @ G
-        norm_i = np.sqrt(np.clip((CG * C).sum(axis=1), 0, None))
-        phi = CG[rows, j] / (norm_i * norm_j[:, k] + eps)
-        s_phi = np.sqrt(np.clip(1 - phi * phi, 0, None))
-        w = norm_i * (phi_hat[:, k] * s_phi - phi * s_hat[:, k]) / denom[:, k]
-        C[rows, j] += w * (phi < phi_hat[:, k])
-        phis[:, k] = phi
-    targets = targets.copy()
-    if T > 1:
-        np.put_along_axis(targets, order, (1 - beta) * phi_hat + beta * phis, axis=1)
-    return C.sum(axis=0), targets
+    """:meth:`GradVac.gramian_weights` on the host: weights and updated targets.
+
+    Python floats, one task at a time: ``g_i' = sum_k c_k g_k`` and ``G c`` are kept, so
+    ``g_i' . g_j = (G c)_j``, ``||g_i'||^2 = c . G c`` and an update of ``c_j`` costs ``O(T)``.
+    """
+    rows, visits, hats = G.tolist(), order.tolist(), targets.tolist()
+    T = len(rows)
+    norms = [math.sqrt(max(rows[j][j], 0.0)) for j in range(T)]
+    total = [0.0] * T
+    for i in range(T):
+        c = [0.0] * T
+        c[i] = 1.0
+        Gc = list(rows[i])
+        for j in visits[i]:
+            norm_i = math.sqrt(max(sum(a * b for a, b in zip(c, Gc, strict=True)), 0.0))
+            phi = Gc[j] / (norm_i * norms[j] + eps)
+            hat = hats[i][j]
+            if phi < hat:
+                s_hat = math.sqrt(max(1 - hat * hat, 0.0))
+                s_phi = math.sqrt(max(1 - phi * phi, 0.0))
+                w = norm_i * (hat * s_phi - phi * s_hat) / (norms[j] * s_hat + eps)
+                c[j] += w
+                Gc = [a + w * b for a, b in zip(Gc, rows[j], strict=True)]
+            hats[i][j] = (1 - beta) * hat + beta * phi
+        total = [a + b for a, b in zip(total, c, strict=True)]
+    return np.array(total), np.array(hats).reshape(T, T)

@@ -1,11 +1,12 @@
 """The task Gramian ``J J^T`` of a Jacobian, by the cheapest kernel for its device and size.
 
 On one CPU core a ``(T, P)`` by ``(P, T)`` GEMM with ``T`` tiny and ``P`` large runs far below
-peak (about 80 us at ``T = 2`` and 0.4 ms at ``T = 5`` for ``P = 91648`` in float32, MKL), while
-one BLAS dot of two rows costs about 12 us: up to :data:`DOTS_MAX_TASKS` tasks the
-``T (T + 1) / 2`` distinct entries come from row dots (symmetry halves the work), beyond from one
-GEMM. On the CPU the result is a float64 numpy array, ready for the host solvers; elsewhere
-one ``J @ J.T`` stays on the device.
+peak (MKL, ``P = 91648``, float32: about 80 us at ``T = 2``, 270 us at ``T = 5``, 1.1 ms at
+``T = 10``). ``T`` matrix-vector products over the upper triangle, row ``i`` of ``G`` from
+``J[i:] @ J[i]`` (numpy's GEMV: ``T (T + 1) / 2`` row reads, symmetry halving the work), cost
+about 50, 190 and 600 us there, less than ``T (T + 1) / 2`` separate dots too. On the CPU the
+result is a float64 numpy array, ready for the host solvers; elsewhere one ``J @ J.T`` stays on
+the device.
 """
 
 from __future__ import annotations
@@ -15,10 +16,6 @@ import torch
 from torch import Tensor
 
 from . import _solvers
-
-#: Largest number of tasks whose CPU Gramian is built from row dots rather than one GEMM
-#: (measured, ``benchmarks/balancer_speed.py`` setup: the dots win up to about 6 tasks).
-DOTS_MAX_TASKS = 6
 
 _NUMPY_DTYPES = (torch.float32, torch.float64)
 
@@ -35,14 +32,13 @@ def host_gramian(jacobian: Tensor) -> np.ndarray:
     G : ndarray of shape (n_tasks, n_tasks), float64 (products accumulated in ``J``'s dtype).
     """
     J = jacobian.detach()
-    T = J.shape[0]
-    if T > DOTS_MAX_TASKS or J.dtype not in _NUMPY_DTYPES:
+    if J.dtype not in _NUMPY_DTYPES:
         return torch.mm(J, J.T).to(torch.float64).numpy()
     rows = J.numpy()
+    T = rows.shape[0]
     G = np.empty((T, T))
     for i in range(T):
-        for j in range(i, T):
-            G[i, j] = G[j, i] = rows[i] @ rows[j]
+        G[i, i:] = G[i:, i] = rows[i:] @ rows[i]
     return G
 
 

@@ -130,8 +130,14 @@ def project_dual_cone(G: np.ndarray) -> np.ndarray | None:
     """Row ``i``: ``argmin_{v >= e_i} v^T G v`` (Quinton & Rey 2024, Prop. 1).
 
     ``v = e_i + z`` with ``z = argmin_{z >= 0} z^T G z / 2 + G_i^T z``, all rows at once.
-    None when :func:`nnqp` gives up.
+    None when :func:`nnqp` gives up. Two tasks: ``z`` has one free entry, ``v_0 = (1, z)`` with
+    ``z = max(0, -G_01 / G_11)`` (and symmetrically), in Python floats.
     """
+    if G.shape[0] == 2:
+        g00, g01, g11 = float(G[0, 0]), float(G[0, 1]), float(G[1, 1])
+        z0 = -g01 / g11 if g01 < 0 and g11 > 0 else 0.0
+        z1 = -g01 / g00 if g01 < 0 and g00 > 0 else 0.0
+        return np.array([[1.0, z0], [z1, 1.0]])
     Z = nnqp(G, G)
     return None if Z is None else np.eye(G.shape[0]) + Z
 
