@@ -7,6 +7,7 @@ from torch import nn
 
 from multitask.nn import _jacobian as jac_mod
 from multitask.nn import _jacobian_fast as jf
+from multitask.nn import _trunk_chain as tc
 from multitask.nn import mtl_backward
 from multitask.nn.aggregation import MGDA
 from multitask.nn.aggregation._base import GradientAggregator
@@ -96,7 +97,7 @@ def test_trunk_jacobian_equals_separate_grads(name):
     params = list(model.shared_parameters())
     oracle = _oracle(model, params)
     _, rep, rows = _rep_rows(model)
-    jac = jf.trunk_jacobian(rep, rows, params)
+    jac = tc.trunk_jacobian(rep, rows, params)
     assert jac is not None, "the chain should be recognised"
     torch.testing.assert_close(jac, oracle, atol=1e-10, rtol=1e-9)
 
@@ -105,7 +106,7 @@ def test_dropout_in_eval_mode_and_in_float32():
     model = _model(_trunks()["dropout"]).eval()
     params = list(model.shared_parameters())
     _, rep, rows = _rep_rows(model)
-    torch.testing.assert_close(jf.trunk_jacobian(rep, rows, params), _oracle(model, params))
+    torch.testing.assert_close(tc.trunk_jacobian(rep, rows, params), _oracle(model, params))
     model = model.float().train()
     params = list(model.shared_parameters())
     g = torch.Generator().manual_seed(3)
@@ -123,7 +124,7 @@ def test_dropout_in_eval_mode_and_in_float32():
         ]
     )
     torch.testing.assert_close(
-        jf.trunk_jacobian(model.representation, rows, params), oracle, atol=1e-6, rtol=0
+        tc.trunk_jacobian(model.representation, rows, params), oracle, atol=1e-6, rtol=0
     )
 
 
@@ -176,7 +177,7 @@ def test_unknown_layers_fall_back_to_autograd(trunk):
     shared = list(model.shared_parameters())
     oracle = _oracle(model, shared)
     _, rep, rows = _rep_rows(model)
-    assert jf.trunk_jacobian(rep, rows, shared) is None
+    assert tc.trunk_jacobian(rep, rows, shared) is None
     w = torch.tensor([1.0, 0.5, -0.25], dtype=torch.float64)
     mtl_backward(_losses(model), model, _Weights(w))
     got = torch.cat([p.grad.reshape(-1) for p in shared])
@@ -188,12 +189,12 @@ def test_a_layer_used_twice_or_a_foreign_parameter_falls_back():
     model = _model(nn.Sequential(nn.Linear(5, 6), nn.Tanh(), lin, nn.Tanh(), lin))
     shared = list(model.shared_parameters())
     _, rep, rows = _rep_rows(model)
-    assert jf.trunk_jacobian(rep, rows, shared) is None  # the same weight twice
+    assert tc.trunk_jacobian(rep, rows, shared) is None  # the same weight twice
     model = _model(_trunks()["relu"])
     shared = list(model.shared_parameters())
     _, rep, rows = _rep_rows(model)
-    assert jf.trunk_jacobian(rep, rows, shared[2:]) is None  # first layer not among params
-    jac = jf.trunk_jacobian(rep, rows, [*shared, nn.Parameter(torch.ones(3, dtype=torch.float64))])
+    assert tc.trunk_jacobian(rep, rows, shared[2:]) is None  # first layer not among params
+    jac = tc.trunk_jacobian(rep, rows, [*shared, nn.Parameter(torch.ones(3, dtype=torch.float64))])
     torch.testing.assert_close(jac[:, -3:], torch.zeros(N_TASKS, 3, dtype=torch.float64))
 
 

@@ -19,7 +19,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from multitask.nn._jacobian_fast import head_cotangents, trunk_jacobian
+from multitask.nn._jacobian_fast import HeadRows, head_cotangents
+from multitask.nn._trunk_chain import trunk_jacobian
 
 __all__ = ["task_jacobian"]
 
@@ -127,12 +128,13 @@ def _jacobian(
     rep = _through_representation(model, params, shared)
     if rep is None:
         return task_jacobian(vec, params, chunk_size=chunk_size), False
-    rows = _head_stage(losses, names, rep, heads)
+    rows = _head_stage(losses, names, rep, heads, dense=False)
     if rows is None:  # a representation from another forward pass
         return task_jacobian(vec, params, chunk_size=chunk_size), False
     jac = trunk_jacobian(rep, rows, params)  # by hand for a Linear/activation chain
     if jac is None:
-        jac = _batched_vjp(rep, params, rows, chunk_size)
+        dense = rows.dense() if isinstance(rows, HeadRows) else rows
+        jac = _batched_vjp(rep, params, dense, chunk_size)
     return jac, heads is not None
 
 

@@ -1,21 +1,14 @@
-"""Per-task gradients without ``T`` backward passes, read off the autograd graph.
+"""The head stage of the two-stage per-task Jacobian, read off the autograd graph.
 
-Two pieces of the two-stage Jacobian of :func:`multitask.nn.mtl_backward`:
+:func:`head_cotangents`: the per-task gradients of the representation when every head starts
+with a Linear layer: ONE backward of ``sum_t L_t`` stopped at the output of each head's first
+layer gives ``delta_t``, and the rows ``delta_t W_t`` stay factored (:class:`HeadRows`), so that
+their Gramian and their weighted sum cost little (the task graphs only meet at the
+representation, which is checked). The trunk stage (those cotangents through a chain of Linear
+layers and activations) is :func:`multitask.nn._trunk_chain.trunk_jacobian`.
 
-- :func:`head_cotangents`: the per-task gradients of the representation when every head starts
-  with a Linear layer: ONE backward of ``sum_t L_t`` stopped at the output of each head's first
-  layer gives ``delta_t``, and the rows ``delta_t W_t`` stay factored (:class:`HeadRows`), so
-  that their Gramian and their weighted sum cost little (the task graphs only meet at the
-  representation, which is checked).
-- :func:`trunk_jacobian`: those ``T`` cotangents carried through a trunk that is a chain of
-  ``nn.Linear`` layers (2-D inputs) and elementwise activations by hand, as per-sample-gradient
-  libraries do: ``C <- (C @ W) * act'`` per layer, weight blocks ``C_t^T A`` by one batched
-  matrix product written straight into the preallocated ``(T, n_params)`` Jacobian, bias blocks
-  by a sum over the batch. The layer inputs ``A`` and the activations' saved tensors are those
-  the forward pass stored for autograd (``node._saved_*``), so no hook on the model is needed.
-
-Both return None when the graph holds anything they do not recognise; the caller then uses the
-autograd path (same result, slower).
+It returns None when the graph holds anything it does not recognise; the caller then takes one
+backward per task (same result, slower).
 """
 
 from __future__ import annotations
@@ -27,7 +20,7 @@ import torch
 from torch import Tensor
 from torch.autograd.graph import GradientEdge
 
-__all__ = ["HeadRows", "head_cotangents", "trunk_jacobian"]
+__all__ = ["HeadRows", "head_cotangents"]
 
 
 def _consumers(loss: Tensor, rep: Tensor) -> tuple[list[tuple[object, int]], set] | None:
@@ -134,14 +127,25 @@ class HeadRows:
     live: list[int]
     n_tasks: int
 
-    def dense(self) -> Tensor:
-        """The rows, ``(n_tasks, batch, width)``."""
-        part = torch.bmm(self.delta, self.weight)
-        if len(self.live) == self.n_tasks:
-            return part
-        rows = part.new_zeros((self.n_tasks, *part.shape[1:]))
-        rows[self.live] = part
-        return rows
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Shape of the dense rows, ``(n_tasks, batch, width)``."""
+        return (self.n_tasks, self.delta.shape[1], self.weight.shape[-1])
+
+    def dense(self, out: Tensor | None = None) -> Tensor:
+        """The rows, ``(n_tasks, batch, width)`` (written into ``out`` when given)."""
+        full = len(self.live) == self.n_tasks
+        if out is None:
+            out = self.delta.new_empty(self.shape)
+        part = out if full else self.delta.new_empty((len(self.live), *self.shape[1:]))
+        if self.delta.shape[-1] == 1:  # k = 1: an outer product, cheaper by broadcasting
+            torch.mul(self.delta, self.weight, out=part)
+        else:
+            torch.bmm(self.delta, self.weight, out=part)
+        if not full:
+            out.zero_()
+            out[self.live] = part
+        return out
 
     def gramian(self) -> Tensor:
         """``rows rows^T`` (rows flattened), ``(n_tasks, n_tasks)``, without forming the rows.
@@ -195,34 +199,6 @@ def _first_layers(losses, rep) -> list | None:
     return firsts
 
 
-# ---------------------------------------------------------------------------------------------
-# The trunk: a chain of Linear layers and elementwise activations.
-
-_ACTIVATIONS = {
-    "ReluBackward0": lambda n: n._saved_result > 0,
-    "TanhBackward0": lambda n: 1 - n._saved_result.square(),
-    "SigmoidBackward0": lambda n: n._saved_result * (1 - n._saved_result),
-    "GeluBackward0": lambda n: torch.ops.aten.gelu_backward(
-        torch.ones_like(n._saved_self), n._saved_self, approximate=n._saved_approximate
-    ),
-    "LeakyReluBackward0": lambda n: torch.ops.aten.leaky_relu_backward(
-        torch.ones_like(n._saved_self), n._saved_self, n._saved_negative_slope, False
-    ),
-    "SiluBackward0": lambda n: _silu_derivative(n._saved_self),
-}
-
-
-def _silu_derivative(x: Tensor) -> Tensor:
-    s = torch.sigmoid(x)
-    return s * (1 + x * (1 - s))
-
-
-def _single_input(node) -> object | bool | None:
-    """The one non-None next node; False when there are several."""
-    nxt = [f for f, _ in node.next_functions if f is not None]
-    return nxt[0] if len(nxt) == 1 else (None if not nxt else False)
-
-
 def _leaf(node) -> Tensor | None:
     return node.variable if type(node).__name__ == "AccumulateGrad" else None
 
@@ -246,122 +222,3 @@ def _linear(node, name: str):
     if weight is None or A.dim() != 2:
         return None
     return weight, bias, A, inp_fn
-
-
-def _plan(rep: Tensor) -> list | None:
-    """The trunk as a list of ``("act", factor)`` / ``("linear", W, b, A)`` steps, output first."""
-    steps, node = [], rep.grad_fn
-    while node is not None:
-        name = type(node).__name__
-        if name in _ACTIVATIONS:
-            nxt = _single_input(node)
-            steps.append(("act", _ACTIVATIONS[name](node)))
-        elif name == "MulBackward0":  # a constant factor: dropout's scaled mask
-            (f0, _), (f1, _) = node.next_functions
-            if (f0 is None) == (f1 is None):
-                return None
-            steps.append(("act", node._saved_other if f1 is None else node._saved_self))
-            nxt = f0 if f1 is None else f1
-        elif name in ("AddmmBackward0", "MmBackward0"):
-            found = _linear(node, name)
-            if found is None:
-                return None
-            weight, bias, A, nxt = found
-            steps.append(("linear", weight, bias, A))
-        else:
-            return None
-        if nxt is False:
-            return None
-        node = None if nxt is None or _leaf(nxt) is not None else nxt
-    return steps
-
-
-def trunk_jacobian(rep: Tensor, rows: Tensor, params: Sequence[Tensor]) -> Tensor | None:
-    """Rows ``rows[t]^T d rep / d params``, flattened: ``(T, n_params)``, or None.
-
-    Parameters
-    ----------
-    rep : Tensor of shape (batch, width)
-        Output of the trunk, with its autograd graph.
-    rows : Tensor of shape (T, batch, width)
-        Cotangents (per-task gradients of the representation).
-    params : sequence of Tensor
-        The trunk's parameters, in the Jacobian's column order; a parameter that the chain does
-        not reach gets zero columns.
-
-    Returns
-    -------
-    jacobian : Tensor of shape (T, n_params) or None
-        None when the graph from ``rep`` down is not a chain of Linear layers and elementwise
-        activations, or reaches a parameter not in ``params``, or uses one twice.
-
-    References
-    ----------
-    Goodfellow, "Efficient Per-Example Gradient Computations", arXiv:1510.01799, 2015 (the
-    weight gradient of a linear layer as an outer product of its input and output gradient),
-    applied here with one cotangent per task instead of one per example.
-    """
-    if rep.grad_fn is None or rep.dim() != 2 or rows.shape[1:] != rep.shape:
-        return None
-    with torch.no_grad():
-        return _chain_jacobian(rep, rows, params)
-
-
-def _chain_jacobian(rep: Tensor, rows: Tensor, params: Sequence[Tensor]) -> Tensor | None:
-    steps = _plan(rep)
-    offsets, total = {}, 0
-    for p in params:
-        offsets[id(p)] = (total, p.numel())
-        total += p.numel()
-    if steps is None or not _fits(steps, offsets, rows):
-        return None
-    T = rows.shape[0]
-    jac = rows.new_empty((T, total))
-    cot = rows
-    last = max(i for i, s in enumerate(steps) if s[0] == "linear")
-    for i, step in enumerate(steps):
-        if step[0] == "act":
-            cot = cot * step[1]
-            continue
-        _, weight, bias, A = step
-        start, size = offsets[id(weight)]
-        block = jac[:, start : start + size].view(T, *weight.shape)  # (T, out, in)
-        torch.matmul(cot.transpose(1, 2), A, out=block)
-        if bias is not None:
-            start, size = offsets[id(bias)]
-            torch.sum(cot, dim=1, out=jac[:, start : start + size])
-        if i < last:
-            cot = cot @ weight  # (T, B, out) @ (out, in): the input's cotangent
-    reached = {id(p) for s in steps if s[0] == "linear" for p in s[1:3] if p is not None}
-    for p in params:  # parameters the chain does not reach: no gradient
-        if id(p) not in reached:
-            start, size = offsets[id(p)]
-            jac[:, start : start + size] = 0
-    return jac
-
-
-def _fits(steps: list, offsets: dict, rows: Tensor) -> bool:
-    """Every parameter is in ``params`` once, with the Jacobian's dtype and shapes that chain."""
-    seen, width = set(), rows.shape[-1]
-    linears = [s for s in steps if s[0] == "linear"]
-    if not linears:
-        return False
-    for step in steps:
-        if step[0] == "act":
-            factor = step[1]
-            if factor is None or (factor.dim() > 0 and factor.shape != (rows.shape[1], width)):
-                return False
-            continue
-        _, weight, bias, A = step
-        for p in (weight, bias):
-            if p is None:
-                continue
-            if id(p) not in offsets or id(p) in seen or p.dtype != rows.dtype:
-                return False
-            seen.add(id(p))
-        if weight.shape[0] != width or A.shape[1] != weight.shape[1] or A.dtype != rows.dtype:
-            return False
-        if A.shape[0] != rows.shape[1]:
-            return False
-        width = weight.shape[1]
-    return True

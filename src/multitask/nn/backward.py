@@ -167,19 +167,37 @@ def _aggregate(
     )
     if agg.linear:
         w = _weights(agg, jac, vec)
-        direction = w @ jac
+        direction = w @ jac  # a new tensor: .grad may be views of it
     elif getattr(agg, "needs_losses", False):
         w, direction = None, agg(jac, losses=vec.detach())
     else:
         w, direction = None, agg(jac)
     if extra is not None and shared:
         direction = direction + _flat_grad(extra, shared)
-    _add_grad(shared, direction)
+    if agg.linear or extra is not None:
+        _set_or_add_grad(shared, direction)
+    else:  # the aggregator's own tensor: copied
+        _add_grad(shared, direction)
     if own and not heads_done:
         torch.autograd.backward(total, inputs=own)
     elif own and extra is not None and extra.requires_grad:
         torch.autograd.backward(extra, inputs=own)  # the heads' task gradients are in already
     return total, w, _cosines(jac) if record else None
+
+
+def _set_or_add_grad(params: Sequence[nn.Parameter], flat: Tensor) -> None:
+    """Add ``flat`` into the ``.grad`` of ``params``; an empty ``.grad`` becomes a view of it.
+
+    Only for a ``flat`` made in this step and used nowhere else (no copy of it is made).
+    """
+    offset = 0
+    for p in params:
+        piece = flat[offset : offset + p.numel()].view_as(p)
+        offset += p.numel()
+        if p.grad is None:
+            p.grad = piece
+        else:
+            p.grad.add_(piece)
 
 
 def _aggregate_representation(
