@@ -58,8 +58,9 @@ def gram_forward(design, centered, c, L):
     Returns
     -------
     callable or None
-        ``W -> (forward point, None)``; None when the Gram stack exceeds :data:`_FOLD_MAX`
-        floats (the operator is a copy of it).
+        ``step(W, out)`` writes the forward point into ``out`` (shape of ``W``) and returns
+        None (no linear state); None when the Gram stack exceeds :data:`_FOLD_MAX` floats
+        (the operator is a copy of it).
     """
     G = _gram(design, centered)
     if G.size > _FOLD_MAX:
@@ -68,20 +69,21 @@ def gram_forward(design, centered, c, L):
     shift = c / L
     if design.shared:
         M = np.eye(p) - G / L
-        return lambda W: (M @ W + shift, None)
-    if _task_last(c.shape):
+        product = lambda W, out: np.matmul(M, W, out=out)  # noqa: E731
+    elif _task_last(c.shape):
         M = _task_last_gram(design, centered) / -L
         M[np.arange(p), np.arange(p)] += 1.0
+        product = lambda W, out: np.einsum("ijt,jt->it", M, W, out=out, optimize=False)  # noqa: E731
+    else:
+        M = G / -L
+        M[:, np.arange(p), np.arange(p)] += 1.0
+        product = lambda W, out: np.copyto(out, _batched(M, W))  # noqa: E731
 
-        def step(W):
-            u = np.einsum("ijt,jt->it", M, W, optimize=False)
-            u += shift
-            return u, None
+    def step(W, out):
+        product(W, out)
+        out += shift
 
-        return step
-    M = G / -L
-    M[:, np.arange(p), np.arange(p)] += 1.0
-    return lambda W: (_batched(M, W) + shift, None)
+    return step
 
 
 def _task_last(shape):

@@ -246,9 +246,10 @@ class Quadratic(_Datafit):
         Returns
         -------
         callable
-            ``W -> (W - grad_W(W, b) / L, S)``, ``W`` of shape (n_features, n_tasks) and
-            ``S`` its linear state, or None where the step is folded into one product with
-            the Gram matrices, ``(I - G_t / L) w_t + c_t / L`` (``c = -grad_W(0, b)``).
+            ``step(W, out)`` writes ``W - grad_W(W, b) / L`` into ``out`` (both of shape
+            (n_features, n_tasks)) and returns the linear state ``S`` of ``W``, or None
+            where the step is folded into one product with the Gram matrices,
+            ``(I - G_t / L) w_t + c_t / L`` (``c = -grad_W(0, b)``).
         """
         if self.use_gram:
             zero = np.zeros((self.n_features, self.n_tasks))
@@ -257,9 +258,12 @@ class Quadratic(_Datafit):
             if step is not None:
                 return step
 
-        def step(W):
+        def step(W, out):
             S = self.linear(W)
-            return W - self.gradient_at(W, b, S)[0] / L, S
+            g = self.gradient_at(W, b, S)[0]
+            g /= L  # a new array (the gradient is never a view of W or S)
+            np.subtract(W, g, out=out)
+            return S
 
         return step
 

@@ -24,6 +24,8 @@ __all__ = ["iterate_affine"]
 
 logger = logging.getLogger(__name__)
 
+_TINY = np.finfo(float).tiny
+
 
 def iterate_affine(datafit, penalty, x, b, *, L, tol, max_iter, gap_freq, restart, use_gap, scale):
     """FISTA with gradient restart at the step ``1 / L`` for an affine-gradient datafit.
@@ -58,17 +60,19 @@ def iterate_affine(datafit, penalty, x, b, *, L, tol, max_iter, gap_freq, restar
     """
     step = 1.0 / L
     forward = datafit.forward_operator(b, L)
-    u = forward(x)[0]
-    u_prev = d = None
+    U = np.empty((2, *x.shape))  # forward points of the last two iterates
+    cur, coef = 0, np.empty(2)
+    forward(x, U[cur])
+    d = None
     beta, t = 0.0, 1.0
     history = []
     crit = np.inf
     it = 0
     for it in range(1, max_iter + 1):
-        z = u if beta == 0.0 else _extrapolate(u, u_prev, beta)
-        x_new = penalty.prox(z, step)
+        x_new = penalty.prox(_extrapolate(U, cur, coef, beta), step)
         d_new = x_new - x
-        u_new, S_new = forward(x_new)
+        cur = 1 - cur
+        S_new = forward(x_new, U[cur])  # overwrites the forward point no longer needed
         at_check = it % gap_freq == 0 or it == 1
         if at_check and S_new is None:
             S_new = datafit.linear(x_new)
@@ -76,7 +80,7 @@ def iterate_affine(datafit, penalty, x, b, *, L, tol, max_iter, gap_freq, restar
         if use_gap:
             if at_check:
                 gap, primal = _gap(datafit, x_new, S_new, penalty)
-                crit = gap / max(abs(primal), np.finfo(float).tiny)
+                crit = gap / max(abs(primal), _TINY)
                 history.append(primal)
         else:
             e = np.multiply(d, beta) - d_new if beta else -d_new
@@ -90,18 +94,18 @@ def iterate_affine(datafit, penalty, x, b, *, L, tol, max_iter, gap_freq, restar
             t = 1.0
         t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
         beta = (t - 1.0) / t_new
-        u_prev, u = u, u_new
         x, d, t = x_new, d_new, t_new
     logger.debug("fista: %d iterations, stop_crit=%.3g, L=%.3g", it, crit, L)
     return x, b, (it, crit, tuple(history))
 
 
-def _extrapolate(u, u_prev, beta):
-    """``u + beta (u - u_prev)``: the forward point at the extrapolated iterate."""
-    z = np.subtract(u, u_prev)
-    z *= beta
-    z += u
-    return z
+def _extrapolate(U, cur, coef, beta):
+    """``u + beta (u - u_prev)`` (``u = U[cur]``): the forward point at the extrapolated
+    iterate, as one BLAS product of the stacked forward points (a copy when ``beta = 0``)."""
+    if beta == 0.0:
+        return U[cur].copy()
+    coef[cur], coef[1 - cur] = 1.0 + beta, -beta
+    return (coef @ U.reshape(2, -1)).reshape(U.shape[1:])
 
 
 def _inner(e, d, d_new, beta):
