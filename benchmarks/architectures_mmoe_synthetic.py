@@ -328,61 +328,132 @@ def model_table(sel: dict) -> str:
 PAIRS = (("hard_sharing", "mmoe"), ("hard_sharing", "omoe"), ("omoe", "mmoe"))
 
 
+def _gap(ra: dict, rb: dict, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-repeat gap ``a - b`` and its seeds: ``test`` (MSE), ``rel`` (test, % of a's
+    MSE) or ``train`` (final-epoch training loss)."""
+    if kind == "train":
+        return _paired(ra, rb, _final_train)
+    d, seeds = _paired(ra, rb, _test)
+    if kind == "rel":
+        _, _, ia = np.intersect1d(seeds, ra["seeds"], return_indices=True)
+        d = 100 * d / ra["test"][ia]
+    return d, seeds
+
+
 def gap_table(sel: dict) -> str:
-    """Gaps ``a - b`` paired by repeat (test MSE and final training loss), and their growth
-    from the largest correlation, paired by repeat too."""
+    """Markdown: gaps ``a - b`` paired by repeat (test MSE, relative test MSE, final
+    training loss) and their growth from the largest correlation, paired by repeat too."""
     corrs = sorted({c for c, _ in sel}, reverse=True)
     lines = [
-        "| gap | correlation | repeats | test MSE gap (± s.e.) | relative, % of a (± s.e.) "
-        "| b better in | growth of the test gap from p = "
-        f"{corrs[0]:g} (± s.e.) | training-loss gap (± s.e.) | growth (± s.e.) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| gap a − b | p | repeats | b better in | test MSE gap (± s.e.) | growth from p = "
+        f"{corrs[0]:g} | relative gap, % of a | growth (points) | training-loss gap "
+        "| growth |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for a, b in PAIRS:
         if not all((c, m) in sel for c in corrs for m in (a, b)):
             continue
         base = {
-            w: _paired(sel[(corrs[0], a)], sel[(corrs[0], b)], w) for w in (_test, _final_train)
+            k: _gap(sel[(corrs[0], a)], sel[(corrs[0], b)], k) for k in ("test", "rel", "train")
         }
         for corr in corrs:
-            ra, rb = sel[(corr, a)], sel[(corr, b)]
             cells = []
-            for w in (_test, _final_train):
-                d, seeds = _paired(ra, rb, w)
-                d0, s0 = base[w]
+            for kind, fmt in (("test", "+.4f"), ("rel", "+.1f"), ("train", "+.4f")):
+                d, seeds = _gap(sel[(corr, a)], sel[(corr, b)], kind)
+                d0, s0 = base[kind]
                 _, i, j = np.intersect1d(seeds, s0, return_indices=True)
                 g = d[i] - d0[j]
-                grow = "-" if corr == corrs[0] else f"{g.mean():+.4f} (± {_se(g):.4f})"
-                cells.append((d, grow))
-            (d, grow), (dt, growt) = cells
-            _, _, ia = np.intersect1d(seeds_of(ra, rb), ra["seeds"], return_indices=True)
-            rel = 100 * d / ra["test"][ia]
+                cells.append(f"{d.mean():{fmt}} (± {_se(d):{fmt[1:]}})")
+                cells.append(
+                    "-" if corr == corrs[0] else f"{g.mean():{fmt}} (± {_se(g):{fmt[1:]}})"
+                )
+                if kind == "test":
+                    wins = f"{int((d > 0).sum())} / {len(d)}"
             lines.append(
-                f"| {a} − {b} | {corr:g} | {len(d)} | {d.mean():+.4f} (± {_se(d):.4f}) "
-                f"| {rel.mean():+.1f} (± {_se(rel):.1f}) | {int((d > 0).sum())} / {len(d)} "
-                f"| {grow} | {dt.mean():+.4f} (± {_se(dt):.4f}) | {growt} |"
+                f"| {a} − {b} | {corr:g} | {len(d)} | {wins} | " + " | ".join(cells) + " |"
             )
     return "\n".join(lines)
 
 
+def degradation_table(sel: dict) -> str:
+    """Markdown: each model's loss at correlation p minus its loss at the largest
+    correlation, paired by repeat (test MSE and final training loss): how much a model
+    suffers from less related tasks, the spread the paper compares across models."""
+    corrs = sorted({c for c, _ in sel}, reverse=True)
+    lines = [
+        f"| model | correlation | test MSE − test MSE at p = {corrs[0]:g} (± s.e.) "
+        "| relative, % (± s.e.) | training loss − training loss at p = 1 (± s.e.) |",
+        "|---|---|---|---|---|",
+    ]
+    for m in MODELS:
+        if (corrs[0], m) not in sel:
+            continue
+        ref = sel[(corrs[0], m)]
+        for corr in corrs[1:]:
+            if (corr, m) not in sel:
+                continue
+            d, seeds = _paired(sel[(corr, m)], ref, _test)
+            _, _, i = np.intersect1d(seeds, ref["seeds"], return_indices=True)
+            rel = 100 * d / ref["test"][i]
+            dt, _ = _paired(sel[(corr, m)], ref, _final_train)
+            lines.append(
+                f"| {m} | {corr:g} | {d.mean():+.4f} (± {_se(d):.4f}) "
+                f"| {rel.mean():+.1f} (± {_se(rel):.1f}) | {dt.mean():+.4f} (± {_se(dt):.4f}) |"
+            )
+    return "\n".join(lines)
+
+
+def generator_stats(seed: int, corr: float, n: int = 4000) -> tuple[float, float]:
+    """Of one repeat's generator: the Pearson correlation of the two *labels* (not of their
+    linear parts, which is ``corr``) and the share of label variance (R²) that the linear
+    part explains (mean over the two tasks; low means strongly nonlinear tasks)."""
+    X, Y, truth = make_mmoe(n, D, corr, seed=int(seed), return_truth=True)
+    Z = X @ truth["W"]
+    r2 = np.mean([np.corrcoef(Z[:, k], Y[:, k])[0, 1] ** 2 for k in range(2)])
+    return float(np.corrcoef(Y.T)[0, 1]), float(r2)
+
+
 def label_correlations(seeds, corrs, n: int = 4000) -> str:
-    """The Pearson correlation of the two *labels* (not of their linear parts, which is p),
-    and the share of label variance the linear part explains, over the repeats' generators."""
+    """Markdown: :func:`generator_stats` over the repeats, per correlation."""
     lines = [
         "| p | label correlation, mean (5 %-95 % over repeats) | R² of the linear part |",
         "|---|---|---|",
     ]
     for corr in corrs:
-        rho, r2 = [], []
-        for s in seeds:
-            X, Y, truth = make_mmoe(n, D, corr, seed=int(s), return_truth=True)
-            rho.append(np.corrcoef(Y.T)[0, 1])
-            Z = X @ truth["W"]
-            r2.append(np.mean([np.corrcoef(Z[:, k], Y[:, k])[0, 1] ** 2 for k in range(2)]))
+        rho, r2 = np.array([generator_stats(s, corr, n) for s in seeds]).T
         q = np.percentile(rho, [5, 95])
         lines.append(
             f"| {corr:g} | {np.mean(rho):.2f} ({q[0]:.2f} to {q[1]:.2f}) | {np.mean(r2):.2f} |"
         )
+    return "\n".join(lines)
+
+
+def growth_by_nonlinearity(sel: dict, a="hard_sharing", b="mmoe", groups: int = 3) -> str:
+    """Markdown: the growth of the test gap ``a - b`` from the largest to the smallest
+    correlation, paired by repeat, in groups of repeats by how nonlinear their tasks are
+    (R² of the linear part, :func:`generator_stats`): each repeat draws its own sine
+    parameters, so this asks whether the trend appears for some draws and not others."""
+    corrs = sorted({c for c, _ in sel}, reverse=True)
+    hi, lo = corrs[0], corrs[-1]
+    d_hi, s_hi = _paired(sel[(hi, a)], sel[(hi, b)], _test)
+    d_lo, s_lo = _paired(sel[(lo, a)], sel[(lo, b)], _test)
+    seeds, i, j = np.intersect1d(s_hi, s_lo, return_indices=True)
+    growth = d_lo[j] - d_hi[i]
+    r2 = np.array([generator_stats(s, hi)[1] for s in seeds])
+    edges = np.quantile(r2, np.linspace(0, 1, groups + 1))
+    lines = [
+        f"| R² of the linear part | repeats | gap {a} − {b} at p = {hi:g} | at p = {lo:g} "
+        "| growth (± s.e.) |",
+        "|---|---|---|---|---|",
+    ]
+    for k in range(groups):
+        m = (r2 >= edges[k]) & ((r2 < edges[k + 1]) | (k == groups - 1))
+        lines.append(
+            f"| {edges[k]:.2f} to {edges[k + 1]:.2f} | {m.sum()} | {d_hi[i][m].mean():+.4f} "
+            f"| {d_lo[j][m].mean():+.4f} | {growth[m].mean():+.4f} (± {_se(growth[m]):.4f}) |"
+        )
+    rho = np.corrcoef(r2, growth)[0, 1]
+    lines.append(f"\nPearson correlation of growth and R² over repeats: {rho:+.2f}")
     return "\n".join(lines)
 
 
@@ -395,9 +466,11 @@ def report(rows: list[dict], plot_path: str | None) -> None:
     sel = selected(runs)
     print(model_table(sel), "\n")
     print(gap_table(sel), "\n")
+    print(degradation_table(sel), "\n")
     if plot_path is not None:
         seeds = next(iter(sel.values()))["seeds"]
         print(label_correlations(seeds, sorted({c for c, _ in sel}, reverse=True)), "\n")
+        print(growth_by_nonlinearity(sel), "\n")
         plot(sel, plot_path)
 
 

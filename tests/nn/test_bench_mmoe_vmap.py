@@ -108,9 +108,11 @@ def test_run_resumes_and_gap_table_matches_hand_computation(tmp_path):
         li for li in S.gap_table(sel).splitlines() if li.startswith("| hard_sharing − mmoe | 0.5")
     )
     cells = [c.strip() for c in row.split("|")]
-    assert cells[4].startswith(f"{gap[0.5].mean():+.4f} (± {S._se(gap[0.5]):.4f})")
+    assert cells[5] == f"{gap[0.5].mean():+.4f} (± {S._se(gap[0.5]):.4f})"
     growth = gap[0.5] - gap[1.0]
-    assert cells[7] == f"{growth.mean():+.4f} (± {growth.std(ddof=1) / 2:.4f})"
+    assert cells[6] == f"{growth.mean():+.4f} (± {growth.std(ddof=1) / 2:.4f})"
+    rel = 100 * gap[0.5] / test[(0.5, "hard_sharing")]
+    assert cells[7] == f"{rel.mean():+.1f} (± {S._se(rel):.1f})"
     S.plot(sel, str(tmp_path / "fig.png"))
     assert (tmp_path / "fig.png").stat().st_size > 0
 
