@@ -154,8 +154,8 @@ def _head_stage(losses, names, rep: Tensor, heads, dense: bool = True):
     fast = head_cotangents(live, rep, heads)
     if fast is not None:
         rows, head_grads = fast
-        for p, g in head_grads:
-            _add_grad([p], g.reshape(-1))
+        for p, g in head_grads:  # new tensors of this step: no copy
+            _set_or_add_grad([p], g.reshape(-1))
         return rows.dense() if dense else rows
     rows, head_grads = [], []
     for i, name in enumerate(names):
@@ -172,6 +172,21 @@ def _head_stage(losses, names, rep: Tensor, heads, dense: bool = True):
     for p, g in head_grads:
         _add_grad([p], g.reshape(-1))
     return torch.stack([torch.zeros_like(rep) if r is None else r for r in rows])
+
+
+def _set_or_add_grad(params: Sequence[nn.Parameter], flat: Tensor) -> None:
+    """Add ``flat`` into the ``.grad`` of ``params``; an empty ``.grad`` becomes a view of it.
+
+    Only for a ``flat`` made in this step and used nowhere else (no copy of it is made).
+    """
+    offset = 0
+    for p in params:
+        piece = flat[offset : offset + p.numel()].view_as(p)
+        offset += p.numel()
+        if p.grad is None:
+            p.grad = piece
+        else:
+            p.grad.add_(piece)
 
 
 def _add_grad(params: Sequence[nn.Parameter], flat: Tensor) -> None:

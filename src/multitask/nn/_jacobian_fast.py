@@ -86,8 +86,8 @@ def head_cotangents(
     own = [p for t in live for p in (heads[t] if heads is not None else ())]
     others = [p for p in own if id(p) not in first]
     edges = [GradientEdge(firsts[t][0], 0) for t in live]
-    total = torch.stack([losses[t].reshape(()) for t in live]).sum()
-    grads = torch.autograd.grad(total, [*edges, *others], retain_graph=True, allow_unused=True)
+    outputs = [losses[t] for t in live]  # one backward of their sum (no stack/sum node)
+    grads = torch.autograd.grad(outputs, [*edges, *others], retain_graph=True, allow_unused=True)
     with torch.no_grad():
         rows = HeadRows(
             delta=torch.stack(grads[: len(live)]),

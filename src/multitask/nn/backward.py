@@ -21,6 +21,7 @@ from multitask.nn._jacobian import (
     _cosines,
     _head_stage,
     _jacobian,
+    _set_or_add_grad,
     _unique,
     task_jacobian,
 )
@@ -183,21 +184,6 @@ def _aggregate(
     elif own and extra is not None and extra.requires_grad:
         torch.autograd.backward(extra, inputs=own)  # the heads' task gradients are in already
     return total, w, _cosines(jac) if record else None
-
-
-def _set_or_add_grad(params: Sequence[nn.Parameter], flat: Tensor) -> None:
-    """Add ``flat`` into the ``.grad`` of ``params``; an empty ``.grad`` becomes a view of it.
-
-    Only for a ``flat`` made in this step and used nowhere else (no copy of it is made).
-    """
-    offset = 0
-    for p in params:
-        piece = flat[offset : offset + p.numel()].view_as(p)
-        offset += p.numel()
-        if p.grad is None:
-            p.grad = piece
-        else:
-            p.grad.add_(piece)
 
 
 def _aggregate_representation(
