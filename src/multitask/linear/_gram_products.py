@@ -59,8 +59,8 @@ def gram_forward(design, centered, c, L):
     -------
     callable or None
         ``step(W, out)`` writes the forward point into ``out`` (shape of ``W``) and returns
-        None (no linear state); None when the Gram stack exceeds :data:`_FOLD_MAX` floats
-        (the operator is a copy of it).
+        ``(None, None)`` (no linear state, no gradient); None when the Gram stack exceeds
+        :data:`_FOLD_MAX` floats (the operator is a copy of it).
     """
     G = _gram(design, centered)
     if G.size > _FOLD_MAX:
@@ -82,6 +82,7 @@ def gram_forward(design, centered, c, L):
     def step(W, out):
         product(W, out)
         out += shift
+        return None, None
 
     return step
 

@@ -19,8 +19,10 @@ linear in ``W`` (predictions, or Gram products ``G_t w_t``), and ``value_at`` /
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.special import expit
 
+from ._data_products import data_forward
 from ._gram_products import gram_forward, gram_product
 
 __all__ = ["Logistic", "Quadratic", "dual_norm", "gap_from_parts"]
@@ -247,23 +249,27 @@ class Quadratic(_Datafit):
         -------
         callable
             ``step(W, out)`` writes ``W - grad_W(W, b) / L`` into ``out`` (both of shape
-            (n_features, n_tasks)) and returns the linear state ``S`` of ``W``, or None
-            where the step is folded into one product with the Gram matrices,
-            ``(I - G_t / L) w_t + c_t / L`` (``c = -grad_W(0, b)``).
+            (n_features, n_tasks)) and returns ``(S, grad_W)``, the linear state and the
+            gradient at ``W``; ``(None, None)`` where the step is folded into one product
+            with the Gram matrices, ``(I - G_t / L) w_t + c_t / L`` (``c = -grad_W(0, b)``).
+            Dense per-task designs use cached centred operators (:mod:`._data_products`).
         """
+        d = self.design
         if self.use_gram:
             zero = np.zeros((self.n_features, self.n_tasks))
             c = -self.gradient_at(zero, b, zero)[0]
-            step = gram_forward(self.design, self.profiled, c, L)
+            step = gram_forward(d, self.profiled, c, L)
             if step is not None:
                 return step
+        elif not d.shared and not sp.issparse(d.X):
+            target = self._targets() if self.profiled else d.y - d.expand_tasks(b)
+            return data_forward(d, self.profiled, target, L)
 
         def step(W, out):
             S = self.linear(W)
             g = self.gradient_at(W, b, S)[0]
-            g /= L  # a new array (the gradient is never a view of W or S)
-            np.subtract(W, g, out=out)
-            return S
+            np.subtract(W, g / L, out=out)
+            return S, g
 
         return step
 
@@ -289,10 +295,11 @@ class Quadratic(_Datafit):
             return self.centered().duality_gap(W, penalty)
         return self.gap_at(W, self.linear(W), penalty)
 
-    def gap_at(self, W, S, penalty, return_grad=False):
+    def gap_at(self, W, S, penalty, return_grad=False, grad=None):
         """:meth:`duality_gap` from the linear state ``S`` (no intercept or centred).
 
-        With ``return_grad=True`` returns ``(gap_or_None, grad_W)``.
+        With ``return_grad=True`` returns ``(gap_or_None, grad_W)``. ``grad``, the gradient
+        at ``W`` when the caller has it, saves the product with the data.
         """
         d = self.design
         at_zero = not self.use_gram and not np.any(W)
@@ -314,9 +321,10 @@ class Quadratic(_Datafit):
                 F, ry = 0.5 * w0 * float(np.vdot(r, r)), w0 * float(np.vdot(r, y))
                 dr = r
                 dr *= w0
-            grad = -d.rmatvec(dr)
-            if self.profiled:
-                grad = grad + d.x_mean * d.task_sum(dr)
+            if grad is None:
+                grad = -d.rmatvec(dr)
+                if self.profiled:
+                    grad = grad + d.x_mean * d.task_sum(dr)
         gap = gap_from_parts(W, F, ry, grad, penalty)
         return (gap, grad) if return_grad else gap
 

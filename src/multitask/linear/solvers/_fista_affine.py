@@ -72,14 +72,14 @@ def iterate_affine(datafit, penalty, x, b, *, L, tol, max_iter, gap_freq, restar
         x_new = penalty.prox(_extrapolate(U, cur, coef, beta), step)
         d_new = x_new - x
         cur = 1 - cur
-        S_new = forward(x_new, U[cur])  # overwrites the forward point no longer needed
+        S_new, g_new = forward(x_new, U[cur])  # overwrites the forward point no longer needed
         at_check = it % gap_freq == 0 or it == 1
         if at_check and S_new is None:
             S_new = datafit.linear(x_new)
         e = None  # y - x_new, formed only for the mapping criterion
         if use_gap:
             if at_check:
-                gap, primal = _gap(datafit, x_new, S_new, penalty)
+                gap, primal = _gap(datafit, x_new, S_new, g_new, penalty)
                 crit = gap / max(abs(primal), _TINY)
                 history.append(primal)
         else:
@@ -115,7 +115,7 @@ def _inner(e, d, d_new, beta):
     return beta * float(np.vdot(d, d_new)) - float(np.vdot(d_new, d_new))
 
 
-def _gap(datafit, W, S, penalty):
+def _gap(datafit, W, S, grad, penalty):
     """``(max(gap, 0), primal)`` from the datafit's duality gap at ``W``."""
-    gap = datafit.gap_at(W, S, penalty)
+    gap = datafit.gap_at(W, S, penalty, grad=grad)
     return max(gap[0], 0.0), gap[1]
