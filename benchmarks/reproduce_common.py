@@ -91,6 +91,36 @@ def summary(rows, key, methods, label=None):
     return "\n".join(lines)
 
 
+def paired(rows, key, methods, reference, lower_is_better=False):
+    """Markdown table: ``key`` minus the ``reference`` method's on the same seeds.
+
+    Per method and ratio: mean +- std of the per-seed difference, and on how many of
+    those seeds the method is worse than the reference (by more than 1e-9: a model
+    equal to the reference is not worse).
+    """
+    ratios = sorted({r["train_ratio"] for r in rows})
+    value = {(r["method"], r["train_ratio"], r["seed"]): r[key] for r in rows}
+    lines = [
+        f"| method | {' | '.join(f'{100 * r:g}% train' for r in ratios)} |",
+        "|---|" + "---|" * len(ratios),
+    ]
+    for name in methods:
+        if name == reference:
+            continue
+        cells = []
+        for ratio in ratios:
+            seeds = sorted(
+                s for (m, q, s) in value if m == name and q == ratio and (reference, q, s) in value
+            )
+            d = np.array([value[name, ratio, s] - value[reference, ratio, s] for s in seeds])
+            worse = int(np.sum(d > 1e-9 if lower_is_better else d < -1e-9))
+            cells.append(
+                f"{d.mean():+.4f} +- {d.std():.4f} (worse {worse}/{len(d)})" if len(d) else "-"
+            )
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def chosen(rows, methods):
     """Markdown table of the chosen grid points.
 

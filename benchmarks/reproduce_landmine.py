@@ -207,9 +207,13 @@ def main():
     if not args.table:
         run(args.train_ratio, seeds, names, args.results, args.tol, args.grid, reuse=args.reuse)
     rows = rc.load_rows(args.results, "auc")
-    print(rc.summary(rows, "mean_auc", list(methods(args.grid))))
+    names = list(methods(args.grid))
+    print(rc.summary(rows, "mean_auc", names))
     print()
-    print(rc.chosen(rows, list(methods(args.grid))))
+    print("Difference to independent logistic on the same seeds:")
+    print(rc.paired(rows, "mean_auc", names, "independent logistic"))
+    print()
+    print(rc.chosen(rows, names))
 
 
 if __name__ == "__main__":

@@ -380,9 +380,13 @@ def main():
         )
     rows = rc.load_rows(args.results, args.protocol)
     key = "explained_variance_pct" if args.protocol == "ev" else "nmse"
-    print(rc.summary(rows, key, list(methods(args.grid))))
+    names = list(methods(args.grid))
+    print(rc.summary(rows, key, names))
     print()
-    print(rc.chosen(rows, list(methods(args.grid))))
+    print(f"Difference to {POOLED} on the same seeds:")
+    print(rc.paired(rows, key, names, POOLED, lower_is_better=key == "nmse"))
+    print()
+    print(rc.chosen(rows, names))
 
 
 if __name__ == "__main__":

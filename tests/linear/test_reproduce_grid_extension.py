@@ -78,3 +78,18 @@ def test_extend_covers_a_decade_at_the_grid_spacing():
     np.testing.assert_allclose(RC.extend([1e-1, 1e3], "high"), [1e4])  # coarse: one decade
     fine = np.logspace(0, 1, 5)  # step 1/4 decade: four new points
     np.testing.assert_allclose(RC.extend(fine, "low"), np.logspace(-1, 0, 5)[:-1])
+
+
+def test_paired_differences_use_common_seeds_only():
+    rows = [
+        {"method": m, "train_ratio": 0.1, "seed": s, "nmse": v}
+        for m, s, v in [
+            ("pooled", 0, 0.5),
+            ("pooled", 1, 0.6),
+            ("mtl", 0, 0.4),  # better by 0.1
+            ("mtl", 1, 0.6),  # equal: not worse
+            ("mtl", 2, 9.9),  # no pooled row for seed 2: left out
+        ]
+    ]
+    table = RC.paired(rows, "nmse", ["pooled", "mtl"], "pooled", lower_is_better=True)
+    assert table.splitlines()[-1] == "| mtl | -0.0500 +- 0.0500 (worse 0/2) |"
