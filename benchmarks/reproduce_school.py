@@ -358,6 +358,49 @@ def run(protocol, ratios, seeds, names, folder, tol, grid, data=None, reuse=None
     return rc.run_cached(jobs, folder, compute, f"school {protocol}", reuse, adopt)
 
 
+def cmtl_limit(ratio=0.1, seed=0, alphas=(1e2, 1e3, 1e4, 1e5), betas=(0.1, 1.0, 10.0, 100.0)):
+    """Clustered MTL (k=3) towards its limits on one split: test nMSE, penalty, ``W``.
+
+    Prints, along ``alpha`` at ``beta = betas[0]``: the penalty and its ``eta -> 0``
+    value ``beta * min_gamma sum sigma_i^2 / gamma_i`` and the relative change of
+    ``W``; along ``beta`` at ``alpha = 1e3``: the top singular values of ``W``.
+    """
+    from multitask.linear.solvers.clustered import optimal_gamma
+
+    X_tr, X_te, y_tr, y_te, tc = load_split(ratio, seed)
+    mu = y_tr.mean()
+
+    def fit(alpha, beta):
+        est = ml.ClusteredMTLRegressor(
+            alpha, beta=beta, n_clusters=3, task_col=tc, fit_intercept=False, tol=1e-6
+        )
+        est.fit(X_tr, y_tr - mu)
+        nmse = np.mean((y_te - est.predict(X_te) - mu) ** 2) / np.var(y_te)
+        return est.coef_.T, nmse
+
+    pooled = ml.PooledRidge(1e-3, task_col=tc, fit_intercept=False).fit(X_tr, y_tr - mu)
+    print(f"pooled ridge: {np.mean((y_te - pooled.predict(X_te) - mu) ** 2) / np.var(y_te):.4f}")
+    previous, beta = None, betas[0]
+    for alpha in alphas:
+        W, nmse = fit(alpha, beta)
+        s, eta = np.linalg.svd(W, compute_uv=False), beta / alpha
+        pen = alpha * eta * (1 + eta) * np.sum(s**2 / (eta + optimal_gamma(s, eta, 3)))
+        g0 = optimal_gamma(s, 0.0, 3)
+        limit = beta * np.sum(s[g0 > 0] ** 2 / g0[g0 > 0])
+        change = (
+            "" if previous is None else f"{np.linalg.norm(W - previous) / np.linalg.norm(W):.1e}"
+        )
+        print(
+            f"alpha={alpha:g} beta={beta:g}: nMSE {nmse:.4f} "
+            f"penalty {pen:.1f} limit {limit:.1f} {change}"
+        )
+        previous = W
+    for beta in betas:
+        W, nmse = fit(1e3, beta)
+        top = np.round(np.linalg.svd(W, compute_uv=False)[:4], 2)
+        print(f"alpha=1000 beta={beta:g}: nMSE {nmse:.4f} singular values {top}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--protocol", choices=["ev", "nmse"], default="ev")
@@ -369,7 +412,10 @@ def main():
     parser.add_argument("--methods", default="", help="comma-separated substrings of names")
     parser.add_argument("--reuse", default=None, help="older results folder (see run)")
     parser.add_argument("--table", action="store_true", help="only print the cached tables")
+    parser.add_argument("--cmtl-limit", action="store_true", help="clustered MTL's limits")
     args = parser.parse_args()
+    if args.cmtl_limit:
+        return cmtl_limit()
     ratios = [0.75] if args.protocol == "ev" else [0.1, 0.2, 0.3]
     only = [m for m in args.methods.split(",") if m]
     names = [n for n in methods(args.grid) if not only or any(k in n for k in only)]
