@@ -43,7 +43,7 @@ class L21(RowSeparablePenalty):
         """
         W = np.asarray(W, dtype=float)
         t = step * self.alpha
-        if np.ndim(t) or t <= 0:
+        if not isinstance(t, float) or t <= 0:  # np.float64 is a float
             return group_shrink(W, t, axis=-1)
         norms = _row_norms(W)
         return W * (1.0 - t / np.maximum(norms, t))[..., None]

@@ -63,15 +63,15 @@ def iterate_affine(datafit, penalty, x, b, *, L, tol, max_iter, gap_freq, restar
     U = np.empty((2, *x.shape))  # forward points of the last two iterates
     cur, coef = 0, np.empty(2)
     forward(x, U[cur])
-    d = None
+    D = np.empty((2, *x.shape))  # steps x - x_prev of the last two iterations
     beta, t = 0.0, 1.0
     history = []
     crit = np.inf
     it = 0
     for it in range(1, max_iter + 1):
         x_new = penalty.prox(_extrapolate(U, cur, coef, beta), step)
-        d_new = x_new - x
-        cur = 1 - cur
+        cur = 1 - cur  # slot of the new iterate's forward point and step
+        d, d_new = D[1 - cur], np.subtract(x_new, x, out=D[cur])
         S_new, g_new = forward(x_new, U[cur])  # overwrites the forward point no longer needed
         at_check = it % gap_freq == 0 or it == 1
         if at_check and S_new is None:
@@ -90,11 +90,11 @@ def iterate_affine(datafit, penalty, x, b, *, L, tol, max_iter, gap_freq, restar
         if crit <= tol:
             x = x_new
             break
-        if restart and beta and _inner(e, d, d_new, beta) > 0:
+        if restart and beta and _inner(e, D, cur, beta) > 0:
             t = 1.0
         t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
         beta = (t - 1.0) / t_new
-        x, d, t = x_new, d_new, t_new
+        x, t = x_new, t_new
     logger.debug("fista: %d iterations, stop_crit=%.3g, L=%.3g", it, crit, L)
     return x, b, (it, crit, tuple(history))
 
@@ -108,11 +108,13 @@ def _extrapolate(U, cur, coef, beta):
     return (coef @ U.reshape(2, -1)).reshape(U.shape[1:])
 
 
-def _inner(e, d, d_new, beta):
-    """``<y - x+, x+ - x>`` with ``y - x+ = beta d - d+`` (the restart test's inner product)."""
+def _inner(e, D, cur, beta):
+    """``<y - x+, x+ - x>`` with ``y - x+ = beta d - d+`` (the restart test's inner product);
+    ``d+ = D[cur]``, ``d = D[1 - cur]``: both dots in one BLAS product when ``e`` is not formed."""
     if e is not None:
-        return float(np.vdot(e, d_new))
-    return beta * float(np.vdot(d, d_new)) - float(np.vdot(d_new, d_new))
+        return float(np.vdot(e, D[cur]))
+    dots = D.reshape(2, -1) @ D[cur].ravel()
+    return beta * float(dots[1 - cur]) - float(dots[cur])
 
 
 def _gap(datafit, W, S, grad, penalty):
