@@ -54,10 +54,9 @@ class AlignedMTL(GradientAggregator):
 
     def gramian_weights(self, gramian: Tensor) -> Tensor:
         """Weights ``B w`` of shape ``(n_tasks,)``. From ``gramian = J J^T``."""
-        Gh = None if self.method == "iterative" else _gramian.host_array(gramian)
-        if Gh is not None:  # all in numpy: no per-op dispatch for a (T, T) problem
-            w = None if self.weights_pref is None else self.weights_pref.detach().cpu().numpy()
-            return _gramian.from_host(_host_weights(Gh, self.scale, w), gramian.dtype)
+        w = _gramian.gramian_host_weights(self, gramian)
+        if w is not None:
+            return w
         G = _solvers.to_solver(gramian)
         T = G.shape[0]
         if _solvers.sync_free(G.device, self.method) and self.scale != "median":
@@ -72,6 +71,13 @@ class AlignedMTL(GradientAggregator):
         w = self.weights_pref
         w = torch.full((T,), 1.0 / T, dtype=G.dtype, device=G.device) if w is None else w
         return (B @ w.to(G)).to(gramian.dtype)
+
+    def host_weights(self, gramian: np.ndarray) -> np.ndarray | None:
+        """The weights in numpy (``eigh``); None for ``method="iterative"``."""
+        if self.method == "iterative":
+            return None
+        w = None if self.weights_pref is None else self.weights_pref.detach().cpu().numpy()
+        return _host_weights(gramian, self.scale, w)
 
     def _iterative(self, G: Tensor, dtype: torch.dtype) -> Tensor:
         """``B w`` by matrix products only: ``V Lambda^{-1/2} V^T = G^{1/2} G^+`` (Newton-Schulz

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from torch import Tensor, nn
 
 from . import _gramian
@@ -44,7 +45,10 @@ class GradientAggregator(nn.Module):
 
     def weights(self, jacobian: Tensor) -> Tensor:
         """Task weights of shape ``(n_tasks,)`` such that the output is ``weights @ jacobian``."""
-        if self.uses_gramian:  # on the CPU: float64, from GEMVs over the upper triangle
+        if self.uses_gramian:
+            w = _gramian.host_weights(self, jacobian)  # CPU: numpy from a float64 Gramian
+            if w is not None:
+                return w
             return self.gramian_weights(_gramian.gramian(jacobian)).to(jacobian.dtype)
         raise NotImplementedError(f"{type(self).__name__} does not define task weights")
 
@@ -53,6 +57,15 @@ class GradientAggregator(nn.Module):
         raise NotImplementedError(
             f"{type(self).__name__} needs the Jacobian, not only its Gramian: call weights(J)"
         )
+
+    def host_weights(self, gramian: np.ndarray) -> np.ndarray | None:
+        """Weights of shape ``(n_tasks,)`` from a float64 numpy ``gramian`` (the CPU path).
+
+        None (the default: no host path) sends the step to :meth:`gramian_weights` in torch;
+        so does a host solver that gives up. A numpy call on a ``(T,)`` array costs about a
+        microsecond and a torch op several: on the CPU the tiny task-space math runs here.
+        """
+        return None
 
     def forward(self, jacobian: Tensor) -> Tensor:
         """Aggregate ``jacobian`` of shape ``(n_tasks, n_params)`` into ``(n_params,)``."""

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from . import _host_qp, _solvers
+from . import _gramian, _host_qp, _solvers
 from ._base import GradientAggregator
 
 _RESCALE = {"none": lambda c: 1.0, "c2": lambda c: 1.0 + c**2, "c": lambda c: 1.0 + c}
@@ -54,17 +55,21 @@ class CAGrad(GradientAggregator):
 
     def gramian_weights(self, gramian: Tensor) -> Tensor:
         """Weights ``(1 / T + u) / rescale`` of shape ``(n_tasks,)``. From ``gramian = J J^T``."""
-        G = _solvers.to_solver(gramian)
-        if _solvers.use_host(G, None):  # all in numpy: no per-op dispatch for a (T, T) problem
-            Gn = _host_qp.normalise(G.numpy(), _solvers.RIDGE[torch.float64])
-            u = _host_qp.cagrad_coefficients(Gn, self.c)
-            if u is not None:
-                w = (1.0 / G.shape[0] + u) / _RESCALE[self.rescale](self.c)
-                return torch.from_numpy(w).to(gramian.dtype)
-        G = _solvers.normalise(G)
+        w = _gramian.gramian_host_weights(self, gramian)
+        if w is not None:
+            return w
+        G = _solvers.normalise(_solvers.to_solver(gramian))
         u = _solvers.cagrad_coefficients(G, self.c, self.max_exact, self.n_iter, host=False)
         w = (1.0 / G.shape[0] + u) / _RESCALE[self.rescale](self.c)
         return w.to(gramian.dtype)
+
+    def host_weights(self, gramian: np.ndarray) -> np.ndarray | None:
+        """The weights in numpy (active set on the support); None when it gives up."""
+        Gn = _host_qp.normalise(gramian, _solvers.RIDGE[torch.float64])
+        u = _host_qp.cagrad_coefficients(Gn, self.c)
+        if u is None:
+            return None
+        return (1.0 / gramian.shape[0] + u) / _RESCALE[self.rescale](self.c)
 
     def __repr__(self) -> str:
         return f"CAGrad(c={self.c}, rescale={self.rescale!r})"

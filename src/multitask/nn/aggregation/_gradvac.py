@@ -60,15 +60,10 @@ class GradVac(GradientAggregator):
         Updates ``targets`` and advances the generator.
         """
         T = gramian.shape[0]
-        if self.targets.shape != (T, T):
-            dtype = _solvers.solver_dtype(gramian.device)
-            self.targets = torch.zeros(T, T, dtype=dtype, device=gramian.device)
-        Gh = _gramian.host_array(gramian)
-        if Gh is not None and self.targets.device.type == "cpu":  # numpy: no per-op dispatch
-            targets = self.targets.detach().to(torch.float64).numpy()
-            w, targets = _host_weights(Gh, self._host_orders(T), targets, self.beta, self.eps)
-            self.targets = torch.from_numpy(targets).to(self.targets.dtype)
-            return _gramian.from_host(w, gramian.dtype)
+        self._size_targets(T, gramian.device)
+        w = _gramian.gramian_host_weights(self, gramian)
+        if w is not None:
+            return w
         G = _solvers.to_solver(gramian)
         rows = torch.arange(T, device=G.device)
         order = _solvers.to_device(self._orders(T), G.device)  # (T, T - 1)
@@ -101,6 +96,24 @@ class GradVac(GradientAggregator):
             rest = torch.cat([others[:i], others[i + 1 :]])
             out.append(rest[torch.randperm(n_tasks - 1, generator=g)])
         return torch.stack(out)
+
+    def host_weights(self, gramian: np.ndarray) -> np.ndarray | None:
+        """The same steps in Python floats (draws the orders, updates ``targets``); None when
+        the targets live off the CPU."""
+        T = gramian.shape[0]
+        self._size_targets(T, torch.device("cpu"))
+        if self.targets.device.type != "cpu":
+            return None
+        targets = self.targets.detach().to(torch.float64).numpy()
+        w, targets = _host_weights(gramian, self._host_orders(T), targets, self.beta, self.eps)
+        self.targets = torch.from_numpy(targets).to(self.targets.dtype)
+        return w
+
+    def _size_targets(self, n_tasks: int, device: torch.device) -> None:
+        """Zero targets of shape ``(n_tasks, n_tasks)`` when the number of tasks is new."""
+        if self.targets.shape != (n_tasks, n_tasks):
+            dtype = _solvers.solver_dtype(device)
+            self.targets = torch.zeros(n_tasks, n_tasks, dtype=dtype, device=device)
 
     def _host_orders(self, n_tasks: int) -> np.ndarray:
         """:meth:`_orders` as an array: the same draws, the other tasks picked by numpy."""

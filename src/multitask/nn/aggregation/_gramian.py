@@ -64,3 +64,22 @@ def host_array(gramian: Tensor) -> np.ndarray | None:
 def from_host(weights: np.ndarray, dtype: torch.dtype) -> Tensor:
     """Host weights of shape ``(n_tasks,)`` as a CPU tensor of ``dtype``."""
     return torch.from_numpy(np.ascontiguousarray(weights)).to(dtype)
+
+
+def host_weights(aggregator, jacobian: Tensor, *args) -> Tensor | None:
+    """``aggregator.host_weights(J J^T, *args)`` for a CPU Jacobian, as a tensor of ``J``'s dtype.
+
+    None off the CPU, when :func:`._solvers.use_host` says no, or when the host path gives up.
+    """
+    J = jacobian.detach()
+    if J.device.type != "cpu" or not _solvers.use_host(J, None):
+        return None
+    w = aggregator.host_weights(host_gramian(J), *args)
+    return None if w is None else from_host(w, J.dtype)
+
+
+def gramian_host_weights(aggregator, gramian: Tensor, *args) -> Tensor | None:
+    """``aggregator.host_weights(G, *args)`` for a CPU Gramian tensor ``G``; None as above."""
+    G = host_array(gramian)
+    w = None if G is None else aggregator.host_weights(G, *args)
+    return None if w is None else from_host(w, gramian.dtype)

@@ -44,9 +44,9 @@ class IMTLG(GradientAggregator):
 
     def gramian_weights(self, gramian: Tensor) -> Tensor:
         """Weights of shape ``(n_tasks,)`` summing to one, from ``gramian = J J^T``."""
-        Gh = None if self.method == "iterative" else _gramian.host_array(gramian)
-        if Gh is not None:  # all in numpy: no per-op dispatch for a (T, T) problem
-            return _gramian.from_host(_host_weights(Gh), gramian.dtype)
+        w = _gramian.gramian_host_weights(self, gramian)
+        if w is not None:
+            return w
         G = _solvers.to_solver(gramian)
         scale = G.diagonal().sum()
         G = G / torch.where(scale > 0, scale, torch.ones_like(scale))
@@ -59,6 +59,10 @@ class IMTLG(GradientAggregator):
         ok = total.abs() > 1e-12
         a = torch.where(ok, v / torch.where(ok, total, torch.ones_like(total)), 0 * v)
         return a.to(gramian.dtype)
+
+    def host_weights(self, gramian: np.ndarray) -> np.ndarray | None:
+        """The weights in numpy (``eigh``); None for ``method="iterative"``."""
+        return None if self.method == "iterative" else _host_weights(gramian)
 
     def __repr__(self) -> str:
         return f"IMTLG(method={self.method!r})"

@@ -73,6 +73,9 @@ class MGDA(GradientAggregator):
 
     def weights(self, jacobian: Tensor, losses: Tensor | None = None) -> Tensor:
         """Weights ``a`` of shape ``(n_tasks,)`` on the simplex (``losses``: ``(n_tasks,)``)."""
+        w = _gramian.host_weights(self, jacobian, losses)
+        if w is not None:
+            return w
         return self.gramian_weights(_gramian.gramian(jacobian), losses).to(jacobian.dtype)
 
     def gramian_weights(self, gramian: Tensor, losses: Tensor | None = None) -> Tensor:
@@ -81,11 +84,9 @@ class MGDA(GradientAggregator):
         On the CPU the exact solver runs in numpy (:mod:`._host_qp`, an active set that stops
         when the KKT conditions hold); elsewhere in torch without host sync.
         """
-        Gh = _gramian.host_array(gramian) if self.solver == "exact" else None
-        if Gh is not None:  # all in numpy: no per-op dispatch for a (T, T) problem
-            a = _host_weights(Gh, self._host_scales(Gh, losses))
-            if a is not None:
-                return _gramian.from_host(a, gramian.dtype)
+        a = _gramian.gramian_host_weights(self, gramian, losses)
+        if a is not None:
+            return a
         G = _solvers.to_solver(gramian)
         scale = self._scales(G, losses)
         G = G / (scale[:, None] * scale[None, :])
@@ -115,10 +116,17 @@ class MGDA(GradientAggregator):
             scale = scale * norms if self.normalization == "loss+" else scale
         return torch.where(scale > 0, scale, ones)
 
-    def _host_scales(self, G: np.ndarray, losses: Tensor | None) -> np.ndarray:
+    def host_weights(self, gramian: np.ndarray, losses: Tensor | None = None) -> np.ndarray | None:
+        """The exact weights in numpy (closed form for 2 tasks, active set beyond); None for
+        Frank-Wolfe or when the active set gives up."""
+        if self.solver != "exact":
+            return None
+        return _host_weights(gramian, self._host_scales(gramian, losses))
+
+    def _host_scales(self, G: np.ndarray, losses: Tensor | None) -> np.ndarray | None:
         """:meth:`_scales` in numpy, for a host Gramian."""
         if self.normalization == "none":
-            return np.ones(G.shape[0])
+            return None
         norms = np.sqrt(np.clip(np.diag(G), 0, None))
         if self.normalization == "l2":
             scale = norms
@@ -139,9 +147,9 @@ class MGDA(GradientAggregator):
         return f"MGDA(normalization={self.normalization!r}, solver={self.solver!r})"
 
 
-def _host_weights(G: np.ndarray, scale: np.ndarray) -> np.ndarray | None:
+def _host_weights(G: np.ndarray, scale: np.ndarray | None) -> np.ndarray | None:
     """The exact weights on the host (numpy): closed form for 2 tasks, active set beyond."""
-    G = G / np.outer(scale, scale)
+    G = G if scale is None else G / np.outer(scale, scale)
     if G.shape[0] == 2:  # Python floats: a numpy call per scalar costs more than the math
         g00, g01, g11 = float(G[0, 0]), float(G[0, 1]), float(G[1, 1])
         denom = g00 + g11 - 2 * g01

@@ -44,10 +44,9 @@ class PCGrad(GradientAggregator):
 
     def gramian_weights(self, gramian: Tensor) -> Tensor:
         """Weights ``C.sum(0)`` of shape ``(n_tasks,)`` from ``gramian = J J^T`` (draws orders)."""
-        Gh = _gramian.host_array(gramian)
-        if Gh is not None:  # the same steps in numpy: no per-op dispatch
-            w = _host_weights(Gh, self._host_orders(Gh.shape[0]))
-            return _gramian.from_host(w, gramian.dtype)
+        w = _gramian.gramian_host_weights(self, gramian)
+        if w is not None:
+            return w
         G = _solvers.to_solver(gramian)
         T = G.shape[0]
         rows = torch.arange(T, device=G.device)
@@ -67,6 +66,10 @@ class PCGrad(GradientAggregator):
             return torch.arange(n_tasks).expand(n_tasks, n_tasks)
         g = self._rng.get("cpu")
         return torch.stack([torch.randperm(n_tasks, generator=g) for _ in range(n_tasks)])
+
+    def host_weights(self, gramian: np.ndarray) -> np.ndarray:
+        """The same steps in Python floats (draws the orders)."""
+        return _host_weights(gramian, self._host_orders(gramian.shape[0]))
 
     def _host_orders(self, n_tasks: int) -> np.ndarray:
         """:meth:`_orders` as an array (the same draws, no torch stack)."""

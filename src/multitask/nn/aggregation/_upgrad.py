@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -58,14 +59,9 @@ class UPGrad(GradientAggregator):
 
     def gramian_weights(self, gramian: Tensor) -> Tensor:
         """Weights ``sum_i p_i v_i`` of shape ``(n_tasks,)``. From ``gramian = J J^T``."""
-        Gh = _gramian.host_array(gramian)
-        if Gh is not None:  # numpy active set, stopped when the KKT conditions hold
-            ridge = _solvers.RIDGE[torch.float64] if self.reg_eps is None else self.reg_eps
-            V = _host_qp.project_dual_cone(_host_qp.normalise(Gh, ridge))
-            if V is not None:
-                p = None if self.pref is None else self.pref.detach().cpu().double().numpy()
-                w = V.mean(axis=0) if p is None else p @ V
-                return _gramian.from_host(w, gramian.dtype)
+        w = _gramian.gramian_host_weights(self, gramian)
+        if w is not None:
+            return w
         G = _solvers.to_solver(gramian)
         T = G.shape[0]
         G = _solvers.normalise(G, ridge=self.reg_eps)
@@ -73,3 +69,13 @@ class UPGrad(GradientAggregator):
         p = self.pref
         p = torch.full((T,), 1.0 / T, dtype=G.dtype, device=G.device) if p is None else p.to(G)
         return (p @ V).to(gramian.dtype)
+
+    def host_weights(self, gramian: np.ndarray) -> np.ndarray | None:
+        """The weights in numpy: active set stopped when the KKT conditions hold (closed form
+        for 2 tasks); None when it gives up."""
+        ridge = _solvers.RIDGE[torch.float64] if self.reg_eps is None else self.reg_eps
+        V = _host_qp.project_dual_cone(_host_qp.normalise(gramian, ridge))
+        if V is None:
+            return None
+        p = None if self.pref is None else self.pref.detach().cpu().double().numpy()
+        return V.mean(axis=0) if p is None else p @ V

@@ -75,7 +75,7 @@ class DBMTL(LossWeighting):
         if self.sigma == 0:
             return self.beta
         if self.n_steps.device.type == "cpu":
-            return self.beta / int(self.n_steps) ** self.sigma
+            return self.beta / int(self.n_steps.numpy()) ** self.sigma
         return self.beta / self.n_steps.to(like.dtype) ** self.sigma
 
     def shared_gradient(self, losses: Tensor, jacobian: Tensor) -> Tensor:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -68,9 +68,11 @@ class GradNorm(LossWeighting):
 
     def observe(self, losses: Tensor, jacobian: Tensor) -> Tensor:
         """GradNorm's loss ``L_grad`` (a function of ``task_weights`` only)."""
-        norms = torch.linalg.vector_norm(jacobian.detach(), dim=1)  # (T,) ||grad_W L_t||
-        if self._host and self.task_weights.device.type == "cpu" and norms.device.type == "cpu":
-            return self._host_loss(losses.detach(), norms)
+        J = jacobian.detach()
+        on_cpu = self.task_weights.device.type == "cpu" and J.device.type == "cpu"
+        if self._host and on_cpu and J.dtype in (torch.float32, torch.float64):
+            return self._host_loss(losses.detach(), J)
+        norms = torch.linalg.vector_norm(J, dim=1)  # (T,) ||grad_W L_t||
         w = self.task_weights
         with torch.no_grad():
             w.mul_(self.n_tasks / w.sum())
@@ -81,29 +83,33 @@ class GradNorm(LossWeighting):
         target = g.mean().detach() * (ratio / ratio.mean()) ** self.alpha
         return (g - target).abs().sum()
 
-    def _host_loss(self, losses: Tensor, norms: Tensor) -> Tensor:
-        """:meth:`observe` on the CPU: the (T,)-sized steps in numpy, one autograd node.
+    def _host_loss(self, losses: Tensor, jacobian: Tensor) -> Tensor:
+        """:meth:`observe` on the CPU: the ``(T,)``-sized steps in Python floats, one autograd
+        node (a torch or numpy call on a ``(T,)`` array costs microseconds, more than its math).
 
         ``L_grad`` is piecewise linear in ``w`` with the target held constant, so it equals
         ``c^T w + (L_grad - c^T w)`` with ``c_t = sign(G_t - target_t) ||J_t||`` (the gradient
         autograd gives ``|.|``, ``sign(0) = 0``) and the bracket a constant: the same value and
-        the same ``w.grad`` from one ``dot``.
+        the same ``w.grad`` from one ``dot``. The norms are BLAS dots of the rows.
         """
         w = self.task_weights
-        with torch.no_grad():
-            w.mul_(self.n_tasks / w.sum())
-        wn = w.detach().numpy().astype(np.float64)
-        loss = losses.numpy().astype(np.float64)
+        with torch.no_grad():  # in torch: autograd sees the in-place change
+            w.mul_(self.n_tasks / w.detach().numpy().sum(dtype=float))
         initial = self.initial_losses.numpy()  # the buffer's memory: updated in place
-        first = np.isnan(initial)
-        initial[first] = loss[first]
-        n = norms.numpy().astype(np.float64)
-        g = wn * n
-        ratio = loss / initial
-        target = g.mean() * (ratio / ratio.mean()) ** self.alpha
-        coef = np.sign(g - target) * n
-        value = float(np.abs(g - target).sum() - coef @ wn)
-        return torch.dot(w, torch.from_numpy(coef).to(w.dtype)) + value
+        loss = losses.numpy().tolist()  # numpy's tolist: no torch scalar reads
+        for t, value in enumerate(initial.tolist()):
+            if math.isnan(value):
+                initial[t] = loss[t]
+        norms = [math.sqrt(max(float(row @ row), 0.0)) for row in jacobian.numpy()]
+        wl = w.detach().numpy().tolist()
+        g = [a * n for a, n in zip(wl, norms, strict=True)]
+        ratio = [a / b for a, b in zip(loss, initial.tolist(), strict=True)]
+        mean_g, mean_ratio = sum(g) / len(g), sum(ratio) / len(ratio)
+        gaps = [a - mean_g * (r / mean_ratio) ** self.alpha for a, r in zip(g, ratio, strict=True)]
+        coef = [(gap > 0) - (gap < 0) for gap in gaps]  # sign, 0 at 0
+        coef = [c * n for c, n in zip(coef, norms, strict=True)]
+        value = sum(abs(gap) for gap in gaps) - sum(c * a for c, a in zip(coef, wl, strict=True))
+        return torch.dot(w, torch.tensor(coef, dtype=w.dtype)) + value
 
     def forward(self, losses: Tensor) -> Tensor:
         """``sum_t w_t L_t`` with ``w`` detached (``w`` learns through ``observe``)."""
