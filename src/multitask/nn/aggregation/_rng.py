@@ -87,10 +87,22 @@ class SeededBits:
         self._bits = None
 
     def state(self) -> dict:
-        return {"seed": self.seed, "bits": None if self._bits is None else self._bits.state}
+        """Seed and generator state, in plain Python ints (``torch.load(weights_only=True)``
+        refuses numpy arrays)."""
+        if self._bits is None:
+            return {"seed": self.seed, "bits": None}
+        s = self._bits.state
+        words = [int(x) for x in s["state"]["state"]]
+        return {"seed": self.seed, "bits": [*words, int(s["has_uint32"]), int(s["uinteger"])]}
 
     def load_state(self, state: dict) -> None:
         self.seed = state["seed"]
         self._bits = None
         if state.get("bits") is not None:
-            self.get().state = state["bits"]
+            *words, has_uint32, uinteger = state["bits"]
+            self.get().state = {
+                "bit_generator": "SFC64",
+                "state": {"state": np.array(words, dtype=np.uint64)},
+                "has_uint32": has_uint32,
+                "uinteger": uinteger,
+            }
