@@ -256,3 +256,107 @@ def test_mgda_ub_from_the_factored_gramian(heads):
     torch.testing.assert_close(got, want, atol=1e-6 * float(want.abs().max()), rtol=0)
     unit = rows.reshape(N_TASKS, -1) / rows.reshape(N_TASKS, -1).norm(dim=1, keepdim=True)
     torch.testing.assert_close(info.cosines, unit @ unit.T, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("heads", ["linear", "wide"])
+@pytest.mark.parametrize("name", ["relu", "no_bias", "dropout", "one_linear"])
+def test_trunk_jacobian_from_factored_rows(name, heads):
+    """The factored head rows go straight into the trunk's buffers: same rows as autograd."""
+    model = _model(_trunks()[name], heads)
+    model.train()
+    params = list(model.shared_parameters())
+    losses = _losses(model)
+    oracle = per_task_rows(losses, model.task_names, params)
+    values = list(losses.values())
+    rows, _ = jf.head_cotangents(values, model.representation, None)
+    assert isinstance(rows, jf.HeadRows)
+    torch.testing.assert_close(
+        tc.trunk_jacobian(model.representation, rows, params), oracle, atol=1e-10, rtol=1e-9
+    )
+    # a task without a gradient: its row is zero (the factored rows hold only the live tasks)
+    rows, _ = jf.head_cotangents([values[0], None, values[2]], model.representation, None)
+    want = oracle.clone()
+    want[1] = 0
+    torch.testing.assert_close(
+        tc.trunk_jacobian(model.representation, rows, params), want, atol=1e-10, rtol=1e-9
+    )
+
+
+def test_dense_rows_are_left_as_they_were():
+    model = _model(_trunks()["gelu_leaky"])
+    params = list(model.shared_parameters())
+    _, rep, rows = _rep_rows(model)
+    before = rows.clone()
+    tc.trunk_jacobian(rep, rows, params)
+    torch.testing.assert_close(rows, before, atol=0, rtol=0)
+
+
+def test_reused_buffers_across_shapes_and_threads():
+    """Buffers reused between calls: a returned Jacobian is never overwritten by a later call
+    (of another shape), and a call from another thread gets its own buffers."""
+    import threading
+
+    small = _model(_trunks()["relu"])
+    big = _model(nn.Sequential(nn.Linear(5, 40), nn.ReLU(), nn.Linear(40, 6), nn.ReLU()))
+    jacs, oracles = [], []
+    for model in (small, big, small):
+        params = list(model.shared_parameters())
+        oracles.append(_oracle(model, params))
+        _, rep, rows = _rep_rows(model)
+        jacs.append(tc.trunk_jacobian(rep, rows, params))
+    for jac, oracle in zip(jacs, oracles, strict=True):
+        torch.testing.assert_close(jac, oracle, atol=1e-10, rtol=1e-9)
+    out = {}
+
+    def work():
+        params = list(big.shared_parameters())
+        _, rep, rows = _rep_rows(big)
+        out["jac"] = tc.trunk_jacobian(rep, rows, params)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    torch.testing.assert_close(out["jac"], oracles[1], atol=1e-10, rtol=1e-9)
+
+
+class _Scale(nn.Module):
+    """Multiplies by a constant of another dtype (a MulBackward0 node the chain cannot fuse)."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.register_buffer("s", torch.rand(*shape, generator=torch.Generator().manual_seed(2)))
+
+    def forward(self, x):
+        return x * self.s.float()
+
+
+def test_a_factor_of_another_dtype_falls_back_to_autograd():
+    model = _model(nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 6), _Scale((9, 6))))
+    shared = list(model.shared_parameters())
+    oracle = _oracle(model, shared)
+    _, rep, rows = _rep_rows(model)
+    assert tc.trunk_jacobian(rep, rows, shared) is None
+    w = torch.tensor([1.0, -0.5, 0.25], dtype=torch.float64)
+    mtl_backward(_losses(model), model, _Weights(w))
+    got = torch.cat([p.grad.reshape(-1) for p in shared])
+    torch.testing.assert_close(got, w @ oracle, atol=1e-10, rtol=1e-9)
+
+
+def test_grads_written_without_copies_behave_like_separate_tensors():
+    """``.grad`` of the shared parameters may be views of one vector: they accumulate, can be
+    changed one at a time, and an optimiser step gives the plain update."""
+    model = _model(_trunks()["relu"])
+    shared = list(model.shared_parameters())
+    w = torch.tensor([0.5, 1.0, -2.0], dtype=torch.float64)
+    want = w @ _oracle(model, shared)
+    mtl_backward(_losses(model), model, _Weights(w))
+    mtl_backward(_losses(model), model, _Weights(w))
+    got = torch.cat([p.grad.reshape(-1) for p in shared])
+    torch.testing.assert_close(got, 2 * want, atol=1e-10, rtol=1e-9)
+    shared[0].grad.zero_()
+    assert float(shared[1].grad.abs().sum()) > 0
+    before = [p.detach().clone() for p in model.parameters()]
+    grads = [p.grad.clone() for p in model.parameters()]
+    torch.optim.SGD(model.parameters(), lr=0.1).step()
+    for p, b, g in zip(model.parameters(), before, grads, strict=True):
+        torch.testing.assert_close(p.detach(), b - 0.1 * g, atol=1e-12, rtol=0)
