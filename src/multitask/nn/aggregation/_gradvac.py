@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -144,10 +145,14 @@ class GradVac(GradientAggregator):
         return f"GradVac(beta={self.beta}, seed={self.seed})"
 
 
+@functools.cache
 def _others(n_tasks: int) -> np.ndarray:
-    """Row ``i``: the tasks other than ``i`` in index order, shape ``(n_tasks, n_tasks - 1)``."""
+    """Row ``i``: the tasks other than ``i`` in index order, shape ``(n_tasks, n_tasks - 1)``
+    (cached per ``n_tasks``, read-only)."""
     idx = np.arange(n_tasks)
-    return np.stack([np.delete(idx, i) for i in range(n_tasks)]).reshape(n_tasks, n_tasks - 1)
+    out = np.stack([np.delete(idx, i) for i in range(n_tasks)]).reshape(n_tasks, n_tasks - 1)
+    out.flags.writeable = False
+    return out
 
 
 def _host_weights(G, order, targets, beta: float, eps: float):

@@ -17,7 +17,8 @@ from torch import Tensor
 
 from . import _solvers
 
-_NUMPY_DTYPES = (torch.float32, torch.float64)
+_NUMPY = {torch.float32: np.float32, torch.float64: np.float64}
+_NUMPY_DTYPES = tuple(_NUMPY)
 
 
 def host_gramian(jacobian: Tensor) -> np.ndarray:
@@ -63,6 +64,8 @@ def host_array(gramian: Tensor) -> np.ndarray | None:
 
 def from_host(weights: np.ndarray, dtype: torch.dtype) -> Tensor:
     """Host weights of shape ``(n_tasks,)`` as a CPU tensor of ``dtype``."""
+    if dtype in _NUMPY_DTYPES:  # cast in numpy: a torch cast of a tiny tensor costs more
+        return torch.from_numpy(np.ascontiguousarray(weights, dtype=_NUMPY[dtype]))
     return torch.from_numpy(np.ascontiguousarray(weights)).to(dtype)
 
 
