@@ -154,8 +154,11 @@ def _head_stage(losses, names, rep: Tensor, heads, dense: bool = True):
     fast = head_cotangents(live, rep, heads)
     if fast is not None:
         rows, head_grads = fast
-        for p, g in head_grads:  # new tensors of this step: no copy
-            _set_or_add_grad([p], g.reshape(-1))
+        for p, g in head_grads:  # new tensors of this step, of the parameter's shape: no copy
+            if p.grad is None:
+                p.grad = g
+            else:
+                p.grad.add_(g)
         return rows.dense() if dense else rows
     rows, head_grads = [], []
     for i, name in enumerate(names):
