@@ -360,3 +360,14 @@ def test_grads_written_without_copies_behave_like_separate_tensors():
     torch.optim.SGD(model.parameters(), lr=0.1).step()
     for p, b, g in zip(model.parameters(), before, grads, strict=True):
         torch.testing.assert_close(p.detach(), b - 0.1 * g, atol=1e-12, rtol=0)
+
+
+def test_cotangents_above_the_buffer_cap_are_allocated_per_call(monkeypatch):
+    monkeypatch.setattr(tc, "_SCRATCH_MAX", 0)
+    model = _model(_trunks()["gelu_leaky"])
+    params = list(model.shared_parameters())
+    losses = _losses(model)
+    rows, _ = jf.head_cotangents(list(losses.values()), model.representation, None)
+    jac = tc.trunk_jacobian(model.representation, rows, params)
+    oracle = per_task_rows(losses, model.task_names, params)
+    torch.testing.assert_close(jac, oracle, atol=1e-10, rtol=1e-9)

@@ -48,7 +48,7 @@ _SAVED = {  # the attribute holding the tensor the derivative is formed from
     "SiluBackward0": "_saved_self",
 }
 _SCRATCH = threading.local()
-_SCRATCH_MAX = 1 << 24  # elements; larger cotangents are allocated per call
+_SCRATCH_MAX = 1 << 22  # elements (16 MiB in float32); larger cotangents: allocated per call
 
 
 def _silu_derivative(x: Tensor) -> Tensor:
