@@ -312,15 +312,17 @@ def lr_table(runs: dict) -> str:
 def model_table(sel: dict) -> str:
     lines = [
         "| correlation | model | lr | repeats | test MSE, mean (± s.e.) | median "
-        "| final-epoch training loss (± s.e.) | best epoch | wall time |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| final-epoch training loss (± s.e.) | best epoch | runs stuck (best epoch ≤ 3) "
+        "| wall time |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (corr, model), run in sorted(sel.items(), key=lambda kv: (-kv[0][0], kv[0][1])):
         t, f = run["test"], _final_train(run)
         lines.append(
             f"| {corr:g} | {model} | {run['lr']:g} | {len(t)} | {t.mean():.4f} (± {_se(t):.4f}) "
             f"| {np.median(t):.4f} | {f.mean():.4f} (± {_se(f):.4f}) "
-            f"| {run['best_epoch'].mean():.1f} | {run['wall_s'] / 60:.0f} min |"
+            f"| {run['best_epoch'].mean():.1f} | {int((run['best_epoch'] <= 3).sum())} "
+            f"| {run['wall_s'] / 60:.0f} min |"
         )
     return "\n".join(lines)
 
@@ -347,8 +349,8 @@ def gap_table(sel: dict) -> str:
     lines = [
         "| gap a − b | p | repeats | b better in | test MSE gap (± s.e.) | growth from p = "
         f"{corrs[0]:g} | relative gap, % of a | growth (points) | training-loss gap "
-        "| growth |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| growth | median test gap | median growth |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for a, b in PAIRS:
         if not all((c, m) in sel for c in corrs for m in (a, b)):
@@ -369,8 +371,13 @@ def gap_table(sel: dict) -> str:
                 )
                 if kind == "test":
                     wins = f"{int((d > 0).sum())} / {len(d)}"
+                    medians = f"{np.median(d):+.4f} | " + (
+                        "-" if corr == corrs[0] else f"{np.median(g):+.4f}"
+                    )
             lines.append(
-                f"| {a} − {b} | {corr:g} | {len(d)} | {wins} | " + " | ".join(cells) + " |"
+                f"| {a} − {b} | {corr:g} | {len(d)} | {wins} | "
+                + " | ".join(cells)
+                + f" | {medians} |"
             )
     return "\n".join(lines)
 
