@@ -11,10 +11,12 @@ where torchjd has one whose optional solver is installed.
 
 Single-threaded CPU time (``time.process_time``), interleaved: each round runs ``--steps``
 steps of every method in turn, and a method's time is the median over rounds of its mean step
-time in the round. Ratios to ``equal`` (same T), and to the base of a goal, are medians over
-rounds of the ratio within a round (robust to a change of background load between rounds);
-``tjd`` is ours / torchjd's (ratio of medians). The goals printed next to the ratios are the
-brief's. Writes JSON (``--out``).
+time in the round. Ratios to ``equal`` (same T) are medians over rounds of the method's time
+over that of ``--steps`` equal-weighting steps run right before it (paired: robust to the
+background load changing within a round, which on a shared machine moves a ratio by 0.1-0.3
+when the two are measured a round's length apart); ratios to another base (MGDA, for CAGrad and
+Nash-MTL) are medians of the ratio within a round. ``tjd`` is ours / torchjd's (ratio of
+medians). The goals printed next to the ratios are the brief's. Writes JSON (``--out``).
 
     OMP_NUM_THREADS=1 python benchmarks/balancer_speed.py --rounds 15 --out balancer_speed.json
 """
@@ -148,23 +150,34 @@ def measure(
         for _ in range(3):
             step(x, y)
     times: dict[str, list[float]] = {name: [] for name in todo}
+    paired: dict[str, list[float]] = {name: [] for name in todo}  # equal, right before
+    equal = todo["equal"][0]
     for _ in range(rounds):
         for name, (step, _) in todo.items():
-            start = time.process_time()
-            for _ in range(steps):
-                step(x, y)
-            times[name].append((time.process_time() - start) / steps)
+            paired[name].append(_step_time(equal, x, y, steps) if name != "equal" else 0.0)
+            times[name].append(_step_time(step, x, y, steps))
+    paired["equal"] = times["equal"]
     medians = {name: statistics.median(ts) for name, ts in times.items()}
-    return medians, {name: group for name, (_, group) in todo.items()}, times
+    return medians, {name: group for name, (_, group) in todo.items()}, times, paired
 
 
-def round_ratio(times: dict[str, list[float]], name: str, base: str) -> float:
+def _step_time(step: Callable, x, y, steps: int) -> float:
+    """Mean CPU seconds of ``steps`` calls of ``step``."""
+    start = time.process_time()
+    for _ in range(steps):
+        step(x, y)
+    return (time.process_time() - start) / steps
+
+
+def round_ratio(times: dict[str, list[float]], name: str, base: str | list[float]) -> float:
     """Median over rounds of ``time[name] / time[base]`` within the same round.
 
-    Within a round the two methods ran seconds apart, so a change of background load between
-    rounds cancels out of the ratio (the ratio of the two medians does not have that property).
+    ``base`` is a method's name or, for the paired equal-weighting times, the list itself.
+    Within a round the two ran seconds apart, so a change of background load between rounds
+    cancels out of the ratio (the ratio of the two medians does not have that property).
     """
-    return statistics.median(a / b for a, b in zip(times[name], times[base], strict=True))
+    ref = times[base] if isinstance(base, str) else base
+    return statistics.median(a / b for a, b in zip(times[name], ref, strict=True))
 
 
 def goal(group: str, n_tasks: int) -> tuple[str, float] | None:
@@ -221,16 +234,23 @@ def main() -> None:
     torch.set_num_threads(1)
     results = {}
     for T in args.tasks:
-        seconds, groups, times = measure(T, args.rounds, args.steps, not args.no_torchjd, args.only)
+        seconds, groups, times, paired = measure(
+            T, args.rounds, args.steps, not args.no_torchjd, args.only
+        )
         goals = {n: goal(grp, T) for n, grp in groups.items() if goal(grp, T)}
-        base = {n: round_ratio(times, n, goals[n][0]) for n in goals}
+        to_equal = {n: round_ratio(times, n, paired[n]) for n in times}
+        base = {
+            n: to_equal[n] if goals[n][0] == "equal" else round_ratio(times, n, goals[n][0])
+            for n in goals
+        }
         results[str(T)] = {
             "seconds": seconds,
             "groups": groups,
             "goals": goals,
             "ratio_to_goal_base": base,
-            "ratio_to_equal": {n: round_ratio(times, n, "equal") for n in times},
+            "ratio_to_equal": to_equal,
             "round_seconds": times,
+            "paired_equal_seconds": paired,
         }
     print(table(results))
     meta = {
@@ -239,6 +259,8 @@ def main() -> None:
         "rounds": args.rounds,
         "steps": args.steps,
         "clock": "process_time",
+        "ratio_to_equal": "paired: equal-weighting steps run right before each method",
+        "loadavg": os.getloadavg(),
     }
     with open(args.out, "w") as fh:
         json.dump({"meta": meta, "results": results}, fh, indent=1)
