@@ -8,7 +8,7 @@ cotangents ``eye(T)`` with ``torch.autograd.grad(..., is_grads_batched=True)``
 ``shared_through_representation`` gets the same Jacobian in two stages: the
 per-task gradients of its representation (the head stage), then those
 cotangents through the shared trunk, by hand for a chain of Linear layers and
-elementwise activations (:mod:`multitask.nn._jacobian_fast`), otherwise by ONE
+elementwise activations (:mod:`multitask.nn._trunk_chain`), otherwise by ONE
 batched backward.
 """
 
