@@ -67,20 +67,20 @@ class SeededBits:
             self._bits = np.random.SFC64(self.seed)
         return self._bits
 
-    def uniform(self, n: int, dtype: torch.dtype) -> Tensor:
-        """``n`` independent uniforms on ``[0, 1)``, shape ``(n,)``, on the CPU.
+    def uniform(self, n: int, dtype: torch.dtype) -> tuple[Tensor, float]:
+        """``n`` independent uniforms on ``[0, 1)`` as ``(k, scale)`` with ``U = k * scale``.
 
-        float32 (and narrower): ``k 2^-24`` with ``k`` the top 24 bits of a 32-bit half of a draw
-        (the grid of ``torch.rand``); float64: ``k 2^-53`` with ``k`` the top 53 bits of a draw.
+        ``k`` has shape ``(n,)`` on the CPU and holds integers, exact in its dtype: for float32
+        (and narrower) the top 24 bits of a 32-bit half of a draw, ``scale = 2^-24`` (the grid of
+        ``torch.rand``); for float64 the top 53 bits of a draw, ``scale = 2^-53``. The scale is
+        left to the caller, which can fold it into a product it computes anyway.
         """
         bits = self.get()
         if dtype == torch.float64:
             k = bits.random_raw(n) >> np.uint64(11)
-            return torch.from_numpy(k.astype(np.float64) * 2.0**-53)
+            return torch.from_numpy(k.astype(np.float64)), 2.0**-53
         k = bits.random_raw((n + 1) // 2).view(np.uint32)[:n] >> np.uint32(8)
-        u = k.astype(np.float32)
-        u *= np.float32(2.0**-24)
-        return torch.from_numpy(u).to(dtype)
+        return torch.from_numpy(k.astype(np.float32)).to(dtype), 2.0**-24
 
     def reset(self) -> None:
         """Start the stream again from ``seed``."""
