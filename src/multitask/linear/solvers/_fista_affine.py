@@ -41,7 +41,8 @@ def iterate_affine(datafit, penalty, x, b, *, L, tol, max_iter, gap_freq, restar
     b : ndarray of shape (n_tasks,)
         Fixed intercept passed to the datafit (ignored when profiled).
     L : float
-        Lipschitz constant of the gradient, at least the proven bound (no backtracking).
+        Lipschitz estimate of the step ``1 / L``, kept fixed: :func:`fista` comes here only
+        when no backtracking is needed (the proven bound or above) or it is switched off.
     tol, max_iter, gap_freq, restart, use_gap, scale
         As in :func:`~multitask.linear.solvers.fista`; ``scale`` normalises the mapping
         criterion when ``use_gap`` is False.

@@ -103,6 +103,12 @@ def fista(
     -------
     SolverResult
 
+    Notes
+    -----
+    A datafit with an affine gradient (the squared loss) and no smooth penalty, one
+    component and a fixed step runs :func:`._fista_affine.iterate_affine`: the same
+    iterates with one product per iteration and fewer array passes.
+
     References
     ----------
     Beck, A. and Teboulle, M. "A fast iterative shrinkage-thresholding algorithm for linear
