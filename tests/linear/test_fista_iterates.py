@@ -117,19 +117,21 @@ def test_mapping_criterion_equals_the_reference(use_gram):
         assert res.stop_crit == pytest.approx(maps[k - 1], rel=1e-9)
 
 
-@pytest.mark.parametrize("use_gram", [True, False])
-def test_affine_loop_equals_the_general_loop(use_gram, monkeypatch):
-    """Default settings (proven Lipschitz bound, gap stopping): the fixed-step loop for
-    quadratics and the general loop give the same points, iteration counts and gaps."""
+@pytest.mark.parametrize(("use_gram", "restart", "gap_freq"), [(True, True, 10), (False, False, 3)])
+def test_affine_loop_equals_the_general_loop(use_gram, restart, gap_freq, monkeypatch):
+    """Proven Lipschitz bound, gap stopping: the fixed-step loop for quadratics and the
+    general loop give the same points, iteration counts, gaps and objective histories."""
     Xs, ys, ws = _tasks(7, False)
     df = Quadratic(_design(Xs, ys, ws, False, True), use_gram=use_gram)
-    fast = [fista(df, L21(0.01), tol=0.0, max_iter=k) for k in STEPS]
-    converged = fista(df, L21(0.01), tol=1e-10)
+    opts = dict(restart=restart, gap_freq=gap_freq)
+    fast = [fista(df, L21(0.01), tol=0.0, max_iter=k, **opts) for k in STEPS]
+    converged = fista(df, L21(0.01), tol=1e-10, **opts)
     monkeypatch.setattr(Quadratic, "affine_gradient", False)
-    slow = [fista(df, L21(0.01), tol=0.0, max_iter=k) for k in STEPS]
+    slow = [fista(df, L21(0.01), tol=0.0, max_iter=k, **opts) for k in STEPS]
     for a, b in zip(fast, slow, strict=True):
         assert np.max(np.abs(a.W - b.W)) <= 1e-12 * np.max(np.abs(b.W))
         assert a.dual_gap == pytest.approx(b.dual_gap, rel=1e-6, abs=1e-13)
-    ref = fista(df, L21(0.01), tol=1e-10)
+        assert np.allclose(a.history, b.history, rtol=1e-12, atol=0)
+    ref = fista(df, L21(0.01), tol=1e-10, **opts)
     assert converged.n_iter == ref.n_iter
     assert converged.objective == pytest.approx(ref.objective, rel=1e-12)
