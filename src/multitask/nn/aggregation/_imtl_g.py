@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -72,6 +74,10 @@ def _host_weights(G: np.ndarray) -> np.ndarray:
     """:meth:`IMTLG.gramian_weights` on the host: ``G^+ n / 1^T G^+ n`` with ``G`` scaled to
     unit trace and ``G^+`` from ``eigh`` with the cut-off of ``torch.linalg.pinv`` (eigenvalues
     at most ``T * eps * max |lambda|`` count as zero)."""
+    if G.shape[0] == 2:
+        a = _two_tasks(G)
+        if a is not None:
+            return a
     trace = np.trace(G)
     G = G / (trace if trace > 0 else 1.0)
     norms = np.sqrt(np.clip(np.diag(G), 0, None))
@@ -82,3 +88,16 @@ def _host_weights(G: np.ndarray) -> np.ndarray:
     v = V @ (inv * (V.T @ norms))
     total = v.sum()
     return v / total if abs(total) > 1e-12 else np.zeros_like(v)
+
+
+def _two_tasks(G: np.ndarray) -> np.ndarray | None:
+    """Two tasks in Python floats: ``G^{-1} n`` up to its determinant (which the normalisation
+    ``a / 1^T a`` cancels) is ``(g11 n0 - g01 n1, g00 n1 - g01 n0)``. None unless ``G`` is well
+    conditioned (``det > 1e-8 trace^2``), where :func:`_host_weights` takes ``eigh``."""
+    g00, g01, g11 = float(G[0, 0]), float(G[0, 1]), float(G[1, 1])
+    if not g00 * g11 - g01 * g01 > 1e-8 * (g00 + g11) ** 2:
+        return None
+    n0, n1 = math.sqrt(g00), math.sqrt(g11)
+    v0, v1 = g11 * n0 - g01 * n1, g00 * n1 - g01 * n0
+    total = v0 + v1
+    return np.array([v0 / total, v1 / total]) if abs(total) > 1e-12 * (abs(v0) + abs(v1)) else None
