@@ -102,6 +102,7 @@ def _weighting(losses, vec, extra, balancer: LossWeighting, model, names, chunk_
     shared = _unique(model.shared_parameters())
     needs = balancer.needs_jacobian
     jac = cos = aux = direction = None
+    read_off = False
     if needs or record:
         jparams = getattr(balancer, "jacobian_params", None) if needs else None
         jparams = shared if jparams is None else _unique(jparams)
@@ -118,6 +119,7 @@ def _weighting(losses, vec, extra, balancer: LossWeighting, model, names, chunk_
             total, vec, retain_graph=True, allow_unused=True, materialize_grads=True
         )[0]
         direction = coeffs @ jac
+        read_off = True  # a new tensor: .grad may be views of it
     if extra is not None:
         total = total + extra
     objective = total if aux is None else total + aux
@@ -128,10 +130,11 @@ def _weighting(losses, vec, extra, balancer: LossWeighting, model, names, chunk_
         # backward only feeds task-specific and the weighting's own parameters
         others = _task_params(model, names) + _unique(balancer.parameters())
         if extra is not None:
-            direction = direction + _flat_grad(extra, shared)
+            direction, read_off = direction + _flat_grad(extra, shared), True
         if others:
             torch.autograd.backward(objective, inputs=others)
-        _add_grad(shared, direction)
+        # DB-MTL's own vector is copied; one made here is not
+        (_set_or_add_grad if read_off else _add_grad)(shared, direction)
     return total, _detached(balancer.weights()), cos
 
 
