@@ -510,6 +510,8 @@ def plot(sel: dict, path: str) -> None:
     ax = axes[-1]
     styles = {"hard_sharing": "-o", "omoe": "--s"}
     for a, b in PAIRS:
+        if not all((c, m) in sel for c in corrs for m in (a, b)):
+            continue
         pts = [(c, _gap(sel[(c, a)], sel[(c, b)], "rel")[0]) for c in corrs]
         ax.errorbar(
             corrs,
