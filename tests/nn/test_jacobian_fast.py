@@ -371,3 +371,14 @@ def test_cotangents_above_the_buffer_cap_are_allocated_per_call(monkeypatch):
     jac = tc.trunk_jacobian(model.representation, rows, params)
     oracle = per_task_rows(losses, model.task_names, params)
     torch.testing.assert_close(jac, oracle, atol=1e-10, rtol=1e-9)
+
+
+def test_a_call_in_inference_mode_leaves_the_buffers_usable():
+    model = _model(_trunks()["relu"])
+    params = list(model.shared_parameters())
+    oracle = _oracle(model, params)
+    _, rep, rows = _rep_rows(model)
+    with torch.inference_mode():
+        inside = tc.trunk_jacobian(rep, rows, params)
+    torch.testing.assert_close(inside, oracle, atol=1e-10, rtol=1e-9)
+    torch.testing.assert_close(tc.trunk_jacobian(rep, rows, params), oracle, atol=1e-10, rtol=1e-9)

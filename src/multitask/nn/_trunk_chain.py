@@ -60,11 +60,11 @@ def _scratch(slot: int, shape: tuple[int, ...], like: Tensor) -> Tensor:
     """A buffer of ``shape`` for internal cotangents, reused between calls (CPU, per thread).
 
     Its content never leaves :func:`_chain_jacobian`. On other devices (whose allocators cache
-    memory already) and above ``_SCRATCH_MAX`` elements, a new tensor.
+    memory already), above ``_SCRATCH_MAX`` elements and in inference mode, a new tensor.
     """
     n = math.prod(shape)
-    if like.device.type != "cpu" or n > _SCRATCH_MAX:
-        return like.new_empty(shape)
+    if like.device.type != "cpu" or n > _SCRATCH_MAX or torch.is_inference_mode_enabled():
+        return like.new_empty(shape)  # (an inference tensor could not be reused outside)
     bufs = getattr(_SCRATCH, "bufs", None)
     if bufs is None:
         bufs = _SCRATCH.bufs = {}
