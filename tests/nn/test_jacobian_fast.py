@@ -360,6 +360,11 @@ def test_grads_written_without_copies_behave_like_separate_tensors():
     torch.optim.SGD(model.parameters(), lr=0.1).step()
     for p, b, g in zip(model.parameters(), before, grads, strict=True):
         torch.testing.assert_close(p.detach(), b - 0.1 * g, atol=1e-12, rtol=0)
+    model.zero_grad(set_to_none=False)
+    assert all(float(p.grad.abs().sum()) == 0 for p in model.parameters())
+    mtl_backward(_losses(model), model, _Weights(w))  # into the zeroed views
+    got = torch.cat([p.grad.reshape(-1) for p in shared])
+    torch.testing.assert_close(got, w @ _oracle(model, shared), atol=1e-10, rtol=1e-9)
 
 
 def test_cotangents_above_the_buffer_cap_are_allocated_per_call(monkeypatch):

@@ -180,9 +180,10 @@ def _head_stage(losses, names, rep: Tensor, heads, dense: bool = True):
 def _set_or_add_grad(params: Sequence[nn.Parameter], flat: Tensor) -> None:
     """Add ``flat`` into the ``.grad`` of ``params``; an empty ``.grad`` becomes a view of it.
 
-    Only for a ``flat`` made in this step and used nowhere else (no copy of it is made).
+    Only for a ``flat`` made in this step and used nowhere else (no copy of it is made);
+    detached, so that ``zero_grad(set_to_none=False)`` can reset the views.
     """
-    offset = 0
+    flat, offset = flat.detach(), 0
     for p in params:
         piece = flat[offset : offset + p.numel()].view_as(p)
         offset += p.numel()
