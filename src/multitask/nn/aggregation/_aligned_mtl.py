@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -116,8 +118,12 @@ class AlignedMTL(GradientAggregator):
 def _host_weights(G: np.ndarray, scale: str, pref: np.ndarray | None) -> np.ndarray:
     """:meth:`AlignedMTL.gramian_weights` on the host (numpy ``eigh``, the same cut-off)."""
     T = G.shape[0]
-    lam, V = np.linalg.eigh(G)  # ascending
     w = np.full(T, 1.0 / T) if pref is None else pref.astype(np.float64)
+    if T == 2:
+        out = _two_tasks(G, scale, w)
+        if out is not None:
+            return out
+    lam, V = np.linalg.eigh(G)  # ascending
     tol = lam.max() * T * np.finfo(G.dtype).eps
     keep = lam > tol
     if not keep.any():  # J = 0
@@ -131,3 +137,21 @@ def _host_weights(G: np.ndarray, scale: str, pref: np.ndarray | None) -> np.ndar
         s = np.sort(kept)[(kept.size - 1) // 2]
     inv_sqrt = np.where(keep, 1 / np.sqrt(np.maximum(lam, max(tol, 1e-300))), 0.0)
     return np.sqrt(s) * (V @ (inv_sqrt * (V.T @ w)))
+
+
+def _two_tasks(G: np.ndarray, scale: str, w: np.ndarray) -> np.ndarray | None:
+    """Two tasks in Python floats: with ``s = sqrt(det G)`` and ``t = sqrt(trace + 2 s)``,
+    ``G^{1/2} = (G + s I) / t``, so ``G^{-1/2} = adj(G + s I) / (s t)``; ``lambda_max`` from the
+    quadratic's stable root and ``lambda_min = det / lambda_max``. None unless ``G`` is well
+    conditioned (``det > 1e-8 trace^2``), where :func:`_host_weights` takes ``eigh``."""
+    g00, g01, g11 = float(G[0, 0]), float(G[0, 1]), float(G[1, 1])
+    trace, det = g00 + g11, g00 * g11 - g01 * g01
+    if not det > 1e-8 * trace * trace:
+        return None
+    s = math.sqrt(det)
+    t = math.sqrt(trace + 2 * s)
+    lam_max = 0.5 * (trace + math.sqrt(max(trace * trace - 4 * det, 0.0)))
+    chosen = trace / 2 if scale == "mean" else det / lam_max  # "min" and the lower "median"
+    c = math.sqrt(chosen) / (s * t)
+    w0, w1 = float(w[0]), float(w[1])
+    return np.array([c * ((g11 + s) * w0 - g01 * w1), c * ((g00 + s) * w1 - g01 * w0)])
