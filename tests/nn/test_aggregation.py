@@ -659,3 +659,28 @@ def test_host_gramian_matches_float64_products(T, dtype):
     strided = torch.randn(3001, T, generator=torch.Generator().manual_seed(0)).to(dtype).T
     Js = strided.double().numpy()  # a non-contiguous Jacobian
     np.testing.assert_allclose(_gramian.host_gramian(strided), Js @ Js.T, rtol=tol, atol=tol * 3001)
+
+
+def test_two_task_closed_forms_match_eigh():
+    """IMTL-G's and Aligned-MTL's 2-task closed forms (Python floats) against numpy's eigh on
+    random Gramians with norms up to 1000x apart."""
+    from multitask.nn.aggregation import _aligned_mtl, _imtl_g
+
+    rng = np.random.default_rng(0)
+    used = 0
+    for _ in range(300):
+        A = rng.standard_normal((2, 5)) * rng.uniform(0.01, 10, (2, 1))
+        G, w = A @ A.T, rng.uniform(0, 1, 2)
+        lam, V = np.linalg.eigh(G)
+        for scale, s in (("min", lam[0]), ("mean", lam.mean()), ("median", lam[0])):
+            got = _aligned_mtl._two_tasks(G, scale, w)
+            if got is not None:
+                used += 1
+                want = np.sqrt(s) * (V @ (lam**-0.5 * (V.T @ w)))
+                np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12 * np.abs(want).max())
+        got = _imtl_g._two_tasks(G)
+        if got is not None:
+            v = np.linalg.solve(G, np.sqrt(np.diag(G)))
+            np.testing.assert_allclose(got, v / v.sum(), rtol=1e-10, atol=1e-12)
+    assert used > 600  # the closed forms, not the eigh fallback, ran
+    assert _imtl_g._two_tasks(np.ones((2, 2))) is None  # rank one: eigh
