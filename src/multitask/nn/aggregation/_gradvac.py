@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
@@ -116,12 +115,15 @@ class GradVac(GradientAggregator):
             dtype = _solvers.solver_dtype(device)
             self.targets = torch.zeros(n_tasks, n_tasks, dtype=dtype, device=device)
 
-    def _host_orders(self, n_tasks: int) -> np.ndarray:
-        """:meth:`_orders` as an array: the same draws, the other tasks picked by numpy."""
+    def _host_orders(self, n_tasks: int) -> list[list[int]]:
+        """:meth:`_orders` as lists: the same draws, the other tasks picked in Python."""
         g = self._rng.get("cpu")
-        others = _others(n_tasks)
-        perms = [torch.randperm(n_tasks - 1, generator=g).numpy() for _ in range(n_tasks)]
-        return np.take_along_axis(others, np.stack(perms), axis=1)
+        orders = []
+        for i in range(n_tasks):
+            others = [j for j in range(n_tasks) if j != i]
+            perm = torch.randperm(n_tasks - 1, generator=g).numpy().tolist()
+            orders.append([others[k] for k in perm])
+        return orders
 
     def reset(self) -> None:
         """Forget the cosine targets and restart the random orders from ``seed``."""
@@ -145,23 +147,14 @@ class GradVac(GradientAggregator):
         return f"GradVac(beta={self.beta}, seed={self.seed})"
 
 
-@functools.cache
-def _others(n_tasks: int) -> np.ndarray:
-    """Row ``i``: the tasks other than ``i`` in index order, shape ``(n_tasks, n_tasks - 1)``
-    (cached per ``n_tasks``, read-only)."""
-    idx = np.arange(n_tasks)
-    out = np.stack([np.delete(idx, i) for i in range(n_tasks)]).reshape(n_tasks, n_tasks - 1)
-    out.flags.writeable = False
-    return out
-
-
 def _host_weights(G, order, targets, beta: float, eps: float):
     """:meth:`GradVac.gramian_weights` on the host: weights and updated targets.
 
     Python floats, one task at a time: ``g_i' = sum_k c_k g_k`` and ``G c`` are kept, so
     ``g_i' . g_j = (G c)_j``, ``||g_i'||^2 = c . G c`` and an update of ``c_j`` costs ``O(T)``.
     """
-    rows, visits, hats = G.tolist(), order.tolist(), targets.tolist()
+    rows, hats = G.tolist(), targets.tolist()
+    visits = order.tolist() if isinstance(order, np.ndarray) else order
     T = len(rows)
     norms = [math.sqrt(max(rows[j][j], 0.0)) for j in range(T)]
     total = [0.0] * T

@@ -71,12 +71,12 @@ class PCGrad(GradientAggregator):
         """The same steps in Python floats (draws the orders)."""
         return _host_weights(gramian, self._host_orders(gramian.shape[0]))
 
-    def _host_orders(self, n_tasks: int) -> np.ndarray:
-        """:meth:`_orders` as an array (the same draws, no torch stack)."""
+    def _host_orders(self, n_tasks: int) -> list[list[int]]:
+        """:meth:`_orders` as lists (the same draws, no torch stack)."""
         if self.deterministic:
-            return np.tile(np.arange(n_tasks), (n_tasks, 1))
+            return [list(range(n_tasks))] * n_tasks
         g = self._rng.get("cpu")
-        return np.stack([torch.randperm(n_tasks, generator=g).numpy() for _ in range(n_tasks)])
+        return [torch.randperm(n_tasks, generator=g).numpy().tolist() for _ in range(n_tasks)]
 
     def reset(self) -> None:
         """Restart the random orders from ``seed``."""
@@ -92,14 +92,15 @@ class PCGrad(GradientAggregator):
         return f"PCGrad(seed={self.seed}, deterministic={self.deterministic})"
 
 
-def _host_weights(G: np.ndarray, order: np.ndarray) -> np.ndarray:
+def _host_weights(G: np.ndarray, order: list[list[int]] | np.ndarray) -> np.ndarray:
     """:meth:`PCGrad.gramian_weights` on the host, for the visiting orders ``order``.
 
     Python floats, one task at a time: ``g_i^PC = sum_k c_k g_k`` and ``G c`` are kept, so the
     dot ``g_i^PC . g_j`` is ``(G c)_j`` and a projection updates ``c_j`` and ``G c`` in ``O(T)``
     (numpy calls on ``(T,)`` arrays cost microseconds each, more than the arithmetic).
     """
-    rows, visits = G.tolist(), order.tolist()
+    rows = G.tolist()
+    visits = order.tolist() if isinstance(order, np.ndarray) else order
     T = len(rows)
     total = [0.0] * T
     for i in range(T):
