@@ -87,9 +87,11 @@ def test_paired_differences_use_common_seeds_only():
             ("pooled", 0, 0.5),
             ("pooled", 1, 0.6),
             ("mtl", 0, 0.4),  # better by 0.1
-            ("mtl", 1, 0.6),  # equal: not worse
+            ("mtl", 1, 0.60003),  # equal within 1e-4 relative: not worse
             ("mtl", 2, 9.9),  # no pooled row for seed 2: left out
         ]
     ]
     table = RC.paired(rows, "nmse", ["pooled", "mtl"], "pooled", lower_is_better=True)
     assert table.splitlines()[-1] == "| mtl | -0.0500 +- 0.0500 (worse 0/2) |"
+    strict = RC.paired(rows, "nmse", ["pooled", "mtl"], "pooled", lower_is_better=True, rtol=0)
+    assert strict.endswith("(worse 1/2) |")
