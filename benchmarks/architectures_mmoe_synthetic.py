@@ -36,10 +36,13 @@ the mean over pilot repeats of the best validation loss; see
 Run (the runs reported in docs/architectures.md)::
 
     OMP_NUM_THREADS=1 nice -n 19 python benchmarks/architectures_mmoe_synthetic.py \
-        --pilot --repeats 8 --block 8 --epochs 12 --correlations 0.9 \
-        --lrs 1e-4 1e-3 1e-2 > mmoe_pilot.log 2>&1
+        --pilot --seed-offset 1000 --repeats 10 --block 10 --epochs 12 \
+        --correlations 1.0 0.5 --lrs 1e-4 1e-3 1e-2 > mmoe_pilot.log 2>&1
     OMP_NUM_THREADS=1 nice -n 19 python benchmarks/architectures_mmoe_synthetic.py \
-        --repeats 200 --block 100 --epochs 12 --lr-of hard_sharing=1e-2 ... > mmoe.log 2>&1
+        --repeats 200 --block 100 --epochs 15 --lrs 1e-2 > mmoe.log 2>&1
+
+(about 70 min of one loaded core for the second; ``--models`` / ``--correlations``
+restrict a run, ``--lr-of mmoe=1e-3`` sets one model's rate).
 
 Every finished (block, correlation, model, lr) chunk is one JSON line of
 ``benchmarks/results/architectures_mmoe_synthetic[_pilot].jsonl``; a rerun
@@ -382,6 +385,34 @@ def gap_table(sel: dict) -> str:
     return "\n".join(lines)
 
 
+def growth_tests(sel: dict) -> str:
+    """Markdown: distribution-free checks of the growth of each gap from the largest to the
+    smallest correlation (paired by repeat): share of repeats where it grows, and the
+    two-sided Wilcoxon signed-rank p-value, for the absolute and the relative test gap."""
+    from scipy.stats import wilcoxon
+
+    corrs = sorted({c for c, _ in sel}, reverse=True)
+    hi, lo = corrs[0], corrs[-1]
+    lines = [
+        f"| gap a − b | growth p = {hi:g} → {lo:g} of | repeats | grows in | median | Wilcoxon p |",
+        "|---|---|---|---|---|---|",
+    ]
+    for a, b in PAIRS:
+        if not all((c, m) in sel for c in (hi, lo) for m in (a, b)):
+            continue
+        for kind in ("test", "rel"):
+            d1, s1 = _gap(sel[(hi, a)], sel[(hi, b)], kind)
+            d0, s0 = _gap(sel[(lo, a)], sel[(lo, b)], kind)
+            _, i, j = np.intersect1d(s1, s0, return_indices=True)
+            g = d0[j] - d1[i]
+            what = "absolute test gap" if kind == "test" else "relative test gap (points)"
+            lines.append(
+                f"| {a} − {b} | {what} | {len(g)} | {int((g > 0).sum())} / {len(g)} "
+                f"| {np.median(g):+.4g} | {wilcoxon(g).pvalue:.2g} |"
+            )
+    return "\n".join(lines)
+
+
 def degradation_table(sel: dict) -> str:
     """Markdown: each model's loss at correlation p minus its loss at the largest
     correlation, paired by repeat (test MSE and final training loss): how much a model
@@ -474,6 +505,7 @@ def report(rows: list[dict], plot_path: str | None) -> None:
     print(model_table(sel), "\n")
     print(gap_table(sel), "\n")
     print(degradation_table(sel), "\n")
+    print(growth_tests(sel), "\n")
     if plot_path is not None:
         seeds = next(iter(sel.values()))["seeds"]
         print(label_correlations(seeds, sorted({c for c, _ in sel}, reverse=True)), "\n")
