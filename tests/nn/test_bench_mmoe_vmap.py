@@ -122,3 +122,20 @@ def test_label_correlation_is_one_for_identical_tasks_and_lower_below():
     rho = [float(line.split("|")[2].split()[0]) for line in table[2:]]
     assert rho[0] >= 0.98  # same function of the same projection, noise sd 0.1 only
     assert rho[1] < 0.9
+
+
+def test_growth_tests_count_and_median_by_hand():
+    rng = np.random.default_rng(0)
+    seeds = np.arange(12)
+    sel = {}
+    for corr in (1.0, 0.5):
+        for m in S.MODELS:
+            test = rng.uniform(0.05, 0.2, size=12)
+            sel[(corr, m)] = {"seeds": seeds, "test": test}
+    row = next(li for li in S.growth_tests(sel).splitlines() if "omoe − mmoe | absolute" in li)
+    cells = [c.strip() for c in row.split("|")]
+    g = (sel[(0.5, "omoe")]["test"] - sel[(0.5, "mmoe")]["test"]) - (
+        sel[(1.0, "omoe")]["test"] - sel[(1.0, "mmoe")]["test"]
+    )
+    assert cells[4] == f"{int((g > 0).sum())} / 12"
+    assert cells[5] == f"{np.median(g):+.4g}"
