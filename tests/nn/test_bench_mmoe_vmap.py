@@ -8,7 +8,6 @@ parameters, curves and selected epochs to 1e-6 (float64).
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -17,17 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-def _load(name: str):
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "linear"))
+from bench_scripts import load_script as _load
 
 S = _load("architectures_mmoe_synthetic")
 V = _load("_vmap_train")
