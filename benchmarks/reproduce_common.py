@@ -25,6 +25,8 @@ def run_cached(jobs, folder, compute, desc, reuse=None, adopt=None):
     :func:`result_path` as soon as it is computed. With ``reuse`` (an older results
     folder), a job missing here whose old row is accepted by ``adopt(row) -> row | None``
     is copied instead of computed (marked ``reused_from``, with zero grid extensions).
+    A job whose file appears while the run goes on (another process on the same
+    folder, e.g. on other seeds) is read, not recomputed.
     """
     rows = []
     todo = []
@@ -44,6 +46,9 @@ def run_cached(jobs, folder, compute, desc, reuse=None, adopt=None):
         else:
             todo.append((job, path))
     for job, path in tqdm(todo, desc=desc, mininterval=5):
+        if path.exists():  # written meanwhile by another process on the same folder
+            rows.append(json.loads(path.read_text()))
+            continue
         row = compute(job)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(row))
