@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from multitask.linear._cv import search_alpha
+
 
 def result_path(folder, protocol, ratio, seed, method):
     slug = re.sub(r"[^a-z0-9]+", "-", method.lower()).strip("-")
@@ -278,3 +280,26 @@ def search_grid(score_path, grids, limits=None, max_extensions=None, rtol=FLAT_R
         extensions[param] += 1
         if scores[_best(scores)] - before <= rtol * abs(before):
             flat.add((param, side))
+
+
+def path_scores(est, X, y, path_alphas, folds, scoring, random_state=None):
+    """Mean inner-CV score of ``est``'s warm-started path over ``path_alphas`` (descending).
+
+    One value per alpha: the mean over ``folds`` of ``scoring`` (higher is better), from
+    :func:`multitask.linear._cv.search_alpha` on exactly these alphas.
+    """
+    got, scores = search_alpha(
+        est,
+        X,
+        y,
+        None,
+        alphas=path_alphas,
+        n_alphas=None,
+        eps=None,
+        cv=folds,
+        scoring=scoring,
+        n_jobs=1,
+        random_state=random_state,
+    )
+    assert np.allclose(got, path_alphas)
+    return scores.mean(0)

@@ -33,7 +33,6 @@ from sklearn.model_selection import StratifiedKFold
 sys.path.insert(0, str(Path(__file__).parent))
 import multitask.linear as ml
 import reproduce_common as rc
-from multitask.linear._cv import search_alpha
 
 
 def methods(grid="full"):
@@ -122,21 +121,8 @@ def fit_score(spec, X_tr, y_tr, X_te, task_col, seed, tol):
 
     def score(values, path_alphas):
         """Mean inner-CV AUC of the warm-started path over ``path_alphas`` (descending)."""
-        got, scores = search_alpha(
-            clone(est).set_params(**values),
-            X_tr,
-            y_tr,
-            None,
-            alphas=path_alphas,
-            n_alphas=None,
-            eps=None,
-            cv=folds,
-            scoring=task_auc_scorer(task_col),
-            n_jobs=1,
-            random_state=None,
-        )
-        assert np.allclose(got, path_alphas)
-        return scores.mean(0)
+        est_v = clone(est).set_params(**values)
+        return rc.path_scores(est_v, X_tr, y_tr, path_alphas, folds, task_auc_scorer(task_col))
 
     best, grids, extensions = rc.search_grid(score, {"alpha": alphas, **extra})
     values = {k: v for k, v in best.items() if k != "alpha"}

@@ -47,7 +47,6 @@ from sklearn.utils.validation import check_is_fitted
 sys.path.insert(0, str(Path(__file__).parent))
 import multitask.linear as ml
 import reproduce_common as rc
-from multitask.linear._cv import search_alpha
 
 CONTINUOUS = ["free_meals_pct", "vr1_pct"]
 POOLED = "pooled ridge"
@@ -222,21 +221,8 @@ def fit_predict(spec, X_tr, y_tr, X_te, task_col, seed, tol, pooled_alpha=None):
 
     def score(values, path_alphas):
         """Mean inner-CV score of the warm-started path over ``path_alphas`` (descending)."""
-        got, scores = search_alpha(
-            with_values(values),
-            X_tr,
-            y_tr,
-            None,
-            alphas=path_alphas,
-            n_alphas=None,
-            eps=None,
-            cv=folds,
-            scoring="neg_mean_squared_error",
-            n_jobs=1,
-            random_state=seed,
-        )
-        assert np.allclose(got, path_alphas)
-        return scores.mean(0)
+        est_v = with_values(values)
+        return rc.path_scores(est_v, X_tr, y_tr, path_alphas, folds, "neg_mean_squared_error", seed)
 
     best, grids, extensions = rc.search_grid(
         score, {"alpha": alphas, **extra}, limits=limit_edges(spec, around_pooled)
