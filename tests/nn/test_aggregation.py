@@ -418,6 +418,25 @@ def test_pcgrad_algorithm_1(T, case):
     _close(pc(J), pcgrad_reference(J, _orders(7, T, 1)[0]), 1e-9)
 
 
+def test_pcgrad_and_gradvac_beyond_the_python_loop_follow_algorithm_1():
+    """Above ``PYTHON_LOOP_MAX_TASKS`` the host loop steps aside (None) and the torch path runs
+    the same draws: both methods still follow their Alg. 1 on the vectors."""
+    from multitask.nn.aggregation import _gramian
+
+    T = _gramian.PYTHON_LOOP_MAX_TASKS + 6
+    J = torch.randn(T, 40, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    G = (J @ J.T).numpy()
+    assert PCGrad().host_weights(G) is None and GradVac().host_weights(G) is None
+    _close(PCGrad(seed=7)(J), pcgrad_reference(J, _orders(7, T, 1)[0]), 1e-9)
+    torch.manual_seed(3)
+    orders = []
+    for i in range(T):
+        others = [j for j in range(T) if j != i]
+        orders.append([others[k] for k in torch.randperm(T - 1).tolist()])
+    phi_hat = np.zeros((T, T))
+    _close(GradVac(beta=0.3, seed=3)(J), gradvac_reference(J, orders, phi_hat, 0.3), 1e-8)
+
+
 @pytest.mark.parametrize(
     ("T", "case"), [(T, c) for T in TASKS for c in ("conflicting", "random", "orthogonal")]
 )
@@ -643,10 +662,11 @@ def test_host_solvers_settle_on_ordinary_cases(T):
 
 
 # ------------------------------------------------------------------------ host Gramian ---
-@pytest.mark.parametrize("T", [1, 2, 5, 10])
+@pytest.mark.parametrize("T", [1, 2, 5, 10, 20])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 def test_host_gramian_matches_float64_products(T, dtype):
-    """The GEMVs over the upper triangle give the Gramian, symmetric, in float64."""
+    """The GEMVs over the upper triangle (one GEMM beyond ``GEMV_MAX_TASKS``) give the
+    Gramian, symmetric, in float64."""
     from multitask.nn.aggregation import _gramian
 
     J = torch.randn(T, 3001, generator=torch.Generator().manual_seed(T)).to(dtype)

@@ -89,20 +89,17 @@ class GradVac(GradientAggregator):
         return C.sum(dim=0).to(gramian.dtype)
 
     def _orders(self, n_tasks: int) -> Tensor:
-        g = self._rng.get("cpu")
-        others = torch.arange(n_tasks)
-        out = []
-        for i in range(n_tasks):
-            rest = torch.cat([others[:i], others[i + 1 :]])
-            out.append(rest[torch.randperm(n_tasks - 1, generator=g)])
-        return torch.stack(out)
+        """The visiting orders, shape ``(n_tasks, n_tasks - 1)`` (draws them)."""
+        orders = self._host_orders(n_tasks)
+        return torch.tensor(orders, dtype=torch.long).reshape(n_tasks, n_tasks - 1)
 
     def host_weights(self, gramian: np.ndarray) -> np.ndarray | None:
         """The same steps in Python floats (draws the orders, updates ``targets``); None when
-        the targets live off the CPU."""
+        the targets live off the CPU or beyond :data:`._gramian.PYTHON_LOOP_MAX_TASKS` tasks,
+        where the torch path is faster."""
         T = gramian.shape[0]
         self._size_targets(T, torch.device("cpu"))
-        if self.targets.device.type != "cpu":
+        if self.targets.device.type != "cpu" or T > _gramian.PYTHON_LOOP_MAX_TASKS:
             return None
         targets = self.targets.detach().to(torch.float64).numpy()
         w, targets = _host_weights(gramian, self._host_orders(T), targets, self.beta, self.eps)
@@ -116,7 +113,7 @@ class GradVac(GradientAggregator):
             self.targets = torch.zeros(n_tasks, n_tasks, dtype=dtype, device=device)
 
     def _host_orders(self, n_tasks: int) -> list[list[int]]:
-        """:meth:`_orders` as lists: the same draws, the other tasks picked in Python."""
+        """Task ``i`` visits the other tasks in a random order drawn from the generator."""
         g = self._rng.get("cpu")
         orders = []
         for i in range(n_tasks):

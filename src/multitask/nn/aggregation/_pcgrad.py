@@ -62,17 +62,19 @@ class PCGrad(GradientAggregator):
         return C.sum(dim=0).to(gramian.dtype)
 
     def _orders(self, n_tasks: int) -> Tensor:
-        if self.deterministic:
-            return torch.arange(n_tasks).expand(n_tasks, n_tasks)
-        g = self._rng.get("cpu")
-        return torch.stack([torch.randperm(n_tasks, generator=g) for _ in range(n_tasks)])
+        """The visiting orders, shape ``(n_tasks, n_tasks)`` (draws them)."""
+        return torch.tensor(self._host_orders(n_tasks), dtype=torch.long)
 
-    def host_weights(self, gramian: np.ndarray) -> np.ndarray:
-        """The same steps in Python floats (draws the orders)."""
+    def host_weights(self, gramian: np.ndarray) -> np.ndarray | None:
+        """The same steps in Python floats (draws the orders); None beyond
+        :data:`._gramian.PYTHON_LOOP_MAX_TASKS` tasks, where the torch path is faster."""
+        if gramian.shape[0] > _gramian.PYTHON_LOOP_MAX_TASKS:
+            return None
         return _host_weights(gramian, self._host_orders(gramian.shape[0]))
 
     def _host_orders(self, n_tasks: int) -> list[list[int]]:
-        """:meth:`_orders` as lists (the same draws, no torch stack)."""
+        """Task ``i`` visits the tasks in row ``i``'s order: random permutations drawn from the
+        aggregator's generator, or ``0, ..., T - 1`` when deterministic."""
         if self.deterministic:
             return [list(range(n_tasks))] * n_tasks
         g = self._rng.get("cpu")
