@@ -7,7 +7,9 @@ batch 256, regression (MSE), T = 2, 5, 10 tasks. A step is forward, task losses,
 ``multitask.nn.aggregation.AGGREGATORS``, every linear aggregator on the representation
 (``use_representation=True``, MGDA-UB style, suffix ``+ub``), and torchjd's
 ``mtl_backward`` + ``jac_to_grad`` with its own aggregator of the same name (prefix ``tjd:``)
-where torchjd has one whose optional solver is installed.
+where torchjd has one whose optional solver is installed. GradNorm also runs with each choice of
+its ``W`` named: ``gradnorm_all`` (every shared parameter) and ``gradnorm_last`` (the last
+shared layer, the paper's); ``gradnorm`` is its default.
 
 Single-threaded CPU time (``time.process_time``), interleaved: each round runs ``--steps``
 steps of every method in turn, and a method's time is the median over rounds of its mean step
@@ -39,7 +41,7 @@ from torch import nn
 from multitask.nn import mtl_backward
 from multitask.nn.aggregation import AGGREGATORS, NashMTL
 from multitask.nn.architectures import HardSharing
-from multitask.nn.weighting import WEIGHTINGS
+from multitask.nn.weighting import WEIGHTINGS, GradNorm
 
 TASK_COUNTS = (2, 5, 10)
 PER_TASK_GRADIENT = {"mgda", "pcgrad", "upgrad", "gradvac", "imtl_g", "aligned_mtl", "graddrop"}
@@ -118,6 +120,9 @@ def methods(n_tasks: int, with_torchjd: bool) -> dict[str, tuple[Callable, str]]
         bal = cls(torch.ones(n_tasks)) if name == "static" else cls(n_tasks)
         group = "per-task" if bal.needs_jacobian else "weighting"  # GradNorm, DB-MTL
         out[name] = (our_step(build_model(n_tasks), bal, False), group)
+    for suffix, where in (("all", None), ("last", "last")):  # GradNorm's W: both choices
+        bal = GradNorm(n_tasks, shared_params=where)
+        out[f"gradnorm_{suffix}"] = (our_step(build_model(n_tasks), bal, False), "per-task")
     for name, cls in AGGREGATORS.items():
         agg = cls()
         group = "per-task" if name in PER_TASK_GRADIENT else name

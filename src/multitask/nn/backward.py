@@ -26,6 +26,7 @@ from multitask.nn._jacobian import (
     task_jacobian,
 )
 from multitask.nn._jacobian_fast import HeadRows
+from multitask.nn._last_layer import last_layer_params, last_layer_weighting
 from multitask.nn.aggregation._base import GradientAggregator
 from multitask.nn.weighting._base import LossWeighting
 from multitask.nn.weighting._device import to_device_async
@@ -103,8 +104,15 @@ def _weighting(losses, vec, extra, balancer: LossWeighting, model, names, chunk_
     needs = balancer.needs_jacobian
     jac = cos = aux = direction = None
     read_off = False
+    jparams = getattr(balancer, "jacobian_params", None) if needs else None
+    if isinstance(jparams, str):  # "last": the layer producing model.representation
+        jparams = last_layer_params(model)
+    if jparams is not None:  # a subset (GradNorm's last layer): J by one step of the chain
+        args = (losses, vec, extra, balancer, model, names, shared, _unique(jparams), record)
+        fast = last_layer_weighting(*args)
+        if fast is not None:
+            return fast
     if needs or record:
-        jparams = getattr(balancer, "jacobian_params", None) if needs else None
         jparams = shared if jparams is None else _unique(jparams)
         jac, _ = _jacobian(losses, names, vec, model, jparams, chunk_size, shared=shared)
         cos = _cosines(jac) if record else None

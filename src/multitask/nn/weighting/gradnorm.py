@@ -64,7 +64,14 @@ class GradNorm(LossWeighting):
         self.alpha = alpha
         self.task_weights = nn.Parameter(torch.ones(n_tasks))
         self.register_buffer("initial_losses", torch.full((n_tasks,), float("nan")))
-        self.jacobian_params = None if shared_params is None else list(shared_params)
+        if isinstance(shared_params, str) and shared_params != "last":
+            raise ValueError(
+                f"shared_params must be 'last', None or an iterable of parameters, "
+                f"got {shared_params!r}"
+            )
+        self.jacobian_params = (
+            shared_params if shared_params in (None, "last") else list(shared_params)
+        )
 
     def observe(self, losses: Tensor, jacobian: Tensor) -> Tensor:
         """GradNorm's loss ``L_grad`` (a function of ``task_weights`` only)."""

@@ -1,0 +1,302 @@
+"""A loss weighting's step when its Jacobian is that of the LAST shared layer only (GradNorm).
+
+Chen et al. (ICML 2018, Sec. 3) take GradNorm's gradient norms on "the last shared layer of
+weights ... to save on compute". With a model whose trunk reaches the losses only through
+``model.representation`` (``shared_through_representation``), whose trunk ends in an
+``nn.Linear`` (then elementwise activations) and whose heads start with a Linear, the step costs
+one ordinary step plus ``T`` products of the last layer's size:
+
+1. the head stage (:func:`multitask.nn._jacobian_fast.head_cotangents`): the per-task
+   gradients of the representation ``rows_t``, factored, and the heads' gradients;
+2. the last layer's per-task gradients from them: the activation derivative, then one batched
+   GEMM with the layer's saved input (``J_t = C_t^T A``);
+3. with ``c = d total / d L`` (GradNorm: its detached task weights): the heads' gradients scaled
+   by ``c_t``, the last layer's gradient ``c @ J`` read off ``J``, and the rest of the trunk
+   from ONE backward of the combined cotangent ``sum_t c_t rows_t`` carried through the last
+   layer by hand.
+
+:func:`last_layer_weighting` returns None (nothing written) whenever the structure is not
+recognised; :func:`multitask.nn.mtl_backward` then takes its general path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.autograd.graph import GradientEdge
+
+from multitask.nn._jacobian import _cosines, _set_or_add_grad, _unique
+from multitask.nn._jacobian_fast import _leaf, _linear, head_cotangents
+from multitask.nn._trunk_chain import _ACTIVATIONS, _SAVED, _apply_act, _scratch, _single_input
+from multitask.nn.weighting._base import LossWeighting
+
+__all__ = ["last_layer_params", "last_layer_weighting"]
+
+_SLOT = 2  # scratch slot of the (T, batch, width) cotangents (the trunk chain uses 0 and 1)
+#: nodes that only reshape a parameter on its way into a layer (``nn.Linear``'s transpose)
+_PARAM_VIEWS = ("TBackward0", "TransposeBackward0", "ViewBackward0", "PermuteBackward0")
+
+
+@dataclass(frozen=True)
+class _Top:
+    """The trunk's top: ``rep = acts(A @ weight.T + bias)``.
+
+    ``acts``: ``(node, saved)`` pairs, output first, as in ``_trunk_chain._plan`` (node None:
+    a constant factor, dropout's scaled mask); ``edge``: where the layer's input ``A`` enters
+    the graph (None when ``A`` needs no gradient).
+    """
+
+    acts: list
+    weight: Tensor
+    bias: Tensor | None
+    A: Tensor
+    edge: GradientEdge | None
+
+
+def _top(rep: Tensor) -> _Top | None:
+    """The activations and the Linear layer that produce ``rep`` (2-D), or None."""
+    acts, node = [], rep.grad_fn
+    while node is not None:
+        name = type(node).__name__
+        if name in ("AddmmBackward0", "MmBackward0"):
+            found = _linear(node, name)
+            if found is None:
+                return None
+            weight, bias, A, _ = found
+            fn, k = node.next_functions[1 if name == "AddmmBackward0" else 0]
+            edge = None if fn is None else GradientEdge(fn, k)
+            return _Top(acts, weight, bias, A, edge)
+        if name in _ACTIVATIONS:
+            acts.append((node, getattr(node, _SAVED[name])))
+            nxt = _single_input(node)
+        elif name == "MulBackward0":  # a constant factor: dropout's scaled mask
+            (f0, _), (f1, _) = node.next_functions
+            if (f0 is None) == (f1 is None):
+                return None
+            acts.append((None, node._saved_other if f1 is None else node._saved_self))
+            nxt = f0 if f1 is None else f1
+        else:
+            return None
+        if nxt is None or nxt is False or _leaf(nxt) is not None:
+            return None
+        node = nxt
+    return None
+
+
+def _fits(top: _Top, rep: Tensor, params: Sequence[Tensor]) -> bool:
+    """``params`` are the layer's weight and/or bias, once each, and every shape chains."""
+    mine = [p for p in (top.weight, top.bias) if p is not None]
+    ids = [id(p) for p in params]
+    if not ids or len(set(ids)) != len(ids) or not set(ids) <= {id(p) for p in mine}:
+        return False
+    batch, width = rep.shape
+    if top.weight.shape[0] != width or top.A.shape != (batch, top.weight.shape[1]):
+        return False
+    dtypes = {rep.dtype, top.A.dtype, *(p.dtype for p in mine)}
+    for _, saved in top.acts:
+        if saved is None or saved.dtype not in (rep.dtype, torch.bool):
+            return False
+        if saved.dim() > 0 and saved.shape != (batch, width):
+            return False
+    return len(dtypes) == 1
+
+
+def _owners(heads: Sequence[Sequence[Tensor]], shared) -> dict[int, int] | None:
+    """Parameter id -> its task; None when a parameter is in two tasks or also shared."""
+    owner, shared_ids = {}, {id(p) for p in shared}
+    for t, own in enumerate(heads):
+        for p in own:
+            if id(p) in shared_ids or owner.setdefault(id(p), t) != t:
+                return None
+    return owner
+
+
+def last_layer_weighting(
+    losses, vec, extra, balancer: LossWeighting, model, names, shared, params, record
+):
+    """:func:`multitask.nn.mtl_backward`'s weighting step with ``J`` = the last layer's Jacobian.
+
+    Parameters
+    ----------
+    losses : dict of str -> Tensor of shape ()
+    vec : Tensor of shape (n_tasks,)
+        The same losses, stacked in the order of ``names``.
+    extra : Tensor of shape () or None
+        Backpropagated ordinarily into every parameter.
+    balancer : LossWeighting
+        With ``needs_jacobian`` and no :meth:`~LossWeighting.shared_gradient` of its own.
+    model, names, shared
+        The model, its task names and its shared parameters (unique, in order).
+    params : list of Parameter
+        ``balancer.jacobian_params``: the weight and/or bias of the trunk's last Linear.
+    record : bool
+        Also return the cosines of the rows of ``J``.
+
+    Returns
+    -------
+    (total, weights, cosines) or None
+        As :func:`multitask.nn.backward._weighting`; None, with nothing computed or written,
+        when the model or the balancer is not of the recognised form.
+
+    References
+    ----------
+    Chen, Badrinarayanan, Lee & Rabinovich, "GradNorm: Gradient Normalization for Adaptive Loss
+    Balancing in Deep Multitask Networks", ICML 2018, Sec. 3 (``W``: the last shared layer) and
+    Algorithm 1.
+    """
+    rep = getattr(model, "representation", None)
+    if (
+        type(balancer).shared_gradient is not LossWeighting.shared_gradient
+        or not getattr(model, "shared_through_representation", False)
+        or not isinstance(rep, Tensor)
+        or rep.grad_fn is None
+        or rep.dim() != 2
+    ):
+        return None
+    top = _top(rep)
+    heads = [_unique(model.task_parameters(t)) for t in names]
+    owner = _owners(heads, shared)
+    if top is None or owner is None or not _fits(top, rep, params):
+        return None
+    live = [losses[n] if losses[n].requires_grad else None for n in names]
+    fast = head_cotangents(live, rep, heads)
+    if fast is None:
+        return None
+    rows, head_grads = fast
+    jac = _jacobian(top, rows, params)
+    cos = _cosines(jac) if record else None
+    aux = balancer.observe(vec.detach(), jac)
+    total = balancer(vec)
+    coeffs = torch.autograd.grad(
+        total, vec, retain_graph=True, allow_unused=True, materialize_grads=True
+    )[0].detach()  # (T,) d total / d L_t
+    _write_heads(head_grads, owner, coeffs)
+    _write_trunk(top, rows, coeffs, jac, params, shared, retain=extra is not None)
+    _write_own(balancer, total if aux is None else total + aux)
+    if extra is not None:
+        total = total + extra
+        if extra.requires_grad:
+            others = _unique([*shared, *(p for own in heads for p in own), *balancer.parameters()])
+            torch.autograd.backward(extra, inputs=others)
+    weights = balancer.weights()
+    return total, None if weights is None else weights.detach(), cos
+
+
+def _jacobian(top: _Top, rows, params: Sequence[Tensor]) -> Tensor:
+    """``(T, n_params)``: per task, the gradient of the layer's ``params`` (in that order)."""
+    with torch.no_grad():
+        cot = rows.dense(out=_scratch(_SLOT, tuple(rows.shape), rows.delta))  # (T, B, width)
+        for node, saved in top.acts:
+            cot = _apply_act(cot, node, saved, cot)
+        n_tasks = cot.shape[0]
+        jac = cot.new_empty((n_tasks, sum(p.numel() for p in params)))
+        start = 0
+        for p in params:
+            block = jac[:, start : start + p.numel()]
+            if p is top.weight:  # per task (out, B) @ (B, in), each into its contiguous block
+                # (one bmm into the strided blocks measured 1.5-2x slower at T = 5, 10)
+                blocks = block.view(n_tasks, *p.shape)
+                for t in range(n_tasks):
+                    torch.mm(cot[t].T, top.A, out=blocks[t])
+            else:
+                torch.sum(cot, dim=1, out=block)
+            start += p.numel()
+    return jac
+
+
+def _write_heads(head_grads, owner: dict[int, int], coeffs: Tensor) -> None:
+    """Each head parameter's gradient (of its task's loss alone) times ``c_t``, into ``.grad``."""
+    scale = coeffs.unbind()
+    with torch.no_grad():
+        for p, g in head_grads:  # out of place: autograd may hand one tensor to two parameters
+            _add(p, g * scale[owner[id(p)]])
+
+
+def _write_trunk(top: _Top, rows, coeffs, jac, params, shared, retain: bool) -> None:
+    """The shared gradient of ``sum_t c_t L_t``: the last layer read off ``J``, the rest of the
+    trunk from one backward of the combined cotangent through the layer's input."""
+    with torch.no_grad():
+        g = rows.combine(coeffs)  # (B, width): sum_t c_t rows_t
+        for node, saved in top.acts:
+            g = _apply_act(g, node, saved, g)
+        _set_or_add_grad(params, coeffs.to(jac.dtype) @ jac)
+        done = {id(p) for p in params}
+        if top.weight.requires_grad and id(top.weight) not in done:
+            _add(top.weight, g.T @ top.A)
+        if top.bias is not None and top.bias.requires_grad and id(top.bias) not in done:
+            _add(top.bias, g.sum(dim=0))
+        layer = {id(top.weight), id(top.bias)}
+        rest = [p for p in shared if id(p) not in layer]
+        g_in = g @ top.weight if rest and top.edge is not None else None  # (B, in)
+    if g_in is not None:
+        torch.autograd.backward(top.edge, g_in, inputs=rest, retain_graph=retain)
+
+
+def _write_own(balancer: nn.Module, objective: Tensor) -> None:
+    """The weighting's own parameters (GradNorm: ``d L_grad / d w``)."""
+    own = _unique(balancer.parameters())
+    if own and objective.requires_grad:
+        torch.autograd.backward(objective, inputs=own)
+
+
+def _add(p: Tensor, g: Tensor) -> None:
+    if p.grad is None:
+        p.grad = g
+    else:
+        p.grad.add_(g)
+
+
+def last_layer_params(model: nn.Module) -> list[nn.Parameter]:
+    """The shared parameters of the layer that produces ``model.representation``.
+
+    Walks the representation's autograd graph down through single-input nodes (activations,
+    dropout, reshapes) to the first node that takes shared parameters (a Linear, a
+    convolution, a normalisation layer): GradNorm's ``W`` in the paper's configuration.
+
+    Raises
+    ------
+    ValueError
+        When the model set no representation during the forward pass, or the graph branches
+        before a parameterised layer is reached.
+
+    References
+    ----------
+    Chen, Badrinarayanan, Lee & Rabinovich, ICML 2018, Sec. 3.
+    """
+    rep = getattr(model, "representation", None)
+    hint = "pass shared_params=[...] (the parameters to take gradient norms on) instead"
+    if not isinstance(rep, Tensor) or rep.grad_fn is None:
+        raise ValueError(
+            f"shared_params='last' needs model.representation set, with its graph, during the "
+            f"forward pass; {type(model).__name__} has none: {hint}"
+        )
+    shared = _unique(model.shared_parameters())
+    ids = {id(p) for p in shared}
+    node = rep.grad_fn
+    while node is not None:
+        found = {id(p) for p in _node_params(node) if id(p) in ids}
+        if found:
+            return [p for p in shared if id(p) in found]
+        nxt = [f for f, _ in node.next_functions if f is not None and _leaf(f) is None]
+        if len(nxt) != 1:
+            break
+        node = nxt[0]
+    raise ValueError(
+        f"shared_params='last': no single shared layer produces {type(model).__name__}"
+        f".representation (its graph branches or ends before one): {hint}"
+    )
+
+
+def _node_params(node) -> list[Tensor]:
+    """Leaf tensors entering ``node`` directly or through a parameter-only reshape."""
+    out = []
+    for f, _ in node.next_functions:
+        while f is not None and type(f).__name__ in _PARAM_VIEWS and len(f.next_functions) == 1:
+            f = f.next_functions[0][0]
+        leaf = None if f is None else _leaf(f)
+        if leaf is not None:
+            out.append(leaf)
+    return out
