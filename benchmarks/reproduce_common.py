@@ -228,6 +228,9 @@ def search_grid(score_path, grids, limits=None, max_extensions=None, rtol=FLAT_R
         The final grids (ascending), extensions included.
     extensions : dict
         Number of extensions per parameter.
+    score : float
+        The mean inner-CV score at ``best``, as the search saw it (on the warm-started
+        path that scored it).
 
     Notes
     -----
@@ -266,7 +269,7 @@ def search_grid(score_path, grids, limits=None, max_extensions=None, rtol=FLAT_R
             and extensions[p] < max_extensions
         ]
         if not todo:
-            return best, grids, extensions
+            return best, grids, extensions, scores[key]
         param, side = todo[0]
         new = extend(grids[param], side)
         before = scores[key]
@@ -303,3 +306,98 @@ def path_scores(est, X, y, path_alphas, folds, scoring, random_state=None):
     )
     assert np.allclose(got, path_alphas)
     return scores.mean(0)
+
+
+def choose_variant(rows, families, suffix=" around pooled", label="{} (centring chosen by CV)"):
+    """Rows of a joint search over two parametrisations, from the rows of each.
+
+    For every ``family`` in ``families`` and every (protocol, ratio, seed) holding both
+    the ``family`` row and the ``family + suffix`` row with a ``cv_score``, the row with
+    the larger inner-CV score (ties: the plain one) is copied under the method name
+    ``label.format(family)``, with ``family``, ``variant`` ("plain" / the suffix without
+    its space) and ``cv_margin`` (the suffixed row's ``cv_score`` minus the plain one's). This is
+    the inner CV over ``{plain} x grid U {suffix} x grid``: both searches use the same
+    folds and scoring on training rows only, so no test value enters the choice.
+    """
+    by = {(r["protocol"], r["method"], r["train_ratio"], r["seed"]): r for r in rows}
+    out = []
+    for family in families:
+        for (protocol, method, ratio, seed), plain in sorted(by.items()):
+            other = by.get((protocol, family + suffix, ratio, seed))
+            if method != family or other is None:
+                continue
+            if "cv_score" not in plain or "cv_score" not in other:
+                continue
+            margin = other["cv_score"] - plain["cv_score"]
+            pick, variant = (other, suffix.strip()) if margin > 0 else (plain, "plain")
+            name = label.format(family)
+            out.append(
+                {**pick, "method": name, "family": family, "variant": variant, "cv_margin": margin}
+            )
+    return out
+
+
+def variant_counts(chosen_rows, rows, key, suffix=" around pooled", lower_is_better=False):
+    """Markdown table: how often each parametrisation was chosen, per method and ratio.
+
+    Also the median ``cv_margin`` and on how many seeds the choice is the variant with
+    the better test ``key`` (the test values are read here, after the choice, only to
+    report how good the choice was).
+    """
+    value = {(r["method"], r["train_ratio"], r["seed"]): r[key] for r in rows}
+    lines = [
+        "| method | ratio | plain chosen | around pooled chosen | median CV margin "
+        "(around pooled - plain) | choice has the better test score |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in dict.fromkeys(r["method"] for r in chosen_rows):
+        for ratio in sorted({r["train_ratio"] for r in chosen_rows if r["method"] == name}):
+            sel = [r for r in chosen_rows if r["method"] == name and r["train_ratio"] == ratio]
+            n_plain = sum(r["variant"] == "plain" for r in sel)
+            good = 0
+            for r in sel:
+                family = r["family"]
+                plain = value[family, ratio, r["seed"]]
+                around = value[family + suffix, ratio, r["seed"]]
+                best = min(plain, around) if lower_is_better else max(plain, around)
+                good += r[key] == best
+            lines.append(
+                f"| {name} | {ratio:g} | {n_plain}/{len(sel)} | {len(sel) - n_plain}/{len(sel)} "
+                f"| {np.median([r['cv_margin'] for r in sel]):+.4g} | {good}/{len(sel)} |"
+            )
+    return "\n".join(lines)
+
+
+def verdict(rows, key, methods, reference, lower_is_better=False, rtol=1e-4):
+    """Markdown table: per ratio, is every one of ``methods`` at or above ``reference``?
+
+    "Mean": the mean of ``key`` over the common seeds is not worse than the reference's
+    beyond ``rtol`` relative; "paired": no seed is worse beyond ``rtol`` relative (the
+    rule of :func:`paired`). Lists the methods that fail either.
+    """
+    value = {(r["method"], r["train_ratio"], r["seed"]): r[key] for r in rows}
+    sign = -1.0 if lower_is_better else 1.0
+    lines = [
+        "| ratio | all at or above on the mean | all at or above on every seed |",
+        "|---|---|---|",
+    ]
+    for ratio in sorted({r["train_ratio"] for r in rows}):
+        below_mean, below_seed = [], []
+        for name in methods:
+            seeds = [
+                s for (m, q, s) in value if m == name and q == ratio and (reference, q, s) in value
+            ]
+            if not seeds:
+                continue
+            ref = np.array([value[reference, ratio, s] for s in seeds])
+            d = sign * (np.array([value[name, ratio, s] for s in seeds]) - ref)
+            if d.mean() < -rtol * np.abs(ref.mean()):
+                below_mean.append(f"{name} ({sign * d.mean():+.4f})")
+            worse = int(np.sum(d < -rtol * np.abs(ref)))
+            if worse:
+                below_seed.append(f"{name} ({worse}/{len(seeds)} seeds)")
+        lines.append(
+            f"| {ratio:g} | {'yes' if not below_mean else 'no: ' + ', '.join(below_mean)} "
+            f"| {'yes' if not below_seed else 'no: ' + ', '.join(below_seed)} |"
+        )
+    return "\n".join(lines)

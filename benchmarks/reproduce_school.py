@@ -43,6 +43,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
+from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).parent))
 import multitask.linear as ml
@@ -50,6 +51,8 @@ import reproduce_common as rc
 
 CONTINUOUS = ["free_meals_pct", "vr1_pct"]
 POOLED = "pooled ridge"
+# families run both plain and around pooled; the parametrisation is chosen by inner CV
+FAMILIES = ("L21 (group lasso)", "trace norm", "dirty (L1 + L1inf)", "clustered (cMTL, k=3)")
 
 
 class PooledOffset(RegressorMixin, BaseEstimator):
@@ -192,14 +195,31 @@ def inner_folds(task, n_splits, seed):
     return [(np.sort(np.concatenate([idx[tr], always])), idx[te]) for tr, te in folds]
 
 
+SCORING = "neg_mean_squared_error"  # inner CV: larger is better
+
+
+def build(spec, values, task_col, tol, pooled_alpha=None):
+    """The estimator of ``spec`` with its second strengths set to ``values`` (a dict).
+
+    ``alpha`` is left to the caller (a path, or one point). Around pooled, the model is
+    wrapped in :class:`PooledOffset` with the given pooled ridge strength.
+    """
+    est, _, _, around_pooled = spec
+    # the bias is a feature of W (MALSAR's and Evgeniou & Pontil's setting), so that the
+    # task coupling also shrinks the intercepts; no separate unpenalised intercept
+    est = clone(est).set_params(task_col=task_col, tol=tol, fit_intercept=False, **values)
+    return PooledOffset(est, pooled_alpha=pooled_alpha) if around_pooled else est
+
+
 def fit_predict(spec, X_tr, y_tr, X_te, task_col, seed, tol, pooled_alpha=None):
     """Choose ``alpha`` (warm-started path) and the other parameters by inner 3-fold CV.
 
     A choice on a grid edge extends that grid (:func:`reproduce_common.search_grid`),
     except at the limits of :func:`limit_edges`. Returns the test predictions, the chosen
-    parameters, the final grids searched and the number of extensions per parameter.
+    parameters, the final grids searched, the number of extensions per parameter and the
+    mean inner-CV score at the chosen point (``SCORING``, as the search saw it).
     """
-    est, alphas, extra, around_pooled = spec
+    _, alphas, extra, around_pooled = spec
     target = y_tr
     if around_pooled:
         pooled = ml.PooledRidge(alpha=pooled_alpha, task_col=task_col, fit_intercept=False)
@@ -209,27 +229,20 @@ def fit_predict(spec, X_tr, y_tr, X_te, task_col, seed, tol, pooled_alpha=None):
         alphas = resolve(alphas, G)
         extra = {k: list(resolve(v, G)) for k, v in extra.items()}
     alphas = np.sort(np.asarray(alphas, float))[::-1]
-    # the bias is a feature of W (MALSAR's and Evgeniou & Pontil's setting), so that the
-    # task coupling also shrinks the intercepts; no separate unpenalised intercept
-    est = clone(est).set_params(task_col=task_col, tol=tol, fit_intercept=False)
-    if around_pooled:
-        est = PooledOffset(est, pooled_alpha=pooled_alpha)
     folds = inner_folds(X_tr[task_col].to_numpy(), 3, seed)
-
-    def with_values(values):
-        return _set_inner(est, values) if around_pooled else clone(est).set_params(**values)
 
     def score(values, path_alphas):
         """Mean inner-CV score of the warm-started path over ``path_alphas`` (descending)."""
-        est_v = with_values(values)
-        return rc.path_scores(est_v, X_tr, y_tr, path_alphas, folds, "neg_mean_squared_error", seed)
+        est_v = build(spec, values, task_col, tol, pooled_alpha)
+        return rc.path_scores(est_v, X_tr, y_tr, path_alphas, folds, SCORING, seed)
 
-    best, grids, extensions = rc.search_grid(
+    best, grids, extensions, cv_score = rc.search_grid(
         score, {"alpha": alphas, **extra}, limits=limit_edges(spec, around_pooled)
     )
     values = {k: v for k, v in best.items() if k != "alpha"}
-    model = with_values(values).set_params(alpha=best["alpha"]).fit(X_tr, y_tr)
-    return model.predict(X_te), best, grids, extensions
+    model = build(spec, values, task_col, tol, pooled_alpha).set_params(alpha=best["alpha"])
+    model.fit(X_tr, y_tr)
+    return model.predict(X_te), best, grids, extensions, cv_score
 
 
 def limit_edges(spec, around_pooled):
@@ -254,10 +267,6 @@ def limit_edges(spec, around_pooled):
     return {}
 
 
-def _set_inner(offset, values):
-    return clone(offset).set_params(estimator=clone(offset.estimator).set_params(**values))
-
-
 def load_split(ratio, seed, data=None):
     """Training / test rows of one seed: standardised, bias column added, y not centred."""
     if data is None:
@@ -279,7 +288,7 @@ def evaluate(job, split_data, tol, grid, pooled_alpha=None):
     spec = methods(grid)[job["method"]]
     t0 = time.perf_counter()
     mu = y_tr.mean()  # centre y with the training mean: penalised intercepts shrink to it
-    pred, best, grids, extensions = fit_predict(
+    pred, best, grids, extensions, cv_score = fit_predict(
         spec, X_tr, y_tr - mu, X_te, task_col, job["seed"], tol, pooled_alpha
     )
     nmse = float(np.mean((y_te - pred - mu) ** 2) / np.var(y_te))
@@ -292,6 +301,8 @@ def evaluate(job, split_data, tol, grid, pooled_alpha=None):
         "explained_variance_pct": 100 * (1 - nmse),
         "nmse": nmse,
         "best_params": {k: float(v) for k, v in best.items()},
+        "cv_score": cv_score,
+        "cv_score_source": "search",
         "grids": grids,
         "edges": {k: rc.edge(best[k], g) for k, g in grids.items()},
         "extensions": extensions,
@@ -301,6 +312,53 @@ def evaluate(job, split_data, tol, grid, pooled_alpha=None):
         "tol": tol,
         "seconds": time.perf_counter() - t0,
     }
+
+
+def point_score(row, split_data):
+    """Mean inner-CV score of a result row at its ``best_params``: one point x 3 folds.
+
+    Same folds (:func:`inner_folds` of the row's seed, deterministic), scoring, centring
+    and estimator as the search; each fold is fitted from a cold start at the chosen
+    ``alpha``, where the search had warm-started it along its path (the two agree to the
+    solver tolerance). Returns ``(cv_score, test nMSE of the refit at best_params)``.
+    """
+    X_tr, X_te, y_tr, y_te, task_col = split_data
+    spec = methods(row["grid"])[row["method"]]
+    values = {k: v for k, v in row["best_params"].items() if k != "alpha"}
+    alpha = row["best_params"]["alpha"]
+    mu = y_tr.mean()
+    folds = inner_folds(X_tr[task_col].to_numpy(), 3, row["seed"])
+    est = build(spec, values, task_col, row["tol"], row.get("pooled_alpha"))
+    cv = rc.path_scores(est, X_tr, y_tr - mu, [alpha], folds, SCORING, row["seed"])[0]
+    pred = est.set_params(alpha=alpha).fit(X_tr, y_tr - mu).predict(X_te)
+    return float(cv), float(np.mean((y_te - pred - mu) ** 2) / np.var(y_te))
+
+
+def backfill(folder, protocol, data=None, names=None):
+    """Add ``cv_score`` (:func:`point_score`) to every cached row of ``protocol`` lacking it.
+
+    Rows of one split are done together (the slow clustered MTL rows last); the row
+    also gets ``cv_score_source`` and ``backfill_nmse``, the test nMSE of the refit at
+    ``best_params``, to check against the stored ``nmse``. Each file is rewritten
+    atomically as soon as its score is known, so an interrupted run resumes.
+    """
+    paths = sorted((Path(folder) / protocol).glob("*.json"))
+    rows = [(p, json.loads(p.read_text())) for p in paths]
+    todo = [
+        (p, r) for p, r in rows if "cv_score" not in r and (names is None or r["method"] in names)
+    ]
+    todo.sort(key=lambda pr: ("clustered" in pr[1]["method"], pr[1]["seed"], pr[1]["train_ratio"]))
+    splits = {}
+    for path, row in tqdm(todo, desc=f"backfill {protocol}", mininterval=5):
+        key = (row["train_ratio"], row["seed"])
+        if key not in splits:
+            splits.clear()
+            splits[key] = load_split(*key, data=data)
+        row["cv_score"], row["backfill_nmse"] = point_score(row, splits[key])
+        row["cv_score_source"] = "backfill: one point x 3 folds, cold start"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(row))
+        tmp.replace(path)
 
 
 def run(protocol, ratios, seeds, names, folder, tol, grid, data=None, reuse=None):
@@ -387,6 +445,35 @@ def cmtl_limit(ratio=0.1, seed=0, alphas=(1e2, 1e3, 1e4, 1e5), betas=(0.1, 1.0, 
         print(f"alpha=1000 beta={beta:g}: nMSE {nmse:.4f} singular values {top}")
 
 
+def tables(folder, protocol, grid):
+    """Print the tables of the cached rows, the CV-chosen parametrisation rows included.
+
+    The rows "<family> (centring chosen by CV)" take, per (ratio, seed), the plain or the
+    around-pooled row of ``family`` (one of ``FAMILIES``), whichever has the larger
+    inner-CV score (:func:`reproduce_common.choose_variant`); the verdict covers them
+    and mean-regularised, the MTL models whose class contains pooled ridge.
+    """
+    rows = rc.load_rows(folder, protocol)
+    key = "explained_variance_pct" if protocol == "ev" else "nmse"
+    lower = key == "nmse"
+    picked = rc.choose_variant(rows, FAMILIES)
+    names = list(methods(grid))
+    joint = list(dict.fromkeys(r["method"] for r in picked))
+    every = rows + picked
+    print(rc.summary(every, key, names + joint))
+    print()
+    print(f"Difference to {POOLED} on the same seeds:")
+    print(rc.paired(every, key, names + joint, POOLED, lower_is_better=lower))
+    print()
+    print("Parametrisation chosen by inner CV:")
+    print(rc.variant_counts(picked, rows, key, lower_is_better=lower))
+    print()
+    print(f"Every CV-chosen MTL model at or above {POOLED}?")
+    print(rc.verdict(every, key, [*joint, "mean-regularised"], POOLED, lower_is_better=lower))
+    print()
+    print(rc.chosen(rows, names))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--protocol", choices=["ev", "nmse"], default="ev")
@@ -399,6 +486,9 @@ def main():
     parser.add_argument("--reuse", default=None, help="older results folder (see run)")
     parser.add_argument("--table", action="store_true", help="only print the cached tables")
     parser.add_argument("--cmtl-limit", action="store_true", help="clustered MTL's limits")
+    parser.add_argument(
+        "--backfill", action="store_true", help="add cv_score to cached rows lacking it"
+    )
     args = parser.parse_args()
     if args.cmtl_limit:
         return cmtl_limit()
@@ -406,19 +496,13 @@ def main():
     only = [m for m in args.methods.split(",") if m]
     names = [n for n in methods(args.grid) if not only or any(k in n for k in only)]
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    if not args.table:
+    if args.backfill:
+        backfill(args.results, args.protocol, names=names)
+    elif not args.table:
         run(
             args.protocol, ratios, seeds, names, args.results, args.tol, args.grid, None, args.reuse
         )
-    rows = rc.load_rows(args.results, args.protocol)
-    key = "explained_variance_pct" if args.protocol == "ev" else "nmse"
-    names = list(methods(args.grid))
-    print(rc.summary(rows, key, names))
-    print()
-    print(f"Difference to {POOLED} on the same seeds:")
-    print(rc.paired(rows, key, names, POOLED, lower_is_better=key == "nmse"))
-    print()
-    print(rc.chosen(rows, names))
+    tables(args.results, args.protocol, args.grid)
 
 
 if __name__ == "__main__":

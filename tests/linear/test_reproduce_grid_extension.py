@@ -26,8 +26,12 @@ def _peaked(log_alpha, log_beta, calls=None):
 
 def test_optimum_inside_the_grid_is_not_extended():
     calls = []
-    best, grids, ext = RC.search_grid(_peaked(0.5, -2.2, calls), {"alpha": ALPHAS, "beta": BETAS})
+    best, grids, ext, score = RC.search_grid(
+        _peaked(0.5, -2.2, calls), {"alpha": ALPHAS, "beta": BETAS}
+    )
     assert ext == {"alpha": 0, "beta": 0}
+    # the score returned is the one the search saw at the chosen point
+    assert score == -((np.log10(best["alpha"]) - 0.5) ** 2) - (np.log10(best["beta"]) + 2.2) ** 2
     assert grids == {"alpha": sorted(ALPHAS), "beta": BETAS}
     assert np.isclose(best["alpha"], ALPHAS[1]) and np.isclose(best["beta"], 1e-2)
     assert len(calls) == len(BETAS)  # one path per beta, nothing more
@@ -36,7 +40,7 @@ def test_optimum_inside_the_grid_is_not_extended():
 def test_optimum_beyond_the_grid_is_reached_by_extensions():
     # alpha peaks at 10^5.3: 1e3 -> 1e4 -> 1e5 (interior once 1e6 is scored)
     # beta peaks at 10^-4.2: 1e-3 -> 1e-4 (interior once 1e-5 is scored)
-    best, grids, ext = RC.search_grid(_peaked(5.3, -4.2), {"alpha": ALPHAS, "beta": BETAS})
+    best, grids, ext, _ = RC.search_grid(_peaked(5.3, -4.2), {"alpha": ALPHAS, "beta": BETAS})
     assert np.isclose(best["alpha"], 1e5)
     assert np.isclose(best["beta"], 1e-4)
     for param, value in best.items():  # the final choice is interior to the final grid
@@ -50,13 +54,13 @@ def test_extensions_stop_at_the_maximum_and_on_a_flat_score():
     def increasing(values, alphas):
         return np.log10(np.asarray(alphas))
 
-    best, grids, ext = RC.search_grid(increasing, {"alpha": ALPHAS}, max_extensions=2)
+    best, grids, ext, _ = RC.search_grid(increasing, {"alpha": ALPHAS}, max_extensions=2)
     assert ext == {"alpha": 2} and best["alpha"] == max(grids["alpha"])
 
     def saturating(values, alphas):  # the model's limit: no change beyond alpha = 1e3
         return -np.maximum(1e3 / np.asarray(alphas), 1.0)
 
-    best, grids, ext = RC.search_grid(saturating, {"alpha": ALPHAS})
+    best, grids, ext, _ = RC.search_grid(saturating, {"alpha": ALPHAS})
     assert ext == {"alpha": 1} and np.isclose(best["alpha"], 1e3)
 
 
@@ -67,7 +71,7 @@ def test_a_limit_edge_is_never_extended(side):
     def monotone(values, alphas):
         return sign * np.log10(np.asarray(alphas))
 
-    best, grids, ext = RC.search_grid(monotone, {"alpha": ALPHAS}, limits={"alpha": side})
+    best, grids, ext, _ = RC.search_grid(monotone, {"alpha": ALPHAS}, limits={"alpha": side})
     assert ext == {"alpha": 0}
     assert RC.edge(best["alpha"], grids["alpha"]) == side
 

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from bench_scripts import load_script
 from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold
 
 L = load_script("reproduce_landmine")
 
@@ -56,3 +57,34 @@ def test_run_scores_related_tasks_well_and_caches(tmp_path):
         for param, value in r["best_params"].items():
             assert np.isclose(r["grids"][param], value).any()
     assert len(list((tmp_path / "auc").glob("*.json"))) == len(names)
+
+
+def test_pooled_logistic_is_one_logistic_regression_over_all_rows():
+    """Oracle: scikit-learn's logistic regression on every row, task id dropped;
+    ``1/n sum loss + alpha ||w||^2`` is its objective with ``C = 1 / (2 alpha n)``."""
+    from sklearn.linear_model import LogisticRegression
+
+    data = _tasks()
+    alpha, n = 0.01, len(data.y)
+    ours = L.PooledLogistic(alpha, task_col="task", tol=1e-10).fit(data.X, data.y)
+    ref = LogisticRegression(C=1 / (2 * alpha * n), tol=1e-12, max_iter=10000)
+    ref.fit(data.X.drop(columns="task"), data.y)
+    np.testing.assert_allclose(
+        ours.decision_function(data.X),
+        ref.decision_function(data.X.drop(columns="task")),
+        atol=1e-5,
+    )
+
+
+def test_recorded_cv_score_is_the_mean_fold_auc_at_the_choice(tmp_path):
+    data = _tasks()
+    (row,) = L.run(0.5, [0], ["pooled logistic"], tmp_path, 1e-8, "tiny", data=data)
+    X_tr, _, y_tr, _, tc = L.load_split(0.5, 0, data=data)
+    strata = 2 * X_tr[tc].to_numpy() + y_tr
+    aucs = []
+    for tr, te in StratifiedKFold(3, shuffle=True, random_state=0).split(X_tr, strata):
+        est = L.PooledLogistic(row["best_params"]["alpha"], task_col=tc, tol=1e-8)
+        est.fit(X_tr.iloc[tr], y_tr[tr])
+        task = X_tr[tc].to_numpy()[te]
+        aucs.append(L.mean_task_auc(task, y_tr[te], est.decision_function(X_tr.iloc[te])))
+    assert np.isclose(row["cv_score"], np.mean(aucs), atol=1e-6)

@@ -1,5 +1,6 @@
 """The School reproduction's code path, small: synthetic clustered tasks, 2 seeds, 3-point grids."""
 
+import json
 from types import SimpleNamespace
 
 import numpy as np
@@ -101,3 +102,130 @@ def test_inner_folds_keep_small_tasks_in_training():
         assert not set(train) & set(test)
     held_out = np.sort(np.concatenate([te for _, te in folds]))
     np.testing.assert_array_equal(held_out, np.flatnonzero(task > 0))
+
+
+def _ridge_cv_by_hand(X_tr, y_tr, alpha, seed):
+    """3-fold CV of pooled ridge from scratch: sklearn folds stratified by task, normal
+    equations of ``1/(2n) ||y - X w||^2 + alpha ||w||^2``, mean of minus the fold MSEs."""
+    from sklearn.model_selection import StratifiedKFold
+
+    task = X_tr["task"].to_numpy()
+    F = X_tr.drop(columns="task").to_numpy(float)
+    y = y_tr - y_tr.mean()
+    scores = []
+    for tr, te in StratifiedKFold(3, shuffle=True, random_state=seed).split(F, task):
+        n = len(tr)
+        A = F[tr].T @ F[tr] / n + 2 * alpha * np.eye(F.shape[1])
+        w = np.linalg.solve(A, F[tr].T @ y[tr] / n)
+        scores.append(-np.mean((y[te] - F[te] @ w) ** 2))
+    return float(np.mean(scores))
+
+
+def test_recorded_cv_score_is_the_hand_computed_3_fold_score(tmp_path):
+    data = _clustered(n_tasks=6)
+    (row,) = S.run("ev", [0.5], [1], [S.POOLED], tmp_path, 1e-4, "tiny", data=data)
+    X_tr, _, y_tr, _, _ = S.load_split(0.5, 1, data=data)
+    expected = _ridge_cv_by_hand(X_tr, y_tr, row["best_params"]["alpha"], seed=1)
+    assert row["cv_score_source"] == "search"
+    assert np.isclose(row["cv_score"], expected, rtol=1e-8, atol=0)
+    # the backfill recomputes the same score (and the same test nMSE) at the chosen point
+    cv, nmse = S.point_score(row, S.load_split(0.5, 1, data=data))
+    assert np.isclose(cv, expected, rtol=1e-8, atol=0) and nmse == row["nmse"]
+    # at a strength where the ridge matters (the chosen 1e4 is ~ the zero model); the
+    # solver is iterative: at the search's tol 1e-4 the score is off by ~1e-5 relative
+    cv, _ = S.point_score(
+        {**row, "best_params": {"alpha": 0.05}, "tol": 1e-12}, S.load_split(0.5, 1, data=data)
+    )
+    assert np.isclose(cv, _ridge_cv_by_hand(X_tr, y_tr, 0.05, seed=1), rtol=1e-8, atol=0)
+    # and writes it into a cached row that lacked it
+    path = S.rc.result_path(tmp_path, "ev", 0.5, 1, S.POOLED)
+    path.write_text(json.dumps({k: v for k, v in row.items() if k != "cv_score"}))
+    S.backfill(tmp_path, "ev", data=data)
+    again = json.loads(path.read_text())
+    assert np.isclose(again["cv_score"], expected, rtol=1e-8, atol=0)
+    assert again["cv_score_source"].startswith("backfill")
+
+
+def _row(method, seed, cv_score, nmse, ratio=0.1):
+    return {
+        "protocol": "nmse",
+        "method": method,
+        "train_ratio": ratio,
+        "seed": seed,
+        "cv_score": cv_score,
+        "nmse": nmse,
+    }
+
+
+def test_choose_variant_follows_the_cv_score_not_the_test_score():
+    family = "trace norm"
+    rows = [
+        # seed 0: plain has the better CV score but the worse test nMSE -> plain
+        _row(family, 0, -1.0, 0.80),
+        _row(family + " around pooled", 0, -2.0, 0.60),
+        # seed 1: around pooled has the better CV score and the worse test nMSE -> around
+        _row(family, 1, -3.0, 0.50),
+        _row(family + " around pooled", 1, -1.5, 0.70),
+        # seed 2: no around-pooled row -> no joint row
+        _row(family, 2, -1.0, 0.5),
+    ]
+    picked = S.rc.choose_variant(rows, [family])
+    assert [(r["seed"], r["variant"], r["nmse"]) for r in picked] == [
+        (0, "plain", 0.80),
+        (1, "around pooled", 0.70),
+    ]
+    assert {r["method"] for r in picked} == {"trace norm (centring chosen by CV)"}
+    np.testing.assert_allclose([r["cv_margin"] for r in picked], [-1.0, 1.5])
+    table = S.rc.variant_counts(picked, rows, "nmse", lower_is_better=True)
+    assert table.splitlines()[-1] == (
+        "| trace norm (centring chosen by CV) | 0.1 | 1/2 | 1/2 | +0.25 | 0/2 |"
+    )
+
+
+def test_the_centring_choice_uses_training_rows_only():
+    """Changing the test targets changes the test nMSE but neither the CV scores nor the
+    chosen parametrisation: the choice sees training rows only."""
+    data = _clustered(n_tasks=8)
+    X_tr, X_te, y_tr, y_te, tc = S.load_split(0.5, 0, data=data)
+    pooled = S.evaluate(
+        {"protocol": "ev", "ratio": 0.5, "seed": 0, "method": S.POOLED},
+        (X_tr, X_te, y_tr, y_te, tc),
+        1e-4,
+        "tiny",
+    )
+    alpha = pooled["best_params"]["alpha"]
+    names = ["L21 (group lasso)", "L21 (group lasso) around pooled"]
+    y_other = y_te[::-1] + 50.0  # the test targets of another world
+    runs = []
+    for targets in (y_te, y_other):
+        rows = [
+            S.evaluate(
+                {"protocol": "ev", "ratio": 0.5, "seed": 0, "method": m},
+                (X_tr, X_te, y_tr, targets, tc),
+                1e-4,
+                "tiny",
+                alpha,
+            )
+            for m in names
+        ]
+        runs.append((rows, S.rc.choose_variant(rows, ["L21 (group lasso)"])))
+    (rows_a, (pick_a,)), (rows_b, (pick_b,)) = runs
+    assert [r["cv_score"] for r in rows_a] == [r["cv_score"] for r in rows_b]
+    assert pick_a["variant"] == pick_b["variant"]
+    assert pick_a["best_params"] == pick_b["best_params"]
+    assert pick_a["nmse"] != pick_b["nmse"]
+
+
+def test_verdict_lists_the_models_below_the_reference():
+    rows = [
+        _row(S.POOLED, 0, 0, 0.60),
+        _row(S.POOLED, 1, 0, 0.70),
+        _row("good", 0, 0, 0.55),
+        _row("good", 1, 0, 0.70001),  # equal within 1e-4 relative
+        _row("bad", 0, 0, 0.50),
+        _row("bad", 1, 0, 0.90),  # mean +0.05 nMSE above pooled, worse on 1 of 2 seeds
+    ]
+    table = S.rc.verdict(rows, "nmse", ["good", "bad"], S.POOLED, lower_is_better=True)
+    assert table.splitlines()[-1] == "| 0.1 | no: bad (+0.0500) | no: bad (1/2 seeds) |"
+    table = S.rc.verdict(rows, "nmse", ["good"], S.POOLED, lower_is_better=True)
+    assert table.splitlines()[-1] == "| 0.1 | yes | yes |"
