@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import threading
+
 import torch
 from torch import Tensor
 
 from ._base import GradientAggregator
 from ._rng import SeededBits, SeededGenerator
+
+_SCRATCH = threading.local()
+#: buffers reused from call to call (CPU, per thread) up to this many elements; larger ones are
+#: allocated per call (a fresh buffer of a few hundred KiB costs its page faults every step)
+_SCRATCH_MAX = 1 << 22
+_INF = torch.tensor(float("inf"))
 
 
 class GradDrop(GradientAggregator):
@@ -17,13 +25,14 @@ class GradDrop(GradientAggregator):
     ``P > U`` and ``g_i > 0`` or where ``P < U`` and ``g_i < 0``. Not a combination of rows:
     ``linear = False``.
 
-    With the mass ``m = sum_i |g_i|`` and ``t = sum_i g_i``, ``P = (m + t) / (2 m)``, so the
-    draw is decided by the sign of ``m + t - 2 U m`` (no division): where it is positive the
-    output is the sum of the positive parts ``(t + m) / 2``, where it is negative the sum of
-    the negative parts ``(t - m) / 2``, i.e. ``(t + copysign(m, m + t - 2 U m)) / 2``. A tie
-    ``P = U`` (probability zero for the paper's continuous ``U``, about ``2^-24`` per mixed
-    coordinate for the drawn grid) keeps the positive parts; coordinates where every gradient is
-    zero give zero.
+    With the sums of the positive and negative parts ``s+ = sum_i max(g_i, 0)`` and
+    ``s- = sum_i min(g_i, 0)``, ``P = s+ / (s+ - s-)``, so ``P > U`` exactly when the margin
+    ``(1 - U) s+ + U s- = lerp(s+, s-, U)`` is positive, and the output is ``s+`` there and
+    ``s-`` where it is negative: ``clamp(copysign(inf, margin), s-, s+)`` (no division, no
+    boolean mask; each sum is formed from its own parts, so a small one is not lost to
+    cancellation against the other). A tie ``P = U`` (probability zero for the paper's
+    continuous ``U``, about ``2^-24`` per mixed coordinate for the drawn grid) keeps ``s+``;
+    coordinates where every gradient is zero give zero.
 
     Parameters
     ----------
@@ -39,7 +48,7 @@ class GradDrop(GradientAggregator):
     ----------
     Chen, Z., Ngiam, J., Huang, Y., Luong, T., Kretzschmar, H., Chai, Y. & Anguelov, D. "Just Pick
     a Sign: Optimizing Deep Multitask Models with Gradient Sign Dropout". NeurIPS 2020. Eq. (1)
-    (sign purity) and Algorithm 1, lines 10-15.
+    (sign purity), eq. (2) (the mask) and Algorithm 1, lines 10-15 (the leak).
     """
 
     linear = False
@@ -60,24 +69,33 @@ class GradDrop(GradientAggregator):
             raise ValueError(
                 f"leak has {self.leak.shape[0]} entries but the Jacobian has {J.shape[0]} tasks"
             )
-        k, scale = self._uniform(J)  # U = k * scale, shape (n_params,)
-        absolute = J.abs()  # (T, n_params)
-        mass, total = _row_sum(absolute), _row_sum(J)  # sum_i |g_i|, sum_i g_i
-        # 2 m (P - U) = m + t - 2 U m; U's scale (a power of two) rides on the product
-        margin = torch.addcmul(mass + total, k, mass, value=-2 * scale)
-        if self.leak is not None:  # the masked part carries 1 - l_i, the leak l_i g_i passes
-            leak = self.leak.to(J)
-            mass, total = (1 - leak) @ absolute, (1 - leak) @ J
-        out = torch.copysign(mass, margin).add_(total).mul_(0.5)
-        return out if self.leak is None else out + leak @ J
+        if J.device.type == "cpu" and J.dtype not in (torch.float32, torch.float64):
+            return self.forward(J.float()).to(J.dtype)  # U's 24-bit grid is not exact below
+        T, n = J.shape
+        U = self._uniform(J)  # (n,)
+        parts = torch.clamp(J, min=0, out=_scratch(0, (T, n), J))  # max(g_i, 0)
+        pos = _row_sum(parts, _scratch(1, (n,), J))  # s+
+        parts = torch.sub(J, parts, out=parts)  # min(g_i, 0), exactly
+        neg = _row_sum(parts, _scratch(2, (n,), J))  # s-
+        margin = torch.lerp(pos, neg, U, out=U)  # (1 - U) s+ + U s-: the sign of P - U
+        side = torch.copysign(_INF, margin, out=margin)  # +inf: keep s+, -inf: keep s-
+        if self.leak is None:
+            return torch.clamp(side, neg, pos)
+        # the masked part carries 1 - l_i, the leak l_i g_i passes whole
+        leak = self.leak.to(J)
+        neg = torch.mv(parts.T, 1 - leak, out=neg)  # sum_i (1 - l_i) min(g_i, 0)
+        parts = torch.sub(J, parts, out=parts)  # max(g_i, 0) again, exactly
+        pos = torch.mv(parts.T, 1 - leak, out=pos)
+        return torch.clamp(side, neg, pos).add_(leak @ J)
 
-    def _uniform(self, J: Tensor) -> tuple[Tensor, float]:
-        """One ``U = k * scale ~ Uniform[0, 1)`` per coordinate: ``k`` of shape ``(n_params,)``
-        in ``J``'s dtype, on its device."""
+    def _uniform(self, J: Tensor) -> Tensor:
+        """One ``U ~ Uniform[0, 1)`` per coordinate: shape ``(n_params,)``, ``J``'s dtype and
+        device (a scratch buffer on the CPU)."""
+        n = J.shape[1]
         if J.device.type == "cpu":
-            return self._bits.uniform(J.shape[1], J.dtype)
+            return self._bits.uniform(n, J.dtype, out=_scratch(3, (n,), J))
         g = self._rng.get(J.device)
-        return torch.rand(J.shape[1], generator=g, device=J.device, dtype=J.dtype), 1.0
+        return torch.rand(n, generator=g, device=J.device, dtype=J.dtype)
 
     def reset(self) -> None:
         """Restart the random stream from ``seed``."""
@@ -97,10 +115,31 @@ class GradDrop(GradientAggregator):
         return f"GradDrop(seed={self.seed})"
 
 
-def _row_sum(X: Tensor) -> Tensor:
-    """``X.sum(dim=0)``; for two or three rows as adds of rows (a strided reduction over a short
-    first axis costs about twice that on one CPU core)."""
+def _row_sum(X: Tensor, out: Tensor) -> Tensor:
+    """``X.sum(dim=0)`` into ``out``; for two or three rows as adds of rows (a strided reduction
+    over a short first axis costs about twice that on one CPU core)."""
     if X.shape[0] > 3:
-        return X.sum(dim=0)
-    out = X[0].clone() if X.shape[0] == 1 else X[0] + X[1]
+        return torch.sum(X, dim=0, out=out)
+    if X.shape[0] == 1:
+        return out.copy_(X[0])
+    out = torch.add(X[0], X[1], out=out)
     return out.add_(X[2]) if X.shape[0] == 3 else out
+
+
+def _scratch(slot: int, shape: tuple[int, ...], like: Tensor) -> Tensor:
+    """A buffer of ``shape`` and ``like``'s dtype, reused between calls (CPU, per thread).
+
+    Its content never leaves :meth:`GradDrop.forward` (the output is a new tensor). On other
+    devices (whose allocators cache memory already), above ``_SCRATCH_MAX`` elements and in
+    inference mode, a new tensor.
+    """
+    n = shape[0] if len(shape) == 1 else shape[0] * shape[1]
+    if like.device.type != "cpu" or n > _SCRATCH_MAX or torch.is_inference_mode_enabled():
+        return like.new_empty(shape)
+    bufs = getattr(_SCRATCH, "bufs", None)
+    if bufs is None:
+        bufs = _SCRATCH.bufs = {}
+    buf = bufs.get((slot, like.dtype))
+    if buf is None or buf.numel() < n:
+        buf = bufs[(slot, like.dtype)] = like.new_empty(n)
+    return buf[:n].view(shape)

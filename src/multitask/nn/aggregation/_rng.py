@@ -67,20 +67,27 @@ class SeededBits:
             self._bits = np.random.SFC64(self.seed)
         return self._bits
 
-    def uniform(self, n: int, dtype: torch.dtype) -> tuple[Tensor, float]:
-        """``n`` independent uniforms on ``[0, 1)`` as ``(k, scale)`` with ``U = k * scale``.
+    def uniform(self, n: int, dtype: torch.dtype, out: Tensor | None = None) -> Tensor:
+        """``n`` independent uniforms on ``[0, 1)``, shape ``(n,)`` on the CPU, in ``dtype``.
 
-        ``k`` has shape ``(n,)`` on the CPU and holds integers, exact in its dtype: for float32
-        (and narrower) the top 24 bits of a 32-bit half of a draw, ``scale = 2^-24`` (the grid of
-        ``torch.rand``); for float64 the top 53 bits of a draw, ``scale = 2^-53``. The scale is
-        left to the caller, which can fold it into a product it computes anyway.
+        For float32 the top 24 bits ``k`` of each 32-bit half of a draw (low half first; an odd
+        ``n`` drops the last high half), ``U = k 2^-24`` (the grid of ``torch.rand``); for
+        float64 the top 53 bits of a draw, ``U = k 2^-53``. Written into ``out`` (contiguous,
+        of shape ``(n,)`` and that dtype) when given, as one scaled cast of the shifted bits.
         """
-        bits = self.get()
+        if dtype not in (torch.float32, torch.float64):
+            return self.uniform(n, torch.float32).to(dtype)
+        if out is None:
+            out = torch.empty(n, dtype=dtype)
+        raw = self.get().random_raw(n if dtype == torch.float64 else (n + 1) // 2)
         if dtype == torch.float64:
-            k = bits.random_raw(n) >> np.uint64(11)
-            return torch.from_numpy(k.astype(np.float64)), 2.0**-53
-        k = bits.random_raw((n + 1) // 2).view(np.uint32)[:n] >> np.uint32(8)
-        return torch.from_numpy(k.astype(np.float32)).to(dtype), 2.0**-24
+            k, shift, scale = raw, np.uint64(11), 2.0**-53
+        else:
+            k, shift, scale = raw.view(np.uint32)[:n], np.uint32(8), np.float32(2.0**-24)
+        np.right_shift(k, shift, out=k)
+        U = out.numpy()
+        np.multiply(k, scale, out=U, dtype=U.dtype, casting="unsafe")  # exact: k < 2^24 or 2^53
+        return out
 
     def reset(self) -> None:
         """Start the stream again from ``seed``."""
