@@ -186,28 +186,75 @@ class _Conv(nn.Module):
         return torch.relu(self.conv(x[:, None, :])).flatten(1)  # (batch, 2 * 3)
 
 
-@pytest.mark.parametrize(
-    "make, head, two_stage",
-    [
-        (lambda: _model(_Conv()), "deep", True),  # last layer a convolution
-        (lambda: _model(nn.Sequential(_mlp(), nn.LayerNorm(6))), "deep", True),
-        (lambda: _model(head="tanh_first"), "tanh_first", True),  # heads do not start Linear
-        (lambda: _model(), "deep", False),  # the model does not declare the two stages
-    ],
-    ids=["conv", "layernorm", "head-not-linear", "no-two-stage"],
-)
-def test_unrecognised_structures_fall_back(monkeypatch, make, head, two_stage):
-    calls = []
-    inner = last_layer._jacobian
-    monkeypatch.setattr(last_layer, "_jacobian", lambda *a: calls.append(1) or inner(*a))
-    model = make()
-    model.shared_through_representation = two_stage
-    gn = GradNorm(T, alpha=ALPHA, shared_params="last").double()
+def _count(monkeypatch, module, name):
+    calls, inner = [], getattr(module, name)
+    monkeypatch.setattr(module, name, lambda *a, **k: calls.append(1) or inner(*a, **k))
+    return calls
+
+
+def _run_two_steps(model, shared_params="last"):
+    gn = GradNorm(T, alpha=ALPHA, shared_params=shared_params).double()
     layer = last_layer_params(_probe(model))
     for step in range(2):
         model.zero_grad(set_to_none=True)
         _check_step(model, gn, layer, _losses(model, seed=step))
-    assert not calls
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda: _model(_Conv()), lambda: _model(nn.Sequential(_mlp(), nn.LayerNorm(6)))],
+    ids=["conv", "layernorm"],
+)
+def test_other_last_layers_take_the_two_stage_autograd_path(monkeypatch, make):
+    """A last layer not done by hand: J from one batched backward of the head stage's rows
+    (the general one-pass path, which runs every head T times, must not run)."""
+    by_hand = _count(monkeypatch, last_layer, "_jacobian")
+    batched = _count(monkeypatch, last_layer, "_batched_vjp")
+
+    def general(*args, **kwargs):
+        raise AssertionError("the general Jacobian path ran")
+
+    monkeypatch.setattr(backward, "_jacobian", general)
+    _run_two_steps(make())
+    assert not by_hand and len(batched) == 2
+
+
+@pytest.mark.parametrize(
+    "make, two_stage",
+    [(lambda: _model(head="tanh_first"), True), (lambda: _model(), False)],
+    ids=["head-not-linear", "no-two-stage"],
+)
+def test_unrecognised_structures_fall_back(monkeypatch, make, two_stage):
+    general = _count(monkeypatch, backward, "_jacobian")
+    by_hand = _count(monkeypatch, last_layer, "_jacobian")
+    model = make()
+    model.shared_through_representation = two_stage
+    _run_two_steps(model)
+    assert not by_hand and len(general) == 2
+
+
+@pytest.mark.parametrize("two_stage", [True, False])
+def test_auto_is_last_on_two_stage_models_and_all_shared_otherwise(two_stage):
+    """``"auto"`` gives the same step as ``"last"`` (two-stage model) or as None (otherwise)."""
+    other = "last" if two_stage else None
+    runs = []
+    for shared_params in ("auto", other):
+        model = _model()
+        model.shared_through_representation = two_stage
+        gn = GradNorm(T, alpha=ALPHA, shared_params=shared_params).double()
+        with torch.no_grad():
+            gn.task_weights.copy_(torch.tensor([1.0, 2.0, 0.5]))
+        mtl_backward(_losses(model), model, gn)
+        runs.append([gn.task_weights.grad, *(p.grad for p in model.parameters())])
+    for a, b in zip(*runs, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+    if not two_stage:  # and None is not "last" here: the weights' gradients differ
+        model = _model()
+        gn = GradNorm(T, alpha=ALPHA, shared_params="last").double()
+        with torch.no_grad():
+            gn.task_weights.copy_(torch.tensor([1.0, 2.0, 0.5]))
+        mtl_backward(_losses(model), model, gn)
+        assert (gn.task_weights.grad - runs[0][0]).abs().max() > 1e-3
 
 
 def test_last_layer_params_finds_the_layer_under_activations_and_dropout():
@@ -255,5 +302,5 @@ def test_last_without_a_single_last_layer_says_what_to_do(cls, words):
 
 
 def test_shared_params_rejects_other_strings():
-    with pytest.raises(ValueError, match="'last', None or an iterable"):
+    with pytest.raises(ValueError, match="'auto', 'last', None or an iterable"):
         GradNorm(T, shared_params="first")

@@ -16,7 +16,10 @@ one ordinary step plus ``T`` products of the last layer's size:
    layer by hand.
 
 :func:`last_layer_weighting` returns None (nothing written) whenever the structure is not
-recognised; :func:`multitask.nn.mtl_backward` then takes its general path.
+recognised; :func:`multitask.nn.mtl_backward` then takes its general path. For another layer
+(a convolution, a normalisation layer) of such a model, ``J`` comes from one batched backward of
+the head stage's rows from the representation instead of step 2, and the trunk from one
+backward of ``sum_t c_t rows_t`` instead of step 3's hand-carried part.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.graph import GradientEdge
 
-from multitask.nn._jacobian import _cosines, _set_or_add_grad, _unique
+from multitask.nn._jacobian import _batched_vjp, _cosines, _set_or_add_grad, _unique
 from multitask.nn._jacobian_fast import _leaf, _linear, head_cotangents
 from multitask.nn._trunk_chain import _ACTIVATIONS, _SAVED, _apply_act, _scratch, _single_input
 from multitask.nn.weighting._base import LossWeighting
@@ -115,9 +118,16 @@ def _owners(heads: Sequence[Sequence[Tensor]], shared) -> dict[int, int] | None:
 
 
 def last_layer_weighting(
-    losses, vec, extra, balancer: LossWeighting, model, names, shared, params, record
+    losses, vec, extra, balancer: LossWeighting, model, names, shared, params, record, chunk_size
 ):
-    """:func:`multitask.nn.mtl_backward`'s weighting step with ``J`` = the last layer's Jacobian.
+    """:func:`multitask.nn.mtl_backward`'s weighting step with ``J`` that of a few shared params.
+
+    When ``params`` are the trunk's last Linear (under elementwise activations), ``J`` and the
+    trunk's gradient are taken by hand as the module docstring says; for any other subset of
+    the shared parameters of a two-stage model (a convolution or a normalisation layer last),
+    ``J`` is ONE batched backward of the head stage's rows from the representation (autograd
+    runs only the part of the trunk above ``params``) and the trunk gets one backward of
+    ``sum_t c_t rows_t``: the heads are never run ``T`` times either way.
 
     Parameters
     ----------
@@ -131,9 +141,11 @@ def last_layer_weighting(
     model, names, shared
         The model, its task names and its shared parameters (unique, in order).
     params : list of Parameter
-        ``balancer.jacobian_params``: the weight and/or bias of the trunk's last Linear.
+        ``balancer.jacobian_params``, a subset of ``shared`` (GradNorm: the last shared layer).
     record : bool
         Also return the cosines of the rows of ``J``.
+    chunk_size : int or None
+        Tasks per batched backward (the path through autograd only).
 
     Returns
     -------
@@ -156,17 +168,21 @@ def last_layer_weighting(
         or rep.dim() != 2
     ):
         return None
-    top = _top(rep)
     heads = [_unique(model.task_parameters(t)) for t in names]
     owner = _owners(heads, shared)
-    if top is None or owner is None or not _fits(top, rep, params):
+    if owner is None or not {id(p) for p in params} <= {id(p) for p in shared}:
         return None
+    top = _top(rep)
+    top = top if top is not None and _fits(top, rep, params) else None
     live = [losses[n] if losses[n].requires_grad else None for n in names]
     fast = head_cotangents(live, rep, heads)
     if fast is None:
         return None
     rows, head_grads = fast
-    jac = _jacobian(top, rows, params)
+    if top is not None:
+        jac = _jacobian(top, rows, params)
+    else:  # T rows from the representation down to ``params`` only
+        jac = _batched_vjp(rep, params, rows.dense(), chunk_size)
     cos = _cosines(jac) if record else None
     aux = balancer.observe(vec.detach(), jac)
     total = balancer(vec)
@@ -174,7 +190,11 @@ def last_layer_weighting(
         total, vec, retain_graph=True, allow_unused=True, materialize_grads=True
     )[0].detach()  # (T,) d total / d L_t
     _write_heads(head_grads, owner, coeffs)
-    _write_trunk(top, rows, coeffs, jac, params, shared, retain=extra is not None)
+    if top is not None:
+        _write_trunk(top, rows, coeffs, jac, params, shared, retain=extra is not None)
+    else:
+        retain = extra is not None
+        torch.autograd.backward(rep, rows.combine(coeffs), inputs=shared, retain_graph=retain)
     _write_own(balancer, total if aux is None else total + aux)
     if extra is not None:
         total = total + extra
@@ -249,26 +269,44 @@ def _add(p: Tensor, g: Tensor) -> None:
         p.grad.add_(g)
 
 
-def last_layer_params(model: nn.Module) -> list[nn.Parameter]:
+def last_layer_params(model: nn.Module, strict: bool = True) -> list[nn.Parameter] | None:
     """The shared parameters of the layer that produces ``model.representation``.
 
     Walks the representation's autograd graph down through single-input nodes (activations,
     dropout, reshapes) to the first node that takes shared parameters (a Linear, a
     convolution, a normalisation layer): GradNorm's ``W`` in the paper's configuration.
 
+    Parameters
+    ----------
+    model : MultiTaskModule
+        After its forward pass.
+    strict : bool, default=True
+        False (GradNorm's ``"auto"``): None instead of an error, and None unless the model
+        declares ``shared_through_representation`` (then that layer is the last shared one
+        for every task).
+
+    Returns
+    -------
+    params : list of Parameter or None
+        In the order of ``model.shared_parameters()``.
+
     Raises
     ------
     ValueError
-        When the model set no representation during the forward pass, or the graph branches
-        before a parameterised layer is reached.
+        (``strict`` only) When the model set no representation during the forward pass, or the
+        graph branches before a parameterised layer is reached.
 
     References
     ----------
     Chen, Badrinarayanan, Lee & Rabinovich, ICML 2018, Sec. 3.
     """
     rep = getattr(model, "representation", None)
+    if not strict and not getattr(model, "shared_through_representation", False):
+        return None
     hint = "pass shared_params=[...] (the parameters to take gradient norms on) instead"
     if not isinstance(rep, Tensor) or rep.grad_fn is None:
+        if not strict:
+            return None
         raise ValueError(
             f"shared_params='last' needs model.representation set, with its graph, during the "
             f"forward pass; {type(model).__name__} has none: {hint}"
@@ -284,6 +322,8 @@ def last_layer_params(model: nn.Module) -> list[nn.Parameter]:
         if len(nxt) != 1:
             break
         node = nxt[0]
+    if not strict:
+        return None
     raise ValueError(
         f"shared_params='last': no single shared layer produces {type(model).__name__}"
         f".representation (its graph branches or ends before one): {hint}"

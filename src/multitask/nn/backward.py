@@ -105,11 +105,11 @@ def _weighting(losses, vec, extra, balancer: LossWeighting, model, names, chunk_
     jac = cos = aux = direction = None
     read_off = False
     jparams = getattr(balancer, "jacobian_params", None) if needs else None
-    if isinstance(jparams, str):  # "last": the layer producing model.representation
-        jparams = last_layer_params(model)
+    if isinstance(jparams, str):  # "last" / "auto": the layer producing model.representation
+        jparams = last_layer_params(model, strict=jparams == "last")
     if jparams is not None:  # a subset (GradNorm's last layer): J by one step of the chain
         args = (losses, vec, extra, balancer, model, names, shared, _unique(jparams), record)
-        fast = last_layer_weighting(*args)
+        fast = last_layer_weighting(*args, chunk_size)
         if fast is not None:
             return fast
     if needs or record:
