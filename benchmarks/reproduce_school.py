@@ -457,6 +457,9 @@ def tables(folder, protocol, grid):
     key = "explained_variance_pct" if protocol == "ev" else "nmse"
     lower = key == "nmse"
     picked = rc.choose_variant(rows, FAMILIES)
+    missing = sum("cv_score" not in r for r in rows)
+    if missing:
+        print(f"{missing} rows have no cv_score (run --backfill): no CV-chosen row for them\n")
     names = list(methods(grid))
     joint = list(dict.fromkeys(r["method"] for r in picked))
     every = rows + picked
