@@ -166,8 +166,10 @@ def test_choose_variant_follows_the_cv_score_not_the_test_score():
         # seed 1: around pooled has the better CV score and the worse test nMSE -> around
         _row(family, 1, -3.0, 0.50),
         _row(family + " around pooled", 1, -1.5, 0.70),
-        # seed 2: no around-pooled row -> no joint row
+        # seed 2: no around-pooled row; seed 3: no cv_score (not backfilled) -> no joint row
         _row(family, 2, -1.0, 0.5),
+        _row(family, 3, -1.0, 0.5),
+        {k: v for k, v in _row(family + " around pooled", 3, 0.0, 0.5).items() if k != "cv_score"},
     ]
     picked = S.rc.choose_variant(rows, [family])
     assert [(r["seed"], r["variant"], r["nmse"]) for r in picked] == [
