@@ -78,4 +78,4 @@ class UPGrad(GradientAggregator):
         if V is None:
             return None
         p = None if self.pref is None else self.pref.detach().cpu().double().numpy()
-        return V.mean(axis=0) if p is None else p @ V
+        return V.sum(axis=0) / V.shape[0] if p is None else p @ V  # (np.mean: the same, slower)
