@@ -257,6 +257,31 @@ def test_auto_is_last_on_two_stage_models_and_all_shared_otherwise(two_stage):
         assert (gn.task_weights.grad - runs[0][0]).abs().max() > 1e-3
 
 
+@pytest.mark.parametrize("trunk", ["mlp", "conv"])
+def test_all_shared_steps_follow_algorithm_1(monkeypatch, trunk):
+    """``shared_params=None`` on a two-stage model: J through the representation (the MLP
+    trunk by hand), heads from the head stage scaled by w, the trunk read off J."""
+    chain = _count(monkeypatch, last_layer, "trunk_jacobian")
+    batched = _count(monkeypatch, last_layer, "_batched_vjp")
+
+    def general(*args, **kwargs):
+        raise AssertionError("the general Jacobian path ran")
+
+    monkeypatch.setattr(backward, "_jacobian", general)
+    model = _model(_mlp(dropout=True) if trunk == "mlp" else _Conv())
+    gn = GradNorm(T, alpha=ALPHA).double()
+    with torch.no_grad():
+        gn.task_weights.copy_(torch.tensor([1.0, 2.0, 0.5]))
+    opt = torch.optim.SGD([*model.parameters(), *gn.parameters()], lr=0.05)
+    shared = list(model.shared_parameters())
+    for step in range(3):
+        opt.zero_grad(set_to_none=True)
+        extra = sum(p.pow(2).sum() for p in model.parameters()) * 0.1 if step == 1 else None
+        _check_step(model, gn, shared, _losses(model, seed=step), extra)
+        opt.step()
+    assert len(chain) == 3 and len(batched) == (0 if trunk == "mlp" else 3)
+
+
 def test_last_layer_params_finds_the_layer_under_activations_and_dropout():
     model = _model(_mlp(dropout=True))
     _losses(model)

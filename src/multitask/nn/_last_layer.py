@@ -1,4 +1,4 @@
-"""A loss weighting's step when its Jacobian is that of the LAST shared layer only (GradNorm).
+"""A loss weighting's step through a model's representation (GradNorm's, on the last layer).
 
 Chen et al. (ICML 2018, Sec. 3) take GradNorm's gradient norms on "the last shared layer of
 weights ... to save on compute". With a model whose trunk reaches the losses only through
@@ -15,11 +15,16 @@ one ordinary step plus ``T`` products of the last layer's size:
    from ONE backward of the combined cotangent ``sum_t c_t rows_t`` carried through the last
    layer by hand.
 
-:func:`last_layer_weighting` returns None (nothing written) whenever the structure is not
-recognised; :func:`multitask.nn.mtl_backward` then takes its general path. For another layer
-(a convolution, a normalisation layer) of such a model, ``J`` comes from one batched backward of
-the head stage's rows from the representation instead of step 2, and the trunk from one
-backward of ``sum_t c_t rows_t`` instead of step 3's hand-carried part.
+For ``W`` = all the shared parameters, step 2 is the whole trunk by hand
+(:func:`multitask.nn._trunk_chain.trunk_jacobian`) and the trunk's gradient is ``c @ J``, read off
+(no trunk backward); for another layer (a convolution, a normalisation layer) or a trunk not done
+by hand, ``J`` comes from one batched backward of the rows from the representation (autograd
+runs only the part of the trunk above ``W``) and the trunk's gradient from one backward of
+``sum_t c_t rows_t``. Either way the heads run once, not ``T`` times, and their gradients come
+from the head stage (step 3), not from a second backward.
+
+:func:`two_stage_weighting` returns None (nothing written) whenever the structure is not
+recognised; :func:`multitask.nn.mtl_backward` then takes its general path.
 """
 
 from __future__ import annotations
@@ -33,10 +38,17 @@ from torch.autograd.graph import GradientEdge
 
 from multitask.nn._jacobian import _batched_vjp, _cosines, _set_or_add_grad, _unique
 from multitask.nn._jacobian_fast import _leaf, _linear, head_cotangents
-from multitask.nn._trunk_chain import _ACTIVATIONS, _SAVED, _apply_act, _scratch, _single_input
+from multitask.nn._trunk_chain import (
+    _ACTIVATIONS,
+    _SAVED,
+    _apply_act,
+    _scratch,
+    _single_input,
+    trunk_jacobian,
+)
 from multitask.nn.weighting._base import LossWeighting
 
-__all__ = ["last_layer_params", "last_layer_weighting"]
+__all__ = ["last_layer_params", "two_stage_weighting"]
 
 _SLOT = 2  # scratch slot of the (T, batch, width) cotangents (the trunk chain uses 0 and 1)
 #: nodes that only reshape a parameter on its way into a layer (``nn.Linear``'s transpose)
@@ -117,17 +129,18 @@ def _owners(heads: Sequence[Sequence[Tensor]], shared) -> dict[int, int] | None:
     return owner
 
 
-def last_layer_weighting(
+def two_stage_weighting(
     losses, vec, extra, balancer: LossWeighting, model, names, shared, params, record, chunk_size
 ):
-    """:func:`multitask.nn.mtl_backward`'s weighting step with ``J`` that of a few shared params.
+    """:func:`multitask.nn.mtl_backward`'s weighting step, ``J`` taken through the representation.
 
-    When ``params`` are the trunk's last Linear (under elementwise activations), ``J`` and the
-    trunk's gradient are taken by hand as the module docstring says; for any other subset of
-    the shared parameters of a two-stage model (a convolution or a normalisation layer last),
-    ``J`` is ONE batched backward of the head stage's rows from the representation (autograd
-    runs only the part of the trunk above ``params``) and the trunk gets one backward of
-    ``sum_t c_t rows_t``: the heads are never run ``T`` times either way.
+    ``params`` the trunk's last Linear (under elementwise activations): ``J`` and the trunk's
+    gradient by hand, as the module docstring says; ``params`` all the shared parameters: ``J``
+    by hand through the whole chain (else one batched backward from the representation) and the
+    trunk's gradient read off ``J``; any other subset of the shared parameters (a convolution
+    or a normalisation layer last): ``J`` from ONE batched backward of the head stage's rows
+    from the representation and the trunk's gradient from one backward of
+    ``sum_t c_t rows_t``.
 
     Parameters
     ----------
@@ -141,7 +154,8 @@ def last_layer_weighting(
     model, names, shared
         The model, its task names and its shared parameters (unique, in order).
     params : list of Parameter
-        ``balancer.jacobian_params``, a subset of ``shared`` (GradNorm: the last shared layer).
+        ``balancer.jacobian_params`` (a subset of ``shared``; GradNorm: the last shared layer)
+        or ``shared`` itself.
     record : bool
         Also return the cosines of the rows of ``J``.
     chunk_size : int or None
@@ -172,7 +186,8 @@ def last_layer_weighting(
     owner = _owners(heads, shared)
     if owner is None or not {id(p) for p in params} <= {id(p) for p in shared}:
         return None
-    top = _top(rep)
+    everything = params is shared
+    top = None if everything else _top(rep)
     top = top if top is not None and _fits(top, rep, params) else None
     live = [losses[n] if losses[n].requires_grad else None for n in names]
     fast = head_cotangents(live, rep, heads)
@@ -181,21 +196,21 @@ def last_layer_weighting(
     rows, head_grads = fast
     if top is not None:
         jac = _jacobian(top, rows, params)
-    else:  # T rows from the representation down to ``params`` only
-        jac = _batched_vjp(rep, params, rows.dense(), chunk_size)
+    else:  # the trunk by hand; else T rows from the representation down to ``params`` only
+        jac = trunk_jacobian(rep, rows, params)
+        jac = _batched_vjp(rep, params, rows.dense(), chunk_size) if jac is None else jac
     cos = _cosines(jac) if record else None
     aux = balancer.observe(vec.detach(), jac)
     total = balancer(vec)
-    coeffs = torch.autograd.grad(
-        total, vec, retain_graph=True, allow_unused=True, materialize_grads=True
-    )[0].detach()  # (T,) d total / d L_t
+    coeffs = _write_own(balancer, total, aux, vec)  # (T,) d total / d L_t
     _write_heads(head_grads, owner, coeffs)
     if top is not None:
         _write_trunk(top, rows, coeffs, jac, params, shared, retain=extra is not None)
+    elif everything:  # read off J (a new tensor: .grad may be views of it)
+        _set_or_add_grad(shared, coeffs.to(jac.dtype) @ jac)
     else:
         retain = extra is not None
         torch.autograd.backward(rep, rows.combine(coeffs), inputs=shared, retain_graph=retain)
-    _write_own(balancer, total if aux is None else total + aux)
     if extra is not None:
         total = total + extra
         if extra.requires_grad:
@@ -255,11 +270,21 @@ def _write_trunk(top: _Top, rows, coeffs, jac, params, shared, retain: bool) -> 
         torch.autograd.backward(top.edge, g_in, inputs=rest, retain_graph=retain)
 
 
-def _write_own(balancer: nn.Module, objective: Tensor) -> None:
-    """The weighting's own parameters (GradNorm: ``d L_grad / d w``)."""
+def _write_own(balancer: nn.Module, total: Tensor, aux: Tensor | None, vec: Tensor) -> Tensor:
+    """``c = d total / d L``; the weighting's own parameters get ``d (total + aux) / d own``.
+
+    One ``autograd.grad`` call for both (each call costs tens of microseconds whatever the
+    graph): ``aux`` is built from detached losses, so ``d aux / d L = 0`` and the first result
+    is ``c``.
+    """
     own = _unique(balancer.parameters())
-    if own and objective.requires_grad:
-        torch.autograd.backward(objective, inputs=own)
+    outputs = [total] if aux is None or not aux.requires_grad else [total, aux]
+    grads = torch.autograd.grad(outputs, [vec, *own], retain_graph=True, allow_unused=True)
+    with torch.no_grad():
+        for p, g in zip(own, grads[1:], strict=True):
+            if g is not None:  # GradNorm: d L_grad / d w (its total does not reach w)
+                _add(p, g)
+    return torch.zeros_like(vec) if grads[0] is None else grads[0].detach()
 
 
 def _add(p: Tensor, g: Tensor) -> None:

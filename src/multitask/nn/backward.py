@@ -26,7 +26,7 @@ from multitask.nn._jacobian import (
     task_jacobian,
 )
 from multitask.nn._jacobian_fast import HeadRows
-from multitask.nn._last_layer import last_layer_params, last_layer_weighting
+from multitask.nn._last_layer import last_layer_params, two_stage_weighting
 from multitask.nn.aggregation._base import GradientAggregator
 from multitask.nn.weighting._base import LossWeighting
 from multitask.nn.weighting._device import to_device_async
@@ -107,9 +107,10 @@ def _weighting(losses, vec, extra, balancer: LossWeighting, model, names, chunk_
     jparams = getattr(balancer, "jacobian_params", None) if needs else None
     if isinstance(jparams, str):  # "last" / "auto": the layer producing model.representation
         jparams = last_layer_params(model, strict=jparams == "last")
-    if jparams is not None:  # a subset (GradNorm's last layer): J by one step of the chain
-        args = (losses, vec, extra, balancer, model, names, shared, _unique(jparams), record)
-        fast = last_layer_weighting(*args, chunk_size)
+    if needs:  # through the representation, heads once (GradNorm's last layer: by hand)
+        params = shared if jparams is None else _unique(jparams)
+        args = (losses, vec, extra, balancer, model, names, shared, params, record, chunk_size)
+        fast = two_stage_weighting(*args)
         if fast is not None:
             return fast
     if needs or record:

@@ -125,18 +125,22 @@ class GradNorm(LossWeighting):
         ``L_grad`` is piecewise linear in ``w`` with the target held constant, so it equals
         ``c^T w + (L_grad - c^T w)`` with ``c_t = sign(G_t - target_t) ||J_t||`` (the gradient
         autograd gives ``|.|``, ``sign(0) = 0``) and the bracket a constant: the same value and
-        the same ``w.grad`` from one ``dot``. The norms are BLAS dots of the rows.
+        the same ``w.grad`` from one ``dot``. The norms are BLAS dots of the rows. The
+        renormalisation runs on the parameter's memory in numpy (a torch ``mul_`` under
+        ``no_grad`` costs about five times as much) and bumps its version counter by hand, so
+        autograd still sees the in-place change.
         """
         w = self.task_weights
-        with torch.no_grad():  # in torch: autograd sees the in-place change
-            w.mul_(self.n_tasks / w.detach().numpy().sum(dtype=float))
+        wn = w.detach().numpy()  # the parameter's memory
+        wn *= self.n_tasks / sum(wn.tolist())
+        torch.autograd.graph.increment_version(w)
+        wl = wn.tolist()
         initial = self.initial_losses.numpy()  # the buffer's memory: updated in place
         loss = losses.numpy().tolist()  # numpy's tolist: no torch scalar reads
         for t, value in enumerate(initial.tolist()):
             if math.isnan(value):
                 initial[t] = loss[t]
         norms = [math.sqrt(max(float(row @ row), 0.0)) for row in jacobian.numpy()]
-        wl = w.detach().numpy().tolist()
         g = [a * n for a, n in zip(wl, norms, strict=True)]
         ratio = [a / b for a, b in zip(loss, initial.tolist(), strict=True)]
         mean_g, mean_ratio = sum(g) / len(g), sum(ratio) / len(ratio)
