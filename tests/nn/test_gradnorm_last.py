@@ -147,6 +147,22 @@ def test_explicit_weight_only_and_extra_loss(spy):
     assert len(spy) == 2
 
 
+def test_record_cosines_are_those_of_the_layer_rows(spy):
+    model = _model()
+    losses = _losses(model)
+    layer = last_layer_params(model)
+    rows = torch.stack(
+        [
+            torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, layer, retain_graph=True)])
+            for loss in losses.values()
+        ]
+    )
+    unit = rows / rows.norm(dim=1, keepdim=True)
+    info = mtl_backward(losses, model, GradNorm(T, shared_params="last"), record_cosines=True)
+    torch.testing.assert_close(info.cosines, unit @ unit.T, atol=1e-12, rtol=0)
+    assert len(spy) == 1
+
+
 def test_a_task_without_gradient(spy):
     """A constant loss: zero norm, zero row, its head untouched, the rest exact."""
     model = _model()
