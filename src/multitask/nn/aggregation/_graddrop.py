@@ -75,7 +75,7 @@ class GradDrop(GradientAggregator):
         U = self._uniform(J)  # (n,)
         parts = torch.clamp(J, min=0, out=_scratch(0, (T, n), J))  # max(g_i, 0)
         pos = _row_sum(parts, _scratch(1, (n,), J))  # s+
-        parts = torch.sub(J, parts, out=parts)  # min(g_i, 0), exactly
+        parts = torch.clamp(J, max=0, out=parts)  # min(g_i, 0)
         neg = _row_sum(parts, _scratch(2, (n,), J))  # s-
         margin = torch.lerp(pos, neg, U, out=U)  # (1 - U) s+ + U s-: the sign of P - U
         side = torch.copysign(_INF, margin, out=margin)  # +inf: keep s+, -inf: keep s-
@@ -84,7 +84,7 @@ class GradDrop(GradientAggregator):
         # the masked part carries 1 - l_i, the leak l_i g_i passes whole
         leak = self.leak.to(J)
         neg = torch.mv(parts.T, 1 - leak, out=neg)  # sum_i (1 - l_i) min(g_i, 0)
-        parts = torch.sub(J, parts, out=parts)  # max(g_i, 0) again, exactly
+        parts = torch.clamp(J, min=0, out=parts)  # max(g_i, 0) again
         pos = torch.mv(parts.T, 1 - leak, out=pos)
         return torch.clamp(side, neg, pos).add_(leak @ J)
 
