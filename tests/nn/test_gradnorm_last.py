@@ -298,6 +298,17 @@ def test_all_shared_steps_follow_algorithm_1(monkeypatch, trunk):
     assert len(chain) == 3 and len(batched) == (0 if trunk == "mlp" else 3)
 
 
+def test_a_tied_last_layer_takes_the_autograd_path(monkeypatch):
+    """The last Linear also used lower in the trunk: its gradient has two parts, so the
+    hand-carried step (which sees the top use only) must not run."""
+    tied = nn.Linear(6, 6)
+    model = _model(nn.Sequential(nn.Linear(5, 6), nn.Tanh(), tied, nn.Tanh(), tied, nn.ReLU()))
+    by_hand = _count(monkeypatch, last_layer, "_jacobian")
+    batched = _count(monkeypatch, last_layer, "_batched_vjp")
+    _run_two_steps(model)
+    assert not by_hand and len(batched) == 2
+
+
 def test_last_layer_params_finds_the_layer_under_activations_and_dropout():
     model = _model(_mlp(dropout=True))
     _losses(model)

@@ -119,6 +119,25 @@ def _fits(top: _Top, rep: Tensor, params: Sequence[Tensor]) -> bool:
     return len(dtypes) == 1
 
 
+def _reused(top: _Top) -> bool:
+    """Whether the layer's weight or bias is used again below it (a tied layer): its gradient
+    then has parts that the hand-carried step does not see."""
+    if top.edge is None:
+        return False
+    mine = {id(p) for p in (top.weight, top.bias) if p is not None}
+    stack, seen = [top.edge.node], set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        leaf = _leaf(node)
+        if leaf is not None and id(leaf) in mine:
+            return True
+        stack.extend(f for f, _ in node.next_functions)
+    return False
+
+
 def _owners(heads: Sequence[Sequence[Tensor]], shared) -> dict[int, int] | None:
     """Parameter id -> its task; None when a parameter is in two tasks or also shared."""
     owner, shared_ids = {}, {id(p) for p in shared}
@@ -188,7 +207,7 @@ def two_stage_weighting(
         return None
     everything = params is shared
     top = None if everything else _top(rep)
-    top = top if top is not None and _fits(top, rep, params) else None
+    top = top if top is not None and _fits(top, rep, params) and not _reused(top) else None
     live = [losses[n] if losses[n].requires_grad else None for n in names]
     fast = head_cotangents(live, rep, heads)
     if fast is None:
