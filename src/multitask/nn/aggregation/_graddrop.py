@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 
 import torch
@@ -133,7 +134,7 @@ def _scratch(slot: int, shape: tuple[int, ...], like: Tensor) -> Tensor:
     devices (whose allocators cache memory already), above ``_SCRATCH_MAX`` elements and in
     inference mode, a new tensor.
     """
-    n = shape[0] if len(shape) == 1 else shape[0] * shape[1]
+    n = math.prod(shape)
     if like.device.type != "cpu" or n > _SCRATCH_MAX or torch.is_inference_mode_enabled():
         return like.new_empty(shape)
     bufs = getattr(_SCRATCH, "bufs", None)
