@@ -128,7 +128,7 @@ def _jacobian(
     rep = _through_representation(model, params, shared)
     if rep is None:
         return task_jacobian(vec, params, chunk_size=chunk_size), False
-    rows = _head_stage(losses, names, rep, heads, dense=False)
+    rows = _head_stage(losses, names, rep, heads, dense=False, stacked=vec)
     if rows is None:  # a representation from another forward pass
         return task_jacobian(vec, params, chunk_size=chunk_size), False
     jac = trunk_jacobian(rep, rows, params)  # by hand for a Linear/activation chain
@@ -138,7 +138,7 @@ def _jacobian(
     return jac, heads is not None
 
 
-def _head_stage(losses, names, rep: Tensor, heads, dense: bool = True):
+def _head_stage(losses, names, rep: Tensor, heads, dense: bool = True, stacked=None):
     """Per-task gradients of the representation, ``(T, *rep.shape)`` (or :class:`HeadRows`).
 
     When every head starts with a Linear layer on ``rep`` and the task graphs
@@ -147,11 +147,12 @@ def _head_stage(losses, names, rep: Tensor, heads, dense: bool = True):
     ``dense=False`` the rows stay factored, :class:`HeadRows`). Otherwise one
     small backward per task, through its own head.
     The heads' gradients (``heads[t]``: task ``t``'s parameters, when given)
-    are added into ``.grad`` on the way. None when no loss depends on ``rep``
+    are added into ``.grad`` on the way. ``stacked``: the losses as one vector in the graph
+    (ordered as ``names``), the one root of that backward. None when no loss depends on ``rep``
     (a stale representation), in which case nothing is written.
     """
     live = [losses[n] if losses[n].requires_grad else None for n in names]
-    fast = head_cotangents(live, rep, heads)
+    fast = head_cotangents(live, rep, heads, stacked)
     if fast is not None:
         rows, head_grads = fast
         for p, g in head_grads:  # new tensors of this step, of the parameter's shape: no copy

@@ -49,6 +49,7 @@ _SAVED = {  # the attribute holding the tensor the derivative is formed from
 }
 _SCRATCH = threading.local()
 _SCRATCH_MAX = 1 << 22  # elements (16 MiB in float32); larger cotangents: allocated per call
+_SCRATCH_VIEWS = 16  # views kept per buffer (one per shape asked for)
 
 
 def _silu_derivative(x: Tensor) -> Tensor:
@@ -69,10 +70,16 @@ def _scratch(slot: int, shape: tuple[int, ...], like: Tensor) -> Tensor:
     if bufs is None:
         bufs = _SCRATCH.bufs = {}
     key = (slot, like.dtype)
-    buf = bufs.get(key)
-    if buf is None or buf.numel() < n:
-        buf = bufs[key] = like.new_empty(n)
-    return buf[:n].view(shape)
+    entry = bufs.get(key)  # (flat buffer, {shape: view of it})
+    if entry is None or entry[0].numel() < n:
+        entry = bufs[key] = (like.new_empty(n), {})  # the old buffer's views go with it
+    views = entry[1]
+    view = views.get(shape)
+    if view is None:  # one view per shape, kept: making it costs two dispatches a call
+        if len(views) >= _SCRATCH_VIEWS:  # shapes that keep changing (ragged batches)
+            views.clear()
+        view = views[shape] = entry[0][:n].view(shape)
+    return view
 
 
 def _apply_act(cot: Tensor, node, saved: Tensor, out: Tensor) -> Tensor:
@@ -165,11 +172,12 @@ def _chain_jacobian(rep: Tensor, rows, params: Sequence[Tensor]) -> Tensor | Non
     dtype = rows.delta.dtype if isinstance(rows, HeadRows) else rows.dtype
     if steps is None or not _fits(steps, offsets, tuple(rows.shape), dtype):
         return None
-    T, B = rows.shape[0], rows.shape[1]
+    shape = tuple(rows.shape)
+    T, B = shape[0], shape[1]
     jac = rep.new_empty((T, total), dtype=dtype)
     slot = None  # the scratch slot holding ``cot``; None: ``cot`` is the caller's ``rows``
     if isinstance(rows, HeadRows):
-        cot, slot = rows.dense(out=_scratch(0, tuple(rows.shape), jac)), 0
+        cot, slot = rows.dense(out=_scratch(0, shape, jac)), 0
     else:
         cot = rows
     last = max(i for i, s in enumerate(steps) if s[0] == "linear")
@@ -179,12 +187,12 @@ def _chain_jacobian(rep: Tensor, rows, params: Sequence[Tensor]) -> Tensor | Non
             cot, slot = _apply_act(cot, step[1], step[2], out), 0 if slot is None else slot
             continue
         _, weight, bias, A = step
-        start, size = offsets[id(weight)]
-        block = jac[:, start : start + size].view(T, *weight.shape)  # (T, out, in)
+        start = offsets[id(weight)][0]  # the (T, out, in) block, as one view (not slice + view)
+        block = jac.as_strided((T, *weight.shape), (total, weight.shape[1], 1), start)
         torch.matmul(cot.transpose(1, 2), A, out=block)
         if bias is not None:
             start, size = offsets[id(bias)]
-            torch.sum(cot, dim=1, out=jac[:, start : start + size])
+            torch.sum(cot, dim=1, out=jac.as_strided((T, size), (total, 1), start))
         if i < last:  # (T, B, out) @ (out, in): the input's cotangent, into the other slot
             slot = 1 if slot == 0 else 0
             cot = torch.matmul(cot, weight, out=_scratch(slot, (T, B, weight.shape[1]), jac))

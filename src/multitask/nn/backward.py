@@ -67,7 +67,9 @@ def _loss_vector(losses: Mapping[str, Tensor], names: Sequence[str]) -> Tensor:
             f"losses must have one entry per task of the model {list(names)}; "
             f"missing {missing}, unknown {extra}"
         )
-    return torch.stack([losses[n].reshape(()) for n in names])
+    # a 0-d loss as it is: a reshape of a tensor in the graph adds a view node per task
+    values = [losses[n] for n in names]
+    return torch.stack([v if v.dim() == 0 else v.reshape(()) for v in values])
 
 
 def _task_params(model: nn.Module, names: Sequence[str]) -> list[nn.Parameter]:
@@ -166,9 +168,9 @@ def _aggregate(
     """Gradient-aggregator path: one batched backward for the shared Jacobian."""
     shared = _unique(model.shared_parameters())
     heads = [_unique(model.task_parameters(t)) for t in names]
-    own = _unique(p for h in heads for p in h)
     total = vec.sum() if extra is None else vec.sum() + extra
     if use_rep:
+        own = _unique(p for h in heads for p in h)
         return _aggregate_representation(
             losses, names, vec, extra, agg, model, shared, own, total, chunk_size, record, heads
         )
@@ -191,10 +193,10 @@ def _aggregate(
         _set_or_add_grad(shared, direction)
     else:  # the aggregator's own tensor: copied
         _add_grad(shared, direction)
-    if own and not heads_done:
-        torch.autograd.backward(total, inputs=own)
-    elif own and extra is not None and extra.requires_grad:
-        torch.autograd.backward(extra, inputs=own)  # the heads' task gradients are in already
+    if not heads_done or (extra is not None and extra.requires_grad):
+        own = _unique(p for h in heads for p in h)
+        if own:  # with heads_done, the heads' task gradients are in already: only extra's
+            torch.autograd.backward(extra if heads_done else total, inputs=own)
     return total, w, _cosines(jac) if record else None
 
 
@@ -219,7 +221,7 @@ def _aggregate_representation(
         raise ValueError(f"{type(agg).__name__} is not linear; it cannot run on a representation")
     rows = None
     if getattr(model, "shared_through_representation", False):
-        rows = _head_stage(losses, names, rep, heads, dense=False)
+        rows = _head_stage(losses, names, rep, heads, dense=False, stacked=vec)
     if rows is None:  # no two-stage path: the Jacobian of the representation, one pass
         jac = task_jacobian(vec, [rep], chunk_size=chunk_size)
         w = _weights(agg, jac, vec).detach()
