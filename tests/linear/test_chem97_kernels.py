@@ -51,7 +51,7 @@ def _many_tasks(seed=0, n_t=6):
 
 def test_thresholds_put_the_test_problem_on_the_kernel_path():
     assert P * P * T >= _gram_products._KERNEL_MIN
-    assert P * T >= _fista_affine._KERNEL_MIN
+    assert P * T >= _fista_affine._KERNEL_MIN and T >= _fista_affine._MANY_TASKS * P
     assert T >= _gram_products._TASK_LAST * P
 
 
@@ -168,7 +168,7 @@ def test_many_task_fit_stops_certified(use_gram):
 SMALL_FIT = """
 import sys
 import numpy as np
-from multitask.linear._design import make_design
+from multitask.linear._design import make_design, make_shared_design
 from multitask.linear.datafits import Quadratic
 from multitask.linear.penalties import L21
 from multitask.linear.solvers import fista
@@ -177,6 +177,9 @@ task = np.repeat(np.arange(300), 4)
 X = rng.standard_normal((task.size, 5)); y = rng.standard_normal(task.size)
 for use_gram in (True, False):
     fista(Quadratic(make_design(X, y, task, 300), use_gram=use_gram), L21(0.01), max_iter=50)
+# large iterates (600 x 16) but few tasks per feature: the numpy loop
+Xs = rng.standard_normal((100, 600)); Ys = rng.standard_normal((100, 16))
+fista(Quadratic(make_shared_design(Xs, Ys), use_gram=False), L21(0.01), max_iter=20)
 assert "numba" not in sys.modules, "a fit below the kernel thresholds loaded numba"
 """
 

@@ -30,8 +30,12 @@ __all__ = ["iterate_affine"]
 logger = logging.getLogger(__name__)
 
 _TINY = np.finfo(float).tiny
-#: iterates with at least this many entries use the numba kernels (small fits never load numba)
+#: iterates with at least this many entries, and at least :data:`_MANY_TASKS` tasks per
+#: feature, use the numba kernels: there an iteration is cheap, so its elementwise passes and
+#: numpy's call overhead count (Chem97: 12,050 entries, 482 tasks per feature). Elsewhere the
+#: product or the prox dominates and a numba load (about 0.5 s per process) would not pay.
 _KERNEL_MIN = 2**13
+_MANY_TASKS = 8
 
 
 def iterate_affine(datafit, penalty, x, b, *, L, tol, max_iter, gap_freq, restart, use_gap, scale):
@@ -115,15 +119,16 @@ def _forward_points_and_ops(shape):
     """``(u, u_prev, extrapolate, step_dots)``: zeroed buffers for the forward points of the
     last two iterates and the loop's two array operations.
 
-    From :data:`_KERNEL_MIN` entries on, the numba kernels of :mod:`..._task_kernels` (one
-    pass each: on Chem97's ``(5, 2410)`` 4 against 7 us and 5 against 10 us); below, numpy
-    with the same signatures and no numba import: the extrapolation is one BLAS product of
-    the stacked buffers written in place (on ``(27, 139)`` 3.4 us, against 3.9 us with a new
-    array and 4.3 us for three in-place ufuncs).
+    Many small tasks (:data:`_KERNEL_MIN`, :data:`_MANY_TASKS`): the numba kernels of
+    :mod:`..._task_kernels` (one pass each: on Chem97's ``(5, 2410)`` 4 against 7 us and 5
+    against 10 us). Otherwise numpy with the same signatures and no numba import: the
+    extrapolation is one BLAS product of the stacked buffers written in place (on
+    ``(27, 139)`` 3.4 us, against 3.9 us with a new array and 4.3 us for three ufuncs).
     """
     U = np.zeros((2, *shape))
     u, u_prev = U[0], U[1]
-    if U[0].size >= _KERNEL_MIN:
+    n_features, n_tasks = shape
+    if n_features * n_tasks >= _KERNEL_MIN and n_tasks >= _MANY_TASKS * n_features:
         from .._task_kernels import extrapolate, step_dots
 
         return u, u_prev, extrapolate, step_dots
