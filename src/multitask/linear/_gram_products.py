@@ -9,8 +9,8 @@ task-first einsum). Measured single-threaded with ``time.perf_counter`` medians.
 
 From :data:`_KERNEL_MIN` floats of Gram stack on, the task-last products run a numba
 kernel over the packed upper triangles (:mod:`._task_kernels`): Chem97 16 against 28 us
-(``time.process_time`` medians, interleaved), and 1.3-3x faster than the ``einsum`` over the
-whole task-last range measured (p = 5 to 40). Below it numba is never imported.
+(``time.process_time`` medians, interleaved), and 1.2-4x faster than the ``einsum`` at every
+task-last shape measured (p = 5 to 40, T = 40 to 20,000). Below it numba is never imported.
 """
 
 from __future__ import annotations
@@ -134,12 +134,13 @@ def _c_order(W):
 
 
 def _packed_gram(design, centered):
-    """Upper triangles of the task-last Gram stack, ``(p (p + 1) / 2, n_tasks)``, cached."""
+    """Upper triangles of the Gram stack, ``(p (p + 1) / 2, n_tasks)``, cached on the design
+    (packed from a transposed view: no task-last copy is kept)."""
     from ._task_kernels import pack_upper
 
     cache = design.__dict__.setdefault("_packed_gram_cache", {})
     if centered not in cache:
-        cache[centered] = pack_upper(_task_last_gram(design, centered))
+        cache[centered] = pack_upper(_gram(design, centered).transpose(1, 2, 0))
     return cache[centered]
 
 
