@@ -49,7 +49,7 @@ class GradDrop(GradientAggregator):
     ----------
     Chen, Z., Ngiam, J., Huang, Y., Luong, T., Kretzschmar, H., Chai, Y. & Anguelov, D. "Just Pick
     a Sign: Optimizing Deep Multitask Models with Gradient Sign Dropout". NeurIPS 2020. Eq. (1)
-    (sign purity), eq. (2) (the mask) and Algorithm 1, lines 10-15 (the leak).
+    (sign purity), the mask ``M_i`` below it, and Algorithm 1, lines 10-15 (with the leak).
     """
 
     linear = False
