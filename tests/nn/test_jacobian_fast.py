@@ -388,3 +388,74 @@ def test_a_call_in_inference_mode_leaves_the_buffers_usable(monkeypatch):
         inside = tc.trunk_jacobian(rep, rows, params)
     torch.testing.assert_close(inside, oracle, atol=1e-10, rtol=1e-9)
     torch.testing.assert_close(tc.trunk_jacobian(rep, rows, params), oracle, atol=1e-10, rtol=1e-9)
+
+
+def _float32_losses(model, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(9, 5, generator=g)
+    y = torch.randn(9, N_TASKS, generator=g)
+    torch.manual_seed(7)  # the same dropout mask in every forward
+    out = model(x)
+    return {t: ((out[t] - y[:, [i]]) ** 2).mean() * (i + 1) for i, t in enumerate(out)}
+
+
+@pytest.mark.parametrize("name", list(_trunks()))
+def test_float32_step_equals_separate_grads(name):
+    """float32, every trunk: the shared .grad of one step is w @ (T separate autograd.grad
+    rows) and each head gets its own task's gradient, to 1e-6."""
+    model = _model(_trunks()[name]).float().train()
+    shared = list(model.shared_parameters())
+    losses = _float32_losses(model)
+    oracle = per_task_rows(losses, model.task_names, shared)
+    heads = {
+        t: torch.autograd.grad(losses[t], list(model.task_parameters(t)), retain_graph=True)
+        for t in model.task_names
+    }
+    w = torch.tensor([0.4, -1.2, 2.0])
+    mtl_backward(_float32_losses(model), model, _Weights(w))
+    got = torch.cat([p.grad.reshape(-1) for p in shared])
+    torch.testing.assert_close(got, w @ oracle, atol=1e-6, rtol=1e-5)
+    for t in model.task_names:
+        for p, g in zip(model.task_parameters(t), heads[t], strict=True):
+            torch.testing.assert_close(p.grad, g, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("heads", ["linear", "wide", "deep"])
+def test_head_stage_from_the_stacked_losses_equals_one_root_per_task(heads):
+    """The head stage started from ``stack(L)`` (one root) gives bit for bit what starting
+    from the ``T`` losses gives, a task without a gradient included."""
+    model = _model(_trunks()["relu"], heads)
+    losses = _losses(model)
+    values = list(losses.values())
+    values[1] = values[1].detach()  # a task whose loss does not reach the graph
+    rep = model.representation
+    own = [list(model.task_parameters(t)) for t in model.task_names]
+    live = [v if v.requires_grad else None for v in values]
+    one_root = jf.head_cotangents(live, rep, own, torch.stack(values))
+    per_task = jf.head_cotangents(live, rep, own)
+    assert one_root[0].live == per_task[0].live == [0, 2]
+    assert torch.equal(one_root[0].delta, per_task[0].delta)
+    assert [p for p, _ in one_root[1]] == [p for p, _ in per_task[1]]
+    for (_, a), (_, b) in zip(one_root[1], per_task[1], strict=True):
+        assert torch.equal(a, b)
+    oracle = per_task_rows(losses, model.task_names, [rep])
+    oracle[1] = 0
+    torch.testing.assert_close(one_root[0].dense().reshape(N_TASKS, -1), oracle)
+
+
+def test_scratch_views_follow_their_buffer(monkeypatch):
+    """A kept view is handed out again for its shape; when the buffer grows, the views of the
+    old one are dropped (a later call never writes into a dead buffer), and ragged shapes do
+    not pile up views."""
+    monkeypatch.setattr(tc._SCRATCH, "bufs", {}, raising=False)
+    like = torch.zeros(1)
+    a = tc._scratch(0, (2, 3), like)
+    assert tc._scratch(0, (2, 3), like) is a
+    b = tc._scratch(0, (3, 3), like)  # grows the buffer: a new flat tensor (a holds the old)
+    assert b.data_ptr() != a.data_ptr()
+    c = tc._scratch(0, (2, 3), like)
+    assert c is not a and c.data_ptr() == b.data_ptr()
+    for n in range(3 * tc._SCRATCH_VIEWS):  # shapes that keep changing
+        tc._scratch(0, (1, n + 1), like)
+    assert len(tc._SCRATCH.bufs[0, torch.float32][1]) <= tc._SCRATCH_VIEWS
+    assert tc._scratch(1, (2, 3), like).data_ptr() != c.data_ptr()  # another slot
