@@ -165,6 +165,19 @@ def test_many_task_fit_stops_certified(use_gram):
     assert res.objective == pytest.approx(primal, rel=1e-12)
 
 
+def test_f_ordered_warm_start_gives_the_same_iterates_and_c_kernels_only():
+    """``W0 = coef_.T`` is F-ordered: same points as a C-ordered start, and the kernels run
+    on C-ordered arrays only (no second compiled layout)."""
+    X, y, task, _ = _many_tasks(5)
+    df = Quadratic(make_design(X, y, task, T), use_gram=True)
+    W0 = np.asfortranarray(np.random.default_rng(1).standard_normal((P, T)) * 0.1)
+    a = fista(df, L21(0.01), W0=W0, tol=0.0, max_iter=15)
+    b = fista(df, L21(0.01), W0=np.ascontiguousarray(W0), tol=0.0, max_iter=15)
+    np.testing.assert_array_equal(a.W, b.W)
+    for kernel in (step_dots, extrapolate, packed_product):
+        assert all(getattr(a, "layout", "C") == "C" for sig in kernel.signatures for a in sig)
+
+
 SMALL_FIT = """
 import sys
 import numpy as np

@@ -72,6 +72,7 @@ def iterate_affine(datafit, penalty, x, b, *, L, tol, max_iter, gap_freq, restar
     """
     step = 1.0 / L
     forward = datafit.forward_operator(b, L)
+    x = np.ascontiguousarray(x)  # a warm start may be F-ordered (W0 = coef_.T)
     u, u_prev, extrapolate, step_dots = _forward_points_and_ops(x.shape)
     d_new, d = np.zeros(x.shape), np.zeros(x.shape)  # steps of the last two iterations
     V = np.empty(x.shape)  # forward point at the extrapolated iterate
@@ -83,8 +84,8 @@ def iterate_affine(datafit, penalty, x, b, *, L, tol, max_iter, gap_freq, restar
     for it in range(1, max_iter + 1):
         extrapolate(u, u_prev, beta, V)
         x_new = penalty.prox(V, step)
-        if np.may_share_memory(x_new, V):  # a prox that returns (a view of) its input
-            x_new = x_new.copy()
+        if np.may_share_memory(x_new, V) or not x_new.flags.c_contiguous:
+            x_new = np.array(x_new, order="C")  # its own C-ordered copy (one kernel layout)
         d, d_new = d_new, d  # d = x - x_prev; the older step's buffer takes x_new - x
         cross, sq = step_dots(x_new, x, d, d_new)
         u, u_prev = u_prev, u  # forward(x_new) overwrites the point no longer needed
