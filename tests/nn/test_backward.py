@@ -260,7 +260,7 @@ def test_extra_loss_reaches_every_parameter():
 
 def test_gradnorm_gets_its_gradient_through_mtl_backward():
     model = _model()
-    gn = GradNorm(T, alpha=1.5).double()
+    gn = GradNorm(T, alpha=1.5, shared_params=None).double()  # W = every shared parameter
     with torch.no_grad():
         gn.task_weights.copy_(torch.tensor([1.0, 2.0, 0.5]))  # renormalised to sum T first
     shared = list(model.shared_parameters())
@@ -314,8 +314,11 @@ def test_errors_are_clear():
         mtl_backward(_losses(model), model, object())
     with pytest.raises(ValueError, match="needs a GradientAggregator"):
         mtl_backward(_losses(model), model, EqualWeighting(), use_representation=True)
-    with pytest.raises(ValueError, match="not linear"):
-        mtl_backward(_losses(model), model, _Normalize(), use_representation=True)
+    with pytest.raises(ValueError, match="representation set during forward"):
+        bare = _TwoBranches()  # no representation attribute
+        out = bare(torch.randn(4, 3))
+        losses = {t: out[t].pow(2).mean() for t in bare.task_names}
+        mtl_backward(losses, bare, _Normalize(), use_representation=True)
 
 
 def test_no_item_or_host_sync_in_the_step(monkeypatch):
@@ -428,3 +431,59 @@ def test_gradnorm_shared_update_read_off_the_jacobian_with_extra_loss():
     losses = torch.stack(list(_losses(ref).values()))
     ((w * losses).sum() + sum(p.pow(2).sum() for p in ref.parameters())).backward()
     _assert_same_grads(_grads(model), _grads(ref))
+
+
+@pytest.mark.parametrize("with_extra", [False, True], ids=["losses", "extra-loss"])
+def test_graddrop_on_the_representation_masks_the_activation_gradients(with_extra):
+    """GradDrop as Chen et al. (2020, Sec. 3) place it: on the last shared activations.
+
+    Oracle: the rows dL_t / d rep from T separate autograd.grad calls, GradDrop (same seed)
+    applied to them flattened (one coordinate per scalar activation), the result pushed
+    through the trunk by autograd.grad; heads get their own task's gradient; an extra loss
+    adds its plain gradient everywhere.
+    """
+    from multitask.nn.aggregation import GradDrop
+
+    model = _model(seed=3)
+    losses = _losses(model)
+    rep = model.representation
+    rows = torch.stack(
+        [torch.autograd.grad(losses[t], rep, retain_graph=True)[0] for t in model.task_names]
+    )
+    cot = GradDrop(seed=5)(rows.reshape(T, -1)).reshape(rep.shape)
+    assert not torch.allclose(cot, rows.sum(0))  # some signs were dropped: the test has teeth
+    shared = list(model.shared_parameters())
+    want_shared = torch.autograd.grad(rep, shared, cot, retain_graph=True)
+    extra_of = (
+        (lambda m: sum(p.square().sum() for p in m.parameters()) * 1e-2) if with_extra else None
+    )
+    want_heads = {
+        t: torch.autograd.grad(losses[t], list(model.task_parameters(t)), retain_graph=True)
+        for t in model.task_names
+    }
+    if with_extra:
+        extra = extra_of(model)
+        extra_grads = dict(
+            zip(
+                [id(p) for p in model.parameters()],
+                torch.autograd.grad(extra, list(model.parameters())),
+                strict=True,
+            )
+        )
+
+    fresh = _model(seed=3)
+    extra_loss = extra_of(fresh) if with_extra else None
+    info = mtl_backward(
+        _losses(fresh), fresh, GradDrop(seed=5), use_representation=True, extra_loss=extra_loss
+    )
+    assert info.weights is None
+    for p, q, want in zip(
+        fresh.shared_parameters(), model.shared_parameters(), want_shared, strict=True
+    ):
+        add = extra_grads[id(q)] if with_extra else 0.0
+        torch.testing.assert_close(p.grad, want + add, atol=1e-10, rtol=1e-8)
+    for t in fresh.task_names:
+        own = zip(fresh.task_parameters(t), model.task_parameters(t), want_heads[t], strict=True)
+        for p, q, want in own:
+            add = extra_grads[id(q)] if with_extra else 0.0
+            torch.testing.assert_close(p.grad, want + add, atol=1e-10, rtol=1e-8)

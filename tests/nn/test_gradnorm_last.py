@@ -251,13 +251,14 @@ def test_unrecognised_structures_fall_back(monkeypatch, make, two_stage):
 
 @pytest.mark.parametrize("two_stage", [True, False])
 def test_auto_is_last_on_two_stage_models_and_all_shared_otherwise(two_stage):
-    """``"auto"`` gives the same step as ``"last"`` (two-stage model) or as None (otherwise)."""
+    """The default ``"auto"`` gives the same step as ``"last"`` (two-stage model) or as None."""
     other = "last" if two_stage else None
     runs = []
-    for shared_params in ("auto", other):
+    for shared_params in ("default", other):  # the default is "auto": the paper's W
         model = _model()
         model.shared_through_representation = two_stage
-        gn = GradNorm(T, alpha=ALPHA, shared_params=shared_params).double()
+        kw = {} if shared_params == "default" else {"shared_params": shared_params}
+        gn = GradNorm(T, alpha=ALPHA, **kw).double()
         with torch.no_grad():
             gn.task_weights.copy_(torch.tensor([1.0, 2.0, 0.5]))
         mtl_backward(_losses(model), model, gn)
@@ -285,7 +286,7 @@ def test_all_shared_steps_follow_algorithm_1(monkeypatch, trunk):
 
     monkeypatch.setattr(backward, "_jacobian", general)
     model = _model(_mlp(dropout=True) if trunk == "mlp" else _Conv())
-    gn = GradNorm(T, alpha=ALPHA).double()
+    gn = GradNorm(T, alpha=ALPHA, shared_params=None).double()
     with torch.no_grad():
         gn.task_weights.copy_(torch.tensor([1.0, 2.0, 0.5]))
     opt = torch.optim.SGD([*model.parameters(), *gn.parameters()], lr=0.05)

@@ -217,11 +217,13 @@ def _aggregate_representation(
             f"use_representation=True needs model.representation set during forward; "
             f"{type(model).__name__} has none: use use_representation=False"
         )
-    if not agg.linear:
-        raise ValueError(f"{type(agg).__name__} is not linear; it cannot run on a representation")
     rows = None
     if getattr(model, "shared_through_representation", False):
         rows = _head_stage(losses, names, rep, heads, dense=False, stacked=vec)
+    if not agg.linear:  # GradDrop where its paper puts it: on an activation layer
+        return _nonlinear_representation(
+            agg, rows, losses, vec, extra, rep, shared, own, total, chunk_size, record
+        )
     if rows is None:  # no two-stage path: the Jacobian of the representation, one pass
         jac = task_jacobian(vec, [rep], chunk_size=chunk_size)
         w = _weights(agg, jac, vec).detach()
@@ -240,6 +242,42 @@ def _aggregate_representation(
     if has_extra and (shared or own):
         torch.autograd.backward(extra, inputs=shared + own)
     return total, w, cos
+
+
+def _nonlinear_representation(
+    agg, rows, losses, vec, extra, rep, shared, own, total, chunk_size, record
+):
+    """A non-linear aggregator (GradDrop) on the per-task gradients of the representation.
+
+    The aggregator combines the rows ``dL_t / d rep`` (flattened over the batch and the
+    features, so that every scalar activation is one coordinate), and the shared parameters
+    get one backward of the combined cotangent from the representation down. This is where
+    Chen et al. (NeurIPS 2020, Sec. 3) place GradDrop: a layer on the activations, "usually
+    the final layer before the prediction heads". ``rows`` are the head stage's (the heads'
+    gradients are in already), or None: then the rows come from one batched backward to the
+    representation and the heads get an ordinary backward of the summed losses.
+    """
+    if rows is None:
+        jac = task_jacobian(vec, [rep], chunk_size=chunk_size)
+    else:
+        dense = rows.dense() if isinstance(rows, HeadRows) else rows
+        jac = dense.reshape(dense.shape[0], -1)
+    if getattr(agg, "needs_losses", False):
+        direction = agg(jac, losses=vec.detach())
+    else:
+        direction = agg(jac)
+    has_extra = extra is not None and extra.requires_grad
+    heads_left = rows is None and bool(own)
+    if shared:  # the trunk only: one backward of the aggregated cotangent
+        cotangent = direction.reshape(rep.shape).to(rep.dtype)
+        torch.autograd.backward(rep, cotangent, inputs=shared, retain_graph=has_extra or heads_left)
+    if heads_left:
+        torch.autograd.backward(
+            total if extra is None else vec.sum(), inputs=own, retain_graph=has_extra
+        )
+    if has_extra and (shared or own):
+        torch.autograd.backward(extra, inputs=shared + own)
+    return total, None, _cosines(jac) if record else None
 
 
 def _representation_weights(agg, rows, vec, record):
@@ -312,9 +350,13 @@ def mtl_backward(
         Backpropagated ordinarily into every parameter (the architecture's
         ``regularization()``).
     use_representation : bool, default=False
-        With a linear aggregator: take the Jacobian with respect to
-        ``model.representation`` (small) and run one ordinary backward of
-        ``sum_t w_t L_t`` into the shared parameters (MGDA-UB).
+        Aggregate the per-task gradients with respect to
+        ``model.representation`` (small) instead of the shared parameters, then
+        run one backward of the result into the shared parameters: for a linear
+        aggregator the weights of ``sum_t w_t L_t`` (MGDA-UB, Sener & Koltun
+        2018, Sec. 3.3); for a non-linear one (GradDrop) the aggregated
+        cotangent, every scalar activation one coordinate (GradDrop as Chen et
+        al. 2020 place it, on the last shared activations).
     chunk_size : int, optional
         Tasks per batched backward (memory versus speed; same result).
     record_cosines : bool, default=False

@@ -41,33 +41,34 @@ class GradNorm(LossWeighting):
     n_tasks : int
     alpha : float, default=1.5
         Asymmetry: larger pulls harder towards equal training rates.
-    shared_params : None, "last", "auto" or iterable of Parameter, default=None
+    shared_params : "auto", "last", None or iterable of Parameter, default="auto"
         The weights ``W`` whose gradient norms are balanced.
 
-        - None (default): all the model's shared parameters.
+        - ``"auto"`` (default): the paper's choice where the model has one
+          last shared layer, all shared parameters otherwise. That is
+          ``"last"`` when the model declares ``shared_through_representation``
+          (every task reaches the shared parameters only through
+          ``representation``, as in
+          :class:`~multitask.nn.architectures.HardSharing`, so the layer that
+          produces it is the last shared one for every task) and that layer
+          is found; None otherwise (MMoE, cross-stitch, a trunk whose graph
+          branches above its last parameterised layer).
         - ``"last"``: the shared layer that produces ``model.representation``
           (found in the autograd graph below activations and dropout at each
-          step); an error when the model has no such single layer. The paper's
-          choice: "W is generally chosen as the last shared layer of weights to
-          save on compute" (Sec. 3; Alg. 1 takes ``grad_W``).
-        - ``"auto"``: ``"last"`` when the model declares
-          ``shared_through_representation`` (every task reaches the shared
-          parameters only through ``representation``, as in
-          :class:`~multitask.nn.architectures.HardSharing`, so that layer is
-          the last shared one for every task), otherwise None. The name to
-          use where a GradNorm is built without a model at hand (a CLI or
-          benchmark name table).
+          step); an error when the model has no such single layer. The paper:
+          "W is generally chosen as the last shared layer of weights to save
+          on compute" (Sec. 3; Alg. 1 takes ``grad_W``).
+        - None: all the model's shared parameters (the default until
+          2026-11; the norms, hence the learned weights, differ from the
+          paper's configuration).
         - parameters: exactly those.
 
-        ``"last"``/``"auto"`` are the paper's configuration and the cheaper
-        one: on the benchmark's MLP trunk (100-256-256, batch 256) a step
-        costs 1.6x / 2.0x / 2.4x an equal-weighting step at T = 2 / 5 / 10
-        against 1.8x / 2.9x / 4.2x with all shared parameters
-        (``mtl_backward`` takes the last layer's per-task gradients by hand
-        and the model's gradient from one backward). The default stays None
-        so that existing runs keep their numbers (the norms, hence the
-        weights, differ between the two choices) and because "the last shared
-        layer" is undefined for models such as MMoE or cross-stitch.
+        Cost on the benchmark's MLP trunk (100-256-256, batch 256; see
+        docs/deep.md): a step takes about 1.6x / 2.0x / 2.5x an
+        equal-weighting step at T = 2 / 5 / 10 on the last layer
+        (``mtl_backward`` takes its per-task gradients by hand and the
+        model's gradient from one backward), against 1.8x / 2.9x / 4.1x with
+        all shared parameters.
 
     References
     ----------
@@ -86,7 +87,7 @@ class GradNorm(LossWeighting):
         self,
         n_tasks: int,
         alpha: float = 1.5,
-        shared_params: Iterable[nn.Parameter] | str | None = None,
+        shared_params: Iterable[nn.Parameter] | str | None = "auto",
     ) -> None:
         super().__init__()
         self.n_tasks = n_tasks
