@@ -13,6 +13,7 @@ import sys
 
 import numpy as np
 import pytest
+from fista_oracle import textbook_fista
 
 from multitask.linear import _gram_products
 from multitask.linear._design import make_design
@@ -110,16 +111,7 @@ def _textbook(X, y, task, counts, alpha, n_iter):
         norms = np.linalg.norm(V, axis=1, keepdims=True)
         return V * np.maximum(0.0, 1.0 - alpha / L / np.maximum(norms, 1e-300))
 
-    x = yk = np.zeros(c.shape)
-    t, restarts, xs = 1.0, 0, []
-    for _ in range(n_iter):
-        x_new = prox(yk - grad(yk) / L)
-        if np.vdot(yk - x_new, x_new - x) > 0:
-            t, restarts = 1.0, restarts + 1
-        t_new = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
-        yk = x_new + (t - 1.0) / t_new * (x_new - x)
-        x, t = x_new, t_new
-        xs.append(x)
+    xs, _, restarts = textbook_fista(grad, prox, L, np.zeros(c.shape), n_iter)
     return L, xs, restarts
 
 

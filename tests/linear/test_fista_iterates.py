@@ -10,6 +10,7 @@ import logging
 
 import numpy as np
 import pytest
+from fista_oracle import textbook_fista
 
 from multitask.linear._design import make_design, make_shared_design
 from multitask.linear.datafits import Quadratic
@@ -61,17 +62,9 @@ def _reference(Xs, ys, ws, weighted, center, prox, n_iter):
         parts = zip(Xs, ys, ds, strict=True)
         return np.column_stack([X.T @ (d * (X @ W[:, t] - y)) for t, (X, y, d) in enumerate(parts)])
 
-    x = y = np.zeros((P, T))
-    t, restarts, xs, maps = 1.0, 0, [], []
-    for _ in range(n_iter):
-        x_new = prox(y - grad(y) / L, 1.0 / L)
-        maps.append(L * np.linalg.norm(x_new - y))
-        if np.vdot(y - x_new, x_new - x) > 0:
-            t, restarts = 1.0, restarts + 1
-        t_new = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
-        y = x_new + (t - 1.0) / t_new * (x_new - x)
-        x, t = x_new, t_new
-        xs.append(x)
+    xs, maps, restarts = textbook_fista(
+        grad, lambda V: prox(V, 1.0 / L), L, np.zeros((P, T)), n_iter
+    )
     scale = np.linalg.norm(grad(np.zeros((P, T))))
     return L, xs, np.array(maps) / scale, restarts
 
