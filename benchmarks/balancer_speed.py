@@ -4,12 +4,16 @@ Setup (the brief's): a shared MLP trunk 100 -> 256 -> 256 (ReLU), one linear hea
 batch 256, regression (MSE), T = 2, 5, 10 tasks. A step is forward, task losses,
 :func:`multitask.nn.mtl_backward` and ``zero_grad``. Every loss weighting of
 ``multitask.nn.weighting.WEIGHTINGS``, every aggregator of
-``multitask.nn.aggregation.AGGREGATORS``, every linear aggregator on the representation
-(``use_representation=True``, MGDA-UB style, suffix ``+ub``), and torchjd's
+``multitask.nn.aggregation.AGGREGATORS``, every aggregator on the representation
+(``use_representation=True``, suffix ``+ub``: MGDA-UB style for the linear ones, GradDrop on
+the activations before the heads as Chen et al. 2020 place it), and torchjd's
 ``mtl_backward`` + ``jac_to_grad`` with its own aggregator of the same name (prefix ``tjd:``)
 where torchjd has one whose optional solver is installed. GradNorm also runs with each choice of
 its ``W`` named: ``gradnorm_all`` (every shared parameter) and ``gradnorm_last`` (the last
-shared layer, the paper's); ``gradnorm`` is its default.
+shared layer, the paper's); ``gradnorm`` is its default. Three hand-written steps for exactly
+this model (``hand:nograph``, ``hand:graph``, ``hand:graph+ag``; group ``reference``, no goal)
+give ``mean``'s gradients while skipping, in turn, less of what a real step does (see
+:func:`hand_backward`): the references the per-task-gradient rows are read against.
 
 Single-threaded CPU time (``time.process_time``), interleaved: each round runs ``--steps``
 steps of every method in turn, and a method's time is the median over rounds of its mean step
@@ -30,6 +34,7 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse
+import itertools
 import json
 import statistics
 import time
@@ -75,6 +80,114 @@ def _losses(model, x, y) -> dict[str, torch.Tensor]:
 def our_step(model, balancer, use_rep: bool) -> Callable:
     def step(x, y):
         mtl_backward(_losses(model, x, y), model, balancer, use_representation=use_rep)
+        model.zero_grad(set_to_none=True)
+
+    return step
+
+
+HAND_MODES = ("nograph", "graph", "graph+ag")  # the hand-written reference steps
+
+
+def hand_backward(model: HardSharing, mode: str) -> Callable:
+    """A hand-written backward of the benchmark's model, writing ``mean``'s ``.grad``.
+
+    The references the per-task-gradient rows are read against: for exactly this model
+    (``trunk = Linear, ReLU, Linear, ReLU``, linear heads, MSE), the per-task Jacobian of the
+    shared parameters by one batched chain rule per layer (the GEMMs ``mtl_backward`` runs,
+    into buffers reused between steps), its mean ``(1/T) sum_t J_t`` as the shared ``.grad``
+    and each head's own gradient as its ``.grad``: the same numbers as ``mtl_backward`` with
+    the ``mean`` aggregator. What each mode skips that a real step does:
+
+    - ``"nograph"``: the autograd forward (the forward runs under ``no_grad``) and every
+      autograd call; the task-loss cotangents ``dL_t / d out_t = 2 (out_t - y_t) / B`` are
+      analytic. The step a library could not take: it never builds the user's graph.
+    - ``"graph"``: the user's forward and per-task losses with their graph, as every other row
+      (the layer inputs are read off the graph), but the cotangents are still analytic: it
+      skips the backward of the losses and any reading of a general graph.
+    - ``"graph+ag"``: as ``"graph"``, with the cotangents from one ``autograd.grad`` of the
+      task losses w.r.t. the heads' outputs (the generic way, valid for any loss): it skips
+      only the reading of a general graph (``mtl_backward``'s trunk walk), its checks and
+      bookkeeping. The floor of any library step on this model.
+
+    Parameters
+    ----------
+    model : HardSharing
+        As :func:`build_model` builds it (any layer widths).
+    mode : {"nograph", "graph", "graph+ag"}
+
+    Returns
+    -------
+    Callable ``(x, y) -> None``
+        ``x`` of shape ``(B, n_in)``, ``y`` of shape ``(B, T)``; sets ``.grad`` of every
+        parameter (does not zero them).
+    """
+    if mode not in HAND_MODES:
+        raise ValueError(f"unknown hand-written mode {mode!r}; use one of {HAND_MODES}")
+    lin1, lin2 = model.trunk[0], model.trunk[2]
+    heads = [model.heads[t] for t in model.task_names]
+    shared = [lin1.weight, lin1.bias, lin2.weight, lin2.bias]
+    offsets = [0, *itertools.accumulate(p.numel() for p in shared)]
+    buffers: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def cotangents(x, y):
+        """(a1, z, d): layer-2 input (B, h1), representation (B, h2), dL_t/d out_t (T, B)."""
+        if mode == "nograph":
+            with torch.no_grad():
+                a1 = torch.relu(lin1(x))
+                z = torch.relu(lin2(a1))
+                out = torch.cat([h(z) for h in heads], 1)  # (B, T)
+            return a1, z, (2.0 / x.shape[0]) * (out - y).T
+        outs = model(x)
+        losses = [nn.functional.mse_loss(outs[t][:, 0], y[:, i]) for i, t in enumerate(outs)]
+        z = model.representation
+        a1 = z.grad_fn.next_functions[0][0]._saved_mat1  # ReLU <- addmm(b2, a1, W2^T)
+        if mode == "graph+ag":
+            d = torch.autograd.grad(losses, [outs[t] for t in model.task_names])
+            return a1, z.detach(), torch.cat(d, 1).T  # (T, B)
+        out = torch.cat([outs[t] for t in model.task_names], 1).detach()
+        return a1, z.detach(), (2.0 / x.shape[0]) * (out - y).T
+
+    def backward(x, y):
+        a1, z, d = cotangents(x, y)
+        chain(x, a1, z, d.contiguous())
+
+    @torch.no_grad()
+    def chain(x, a1, z, d):
+        """The chain rule of every task at once, down the trunk; sets ``.grad``."""
+        n_tasks, batch = d.shape
+        key = (n_tasks, batch, z.dtype)
+        if key not in buffers:  # cotangents of the two ReLU outputs, one per task
+            buffers[key] = (
+                z.new_empty(n_tasks, batch, z.shape[1]),
+                a1.new_empty(n_tasks, *a1.shape),
+            )
+        c2, c1 = buffers[key]
+        w_grad, b_grad = d @ z, d.sum(1)  # heads: (T, h2), (T,)
+        for t, h in enumerate(heads):
+            h.weight.grad, h.bias.grad = w_grad[t : t + 1], b_grad[t : t + 1]
+        torch.mul(d[:, :, None], torch.stack([h.weight for h in heads]), out=c2)  # (T, B, h2)
+        torch.ops.aten.threshold_backward.grad_input(c2, z, 0, grad_input=c2)
+        jac = z.new_empty(n_tasks, offsets[-1])  # rows: W1, b1, W2, b2 flattened
+        w1, b1, w2, b2 = (jac[:, lo:hi] for lo, hi in itertools.pairwise(offsets))
+        torch.matmul(c2.transpose(1, 2), a1, out=w2.view(n_tasks, *lin2.weight.shape))
+        torch.sum(c2, 1, out=b2)
+        torch.matmul(c2, lin2.weight, out=c1)  # (T, B, h1)
+        torch.ops.aten.threshold_backward.grad_input(c1, a1, 0, grad_input=c1)
+        torch.matmul(c1.transpose(1, 2), x, out=w1.view(n_tasks, *lin1.weight.shape))
+        torch.sum(c1, 1, out=b1)
+        g = jac.new_full((n_tasks,), 1.0 / n_tasks) @ jac  # mean's w @ J, (n_shared,)
+        for p, (lo, hi) in zip(shared, itertools.pairwise(offsets), strict=True):
+            p.grad = g[lo:hi].view_as(p)
+
+    return backward
+
+
+def hand_step(model: HardSharing, mode: str) -> Callable:
+    """A step of :func:`hand_backward` (what it skips: see there), then ``zero_grad``."""
+    backward = hand_backward(model, mode)
+
+    def step(x, y):
+        backward(x, y)
         model.zero_grad(set_to_none=True)
 
     return step
@@ -127,13 +240,14 @@ def methods(n_tasks: int, with_torchjd: bool) -> dict[str, tuple[Callable, str]]
         agg = cls()
         group = "per-task" if name in PER_TASK_GRADIENT else name
         out[name] = (our_step(build_model(n_tasks), agg, False), group)
-        if agg.linear:
-            ub = NashMTL() if name == "nash_mtl" else cls()
-            out[f"{name}+ub"] = (our_step(build_model(n_tasks), ub, True), "ub")
+        ub = NashMTL() if name == "nash_mtl" else cls()  # GradDrop too: on the activations
+        out[f"{name}+ub"] = (our_step(build_model(n_tasks), ub, True), "ub")
         if with_torchjd:
             tjd_agg = _torchjd_aggregator(name, n_tasks)
             if tjd_agg is not None:
                 out[f"tjd:{name}"] = (torchjd_step(build_model(n_tasks), tjd_agg), "torchjd")
+    for mode in HAND_MODES:  # references for the per-task rows, no goal
+        out[f"hand:{mode}"] = (hand_step(build_model(n_tasks), mode), "reference")
     return out
 
 
@@ -150,7 +264,8 @@ def measure(
     todo = methods(n_tasks, with_torchjd)
     if only:  # keep the baselines the ratios need
         keep = {"equal", "mgda", *only}
-        todo = {k: v for k, v in todo.items() if k.removeprefix("tjd:").split("+")[0] in keep}
+        base = {k: k.removeprefix("tjd:").split("+")[0] for k in todo}
+        todo = {k: v for k, v in todo.items() if {base[k], base[k].split(":")[0]} & keep}
     for step, _ in todo.values():  # warm up
         for _ in range(3):
             step(x, y)
@@ -202,7 +317,7 @@ def table(results: dict) -> str:
     lines = [
         f"{'method':<16}"
         + "".join(
-            f"{'T=' + str(T) + ' ms':>10}{'x equal':>9}{'x tjd':>7}{'goal':>12}"
+            f"{'T=' + str(T) + ' ms':>10}{'x equal':>9}{'x tjd':>7}{'goal':>15}"
             for T in TASK_COUNTS
             if str(T) in results
         )
@@ -222,7 +337,7 @@ def table(results: dict) -> str:
             ok = "" if g is None else ("ok" if r["ratio_to_goal_base"][name] <= g[1] else "MISS")
             goal_s = "" if g is None else f"{g[1]:.2g}x{g[0][:4]} {ok}"
             row += f"{1e3 * s:>10.2f}{r['ratio_to_equal'][name]:>9.2f}"
-            row += f"{(s / tjd if tjd else float('nan')):>7.2f}{goal_s:>12}"
+            row += f"{(s / tjd if tjd else float('nan')):>7.2f}{goal_s:>15}"
         lines.append(row)
     return "\n".join(lines)
 

@@ -1,0 +1,94 @@
+"""The benchmark's hand-written reference steps against ``mtl_backward`` with ``mean``.
+
+Oracle: :func:`multitask.nn.mtl_backward` with the ``mean`` aggregator on a copy of the same
+model (itself tested against ``T`` separate ``autograd.grad`` calls in ``test_backward.py``),
+and, independently of the library, the gradient of ``(1/T) sum_t L_t`` by one ordinary
+autograd backward for the shared parameters and of ``L_t`` for head ``t``. Every mode of
+``hand_backward`` must give every parameter's ``.grad`` to 1e-5.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "linear"))
+from bench_scripts import load_script as _load
+
+from multitask.nn import mtl_backward
+from multitask.nn.aggregation import Mean
+
+B = _load("balancer_speed")
+
+
+def _small(n_tasks: int) -> nn.Module:
+    torch.manual_seed(n_tasks)
+    trunk = nn.Sequential(nn.Linear(7, 12), nn.ReLU(), nn.Linear(12, 9), nn.ReLU())
+    heads = {f"t{i}": nn.Linear(9, 1) for i in range(n_tasks)}
+    return B.HardSharing(trunk, heads)
+
+
+def _grads(model) -> dict[str, torch.Tensor]:
+    return {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
+def _autograd_oracle(model, x, y) -> dict[str, torch.Tensor]:
+    """Shared: grad of the mean loss; head t: grad of L_t (heads see only their own loss)."""
+    losses = list(B._losses(model, x, y).values())
+    shared = list(model.trunk.parameters())
+    out = dict(
+        zip(
+            [n for n, _ in model.trunk.named_parameters()],
+            torch.autograd.grad(torch.stack(losses).mean(), shared, retain_graph=True),
+            strict=True,
+        )
+    )
+    grads = {f"trunk.{n}": g for n, g in out.items()}
+    for t, loss in zip(model.task_names, losses, strict=True):
+        head = model.heads[t]
+        for (n, _), g in zip(
+            head.named_parameters(),
+            torch.autograd.grad(loss, list(head.parameters()), retain_graph=True),
+            strict=True,
+        ):
+            grads[f"heads.{t}.{n}"] = g
+    return grads
+
+
+@pytest.mark.parametrize("mode", B.HAND_MODES)
+@pytest.mark.parametrize("n_tasks", [2, 5])
+def test_hand_reference_gives_mean_gradients(mode, n_tasks):
+    torch.set_num_threads(1)
+    model = _small(n_tasks)
+    g = torch.Generator().manual_seed(10 + n_tasks)
+    x, y = torch.randn(13, 7, generator=g), torch.randn(13, n_tasks, generator=g)
+    ours = copy.deepcopy(model)
+    mtl_backward(B._losses(ours, x, y), ours, Mean())
+    expected = _grads(ours)
+    oracle = _autograd_oracle(copy.deepcopy(model), x, y)
+    backward = B.hand_backward(model, mode)
+    for _ in range(2):  # the second call reuses the scratch buffers
+        model.zero_grad(set_to_none=True)
+        backward(x, y)
+        got = _grads(model)
+        assert got.keys() == expected.keys() == oracle.keys()
+        for name in expected:
+            torch.testing.assert_close(got[name], expected[name], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(got[name], oracle[name], atol=1e-5, rtol=1e-5)
+
+
+def test_hand_reference_rejects_unknown_mode():
+    with pytest.raises(ValueError, match="use one of"):
+        B.hand_backward(_small(2), "graph+vmap")
+
+
+def test_benchmark_rows_include_references_and_graddrop_ub():
+    rows = B.methods(2, with_torchjd=False)
+    assert {rows[f"hand:{m}"][1] for m in B.HAND_MODES} == {"reference"}
+    assert rows["graddrop+ub"][1] == "ub"
+    assert B.goal("reference", 2) is None
