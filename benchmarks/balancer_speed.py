@@ -348,7 +348,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--tasks", type=int, nargs="+", default=list(TASK_COUNTS))
     parser.add_argument("--no-torchjd", action="store_true")
-    parser.add_argument("--only", nargs="+", help="methods to time (with equal and mgda)")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        help="methods to time (with equal and mgda); 'hand': the three references",
+    )
     parser.add_argument("--out", default="balancer_speed.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
