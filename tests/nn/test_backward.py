@@ -487,3 +487,58 @@ def test_graddrop_on_the_representation_masks_the_activation_gradients(with_extr
         for p, q, want in own:
             add = extra_grads[id(q)] if with_extra else 0.0
             torch.testing.assert_close(p.grad, want + add, atol=1e-10, rtol=1e-8)
+
+
+class _Bypass(MultiTaskModule):
+    """Shared ``u`` makes the representation; shared ``v`` reaches task b around it."""
+
+    task_names = ("a", "b")
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(4)
+        self.u, self.v = nn.Linear(3, 5).double(), nn.Linear(3, 1).double()
+        self.heads = nn.ModuleDict({t: nn.Linear(5, 1).double() for t in self.task_names})
+
+    def forward(self, x):
+        self.representation = torch.tanh(self.u(x))
+        rep = self.representation
+        return {"a": self.heads["a"](rep), "b": self.heads["b"](rep) + self.v(x)}
+
+    def shared_parameters(self):
+        return iter([*self.u.parameters(), *self.v.parameters()])
+
+    def task_parameters(self, task):
+        return self.heads[task].parameters()
+
+
+def test_graddrop_on_the_representation_keeps_paths_around_it():
+    """GradDrop is a layer on ``representation``: a shared parameter that reaches a loss
+    around it (``v``) gets its plain gradient; ``u`` gets the masked cotangent."""
+    from multitask.nn.aggregation import GradDrop
+
+    def losses_of(model):
+        g = torch.Generator().manual_seed(6)
+        x = torch.randn(9, 3, generator=g, dtype=torch.float64)
+        y = torch.randn(9, 2, generator=g, dtype=torch.float64)
+        out = model(x)
+        return {t: ((out[t][:, 0] - y[:, i]) ** 2).mean() for i, t in enumerate(model.task_names)}
+
+    model = _Bypass()
+    losses = losses_of(model)
+    rep = model.representation
+    rows = torch.stack([torch.autograd.grad(losses[t], rep, retain_graph=True)[0] for t in "ab"])
+    cot = GradDrop(seed=2)(rows.reshape(2, -1)).reshape(rep.shape)
+    assert not torch.allclose(cot, rows.sum(0))
+    want_u = torch.autograd.grad(rep, list(model.u.parameters()), cot, retain_graph=True)
+    want_v = torch.autograd.grad(losses["b"], list(model.v.parameters()), retain_graph=True)
+    want_h = {t: torch.autograd.grad(losses[t], list(model.heads[t].parameters())) for t in "ab"}
+
+    fresh = _Bypass()
+    mtl_backward(losses_of(fresh), fresh, GradDrop(seed=2), use_representation=True)
+    shared = [*fresh.u.parameters(), *fresh.v.parameters()]
+    for p, want in zip(shared, [*want_u, *want_v], strict=True):
+        torch.testing.assert_close(p.grad, want, atol=1e-12, rtol=1e-10)
+    for t in "ab":
+        for p, want in zip(fresh.heads[t].parameters(), want_h[t], strict=True):
+            torch.testing.assert_close(p.grad, want, atol=1e-12, rtol=1e-10)

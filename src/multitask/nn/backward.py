@@ -250,12 +250,16 @@ def _nonlinear_representation(
     """A non-linear aggregator (GradDrop) on the per-task gradients of the representation.
 
     The aggregator combines the rows ``dL_t / d rep`` (flattened over the batch and the
-    features, so that every scalar activation is one coordinate), and the shared parameters
-    get one backward of the combined cotangent from the representation down. This is where
-    Chen et al. (NeurIPS 2020, Sec. 3) place GradDrop: a layer on the activations, "usually
-    the final layer before the prediction heads". ``rows`` are the head stage's (the heads'
-    gradients are in already), or None: then the rows come from one batched backward to the
-    representation and the heads get an ordinary backward of the summed losses.
+    features, so that every scalar activation is one coordinate) into the cotangent that the
+    representation passes down, as a layer would: this is where Chen et al. (NeurIPS 2020,
+    Sec. 3) place GradDrop, on the activations, "usually the final layer before the prediction
+    heads". With the head stage's ``rows`` (every task reaches the shared parameters through
+    the representation; the heads' gradients are in already) the shared parameters get one
+    backward of that cotangent. Otherwise (``rows`` None) the rows come from one batched
+    backward to the representation, and one ordinary backward of the summed losses runs with
+    the tasks' part of the representation's gradient swapped for the combined one (a hook):
+    the heads get their own gradients, and shared parameters that also reach a loss around
+    the representation get that part unchanged.
     """
     if rows is None:
         jac = task_jacobian(vec, [rep], chunk_size=chunk_size)
@@ -266,15 +270,19 @@ def _nonlinear_representation(
         direction = agg(jac, losses=vec.detach())
     else:
         direction = agg(jac)
+    cotangent = direction.reshape(rep.shape).to(rep.dtype)
     has_extra = extra is not None and extra.requires_grad
-    heads_left = rows is None and bool(own)
+    if rows is None:
+        swap = cotangent - jac.sum(0).reshape(rep.shape).to(rep.dtype)
+        handle = rep.register_hook(lambda g: g + swap)
+        try:
+            if shared or own:  # extra (if any) is inside total: its own gradient, unmasked
+                torch.autograd.backward(total, inputs=shared + own)
+        finally:
+            handle.remove()
+        return total, None, _cosines(jac) if record else None
     if shared:  # the trunk only: one backward of the aggregated cotangent
-        cotangent = direction.reshape(rep.shape).to(rep.dtype)
-        torch.autograd.backward(rep, cotangent, inputs=shared, retain_graph=has_extra or heads_left)
-    if heads_left:
-        torch.autograd.backward(
-            total if extra is None else vec.sum(), inputs=own, retain_graph=has_extra
-        )
+        torch.autograd.backward(rep, cotangent, inputs=shared, retain_graph=has_extra)
     if has_extra and (shared or own):
         torch.autograd.backward(extra, inputs=shared + own)
     return total, None, _cosines(jac) if record else None
