@@ -101,9 +101,13 @@ class GradVac(GradientAggregator):
         self._size_targets(T, torch.device("cpu"))
         if self.targets.device.type != "cpu" or T > _gramian.PYTHON_LOOP_MAX_TASKS:
             return None
-        targets = self.targets.detach().to(torch.float64).numpy()
-        w, targets = _host_weights(gramian, self._host_orders(T), targets, self.beta, self.eps)
-        self.targets = torch.from_numpy(targets).to(self.targets.dtype)
+        current = self.targets.detach()
+        w, targets = _host_weights(
+            gramian, self._host_orders(T), current.tolist(), self.beta, self.eps
+        )
+        # a new tensor, not an in-place update: a state_dict taken earlier keeps its values;
+        # straight into _buffers, which is what Module.__setattr__ does for a buffer, slower
+        self._buffers["targets"] = torch.tensor(targets, dtype=current.dtype)
         return w
 
     def _size_targets(self, n_tasks: int, device: torch.device) -> None:
@@ -118,8 +122,9 @@ class GradVac(GradientAggregator):
         orders = []
         for i in range(n_tasks):
             others = [j for j in range(n_tasks) if j != i]
-            perm = torch.randperm(n_tasks - 1, generator=g).numpy().tolist()
-            orders.append([others[k] for k in perm])
+            if n_tasks > 2:  # a permutation of one element draws nothing from the generator
+                others = [others[k] for k in torch.randperm(n_tasks - 1, generator=g).tolist()]
+            orders.append(others)
         return orders
 
     def reset(self) -> None:
@@ -145,12 +150,14 @@ class GradVac(GradientAggregator):
 
 
 def _host_weights(G, order, targets, beta: float, eps: float):
-    """:meth:`GradVac.gramian_weights` on the host: weights and updated targets.
+    """:meth:`GradVac.gramian_weights` on the host: the weights (an array) and the updated
+    targets (nested lists; ``targets`` is an array or nested lists, not modified).
 
     Python floats, one task at a time: ``g_i' = sum_k c_k g_k`` and ``G c`` are kept, so
     ``g_i' . g_j = (G c)_j``, ``||g_i'||^2 = c . G c`` and an update of ``c_j`` costs ``O(T)``.
     """
-    rows, hats = G.tolist(), targets.tolist()
+    rows = G.tolist()
+    hats = [list(r) for r in (targets.tolist() if isinstance(targets, np.ndarray) else targets)]
     visits = order.tolist() if isinstance(order, np.ndarray) else order
     T = len(rows)
     norms = [math.sqrt(max(rows[j][j], 0.0)) for j in range(T)]
@@ -171,4 +178,4 @@ def _host_weights(G, order, targets, beta: float, eps: float):
                 Gc = [a + w * b for a, b in zip(Gc, rows[j], strict=True)]
             hats[i][j] = (1 - beta) * hat + beta * phi
         total = [a + b for a, b in zip(total, c, strict=True)]
-    return np.array(total), np.array(hats).reshape(T, T)
+    return np.array(total), hats
