@@ -156,10 +156,7 @@ def _head_stage(losses, names, rep: Tensor, heads, dense: bool = True, stacked=N
     if fast is not None:
         rows, head_grads = fast
         for p, g in head_grads:  # new tensors of this step, of the parameter's shape: no copy
-            if p.grad is None:
-                p.grad = g
-            else:
-                p.grad.add_(g)
+            _give_grad(p, g)
         return rows.dense() if dense else rows
     rows, head_grads = [], []
     for i, name in enumerate(names):
@@ -186,12 +183,17 @@ def _set_or_add_grad(params: Sequence[nn.Parameter], flat: Tensor) -> None:
     """
     flat, offset = flat.detach(), 0
     for p in params:
-        piece = flat[offset : offset + p.numel()].view_as(p)
+        _give_grad(p, flat[offset : offset + p.numel()].view_as(p))
         offset += p.numel()
-        if p.grad is None:
-            p.grad = piece
-        else:
-            p.grad.add_(piece)
+
+
+def _give_grad(p: Tensor, g: Tensor) -> None:
+    """``g`` (made in this step, of ``p``'s shape, used nowhere else) becomes ``p.grad``, or is
+    added into the ``.grad`` already there."""
+    if p.grad is None:
+        p.grad = g
+    else:
+        p.grad.add_(g)
 
 
 def _add_grad(params: Sequence[nn.Parameter], flat: Tensor) -> None:

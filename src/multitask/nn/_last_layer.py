@@ -36,7 +36,13 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.graph import GradientEdge
 
-from multitask.nn._jacobian import _batched_vjp, _cosines, _set_or_add_grad, _unique
+from multitask.nn._jacobian import (
+    _batched_vjp,
+    _cosines,
+    _give_grad,
+    _set_or_add_grad,
+    _unique,
+)
 from multitask.nn._jacobian_fast import _leaf, _linear, head_cotangents
 from multitask.nn._trunk_chain import (
     _ACTIVATIONS,
@@ -209,7 +215,7 @@ def two_stage_weighting(
     top = None if everything else _top(rep)
     top = top if top is not None and _fits(top, rep, params) and not _reused(top) else None
     live = [losses[n] if losses[n].requires_grad else None for n in names]
-    fast = head_cotangents(live, rep, heads)
+    fast = head_cotangents(live, rep, heads, vec)  # one root: the stacked losses
     if fast is None:
         return None
     rows, head_grads = fast
@@ -266,7 +272,7 @@ def _write_heads(head_grads, owner: dict[int, int], coeffs: Tensor) -> None:
     scale = coeffs.unbind()
     with torch.no_grad():
         for p, g in head_grads:  # out of place: autograd may hand one tensor to two parameters
-            _add(p, g * scale[owner[id(p)]])
+            _give_grad(p, g * scale[owner[id(p)]])
 
 
 def _write_trunk(top: _Top, rows, coeffs, jac, params, shared, retain: bool) -> None:
@@ -279,9 +285,9 @@ def _write_trunk(top: _Top, rows, coeffs, jac, params, shared, retain: bool) -> 
         _set_or_add_grad(params, coeffs.to(jac.dtype) @ jac)
         done = {id(p) for p in params}
         if top.weight.requires_grad and id(top.weight) not in done:
-            _add(top.weight, g.T @ top.A)
+            _give_grad(top.weight, g.T @ top.A)
         if top.bias is not None and top.bias.requires_grad and id(top.bias) not in done:
-            _add(top.bias, g.sum(dim=0))
+            _give_grad(top.bias, g.sum(dim=0))
         layer = {id(top.weight), id(top.bias)}
         rest = [p for p in shared if id(p) not in layer]
         g_in = g @ top.weight if rest and top.edge is not None else None  # (B, in)
@@ -302,15 +308,8 @@ def _write_own(balancer: nn.Module, total: Tensor, aux: Tensor | None, vec: Tens
     with torch.no_grad():
         for p, g in zip(own, grads[1:], strict=True):
             if g is not None:  # GradNorm: d L_grad / d w (its total does not reach w)
-                _add(p, g)
+                _give_grad(p, g)
     return torch.zeros_like(vec) if grads[0] is None else grads[0].detach()
-
-
-def _add(p: Tensor, g: Tensor) -> None:
-    if p.grad is None:
-        p.grad = g
-    else:
-        p.grad.add_(g)
 
 
 def last_layer_params(model: nn.Module, strict: bool = True) -> list[nn.Parameter] | None:

@@ -183,10 +183,8 @@ def _aggregate(
     if agg.linear:
         w = _weights(agg, jac, vec)
         direction = w @ jac  # a new tensor: .grad may be views of it
-    elif getattr(agg, "needs_losses", False):
-        w, direction = None, agg(jac, losses=vec.detach())
     else:
-        w, direction = None, agg(jac)
+        w, direction = None, _direction(agg, jac, vec)
     if extra is not None and shared:
         direction = direction + _flat_grad(extra, shared)
     if agg.linear or extra is not None:
@@ -222,7 +220,7 @@ def _aggregate_representation(
         rows = _head_stage(losses, names, rep, heads, dense=False, stacked=vec)
     if not agg.linear:  # GradDrop where its paper puts it: on an activation layer
         return _nonlinear_representation(
-            agg, rows, losses, vec, extra, rep, shared, own, total, chunk_size, record
+            agg, rows, vec, extra, rep, shared, own, total, chunk_size, record
         )
     if rows is None:  # no two-stage path: the Jacobian of the representation, one pass
         jac = task_jacobian(vec, [rep], chunk_size=chunk_size)
@@ -244,9 +242,7 @@ def _aggregate_representation(
     return total, w, cos
 
 
-def _nonlinear_representation(
-    agg, rows, losses, vec, extra, rep, shared, own, total, chunk_size, record
-):
+def _nonlinear_representation(agg, rows, vec, extra, rep, shared, own, total, chunk_size, record):
     """A non-linear aggregator (GradDrop) on the per-task gradients of the representation.
 
     The aggregator combines the rows ``dL_t / d rep`` (flattened over the batch and the
@@ -266,11 +262,7 @@ def _nonlinear_representation(
     else:
         dense = rows.dense() if isinstance(rows, HeadRows) else rows
         jac = dense.reshape(dense.shape[0], -1)
-    if getattr(agg, "needs_losses", False):
-        direction = agg(jac, losses=vec.detach())
-    else:
-        direction = agg(jac)
-    cotangent = direction.reshape(rep.shape).to(rep.dtype)
+    cotangent = _direction(agg, jac, vec).reshape(rep.shape).to(rep.dtype)
     has_extra = extra is not None and extra.requires_grad
     if rows is None:
         swap = cotangent - jac.sum(0).reshape(rep.shape).to(rep.dtype)
@@ -312,6 +304,13 @@ def _representation_weights(agg, rows, vec, record):
 def _gram_cosines(G: Tensor) -> Tensor:
     norms = G.diagonal().clamp_min(0).sqrt().clamp_min(1e-12)
     return G / (norms[:, None] * norms[None, :])
+
+
+def _direction(agg: GradientAggregator, jac: Tensor, vec: Tensor) -> Tensor:
+    """``agg(J)``, with the task losses for an aggregator that needs them."""
+    if getattr(agg, "needs_losses", False):
+        return agg(jac, losses=vec.detach())
+    return agg(jac)
 
 
 def _weights(agg: GradientAggregator, jac: Tensor, vec: Tensor) -> Tensor:

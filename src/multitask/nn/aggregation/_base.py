@@ -45,11 +45,8 @@ class GradientAggregator(nn.Module):
 
     def weights(self, jacobian: Tensor) -> Tensor:
         """Task weights of shape ``(n_tasks,)`` such that the output is ``weights @ jacobian``."""
-        if self.uses_gramian:
-            w = _gramian.host_weights(self, jacobian)  # CPU: numpy from a float64 Gramian
-            if w is not None:
-                return w
-            return self.gramian_weights(_gramian.gramian(jacobian)).to(jacobian.dtype)
+        if self.uses_gramian:  # CPU: numpy from a float64 Gramian, formed once
+            return _gramian.weights(self, jacobian)
         raise NotImplementedError(f"{type(self).__name__} does not define task weights")
 
     def gramian_weights(self, gramian: Tensor) -> Tensor:

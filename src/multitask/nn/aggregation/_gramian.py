@@ -7,7 +7,7 @@ peak (MKL, ``P = 91648``, float32: about 80 us at ``T = 2``, 270 us at ``T = 5``
 about 50, 190 and 600 us there, less than ``T (T + 1) / 2`` separate dots too; from about
 20 tasks on the GEMM wins again (:data:`GEMV_MAX_TASKS`). On the CPU the
 result is a float64 numpy array, ready for the host solvers; elsewhere one ``J @ J.T`` stays on
-the device.
+the device (:func:`weights`).
 """
 
 from __future__ import annotations
@@ -52,15 +52,6 @@ def host_gramian(jacobian: Tensor) -> np.ndarray:
     return G
 
 
-def gramian(jacobian: Tensor) -> Tensor:
-    """``J J^T`` of shape ``(n_tasks, n_tasks)``: float64 from :func:`host_gramian` on the CPU,
-    one ``J @ J.T`` in ``J``'s dtype on the device elsewhere (no host sync)."""
-    J = jacobian.detach()
-    if J.device.type == "cpu":
-        return torch.from_numpy(host_gramian(J))
-    return J @ J.T
-
-
 def host_array(gramian: Tensor) -> np.ndarray | None:
     """A CPU Gramian as a float64 numpy array (no copy when it is one already); None elsewhere.
 
@@ -78,16 +69,25 @@ def from_host(weights: np.ndarray, dtype: torch.dtype) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(weights)).to(dtype)
 
 
-def host_weights(aggregator, jacobian: Tensor, *args) -> Tensor | None:
-    """``aggregator.host_weights(J J^T, *args)`` for a CPU Jacobian, as a tensor of ``J``'s dtype.
+def weights(aggregator, jacobian: Tensor, *args) -> Tensor:
+    """``aggregator``'s weights from ``J J^T``, the Gramian formed once.
 
-    None off the CPU, when :func:`._solvers.use_host` says no, or when the host path gives up.
+    On the CPU (when :func:`._solvers.use_host` agrees) ``aggregator.host_weights(G, *args)``
+    on the float64 numpy Gramian, as a tensor of ``J``'s dtype; when there is no host path or
+    it gives up, ``aggregator.gramian_weights`` on the same Gramian (on another device, on
+    ``J @ J.T`` there).
     """
     J = jacobian.detach()
-    if J.device.type != "cpu" or not _solvers.use_host(J, None):
-        return None
-    w = aggregator.host_weights(host_gramian(J), *args)
-    return None if w is None else from_host(w, J.dtype)
+    if J.device.type == "cpu":
+        G = host_gramian(J)
+        if _solvers.use_host(J, None):
+            w = aggregator.host_weights(G, *args)
+            if w is not None:
+                return from_host(w, J.dtype)
+        G = torch.from_numpy(G)
+    else:
+        G = J @ J.T
+    return aggregator.gramian_weights(G, *args).to(J.dtype)
 
 
 def gramian_host_weights(aggregator, gramian: Tensor, *args) -> Tensor | None:

@@ -73,10 +73,7 @@ class MGDA(GradientAggregator):
 
     def weights(self, jacobian: Tensor, losses: Tensor | None = None) -> Tensor:
         """Weights ``a`` of shape ``(n_tasks,)`` on the simplex (``losses``: ``(n_tasks,)``)."""
-        w = _gramian.host_weights(self, jacobian, losses)
-        if w is not None:
-            return w
-        return self.gramian_weights(_gramian.gramian(jacobian), losses).to(jacobian.dtype)
+        return _gramian.weights(self, jacobian, losses)
 
     def gramian_weights(self, gramian: Tensor, losses: Tensor | None = None) -> Tensor:
         """Weights ``a`` of shape ``(n_tasks,)`` from ``gramian = J J^T``.
