@@ -329,6 +329,9 @@ class Trainer:
         if self.balancer is not None:
             self.balancer.reset()  # a fresh run forgets the state of an earlier fit
         self._resume(resume)
+        start = StepRecord(self.epoch_, self.step_, {})
+        for cb in self._callbacks:
+            cb.on_fit_start(start)
         bar = self._progress_bar()
         if bar is not None:
             self._callbacks.append(bar)

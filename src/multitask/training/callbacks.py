@@ -62,6 +62,10 @@ class StepRecord:
 class Callback:
     """Base class; override the hooks you need. Each receives a :class:`StepRecord`."""
 
+    def on_fit_start(self, record: StepRecord) -> None:
+        """Once, when ``fit`` starts: ``record.epoch`` / ``record.step`` are 0 on a fresh
+        run and the checkpoint's position on a resumed one (``losses`` is empty)."""
+
     def on_step(self, record: StepRecord) -> None:
         """After every optimizer step."""
 
@@ -121,6 +125,24 @@ class _CSVFile:
         self.path = path
         self.fields: list[str] | None = None
 
+    def truncate(self, keep) -> None:
+        """Keep the header and the rows for which ``keep(row)`` is true; append after them.
+
+        A missing or empty file is left to be created by the next row.
+        """
+        if not self.path.is_file():
+            return
+        with self.path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            fields, rows = reader.fieldnames, [r for r in reader if keep(r)]
+        if not fields:
+            return
+        with self.path.open("w", newline="") as f:
+            w = csv.DictWriter(f, fields)
+            w.writeheader()
+            w.writerows(rows)
+        self.fields = list(fields)
+
     def write(self, row: dict[str, float]) -> None:
         new = self.fields is None
         if new:
@@ -136,10 +158,19 @@ class _CSVFile:
 class CSVLogger(Callback):
     """One row per step in ``path``; one row per evaluation in ``<stem>_val.csv``.
 
+    The columns are fixed by the first row: ``epoch``, ``step``, ``loss/<task>``
+    (NaN for a task not trained at that step), ``weight/<task>`` when the
+    balancer reports weights, ``lr/<group>``; evaluation rows have
+    ``val/<task>/<metric>``. A fresh run overwrites both files at its first row.
+    A resumed run keeps the header and the rows up to its checkpoint (steps
+    ``<= record.step``, evaluations of epochs ``< record.epoch``) and appends
+    after them, so rows logged after the checkpoint by the interrupted run are
+    not duplicated and no second header is written.
+
     Parameters
     ----------
     path : str or Path
-        CSV file of the training steps (overwritten at the first row).
+        CSV file of the training steps.
     every : int
         Write every ``every``-th step.
     """
@@ -149,6 +180,12 @@ class CSVLogger(Callback):
         self.every = int(every)
         self._steps = _CSVFile(self.path)
         self._evals = _CSVFile(self.path.with_name(self.path.stem + "_val.csv"))
+
+    def on_fit_start(self, record: StepRecord) -> None:
+        if record.step == 0 and record.epoch == 0:
+            return  # a fresh run: the first row overwrites the files
+        self._steps.truncate(lambda row: int(row["step"]) <= record.step)
+        self._evals.truncate(lambda row: int(row["epoch"]) < record.epoch)
 
     def on_step(self, record: StepRecord) -> None:
         if record.step % self.every == 0:
