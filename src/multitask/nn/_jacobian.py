@@ -19,7 +19,13 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from multitask.nn._jacobian_fast import HeadRows, head_cotangents
+from multitask.nn._jacobian_fast import (
+    GraphBypass,
+    HeadRows,
+    _consumers,
+    check_no_bypass,
+    head_cotangents,
+)
 from multitask.nn._trunk_chain import trunk_jacobian
 
 __all__ = ["task_jacobian"]
@@ -128,8 +134,8 @@ def _jacobian(
     rep = _through_representation(model, params, shared)
     if rep is None:
         return task_jacobian(vec, params, chunk_size=chunk_size), False
-    rows = _head_stage(losses, names, rep, heads, dense=False, stacked=vec)
-    if rows is None:  # a representation from another forward pass
+    rows = _head_stage(losses, names, rep, heads, dense=False, stacked=vec, shared=shared)
+    if rows is None:  # a representation from another forward pass, or a loss around it
         return task_jacobian(vec, params, chunk_size=chunk_size), False
     jac = trunk_jacobian(rep, rows, params)  # by hand for a Linear/activation chain
     if jac is None:
@@ -138,7 +144,7 @@ def _jacobian(
     return jac, heads is not None
 
 
-def _head_stage(losses, names, rep: Tensor, heads, dense: bool = True, stacked=None):
+def _head_stage(losses, names, rep: Tensor, heads, dense: bool = True, stacked=None, shared=None):
     """Per-task gradients of the representation, ``(T, *rep.shape)`` (or :class:`HeadRows`).
 
     When every head starts with a Linear layer on ``rep`` and the task graphs
@@ -149,10 +155,20 @@ def _head_stage(losses, names, rep: Tensor, heads, dense: bool = True, stacked=N
     The heads' gradients (``heads[t]``: task ``t``'s parameters, when given)
     are added into ``.grad`` on the way. ``stacked``: the losses as one vector in the graph
     (ordered as ``names``), the one root of that backward. None when no loss depends on ``rep``
-    (a stale representation), in which case nothing is written.
+    (a stale representation) or when a loss reaches one of the ``shared`` parameters other than
+    through ``rep`` (weight decay on the trunk inside a task loss: two stages would miss it), in
+    which case nothing is written.
     """
     live = [losses[n] if losses[n].requires_grad else None for n in names]
-    fast = head_cotangents(live, rep, heads, stacked)
+    try:
+        fast = head_cotangents(live, rep, heads, stacked, shared)
+        if fast is None and shared:  # the per-task path below: check the graphs here
+            shared_ids = {id(p) for p in shared}
+            for loss in live:
+                if loss is not None and loss.grad_fn is not None:
+                    check_no_bypass(_consumers(loss, rep)[3], shared_ids)
+    except GraphBypass:
+        return None
     if fast is not None:
         rows, head_grads = fast
         for p, g in head_grads:  # new tensors of this step, of the parameter's shape: no copy

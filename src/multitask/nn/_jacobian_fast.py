@@ -23,24 +23,48 @@ from torch.autograd.graph import GradientEdge
 __all__ = ["HeadRows", "head_cotangents"]
 
 
-def _consumers(loss: Tensor, rep: Tensor) -> tuple[list[tuple[object, int]], set] | None:
+class GraphBypass(Exception):
+    """A task loss reaches a shared parameter other than through the representation.
+
+    Raised before anything is computed or written; the callers then take the one-pass
+    Jacobian through the whole graph (:func:`multitask.nn._jacobian._jacobian`), which sees
+    every path (weight decay on the trunk folded into a task loss, a second trunk call).
+    """
+
+
+def _consumers(loss: Tensor, rep: Tensor):
     """Nodes of ``loss``'s graph that take ``rep`` as an input (with that input's index).
 
-    Also returns every node visited above ``rep`` (to check that task graphs are disjoint).
+    Also returns every node visited above ``rep`` (to check that task graphs are disjoint),
+    the nodes reached more than once (a parameter used twice) and the leaves reached (the
+    ``AccumulateGrad`` nodes above ``rep``).
     """
     target, nr = rep.grad_fn, rep.output_nr
-    hits, seen, stack = [], set(), [loss.grad_fn]
+    hits, seen, again, leaves, stack = [], set(), set(), [], [loss.grad_fn]
     while stack:
         node = stack.pop()
         if node in seen:
+            again.add(node)
             continue
         seen.add(node)
-        for i, (nxt, k) in enumerate(node.next_functions):
+        nexts = node.next_functions
+        if not nexts:
+            leaves.append(node)
+        for i, (nxt, k) in enumerate(nexts):
             if nxt is target and k == nr:
                 hits.append((node, i))
             elif nxt is not None and nxt is not target:
                 stack.append(nxt)
-    return hits, seen
+    return hits, seen, again, leaves
+
+
+def check_no_bypass(leaves, shared_ids: set | None) -> None:
+    """Raise :class:`GraphBypass` when a leaf above the representation is a shared parameter."""
+    if shared_ids:
+        for node in leaves:
+            leaf = _leaf(node)
+            if leaf is not None and id(leaf) in shared_ids:
+                raise GraphBypass
 
 
 def head_cotangents(
@@ -48,6 +72,7 @@ def head_cotangents(
     rep: Tensor,
     heads: Sequence[Sequence[Tensor]] | None,
     stacked: Tensor | None = None,
+    shared: Sequence[Tensor] | None = None,
 ) -> tuple[HeadRows, list[tuple[Tensor, Tensor]]] | None:
     """``dL_t / d rep`` for every task (factored), when every head starts with a Linear.
 
@@ -55,7 +80,9 @@ def head_cotangents(
     (``torch.autograd.grad`` with ``GradientEdge`` inputs), giving ``delta_t = dL_t / d out_t``;
     then ``dL_t / d rep = delta_t W_t`` and the first layer's gradients ``delta_t^T rep`` and
     ``sum_b delta_t`` come from batched products over the tasks instead of ``T`` backward
-    passes. The task graphs must meet only at ``rep`` (checked).
+    passes. The task graphs must meet only at ``rep`` (checked), and a first layer's
+    parameters must feed nothing else in their task's graph (a penalty on them inside the
+    loss: checked, then the caller's per-task path).
 
     Parameters
     ----------
@@ -70,6 +97,9 @@ def head_cotangents(
         ``stack(losses)`` (a dead task's entry included), already in the graph: the backward
         then starts from this one root instead of ``T`` (the same values; the ``autograd.grad``
         call measured 14% faster at ``T = 5`` and ``10``, the same at ``T = 2``).
+    shared : sequence of Tensor, optional
+        The shared parameters: a loss that reaches one of them other than through ``rep``
+        raises :class:`GraphBypass` (nothing computed or written).
 
     Returns
     -------
@@ -79,7 +109,7 @@ def head_cotangents(
     """
     if rep.grad_fn is None or rep.dim() != 2:
         return None
-    firsts = _first_layers(losses, rep)
+    firsts = _first_layers(losses, rep, None if shared is None else {id(p) for p in shared})
     if firsts is None:
         return None
     live = [t for t, f in enumerate(firsts) if f is not None]
@@ -91,7 +121,9 @@ def head_cotangents(
         id(p) in owned[t] for t in live for p in firsts[t][1:] if p is not None
     ):
         return None  # a first layer that is not the task's own
-    own = [p for t in live for p in (heads[t] if heads is not None else ())]
+    # every task with a loss: one that does not reach rep (no first layer) still trains its head
+    alive = [t for t, loss in enumerate(losses) if loss is not None]
+    own = [p for t in alive for p in (heads[t] if heads is not None else ())]
     others = [p for p in own if id(p) not in first]
     edges = [GradientEdge(firsts[t][0], 0) for t in live]
     if stacked is None:  # one backward of their sum (no stack/sum node)
@@ -196,14 +228,20 @@ class HeadRows:
         return D @ self.weight.reshape(n * k, -1)
 
 
-def _first_layers(losses, rep) -> list | None:
-    """Per task: (node, weight, bias) of the Linear that consumes ``rep``; None if not so."""
+def _first_layers(losses, rep, shared_ids: set | None = None) -> list | None:
+    """Per task: (node, weight, bias) of the Linear that consumes ``rep``; None if not so.
+
+    None also when a first layer's weight or bias (or the weight's transpose) is reached twice
+    in its task's graph: its gradient is then more than ``delta_t^T rep``. Raises
+    :class:`GraphBypass` when a loss reaches a parameter of ``shared_ids`` above ``rep``.
+    """
     owner, firsts = {}, []
     for t, loss in enumerate(losses):
         if loss is None or loss.grad_fn is None:
             firsts.append(None)
             continue
-        hits, seen = _consumers(loss, rep)
+        hits, seen, again, leaves = _consumers(loss, rep)
+        check_no_bypass(leaves, shared_ids)
         for node in seen:
             if owner.setdefault(node, t) != t:
                 return None  # a node above rep serves two tasks
@@ -217,10 +255,21 @@ def _first_layers(losses, rep) -> list | None:
         if (name, index) not in (("AddmmBackward0", 1), ("MmBackward0", 0)):
             return None
         found = _linear(node, name)
-        if found is None:
+        if found is None or (again and _reached_twice(node, found[1], again)):
             return None
         firsts.append((node, found[0], found[1]))
     return firsts
+
+
+def _reached_twice(node, bias: Tensor | None, again: set) -> bool:
+    """Whether the Linear ``node``'s weight (its ``AccumulateGrad`` or transpose node) or bias
+    is in ``again``, the nodes reached more than once (a penalty on them in the loss)."""
+    names = ("AddmmBackward0", "MmBackward0")
+    t_fn = node.next_functions[2 if type(node).__name__ == names[0] else 1][0]
+    mine = [t_fn, t_fn.next_functions[0][0]]
+    if bias is not None:
+        mine.append(node.next_functions[0][0])
+    return any(n in again for n in mine)
 
 
 def _leaf(node) -> Tensor | None:

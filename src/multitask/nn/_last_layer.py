@@ -43,7 +43,7 @@ from multitask.nn._jacobian import (
     _set_or_add_grad,
     _unique,
 )
-from multitask.nn._jacobian_fast import _leaf, _linear, head_cotangents
+from multitask.nn._jacobian_fast import GraphBypass, _leaf, _linear, head_cotangents
 from multitask.nn._trunk_chain import (
     _ACTIVATIONS,
     _SAVED,
@@ -215,7 +215,10 @@ def two_stage_weighting(
     top = None if everything else _top(rep)
     top = top if top is not None and _fits(top, rep, params) and not _reused(top) else None
     live = [losses[n] if losses[n].requires_grad else None for n in names]
-    fast = head_cotangents(live, rep, heads, vec)  # one root: the stacked losses
+    try:  # one root: the stacked losses
+        fast = head_cotangents(live, rep, heads, vec, shared)
+    except GraphBypass:  # a loss reaches the trunk around the representation
+        return None
     if fast is None:
         return None
     rows, head_grads = fast

@@ -217,7 +217,7 @@ def _aggregate_representation(
         )
     rows = None
     if getattr(model, "shared_through_representation", False):
-        rows = _head_stage(losses, names, rep, heads, dense=False, stacked=vec)
+        rows = _head_stage(losses, names, rep, heads, dense=False, stacked=vec, shared=shared)
     if not agg.linear:  # GradDrop where its paper puts it: on an activation layer
         return _nonlinear_representation(
             agg, rows, vec, extra, rep, shared, own, total, chunk_size, record
