@@ -23,8 +23,9 @@ class GradVac(GradientAggregator):
     / (||g_j|| sqrt(1 - phi_hat^2)) g_j``; then ``phi_hat_ij <- (1 - beta) phi_hat_ij + beta phi``.
     Everything runs on the Gramian, all ``i`` at once. Targets start at 0 (so the first step is
     PCGrad-like) and live in the ``targets`` buffer, shape ``(n_tasks, n_tasks)``, created on the
-    first call. One target per task pair over the whole shared parameter vector (the paper's
-    "whole model" granularity).
+    first call (zero again when the number of tasks changes). One target per task pair over the
+    whole shared parameter vector (the paper's "whole model" granularity). A non-finite
+    Jacobian gives a non-finite output and leaves the targets as they were.
 
     Parameters
     ----------
@@ -84,7 +85,10 @@ class GradVac(GradientAggregator):
             C = C.index_put((rows, j), w * (phi < phi_hat[:, k]), accumulate=True)
             phis.append(phi)
         if phis:
-            ema = (1 - self.beta) * phi_hat + self.beta * torch.stack(phis, dim=1)
+            phis = torch.stack(phis, dim=1)  # a non-finite cosine (J not finite) keeps its target
+            ema = torch.where(
+                phis.isfinite(), (1 - self.beta) * phi_hat + self.beta * phis, phi_hat
+            )
             self.targets = self.targets.to(G.dtype).scatter(1, order, ema).to(self.targets.dtype)
         return C.sum(dim=0).to(gramian.dtype)
 
@@ -176,6 +180,7 @@ def _host_weights(G, order, targets, beta: float, eps: float):
                 w = norm_i * (hat * s_phi - phi * s_hat) / (norms[j] * s_hat + eps)
                 c[j] += w
                 Gc = [a + w * b for a, b in zip(Gc, rows[j], strict=True)]
-            hats[i][j] = (1 - beta) * hat + beta * phi
+            if math.isfinite(phi):  # a non-finite J leaves the targets as they were
+                hats[i][j] = (1 - beta) * hat + beta * phi
         total = [a + b for a, b in zip(total, c, strict=True)]
     return np.array(total), hats

@@ -217,18 +217,21 @@ def _solve_small(A: list[list[float]], b: list[float]) -> list[float] | None:
 def nash_weights(G: np.ndarray, init: np.ndarray, n_iter: int) -> np.ndarray | None:
     """The damped Newton steps of :func:`._solvers.nash_weights`, in numpy (same iterates).
 
-    None when a Newton system is numerically singular.
+    None when a Newton system is numerically singular. Without a positive solution (the
+    gradients cancel) or with a non-finite ``G`` the iterates are not finite, silently (the
+    caller checks).
     """
     T = G.shape[0]
-    alpha = init * np.sqrt(T / max(float(init @ G @ init), 1e-30))
-    for _ in range(n_iter):
-        grad = G @ alpha - 1 / alpha
-        try:
-            delta = np.linalg.solve(G + np.diag(alpha**-2), grad)
-        except np.linalg.LinAlgError:
-            return None
-        decrement = np.sqrt(max(float(grad @ delta), 0.0))
-        alpha = alpha - delta / (1 + decrement)
+    with np.errstate(all="ignore"):
+        alpha = init * np.sqrt(T / max(float(init @ G @ init), 1e-30))
+        for _ in range(n_iter):
+            grad = G @ alpha - 1 / alpha
+            try:
+                delta = np.linalg.solve(G + np.diag(alpha**-2), grad)
+            except np.linalg.LinAlgError:
+                return None
+            decrement = np.sqrt(max(float(grad @ delta), 0.0))
+            alpha = alpha - delta / (1 + decrement)
     return alpha
 
 

@@ -35,8 +35,14 @@ class NashMTL(GradientAggregator):
     Notes
     -----
     Stateful: the last weights live in the ``alpha`` buffer and the call count in ``step``;
-    :meth:`reset` forgets both. The weights are the paper's ``alpha`` (for the Gramian as it is);
-    the authors' code solves on ``G / ||G||_F``, which scales ``alpha`` by ``||G||_F^{1/2}``.
+    :meth:`reset` forgets both. When ``G alpha = 1 / alpha`` has no positive solution (the
+    gradients cancel, e.g. two opposite rows: a Pareto-stationary point) or ``J`` is not
+    finite, the step's weights are zero (no direction; ``0 * inf`` still makes a non-finite
+    ``J`` show in the output) and ``alpha`` keeps the last good weights, so that a step skipped
+    by a gradient scaler does not poison the warm start of the next ones.
+
+    The weights are the paper's ``alpha`` (for the Gramian as it is); the authors' code solves
+    on ``G / ||G||_F``, which scales ``alpha`` by ``||G||_F^{1/2}``.
 
     References
     ----------
@@ -81,9 +87,21 @@ class NashMTL(GradientAggregator):
                 init, n_iter = self.alpha.to(G) * trace.sqrt(), self.n_iter_warm
             alpha = _solvers.nash_weights(Gn, init, n_iter) / trace.sqrt()
             alpha = torch.where(G.diagonal().sum() > 0, alpha, 0 * alpha)  # J = 0: no direction
-            self.alpha = alpha
+            ok = torch.isfinite(alpha).all()
+            # not ok: no positive solution (the gradients cancel: Pareto-stationary) or a
+            # non-finite J; no direction this step, and the warm start keeps the last good
+            # weights (one host read on a first call only, which has none)
+            if fresh:
+                self.alpha = alpha if bool(ok) else alpha.new_zeros(0)
+            else:
+                self.alpha = torch.where(ok, alpha, self.alpha.to(alpha))
+            self.step += 1
+            return self._clipped(torch.where(ok, alpha, torch.zeros_like(alpha)), G, gramian)
         self.step += 1
-        alpha = self.alpha.to(G)
+        return self._clipped(self.alpha.to(G), G, gramian)
+
+    def _clipped(self, alpha: Tensor, G: Tensor, gramian: Tensor) -> Tensor:
+        """``alpha`` scaled so that ``||J^T alpha|| <= max_norm`` (when positive)."""
         if self.max_norm > 0:
             norm = (alpha @ G @ alpha).clamp(min=0).sqrt()
             alpha = alpha * (self.max_norm / norm.clamp(min=self.max_norm))

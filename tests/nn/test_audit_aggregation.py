@@ -1,0 +1,70 @@
+"""Audit of the aggregators: degenerate and non-finite Jacobians, and the state they leave.
+
+Oracles: Nash-MTL's weights from a fresh aggregator (the warm start must not remember a
+failed step), GradVac's targets before the step (a non-finite step must not move them).
+"""
+
+import pytest
+import torch
+
+from multitask.nn.aggregation import GradVac, NashMTL, _solvers
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(params=["host", "device"])
+def path(request, monkeypatch):
+    """Run on the CPU's numpy host path and on the torch (device) code forced on the CPU."""
+    if request.param == "device":
+        monkeypatch.setattr(_solvers, "use_host", lambda G, host: bool(host))
+    return request.param
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_nash_mtl_opposite_rows_give_no_direction_and_keep_no_state(path, dtype):
+    """``G alpha = 1/alpha`` has no positive solution for ``g, -g``: no direction (zero
+    weights, or finite ones on the float32 Gramian's rounding), not NaN; the next call then
+    gives a fresh aggregator's weights."""
+    g = torch.randn(1, 9, generator=torch.Generator().manual_seed(0), dtype=dtype)
+    J = torch.cat([g, -g])
+    nash = NashMTL()
+    w = nash.weights(J)
+    assert torch.isfinite(w).all()
+    assert (w @ J).norm() <= 1e-3 * g.norm()
+    good = torch.randn(2, 9, generator=torch.Generator().manual_seed(1), dtype=dtype)
+    torch.testing.assert_close(nash.weights(good), NashMTL().weights(good))
+
+
+def test_nash_mtl_non_finite_step_does_not_poison_the_warm_start(path):
+    gen = torch.Generator().manual_seed(2)
+    steps = [torch.randn(3, 9, generator=gen, dtype=torch.float64) for _ in range(3)]
+    bad = steps[1].clone()
+    bad[0, 4] = float("inf")
+    clean, skipped = NashMTL(), NashMTL()
+    for J in steps:
+        clean.weights(J)
+    skipped.weights(steps[0])
+    assert not torch.isfinite(skipped(bad)).all()  # a non-finite J still shows in the output
+    skipped.weights(steps[1])
+    last = skipped.weights(steps[2])
+    assert torch.isfinite(skipped.alpha).all()
+    # the warm start after the skipped step is the last good alpha: same fixed point
+    torch.testing.assert_close(last, NashMTL().weights(steps[2]), atol=1e-10, rtol=1e-8)
+    torch.testing.assert_close(last, clean.alpha.to(last.dtype), atol=1e-10, rtol=1e-8)
+
+
+@pytest.mark.parametrize("n_tasks", [2, 3])
+def test_gradvac_non_finite_step_keeps_the_targets(path, n_tasks):
+    gen = torch.Generator().manual_seed(3)
+    agg = GradVac(beta=0.5)
+    agg(torch.randn(n_tasks, 9, generator=gen, dtype=torch.float64))
+    before = agg.targets.clone()
+    bad = torch.full((n_tasks, 9), float("nan"), dtype=torch.float64)
+    assert torch.isnan(agg(bad)).all()
+    torch.testing.assert_close(agg.targets, before, atol=0, rtol=0)
+    inf = torch.randn(n_tasks, 9, generator=gen, dtype=torch.float64)
+    inf[0, 0] = float("inf")
+    agg(inf)  # pairs with task 0 keep their targets; the others move
+    assert torch.isfinite(agg.targets).all()
+    torch.testing.assert_close(agg.targets[0], before[0], atol=0, rtol=0)
+    torch.testing.assert_close(agg.targets[:, 0], before[:, 0], atol=0, rtol=0)
