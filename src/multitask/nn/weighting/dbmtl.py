@@ -56,6 +56,8 @@ class DBMTL(LossWeighting):
         Two passes over ``(T, n)`` arrays for the average (a scaled copy, then one fused
         multiply-add of the Jacobian with per-task coefficients) and one for the norms; the
         average is replaced, never written in place (a state dict held in memory stays put).
+        A task whose new average is not finite (a non-finite loss or Jacobian, e.g. a step a
+        gradient scaler skips) keeps its previous one: the average would stay NaN for good.
         """
         J = jacobian.detach()
         if self.average is None or self.average.shape != J.shape:
@@ -65,8 +67,14 @@ class DBMTL(LossWeighting):
         beta_k = self._beta_k(J)
         # gh <- beta_k gh + (1 - beta_k) J_t / (L_t + eps), row by row
         coef = (1 - beta_k) / (losses.detach().to(J.dtype) + self.eps)  # (T,)
-        self.average = torch.mul(self.average, beta_k).addcmul_(J, coef[:, None])
-        norms = torch.linalg.vector_norm(self.average, dim=1)  # (T,)
+        average = torch.mul(self.average, beta_k).addcmul_(J, coef[:, None])
+        norms = torch.linalg.vector_norm(average, dim=1)  # (T,)
+        ok = torch.isfinite(norms)
+        # off the CPU always the (sync-free) where; on the CPU only when needed (numpy read)
+        if J.device.type != "cpu" or not ok.numpy().all():
+            average = torch.where(ok[:, None], average, self.average)
+            norms = torch.where(ok, norms, torch.linalg.vector_norm(self.average, dim=1))
+        self.average = average
         self.alpha = norms.max() / (norms + self.eps)
         return None
 

@@ -16,7 +16,10 @@ class DWA(LossWeighting):
         r_t(k) = L_t(k-1) / L_t(k-2)
         w_t(k) = T exp(r_t(k) / temperature) / sum_s exp(r_s(k) / temperature)
 
-    with ``r = 1`` for the first two periods. A *period* is ``period`` calls of
+    with ``r = 1`` for the first two periods and wherever the ratio is not finite (a period
+    loss of zero before: a task with no labelled sample in it, whose masked loss is 0; the
+    ratio of two zeros is NaN, of a positive loss to a zero one inf, and either made every
+    weight NaN before 2026-11-22). A *period* is ``period`` calls of
     :meth:`forward` and ``L_t(k)`` is the mean of the task's losses over period
     ``k``: the paper averages over an epoch (``period = steps per epoch``);
     the default ``period=1`` uses the step losses. History lives in buffers
@@ -53,7 +56,7 @@ class DWA(LossWeighting):
     def forward(self, losses: Tensor) -> Tensor:
         """``losses`` of shape ``(n_tasks,)`` -> ``sum_t w_t L_t`` (weights detached)."""
         ratio = self.previous / self.before_previous
-        ratio = torch.where(torch.isnan(ratio), torch.ones_like(ratio), ratio)
+        ratio = torch.where(torch.isfinite(ratio), ratio, torch.ones_like(ratio))
         w = self.n_tasks * torch.softmax(ratio / self.temperature, dim=0)
         self.last_weights = w.detach()
         self._advance(losses.detach())

@@ -15,7 +15,12 @@ class GLS(LossWeighting):
 
     Its gradient is ``sum_t GLS / (T L_t) * grad L_t``: a task with a small loss
     gets a large weight, so the tasks' scales are balanced. Losses must be
-    positive.
+    positive; a negative one gives NaN. A loss of exactly zero (a task with no
+    labelled sample in the batch: its masked loss is 0) leaves the mean for the
+    step: the geometric mean of the ``T'`` other losses, with gradient
+    ``GLS / (T' L_t)`` for them and 0 for it (the product with a zero factor
+    would be 0, with a NaN gradient for that task and none for the others).
+    All losses zero: 0.
 
     Parameters
     ----------
@@ -36,8 +41,11 @@ class GLS(LossWeighting):
 
     def forward(self, losses: Tensor) -> Tensor:
         """``losses`` of shape ``(n_tasks,)`` -> their geometric mean, shape ``()``."""
-        total = torch.exp(torch.log(losses).mean())
-        self._last = (total / (losses.numel() * losses)).detach()
+        present = losses != 0  # (T,) a task without labels this step has a loss of 0
+        count = present.sum()
+        logs = torch.log(torch.where(present, losses, 1.0))  # 0 (and no gradient) where absent
+        total = torch.exp(logs.sum() / count.clamp(min=1)) * present.any()
+        self._last = torch.where(present, total / (count * losses), 0.0).detach()
         return total
 
     def weights(self) -> Tensor | None:

@@ -23,6 +23,11 @@ class GradNorm(LossWeighting):
         r_t   = (L_t / L_t(0)) / mean_s (L_s / L_s(0))
         L_grad = sum_t | G_t - [mean_s G_s] r_t^alpha |   (bracket held constant)
 
+    ``L_t(0)`` is the task's first positive loss: a task without a labelled
+    sample in the first batches (a masked loss of 0) records it when it first
+    has one, and counts ``L_t / L_t(0) = 1`` until then (a zero ``L_t(0)``
+    made every ratio, then the weights, NaN for good before 2026-11-22).
+
     How it gets its gradients without touching ``.grad``:
     ``needs_jacobian = True``, so :func:`multitask.nn.mtl_backward` computes
     ``J`` (one batched backward, or by hand from the heads' cotangents for the
@@ -112,10 +117,11 @@ class GradNorm(LossWeighting):
         w = self.task_weights
         with torch.no_grad():
             w.mul_(self.n_tasks / w.sum())
-            first = torch.isnan(self.initial_losses)
+            first = ~(self.initial_losses > 0)  # unset (NaN) or zero so far
             self.initial_losses.copy_(torch.where(first, losses, self.initial_losses))
         g = w * norms  # (T,)
-        ratio = losses.detach() / self.initial_losses  # inverse training rate, (T,)
+        initial = self.initial_losses
+        ratio = torch.where(initial > 0, losses.detach() / initial, 1.0)  # inverse rate, (T,)
         target = g.mean().detach() * (ratio / ratio.mean()) ** self.alpha
         return (g - target).abs().sum()
 
@@ -139,11 +145,11 @@ class GradNorm(LossWeighting):
         initial = self.initial_losses.numpy()  # the buffer's memory: updated in place
         loss = losses.numpy().tolist()  # numpy's tolist: no torch scalar reads
         for t, value in enumerate(initial.tolist()):
-            if math.isnan(value):
+            if not value > 0:  # unset (NaN) or zero so far
                 initial[t] = loss[t]
         norms = [math.sqrt(max(float(row @ row), 0.0)) for row in jacobian.numpy()]
         g = [a * n for a, n in zip(wl, norms, strict=True)]
-        ratio = [a / b for a, b in zip(loss, initial.tolist(), strict=True)]
+        ratio = [a / b if b > 0 else 1.0 for a, b in zip(loss, initial.tolist(), strict=True)]
         mean_g, mean_ratio = sum(g) / len(g), sum(ratio) / len(ratio)
         gaps = [a - mean_g * (r / mean_ratio) ** self.alpha for a, r in zip(g, ratio, strict=True)]
         coef = [(gap > 0) - (gap < 0) for gap in gaps]  # sign, 0 at 0
