@@ -7,7 +7,7 @@ failed step), GradVac's targets before the step (a non-finite step must not move
 import pytest
 import torch
 
-from multitask.nn.aggregation import GradVac, NashMTL, _solvers
+from multitask.nn.aggregation import AGGREGATORS, GradVac, NashMTL, _solvers
 
 torch.set_num_threads(1)
 
@@ -68,3 +68,23 @@ def test_gradvac_non_finite_step_keeps_the_targets(path, n_tasks):
     assert torch.isfinite(agg.targets).all()
     torch.testing.assert_close(agg.targets[0], before[0], atol=0, rtol=0)
     torch.testing.assert_close(agg.targets[:, 0], before[:, 0], atol=0, rtol=0)
+
+
+BAD_JACOBIANS = {
+    "one-dimensional": torch.ones(7),  # Mean and Sum returned a 0-d tensor
+    "no-task": torch.zeros(0, 7),  # ZeroDivisionError, IndexError, numpy errors
+    "integer": torch.ones(2, 3, dtype=torch.long),  # Mean returned zeros (1 / 2 cast to 0)
+    "three-dimensional": torch.ones(2, 3, 4),
+    "numpy": torch.ones(2, 3).numpy(),
+}
+
+
+@pytest.mark.parametrize("bad", BAD_JACOBIANS, ids=list(BAD_JACOBIANS))
+@pytest.mark.parametrize("name", sorted(AGGREGATORS))
+def test_aggregators_reject_a_jacobian_that_is_not_a_float_matrix(name, bad):
+    agg = AGGREGATORS[name]()
+    with pytest.raises(ValueError, match=r"shape \(n_tasks, n_params\) with n_tasks >= 1"):
+        agg(BAD_JACOBIANS[bad])
+    if agg.linear:
+        with pytest.raises(ValueError, match="floating-point Tensor"):
+            agg.weights(BAD_JACOBIANS[bad])

@@ -6,6 +6,9 @@ import numpy as np
 from torch import Tensor, nn
 
 from . import _gramian
+from ._checks import check_jacobian
+
+__all__ = ["GradientAggregator", "check_jacobian"]
 
 
 class GradientAggregator(nn.Module):

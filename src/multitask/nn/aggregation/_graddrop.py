@@ -8,7 +8,7 @@ import threading
 import torch
 from torch import Tensor
 
-from ._base import GradientAggregator
+from ._base import GradientAggregator, check_jacobian
 from ._rng import SeededBits, SeededGenerator
 
 _SCRATCH = threading.local()
@@ -72,6 +72,7 @@ class GradDrop(GradientAggregator):
 
     def forward(self, jacobian: Tensor) -> Tensor:
         """Aggregate ``jacobian`` of shape ``(n_tasks, n_params)`` into ``(n_params,)``."""
+        check_jacobian(jacobian, self)
         J = jacobian.detach()
         if self.leak is not None and self.leak.shape[0] != J.shape[0]:
             raise ValueError(

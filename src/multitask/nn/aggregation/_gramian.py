@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from . import _solvers
+from ._checks import check_jacobian
 
 _NUMPY = {torch.float32: np.float32, torch.float64: np.float64}
 _NUMPY_DTYPES = tuple(_NUMPY)
@@ -77,6 +78,7 @@ def weights(aggregator, jacobian: Tensor, *args) -> Tensor:
     it gives up, ``aggregator.gramian_weights`` on the same Gramian (on another device, on
     ``J @ J.T`` there).
     """
+    check_jacobian(jacobian, aggregator)
     J = jacobian.detach()
     if J.device.type == "cpu":
         G = host_gramian(J)

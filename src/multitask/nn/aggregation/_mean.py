@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._base import GradientAggregator
+from ._base import GradientAggregator, check_jacobian
 
 
 class Mean(GradientAggregator):
@@ -15,6 +15,7 @@ class Mean(GradientAggregator):
 
     def weights(self, jacobian: Tensor) -> Tensor:
         """Weights of shape ``(n_tasks,)``, all ``1 / n_tasks``."""
+        check_jacobian(jacobian, self)
         n_tasks = jacobian.shape[0]
         return torch.full((n_tasks,), 1.0 / n_tasks, dtype=jacobian.dtype, device=jacobian.device)
 

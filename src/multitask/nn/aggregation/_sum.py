@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._base import GradientAggregator
+from ._base import GradientAggregator, check_jacobian
 
 
 class Sum(GradientAggregator):
@@ -15,6 +15,7 @@ class Sum(GradientAggregator):
 
     def weights(self, jacobian: Tensor) -> Tensor:
         """Weights of shape ``(n_tasks,)``, all ones."""
+        check_jacobian(jacobian, self)
         return torch.ones(jacobian.shape[0], dtype=jacobian.dtype, device=jacobian.device)
 
     def gramian_weights(self, gramian: Tensor) -> Tensor:
