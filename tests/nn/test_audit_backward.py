@@ -132,3 +132,39 @@ def test_gradnorm_step_sees_every_path_of_a_task_loss(case, shared_params):
     mtl_backward(losses, model, GradNorm(3, shared_params=shared_params))
     torch.testing.assert_close(_flat_grad(shared).double(), expected, atol=1e-12, rtol=1e-10)
     _check_heads(model, heads)
+
+
+@pytest.mark.parametrize("balancer", [None, UPGrad()], ids=["none", "upgrad"])
+def test_a_loss_that_is_not_a_scalar_tensor_is_named(balancer):
+    model = _model(False)
+    losses = _losses(model, "plain")
+    bad = dict(losses, t1=losses["t1"].reshape(1).repeat(2))
+    with pytest.raises(ValueError, match=r"task 't1' has shape \(2,\).*loss.mean\(\)"):
+        mtl_backward(bad, model, balancer)
+    with pytest.raises(TypeError, match="task 't2' is a float"):
+        mtl_backward(dict(losses, t2=0.5), model, balancer)
+    with pytest.raises(ValueError, match=r"extra_loss has shape \(3,\)"):
+        mtl_backward(losses, model, balancer, extra_loss=torch.ones(3, dtype=torch.float64))
+    assert all(p.grad is None for p in model.parameters())  # refused before any backward
+    one = dict(losses, t0=losses["t0"].reshape(1, 1))  # one element: accepted as a scalar
+    mtl_backward(one, model, balancer)
+
+
+@pytest.mark.parametrize("two_stage", [True, False], ids=["two-stage", "one-pass"])
+def test_constant_loss_and_frozen_trunk(two_stage):
+    """A loss without grad_fn is a zero row of J; a frozen trunk gets no ``.grad`` at all."""
+    model = _model(False, two_stage)
+    losses = dict(_losses(model, "plain"), t1=torch.tensor(0.3, dtype=torch.float64))
+    shared = list(model.shared_parameters())
+    rows = _rows({t: losses[t] if t != "t1" else losses["t0"] * 0 for t in NAMES}, shared)
+    expected = UPGrad()(rows)
+    mtl_backward(losses, model, UPGrad())
+    torch.testing.assert_close(_flat_grad(shared).double(), expected, atol=1e-12, rtol=1e-10)
+    frozen = _model(False, two_stage)
+    for p in frozen.shared_parameters():
+        p.requires_grad_(False)
+    losses = _losses(frozen, "plain")
+    heads = _head_oracle(frozen, losses)
+    mtl_backward(losses, frozen, UPGrad())
+    assert all(p.grad is None for p in frozen.shared_parameters())
+    _check_heads(frozen, heads)

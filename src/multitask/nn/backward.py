@@ -69,7 +69,26 @@ def _loss_vector(losses: Mapping[str, Tensor], names: Sequence[str]) -> Tensor:
         )
     # a 0-d loss as it is: a reshape of a tensor in the graph adds a view node per task
     values = [losses[n] for n in names]
-    return torch.stack([v if v.dim() == 0 else v.reshape(()) for v in values])
+    try:
+        return torch.stack([v if v.dim() == 0 else v.reshape(()) for v in values])
+    except (AttributeError, RuntimeError):  # the reason, by task, only once it failed
+        _check_scalars(values, names)
+        raise
+
+
+def _check_scalars(values: Sequence, names: Sequence[str]) -> None:
+    """Raise a TypeError / ValueError naming the first task whose loss is not a scalar Tensor."""
+    for name, v in zip(names, values, strict=True):
+        if not isinstance(v, Tensor):
+            raise TypeError(
+                f"the loss of task {name!r} is a {type(v).__name__}; mtl_backward needs one "
+                "scalar Tensor per task (still attached to the graph)"
+            )
+        if v.numel() != 1:
+            raise ValueError(
+                f"the loss of task {name!r} has shape {tuple(v.shape)}; mtl_backward needs one "
+                "scalar per task: reduce it (e.g. loss.mean())"
+            )
 
 
 def _task_params(model: nn.Module, names: Sequence[str]) -> list[nn.Parameter]:
@@ -80,6 +99,11 @@ def _as_tensor(value, like: Tensor) -> Tensor | None:
     if value is None or (not isinstance(value, Tensor) and value == 0):
         return None
     if isinstance(value, Tensor):
+        if value.numel() != 1:
+            raise ValueError(
+                f"extra_loss has shape {tuple(value.shape)}; it must be a scalar: reduce it "
+                "(e.g. .sum())"
+            )
         return value
     return torch.full((), float(value), dtype=like.dtype, device=like.device)  # no copy
 
