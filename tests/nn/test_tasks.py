@@ -194,3 +194,60 @@ def test_default_metrics_multilabel_and_dense():
         torch.zeros(1, 1, 2, 2), torch.tensor([[[[1.0, 3.0], [NAN, 2.0]]]])
     )
     assert depth == {"mse": pytest.approx(14 / 3), "mae": pytest.approx(2.0)}
+
+
+@pytest.mark.parametrize("kind", ["binary", "multilabel"])
+@pytest.mark.parametrize("bad", [2.0, -1.0, 0.5])
+def test_binary_target_outside_0_1_gives_nan_and_check_target_says_why(kind, bad):
+    # {-1, 1} or {1, 2} label encodings used to train on a finite, wrong BCE
+    pred = torch.zeros(4) if kind == "binary" else torch.zeros(2, 2)
+    target = torch.tensor([0.0, 1.0, NAN, bad])
+    target = target if kind == "binary" else target.reshape(2, 2)
+    task = Task("y", kind)
+    assert math.isnan(task.compute_loss(pred, target).item())
+    with pytest.raises(ValueError, match=rf"task 'y' \({kind}\): 1 labelled target.*\[{bad}\]"):
+        task.check_target(pred, target)
+    # valid targets: unchanged loss (oracle: BCE on the labelled entries), no error
+    ok = torch.where(target == bad, 1.0, target)
+    labelled = ~torch.isnan(ok)
+    want = torch.nn.functional.binary_cross_entropy_with_logits(pred[labelled], ok[labelled])
+    torch.testing.assert_close(task.compute_loss(pred, ok), want)
+    task.check_target(pred, ok)
+
+
+def test_integer_binary_target_outside_0_1():
+    task = Task("y", "binary")
+    pred = torch.zeros(4)
+    assert math.isfinite(task.compute_loss(pred, torch.tensor([0, 1, -100, 1])).item())
+    assert math.isnan(task.compute_loss(pred, torch.tensor([0, 2, -100, 1])).item())
+    assert math.isfinite(task.compute_loss(pred, torch.tensor([True, False, True, True])).item())
+
+
+def test_multiclass_float_or_out_of_range_targets_are_clear_errors():
+    task = Task("digit", "multiclass")
+    with pytest.raises(TypeError, match=r"task 'digit'.*integer tensor.*target.long\(\)"):
+        task.compute_loss(torch.zeros(3, 4), torch.tensor([0.0, 1.5, 2.0]))
+    # a class outside [0, C) used to raise torch's bare 'Target 7 is out of bounds'
+    with pytest.raises(ValueError, match=r"task 'digit'.*class indices in \[0, 4\).*\[7\]"):
+        task.compute_loss(torch.zeros(3, 4), torch.tensor([0, 7, -100]))
+    with pytest.raises(ValueError, match=r"task 'digit'.*\[-3\]"):
+        task.compute_loss(torch.zeros(3, 4), torch.tensor([0, -3, 1]))
+
+
+def test_check_target_flags_infinite_regression_targets_only():
+    task = Task("y")
+    task.check_target(torch.zeros(3), torch.tensor([1.0, NAN, -2.0]))  # NaN = missing
+    with pytest.raises(ValueError, match=r"task 'y'.*not finite.*\[inf\]"):
+        task.check_target(torch.zeros(3), torch.tensor([1.0, math.inf, NAN]))
+
+
+def test_zero_dim_prediction_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"task 'y'.*batch axis"):
+        Task("y").compute_loss(torch.tensor(1.0), torch.tensor(1.0))
+
+
+def test_loss_and_count_counts_labelled_entries():
+    loss, count = Task("y").loss_and_count(torch.zeros(4), torch.tensor([1.0, NAN, 3.0, NAN]))
+    assert count.item() == 2 and loss.item() == pytest.approx((1 + 9) / 2)
+    _, count = Task("c", "multiclass").loss_and_count(torch.zeros(3, 2), torch.tensor([-100] * 3))
+    assert count.item() == 0

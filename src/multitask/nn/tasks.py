@@ -127,6 +127,11 @@ class Task:
         Returns pred and target such that the loss of entry ``i`` is a function
         of ``pred[i]`` and ``target[i]`` (classes on the last axis of ``pred``).
         """
+        if pred.ndim == 0 or target.ndim == 0:
+            raise ValueError(
+                f"task {self.name!r}: prediction {tuple(pred.shape)} and target "
+                f"{tuple(target.shape)} need a batch axis first; a 0-d tensor has none"
+            )
         if pred.shape[0] != target.shape[0]:
             raise self._error(
                 pred, target, f"batch sizes differ ({pred.shape[0]} vs {target.shape[0]})"
@@ -138,6 +143,14 @@ class Task:
                     pred,
                     target,
                     "class logits need one more (class) axis, at position 1, than the target",
+                )
+            if self.kind == "multiclass" and (
+                torch.is_floating_point(target) or torch.is_complex(target)
+            ):
+                raise TypeError(
+                    f"task {self.name!r}: a multiclass target holds class indices and must be an "
+                    f"integer tensor, got {target.dtype}; convert it with target.long() and mark "
+                    f"missing labels with ignore_index={self.ignore_index}"
                 )
             n_classes = pred.shape[1]
             return pred.movedim(1, -1).reshape(-1, n_classes), target.reshape(-1)
@@ -164,17 +177,46 @@ class Task:
             return target != self.ignore_index
         return ~torch.isnan(target)
 
+    def _invalid(self, pred: Tensor, target: Tensor, mask: Tensor) -> Tensor | None:
+        """Labelled entries outside the kind's label set; None if every value is allowed.
+
+        Class targets must lie in ``[0, C)``, binary and multilabel targets in {0, 1}.
+        """
+        if self._classes(target):
+            return mask & ((target < 0) | (target >= pred.shape[-1]))
+        if self.kind in ("binary", "multilabel"):
+            return mask & (target != 0) & (target != 1)
+        return None
+
     # ------------------------------------------------------------------ losses
     def _elementwise(self, pred: Tensor, target: Tensor) -> Tensor:
         """Default loss per entry (masked entries carry a harmless target)."""
         if self._classes(target):
-            return F.cross_entropy(
-                pred, target.long(), reduction="none", ignore_index=self.ignore_index
-            )
+            try:
+                return F.cross_entropy(
+                    pred, target.long(), reduction="none", ignore_index=self.ignore_index
+                )
+            except IndexError:  # a class outside [0, C): say which task and values
+                self.check_target(pred, target)
+                raise
         target = target.to(pred.dtype)
         if self.kind in ("binary", "multilabel"):
             return F.binary_cross_entropy_with_logits(pred, target, reduction="none")
         return F.mse_loss(pred, target, reduction="none")
+
+    def _denominator(self, target: Tensor, count: Tensor) -> Tensor:
+        """``max(count, 1)``; NaN when a labelled binary / multilabel target is not 0 or 1.
+
+        ``target`` has its missing entries replaced already (0 for a floating target).
+        Forward only (``count`` carries no gradient): no host sync, no extra backward.
+        """
+        denominator = count.clamp_min(1.0)
+        if self.kind not in ("binary", "multilabel") or target.dtype == torch.bool:
+            return denominator
+        off = target.mul(target - 1)  # 0 exactly at 0 and 1
+        if not torch.is_floating_point(target):
+            off = off * (target != self.ignore_index)
+        return denominator.masked_fill(off.any(), torch.nan)
 
     def compute_loss(self, pred: Tensor, target: Tensor) -> Tensor:
         """Mean loss over the labelled entries of the batch.
@@ -190,24 +232,73 @@ class Task:
         -------
         loss : Tensor of shape ()
             Masked mean; 0 (still in the graph, so backward works) when no
-            entry of the batch is labelled. The default losses involve no host
+            entry of the batch is labelled; with the default loss, NaN when a
+            labelled binary or multilabel target is neither 0 nor 1
+            (:meth:`check_target` says which; a custom ``loss`` decides for
+            itself, e.g. soft labels). The default losses involve no host
             synchronisation.
+
+        Raises
+        ------
+        ValueError
+            Shapes that do not match the kind; a class target outside
+            ``[0, C)`` (on CPU; on CUDA the kernel's own assertion fires).
+        TypeError
+            A floating ``multiclass`` target (class indices must be integers).
+        """
+        return self.loss_and_count(pred, target)[0]
+
+    def loss_and_count(self, pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`compute_loss` and the number of labelled entries (both 0-d tensors).
+
+        The count stays on the device (no host sync); the trainer reads it with
+        the losses, to report a task with no labelled entry as not trained.
         """
         pred, target = self._align(pred, target)
         mask = self._mask(target)
+        maskf = mask.to(pred.dtype)
+        count = maskf.sum()
         if self.loss is not None:
-            return self._custom_loss(pred, target, mask)
+            return self._custom_loss(pred, target, mask), count
         if torch.is_floating_point(target):
             target = torch.where(mask, target, torch.zeros_like(target))  # keep gradients finite
         per_entry = self._elementwise(pred, target)
-        maskf = mask.to(per_entry.dtype)
-        return (per_entry * maskf).sum() / maskf.sum().clamp_min(1.0)
+        return (per_entry * maskf).sum() / self._denominator(target, count), count
 
     def _custom_loss(self, pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
         pred_l, target_l = pred[mask], target[mask]
         if target_l.shape[0] == 0:
             return pred.sum() * 0.0
         return self.loss(pred_l, target_l)
+
+    def check_target(self, pred: Tensor, target: Tensor) -> None:
+        """Raise a ValueError describing labelled targets outside the kind's label set.
+
+        Reads the target on the host: use it to explain a NaN loss, not at every step.
+
+        Raises
+        ------
+        ValueError
+            Naming the task, how many labelled entries are invalid, and the first
+            few invalid values.
+        """
+        pred, target = self._align(pred, target)
+        mask = self._mask(target)
+        invalid = self._invalid(pred, target, mask)
+        if torch.is_floating_point(target) and self.kind not in ("binary", "multilabel"):
+            invalid = mask & ~torch.isfinite(target)
+            what = "finite values (NaN marks a missing label)"
+        elif self._classes(target):
+            what = f"class indices in [0, {pred.shape[-1]}) or ignore_index={self.ignore_index}"
+        else:
+            what = "0 or 1 (NaN or, for integer targets, ignore_index marks a missing label)"
+        if invalid is None or not bool(invalid.any()):
+            return
+        bad = target[invalid]
+        raise ValueError(
+            f"task {self.name!r} ({self.kind}): {bad.numel()} labelled target(s) are not "
+            f"{what}; first: {bad[:5].tolist()}"
+        )
 
     # ----------------------------------------------------------------- metrics
     def _metric_table(self, target: Tensor) -> dict[str, MetricFn]:
