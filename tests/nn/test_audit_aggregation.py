@@ -88,3 +88,17 @@ def test_aggregators_reject_a_jacobian_that_is_not_a_float_matrix(name, bad):
     if agg.linear:
         with pytest.raises(ValueError, match="floating-point Tensor"):
             agg.weights(BAD_JACOBIANS[bad])
+
+
+@pytest.mark.parametrize("name", sorted(set(AGGREGATORS) - {"graddrop"}))
+def test_float16_jacobian_gramian_does_not_overflow(path, name):
+    """``J J^T`` of a float16 Jacobian exceeds 65504 here (entries about 10, 2000 columns):
+    formed in float16 it gave MGDA NaN and Nash-MTL / IMTL-G / CAGrad wrong weights. Oracle:
+    the same aggregator on the float64 copy of the same Jacobian (output in float16)."""
+    gen = torch.Generator().manual_seed(4)
+    J = (10 * torch.randn(3, 2000, generator=gen)).half()
+    out = AGGREGATORS[name]()(J)
+    ref = AGGREGATORS[name]()(J.double())
+    assert out.dtype == torch.float16
+    assert torch.isfinite(out).all()
+    assert (out.double() - ref).norm() <= 2e-3 * ref.norm()

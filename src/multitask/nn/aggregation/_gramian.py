@@ -21,6 +21,9 @@ from ._checks import check_jacobian
 
 _NUMPY = {torch.float32: np.float32, torch.float64: np.float64}
 _NUMPY_DTYPES = tuple(_NUMPY)
+#: a Gramian of these is formed in float32: float16 products overflow at 65504 (a (2, 2000)
+#: Jacobian of entries about 10 already), which gave MGDA NaN and Nash-MTL or IMTL-G wrong weights
+_HALF = (torch.float16, torch.bfloat16)
 #: up to this many tasks the Gramian is ``T`` GEMVs; beyond, one GEMM is faster (one core,
 #: P = 91648 float32: 2.1 vs 2.1 ms at T = 20, 7.8 vs 5.8 ms at T = 40, 36 vs 18 ms at T = 80)
 GEMV_MAX_TASKS = 16
@@ -39,9 +42,12 @@ def host_gramian(jacobian: Tensor) -> np.ndarray:
 
     Returns
     -------
-    G : ndarray of shape (n_tasks, n_tasks), float64 (products accumulated in ``J``'s dtype).
+    G : ndarray of shape (n_tasks, n_tasks), float64 (products accumulated in ``J``'s dtype,
+        float32 for float16 and bfloat16).
     """
     J = jacobian.detach()
+    if J.dtype in _HALF:
+        J = J.float()
     T = J.shape[0]
     if J.dtype not in _NUMPY_DTYPES or T > GEMV_MAX_TASKS:
         G = torch.mm(J, J.T).to(torch.float64).numpy()
@@ -88,7 +94,7 @@ def weights(aggregator, jacobian: Tensor, *args) -> Tensor:
                 return from_host(w, J.dtype)
         G = torch.from_numpy(G)
     else:
-        G = J @ J.T
+        G = J.float() @ J.float().T if J.dtype in _HALF else J @ J.T
     return aggregator.gramian_weights(G, *args).to(J.dtype)
 
 

@@ -29,6 +29,7 @@ def solver_dtype(device: torch.device) -> torch.dtype:
 def gramian(jacobian: Tensor) -> Tensor:
     """Gramian ``J J^T`` of shape ``(n_tasks, n_tasks)`` in the solver dtype."""
     J = jacobian.detach()
+    J = J.float() if J.dtype in (torch.float16, torch.bfloat16) else J  # float16 overflows
     return (J @ J.T).to(solver_dtype(J.device))
 
 
