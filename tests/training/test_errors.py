@@ -1,11 +1,14 @@
 """Bad input: each a clear error, raised before any training happens where possible."""
 
+import math
+
 import pytest
 import torch
 from _training_helpers import DictDataset, TwoHeads, loader, regression_data, regression_tasks
 
 from multitask.nn import Task
-from multitask.training import Trainer
+from multitask.nn.weighting import LossWeighting
+from multitask.training import Callback, Trainer
 
 
 def _trainer(model=None, tasks=None, **kw):
@@ -22,11 +25,32 @@ def test_batch_without_target_for_a_task():
 
 
 def test_masked_targets_are_fine():
+    # b entirely unlabelled: no error, b's head does not move, and b is reported as not
+    # trained (NaN, as for a task a sampler did not draw), not as a loss of 0
     data = regression_data()
-    data.ys["b"][:] = float("nan")  # b entirely unlabelled: zero loss, no error
-    t = _trainer(max_epochs=1)
+    data.ys["b"][:] = float("nan")
+    model = TwoHeads()
+    head_b = [p.detach().clone() for p in model.heads["b"].parameters()]
+    t = _trainer(model=model, max_epochs=1)
     t.fit(loader(data))
-    assert t.history_.steps[0].losses["b"] == 0.0
+    assert all(math.isnan(r.losses["b"]) for r in t.history_.steps)
+    assert all(math.isfinite(r.losses["a"]) for r in t.history_.steps)
+    for p, q in zip(model.heads["b"].parameters(), head_b, strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+def test_unlabelled_batches_leave_the_mean_training_loss_unbiased():
+    # oracle: with b labelled in batch 2 of 2 only (accumulated into one step), the
+    # recorded loss of b is its loss on batch 2 alone, not the mean with a 0 for batch 1
+    data = regression_data(n=16)
+    data.ys["b"][:8] = float("nan")
+    torch.manual_seed(0)
+    model = TwoHeads()
+    with torch.no_grad():
+        expected = torch.mean((model(data.x[8:])["b"] - data.ys["b"][8:]) ** 2).item()
+    t = _trainer(model=model, max_steps=1, grad_accumulation=2)
+    t.fit(loader(data))
+    assert t.history_.steps[0].losses["b"] == pytest.approx(expected, rel=1e-6)
 
 
 def test_target_of_wrong_shape():
@@ -93,3 +117,53 @@ def test_selection_survives_a_zero_first_validation_value():
     # absolute change for the zero pair, relative for the other: epoch 1 scores
     # (0.5 - 0) / 2 pairs shifted by the constant -1/2 of the substituted reference
     assert sel.best_score == pytest.approx(((0.5 - 1.0) + 0.0) / 2)
+
+
+def test_binary_target_outside_0_1_stops_with_task_step_and_values():
+    x = torch.randn(16, 5)
+    y = torch.tensor([0.0, 1.0] * 8)
+    y_bad = y.clone()
+    y_bad[11] = 2.0  # batch 1 (samples 8-15) -> step 2
+    tasks = [Task("a", "binary"), Task("b", "binary")]
+    data = DictDataset(x, {"a": y, "b": y_bad})
+    with pytest.raises(ValueError, match=r"task 'b' \(binary\).*\[2\.0\].*at step 2"):
+        _trainer(tasks=tasks).fit(loader(data))
+
+
+class _NaNWeights(LossWeighting):
+    """A loss weighting whose weights turn NaN at its second call (a broken balancer)."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, losses):
+        self.calls += 1
+        self.w = torch.ones_like(losses) * (math.nan if self.calls == 2 else 1.0)
+        return (self.w * losses).sum()
+
+    def weights(self):
+        return self.w.detach()
+
+    def reset(self):
+        self.calls = 0
+
+
+class _Snapshot(Callback):
+    def __init__(self, model):
+        self.model, self.params = model, None
+
+    def on_step(self, record):
+        self.params = [p.detach().clone() for p in self.model.parameters()]
+
+
+def test_non_finite_balancer_weights_stop_before_the_update():
+    # the NaN weights of step 2 used to reach the parameters; the error then came a step
+    # later and blamed a task's loss
+    model = TwoHeads()
+    snapshot = _Snapshot(model)
+    trainer = _trainer(model=model, balancer=_NaNWeights(), max_epochs=1, callbacks=[snapshot])
+    with pytest.raises(FloatingPointError, match=r"balancer _NaNWeights gave task weights.*step 2"):
+        trainer.fit(loader(regression_data()))
+    for p, q in zip(model.parameters(), snapshot.params, strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)  # as after step 1

@@ -249,37 +249,52 @@ class Trainer:
     def _zero_loss(self, outputs: dict[str, Tensor]) -> Tensor:
         return sum(o.sum() for o in outputs.values()) * 0.0
 
-    def _losses(self, parts) -> tuple[dict[str, Tensor], set[str]]:
-        """Per-task losses of one micro-step (zero, in the graph, for tasks not drawn)."""
+    def _losses(self, parts):
+        """Per-task losses of one micro-step (zero, in the graph, for tasks not drawn),
+        their labelled-entry counts, and each drawn task's (prediction, target)."""
         losses: dict[str, Tensor] = {}
+        counts: dict[str, Tensor] = {}
+        seen: dict[str, tuple[Tensor, Tensor]] = {}
         for tasks, inputs, targets in parts:
             inputs, targets = to_device(inputs, self.device_), to_device(targets, self.device_)
             check_targets(targets, tasks, self.step_ + 1)
             outputs = self.model(inputs)
             check_outputs(outputs, self.tasks)
             for t in tasks:
-                loss = self.tasks[t].compute_loss(outputs[t], targets[t])
+                loss, count = self.tasks[t].loss_and_count(outputs[t], targets[t])
                 losses[t] = loss if t not in losses else losses[t] + loss
+                counts[t] = count if t not in counts else counts[t] + count
+                seen[t] = (outputs[t], targets[t])
         zero = self._zero_loss(outputs)
-        return {t: losses.get(t, zero) for t in self.tasks}, set(losses)
+        return {t: losses.get(t, zero) for t in self.tasks}, counts, seen
 
-    def _check_finite(self, values: list[float], trained: set) -> None:
-        for t, v in zip(self.tasks, values, strict=True):
-            if t in trained and not math.isfinite(v):
-                kept = (
-                    f"; the last checkpoint {self.checkpoint_path} is kept"
-                    if self.checkpoint_path is not None and self.checkpoint_path.is_file()
-                    else ""
-                )
-                raise FloatingPointError(
-                    f"loss of task {t!r} is {v} at step {self.step_ + 1} (epoch {self.epoch_}, "
-                    f"batch {self._batch}){kept}; lower the learning rate or check the targets"
-                )
+    def _check_finite(self, values: dict[str, float], seen) -> None:
+        for t, v in values.items():
+            if math.isfinite(v):
+                continue
+            where = f"at step {self.step_ + 1} (epoch {self.epoch_}, batch {self._batch})"
+            kept = (
+                f"; the last checkpoint {self.checkpoint_path} is kept"
+                if self.checkpoint_path is not None and self.checkpoint_path.is_file()
+                else ""
+            )
+            try:
+                self.tasks[t].check_target(*seen[t])
+            except ValueError as e:
+                raise ValueError(f"{e} ({where}){kept}") from None
+            raise FloatingPointError(
+                f"loss of task {t!r} is {v} {where}{kept}; lower the learning rate or check "
+                "the inputs and targets"
+            )
 
     def _micro_step(self, parts, n_micro: int):
-        losses, trained = self._losses(parts)
-        values = torch.stack([v.detach() for v in losses.values()]).tolist()  # one sync
-        self._check_finite(values, trained)
+        losses, counts, seen = self._losses(parts)
+        drawn = list(counts)
+        stacked = torch.stack([losses[t].detach() for t in drawn] + [counts[t] for t in drawn])
+        read = stacked.tolist()  # one sync: losses and labelled counts
+        values = dict(zip(drawn, read[: len(drawn)], strict=True))
+        self._check_finite(values, seen)
+        labelled = {t for t, n in zip(drawn, read[len(drawn) :], strict=True) if n > 0}
         scaled = {t: v / n_micro for t, v in losses.items()}
         reg = self.model.regularization()
         extra = reg / n_micro if isinstance(reg, Tensor) or reg != 0 else None
@@ -291,9 +306,25 @@ class Trainer:
             use_representation=self.use_representation,
             task_weights={t: float(task.weight) for t, task in self.tasks.items()},
         )
-        return [
-            v if t in trained else math.nan for t, v in zip(self.tasks, values, strict=True)
-        ], info
+        # NaN: a task not drawn at this step, or drawn without a labelled entry (not trained)
+        return [values[t] if t in labelled else math.nan for t in self.tasks], info
+
+    def _check_weights(self, record: StepRecord) -> None:
+        """A balancer's non-finite task weights stop the run before they reach the model."""
+        weights = record.weights
+        if weights is None or all(math.isfinite(w) for w in weights.values()):
+            return
+        kept = (
+            f"; the last checkpoint {self.checkpoint_path} is kept"
+            if self.checkpoint_path is not None and self.checkpoint_path.is_file()
+            else ""
+        )
+        raise FloatingPointError(
+            f"the balancer {type(self.balancer).__name__} gave task weights {dict(weights)} at "
+            f"step {record.step} (epoch {self.epoch_}, batch {self._batch}) from the losses "
+            f"{dict(record.losses)}; the model was not updated{kept}. A task with no labelled "
+            "entry in a batch has loss 0, which some balancers cannot take (a log or ratio of it)"
+        )
 
     def _record(self, losses: list[list[float]], info) -> StepRecord:
         mean = _nanmean(np.asarray(losses, dtype=float))
@@ -301,9 +332,8 @@ class Trainer:
         if weights is not None:
             weights = dict(zip(self.tasks, weights, strict=True))
         lrs = tuple(float(g["lr"]) for g in self.optimizer_.param_groups)
-        return StepRecord(
-            self.epoch_, self.step_, dict(zip(self.tasks, mean.tolist(), strict=True)), weights, lrs
-        )
+        losses_ = dict(zip(self.tasks, mean.tolist(), strict=True))
+        return StepRecord(self.epoch_, self.step_ + 1, losses_, weights, lrs)  # step being taken
 
     # ------------------------------------------------------------------- loop
     def fit(self, train, val=None, *, resume: bool | str | Path = False) -> Trainer:
@@ -364,10 +394,11 @@ class Trainer:
                 values, info = self._micro_step(parts, window)
                 self._batch += 1
                 losses.append(values)
+            record = self._record(losses, info)  # reads the weights: before the update
+            self._check_weights(record)
             self.optimizer_.step()
             self.optimizer_.zero_grad(set_to_none=True)
             self.step_ += 1
-            record = self._record(losses, info)
             for cb in self._callbacks:
                 cb.on_step(record)
             if self.checkpoint_every and self.step_ % self.checkpoint_every == 0:
