@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from multitask.nn.weighting import DBMTL, DWA, GLS, GradNorm
+from multitask.nn.weighting import DBMTL, DWA, GLS, WEIGHTINGS, GradNorm, StaticWeighting
 
 torch.set_num_threads(1)
 
@@ -102,3 +102,27 @@ def test_dbmtl_non_finite_step_keeps_that_task_average():
     torch.testing.assert_close(runs["bad"].average[1], runs["all"].average[1])
     norms = torch.linalg.vector_norm(runs["bad"].average, dim=1)
     torch.testing.assert_close(runs["bad"].alpha, norms.max() / (norms + 1e-8))
+
+
+BAD_LOSSES = {
+    "column": torch.ones(3, 1),  # broadcast against (3,) weights into a (3, 3) sum
+    "scalar": torch.tensor(1.0),  # broadcast into three terms
+    "too-few": torch.ones(2),
+    "too-many": torch.ones(4),
+    "none": torch.ones(0),
+}
+
+
+@pytest.mark.parametrize("bad", BAD_LOSSES, ids=list(BAD_LOSSES))
+@pytest.mark.parametrize("name", sorted(set(WEIGHTINGS) - {"static"}))
+def test_weightings_reject_losses_that_are_not_one_per_task(name, bad):
+    """Before: a (3, 1) column gave Uncertainty, GradNorm, RLW and IMTL-L a silently wrong
+    objective (a (3, 3) sum), a 0-d loss three terms, GLS / DB-MTL / equal any length."""
+    weighting = WEIGHTINGS[name](3)
+    with pytest.raises(ValueError, match=r"shape \(n_tasks,\)"):
+        weighting(BAD_LOSSES[bad])
+
+
+def test_static_weighting_rejects_a_column_of_losses():
+    with pytest.raises(ValueError, match="pass one weight per task"):
+        StaticWeighting([1.0, 2.0, 3.0])(BAD_LOSSES["column"])

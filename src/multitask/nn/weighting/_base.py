@@ -5,6 +5,27 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 
+def check_losses(losses, n_tasks: int | None, owner) -> None:
+    """Raise a ValueError unless ``losses`` is a Tensor of shape ``(n_tasks,)``, ``n_tasks >= 1``
+    (any length when ``n_tasks`` is None); ``owner``: the weighting, for the message.
+
+    A ``(T, 1)`` or 0-d tensor would broadcast against the ``(T,)`` weights into a silently
+    wrong objective. A few attribute reads (well under a microsecond).
+    """
+    if (
+        not isinstance(losses, Tensor)
+        or losses.dim() != 1
+        or losses.shape[0] == 0
+        or (n_tasks is not None and losses.shape[0] != n_tasks)
+    ):
+        got = f"shape {tuple(losses.shape)}" if isinstance(losses, Tensor) else type(losses)
+        raise ValueError(
+            f"{type(owner).__name__} (n_tasks={n_tasks}) needs the task losses as a Tensor of "
+            f"shape (n_tasks,), got {got}; stack one scalar loss per task "
+            "(torch.stack([...])) in the order of the model's tasks"
+        )
+
+
 class LossWeighting(nn.Module):
     """Turn the vector of task losses into one scalar to minimise.
 

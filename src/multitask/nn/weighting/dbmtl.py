@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from multitask.nn.weighting._base import LossWeighting
+from multitask.nn.weighting._base import LossWeighting, check_losses
 
 __all__ = ["DBMTL"]
 
@@ -92,6 +92,7 @@ class DBMTL(LossWeighting):
 
     def forward(self, losses: Tensor) -> Tensor:
         """``sum_t log(L_t + eps)``."""
+        check_losses(losses, self.n_tasks, self)
         return torch.log(losses + self.eps).sum()
 
     def weights(self) -> Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from multitask.nn.weighting._base import LossWeighting
+from multitask.nn.weighting._base import LossWeighting, check_losses
 
 __all__ = ["DWA"]
 
@@ -55,6 +55,7 @@ class DWA(LossWeighting):
 
     def forward(self, losses: Tensor) -> Tensor:
         """``losses`` of shape ``(n_tasks,)`` -> ``sum_t w_t L_t`` (weights detached)."""
+        check_losses(losses, self.n_tasks, self)
         ratio = self.previous / self.before_previous
         ratio = torch.where(torch.isfinite(ratio), ratio, torch.ones_like(ratio))
         w = self.n_tasks * torch.softmax(ratio / self.temperature, dim=0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from multitask.nn.weighting._base import LossWeighting
+from multitask.nn.weighting._base import LossWeighting, check_losses
 
 __all__ = ["EqualWeighting"]
 
@@ -30,6 +30,7 @@ class EqualWeighting(LossWeighting):
 
     def forward(self, losses: Tensor) -> Tensor:
         """``losses`` of shape ``(n_tasks,)`` -> their sum, shape ``()``."""
+        check_losses(losses, self.n_tasks, self)
         self._last = losses.detach()
         return losses.sum()
 

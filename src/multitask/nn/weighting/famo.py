@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from multitask.nn.weighting._base import LossWeighting
+from multitask.nn.weighting._base import LossWeighting, check_losses
 
 __all__ = ["FAMO"]
 
@@ -73,6 +73,7 @@ class FAMO(LossWeighting):
 
     def forward(self, losses: Tensor) -> Tensor:
         """``losses`` of shape ``(n_tasks,)`` -> FAMO's scalarised loss, shape ``()``."""
+        check_losses(losses, self.logits.shape[0], self)
         shifted = losses - self.min_losses.to(losses.dtype) + self.eps
         log_now = torch.log(shifted.detach()).to(self.logits.dtype)
         self._update_logits(log_now)

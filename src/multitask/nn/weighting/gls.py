@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from multitask.nn.weighting._base import LossWeighting
+from multitask.nn.weighting._base import LossWeighting, check_losses
 
 __all__ = ["GLS"]
 
@@ -41,6 +41,7 @@ class GLS(LossWeighting):
 
     def forward(self, losses: Tensor) -> Tensor:
         """``losses`` of shape ``(n_tasks,)`` -> their geometric mean, shape ``()``."""
+        check_losses(losses, self.n_tasks, self)
         present = losses != 0  # (T,) a task without labels this step has a loss of 0
         count = present.sum()
         logs = torch.log(torch.where(present, losses, 1.0))  # 0 (and no gradient) where absent

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
-from multitask.nn.weighting._base import LossWeighting
+from multitask.nn.weighting._base import LossWeighting, check_losses
 
 __all__ = ["GradNorm"]
 
@@ -159,6 +159,7 @@ class GradNorm(LossWeighting):
 
     def forward(self, losses: Tensor) -> Tensor:
         """``sum_t w_t L_t`` with ``w`` detached (``w`` learns through ``observe``)."""
+        check_losses(losses, self.n_tasks, self)
         return (self.task_weights.detach() * losses).sum()
 
     def weights(self) -> Tensor:

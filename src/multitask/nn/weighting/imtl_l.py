@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from multitask.nn.weighting._base import LossWeighting
+from multitask.nn.weighting._base import LossWeighting, check_losses
 
 __all__ = ["IMTLL"]
 
@@ -33,6 +33,7 @@ class IMTLL(LossWeighting):
 
     def forward(self, losses: Tensor) -> Tensor:
         """``losses`` of shape ``(n_tasks,)`` -> ``sum_t exp(s_t) L_t - s_t``."""
+        check_losses(losses, self.log_scales.shape[0], self)
         s = self.log_scales
         return (torch.exp(s) * losses - s).sum()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from multitask.nn.weighting._base import LossWeighting
+from multitask.nn.weighting._base import LossWeighting, check_losses
 from multitask.nn.weighting._device import to_device_async
 
 __all__ = ["RLW"]
@@ -40,6 +40,7 @@ class RLW(LossWeighting):
 
     def forward(self, losses: Tensor) -> Tensor:
         """``losses`` of shape ``(n_tasks,)`` -> ``sum_t w_t L_t`` with fresh ``w``."""
+        check_losses(losses, self.n_tasks, self)
         eps = torch.randn(self.n_tasks, generator=self._gen)
         w = to_device_async(torch.softmax(eps, dim=0), losses)
         self.last_weights = w

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from multitask.nn.weighting._base import LossWeighting
+from multitask.nn.weighting._base import LossWeighting, check_losses
 
 __all__ = ["UncertaintyWeighting"]
 
@@ -51,6 +51,7 @@ class UncertaintyWeighting(LossWeighting):
 
     def forward(self, losses: Tensor) -> Tensor:
         """``losses`` of shape ``(n_tasks,)`` -> the eq. 7 objective, shape ``()``."""
+        check_losses(losses, self.log_vars.shape[0], self)
         s = self.log_vars
         return (self.scale * torch.exp(-s) * losses + 0.5 * s).sum()
 
