@@ -141,8 +141,25 @@ def test_metric_names_and_callables():
     )
     t = Task("y", metrics={"max": lambda a, b: float(np.max(np.abs(a - b)))})
     assert t.evaluate(torch.tensor([0.0, 1.0]), torch.tensor([3.0, NAN])) == {"max": 3.0}
-    with pytest.raises(ValueError, match="unknown metric 'nope'"):
-        Task("y", metrics=["nope"]).evaluate(torch.zeros(2), torch.zeros(2))
+    with pytest.raises(ValueError, match=r"unknown metric\(s\) \['nope'\]"):
+        Task("y", metrics=["nope"])  # at construction, not at the first evaluation
+
+
+def test_constructor_checks_its_arguments_early():
+    # each of these used to be stored and fail later (or never)
+    assert Task("y", metrics="mae").metrics == ("mae",)  # a lone name, not 3 letters
+    with pytest.raises(ValueError, match=r"unknown metric\(s\) \['delta_m'\]"):
+        Task("y", metrics=["delta_m"])  # a function of multitask.metrics, not a metric
+    with pytest.raises(TypeError, match="weight must be a number"):
+        Task("y", weight="high")
+    with pytest.raises(ValueError, match="weight must be finite and >= 0"):
+        Task("y", weight=math.nan)
+    with pytest.raises(ValueError, match=r"lr must be finite and > 0"):
+        Task("y", lr=0.0)
+    with pytest.raises(TypeError, match="task name must be a str"):
+        Task(3)
+    assert Task("y", "dense").metric_names() == ("accuracy", "mse", "mae")
+    assert Task("y", "binary").metric_names() == ("accuracy", "auc", "f1")
 
 
 @pytest.mark.parametrize(
@@ -251,3 +268,8 @@ def test_loss_and_count_counts_labelled_entries():
     assert count.item() == 2 and loss.item() == pytest.approx((1 + 9) / 2)
     _, count = Task("c", "multiclass").loss_and_count(torch.zeros(3, 2), torch.tensor([-100] * 3))
     assert count.item() == 0
+
+
+def test_a_failing_metric_names_the_task():
+    with pytest.raises(ValueError, match=r"task 'churn': metric 'auc' on its 3 labelled.*class"):
+        Task("churn", "binary").evaluate(torch.zeros(4), torch.tensor([1.0, 1.0, NAN, 1.0]))

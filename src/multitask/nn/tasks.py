@@ -9,6 +9,7 @@ floating ``dense`` targets; ``ignore_index`` for ``multiclass`` and integer
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -32,6 +33,35 @@ _SCORE_METRICS = frozenset({"auc"})
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 MetricFn = Callable[[np.ndarray, np.ndarray], float]
+
+
+def _check_metrics(name: str, metrics):
+    """Metric names known to :data:`multitask.metrics.METRICS` (a lone str is one name)."""
+    from multitask.metrics import METRICS
+
+    if metrics is None or isinstance(metrics, Mapping):
+        return metrics
+    if isinstance(metrics, str):
+        metrics = (metrics,)
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise ValueError(
+            f"task {name!r}: unknown metric(s) {unknown}; use names of {sorted(METRICS)} "
+            "or pass a dict name -> callable(y_true, y_pred)"
+        )
+    return tuple(metrics)
+
+
+def _check_number(name: str, what: str, value, low: float, strict: bool) -> float:
+    """``float(value)``, finite and above ``low`` (``> low`` when ``strict``)."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"task {name!r}: {what} must be a number, got {value!r}") from None
+    if not math.isfinite(x) or x < low or (strict and x == low):
+        bound = f"> {low}" if strict else f">= {low}"
+        raise ValueError(f"task {name!r}: {what} must be finite and {bound}, got {value!r}")
+    return x
 
 
 class Task:
@@ -91,15 +121,17 @@ class Task:
         lr: float | None = None,
         ignore_index: int = -100,
     ) -> None:
+        if not isinstance(name, str):
+            raise TypeError(f"a task name must be a str, got {name!r} ({type(name).__name__})")
         if kind not in KINDS:
             raise ValueError(f"task {name!r}: unknown kind {kind!r}; use one of {KINDS}")
         self.name = name
         self.kind = kind
         self.loss = loss
-        self.metrics = metrics
-        self.weight = weight
+        self.metrics = _check_metrics(name, metrics)
+        self.weight = _check_number(name, "weight", weight, low=0.0, strict=False)
         self.auxiliary = auxiliary
-        self.lr = lr
+        self.lr = None if lr is None else _check_number(name, "lr", lr, low=0.0, strict=True)
         self.ignore_index = ignore_index
 
     def __repr__(self) -> str:
@@ -310,14 +342,21 @@ class Task:
             spec = ("mse", "mae") if floating_dense else _DEFAULT_METRICS[self.kind]
         if isinstance(spec, Mapping):
             return dict(spec)
-        table = {}
-        for name in spec:
-            if not hasattr(mt, name):
-                raise ValueError(
-                    f"task {self.name!r}: unknown metric {name!r}; pass a callable instead"
-                )
-            table[name] = getattr(mt, name)
-        return table
+        return {name: mt.METRICS[name] for name in spec}  # names checked in __init__
+
+    def metric_names(self) -> tuple[str, ...]:
+        """Names of the metrics :meth:`evaluate` reports.
+
+        A ``dense`` task with the default metrics reports ``accuracy`` for an
+        integer target and ``mse, mae`` for a floating one: all three are listed.
+        """
+        if isinstance(self.metrics, Mapping):
+            return tuple(self.metrics)
+        if self.metrics is not None:
+            return tuple(self.metrics)
+        if self.kind == "dense":
+            return ("accuracy", "mse", "mae")
+        return tuple(_DEFAULT_METRICS[self.kind])
 
     @torch.no_grad()
     def evaluate(self, pred: Tensor, target: Tensor) -> dict[str, float]:
@@ -344,7 +383,13 @@ class Task:
         out = {}
         for name, fn in table.items():
             use = scores if (name in _SCORE_METRICS and scores is not None) else labels
-            out[name] = float(fn(y_true, use.cpu().numpy()))
+            try:
+                out[name] = float(fn(y_true, use.cpu().numpy()))
+            except ValueError as e:  # e.g. AUC of a single class: say which task
+                raise ValueError(
+                    f"task {self.name!r}: metric {name!r} on its {y_true.shape[0]} labelled "
+                    f"entries failed: {e}"
+                ) from e
         return out
 
 
