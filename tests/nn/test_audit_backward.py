@@ -168,3 +168,19 @@ def test_constant_loss_and_frozen_trunk(two_stage):
     mtl_backward(losses, frozen, UPGrad())
     assert all(p.grad is None for p in frozen.shared_parameters())
     _check_heads(frozen, heads)
+
+
+def test_static_task_weights_of_the_wrong_shape_or_names_are_refused():
+    """A (3, 1) column broadcast against the losses into ``sum_i w_i * sum_t L_t`` (silently)."""
+    model = _model(False)
+    losses = _losses(model, "plain")
+    column = torch.tensor([[1.0], [2.0], [3.0]], dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"task_weights has shape \(3, 1\)"):
+        mtl_backward(losses, model, None, task_weights=column)
+    with pytest.raises(KeyError, match=r"no weight for the tasks \['t2'\]"):
+        mtl_backward(losses, model, None, task_weights={"t0": 1.0, "t1": 2.0})
+    assert all(p.grad is None for p in model.parameters())
+    w = [1.0, 2.0, 3.0]
+    expected = torch.tensor(w, dtype=torch.float64) @ _rows(losses, list(model.parameters()))
+    mtl_backward(losses, model, None, task_weights=dict(zip(NAMES, w, strict=True)))
+    torch.testing.assert_close(_flat_grad(model.parameters()).double(), expected)

@@ -112,11 +112,19 @@ def _plain(vec, extra, task_weights, names) -> tuple[Tensor, Tensor]:
     if task_weights is None:
         w = torch.ones_like(vec)
     elif isinstance(task_weights, Mapping):
+        missing = [n for n in names if n not in task_weights]
+        if missing:
+            raise KeyError(f"task_weights has no weight for the tasks {missing}; give one per task")
         w = to_device_async(torch.tensor([float(task_weights[n]) for n in names]), vec)
     elif isinstance(task_weights, Tensor) and task_weights.device == vec.device:
         w = task_weights.to(vec.dtype)
     else:
         w = to_device_async(torch.as_tensor(task_weights), vec)
+    if w.shape != vec.shape:  # a (T, 1) column would broadcast into a (T, T) sum
+        raise ValueError(
+            f"task_weights has shape {tuple(w.shape)}; it needs one weight per task, shape "
+            f"({vec.shape[0]},), ordered as model.task_names"
+        )
     total = (w * vec).sum()
     if extra is not None:
         total = total + extra
