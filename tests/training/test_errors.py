@@ -167,3 +167,48 @@ def test_non_finite_balancer_weights_stop_before_the_update():
         trainer.fit(loader(regression_data()))
     for p, q in zip(model.parameters(), snapshot.params, strict=True):
         torch.testing.assert_close(p, q, rtol=0, atol=0)  # as after step 1
+
+
+@pytest.mark.parametrize(
+    ("tasks", "monitor", "match"),
+    [
+        (None, ("zz", "mse"), r"'zz' is not a task"),
+        ([Task("a"), Task("b", auxiliary=True)], ("b", "mse"), r"'b' is auxiliary"),
+        (None, ("a", "auc"), r"task 'a' reports only \('mse', 'mae'\)"),
+        ([Task("a", metrics={"mine": lambda y, p: 0.0}), Task("b")], "delta", r"\['mine'\]"),
+    ],
+)
+def test_a_monitor_that_cannot_score_fails_before_training(tasks, monitor, match):
+    # these used to fail at the end of the first epoch, after a full epoch of training
+    model = TwoHeads()
+    before = [p.detach().clone() for p in model.parameters()]
+    trainer = _trainer(model=model, tasks=tasks, monitor=monitor, max_epochs=2)
+    with pytest.raises(ValueError, match=match):
+        trainer.fit(loader(regression_data()), loader(regression_data(n=16, seed=1)))
+    for p, q in zip(model.parameters(), before, strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+def test_early_stopping_without_validation_data_warns():
+    with pytest.warns(UserWarning, match="early_stopping is ignored without validation"):
+        _trainer(early_stopping=2, max_steps=1).fit(loader(regression_data()))
+
+
+def test_selection_skips_a_task_without_validation_labels_and_knows_custom_directions():
+    from multitask.training._selection import ModelSelector
+
+    # b has no labelled validation entry (NaN metrics): it used to make every delta NaN,
+    # so no epoch was ever best and nothing was restored
+    sel = ModelSelector("delta", higher_is_better={"hit": True})
+    history = [
+        {"a": {"mse": 2.0, "hit": 0.5}, "b": {"mse": math.nan}},
+        {"a": {"mse": 1.0, "hit": 0.5}, "b": {"mse": math.nan}},
+        {"a": {"mse": 1.5, "hit": 0.6}, "b": {"mse": math.nan}},
+    ]
+    for step, metrics in enumerate(history):
+        sel.update(metrics, step, {})
+    # oracle: delta_m by hand over the two finite pairs against the first evaluation
+    scores = [((2.0 - m) / 2.0 + (h - 0.5) / 0.5) / 2 for m, h in [(2.0, 0.5), (1.0, 0.5)]]
+    scores.append(((2.0 - 1.5) / 2.0 + (0.6 - 0.5) / 0.5) / 2)
+    assert sel.best_step == max(range(3), key=scores.__getitem__) == 1
+    assert sel.best_score == pytest.approx(scores[1])

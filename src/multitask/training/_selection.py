@@ -30,15 +30,30 @@ class ModelSelector:
         :data:`multitask.metrics.HIGHER_IS_BETTER`.
     patience : int or None
         Stop after this many evaluations without improvement (None: never).
+    higher_is_better : mapping str -> bool, optional
+        Direction of metrics not in :data:`multitask.metrics.HIGHER_IS_BETTER`
+        (a ``Task``'s own metric callables).
+
+    Notes
+    -----
+    A (task, metric) pair that is NaN in the current or the first evaluation
+    (a task with no labelled validation entry) is left out of ``"delta"``; a
+    NaN score never counts as an improvement.
     """
 
-    def __init__(self, monitor="delta", patience: int | None = None):
+    def __init__(
+        self,
+        monitor="delta",
+        patience: int | None = None,
+        higher_is_better: Mapping[str, bool] | None = None,
+    ):
         if monitor != "delta" and not (isinstance(monitor, tuple) and len(monitor) == 2):
             raise ValueError(f"monitor must be 'delta' or a (task, metric) tuple, got {monitor!r}")
         if patience is not None and int(patience) < 1:
             raise ValueError(f"early_stopping patience must be >= 1 or None, got {patience}")
         self.monitor = monitor
         self.patience = patience
+        self.directions = {**HIGHER_IS_BETTER, **dict(higher_is_better or {})}
         self.reference: dict | None = None
         self.best_score = -math.inf
         self.best_step = -1
@@ -46,8 +61,35 @@ class ModelSelector:
         self.bad_evals = 0
         self.stopped = False
 
+    def check_tasks(self, tasks: Mapping[str, object]) -> None:
+        """Raise, before any training, if the monitor cannot score these tasks' metrics.
+
+        ``tasks`` maps names to :class:`multitask.nn.Task` s (``auxiliary``,
+        ``metric_names()``).
+        """
+        reported = {t: task for t, task in tasks.items() if not getattr(task, "auxiliary", False)}
+        if self.monitor != "delta":
+            task, metric = self.monitor
+            if task not in reported:
+                why = "is auxiliary (not reported)" if task in tasks else "is not a task"
+                raise ValueError(
+                    f"monitor {self.monitor}: {task!r} {why}; reported tasks: {list(reported)}"
+                )
+            names = reported[task].metric_names()
+            if metric not in names:
+                raise ValueError(f"monitor {self.monitor}: task {task!r} reports only {names}")
+            pairs = [(task, metric)]
+        else:
+            pairs = [(t, m) for t, task in reported.items() for m in task.metric_names()]
+        unknown = sorted({m for _, m in pairs if m not in self.directions})
+        if unknown:
+            raise ValueError(
+                f"monitor {self.monitor!r} needs the direction of metrics {unknown}; pass "
+                "higher_is_better={name: True/False} to the Trainer"
+            )
+
     def score(self, metrics: Metrics) -> float:
-        """Higher-is-better scalar of ``metrics``."""
+        """Higher-is-better scalar of ``metrics`` (NaN when nothing can be scored)."""
         flat = _flatten(metrics)
         if self.monitor == "delta":
             if self.reference is None:
@@ -56,13 +98,23 @@ class ModelSelector:
                 # shifts every later score by the same constant, so the ranking of epochs is
                 # exactly that of the absolute change.
                 self.reference = {k: (v if v != 0 else 1.0) for k, v in flat.items()}
-            return delta_m(flat, self.reference)
+            keys = [
+                k
+                for k, v in flat.items()
+                if math.isfinite(v) and math.isfinite(self.reference.get(k, math.nan))
+            ]
+            if not keys:
+                return math.nan
+            return delta_m(
+                {k: flat[k] for k in keys}, {k: self.reference[k] for k in keys}, self.directions
+            )
         task, metric = self.monitor
         if (task, metric) not in flat:
             raise ValueError(f"monitor {self.monitor} not among validation metrics {sorted(flat)}")
-        if metric not in HIGHER_IS_BETTER:
+        if metric not in self.directions:
             raise ValueError(f"direction of metric {metric!r} unknown; monitor another metric")
-        return flat[(task, metric)] if HIGHER_IS_BETTER[metric] else -flat[(task, metric)]
+        value = flat[(task, metric)]
+        return value if self.directions[metric] else -value
 
     def update(self, metrics: Metrics, step: int, model_state: dict) -> bool:
         """Record an evaluation; returns True when training should stop."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -93,7 +94,12 @@ class Trainer:
         Patience, in evaluations (one per epoch, on ``val``).
     monitor : "delta" or (task, metric)
         Validation score of model selection (see :class:`ModelSelector`). With
-        ``val``, the best state is restored at the end of ``fit``.
+        ``val``, the best state is restored at the end of ``fit``. A monitor
+        naming an unknown or auxiliary task, or a metric the task does not
+        report or whose direction is unknown, is an error before training.
+    higher_is_better : mapping str -> bool, optional
+        Direction of the metrics a ``Task`` computes with its own callables
+        (names outside :data:`multitask.metrics.HIGHER_IS_BETTER`).
     progress : bool
         tqdm bar with per-task losses, on rank 0 and only when stdout is a TTY.
     log_csv, tensorboard_dir : path, optional
@@ -140,6 +146,7 @@ class Trainer:
         tensorboard_dir: str | Path | None = None,
         use_representation: bool = False,
         sampler: TaskSampler | str = "round_robin",
+        higher_is_better: Mapping[str, bool] | None = None,
     ):
         if int(grad_accumulation) < 1:
             raise ValueError(f"grad_accumulation must be >= 1, got {grad_accumulation}")
@@ -166,6 +173,7 @@ class Trainer:
         self.tensorboard_dir = tensorboard_dir
         self.use_representation = use_representation
         self.sampler = sampler
+        self.higher_is_better = higher_is_better
 
     # ------------------------------------------------------------------ setup
     def _source(self, train):
@@ -187,7 +195,15 @@ class Trainer:
         groups = param_groups(self.model, self.tasks, self.lr, self.task_lr, self.balancer)
         self.optimizer_ = build_optimizer(self.optimizer, groups, self.lr)
         self._src = self._source(train)
-        self._selector = ModelSelector(self.monitor, self.early_stopping)
+        self._selector = ModelSelector(self.monitor, self.early_stopping, self.higher_is_better)
+        if val is not None:
+            self._selector.check_tasks(self.tasks)
+        elif self.early_stopping is not None:
+            warnings.warn(
+                "early_stopping is ignored without validation data: pass val to fit",
+                UserWarning,
+                stacklevel=3,
+            )
         self.history_ = History()
         self._callbacks = [self.history_, *self.callbacks]
         if self.log_csv is not None:
