@@ -23,6 +23,7 @@ Prediction for a task never seen at fit time uses the mean of the task models,
 """
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -32,6 +33,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from multitask.linear._centering import center_features, uncenter_intercept
 from multitask.linear._validation import (
     FitData,
     check_strength,
@@ -93,11 +95,24 @@ class MultiTaskLinearModel(BaseEstimator):
         return self
 
     def _fit_data(self, data):
-        """Build datafit and penalty for validated ``data``, solve, return the result."""
+        """Build datafit and penalty for validated ``data``, solve, return the result.
+
+        With ``fit_intercept``, dense features are centred per task first (same
+        solution, well conditioned: :mod:`multitask.linear._centering`).
+        """
+        mu = None
+        if self.fit_intercept:
+            data, mu = center_features(data, self._loss)
         datafit = self._make_datafit(data)
         penalty, smooth = self._make_penalty(data)
         W0, b0 = self._warm_start_point(penalty, data.X.shape[1], data.n_tasks)
-        return self._solve(datafit, penalty, smooth, W0, b0)
+        if mu is not None and W0 is not None:
+            b0 = b0 + np.einsum("jt,jt->t", mu, _model_weight(W0))
+        result = self._solve(datafit, penalty, smooth, W0, b0)
+        if mu is None:
+            return result
+        b = uncenter_intercept(result.intercept, _model_weight(np.asarray(result.W)), mu)
+        return replace(result, intercept=b)
 
     def _check_params(self):
         if self.unseen_task not in ("mean", "error"):
@@ -317,6 +332,11 @@ class AlphaBetaModel(MultiTaskLinearModel):
         self.max_iter = max_iter
         self.warm_start = warm_start
         self.unseen_task = unseen_task
+
+
+def _model_weight(W):
+    """Model weight ``W`` (n_features, n_tasks); composite components summed."""
+    return W.sum(0) if W.ndim == 3 else W
 
 
 def _check_weights(sample_weight, n_samples):

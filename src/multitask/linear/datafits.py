@@ -72,6 +72,11 @@ def gap_from_parts(W, F, ry, grad, penalty):
     return primal - dual, primal, dual
 
 
+#: smallest Lipschitz constant returned (a zero design has none): any positive value
+#: bounds a gradient that is constant in ``W``, and ``1 / _MIN_LIPSCHITZ`` stays finite
+_MIN_LIPSCHITZ = 1e-150
+
+
 class _Datafit:
     """Shared machinery: public wrappers around the linear-state methods."""
 
@@ -106,7 +111,9 @@ class _Datafit:
         The intercept column has squared weighted norm one per task, so
         ``||[A, 1]||^2 <= ||A||^2 + 1`` bounds the joint constant.
         """
-        L = self._curvature * self.design_lipschitz()
+        # floored: features constant within every task centre to zero, and rounding may
+        # leave a zero or slightly negative top eigenvalue; a step 1 / L must stay finite
+        L = max(self._curvature * self.design_lipschitz(), _MIN_LIPSCHITZ)
         return L + self._curvature if fit_intercept else L
 
     def lipschitz_per_task(self):

@@ -85,6 +85,28 @@ def check_penalty(penalty, needs):
         )
 
 
+def gradient_scale(g, gb):
+    """Scale of a relative stopping criterion from the gradient norms at zero.
+
+    Parameters
+    ----------
+    g : float
+        Norm of the datafit gradient in ``W`` at zero.
+    gb : float
+        Norm of its gradient in the intercepts (0 when they are not solver variables).
+
+    Returns
+    -------
+    float
+        ``g``, except when it is negligible (at most ``sqrt(eps) * gb``, e.g. features
+        constant within every task, centred to zero): then ``gb``, as only the intercepts
+        move; 1.0 when both vanish (the start is optimal) instead of a division by zero.
+    """
+    if g > np.sqrt(np.finfo(float).eps) * gb and g > 0:
+        return g
+    return gb if gb > 0 else 1.0
+
+
 def model_weight(X):
     """Model weight from the solver variable (sum over components if 3-D)."""
     return X if X.ndim == 2 else X.sum(axis=0)

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 
 from ..datafits import Quadratic, gap_from_parts
-from ._result import SolverResult, check_penalty, final_gap, initial_point
+from ._result import SolverResult, check_penalty, final_gap, gradient_scale, initial_point
 from .fista import fista
 
 __all__ = ["bcd"]
@@ -130,12 +130,13 @@ def _support(W):
     return np.flatnonzero(np.any(W != 0, axis=1))
 
 
-def _scale(df, b):
+def _scale(df, b, joint_b):
     """``max_j ||grad0[j]||``: the scale of the subdifferential criterion."""
     p, T = df.n_features, df.n_tasks
     zero = np.zeros((p, T))
-    g, _ = df.gradient_at(zero, b, df.linear(zero))
-    return max(float(np.max(np.linalg.norm(g, axis=1), initial=0.0)), np.finfo(float).tiny)
+    g, gb = df.gradient_at(zero, b, df.linear(zero))
+    gb = float(np.max(np.abs(gb), initial=0.0)) if joint_b else 0.0
+    return gradient_scale(float(np.max(np.linalg.norm(g, axis=1), initial=0.0)), gb)
 
 
 def _linear_sparse(df, W):
@@ -157,7 +158,7 @@ def _outer_crit(df, W, b, S, penalty, scale, joint_b):
         if gap is not None:
             crit = max(gap[0], 0.0) / max(gap[1], np.finfo(float).tiny)
             return crit, gap[1], grad, scale, max(float(gap[0]), 0.0)
-    scale = _scale(df, b) if scale is None else scale
+    scale = _scale(df, b, joint_b) if scale is None else scale
     grad, gb = df.gradient_at(W, b, S)
     crit = penalty.subdiff_distance(W, grad) / scale
     if joint_b:

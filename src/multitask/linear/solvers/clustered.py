@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..penalties.clustered import cmtl_optimal_M, cmtl_value
+from ._result import gradient_scale
 
 __all__ = ["ClusteredResult", "clustered_mtl", "optimal_gamma"]
 
@@ -197,10 +198,10 @@ def clustered_mtl(
     return ClusteredResult(W, M, b, it, float(objective), float(crit), converged, history)
 
 
-def _scale(df, b):
+def _scale(df, b, joint_b):
     zero = np.zeros((df.n_features, df.n_tasks))
-    g, _ = df.gradient_at(zero, b, df.linear(zero))
-    return max(float(np.linalg.norm(g)), np.finfo(float).tiny)
+    g, gb = df.gradient_at(zero, b, df.linear(zero))
+    return gradient_scale(float(np.linalg.norm(g)), float(np.linalg.norm(gb)) if joint_b else 0.0)
 
 
 def _fista(df, c, eta, k, W, b, joint_b, L_df, tol, max_iter):
@@ -211,7 +212,7 @@ def _fista(df, c, eta, k, W, b, joint_b, L_df, tol, max_iter):
     stiffness ``2 rho1`` no longer sets the step; gradient restart; stop when the
     relative gradient norm is below ``tol``.
     """
-    scale = _scale(df, b)
+    scale = _scale(df, b, joint_b)
     xW, xb, SxW = W, b, df.linear(W)
     yW, yb, Sy = xW, xb, SxW
     t, crit, history, it = 1.0, np.inf, [], 0

@@ -8,7 +8,14 @@ import math
 import numpy as np
 
 from ._fista_affine import iterate_affine
-from ._result import SolverResult, check_penalty, final_gap, initial_point, model_weight
+from ._result import (
+    SolverResult,
+    check_penalty,
+    final_gap,
+    gradient_scale,
+    initial_point,
+    model_weight,
+)
 
 __all__ = ["fista"]
 
@@ -179,8 +186,9 @@ def _sufficient_decrease(problem, x_new, b_new, S_new, fy, gy, gby, dx, db, L, s
 def _gradient_scale(problem, X, b):
     """Norm of the datafit gradient at zero (the problem scale for the mapping criterion)."""
     zero = np.zeros_like(X)
-    g, _ = problem.gradient(zero, b, problem.state(zero))
-    return max(float(np.linalg.norm(g)), np.finfo(float).tiny)
+    g, gb = problem.gradient(zero, b, problem.state(zero))
+    gb = float(np.linalg.norm(gb)) if problem.joint_b else 0.0
+    return gradient_scale(float(np.linalg.norm(g)), gb)
 
 
 def _iterate(
