@@ -11,6 +11,7 @@ Micchelli & Pontil, "Learning multiple tasks with kernel methods", JMLR 6, 2005,
 """
 
 import numpy as np
+from scipy import sparse
 
 from multitask.linear._base import (
     MultiTaskClassifierMixin,
@@ -69,6 +70,8 @@ def task_graph_matrix(graph, tasks):
     n_tasks = len(tasks)
     if graph is None:
         return graph_matrix_from_adjacency(np.ones((n_tasks, n_tasks)) - np.eye(n_tasks))
+    if sparse.issparse(graph):
+        graph = graph.toarray()
     if isinstance(graph, np.ndarray) and graph.ndim == 2 and graph.shape[1] != 2:
         if graph.shape != (n_tasks, n_tasks):
             raise ValueError(
@@ -78,8 +81,19 @@ def task_graph_matrix(graph, tasks):
         return graph_matrix_from_adjacency(graph)
     if isinstance(graph, np.ndarray) and graph.shape == (n_tasks, n_tasks):
         return graph_matrix_from_adjacency(graph)
-    edges = [(_task_code(s, tasks), _task_code(t, tasks)) for s, t in graph]
+    edges = [_edge_codes(edge, tasks) for edge in graph]
     return graph_matrix_from_edges(np.asarray(edges, dtype=np.intp).reshape(-1, 2), n_tasks)
+
+
+def _edge_codes(edge, tasks):
+    """Task codes of an edge given as a pair of task labels."""
+    if isinstance(edge, (str, bytes)) or np.ndim(edge) != 1 or len(edge) != 2:
+        raise ValueError(
+            f"graph edge {edge!r} is not a pair of task labels. Give graph as a list of "
+            "(s, t) pairs, or the adjacency matrix as an ndarray (or scipy sparse matrix) "
+            f"of shape ({len(tasks)}, {len(tasks)})."
+        )
+    return _task_code(edge[0], tasks), _task_code(edge[1], tasks)
 
 
 def _task_code(label, tasks):
@@ -103,8 +117,8 @@ class GraphRegularizedRegressor(MultiTaskRegressorMixin, _GraphRegularized):
     beta : float, default=0.01
         Ridge strength on all task models (>= 0).
     graph : ndarray of shape (n_tasks, n_tasks), list of pairs, or None, default=None
-        Task graph: a symmetric non-negative adjacency matrix as an ndarray (rows
-        in the order of the sorted task labels, ``tasks_``), or a list of edges
+        Task graph: a symmetric non-negative adjacency matrix as an ndarray or scipy
+        sparse matrix (rows in the order of the sorted task labels, ``tasks_``), or a list of edges
         given as pairs of task labels (weight 1). None: the complete graph (every pair, weight 1).
     %(common)s
 
@@ -128,8 +142,8 @@ class GraphRegularizedClassifier(MultiTaskClassifierMixin, _GraphRegularized):
     beta : float, default=0.01
         Ridge strength on all task models (>= 0).
     graph : ndarray of shape (n_tasks, n_tasks), list of pairs, or None, default=None
-        Task graph: a symmetric non-negative adjacency matrix as an ndarray (rows
-        in the order of the sorted task labels, ``tasks_``), or a list of edges
+        Task graph: a symmetric non-negative adjacency matrix as an ndarray or scipy
+        sparse matrix (rows in the order of the sorted task labels, ``tasks_``), or a list of edges
         given as pairs of task labels (weight 1). None: the complete graph (every pair, weight 1).
     %(common)s
 

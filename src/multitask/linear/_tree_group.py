@@ -60,7 +60,7 @@ def task_tree_groups(tree, tree_weights, tasks):
         groups = [[t] for t in range(n_tasks)]
         if n_tasks > 1:
             groups.append(list(range(n_tasks)))
-        return groups, None
+        return groups, tree_weights
     groups = []
     for group in tree:
         codes = []
@@ -88,7 +88,8 @@ class TreeGroupLassoRegressor(MultiTaskRegressorMixin, _TreeGroup):
         The groups (tree nodes) as lists of task labels; every two groups must be
         nested or disjoint. None: one leaf per task and a root holding all tasks.
     tree_weights : array-like of shape (n_groups,), or None, default=None
-        Node weights (all ones when None).
+        Node weights (all ones when None), in the order of ``tree``; with
+        ``tree=None``, one weight per task (``tasks_`` order) then the root's.
     %(common)s
 
     %(fitted)s
@@ -111,7 +112,8 @@ class TreeGroupLassoClassifier(MultiTaskClassifierMixin, _TreeGroup):
         The groups (tree nodes) as lists of task labels; every two groups must be
         nested or disjoint. None: one leaf per task and a root holding all tasks.
     tree_weights : array-like of shape (n_groups,), or None, default=None
-        Node weights (all ones when None).
+        Node weights (all ones when None), in the order of ``tree``; with
+        ``tree=None``, one weight per task (``tasks_`` order) then the root's.
     %(common)s
 
     %(fitted)s

@@ -39,7 +39,8 @@ def dual_norm(penalty, G):
     norm of the gradient at zero.
     """
     if hasattr(penalty, "dual_norm"):
-        return float(penalty.dual_norm(G))
+        value = penalty.dual_norm(G)
+        return None if value is None else float(value)
     if type(penalty).__name__ in _NORM_PENALTIES and getattr(penalty, "n_components", 1) == 1:
         return float(penalty.alpha_max(G))
     return None

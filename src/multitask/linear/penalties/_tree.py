@@ -175,6 +175,15 @@ class TreeGroupLasso(RowSeparablePenalty):
         """Dual norm ``Omega^*(G)`` of the unit-strength norm (the penalty is ``alpha * Omega``).
 
         Equal to :meth:`alpha_max` (``W = 0`` is optimal iff ``Omega^*(grad0) <= alpha``);
-        used by solvers to build a feasible dual point for the duality gap.
+        used by solvers to build a feasible dual point for the duality gap. None when a
+        task of ``G`` is in no group of positive weight: that task is unpenalised, no
+        rescaled residual is dual feasible, and solvers then stop on the prox-gradient
+        mapping instead of a gap that would stay at 1.
         """
+        G = np.atleast_2d(np.asarray(G, dtype=float))
+        covered = np.zeros(max(G.shape[1], self._n_min), dtype=bool)
+        for group, weight in zip(self.groups, self.weights, strict=True):
+            covered[list(group)] |= weight > 0
+        if not covered[: G.shape[1]].all():
+            return None
         return self.alpha_max(G)
