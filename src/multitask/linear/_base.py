@@ -36,6 +36,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from multitask.linear._centering import center_features, uncenter_intercept
 from multitask.linear._validation import (
     FitData,
+    check_solver_params,
     check_strength,
     check_task_sizes,
     encode_binary,
@@ -115,6 +116,7 @@ class MultiTaskLinearModel(BaseEstimator):
         return replace(result, intercept=b)
 
     def _check_params(self):
+        check_solver_params(self.tol, self.max_iter)
         if self.unseen_task not in ("mean", "error"):
             raise ValueError(
                 f"unseen_task={self.unseen_task!r}; use 'mean' (predict a new task "
@@ -272,6 +274,10 @@ class MultiTaskLinearModel(BaseEstimator):
                 "mean of the task models, or refit including them."
             )
         return codes  # -1 indexes the mean model, the last row
+
+    def __sklearn_is_fitted__(self):
+        # a fit that failed after validate_data set n_features_in_ is not fitted
+        return hasattr(self, "coef_")
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

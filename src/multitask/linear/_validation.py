@@ -14,6 +14,7 @@ from sklearn.utils.multiclass import check_classification_targets
 
 __all__ = [
     "FitData",
+    "check_solver_params",
     "check_strength",
     "encode_binary",
     "encode_tasks",
@@ -61,9 +62,25 @@ def check_strength(value, name):
     ValueError
         If ``value`` is negative, NaN or infinite.
     """
-    if not np.isscalar(value) or not np.isfinite(value) or value < 0:
+    numeric = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+    if not numeric or not np.isfinite(value) or value < 0:
         raise ValueError(f"{name}={value!r} is not allowed; {name} must be a finite number >= 0.")
     return float(value)
+
+
+def check_solver_params(tol, max_iter):
+    """Check ``tol`` (a finite number >= 0) and ``max_iter`` (an integer >= 1).
+
+    Raises
+    ------
+    ValueError
+        Before any work, saying which value is wrong.
+    """
+    check_strength(tol, "tol")
+    if not isinstance(max_iter, (int, np.integer)) or isinstance(max_iter, bool) or max_iter < 1:
+        raise ValueError(f"max_iter={max_iter!r} is not allowed; max_iter must be an integer >= 1.")
 
 
 def _column_position(X, task_col):
@@ -155,9 +172,21 @@ def encode_tasks(task_values, tasks=None):
             "row needs a task id. Drop or fill those rows."
         )
     if tasks is None:
-        tasks, codes = np.unique(task_values, return_inverse=True)
+        try:
+            tasks, codes = np.unique(task_values, return_inverse=True)
+        except TypeError:
+            kinds = sorted({type(v).__name__ for v in task_values.ravel()})
+            raise ValueError(
+                f"the task column mixes ids of types {kinds} that cannot be sorted "
+                "together; give every task id the same type (e.g. all str)."
+            ) from None
         return codes.astype(np.intp), tasks
-    pos = np.searchsorted(tasks, task_values)
+    try:
+        pos = np.searchsorted(tasks, task_values)
+    except TypeError:  # ids of another type than at fit (e.g. int vs str): unseen
+        lookup = {label: code for code, label in enumerate(tasks.tolist())}
+        codes = [lookup.get(v, -1) for v in task_values.tolist()]
+        return np.asarray(codes, dtype=np.intp), tasks
     pos = np.clip(pos, 0, len(tasks) - 1)
     known = tasks[pos] == task_values
     return np.where(known, pos, -1).astype(np.intp), tasks

@@ -1,0 +1,62 @@
+"""Audit: bad parameters and task ids raise early and clearly; odd task ids predict.
+
+Oracle for predictions of an unseen task: the documented fallback,
+``x . coef_.mean(0) + intercept_.mean()``.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.exceptions import NotFittedError
+
+import multitask.linear as ml
+
+RNG = np.random.default_rng(5)
+N, P = 60, 3
+X = RNG.standard_normal((N, P))
+Y = X @ RNG.standard_normal(P) + 0.2 * RNG.standard_normal(N)
+FRAME = pd.DataFrame(X, columns=["a", "b", "c"]).assign(task=np.repeat(["x", "y", "z"], 20))
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"max_iter": 0}, "max_iter=0"),
+        ({"max_iter": -1}, "max_iter=-1"),
+        ({"max_iter": 10.5}, "max_iter=10.5"),
+        ({"tol": -1.0}, "tol=-1.0"),
+        ({"tol": np.nan}, "tol=nan"),
+        ({"alpha": "big"}, "alpha='big'"),
+        ({"alpha": None}, "alpha=None"),
+    ],
+)
+def test_bad_parameters_raise_before_fitting(params, match):
+    est = ml.GroupLassoRegressor(task_col="task", **params)
+    with pytest.raises(ValueError, match=match):
+        est.fit(FRAME, Y)
+    assert not hasattr(est, "coef_")
+
+
+def test_mixed_type_task_ids_raise_a_clear_error():
+    ids = np.array([1] * 20 + ["a"] * 40, dtype=object)
+    with pytest.raises(ValueError, match="mixes ids of types"):
+        ml.GroupLassoRegressor(task_col="task").fit(FRAME.assign(task=ids), Y)
+
+
+def test_task_ids_of_another_type_at_predict_are_unseen():
+    est = ml.GroupLassoRegressor(alpha=0.01, task_col="task").fit(FRAME, Y)
+    pred = est.predict(FRAME.assign(task=np.repeat([1, 2, 3], 20)))
+    np.testing.assert_allclose(pred, X @ est.coef_.mean(0) + est.intercept_.mean(), atol=1e-12)
+    strict = ml.GroupLassoRegressor(alpha=0.01, task_col="task", unseen_task="error")
+    strict.fit(FRAME, Y)
+    with pytest.raises(ValueError, match="not seen at fit time"):
+        strict.predict(FRAME.assign(task=np.repeat([1, 2, 3], 20)))
+
+
+def test_failed_fit_leaves_the_estimator_unfitted():
+    est = ml.GroupLassoRegressor(task_col="task")
+    bad = FRAME.assign(task=np.array([1] * 20 + ["a"] * 40, dtype=object))
+    with pytest.raises(ValueError):
+        est.fit(bad, Y)
+    with pytest.raises(NotFittedError):
+        est.predict(FRAME)
