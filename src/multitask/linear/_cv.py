@@ -24,7 +24,7 @@ from sklearn.utils.validation import check_is_fitted
 from multitask.linear._group_lasso import GroupLassoClassifier, GroupLassoRegressor
 from multitask.linear._l1inf import L1InfClassifier, L1InfRegressor
 from multitask.linear._trace_norm import TraceNormClassifier, TraceNormRegressor
-from multitask.linear._validation import split_task_column
+from multitask.linear._validation import check_strength, split_task_column, task_label
 
 __all__ = [
     "GroupLassoClassifierCV",
@@ -84,13 +84,23 @@ def _null_intercepts(data, loss):
     return np.log(m / (1 - m))
 
 
-def _folds(estimator, X, y, cv, random_state):
-    """Splits stratified by task (and by class for classifiers)."""
+def _folds(estimator, X, y, cv, random_state, groups=None, sample_weight=None):
+    """Splits stratified by task (and by class for classifiers).
+
+    A splitter gets ``groups`` (default: the task column, so ``GroupKFold`` holds out
+    whole tasks). Integer folds are checked to leave every task enough rows to fit.
+    """
+    _, task_values = split_task_column(X, estimator.task_col)
     if hasattr(cv, "split"):
-        return list(cv.split(X, y))
+        return list(cv.split(X, y, task_values if groups is None else groups))
     if not isinstance(cv, (int, np.integer)):
         return list(cv)  # an iterable of (train, test) index arrays
-    _, task_values = split_task_column(X, estimator.task_col)
+    folds = _stratified_folds(estimator, y, cv, random_state, task_values)
+    _check_training_folds(estimator, y, folds, task_values, sample_weight, cv)
+    return folds
+
+
+def _stratified_folds(estimator, y, cv, random_state, task_values):
     y_arr = np.asarray(y)
     if y_arr.ndim == 2 and y_arr.shape[1] == 1:
         y_arr = y_arr.ravel()
@@ -102,6 +112,36 @@ def _folds(estimator, X, y, cv, random_state):
         _, labels = np.unique(y_arr, return_inverse=True)
         strata = (labels.max() + 1) * strata + labels
     return list(StratifiedKFold(cv, shuffle=True, random_state=random_state).split(y_arr, strata))
+
+
+def _check_training_folds(estimator, y, folds, task_values, sample_weight, cv):
+    """Raise before any fit if a training fold leaves a task too few rows (or one class)."""
+    if task_values is None and np.ndim(y) == 2 and np.shape(y)[1] > 1:
+        return  # shared design: every task sees every row
+    tasks = np.zeros(len(y), np.intp) if task_values is None else task_values
+    labels, tasks = np.unique(tasks, return_inverse=True)
+    classes = np.unique(np.asarray(y).ravel(), return_inverse=True)[1]
+    keep = np.ones(len(tasks), bool) if sample_weight is None else sample_weight > 0
+    for train, _ in folds:
+        rows = np.zeros(len(tasks), bool)
+        rows[train] = True
+        rows &= keep
+        counts = np.bincount(tasks[rows], minlength=len(labels))
+        short = np.flatnonzero(counts < 2)
+        one_class = np.zeros(0, np.intp)
+        if is_classifier(estimator):
+            pairs = np.unique(tasks[rows] * 2 + (classes[rows] > 0))
+            one_class = np.flatnonzero(np.bincount(pairs // 2, minlength=len(labels)) < 2)
+        bad = np.union1d(short, one_class)
+        if bad.size:
+            t = bad[0]
+            what = "fewer than 2 rows" if t in short else "a single class"
+            raise ValueError(
+                f"with cv={cv}, a training fold keeps {what} of task "
+                f"{task_label(labels[t])!r} ({int(np.sum(tasks == t))} rows in all), too "
+                "little to fit it; use fewer folds, drop "
+                "or merge the small task, or pass a splitter as cv."
+            )
 
 
 def _as_indexable(X):
@@ -130,18 +170,56 @@ def _fold_path(estimator, X, y, sample_weight, train, test, alphas, scoring):
     return scores
 
 
+def _check_grid(alphas, n_alphas, eps):
+    """Raise before any work if the automatic grid is ill-defined."""
+    if alphas is not None:
+        if np.size(alphas) == 0:
+            raise ValueError("alphas is empty; pass at least one value, or alphas=None.")
+        return
+    if not isinstance(n_alphas, (int, np.integer)) or isinstance(n_alphas, bool) or n_alphas < 1:
+        raise ValueError(f"n_alphas={n_alphas!r} is not allowed; it must be an integer >= 1.")
+    if not isinstance(eps, (int, float, np.integer, np.floating)) or not 0 < eps <= 1:
+        raise ValueError(
+            f"eps={eps!r} is not allowed; eps = alpha_min / alpha_max must be in (0, 1]."
+        )
+
+
+def _check_before_folds(estimator, X, y, sample_weight, alphas):
+    """The estimator's own checks of parameters and data, once, before any fold work."""
+    alpha = 1.0 if alphas is None else float(np.max(alphas))
+    est = clone(estimator).set_params(alpha=max(alpha, 0.0))
+    for name in est._strengths:
+        check_strength(getattr(est, name), name)
+    est._check_params()
+    est._check_structure(est._validate_fit(X, y, sample_weight))
+
+
 def search_alpha(
-    estimator, X, y, sample_weight, *, alphas, n_alphas, eps, cv, scoring, n_jobs, random_state
+    estimator,
+    X,
+    y,
+    sample_weight,
+    *,
+    alphas,
+    n_alphas,
+    eps,
+    cv,
+    scoring,
+    n_jobs,
+    random_state,
+    groups=None,
 ):
     """Run the cross-validated path; return ``(alphas, scores (n_folds, n_alphas))``."""
     y = np.asarray(y)
+    _check_grid(alphas, n_alphas, eps)
+    _check_before_folds(estimator, X, y, sample_weight, alphas)
     if alphas is None:
         alphas = alpha_grid(estimator, X, y, sample_weight, n_alphas=n_alphas, eps=eps)
     alphas = np.sort(np.asarray(alphas, dtype=float))[::-1]
     if (alphas < 0).any():
         raise ValueError(f"alphas must be >= 0; got min {alphas.min()!r}.")
     sw = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
-    folds = _folds(estimator, X, y, cv, random_state)
+    folds = _folds(estimator, X, y, cv, random_state, groups, sw)
     scores = Parallel(n_jobs=n_jobs)(
         delayed(_fold_path)(estimator, X, y, sw, tr, te, alphas, scoring) for tr, te in folds
     )
@@ -156,7 +234,7 @@ def _base_has(method):
 class _CVMixin:
     """Fit / predict of a CV estimator; subclasses provide ``_base_estimator()``."""
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, groups=None):
         """Choose ``alpha`` by cross-validation on the path, then refit on all data.
 
         Parameters
@@ -164,6 +242,9 @@ class _CVMixin:
         X : DataFrame, ndarray or scipy sparse matrix of shape (n_samples, n_columns)
         y : array-like of shape (n_samples,) or (n_samples, n_tasks)
         sample_weight : array-like of shape (n_samples,), default=None
+        groups : array-like of shape (n_samples,), default=None
+            Group labels passed to a splitter ``cv`` (e.g. ``GroupKFold``); None: the
+            task column, so a group splitter holds out whole tasks.
 
         Returns
         -------
@@ -189,6 +270,7 @@ class _CVMixin:
             scoring=self.scoring,
             n_jobs=self.n_jobs,
             random_state=self.random_state,
+            groups=groups,
         )
         mean = self.cv_scores_.mean(0)
         self.alpha_ = float(self.alphas_[int(np.nanargmax(mean))])
@@ -253,7 +335,8 @@ class MultiTaskCV(_CVMixin, MetaEstimatorMixin, BaseEstimator):
         ``alpha_min / alpha_max`` of the automatic grid.
     cv : int or cross-validation splitter, default=5
         An int gives folds stratified per task (and per class for classifiers);
-        a splitter (e.g. ``GroupKFold``) is used as given.
+        a splitter (e.g. ``GroupKFold``) is used as given, with ``fit``'s
+        ``groups`` (default: the task column, so whole tasks are held out).
     scoring : str, callable or None, default=None
         Scorer; None uses the estimator's ``score`` (R^2 / accuracy).
     n_jobs : int or None, default=None

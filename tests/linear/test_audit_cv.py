@@ -1,0 +1,75 @@
+"""Audit: cross-validated estimators with group splitters, small tasks and bad grids.
+
+Oracles: the folds themselves (which tasks a GroupKFold fold holds out), and the same
+search written with explicit ``groups``.
+"""
+
+import numpy as np
+import pytest
+from sklearn.model_selection import GroupKFold
+
+import multitask.linear as ml
+from multitask.linear._cv import _folds
+
+RNG = np.random.default_rng(3)
+N, P, T = 80, 3, 4
+X = RNG.standard_normal((N, P))
+TASK = np.repeat(np.arange(T), N // T)
+Y = X @ RNG.standard_normal(P) + 0.3 * RNG.standard_normal(N) + TASK
+XL = np.column_stack([TASK, X])
+
+
+def test_group_splitter_holds_out_whole_tasks_by_default():
+    # "groups parameter should not be None" before: a GroupKFold could not be used
+    est = ml.GroupLassoRegressor(task_col=0)
+    for train, test in _folds(est, XL, Y, GroupKFold(2), 0):
+        assert not set(TASK[train]) & set(TASK[test])
+    cv = ml.GroupLassoRegressorCV(task_col=0, n_alphas=4, cv=GroupKFold(2)).fit(XL, Y)
+    explicit = ml.GroupLassoRegressorCV(task_col=0, n_alphas=4, cv=GroupKFold(2))
+    explicit.fit(XL, Y, groups=TASK)
+    np.testing.assert_allclose(cv.cv_scores_, explicit.cv_scores_)
+    other = ml.GroupLassoRegressorCV(task_col=0, n_alphas=4, cv=GroupKFold(2))
+    other.fit(XL, Y, groups=np.arange(N) % 2)  # given groups are used as given
+    assert not np.allclose(other.cv_scores_, cv.cv_scores_)
+
+
+def test_multitask_cv_with_group_splitter():
+    cv = ml.MultiTaskCV(
+        ml.MeanRegularizedRegressor(task_col=0), alphas=[0.1, 1.0], cv=GroupKFold(2)
+    ).fit(XL, Y)
+    assert cv.alpha_ in (0.1, 1.0)
+    assert cv.cv_scores_.shape == (2, 2)
+
+
+def test_small_task_raises_before_any_fold_is_fitted():
+    Xs = np.vstack([XL, np.column_stack([[9, 9], X[:2]])])
+    ys = np.r_[Y, 1.0, 2.0]
+    with pytest.raises(ValueError, match=r"fewer than 2 rows of task 9"):
+        ml.GroupLassoRegressorCV(task_col=0, n_alphas=3).fit(Xs, ys)
+    X4 = np.vstack([XL, np.column_stack([[9] * 4, X[:4]])])
+    ml.GroupLassoRegressorCV(task_col=0, n_alphas=3, cv=2).fit(X4, np.r_[Y, 1.0, 2.0, 3.0, 4.0])
+
+
+def test_rare_class_in_a_task_raises_before_any_fold_is_fitted():
+    yc = (Y > np.median(Y)).astype(int)
+    yc[TASK == 2] = 1
+    yc[np.flatnonzero(TASK == 2)[0]] = 0
+    yc[np.flatnonzero(TASK != 2)[::2]] = 0
+    yc[np.flatnonzero(TASK != 2)[1::2]] = 1
+    with pytest.raises(ValueError, match=r"a single class of task 2"):
+        ml.GroupLassoClassifierCV(task_col=0, n_alphas=3).fit(XL, yc)
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"n_alphas": 0}, "n_alphas=0"),
+        ({"eps": 0.0}, "eps=0.0"),
+        ({"eps": 2.0}, "eps=2.0"),
+        ({"alphas": []}, "alphas is empty"),
+        ({"tol": -1.0}, "tol=-1.0"),
+    ],
+)
+def test_bad_cv_parameters_raise_clearly(params, match):
+    with pytest.raises(ValueError, match=match):
+        ml.GroupLassoRegressorCV(task_col=0, **params).fit(XL, Y)
