@@ -102,3 +102,28 @@ def test_float16_jacobian_gramian_does_not_overflow(path, name):
     assert out.dtype == torch.float16
     assert torch.isfinite(out).all()
     assert (out.double() - ref).norm() <= 2e-3 * ref.norm()
+
+
+def test_preference_vectors_are_checked(path):
+    """Before: AlignedMTL with 3 preferences on 2 tasks dropped the third silently; UPGrad with
+    the wrong count failed inside numpy; a GradDrop leak of 2 or -1 was accepted."""
+    from multitask.nn.aggregation import AlignedMTL, GradDrop, UPGrad
+
+    J2 = torch.randn(2, 5, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    with pytest.raises(ValueError, match="weights_pref has 3 entries but the Jacobian has 2"):
+        AlignedMTL(weights_pref=torch.ones(3))(J2)
+    with pytest.raises(ValueError, match="pref has 3 entries but the Jacobian has 2"):
+        UPGrad(pref=torch.ones(3))(J2)
+    for make in [
+        lambda: UPGrad(pref=torch.ones(3, 1)),
+        lambda: UPGrad(pref=torch.tensor([1.0, -1.0])),
+        lambda: AlignedMTL(weights_pref=torch.tensor([1.0, float("nan")])),
+        lambda: GradDrop(leak=torch.tensor([2.0, 0.5])),
+        lambda: GradDrop(leak=torch.tensor([-0.1, 0.5])),
+    ]:
+        with pytest.raises(ValueError, match="one finite entry >= 0"):
+            make()
+    # the right count still works: UPGrad with pref (1, 1) is twice the mean's weights
+    torch.testing.assert_close(
+        UPGrad(pref=torch.ones(2, dtype=torch.float64)).weights(J2), 2 * UPGrad().weights(J2)
+    )

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from . import _gramian, _solvers
 from ._base import GradientAggregator
+from ._checks import check_task_count, check_task_vector
 
 
 class AlignedMTL(GradientAggregator):
@@ -50,6 +51,7 @@ class AlignedMTL(GradientAggregator):
         _solvers.sync_free(torch.device("cpu"), method)  # validates
         if method == "iterative" and scale == "median":
             raise ValueError("scale='median' needs the eigenvalues: use method='eigh' or 'auto'")
+        check_task_vector(weights_pref, "weights_pref", self)
         self.scale = scale
         self.weights_pref = weights_pref
         self.method = method
@@ -61,6 +63,7 @@ class AlignedMTL(GradientAggregator):
             return w
         G = _solvers.to_solver(gramian)
         T = G.shape[0]
+        check_task_count(self.weights_pref, T, "weights_pref", self)
         if _solvers.sync_free(G.device, self.method) and self.scale != "median":
             return self._iterative(G, gramian.dtype)
         lam, V = torch.linalg.eigh(G)  # ascending
@@ -78,6 +81,7 @@ class AlignedMTL(GradientAggregator):
         """The weights in numpy (``eigh``); None for ``method="iterative"``."""
         if self.method == "iterative":
             return None
+        check_task_count(self.weights_pref, gramian.shape[0], "weights_pref", self)
         w = None if self.weights_pref is None else self.weights_pref.detach().cpu().numpy()
         return _host_weights(gramian, self.scale, w)
 

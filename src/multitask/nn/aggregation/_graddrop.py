@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from ._base import GradientAggregator, check_jacobian
+from ._checks import check_task_vector
 from ._rng import SeededBits, SeededGenerator
 
 _SCRATCH = threading.local()
@@ -65,6 +66,7 @@ class GradDrop(GradientAggregator):
         super().__init__()
         if leak is not None and leak.dim() != 1:
             raise ValueError(f"leak must have shape (n_tasks,), got {tuple(leak.shape)}")
+        check_task_vector(leak, "leak", self, upper=1.0)
         self.leak = leak
         self.seed = seed
         self._rng = SeededGenerator(seed)

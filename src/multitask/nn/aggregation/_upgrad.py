@@ -8,6 +8,7 @@ from torch import Tensor
 
 from . import _gramian, _host_qp, _solvers
 from ._base import GradientAggregator
+from ._checks import check_task_count, check_task_vector
 
 
 class UPGrad(GradientAggregator):
@@ -52,6 +53,7 @@ class UPGrad(GradientAggregator):
         n_iter: int = 12,
     ) -> None:
         super().__init__()
+        check_task_vector(pref, "pref", self)
         self.pref = pref
         self.reg_eps = reg_eps
         self.max_exact = max_exact
@@ -64,6 +66,7 @@ class UPGrad(GradientAggregator):
             return w
         G = _solvers.to_solver(gramian)
         T = G.shape[0]
+        check_task_count(self.pref, T, "pref", self)
         G = _solvers.normalise(G, ridge=self.reg_eps)
         V = _solvers.project_dual_cone(G, self.max_exact, self.n_iter, host=False)  # (T, T)
         p = self.pref
@@ -74,7 +77,9 @@ class UPGrad(GradientAggregator):
         """The weights in numpy: active set stopped when the KKT conditions hold (closed form
         for 2 tasks); None when it gives up."""
         ridge = _solvers.RIDGE[torch.float64] if self.reg_eps is None else self.reg_eps
-        if gramian.shape[0] == 2 and self.pref is None:
+        if self.pref is not None:
+            check_task_count(self.pref, gramian.shape[0], "pref", self)
+        elif gramian.shape[0] == 2:
             return _two_tasks(gramian, ridge)
         V = _host_qp.project_dual_cone(_host_qp.normalise(gramian, ridge))
         if V is None:
