@@ -308,3 +308,66 @@ def test_periodic_sampler_with_every_task_each_step_equals_one_loader():
     joint = fit(loader(data))
     sampled = fit({"a": loader(data), "b": loader(data)}, sampler=PeriodicSampler({"a": 1, "b": 1}))
     torch.testing.assert_close(sampled, joint, rtol=0, atol=1e-6)
+
+
+class _Recorder(LossWeighting):
+    """Equal weighting that keeps the losses it is given."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, losses):
+        self.seen.append(losses.detach().clone())
+        return losses.sum()
+
+
+def test_accumulation_gives_the_balancer_the_batch_losses_not_a_kth():
+    # oracle: the task losses of each micro-batch, computed by hand with the initial model
+    # (no update inside the first window). The balancer used to get losses / k, so a
+    # state or a learned weight depending on the loss scale (uncertainty's s, DWA's and
+    # GradNorm's ratios, FAMO's log losses) jumped where an epoch's last window is shorter
+    torch.manual_seed(0)
+    model = TwoHeads()
+    data = regression_data(n=40)
+    with torch.no_grad():
+        out = [model(data.x[i : i + 8]) for i in range(0, 40, 8)]
+        want = [
+            torch.stack([((o[t] - data.ys[t][i * 8 : i * 8 + 8]) ** 2).mean() for t in "ab"])
+            for i, o in enumerate(out)
+        ]
+    balancer = _Recorder()
+    trainer = Trainer(
+        model, regression_tasks(), balancer, optimizer=_sgd, grad_accumulation=3, max_epochs=1
+    )
+    trainer.fit(loader(data, batch_size=8))  # windows of 3 and 2 micro-batches
+    assert trainer.step_ == 2 and len(balancer.seen) == 5
+    for got, expected in zip(balancer.seen[:3], want[:3], strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-7)
+
+
+def _fit_uncertainty(batch_size, accumulation, steps):
+    from multitask.nn.weighting import UncertaintyWeighting
+
+    torch.manual_seed(0)
+    model, balancer = TwoHeads(), UncertaintyWeighting(2)
+    Trainer(
+        model,
+        regression_tasks(),
+        balancer,
+        optimizer=_sgd,
+        grad_accumulation=accumulation,
+        max_steps=steps,
+        max_epochs=100,
+        device="cpu",
+    ).fit(loader(regression_data(n=64), batch_size=batch_size))
+    return torch.cat([flat_params(model), flat_params(balancer)])
+
+
+def test_accumulation_with_a_learnable_weighting_equals_larger_batch():
+    # oracle: Kendall et al.'s sum_t exp(-s_t) L_t + s_t is linear in the losses, so k
+    # accumulated micro-batches must equal one batch k times larger, s included (the
+    # losses / k used to leave the + s_t term counted k times: s drifted to log(L / k))
+    small = _fit_uncertainty(batch_size=8, accumulation=4, steps=5)
+    big = _fit_uncertainty(batch_size=32, accumulation=1, steps=5)
+    torch.testing.assert_close(small, big, rtol=0, atol=1e-6)

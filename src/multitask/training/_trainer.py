@@ -303,7 +303,7 @@ class Trainer:
                 "the inputs and targets"
             )
 
-    def _micro_step(self, parts, n_micro: int):
+    def _micro_step(self, parts):
         losses, counts, seen = self._losses(parts)
         drawn = list(counts)
         stacked = torch.stack([losses[t].detach() for t in drawn] + [counts[t] for t in drawn])
@@ -311,11 +311,10 @@ class Trainer:
         values = dict(zip(drawn, read[: len(drawn)], strict=True))
         self._check_finite(values, seen)
         labelled = {t for t, n in zip(drawn, read[len(drawn) :], strict=True) if n > 0}
-        scaled = {t: v / n_micro for t, v in losses.items()}
         reg = self.model.regularization()
-        extra = reg / n_micro if isinstance(reg, Tensor) or reg != 0 else None
+        extra = reg if isinstance(reg, Tensor) or reg != 0 else None
         info = mtl_backward(
-            scaled,
+            losses,  # unscaled: the balancer sees this batch's losses (see _average_grads)
             self.model,
             self.balancer,
             extra_loss=extra,
@@ -324,6 +323,21 @@ class Trainer:
         )
         # NaN: a task not drawn at this step, or drawn without a labelled entry (not trained)
         return [values[t] if t in labelled else math.nan for t in self.tasks], info
+
+    def _average_grads(self, window: int) -> None:
+        """Divide the ``.grad`` summed over ``window`` micro-batches by ``window``.
+
+        Scaling the gradients rather than the losses keeps every balancer call on
+        one batch's own losses (a loss weighting's state and learned weights, an
+        aggregator's Jacobian), including in an epoch's shorter last window.
+        """
+        if window == 1:
+            return
+        grads = [
+            p.grad for g in self.optimizer_.param_groups for p in g["params"] if p.grad is not None
+        ]
+        if grads:
+            torch._foreach_div_(grads, float(window))
 
     def _check_weights(self, record: StepRecord) -> None:
         """A balancer's non-finite task weights stop the run before they reach the model."""
@@ -407,9 +421,10 @@ class Trainer:
             losses = []
             for _ in range(window):
                 parts = next(it)
-                values, info = self._micro_step(parts, window)
+                values, info = self._micro_step(parts)
                 self._batch += 1
                 losses.append(values)
+            self._average_grads(window)
             record = self._record(losses, info)  # reads the weights: before the update
             self._check_weights(record)
             self.optimizer_.step()
