@@ -21,6 +21,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
+from multitask.linear._base import MultiTaskLinearModel
 from multitask.linear._group_lasso import GroupLassoClassifier, GroupLassoRegressor
 from multitask.linear._l1inf import L1InfClassifier, L1InfRegressor
 from multitask.linear._trace_norm import TraceNormClassifier, TraceNormRegressor
@@ -90,7 +91,7 @@ def _folds(estimator, X, y, cv, random_state, groups=None, sample_weight=None):
     A splitter gets ``groups`` (default: the task column, so ``GroupKFold`` holds out
     whole tasks). Integer folds are checked to leave every task enough rows to fit.
     """
-    _, task_values = split_task_column(X, estimator.task_col)
+    _, task_values = split_task_column(X, getattr(estimator, "task_col", None))
     if hasattr(cv, "split"):
         return list(cv.split(X, y, task_values if groups is None else groups))
     if not isinstance(cv, (int, np.integer)):
@@ -186,6 +187,8 @@ def _check_grid(alphas, n_alphas, eps):
 
 def _check_before_folds(estimator, X, y, sample_weight, alphas):
     """The estimator's own checks of parameters and data, once, before any fold work."""
+    if not isinstance(estimator, MultiTaskLinearModel):
+        return  # another estimator with an alpha: its own fit checks
     alpha = 1.0 if alphas is None else float(np.max(alphas))
     est = clone(estimator).set_params(alpha=max(alpha, 0.0))
     for name in est._strengths:
