@@ -73,3 +73,10 @@ def test_rare_class_in_a_task_raises_before_any_fold_is_fitted():
 def test_bad_cv_parameters_raise_clearly(params, match):
     with pytest.raises(ValueError, match=match):
         ml.GroupLassoRegressorCV(task_col=0, **params).fit(XL, Y)
+
+
+def test_multitask_cv_wraps_an_estimator_from_elsewhere():
+    from sklearn.linear_model import Lasso
+
+    cv = ml.MultiTaskCV(Lasso(), alphas=[0.1, 10.0], cv=3).fit(X, Y)
+    assert cv.alpha_ in (0.1, 10.0)
