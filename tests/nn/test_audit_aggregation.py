@@ -4,6 +4,8 @@ Oracles: Nash-MTL's weights from a fresh aggregator (the warm start must not rem
 failed step), GradVac's targets before the step (a non-finite step must not move them).
 """
 
+import math
+
 import pytest
 import torch
 
@@ -127,3 +129,20 @@ def test_preference_vectors_are_checked(path):
     torch.testing.assert_close(
         UPGrad(pref=torch.ones(2, dtype=torch.float64)).weights(J2), 2 * UPGrad().weights(J2)
     )
+
+
+@pytest.mark.parametrize("n_tasks", [2, 4])
+@pytest.mark.parametrize("spread", [1e3, 1e6, 1e8])
+def test_upgrad_conflicts_with_no_task_whatever_the_norm_ratio(path, n_tasks, spread):
+    """Quinton & Rey 2024, Thm 1: ``J d >= 0``. Row norms ``spread`` apart (float64): on a
+    trace-normalised Gramian the smallest task fell under the ridge and was left in conflict
+    (cosine -0.09 at 1e6, -0.5 at 1e8). Checked per task as the cosine of ``g_i`` and ``d``."""
+    from multitask.nn.aggregation import UPGrad
+
+    scales = torch.logspace(0, math.log10(spread), n_tasks, dtype=torch.float64)[:, None]
+    for seed in range(10):
+        gen = torch.Generator().manual_seed(seed)
+        J = torch.randn(n_tasks, 20, generator=gen, dtype=torch.float64) * scales
+        d = UPGrad()(J)
+        cos = (J @ d) / (J.norm(dim=1) * d.norm())
+        assert cos.min() >= -1e-9, (seed, cos)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -25,10 +27,17 @@ class UPGrad(GradientAggregator):
         Weights ``p_i`` of the projected gradients; default ``1 / n_tasks`` (the mean).
     reg_eps : float, optional
         ``G`` is trace-normalised and ``reg_eps * I`` is added before solving so that the QP is
-        strictly convex. Default: a negligible ridge (1e-13 in float64), so that ``J d >= 0``
-        holds even when gradient norms differ by orders of magnitude. The authors' torchjd adds
-        1e-4, which biases the projections (and can leave small conflicts) when the Gramian has
-        eigenvalues below about 1e-4 of its trace; ``reg_eps=1e-4`` reproduces it.
+        strictly convex. The authors' torchjd adds 1e-4, which biases the projections (and can
+        leave small conflicts) when the Gramian has eigenvalues below about 1e-4 of its trace;
+        ``reg_eps=1e-4`` reproduces it. Default (None): ``G`` is scaled to a unit diagonal,
+        ``G' = D^{-1/2} G D^{-1/2}`` with ``D = diag(G)`` (a zero row keeps scale 1), and a
+        negligible ridge (1e-13 in float64) is added to ``G'``: the projections of the rows of
+        ``J`` are those of the unit rows rescaled, ``v_ij = d_i v'_ij / d_j`` for ``j != i``
+        (``z >= 0`` is invariant under a positive diagonal scaling, so the problem is the same),
+        and every task is regularised relative to its own norm. ``J d >= 0`` then holds
+        whatever the ratio of the gradient norms (on a trace-normalised ``G`` a task whose
+        squared norm fell below the ridge, norms about 1e5 apart and more, could be left in
+        conflict: cosine -0.09 at 1e6 apart, -0.5 at 1e7, before 2026-11-22).
     max_exact, n_iter : int
         Exact enumeration up to ``max_exact`` tasks (``2**T`` small LU solves: about 1.5 ms
         at 10 tasks on one CPU core, doubling with every task); ``n_iter`` primal-dual
@@ -67,8 +76,16 @@ class UPGrad(GradientAggregator):
         G = _solvers.to_solver(gramian)
         T = G.shape[0]
         check_task_count(self.pref, T, "pref", self)
-        G = _solvers.normalise(G, ridge=self.reg_eps)
-        V = _solvers.project_dual_cone(G, self.max_exact, self.n_iter, host=False)  # (T, T)
+        if self.reg_eps is None:  # unit diagonal: v_ij = d_i v'_ij / d_j
+            d = G.diagonal().clamp(min=0).sqrt()
+            d = torch.where(d > 0, d, torch.ones_like(d))
+            eye = torch.eye(T, dtype=G.dtype, device=G.device)
+            Gn = G / (d[:, None] * d[None, :]) + _solvers.RIDGE[G.dtype] * eye
+            V = _solvers.project_dual_cone(Gn, self.max_exact, self.n_iter, host=False)
+            V = eye + (V - eye) * (d[:, None] / d[None, :])  # (T, T)
+        else:
+            G = _solvers.normalise(G, ridge=self.reg_eps)
+            V = _solvers.project_dual_cone(G, self.max_exact, self.n_iter, host=False)  # (T, T)
         p = self.pref
         p = torch.full((T,), 1.0 / T, dtype=G.dtype, device=G.device) if p is None else p.to(G)
         return (p @ V).to(gramian.dtype)
@@ -76,26 +93,38 @@ class UPGrad(GradientAggregator):
     def host_weights(self, gramian: np.ndarray) -> np.ndarray | None:
         """The weights in numpy: active set stopped when the KKT conditions hold (closed form
         for 2 tasks); None when it gives up."""
-        ridge = _solvers.RIDGE[torch.float64] if self.reg_eps is None else self.reg_eps
+        T = gramian.shape[0]
         if self.pref is not None:
-            check_task_count(self.pref, gramian.shape[0], "pref", self)
-        elif gramian.shape[0] == 2:
-            return _two_tasks(gramian, ridge)
-        V = _host_qp.project_dual_cone(_host_qp.normalise(gramian, ridge))
-        if V is None:
-            return None
+            check_task_count(self.pref, T, "pref", self)
+        elif T == 2 and self.reg_eps is None:
+            return _two_tasks(gramian, _solvers.RIDGE[torch.float64])
+        if self.reg_eps is None:  # unit diagonal: v_ij = d_i v'_ij / d_j
+            d = np.sqrt(np.maximum(gramian.diagonal(), 1e-300))  # a zero row: any scale
+            Gn = gramian / np.outer(d, d)
+            Gn.flat[:: T + 1] += _solvers.RIDGE[torch.float64]
+            V = _host_qp.project_dual_cone(Gn)
+            if V is None:
+                return None
+            # sum_i p_i v_ij = sum_i p_i d_i v'_ij / d_j (v'_jj = 1): one product, one division
+            p = 1.0 / T if self.pref is None else self.pref.detach().cpu().double().numpy()
+            return ((p * d) @ V) / d
+        else:
+            V = _host_qp.project_dual_cone(_host_qp.normalise(gramian, self.reg_eps))
+            if V is None:
+                return None
         p = None if self.pref is None else self.pref.detach().cpu().double().numpy()
         return V.sum(axis=0) / V.shape[0] if p is None else p @ V  # (np.mean: the same, slower)
 
 
 def _two_tasks(G: np.ndarray, ridge: float) -> np.ndarray:
-    """Two tasks, default ``pref``: :func:`._host_qp.normalise`, the closed form of
-    :func:`._host_qp.project_dual_cone` and the mean, on Python floats (the same numbers,
-    without a numpy call on a 2 x 2 array)."""
+    """Two tasks, default ``pref`` and ``reg_eps``: the unit-diagonal scaling, the closed form
+    of :func:`._host_qp.project_dual_cone` (``v_0 = (1, z0)``, ``z0 = max(0, -n01 / n11)``
+    on the scaled Gramian, then ``d_0 / d_1``) and the mean, on Python floats (no numpy call
+    on a 2 x 2 array)."""
     g00, g01, g11 = float(G[0, 0]), float(G[0, 1]), float(G[1, 1])
-    trace = g00 + g11
-    trace = trace if trace > 0 else 1.0
-    n00, n01, n11 = g00 / trace + ridge, g01 / trace, g11 / trace + ridge
-    z0 = -n01 / n11 if n01 < 0 and n11 > 0 else 0.0  # v_0 = (1, z0), v_1 = (z1, 1)
-    z1 = -n01 / n00 if n01 < 0 and n00 > 0 else 0.0
+    d0 = math.sqrt(g00) if g00 > 0 else 1.0
+    d1 = math.sqrt(g11) if g11 > 0 else 1.0
+    n00, n01, n11 = g00 / (d0 * d0) + ridge, g01 / (d0 * d1), g11 / (d1 * d1) + ridge
+    z0 = -n01 / n11 * d0 / d1 if n01 < 0 else 0.0  # v_0 = (1, z0), v_1 = (z1, 1)
+    z1 = -n01 / n00 * d1 / d0 if n01 < 0 else 0.0
     return np.array([(1.0 + z1) / 2, (z0 + 1.0) / 2])
