@@ -60,3 +60,11 @@ def test_failed_fit_leaves_the_estimator_unfitted():
         est.fit(bad, Y)
     with pytest.raises(NotFittedError):
         est.predict(FRAME)
+
+
+def test_scalar_sample_weight_weighs_every_row_alike():
+    plain = ml.GroupLassoRegressor(alpha=0.01, task_col="task").fit(FRAME, Y)
+    scalar = ml.GroupLassoRegressor(alpha=0.01, task_col="task").fit(FRAME, Y, sample_weight=3.0)
+    np.testing.assert_allclose(scalar.coef_, plain.coef_, atol=1e-10)
+    with pytest.raises(ValueError, match="negative"):
+        ml.GroupLassoRegressor(task_col="task").fit(FRAME, Y, sample_weight=-1.0)
