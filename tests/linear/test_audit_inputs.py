@@ -68,3 +68,23 @@ def test_scalar_sample_weight_weighs_every_row_alike():
     np.testing.assert_allclose(scalar.coef_, plain.coef_, atol=1e-10)
     with pytest.raises(ValueError, match="negative"):
         ml.GroupLassoRegressor(task_col="task").fit(FRAME, Y, sample_weight=-1.0)
+
+
+def test_unseen_task_fallback_for_every_classifier_method():
+    from scipy.special import expit
+
+    labels = np.where(Y > 0, "pos", "neg")
+    est = ml.GroupLassoClassifier(alpha=0.01, task_col="task").fit(FRAME, labels)
+    new = FRAME.assign(task="w")
+    score = X @ est.coef_.mean(0) + est.intercept_.mean()
+    np.testing.assert_allclose(est.decision_function(new), score, atol=1e-12)
+    np.testing.assert_allclose(est.predict_proba(new)[:, 1], expit(score), atol=1e-12)
+    np.testing.assert_array_equal(est.predict(new), np.where(score > 0, "pos", "neg"))
+    assert est.score(new, labels) == np.mean(np.where(score > 0, "pos", "neg") == labels)
+    strict = ml.GroupLassoClassifier(alpha=0.01, task_col="task", unseen_task="error")
+    strict.fit(FRAME, labels)
+    for method in ("decision_function", "predict_proba", "predict"):
+        with pytest.raises(ValueError, match="not seen at fit time"):
+            getattr(strict, method)(new)
+    with pytest.raises(ValueError, match="not seen at fit time"):
+        strict.score(new, labels)
