@@ -97,6 +97,53 @@ def test_bad_settings():
         _trainer(task_lr={"q": 0.1}).fit(loader(regression_data()))
     with pytest.raises(ValueError, match="unique"):
         _trainer(tasks=[Task("a"), Task("a")])
+    # these were truncated (1.5 -> 1) or accepted and meant nothing (0: never, -1: 0)
+    for name, value in [
+        ("grad_accumulation", 1.5),
+        ("max_steps", -1),
+        ("max_epochs", -2),
+        ("checkpoint_every", 0),
+    ]:
+        kw = {"checkpoint_dir": "ckpt"} if name == "checkpoint_every" else {}
+        with pytest.raises(ValueError, match=f"{name} must be an integer >= "):
+            _trainer(**{name: value}, **kw)
+    with pytest.raises(TypeError, match=r"tasks must be multitask.nn.Task objects.*\['a', 'b'\]"):
+        _trainer(tasks=["a", "b"])  # was: 'str' object has no attribute 'name'
+
+
+def test_a_batch_that_is_not_a_pair_names_the_batch():
+    # was: 'too many values to unpack (expected 2)'
+    x = torch.randn(8, 5)
+    with pytest.raises(TypeError, match=r"epoch 0, batch 1: a training batch must be a pair"):
+        _trainer().fit([(x, {"a": x[:, 0], "b": x[:, 1]}), x])
+
+
+def test_numpy_batches_train_like_tensors():
+    # a list of numpy batches (no collate) used to fail inside Task with a bare TypeError
+    data = regression_data(n=16)
+    as_tensor = [(data.x, data.ys)]
+    as_numpy = [(data.x.numpy(), {t: y.numpy() for t, y in data.ys.items()})]
+    models = []
+    for batches in (as_tensor, as_numpy):
+        torch.manual_seed(0)
+        models.append(TwoHeads())
+        _trainer(model=models[-1], max_epochs=2).fit(batches)
+    for p, q in zip(*(m.parameters() for m in models), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+def test_model_and_data_of_different_dtypes():
+    data = regression_data(n=16)
+    trainer = _trainer(model=TwoHeads().double(), max_epochs=1)
+    with pytest.raises(TypeError, match=r"inputs are \['torch.float32'\].*torch.float64"):
+        trainer.fit([(data.x, data.ys)])
+    with pytest.raises(TypeError, match=r"inputs are \['torch.float32'\].*torch.float64"):
+        trainer.evaluate([(data.x, data.ys)])
+    # float64 throughout trains and evaluates
+    x64 = data.x.double()
+    ys64 = {t: y.double() for t, y in data.ys.items()}
+    trainer.fit([(x64, ys64)])
+    assert math.isfinite(trainer.evaluate([(x64, ys64)])["a"]["mse"])
 
 
 def test_selection_survives_a_zero_first_validation_value():

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, RandomSampler, SequentialSampler
 
+from multitask.training._setup import split_batch
 from multitask.training.samplers import TaskSampler
 
 #: one part of a micro-step: the tasks it trains, inputs, targets
@@ -131,7 +132,8 @@ class SingleSource:
         return len(self.loader)
 
     def iterate(self, epoch: int, start: int) -> Iterator[list[Part]]:
-        for inputs, targets in self.loader.iterate(epoch, start):
+        for i, batch in enumerate(self.loader.iterate(epoch, start)):
+            inputs, targets = split_batch(batch, f"epoch {epoch}, batch {start + i}")
             yield [(self.tasks, inputs, targets)]
 
     def state_dict(self) -> dict:
@@ -183,7 +185,7 @@ class SampledSource:
         for _ in range(start, len(self)):
             parts = []
             for task in self.sampler.next():
-                inputs, targets = self._next_batch(task)
+                inputs, targets = split_batch(self._next_batch(task), f"task {task!r}")
                 parts.append(((task,), inputs, targets))
             yield parts
 

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from multitask.training._setup import check_outputs, to_device
+from multitask.training._setup import check_dtypes, check_outputs, to_device
 
 
 def _split(batch) -> tuple[Any, Mapping | None]:
@@ -28,7 +28,12 @@ def collect(model: nn.Module, tasks: Mapping[str, Any], loader, device: torch.de
     try:
         for batch in loader:
             inputs, target = _split(batch)
-            out = model(to_device(inputs, device))
+            inputs = to_device(inputs, device)
+            try:
+                out = model(inputs)
+            except RuntimeError as e:
+                check_dtypes(model, inputs, e)
+                raise
             check_outputs(out, tasks)
             for t in tasks:
                 preds[t].append(out[t].detach().cpu())

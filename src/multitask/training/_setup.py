@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -28,9 +29,14 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 def to_device(obj: Any, device: torch.device) -> Any:
-    """Move every tensor inside ``obj`` (tensor, dict, list, tuple) to ``device``."""
+    """Move every tensor inside ``obj`` (tensor, dict, list, tuple) to ``device``.
+
+    numpy arrays become tensors first (as a DataLoader's default collate does).
+    """
     if isinstance(obj, Tensor):
         return obj.to(device, non_blocking=True)
+    if isinstance(obj, np.ndarray):
+        return torch.as_tensor(obj).to(device, non_blocking=True)
     if isinstance(obj, Mapping):
         return {k: to_device(v, device) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -43,6 +49,11 @@ def task_table(model: nn.Module, tasks) -> dict[str, Any]:
     items = list(tasks.values()) if isinstance(tasks, Mapping) else list(tasks)
     if not items:
         raise ValueError("Trainer needs at least one Task; got none")
+    bad = [t for t in items if not all(hasattr(t, a) for a in ("name", "loss_and_count"))]
+    if bad:
+        raise TypeError(
+            f"tasks must be multitask.nn.Task objects, got {bad!r}; e.g. Task('income', 'binary')"
+        )
     table = {t.name: t for t in items}
     if len(table) != len(items):
         raise ValueError(f"task names must be unique; got {[t.name for t in items]}")
@@ -114,6 +125,42 @@ def check_targets(targets: Any, tasks: Sequence[str], step: int) -> None:
             "give every task a target and mark unlabelled samples with NaN (regression, "
             "binary) or ignore_index (classes)"
         )
+
+
+def split_batch(batch: Any, where: str) -> tuple[Any, Any]:
+    """``(inputs, targets)`` of a training batch, or a clear error."""
+    if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+        what = f"a {type(batch).__name__}" + (
+            f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else ""
+        )
+        raise TypeError(
+            f"{where}: a training batch must be a pair (inputs, {{task: target}}), got "
+            f"{what}; make the dataset return (x, {{task: y}}) items"
+        )
+    return batch[0], batch[1]
+
+
+def check_dtypes(model: nn.Module, inputs: Any, error: Exception) -> None:
+    """After ``model(inputs)`` raised ``error``: a clear TypeError if the floating
+    inputs and the model's floating parameters differ in dtype (else nothing)."""
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+    found = {t.dtype for t in _tensors(inputs) if t.is_floating_point()}
+    if dtype is not None and found and found != {dtype}:
+        raise TypeError(
+            f"the batch's inputs are {sorted(map(str, found))} but the model's parameters are "
+            f"{dtype}; cast one to the other (model.to({dtype!s}) or x.to(...)) before fit"
+        ) from error
+
+
+def _tensors(obj: Any):
+    if isinstance(obj, Tensor):
+        yield obj
+    elif isinstance(obj, Mapping):
+        for v in obj.values():
+            yield from _tensors(v)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _tensors(v)
 
 
 def check_outputs(outputs: Any, tasks: Mapping[str, Any]) -> None:

@@ -18,6 +18,7 @@ from multitask.training._inference import evaluate, predict
 from multitask.training._selection import ModelSelector
 from multitask.training._setup import (
     build_optimizer,
+    check_dtypes,
     check_outputs,
     check_targets,
     param_groups,
@@ -51,6 +52,13 @@ def _nanmean(a: np.ndarray) -> np.ndarray:
     total = np.where(seen, a, 0.0).sum(axis=0)
     count = seen.sum(axis=0)
     return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def _check_count(name: str, value, low: int) -> None:
+    """A whole number (not a bool, not 1.5, which used to be truncated) at least ``low``."""
+    whole = isinstance(value, (int, float, np.integer, np.floating)) and float(value).is_integer()
+    if isinstance(value, bool) or not whole or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
 class Trainer:
@@ -148,10 +156,14 @@ class Trainer:
         sampler: TaskSampler | str = "round_robin",
         higher_is_better: Mapping[str, bool] | None = None,
     ):
-        if int(grad_accumulation) < 1:
-            raise ValueError(f"grad_accumulation must be >= 1, got {grad_accumulation}")
-        if checkpoint_every is not None and checkpoint_dir is None:
-            raise ValueError("checkpoint_every needs a checkpoint_dir to write to")
+        _check_count("grad_accumulation", grad_accumulation, low=1)
+        _check_count("max_epochs", max_epochs, low=0)
+        if max_steps is not None:
+            _check_count("max_steps", max_steps, low=0)
+        if checkpoint_every is not None:
+            _check_count("checkpoint_every", checkpoint_every, low=1)
+            if checkpoint_dir is None:
+                raise ValueError("checkpoint_every needs a checkpoint_dir to write to")
         self.model = model
         self.tasks = task_table(model, tasks)
         self.balancer = balancer
@@ -274,7 +286,11 @@ class Trainer:
         for tasks, inputs, targets in parts:
             inputs, targets = to_device(inputs, self.device_), to_device(targets, self.device_)
             check_targets(targets, tasks, self.step_ + 1)
-            outputs = self.model(inputs)
+            try:
+                outputs = self.model(inputs)
+            except RuntimeError as e:  # a dtype mismatch: say so, not a matmul's message
+                check_dtypes(self.model, inputs, e)
+                raise
             check_outputs(outputs, self.tasks)
             for t in tasks:
                 loss, count = self.tasks[t].loss_and_count(outputs[t], targets[t])
