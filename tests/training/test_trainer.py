@@ -238,11 +238,15 @@ def test_step_record_is_read_only_and_csv_logged(tmp_path):
 def test_progress_bar_only_on_a_terminal(monkeypatch):
     from multitask.training import ProgressBar
 
-    monkeypatch.setattr("sys.stdout.isatty", lambda: False)
-    assert ProgressBar.if_visible(10) is None
+    # the bar goes to stderr: a terminal stdout with stderr sent to a log file used to
+    # write the bar into the log
     monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    monkeypatch.setattr("sys.stderr.isatty", lambda: False)
+    assert ProgressBar.if_visible(10) is None
+    monkeypatch.setattr("sys.stdout.isatty", lambda: False)
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
     bar = ProgressBar.if_visible(10)
-    assert bar is not None
+    assert bar is not None and bar._bar.fp is not None
     bar.close()
 
 

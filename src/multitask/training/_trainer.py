@@ -109,7 +109,7 @@ class Trainer:
         Direction of the metrics a ``Task`` computes with its own callables
         (names outside :data:`multitask.metrics.HIGHER_IS_BETTER`).
     progress : bool
-        tqdm bar with per-task losses, on rank 0 and only when stdout is a TTY.
+        tqdm bar with per-task losses, on rank 0 and only when stderr (where it writes) is a TTY.
     log_csv, tensorboard_dir : path, optional
         Add a :class:`CSVLogger` / :class:`TensorBoardLogger`.
     use_representation : bool

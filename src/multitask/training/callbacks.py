@@ -233,22 +233,25 @@ class TensorBoardLogger(Callback):
 class ProgressBar(Callback):
     """tqdm bar of the optimizer steps with the per-task losses as postfix.
 
-    :meth:`if_visible` builds it only on rank 0 of a distributed run and when
-    stdout is a terminal (no bar in logs and CI output).
+    The bar is written to stderr (tqdm's stream). :meth:`if_visible` builds it
+    only on rank 0 of a distributed run and when stderr is a terminal (no bar
+    in logs and CI output, e.g. ``python train.py 2> train.log``).
     """
 
     def __init__(self, total: int, initial: int = 0):
         from tqdm.auto import tqdm
 
-        self._bar = tqdm(total=total, initial=initial, desc="train", dynamic_ncols=True)
+        self._bar = tqdm(
+            total=total, initial=initial, desc="train", dynamic_ncols=True, file=sys.stderr
+        )
 
     @classmethod
     def if_visible(cls, total: int, initial: int = 0) -> ProgressBar | None:
-        """A bar on rank 0 with a TTY stdout, else None."""
+        """A bar on rank 0 when stderr, where it is written, is a TTY; else None."""
         import torch.distributed as dist
 
         rank0 = not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
-        return cls(total, initial) if rank0 and sys.stdout.isatty() else None
+        return cls(total, initial) if rank0 and sys.stderr.isatty() else None
 
     def on_step(self, record: StepRecord) -> None:
         self._bar.update(1)
