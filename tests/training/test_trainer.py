@@ -375,3 +375,30 @@ def test_accumulation_with_a_learnable_weighting_equals_larger_batch():
     small = _fit_uncertainty(batch_size=8, accumulation=4, steps=5)
     big = _fit_uncertainty(batch_size=32, accumulation=1, steps=5)
     torch.testing.assert_close(small, big, rtol=0, atol=1e-6)
+
+
+def test_a_sampler_object_restarts_at_every_fresh_fit():
+    # the sampler's step counter used to carry over from an earlier fit, so a second
+    # fit (same seed, same data) drew other tasks; oracle: the first fit's draws
+    from multitask.training import ProportionalSampler
+
+    class Drawn(Callback):
+        def __init__(self):
+            self.tasks = []
+
+        def on_step(self, record):
+            self.tasks.append(tuple(t for t, v in record.losses.items() if v == v))
+
+    sampler = ProportionalSampler({"a": 3, "b": 1}, seed=4)
+    loaders = {"a": loader(regression_data(n=24), 8), "b": loader(regression_data(n=8), 8)}
+    draws = []
+    for _ in range(2):
+        drawn = Drawn()
+        trainer = Trainer(
+            TwoHeads(), regression_tasks(), max_epochs=1, sampler=sampler, callbacks=[drawn]
+        )
+        trainer.fit(loaders)
+        draws.append(drawn.tasks)
+    assert draws[0] == draws[1] and len(draws[0]) == 4
+    assert draws[0] == [sampler.draw(s) for s in range(4)]
+    assert sampler.step == 0  # the caller's object is not advanced

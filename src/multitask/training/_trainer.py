@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 import warnings
@@ -197,6 +198,9 @@ class Trainer:
         sampler = self.sampler
         if isinstance(sampler, str):
             sampler = make_sampler(sampler, {t: len(dl) for t, dl in train.items()}, self.seed)
+        else:  # a fresh run starts the draws at step 0, whatever an earlier fit left
+            sampler = copy.deepcopy(sampler)
+            sampler.load_state_dict({"step": 0})
         return SampledSource(train, sampler, self.seed)
 
     def _setup(self, train, val):
