@@ -34,8 +34,9 @@ class StepRecord:
     step : int
         Number of optimizer steps done so far (1-based after the first step).
     losses : mapping str -> float
-        Unweighted loss of each task on this step's batch (NaN for a task not
-        trained at this step).
+        Unweighted loss of each task on this step's batch, the mean over the
+        micro-batches of an accumulated step (NaN for a task not trained at
+        this step: not drawn by the sampler, or no labelled entry).
     weights : mapping str -> float or None
         Task weights the balancer used, when it reports them.
     lr : tuple of float
@@ -78,6 +79,9 @@ class Callback:
 
 class History(Callback):
     """Keep every step and evaluation record in memory.
+
+    It holds the records of one ``fit`` call: a resumed run's history starts at
+    the checkpoint (the CSV log keeps the whole run).
 
     Attributes
     ----------
