@@ -402,3 +402,19 @@ def test_a_sampler_object_restarts_at_every_fresh_fit():
     assert draws[0] == draws[1] and len(draws[0]) == 4
     assert draws[0] == [sampler.draw(s) for s in range(4)]
     assert sampler.step == 0  # the caller's object is not advanced
+
+
+def test_evaluate_scores_each_task_on_the_batches_that_carry_its_target():
+    # b's target is in the first batch only; it used to fail ('batch sizes differ (16 vs 8)')
+    data = regression_data(n=16)
+    batches = [
+        (data.x[:8], {"a": data.ys["a"][:8], "b": data.ys["b"][:8]}),
+        (data.x[8:], {"a": data.ys["a"][8:]}),
+    ]
+    model = TwoHeads()
+    got = Trainer(model, regression_tasks(), device="cpu").evaluate(batches)
+    with torch.no_grad():
+        out = model(data.x)
+    # oracle: the MSE of each task on exactly its labelled rows
+    assert got["a"]["mse"] == pytest.approx(((out["a"] - data.ys["a"]) ** 2).mean().item())
+    assert got["b"]["mse"] == pytest.approx(((out["b"][:8] - data.ys["b"][:8]) ** 2).mean().item())

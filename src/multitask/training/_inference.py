@@ -20,11 +20,12 @@ def _split(batch) -> tuple[Any, Mapping | None]:
 
 @torch.no_grad()
 def collect(model: nn.Module, tasks: Mapping[str, Any], loader, device: torch.device):
-    """Predictions and targets of every task, as lists of CPU tensors per task."""
+    """Predictions of every task, and (prediction, target) pairs of the batches that
+    carry the task's target, as lists of CPU tensors per task."""
     was_training = model.training
     model.eval()
     preds: dict[str, list[Tensor]] = {t: [] for t in tasks}
-    targets: dict[str, list[Tensor]] = {t: [] for t in tasks}
+    pairs: dict[str, list[tuple[Tensor, Tensor]]] = {t: [] for t in tasks}
     try:
         for batch in loader:
             inputs, target = _split(batch)
@@ -36,24 +37,27 @@ def collect(model: nn.Module, tasks: Mapping[str, Any], loader, device: torch.de
                 raise
             check_outputs(out, tasks)
             for t in tasks:
-                preds[t].append(out[t].detach().cpu())
+                pred = out[t].detach().cpu()
+                preds[t].append(pred)
                 if target is not None and t in target:
-                    targets[t].append(torch.as_tensor(target[t]).cpu())
+                    pairs[t].append((pred, torch.as_tensor(target[t]).cpu()))
     finally:
         model.train(was_training)
     if not preds[next(iter(tasks))]:
         raise ValueError("the loader yields no batch; give it at least one sample")
-    return preds, targets
+    return preds, pairs
 
 
 def evaluate(model, tasks, loader, device) -> dict[str, dict[str, float]]:
-    """``{task: task.evaluate(pred, target)}`` for the non-auxiliary tasks with targets."""
-    preds, targets = collect(model, tasks, loader, device)
+    """``{task: task.evaluate(pred, target)}`` for the non-auxiliary tasks with targets,
+    each on the batches that carry its target."""
+    _, pairs = collect(model, tasks, loader, device)
     out = {}
     for t, task in tasks.items():
-        if getattr(task, "auxiliary", False) or not targets[t]:
+        if getattr(task, "auxiliary", False) or not pairs[t]:
             continue
-        scores = task.evaluate(torch.cat(preds[t]), torch.cat(targets[t]))
+        pred, target = (torch.cat(parts) for parts in zip(*pairs[t], strict=True))
+        scores = task.evaluate(pred, target)
         out[t] = {k: float(v) for k, v in scores.items()}
     if not out:
         raise ValueError(
