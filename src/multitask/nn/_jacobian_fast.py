@@ -61,9 +61,8 @@ def _consumers(loss: Tensor, rep: Tensor):
 def check_no_bypass(leaves, shared_ids: set | None) -> None:
     """Raise :class:`GraphBypass` when a leaf above the representation is a shared parameter."""
     if shared_ids:
-        for node in leaves:
-            leaf = _leaf(node)
-            if leaf is not None and id(leaf) in shared_ids:
+        for node in leaves:  # AccumulateGrad nodes (the graph's only nodes without inputs)
+            if id(getattr(node, "variable", None)) in shared_ids:
                 raise GraphBypass
 
 
