@@ -86,6 +86,16 @@ def test_empty_dataset():
         _trainer().fit({"a": loader(regression_data()), "b": loader(empty)})
 
 
+def test_per_task_loaders_that_leave_a_task_out():
+    from multitask.training import RoundRobinSampler
+
+    data = regression_data(n=16)
+    with pytest.warns(UserWarning, match=r"tasks \['b'\] have no training DataLoader"):
+        _trainer(max_steps=1).fit({"a": loader(data)})
+    with pytest.raises(ValueError, match=r"sampler never draws tasks \['b'\]"):
+        _trainer(sampler=RoundRobinSampler(["a"])).fit({"a": loader(data), "b": loader(data)})
+
+
 def test_bad_settings():
     with pytest.raises(ValueError, match="grad_accumulation"):
         _trainer(grad_accumulation=0)

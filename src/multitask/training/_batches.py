@@ -155,6 +155,12 @@ class SampledSource:
         unknown = set(sampler.tasks) - set(loaders)
         if unknown:
             raise ValueError(f"the task sampler names tasks {sorted(unknown)} with no DataLoader")
+        never = set(loaders) - set(sampler.tasks)
+        if never:
+            raise ValueError(
+                f"the task sampler never draws tasks {sorted(never)}, which have a DataLoader; "
+                f"build it on every task of the dict (it has {list(sampler.tasks)})"
+            )
         self.loaders = {
             t: ResumableLoader(dl, seed + i) for i, (t, dl) in enumerate(loaders.items())
         }

@@ -195,6 +195,13 @@ class Trainer:
         unknown = set(train) - set(self.tasks)
         if unknown:
             raise ValueError(f"training loaders for unknown tasks {sorted(unknown)}")
+        untrained = [t for t in self.tasks if t not in train]
+        if untrained:
+            warnings.warn(
+                f"tasks {untrained} have no training DataLoader: their heads are never trained",
+                UserWarning,
+                stacklevel=4,
+            )
         sampler = self.sampler
         if isinstance(sampler, str):
             sampler = make_sampler(sampler, {t: len(dl) for t, dl in train.items()}, self.seed)
