@@ -65,10 +65,14 @@ def _check_count(name: str, value, low: int) -> None:
 class Trainer:
     """Train a :class:`~multitask.nn.architectures.MultiTaskModule` on several tasks.
 
-    Each optimizer step: forward, per-task masked losses (``Task.compute_loss``),
-    :func:`multitask.nn.mtl_backward` with the balancer and the architecture's
-    ``regularization()``, optimizer step. The trainer calls the balancer only
-    through :func:`mtl_backward` and knows no method by name.
+    Each micro-batch: forward, per-task masked losses and labelled counts
+    (``Task.loss_and_count``, read in one host sync: a non-finite loss stops the
+    run), :func:`multitask.nn.mtl_backward` with the balancer and the
+    architecture's ``regularization()``. Each optimizer step, after
+    ``grad_accumulation`` micro-batches: ``.grad`` divided by their number, the
+    step's record (non-finite balancer weights stop the run), optimizer step.
+    The trainer calls the balancer only through :func:`mtl_backward` and knows
+    no method by name.
 
     Parameters
     ----------
