@@ -96,6 +96,14 @@ def test_per_task_loaders_that_leave_a_task_out():
         _trainer(sampler=RoundRobinSampler(["a"])).fit({"a": loader(data), "b": loader(data)})
 
 
+def test_task_weights_ignored_by_a_balancer_warn():
+    from multitask.nn.weighting import UncertaintyWeighting
+
+    tasks = [Task("a", weight=0.1), Task("b")]
+    with pytest.warns(UserWarning, match=r"Task.weight \{'a': 0.1\} is ignored with a balancer"):
+        _trainer(tasks=tasks, balancer=UncertaintyWeighting(2))
+
+
 def test_bad_settings():
     with pytest.raises(ValueError, match="grad_accumulation"):
         _trainer(grad_accumulation=0)

@@ -101,7 +101,9 @@ class Task:
         Default per kind: ``mse, mae`` (regression), ``accuracy, auc, f1``
         (binary), ``accuracy`` (others).
     weight : float, default=1.0
-        Static weight of the task in a plain weighted sum of losses.
+        Static weight of the task in a plain weighted sum of losses (the
+        trainer without a balancer; a balancer decides the weights itself, and
+        the trainer warns that a weight other than 1 is then ignored).
     auxiliary : bool, default=False
         Trained but not reported (an auxiliary task, Ruder 2017, Sec. 5).
     lr : float, optional

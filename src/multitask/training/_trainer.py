@@ -171,6 +171,15 @@ class Trainer:
                 raise ValueError("checkpoint_every needs a checkpoint_dir to write to")
         self.model = model
         self.tasks = task_table(model, tasks)
+        weighted = {t: task.weight for t, task in self.tasks.items() if task.weight != 1.0}
+        if balancer is not None and weighted:
+            warnings.warn(
+                f"Task.weight {weighted} is ignored with a balancer (it weights the plain sum "
+                "of losses only); give the balancer the weights instead, e.g. "
+                "StaticWeighting, or drop the balancer",
+                UserWarning,
+                stacklevel=2,
+            )
         self.balancer = balancer
         self.optimizer = optimizer
         self.lr = lr
