@@ -431,7 +431,9 @@ class Trainer:
         self._resume(resume)
         start = StepRecord(self.epoch_, self.step_, {})
         for cb in self._callbacks:
-            cb.on_fit_start(start)
+            hook = getattr(cb, "on_fit_start", None)  # absent from pre-existing duck-typed ones
+            if hook is not None:
+                hook(start)
         bar = self._progress_bar()
         if bar is not None:
             self._callbacks.append(bar)
