@@ -88,3 +88,23 @@ def test_unseen_task_fallback_for_every_classifier_method():
             getattr(strict, method)(new)
     with pytest.raises(ValueError, match="not seen at fit time"):
         strict.score(new, labels)
+
+
+def test_column_transformer_moves_the_task_column_last():
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    scaled = StandardScaler().fit_transform(X)
+    direct = ml.GroupLassoRegressor(alpha=0.01, task_col="task")
+    direct.fit(pd.DataFrame(scaled, columns=["a", "b", "c"]).assign(task=FRAME["task"]), Y)
+    ct = ColumnTransformer([("s", StandardScaler(), ["a", "b", "c"])], remainder="passthrough")
+    by_position = make_pipeline(ct, ml.GroupLassoRegressor(alpha=0.01, task_col=-1))
+    np.testing.assert_allclose(by_position.fit(FRAME, Y)[-1].coef_, direct.coef_, atol=1e-10)
+    ct_pd = ColumnTransformer(
+        [("s", StandardScaler(), ["a", "b", "c"])],
+        remainder="passthrough",
+        verbose_feature_names_out=False,
+    ).set_output(transform="pandas")
+    by_name = make_pipeline(ct_pd, ml.GroupLassoRegressor(alpha=0.01, task_col="task"))
+    np.testing.assert_allclose(by_name.fit(FRAME, Y)[-1].coef_, direct.coef_, atol=1e-10)
