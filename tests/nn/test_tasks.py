@@ -273,3 +273,19 @@ def test_loss_and_count_counts_labelled_entries():
 def test_a_failing_metric_names_the_task():
     with pytest.raises(ValueError, match=r"task 'churn': metric 'auc' on its 3 labelled.*class"):
         Task("churn", "binary").evaluate(torch.zeros(4), torch.tensor([1.0, 1.0, NAN, 1.0]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_losses_are_accumulated_in_float32(dtype):
+    # 2 x 200 x 200 = 80000 entries: a float16 count or sum overflowed to inf (loss NaN)
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 3, 200, 200, generator=g).to(dtype)
+    classes = torch.randint(0, 3, (2, 200, 200), generator=g)
+    want = torch.nn.functional.cross_entropy(logits.float(), classes)
+    got = Task("seg", "dense").compute_loss(logits, classes)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, want, rtol=1e-2, atol=0)
+    pred, target = torch.randn(80000, generator=g), torch.randn(80000, generator=g)
+    got = Task("depth").compute_loss(pred.to(dtype), target.to(dtype))
+    want = ((pred.to(dtype).float() - target.to(dtype).float()) ** 2).mean()
+    torch.testing.assert_close(got, want, rtol=1e-2, atol=0)

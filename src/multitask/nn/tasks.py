@@ -290,7 +290,8 @@ class Task:
         """
         pred, target = self._align(pred, target)
         mask = self._mask(target)
-        maskf = mask.to(pred.dtype)
+        # at least float32: a float16 count or sum overflows past 65504 entries
+        maskf = mask.to(torch.promote_types(pred.dtype, torch.float32))
         count = maskf.sum()
         if self.loss is not None:
             return self._custom_loss(pred, target, mask), count
