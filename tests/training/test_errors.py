@@ -277,3 +277,17 @@ def test_selection_skips_a_task_without_validation_labels_and_knows_custom_direc
     scores.append(((2.0 - 1.5) / 2.0 + (0.6 - 0.5) / 0.5) / 2)
     assert sel.best_step == max(range(3), key=scores.__getitem__) == 1
     assert sel.best_score == pytest.approx(scores[1])
+
+
+def test_an_iterable_dataset_without_length_is_a_clear_error():
+    from torch.utils.data import DataLoader, IterableDataset
+
+    class Stream(IterableDataset):
+        def __iter__(self):
+            data = regression_data(n=8)
+            for i in range(8):
+                yield data.x[i], {t: y[i] for t, y in data.ys.items()}
+
+    # was: "object of type 'Stream' has no len()"
+    with pytest.raises(TypeError, match=r"no length \(its Stream has no __len__\)"):
+        _trainer().fit(DataLoader(Stream(), batch_size=4))

@@ -54,6 +54,14 @@ class ResumableLoader:
         self.loader = loader
         self.seed = int(seed)
         self._mode = self._pick_mode(loader)
+        try:
+            len(loader)
+        except TypeError:
+            raise TypeError(
+                f"the training DataLoader has no length (its {type(loader.dataset).__name__} "
+                "has no __len__); the trainer counts epochs and resume positions in batches: "
+                "give the dataset a __len__"
+            ) from None
 
     @staticmethod
     def _pick_mode(loader) -> str:
