@@ -146,3 +146,45 @@ def test_upgrad_conflicts_with_no_task_whatever_the_norm_ratio(path, n_tasks, sp
         d = UPGrad()(J)
         cos = (J @ d) / (J.norm(dim=1) * d.norm())
         assert cos.min() >= -1e-9, (seed, cos)
+
+
+DEVICE_CASES = {
+    "mgda": lambda: AGGREGATORS["mgda"](),
+    "mgda-l2": lambda: AGGREGATORS["mgda"]("l2"),
+    "mgda-frank-wolfe": lambda: AGGREGATORS["mgda"](solver="frank-wolfe", n_iter=5),
+    "upgrad": lambda: AGGREGATORS["upgrad"](),
+    "upgrad-torchjd-ridge": lambda: AGGREGATORS["upgrad"](reg_eps=1e-4),
+    "cagrad": lambda: AGGREGATORS["cagrad"](),
+    "pcgrad": lambda: AGGREGATORS["pcgrad"](),
+    "gradvac": lambda: AGGREGATORS["gradvac"](),
+    "nash_mtl": lambda: AGGREGATORS["nash_mtl"](max_norm=1.0),
+    "imtl_g": lambda: AGGREGATORS["imtl_g"](),
+    "aligned_mtl": lambda: AGGREGATORS["aligned_mtl"](),
+    "aligned_mtl-mean": lambda: AGGREGATORS["aligned_mtl"]("mean"),
+    "mean": lambda: AGGREGATORS["mean"](),
+}
+
+
+@pytest.mark.parametrize("n_tasks", [2, 3, 12])
+@pytest.mark.parametrize("case", sorted(DEVICE_CASES))
+def test_device_code_reads_nothing_back_to_the_host(case, n_tasks):
+    """The device path on ``meta`` tensors, which refuse ``.item()``, ``bool()`` and copies to
+    the host: a CPU-run proxy for the CUDA sync check that has no GPU to run on. Before:
+    MGDA's and CAGrad's ``x[best]`` (a 0-d index is read with ``.item()``), Frank-Wolfe's
+    ``eye[t]``, ``Ga[t]``, ``G[t, t]`` (three syncs per iteration), and GradVac's targets left
+    on the CPU by an earlier call. Stateful ones take a CPU step first (state on another
+    device than the Jacobian). GradDrop is left out: meta tensors have no generator."""
+    agg = DEVICE_CASES[case]()
+    cpu = torch.randn(n_tasks, 7, generator=torch.Generator().manual_seed(6))
+    agg(cpu)  # state (if any) on the CPU
+    for _ in range(2):  # a first device call and a warm one
+        out = agg(torch.empty(n_tasks, 7, device="meta"))
+        assert out.device.type == "meta" and out.shape == (7,)
+
+
+def test_nash_mtl_after_an_all_zero_jacobian(path):
+    """J = 0 stored alpha = 0, and the next warm start from 0 gave NaN for good."""
+    nash = NashMTL()
+    assert torch.equal(nash(torch.zeros(3, 7, dtype=torch.float64)), torch.zeros(7))
+    J = torch.randn(3, 7, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    torch.testing.assert_close(nash.weights(J), NashMTL().weights(J), atol=1e-10, rtol=1e-8)

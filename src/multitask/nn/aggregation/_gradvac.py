@@ -69,7 +69,8 @@ class GradVac(GradientAggregator):
         rows = torch.arange(T, device=G.device)
         order = _solvers.to_device(self._orders(T), G.device)  # (T, T - 1)
         # each pair (i, j) is visited once per call: its target and g_j's norm can be read upfront
-        phi_hat = self.targets.to(G.dtype).gather(1, order)  # (T, T - 1)
+        # targets on another device than G (a checkpoint loaded on the CPU): moved along
+        phi_hat = self.targets.to(G).gather(1, order)  # (T, T - 1)
         s_hat = (1 - phi_hat * phi_hat).clamp(min=0).sqrt()
         norm_j = G.diagonal().clamp(min=0).sqrt()[order]
         denom = norm_j * s_hat + self.eps
@@ -89,7 +90,7 @@ class GradVac(GradientAggregator):
             ema = torch.where(
                 phis.isfinite(), (1 - self.beta) * phi_hat + self.beta * phis, phi_hat
             )
-            self.targets = self.targets.to(G.dtype).scatter(1, order, ema).to(self.targets.dtype)
+            self.targets = self.targets.to(G).scatter(1, order, ema).to(self.targets.dtype)
         return C.sum(dim=0).to(gramian.dtype)
 
     def _orders(self, n_tasks: int) -> Tensor:

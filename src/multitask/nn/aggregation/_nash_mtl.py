@@ -81,22 +81,22 @@ class NashMTL(GradientAggregator):
             trace = G.diagonal().sum()
             trace = torch.where(trace > 0, trace, torch.ones_like(trace))
             Gn = _solvers.normalise(G, ridge=0.0)  # G / trace: alpha scales by trace**0.5
+            cold = Gn.diagonal().clamp(min=1e-30).rsqrt()
             if fresh:
-                init, n_iter = Gn.diagonal().clamp(min=1e-30).rsqrt(), self.n_iter
-            else:
-                init, n_iter = self.alpha.to(G) * trace.sqrt(), self.n_iter_warm
+                init, n_iter, last = cold, self.n_iter, torch.zeros_like(cold)
+            else:  # the last weights; zero ones (no solution yet): the cold start
+                last = self.alpha.to(G)
+                init = torch.where((last > 0).all(), last * trace.sqrt(), cold)
+                n_iter = self.n_iter_warm
             alpha = _solvers.nash_weights(Gn, init, n_iter) / trace.sqrt()
             alpha = torch.where(G.diagonal().sum() > 0, alpha, 0 * alpha)  # J = 0: no direction
+            # not finite: no positive solution (the gradients cancel: Pareto-stationary) or a
+            # non-finite J; no direction this step, and the state keeps the last weights
             ok = torch.isfinite(alpha).all()
-            # not ok: no positive solution (the gradients cancel: Pareto-stationary) or a
-            # non-finite J; no direction this step, and the warm start keeps the last good
-            # weights (one host read on a first call only, which has none)
-            if fresh:
-                self.alpha = alpha if bool(ok) else alpha.new_zeros(0)
-            else:
-                self.alpha = torch.where(ok, alpha, self.alpha.to(alpha))
+            alpha = torch.where(ok, alpha, torch.zeros_like(alpha))
+            self.alpha = torch.where(ok, alpha, last)
             self.step += 1
-            return self._clipped(torch.where(ok, alpha, torch.zeros_like(alpha)), G, gramian)
+            return self._clipped(alpha, G, gramian)
         self.step += 1
         return self._clipped(self.alpha.to(G), G, gramian)
 

@@ -101,6 +101,12 @@ def batched_solve(A: Tensor, B: Tensor) -> Tensor:
     return torch.linalg.solve_ex(A, B)[0]
 
 
+def _pick(x: Tensor, index: Tensor) -> Tensor:
+    """``x[index]`` for a 0-d ``index`` tensor without a host read (``x[index]`` turns it into
+    a Python int: ``.item()``, a synchronisation on CUDA, every call)."""
+    return x.index_select(0, index.reshape(1))[0]
+
+
 def use_host(G: Tensor, host: bool | None) -> bool:
     """Whether to solve on the host: ``host``, or by default whenever ``G`` is on the CPU."""
     return G.device.type == "cpu" if host is None else host
@@ -129,7 +135,8 @@ def min_norm_simplex(
     a = x / s[:, None]
     feasible = (a >= -1e-10).all(dim=1) & (s > 0)
     best = torch.where(feasible, s, torch.full_like(s, -torch.inf)).argmax()
-    return a[best].clamp(min=0) / a[best].clamp(min=0).sum()
+    a = _pick(a, best).clamp(min=0)
+    return a / a.sum()
 
 
 def _simplex_active_set(G: Tensor, n_iter: int) -> Tensor:
@@ -165,8 +172,8 @@ def frank_wolfe(G: Tensor, n_iter: int) -> Tensor:
     for _ in range(n_iter):
         Ga = G @ alpha
         t = Ga.argmin()
-        e_t = eye[t]
-        a, b, c = Ga[t], alpha @ Ga, G[t, t]
+        e_t = _pick(eye, t)
+        a, b, c = _pick(Ga, t), alpha @ Ga, _pick(G.diagonal(), t)
         denom = b + c - 2 * a
         ratio = (b - a) / torch.where(denom > 0, denom, torch.ones_like(denom))
         gamma = torch.where(c <= a, torch.ones_like(a), torch.where(b <= a, 0 * a, ratio))
@@ -264,7 +271,8 @@ def cagrad_coefficients(
     value = (b + u @ G).min(dim=1).values
     value = torch.where((disc >= 0) & (sp > 0), value, torch.full_like(value, -torch.inf))
     best = value.argmax()
-    return torch.where(value[best] > -torch.inf, u[best], torch.zeros_like(u[best]))
+    u_best = _pick(u, best)
+    return torch.where(_pick(value, best) > -torch.inf, u_best, torch.zeros_like(u_best))
 
 
 def _cagrad_active_set(G: Tensor, b: Tensor, phi: Tensor, n_iter: int) -> Tensor:
