@@ -81,7 +81,8 @@ class Trainer:
     tasks : sequence of Task or dict str -> Task
         One per head; auxiliary tasks are trained but not reported.
     balancer : LossWeighting, GradientAggregator or None
-        None: the plain sum of ``task.weight * loss``.
+        None: the plain sum of ``task.weight * loss`` (with a balancer,
+        ``Task.weight`` is ignored, with a warning).
     optimizer : {"adam", "adamw", "sgd"} or callable
         A callable receives the parameter groups and returns an optimizer.
     lr : float
@@ -91,8 +92,10 @@ class Trainer:
     max_epochs, max_steps : int
         Stop after whichever comes first (``max_steps``: optimizer steps).
     grad_accumulation : int
-        Micro-batches per optimizer step; each loss is divided by their number,
-        so with equal weighting it equals one step on the larger batch.
+        Micro-batches per optimizer step. The balancer sees each micro-batch's
+        own losses and the summed gradient is divided by their number, so for
+        any weighting linear in the losses it equals one step on the larger
+        batch (when the micro-batches are equally large and labelled).
     device : str or torch.device
         ``"auto"``: CUDA, else MPS, else CPU.
     seed : int
