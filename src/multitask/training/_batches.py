@@ -107,11 +107,21 @@ class ResumableLoader:
                 if i >= start:
                     yield batch
             return
-        loader = self.loader
         order = self._order(epoch)[start:]
-        if not order:
-            return
-        yield from DataLoader(
+        if order:
+            yield from self.rebuild(order, epoch)
+
+    def rebuild(self, order: list[list[int]], epoch: int) -> DataLoader:
+        """The loader's DataLoader settings over the batches ``order`` of ``epoch``."""
+        loader = self.loader
+        workers = {}
+        if loader.num_workers > 0:
+            workers = {
+                "prefetch_factor": loader.prefetch_factor,
+                "multiprocessing_context": loader.multiprocessing_context,
+                "timeout": loader.timeout,
+            }
+        return DataLoader(
             loader.dataset,
             batch_sampler=_IndexBatches(order),
             collate_fn=loader.collate_fn,
@@ -121,6 +131,7 @@ class ResumableLoader:
             # a private generator: creating the iterator must not draw from torch's
             # global RNG, or a resumed run's dropout masks would shift
             generator=torch.Generator().manual_seed(self.seed + 7919 * epoch),
+            **workers,
         )
 
 
