@@ -418,3 +418,48 @@ def test_evaluate_scores_each_task_on_the_batches_that_carry_its_target():
     # oracle: the MSE of each task on exactly its labelled rows
     assert got["a"]["mse"] == pytest.approx(((out["a"] - data.ys["a"]) ** 2).mean().item())
     assert got["b"]["mse"] == pytest.approx(((out["b"][:8] - data.ys["b"][:8]) ** 2).mean().item())
+
+
+class _Snapshots(Callback):
+    def __init__(self, module):
+        self.module, self.states = module, []
+
+    def on_step(self, record):
+        self.states.append([p.detach().clone() for p in self.module.parameters()])
+
+
+def _adam_two_batches(model, b_in_second):
+    data = regression_data(n=16)
+    if not b_in_second:
+        data.ys["b"][8:] = float("nan")
+    snaps = _Snapshots(model.heads["b"])
+    trainer = Trainer(model, regression_tasks(), lr=0.1, max_epochs=1, callbacks=[snaps])
+    trainer.fit(loader(data, batch_size=8))
+    return snaps.states, trainer
+
+
+def test_an_untrained_task_does_not_move_under_adam():
+    # b has no label in batch 2: its head's gradient is zero, and Adam used to move it
+    # anyway (a full-size step from its first moment); oracle: b's head after step 2 is
+    # exactly its head after step 1, and Adam did not count a step for it
+    torch.manual_seed(0)
+    states, trainer = _adam_two_batches(TwoHeads(), b_in_second=False)
+    for p, q in zip(states[0], states[1], strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+    head_b = next(trainer.model.heads["b"].parameters())
+    assert int(trainer.optimizer_.state[head_b]["step"]) == 1
+    # and with b labelled in both batches it does move (the test can fail)
+    torch.manual_seed(0)
+    states, _ = _adam_two_batches(TwoHeads(), b_in_second=True)
+    assert (states[0][0] - states[1][0]).abs().max() > 1e-3
+
+
+def test_an_untrained_task_with_a_coupling_gradient_still_moves():
+    # a penalty on b's head gives it a non-zero gradient: that gradient is kept
+    class Coupled(TwoHeads):
+        def regularization(self):
+            return (self.heads["b"].weight ** 2).sum()
+
+    torch.manual_seed(0)
+    states, _ = _adam_two_batches(Coupled(), b_in_second=False)
+    assert (states[0][0] - states[1][0]).abs().max() > 1e-3

@@ -367,6 +367,39 @@ class Trainer:
         # NaN: a task not drawn at this step, or drawn without a labelled entry (not trained)
         return [values[t] if t in labelled else math.nan for t in self.tasks], info
 
+    def _release_untrained(self, record: StepRecord) -> None:
+        """``.grad = None`` on the own parameters of tasks not trained at this step
+        whose gradient is exactly zero, so the optimizer leaves them alone.
+
+        A task is not trained when no micro-batch of the step had a labelled
+        entry of it or drew it. Its parameters then got a zero gradient, and a
+        zero gradient still moves them under momentum, Adam's moments or weight
+        decay. A parameter with a non-zero gradient (a coupling penalty, another
+        task's loss through it) or shared with a trained task is kept. One host
+        sync, on steps with an untrained task only.
+        """
+        untrained = [t for t, v in record.losses.items() if math.isnan(v)]
+        if not untrained:
+            return
+        trained = {
+            id(p)
+            for t, v in record.losses.items()
+            if not math.isnan(v)
+            for p in self.model.task_parameters(t)
+        }
+        params = [
+            p
+            for t in untrained
+            for p in self.model.task_parameters(t)
+            if p.grad is not None and id(p) not in trained
+        ]
+        if not params:
+            return
+        peaks = torch.stack(torch._foreach_norm([p.grad for p in params], math.inf)).tolist()
+        for p, peak in zip(params, peaks, strict=True):
+            if peak == 0.0:
+                p.grad = None
+
     def _average_grads(self, window: int) -> None:
         """Divide the ``.grad`` summed over ``window`` micro-batches by ``window``.
 
@@ -472,6 +505,7 @@ class Trainer:
             self._average_grads(window)
             record = self._record(losses, info)  # reads the weights: before the update
             self._check_weights(record)
+            self._release_untrained(record)
             self.optimizer_.step()
             self.optimizer_.zero_grad(set_to_none=True)
             self.step_ += 1
