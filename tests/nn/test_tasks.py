@@ -289,3 +289,9 @@ def test_half_precision_losses_are_accumulated_in_float32(dtype):
     got = Task("depth").compute_loss(pred.to(dtype), target.to(dtype))
     want = ((pred.to(dtype).float() - target.to(dtype).float()) ** 2).mean()
     torch.testing.assert_close(got, want, rtol=1e-2, atol=0)
+
+
+def test_evaluate_rejects_invalid_labels():
+    # a binary label 2 used to be scored as a third class: accuracy silently wrong
+    with pytest.raises(ValueError, match=r"task 'y' \(binary\).*\[2\.0\]"):
+        Task("y", "binary").evaluate(torch.zeros(3), torch.tensor([0.0, 2.0, 1.0]))

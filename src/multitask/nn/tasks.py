@@ -307,9 +307,12 @@ class Task:
         return self.loss(pred_l, target_l)
 
     def check_target(self, pred: Tensor, target: Tensor) -> None:
-        """Raise a ValueError describing labelled targets outside the kind's label set.
+        """Raise a ValueError describing labelled targets outside the kind's label set
+        (classes outside ``[0, C)``, binary / multilabel values other than 0 and 1,
+        infinite regression or floating dense targets).
 
-        Reads the target on the host: use it to explain a NaN loss, not at every step.
+        Reads the target on the host: the trainer calls it to explain a NaN loss,
+        :meth:`evaluate` on every call; not meant for every training step.
 
         Raises
         ------
@@ -369,7 +372,14 @@ class Task:
         -------
         scores : dict of str -> float
             One value per metric; NaN for every metric when nothing is labelled.
+
+        Raises
+        ------
+        ValueError
+            Invalid labels (:meth:`check_target`), or a metric that fails (AUC of
+            a single class), naming the task.
         """
+        self.check_target(pred, target)  # a label of 2 would score silently wrong
         pred, target = self._align(pred, target)
         mask = self._mask(target)
         table = self._metric_table(target)
