@@ -463,3 +463,15 @@ def test_an_untrained_task_with_a_coupling_gradient_still_moves():
     torch.manual_seed(0)
     states, _ = _adam_two_batches(Coupled(), b_in_second=False)
     assert (states[0][0] - states[1][0]).abs().max() > 1e-3
+
+
+def test_evaluate_before_fit_runs_where_the_model_is():
+    # before fit the model is not on `device` yet: inputs used to be sent to `device`
+    # (CUDA under "auto" on a GPU machine) while the model stayed on the CPU
+    data = [(regression_data(n=8).x, regression_data(n=8).ys)]
+    torch.manual_seed(0)
+    model = TwoHeads()
+    on_cpu = Trainer(model, regression_tasks(), device="cpu").evaluate(data)
+    elsewhere = Trainer(model, regression_tasks(), device="meta").evaluate(data)
+    assert elsewhere == on_cpu
+    assert Trainer(model, regression_tasks(), device="meta").predict(data)["a"].shape == (8,)

@@ -551,6 +551,10 @@ class Trainer:
 
     # ------------------------------------------------------------- inference
     def _device(self) -> torch.device:
+        """Where the model is: before ``fit`` it has not been moved to ``device``."""
+        first = next(self.model.parameters(), None)
+        if first is not None:
+            return first.device
         return getattr(self, "device_", None) or resolve_device(self.device)
 
     def evaluate(self, loader) -> dict[str, dict[str, float]]:
