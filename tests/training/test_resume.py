@@ -111,3 +111,41 @@ def test_sampled_training_resumes_exactly(tmp_path):
     assert state["source"]["sampler"] == {"step": 5}
     resumed, _ = _sampled(13, tmp_path, resume=True)
     torch.testing.assert_close(flat_params(resumed), flat_params(reference), rtol=0, atol=1e-6)
+
+
+def _periodic_famo(steps, checkpoint_dir=None, resume=False):
+    from multitask.nn.weighting import FAMO
+    from multitask.training import PeriodicSampler
+
+    torch.manual_seed(0)
+    model = TwoHeads(dropout=0.2)
+    trainer = Trainer(
+        model,
+        regression_tasks(),
+        FAMO(2),
+        lr=0.01,
+        max_steps=steps,
+        max_epochs=100,
+        seed=1,
+        grad_accumulation=3,
+        sampler=PeriodicSampler({"a": 1, "b": 2}),
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_every=1 if checkpoint_dir else None,
+        device="cpu",
+    )
+    a, b = regression_data(n=24, seed=0), regression_data(n=40, seed=1)
+    val = loader(regression_data(n=16, seed=2))
+    trainer.fit(
+        {"a": loader(a, 8, shuffle=True), "b": loader(b, 8, shuffle=True)}, val, resume=resume
+    )
+    return model
+
+
+@pytest.mark.parametrize("stop", [3, 4])  # 3 + 5 = 8 micro-batches: windows 3, 3, 2
+def test_resume_at_an_epoch_boundary_with_sampler_accumulation_and_famo(tmp_path, stop):
+    # oracle: 7 uninterrupted steps; stop at the end of epoch 0 (step 3, before its
+    # validation) or just after it, then resume
+    reference = _periodic_famo(7)
+    _periodic_famo(stop, tmp_path)
+    resumed = _periodic_famo(7, tmp_path, resume=True)
+    torch.testing.assert_close(flat_params(resumed), flat_params(reference), rtol=0, atol=1e-6)
