@@ -22,6 +22,7 @@ Prediction for a task never seen at fit time uses the mean of the task models,
 (``unseen_task="error"``).
 """
 
+import numbers
 import warnings
 from dataclasses import replace
 
@@ -348,7 +349,7 @@ def _model_weight(W):
 def _check_weights(sample_weight, n_samples):
     if sample_weight is None:
         return None
-    if np.ndim(sample_weight) == 0:  # a scalar weighs every row alike (as in sklearn)
+    if isinstance(sample_weight, numbers.Number):  # weighs every row alike (as in sklearn)
         sample_weight = np.full(n_samples, sample_weight, dtype=np.float64)
     sw = check_array(sample_weight, ensure_2d=False, dtype=np.float64, input_name="sample_weight")
     if sw.shape != (n_samples,):
