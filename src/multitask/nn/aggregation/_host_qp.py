@@ -14,6 +14,8 @@ objective, so no free set repeats and the loop ends after finitely many steps.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 #: up to this many tasks MGDA's active-set iterations run on Python floats (:func:`nnqp_small`):
@@ -125,24 +127,52 @@ def normalise(G: np.ndarray, ridge: float) -> np.ndarray:
     return Gn
 
 
-def min_norm_simplex(G: np.ndarray) -> np.ndarray | None:
+def min_norm_simplex(G: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray | None:
     """``argmin_{a in simplex} a^T G a`` for a trace-normalised Gramian with a small ridge.
 
     With ``x = argmin_{x >= 0} x^T G x / 2 - 1^T x``, ``a = x / 1^T x``: the KKT conditions of
     the two problems coincide up to that scaling. Up to :data:`PYTHON_MAX_TASKS` tasks by
     :func:`nnqp_small` (:func:`nnqp` if it gives up). None when :func:`nnqp` gives up.
+
+    ``scale``: ``G`` is ``D^{-1/2} G0 D^{-1/2}`` (plus a ridge) for the Gramian ``G0`` whose
+    weights are wanted, ``scale = diag(D)^{1/2}``; then ``y = D^{1/2} x`` solves the problem
+    with ``c = -1 / scale`` (``y >= 0`` iff ``x >= 0``), and ``x = y / scale``.
     """
     T = G.shape[0]
+    c = [-1.0] * T if scale is None else (-1.0 / scale).tolist()
     if T <= PYTHON_MAX_TASKS:
-        z = nnqp_small(G.tolist(), [-1.0] * T)
+        z = nnqp_small(G.tolist(), c)
+        if z is not None and scale is not None:
+            z = [zi / si for zi, si in zip(z, scale.tolist(), strict=True)]
         total = None if z is None else sum(z)
         if total is not None and total > 0:
             return np.array(z) / total
-    x = nnqp(G, np.full((1, T), -1.0))
+    x = nnqp(G, np.array(c)[None, :])
+    if x is not None and scale is not None:
+        x = x / scale
     total = None if x is None else float(x.sum())
     if total is None or not total > 0:
         return None
     return x[0] / total
+
+
+def min_norm_simplex_small(G: np.ndarray, ridge: float) -> np.ndarray | None:
+    """:func:`min_norm_simplex` of a raw Gramian on its unit-diagonal scaling (``scale`` the
+    square roots of its diagonal, a zero row 1, ``ridge`` added after scaling), all on Python
+    floats: up to :data:`PYTHON_MAX_TASKS` tasks a numpy call costs more than the math. None
+    when :func:`nnqp_small` gives up."""
+    rows = G.tolist()
+    T = len(rows)
+    d = [math.sqrt(rows[i][i]) if rows[i][i] > 0 else 1.0 for i in range(T)]
+    Gn = [[rows[i][j] / (d[i] * d[j]) for j in range(T)] for i in range(T)]
+    for i in range(T):
+        Gn[i][i] += ridge
+    z = nnqp_small(Gn, [-1.0 / di for di in d])
+    if z is None:
+        return None
+    x = [zi / di for zi, di in zip(z, d, strict=True)]
+    total = sum(x)
+    return np.array(x) / total if total > 0 else None
 
 
 def project_dual_cone(G: np.ndarray) -> np.ndarray | None:

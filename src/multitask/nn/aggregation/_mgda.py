@@ -27,8 +27,11 @@ class MGDA(GradientAggregator):
         ``losses`` argument.
     solver : {"exact", "frank-wolfe"}
         ``"exact"``: closed form for 2 tasks, exact QP by support enumeration up to ``max_exact``
-        tasks, primal-dual active-set iterations beyond. ``"frank-wolfe"``: ``n_iter`` steps of
-        Alg. 2 (the authors' solver; slow to converge when gradients nearly cancel).
+        tasks, primal-dual active-set iterations beyond, on the Gramian scaled to a unit
+        diagonal (``x >= 0`` is invariant under it), so that a task whose gradient is orders of
+        magnitude smaller than the others is not lost under the solver's ridge.
+        ``"frank-wolfe"``: ``n_iter`` steps of Alg. 2 (the authors' solver; slow to converge
+        when gradients nearly cancel).
     max_exact : int
         Largest number of tasks solved by enumeration (cost grows as ``2**n_tasks``; at 10
         tasks it is still about half the cost of the active-set iterations).
@@ -89,9 +92,13 @@ class MGDA(GradientAggregator):
         G = G / (scale[:, None] * scale[None, :])
         if G.shape[0] == 2 and self.solver == "exact":
             a = _two_tasks(G)
-        elif self.solver == "exact":
+        elif self.solver == "exact":  # on the unit-diagonal scaling (see _host_weights)
             n_iter = 12 if self.n_iter is None else self.n_iter
-            a = _solvers.min_norm_simplex(_solvers.normalise(G), self.max_exact, n_iter)
+            d = G.diagonal().clamp(min=0).sqrt()
+            d = torch.where(d > 0, d, torch.ones_like(d))
+            eye = torch.eye(G.shape[0], dtype=G.dtype, device=G.device)
+            Gn = G / (d[:, None] * d[None, :]) + _solvers.RIDGE[G.dtype] * eye
+            a = _solvers.min_norm_simplex(Gn, self.max_exact, n_iter, scale=d)
         else:
             a = _solvers.frank_wolfe(G, 250 if self.n_iter is None else self.n_iter)
         return a.to(gramian.dtype)
@@ -145,14 +152,29 @@ class MGDA(GradientAggregator):
 
 
 def _host_weights(G: np.ndarray, scale: np.ndarray | None) -> np.ndarray | None:
-    """The exact weights on the host (numpy): closed form for 2 tasks, active set beyond."""
+    """The exact weights on the host (numpy): closed form for 2 tasks, active set beyond.
+
+    The active set runs on the Gramian scaled to a unit diagonal, ``D^{-1/2} G D^{-1/2}``
+    (``D = diag G``, a zero row keeps scale 1), the ridge added there: relative to each task's
+    own norm (on the trace-normalised Gramian a task whose squared norm fell under the ridge,
+    norms about 1e8 apart, was lost and the min-norm point could conflict with it).
+    """
     G = G if scale is None else G / np.outer(scale, scale)
-    if G.shape[0] == 2:  # Python floats: a numpy call per scalar costs more than the math
+    T = G.shape[0]
+    if T == 2:  # Python floats: a numpy call per scalar costs more than the math
         g00, g01, g11 = float(G[0, 0]), float(G[0, 1]), float(G[1, 1])
         denom = g00 + g11 - 2 * g01
         gamma = min(max((g11 - g01) / denom, 0.0), 1.0) if denom > 0 else 0.5
         return np.array([gamma, 1 - gamma])
-    return _host_qp.min_norm_simplex(_host_qp.normalise(G, _solvers.RIDGE[torch.float64]))
+    if T <= _host_qp.PYTHON_MAX_TASKS:  # the same scaling on Python floats
+        a = _host_qp.min_norm_simplex_small(G, _solvers.RIDGE[torch.float64])
+        if a is not None:
+            return a
+    d = np.sqrt(np.maximum(G.diagonal(), 0.0))
+    d[d == 0] = 1.0
+    Gn = G / np.outer(d, d)
+    Gn.flat[:: T + 1] += _solvers.RIDGE[torch.float64]
+    return _host_qp.min_norm_simplex(Gn, d)
 
 
 def _two_tasks(G: Tensor) -> Tensor:

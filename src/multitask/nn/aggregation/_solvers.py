@@ -113,33 +113,48 @@ def use_host(G: Tensor, host: bool | None) -> bool:
 
 
 def min_norm_simplex(
-    G: Tensor, max_exact: int = 10, n_iter: int = 12, *, host: bool | None = None
+    G: Tensor,
+    max_exact: int = 10,
+    n_iter: int = 12,
+    *,
+    host: bool | None = None,
+    scale: Tensor | None = None,
 ) -> Tensor:
     """Weights ``a`` on the simplex minimising ``a^T G a`` (the MGDA min-norm point).
 
     On the CPU (``host=None``) or with ``host=True``: the exact active-set solve of
     :mod:`._host_qp` (falling back to what follows if it gives up). Otherwise exact by support
     enumeration for ``n_tasks <= max_exact`` and ``n_iter`` primal-dual active-set iterations
-    beyond. ``G`` should be trace-normalised with a small ridge (:func:`normalise`).
+    beyond. ``G`` should be trace-normalised with a small ridge (:func:`normalise`), or scaled
+    to a unit diagonal with ``scale`` the square roots of the original diagonal (the weights
+    are then those of the original Gramian: :func:`._host_qp.min_norm_simplex`).
     """
     if use_host(G, host):
-        a = _host_qp.min_norm_simplex(G.detach().cpu().double().numpy())
+        d = None if scale is None else scale.detach().cpu().double().numpy()
+        a = _host_qp.min_norm_simplex(G.detach().cpu().double().numpy(), d)
         if a is not None:
             return to_device(torch.from_numpy(a).to(G.dtype), G.device)
     T = G.shape[0]
+    inv = None if scale is None else 1 / scale.to(G)
     if T > max_exact:
-        return _simplex_active_set(G, n_iter)
+        return _simplex_active_set(G, n_iter, inv)
     systems, masks = support_systems(G, empty=False)  # (K, T, T), (K, T)
-    x = batched_solve(systems, masks[:, :, None])[..., 0]  # (K, T)
+    rhs = masks if inv is None else masks * inv  # G_SS y = (1 / d)_S, x = y / d
+    x = batched_solve(systems, rhs[:, :, None])[..., 0]  # (K, T)
+    if inv is None:
+        sign_ok = (x / x.sum(dim=1, keepdim=True) >= -1e-10).all(dim=1)
+    else:  # the sign of x read on y = d x, whose entries are of one scale (a is not)
+        sign_ok = (x >= -1e-10 * x.abs().amax(dim=1, keepdim=True)).all(dim=1)
+        x = x * inv
     s = x.sum(dim=1)  # 1^T G_SS^{-1} 1 = 1 / (min norm on S)
     a = x / s[:, None]
-    feasible = (a >= -1e-10).all(dim=1) & (s > 0)
+    feasible = sign_ok & (s > 0)
     best = torch.where(feasible, s, torch.full_like(s, -torch.inf)).argmax()
     a = _pick(a, best).clamp(min=0)
     return a / a.sum()
 
 
-def _simplex_active_set(G: Tensor, n_iter: int) -> Tensor:
+def _simplex_active_set(G: Tensor, n_iter: int, inv: Tensor | None = None) -> Tensor:
     """Primal-dual active-set iterations for ``min a^T G a, a >= 0, 1^T a = 1``.
 
     Each iteration fixes ``a = 0`` on the active set ``{lam > a}`` and solves the KKT system on
@@ -147,17 +162,24 @@ def _simplex_active_set(G: Tensor, n_iter: int) -> Tensor:
     ``a^T G a = 1 / s``), then sets the multipliers ``lam = G a - 1 / s`` off ``F``
     (Hintermüller, Ito & Kunisch 2002). A fixed number of iterations, no host sync; the best
     feasible iterate is returned, so a cycling sequence still ends on the best point it visited.
+    ``inv``: ``1 / d`` when ``G`` is the unit-diagonal scaling of ``G0 = D^{1/2} G D^{1/2}``,
+    whose weights are wanted (``G_FF y = (1 / d)_F``, ``x = y / d``, ``G0 a = d G (d a)``).
     """
     T = G.shape[0]
+    d = None if inv is None else 1 / inv
     a = torch.full((T,), 1.0 / T, dtype=G.dtype, device=G.device)
-    best, best_value = a, a @ G @ a
+    best = a
+    best_value = a @ G @ a if d is None else (d * a) @ G @ (d * a)
     lam = torch.zeros_like(a)
     for _ in range(n_iter):
         free = (lam <= a).to(G.dtype)
-        x = batched_solve(masked_systems(G, free[None])[0], free[:, None])[:, 0]
+        rhs = free if inv is None else free * inv
+        x = batched_solve(masked_systems(G, free[None])[0], rhs[:, None])[:, 0]
+        x = x if inv is None else x * inv
         s = x.sum()
         a = x / s
-        lam = (1 - free) * (G @ a - 1 / s)
+        Ga = G @ a if d is None else d * (G @ (d * a))
+        lam = (1 - free) * (Ga - 1 / s)
         value = torch.where((a >= 0).all(), 1 / s, torch.inf)
         best = torch.where(value < best_value, a, best)
         best_value = torch.minimum(value, best_value)
