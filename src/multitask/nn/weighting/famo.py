@@ -41,7 +41,10 @@ class FAMO(LossWeighting):
     gamma : float, default=1e-3
         Decay of the logits.
     min_losses : float or Tensor of shape (n_tasks,), default=0.0
-        Lower bounds ``b`` of the losses.
+        Lower bounds ``b`` of the losses. A loss below ``b - eps`` has no logarithm: the
+        objective is NaN (a negative loss, e.g. a Gaussian negative log-likelihood, needs
+        ``b`` set below it). A loss of exactly ``b`` (0 by default: a task without labels in
+        the batch) gives ``log(eps)``, finite.
     eps : float, default=1e-8
 
     References
