@@ -295,3 +295,20 @@ def test_evaluate_rejects_invalid_labels():
     # a binary label 2 used to be scored as a third class: accuracy silently wrong
     with pytest.raises(ValueError, match=r"task 'y' \(binary\).*\[2\.0\]"):
         Task("y", "binary").evaluate(torch.zeros(3), torch.tensor([0.0, 2.0, 1.0]))
+
+
+def test_label_columns_are_accepted_for_binary_and_multiclass():
+    # a (B, 1) label column (y[:, None], a one-column frame) used to be a shape error
+    logits = torch.tensor([0.3, -1.0, 2.0])
+    labels = torch.tensor([1.0, 0.0, NAN])
+    binary = Task("y", "binary")
+    want = binary.compute_loss(logits, labels)
+    torch.testing.assert_close(binary.compute_loss(logits[:, None], labels[:, None]), want)
+    torch.testing.assert_close(binary.compute_loss(logits, labels[:, None]), want)
+    scores = torch.tensor([[0.1, 2.0, -1.0], [1.0, 0.0, 0.5]])
+    classes = torch.tensor([1, -100])
+    multi = Task("c", "multiclass")
+    torch.testing.assert_close(
+        multi.compute_loss(scores, classes[:, None]), multi.compute_loss(scores, classes)
+    )
+    assert binary.evaluate(logits[:, None], labels[:, None]) == binary.evaluate(logits, labels)

@@ -77,9 +77,10 @@ class Task:
         - ``regression``: prediction ``(B,)``, ``(B, 1)`` or ``(B, k)``, target of
           the same shape (``(B,)`` against ``(B, 1)`` is accepted either way); NaN =
           missing.
-        - ``binary``: logits ``(B,)`` or ``(B, 1)``, target ``(B,)`` in {0, 1};
-          NaN (float target) or ``ignore_index`` (integer target) = missing.
-        - ``multiclass``: logits ``(B, C)``, integer target ``(B,)``;
+        - ``binary``: logits ``(B,)`` or ``(B, 1)``, target ``(B,)`` or ``(B, 1)``
+          in {0, 1}; NaN (float target) or ``ignore_index`` (integer target) =
+          missing.
+        - ``multiclass``: logits ``(B, C)``, integer target ``(B,)`` or ``(B, 1)``;
           ``ignore_index`` = missing.
         - ``multilabel``: logits ``(B, L)``, target ``(B, L)`` in {0, 1};
           NaN = missing (per entry).
@@ -170,6 +171,9 @@ class Task:
             raise self._error(
                 pred, target, f"batch sizes differ ({pred.shape[0]} vs {target.shape[0]})"
             )
+        column = target.ndim == 2 and target.shape[1] == 1  # a label column (B, 1)
+        if column and (self.kind == "binary" or (self.kind == "multiclass" and pred.ndim == 2)):
+            target = target[:, 0]
         if self._classes(target):
             want = (pred.shape[0], *pred.shape[2:])
             if pred.ndim < 2 or tuple(target.shape) != want:
