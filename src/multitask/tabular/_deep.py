@@ -254,7 +254,8 @@ class DeepTabularModel(TabularModel):
             seed=int(cfg["seed"]),
             progress=bool(cfg.get("progress", False)),
             device=cfg.get("device", "cpu"),
-            early_stopping=None if patience is None else int(patience),
+            # early stopping reads validation data: none without it (the reason is recorded)
+            early_stopping=None if patience is None or val_loader is None else int(patience),
         )
         trainer.fit(loader, val_loader)
         self.config["selection"] = _selection(trainer, reason)
