@@ -108,3 +108,15 @@ def test_column_transformer_moves_the_task_column_last():
     ).set_output(transform="pandas")
     by_name = make_pipeline(ct_pd, ml.GroupLassoRegressor(alpha=0.01, task_col="task"))
     np.testing.assert_allclose(by_name.fit(FRAME, Y)[-1].coef_, direct.coef_, atol=1e-10)
+
+
+@pytest.mark.parametrize("column", [Y[:, None], pd.DataFrame({"y": Y})], ids=["array", "frame"])
+def test_one_column_y_in_long_format_is_the_target_vector(column):
+    # df[["y"]] in long format: a 2-D y with one column was refused by the regressors
+    # (classifiers accepted it); it is the 1-D target, and predictions stay 1-D
+    ref = ml.GroupLassoRegressor(alpha=0.05, task_col="task").fit(FRAME, Y)
+    est = ml.GroupLassoRegressor(alpha=0.05, task_col="task").fit(FRAME, column)
+    np.testing.assert_array_equal(est.coef_, ref.coef_)
+    assert est.predict(FRAME).shape == (N,)
+    with pytest.raises(ValueError, match="in long format y is 1-D"):
+        ml.GroupLassoRegressor(task_col="task").fit(FRAME, np.column_stack([Y, Y]))

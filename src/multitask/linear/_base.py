@@ -143,6 +143,8 @@ class MultiTaskLinearModel(BaseEstimator):
             validate_data(self, X, reset=True, skip_check_array=True)
             features = validate_features(features)
         y = self._validate_y(y, features.shape[0])
+        if self.task_col is not None and y.ndim == 2 and y.shape[1] == 1:
+            y = y.ravel()  # a one-column y (e.g. df[["y"]]) in long format: the targets
         sample_weight = _check_weights(sample_weight, features.shape[0])
         shared = y.ndim == 2
         if shared and self.task_col is not None:
