@@ -80,3 +80,32 @@ def test_multitask_cv_wraps_an_estimator_from_elsewhere():
 
     cv = ml.MultiTaskCV(Lasso(), alphas=[0.1, 10.0], cv=3).fit(X, Y)
     assert cv.alpha_ in (0.1, 10.0)
+
+
+@pytest.mark.parametrize("scoring", [None, "neg_mean_squared_error"])
+def test_held_out_rows_are_scored_with_their_weights(scoring):
+    # rows of weight 0 count neither in the fit nor in a fold's score: their targets can be
+    # anything. CV scoring ignored the weights, so one such row of y = 1e4 moved every score
+    w = np.ones(N)
+    w[::7] = 0.0
+    y_bad = Y.copy()
+    y_bad[::7] = 1e4
+    cv = [
+        (np.flatnonzero(np.arange(N) % 2 == k), np.flatnonzero(np.arange(N) % 2 != k))
+        for k in (0, 1)
+    ]
+    fits = [
+        ml.GroupLassoRegressorCV(task_col=0, cv=cv, n_alphas=5, scoring=scoring).fit(
+            XL, y, sample_weight=w
+        )
+        for y in (Y, y_bad)
+    ]
+    np.testing.assert_allclose(fits[1].cv_scores_, fits[0].cv_scores_, rtol=1e-9, atol=1e-12)
+    assert fits[1].alpha_ == fits[0].alpha_
+
+
+def test_a_scalar_sample_weight_is_no_weighting():
+    ref = ml.GroupLassoRegressorCV(task_col=0, cv=3, n_alphas=4).fit(XL, Y)
+    est = ml.GroupLassoRegressorCV(task_col=0, cv=3, n_alphas=4).fit(XL, Y, sample_weight=2.0)
+    np.testing.assert_allclose(est.cv_scores_, ref.cv_scores_, rtol=1e-7)
+    assert est.alpha_ == ref.alpha_

@@ -12,6 +12,8 @@ models via coordinate descent", J. Statistical Software 33(1), 2010, Sec. 2.5
 (warm-started path from ``alpha_max`` down, ``eps = 1e-3``).
 """
 
+import numbers
+
 import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed
@@ -163,11 +165,13 @@ def _fold_path(estimator, X, y, sample_weight, train, test, alphas, scoring):
     est = clone(estimator).set_params(warm_start=True)
     scorer = check_scoring(est, scoring=scoring)
     sw = None if sample_weight is None else sample_weight[train]
+    # the held-out rows are scored with their weights, as the fit weighs the training rows
+    weighted = {} if sample_weight is None else {"sample_weight": sample_weight[test]}
     X_tr, y_tr, X_te, y_te = _take(X, train), _take(y, train), _take(X, test), _take(y, test)
     scores = np.empty(len(alphas))
     for i, alpha in enumerate(alphas):
         est.set_params(alpha=alpha).fit(X_tr, y_tr, sample_weight=sw)
-        scores[i] = scorer(est, X_te, y_te)
+        scores[i] = scorer(est, X_te, y_te, **weighted)
     return scores
 
 
@@ -258,7 +262,9 @@ class _CVMixin:
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
             )
         X, y = _as_indexable(X), np.asarray(y)
-        if sample_weight is not None:
+        if isinstance(sample_weight, numbers.Number):  # one weight for every row
+            sample_weight = np.full(len(y), float(sample_weight))
+        elif sample_weight is not None:
             sample_weight = np.asarray(sample_weight, dtype=float)
         base = self._base_estimator()
         self.alphas_, self.cv_scores_ = search_alpha(
