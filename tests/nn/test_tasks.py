@@ -214,7 +214,7 @@ def test_default_metrics_multilabel_and_dense():
 
 
 @pytest.mark.parametrize("kind", ["binary", "multilabel"])
-@pytest.mark.parametrize("bad", [2.0, -1.0, 0.5])
+@pytest.mark.parametrize("bad", [2.0, -1.0, 1.5])
 def test_binary_target_outside_0_1_gives_nan_and_check_target_says_why(kind, bad):
     # {-1, 1} or {1, 2} label encodings used to train on a finite, wrong BCE
     pred = torch.zeros(4) if kind == "binary" else torch.zeros(2, 2)
@@ -222,8 +222,9 @@ def test_binary_target_outside_0_1_gives_nan_and_check_target_says_why(kind, bad
     target = target if kind == "binary" else target.reshape(2, 2)
     task = Task("y", kind)
     assert math.isnan(task.compute_loss(pred, target).item())
-    with pytest.raises(ValueError, match=rf"task 'y' \({kind}\): 1 labelled target.*\[{bad}\]"):
-        task.check_target(pred, target)
+    for soft in (False, True):
+        with pytest.raises(ValueError, match=rf"task 'y' \({kind}\): 1 labelled target.*\[{bad}\]"):
+            task.check_target(pred, target, soft=soft)
     # valid targets: unchanged loss (oracle: BCE on the labelled entries), no error
     ok = torch.where(target == bad, 1.0, target)
     labelled = ~torch.isnan(ok)
@@ -312,3 +313,17 @@ def test_label_columns_are_accepted_for_binary_and_multiclass():
         multi.compute_loss(scores, classes[:, None]), multi.compute_loss(scores, classes)
     )
     assert binary.evaluate(logits[:, None], labels[:, None]) == binary.evaluate(logits, labels)
+
+
+@pytest.mark.parametrize("kind", ["binary", "multilabel"])
+def test_soft_binary_labels_train_as_probabilities(kind):
+    # label smoothing / distillation: targets in [0, 1] are the probabilities of BCE
+    pred = torch.tensor([0.3, -1.0, 2.0, 0.5]).reshape(-1 if kind == "binary" else (2, 2))
+    target = torch.tensor([0.75, 0.25, NAN, 0.5]).reshape(pred.shape)
+    task = Task("y", kind)
+    labelled = ~torch.isnan(target)
+    want = torch.nn.functional.binary_cross_entropy_with_logits(pred[labelled], target[labelled])
+    torch.testing.assert_close(task.compute_loss(pred, target), want)
+    task.check_target(pred, target, soft=True)
+    with pytest.raises(ValueError, match=r"not 0 or 1.*\[0\.75"):  # metrics need hard labels
+        task.check_target(pred, target)

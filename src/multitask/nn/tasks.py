@@ -215,14 +215,17 @@ class Task:
             return target != self.ignore_index
         return ~torch.isnan(target)
 
-    def _invalid(self, pred: Tensor, target: Tensor, mask: Tensor) -> Tensor | None:
+    def _invalid(self, pred: Tensor, target: Tensor, mask: Tensor, soft: bool) -> Tensor | None:
         """Labelled entries outside the kind's label set; None if every value is allowed.
 
-        Class targets must lie in ``[0, C)``, binary and multilabel targets in {0, 1}.
+        Class targets must lie in ``[0, C)``, binary and multilabel targets in {0, 1}
+        (with ``soft``, anywhere in ``[0, 1]``: the probabilities the default loss accepts).
         """
         if self._classes(target):
             return mask & ((target < 0) | (target >= pred.shape[-1]))
         if self.kind in ("binary", "multilabel"):
+            if soft:
+                return mask & ((target < 0) | (target > 1))
             return mask & (target != 0) & (target != 1)
         return None
 
@@ -243,7 +246,7 @@ class Task:
         return F.mse_loss(pred, target, reduction="none")
 
     def _denominator(self, target: Tensor, count: Tensor) -> Tensor:
-        """``max(count, 1)``; NaN when a labelled binary / multilabel target is not 0 or 1.
+        """``max(count, 1)``; NaN when a labelled binary / multilabel target is outside [0, 1].
 
         ``target`` has its missing entries replaced already (0 for a floating target).
         Forward only (``count`` carries no gradient): no host sync, no extra backward.
@@ -251,10 +254,10 @@ class Task:
         denominator = count.clamp_min(1.0)
         if self.kind not in ("binary", "multilabel") or target.dtype == torch.bool:
             return denominator
-        off = target.mul(target - 1)  # 0 exactly at 0 and 1
+        off = target.mul(target - 1)  # > 0 exactly outside [0, 1] (soft labels are fine)
         if not torch.is_floating_point(target):
             off = off * (target != self.ignore_index)
-        return denominator.masked_fill(off.any(), torch.nan)
+        return denominator.masked_fill((off > 0).any(), torch.nan)
 
     def compute_loss(self, pred: Tensor, target: Tensor) -> Tensor:
         """Mean loss over the labelled entries of the batch.
@@ -271,10 +274,11 @@ class Task:
         loss : Tensor of shape ()
             Masked mean; 0 (still in the graph, so backward works) when no
             entry of the batch is labelled; with the default loss, NaN when a
-            labelled binary or multilabel target is neither 0 nor 1
-            (:meth:`check_target` says which; a custom ``loss`` decides for
-            itself, e.g. soft labels). The default losses involve no host
-            synchronisation.
+            labelled binary or multilabel target is outside ``[0, 1]`` (soft
+            labels, e.g. label smoothing, train as the probabilities of binary
+            cross-entropy; ``check_target(..., soft=True)`` names the bad values;
+            a custom ``loss`` decides for itself). The default losses involve no
+            host synchronisation.
 
         Raises
         ------
@@ -310,13 +314,21 @@ class Task:
             return pred.sum() * 0.0
         return self.loss(pred_l, target_l)
 
-    def check_target(self, pred: Tensor, target: Tensor) -> None:
+    def check_target(self, pred: Tensor, target: Tensor, soft: bool = False) -> None:
         """Raise a ValueError describing labelled targets outside the kind's label set
         (classes outside ``[0, C)``, binary / multilabel values other than 0 and 1,
         infinite regression or floating dense targets).
 
         Reads the target on the host: the trainer calls it to explain a NaN loss,
         :meth:`evaluate` on every call; not meant for every training step.
+
+        Parameters
+        ----------
+        pred, target : Tensor
+            As for :meth:`compute_loss`.
+        soft : bool, default=False
+            Accept binary / multilabel targets anywhere in ``[0, 1]`` (what the default
+            loss trains on: soft labels); the metrics of :meth:`evaluate` need 0 or 1.
 
         Raises
         ------
@@ -326,14 +338,15 @@ class Task:
         """
         pred, target = self._align(pred, target)
         mask = self._mask(target)
-        invalid = self._invalid(pred, target, mask)
+        invalid = self._invalid(pred, target, mask, soft)
         if torch.is_floating_point(target) and self.kind not in ("binary", "multilabel"):
             invalid = mask & ~torch.isfinite(target)
             what = "finite values (NaN marks a missing label)"
         elif self._classes(target):
             what = f"class indices in [0, {pred.shape[-1]}) or ignore_index={self.ignore_index}"
         else:
-            what = "0 or 1 (NaN or, for integer targets, ignore_index marks a missing label)"
+            labels = "in [0, 1]" if soft else "0 or 1"
+            what = f"{labels} (NaN or, for integer targets, ignore_index marks a missing label)"
         if invalid is None or not bool(invalid.any()):
             return
         bad = target[invalid]

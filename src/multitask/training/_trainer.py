@@ -338,7 +338,7 @@ class Trainer:
                 else ""
             )
             try:
-                self.tasks[t].check_target(*seen[t])
+                self.tasks[t].check_target(*seen[t], soft=True)  # what the loss accepts
             except ValueError as e:
                 raise ValueError(f"{e} ({where}){kept}") from None
             raise FloatingPointError(
