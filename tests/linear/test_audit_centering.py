@@ -12,14 +12,12 @@ crashed with ZeroDivisionError or returned coefficients of 1e29).
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from audit_data import task_problem
 
 import multitask.linear as ml
 
-RNG = np.random.default_rng(7)
 N, P, T = 90, 4, 3
-X = RNG.standard_normal((N, P))
-TASK = np.repeat(np.arange(T), N // T)
-Y = X @ RNG.standard_normal(P) + 0.3 * RNG.standard_normal(N) + TASK
+RNG, X, TASK, Y, _ = task_problem(7, N, P, T)
 YC = (Y > np.median(Y)).astype(int)
 YC[[0, 1, 30, 31, 60, 61]] = [0, 1, 0, 1, 0, 1]
 

@@ -6,17 +6,14 @@ search written with explicit ``groups``.
 
 import numpy as np
 import pytest
+from audit_data import task_problem
 from sklearn.model_selection import GroupKFold
 
 import multitask.linear as ml
 from multitask.linear._cv import _folds
 
-RNG = np.random.default_rng(3)
 N, P, T = 80, 3, 4
-X = RNG.standard_normal((N, P))
-TASK = np.repeat(np.arange(T), N // T)
-Y = X @ RNG.standard_normal(P) + 0.3 * RNG.standard_normal(N) + TASK
-XL = np.column_stack([TASK, X])
+RNG, X, TASK, Y, XL = task_problem(3, N, P, T)
 
 
 def test_group_splitter_holds_out_whole_tasks_by_default():

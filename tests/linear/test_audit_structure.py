@@ -9,17 +9,14 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from audit_data import task_problem
 from sklearn.exceptions import ConvergenceWarning
 
 import multitask.linear as ml
 from multitask.linear.penalties import TreeGroupLasso
 
-RNG = np.random.default_rng(11)
 N, P, T = 60, 3, 3
-X = RNG.standard_normal((N, P))
-TASK = np.repeat(np.arange(T), N // T)
-Y = X @ RNG.standard_normal(P) + 0.3 * RNG.standard_normal(N) + TASK
-XL = np.column_stack([TASK, X])
+RNG, X, TASK, Y, XL = task_problem(11, N, P, T)
 
 
 def test_tree_leaving_tasks_unpenalised_converges_to_the_optimum():

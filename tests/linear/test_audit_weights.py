@@ -7,19 +7,16 @@ relative within a task, so this is the same objective), and the fit on ``X.toarr
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from audit_data import task_problem
 
 import multitask.linear as ml
 
-RNG = np.random.default_rng(21)
 N, P, T = 90, 4, 3
-X = RNG.standard_normal((N, P)) + 1.0
-TASK = np.repeat(np.arange(T), N // T)
-Y = X @ RNG.standard_normal(P) + 0.3 * RNG.standard_normal(N) + TASK
+RNG, X, TASK, Y, XL = task_problem(21, N, P, T, shift=1.0)
 YC = (Y > np.median(Y)).astype(int)
 YC[[0, 1, 30, 31, 60, 61]] = [0, 1, 0, 1, 0, 1]
 SW = RNG.integers(0, 4, N)
 SW[[0, 1, 30, 31, 60, 61]] = 1
-XL = np.column_stack([TASK, X])
 
 CASES = [
     (ml.GroupLassoRegressor(alpha=0.05, task_col=0), Y),

@@ -332,11 +332,7 @@ class Trainer:
             if math.isfinite(v):
                 continue
             where = f"at step {self.step_ + 1} (epoch {self.epoch_}, batch {self._batch})"
-            kept = (
-                f"; the last checkpoint {self.checkpoint_path} is kept"
-                if self.checkpoint_path is not None and self.checkpoint_path.is_file()
-                else ""
-            )
+            kept = self._kept_checkpoint()
             try:
                 self.tasks[t].check_target(*seen[t], soft=True)  # what the loss accepts
             except ValueError as e:
@@ -415,16 +411,19 @@ class Trainer:
         if grads:
             torch._foreach_div_(grads, float(window))
 
+    def _kept_checkpoint(self) -> str:
+        """The end of a stopping message: the checkpoint a resume would start from, if any."""
+        path = self.checkpoint_path
+        if path is None or not path.is_file():
+            return ""
+        return f"; the last checkpoint {path} is kept"
+
     def _check_weights(self, record: StepRecord) -> None:
         """A balancer's non-finite task weights stop the run before they reach the model."""
         weights = record.weights
         if weights is None or all(math.isfinite(w) for w in weights.values()):
             return
-        kept = (
-            f"; the last checkpoint {self.checkpoint_path} is kept"
-            if self.checkpoint_path is not None and self.checkpoint_path.is_file()
-            else ""
-        )
+        kept = self._kept_checkpoint()
         raise FloatingPointError(
             f"the balancer {type(self.balancer).__name__} gave task weights {dict(weights)} at "
             f"step {record.step} (epoch {self.epoch_}, batch {self._batch}) from the losses "
