@@ -1,5 +1,6 @@
 """Bad input: each a clear error, raised before any training happens where possible."""
 
+import copy
 import math
 
 import pytest
@@ -7,7 +8,7 @@ import torch
 from _training_helpers import DictDataset, TwoHeads, loader, regression_data, regression_tasks
 
 from multitask.nn import Task
-from multitask.nn.weighting import LossWeighting
+from multitask.nn.weighting import FAMO, LossWeighting
 from multitask.training import Callback, Trainer
 
 
@@ -291,3 +292,23 @@ def test_an_iterable_dataset_without_length_is_a_clear_error():
     # was: "object of type 'Stream' has no len()"
     with pytest.raises(TypeError, match=r"no length \(its Stream has no __len__\)"):
         _trainer().fit(DataLoader(Stream(), batch_size=4))
+
+
+def _negative_task(name: str) -> Task:
+    """A regression task whose loss is the MSE minus 10: negative once the fit is close."""
+    return Task(name, "regression", loss=lambda p, y: ((p - y) ** 2).mean() - 10.0)
+
+
+def test_a_loss_below_the_balancers_floor_stops_before_any_update():
+    """FAMO takes log(L - min_losses): a negative loss is named with its task and step
+    (the trainer checks on every device, from the losses it reads anyway)."""
+    torch.manual_seed(0)
+    model = TwoHeads()
+    tasks = [Task("a", "regression"), _negative_task("b")]
+    trainer = _trainer(model, tasks, balancer=FAMO(2), max_epochs=1)
+    start = copy.deepcopy(model.state_dict())
+    with pytest.raises(ValueError, match=r"task 'b': -\d.*< 0.*at step 1 \(epoch 0, batch 0\)"):
+        trainer.fit(loader(regression_data()))
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, start[k]), k  # the model was not updated
+    assert torch.equal(trainer.balancer.logits, torch.zeros(2))  # nor the balancer

@@ -14,6 +14,8 @@ import torch
 from torch import Tensor, nn
 
 from multitask.nn import mtl_backward
+from multitask.nn.weighting import LossWeighting
+from multitask.nn.weighting._base import floor_message, floor_violations
 from multitask.training._batches import SampledSource, SingleSource
 from multitask.training._inference import evaluate, predict
 from multitask.training._selection import ModelSelector
@@ -327,11 +329,14 @@ class Trainer:
         zero = self._zero_loss(outputs)
         return {t: losses.get(t, zero) for t in self.tasks}, counts, seen
 
+    def _where(self) -> str:
+        return f"at step {self.step_ + 1} (epoch {self.epoch_}, batch {self._batch})"
+
     def _check_finite(self, values: dict[str, float], seen) -> None:
         for t, v in values.items():
             if math.isfinite(v):
                 continue
-            where = f"at step {self.step_ + 1} (epoch {self.epoch_}, batch {self._batch})"
+            where = self._where()
             kept = self._kept_checkpoint()
             try:
                 self.tasks[t].check_target(*seen[t], soft=True)  # what the loss accepts
@@ -342,6 +347,19 @@ class Trainer:
                 "the inputs and targets"
             )
 
+    def _check_floor(self, values: dict[str, float]) -> None:
+        """A loss below the balancer's floor (a log or ratio of it) stops the run
+        before the balancer's state or the model changes (any device: ``values``
+        are the host copies read for :meth:`_check_finite`)."""
+        balancer = self.balancer
+        if not isinstance(balancer, LossWeighting) or balancer.loss_floor() is None:
+            return
+        names = list(self.model.task_names)
+        below = floor_violations(balancer, [values.get(t, 0.0) for t in names])  # absent: 0
+        if below:
+            message = floor_message(balancer, below, names)
+            raise ValueError(f"{message} ({self._where()}){self._kept_checkpoint()}")
+
     def _micro_step(self, parts):
         losses, counts, seen = self._losses(parts)
         drawn = list(counts)
@@ -349,6 +367,7 @@ class Trainer:
         read = stacked.tolist()  # one sync: losses and labelled counts
         values = dict(zip(drawn, read[: len(drawn)], strict=True))
         self._check_finite(values, seen)
+        self._check_floor(values)
         labelled = {t for t, n in zip(drawn, read[len(drawn) :], strict=True) if n > 0}
         reg = self.model.regularization()
         extra = reg if isinstance(reg, Tensor) or reg != 0 else None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import torch
 from torch import Tensor, nn
 
 
@@ -10,7 +13,9 @@ def check_losses(losses, n_tasks: int | None, owner) -> None:
     (any length when ``n_tasks`` is None); ``owner``: the weighting, for the message.
 
     A ``(T, 1)`` or 0-d tensor would broadcast against the ``(T,)`` weights into a silently
-    wrong objective. A few attribute reads (well under a microsecond).
+    wrong objective. A few attribute reads (well under a microsecond). Losses on the CPU are
+    also checked against ``owner.loss_floor()`` (a few microseconds; never on an
+    accelerator, where it would cost a host synchronisation per step).
     """
     if (
         not isinstance(losses, Tensor)
@@ -24,6 +29,39 @@ def check_losses(losses, n_tasks: int | None, owner) -> None:
             f"shape (n_tasks,), got {got}; stack one scalar loss per task "
             "(torch.stack([...])) in the order of the model's tasks"
         )
+    if losses.device.type == "cpu" and owner.loss_floor() is not None:
+        # numpy, not Tensor.tolist: a CPU-only read (tests forbid the latter as a sync proxy)
+        below = floor_violations(owner, losses.detach().double().numpy().tolist())
+        if below:
+            raise ValueError(floor_message(owner, below))
+
+
+def floor_violations(owner, values: Sequence[float]) -> list[tuple[int, float, float]]:
+    """``(task index, loss, floor)`` for every loss below ``owner.loss_floor()``.
+
+    ``values``: the task losses as host floats, in the model's task order. Empty when
+    the weighting takes any real loss or every loss is at or above its floor.
+    """
+    floor = owner.loss_floor()
+    if floor is None:
+        return []
+    floors = torch.as_tensor(floor, dtype=torch.float64).broadcast_to((len(values),))
+    floors = floors.cpu().numpy().tolist()
+    return [(t, v, f) for t, (v, f) in enumerate(zip(values, floors, strict=True)) if v < f]
+
+
+def floor_message(owner, below: Sequence[tuple[int, float, float]], names=None) -> str:
+    """The error for :func:`floor_violations`'s ``below``; ``names``: task names by index."""
+    which = ", ".join(
+        f"task {names[t]!r}: {v:.6g} < {f:.6g}" if names else f"task {t}: {v:.6g} < {f:.6g}"
+        for t, v, f in below
+    )
+    return (
+        f"{type(owner).__name__} cannot take a task loss below its floor ({which}): "
+        f"{owner.loss_floor_reason}. Shift or rescale the task's loss so that it is bounded "
+        "below by the floor (e.g. 1 - cos instead of -cos), or use a weighting that takes "
+        "any real loss (equal, static, rlw); nothing was updated"
+    )
 
 
 class LossWeighting(nn.Module):
@@ -48,6 +86,22 @@ class LossWeighting(nn.Module):
     #: parameters). A plain list, so the model's parameters are not registered
     #: in the weighting (GradNorm: the last shared layer).
     jacobian_params: list | None = None
+    #: The floor of :meth:`loss_floor` when it is a constant (None: no floor).
+    _loss_floor: float | None = None
+    #: Why the method has a floor (for the error message).
+    loss_floor_reason: str = ""
+
+    def loss_floor(self) -> Tensor | float | None:
+        """Smallest task loss the method is defined for, or None (any real loss).
+
+        A loss below it makes the method's objective NaN or unbounded below (a
+        logarithm, a ratio or a power of the loss; a learned weight that grows without
+        bound). :func:`check_losses` raises on it, before any state changes, where the
+        losses are on the CPU (no host synchronisation elsewhere); the
+        :class:`~multitask.training.Trainer` checks on every device, from the losses
+        it already reads each step.
+        """
+        return self._loss_floor
 
     def forward(self, losses: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -41,6 +41,11 @@ class DBMTL(LossWeighting):
     Multi-Task Learning", arXiv:2308.12029, 2023, Sec. 3 (Algorithm 1).
     """
 
+    _loss_floor = 0.0
+    loss_floor_reason = (
+        "it balances the gradients of log(L_t + eps), which has no value for a negative loss"
+    )
+
     needs_jacobian = True
 
     def __init__(self, n_tasks: int, beta: float = 0.9, sigma: float = 0.0, eps: float = 1e-8):
@@ -59,6 +64,7 @@ class DBMTL(LossWeighting):
         A task whose new average is not finite (a non-finite loss or Jacobian, e.g. a step a
         gradient scaler skips) keeps its previous one: the average would stay NaN for good.
         """
+        check_losses(losses, self.n_tasks, self)
         J = jacobian.detach()
         if self.average is None or self.average.shape != J.shape:
             self.average = torch.zeros_like(J)

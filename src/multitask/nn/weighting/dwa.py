@@ -39,6 +39,12 @@ class DWA(LossWeighting):
     CVPR 2019, Sec. 3.3, eq. 1.
     """
 
+    _loss_floor = 0.0
+    loss_floor_reason = (
+        "its weights follow the ratio of successive mean losses, a rate of "
+        "descent only for a positive loss"
+    )
+
     def __init__(self, n_tasks: int, temperature: float = 2.0, period: int = 1) -> None:
         super().__init__()
         if temperature <= 0 or period < 1:

@@ -53,6 +53,11 @@ class FAMO(LossWeighting):
     NeurIPS 2023, Algorithm 1.
     """
 
+    loss_floor_reason = (
+        "it takes the logarithm of L_t - min_losses_t; set min_losses below the smallest loss "
+        "each task can take (a Gaussian negative log-likelihood can be negative)"
+    )
+
     def __init__(
         self,
         n_tasks: int,
@@ -84,6 +89,10 @@ class FAMO(LossWeighting):
         z = torch.softmax(self.logits, dim=0).to(losses.dtype)
         c = 1.0 / (z / shifted.detach()).sum()
         return (c * z * torch.log(shifted)).sum()
+
+    def loss_floor(self) -> Tensor:
+        """``min_losses``: a loss below it has no logarithm in FAMO's objective."""
+        return self.min_losses
 
     def weights(self) -> Tensor:
         """``softmax(xi)``, shape ``(n_tasks,)``."""

@@ -34,6 +34,9 @@ class GLS(LossWeighting):
     CVPR Workshops 2019, Sec. 3 (geometric loss strategy).
     """
 
+    _loss_floor = 0.0
+    loss_floor_reason = "it minimises the geometric mean of the losses, through their logarithms"
+
     def __init__(self, n_tasks: int | None = None) -> None:
         super().__init__()
         self.n_tasks = n_tasks

@@ -82,6 +82,11 @@ class GradNorm(LossWeighting):
     Algorithm 1, eq. 2 and Sec. 3 (the choice of ``W``).
     """
 
+    _loss_floor = 0.0
+    loss_floor_reason = (
+        "its targets are powers of the ratio L_t / L_t(0), undefined for a negative loss"
+    )
+
     needs_jacobian = True
 
     #: On the CPU, the (T,)-sized steps run in numpy (:meth:`_host_loss`); False: in torch, as
@@ -109,6 +114,7 @@ class GradNorm(LossWeighting):
 
     def observe(self, losses: Tensor, jacobian: Tensor) -> Tensor:
         """GradNorm's loss ``L_grad`` (a function of ``task_weights`` only)."""
+        check_losses(losses, self.n_tasks, self)
         J = jacobian.detach()
         on_cpu = self.task_weights.device.type == "cpu" and J.device.type == "cpu"
         if self._host and on_cpu and J.dtype in (torch.float32, torch.float64):

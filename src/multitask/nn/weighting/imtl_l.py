@@ -27,6 +27,12 @@ class IMTLL(LossWeighting):
     Multi-task Learning", ICLR 2021, Sec. 3 (loss balance, IMTL-L).
     """
 
+    _loss_floor = 0.0
+    loss_floor_reason = (
+        "with a negative loss its objective e^s L - s has no minimum: the "
+        "learned scale s runs to +inf"
+    )
+
     def __init__(self, n_tasks: int) -> None:
         super().__init__()
         self.log_scales = nn.Parameter(torch.zeros(n_tasks))

@@ -38,6 +38,12 @@ class UncertaintyWeighting(LossWeighting):
     and eq. 10 (classification).
     """
 
+    _loss_floor = 0.0
+    loss_floor_reason = (
+        "with a negative loss its objective L e^(-s) / 2 + s / 2 has no "
+        "minimum: the learned log-variance s runs to -inf"
+    )
+
     def __init__(self, n_tasks: int, kinds: Sequence[str] | None = None) -> None:
         super().__init__()
         kinds = ["regression"] * n_tasks if kinds is None else list(kinds)
