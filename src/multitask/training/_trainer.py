@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import random
@@ -14,9 +15,9 @@ import torch
 from torch import Tensor, nn
 
 from multitask.nn import mtl_backward
-from multitask.nn.weighting import LossWeighting
-from multitask.nn.weighting._base import floor_message, floor_violations
 from multitask.training._batches import SampledSource, SingleSource
+from multitask.training._grads import average_grads, release_untrained
+from multitask.training._guards import check_finite_losses, check_loss_floor, check_task_weights
 from multitask.training._inference import evaluate, predict
 from multitask.training._selection import ModelSelector
 from multitask.training._setup import (
@@ -332,47 +333,20 @@ class Trainer:
     def _where(self) -> str:
         return f"at step {self.step_ + 1} (epoch {self.epoch_}, batch {self._batch})"
 
-    def _check_finite(self, values: dict[str, float], seen) -> None:
-        for t, v in values.items():
-            if math.isfinite(v):
-                continue
-            where = self._where()
-            kept = self._kept_checkpoint()
-            try:
-                self.tasks[t].check_target(*seen[t], soft=True)  # what the loss accepts
-            except ValueError as e:
-                raise ValueError(f"{e} ({where}){kept}") from None
-            raise FloatingPointError(
-                f"loss of task {t!r} is {v} {where}{kept}; lower the learning rate or check "
-                "the inputs and targets"
-            )
-
-    def _check_floor(self, values: dict[str, float]) -> None:
-        """A loss below the balancer's floor (a log or ratio of it) stops the run
-        before the balancer's state or the model changes (any device: ``values``
-        are the host copies read for :meth:`_check_finite`)."""
-        balancer = self.balancer
-        if not isinstance(balancer, LossWeighting) or balancer.loss_floor() is None:
-            return
-        names = list(self.model.task_names)
-        below = floor_violations(balancer, [values.get(t, 0.0) for t in names])  # absent: 0
-        if below:
-            message = floor_message(balancer, below, names)
-            raise ValueError(f"{message} ({self._where()}){self._kept_checkpoint()}")
-
     def _micro_step(self, parts):
         losses, counts, seen = self._losses(parts)
         drawn = list(counts)
         stacked = torch.stack([losses[t].detach() for t in drawn] + [counts[t] for t in drawn])
         read = stacked.tolist()  # one sync: losses and labelled counts
         values = dict(zip(drawn, read[: len(drawn)], strict=True))
-        self._check_finite(values, seen)
-        self._check_floor(values)
+        with self._stopping():
+            check_finite_losses(values, seen, self.tasks, self._where())
+            check_loss_floor(self.balancer, values, self.model.task_names, self._where())
         labelled = {t for t, n in zip(drawn, read[len(drawn) :], strict=True) if n > 0}
         reg = self.model.regularization()
         extra = reg if isinstance(reg, Tensor) or reg != 0 else None
         info = mtl_backward(
-            losses,  # unscaled: the balancer sees this batch's losses (see _average_grads)
+            losses,  # unscaled: the balancer sees this batch's losses (see average_grads)
             self.model,
             self.balancer,
             extra_loss=extra,
@@ -382,73 +356,16 @@ class Trainer:
         # NaN: a task not drawn at this step, or drawn without a labelled entry (not trained)
         return [values[t] if t in labelled else math.nan for t in self.tasks], info
 
-    def _release_untrained(self, record: StepRecord) -> None:
-        """``.grad = None`` on the own parameters of tasks not trained at this step
-        whose gradient is exactly zero, so the optimizer leaves them alone.
-
-        A task is not trained when no micro-batch of the step had a labelled
-        entry of it or drew it. Its parameters then got a zero gradient, and a
-        zero gradient still moves them under momentum, Adam's moments or weight
-        decay. A parameter with a non-zero gradient (a coupling penalty, another
-        task's loss through it) or shared with a trained task is kept. One host
-        sync, on steps with an untrained task only.
-        """
-        untrained = [t for t, v in record.losses.items() if math.isnan(v)]
-        if not untrained:
-            return
-        trained = {
-            id(p)
-            for t, v in record.losses.items()
-            if not math.isnan(v)
-            for p in self.model.task_parameters(t)
-        }
-        params = [
-            p
-            for t in untrained
-            for p in self.model.task_parameters(t)
-            if p.grad is not None and id(p) not in trained
-        ]
-        if not params:
-            return
-        peaks = torch.stack(torch._foreach_norm([p.grad for p in params], math.inf)).tolist()
-        for p, peak in zip(params, peaks, strict=True):
-            if peak == 0.0:
-                p.grad = None
-
-    def _average_grads(self, window: int) -> None:
-        """Divide the ``.grad`` summed over ``window`` micro-batches by ``window``.
-
-        Scaling the gradients rather than the losses keeps every balancer call on
-        one batch's own losses (a loss weighting's state and learned weights, an
-        aggregator's Jacobian), including in an epoch's shorter last window.
-        """
-        if window == 1:
-            return
-        grads = [
-            p.grad for g in self.optimizer_.param_groups for p in g["params"] if p.grad is not None
-        ]
-        if grads:
-            torch._foreach_div_(grads, float(window))
-
-    def _kept_checkpoint(self) -> str:
-        """The end of a stopping message: the checkpoint a resume would start from, if any."""
-        path = self.checkpoint_path
-        if path is None or not path.is_file():
-            return ""
-        return f"; the last checkpoint {path} is kept"
-
-    def _check_weights(self, record: StepRecord) -> None:
-        """A balancer's non-finite task weights stop the run before they reach the model."""
-        weights = record.weights
-        if weights is None or all(math.isfinite(w) for w in weights.values()):
-            return
-        kept = self._kept_checkpoint()
-        raise FloatingPointError(
-            f"the balancer {type(self.balancer).__name__} gave task weights {dict(weights)} at "
-            f"step {record.step} (epoch {self.epoch_}, batch {self._batch}) from the losses "
-            f"{dict(record.losses)}; the model was not updated{kept}. A task with no labelled "
-            "entry in a batch has loss 0, which some balancers cannot take (a log or ratio of it)"
-        )
+    @contextlib.contextmanager
+    def _stopping(self):
+        """A guard's error (``_guards``) says which checkpoint a resume would start from."""
+        try:
+            yield
+        except (ValueError, FloatingPointError) as e:
+            path = self.checkpoint_path
+            if path is None or not path.is_file():
+                raise
+            raise type(e)(f"{e}; the last checkpoint {path} is kept") from None
 
     def _record(self, losses: list[list[float]], info) -> StepRecord:
         mean = _nanmean(np.asarray(losses, dtype=float))
@@ -520,10 +437,11 @@ class Trainer:
                 values, info = self._micro_step(parts)
                 self._batch += 1
                 losses.append(values)
-            self._average_grads(window)
+            average_grads(self.optimizer_, window)
             record = self._record(losses, info)  # reads the weights: before the update
-            self._check_weights(record)
-            self._release_untrained(record)
+            with self._stopping():
+                check_task_weights(self.balancer, record.weights, record.losses, self._where())
+            release_untrained(self.model, record.losses)
             self.optimizer_.step()
             self.optimizer_.zero_grad(set_to_none=True)
             self.step_ += 1

@@ -1,0 +1,63 @@
+"""Checks that stop a training run before a bad step reaches the model.
+
+Each takes values the trainer has already read on the host (no extra device
+synchronisation) and ``where``, the step's position for the message; the
+trainer adds which checkpoint a resume would start from.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from torch import Tensor
+
+from multitask.nn.weighting import LossWeighting
+from multitask.nn.weighting._base import floor_message, floor_violations
+
+__all__ = ["check_finite_losses", "check_loss_floor", "check_task_weights"]
+
+
+def check_finite_losses(
+    values: Mapping[str, float], seen: Mapping[str, tuple[Tensor, Tensor]], tasks, where: str
+) -> None:
+    """A non-finite task loss: a ValueError when a target is outside what the task's loss
+    accepts (``Task.check_target``), else a FloatingPointError naming the task."""
+    for t, v in values.items():
+        if math.isfinite(v):
+            continue
+        try:
+            tasks[t].check_target(*seen[t], soft=True)  # what the loss accepts
+        except ValueError as e:
+            raise ValueError(f"{e} ({where})") from None
+        raise FloatingPointError(
+            f"loss of task {t!r} is {v} {where}; lower the learning rate or check the inputs "
+            "and targets"
+        )
+
+
+def check_loss_floor(
+    balancer, values: Mapping[str, float], names: Sequence[str], where: str
+) -> None:
+    """A loss below the balancer's floor (``LossWeighting.loss_floor``: a log or ratio
+    of it) is a ValueError, raised before the balancer's state or the model changes;
+    a task absent from ``values`` (not drawn) has loss 0."""
+    if not isinstance(balancer, LossWeighting) or balancer.loss_floor() is None:
+        return
+    below = floor_violations(balancer, [values.get(t, 0.0) for t in names])
+    if below:
+        raise ValueError(f"{floor_message(balancer, below, names)} ({where})")
+
+
+def check_task_weights(
+    balancer, weights: Mapping[str, float] | None, losses: Mapping[str, float], where: str
+) -> None:
+    """A balancer's non-finite task weights are a FloatingPointError, raised before
+    they reach the model."""
+    if weights is None or all(math.isfinite(w) for w in weights.values()):
+        return
+    raise FloatingPointError(
+        f"the balancer {type(balancer).__name__} gave task weights {dict(weights)} {where} "
+        f"from the losses {dict(losses)}; the model was not updated. A task with no labelled "
+        "entry in a batch has loss 0, which some balancers cannot take (a log or ratio of it)"
+    )
