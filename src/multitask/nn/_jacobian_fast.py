@@ -111,19 +111,21 @@ def head_cotangents(
     firsts = _first_layers(losses, rep, None if shared is None else {id(p) for p in shared})
     if firsts is None:
         return None
-    live = [t for t, f in enumerate(firsts) if f is not None]
-    if not live or len({firsts[t][1].shape for t in live}) != 1:
+    live, first, shapes = [], set(), set()  # tasks reaching rep, their first layers' ids
+    for t, found in enumerate(firsts):
+        if found is None:
+            continue
+        live.append(t)
+        shapes.add(found[1].shape)
+        mine = None if heads is None else {id(q) for q in heads[t]}
+        for p in found[1:]:
+            if p is not None:
+                if mine is not None and id(p) not in mine:
+                    return None  # a first layer that is not the task's own
+                first.add(id(p))
+    if not live or len(shapes) != 1:
         return None
-    first = {id(p) for t in live for p in firsts[t][1:] if p is not None}
-    owned = None if heads is None else [{id(q) for q in heads[t]} for t in range(len(losses))]
-    if owned is not None and not all(
-        id(p) in owned[t] for t in live for p in firsts[t][1:] if p is not None
-    ):
-        return None  # a first layer that is not the task's own
-    # every task with a loss: one that does not reach rep (no first layer) still trains its head
-    alive = [t for t, loss in enumerate(losses) if loss is not None]
-    own = [p for t in alive for p in (heads[t] if heads is not None else ())]
-    others = [p for p in own if id(p) not in first]
+    others = _other_head_params(losses, heads, first)
     edges = [GradientEdge(firsts[t][0], 0) for t in live]
     if stacked is None:  # one backward of their sum (no stack/sum node)
         outputs, seeds = [losses[t] for t in live], None
@@ -143,6 +145,15 @@ def head_cotangents(
         if heads is not None:
             out += _first_layer_grads(rows, rep, [firsts[t] for t in live])
     return rows, out
+
+
+def _other_head_params(losses, heads, first: set) -> list[Tensor]:
+    """The head parameters whose gradient autograd gives: every task with a loss (one that does
+    not reach ``rep`` still trains its head), less the first layers (ids in ``first``)."""
+    if heads is None:
+        return []
+    live = [heads[t] for t, loss in enumerate(losses) if loss is not None]
+    return [p for own in live for p in own if id(p) not in first]
 
 
 def _first_layer_grads(rows: HeadRows, rep: Tensor, firsts: list) -> list[tuple[Tensor, Tensor]]:
@@ -230,20 +241,21 @@ class HeadRows:
 def _first_layers(losses, rep, shared_ids: set | None = None) -> list | None:
     """Per task: (node, weight, bias) of the Linear that consumes ``rep``; None if not so.
 
-    None also when a first layer's weight or bias (or the weight's transpose) is reached twice
-    in its task's graph: its gradient is then more than ``delta_t^T rep``. Raises
-    :class:`GraphBypass` when a loss reaches a parameter of ``shared_ids`` above ``rep``.
+    None also when a node above ``rep`` serves two tasks, or when a first layer's weight or bias
+    (or the weight's transpose) is reached twice in its task's graph: its gradient is then more
+    than ``delta_t^T rep``. Raises :class:`GraphBypass` when a loss reaches a parameter of
+    ``shared_ids`` above ``rep``.
     """
-    owner, firsts = {}, []
-    for t, loss in enumerate(losses):
+    above, firsts = set(), []  # every node above rep seen so far (the tasks' graphs: disjoint)
+    for loss in losses:
         if loss is None or loss.grad_fn is None:
             firsts.append(None)
             continue
         hits, seen, again, leaves = _consumers(loss, rep)
         check_no_bypass(leaves, shared_ids)
-        for node in seen:
-            if owner.setdefault(node, t) != t:
-                return None  # a node above rep serves two tasks
+        if not above.isdisjoint(seen):
+            return None  # a node above rep serves two tasks
+        above |= seen
         if len(hits) != 1:
             if hits:
                 return None
@@ -251,13 +263,17 @@ def _first_layers(losses, rep, shared_ids: set | None = None) -> list | None:
             continue
         node, index = hits[0]
         name = type(node).__name__
-        if (name, index) not in (("AddmmBackward0", 1), ("MmBackward0", 0)):
+        if (name, index) not in _FIRST:
             return None
         found = _linear(node, name)
         if found is None or (again and _reached_twice(node, found[1], again)):
             return None
         firsts.append((node, found[0], found[1]))
     return firsts
+
+
+#: (node, input index of ``rep``) of a first head layer: ``nn.Linear`` with and without bias
+_FIRST = frozenset({("AddmmBackward0", 1), ("MmBackward0", 0)})
 
 
 def _reached_twice(node, bias: Tensor | None, again: set) -> bool:

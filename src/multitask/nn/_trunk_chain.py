@@ -165,14 +165,17 @@ def trunk_jacobian(rep: Tensor, rows: Tensor | HeadRows, params: Sequence[Tensor
 
 def _chain_jacobian(rep: Tensor, rows, params: Sequence[Tensor]) -> Tensor | None:
     steps = _plan(rep)
+    if steps is None:
+        return None
     offsets, total = {}, 0
     for p in params:
         offsets[id(p)] = (total, p.numel())
         total += p.numel()
     dtype = rows.delta.dtype if isinstance(rows, HeadRows) else rows.dtype
-    if steps is None or not _fits(steps, offsets, tuple(rows.shape), dtype):
-        return None
     shape = tuple(rows.shape)
+    reached = _fits(steps, offsets, shape, dtype)
+    if reached is None:
+        return None
     T, B = shape[0], shape[1]
     jac = rep.new_empty((T, total), dtype=dtype)
     slot = None  # the scratch slot holding ``cot``; None: ``cot`` is the caller's ``rows``
@@ -196,35 +199,38 @@ def _chain_jacobian(rep: Tensor, rows, params: Sequence[Tensor]) -> Tensor | Non
         if i < last:  # (T, B, out) @ (out, in): the input's cotangent, into the other slot
             slot = 1 if slot == 0 else 0
             cot = torch.matmul(cot, weight, out=_scratch(slot, (T, B, weight.shape[1]), jac))
-    reached = {id(p) for s in steps if s[0] == "linear" for p in s[1:3] if p is not None}
-    for p in params:  # parameters the chain does not reach: no gradient
-        if id(p) not in reached:
-            start, size = offsets[id(p)]
-            jac[:, start : start + size] = 0
+    if len(reached) < len(offsets):
+        for p in params:  # parameters the chain does not reach: no gradient
+            if id(p) not in reached:
+                start, size = offsets[id(p)]
+                jac[:, start : start + size] = 0
     return jac
 
 
-def _fits(steps: list, offsets: dict, shape: tuple[int, ...], dtype: torch.dtype) -> bool:
-    """Every parameter is in ``params`` once, with the Jacobian's dtype and shapes that chain."""
+def _fits(
+    steps: list, offsets: dict, shape: tuple[int, ...], dtype: torch.dtype
+) -> set[int] | None:
+    """The ids of the parameters the chain reaches, or None unless every one of them is in
+    ``params`` (``offsets``) once, with the Jacobian's dtype, and the shapes chain."""
     seen, batch, width = set(), shape[1], shape[-1]
-    if not any(s[0] == "linear" for s in steps):
-        return False
+    linear = False
     for step in steps:
         if step[0] == "act":
             saved = step[2]
             if saved is None or saved.dtype not in (dtype, torch.bool):
-                return False
+                return None
             if saved.dim() > 0 and saved.shape != (batch, width):
-                return False
+                return None
             continue
+        linear = True
         _, weight, bias, A = step
         for p in (weight, bias):
             if p is None:
                 continue
             if id(p) not in offsets or id(p) in seen or p.dtype != dtype:
-                return False
+                return None
             seen.add(id(p))
         if weight.shape[0] != width or A.shape != (batch, weight.shape[1]) or A.dtype != dtype:
-            return False
+            return None
         width = weight.shape[1]
-    return True
+    return seen if linear else None

@@ -200,13 +200,14 @@ def _aggregate(
     """Gradient-aggregator path: one batched backward for the shared Jacobian."""
     shared = _unique(model.shared_parameters())
     heads = [_unique(model.task_parameters(t)) for t in names]
-    total = vec.sum() if extra is None else vec.sum() + extra
     if use_rep:
         own = _unique(p for h in heads for p in h)
+        total = _total(vec, extra)
         return _aggregate_representation(
             losses, names, vec, extra, agg, model, shared, own, total, chunk_size, record, heads
         )
     if not shared:  # nothing shared: every parameter gets its own task's gradient
+        total = _total(vec, extra)
         total.backward()
         return total, torch.ones_like(vec), None
     jac, heads_done = _jacobian(
@@ -217,17 +218,26 @@ def _aggregate(
         direction = w @ jac  # a new tensor: .grad may be views of it
     else:
         w, direction = None, _direction(agg, jac, vec)
-    if extra is not None and shared:
+    if extra is not None:
         direction = direction + _flat_grad(extra, shared)
-    if agg.linear or extra is not None:
+    if agg.linear or extra is not None or agg._output_is_new:
         _set_or_add_grad(shared, direction)
     else:  # the aggregator's own tensor: copied
         _add_grad(shared, direction)
-    if not heads_done or (extra is not None and extra.requires_grad):
-        own = _unique(p for h in heads for p in h)
-        if own:  # with heads_done, the heads' task gradients are in already: only extra's
-            torch.autograd.backward(extra if heads_done else total, inputs=own)
-    return total, w, _cosines(jac) if record else None
+    cos = _cosines(jac) if record else None
+    if heads_done and (extra is None or not extra.requires_grad):
+        # the heads' task gradients are in: the objective is only reported
+        return _total(vec.detach(), None if extra is None else extra.detach()), w, cos
+    total = _total(vec, extra)
+    own = _unique(p for h in heads for p in h)
+    if own:  # with heads_done, the heads' task gradients are in already: only extra's
+        torch.autograd.backward(extra if heads_done else total, inputs=own)
+    return total, w, cos
+
+
+def _total(vec: Tensor, extra: Tensor | None) -> Tensor:
+    """``sum_t L_t`` (plus ``extra``): the objective of an aggregator step."""
+    return vec.sum() if extra is None else vec.sum() + extra
 
 
 def _aggregate_representation(

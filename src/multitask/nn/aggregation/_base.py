@@ -36,6 +36,11 @@ class GradientAggregator(nn.Module):
     #: True when ``forward(J) == weights(J) @ J`` (usable on a representation).
     linear: bool = True
 
+    #: (a non-linear aggregator) True when :meth:`forward` returns a new tensor that it keeps
+    #: no reference to and that is no view of its input: ``mtl_backward`` then makes the shared
+    #: ``.grad`` views of it instead of copying it (GradDrop).
+    _output_is_new: bool = False
+
     #: True when the weights depend on ``J`` only through its Gramian ``J J^T``: then
     #: :meth:`gramian_weights` gives them without the Jacobian (a Gramian-based backward
     #: can skip materialising ``J``).

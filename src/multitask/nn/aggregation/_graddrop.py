@@ -61,6 +61,7 @@ class GradDrop(GradientAggregator):
     """
 
     linear = False
+    _output_is_new = True  # every path of forward returns a tensor made there
 
     def __init__(self, leak: Tensor | None = None, seed: int = 0) -> None:
         super().__init__()
