@@ -41,6 +41,12 @@ class Penalty:
     n_components: int = 1
     #: True when the penalty is a sum over feature rows of one function of the row
     row_separable: bool = False
+    #: True when :meth:`prox` accepts a per-row step of shape ``(n_features, 1)``: the prox
+    #: in the row-diagonal metric ``diag(1 / step)`` (variable metric solvers need it)
+    row_step: bool = False
+    #: True when :meth:`prox` also accepts a step of shape ``(n_features, n_tasks)``, one
+    #: per entry (entrywise-separable penalties: the prox in any diagonal metric)
+    entry_step: bool = False
     #: names of the constructor parameters shown by ``repr``
     _param_names: tuple[str, ...] = ("alpha",)
 
@@ -49,7 +55,13 @@ class Penalty:
         raise NotImplementedError
 
     def prox(self, W: np.ndarray, step: float) -> np.ndarray:
-        """``argmin_Z 1/2 ||Z - W||_F^2 + step * value(Z)`` as a new array."""
+        """``argmin_Z 1/2 ||Z - W||_F^2 + step * value(Z)`` as a new array.
+
+        Where :attr:`row_step` is True, ``step`` may also be an array of shape
+        ``(n_features, 1)`` with positive entries: then row ``j`` is the prox of its row
+        function at ``step[j]``, which for a row-separable penalty is
+        ``argmin_Z 1/2 ||Z - W||_M^2 + value(Z)`` in the metric ``M = diag(1 / step)``.
+        """
         raise NotImplementedError
 
     def subdiff_distance(self, W: np.ndarray, grad: np.ndarray) -> float:
@@ -76,6 +88,7 @@ class RowSeparablePenalty(Penalty):
     """
 
     row_separable = True
+    row_step = True
 
     def _value_rows(self, W: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -138,6 +151,14 @@ class SmoothPenalty:
     def __repr__(self) -> str:
         params = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._param_names)
         return f"{type(self).__name__}({params})"
+
+
+def row_thresholds(step, strength: float):
+    """``step * strength`` as a float, or one threshold per row (shape ``(n_rows,)``) for a
+    per-row step of shape ``(n_rows, 1)``."""
+    if np.ndim(step) == 0:
+        return step * strength
+    return np.asarray(step, dtype=float).reshape(-1) * strength
 
 
 def group_shrink(V: np.ndarray, thresholds, axis: int = -1) -> np.ndarray:

@@ -50,6 +50,8 @@ class Dirty(Penalty):
 
     n_components = 2
     row_separable = False
+    #: both components' proxes take a per-row step (n_features, 1)
+    row_step = True
     _param_names = ("alpha", "beta")
 
     def __init__(self, alpha: float = 1.0, beta: float = 1.0):

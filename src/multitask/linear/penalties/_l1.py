@@ -23,6 +23,9 @@ class L1(RowSeparablePenalty):
     the Royal Statistical Society B, 1996, Sec. 2 (the lasso criterion).
     """
 
+    #: soft-thresholding is entrywise: a step per entry is the prox in a diagonal metric
+    entry_step = True
+
     def __init__(self, alpha: float = 1.0):
         self.alpha = check_strength(alpha, "alpha")
 
@@ -30,7 +33,8 @@ class L1(RowSeparablePenalty):
         return self.alpha * np.sum(np.abs(W), axis=-1)
 
     def prox(self, W, step):
-        """Soft-thresholding at ``step * alpha``; ``W`` of shape ``(n_features, n_tasks)``."""
+        """Soft-thresholding at ``step * alpha``; ``W`` of shape ``(n_features, n_tasks)``,
+        ``step`` a float or an array broadcasting against it (per row or per entry)."""
         return soft_threshold(np.asarray(W, dtype=float), step * self.alpha)
 
     def _subdiff_distance_rows(self, W, grad):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import RowSeparablePenalty, check_strength
+from ._base import RowSeparablePenalty, check_strength, row_thresholds
 from ._projections import l1_ball_threshold, simplex_threshold
 
 #: entries within this relative distance of a row's max |w| count as ties
@@ -52,7 +52,7 @@ class L1Inf(RowSeparablePenalty):
     def prox(self, W, step):
         """Row-wise ``v - proj_{step*alpha B_1}(v)``; ``W`` of shape ``(n_features, n_tasks)``."""
         W = np.atleast_2d(np.asarray(W, dtype=float))
-        tau = l1_ball_threshold(W, step * self.alpha)
+        tau = l1_ball_threshold(W, row_thresholds(step, self.alpha))
         return np.sign(W) * np.minimum(np.abs(W), tau[:, None])
 
     def _subdiff_distance_rows(self, W, grad):

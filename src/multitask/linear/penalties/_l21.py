@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import RowSeparablePenalty, check_strength, group_shrink
+from ._base import RowSeparablePenalty, check_strength, group_shrink, row_thresholds
 
 
 class L21(RowSeparablePenalty):
@@ -42,7 +42,7 @@ class L21(RowSeparablePenalty):
         such calls, so each one counts.
         """
         W = np.asarray(W, dtype=float)
-        t = step * self.alpha
+        t = row_thresholds(step, self.alpha)  # one per row for a per-row step (p, 1)
         if not isinstance(t, float) or t <= 0:  # np.float64 is a float
             return group_shrink(W, t, axis=-1)
         norms = _row_norms(W)

@@ -11,8 +11,8 @@ def simplex_threshold(Z: np.ndarray, radius: float) -> np.ndarray:
     Parameters
     ----------
     Z : ndarray of shape (n_rows, k)
-    radius : float
-        Radius ``r > 0`` of the simplex ``{x >= 0, sum x = r}``.
+    radius : float or ndarray of shape (n_rows,)
+        Radius ``r > 0`` of the simplex ``{x >= 0, sum x = r}`` (one per row if an array).
 
     Returns
     -------
@@ -25,7 +25,8 @@ def simplex_threshold(Z: np.ndarray, radius: float) -> np.ndarray:
     (sort-based projection onto the simplex, O(k log k) per row).
     """
     U = -np.sort(-Z, axis=-1)  # rows sorted in decreasing order
-    css = np.cumsum(U, axis=-1) - radius
+    radius = np.asarray(radius, dtype=float)
+    css = np.cumsum(U, axis=-1) - (radius[:, None] if radius.ndim else radius)
     ranks = np.arange(1, Z.shape[-1] + 1)
     positive = U - css / ranks > 0
     # `positive` is True then False along a row: rho is the last True position
@@ -43,7 +44,8 @@ def l1_ball_threshold(V: np.ndarray, radius: float) -> np.ndarray:
     Parameters
     ----------
     V : ndarray of shape (n_rows, k)
-    radius : float, >= 0
+    radius : float >= 0, or ndarray of shape (n_rows,)
+        One radius for all rows, or one per row.
 
     Returns
     -------
@@ -53,5 +55,6 @@ def l1_ball_threshold(V: np.ndarray, radius: float) -> np.ndarray:
     tau = np.zeros(V.shape[0])
     outside = absV.sum(axis=-1) > radius  # rows inside the ball keep tau = 0: no sort
     if outside.any():
-        tau[outside] = np.maximum(simplex_threshold(absV[outside], radius), 0.0)
+        r = radius[outside] if np.ndim(radius) else radius
+        tau[outside] = np.maximum(simplex_threshold(absV[outside], r), 0.0)
     return tau

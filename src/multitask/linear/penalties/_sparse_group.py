@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import RowSeparablePenalty, check_strength, group_shrink, soft_threshold
+from ._base import (
+    RowSeparablePenalty,
+    check_strength,
+    group_shrink,
+    row_thresholds,
+    soft_threshold,
+)
 
 
 class SparseGroupLasso(RowSeparablePenalty):
@@ -48,7 +54,7 @@ class SparseGroupLasso(RowSeparablePenalty):
     def prox(self, W, step):
         """Soft-threshold at ``step * beta`` then group-shrink each row at ``step * alpha``."""
         V = soft_threshold(np.asarray(W, dtype=float), step * self.beta)
-        return group_shrink(V, step * self.alpha, axis=-1)
+        return group_shrink(V, row_thresholds(step, self.alpha), axis=-1)
 
     def _subdiff_distance_rows(self, W, grad):
         norms = np.linalg.norm(W, axis=-1)

@@ -123,6 +123,9 @@ class TreeGroupLasso(RowSeparablePenalty):
         """Exact prox by composing group shrinkages from the leaves to the root."""
         W = np.atleast_2d(np.asarray(W, dtype=float))
         self._check_tasks(W)
+        if np.ndim(step):  # per-row step (n_rows, 1): thresholds (n_rows, n_groups)
+            level = np.asarray(step, dtype=float).reshape(-1, 1) * (self.alpha * self._w)
+            return self._compose(W, lambda block: level[:, block.ids])
         level = step * self.alpha * self._w
         return self._compose(W, lambda block: level[block.ids])
 

@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from ._fista_affine import iterate_affine
+from ._metric import jacobi_metric
 from ._result import (
     SolverResult,
     check_penalty,
@@ -72,6 +73,7 @@ def fista(
     restart=True,
     backtracking=True,
     lipschitz=None,
+    precondition=True,
 ):
     """Minimise ``datafit(W, b) + sum(smooth) + penalty(W)`` by accelerated proximal gradient.
 
@@ -105,6 +107,14 @@ def fista(
     lipschitz : float, optional
         Initial Lipschitz estimate; by default the proven bound
         ``datafit.lipschitz() + sum(smooth.lipschitz())`` (times ``n_components``).
+        Given, the scalar step is used (no metric).
+    precondition : bool, default=True
+        Variable-metric FISTA in the Jacobi metric of :func:`._metric.jacobi_metric` (one
+        step per feature row, and per task intercept) where the penalty's prox takes a
+        per-row step (``penalty.row_step``: the row-separable penalties and the dirty
+        model) and the Gram matrices are cheap; otherwise, or with False, the scalar step
+        ``1 / L``. The stopping criterion is the same in both: the duality gap, or the
+        prox-gradient mapping ``M (y - x+)`` in the original coordinates.
 
     Returns
     -------
@@ -112,6 +122,11 @@ def fista(
 
     Notes
     -----
+    In the metric ``M = c diag(m)`` an iteration is Beck & Teboulle's in the coordinates
+    ``M^{1/2} W``: the forward step ``y - M^{-1} grad f(y)``, the prox in the norm of ``M``
+    (for a row-separable penalty, the row prox at the step ``1 / (c m_j)``), and the same
+    momentum; the restart test is the inner product in ``M``.
+
     A datafit with an affine gradient (the squared loss) and no smooth penalty, one
     component and a fixed step runs :func:`._fista_affine.iterate_affine`: the same
     iterates with one product per iteration and fewer array passes.
@@ -123,6 +138,9 @@ def fista(
     (Section 4, eq. (4.1) and the step-size rule of Section 3).
     O'Donoghue, B. and Candès, E. "Adaptive restart for accelerated gradient schemes."
     Foundations of Computational Mathematics 15, 2015, gradient restart scheme (Section 3.2).
+    Combettes, P. L. and Vũ, B. C. "Variable metric forward-backward splitting with
+    applications to monotone inclusions in duality." Optimization 63(9), 2014, eq. (1.3)
+    (the forward-backward step in a metric).
     """
     check_penalty(penalty, ("value", "prox"))
     n_comp = getattr(penalty, "n_components", 1)
@@ -136,14 +154,17 @@ def fista(
     use_gap = not problem.smooth and n_comp == 1 and not joint_b and hasattr(df, "gap_at")
     use_gap = use_gap and df.gap_at(X, problem.state(X), penalty) is not None
     scale = _gradient_scale(problem, X, b)
+    metric = _metric(problem, penalty, precondition and lipschitz is None)
     opts = dict(tol=tol, max_iter=max_iter, gap_freq=gap_freq, restart=restart)
     opts.update(backtracking=backtracking, use_gap=use_gap, scale=scale, L0=lipschitz)
     if _fixed_step_affine(problem, backtracking, lipschitz):
         L = problem.lipschitz() if lipschitz is None else float(lipschitz)
         del opts["backtracking"], opts["L0"]
+        if metric is not None:
+            L, opts["metric"] = metric.c, metric.m
         X, b, info = iterate_affine(df, penalty, X, b, L=L, **opts)
     else:
-        X, b, info = _iterate(problem, penalty, X, b, **opts)
+        X, b, info = _iterate(problem, penalty, X, b, metric=metric, **opts)
     if profile:
         b = datafit.intercept_optimal(model_weight(X))
     W = model_weight(X)
@@ -158,6 +179,16 @@ def fista(
     )
 
 
+def _metric(problem, penalty, wanted):
+    """The Jacobi :class:`~._metric.RowMetric` of the problem, or None (scalar step)."""
+    if not wanted or not getattr(penalty, "row_step", False):
+        return None
+    smooth_l = sum(s.lipschitz() for s in problem.smooth)
+    per_task = getattr(penalty, "entry_step", False)
+    metric = jacobi_metric(problem.datafit, smooth_l, problem.n_comp, problem.joint_b, per_task)
+    return metric if metric is not None and metric.pays() else None
+
+
 def _fixed_step_affine(problem, backtracking, L0):
     """True when :func:`iterate_affine` applies: an affine-gradient datafit alone (no smooth
     penalty, one component, no joint intercept) at a step that needs no backtracking."""
@@ -168,12 +199,20 @@ def _fixed_step_affine(problem, backtracking, L0):
     return not (backtracking and L0 is not None and L0 < problem.lipschitz())
 
 
-def _restart(x, x_new, y, b, b_new, by, joint_b):
-    """Gradient restart test ``<y - x+, x+ - x> > 0`` (O'Donoghue & Candès, Sec. 3.2)."""
-    inner = float(np.vdot(y - x_new, x_new - x))
+def _restart(x, x_new, y, b, b_new, by, joint_b, m=1.0, mb=1.0):
+    """Gradient restart test ``<y - x+, x+ - x>_M > 0`` (O'Donoghue & Candès, Sec. 3.2),
+    in the metric ``diag(m, mb)`` (the sign does not depend on its factor ``c``)."""
+    inner = _wdot(y - x_new, x_new - x, m)
     if joint_b:
-        inner += float(np.vdot(by - b_new, b_new - b))
+        inner += _wdot(by - b_new, b_new - b, mb)
     return inner > 0
+
+
+def _wdot(u, v, w):
+    """``<u, w v>`` for a weight ``w``: a float, or an array broadcasting against ``v``."""
+    if isinstance(w, float):
+        return w * float(np.vdot(u, v))
+    return float(np.vdot(u, w * v))
 
 
 def _sufficient_decrease(problem, x_new, b_new, S_new, fy, gy, gby, dx, db, L, sq):
@@ -192,16 +231,35 @@ def _gradient_scale(problem, X, b):
 
 
 def _iterate(
-    problem, penalty, x, b, *, tol, max_iter, gap_freq, restart, backtracking, use_gap, scale, L0
+    problem,
+    penalty,
+    x,
+    b,
+    *,
+    tol,
+    max_iter,
+    gap_freq,
+    restart,
+    backtracking,
+    use_gap,
+    scale,
+    L0,
+    metric=None,
 ):
     """The FISTA loop; returns ``(x, b, (n_iter, stop_crit, history))``.
 
     Starting from the proven Lipschitz bound, the sufficient-decrease test cannot fail, so
     it (and the per-iteration objective it needs) is skipped; the objective is then
-    recorded at every ``gap_freq``-th iteration only.
+    recorded at every ``gap_freq``-th iteration only. With a ``metric`` (a
+    :class:`~._metric.RowMetric`) the step of row ``j`` is ``1 / (L m_j)`` with ``L``
+    starting at ``metric.c``; without, ``m = 1`` and ``L`` is the Lipschitz constant.
     """
     joint_b = problem.joint_b
-    bound = problem.lipschitz()
+    m, mb = 1.0, 1.0
+    if metric is not None:
+        m = metric.m
+        mb = 1.0 if metric.m_b is None else metric.m_b
+    bound = problem.lipschitz() if metric is None else metric.c
     L = bound if L0 is None else float(L0)
     check = backtracking and L < bound
     Sx = problem.state(x)
@@ -214,14 +272,15 @@ def _iterate(
         gy, gby = problem.gradient(y, by, Sy)
         fy = problem.value(y, by, Sy) if check else None
         while True:
-            x_new = penalty.prox(y - gy / L, 1.0 / L)
-            b_new = by - gby / L if joint_b else by
+            Lm = L * m
+            x_new = penalty.prox(y - gy / Lm, 1.0 / Lm)
+            b_new = by - gby / (L * mb) if joint_b else by
             S_new = problem.state(x_new)
             if not check and use_gap:
                 break  # neither the test nor the mapping criterion needs the step
             dx = x_new - y
             db = b_new - by
-            sq = float(np.vdot(dx, dx) + (np.vdot(db, db) if joint_b else 0.0))
+            sq = _wdot(dx, dx, m) + (_wdot(db, db, mb) if joint_b else 0.0)
             if not check or _sufficient_decrease(
                 problem, x_new, b_new, S_new, fy, gy, gby, dx, db, L, sq
             ):
@@ -235,11 +294,14 @@ def _iterate(
             if gap is not None:
                 crit = max(gap[0], 0.0) / max(abs(gap[1]), np.finfo(float).tiny)
         elif not use_gap:
-            crit = L * math.sqrt(sq) / scale
+            crit = _mapping_norm(L, sq, dx, db, m, mb, joint_b) / scale
+            if crit <= tol and metric is not None:
+                crit = _subgradient_norm(problem, x_new, b_new, S_new, gy, gby, dx, db, L, m, mb)
+                crit /= scale
         if crit <= tol:
             x, b = x_new, b_new
             break
-        if restart and _restart(x, x_new, y, b, b_new, by, joint_b):
+        if restart and _restart(x, x_new, y, b, b_new, by, joint_b, m, mb):
             t = 1.0
         t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
         beta = (t - 1.0) / t_new
@@ -249,3 +311,28 @@ def _iterate(
         x, b, Sx, t = x_new, b_new, S_new, t_new
     logger.debug("fista: %d iterations, stop_crit=%.3g, L=%.3g", it, crit, L)
     return x, b, (it, crit, tuple(history))
+
+
+def _subgradient_norm(problem, x_new, b_new, S_new, gy, gby, dx, db, L, m, mb):
+    """Norm of the subgradient ``grad f(x+) - grad f(y) + M (y - x+)`` of the objective at
+    ``x+`` (the prox step's optimality condition): in a metric the mapping norm alone
+    bounds the distance of 0 to the subdifferential only up to the metric's spread, so the
+    stop is confirmed with this one (one gradient, only when the mapping norm passes)."""
+    g, gb = problem.gradient(x_new, b_new, S_new)
+    r = g - gy - (L * m) * dx  # dx = x+ - y
+    out = float(np.vdot(r, r))
+    if problem.joint_b:
+        rb = gb - gby - (L * mb) * db
+        out += float(np.vdot(rb, rb))
+    return math.sqrt(out)
+
+
+def _mapping_norm(L, sq, dx, db, m, mb, joint_b):
+    """Norm of the prox-gradient mapping ``L M0 (y - x+)`` in the original coordinates
+    (``L sqrt(sq)`` for the scalar step, ``M0 = I``)."""
+    if isinstance(m, float) and isinstance(mb, float):
+        return L * math.sqrt(sq)
+    out = float(np.vdot(m * dx, m * dx))
+    if joint_b:
+        out += float(np.vdot(mb * db, mb * db))
+    return L * math.sqrt(out)
