@@ -78,7 +78,7 @@ class PCGrad(GradientAggregator):
         if self.deterministic:
             return [list(range(n_tasks))] * n_tasks
         g = self._rng.get("cpu")
-        return [torch.randperm(n_tasks, generator=g).numpy().tolist() for _ in range(n_tasks)]
+        return [torch.randperm(n_tasks, generator=g).tolist() for _ in range(n_tasks)]
 
     def reset(self) -> None:
         """Restart the random orders from ``seed``."""
