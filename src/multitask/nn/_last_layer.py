@@ -315,7 +315,9 @@ def _write_own(balancer: nn.Module, total: Tensor, aux: Tensor | None, vec: Tens
     return torch.zeros_like(vec) if grads[0] is None else grads[0].detach()
 
 
-def last_layer_params(model: nn.Module, strict: bool = True) -> list[nn.Parameter] | None:
+def last_layer_params(
+    model: nn.Module, strict: bool = True, shared: Sequence[nn.Parameter] | None = None
+) -> list[nn.Parameter] | None:
     """The shared parameters of the layer that produces ``model.representation``.
 
     Walks the representation's autograd graph down through single-input nodes (activations,
@@ -330,6 +332,9 @@ def last_layer_params(model: nn.Module, strict: bool = True) -> list[nn.Paramete
         False (GradNorm's ``"auto"``): None instead of an error, and None unless the model
         declares ``shared_through_representation`` (then that layer is the last shared one
         for every task).
+    shared : sequence of Parameter, optional
+        ``model.shared_parameters()``, unique and requiring a gradient, when the caller has
+        that list already (it is read from the model otherwise).
 
     Returns
     -------
@@ -357,7 +362,7 @@ def last_layer_params(model: nn.Module, strict: bool = True) -> list[nn.Paramete
             f"shared_params='last' needs model.representation set, with its graph, during the "
             f"forward pass; {type(model).__name__} has none: {hint}"
         )
-    shared = _unique(model.shared_parameters())
+    shared = _unique(model.shared_parameters()) if shared is None else shared
     ids = {id(p) for p in shared}
     node = rep.grad_fn
     while node is not None:

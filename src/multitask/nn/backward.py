@@ -140,7 +140,7 @@ def _weighting(losses, vec, extra, balancer: LossWeighting, model, names, chunk_
     read_off = False
     jparams = getattr(balancer, "jacobian_params", None) if needs else None
     if isinstance(jparams, str):  # "last" / "auto": the layer producing model.representation
-        jparams = last_layer_params(model, strict=jparams == "last")
+        jparams = last_layer_params(model, strict=jparams == "last", shared=shared)
     if needs:  # through the representation, heads once (GradNorm's last layer: by hand)
         params = shared if jparams is None else _unique(jparams)
         args = (losses, vec, extra, balancer, model, names, shared, params, record, chunk_size)
