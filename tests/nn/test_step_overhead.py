@@ -186,3 +186,32 @@ def test_gradvac_targets_round_as_torch_tensor(dtype):
     got = _tensor(rows, dtype)
     want = torch.tensor(rows, dtype=dtype)
     assert got.dtype == dtype and torch.equal(got, want)
+
+
+def test_grad_views_of_an_offset_vector_and_a_transposed_parameter():
+    """``.grad`` views made with one ``as_strided`` each: right pieces of a vector that is itself
+    a view (a storage offset), a transposed (non-contiguous) parameter as a contiguous piece."""
+    from multitask.nn._jacobian import _set_or_add_grad
+
+    params = [
+        nn.Parameter(torch.randn(3, 4)),
+        nn.Parameter(torch.randn(4, 3).T),  # not contiguous
+        nn.Parameter(torch.randn(5)),
+    ]
+    sizes = [p.numel() for p in params]
+    big = torch.arange(7 + sum(sizes), dtype=torch.float32)
+    flat = big[7:]  # storage offset 7
+    _set_or_add_grad(params, flat)
+    start = 0
+    for p, n in zip(params, sizes, strict=True):
+        assert p.grad.shape == p.shape
+        torch.testing.assert_close(p.grad.reshape(-1), flat[start : start + n], rtol=0, atol=0)
+        start += n
+    want = 2 * flat[-5:]
+    _set_or_add_grad(params, big.clone()[7:])  # accumulates into the views
+    torch.testing.assert_close(params[2].grad, want, rtol=0, atol=0)
+    strided = torch.arange(2 * sum(sizes), dtype=torch.float32)[::2]  # stride 2: copied first
+    for p in params:
+        p.grad = None
+    _set_or_add_grad(params, strided)
+    torch.testing.assert_close(params[0].grad.reshape(-1), strided[:12], rtol=0, atol=0)

@@ -198,9 +198,16 @@ def _set_or_add_grad(params: Sequence[nn.Parameter], flat: Tensor) -> None:
     detached, so that ``zero_grad(set_to_none=False)`` can reset the views.
     """
     flat, offset = flat.detach(), 0
+    if flat.dim() != 1 or flat.stride(0) != 1:  # (not met by w @ J nor an aggregator's output)
+        flat = flat.contiguous()
+    base = flat.storage_offset()
     for p in params:
-        _give_grad(p, flat[offset : offset + p.numel()].view_as(p))
-        offset += p.numel()
+        n = p.numel()
+        if p.is_contiguous():  # one view op (not slice + view): the parameter's own strides
+            _give_grad(p, flat.as_strided(p.shape, p.stride(), base + offset))
+        else:
+            _give_grad(p, flat[offset : offset + n].view_as(p))
+        offset += n
 
 
 def _give_grad(p: Tensor, g: Tensor) -> None:
