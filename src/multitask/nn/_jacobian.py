@@ -107,7 +107,9 @@ def _through_representation(model, params: Sequence[nn.Parameter], shared) -> Te
     rep = getattr(model, "representation", None)
     if not getattr(model, "shared_through_representation", False) or not isinstance(rep, Tensor):
         return None
-    same = len(params) == len(shared) and all(p is q for p, q in zip(params, shared, strict=True))
+    same = params is shared or (
+        len(params) == len(shared) and all(p is q for p, q in zip(params, shared, strict=True))
+    )
     return rep if same and rep.requires_grad else None
 
 

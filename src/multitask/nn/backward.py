@@ -134,8 +134,9 @@ def _plain(vec, extra, task_weights, names) -> tuple[Tensor, Tensor]:
 
 def _weighting(losses, vec, extra, balancer: LossWeighting, model, names, chunk_size, record):
     """Loss-weighting path: one ordinary backward of ``balancer(L)``."""
-    shared = _unique(model.shared_parameters())
     needs = balancer.needs_jacobian
+    # a weighting of the losses alone (no Jacobian, no cosines) never reads the shared list
+    shared = _unique(model.shared_parameters()) if needs or record else []
     jac = cos = aux = direction = None
     read_off = False
     jparams = getattr(balancer, "jacobian_params", None) if needs else None
