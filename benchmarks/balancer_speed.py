@@ -25,6 +25,13 @@ Nash-MTL) are medians of the ratio within a round. ``tjd`` is ours / torchjd's (
 medians). The goals printed next to the ratios are the brief's. Writes JSON (``--out``).
 
     OMP_NUM_THREADS=1 python benchmarks/balancer_speed.py --rounds 15 --out balancer_speed.json
+
+``--against REV`` adds, for every plain balancer timed, a ``base:<name>`` row: the same step with
+the package of git revision ``REV`` (imported under another name next to the working tree's),
+interleaved in the same rounds and paired with the same equal-weighting steps: a before/after
+comparison that the background load of a shared machine moves far less than two runs do.
+
+    OMP_NUM_THREADS=1 python benchmarks/balancer_speed.py --tasks 2 --only pcgrad --against HEAD~3
 """
 
 from __future__ import annotations
@@ -34,11 +41,19 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse
+import importlib
+import io
 import itertools
 import json
+import re
 import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -65,11 +80,11 @@ TORCHJD = {  # our name -> torchjd class name and keyword arguments
 }
 
 
-def build_model(n_tasks: int, seed: int = 0) -> HardSharing:
+def build_model(n_tasks: int, seed: int = 0, architecture: type = HardSharing) -> HardSharing:
     torch.manual_seed(seed)
     trunk = nn.Sequential(nn.Linear(100, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU())
     heads = {f"t{i}": nn.Linear(256, 1) for i in range(n_tasks)}
-    return HardSharing(trunk, heads)
+    return architecture(trunk, heads)
 
 
 def _losses(model, x, y) -> dict[str, torch.Tensor]:
@@ -77,12 +92,53 @@ def _losses(model, x, y) -> dict[str, torch.Tensor]:
     return {t: nn.functional.mse_loss(out[t][:, 0], y[:, i]) for i, t in enumerate(out)}
 
 
-def our_step(model, balancer, use_rep: bool) -> Callable:
+def our_step(model, balancer, use_rep: bool, backward: Callable = mtl_backward) -> Callable:
     def step(x, y):
-        mtl_backward(_losses(model, x, y), model, balancer, use_representation=use_rep)
+        backward(_losses(model, x, y), model, balancer, use_representation=use_rep)
         model.zero_grad(set_to_none=True)
 
     return step
+
+
+BASE = "multitask_base"  # the name a --against revision's package is imported under
+
+
+def import_revision(rev: str):
+    """``src/multitask`` at git revision ``rev``, imported as :data:`BASE` (a renamed copy in a
+    temporary folder, its own imports rewritten), next to the working tree's package."""
+    root = Path(__file__).resolve().parents[1]
+    archive = subprocess.run(
+        ["git", "archive", rev, "src/multitask"], cwd=root, capture_output=True, check=True
+    ).stdout
+    tmp = Path(tempfile.mkdtemp(prefix="balancer_speed_"))
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(tmp, filter="data")
+    package = tmp / BASE
+    (tmp / "src" / "multitask").rename(package)
+    for f in package.rglob("*.py"):
+        f.write_text(re.sub(r"\b(from|import) multitask\b", rf"\1 {BASE}", f.read_text()))
+    sys.path.insert(0, str(tmp))
+    return importlib.import_module(f"{BASE}.nn")
+
+
+def base_methods(n_tasks: int, names, base) -> dict[str, tuple[Callable, str]]:
+    """``base:<name>`` -> (the step of ``names``' balancer with the revision's package ``base``
+    (:func:`import_revision`), group "base", no goal); names it does not have are skipped."""
+    weightings = importlib.import_module(f"{base.__name__}.weighting").WEIGHTINGS
+    aggregators = importlib.import_module(f"{base.__name__}.aggregation").AGGREGATORS
+    architecture = importlib.import_module(f"{base.__name__}.architectures").HardSharing
+    out = {}
+    for name in names:
+        if name in weightings:
+            cls = weightings[name]
+            bal = cls(torch.ones(n_tasks)) if name == "static" else cls(n_tasks)
+        elif name in aggregators:
+            bal = aggregators[name]()
+        else:
+            continue
+        model = build_model(n_tasks, architecture=architecture)
+        out[f"base:{name}"] = (our_step(model, bal, False, base.mtl_backward), "base")
+    return out
 
 
 HAND_MODES = ("nograph", "graph", "graph+ag")  # the hand-written reference steps
@@ -252,11 +308,17 @@ def methods(n_tasks: int, with_torchjd: bool) -> dict[str, tuple[Callable, str]]
 
 
 def measure(
-    n_tasks: int, rounds: int, steps: int, with_torchjd: bool, only: list[str] | None = None
+    n_tasks: int,
+    rounds: int,
+    steps: int,
+    with_torchjd: bool,
+    only: list[str] | None = None,
+    base_pkg=None,
 ) -> tuple[dict[str, float], dict[str, str], dict[str, list[float]]]:
     """Median over rounds of the mean CPU seconds per step, every method interleaved.
 
-    Also returns every round's time per method (for ratios taken within a round).
+    Also returns every round's time per method (for ratios taken within a round). ``base_pkg``: a
+    revision's package (:func:`import_revision`), whose rows join every round.
     """
     g = torch.Generator().manual_seed(n_tasks)
     x = torch.randn(256, 100, generator=g)
@@ -266,6 +328,8 @@ def measure(
         keep = {"equal", "mgda", *only}
         base = {k: k.removeprefix("tjd:").split("+")[0] for k in todo}
         todo = {k: v for k, v in todo.items() if {base[k], base[k].split(":")[0]} & keep}
+    if base_pkg is not None:
+        todo.update(base_methods(n_tasks, list(todo), base_pkg))
     for step, _ in todo.values():  # warm up
         for _ in range(3):
             step(x, y)
@@ -353,13 +417,19 @@ def main() -> None:
         nargs="+",
         help="methods to time (with equal and mgda); 'hand': the three references",
     )
+    parser.add_argument(
+        "--against",
+        metavar="REV",
+        help="git revision whose package also runs every plain balancer (rows base:<name>)",
+    )
     parser.add_argument("--out", default="balancer_speed.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    base_pkg = None if args.against is None else import_revision(args.against)
     results = {}
     for T in args.tasks:
         seconds, groups, times, paired = measure(
-            T, args.rounds, args.steps, not args.no_torchjd, args.only
+            T, args.rounds, args.steps, not args.no_torchjd, args.only, base_pkg
         )
         goals = {n: goal(grp, T) for n, grp in groups.items() if goal(grp, T)}
         to_equal = {n: round_ratio(times, n, paired[n]) for n in times}
@@ -385,6 +455,7 @@ def main() -> None:
         "clock": "process_time",
         "ratio_to_equal": "paired: equal-weighting steps run right before each method",
         "loadavg": os.getloadavg(),
+        "against": args.against,
     }
     with open(args.out, "w") as fh:
         json.dump({"meta": meta, "results": results}, fh, indent=1)

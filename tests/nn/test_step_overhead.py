@@ -215,3 +215,30 @@ def test_grad_views_of_an_offset_vector_and_a_transposed_parameter():
         p.grad = None
     _set_or_add_grad(params, strided)
     torch.testing.assert_close(params[0].grad.reshape(-1), strided[:12], rtol=0, atol=0)
+
+
+def test_benchmark_imports_a_revision_next_to_the_working_tree(monkeypatch, tmp_path):
+    """``balancer_speed.py --against REV``: the revision's package, imported under another name,
+    runs the same step as the working tree's and gives the same gradients (HEAD: same code)."""
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "linear"))
+    from bench_scripts import load_script
+
+    bench = load_script("balancer_speed")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    base = bench.import_revision("HEAD")
+    assert base.__name__ == "multitask_base.nn" and str(tmp_path) in base.__file__
+    assert base.mtl_backward.__module__ == "multitask_base.nn.backward"  # its imports renamed
+    rows = bench.base_methods(2, ["mean", "equal", "mean+ub", "hand:graph"], base)
+    assert sorted(rows) == ["base:equal", "base:mean"] and rows["base:mean"][1] == "base"
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(256, 100, generator=g), torch.randn(256, 2, generator=g)
+    ours = bench.build_model(2)
+    theirs = bench.build_model(2, architecture=base.architectures.HardSharing)
+    mtl_backward(bench._losses(ours, x, y), ours, Mean())
+    base.mtl_backward(bench._losses(theirs, x, y), theirs, base.aggregation.Mean())
+    for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=0, atol=0)
