@@ -204,3 +204,22 @@ def test_shared_design_logistic_metric_reaches_cvxpy():
     _, _, ref = solve_reference([X, X], list(Y.T), penalty, "logistic", True)
     res = fista(Logistic(make_shared_design(X, Y)), penalty, tol=1e-11, max_iter=5000)
     assert res.objective == pytest.approx(ref, rel=1e-6)
+
+
+def test_auto_keeps_the_scalar_iterates_where_the_metric_does_not_pay():
+    rng = np.random.default_rng(10)
+    _, _, design = _scaled_design(rng, "logistic", spread=0.0)
+    df = Logistic(design)
+    auto = fista(df, P.L21(0.01), tol=1e-9, max_iter=3000)
+    off = fista(df, P.L21(0.01), tol=1e-9, max_iter=3000, precondition=False)
+    forced = fista(df, P.L21(0.01), tol=1e-9, max_iter=3000, precondition=True)
+    assert auto.n_iter == off.n_iter and np.array_equal(auto.W, off.W)
+    assert forced.n_iter != off.n_iter  # the metric was possible, and is another path
+    assert forced.objective == pytest.approx(off.objective, rel=1e-7)
+
+
+def test_precondition_must_be_auto_or_a_bool():
+    rng = np.random.default_rng(11)
+    _, _, design = _scaled_design(rng, "squared")
+    with pytest.raises(ValueError, match="precondition"):
+        fista(Quadratic(design), P.L21(0.1), precondition="yes")

@@ -39,11 +39,13 @@ class L21(RowSeparablePenalty):
 
         :func:`group_shrink` (exactly zero where ``||w_j|| <= t``) in six numpy calls and
         no ``errstate`` context: a FISTA iteration on thousands of small tasks costs a few
-        such calls, so each one counts.
+        such calls, so each one counts. The same with one threshold per row (a per-row
+        ``step`` of shape ``(n_features, 1)``), all positive.
         """
         W = np.asarray(W, dtype=float)
         t = row_thresholds(step, self.alpha)  # one per row for a per-row step (p, 1)
-        if not isinstance(t, float) or t <= 0:  # np.float64 is a float
+        positive = t > 0 if isinstance(t, float) else t.size and t.min() > 0  # np.float64: float
+        if not positive:
             return group_shrink(W, t, axis=-1)
         norms = _row_norms(W)
         return W * (1.0 - t / np.maximum(norms, t))[..., None]

@@ -27,7 +27,7 @@ import numpy as np
 
 from ._metric_forward import metric_forward
 
-__all__ = ["iterate_affine"]
+__all__ = ["iterate_affine", "uses_kernels"]
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +127,13 @@ def iterate_affine(
     return x, b, (it, crit, tuple(history))
 
 
+def uses_kernels(shape):
+    """True when the scalar-step loop runs the numba kernels on iterates of ``shape``
+    (many small tasks: :data:`_KERNEL_MIN`, :data:`_MANY_TASKS`)."""
+    n_features, n_tasks = shape
+    return n_features * n_tasks >= _KERNEL_MIN and n_tasks >= _MANY_TASKS * n_features
+
+
 def _forward_points_and_ops(shape, metric=None):
     """``(u, u_prev, extrapolate, step_dots)``: zeroed buffers for the forward points of the
     last two iterates and the loop's two array operations.
@@ -140,8 +147,7 @@ def _forward_points_and_ops(shape, metric=None):
     """
     U = np.zeros((2, *shape))
     u, u_prev = U[0], U[1]
-    n_features, n_tasks = shape
-    many = n_features * n_tasks >= _KERNEL_MIN and n_tasks >= _MANY_TASKS * n_features
+    many = uses_kernels(shape)
     if many:
         from .._task_kernels import extrapolate, step_dots
     if many and metric is None:

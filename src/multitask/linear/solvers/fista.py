@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from ._fista_affine import iterate_affine
+from ._fista_affine import iterate_affine, uses_kernels
 from ._metric import jacobi_metric
 from ._result import (
     SolverResult,
@@ -21,6 +21,12 @@ from ._result import (
 __all__ = ["fista"]
 
 logger = logging.getLogger(__name__)
+
+#: gain the metric must promise (:meth:`._metric.RowMetric.pays`) where the scalar loop runs
+#: the numba kernels of many small tasks: there a metric iteration costs 1.4x (Chem97, Gram
+#: mode: 122 against 88 us), and Chem97, whose metric divides the condition number by 4.6
+#: and lengthens the longest step 35x, saved only 10-34% of its iterations
+_KERNEL_GAIN = 40.0
 
 
 class _Smooth:
@@ -73,7 +79,7 @@ def fista(
     restart=True,
     backtracking=True,
     lipschitz=None,
-    precondition=True,
+    precondition="auto",
 ):
     """Minimise ``datafit(W, b) + sum(smooth) + penalty(W)`` by accelerated proximal gradient.
 
@@ -108,13 +114,15 @@ def fista(
         Initial Lipschitz estimate; by default the proven bound
         ``datafit.lipschitz() + sum(smooth.lipschitz())`` (times ``n_components``).
         Given, the scalar step is used (no metric).
-    precondition : bool, default=True
+    precondition : {"auto", True, False}, default="auto"
         Variable-metric FISTA in the Jacobi metric of :func:`._metric.jacobi_metric` (one
-        step per feature row, and per task intercept) where the penalty's prox takes a
-        per-row step (``penalty.row_step``: the row-separable penalties and the dirty
-        model) and the Gram matrices are cheap; otherwise, or with False, the scalar step
-        ``1 / L``. The stopping criterion is the same in both: the duality gap, or the
-        prox-gradient mapping ``M (y - x+)`` in the original coordinates.
+        step per feature row, or per entry for L1, and per task intercept). Possible where
+        the penalty's prox takes a per-row step (``penalty.row_step``: the row-separable
+        penalties and the dirty model) and the Gram matrices are cheap. ``"auto"`` uses it
+        there when it pays (:meth:`._metric.RowMetric.pays`: badly scaled features),
+        True wherever possible, False never (the scalar step ``1 / L``). The stopping
+        criterion has the same meaning in all: the duality gap, or the prox-gradient
+        mapping ``M (y - x+)`` in the original coordinates.
 
     Returns
     -------
@@ -154,10 +162,14 @@ def fista(
     use_gap = not problem.smooth and n_comp == 1 and not joint_b and hasattr(df, "gap_at")
     use_gap = use_gap and df.gap_at(X, problem.state(X), penalty) is not None
     scale = _gradient_scale(problem, X, b)
-    metric = _metric(problem, penalty, precondition and lipschitz is None)
+    if precondition not in ("auto", True, False):
+        raise ValueError(f"precondition={precondition!r} is not one of 'auto', True, False.")
+    affine = _fixed_step_affine(problem, backtracking, lipschitz)
+    kernels = affine and uses_kernels(X.shape)
+    metric = _metric(problem, penalty, precondition if lipschitz is None else False, kernels)
     opts = dict(tol=tol, max_iter=max_iter, gap_freq=gap_freq, restart=restart)
     opts.update(backtracking=backtracking, use_gap=use_gap, scale=scale, L0=lipschitz)
-    if _fixed_step_affine(problem, backtracking, lipschitz):
+    if affine:
         L = problem.lipschitz() if lipschitz is None else float(lipschitz)
         del opts["backtracking"], opts["L0"]
         if metric is not None:
@@ -179,14 +191,20 @@ def fista(
     )
 
 
-def _metric(problem, penalty, wanted):
-    """The Jacobi :class:`~._metric.RowMetric` of the problem, or None (scalar step)."""
+def _metric(problem, penalty, wanted, kernels=False):
+    """The Jacobi :class:`~._metric.RowMetric` of the problem, or None (scalar step);
+    ``wanted`` is ``precondition`` ("auto": only where it pays, by :data:`_KERNEL_GAIN`
+    where the scalar loop would run the numba kernels, ``kernels``)."""
     if not wanted or not getattr(penalty, "row_step", False):
         return None
     smooth_l = sum(s.lipschitz() for s in problem.smooth)
     per_task = getattr(penalty, "entry_step", False)
     metric = jacobi_metric(problem.datafit, smooth_l, problem.n_comp, problem.joint_b, per_task)
-    return metric if metric is not None and metric.pays() else None
+    if metric is None:
+        return None
+    if wanted == "auto" and not metric.pays(_KERNEL_GAIN if kernels else None):
+        return None
+    return metric
 
 
 def _fixed_step_affine(problem, backtracking, L0):
