@@ -232,6 +232,29 @@ def test_famo_follows_algorithm_1():
     assert torch.all(bal.logits == 0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_famo_host_path_equals_the_torch_path(dtype):
+    """On the CPU FAMO's (T,)-sized update runs in Python floats; the torch path (what a
+    device runs) gives the same logits, history, value and loss gradient, step by step."""
+    floors = torch.tensor([0.0, -0.5, 0.1][:T] + [0.0] * max(T - 3, 0))
+    host, device = (FAMO(T, lr=0.3, gamma=1e-2, min_losses=floors).to(dtype) for _ in range(2))
+    device._host = False
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-14)
+    for k in range(STEPS):
+        outs, grads = [], []
+        for bal in (host, device):
+            vec = torch.tensor(LOSSES[k], dtype=dtype, requires_grad=True)
+            out = bal(vec)
+            outs.append(out.detach())
+            grads.append(torch.autograd.grad(out, vec)[0])
+            assert out.dtype == dtype
+        torch.testing.assert_close(outs[0], outs[1], **tol)
+        torch.testing.assert_close(grads[0], grads[1], **tol)
+        torch.testing.assert_close(host.logits, device.logits, **tol)
+        torch.testing.assert_close(host.previous_log, device.previous_log, **tol)
+    assert host.logits.abs().max() > 1e-3  # the logits moved
+
+
 def test_dbmtl_follows_its_update_rule():
     beta, sigma, eps = 0.9, 0.5, 1e-8
     bal = DBMTL(T, beta=beta, sigma=sigma, eps=eps)

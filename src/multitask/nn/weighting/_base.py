@@ -14,8 +14,8 @@ def check_losses(losses, n_tasks: int | None, owner) -> None:
 
     A ``(T, 1)`` or 0-d tensor would broadcast against the ``(T,)`` weights into a silently
     wrong objective. A few attribute reads (well under a microsecond). Losses on the CPU are
-    also checked against ``owner.loss_floor()`` (a few microseconds; never on an
-    accelerator, where it would cost a host synchronisation per step).
+    also checked against ``owner.loss_floor()`` (a few microseconds, through numpy; never on
+    an accelerator, where it would cost a host synchronisation per step).
     """
     if (
         not isinstance(losses, Tensor)
@@ -29,11 +29,17 @@ def check_losses(losses, n_tasks: int | None, owner) -> None:
             f"shape (n_tasks,), got {got}; stack one scalar loss per task "
             "(torch.stack([...])) in the order of the model's tasks"
         )
-    if losses.device.type == "cpu" and owner.loss_floor() is not None:
+    floor = owner.loss_floor()
+    if floor is not None and losses.device.type == "cpu":
         # numpy, not Tensor.tolist: a CPU-only read (tests forbid the latter as a sync proxy)
-        below = floor_violations(owner, losses.detach().double().numpy().tolist())
-        if below:
-            raise ValueError(floor_message(owner, below))
+        x = losses.detach()
+        values = (x.float() if x.dtype == torch.bfloat16 else x).numpy().tolist()
+        if isinstance(floor, float):
+            low = min(values) < floor
+        else:
+            low = any(v < f for v, f in zip(values, floor.numpy().tolist(), strict=True))
+        if low:
+            raise ValueError(floor_message(owner, floor_violations(owner, values)))
 
 
 def floor_violations(owner, values: Sequence[float]) -> list[tuple[int, float, float]]:
@@ -45,8 +51,10 @@ def floor_violations(owner, values: Sequence[float]) -> list[tuple[int, float, f
     floor = owner.loss_floor()
     if floor is None:
         return []
-    floors = torch.as_tensor(floor, dtype=torch.float64).broadcast_to((len(values),))
-    floors = floors.cpu().numpy().tolist()
+    if isinstance(floor, float):
+        return [(t, v, floor) for t, v in enumerate(values) if v < floor]
+    floors = floor.detach().to("cpu", torch.float64).broadcast_to((len(values),))
+    floors = floors.numpy().tolist()
     return [(t, v, f) for t, (v, f) in enumerate(zip(values, floors, strict=True)) if v < f]
 
 
