@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from torch.autograd.graph import GradientEdge
 
 from multitask.nn._jacobian import (
+    _add_grad,
     _batched_vjp,
     _cosines,
     _give_grad,
@@ -175,7 +176,10 @@ def two_stage_weighting(
     extra : Tensor of shape () or None
         Backpropagated ordinarily into every parameter.
     balancer : LossWeighting
-        With ``needs_jacobian`` and no :meth:`~LossWeighting.shared_gradient` of its own.
+        With ``needs_jacobian``. One with a :meth:`~LossWeighting.shared_gradient` of its own
+        (DB-MTL) takes this path when ``params`` is ``shared``: its vector is then the
+        trunk's update, and the heads get ``d balancer(L) / d L_t`` times their task's
+        gradient, as on the generic path.
     model, names, shared
         The model, its task names and its shared parameters (unique, in order).
     params : list of Parameter
@@ -199,8 +203,9 @@ def two_stage_weighting(
     Algorithm 1.
     """
     rep = getattr(model, "representation", None)
+    own_update = type(balancer).shared_gradient is not LossWeighting.shared_gradient
     if (
-        type(balancer).shared_gradient is not LossWeighting.shared_gradient
+        (own_update and params is not shared)  # its vector is for the shared parameters
         or not getattr(model, "shared_through_representation", False)
         or not isinstance(rep, Tensor)
         or rep.grad_fn is None
@@ -229,10 +234,13 @@ def two_stage_weighting(
         jac = _batched_vjp(rep, params, rows.dense(), chunk_size) if jac is None else jac
     cos = _cosines(jac) if record else None
     aux = balancer.observe(vec.detach(), jac)
+    direction = balancer.shared_gradient(vec.detach(), jac) if own_update else None
     total = balancer(vec)
     coeffs = _write_own(balancer, total, aux, vec)  # (T,) d total / d L_t
     _write_heads(head_grads, owner, coeffs)
-    if top is not None:
+    if direction is not None:  # the balancer's own shared update (DB-MTL), copied
+        _add_grad(shared, direction)
+    elif top is not None:
         _write_trunk(top, rows, coeffs, jac, params, shared, retain=extra is not None)
     elif everything:  # read off J (a new tensor: .grad may be views of it)
         _set_or_add_grad(shared, coeffs.to(jac.dtype) @ jac)
