@@ -223,3 +223,18 @@ def test_precondition_must_be_auto_or_a_bool():
     _, _, design = _scaled_design(rng, "squared")
     with pytest.raises(ValueError, match="precondition"):
         fista(Quadratic(design), P.L21(0.1), precondition="yes")
+
+
+@pytest.mark.parametrize("penalty", [P.L21(0.05), P.SparseGroupLasso(0.05, 0.02)])
+def test_shared_design_squared_metric_reaches_cvxpy(penalty):
+    """The folded forward operator of a shared Gram matrix in the row metric."""
+    rng = np.random.default_rng(12)
+    scales = rng.permutation(np.logspace(-2, 2, 6))
+    X = (rng.standard_normal((60, 6)) + 0.5) * scales
+    Y = X @ (rng.standard_normal((6, 3)) / scales[:, None]) + rng.standard_normal((60, 3))
+    _, _, ref = solve_reference([X] * 3, list(Y.T), penalty, "squared", True)
+    df = Quadratic(make_shared_design(X, Y), use_gram=True)
+    on = fista(df, penalty, tol=1e-11, max_iter=3000)
+    off = fista(df, penalty, tol=1e-11, max_iter=3000, precondition=False)
+    assert on.objective == pytest.approx(ref, rel=1e-6)
+    assert abs(off.objective - ref) > 1e-6 * abs(ref)
