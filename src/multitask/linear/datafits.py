@@ -272,14 +272,7 @@ class Quadratic(_Datafit):
         elif not d.shared and not sp.issparse(d.X):
             target = self._targets() if self.profiled else d.y - d.expand_tasks(b)
             return data_forward(d, self.profiled, target, L)
-
-        def step(W, out):
-            S = self.linear(W)
-            g = self.gradient_at(W, b, S)[0]
-            np.subtract(W, g / L, out=out)
-            return S, g
-
-        return step
+        return literal_forward(self, b, L)
 
     def intercept_optimal(self, W):
         """Optimal intercept ``b_t = ybar_t - mu_t^T w_t`` for fixed ``W``, shape (n_tasks,)."""
@@ -480,3 +473,17 @@ def _lanczos_top(design, centered):
         return float(np.linalg.eigvalsh(dense)[-1])
     val = eigsh(op, k=1, which="LA", v0=v0, tol=1e-8, return_eigenvectors=False)
     return float(val[0]) * (1 + 1e-8)
+
+
+def literal_forward(datafit, b, L):
+    """``step(W, out)`` writing ``W - grad_W(W, b) / L`` into ``out`` from the datafit's own
+    product and gradient (``L`` a float, or an array broadcasting against ``W``: a row or
+    entry metric); returns ``(S, grad_W)``, as :meth:`Quadratic.forward_operator`."""
+
+    def step(W, out):
+        S = datafit.linear(W)
+        g = datafit.gradient_at(W, b, S)[0]
+        np.subtract(W, g / L, out=out)
+        return S, g
+
+    return step

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..datafits import literal_forward
+
 __all__ = ["metric_forward"]
 
 #: per-task products use the task-last ``(p, p, T)`` stack when ``T >= _TASK_LAST * p``
@@ -45,10 +47,10 @@ def metric_forward(datafit, b, Lm):
     zero = np.zeros((p, T))
     shift = -datafit.gradient_at(zero, b, zero)[0] / Lm
     if G.size > _FOLD_MAX:
-        return _literal(datafit, b, Lm)
+        return literal_forward(datafit, b, Lm)
     eye = np.arange(p)
     if design.shared and Lm.shape[1] != 1:
-        return _literal(datafit, b, Lm)
+        return literal_forward(datafit, b, Lm)
     if design.shared:
         M = G / -Lm
         M[eye, eye] += 1.0
@@ -66,15 +68,5 @@ def metric_forward(datafit, b, Lm):
         product(W, out)
         out += shift
         return None, None
-
-    return step
-
-
-def _literal(datafit, b, Lm):
-    def step(W, out):
-        S = datafit.linear(W)
-        g = datafit.gradient_at(W, b, S)[0]
-        np.subtract(W, g / Lm, out=out)
-        return S, g
 
     return step
