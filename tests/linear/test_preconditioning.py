@@ -238,3 +238,17 @@ def test_shared_design_squared_metric_reaches_cvxpy(penalty):
     off = fista(df, penalty, tol=1e-11, max_iter=3000, precondition=False)
     assert on.objective == pytest.approx(ref, rel=1e-6)
     assert abs(off.objective - ref) > 1e-6 * abs(ref)
+
+
+def test_convergence_warning_says_what_to_do():
+    """A fit stopped by max_iter names the remedies: more iterations, a looser tol, or
+    standardised features (what slows a trace-norm fit on raw features)."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    from multitask.linear import TraceNormRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 5)) * np.array([1e-2, 1e-1, 1.0, 1e1, 1e2])
+    Y = X @ rng.standard_normal((5, 3)) + 0.1 * rng.standard_normal((60, 3))
+    with pytest.warns(ConvergenceWarning, match=r"max_iter or tol, or standardise the feature"):
+        TraceNormRegressor(alpha=1e-3, max_iter=5).fit(X, Y)

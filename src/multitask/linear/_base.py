@@ -225,7 +225,10 @@ class MultiTaskLinearModel(BaseEstimator):
             warnings.warn(
                 f"{type(self).__name__} did not converge in {self.n_iter_} iterations "
                 f"(stopping criterion {self.stop_crit_:.2e} > tol={self.tol:g}); "
-                "increase max_iter or tol.",
+                "increase max_iter or tol, or standardise the feature columns (e.g. "
+                "StandardScaler): features of very different scales slow the solver, most "
+                "for the penalties that are not row-separable (trace norm, robust MTL; "
+                "docs/solvers.md, 'Badly scaled features').",
                 ConvergenceWarning,
                 stacklevel=3,
             )
