@@ -147,17 +147,13 @@ def _forward_points_and_ops(shape, metric=None):
     """
     U = np.zeros((2, *shape))
     u, u_prev = U[0], U[1]
-    many = uses_kernels(shape)
-    if many:
+    if uses_kernels(shape):
         from .._task_kernels import extrapolate, step_dots
-    if many and metric is None:
+
+        if metric is not None:
+            step_dots = _weighted_step_dots(metric)
         return u, u_prev, extrapolate, step_dots
-    if metric is not None:
-        step_dots = _weighted_step_dots(metric)
-    else:
-        step_dots = _step_dots
-    if many:
-        return u, u_prev, extrapolate, step_dots
+    step_dots = _step_dots if metric is None else _weighted_step_dots(metric)
     flat, coef = U.reshape(2, -1), np.empty(2)
 
     def extrapolate(v, v_prev, beta, out):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -33,28 +34,30 @@ def check_losses(losses, n_tasks: int | None, owner) -> None:
     if floor is not None and losses.device.type == "cpu":
         # numpy, not Tensor.tolist: a CPU-only read (tests forbid the latter as a sync proxy)
         x = losses.detach()
-        values = (x.float() if x.dtype == torch.bfloat16 else x).numpy().tolist()
-        if isinstance(floor, float):
-            low = min(values) < floor
-        else:
-            low = any(v < f for v, f in zip(values, floor.numpy().tolist(), strict=True))
-        if low:
-            raise ValueError(floor_message(owner, floor_violations(owner, values)))
+        below = floor_violations(owner, (x.float() if x.dtype == torch.bfloat16 else x).numpy())
+        if below:
+            raise ValueError(floor_message(owner, below))
 
 
 def floor_violations(owner, values: Sequence[float]) -> list[tuple[int, float, float]]:
     """``(task index, loss, floor)`` for every loss below ``owner.loss_floor()``.
 
-    ``values``: the task losses as host floats, in the model's task order. Empty when
-    the weighting takes any real loss or every loss is at or above its floor.
+    ``values``: the task losses on the host (floats or a numpy array), in the model's
+    task order. Empty when the weighting takes any real loss or every loss is at or above
+    its floor.
     """
     floor = owner.loss_floor()
     if floor is None:
         return []
+    values = values.tolist() if isinstance(values, np.ndarray) else list(values)
     if isinstance(floor, float):
-        return [(t, v, floor) for t, v in enumerate(values) if v < floor]
-    floors = floor.detach().to("cpu", torch.float64).broadcast_to((len(values),))
-    floors = floors.numpy().tolist()
+        floors = [floor] * len(values)
+    else:  # a tensor (FAMO's per-task min_losses): read on the host once
+        x = floor.detach()
+        if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
+            x = x.to("cpu", torch.float64)
+        floors = x.numpy().reshape(-1).tolist()
+        floors = floors * len(values) if len(floors) == 1 else floors
     return [(t, v, f) for t, (v, f) in enumerate(zip(values, floors, strict=True)) if v < f]
 
 

@@ -116,7 +116,8 @@ class FAMO(LossWeighting):
         (compared in the tests), in float64 before the buffers' rounding."""
         values = losses.detach().numpy().tolist()  # numpy's tolist: no torch scalar reads
         shift = [b - self.eps for b in self.min_losses.numpy().tolist()]
-        log_now = [math.log(v - s) for v, s in zip(values, shift, strict=True)]
+        shifted = [v - s for v, s in zip(values, shift, strict=True)]  # l - b + eps
+        log_now = [math.log(v) for v in shifted]
         logits = self.logits.numpy()  # the buffer's memory: updated in place
         previous = self.previous_log.numpy()
         xi = logits.tolist()
@@ -128,7 +129,7 @@ class FAMO(LossWeighting):
             logits -= [self.lr * g for g in steps]
         previous[:] = log_now
         z = _softmax(logits.tolist())
-        c = 1.0 / sum(a / math.exp(v) for a, v in zip(z, log_now, strict=True))
+        c = 1.0 / sum(a / v for a, v in zip(z, shifted, strict=True))
         weights = torch.tensor([c * a for a in z], dtype=losses.dtype)
         return torch.dot(weights, torch.log(losses - torch.tensor(shift, dtype=losses.dtype)))
 
