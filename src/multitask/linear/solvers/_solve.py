@@ -7,6 +7,7 @@ import logging
 import numpy as np
 
 from ..datafits import Quadratic
+from .admm import admm, admm_applies, admm_pays
 from .bcd import _KERNEL_KINDS, bcd
 from .fista import fista
 
@@ -14,6 +15,9 @@ __all__ = ["choose_solver", "solve"]
 
 logger = logging.getLogger(__name__)
 
+#: private switch: False makes ``solver="auto"`` never choose ADMM (the solver before it,
+#: for before/after measurements in one process)
+_AUTO_ADMM = True
 #: below this many features FISTA wins outright (and no numba kernel is compiled or loaded)
 _SMALL_P = 64
 
@@ -77,6 +81,13 @@ def _sparse_start_pays(datafit, penalty):
     return 2 * p * T + k * k < 0.5 * p * p
 
 
+def _admm_wanted(datafit, penalty, smooth, b0, fit_intercept):
+    """:func:`.admm.admm_applies`, and no fixed non-zero intercept (``b0`` with
+    ``fit_intercept=False``, which ADMM's Gram form leaves out)."""
+    fixed_b = not fit_intercept and b0 is not None and np.any(b0)
+    return _AUTO_ADMM and admm_applies(datafit, penalty, smooth) and not fixed_b
+
+
 def solve(
     datafit,
     penalty,
@@ -104,8 +115,10 @@ def solve(
         Relative duality gap (or relative prox-gradient mapping norm) at which to stop.
     max_iter : int, optional
         Solver default when None (10000 FISTA iterations, 100 BCD working sets).
-    solver : {"auto", "fista", "bcd"}, default="auto"
-        ``"auto"`` applies :func:`choose_solver`.
+    solver : {"auto", "fista", "bcd", "admm"}, default="auto"
+        ``"auto"`` applies :func:`choose_solver`, then takes ``"admm"`` instead of
+        ``"fista"`` for the trace norm and robust MTL on badly conditioned Gram matrices
+        (:func:`.admm.admm_pays`); ``"admm"`` forces it (squared loss only).
     n_solves : int, default=1
         Number of solves sharing this design (for the Gram decision).
 
@@ -113,15 +126,20 @@ def solve(
     -------
     SolverResult
     """
-    if solver not in ("auto", "fista", "bcd"):
-        raise ValueError(f"solver={solver!r} is not one of 'auto', 'fista', 'bcd'.")
+    if solver not in ("auto", "fista", "bcd", "admm"):
+        raise ValueError(f"solver={solver!r} is not one of 'auto', 'fista', 'bcd', 'admm'.")
     name, use_gram = choose_solver(datafit, penalty, smooth, n_solves)
+    wanted = name == "fista" and _admm_wanted(datafit, penalty, smooth, b0, fit_intercept)
+    if solver == "auto" and wanted and admm_pays(datafit, fit_intercept):
+        name = "admm"
     if solver != "auto":
         name = solver
     if isinstance(datafit, Quadratic) and datafit.use_gram != use_gram and solver == "auto":
         datafit = Quadratic(datafit.design, use_gram=use_gram)
     kwargs = {} if max_iter is None else {"max_iter": max_iter}
     logger.debug("solve: %s (use_gram=%s) for %r", name, use_gram, penalty)
+    if name == "admm":
+        return admm(datafit, penalty, W0, b0, fit_intercept=fit_intercept, tol=tol, **kwargs)
     if name == "bcd":
         if smooth:
             raise ValueError("bcd does not take smooth penalties; use solver='fista'.")
