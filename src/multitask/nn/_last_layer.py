@@ -235,11 +235,12 @@ def two_stage_weighting(
     cos = _cosines(jac) if record else None
     aux = balancer.observe(vec.detach(), jac)
     direction = balancer.shared_gradient(vec.detach(), jac) if own_update else None
-    total = balancer(vec)
-    coeffs = _write_own(balancer, total, aux, vec)  # (T,) d total / d L_t
+    total, coeffs = _total_and_coefficients(balancer, aux, vec)  # coeffs: d total / d L_t
     _write_heads(head_grads, owner, coeffs)
-    if direction is not None:  # the balancer's own shared update (DB-MTL), copied
-        _add_grad(shared, direction)
+    if direction is not None:  # the balancer's own shared update (DB-MTL)
+        # a vector shared_gradient makes at each call becomes .grad as views (else copied)
+        is_new = getattr(balancer, "_shared_gradient_is_new", False)
+        (_set_or_add_grad if is_new else _add_grad)(shared, direction)
     elif top is not None:
         _write_trunk(top, rows, coeffs, jac, params, shared, retain=extra is not None)
     elif everything:  # read off J (a new tensor: .grad may be views of it)
@@ -304,6 +305,22 @@ def _write_trunk(top: _Top, rows, coeffs, jac, params, shared, retain: bool) -> 
         g_in = g @ top.weight if rest and top.edge is not None else None  # (B, in)
     if g_in is not None:
         torch.autograd.backward(top.edge, g_in, inputs=rest, retain_graph=retain)
+
+
+def _total_and_coefficients(balancer, aux: Tensor | None, vec: Tensor) -> tuple[Tensor, Tensor]:
+    """``total = balancer(L)`` and ``c = d total / d L``, shape ``(T,)`` (:func:`_write_own`).
+
+    A weighting without parameters or auxiliary loss that gives ``d forward(L) / d L`` in
+    closed form (a ``_loss_gradient(losses)`` method: DB-MTL's ``1 / (L_t + eps)``) skips the
+    ``autograd.grad`` call (tens of microseconds whatever the graph): its total is built
+    without a graph, since nothing backpropagates through it here.
+    """
+    closed = getattr(balancer, "_loss_gradient", None)
+    if closed is not None and aux is None and next(balancer.parameters(), None) is None:
+        with torch.no_grad():
+            return balancer(vec), closed(vec.detach())
+    total = balancer(vec)
+    return total, _write_own(balancer, total, aux, vec)
 
 
 def _write_own(balancer: nn.Module, total: Tensor, aux: Tensor | None, vec: Tensor) -> Tensor:

@@ -155,6 +155,8 @@ def _weighting(losses, vec, extra, balancer: LossWeighting, model, names, chunk_
     if needs:
         aux = balancer.observe(vec.detach(), jac)
         direction = balancer.shared_gradient(vec.detach(), jac)
+        # a vector made at each call (DB-MTL's) may become .grad as views, as one made here
+        read_off = direction is not None and getattr(balancer, "_shared_gradient_is_new", False)
     total = balancer(vec)
     if needs and direction is None and jparams is shared and total.requires_grad:
         # J covers every shared parameter: their gradient sum_t (d total / d L_t) J_t is read
@@ -177,7 +179,7 @@ def _weighting(losses, vec, extra, balancer: LossWeighting, model, names, chunk_
             direction, read_off = direction + _flat_grad(extra, shared), True
         if others:
             torch.autograd.backward(objective, inputs=others)
-        # DB-MTL's own vector is copied; one made here is not
+        # a balancer's own vector is copied unless it says it makes it anew (DB-MTL does)
         (_set_or_add_grad if read_off else _add_grad)(shared, direction)
     return total, _detached(balancer.weights()), cos
 

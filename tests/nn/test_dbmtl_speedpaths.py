@@ -1,0 +1,138 @@
+"""DB-MTL's CPU fast paths against its update rule and against the device path.
+
+The host path (:meth:`DBMTL._observe_host`: the new average written into the previous step's
+tensor, the ``(T,)``-sized steps in Python floats) is compared step by step with the device
+path (a new tensor each step, every step in torch) and with Lin et al. 2023, Alg. 1 written in
+numpy; the closed-form loss gradient with autograd; the shared ``.grad`` written as views of
+DB-MTL's vector with a copy held from an earlier step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from multitask.nn import mtl_backward
+from multitask.nn.architectures import HardSharing
+from multitask.nn.weighting import DBMTL
+
+torch.set_num_threads(1)
+
+
+class _DevicePath(DBMTL):
+    """DB-MTL forced onto the path it takes off the CPU (no spare tensor, no host floats)."""
+
+    def _spare_for(self, J, losses):
+        return None
+
+
+def _steps(dtype, T=3, n=40, n_steps=6, seed=0):
+    """Losses and Jacobians: random, then a NaN in one task's row (a skipped step), a zero
+    loss and a Jacobian row of zeros."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for k in range(n_steps):
+        J = torch.randn(T, n, generator=g, dtype=dtype)
+        L = torch.rand(T, generator=g, dtype=dtype) + 0.1
+        if k == 2:
+            J[1, 3] = float("nan")
+        if k == 3:
+            L[0] = 0.0
+            J[2] = 0.0
+        out.append((L, J))
+    return out
+
+
+def _alg1(steps, beta, sigma, eps):
+    """Alg. 1 in float64 numpy; a task whose new average is not finite keeps its old one."""
+    avg, out = None, []
+    for k, (L, J) in enumerate(steps, start=1):
+        L, J = L.double().numpy(), J.double().numpy()
+        avg = np.zeros_like(J) if avg is None else avg
+        beta_k = beta / k**sigma
+        new = beta_k * avg + (1 - beta_k) * J / (L + eps)[:, None]
+        ok = np.isfinite(new).all(axis=1)
+        avg = np.where(ok[:, None], new, avg)
+        norms = np.linalg.norm(avg, axis=1)
+        alpha = norms.max() / (norms + eps)
+        out.append((avg.copy(), alpha, alpha @ avg))
+    return out
+
+
+@pytest.mark.parametrize(("dtype", "tol"), [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("sigma", [0.0, 0.5])
+def test_host_path_follows_alg1_and_the_device_path(dtype, tol, sigma):
+    steps = _steps(dtype)
+    host, device = DBMTL(3, sigma=sigma), _DevicePath(3, sigma=sigma)
+    seen = []
+    for (L, J), (avg, alpha, update) in zip(steps, _alg1(steps, 0.9, sigma, 1e-8), strict=True):
+        for bal in (host, device):
+            assert bal.observe(L, J) is None
+            got = bal.shared_gradient(L, J)
+            np.testing.assert_allclose(bal.average.double().numpy(), avg, rtol=tol, atol=tol)
+            np.testing.assert_allclose(bal.alpha.double().numpy(), alpha, rtol=tol)
+            np.testing.assert_allclose(got.double().numpy(), update, rtol=tol, atol=tol)
+        assert host.n_steps.item() == device.n_steps.item()
+        assert host.average.dtype == device.average.dtype == dtype
+        for name in ("average", "alpha"):  # the same arithmetic: the same numbers
+            torch.testing.assert_close(getattr(host, name), getattr(device, name), rtol=0, atol=0)
+        seen.append(host.average.data_ptr())
+    # after the non-finite step (a new tensor from the where), two tensors take turns
+    assert seen[3] == seen[5] != seen[4]
+
+
+def test_host_path_after_a_dtype_change_and_a_reset():
+    steps = _steps(torch.float32)
+    bal, ref = DBMTL(3), _DevicePath(3)
+    for L, J in steps[:2]:
+        bal.observe(L, J)
+        ref.observe(L, J)
+    bal.double()  # the spare tensor is still float32: a new one is made
+    ref.double()
+    for L, J in steps[4:]:
+        bal.observe(L.double(), J.double())
+        ref.observe(L.double(), J.double())
+        assert bal.average.dtype == torch.float64
+        torch.testing.assert_close(bal.average, ref.average, rtol=0, atol=0)
+    bal.reset()
+    bal.observe(*steps[0])
+    fresh = DBMTL(3)
+    fresh.observe(*steps[0])
+    torch.testing.assert_close(bal.average, fresh.average, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_closed_form_loss_gradient_is_autograds(dtype):
+    L = torch.tensor([0.3, 1e-9, 0.0, 7.0], dtype=dtype, requires_grad=True)
+    bal = DBMTL(4)
+    (auto,) = torch.autograd.grad(bal(L), L)
+    torch.testing.assert_close(bal._loss_gradient(L.detach()), auto, rtol=0, atol=0)
+
+
+def test_shared_grad_views_leave_a_held_gradient_alone():
+    """The trunk's .grad are views of DB-MTL's vector (no copy): a .grad kept from one step
+    is not changed by the next, and each equals Alg. 1's update on the step's Jacobian."""
+    torch.manual_seed(0)
+    trunk = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU())
+    model = HardSharing(trunk, {f"t{i}": nn.Linear(8, 1) for i in range(2)})
+    shared = list(model.shared_parameters())
+    bal, held, steps = DBMTL(2), [], []
+    for k in range(3):
+        g = torch.Generator().manual_seed(k)
+        x, y = torch.randn(16, 6, generator=g), torch.randn(16, 2, generator=g)
+        out = model(x)
+        losses = {t: (out[t][:, 0] - y[:, i]).pow(2).mean() for i, t in enumerate(out)}
+        rows = [torch.autograd.grad(losses[t], shared, retain_graph=True) for t in out]
+        J = torch.stack([torch.cat([r.reshape(-1) for r in row]) for row in rows])
+        vec = torch.stack([losses[t] for t in out]).detach()
+        steps.append((vec, J))
+        model.zero_grad(set_to_none=True)
+        mtl_backward(losses, model, bal)
+        grad = shared[0].grad
+        held.append((grad, grad.clone()))
+    for (grad, copy), (_, _, update) in zip(held, _alg1(steps, 0.9, 0.0, 1e-8), strict=True):
+        torch.testing.assert_close(grad, copy, rtol=0, atol=0)
+        want = torch.from_numpy(update[: shared[0].numel()]).reshape(shared[0].shape)
+        torch.testing.assert_close(grad, want.to(grad.dtype), rtol=1e-5, atol=1e-7)
