@@ -1,4 +1,4 @@
-"""Solvers of the classical half: FISTA, working-set BCD, clustered MTL, paths.
+"""Solvers of the classical half: FISTA, working-set BCD, ADMM, clustered MTL, paths.
 
 Every solver takes a datafit (:mod:`multitask.linear.datafits`) and a penalty
 (:mod:`multitask.linear.penalties`) and returns a frozen :class:`SolverResult`.
@@ -7,6 +7,7 @@ See ``docs/solvers.md``.
 
 from ._result import SolverResult
 from ._solve import choose_solver, solve
+from .admm import admm
 from .bcd import bcd
 from .clustered import ClusteredResult, clustered_mtl
 from .fista import fista
@@ -16,6 +17,7 @@ __all__ = [
     "ClusteredResult",
     "PathResult",
     "SolverResult",
+    "admm",
     "alpha_max",
     "bcd",
     "choose_solver",

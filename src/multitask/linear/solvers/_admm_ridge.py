@@ -19,8 +19,6 @@ __all__ = ["RidgeSolver", "condition_number"]
 
 #: eigenvalues below this fraction of the largest count as zero in a condition number
 _ZERO_EIG = 1e-9
-#: per-task stacks use ``matmul`` over a ``(T, p, p)`` stack (measured 2x faster than
-#: ``einsum`` on School's ``(139, 27, 27)``)
 
 
 def _eigen(datafit):
@@ -75,7 +73,8 @@ class RidgeSolver:
         self.Qc = self._rotate(self.Qt, c)  # Q^T c
 
     def _rotate(self, M, V):
-        """``M_t v_t`` for every task (``M`` one matrix when shared)."""
+        """``M_t v_t`` for every task (``M`` one matrix when shared); ``matmul`` over the
+        ``(T, p, p)`` stack: 44 against 83 us for ``einsum`` on School's (139, 27, 27)."""
         if self.shared:
             return M @ V
         return np.matmul(M, V.T[:, :, None])[:, :, 0].T

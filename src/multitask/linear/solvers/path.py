@@ -84,7 +84,8 @@ def regularization_path(
     fit_intercept : bool, default=True
     smooth : sequence of SmoothPenalty, optional
     tol : float, default=1e-8
-    solver : {"auto", "fista", "bcd"}, default="auto"
+    solver : {"auto", "fista", "bcd", "admm"}, default="auto"
+        As in :func:`~multitask.linear.solvers.solve`.
     W0 : ndarray, optional
         Starting point of the first solve.
 
