@@ -308,19 +308,28 @@ def _write_trunk(top: _Top, rows, coeffs, jac, params, shared, retain: bool) -> 
 
 
 def _total_and_coefficients(balancer, aux: Tensor | None, vec: Tensor) -> tuple[Tensor, Tensor]:
-    """``total = balancer(L)`` and ``c = d total / d L``, shape ``(T,)`` (:func:`_write_own`).
+    """``total = balancer(L)`` and ``c = d total / d L``, shape ``(T,)``; the weighting's own
+    parameters get ``d (total + aux) / d own`` (:func:`_write_own`).
 
-    A weighting without parameters or auxiliary loss that gives ``d forward(L) / d L`` in
-    closed form (a ``_loss_gradient(losses)`` method: DB-MTL's ``1 / (L_t + eps)``) skips the
-    ``autograd.grad`` call (tens of microseconds whatever the graph): its total is built
-    without a graph, since nothing backpropagates through it here.
+    A weighting that gives these gradients in closed form (a ``_closed_form_gradients(L,
+    aux)`` method returning ``c`` and one gradient of ``aux`` per parameter, or None:
+    DB-MTL's ``1 / (L_t + eps)``, GradNorm's ``w`` and the coefficients of its piecewise-linear
+    ``L_grad``) skips the ``autograd.grad`` call, which costs tens of microseconds whatever the
+    graph, more inside a step; its total is then built without a graph, since nothing
+    backpropagates through it here.
     """
-    closed = getattr(balancer, "_loss_gradient", None)
-    if closed is not None and aux is None and next(balancer.parameters(), None) is None:
-        with torch.no_grad():
-            return balancer(vec), closed(vec.detach())
-    total = balancer(vec)
-    return total, _write_own(balancer, total, aux, vec)
+    closed = getattr(balancer, "_closed_form_gradients", None)
+    found = None if closed is None else closed(vec.detach(), aux)
+    if found is None:
+        total = balancer(vec)
+        return total, _write_own(balancer, total, aux, vec)
+    coeffs, own = found
+    with torch.no_grad():
+        total = balancer(vec)
+        for p, g in zip(balancer.parameters(), own, strict=True):  # one per parameter
+            if g is not None and p.requires_grad:
+                _give_grad(p, g)
+    return total, coeffs
 
 
 def _write_own(balancer: nn.Module, total: Tensor, aux: Tensor | None, vec: Tensor) -> Tensor:

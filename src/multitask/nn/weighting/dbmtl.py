@@ -166,11 +166,11 @@ class DBMTL(LossWeighting):
         check_losses(losses, self.n_tasks, self)
         return torch.log(losses + self.eps).sum()
 
-    def _loss_gradient(self, losses: Tensor) -> Tensor:
-        """``d forward(L) / d L = 1 / (L_t + eps)``, shape ``(n_tasks,)``: ``mtl_backward``'s
-        two-stage step reads it instead of differentiating :meth:`forward` (the same
-        operations as autograd's, so the same numbers)."""
-        return 1 / (losses + self.eps)
+    def _closed_form_gradients(self, losses: Tensor, aux: None) -> tuple[Tensor, list]:
+        """``d forward(L) / d L = 1 / (L_t + eps)``, shape ``(n_tasks,)``, and no parameters:
+        ``mtl_backward``'s two-stage step reads it instead of differentiating :meth:`forward`
+        (the same operations as autograd's, so the same numbers)."""
+        return 1 / (losses + self.eps), []
 
     def weights(self) -> Tensor:
         """Gradient-balancing factors ``alpha_t``, shape ``(n_tasks,)``."""

@@ -161,7 +161,19 @@ class GradNorm(LossWeighting):
         coef = [(gap > 0) - (gap < 0) for gap in gaps]  # sign, 0 at 0
         coef = [c * n for c, n in zip(coef, norms, strict=True)]
         value = sum(abs(gap) for gap in gaps) - sum(c * a for c, a in zip(coef, wl, strict=True))
-        return torch.dot(w, torch.tensor(coef, dtype=w.dtype)) + value
+        dw = torch.tensor(coef, dtype=w.dtype)
+        aux = torch.dot(w, dw) + value
+        aux._closed_weight_gradient = dw  # d aux / d w: see _closed_form_gradients
+        return aux
+
+    def _closed_form_gradients(self, losses: Tensor, aux: Tensor | None) -> tuple | None:
+        """``d forward(L) / d L = w`` and ``d L_grad / d w = c`` (:meth:`_host_loss`), for
+        ``mtl_backward``'s two-stage step (no ``autograd.grad`` call; the same numbers as
+        autograd's); None for an ``L_grad`` built in torch (the device path)."""
+        dw = getattr(aux, "_closed_weight_gradient", None)
+        if dw is None:
+            return None
+        return self.task_weights.detach().clone(), [dw]
 
     def forward(self, losses: Tensor) -> Tensor:
         """``sum_t w_t L_t`` with ``w`` detached (``w`` learns through ``observe``)."""

@@ -1,0 +1,96 @@
+"""The two-stage step's closed-form loss gradients (no ``autograd.grad`` call) against autograd.
+
+DB-MTL and GradNorm give ``d forward(L) / d L`` (and GradNorm ``d L_grad / d w``) in closed
+form; ``mtl_backward`` must then write exactly the ``.grad`` that differentiating their graphs
+gives (the oracle: the same weighting with the closed form switched off), step by step.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from multitask.nn import mtl_backward
+from multitask.nn.architectures import HardSharing
+from multitask.nn.weighting import DBMTL, GradNorm
+
+torch.set_num_threads(1)
+
+
+def _autograd(cls):
+    """``cls`` with the closed form switched off: the step differentiates its graph."""
+
+    class Autograd(cls):
+        def _closed_form_gradients(self, losses, aux):
+            return None
+
+    return Autograd
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    trunk = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 12), nn.ReLU())
+    return HardSharing(trunk, {f"t{i}": nn.Linear(12, 1) for i in range(3)})
+
+
+def _losses(model, k):
+    g = torch.Generator().manual_seed(k)
+    x, y = torch.randn(32, 6, generator=g), torch.randn(32, 3, generator=g)
+    out = model(x)
+    return {t: (out[t][:, 0] - y[:, i] * (i + 1)).pow(2).mean() for i, t in enumerate(out)}
+
+
+CASES = {
+    "dbmtl": lambda cls: cls(3, beta=0.9, sigma=0.5),
+    "gradnorm-last": lambda cls: cls(3),
+    "gradnorm-all-shared": lambda cls: cls(3, shared_params=None),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_closed_form_step_equals_the_autograd_step(case):
+    base = DBMTL if case == "dbmtl" else GradNorm
+    fast, slow = CASES[case](base), CASES[case](_autograd(base))
+    models = {"fast": _model(), "slow": _model()}
+    for k in range(3):
+        for name, bal in (("fast", fast), ("slow", slow)):
+            model = models[name]
+            model.zero_grad(set_to_none=True)
+            bal.zero_grad(set_to_none=True)
+            info = mtl_backward(_losses(model, k), model, bal)
+            if name == "fast":
+                want = info
+        for p, q in zip(models["fast"].parameters(), models["slow"].parameters(), strict=True):
+            torch.testing.assert_close(p.grad, q.grad, rtol=0, atol=0)
+        for p, q in zip(fast.parameters(), slow.parameters(), strict=True):
+            torch.testing.assert_close(p.grad, q.grad, rtol=0, atol=0)
+        torch.testing.assert_close(want.loss, info.loss, rtol=0, atol=0)
+        with torch.no_grad():  # a small optimizer step, so that the weights move
+            for m, bal in ((models["fast"], fast), (models["slow"], slow)):
+                for p in [*m.parameters(), *bal.parameters()]:
+                    p -= 0.05 * p.grad
+
+
+def test_gradnorm_closed_form_only_for_the_host_loss():
+    """The device path's L_grad (built in torch) carries no closed form: autograd then."""
+    J = torch.randn(3, 20, generator=torch.Generator().manual_seed(0))
+    L = torch.tensor([0.5, 1.0, 2.0])
+    host, device = GradNorm(3), GradNorm(3)
+    device._host = False
+    aux_host, aux_device = host.observe(L, J), device.observe(L, J)
+    assert device._closed_form_gradients(L, aux_device) is None
+    coeffs, (dw,) = host._closed_form_gradients(L, aux_host)
+    (want,) = torch.autograd.grad(aux_host, host.task_weights)
+    torch.testing.assert_close(dw, want, rtol=0, atol=0)
+    Lg = L.clone().requires_grad_()
+    (dL,) = torch.autograd.grad(host(Lg), Lg)
+    torch.testing.assert_close(coeffs, dL, rtol=0, atol=0)
+
+
+def test_gradnorm_with_frozen_weights_steps():
+    model, gn = _model(), GradNorm(3)
+    gn.task_weights.requires_grad_(False)
+    mtl_backward(_losses(model, 0), model, gn)
+    assert gn.task_weights.grad is None
+    assert all(p.grad is not None for p in model.shared_parameters())
