@@ -40,6 +40,13 @@ class RobustMTLRegressor(MultiTaskRegressorMixin, _Robust):
 
     %(fitted)s
 
+    Notes
+    -----
+    Solved by ADMM (:func:`multitask.linear.solvers.admm`) under the same conditions as
+    :class:`TraceNormRegressor`; it stops when the relative duality gap of the model
+    weight's norm (the infimal convolution of both terms) and each component's
+    subgradient distance, relative to the gradient norm at zero, are below ``tol``.
+
     References
     ----------
     Chen, Zhou & Ye, KDD 2011, eq. (2).

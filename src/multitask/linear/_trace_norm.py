@@ -37,6 +37,14 @@ class TraceNormRegressor(MultiTaskRegressorMixin, _TraceNorm):
 
     %(fitted)s
 
+    Notes
+    -----
+    Solved by ADMM (:func:`multitask.linear.solvers.admm`: one exact ridge solve per task
+    and singular value thresholding) wherever its Gram matrices are cheap and there are
+    at most 200 features (above, where the per-task Hessians are badly conditioned), so
+    raw features of very different scales need no standardising for the solver's sake;
+    it stops on the relative duality gap (``dual_gap_``). Otherwise FISTA.
+
     References
     ----------
     Pong, Tseng, Ji & Ye, SIAM J. Optimization 20(6), 2010, eq. (1).
