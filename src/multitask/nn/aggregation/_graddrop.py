@@ -40,7 +40,7 @@ class GradDrop(GradientAggregator):
     layer before the prediction heads" (Sec. 3): ``mtl_backward(..., use_representation=True)``
     does that, each scalar of ``model.representation`` being one coordinate, and costs about
     1.3x an equal-weighting step at T = 2 to 10 on the speed benchmark's MLP; on the
-    parameters' Jacobian (the default, as torchjd does) it costs 1.9x / 3.0x / 4.2x
+    parameters' Jacobian (the default, as torchjd does) it costs 1.8x / 2.8x / 3.7-4.1x
     (docs/aggregation.md).
 
     Parameters

@@ -69,11 +69,11 @@ class GradNorm(LossWeighting):
         - parameters: exactly those.
 
         Cost on the benchmark's MLP trunk (100-256-256, batch 256; see
-        docs/deep.md): a step takes about 1.6x / 2.0x / 2.5x an
+        docs/aggregation.md): a step takes about 1.6x / 2.0x / 2.35x an
         equal-weighting step at T = 2 / 5 / 10 on the last layer
         (``mtl_backward`` takes its per-task gradients by hand and the
-        model's gradient from one backward), against 1.8x / 2.9x / 4.1x with
-        all shared parameters.
+        model's gradient from one backward), against 1.75x / 2.6-2.8x /
+        3.6-3.8x with all shared parameters.
 
     References
     ----------
