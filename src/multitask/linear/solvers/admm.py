@@ -33,8 +33,8 @@ _MU, _TAU = 2.0, 1.5
 #: iterates combined by the extrapolated dual point
 _K = 5
 #: ``"auto"`` takes ADMM up to this many features whatever the conditioning: on School
-#: (p = 27) standardised it is 3-6x faster than FISTA at every alpha and tol (trace norm
-#: at 0.01 alpha_max and tol 1e-8: 100 against 740 iterations, 0.12 against 0.56 s), on
+#: (p = 27) standardised it is faster than FISTA at every alpha and tol tried (trace norm
+#: 3-5x, at 0.01 alpha_max and tol 1e-8 100 against 740 iterations; robust 1.4-2.7x), on
 #: random well-conditioned problems (p = 5-300) within 30% of it either way
 ALWAYS_P = 200
 #: above :data:`ALWAYS_P` features (where the eigendecomposition's ``p^3`` per task may
