@@ -83,6 +83,25 @@ def test_host_path_follows_alg1_and_the_device_path(dtype, tol, sigma):
     assert seen[3] == seen[5] != seen[4]
 
 
+@pytest.mark.parametrize(("dtype", "tol"), [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("sigma", [0.0, 0.5])
+def test_term_gradient_path_follows_alg1(dtype, tol, sigma):
+    """Given ``g_t = J_t / (L_t + eps)`` (what mtl_backward's two-stage step hands over), the
+    one-pass update is Alg. 1's; host and device paths agree bitwise."""
+    steps = _steps(dtype)
+    host, device = DBMTL(3, sigma=sigma), _DevicePath(3, sigma=sigma)
+    for (L, J), (avg, alpha, update) in zip(steps, _alg1(steps, 0.9, sigma, 1e-8), strict=True):
+        g = J / (L + 1e-8)[:, None]
+        for bal in (host, device):
+            assert bal._observe_term_gradients(L, g) is None
+            np.testing.assert_allclose(bal.average.double().numpy(), avg, rtol=tol, atol=tol)
+            np.testing.assert_allclose(bal.alpha.double().numpy(), alpha, rtol=tol)
+            got = bal.shared_gradient(L, g).double().numpy()
+            np.testing.assert_allclose(got, update, rtol=tol, atol=tol)
+        for name in ("average", "alpha"):
+            torch.testing.assert_close(getattr(host, name), getattr(device, name), rtol=0, atol=0)
+
+
 def test_host_path_after_a_dtype_change_and_a_reset():
     steps = _steps(torch.float32)
     bal, ref = DBMTL(3), _DevicePath(3)

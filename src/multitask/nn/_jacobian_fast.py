@@ -230,6 +230,13 @@ class HeadRows:
         G[idx[:, None], idx[None, :]] = part
         return G
 
+    def scaled(self, c: Tensor) -> HeadRows:
+        """The rows ``c_t rows_t`` (``c`` of shape ``(n_tasks,)``), as a scaling of ``delta``
+        (``(T', batch, k)``: far smaller than the rows or what is computed from them)."""
+        cl = c[self.live] if len(self.live) != self.n_tasks else c
+        delta = self.delta * cl.to(self.delta.dtype)[:, None, None]
+        return HeadRows(delta=delta, weight=self.weight, live=self.live, n_tasks=self.n_tasks)
+
     def combine(self, w: Tensor) -> Tensor:
         """``sum_t w_t rows_t``, ``(batch, width)``, as one matrix product."""
         n, b, k = self.delta.shape

@@ -227,13 +227,18 @@ def two_stage_weighting(
     if fast is None:
         return None
     rows, head_grads = fast
+    terms = _term_scale(balancer, vec, top)  # DB-MTL: its gradients are those of log(L_t + eps)
+    rows_j = rows if terms is None else rows.scaled(terms)
     if top is not None:
-        jac = _jacobian(top, rows, params)
+        jac = _jacobian(top, rows_j, params)
     else:  # the trunk by hand; else T rows from the representation down to ``params`` only
-        jac = trunk_jacobian(rep, rows, params)
-        jac = _batched_vjp(rep, params, rows.dense(), chunk_size) if jac is None else jac
-    cos = _cosines(jac) if record else None
-    aux = balancer.observe(vec.detach(), jac)
+        jac = trunk_jacobian(rep, rows_j, params)
+        jac = _batched_vjp(rep, params, rows_j.dense(), chunk_size) if jac is None else jac
+    cos = _cosines(jac) if record else None  # (c > 0: DB-MTL's losses are >= 0)
+    if terms is None:
+        aux = balancer.observe(vec.detach(), jac)
+    else:
+        aux = balancer._observe_term_gradients(vec.detach(), jac)
     direction = balancer.shared_gradient(vec.detach(), jac) if own_update else None
     total, coeffs = _total_and_coefficients(balancer, aux, vec)  # coeffs: d total / d L_t
     _write_heads(head_grads, owner, coeffs)
@@ -305,6 +310,22 @@ def _write_trunk(top: _Top, rows, coeffs, jac, params, shared, retain: bool) -> 
         g_in = g @ top.weight if rest and top.edge is not None else None  # (B, in)
     if g_in is not None:
         torch.autograd.backward(top.edge, g_in, inputs=rest, retain_graph=retain)
+
+
+def _term_scale(balancer, vec: Tensor, top) -> Tensor | None:
+    """``c = d forward(L) / d L`` in closed form, shape ``(T,)``, for a weighting that takes
+    the gradients of its per-task terms (``forward(L) = sum_t f(L_t)``, gradients ``c_t J_t``)
+    through ``_observe_term_gradients``; None otherwise.
+
+    Scaling the head stage's cotangents by ``c`` (a ``(T, batch)`` product) gives those rows
+    from the trunk's Jacobian for free: DB-MTL's moving average of ``grad log(L_t + eps)`` is
+    then one ``lerp`` over ``(T, n)`` instead of a scaled copy and a multiply-add. Only where
+    the Jacobian covers every shared parameter (``top`` None: DB-MTL's own update)."""
+    if top is not None or getattr(balancer, "_observe_term_gradients", None) is None:
+        return None
+    closed = getattr(balancer, "_closed_form_gradients", None)
+    found = None if closed is None else closed(vec.detach(), None)
+    return None if found is None else found[0]
 
 
 def _total_and_coefficients(balancer, aux: Tensor | None, vec: Tensor) -> tuple[Tensor, Tensor]:

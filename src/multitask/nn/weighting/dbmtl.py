@@ -71,19 +71,35 @@ class DBMTL(LossWeighting):
         (:meth:`_observe_host`) it is written into a second tensor the module keeps, the two
         taking turns, and the ``(T,)``-sized steps run in numpy.
         """
+        self._observe(losses, jacobian, terms=False)
+
+    def _observe_term_gradients(self, losses: Tensor, gradients: Tensor) -> None:
+        """:meth:`observe` given ``g_t = grad log(L_t + eps) = J_t / (L_t + eps)`` itself.
+
+        ``mtl_backward``'s two-stage step forms these rows at no cost (the heads' cotangents
+        scaled by :meth:`_closed_form_gradients`), and the update is then ONE pass,
+        ``gh <- lerp(gh, g, 1 - beta_k)``, instead of two.
+        """
+        self._observe(losses, gradients, terms=True)
+
+    def _observe(self, losses: Tensor, rows: Tensor, terms: bool) -> None:
+        """:meth:`observe` (``terms`` False: ``rows`` is ``J``) or
+        :meth:`_observe_term_gradients` (``terms`` True: ``rows`` is ``g``)."""
         check_losses(losses, self.n_tasks, self)
-        J = jacobian.detach()
+        J = rows.detach()
         if self.average is None or self.average.shape != J.shape:
             self.average = torch.zeros_like(J)
             self.n_steps.zero_()
         out = self._spare_for(J, losses)
         if out is not None:
-            return self._observe_host(losses.detach(), J, out)
+            return self._observe_host(losses.detach(), J, out, terms)
         self.n_steps.add_(1)
         beta_k = self._beta_k(J)
-        # gh <- beta_k gh + (1 - beta_k) J_t / (L_t + eps), row by row
-        coef = (1 - beta_k) / (losses.detach().to(J.dtype) + self.eps)  # (T,)
-        average = torch.mul(self.average, beta_k).addcmul_(J, coef[:, None])
+        if terms:  # gh <- gh + (1 - beta_k) (g - gh)
+            average = torch.lerp(self.average, J.to(self.average.dtype), 1 - beta_k)
+        else:  # gh <- beta_k gh + (1 - beta_k) J_t / (L_t + eps), row by row
+            coef = (1 - beta_k) / (losses.detach().to(J.dtype) + self.eps)  # (T,)
+            average = torch.mul(self.average, beta_k).addcmul_(J, coef[:, None])
         norms = torch.linalg.vector_norm(average, dim=1)  # (T,)
         ok = torch.isfinite(norms)
         self.average = torch.where(ok[:, None], average, self.average)
@@ -91,8 +107,8 @@ class DBMTL(LossWeighting):
         self.alpha = norms.max() / (norms + self.eps)
         return None
 
-    def _observe_host(self, losses: Tensor, J: Tensor, out: Tensor) -> None:
-        """:meth:`observe` on the CPU, the new average written into ``out``.
+    def _observe_host(self, losses: Tensor, J: Tensor, out: Tensor, terms: bool) -> None:
+        """:meth:`_observe` on the CPU, the new average written into ``out``.
 
         ``out`` is the previous step's average (:meth:`_spare_for`): a fresh ``(T, n)``
         tensor each step cost hundreds of page faults a step at T = 5 on the speed benchmark.
@@ -105,10 +121,13 @@ class DBMTL(LossWeighting):
         steps = self.n_steps.numpy()  # the buffer's memory: counted in place
         steps += 1
         beta_k = self.beta if self.sigma == 0 else self.beta / int(steps) ** self.sigma
-        L = losses.numpy().astype(J.numpy().dtype, copy=False)  # as the device path: J's dtype
-        # as torch rounds (1 - beta_k) / x: a reciprocal, then a product
-        coef = torch.from_numpy(np.reciprocal(L + self.eps) * (1 - beta_k))[:, None]  # (T, 1)
-        average = torch.mul(self.average, beta_k, out=out).addcmul_(J, coef)
+        if terms:
+            average = torch.lerp(self.average, J.to(out.dtype), 1 - beta_k, out=out)
+        else:
+            L = losses.numpy().astype(J.numpy().dtype, copy=False)  # as the device path
+            # as torch rounds (1 - beta_k) / x: a reciprocal, then a product
+            coef = torch.from_numpy(np.reciprocal(L + self.eps) * (1 - beta_k))[:, None]
+            average = torch.mul(self.average, beta_k, out=out).addcmul_(J, coef)  # (T, n)
         norms = torch.linalg.vector_norm(average, dim=1).numpy()  # (T,)
         if np.isfinite(norms).all():
             self._spare = self.average  # the next step's output
