@@ -227,8 +227,8 @@ class MultiTaskLinearModel(BaseEstimator):
                 f"(stopping criterion {self.stop_crit_:.2e} > tol={self.tol:g}); "
                 "increase max_iter or tol, or standardise the feature columns (e.g. "
                 "StandardScaler): features of very different scales slow the solver, most "
-                "for the penalties that are not row-separable (trace norm, robust MTL; "
-                "docs/solvers.md, 'Badly scaled features').",
+                "for the trace-norm and robust MTL classifiers (docs/solvers.md, 'Badly "
+                "scaled features').",
                 ConvergenceWarning,
                 stacklevel=3,
             )
