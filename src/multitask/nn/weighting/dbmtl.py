@@ -96,7 +96,9 @@ class DBMTL(LossWeighting):
         self.n_steps.add_(1)
         beta_k = self._beta_k(J)
         if terms:  # gh <- gh + (1 - beta_k) (g - gh)
-            average = torch.lerp(self.average, J.to(self.average.dtype), 1 - beta_k)
+            avg = self.average
+            weight = (1 - beta_k).to(avg.dtype) if isinstance(beta_k, Tensor) else 1 - beta_k
+            average = torch.lerp(avg, J.to(avg.dtype), weight)
         else:  # gh <- beta_k gh + (1 - beta_k) J_t / (L_t + eps), row by row
             coef = (1 - beta_k) / (losses.detach().to(J.dtype) + self.eps)  # (T,)
             average = torch.mul(self.average, beta_k).addcmul_(J, coef[:, None])
