@@ -16,12 +16,13 @@ give ``mean``'s gradients while skipping, in turn, less of what a real step does
 :func:`hand_backward`): the references the per-task-gradient rows are read against.
 
 Single-threaded CPU time (``time.process_time``), interleaved: each round runs ``--steps``
-steps of every method in turn, and a method's time is the median over rounds of its mean step
-time in the round. Ratios to ``equal`` (same T) are medians over rounds of the method's time
-over that of ``--steps`` equal-weighting steps run right before it (paired: robust to the
-background load changing within a round, which on a shared machine moves a ratio by 0.1-0.3
-when the two are measured a round's length apart); ratios to another base (MGDA, for CAGrad and
-Nash-MTL) are medians of the ratio within a round. ``tjd`` is ours / torchjd's (ratio of
+steps of every method in turn (in a new seeded order every round), and a method's time is the
+median over rounds of its mean step time in the round. Ratios to ``equal`` (same T) are
+medians over rounds of the method's time over that of ``--steps`` equal-weighting steps run
+right before it (paired: robust to the background load changing within a round, which on a
+shared machine moves a ratio by 0.1-0.3 when the two are measured a round's length apart);
+ratios to another base (MGDA, for CAGrad and Nash-MTL) are medians of the ratio within a
+round. ``tjd`` is ours / torchjd's (ratio of
 medians). The goals printed next to the ratios are the brief's. Writes JSON (``--out``).
 
     OMP_NUM_THREADS=1 python benchmarks/balancer_speed.py --rounds 15 --out balancer_speed.json
@@ -45,6 +46,7 @@ import importlib
 import io
 import itertools
 import json
+import random
 import re
 import statistics
 import subprocess
@@ -336,8 +338,15 @@ def measure(
     times: dict[str, list[float]] = {name: [] for name in todo}
     paired: dict[str, list[float]] = {name: [] for name in todo}  # equal, right before
     equal = todo["equal"][0]
+    shuffle = random.Random(n_tasks).shuffle
     for _ in range(rounds):
-        for name, (step, _) in todo.items():
+        # a new order every round: a method's time (and that of the equal steps paired with
+        # it) depends on what ran just before; a fixed order made an A/A run (--against HEAD)
+        # read the working tree's rows 0.03-0.12 above their identical base: rows at T = 2
+        order = list(todo)
+        shuffle(order)
+        for name in order:
+            step = todo[name][0]
             paired[name].append(_step_time(equal, x, y, steps) if name != "equal" else 0.0)
             times[name].append(_step_time(step, x, y, steps))
     paired["equal"] = times["equal"]
