@@ -172,8 +172,8 @@ def test_admm_rejects_what_it_cannot_solve():
         admm(Quadratic(design), P.L21(0.1))
     with pytest.raises(ValueError, match="solver='fista'"):
         admm(Quadratic(design), P.TraceNorm(0.0))
-    labels = np.sign(design.y - np.median(design.y))
-    labels[labels == 0] = 1.0
-    logistic = make_design(design.X, labels, design.task_idx, design.n_tasks)
+    wide = rng.standard_normal((40, admm_module.LOGISTIC_P + 1))
+    labels = np.where(np.arange(40) % 2, 1.0, -1.0)
+    logistic = make_design(wide, labels, np.arange(40) % 2, 2)
     with pytest.raises(ValueError, match="solver='fista'"):
         admm(Logistic(logistic), P.TraceNorm(0.1))

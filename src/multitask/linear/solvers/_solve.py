@@ -117,8 +117,10 @@ def solve(
         Solver default when None (10000 FISTA iterations, 100 BCD working sets).
     solver : {"auto", "fista", "bcd", "admm"}, default="auto"
         ``"auto"`` applies :func:`choose_solver`, then takes ``"admm"`` instead of
-        ``"fista"`` for the trace norm and robust MTL on badly conditioned Gram matrices
-        (:func:`.admm.admm_pays`); ``"admm"`` forces it (squared loss only).
+        ``"fista"`` for the trace norm and robust MTL where it pays
+        (:func:`.admm.admm_pays`: squared loss up to 200 features or on badly
+        conditioned Gram matrices; logistic loss on badly conditioned ones);
+        ``"admm"`` forces it (squared or logistic loss, :func:`.admm.admm_applies`).
     n_solves : int, default=1
         Number of solves sharing this design (for the Gram decision).
 

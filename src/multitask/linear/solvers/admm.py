@@ -1,11 +1,12 @@
-"""ADMM for the squared loss with the trace norm or robust MTL's low-rank + column penalty.
+"""ADMM for the squared or logistic loss with the trace norm or robust MTL's penalty.
 
 FISTA's scalar step is set by the stiffest direction of the whole problem, and the prox of
 the trace norm has no closed form in a diagonal metric, so on badly scaled features (raw
 School: per-task condition number 2.6e5) FISTA stalls on these penalties. ADMM with the
 split ``W = Z`` solves the data term exactly, one ridge system per task
 (:class:`._admm_ridge.RidgeSolver`), whatever its conditioning, and keeps the exact
-singular value thresholding for ``Z``.
+singular value thresholding for ``Z``. For the logistic loss the data step is a few
+batched Newton steps per task, intercept included (:mod:`._admm_logistic`).
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import math
 
 import numpy as np
 
-from ..datafits import Quadratic
+from ..datafits import Logistic, Quadratic
 from ._admm_certificate import dual_value, extrapolate
+from ._admm_logistic import LogisticProblem, padded_size
 from ._admm_ridge import RidgeSolver, condition_number
 from ._result import SolverResult, check_penalty, gradient_scale, initial_point, model_weight
 
-__all__ = ["admm", "admm_applies", "admm_pays"]
+__all__ = ["admm", "admm_applies", "admm_pays", "logistic_condition_number"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,14 +43,28 @@ ALWAYS_P = 200
 #: not pay) ADMM is taken only above this condition number of the per-task Hessians
 #: (School raw: 2.6e5, FISTA does not converge in 20,000 iterations)
 KAPPA_ADMM = 1e4
+#: the logistic data step (batched Newton on ``(p + 1) x (p + 1)`` systems) is taken up
+#: to this many features
+LOGISTIC_P = 64
+#: and up to this many floats in its padded per-task layout (:mod:`._admm_logistic`)
+LOGISTIC_FLOATS = 2e7
+#: ``"auto"`` takes ADMM for the logistic loss above this condition number
+#: (:func:`logistic_condition_number`). Measured (docs/solvers.md): random problems break
+#: even near 2e2 (FISTA 1.5-3x faster below 10, ADMM 1.3-2.5x faster at 1.7e4, 4-7x at
+#: 1.6e6); Landmine raw (7.4e4) and standardised (6.9e4, the intercept column) 1.2-1.4x
+KAPPA_LOGISTIC = 1e3
+#: inexact data steps (logistic): Newton until the step's gradient norm is at most this
+#: times ``rho`` times the last primal residual (Boyd et al. 2011, Sec. 3.4.4)
+_INEXACT = 0.1
 _TINY = np.finfo(float).tiny
 
 
 def admm_applies(datafit, penalty, smooth=None):
-    """True when :func:`admm` can solve the problem: squared loss with cheap Gram
-    matrices, no smooth penalty, a trace-norm or robust-MTL penalty with positive
-    strengths."""
-    if smooth or not isinstance(datafit, Quadratic) or not datafit.design.gram_is_cheap:
+    """True when :func:`admm` can solve the problem: no smooth penalty, a trace-norm or
+    robust-MTL penalty with positive strengths, and the squared loss with cheap Gram
+    matrices or the logistic loss with at most :data:`LOGISTIC_P` features and a padded
+    layout of at most :data:`LOGISTIC_FLOATS` floats (:mod:`._admm_logistic`)."""
+    if smooth or not _datafit_applies(datafit):
         return False
     if type(penalty).__name__ not in _PENALTIES:
         return False
@@ -56,12 +72,34 @@ def admm_applies(datafit, penalty, smooth=None):
     return all(s > 0 for s in strengths)
 
 
+def _datafit_applies(datafit):
+    if isinstance(datafit, Logistic):
+        design = datafit.design
+        return datafit.n_features <= LOGISTIC_P and padded_size(design) <= LOGISTIC_FLOATS
+    return isinstance(datafit, Quadratic) and datafit.design.gram_is_cheap
+
+
 def admm_pays(datafit, fit_intercept=True):
-    """True when ADMM is expected to beat FISTA: at most :data:`ALWAYS_P` features, or
-    Hessians conditioned worse than :data:`KAPPA_ADMM`."""
+    """True when ADMM is expected to beat FISTA. Squared loss: at most :data:`ALWAYS_P`
+    features, or Hessians conditioned worse than :data:`KAPPA_ADMM`. Logistic loss:
+    FISTA's Hessian bounds (with the intercept column when fitted) conditioned worse than
+    :data:`KAPPA_LOGISTIC`."""
+    if isinstance(datafit, Logistic):
+        return logistic_condition_number(datafit, fit_intercept) > KAPPA_LOGISTIC
     if datafit.n_features <= ALWAYS_P:
         return True
     return condition_number(_gram_datafit(datafit, fit_intercept)) > KAPPA_ADMM
+
+
+def logistic_condition_number(datafit, fit_intercept=True):
+    """Largest over smallest non-zero eigenvalue of the Gram matrices ``[X_t, 1]^T D_t
+    [X_t, 1]`` (without the ``1`` column when no intercept is fitted), over all tasks: the
+    conditioning FISTA sees, as it steps in ``(W, b)`` jointly."""
+    problem = LogisticProblem(datafit, fit_intercept)
+    lam = np.linalg.eigvalsh(problem.hessian_bound())
+    top = float(lam.max(initial=0.0))
+    live = lam[lam > 1e-12 * top]
+    return top / float(live.min()) if live.size else 1.0
 
 
 def _gram_datafit(datafit, fit_intercept):
@@ -85,14 +123,16 @@ def admm(
 
     Parameters
     ----------
-    datafit : Quadratic
-        Squared loss; its Gram matrices are used (:func:`admm_applies`).
+    datafit : Quadratic or Logistic
+        Squared loss (its Gram matrices are used) or logistic loss with few features
+        (:func:`admm_applies`).
     penalty : TraceNorm or RobustMTL
         Robust MTL acts on the stacked components ``(2, n_features, n_tasks)``.
     W0 : ndarray of shape (n_features, n_tasks) or (2, n_features, n_tasks), optional
         Warm start (copied); zeros by default.
     b0 : ndarray of shape (n_tasks,), optional
-        Intercept when ``fit_intercept=False`` (the intercept is profiled out otherwise).
+        Must be zero (or None) when ``fit_intercept=False``; with ``fit_intercept=True``
+        the intercept is profiled out (squared loss) or solved with ``W`` (logistic).
     fit_intercept : bool, default=True
     tol : float, default=1e-8
         Stop when the relative duality gap ``(P(Z) - D) / P(Z)`` is at most ``tol``;
@@ -127,6 +167,16 @@ def admm(
     convergence theory applies (Boyd et al. 2011, Sec. 3.2). ``rho`` is balanced every
     ``gap_freq`` iterations (eq. (3.13)).
 
+    Logistic loss: the ``A`` step is per task ``min_{w, b} f_t(w, b) + rho / (2 n) ||w -
+    v_t||^2`` (``b`` unpenalised), solved inexactly by damped Newton steps warm-started at
+    the previous solution until the step's gradient norm is at most 0.1 ``rho`` times the
+    last primal residual (Boyd et al. 2011, Sec. 3.4.4; errors summable as the residuals
+    shrink linearly, Eckstein & Bertsekas 1992). The stopping rule does not trust the
+    inexact steps: the primal value is taken at ``Z`` with its optimal intercepts, the
+    dual point is made feasible from the iterate (:class:`._admm_logistic
+    .LogisticProblem`), and robust MTL's bound uses the exact gradient at ``Z`` (``rho
+    U_i`` lies in the subdifferential by the exact ``Z`` step, whatever the ``A`` step).
+
     References
     ----------
     Boyd, S., Parikh, N., Chu, E., Peleato, B. and Eckstein, J. "Distributed optimization
@@ -143,9 +193,10 @@ def admm(
     check_penalty(penalty, ("value", "prox"))
     if not admm_applies(datafit, penalty):
         raise ValueError(
-            f"admm solves the squared loss with cheap Gram matrices and a TraceNorm or "
-            f"RobustMTL penalty with positive strengths, got {type(datafit).__name__} and "
-            f"{penalty!r}; use solver='fista'."
+            f"admm solves the squared loss with cheap Gram matrices or the logistic loss with "
+            f"at most {LOGISTIC_P} features, and a TraceNorm or RobustMTL penalty with "
+            f"positive strengths, got {type(datafit).__name__} with "
+            f"{datafit.n_features} features and {penalty!r}; use solver='fista'."
         )
     n_comp = getattr(penalty, "n_components", 1)
     Z, b = initial_point(datafit, penalty, W0, b0)
@@ -154,16 +205,19 @@ def admm(
             "admm fits without intercept only at b = 0 (got a non-zero b0 with "
             "fit_intercept=False); pass fit_intercept=True or use solver='fista'."
         )
-    df = _gram_datafit(datafit, fit_intercept)
-    ridge = RidgeSolver(df)
-    rho = _initial_rho(ridge) if rho is None else float(rho)
-    grad = df.gradient_at(model_weight(Z), b, df.linear(model_weight(Z)))[0]
+    if isinstance(datafit, Logistic):
+        problem = LogisticProblem(datafit, fit_intercept)
+    else:
+        problem = _QuadraticProblem(_gram_datafit(datafit, fit_intercept))
+    rho = problem.initial_rho() if rho is None else float(rho)
+    grad, b_start = problem.primal(model_weight(Z))[1:]
+    problem.warm_start(model_weight(Z), b_start)
     U = np.broadcast_to(-grad / rho, Z.shape).copy()  # the dual estimate -grad f / rho
-    Z, U, info = _iterate(df, penalty, ridge, Z, U, rho, n_comp, tol, max_iter, gap_freq)
+    Z, U, info = _iterate(problem, penalty, Z, U, rho, n_comp, tol, max_iter, gap_freq)
     n_iter, crit, gap, history = info
     W = model_weight(Z)
     if fit_intercept:
-        b = datafit.intercept_optimal(W)
+        b = problem.intercept(W) if isinstance(datafit, Logistic) else datafit.intercept_optimal(W)
     objective = datafit.value(W, b) + penalty.value(Z)
     converged = crit <= tol
     if not converged:
@@ -174,33 +228,59 @@ def admm(
     )
 
 
-def _initial_rho(ridge):
-    lam = ridge.lam
-    top = float(lam.max(initial=0.0))
-    live = lam[lam > 1e-9 * top]
-    return math.sqrt(top * float(live.min())) if live.size else 1.0
+class _QuadraticProblem:
+    """Data step and certificate of :func:`admm` for the squared loss (Gram form,
+    intercept profiled): exact ridge solves (:class:`._admm_ridge.RidgeSolver`)."""
+
+    def __init__(self, df):
+        self.df = df
+        self.ridge = RidgeSolver(df)
+
+    def initial_rho(self):
+        lam = self.ridge.lam
+        top = float(lam.max(initial=0.0))
+        live = lam[lam > 1e-9 * top]
+        return math.sqrt(top * float(live.min())) if live.size else 1.0
+
+    def warm_start(self, W, b):
+        """Nothing to do: the ridge solve is exact."""
+
+    def solve(self, V, rho, inner_tol):
+        return self.ridge.solve(V, rho)
+
+    def primal(self, W):
+        """``(f(W), grad f(W), b)``, the intercept profiled (``b = 0`` here)."""
+        b, S = np.zeros(W.shape[1]), self.df.linear(W)
+        return self.df.value_at(W, b, S), self.df.gradient_at(W, b, S)[0], b
+
+    def dual(self, W, penalty):
+        return dual_value(self.df, W, penalty)
 
 
-def _iterate(df, penalty, ridge, Z, U, rho, n_comp, tol, max_iter, gap_freq):
+def _iterate(problem, penalty, Z, U, rho, n_comp, tol, max_iter, gap_freq):
     """The ADMM loop; returns ``(Z, U, (n_iter, crit, gap, history))``."""
-    scale = gradient_scale(float(np.linalg.norm(df.gradient_at_zero())), 0.0)
+    grad0 = problem.primal(np.zeros(model_weight(Z).shape))[1]
+    scale = gradient_scale(float(np.linalg.norm(grad0)), 0.0)
     best_dual, crit, gap = -np.inf, np.inf, np.inf
     history, recent = [], []
+    r = np.inf  # primal residual, for the inexact data steps' accuracy
     it = 0
     for it in range(1, max_iter + 1):
         a = Z - U
         sum_a = model_weight(a)
-        W = ridge.solve(sum_a, rho / n_comp)
+        W = problem.solve(sum_a, rho / n_comp, _INEXACT * rho / n_comp * r)
         A = a + (W - sum_a) / n_comp if n_comp > 1 else W
         Z_old, Z = Z, penalty.prox(A + U, 1.0 / rho)
         U += A
         U -= Z
+        r = math.sqrt(float(np.vdot(A - Z, A - Z)) if n_comp > 1 else _sq(W - Z))
         if it % gap_freq >= gap_freq - _K - 1 or gap_freq <= _K + 1:
             recent = [*recent, W][-(_K + 1) :]
         if it % gap_freq and it != max_iter:
             continue
-        primal, grad = _primal(df, penalty, Z)
-        best_dual = max(best_dual, _best_dual(df, penalty, W, recent))
+        value, grad, _ = problem.primal(model_weight(Z))
+        primal = value + penalty.value(Z)
+        best_dual = max(best_dual, _best_dual(problem, penalty, W, recent))
         gap = max(primal - best_dual, 0.0)
         crit = gap / max(abs(primal), _TINY)
         if n_comp > 1:  # and the subgradient's distance, as FISTA's criterion there
@@ -208,7 +288,6 @@ def _iterate(df, penalty, ridge, Z, U, rho, n_comp, tol, max_iter, gap_freq):
         history.append(primal)
         if crit <= tol:
             break
-        r = math.sqrt(float(np.vdot(A - Z, A - Z)) if n_comp > 1 else _sq(W - Z))
         s = rho * math.sqrt(_sq(Z - Z_old))
         factor = _TAU if r > _MU * s else (1.0 / _TAU if s > _MU * r else 1.0)
         if factor != 1.0:
@@ -223,13 +302,6 @@ def _sq(V):
     return float(np.vdot(V, V))
 
 
-def _primal(df, penalty, Z):
-    """``(P(Z), grad f(sum_i Z_i))``."""
-    W = model_weight(Z)
-    b, S = np.zeros(W.shape[1]), df.linear(W)
-    return df.value_at(W, b, S) + penalty.value(Z), df.gradient_at(W, b, S)[0]
-
-
 def _subgradient_residual(grad, U, rho):
     """``max_i ||grad f(sum Z) + rho U_i||``: ``rho U_i`` lies in the subdifferential of
     component ``i``'s penalty at ``Z_i`` (the ``Z`` step's optimality condition), so this
@@ -237,11 +309,11 @@ def _subgradient_residual(grad, U, rho):
     return max(math.sqrt(_sq(grad + rho * u)) for u in U)
 
 
-def _best_dual(df, penalty, W, recent):
+def _best_dual(problem, penalty, W, recent):
     """Largest dual value of the data step's iterate and of the extrapolated one."""
-    best = dual_value(df, W, penalty)
+    best = problem.dual(W, penalty)
     if len(recent) == _K + 1:
         W_ext = extrapolate(recent)
         if W_ext is not None and np.all(np.isfinite(W_ext)):
-            best = max(best, dual_value(df, W_ext, penalty))
+            best = max(best, problem.dual(W_ext, penalty))
     return best
