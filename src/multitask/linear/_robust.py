@@ -69,6 +69,13 @@ class RobustMTLClassifier(MultiTaskClassifierMixin, _Robust):
     classes_ : ndarray of shape (2,)
         The two labels; ``classes_[1]`` is the positive class.
 
+    Notes
+    -----
+    Solved by ADMM with Newton data steps (:func:`multitask.linear.solvers.admm`) where
+    the features (with the intercept column) are badly conditioned, under the same
+    conditions as :class:`TraceNormClassifier`, with the same stopping rule as
+    :class:`RobustMTLRegressor`; otherwise FISTA.
+
     References
     ----------
     Chen, Zhou & Ye, KDD 2011, eq. (2).

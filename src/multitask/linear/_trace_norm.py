@@ -65,6 +65,16 @@ class TraceNormClassifier(MultiTaskClassifierMixin, _TraceNorm):
     classes_ : ndarray of shape (2,)
         The two labels; ``classes_[1]`` is the positive class.
 
+    Notes
+    -----
+    Solved by ADMM (:func:`multitask.linear.solvers.admm`: a few batched Newton steps per
+    task on the logistic loss plus a ridge term, intercept included, and singular value
+    thresholding) where there are at most 64 features and the Gram matrices
+    ``[X_t, 1]^T D_t [X_t, 1]`` have a condition number above 1e3 (badly scaled
+    features, or features far from centred beside the intercept), so such features need
+    no standardising for the solver's sake; it stops on the relative duality gap of the
+    logistic dual (``dual_gap_``). Otherwise FISTA.
+
     References
     ----------
     Pong, Tseng, Ji & Ye, SIAM J. Optimization 20(6), 2010, eq. (1).

@@ -94,7 +94,6 @@ class LogisticProblem:
         self.p = datafit.n_features
         self.fit_intercept = bool(fit_intercept)
         self.wq = np.zeros((datafit.n_tasks, self.Xp.shape[2]))  # warm start (T, q)
-        self.b = np.zeros(datafit.n_tasks)  # warm start of the certificate's intercepts
 
     # ------------------------------------------------------------ batched pieces
     def _margins(self, wq):
@@ -106,9 +105,11 @@ class LogisticProblem:
     def _hessian(self, c):
         return np.matmul(self.XpT, self.Xp * c[:, :, None])
 
-    def _losses(self, wq, V, rho):
-        """Every task's data-step objective, shape (n_tasks,)."""
-        loss = np.sum(self.dp * np.logaddexp(0.0, -self.yp * self._margins(wq)), axis=1)
+    def _losses(self, wq, V, rho, z=None):
+        """Every task's data-step objective, shape (n_tasks,) (``z``: the signed margins
+        ``y m`` of ``wq`` when known)."""
+        z = self.yp * self._margins(wq) if z is None else z
+        loss = np.sum(self.dp * np.logaddexp(0.0, -z), axis=1)
         diff = wq[:, : self.p] - V.T
         return loss + 0.5 * rho * np.einsum("tj,tj->t", diff, diff)
 
@@ -142,7 +143,8 @@ class LogisticProblem:
         ``inner_tol`` (at least one step), shape (n_features, n_tasks)."""
         wq, p = self.wq, self.p
         for k in range(_MAX_NEWTON):
-            u = expit(-self.yp * self._margins(wq))
+            z = self.yp * self._margins(wq)
+            u = expit(-z)
             g = self._rmatvec(-self.dp * self.yp * u)
             g[:, :p] += rho * (wq[:, :p] - V.T)
             if k and np.sqrt(np.max(np.einsum("tj,tj->t", g, g))) <= inner_tol:
@@ -153,13 +155,13 @@ class LogisticProblem:
             if self.fit_intercept:  # a task of one class has no curvature in b
                 H[:, p, p] += 1e-12 * (1.0 + H[:, p, p])
             step = np.linalg.solve(H, g[:, :, None])[:, :, 0]
-            wq = self._line_search(wq, step, g, V, rho)
+            wq = self._line_search(wq, step, g, V, rho, self._losses(wq, V, rho, z))
         self.wq = wq
         return np.ascontiguousarray(wq[:, :p].T)
 
-    def _line_search(self, wq, step, g, V, rho):
-        """Per-task Armijo backtracking along the Newton direction ``-step``."""
-        f0 = self._losses(wq, V, rho)
+    def _line_search(self, wq, step, g, V, rho, f0):
+        """Per-task Armijo backtracking along the Newton direction ``-step`` from the
+        objective values ``f0`` at ``wq``."""
         slope = np.einsum("tj,tj->t", g, step)
         s = np.ones(len(wq))
         for _ in range(_HALVINGS):
@@ -171,12 +173,12 @@ class LogisticProblem:
         return np.where(bad[:, None], wq, new)
 
     # --------------------------------------------------------------- certificate
-    def intercept(self, W, b=None):
+    def intercept(self, W):
         """Optimal intercepts for fixed ``W`` (zeros without intercept), shape (n_tasks,)."""
         if not self.fit_intercept:
             return np.zeros(W.shape[1])
         m0 = self._margins(np.vstack([W, np.zeros(W.shape[1])]).T)
-        b = self.b.copy() if b is None else b.copy()
+        b = self.wq[:, self.p].copy()  # the data step's intercepts: close to optimal
         for _ in range(_B_STEPS):
             u = expit(-self.yp * (m0 + b[:, None]))
             g = -np.sum(self.dp * self.yp * u, axis=1)
@@ -184,7 +186,6 @@ class LogisticProblem:
             b -= g / h
             if np.max(np.abs(g), initial=0.0) <= _B_TOL:
                 break
-        self.b = b
         return b
 
     def _wq(self, W, b):
