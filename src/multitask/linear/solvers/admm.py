@@ -95,11 +95,14 @@ def logistic_condition_number(datafit, fit_intercept=True):
     """Largest over smallest non-zero eigenvalue of the Gram matrices ``[X_t, 1]^T D_t
     [X_t, 1]`` (without the ``1`` column when no intercept is fitted), over all tasks: the
     conditioning FISTA sees, as it steps in ``(W, b)`` jointly."""
-    problem = LogisticProblem(datafit, fit_intercept)
-    lam = np.linalg.eigvalsh(problem.hessian_bound())
-    top = float(lam.max(initial=0.0))
-    live = lam[lam > 1e-12 * top]
-    return top / float(live.min()) if live.size else 1.0
+    cache = datafit.design.__dict__.setdefault("_admm_logistic_kappa", {})
+    key = bool(fit_intercept)
+    if key not in cache:  # cached on the design: a path asks once per alpha
+        lam = np.linalg.eigvalsh(LogisticProblem(datafit, fit_intercept).hessian_bound())
+        top = float(lam.max(initial=0.0))
+        live = lam[lam > 1e-12 * top]
+        cache[key] = top / float(live.min()) if live.size else 1.0
+    return cache[key]
 
 
 def _gram_datafit(datafit, fit_intercept):
