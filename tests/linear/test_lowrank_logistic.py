@@ -140,3 +140,19 @@ def test_classifier_converges_on_badly_scaled_columns_without_a_warning(cls, mon
     monkeypatch.setattr(solve_module, "_AUTO_ADMM", False)
     with pytest.warns(ConvergenceWarning):
         cls(alpha=0.05, task_col=-1, max_iter=MAX_ITER).fit(X, y)
+
+
+def test_sample_weights_reach_cvxpy():
+    """Row weights enter the padded layout's ``d_i`` (and the dual's entropy weights)."""
+    rng = np.random.default_rng(26)
+    Xs, ys, design = _logistic_data(rng, False)
+    weights = [rng.uniform(0.5, 2.0, len(y)) for y in ys]
+    weighted = make_design(
+        design.X, design.y, design.task_idx, design.n_tasks, np.concatenate(weights)
+    )
+    for penalty in (P.TraceNorm(0.05), P.RobustMTL(0.05, 0.1)):
+        _, _, ref = solve_reference(Xs, ys, penalty, "logistic", True, sample_weight=weights)
+        res = solve(Logistic(weighted), penalty, tol=1e-9, max_iter=MAX_ITER, solver="admm")
+        assert res.converged
+        assert res.objective == pytest.approx(ref, rel=1e-6)
+        assert res.stop_crit * abs(res.objective) >= res.objective - ref - 1e-9 * abs(ref)
