@@ -199,7 +199,7 @@ def _set_or_add_grad(params: Sequence[nn.Parameter], flat: Tensor) -> None:
     Only for a ``flat`` made in this step and used nowhere else (no copy of it is made);
     detached, so that ``zero_grad(set_to_none=False)`` can reset the views.
     """
-    flat, offset = flat.detach(), 0
+    flat, offset = (flat.detach() if flat.requires_grad else flat), 0
     if flat.dim() != 1 or flat.stride(0) != 1:  # (not met by w @ J nor an aggregator's output)
         flat = flat.contiguous()
     base = flat.storage_offset()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 from torch.autograd.graph import GradientEdge
+from torch.overrides import has_torch_function
 
 __all__ = ["HeadRows", "head_cotangents"]
 
@@ -128,12 +129,12 @@ def head_cotangents(
     others = _other_head_params(losses, heads, first)
     edges = [GradientEdge(firsts[t][0], 0) for t in live]
     if stacked is None:  # one backward of their sum (no stack/sum node)
-        outputs, seeds = [losses[t] for t in live], None
+        outputs = [losses[t] for t in live]
+        grads = torch.autograd.grad(
+            outputs, [*edges, *others], None, retain_graph=True, allow_unused=True
+        )
     else:
-        outputs, seeds = [stacked], [torch.ones_like(stacked)]
-    grads = torch.autograd.grad(
-        outputs, [*edges, *others], seeds, retain_graph=True, allow_unused=True
-    )
+        grads = _grad(stacked, (*edges, *others))
     with torch.no_grad():
         rows = HeadRows(
             delta=torch.stack(grads[: len(live)]),
@@ -145,6 +146,27 @@ def head_cotangents(
         if heads is not None:
             out += _first_layer_grads(rows, rep, [firsts[t] for t in live])
     return rows, out
+
+
+def _grad(root: Tensor, inputs: tuple) -> tuple:
+    """``torch.autograd.grad(root, inputs, ones_like(root), retain_graph=True,
+    allow_unused=True)``, through torch's engine call directly when no tensor overrides torch
+    functions.
+
+    ``autograd.grad``'s Python layer (argument normalisation, the seed's shape check, the
+    ``__torch_function__`` dispatch) costs about 40 us a call on this CPU, more than the engine's
+    own work on a step's head graph; the seed made here matches ``root`` by construction, so
+    only the dispatch check is kept (a tensor subclass takes the public call).
+    """
+    if _ENGINE is None or has_torch_function((root, *(x for x in inputs if isinstance(x, Tensor)))):
+        return torch.autograd.grad(
+            [root], list(inputs), [torch.ones_like(root)], retain_graph=True, allow_unused=True
+        )
+    return _ENGINE((root,), (torch.ones_like(root),), True, False, inputs, True, False)
+
+
+#: torch's call into the C++ engine behind ``torch.autograd.grad`` (private; None: absent)
+_ENGINE = getattr(torch.autograd.graph, "_engine_run_backward", None)
 
 
 def _other_head_params(losses, heads, first: set) -> list[Tensor]:
@@ -272,7 +294,7 @@ def _first_layers(losses, rep, shared_ids: set | None = None) -> list | None:
         name = type(node).__name__
         if (name, index) not in _FIRST:
             return None
-        found = _linear(node, name)
+        found = _linear(node, name, with_input=False)  # its input: rep (2-D, checked)
         if found is None or (again and _reached_twice(node, found[1], again)):
             return None
         firsts.append((node, found[0], found[1]))
@@ -298,22 +320,26 @@ def _leaf(node) -> Tensor | None:
     return node.variable if type(node).__name__ == "AccumulateGrad" else None
 
 
-def _linear(node, name: str):
-    """``(weight, bias, input, next node)`` of an ``nn.Linear`` on a 2-D input, or None."""
+def _linear(node, name: str, with_input: bool = True):
+    """``(weight, bias, input, next node)`` of an ``nn.Linear`` on a 2-D input, or None.
+
+    ``with_input=False`` (the head stage, whose input is the representation, 2-D and checked
+    there): the saved input is not unpacked (each unpack makes a new tensor) and is None.
+    """
     if name == "AddmmBackward0":
         if node._saved_alpha != 1 or node._saved_beta != 1:
             return None
-        bias_fn, (inp_fn, _), (t_fn, _) = node.next_functions[0][0], *node.next_functions[1:]
-        bias, A = (None if bias_fn is None else _leaf(bias_fn)), node._saved_mat1
+        (bias_fn, _), (inp_fn, _), (t_fn, _) = node.next_functions
+        bias = None if bias_fn is None else _leaf(bias_fn)
         if bias_fn is not None and (bias is None or bias.dim() != 1):
             return None
+        A = node._saved_mat1 if with_input else None
     else:  # MmBackward0: a Linear without bias
         (inp_fn, _), (t_fn, _) = node.next_functions
-        bias, A = None, node._saved_self
-        bias_fn = None
+        bias, A = None, node._saved_self if with_input else None
     if t_fn is None or type(t_fn).__name__ != "TBackward0":
         return None
     weight = _leaf(t_fn.next_functions[0][0])
-    if weight is None or A.dim() != 2:
+    if weight is None or (with_input and A.dim() != 2):
         return None
     return weight, bias, A, inp_fn

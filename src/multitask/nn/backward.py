@@ -185,7 +185,8 @@ def _weighting(losses, vec, extra, balancer: LossWeighting, model, names, chunk_
 
 
 def _detached(w: Tensor | None) -> Tensor | None:
-    return None if w is None else w.detach()
+    """``w`` detached; a tensor outside the graph as it is (``detach`` costs a new tensor)."""
+    return w.detach() if w is not None and w.requires_grad else w
 
 
 def _flat_grad(value: Tensor, params: Sequence[nn.Parameter]) -> Tensor:
@@ -452,4 +453,4 @@ def mtl_backward(
             "balancer must be None, a LossWeighting or a GradientAggregator, "
             f"got {type(balancer).__name__}"
         )
-    return StepInfo(loss=total.detach(), losses=vec.detach(), weights=_detached(w), cosines=cos)
+    return StepInfo(loss=_detached(total), losses=vec.detach(), weights=_detached(w), cosines=cos)

@@ -17,7 +17,7 @@ class Mean(GradientAggregator):
         """Weights of shape ``(n_tasks,)``, all ``1 / n_tasks``."""
         check_jacobian(jacobian, self)
         n_tasks = jacobian.shape[0]
-        return torch.full((n_tasks,), 1.0 / n_tasks, dtype=jacobian.dtype, device=jacobian.device)
+        return jacobian.new_full((n_tasks,), 1.0 / n_tasks)
 
     def gramian_weights(self, gramian: Tensor) -> Tensor:
         """The same weights, from ``gramian = J J^T`` of shape ``(n_tasks, n_tasks)``."""
