@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 import pytest
 from cvx_oracle import solve_reference
+from scipy.special import expit
 from sklearn.exceptions import ConvergenceWarning
 
 import multitask.linear.solvers._solve as solve_module
@@ -156,3 +157,20 @@ def test_sample_weights_reach_cvxpy():
         assert res.converged
         assert res.objective == pytest.approx(ref, rel=1e-6)
         assert res.stop_crit * abs(res.objective) >= res.objective - ref - 1e-9 * abs(ref)
+
+
+def test_certificate_intercepts_are_optimal_from_far_starts():
+    """The intercepts of the primal value and dual point: the derivative in ``b`` vanishes
+    (first-order optimality of a convex 1-D problem) from starts far from the optimum
+    and at huge margins, where an undamped Newton step overflows."""
+    rng = np.random.default_rng(27)
+    _, _, design = _logistic_data(rng, False)
+    problem = LogisticProblem(Logistic(design), True)
+    for scale in (1.0, 1e4):
+        W = rng.standard_normal((6, 4)) * scale
+        for start in (0.0, 1e6, -1e6):
+            problem.wq[:, -1] = start
+            b = problem.intercept(W)
+            z = problem.yp * (problem._margins(np.vstack([W, b]).T))
+            grad_b = -np.sum(problem.dp * problem.yp * expit(-z), axis=1)
+            assert np.all(np.isfinite(b)) and np.max(np.abs(grad_b)) <= 1e-12
