@@ -191,8 +191,11 @@ class LogisticProblem:
             lo, hi = np.where(g < 0, b, lo), np.where(g > 0, b, hi)
             h = np.sum(self.dp * u * expit(z), axis=1) + 1e-300
             radius = 1.0 + np.abs(b)  # far from the optimum (huge margins) h is ~0
-            new = b - np.clip(g / h, -radius, radius)
-            bisect = ~((new > lo) & (new < hi)) & np.isfinite(lo) & np.isfinite(hi)
+            step = np.clip(g / h, -radius, radius)
+            if np.all(np.abs(step) <= 4 * np.finfo(float).eps * radius):
+                break  # converged to rounding
+            new = b - step
+            bisect = ~((new >= lo) & (new <= hi)) & np.isfinite(lo) & np.isfinite(hi)
             b = np.where(bisect, 0.5 * (np.where(bisect, lo, 0) + np.where(bisect, hi, 0)), new)
         return b
 
