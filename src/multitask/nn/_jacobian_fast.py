@@ -33,29 +33,36 @@ class GraphBypass(Exception):
     """
 
 
-def _consumers(loss: Tensor, rep: Tensor):
+def _consumers(loss: Tensor, rep: Tensor, target=None):
     """Nodes of ``loss``'s graph that take ``rep`` as an input (with that input's index).
 
     Also returns every node visited above ``rep`` (to check that task graphs are disjoint),
     the nodes reached more than once (a parameter used twice) and the leaves reached (the
-    ``AccumulateGrad`` nodes above ``rep``).
+    ``AccumulateGrad`` nodes above ``rep``). ``target``: ``rep.grad_fn``, when the caller holds
+    it (each read of ``grad_fn`` makes a new Python object for the node).
     """
-    target, nr = rep.grad_fn, rep.output_nr
+    target = rep.grad_fn if target is None else target
+    nr = rep.output_nr
     hits, seen, again, leaves, stack = [], set(), set(), [], [loss.grad_fn]
+    pop, push, visit = stack.pop, stack.append, seen.add
     while stack:
-        node = stack.pop()
+        node = pop()
         if node in seen:
             again.add(node)
             continue
-        seen.add(node)
+        visit(node)
         nexts = node.next_functions
         if not nexts:
             leaves.append(node)
-        for i, (nxt, k) in enumerate(nexts):
-            if nxt is target and k == nr:
-                hits.append((node, i))
-            elif nxt is not None and nxt is not target:
-                stack.append(nxt)
+            continue
+        i = 0
+        for nxt, k in nexts:
+            if nxt is target:
+                if k == nr:
+                    hits.append((node, i))
+            elif nxt is not None:
+                push(nxt)
+            i += 1
     return hits, seen, again, leaves
 
 
@@ -276,11 +283,12 @@ def _first_layers(losses, rep, shared_ids: set | None = None) -> list | None:
     ``shared_ids`` above ``rep``.
     """
     above, firsts = set(), []  # every node above rep seen so far (the tasks' graphs: disjoint)
+    target = rep.grad_fn
     for loss in losses:
         if loss is None or loss.grad_fn is None:
             firsts.append(None)
             continue
-        hits, seen, again, leaves = _consumers(loss, rep)
+        hits, seen, again, leaves = _consumers(loss, rep, target)
         check_no_bypass(leaves, shared_ids)
         if not above.isdisjoint(seen):
             return None  # a node above rep serves two tasks

@@ -95,7 +95,10 @@ def _apply_act(cot: Tensor, node, saved: Tensor, out: Tensor) -> Tensor:
 
 def _single_input(node) -> object | bool | None:
     """The one non-None next node; False when there are several."""
-    nxt = [f for f, _ in node.next_functions if f is not None]
+    nexts = node.next_functions
+    if len(nexts) == 1:  # an activation's one input
+        return nexts[0][0]
+    nxt = [f for f, _ in nexts if f is not None]
     return nxt[0] if len(nxt) == 1 else (None if not nxt else False)
 
 
@@ -213,13 +216,13 @@ def _fits(
     """The ids of the parameters the chain reaches, or None unless every one of them is in
     ``params`` (``offsets``) once, with the Jacobian's dtype, and the shapes chain."""
     seen, batch, width = set(), shape[1], shape[-1]
-    linear = False
+    linear, act_shape = False, (batch, width)
     for step in steps:
         if step[0] == "act":
             saved = step[2]
-            if saved is None or saved.dtype not in (dtype, torch.bool):
+            if saved is None or (saved.dtype is not dtype and saved.dtype is not torch.bool):
                 return None
-            if saved.dim() > 0 and saved.shape != (batch, width):
+            if saved.dim() > 0 and saved.shape != act_shape:
                 return None
             continue
         linear = True
@@ -227,10 +230,12 @@ def _fits(
         for p in (weight, bias):
             if p is None:
                 continue
-            if id(p) not in offsets or id(p) in seen or p.dtype != dtype:
+            key = id(p)
+            if key not in offsets or key in seen or p.dtype is not dtype:
                 return None
-            seen.add(id(p))
-        if weight.shape[0] != width or A.shape != (batch, weight.shape[1]) or A.dtype != dtype:
+            seen.add(key)
+        out_features, width = weight.shape
+        if out_features != act_shape[1] or A.shape != (batch, width) or A.dtype is not dtype:
             return None
-        width = weight.shape[1]
+        act_shape = (batch, width)
     return seen if linear else None
