@@ -165,3 +165,19 @@ def test_lanczos_lipschitz_bounds_the_largest_eigenvalue(n, p):
     for df, A in [(Quadratic(design), X), (Quadratic(design).centered(), Xc)]:
         top = np.linalg.eigvalsh(A.T @ A / n)[-1]
         assert top * (1 - 1e-12) <= df.lipschitz() <= top * (1 + 1e-6)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e2, 1e4])
+def test_logistic_intercept_is_optimal_from_far_starts(scale):
+    """Logistic.intercept_optimal for a fixed ``W`` far from the data's own (margins of
+    1e2..1e4): the derivative in each ``b_t`` vanishes, from ``b = 0`` and from ``b = +-1e6``.
+    An undamped Newton step jumps where the curvature is ~0 (all margins saturated) and ran
+    off to ``|b| ~ 1e11`` here."""
+    rng = np.random.default_rng(3)
+    design = _problem("per_task", "logistic", rng)
+    df = Logistic(design)
+    W = scale * rng.standard_normal((design.n_features, design.n_tasks))
+    for b0 in (None, np.full(design.n_tasks, 1e6), np.full(design.n_tasks, -1e6)):
+        b = df.intercept_optimal(W, b0)
+        assert np.all(np.isfinite(b))
+        assert np.max(np.abs(df.gradient(W, b)[1])) <= 1e-10

@@ -242,7 +242,7 @@ def test_shared_design_squared_metric_reaches_cvxpy(penalty):
 
 def test_convergence_warning_says_what_to_do():
     """A fit stopped by max_iter names the remedies: more iterations, a looser tol, or
-    standardised features (what a trace-norm classifier on raw features needs)."""
+    standardised features."""
     from sklearn.exceptions import ConvergenceWarning
 
     from multitask.linear import TraceNormRegressor

@@ -226,9 +226,8 @@ class MultiTaskLinearModel(BaseEstimator):
                 f"{type(self).__name__} did not converge in {self.n_iter_} iterations "
                 f"(stopping criterion {self.stop_crit_:.2e} > tol={self.tol:g}); "
                 "increase max_iter or tol, or standardise the feature columns (e.g. "
-                "StandardScaler): features of very different scales slow the solver, most "
-                "for the trace-norm and robust MTL classifiers (docs/solvers.md, 'Badly "
-                "scaled features').",
+                "StandardScaler): features of very different scales slow the solver "
+                "(docs/solvers.md, 'Badly scaled features').",
                 ConvergenceWarning,
                 stacklevel=3,
             )

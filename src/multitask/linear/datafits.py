@@ -25,7 +25,7 @@ from scipy.special import expit
 from ._data_products import data_forward
 from ._gram_products import gram_forward, gram_product
 
-__all__ = ["Logistic", "Quadratic", "dual_norm", "gap_from_parts"]
+__all__ = ["Logistic", "Quadratic", "dual_norm", "gap_from_parts", "newton_intercept"]
 
 #: penalties of the form ``alpha * norm(W)`` whose ``alpha_max(G)`` is the dual norm of ``G``
 _NORM_PENALTIES = frozenset({"L1", "L21", "L1Inf", "TraceNorm"})
@@ -377,19 +377,17 @@ class Logistic(_Datafit):
         return self.design.rmatvec(R), self.design.task_sum(R)
 
     def intercept_optimal(self, W, b=None, n_iter=50, tol=1e-12):
-        """Optimal intercept for fixed ``W`` by per-task Newton steps, shape (n_tasks,)."""
+        """Optimal intercept for fixed ``W`` by safeguarded per-task Newton steps
+        (:func:`newton_intercept`), shape (n_tasks,)."""
         d = self.design
         S = self.linear(W)
-        b = self._b(b).copy()
         weights = d._broadcast(d.weights)
-        for _ in range(n_iter):
+
+        def derivatives(b):
             p = expit(d.y * (S + d.expand_tasks(b)))
-            g = d.task_sum(-weights * d.y * (1 - p))
-            h = d.task_sum(weights * p * (1 - p)) + 1e-12
-            b -= g / h
-            if np.max(np.abs(g)) < tol:
-                break
-        return b
+            return d.task_sum(-weights * d.y * (1 - p)), d.task_sum(weights * p * (1 - p))
+
+        return newton_intercept(derivatives, self._b(b).copy(), n_iter, tol)
 
     def intercept_step(self, W, b):
         """One Newton step in ``b`` per task."""
@@ -404,6 +402,48 @@ class Logistic(_Datafit):
         if return_grad:
             return None, self.gradient_at(W, np.zeros(self.n_tasks), S)[0]
         return None
+
+
+def newton_intercept(derivatives, b, n_iter, tol):
+    """Per-task root of an increasing derivative by safeguarded Newton steps.
+
+    The logistic loss of a task is convex in its intercept ``b_t``, with derivative ``g_t``
+    increasing from ``-sum_{y=+1} d_i`` to ``sum_{y=-1} d_i``: a root exists when the task
+    has both classes. A plain Newton step ``g / h`` is unbounded where the margins saturate
+    (``h ~ 0``) and runs off; here each step is clipped to ``1 + |b_t|`` (the loss varies
+    on the unit scale of ``b``; far from the root the radius grows geometrically) and, once
+    the derivative's signs bracket the root, a step leaving the bracket is replaced by
+    bisection (Press et al., Numerical Recipes, 3rd ed. 2007, Sec. 9.4, ``rtsafe``).
+
+    Parameters
+    ----------
+    derivatives : callable
+        ``b -> (g, h)``, first and second derivatives in each ``b_t``, shapes (n_tasks,).
+    b : ndarray of shape (n_tasks,)
+        Start, updated in place.
+    n_iter : int
+        Newton steps at most.
+    tol : float
+        Stop when ``max_t |g_t| < tol``.
+
+    Returns
+    -------
+    ndarray of shape (n_tasks,)
+    """
+    lo, hi = np.full_like(b, -np.inf), np.full_like(b, np.inf)
+    for _ in range(n_iter):
+        g, h = derivatives(b)
+        if np.max(np.abs(g), initial=0.0) < tol:
+            break
+        lo, hi = np.where(g < 0, b, lo), np.where(g > 0, b, hi)
+        radius = 1.0 + np.abs(b)
+        step = np.clip(g / (h + 1e-300), -radius, radius)
+        if np.all(np.abs(step) <= 4 * np.finfo(float).eps * radius):
+            break  # converged to rounding
+        new = b - step
+        bisect = ~((new >= lo) & (new <= hi)) & np.isfinite(lo) & np.isfinite(hi)
+        b = np.where(bisect, 0.5 * (np.where(bisect, lo, 0) + np.where(bisect, hi, 0)), new)
+    return b
 
 
 # ------------------------------------------------------------- top eigenvalues

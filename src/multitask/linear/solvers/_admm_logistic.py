@@ -25,6 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit, xlogy
 
+from ..datafits import newton_intercept
 from ._admm_certificate import relative_dual_norm
 
 __all__ = ["LogisticProblem", "padded_size"]
@@ -175,29 +176,19 @@ class LogisticProblem:
     # --------------------------------------------------------------- certificate
     def intercept(self, W):
         """Optimal intercepts for fixed ``W`` (zeros without intercept), shape (n_tasks,):
-        Newton per task, its step clipped to ``1 + |b|`` and kept inside the bracket of
-        the (increasing) derivative, bisecting otherwise."""
+        safeguarded Newton per task (:func:`..datafits.newton_intercept`) from the data
+        step's intercepts."""
         if not self.fit_intercept:
             return np.zeros(W.shape[1])
         m0 = self._margins(np.vstack([W, np.zeros(W.shape[1])]).T)
-        b = self.wq[:, self.p].copy()  # the data step's intercepts: close to optimal
-        lo, hi = np.full_like(b, -np.inf), np.full_like(b, np.inf)
-        for _ in range(_B_STEPS):
+
+        def derivatives(b):
             z = self.yp * (m0 + b[:, None])
             u = expit(-z)
-            g = -np.sum(self.dp * self.yp * u, axis=1)  # increasing in b: a bracket
-            if np.max(np.abs(g), initial=0.0) <= _B_TOL:
-                break
-            lo, hi = np.where(g < 0, b, lo), np.where(g > 0, b, hi)
-            h = np.sum(self.dp * u * expit(z), axis=1) + 1e-300
-            radius = 1.0 + np.abs(b)  # far from the optimum (huge margins) h is ~0
-            step = np.clip(g / h, -radius, radius)
-            if np.all(np.abs(step) <= 4 * np.finfo(float).eps * radius):
-                break  # converged to rounding
-            new = b - step
-            bisect = ~((new >= lo) & (new <= hi)) & np.isfinite(lo) & np.isfinite(hi)
-            b = np.where(bisect, 0.5 * (np.where(bisect, lo, 0) + np.where(bisect, hi, 0)), new)
-        return b
+            return -np.sum(self.dp * self.yp * u, axis=1), np.sum(self.dp * u * expit(z), axis=1)
+
+        b = self.wq[:, self.p].copy()  # the data step's intercepts: close to optimal
+        return newton_intercept(derivatives, b, _B_STEPS, _B_TOL)
 
     def _wq(self, W, b):
         return np.vstack([W, b]).T if self.fit_intercept else np.ascontiguousarray(W.T)
