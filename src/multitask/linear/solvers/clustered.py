@@ -15,7 +15,11 @@ at each point the objective lies below the quadratic with metric
 ``L_datafit I + 2 rho1 eta (1 + eta) (eta I + M*)^-1`` (exact in the penalty for the
 current optimal ``M*``), so the step is taken in that metric (cheap: it is diagonal
 in the right singular vectors of ``W``), with FISTA extrapolation, gradient-based
-adaptive restart and a stopping rule on the gradient norm. No backtracking and no
+adaptive restart and a stopping rule on the gradient norm. On badly scaled features
+the scalar ``L_datafit`` is replaced by the Jacobi row metric ``diag(c m)`` of
+:mod:`._metric` (one curvature per feature row): the metric becomes the Kronecker sum
+``diag(c m) (x) I + I (x) 2 rho1 eta (1 + eta) (eta I + M*)^-1``, still diagonal
+row by row in the same singular vectors. No backtracking and no
 projection in ``M`` are needed; one thin SVD of ``W`` (``n_features x n_tasks``) per
 iteration replaces the ``n_tasks x n_tasks`` eigendecomposition of the joint
 projected-gradient scheme.
@@ -30,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..penalties.clustered import cmtl_optimal_M, cmtl_value
+from ._metric import jacobi_metric
 from ._result import gradient_scale
 
 __all__ = ["ClusteredResult", "clustered_mtl", "optimal_gamma"]
@@ -93,13 +98,16 @@ def optimal_gamma(sigma, eta, k):
     return np.clip(sigma * u - eta, 0.0, 1.0)
 
 
-def _penalty_and_grad(W, c, eta, k, L_df):
+def _penalty_and_grad(W, c, eta, k, r):
     """``c min_M tr(W (eta I + M)^-1 W^T)``, its gradient in ``W``, and the step map.
 
-    The step map ``G -> G D^-1`` uses the metric ``D = L_df I + 2 c (eta I + M*)^-1``
-    (acting on the task side) of the quadratic majorant of the objective at ``W``, with
-    ``M*`` the optimal ``M`` for ``W`` (the rest of the trace ``k`` spread evenly on the
-    null space of ``W``).
+    The step map solves ``D vec(S) = vec(G)`` row by row in the metric
+    ``D = diag(r) (x) I + I (x) 2 c (eta I + M*)^-1`` of the quadratic majorant of the
+    objective at ``W``: ``r`` the datafit's curvature bound (a float ``L_df``, or one
+    entry per feature row, shape (n_features, 1), from the Jacobi metric), ``M*`` the
+    optimal ``M`` for ``W`` (the rest of the trace ``k`` spread evenly on the null space
+    of ``W``). Row ``j`` of ``S`` is ``g_j (r_j I + 2 c (eta I + M*)^-1)^-1``: diagonal
+    in the right singular vectors of ``W``.
     """
     U, sigma, Vt = np.linalg.svd(W, full_matrices=False)
     gamma = optimal_gamma(sigma, eta, k)
@@ -110,8 +118,8 @@ def _penalty_and_grad(W, c, eta, k, L_df):
     n_tasks, n_pos = W.shape[1], int(np.count_nonzero(pos))
     rest = max(k - float(gamma[pos].sum()), 0.0)
     gamma0 = min(1.0, rest / (n_tasks - n_pos)) if n_tasks > n_pos else 1.0
-    d0 = 1.0 / (L_df + 2.0 * c / (eta + gamma0))
-    d = 1.0 / (L_df + 2.0 * c * inv[pos]) - d0
+    d0 = 1.0 / (r + 2.0 * c / (eta + gamma0))
+    d = 1.0 / (r + 2.0 * c * inv[pos]) - d0
     V = Vt[pos]
 
     def step(G):
@@ -132,6 +140,7 @@ def clustered_mtl(
     fit_intercept=True,
     tol=1e-8,
     max_iter=10000,
+    precondition="auto",
 ):
     """Convex relaxation of clustered MTL (MALSAR ``Least_CMTL`` / ``Logistic_CMTL``).
 
@@ -159,6 +168,12 @@ def clustered_mtl(
         Stop when the gradient norm of the reduced problem (the prox-gradient mapping of
         a smooth problem), relative to the datafit gradient norm at zero, is below ``tol``.
     max_iter : int, default=10000
+    precondition : {"auto", True, False}, default="auto"
+        Replace the datafit's scalar curvature ``L_df`` in the step's metric by the Jacobi
+        row metric of :func:`._metric.jacobi_metric` (one curvature per feature row and per
+        task intercept), for badly scaled features. ``"auto"`` where it pays
+        (:meth:`._metric.RowMetric.pays`), True wherever the Gram matrices are cheap,
+        False never. The stop (the gradient norm) is the same in all.
 
     Returns
     -------
@@ -186,8 +201,8 @@ def clustered_mtl(
     b = np.zeros(T) if b0 is None else np.array(b0, dtype=float)
     eta = float(rho2) / float(rho1)
     c = float(rho1) * eta * (1.0 + eta)
-    L_df = df.lipschitz(fit_intercept=joint_b)
-    W, b, (it, crit, history) = _fista(df, c, eta, k, W, b, joint_b, L_df, tol, max_iter)
+    r, rb = _curvature(df, joint_b, precondition)
+    W, b, (it, crit, history) = _fista(df, c, eta, k, W, b, joint_b, (r, rb), tol, max_iter)
     M = cmtl_optimal_M(W, eta, k)
     if profile:
         b = datafit.intercept_optimal(W)
@@ -198,13 +213,25 @@ def clustered_mtl(
     return ClusteredResult(W, M, b, it, float(objective), float(crit), converged, history)
 
 
+def _curvature(df, joint_b, precondition):
+    """``(r, rb)``: the datafit's curvature bound on the feature rows and the intercepts,
+    scalars ``L_df`` or the Jacobi metric's ``c m`` (n_features, 1) and ``c m_b``."""
+    if precondition not in ("auto", True, False):
+        raise ValueError(f"precondition={precondition!r} is not one of 'auto', True, False.")
+    metric = jacobi_metric(df, joint_b=joint_b) if precondition else None
+    if metric is not None and (precondition is True or metric.pays()):
+        return metric.scale, (metric.scale_b if joint_b else 1.0)
+    L_df = df.lipschitz(fit_intercept=joint_b)
+    return L_df, L_df
+
+
 def _scale(df, b, joint_b):
     zero = np.zeros((df.n_features, df.n_tasks))
     g, gb = df.gradient_at(zero, b, df.linear(zero))
     return gradient_scale(float(np.linalg.norm(g)), float(np.linalg.norm(gb)) if joint_b else 0.0)
 
 
-def _fista(df, c, eta, k, W, b, joint_b, L_df, tol, max_iter):
+def _fista(df, c, eta, k, W, b, joint_b, curvature, tol, max_iter):
     """Accelerated majorise-minimise steps in the metric of :func:`_penalty_and_grad`.
 
     Each step minimises the quadratic majorant at the extrapolated point (exact for the
@@ -213,11 +240,12 @@ def _fista(df, c, eta, k, W, b, joint_b, L_df, tol, max_iter):
     relative gradient norm is below ``tol``.
     """
     scale = _scale(df, b, joint_b)
+    r, rb = curvature
     xW, xb, SxW = W, b, df.linear(W)
     yW, yb, Sy = xW, xb, SxW
     t, crit, history, it = 1.0, np.inf, [], 0
     for it in range(1, max_iter + 1):
-        pen, gpen, step = _penalty_and_grad(yW, c, eta, k, L_df)
+        pen, gpen, step = _penalty_and_grad(yW, c, eta, k, r)
         gW, gb = df.gradient_at(yW, yb, Sy)
         gW = gW + gpen
         if not joint_b:
@@ -228,10 +256,11 @@ def _fista(df, c, eta, k, W, b, joint_b, L_df, tol, max_iter):
         if crit <= tol:  # certified at y: return it
             xW, xb = yW, yb
             break
-        nW, nb = yW - step(gW), yb - gb / L_df
+        nW, nb = yW - step(gW), yb - gb / rb
         S_new = df.linear(nW)
-        # gradient restart: the step goes against the momentum direction
-        if float(np.vdot(yW - nW, nW - xW)) + float((yb - nb) @ (nb - xb)) > 0:
+        # gradient restart: <grad F(y), x+ - x> > 0, i.e. <y - x+, x+ - x>_D > 0 in the
+        # step's metric D (y - x+ = D^-1 grad F(y))
+        if float(np.vdot(gW, nW - xW)) + float(gb @ (nb - xb)) > 0:
             t = 1.0
         t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
         mom = (t - 1.0) / t_new
