@@ -6,7 +6,9 @@ Problem, jointly in ``W`` (n_features, n_tasks) and ``M`` (n_tasks, n_tasks)::
     s.t. 0 <= M <= I, tr(M) = n_clusters,   eta = beta / alpha
 
 Solved by FISTA on ``W`` alone, ``M`` being minimised in closed form from the SVD
-of ``W`` at every step (:func:`multitask.linear.solvers.clustered_mtl`); with
+of ``W`` at every step (:func:`multitask.linear.solvers.clustered_mtl`; on badly
+scaled features the step takes one curvature per feature row, docs/solvers.md, "Badly
+scaled features"); with
 ``warm_start=True`` (as in ``MultiTaskCV``'s path) each fit starts from the last ``W``.
 
 References

@@ -188,6 +188,9 @@ def clustered_mtl(
     inverse problems." SIAM J. Imaging Sciences 2(1), 2009, Algorithm FISTA.
     O'Donoghue, B. and Candes, E. "Adaptive restart for accelerated gradient schemes."
     Found. Comput. Math. 15, 2015, Sec. 3.2 (gradient restart).
+    Combettes, P. L. and Vũ, B. C. "Variable metric forward-backward splitting with
+    applications to monotone inclusions in duality." Optimization 63(9), 2014, eq. (1.3)
+    (the gradient step in a metric majorising the Hessian: ``precondition``).
     """
     if not (rho1 > 0 and rho2 > 0):
         raise ValueError(f"rho1 and rho2 must be > 0, got rho1={rho1!r}, rho2={rho2!r}.")
