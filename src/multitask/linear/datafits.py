@@ -202,6 +202,16 @@ class Quadratic(_Datafit):
         """
         return -self._xty()
 
+    def gram_parts(self, W, S):
+        """``(F, ry, grad)``: the datafit value ``sum_i d_i r_i^2 / 2``, ``sum_i d_i r_i y_i``
+        and the gradient ``-X^T D r`` at ``W`` (no intercept, or centred), from the cached
+        ``X^T D y`` and ``y^T D y`` and the Gram product ``S = H W``: no residual is formed.
+        The parts of the duality gap (:func:`gap_from_parts`)."""
+        xty, yty = self._xty(), self._yty_total()
+        wc = float(np.vdot(W, xty))  # whole-array dots: no per-task temporaries
+        F = 0.5 * (float(np.vdot(W, S)) - 2 * wc + yty)
+        return F, yty - wc, S - xty
+
     def _yty(self):
         if "_yty_cache" not in self.__dict__:
             d = self.design
@@ -306,11 +316,7 @@ class Quadratic(_Datafit):
         at_zero = not self.use_gram and not np.any(W)
         if self.use_gram or at_zero:  # at W = 0 only the cached X^T D y is needed
             S = np.zeros_like(W) if at_zero else S
-            wc = float(np.vdot(W, self._xty()))  # whole-array dots: no per-task temporaries
-            yty = self._yty_total()
-            F = 0.5 * (float(np.vdot(W, S)) - 2 * wc + yty)
-            ry = yty - wc
-            grad = S - self._xty()
+            F, ry, grad = self.gram_parts(W, S)
         else:
             y = self._targets()
             r = y - S

@@ -228,7 +228,7 @@ def two_stage_weighting(
         return None
     rows, head_grads = fast
     terms = _term_scale(balancer, vec, top)  # DB-MTL: its gradients are those of log(L_t + eps)
-    rows_j = rows if terms is None else rows.scaled(terms)
+    rows_j = rows if terms is None else rows.scaled(terms[0])
     if top is not None:
         jac = _jacobian(top, rows_j, params)
     else:  # the trunk by hand; else T rows from the representation down to ``params`` only
@@ -240,7 +240,9 @@ def two_stage_weighting(
     else:
         aux = balancer._observe_term_gradients(vec.detach(), jac)
     direction = balancer.shared_gradient(vec.detach(), jac) if own_update else None
-    total, coeffs = _total_and_coefficients(balancer, aux, vec)  # coeffs: d total / d L_t
+    # coeffs: d total / d L_t (the closed form found above holds when observe gave no aux)
+    known = terms if aux is None else None
+    total, coeffs = _total_and_coefficients(balancer, aux, vec, known)
     _write_heads(head_grads, owner, coeffs)
     if direction is not None:  # the balancer's own shared update (DB-MTL)
         # a vector shared_gradient makes at each call becomes .grad as views (else copied)
@@ -312,10 +314,11 @@ def _write_trunk(top: _Top, rows, coeffs, jac, params, shared, retain: bool) -> 
         torch.autograd.backward(top.edge, g_in, inputs=rest, retain_graph=retain)
 
 
-def _term_scale(balancer, vec: Tensor, top) -> Tensor | None:
-    """``c = d forward(L) / d L`` in closed form, shape ``(T,)``, for a weighting that takes
-    the gradients of its per-task terms (``forward(L) = sum_t f(L_t)``, gradients ``c_t J_t``)
-    through ``_observe_term_gradients``; None otherwise.
+def _term_scale(balancer, vec: Tensor, top) -> tuple | None:
+    """The closed form ``(c, own)`` of ``_closed_form_gradients(L, None)``, ``c = d forward(L)
+    / d L`` of shape ``(T,)``, for a weighting that takes the gradients of its per-task terms
+    (``forward(L) = sum_t f(L_t)``, gradients ``c_t J_t``) through
+    ``_observe_term_gradients``; None otherwise.
 
     Scaling the head stage's cotangents by ``c`` (a ``(T, batch)`` product) gives those rows
     from the trunk's Jacobian for free: DB-MTL's moving average of ``grad log(L_t + eps)`` is
@@ -324,11 +327,12 @@ def _term_scale(balancer, vec: Tensor, top) -> Tensor | None:
     if top is not None or getattr(balancer, "_observe_term_gradients", None) is None:
         return None
     closed = getattr(balancer, "_closed_form_gradients", None)
-    found = None if closed is None else closed(vec.detach(), None)
-    return None if found is None else found[0]
+    return None if closed is None else closed(vec.detach(), None)
 
 
-def _total_and_coefficients(balancer, aux: Tensor | None, vec: Tensor) -> tuple[Tensor, Tensor]:
+def _total_and_coefficients(
+    balancer, aux: Tensor | None, vec: Tensor, found: tuple | None = None
+) -> tuple[Tensor, Tensor]:
     """``total = balancer(L)`` and ``c = d total / d L``, shape ``(T,)``; the weighting's own
     parameters get ``d (total + aux) / d own`` (:func:`_write_own`).
 
@@ -337,10 +341,11 @@ def _total_and_coefficients(balancer, aux: Tensor | None, vec: Tensor) -> tuple[
     DB-MTL's ``1 / (L_t + eps)``, GradNorm's ``w`` and the coefficients of its piecewise-linear
     ``L_grad``) skips the ``autograd.grad`` call, which costs tens of microseconds whatever the
     graph, more inside a step; its total is then built without a graph, since nothing
-    backpropagates through it here.
+    backpropagates through it here. ``found``: that closed form when the caller has it.
     """
     closed = getattr(balancer, "_closed_form_gradients", None)
-    found = None if closed is None else closed(vec.detach(), aux)
+    if found is None and closed is not None:
+        found = closed(vec.detach(), aux)
     if found is None:
         total = balancer(vec)
         return total, _write_own(balancer, total, aux, vec)

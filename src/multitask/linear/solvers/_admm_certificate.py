@@ -67,13 +67,8 @@ def dual_value(datafit, W, penalty):
     float
         ``s <r, y>_D - s^2 F(W)``, ``s = min(1, 1 / h^*(grad f(W)))``.
     """
-    S = datafit.linear(W)
-    xty = datafit._xty()
-    yty = datafit._yty_total()
-    wc = float(np.vdot(W, xty))
-    F = 0.5 * (float(np.vdot(W, S)) - 2.0 * wc + yty)
-    ry = yty - wc
-    ratio = relative_dual_norm(penalty, S - xty)
+    F, ry, grad = datafit.gram_parts(W, datafit.linear(W))
+    ratio = relative_dual_norm(penalty, grad)
     s = 1.0 if ratio <= 1.0 else 1.0 / ratio
     return s * ry - s * s * F
 

@@ -27,6 +27,7 @@ from scipy.special import expit, xlogy
 
 from ..datafits import newton_intercept
 from ._admm_certificate import relative_dual_norm
+from ._admm_ridge import spectrum_ends
 
 __all__ = ["LogisticProblem", "padded_size"]
 
@@ -129,10 +130,8 @@ class LogisticProblem:
             h = H[:, : self.p, self.p]
             hb = np.maximum(H[:, self.p, self.p], np.finfo(float).tiny)
             Hw = Hw - h[:, :, None] * h[:, None, :] / hb[:, None, None]
-        lam = np.linalg.eigvalsh(Hw)
-        top = float(lam.max(initial=0.0))
-        live = lam[lam > 1e-9 * top]
-        return float(np.sqrt(top * live.min())) if live.size else 1.0
+        top, low = spectrum_ends(np.linalg.eigvalsh(Hw))
+        return float(np.sqrt(top * low)) if low is not None else 1.0
 
     def warm_start(self, W, b):
         self.wq[:, : self.p] = W.T

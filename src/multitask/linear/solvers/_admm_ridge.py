@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["RidgeSolver", "condition_number"]
+__all__ = ["RidgeSolver", "condition_number", "spectrum_ends"]
 
 #: eigenvalues below this fraction of the largest count as zero in a condition number
 _ZERO_EIG = 1e-9
@@ -35,13 +35,19 @@ def _eigen(datafit):
     return cache[key]
 
 
+def spectrum_ends(lam, rtol=_ZERO_EIG):
+    """``(largest, smallest non-zero)`` of the eigenvalues ``lam`` (any shape); those at
+    most ``rtol`` times the largest count as zero, and the second is None when all do."""
+    top = float(lam.max(initial=0.0))
+    live = lam[lam > rtol * top]
+    return top, (float(live.min()) if live.size else None)
+
+
 def condition_number(datafit):
     """Largest eigenvalue of the Hessian bound over the smallest non-zero one, over all
     tasks (``inf``-free: 1.0 for an all-zero design)."""
-    lam = _eigen(datafit)[0]
-    top = float(lam.max(initial=0.0))
-    live = lam[lam > _ZERO_EIG * top]
-    return top / float(live.min()) if live.size else 1.0
+    top, low = spectrum_ends(_eigen(datafit)[0])
+    return top / low if low is not None else 1.0
 
 
 class RidgeSolver:

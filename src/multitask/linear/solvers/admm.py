@@ -19,7 +19,7 @@ import numpy as np
 from ..datafits import Logistic, Quadratic
 from ._admm_certificate import dual_value, extrapolate
 from ._admm_logistic import LogisticProblem, padded_size
-from ._admm_ridge import RidgeSolver, condition_number
+from ._admm_ridge import RidgeSolver, condition_number, spectrum_ends
 from ._result import SolverResult, check_penalty, gradient_scale, initial_point, model_weight
 
 __all__ = ["admm", "admm_applies", "admm_pays", "logistic_condition_number"]
@@ -99,9 +99,8 @@ def logistic_condition_number(datafit, fit_intercept=True):
     key = bool(fit_intercept)
     if key not in cache:  # cached on the design: a path asks once per alpha
         lam = np.linalg.eigvalsh(LogisticProblem(datafit, fit_intercept).hessian_bound())
-        top = float(lam.max(initial=0.0))
-        live = lam[lam > 1e-12 * top]
-        cache[key] = top / float(live.min()) if live.size else 1.0
+        top, low = spectrum_ends(lam, rtol=1e-12)
+        cache[key] = top / low if low is not None else 1.0
     return cache[key]
 
 
@@ -240,10 +239,8 @@ class _QuadraticProblem:
         self.ridge = RidgeSolver(df)
 
     def initial_rho(self):
-        lam = self.ridge.lam
-        top = float(lam.max(initial=0.0))
-        live = lam[lam > 1e-9 * top]
-        return math.sqrt(top * float(live.min())) if live.size else 1.0
+        top, low = spectrum_ends(self.ridge.lam)
+        return math.sqrt(top * low) if low is not None else 1.0
 
     def warm_start(self, W, b):
         """Nothing to do: the ridge solve is exact."""
