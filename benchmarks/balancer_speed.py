@@ -8,12 +8,15 @@ batch 256, regression (MSE), T = 2, 5, 10 tasks. A step is forward, task losses,
 (``use_representation=True``, suffix ``+ub``: MGDA-UB style for the linear ones, GradDrop on
 the activations before the heads as Chen et al. 2020 place it), and torchjd's
 ``mtl_backward`` + ``jac_to_grad`` with its own aggregator of the same name (prefix ``tjd:``)
-where torchjd has one whose optional solver is installed. GradNorm also runs with each choice of
-its ``W`` named: ``gradnorm_all`` (every shared parameter) and ``gradnorm_last`` (the last
-shared layer, the paper's); ``gradnorm`` is its default. Three hand-written steps for exactly
-this model (``hand:nograph``, ``hand:graph``, ``hand:graph+ag``; group ``reference``, no goal)
-give ``mean``'s gradients while skipping, in turn, less of what a real step does (see
-:func:`hand_backward`): the references the per-task-gradient rows are read against.
+where torchjd has one whose optional solver is installed. Every plain row runs
+``mtl_backward``'s default placement (``use_representation=None``): for GradDrop, defined on an
+activation layer, that is the representation, and ``graddrop:params`` is GradDrop on the shared
+parameters' Jacobian (torchjd's placement, the row its ``tjd`` ratio is read against). GradNorm also
+runs with each choice of its ``W`` named: ``gradnorm_all`` (every shared parameter) and
+``gradnorm_last`` (the last shared layer, the paper's); ``gradnorm`` is its default. Three
+hand-written steps for exactly this model (``hand:nograph``, ``hand:graph``, ``hand:graph+ag``;
+group ``reference``, no goal) give ``mean``'s gradients while skipping, in turn, less of what a real
+step does (see :func:`hand_backward`): the references the per-task-gradient rows are read against.
 
 Single-threaded CPU time (``time.process_time``), interleaved: each round runs ``--steps``
 steps of every method in turn (in a new seeded order every round), and a method's time is the
@@ -94,7 +97,7 @@ def _losses(model, x, y) -> dict[str, torch.Tensor]:
     return {t: nn.functional.mse_loss(out[t][:, 0], y[:, i]) for i, t in enumerate(out)}
 
 
-def our_step(model, balancer, use_rep: bool, backward: Callable = mtl_backward) -> Callable:
+def our_step(model, balancer, use_rep: bool | None, backward: Callable = mtl_backward) -> Callable:
     def step(x, y):
         backward(_losses(model, x, y), model, balancer, use_representation=use_rep)
         model.zero_grad(set_to_none=True)
@@ -139,7 +142,8 @@ def base_methods(n_tasks: int, names, base) -> dict[str, tuple[Callable, str]]:
         else:
             continue
         model = build_model(n_tasks, architecture=architecture)
-        out[f"base:{name}"] = (our_step(model, bal, False, base.mtl_backward), "base")
+        # each revision's default placement (an older one reads None as False)
+        out[f"base:{name}"] = (our_step(model, bal, None, base.mtl_backward), "base")
     return out
 
 
@@ -297,13 +301,18 @@ def methods(n_tasks: int, with_torchjd: bool) -> dict[str, tuple[Callable, str]]
     for name, cls in AGGREGATORS.items():
         agg = cls()
         group = "per-task" if name in PER_TASK_GRADIENT else name
-        out[name] = (our_step(build_model(n_tasks), agg, False), group)
+        out[name] = (our_step(build_model(n_tasks), agg, None), group)  # its own placement
         ub = NashMTL() if name == "nash_mtl" else cls()  # GradDrop too: on the activations
         out[f"{name}+ub"] = (our_step(build_model(n_tasks), ub, True), "ub")
+        params_name = name  # the row on the shared parameters' Jacobian (torchjd's placement)
+        if cls.prefers_representation:  # GradDrop: its default row is the representation's
+            params_name = f"{name}:params"
+            out[params_name] = (our_step(build_model(n_tasks), cls(), False), group)
         if with_torchjd:
             tjd_agg = _torchjd_aggregator(name, n_tasks)
             if tjd_agg is not None:
-                out[f"tjd:{name}"] = (torchjd_step(build_model(n_tasks), tjd_agg), "torchjd")
+                step = torchjd_step(build_model(n_tasks), tjd_agg)
+                out[f"tjd:{params_name}"] = (step, "torchjd")
     for mode in HAND_MODES:  # references for the per-task rows, no goal
         out[f"hand:{mode}"] = (hand_step(build_model(n_tasks), mode), "reference")
     return out

@@ -469,14 +469,15 @@ def test_gradnorm_shared_update_read_off_the_jacobian_with_extra_loss():
     _assert_same_grads(_grads(model), _grads(ref))
 
 
+@pytest.mark.parametrize("marginalize", [True, False], ids=["per-unit", "per-scalar"])
 @pytest.mark.parametrize("with_extra", [False, True], ids=["losses", "extra-loss"])
-def test_graddrop_on_the_representation_masks_the_activation_gradients(with_extra):
+def test_graddrop_on_the_representation_masks_the_activation_gradients(with_extra, marginalize):
     """GradDrop as Chen et al. (2020, Sec. 3) place it: on the last shared activations.
 
     Oracle: the rows dL_t / d rep from T separate autograd.grad calls, GradDrop (same seed)
-    applied to them flattened (one coordinate per scalar activation), the result pushed
-    through the trunk by autograd.grad; heads get their own task's gradient; an extra loss
-    adds its plain gradient everywhere.
+    combining them (its combine_representation, checked against loops in
+    test_graddrop_representation.py), the result pushed through the trunk by autograd.grad;
+    heads get their own task's gradient; an extra loss adds its plain gradient everywhere.
     """
     from multitask.nn.aggregation import GradDrop
 
@@ -486,7 +487,7 @@ def test_graddrop_on_the_representation_masks_the_activation_gradients(with_extr
     rows = torch.stack(
         [torch.autograd.grad(losses[t], rep, retain_graph=True)[0] for t in model.task_names]
     )
-    cot = GradDrop(seed=5)(rows.reshape(T, -1)).reshape(rep.shape)
+    cot = GradDrop(seed=5, marginalize_batch=marginalize).combine_representation(rows, rep)
     assert not torch.allclose(cot, rows.sum(0))  # some signs were dropped: the test has teeth
     shared = list(model.shared_parameters())
     want_shared = torch.autograd.grad(rep, shared, cot, retain_graph=True)
@@ -510,7 +511,11 @@ def test_graddrop_on_the_representation_masks_the_activation_gradients(with_extr
     fresh = _model(seed=3)
     extra_loss = extra_of(fresh) if with_extra else None
     info = mtl_backward(
-        _losses(fresh), fresh, GradDrop(seed=5), use_representation=True, extra_loss=extra_loss
+        _losses(fresh),
+        fresh,
+        GradDrop(seed=5, marginalize_batch=marginalize),
+        use_representation=True,
+        extra_loss=extra_loss,
     )
     assert info.weights is None
     for p, q, want in zip(
@@ -548,7 +553,8 @@ class _Bypass(MultiTaskModule):
         return self.heads[task].parameters()
 
 
-def test_graddrop_on_the_representation_keeps_paths_around_it():
+@pytest.mark.parametrize("marginalize", [True, False], ids=["per-unit", "per-scalar"])
+def test_graddrop_on_the_representation_keeps_paths_around_it(marginalize):
     """GradDrop is a layer on ``representation``: a shared parameter that reaches a loss
     around it (``v``) gets its plain gradient; ``u`` gets the masked cotangent."""
     from multitask.nn.aggregation import GradDrop
@@ -564,14 +570,15 @@ def test_graddrop_on_the_representation_keeps_paths_around_it():
     losses = losses_of(model)
     rep = model.representation
     rows = torch.stack([torch.autograd.grad(losses[t], rep, retain_graph=True)[0] for t in "ab"])
-    cot = GradDrop(seed=2)(rows.reshape(2, -1)).reshape(rep.shape)
+    cot = GradDrop(seed=2, marginalize_batch=marginalize).combine_representation(rows, rep)
     assert not torch.allclose(cot, rows.sum(0))
     want_u = torch.autograd.grad(rep, list(model.u.parameters()), cot, retain_graph=True)
     want_v = torch.autograd.grad(losses["b"], list(model.v.parameters()), retain_graph=True)
     want_h = {t: torch.autograd.grad(losses[t], list(model.heads[t].parameters())) for t in "ab"}
 
     fresh = _Bypass()
-    mtl_backward(losses_of(fresh), fresh, GradDrop(seed=2), use_representation=True)
+    agg = GradDrop(seed=2, marginalize_batch=marginalize)
+    mtl_backward(losses_of(fresh), fresh, agg, use_representation=True)
     shared = [*fresh.u.parameters(), *fresh.v.parameters()]
     for p, want in zip(shared, [*want_u, *want_v], strict=True):
         torch.testing.assert_close(p.grad, want, atol=1e-12, rtol=1e-10)

@@ -91,4 +91,7 @@ def test_benchmark_rows_include_references_and_graddrop_ub():
     rows = B.methods(2, with_torchjd=False)
     assert {rows[f"hand:{m}"][1] for m in B.HAND_MODES} == {"reference"}
     assert rows["graddrop+ub"][1] == "ub"
+    # GradDrop's default row is its own placement (the representation); the parameter one is
+    # a row of its own, with the same per-task goal
+    assert rows["graddrop"][1] == rows["graddrop:params"][1] == "per-task"
     assert B.goal("reference", 2) is None

@@ -60,7 +60,7 @@ def test_graddrop_grad_views_equal_the_mask_on_separate_rows(n_tasks):
     shared = list(model.shared_parameters())
     J = per_task_rows(_losses(model), model.task_names, shared).double().numpy()
     U = graddrop_uniforms(3, 2 * J.shape[1], np.float32)  # two steps of float32 draws
-    mtl_backward(_losses(model), model, GradDrop(seed=3))
+    mtl_backward(_losses(model), model, GradDrop(seed=3), use_representation=False)
     first = _graddrop_oracle(J, U[: J.shape[1]])
     np.testing.assert_allclose(_shared_grad(model).double().numpy(), first, atol=1e-6)
     # the views share one vector: each still behaves as its own tensor
@@ -68,8 +68,8 @@ def test_graddrop_grad_views_equal_the_mask_on_separate_rows(n_tasks):
     heads = {t: [p.grad.clone() for p in model.task_parameters(t)] for t in model.task_names}
     agg = GradDrop(seed=3)
     model.zero_grad(set_to_none=True)
-    mtl_backward(_losses(model), model, agg)
-    mtl_backward(_losses(model), model, agg)  # accumulates (the second step's draws)
+    mtl_backward(_losses(model), model, agg, use_representation=False)
+    mtl_backward(_losses(model), model, agg, use_representation=False)  # accumulates
     second = _graddrop_oracle(J, U[J.shape[1] :])
     np.testing.assert_allclose(_shared_grad(model).double().numpy(), first + second, atol=1e-6)
     for t in model.task_names:  # heads: their own task's gradient, twice
@@ -106,7 +106,7 @@ def test_an_aggregator_that_keeps_its_output_gets_a_copy():
     want = per_task_rows(_losses(model), model.task_names, shared).sum(dim=0)
     agg = _KeptOutput()
     assert not agg._output_is_new and GradDrop._output_is_new
-    mtl_backward(_losses(model), model, agg)
+    mtl_backward(_losses(model), model, agg, use_representation=False)
     agg.out.fill_(1e6)  # the aggregator reuses its tensor: .grad must not move
     torch.testing.assert_close(_shared_grad(model), want, atol=1e-6, rtol=1e-5)
 

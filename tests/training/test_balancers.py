@@ -17,13 +17,14 @@ def _balancer(name):
     return AGGREGATORS[name]()
 
 
-def _run(name, steps, checkpoint_dir=None, resume=False):
+def _run(name, steps, checkpoint_dir=None, resume=False, **kw):
     torch.manual_seed(0)
     model = TwoHeads()
     trainer = Trainer(
         model,
         regression_tasks(),
         _balancer(name),
+        **kw,
         lr=0.01,
         max_epochs=10,
         max_steps=steps,
@@ -45,3 +46,14 @@ def test_balancer_trains_and_resumes(name, tmp_path):
     _run(name, 3, tmp_path)
     resumed, _ = _run(name, 6, tmp_path, resume=True)
     torch.testing.assert_close(flat_params(resumed), flat_params(reference), rtol=0, atol=1e-6)
+
+
+def test_graddrop_trains_on_the_representation_by_default():
+    """Trainer's use_representation=None is GradDrop's own placement: the same run as an
+    explicit True, and not the run on the shared parameters' Jacobian."""
+    default, trainer = _run("graddrop", 4)
+    assert trainer.use_representation is None
+    on_rep, _ = _run("graddrop", 4, use_representation=True)
+    on_params, _ = _run("graddrop", 4, use_representation=False)
+    torch.testing.assert_close(flat_params(default), flat_params(on_rep), rtol=0, atol=0)
+    assert not torch.allclose(flat_params(default), flat_params(on_params))

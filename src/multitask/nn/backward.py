@@ -10,6 +10,8 @@ several calls works.
 
 from __future__ import annotations
 
+import warnings
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -291,9 +293,10 @@ def _aggregate_representation(
 def _nonlinear_representation(agg, rows, vec, extra, rep, shared, own, total, chunk_size, record):
     """A non-linear aggregator (GradDrop) on the per-task gradients of the representation.
 
-    The aggregator combines the rows ``dL_t / d rep`` (flattened over the batch and the
-    features, so that every scalar activation is one coordinate) into the cotangent that the
-    representation passes down, as a layer would: this is where Chen et al. (NeurIPS 2020,
+    The aggregator combines the rows ``dL_t / d rep`` into the cotangent that the
+    representation passes down, as a layer would (its ``combine_representation`` given the rows
+    of shape ``(T, *rep.shape)`` and the activations, else its ``forward`` on the rows flattened
+    so that every scalar activation is one coordinate): this is where Chen et al. (NeurIPS 2020,
     Sec. 3) place GradDrop, on the activations, "usually the final layer before the prediction
     heads". With the head stage's ``rows`` (every task reaches the shared parameters through
     the representation; the heads' gradients are in already) the shared parameters get one
@@ -305,10 +308,15 @@ def _nonlinear_representation(agg, rows, vec, extra, rep, shared, own, total, ch
     """
     if rows is None:
         jac = task_jacobian(vec, [rep], chunk_size=chunk_size)
+        dense = jac.reshape(jac.shape[0], *rep.shape)
     else:
         dense = rows.dense() if isinstance(rows, HeadRows) else rows
         jac = dense.reshape(dense.shape[0], -1)
-    cotangent = _direction(agg, jac, vec).reshape(rep.shape).to(rep.dtype)
+    combine = getattr(agg, "combine_representation", None)  # GradDrop: per unit, batch summed
+    if combine is not None:
+        cotangent = combine(dense, rep.detach()).to(rep.dtype)
+    else:
+        cotangent = _direction(agg, jac, vec).reshape(rep.shape).to(rep.dtype)
     has_extra = extra is not None and extra.requires_grad
     if rows is None:
         swap = cotangent - jac.sum(0).reshape(rep.shape).to(rep.dtype)
@@ -366,13 +374,37 @@ def _weights(agg: GradientAggregator, jac: Tensor, vec: Tensor) -> Tensor:
     return agg.weights(jac)
 
 
+_WARNED_PLACEMENT: weakref.WeakSet = weakref.WeakSet()  # aggregators told of the fallback
+
+
+def _preferred_placement(balancer, model: nn.Module) -> bool:
+    """``use_representation=None``: the aggregator's ``prefers_representation`` where the
+    model exposes a representation in the graph; else the parameters (warned once)."""
+    if not getattr(balancer, "prefers_representation", False):
+        return False
+    rep = getattr(model, "representation", None)
+    if isinstance(rep, Tensor) and rep.requires_grad:
+        return True
+    if balancer not in _WARNED_PLACEMENT:
+        _WARNED_PLACEMENT.add(balancer)
+        warnings.warn(
+            f"{type(balancer).__name__} is defined on an activation layer, but "
+            f"{type(model).__name__} exposes no representation tensor with a graph "
+            "(model.representation, set during forward); it is applied to the shared "
+            "parameters' Jacobian instead. Pass use_representation=False to choose that "
+            "explicitly.",
+            stacklevel=3,
+        )
+    return False
+
+
 def mtl_backward(
     losses: Mapping[str, Tensor],
     model: nn.Module,
     balancer: LossWeighting | GradientAggregator | None = None,
     *,
     extra_loss: Tensor | float | None = None,
-    use_representation: bool = False,
+    use_representation: bool | None = None,
     chunk_size: int | None = None,
     record_cosines: bool = False,
     task_weights: Mapping[str, float] | Tensor | None = None,
@@ -402,14 +434,18 @@ def mtl_backward(
     extra_loss : Tensor or float, optional
         Backpropagated ordinarily into every parameter (the architecture's
         ``regularization()``).
-    use_representation : bool, default=False
-        Aggregate the per-task gradients with respect to
+    use_representation : bool or None, default=None
+        True: aggregate the per-task gradients with respect to
         ``model.representation`` (small) instead of the shared parameters, then
         run one backward of the result into the shared parameters: for a linear
         aggregator the weights of ``sum_t w_t L_t`` (MGDA-UB, Sener & Koltun
-        2018, Sec. 3.3); for a non-linear one (GradDrop) the aggregated
-        cotangent, every scalar activation one coordinate (GradDrop as Chen et
-        al. 2020 place it, on the last shared activations).
+        2018, Sec. 3.3); for a non-linear one (GradDrop) the cotangent it
+        combines (GradDrop as Chen et al. 2020 define it, a layer on the last
+        shared activations). False: the shared parameters' Jacobian. None: the
+        aggregator's own placement (``prefers_representation``: GradDrop's is the
+        representation, every other one's the parameters); a model without a
+        ``representation`` tensor then falls back to the parameters, with a
+        warning once per aggregator.
     chunk_size : int, optional
         Tasks per batched backward (memory versus speed; same result).
     record_cosines : bool, default=False
@@ -428,6 +464,8 @@ def mtl_backward(
     Sener & Koltun, "Multi-Task Learning as Multi-Objective Optimization",
     NeurIPS 2018, Sec. 3.3 (MGDA-UB: balancing on the shared representation).
     """
+    if use_representation is None:
+        use_representation = _preferred_placement(balancer, model)
     if use_representation and not isinstance(balancer, GradientAggregator):
         raise ValueError(
             "use_representation=True needs a GradientAggregator balancer (MGDA-UB), "

@@ -123,9 +123,10 @@ class Trainer:
         tqdm bar with per-task losses, on rank 0 and only when stderr (where it writes) is a TTY.
     log_csv, tensorboard_dir : path, optional
         Add a :class:`CSVLogger` / :class:`TensorBoardLogger`.
-    use_representation : bool
-        Passed to ``mtl_backward`` (MGDA-UB-style balancing on the shared
-        representation).
+    use_representation : bool or None, default=None
+        Passed to ``mtl_backward``: True for MGDA-UB-style balancing on the shared
+        representation, False for the shared parameters, None for the aggregator's own
+        placement (GradDrop: the representation).
     sampler : TaskSampler or str
         Combines a dict ``task -> DataLoader`` given to ``fit``: a sampler, or
         one of ``"round_robin"``, ``"proportional"``, ``"temperature"``
@@ -163,7 +164,7 @@ class Trainer:
         progress: bool = True,
         log_csv: str | Path | None = None,
         tensorboard_dir: str | Path | None = None,
-        use_representation: bool = False,
+        use_representation: bool | None = None,
         sampler: TaskSampler | str = "round_robin",
         higher_is_better: Mapping[str, bool] | None = None,
     ):

@@ -51,6 +51,11 @@ class GradientAggregator(nn.Module):
     #: them.
     needs_losses: bool = False
 
+    #: True when the method is defined on an activation layer rather than on the parameters
+    #: (GradDrop): :func:`multitask.nn.mtl_backward` with ``use_representation=None`` (its
+    #: default) then aggregates the per-task gradients of ``model.representation``.
+    prefers_representation: bool = False
+
     def weights(self, jacobian: Tensor) -> Tensor:
         """Task weights of shape ``(n_tasks,)`` such that the output is ``weights @ jacobian``."""
         if self.uses_gramian:  # CPU: numpy from a float64 Gramian, formed once

@@ -36,12 +36,24 @@ class GradDrop(GradientAggregator):
     continuous ``U``, about ``2^-24`` per mixed coordinate for the drawn grid) keeps ``s+``;
     coordinates where every gradient is zero give zero.
 
-    Where to apply it: Chen et al. put GradDrop on an activation layer, "usually the final
-    layer before the prediction heads" (Sec. 3): ``mtl_backward(..., use_representation=True)``
-    does that, each scalar of ``model.representation`` being one coordinate, and costs about
-    1.3x an equal-weighting step at T = 2 to 10 on the speed benchmark's MLP; on the
-    parameters' Jacobian (the default, as torchjd does) it costs 1.8x / 2.8x / 3.7-4.1x
-    (docs/aggregation.md).
+    Where it applies: Chen et al. define GradDrop as a layer on activations, "usually the final
+    layer before the prediction heads" (Sec. 3), and so do the authors' layer (lingvo's
+    ``GradDrop``) and LibMTL, which refuses it on parameter gradients. ``prefers_representation``
+    is therefore True: :func:`multitask.nn.mtl_backward` (``use_representation=None``, its
+    default) hands it the per-task gradients of ``model.representation`` and backpropagates
+    the cotangent of :meth:`combine_representation` into the trunk. ``use_representation=False``
+    applies :meth:`forward` to the shared parameters' Jacobian instead (torchjd's placement).
+    On the speed benchmark's MLP the representation step costs about 1.3x an equal-weighting
+    step at T = 2 to 10, the parameter one 1.8x / 2.8x / 3.7-4.1x (docs/aggregation.md).
+
+    On an activation layer the gradients are separated by example. With ``marginalize_batch`` (the
+    default: the paper's extension to batch-separated gradients, Sec. 3, and lingvo's
+    ``marginalize_batch_dim`` / ``use_input_sign_only``), the signal of task ``i`` at a unit is
+    ``G_i = sum_b sign(A_b) dL_i/dA_b`` (the sign the next layer's weight gradient sees), ``P`` and
+    ``U`` are per unit and the mask, from the sign of ``G_i``, is applied to every example's
+    ``dL_i/dA_b``. Without it every scalar activation of the batch is one coordinate of
+    :meth:`forward`. lingvo's optional rescaling of the output norm (``keep_gradnorm_constant``) is
+    not part of the paper's algorithm and is not applied.
 
     Parameters
     ----------
@@ -52,24 +64,32 @@ class GradDrop(GradientAggregator):
         (:class:`._rng.SeededBits`: ``k 2^-24`` from 32-bit halves of its draws for float32,
         ``k 2^-53`` from whole draws for float64; about 3x cheaper than ``torch.rand``);
         elsewhere ``torch.rand`` with a generator on the Jacobian's device.
+    marginalize_batch : bool, default=True
+        On a representation (:meth:`combine_representation`): the batch-marginalised signal
+        ``G_i`` above (one ``U`` per unit) instead of one coordinate per scalar activation.
 
     References
     ----------
     Chen, Z., Ngiam, J., Huang, Y., Luong, T., Kretzschmar, H., Chai, Y. & Anguelov, D. "Just Pick
     a Sign: Optimizing Deep Multitask Models with Gradient Sign Dropout". NeurIPS 2020. Eq. (1)
-    (sign purity), the mask ``M_i`` below it, and Algorithm 1, lines 10-15 (with the leak).
+    (sign purity), the mask ``M_i`` below it, Sec. 3 (batch-separated gradients) and
+    Algorithm 1, lines 10-15 (with the leak).
     """
 
     linear = False
+    prefers_representation = True  # the paper's placement: an activation layer
     _output_is_new = True  # every path of forward returns a tensor made there
 
-    def __init__(self, leak: Tensor | None = None, seed: int = 0) -> None:
+    def __init__(
+        self, leak: Tensor | None = None, seed: int = 0, marginalize_batch: bool = True
+    ) -> None:
         super().__init__()
         if leak is not None and leak.dim() != 1:
             raise ValueError(f"leak must have shape (n_tasks,), got {tuple(leak.shape)}")
         check_task_vector(leak, "leak", self, upper=1.0)
         self.leak = leak
         self.seed = seed
+        self.marginalize_batch = bool(marginalize_batch)
         self._rng = SeededGenerator(seed)
         self._bits = SeededBits(seed)
 
@@ -100,6 +120,54 @@ class GradDrop(GradientAggregator):
         pos = torch.mv(parts.T, 1 - leak, out=pos)
         return torch.clamp(side, neg, pos).add_(leak @ J)
 
+    def combine_representation(self, rows: Tensor, representation: Tensor) -> Tensor:
+        """The cotangent GradDrop passes down from an activation layer, shaped as it.
+
+        Parameters
+        ----------
+        rows : Tensor of shape (n_tasks, batch, ...)
+            ``dL_i / dA``: each task's gradient of the activations.
+        representation : Tensor of shape (batch, ...)
+            The activations ``A`` (batch first).
+
+        Returns
+        -------
+        Tensor of shape ``representation.shape``
+            ``sum_i (l_i + (1 - l_i) M_i) dL_i/dA``. With ``marginalize_batch`` the mask
+            ``M_i`` is per unit, from ``G_i = sum_b sign(A_b) dL_i/dA_b`` (one ``U`` per unit;
+            a tie ``P = U`` keeps the positive side, a unit where every ``G_i`` is zero passes
+            nothing), and is the same for every example; otherwise :meth:`forward` on the
+            flattened rows.
+        """
+        if rows.dim() < 2 or tuple(rows.shape[1:]) != tuple(representation.shape):
+            raise ValueError(
+                f"rows must have shape (n_tasks, *representation.shape) = (n_tasks, "
+                f"{', '.join(map(str, representation.shape))}), got {tuple(rows.shape)}"
+            )
+        T = rows.shape[0]
+        if not self.marginalize_batch or representation.dim() == 0:
+            return self.forward(rows.reshape(T, -1)).reshape(representation.shape)
+        R = rows.detach()
+        if R.dtype not in (torch.float32, torch.float64):  # as forward: U's grid
+            return self.combine_representation(R.float(), representation.float()).to(R.dtype)
+        if self.leak is not None and self.leak.shape[0] != T:
+            raise ValueError(f"leak has {self.leak.shape[0]} entries but there are {T} tasks")
+        batch = representation.shape[0]
+        R = R.reshape(T, batch, -1)  # (T, B, units)
+        signs = torch.sign(representation.detach().reshape(1, batch, -1).to(R.dtype))
+        G = torch.mul(R, signs).sum(1)  # (T, units): sum_b sign(A_b) dL_i/dA_b
+        check_jacobian(G, self)
+        U = self._uniform(G)  # (units,)
+        pos = G.clamp(min=0).sum(0)  # s+
+        neg = G.clamp(max=0).sum(0)  # s-
+        keep_pos = torch.lerp(pos, neg, U) >= 0  # P >= U (the margin of forward)
+        mask = torch.where(keep_pos, G > 0, G < 0).to(R.dtype)  # (T, units): M_i
+        if self.leak is not None:
+            leak = self.leak.to(R)[:, None]
+            mask = mask.mul_(1 - leak).add_(leak)
+        out = torch.mul(R, mask[:, None, :]).sum(0)  # (B, units)
+        return out.reshape(representation.shape)
+
     def _uniform(self, J: Tensor) -> Tensor:
         """One ``U ~ Uniform[0, 1)`` per coordinate: shape ``(n_params,)``, ``J``'s dtype and
         device (a scratch buffer on the CPU)."""
@@ -124,7 +192,8 @@ class GradDrop(GradientAggregator):
             self._bits.load_state(state["bits"])
 
     def __repr__(self) -> str:
-        return f"GradDrop(seed={self.seed})"
+        extra = "" if self.marginalize_batch else ", marginalize_batch=False"
+        return f"GradDrop(seed={self.seed}{extra})"
 
 
 def _row_sum(X: Tensor, out: Tensor) -> Tensor:
