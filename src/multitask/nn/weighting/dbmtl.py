@@ -87,7 +87,8 @@ class DBMTL(LossWeighting):
         :meth:`_observe_term_gradients` (``terms`` True: ``rows`` is ``g``)."""
         check_losses(losses, self.n_tasks, self)
         J = rows.detach()
-        if self.average is None or self.average.shape != J.shape:
+        avg = self._buffers["average"]  # (the buffers are read from the dict: every step)
+        if avg is None or avg.shape != J.shape:
             self.average = torch.zeros_like(J)
             self.n_steps.zero_()
         out = self._spare_for(J, losses)
@@ -120,25 +121,29 @@ class DBMTL(LossWeighting):
         arrays (the same arithmetic as the device path; a torch call on
         a ``(T,)`` tensor costs several microseconds, more than its math).
         """
-        steps = self.n_steps.numpy()  # the buffer's memory: counted in place
+        buffers = self._buffers  # read and written directly: nn.Module's attribute hooks
+        # cost microseconds each, several times that after the step's GEMMs
+        steps = buffers["n_steps"].numpy()  # the buffer's memory: counted in place
         steps += 1
         beta_k = self.beta if self.sigma == 0 else self.beta / int(steps) ** self.sigma
+        previous = buffers["average"]
         if terms:
-            average = torch.lerp(self.average, J.to(out.dtype), 1 - beta_k, out=out)
+            J = J if J.dtype == out.dtype else J.to(out.dtype)
+            average = torch.lerp(previous, J, 1 - beta_k, out=out)
         else:
             L = losses.numpy().astype(J.numpy().dtype, copy=False)  # as the device path
             # as torch rounds (1 - beta_k) / x: a reciprocal, then a product
             coef = torch.from_numpy(np.reciprocal(L + self.eps) * (1 - beta_k))[:, None]
-            average = torch.mul(self.average, beta_k, out=out).addcmul_(J, coef)  # (T, n)
+            average = torch.mul(previous, beta_k, out=out).addcmul_(J, coef)  # (T, n)
         norms = torch.linalg.vector_norm(average, dim=1).numpy()  # (T,)
         if np.isfinite(norms).all():
-            self._spare = self.average  # the next step's output
+            self.__dict__["_spare"] = previous  # the next step's output
         else:  # the tasks with a non-finite new average keep their previous one
             ok = torch.from_numpy(np.isfinite(norms))
-            average = torch.where(ok[:, None], average, self.average)
+            average = torch.where(ok[:, None], average, previous)
             norms = torch.linalg.vector_norm(average, dim=1).numpy()
-        self.average = average
-        self.alpha = torch.from_numpy(norms.max() / (norms + self.eps))
+        buffers["average"] = average  # a tensor as the buffer was: what __setattr__ would do
+        buffers["alpha"] = torch.from_numpy(norms.max() / (norms + self.eps))
         return None
 
     def _spare_for(self, J: Tensor, losses: Tensor) -> Tensor | None:
@@ -146,11 +151,11 @@ class DBMTL(LossWeighting):
         average, or a new tensor on the first step or after a change of shape, dtype or
         device. None (the device path) off the CPU, in inference mode, for a dtype other
         than float32 / float64."""
-        avg, host = self.average, (torch.float32, torch.float64)
+        avg, host = self._buffers["average"], (torch.float32, torch.float64)
         if (
-            J.device.type != "cpu"
-            or avg.device.type != "cpu"
-            or losses.device.type != "cpu"
+            not J.is_cpu
+            or not avg.is_cpu
+            or not losses.is_cpu
             or J.dtype not in host
             or avg.dtype not in host
             or losses.dtype not in host
@@ -158,16 +163,16 @@ class DBMTL(LossWeighting):
             or avg.is_inference()
         ):
             return None
-        spare = getattr(self, "_spare", None)
+        spare = self.__dict__.get("_spare")
         if (
             spare is None
             or spare.shape != avg.shape
             or spare.dtype != avg.dtype
-            or spare.device != avg.device
+            or not spare.is_cpu
             or spare.is_inference()
             or spare.untyped_storage().data_ptr() == avg.untyped_storage().data_ptr()
         ):
-            spare = self._spare = torch.empty_like(avg)
+            spare = self.__dict__["_spare"] = torch.empty_like(avg)
         return spare
 
     def _beta_k(self, like: Tensor) -> float | Tensor:
@@ -180,7 +185,8 @@ class DBMTL(LossWeighting):
 
     def shared_gradient(self, losses: Tensor, jacobian: Tensor) -> Tensor:
         """``sum_t alpha_t gh_t``, shape ``(n_params,)``."""
-        return self.alpha @ self.average
+        buffers = self._buffers
+        return buffers["alpha"] @ buffers["average"]
 
     def forward(self, losses: Tensor) -> Tensor:
         """``sum_t log(L_t + eps)``."""
@@ -191,6 +197,10 @@ class DBMTL(LossWeighting):
         """``d forward(L) / d L = 1 / (L_t + eps)``, shape ``(n_tasks,)``, and no parameters:
         ``mtl_backward``'s two-stage step reads it instead of differentiating :meth:`forward`
         (the same operations as autograd's, so the same numbers)."""
+        if losses.is_cpu and losses.dtype in (torch.float32, torch.float64):
+            # numpy: one call instead of two torch ones; both round the sum and the
+            # reciprocal correctly (IEEE), so the same numbers
+            return torch.from_numpy(np.reciprocal(losses.numpy() + self.eps)), []
         return 1 / (losses + self.eps), []
 
     def weights(self) -> Tensor:
