@@ -123,3 +123,26 @@ def test_dbmtl_cosines_and_scaled_rows():
     )
     c = torch.tensor([2.0, 3.0, 0.5])
     torch.testing.assert_close(heads.scaled(c).dense(), c[:, None, None] * heads.dense())
+
+
+def test_seeded_head_stage_gives_the_rows_and_head_gradients_of_weighted_losses():
+    """``head_cotangents(seed=c)`` (DB-MTL's step): rows ``c_t dL_t/d rep`` and head gradients
+    ``c_t dL_t/d head_t``, against autograd on each ``c_t L_t`` alone."""
+    from multitask.nn._jacobian_fast import head_cotangents
+
+    model = _model()
+    losses = _losses(model, 0)
+    names = list(losses)
+    rep = model.representation
+    heads = [list(model.task_parameters(t)) for t in names]
+    c = torch.tensor([0.5, 2.0, 3.0])
+    vec = torch.stack([losses[t] for t in names])
+    rows, head_grads = head_cotangents([losses[t] for t in names], rep, heads, vec, seed=c)
+    for i, t in enumerate(names):
+        want = torch.autograd.grad(c[i] * losses[t], [rep, *heads[i]], retain_graph=True)
+        torch.testing.assert_close(rows.dense()[i], want[0], rtol=1e-6, atol=1e-8)
+        got = dict((id(p), g) for p, g in head_grads)
+        for p, w in zip(heads[i], want[1:], strict=True):
+            torch.testing.assert_close(got[id(p)], w, rtol=1e-6, atol=1e-8)
+    with pytest.raises(ValueError, match="a seed needs the stacked losses"):
+        head_cotangents([losses[t] for t in names], rep, heads, None, seed=c)

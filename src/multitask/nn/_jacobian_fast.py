@@ -80,6 +80,7 @@ def head_cotangents(
     heads: Sequence[Sequence[Tensor]] | None,
     stacked: Tensor | None = None,
     shared: Sequence[Tensor] | None = None,
+    seed: Tensor | None = None,
 ) -> tuple[HeadRows, list[tuple[Tensor, Tensor]]] | None:
     """``dL_t / d rep`` for every task (factored), when every head starts with a Linear.
 
@@ -107,6 +108,10 @@ def head_cotangents(
     shared : sequence of Tensor, optional
         The shared parameters: a loss that reaches one of them other than through ``rep``
         raises :class:`GraphBypass` (nothing computed or written).
+    seed : Tensor of shape (n_tasks,), optional
+        Coefficients ``c_t``: the rows and the head gradients are then those of ``c_t L_t``
+        (one backward seeded with ``c`` instead of ones; DB-MTL's ``1 / (L_t + eps)``). Only
+        with ``stacked``.
 
     Returns
     -------
@@ -135,13 +140,15 @@ def head_cotangents(
         return None
     others = _other_head_params(losses, heads, first)
     edges = [GradientEdge(firsts[t][0], 0) for t in live]
+    if seed is not None and stacked is None:
+        raise ValueError("head_cotangents: a seed needs the stacked losses")
     if stacked is None:  # one backward of their sum (no stack/sum node)
         outputs = [losses[t] for t in live]
         grads = torch.autograd.grad(
             outputs, [*edges, *others], None, retain_graph=True, allow_unused=True
         )
     else:
-        grads = _grad(stacked, (*edges, *others))
+        grads = _grad(stacked, (*edges, *others), seed)
     with torch.no_grad():
         rows = HeadRows(
             delta=torch.stack(grads[: len(live)]),
@@ -155,21 +162,26 @@ def head_cotangents(
     return rows, out
 
 
-def _grad(root: Tensor, inputs: tuple) -> tuple:
-    """``torch.autograd.grad(root, inputs, ones_like(root), retain_graph=True,
-    allow_unused=True)``, through torch's engine call directly when no tensor overrides torch
-    functions.
+def _grad(root: Tensor, inputs: tuple, seed: Tensor | None = None) -> tuple:
+    """``torch.autograd.grad(root, inputs, seed, retain_graph=True, allow_unused=True)``
+    (``seed`` ones by default), through torch's engine call directly when no tensor overrides
+    torch functions.
 
     ``autograd.grad``'s Python layer (argument normalisation, the seed's shape check, the
     ``__torch_function__`` dispatch) costs about 40 us a call on this CPU, more than the engine's
     own work on a step's head graph; the seed made here matches ``root`` by construction, so
     only the dispatch check is kept (a tensor subclass takes the public call).
     """
-    if _ENGINE is None or has_torch_function((root, *(x for x in inputs if isinstance(x, Tensor)))):
+    if seed is None:
+        seed = torch.ones_like(root)
+    elif seed.shape != root.shape or seed.dtype != root.dtype or seed.device != root.device:
+        seed = seed.to(root).reshape(root.shape)  # matching the root, as autograd.grad checks
+    tensors = (root, seed, *(x for x in inputs if isinstance(x, Tensor)))
+    if _ENGINE is None or has_torch_function(tensors):
         return torch.autograd.grad(
-            [root], list(inputs), [torch.ones_like(root)], retain_graph=True, allow_unused=True
+            [root], list(inputs), [seed], retain_graph=True, allow_unused=True
         )
-    return _ENGINE((root,), (torch.ones_like(root),), True, False, inputs, True, False)
+    return _ENGINE((root,), (seed,), True, False, inputs, True, False)
 
 
 #: torch's call into the C++ engine behind ``torch.autograd.grad`` (private; None: absent)

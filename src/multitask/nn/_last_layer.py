@@ -220,15 +220,19 @@ def two_stage_weighting(
     top = None if everything else _top(rep)
     top = top if top is not None and _fits(top, rep, params) and not _reused(top) else None
     live = [losses[n] if losses[n].requires_grad else None for n in names]
+    terms = _term_scale(balancer, vec, top)  # DB-MTL: its gradients are those of log(L_t + eps)
+    # a weighting that sets the shared update from its terms' gradients (DB-MTL) gets the head
+    # stage seeded with c = d forward / d L: rows and head gradients come out as those of
+    # sum_t c_t L_t, and nothing is scaled afterwards
+    seeded = terms is not None and own_update
     try:  # one root: the stacked losses
-        fast = head_cotangents(live, rep, heads, vec, shared)
+        fast = head_cotangents(live, rep, heads, vec, shared, seed=terms[0] if seeded else None)
     except GraphBypass:  # a loss reaches the trunk around the representation
         return None
     if fast is None:
         return None
     rows, head_grads = fast
-    terms = _term_scale(balancer, vec, top)  # DB-MTL: its gradients are those of log(L_t + eps)
-    rows_j = rows if terms is None else rows.scaled(terms[0])
+    rows_j = rows if terms is None or seeded else rows.scaled(terms[0])
     if top is not None:
         jac = _jacobian(top, rows_j, params)
     else:  # the trunk by hand; else T rows from the representation down to ``params`` only
@@ -243,7 +247,7 @@ def two_stage_weighting(
     # coeffs: d total / d L_t (the closed form found above holds when observe gave no aux)
     known = terms if aux is None else None
     total, coeffs = _total_and_coefficients(balancer, aux, vec, known)
-    _write_heads(head_grads, owner, coeffs)
+    _write_heads(head_grads, owner, None if seeded else coeffs)
     if direction is not None:  # the balancer's own shared update (DB-MTL)
         # a vector shared_gradient makes at each call becomes .grad as views (else copied)
         is_new = getattr(balancer, "_shared_gradient_is_new", False)
@@ -286,8 +290,13 @@ def _jacobian(top: _Top, rows, params: Sequence[Tensor]) -> Tensor:
     return jac
 
 
-def _write_heads(head_grads, owner: dict[int, int], coeffs: Tensor) -> None:
-    """Each head parameter's gradient (of its task's loss alone) times ``c_t``, into ``.grad``."""
+def _write_heads(head_grads, owner: dict[int, int], coeffs: Tensor | None) -> None:
+    """Each head parameter's gradient (of its task's loss alone) times ``c_t``, into ``.grad``
+    (``coeffs`` None: the gradients as they are, already of ``c_t L_t``: a seeded head stage)."""
+    if coeffs is None:
+        for p, g in head_grads:  # new tensors of this step, of the parameter's shape: no copy
+            _give_grad(p, g)
+        return
     scale = coeffs.unbind()
     with torch.no_grad():
         for p, g in head_grads:  # out of place: autograd may hand one tensor to two parameters
