@@ -200,7 +200,7 @@ class DBMTL(LossWeighting):
         if losses.is_cpu and losses.dtype in (torch.float32, torch.float64):
             # numpy: one call instead of two torch ones; both round the sum and the
             # reciprocal correctly (IEEE), so the same numbers
-            return torch.from_numpy(np.reciprocal(losses.numpy() + self.eps)), []
+            return torch.from_numpy(np.reciprocal(losses.detach().numpy() + self.eps)), []
         return 1 / (losses + self.eps), []
 
     def weights(self) -> Tensor:
