@@ -95,3 +95,18 @@ def test_benchmark_rows_include_references_and_graddrop_ub():
     # a row of its own, with the same per-task goal
     assert rows["graddrop"][1] == rows["graddrop:params"][1] == "per-task"
     assert B.goal("reference", 2) is None
+
+
+def test_table_prints_the_bound_it_checks():
+    """At T = 5 the per-task bound is 0.35 T + 1 = 2.75: a ratio of 2.752 is a miss, and the
+    printed bound says 2.75 (it printed "2.8" next to that check before)."""
+    assert B.goal("per-task", 5) == ("equal", pytest.approx(2.75))
+    seconds = {"equal": 1e-3, "pcgrad": 2.752e-3, "mgda": 2.74e-3}
+    goals = {name: B.goal(group, 5) for name, group in (("pcgrad", "per-task"),)}
+    ratios = {"equal": 1.0, "pcgrad": 2.752, "mgda": 2.74}
+    row = {"seconds": seconds, "goals": goals, "ratio_to_equal": ratios}
+    row["ratio_to_goal_base"] = ratios
+    lines = {line.split()[0]: line for line in B.table({"5": row}).splitlines()}
+    assert "<=2.75x equal MISS" in lines["pcgrad"]
+    assert "2.752" in lines["pcgrad"]
+    assert "<=" not in lines["mgda"]  # no goal given: none printed
