@@ -156,7 +156,8 @@ def head_cotangents(
             live=live,
             n_tasks=len(losses),
         )
-        out = [(p, g) for p, g in zip(others, grads[len(live) :], strict=True) if g is not None]
+        pairs = zip(others, grads[len(live) :], strict=True)
+        out = distinct_grads([(p, g) for p, g in pairs if g is not None])
         if heads is not None:
             out += _first_layer_grads(rows, rep, [firsts[t] for t in live])
     return rows, out
@@ -195,6 +196,24 @@ def _other_head_params(losses, heads, first: set) -> list[Tensor]:
         return []
     live = [heads[t] for t, loss in enumerate(losses) if loss is not None]
     return [p for own in live for p in own if id(p) not in first]
+
+
+def distinct_grads(pairs: list[tuple[Tensor, Tensor]]) -> list[tuple[Tensor, Tensor]]:
+    """``(param, grad)`` pairs from one autograd call, each grad its own memory.
+
+    The engine may hand ONE tensor to several inputs (``W1 + W2``: ``AddBackward`` passes its
+    incoming gradient to both unchanged). Given as ``.grad`` without a copy, the parameters
+    would then share it, and the next accumulation into one would change the other; a
+    repeated tensor is therefore cloned (torch's own ``AccumulateGrad`` copies such a tensor
+    too).
+    """
+    seen: set[int] = set()
+    out = []
+    for p, g in pairs:
+        key = g.data_ptr() if g.numel() else id(g)
+        out.append((p, g.clone() if key in seen else g))
+        seen.add(key)
+    return out
 
 
 def _first_layer_grads(rows: HeadRows, rep: Tensor, firsts: list) -> list[tuple[Tensor, Tensor]]:

@@ -44,7 +44,13 @@ from multitask.nn._jacobian import (
     _set_or_add_grad,
     _unique,
 )
-from multitask.nn._jacobian_fast import GraphBypass, _leaf, _linear, head_cotangents
+from multitask.nn._jacobian_fast import (
+    GraphBypass,
+    _leaf,
+    _linear,
+    distinct_grads,
+    head_cotangents,
+)
 from multitask.nn._trunk_chain import (
     _ACTIVATIONS,
     _SAVED,
@@ -378,9 +384,9 @@ def _write_own(balancer: nn.Module, total: Tensor, aux: Tensor | None, vec: Tens
     outputs = [total] if aux is None or not aux.requires_grad else [total, aux]
     grads = torch.autograd.grad(outputs, [vec, *own], retain_graph=True, allow_unused=True)
     with torch.no_grad():
-        for p, g in zip(own, grads[1:], strict=True):
-            if g is not None:  # GradNorm: d L_grad / d w (its total does not reach w)
-                _give_grad(p, g)
+        pairs = [(p, g) for p, g in zip(own, grads[1:], strict=True) if g is not None]
+        for p, g in distinct_grads(pairs):  # (None: GradNorm's total does not reach w)
+            _give_grad(p, g)
     return torch.zeros_like(vec) if grads[0] is None else grads[0].detach()
 
 
