@@ -379,6 +379,50 @@ def test_imtlg_closed_form(T, case):
     _close(projections, np.full(T, float(projections[0])), 1e-8)  # impartial: equal projections
 
 
+@pytest.mark.parametrize("method", ["eigh", "iterative"])
+@pytest.mark.parametrize("ratio", [1e-2, 1e-4, 1e-7])
+def test_imtlg_small_gradient_keeps_equal_projections(method, ratio):
+    """A task whose gradient is ``ratio`` times the others' still gets d . u_t equal to theirs:
+    on the Gramian its eigenvalue (about ratio^2 of the trace) fell under the pseudo-inverse's
+    cut-off (at 3e-4 with "iterative", 1e-8 with eigh) and the task was dropped. Oracle: the
+    paper's closed form, whose inverse exists here."""
+    g = torch.Generator().manual_seed(0)
+    J = torch.randn(3, 20, generator=g, dtype=torch.float64) * torch.tensor([[ratio], [1], [1]])
+    w = IMTLG(method=method).weights(J)
+    _close(w, imtlg_reference(J), 1e-9)
+    projections = J @ (w @ J) / J.norm(dim=1)
+    _close(projections / projections[0], np.ones(3), 1e-6)
+
+
+@pytest.mark.parametrize("method", ["eigh", "iterative"])
+def test_imtlg_zero_gradient_task(method):
+    """A task with a zero gradient (no labelled sample in the batch) gets weight 0 and the
+    others are balanced among themselves, as IMTL-G on those tasks alone."""
+    J = _J(3, "random")
+    J0 = torch.cat([torch.zeros(1, J.shape[1], dtype=J.dtype), J])
+    w = IMTLG(method=method).weights(J0)
+    assert float(w[0]) == 0.0
+    _close(w[1:], imtlg_reference(J), 1e-6)
+
+
+def test_imtlg_dependent_gradients_direction_ignores_loss_scale():
+    """Linearly dependent gradients (the paper's inverse does not exist, and equal projections
+    may not: here d . u_t is equal in the least-squares sense): the direction of d does not
+    depend on how each task's loss is scaled, as for independent gradients; rescaled copies of
+    one gradient give that direction; two opposite gradients give no direction."""
+    J = _J(3, "random")
+    J = torch.cat([J, (J[0] + J[1])[None]])  # rank 3, four tasks
+    d = IMTLG()(J)
+    for scales in ([1.0, 1.0, 1.0, 10.0], [0.1, 3.0, 1.0, 1.0]):
+        ds = IMTLG()(torch.tensor(scales, dtype=J.dtype)[:, None] * J)
+        _close(ds / ds.norm(), d / d.norm(), 1e-9)
+    rescaled = _J(3, "rescaled")
+    d = IMTLG()(rescaled)
+    _close(d / d.norm(), rescaled[0] / rescaled[0].norm(), 1e-12)
+    opposite = torch.stack([J[0], -2 * J[0]])
+    assert IMTLG()(opposite).abs().max() == 0
+
+
 # ----------------------------------------------------------------------------- Aligned-MTL ---
 @pytest.mark.parametrize(
     ("T", "case"), [(T, c) for T in TASKS for c in ("orthogonal", "conflicting", "random")]
@@ -698,9 +742,12 @@ def test_two_task_closed_forms_match_eigh():
                 used += 1
                 want = np.sqrt(s) * (V @ (lam**-0.5 * (V.T @ w)))
                 np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12 * np.abs(want).max())
-        got = _imtl_g._two_tasks(G)
-        if got is not None:
-            v = np.linalg.solve(G, np.sqrt(np.diag(G)))
-            np.testing.assert_allclose(got, v / v.sum(), rtol=1e-10, atol=1e-12)
+        n = np.sqrt(np.diag(G))
+        v = np.linalg.solve(G, n)  # the paper's G a = lambda n, where G is invertible
+        np.testing.assert_allclose(_imtl_g._two_tasks(G, n), v / v.sum(), rtol=1e-10, atol=1e-12)
     assert used > 600  # the closed forms, not the eigh fallback, ran
-    assert _imtl_g._two_tasks(np.ones((2, 2))) is None  # rank one: eigh
+    # rank one: parallel rows of norms 1 and 3 get a = (3, 1) / 4 (d bisects u_0 = u_1, as the
+    # pseudo-inverse of the cosine matrix gives); opposite rows have no impartial direction
+    for sign, want in ((1, [0.75, 0.25]), (-1, [0.0, 0.0])):
+        G = np.array([[1.0, 3.0 * sign], [3.0 * sign, 9.0]])
+        np.testing.assert_allclose(_imtl_g._two_tasks(G, np.array([1.0, 3.0])), want, atol=1e-15)

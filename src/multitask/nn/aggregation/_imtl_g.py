@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from torch import Tensor
@@ -17,9 +15,19 @@ class IMTLG(GradientAggregator):
 
     ``u_t = g_t / ||g_t||`` and ``sum_t a_t = 1``. The paper's closed form
     ``a_{2:T} = g_1 U^T (D U^T)^{-1}`` (``D``, ``U``: rows ``g_1 - g_t``, ``u_1 - u_t``) is the
-    solution of ``G a = lambda n`` (``G = J J^T``, ``n`` the gradient norms), i.e.
-    ``a = G^+ n / 1^T G^+ n``; the pseudo-inverse keeps it defined when gradients are linearly
-    dependent. A degenerate ``1^T G^+ n = 0`` gives zero weights.
+    solution of ``G a = lambda n`` (``G = J J^T``, ``n`` the gradient norms). With the cosine
+    matrix ``C = N^{-1} G N^{-1}`` (``N = diag(n)``, unit diagonal) that is ``C (N a) = lambda 1``:
+    ``a = N^{-1} C^+ 1 / 1^T N^{-1} C^+ 1``, solved on ``C``, whose conditioning does not
+    depend on the gradients' norms (on ``G`` a task whose gradient is ``r`` times smaller than
+    the others contributes an eigenvalue of about ``r^2`` of the trace, lost to the
+    pseudo-inverse's cut-off for ``r`` below 1e-8, or 3e-4 with ``"iterative"``). For linearly
+    dependent gradients, where the paper's inverse does not exist (and equal projections may
+    not: ``C^+`` makes them equal in the least-squares sense), the pseudo-inverse of ``C``
+    keeps the direction of ``d`` (``sum_t b_t u_t``, ``b = C^+ 1``) independent of how the
+    tasks' losses are scaled, as it is for independent ones. A task with a zero gradient has no
+    ``u_t``: its weight is zero and the others are balanced among themselves. A degenerate
+    ``1^T N^{-1} C^+ 1 = 0`` (e.g. two opposite gradients: no direction has equal positive
+    projections) gives zero weights.
 
     Parameters
     ----------
@@ -50,17 +58,16 @@ class IMTLG(GradientAggregator):
         if w is not None:
             return w
         G = _solvers.to_solver(gramian)
-        scale = G.diagonal().sum()
-        G = G / torch.where(scale > 0, scale, torch.ones_like(scale))
         norms = G.diagonal().clamp(min=0).sqrt()
-        if _solvers.sync_free(G.device, self.method):
-            v = _solvers.pinv_solve(G, norms)
+        active = norms > 0
+        scale = torch.where(active, norms, torch.ones_like(norms))
+        C = G / (scale[:, None] * scale[None, :])  # unit diagonal; zero rows for zero gradients
+        ones = active.to(G.dtype)
+        if _solvers.sync_free(G.device, self.method):  # C / T: unit trace, as it expects
+            b = _solvers.pinv_solve(C / G.shape[0], ones) / G.shape[0]
         else:
-            v = torch.linalg.pinv(G, hermitian=True) @ norms
-        total = v.sum()
-        ok = total.abs() > 1e-12
-        a = torch.where(ok, v / torch.where(ok, total, torch.ones_like(total)), 0 * v)
-        return a.to(gramian.dtype)
+            b = torch.linalg.pinv(C, hermitian=True) @ ones
+        return _normalised(b * ones / scale).to(gramian.dtype)
 
     def host_weights(self, gramian: np.ndarray) -> np.ndarray | None:
         """The weights in numpy (``eigh``); None for ``method="iterative"``."""
@@ -70,34 +77,40 @@ class IMTLG(GradientAggregator):
         return f"IMTLG(method={self.method!r})"
 
 
+def _normalised(v):
+    """``v / sum(v)``, or zeros when the sum vanishes (relative to ``sum |v|``: a degenerate
+    ``1^T N^{-1} C^+ 1 = 0``); ``v`` a tensor or an array."""
+    total, size = v.sum(), abs(v).sum()
+    ok = abs(total) > 1e-12 * size
+    if isinstance(v, np.ndarray):
+        return v / total if ok else np.zeros_like(v)
+    return torch.where(ok, v / torch.where(ok, total, torch.ones_like(total)), 0 * v)
+
+
 def _host_weights(G: np.ndarray) -> np.ndarray:
-    """:meth:`IMTLG.gramian_weights` on the host: ``G^+ n / 1^T G^+ n`` with ``G`` scaled to
-    unit trace and ``G^+`` from ``eigh`` with the cut-off of ``torch.linalg.pinv`` (eigenvalues
-    at most ``T * eps * max |lambda|`` count as zero)."""
-    if G.shape[0] == 2:
-        a = _two_tasks(G)
-        if a is not None:
-            return a
-    trace = np.trace(G)
-    G = G / (trace if trace > 0 else 1.0)
+    """:meth:`IMTLG.gramian_weights` on the host: ``N^{-1} C^+ 1``, normalised, with ``C^+``
+    from ``eigh`` of the cosine matrix ``C`` and the cut-off of ``torch.linalg.pinv``
+    (eigenvalues at most ``T * eps * max |lambda|`` count as zero)."""
     norms = np.sqrt(np.clip(np.diag(G), 0, None))
-    lam, V = np.linalg.eigh(G)
+    active = norms > 0
+    if G.shape[0] == 2 and active.all():
+        return _two_tasks(G, norms)
+    scale = np.where(active, norms, 1.0)
+    C = G / np.outer(scale, scale)
+    lam, V = np.linalg.eigh(C)
     cut = G.shape[0] * np.finfo(G.dtype).eps * np.abs(lam).max()
-    keep = np.abs(lam) > cut
-    inv = np.divide(1.0, lam, out=np.zeros_like(lam), where=keep)
-    v = V @ (inv * (V.T @ norms))
-    total = v.sum()
-    return v / total if abs(total) > 1e-12 else np.zeros_like(v)
+    inv = np.divide(1.0, lam, out=np.zeros_like(lam), where=np.abs(lam) > cut)
+    ones = active.astype(G.dtype)
+    b = V @ (inv * (V.T @ ones))
+    return _normalised(b * ones / scale)
 
 
-def _two_tasks(G: np.ndarray) -> np.ndarray | None:
-    """Two tasks in Python floats: ``G^{-1} n`` up to its determinant (which the normalisation
-    ``a / 1^T a`` cancels) is ``(g11 n0 - g01 n1, g00 n1 - g01 n0)``. None unless ``G`` is well
-    conditioned (``det > 1e-8 trace^2``), where :func:`_host_weights` takes ``eigh``."""
-    g00, g01, g11 = float(G[0, 0]), float(G[0, 1]), float(G[1, 1])
-    if not g00 * g11 - g01 * g01 > 1e-8 * (g00 + g11) ** 2:
-        return None
-    n0, n1 = math.sqrt(g00), math.sqrt(g11)
-    v0, v1 = g11 * n0 - g01 * n1, g00 * n1 - g01 * n0
-    total = v0 + v1
-    return np.array([v0 / total, v1 / total]) if abs(total) > 1e-12 * (abs(v0) + abs(v1)) else None
+def _two_tasks(G: np.ndarray, norms: np.ndarray) -> np.ndarray:
+    """Two tasks with non-zero gradients: ``C = [[1, c], [c, 1]]`` gives ``C^+ 1 = 1 / (1 + c)``
+    for both tasks whenever ``c > -1`` (``c = 1``, parallel gradients, included), hence
+    ``a = (n_1, n_0) / (n_0 + n_1)``: ``d`` bisects ``u_0`` and ``u_1``. Opposite gradients
+    (``c = -1`` to rounding: ``C^+ 1 = 0``) give zero weights."""
+    c = float(G[0, 1]) / (float(norms[0]) * float(norms[1]))
+    if c <= -1 + 4 * np.finfo(G.dtype).eps:
+        return np.zeros(2, dtype=G.dtype)
+    return np.array([norms[1], norms[0]], dtype=G.dtype) / (norms[0] + norms[1])
