@@ -60,10 +60,10 @@ def _model(trunk: nn.Module, heads: str = "linear", seed: int = 0) -> HardSharin
     return HardSharing(trunk, _heads(heads)).double()
 
 
-def _losses(model, seed=1, dropout_seed=7):
+def _losses(model, seed=1, dropout_seed=7, batch=9):
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(9, 5, generator=g, dtype=torch.float64)
-    y = torch.randn(9, N_TASKS, generator=g, dtype=torch.float64)
+    x = torch.randn(batch, 5, generator=g, dtype=torch.float64)
+    y = torch.randn(batch, N_TASKS, generator=g, dtype=torch.float64)
     torch.manual_seed(dropout_seed)  # the same dropout mask in every forward
     out = model(x)
     return {t: ((out[t] - y[:, [i]]) ** 2).mean() * (i + 1) for i, t in enumerate(out)}
@@ -152,6 +152,22 @@ def test_mtl_backward_fast_path_matches_oracle_and_skips_autograd(name, heads, m
     for t in model.task_names:  # each head: its own task's gradient
         for p, g in zip(model.task_parameters(t), head_oracle[t], strict=True):
             torch.testing.assert_close(p.grad, g, atol=1e-12, rtol=1e-10)
+
+
+@pytest.mark.parametrize("heads", ["linear", "deep"])
+@pytest.mark.parametrize("name", ["relu", "no_bias", "one_linear"])
+def test_a_batch_of_one_sample(name, heads, monkeypatch):
+    """B = 1 (an epoch's last batch, often): ``matmul`` folds ``(T, out, 1) @ (1, in)`` to a 2-D
+    product that it could not write into the Jacobian's strided block (a RuntimeError for every
+    balancer that needs per-task gradients). Oracle: one autograd.grad per task."""
+    model = _model(_trunks()[name], heads)
+    shared = list(model.shared_parameters())
+    oracle = per_task_rows(_losses(model, batch=1), model.task_names, shared)
+    monkeypatch.setattr(jac_mod, "_batched_vjp", None)  # the fast path, not the fallback
+    w = torch.tensor([0.4, -1.2, 2.0], dtype=torch.float64)
+    mtl_backward(_losses(model, batch=1), model, _Weights(w))
+    got = torch.cat([p.grad.reshape(-1) for p in shared])
+    torch.testing.assert_close(got, w @ oracle, atol=1e-12, rtol=1e-10)
 
 
 class _Residual(nn.Module):

@@ -195,7 +195,10 @@ def _chain_jacobian(rep: Tensor, rows, params: Sequence[Tensor]) -> Tensor | Non
         _, weight, bias, A = step
         start = offsets[id(weight)][0]  # the (T, out, in) block, as one view (not slice + view)
         block = jac.as_strided((T, *weight.shape), (total, weight.shape[1], 1), start)
-        torch.matmul(cot.transpose(1, 2), A, out=block)
+        if B < 2:  # matmul would fold (T, out, B) @ (B, in) to 2-D, which ``block`` is not
+            torch.bmm(cot.transpose(1, 2), A.expand(T, *A.shape), out=block)
+        else:
+            torch.matmul(cot.transpose(1, 2), A, out=block)
         if bias is not None:
             start, size = offsets[id(bias)]
             torch.sum(cot, dim=1, out=jac.as_strided((T, size), (total, 1), start))
