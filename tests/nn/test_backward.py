@@ -402,6 +402,52 @@ def test_aggregator_on_a_model_without_shared_parameters():
             torch.testing.assert_close(p.grad, g)  # identical copies: the coupling adds 0
 
 
+@pytest.mark.parametrize("use_rep", [False, True], ids=["parameters", "representation"])
+@pytest.mark.parametrize("trunk", ["frozen", "identity"])
+def test_aggregator_with_a_frozen_or_empty_trunk(trunk, use_rep):
+    """No trainable shared parameter (heads warmed up on a frozen backbone): each head gets its
+    own task's gradient on either placement (use_representation=True differentiated the
+    representation, which then needs no gradient: a RuntimeError from autograd)."""
+    from multitask.nn.aggregation import MGDA
+
+    model = _model()
+    if trunk == "identity":
+        model.trunk = nn.Identity()
+        model.heads = nn.ModuleDict({t: nn.Linear(5, 1).double() for t in model.task_names})
+    model.trunk.requires_grad_(False)
+    losses = _losses(model)
+    want = {
+        t: torch.autograd.grad(losses[t], list(model.task_parameters(t)), retain_graph=True)
+        for t in model.task_names
+    }
+    mtl_backward(losses, model, MGDA(), use_representation=use_rep)
+    for t in model.task_names:
+        for p, g in zip(model.task_parameters(t), want[t], strict=True):
+            torch.testing.assert_close(p.grad, g, atol=1e-12, rtol=1e-10)
+    assert all(p.grad is None for p in model.trunk.parameters())
+
+
+def test_gradnorm_with_float64_losses_on_a_float32_model():
+    """``F.mse_loss(float32 output, float64 target)`` is a float64 loss; GradNorm read its shared
+    gradient off the float32 Jacobian as ``coeffs @ J`` in mixed dtypes (a RuntimeError on
+    every model without the two-stage path). Oracle: the same step on float32 losses."""
+    from multitask.nn.architectures import MMoE
+
+    def step(dtype):
+        torch.manual_seed(0)
+        experts = [nn.Sequential(nn.Linear(4, 6), nn.ReLU()) for _ in range(2)]
+        model = MMoE(experts, {t: nn.Linear(6, 1) for t in ("a", "b")}, input_dim=4)
+        g = torch.Generator().manual_seed(1)
+        x, y = torch.randn(8, 4, generator=g), torch.randn(8, 2, generator=g).to(dtype)
+        out = model(x)
+        losses = {t: (out[t][:, 0] - y[:, i]).pow(2).mean() for i, t in enumerate(("a", "b"))}
+        mtl_backward(losses, model, GradNorm(2))
+        return [p.grad for p in model.parameters()]
+
+    for a, b in zip(step(torch.float64), step(torch.float32), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
 def test_stale_representation_falls_back_to_the_one_pass_jacobian():
     """Losses from one forward, ``model.representation`` from a later one."""
     model = _model()

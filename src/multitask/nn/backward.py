@@ -166,7 +166,7 @@ def _weighting(losses, vec, extra, balancer: LossWeighting, model, names, chunk_
         coeffs = torch.autograd.grad(
             total, vec, retain_graph=True, allow_unused=True, materialize_grads=True
         )[0]
-        direction = coeffs @ jac
+        direction = coeffs.to(jac.dtype) @ jac  # (losses may be float64 on a float32 model)
         read_off = True  # a new tensor: .grad may be views of it
     if extra is not None:
         total = total + extra
@@ -206,16 +206,16 @@ def _aggregate(
     """Gradient-aggregator path: one batched backward for the shared Jacobian."""
     shared = _unique(model.shared_parameters())
     heads = [_unique(model.task_parameters(t)) for t in names]
+    if not shared:  # nothing shared (or a frozen trunk): every parameter gets its own task's
+        total = _total(vec, extra)  # gradient, on either placement
+        total.backward()
+        return total, torch.ones_like(vec), None
     if use_rep:
         own = _unique(p for h in heads for p in h)
         total = _total(vec, extra)
         return _aggregate_representation(
             losses, names, vec, extra, agg, model, shared, own, total, chunk_size, record, heads
         )
-    if not shared:  # nothing shared: every parameter gets its own task's gradient
-        total = _total(vec, extra)
-        total.backward()
-        return total, torch.ones_like(vec), None
     jac, heads_done = _jacobian(
         losses, names, vec, model, shared, chunk_size, heads=heads, shared=shared
     )

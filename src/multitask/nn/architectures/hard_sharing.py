@@ -33,7 +33,10 @@ class HardSharing(MultiTaskModule):
         The shared layers.
     heads : dict of str -> nn.Module
         One head per task, keyed by task name; the dict's order is the task
-        order.
+        order. A head reads only the representation and its own parameters
+        (a head that called another task's head, through a reference the
+        module does not register, would make that head's parameters reach two
+        losses, which the two-stage backward does not look for).
 
     References
     ----------
