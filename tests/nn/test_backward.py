@@ -466,6 +466,19 @@ def test_stale_representation_falls_back_to_the_one_pass_jacobian():
             torch.testing.assert_close(p.grad, q.grad)
 
 
+@pytest.mark.parametrize("name", ["mgda", "graddrop"])
+def test_stale_representation_on_the_representation_path_is_an_error(name):
+    """On the representation no fallback exists: its rows were all zero (MGDA's weights then
+    uniform, whatever the losses) until this was an error."""
+    from multitask.nn.aggregation import AGGREGATORS
+
+    model = _model()
+    losses = _losses(model)
+    model(torch.randn(4, 5, dtype=torch.float64))  # overwrites model.representation
+    with pytest.raises(ValueError, match=r"no task loss reaches model\.representation"):
+        mtl_backward(losses, model, AGGREGATORS[name](), use_representation=True)
+
+
 @pytest.mark.parametrize("use_rep", [False, True], ids=["parameters", "representation"])
 @pytest.mark.parametrize("norm", ["none", "l2", "loss", "loss+"])
 def test_mgda_normalisations_through_mtl_backward(norm, use_rep):

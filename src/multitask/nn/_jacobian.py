@@ -40,11 +40,14 @@ def _unique(params) -> list[nn.Parameter]:
     return out
 
 
-def _batched_vjp(outputs: Tensor, inputs, cotangents: Tensor, chunk_size, retain=True) -> Tensor:
+def _batched_vjp(
+    outputs: Tensor, inputs, cotangents: Tensor, chunk_size, retain=True, *, used: bool = False
+) -> Tensor | None:
     """Rows ``cotangents[t]^T d outputs / d inputs``, flattened: shape ``(T, n_inputs)``.
 
     One vmapped backward per chunk of rows (``is_grads_batched=True``), copied
-    once into a preallocated buffer.
+    once into a preallocated buffer. An input that ``outputs`` does not reach gives zeros, or,
+    with ``used``, None (e.g. a representation from a later forward than the losses').
     """
     n_rows = cotangents.shape[0]
     sizes = [x.numel() for x in inputs]
@@ -63,6 +66,8 @@ def _batched_vjp(outputs: Tensor, inputs, cotangents: Tensor, chunk_size, retain
             allow_unused=True,
             is_grads_batched=True,
         )
+        if used and any(g is None for g in grads):
+            return None
         k = rows.stop - rows.start
         pieces = [
             g.reshape(k, size).to(jac.dtype) if g is not None else jac.new_zeros((k, size))

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from multitask.nn._jacobian import (
     _add_grad,
+    _batched_vjp,
     _cosines,
     _head_stage,
     _jacobian,
@@ -271,7 +272,7 @@ def _aggregate_representation(
             agg, rows, vec, extra, rep, shared, own, total, chunk_size, record
         )
     if rows is None:  # no two-stage path: the Jacobian of the representation, one pass
-        jac = task_jacobian(vec, [rep], chunk_size=chunk_size)
+        jac = _representation_jacobian(vec, rep, chunk_size)
         w = _weights(agg, jac, vec).detach()
         weighted = (w * vec).sum()
         if extra is not None:
@@ -288,6 +289,21 @@ def _aggregate_representation(
     if has_extra and (shared or own):
         torch.autograd.backward(extra, inputs=shared + own)
     return total, w, cos
+
+
+def _representation_jacobian(vec: Tensor, rep: Tensor, chunk_size) -> Tensor:
+    """``d L_t / d rep`` for every task, ``(T, rep.numel())``; a clear error when no loss reaches
+    ``rep`` (a forward after the one that made the losses replaced ``model.representation``:
+    the rows would all be zero, and the weights meaningless)."""
+    eye = torch.eye(vec.shape[0], dtype=vec.dtype, device=vec.device)
+    jac = _batched_vjp(vec, [rep], eye, chunk_size, used=True)
+    if jac is None:
+        raise ValueError(
+            "use_representation=True: no task loss reaches model.representation; a forward "
+            "after the one that computed these losses replaced it. Call mtl_backward right "
+            "after the forward of its losses, or use use_representation=False"
+        )
+    return jac
 
 
 def _nonlinear_representation(agg, rows, vec, extra, rep, shared, own, total, chunk_size, record):
@@ -307,7 +323,7 @@ def _nonlinear_representation(agg, rows, vec, extra, rep, shared, own, total, ch
     the representation get that part unchanged.
     """
     if rows is None:
-        jac = task_jacobian(vec, [rep], chunk_size=chunk_size)
+        jac = _representation_jacobian(vec, rep, chunk_size)
         dense = jac.reshape(jac.shape[0], *rep.shape)
     else:
         dense = rows.dense() if isinstance(rows, HeadRows) else rows
