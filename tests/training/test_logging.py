@@ -7,6 +7,7 @@ import torch
 from _training_helpers import TwoHeads, loader, regression_data, regression_tasks
 
 from multitask.training import Callback, Trainer
+from multitask.training.callbacks import CSVLogger
 
 
 class _Crashed(Exception):
@@ -67,3 +68,19 @@ def test_resumed_csv_log_equals_uninterrupted(tmp_path, crash):
             assert [float(x) for x in a] == pytest.approx([float(x) for x in b], abs=1e-6)
     assert len(_rows(tmp_path / "ref" / "log.csv")) == 1 + 9
     assert len(_rows(tmp_path / "ref" / "log_val.csv")) == 1 + 2
+
+
+def test_a_logger_reused_for_a_second_fresh_fit_overwrites_its_files(tmp_path):
+    # oracle: one fresh fit of 2 steps writes a header and rows for steps 1, 2 (and one
+    # evaluation); a second fresh fit with the same CSVLogger used to append 1, 2 again
+    log = CSVLogger(tmp_path / "log.csv")
+    trainer = Trainer(
+        TwoHeads(), regression_tasks(), max_epochs=1, callbacks=[log], device="cpu", progress=False
+    )
+    data, val = loader(regression_data(n=16)), loader(regression_data(n=8, seed=1))
+    for _ in range(2):
+        trainer.fit(data, val)
+        steps = _rows(tmp_path / "log.csv")
+        assert steps[0][:2] == ["epoch", "step"] and [r[1] for r in steps[1:]] == ["1", "2"]
+        evals = _rows(tmp_path / "log_val.csv")
+        assert evals[0][:2] == ["epoch", "step"] and [r[:2] for r in evals[1:]] == [["0", "2"]]

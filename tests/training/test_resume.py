@@ -11,8 +11,9 @@ import pytest
 import torch
 from _training_helpers import TwoHeads, flat_params, loader, regression_data, regression_tasks
 from _training_resume_run import run
+from torch.utils.data import DataLoader, IterableDataset, RandomSampler
 
-from multitask.training import Trainer, load_checkpoint, save_checkpoint
+from multitask.training import Callback, Trainer, load_checkpoint, save_checkpoint
 from multitask.training.checkpoint import get_rng_state, set_rng_state
 
 SCRIPT = Path(__file__).with_name("_training_resume_run.py")
@@ -149,3 +150,85 @@ def test_resume_at_an_epoch_boundary_with_sampler_accumulation_and_famo(tmp_path
     _periodic_famo(stop, tmp_path)
     resumed = _periodic_famo(7, tmp_path, resume=True)
     torch.testing.assert_close(flat_params(resumed), flat_params(reference), rtol=0, atol=1e-6)
+
+
+class _Crashed(Exception):
+    pass
+
+
+class _CrashAt(Callback):
+    """Raise right after optimizer step ``step``."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step(self, record):
+        if record.step == self.step:
+            raise _Crashed
+
+
+class _Stream(IterableDataset):
+    """The samples of a dataset in order: resumed by skipping batches."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def __len__(self):
+        return len(self.data)
+
+    def __iter__(self):
+        return (self.data[i] for i in range(len(self.data)))
+
+
+def _crash_and_resume(make_loader, crash, tmp_path):
+    """Parameters of an uninterrupted 2-epoch run, and of one crashed after ``crash``."""
+
+    def fit(checkpoint_dir=None, callbacks=(), resume=False):
+        torch.manual_seed(0)
+        model = TwoHeads(dropout=0.3)  # dropout: a shifted global RNG changes the result
+        trainer = Trainer(
+            model,
+            regression_tasks(),
+            lr=0.05,
+            max_epochs=2,
+            seed=3,
+            checkpoint_dir=checkpoint_dir,
+            checkpoint_every=1 if checkpoint_dir else None,
+            callbacks=list(callbacks),
+            device="cpu",
+            progress=False,
+        )
+        trainer.fit(make_loader(), resume=resume)
+        return flat_params(model)
+
+    reference = fit()
+    with pytest.raises(_Crashed):
+        fit(tmp_path, [_CrashAt(crash)])
+    return fit(tmp_path, resume=True), reference
+
+
+@pytest.mark.parametrize("crash", [3, 6])  # 4 steps per epoch: mid-epoch 0 and mid-epoch 1
+def test_iterable_dataset_with_dropout_resumes_exactly(tmp_path, crash):
+    # oracle: the uninterrupted run. Creating the IterableDataset's iterator used to
+    # draw from torch's global RNG again after the resumed run restored it, shifting
+    # every later dropout mask
+    data = regression_data(n=24)
+    resumed, reference = _crash_and_resume(
+        lambda: DataLoader(_Stream(data), batch_size=6), crash, tmp_path
+    )
+    torch.testing.assert_close(resumed, reference, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("replacement", [False, True])
+@pytest.mark.parametrize("crash", [4, 9])  # 36 draws of 24 samples: 6 steps per epoch
+def test_random_sampler_with_num_samples_resumes_exactly(tmp_path, replacement, crash):
+    # oracle: the uninterrupted run (num_samples > len(dataset) used to stop the
+    # trainer on a bare StopIteration)
+    data = regression_data(n=24)
+
+    def make_loader():
+        sampler = RandomSampler(data, replacement=replacement, num_samples=36)
+        return DataLoader(data, batch_size=6, sampler=sampler)
+
+    resumed, reference = _crash_and_resume(make_loader, crash, tmp_path)
+    torch.testing.assert_close(resumed, reference, rtol=0, atol=1e-6)

@@ -1,9 +1,10 @@
 """Seeded, resumable batch orders for the trainer.
 
 The trainer never relies on a DataLoader's internal state to resume: it reads
-the loader's dataset, batch size, collate function and whether it shuffles,
-and builds the batch order of epoch ``e`` itself from ``(seed, e)``. Resuming
-at ``(epoch, batch)`` rebuilds that order and starts at ``batch``.
+the loader's dataset, batch size, collate function and sampler (whether it
+shuffles, its ``num_samples`` and ``replacement``), and builds the batch order
+of epoch ``e`` itself from ``(seed, e)``. Resuming at ``(epoch, batch)``
+rebuilds that order and starts at ``batch``.
 """
 
 from __future__ import annotations
@@ -42,17 +43,24 @@ class ResumableLoader:
     Parameters
     ----------
     loader : DataLoader or sequence of batches
-        A DataLoader with a map-style dataset and a ``RandomSampler`` or
-        ``SequentialSampler`` resumes exactly. A plain sequence of batches is
-        replayed in order. Other loaders are iterated as they are and resumed by
-        skipping batches, which is exact only if their order is deterministic.
+        A DataLoader with a map-style dataset and a ``RandomSampler`` (its
+        ``num_samples`` and ``replacement`` are honoured, its own generator is
+        not: ``seed`` decides) or ``SequentialSampler`` resumes exactly. A plain
+        sequence of batches is replayed in order. Other loaders are iterated as
+        they are and resumed by skipping batches, which is exact only if their
+        order is deterministic.
     seed : int
         Seed of the shuffled order; epoch ``e`` uses ``(seed, e)``.
+    name : str
+        How errors name the loader.
     """
 
-    def __init__(self, loader: DataLoader | Sequence, seed: int = 0):
+    def __init__(
+        self, loader: DataLoader | Sequence, seed: int = 0, name: str = "the training DataLoader"
+    ):
         self.loader = loader
         self.seed = int(seed)
+        self.name = name
         self._mode = self._pick_mode(loader)
         try:
             len(loader)
@@ -86,30 +94,75 @@ class ResumableLoader:
     def __len__(self) -> int:
         return len(self.loader)
 
+    def _generator(self, epoch: int) -> torch.Generator:
+        # a private generator: creating a DataLoader iterator draws its workers' base
+        # seed from it, and drawing from torch's global RNG instead would shift a
+        # resumed run's dropout masks (the uninterrupted run drew before the checkpoint)
+        return torch.Generator().manual_seed(self.seed + 7919 * epoch)
+
     def _order(self, epoch: int) -> list[list[int]]:
         loader = self.loader
         n = len(loader.dataset)
-        if isinstance(loader.sampler, RandomSampler):
-            idx = np.random.default_rng([self.seed, epoch]).permutation(n)
-        else:
+        m = len(loader.sampler)  # RandomSampler: its num_samples, may differ from n
+        rng = np.random.default_rng([self.seed, epoch])
+        if not isinstance(loader.sampler, RandomSampler):
             idx = np.arange(n)
+        elif loader.sampler.replacement:
+            idx = rng.integers(n, size=m) if n else np.arange(0)
+        else:  # like RandomSampler: whole permutations, then the head of one more
+            idx = np.concatenate([rng.permutation(n) for _ in range(-(-m // max(n, 1)))])[:m]
         b = loader.batch_size
-        stop = n - n % b if loader.drop_last else n
+        stop = m - m % b if loader.drop_last else m
         return [idx[i : i + b].tolist() for i in range(0, stop, b)]
 
     def iterate(self, epoch: int, start: int = 0) -> Iterator[Any]:
-        """Batches of ``epoch`` from batch index ``start`` on."""
+        """Batches of ``epoch`` from batch index ``start`` on.
+
+        Raises
+        ------
+        RuntimeError
+            If the loader yields fewer batches than its ``len()`` (the trainer
+            counts an epoch in ``len()`` batches).
+        """
+        expected, count = len(self) - start, 0
+        for batch in self._batches(epoch, start):
+            count += 1
+            yield batch
+        if count < expected:
+            raise RuntimeError(
+                f"{self.name} yielded {start + count} batches in epoch {epoch} but its len() "
+                f"is {len(self)}; the trainer counts an epoch in len() batches: make its "
+                "sampler, batch sampler or dataset yield as many batches as len() says"
+            )
+
+    def _batches(self, epoch: int, start: int) -> Iterator[Any]:
         if self._mode == "sequence":
             yield from self.loader[start:]
             return
         if self._mode == "skip":
-            for i, batch in enumerate(self.loader):
+            for i, batch in enumerate(self._skip_iterator(epoch)):
                 if i >= start:
                     yield batch
             return
         order = self._order(epoch)[start:]
         if order:
             yield from self.rebuild(order, epoch)
+
+    def _skip_iterator(self, epoch: int) -> Iterator[Any]:
+        """``iter(loader)``, drawing the workers' base seed from a private generator.
+
+        A user's own ``generator`` is kept. Without one the DataLoader would draw
+        from torch's global RNG; it is lent a private one for the call only (the
+        iterator reads it when it is created) and given back unchanged.
+        """
+        loader = self.loader
+        if loader.generator is not None:
+            return iter(loader)
+        loader.generator = self._generator(epoch)
+        try:
+            return iter(loader)
+        finally:
+            loader.generator = None
 
     def rebuild(self, order: list[list[int]], epoch: int) -> DataLoader:
         """The loader's DataLoader settings over the batches ``order`` of ``epoch``."""
@@ -128,9 +181,7 @@ class ResumableLoader:
             num_workers=loader.num_workers,
             pin_memory=loader.pin_memory,
             worker_init_fn=loader.worker_init_fn,
-            # a private generator: creating the iterator must not draw from torch's
-            # global RNG, or a resumed run's dropout masks would shift
-            generator=torch.Generator().manual_seed(self.seed + 7919 * epoch),
+            generator=self._generator(epoch),
             **workers,
         )
 
@@ -181,7 +232,8 @@ class SampledSource:
                 f"build it on every task of the dict (it has {list(sampler.tasks)})"
             )
         self.loaders = {
-            t: ResumableLoader(dl, seed + i) for i, (t, dl) in enumerate(loaders.items())
+            t: ResumableLoader(dl, seed + i, f"the DataLoader of task {t!r}")
+            for i, (t, dl) in enumerate(loaders.items())
         }
         empty = [t for t, dl in self.loaders.items() if len(dl) == 0]
         if empty:

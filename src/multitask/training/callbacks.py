@@ -187,7 +187,10 @@ class CSVLogger(Callback):
 
     def on_fit_start(self, record: StepRecord) -> None:
         if record.step == 0 and record.epoch == 0:
-            return  # a fresh run: the first row overwrites the files
+            # a fresh run: forget the header of an earlier fit of this logger, so that
+            # the first row overwrites the files instead of appending to them
+            self._steps.fields = self._evals.fields = None
+            return
         self._steps.truncate(lambda row: int(row["step"]) <= record.step)
         self._evals.truncate(lambda row: int(row["epoch"]) < record.epoch)
 
