@@ -244,25 +244,39 @@ def _solve_small(A: list[list[float]], b: list[float]) -> list[float] | None:
     return x
 
 
-def nash_weights(G: np.ndarray, init: np.ndarray, n_iter: int) -> np.ndarray | None:
+def nash_weights(
+    G: np.ndarray, init: np.ndarray, n_iter: int, max_iter: int = 0, tol: float = 1e-9
+) -> np.ndarray | None:
     """The damped Newton steps of :func:`._solvers.nash_weights`, in numpy (same iterates).
 
-    None when a Newton system is numerically singular. Without a positive solution (the
-    gradients cancel) or with a non-finite ``G`` the iterates are not finite, silently (the
-    caller checks).
+    With ``max_iter`` (> 0): the steps stop once the Newton decrement is below ``tol`` (the
+    solution to rounding: the next step would move ``alpha`` by about ``tol**2`` relative), and
+    go on past ``n_iter`` until then, at most ``max_iter`` in all; weights of NaN when that is
+    not reached, when the utilities ``alpha_t (G alpha)_t`` are not all 1 there (to 1e-6), or
+    when a Newton system turns singular on the way (no positive solution: the
+    iterates run off to infinity along a positive combination of the gradients that is zero;
+    the decrement tends to ``sqrt(T)``). Without it: exactly ``n_iter`` steps, None when a
+    Newton system is numerically singular, and iterates that are not finite, silently, without
+    a positive solution or with a non-finite ``G`` (the caller checks).
     """
     T = G.shape[0]
     with np.errstate(all="ignore"):
         alpha = init * np.sqrt(T / max(float(init @ G @ init), 1e-30))
-        for _ in range(n_iter):
+        for _ in range(max(n_iter, max_iter)):
             grad = G @ alpha - 1 / alpha
             try:
                 delta = np.linalg.solve(G + np.diag(alpha**-2), grad)
             except np.linalg.LinAlgError:
-                return None
+                return np.full_like(alpha, np.nan) if max_iter else None
             decrement = np.sqrt(max(float(grad @ delta), 0.0))
+            if max_iter and decrement < tol:
+                # a solution has every utility alpha_t (G alpha)_t = 1; iterates running off to
+                # infinity (no solution) also end with a small decrement once rounding dominates
+                # G alpha, but with utilities near 0
+                ok = np.abs(alpha * (G @ alpha) - 1).max() < 1e-6
+                return alpha if ok else np.full_like(alpha, np.nan)
             alpha = alpha - delta / (1 + decrement)
-    return alpha
+    return np.full_like(alpha, np.nan) if max_iter else alpha
 
 
 def cagrad_coefficients(G: np.ndarray, c: float, tol: float = 1e-10) -> np.ndarray | None:

@@ -24,10 +24,11 @@ class NashMTL(GradientAggregator):
         Recompute the weights every ``update_every`` calls and reuse them in between (the paper's
         Nash-MTL-50 / -100 variants); 1 recomputes every step.
     n_iter : int
-        Newton steps of the first update (fixed, no host sync).
+        Newton steps of the first update off the CPU (fixed, no host sync).
     n_iter_warm : int
-        Newton steps of later updates, warm-started from the last weights (Newton converges
-        quadratically from there; raise it if the Jacobian changes abruptly between updates).
+        Newton steps of later updates off the CPU, warm-started from the last weights (Newton
+        converges quadratically from there; raise it if the Jacobian changes abruptly between
+        updates). On the CPU the steps run until converged.
     max_norm : float
         If positive, rescale the weights so that ``||d|| <= max_norm`` (the authors' code clips the
         update norm at 1.0); 0 disables.
@@ -39,7 +40,14 @@ class NashMTL(GradientAggregator):
     gradients cancel, e.g. two opposite rows: a Pareto-stationary point) or ``J`` is not
     finite, the step's weights are zero (no direction; ``0 * inf`` still makes a non-finite
     ``J`` show in the output) and ``alpha`` keeps the last good weights, so that a step skipped
-    by a gradient scaler does not poison the warm start of the next ones.
+    by a gradient scaler does not poison the warm start of the next ones. On the CPU the Newton
+    steps run until converged (``n_iter`` and ``n_iter_warm`` are not counts there; at most
+    :attr:`MAX_ITER`), so that a step without a solution is recognised as one; on another device
+    the counts are fixed (no host synchronisation) and only weights that overflow are.
+
+    A task whose gradient is zero (no labelled sample in the batch) has no stake in the
+    bargaining: it gets weight zero, the others' weights are those of the problem without it,
+    and its entry of ``alpha`` keeps its last weight for the warm starts.
 
     The weights are the paper's ``alpha`` (for the Gramian as it is); the authors' code solves
     on ``G / ||G||_F``, which scales ``alpha`` by ``||G||_F^{1/2}``.
@@ -52,6 +60,8 @@ class NashMTL(GradientAggregator):
     """
 
     uses_gramian = True
+    #: on the CPU, Newton steps go on until converged, at most this many (none: no solution)
+    MAX_ITER = 200
 
     def __init__(
         self,
@@ -81,20 +91,25 @@ class NashMTL(GradientAggregator):
             trace = G.diagonal().sum()
             trace = torch.where(trace > 0, trace, torch.ones_like(trace))
             Gn = _solvers.normalise(G, ridge=0.0)  # G / trace: alpha scales by trace**0.5
-            cold = Gn.diagonal().clamp(min=1e-30).rsqrt()
+            # a task with a zero gradient has no stake (g_t^T d = 0 for every d): it gets no
+            # weight, and the others bargain alone (its equation decoupled: alpha_t = 1)
+            active = Gn.diagonal() > 0
+            m = active.to(Gn.dtype)
+            Gn = _solvers.masked_systems(Gn, m[None])[0]
+            cold = torch.where(active, Gn.diagonal().clamp(min=1e-30).rsqrt(), 1.0)
             if fresh:
                 init, n_iter, last = cold, self.n_iter, torch.zeros_like(cold)
-            else:  # the last weights; zero ones (no solution yet): the cold start
+            else:  # the last weights; zero ones (no solution yet, inactive): the cold start
                 last = self.alpha.to(G)
-                init = torch.where((last > 0).all(), last * trace.sqrt(), cold)
+                init = torch.where(last > 0, last * trace.sqrt(), cold)
                 n_iter = self.n_iter_warm
-            alpha = _solvers.nash_weights(Gn, init, n_iter) / trace.sqrt()
-            alpha = torch.where(G.diagonal().sum() > 0, alpha, 0 * alpha)  # J = 0: no direction
+            alpha = _solvers.nash_weights(Gn, init, n_iter, max_iter=self.MAX_ITER)
+            alpha = m * alpha / trace.sqrt()
             # not finite: no positive solution (the gradients cancel: Pareto-stationary) or a
             # non-finite J; no direction this step, and the state keeps the last weights
             ok = torch.isfinite(alpha).all()
             alpha = torch.where(ok, alpha, torch.zeros_like(alpha))
-            self.alpha = torch.where(ok, alpha, last)
+            self.alpha = torch.where(ok & active, alpha, last)
             self.step += 1
             return self._clipped(alpha, G, gramian)
         self.step += 1

@@ -325,18 +325,22 @@ def _cagrad_active_set(G: Tensor, b: Tensor, phi: Tensor, n_iter: int) -> Tensor
     return best
 
 
-def nash_weights(G: Tensor, init: Tensor, n_iter: int = 20, *, host: bool | None = None) -> Tensor:
+def nash_weights(
+    G: Tensor, init: Tensor, n_iter: int = 20, *, host: bool | None = None, max_iter: int = 0
+) -> Tensor:
     """Solve ``G alpha = 1 / alpha``, ``alpha > 0`` (Navon et al. 2022, eq. 2 / Thm 5.1).
 
     ``alpha`` is the minimiser of the self-concordant ``phi(a) = a^T G a / 2 - sum_i log a_i``,
     found by ``n_iter`` damped Newton steps ``a <- a - Delta / (1 + lambda)`` (Nesterov 2004,
     §4.1.5: they stay in ``a > 0`` and converge quadratically once ``lambda < 1/4``). ``init`` is
     rescaled by the best scalar ``sqrt(T / init^T G init)`` first. On the CPU (``host=None``)
-    the same steps run in numpy (:func:`._host_qp.nash_weights`).
+    the same steps run in numpy (:func:`._host_qp.nash_weights`); there, with ``max_iter``,
+    they stop once converged, before ``n_iter`` or after (at most ``max_iter`` steps; NaN if
+    not converged: no positive solution).
     """
     if use_host(G, host):
         alpha = _host_qp.nash_weights(
-            G.detach().cpu().double().numpy(), init.cpu().double().numpy(), n_iter
+            G.detach().cpu().double().numpy(), init.cpu().double().numpy(), n_iter, max_iter
         )
         if alpha is not None:
             return to_device(torch.from_numpy(alpha).to(G.dtype), G.device)
