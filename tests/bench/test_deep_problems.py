@@ -42,3 +42,23 @@ def test_adult_problem_loads_with_its_missing_values(monkeypatch):
         for task in ("income", "never_married"):
             assert set(np.unique(problem.Y[split][task])) == {0.0, 1.0}
     assert problem.X["train"].shape[1] == problem.X["test"].shape[1]
+
+
+@pytest.mark.parametrize("method", ["single_task", "hard_sharing"])
+def test_a_deep_cell_does_not_depend_on_the_global_torch_state(method):
+    """The first model used to be built before the run seeded torch, so a cell's numbers
+    depended on what ran before it in the process (resume, --jobs, suite order)."""
+    torch = pytest.importorskip("torch")
+    from multitask.bench._deep import DeepProblem
+    from multitask.bench._registry import METHODS
+
+    rng = np.random.default_rng(0)
+    X = {s: rng.normal(size=(64, 3)).astype(np.float32) for s in ("train", "val", "test")}
+    Y = {s: {"a": x[:, 0].copy(), "b": x[:, 1] - x[:, 2]} for s, x in X.items()}
+    problem = DeepProblem("toy", {"a": "regression", "b": "regression"}, {"a": 1, "b": 1}, X, Y)
+    runs = []
+    for state in (1, 2):  # stands in for whatever ran before in this process
+        torch.manual_seed(state)
+        out = METHODS[method].run(problem, 0, {"max_epochs": 1, "batch_size": 32})
+        runs.append(out.values)
+    assert runs[0] == runs[1]

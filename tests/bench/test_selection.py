@@ -72,3 +72,51 @@ def test_deep_selection_survives_f1_zero_on_validation():
         got = {m: v for (t, m, _), v in out.values.items() if t == task}
         assert set(got) == {"accuracy", "auc", "f1"}
         assert all(0.0 <= v <= 1.0 for v in got.values())
+
+
+def test_validation_carve_out_leaves_every_task_two_training_rows():
+    """School 10% leaves its smallest schools 2 training rows; a quarter of them for validation
+    left 1, and every linear method refused the task. Such a task now gives no validation row,
+    and the other tasks are split as before (a quarter of their rows, floored)."""
+    import pandas as pd
+
+    from multitask.bench._linear import _validation_split
+    from multitask.datasets import MultiTaskData
+
+    sizes = {"a": 2, "b": 3, "c": 8, "d": 1}
+    task = np.repeat(list(sizes), list(sizes.values()))
+    X = pd.DataFrame({"x": np.arange(task.size, dtype=float), "task": task})
+    rest = MultiTaskData(X, X["x"].to_numpy() * 10.0)
+    train, val = _validation_split(rest, 0.75, seed=3)
+    assert train.task_sizes().to_dict() == {"a": 2, "b": 2, "c": 6, "d": 1}
+    assert val.task_sizes().to_dict() == {"b": 1, "c": 2}
+    # a partition of the rows, each row with its own target
+    both = np.sort(np.concatenate([train.X["x"], val.X["x"]]))
+    np.testing.assert_array_equal(both, X["x"])
+    np.testing.assert_array_equal(train.y, train.X["x"] * 10.0)
+    # with no small task, exactly the plain per-task split
+    from multitask.datasets.splits import train_test_split_per_task
+
+    big = rest.subset(np.isin(task, ["b", "c"]))
+    got, want = _validation_split(big, 0.75, seed=3), train_test_split_per_task(big, 0.75, seed=3)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g.X["x"], w.X["x"])
+
+
+def test_school_10_fits_a_linear_method(monkeypatch):
+    """The shipped suites 'classical' and 'full' list school_10 (real data; skipped without)."""
+    import os
+    from pathlib import Path
+
+    roots = [os.environ.get("MULTITASK_DATA", ""), "/work/shared/datasets"]
+    root = next((r for r in roots if r and (Path(r) / "school" / "school.mat").is_file()), None)
+    if root is None:
+        pytest.skip("real datasets not found: set MULTITASK_DATA")
+    monkeypatch.setenv("MULTITASK_DATA", root)
+    from multitask.bench._registry import METHODS, PROBLEMS
+
+    problem = PROBLEMS["school_10"].load(0, {})
+    assert problem.train.task_sizes().min() >= 2
+    one_point = LinearMethod("independent", METHODS["independent"].make, {"alpha": [1e-2]})
+    out = one_point.run(problem, 0, {})
+    assert np.isfinite(out.values[("_all", "explained_variance", "test")])

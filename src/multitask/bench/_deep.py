@@ -332,6 +332,9 @@ class DeepMethod:
         values: dict = {}
         artifacts: dict[str, Any] = {"tasks": problem.tasks, "curves": {}, "weights": {}}
         for tasks in groups:
+            # the initial weights come from the run's seed, not from whatever ran before in
+            # this process (cached cells on resume, --jobs workers, the suite's order)
+            torch.manual_seed(seed)
             model = self.build(problem, tasks)
             balancer = self.balancer(len(tasks)) if self.balancer else None
             trainer, history = _train(problem, tasks, model, balancer, seed, options)

@@ -79,7 +79,9 @@ def load_linear_problem(
     published train / test split is used and a quarter of each task's training
     rows is held out for validation. Otherwise the split is ``train_size`` /
     ``val_size`` / rest. Tasks with fewer than ``min_task_size`` rows are dropped
-    first (they cannot be split three ways).
+    first (they cannot be split three ways). A task that the validation share
+    would leave with fewer than 2 training rows gives no validation row (see
+    :func:`_validation_split`).
     """
     from multitask.datasets import load
     from multitask.datasets.splits import protocol_split, train_test_split_per_task
@@ -91,14 +93,52 @@ def load_linear_problem(
         data = data.subset(np.isin(data.task, keep.to_numpy()))
     if protocol is not None:
         rest, test = protocol_split(protocol, data, seed)
-        train, val = train_test_split_per_task(rest, 0.75, seed=seed + 10_000)
+        train, val = _validation_split(rest, 0.75, seed=seed + 10_000)
     else:
         rest, test = train_test_split_per_task(data, train_size + val_size, seed=seed)
-        train, val = train_test_split_per_task(
-            rest, train_size / (train_size + val_size), seed=seed + 10_000
-        )
+        train, val = _validation_split(rest, train_size / (train_size + val_size), seed + 10_000)
     (train, val, test), (y_mean, y_std) = _standardise(train, val, test)
     return LinearProblem(name, data.kind, data.task_col, train, val, test, "linear", y_mean, y_std)
+
+
+#: training rows every task keeps; the linear estimators refuse a task with fewer
+MIN_TRAIN_ROWS = 2
+
+
+def _validation_split(rest, train_share: float, seed: int):
+    """Per-task train / validation split that takes no validation row from a small task.
+
+    ``train_test_split_per_task(rest, train_share, seed)``, except that a task
+    with ``floor(train_share * n_t) < MIN_TRAIN_ROWS`` keeps all its rows for
+    training and gives no validation row. The published School 10% split
+    leaves the smallest schools 2 training rows; a quarter of them for
+    validation would leave 1, on which no linear estimator fits. Validation is
+    pooled over tasks (``_selection_score``), so a task without validation rows
+    only drops out of the choice of hyper-parameters. When no task is that
+    small, the split is exactly ``train_test_split_per_task``'s.
+    """
+    from dataclasses import replace
+
+    import pandas as pd
+
+    from multitask.datasets.splits import train_test_split_per_task
+
+    sizes = rest.task_sizes()
+    n_train = np.floor(train_share * sizes.to_numpy() + 1e-9)
+    small = np.isin(rest.task, sizes.index[n_train < MIN_TRAIN_ROWS].to_numpy())
+    if not small.any():
+        return train_test_split_per_task(rest, train_share, seed=seed)
+    if small.all():
+        raise ValueError(
+            f"every task of {rest.name!r} has too few training rows ({sizes.max()} at most) to "
+            f"hold any out for validation; use a protocol with more training rows"
+        )
+    # split the other tasks with a row id in ``meta``, to map the split back onto ``rest``
+    tagged = replace(rest, meta=pd.DataFrame({"row": np.arange(rest.n_samples)}))
+    _, val = train_test_split_per_task(tagged.subset(~small), train_share, seed=seed)
+    is_val = np.zeros(rest.n_samples, dtype=bool)
+    is_val[val.meta["row"].to_numpy()] = True
+    return rest.subset(~is_val), rest.subset(is_val)
 
 
 def _scores(kind: str, y: np.ndarray, pred: np.ndarray, tasks: np.ndarray) -> dict:
