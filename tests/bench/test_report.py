@@ -3,6 +3,7 @@
 import shutil
 import tempfile
 
+import numpy as np
 import pytest
 
 from multitask.bench import RunResult, render_report
@@ -131,6 +132,91 @@ def test_published_numbers_sit_beside_ours():
     not_run = _row_of(text, "mean_regularized", 1)  # published, but not in our grid
     assert "0.6</td>" in not_run and "not run" in not_run
     assert "(protocol: 75/25)" in text
+
+
+def _bars_drawn(monkeypatch):
+    """Spy on ``Axes.bar`` / ``Axes.scatter``: a list of (axes, method, heights or y, yerr or x)."""
+    import matplotlib
+    import matplotlib.axes
+
+    matplotlib.use("Agg")
+    drawn = []
+    bar, scatter = matplotlib.axes.Axes.bar, matplotlib.axes.Axes.scatter
+
+    def spy_bar(ax, x, height, *args, **kw):
+        drawn.append((ax, kw.get("label"), list(height), kw.get("yerr")))
+        return bar(ax, x, height, *args, **kw)
+
+    def spy_scatter(ax, x, y, *args, **kw):
+        drawn.append((ax, kw.get("label"), list(y), list(x)))
+        return scatter(ax, x, y, *args, **kw)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "bar", spy_bar)
+    monkeypatch.setattr(matplotlib.axes.Axes, "scatter", spy_scatter)
+    return drawn
+
+
+def test_per_task_bars_plot_one_metric_each_with_its_own_spread(monkeypatch):
+    """A binary task reports accuracy, AUC and F1: the bars used to be the mean of all three,
+    labelled with the last, with error bars and a seed count that mixed them."""
+    from multitask.bench import report
+
+    values = {"accuracy": [0.8, 0.9], "auc": [0.6, 0.7], "f1": [0.1, 0.4]}  # seeds 0 and 1
+    rows = [
+        RunResult("adult", "hard_sharing", seed, "income", metric, v[seed], "test", "h", 1.0)
+        for metric, v in values.items()
+        for seed in (0, 1)
+    ]
+    drawn = _bars_drawn(monkeypatch)
+    text = report._per_task_bars("adult", rows, "single_task")
+    got = {ax.get_ylabel(): (heights, yerr) for ax, _, heights, yerr in drawn}
+    assert set(got) == {"test accuracy", "test auc", "test f1"}
+    for metric, v in values.items():
+        heights, yerr = got[f"test {metric}"]
+        assert heights == pytest.approx([np.mean(v)])
+        assert yerr == pytest.approx([np.std(v)])
+    assert text.count("(2 seeds; error bars: std over seeds)</figcaption>") == 3
+
+
+def test_per_task_scatter_past_30_tasks_is_one_metric_each(monkeypatch):
+    from multitask.bench import report
+
+    rows = [
+        RunResult("big", method, 0, str(t), metric, value + t, "test", "h", 1.0)
+        for t in range(31)
+        for method, level in (("independent", 1.0), ("group_lasso", 2.0))
+        for metric, value in (("mse", level), ("mae", 10 * level))
+    ]
+    drawn = _bars_drawn(monkeypatch)
+    text = report._per_task_bars("big", rows, "independent")
+    got = {ax.get_ylabel(): (ys, xs) for ax, _, ys, xs in drawn}
+    assert got["method: per-task mse"] == (
+        [2.0 + t for t in range(31)],
+        [1.0 + t for t in range(31)],
+    )
+    assert got["method: per-task mae"][0] == [20.0 + t for t in range(31)]
+    assert text.count("(1 seed; mean)</figcaption>") == 2
+
+
+def test_a_zero_baseline_value_leaves_its_term_out_of_delta_m_with_a_warning():
+    """A baseline F1 of 0 (no positive predicted) made the whole report raise."""
+    from multitask.bench import delta_m_by_method
+
+    scores = {
+        "single_task": {"accuracy": 0.8, "f1": 0.0},
+        "hard_sharing": {"accuracy": 0.88, "f1": 0.3},
+    }
+    rows = [
+        RunResult("adult", method, 0, "income", metric, value, "test", "h", 1.0)
+        for method, by_metric in scores.items()
+        for metric, value in by_metric.items()
+    ]
+    with pytest.warns(UserWarning, match="adult seed 0 task 'income' f1"):
+        deltas = delta_m_by_method(rows, {"adult": "single_task"})
+    assert deltas[("adult", "hard_sharing")] == {0: pytest.approx(0.1)}  # accuracy term only
+    with pytest.warns(UserWarning, match="scores 0"):
+        text = render_report(rows, {})
+    assert "+10.00%" in text
 
 
 def _chrome_driver():

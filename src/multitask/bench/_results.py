@@ -99,8 +99,14 @@ def delta_m_by_method(
     Returns
     -------
     dict (dataset, method) -> {seed: delta_m}
-        Seeds where the baseline has no result are left out.
+        Seeds where the baseline has no result are left out. A (task, metric)
+        on which the baseline scores exactly 0 (an F1 with no positive
+        predicted) has no relative change: that term is left out of the mean,
+        with one warning naming every such term; a seed with no term left is
+        left out.
     """
+    import warnings
+
     from multitask.metrics import HIGHER_IS_BETTER, delta_m
 
     table: dict[tuple[str, str, int], dict[tuple[str, str], float]] = {}
@@ -108,13 +114,23 @@ def delta_m_by_method(
         if r.split == split and r.task != "_all":  # overall rows summarise, not add, tasks
             table.setdefault((r.dataset, r.method, r.seed), {})[(r.task, r.metric)] = r.value
     out: dict[tuple[str, str], dict[int, float]] = {}
+    zero_base: set[tuple[str, int, str, str]] = set()
     for (dataset, method, seed), values in sorted(table.items()):
         base = table.get((dataset, baselines.get(dataset, ""), seed))
         if base is None or set(base) != set(values):
             continue
         known = {k: v for k, v in values.items() if k[1] in HIGHER_IS_BETTER}
+        zero_base.update((dataset, seed, *k) for k in known if base[k] == 0)
+        known = {k: v for k, v in known.items() if base[k] != 0}
         if not known:
             continue
         stl = {k: base[k] for k in known}
         out.setdefault((dataset, method), {})[seed] = delta_m(known, stl)
+    if zero_base:
+        terms = ", ".join(f"{d} seed {s} task {t!r} {m}" for d, s, t, m in sorted(zero_base))
+        warnings.warn(
+            f"the single-task baseline scores 0 on: {terms}; a relative change from 0 is "
+            "undefined, so these terms are left out of delta_m",
+            stacklevel=2,
+        )
     return out

@@ -97,17 +97,32 @@ def _delta_ranking(deltas) -> tuple[str, str]:
     return ranking, _figure(fig, caption)
 
 
-def _per_task_bars(dataset, rows, baseline: str) -> str:
-    import matplotlib.pyplot as plt
-
-    per = defaultdict(list)
-    metric_name = None
+def _per_task_values(dataset, rows) -> dict[str, dict[tuple[str, str], list[float]]]:
+    """Metric -> (method, task) -> the test values over seeds, metrics in order of appearance."""
+    per: dict[str, dict[tuple[str, str], list[float]]] = {}
     for r in rows:
         if r.dataset == dataset and r.split == "test" and r.task != ALL:
-            per[(r.method, r.task)].append(r.value)
-            metric_name = r.metric
-    if not per:
-        return ""
+            per.setdefault(r.metric, defaultdict(list))[(r.method, r.task)].append(r.value)
+    return per
+
+
+def _per_task_bars(dataset, rows, baseline: str) -> str:
+    """One plot per metric of each method's per-task test value (mean over seeds).
+
+    A task reports several metrics (accuracy, AUC and F1 of a binary task): each
+    gets its own plot, over the tasks that report it, so a bar is one metric's
+    mean over seeds and its error bar that metric's std over seeds.
+    """
+    return "".join(
+        _metric_bars(dataset, metric, values, baseline)
+        for metric, values in _per_task_values(dataset, rows).items()
+    )
+
+
+def _metric_bars(dataset, metric: str, per: dict, baseline: str) -> str:
+    """Bars of ``per`` ((method, task) -> values over seeds), or a scatter past 30 tasks."""
+    import matplotlib.pyplot as plt
+
     methods = sorted({m for m, _ in per})
     tasks = sorted({t for _, t in per}, key=lambda t: (len(t), t))
     if len(tasks) > 30:  # too many tasks for bars: compare each method to the first, task by task
@@ -119,10 +134,12 @@ def _per_task_bars(dataset, rows, baseline: str) -> str:
             ax.scatter(xs, ys, s=8, label=m)
         lo, hi = ax.get_xlim()
         ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
-        ax.set_xlabel(f"{base}: per-task {metric_name}")
-        ax.set_ylabel(f"method: per-task {metric_name}")
+        ax.set_xlabel(f"{base}: per-task {metric}")
+        ax.set_ylabel(f"method: per-task {metric}")
         ax.legend(fontsize=7)
-        return _figure(fig, f"{dataset}: per-task test {metric_name}, each method against {base}")
+        words = seed_words([len(v) for v in per.values() if v])
+        caption = f"{dataset}: per-task test {metric}, each method against {base} ({words}; mean)"
+        return _figure(fig, caption)
     fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(tasks) * len(methods) / 3), 3.5))
     width = 0.8 / len(methods)
     x = np.arange(len(tasks))
@@ -132,11 +149,11 @@ def _per_task_bars(dataset, rows, baseline: str) -> str:
         stds = [np.std(per[(m, t)]) if len(per[(m, t)]) > 1 else 0 for t in tasks]
         ax.bar(x + i * width, means, width, yerr=stds if multi else None, label=m, capsize=2)
     ax.set_xticks(x + 0.4 - width / 2, tasks, rotation=45, ha="right", fontsize=7)
-    ax.set_ylabel(f"test {metric_name}")
+    ax.set_ylabel(f"test {metric}")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     words = seed_words([len(v) for v in per.values() if v])
     bars = "error bars: std over seeds" if multi else "no error bars"
-    return _figure(fig, f"{dataset}: per-task test {metric_name} ({words}; {bars})")
+    return _figure(fig, f"{dataset}: per-task test {metric} ({words}; {bars})")
 
 
 def _heatmap(matrix, title: str, labels=None, vmin=-1.0, vmax=1.0) -> str:
