@@ -26,7 +26,38 @@ def test_classification_metrics_by_hand():
     # tp=2, fp=1, fn=0 -> precision 2/3, recall 1 -> F1 0.8
     assert M.f1(y, [0, 1, 1, 1]) == pytest.approx(0.8)
     # multiclass macro F1: classes 0,1,2 each F1 = 1, 0, 2/3
-    assert M.f1([0, 1, 2, 2], [0, 2, 2, 2]) == pytest.approx((1 + 0 + 0.8) / 3)
+    assert M.f1([0, 1, 2, 2], [0, 2, 2, 2], average="macro") == pytest.approx((1 + 0 + 0.8) / 3)
+
+
+F1_CASES = [  # (y_true, y_pred): cases where the labels present mislead a guess
+    ([0, 0, 0, 0], [0, 0, 0, 0]),  # no positive anywhere: 0, not 1
+    ([0, 0, 0, 1], [0, 0, 0, 0]),
+    ([1, 1, 1], [1, 1, 1]),
+    ([0, 1, 1, 0], [1, 1, 0, 0]),
+]
+
+
+@pytest.mark.parametrize(("y_true", "y_pred"), F1_CASES)
+def test_binary_f1_matches_sklearn_with_positive_label_1(y_true, y_pred):
+    from sklearn.metrics import f1_score
+
+    want = f1_score(y_true, y_pred, pos_label=1, zero_division=0.0)
+    assert M.f1(y_true, y_pred) == pytest.approx(want)
+    assert M.f1(np.asarray(y_true, float), np.asarray(y_pred, float)) == pytest.approx(want)
+
+
+def test_f1_positive_label_and_macro_over_known_classes_match_sklearn():
+    from sklearn.metrics import f1_score
+
+    y, p = ["no", "no", "no"], ["no", "no", "no"]
+    assert M.f1(y, p, pos_label="yes") == 0.0
+    # a 3-class task whose rows show only classes 0 and 2: still a macro F1, over all 3
+    y, p = [0, 0, 2, 2, 2], [0, 2, 2, 2, 0]
+    want = f1_score(y, p, average="macro", labels=[0, 1, 2], zero_division=0.0)
+    assert M.f1(y, p, average="macro", labels=range(3)) == pytest.approx(want)
+    assert M.f1(y, p, average="macro") == pytest.approx(f1_score(y, p, average="macro"))
+    with pytest.raises(ValueError, match="multiclass"):
+        M.f1([0, 1, 2], [0, 1, 2])  # binary by default: a 3-class task must say macro
 
 
 def test_per_task_and_aggregation():

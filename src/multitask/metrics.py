@@ -2,7 +2,9 @@
 
 Every per-task metric takes ``(y_true, y_pred)`` as 1-D arrays of one task and
 returns a float. For classification, ``accuracy`` and ``f1`` take predicted
-labels, ``auc`` takes scores (probabilities or decision values).
+labels, ``auc`` takes scores (probabilities or decision values). ``f1`` is the
+binary F1 of the label 1 unless the caller asks for a macro average (it never
+guesses from the labels present).
 
 Aggregation over tasks follows the conventions of the literature:
 
@@ -124,15 +126,57 @@ def auc(y_true: ArrayLike, y_score: ArrayLike) -> float:
     return float(roc_auc_score(yt, ys))
 
 
-def f1(y_true: ArrayLike, y_pred: ArrayLike) -> float:
-    """F1 score: binary if there are at most two labels, else macro-averaged."""
+def f1(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    *,
+    average: str = "binary",
+    pos_label: Hashable = 1,
+    labels: ArrayLike | None = None,
+) -> float:
+    """F1 score, as ``sklearn.metrics.f1_score(..., zero_division=0.0)``.
+
+    The caller says what it means; nothing is guessed from the labels that
+    happen to occur in a task's rows (a held-out split of a multiclass task may
+    show two classes only, and an all-negative binary task has no positive).
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of shape (n_samples,)
+        True and predicted labels.
+    average : {"binary", "macro"}, default="binary"
+        ``"binary"``: the F1 of the class ``pos_label``. ``"macro"``: the
+        unweighted mean of the per-class F1 over ``labels``.
+    pos_label : label, default=1
+        The positive class of a binary F1 (ignored for ``"macro"``).
+    labels : array-like, optional
+        The classes a macro F1 averages over; pass all the classes of the task
+        (e.g. ``range(n_classes)``), so that a class absent from both
+        ``y_true`` and ``y_pred`` counts as 0. Default: the labels present.
+
+    Returns
+    -------
+    float
+        0.0 where precision and recall are both undefined, e.g. no positive in
+        ``y_true`` or ``y_pred`` (sklearn's ``zero_division=0.0``): a binary
+        task with no positive and no predicted positive scores 0, not 1.
+    """
+    import warnings
+
+    from sklearn.exceptions import UndefinedMetricWarning
     from sklearn.metrics import f1_score
 
     yt, yp = _pair(y_true, y_pred)
-    labels = np.union1d(yt, yp)
-    average = "binary" if labels.size <= 2 else "macro"
-    pos = labels.max() if average == "binary" else 1
-    return float(f1_score(yt, yp, average=average, pos_label=pos, zero_division=0.0))
+    if average not in ("binary", "macro"):
+        raise ValueError(f"average must be 'binary' or 'macro', got {average!r}")
+    labels = None if labels is None or average == "binary" else np.asarray(labels).ravel()
+    with warnings.catch_warnings():  # the 0 of an undefined F1 is documented above
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        # sklearn raises for a binary F1 of more than two classes
+        value = f1_score(
+            yt, yp, average=average, pos_label=pos_label, labels=labels, zero_division=0.0
+        )
+    return float(value)
 
 
 MetricFn = Callable[[ArrayLike, ArrayLike], float]

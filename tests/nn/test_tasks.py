@@ -327,3 +327,19 @@ def test_soft_binary_labels_train_as_probabilities(kind):
     task.check_target(pred, target, soft=True)
     with pytest.raises(ValueError, match=r"not 0 or 1.*\[0\.75"):  # metrics need hard labels
         task.check_target(pred, target)
+
+
+def test_f1_of_a_multiclass_task_is_macro_over_all_its_classes():
+    """``metrics=["f1"]`` on a multiclass task: macro F1 over every class of the prediction,
+    an absent class scoring 0 (sklearn's ``f1_score(average="macro", labels=range(C))``); a
+    binary task: the F1 of label 1, 0 with no positive at all."""
+    from sklearn.metrics import f1_score
+
+    task = Task("c", kind="multiclass", metrics=["f1"])
+    target = torch.tensor([0, 1, 1, 0, 1])
+    pred = torch.tensor([[2.0, 0, 0, 0], [0, 2, 0, 0], [2, 0, 0, 0], [0, 0, 2, 0], [0, 2, 0, 0]])
+    want = f1_score(target, pred.argmax(1), average="macro", labels=range(4), zero_division=0.0)
+    assert task.evaluate(pred, target)["f1"] == pytest.approx(want)
+    binary = Task("b", kind="binary", metrics=["accuracy", "f1"])
+    scores = binary.evaluate(torch.full((4,), -3.0), torch.zeros(4))
+    assert scores == {"accuracy": 1.0, "f1": 0.0}

@@ -71,3 +71,22 @@ def test_override_and_errors():
         TargetEncoder.fit(pd.Series(["a", "b"]), "y", "regression")
     with pytest.raises(ValueError, match="unknown kind"):
         TargetEncoder.fit(pd.Series([0, 1]), "y", "ordinal")
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.UndefinedMetricWarning")  # the oracle's
+def test_held_out_f1_is_binary_of_classes_1_and_macro_over_training_classes():
+    from sklearn.metrics import f1_score
+
+    from multitask.tabular._scores import score_target
+
+    # a 3-class target whose held-out rows show classes 0 and 2 only: macro over all 3
+    enc = TargetEncoder.fit(pd.Series([0, 1, 2, 0, 1, 2]), "mc")
+    y, code = pd.Series([0, 0, 2, 2, 2]), np.array([0, 2, 2, 2, 0])
+    got = score_target(enc, y, {"code": code, "proba": np.eye(3)[code]})["f1"]
+    assert got == pytest.approx(f1_score(y, code, average="macro", labels=[0, 1, 2]))
+    # a binary no/yes target whose held-out rows are all "no", predicted "no": F1 of "yes" is 0
+    enc = TargetEncoder.fit(pd.Series(["no", "yes", "no", "yes"]), "b")
+    y, code = pd.Series(["no", "no", "no"]), np.zeros(3, dtype=int)
+    got = score_target(enc, y, {"code": code, "proba": np.eye(2)[code]})["f1"]
+    want = f1_score(y, enc.labels(code).astype(str), pos_label="yes", zero_division=0.0)
+    assert got == want == 0.0

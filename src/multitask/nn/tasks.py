@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 
 import numpy as np
 import torch
@@ -356,7 +357,8 @@ class Task:
         )
 
     # ----------------------------------------------------------------- metrics
-    def _metric_table(self, target: Tensor) -> dict[str, MetricFn]:
+    def _metric_table(self, target: Tensor, n_classes: int | None = None) -> dict[str, MetricFn]:
+        """The metrics by name; ``n_classes``: the width of a class prediction, if one."""
         from multitask import metrics as mt
 
         spec = self.metrics
@@ -365,7 +367,10 @@ class Task:
             spec = ("mse", "mae") if floating_dense else _DEFAULT_METRICS[self.kind]
         if isinstance(spec, Mapping):
             return dict(spec)
-        return {name: mt.METRICS[name] for name in spec}  # names checked in __init__
+        table = {name: mt.METRICS[name] for name in spec}  # names checked in __init__
+        if "f1" in table and n_classes is not None:  # classes: macro F1 over all of them
+            table["f1"] = partial(mt.f1, average="macro", labels=np.arange(n_classes))
+        return table
 
     def metric_names(self) -> tuple[str, ...]:
         """Names of the metrics :meth:`evaluate` reports.
@@ -399,7 +404,7 @@ class Task:
         self.check_target(pred, target)  # a label of 2 would score silently wrong
         pred, target = self._align(pred, target)
         mask = self._mask(target)
-        table = self._metric_table(target)
+        table = self._metric_table(target, pred.shape[-1] if self._classes(target) else None)
         pred, target = pred[mask].float(), target[mask]
         if target.shape[0] == 0:
             return {name: float("nan") for name in table}

@@ -36,8 +36,11 @@ def score_target(enc: TargetEncoder, y, out: dict) -> dict[str, float]:
     -------
     scores : dict of str -> float
         ``mse, mae, explained_variance`` (regression); ``accuracy, auc, f1``
-        (binary; AUC of the probability of ``classes[1]``); ``accuracy, f1``
-        (multiclass, macro F1). Empty when no row is labelled.
+        (binary; AUC of the probability of ``classes[1]``, F1 of ``classes[1]``,
+        0 when it is neither labelled nor predicted); ``accuracy, f1``
+        (multiclass; macro F1 over all the training classes, as
+        ``sklearn.metrics.f1_score(average="macro", labels=..., zero_division=0.0)``).
+        Empty when no row is labelled.
     """
     import pandas as pd
 
@@ -60,5 +63,11 @@ def score_target(enc: TargetEncoder, y, out: dict) -> dict[str, float]:
     if enc.kind == "binary":
         known = codes >= 0
         scores["auc"] = _safe(metrics.auc, codes[known], out["proba"][labelled][known, 1])
-    scores["f1"] = _safe(metrics.f1, codes, yp)
+    if enc.kind == "binary":
+        # F1 of classes[1]; every other label (an unseen one included) is a negative
+        scores["f1"] = metrics.f1(codes == 1, yp == 1, pos_label=True)
+    else:
+        # macro over every training class, even one absent from these rows (it scores 0)
+        labels = np.arange(len(enc.classes))
+        scores["f1"] = metrics.f1(codes, yp, average="macro", labels=labels)
     return scores
