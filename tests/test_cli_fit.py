@@ -299,3 +299,31 @@ def test_kind_override_and_ignore(tmp_path):
     assert r.exit_code == 0, r.output
     got = pd.read_csv(tmp_path / "p.csv")
     assert list(got.columns) == ["y1", "y1_proba_0", "y1_proba_1"] and len(got) == 40
+
+
+def test_predict_reads_levels_and_booleans_as_at_fit(tmp_path):
+    """A categorical level "1" stays "1" in a predict file where pandas would read the column
+    as numbers; a boolean feature with an empty cell is imputed, not refused."""
+    rng = np.random.default_rng(0)
+    grp = np.array(["1", "2", "x"] * 20)
+    x, flag = rng.normal(size=60), rng.random(60) > 0.5
+    shift = pd.Series(grp).map({"1": 5.0, "2": -5.0, "x": 0.0}).to_numpy()
+    pd.DataFrame(
+        {"t": np.repeat(["a", "b"], 30), "x": x, "flag": flag, "grp": grp, "y": x + shift + flag}
+    ).to_csv(tmp_path / "train.csv", index=False)
+    r = _invoke(
+        "fit", tmp_path / "train.csv", "--task-col", "t", "--target", "y",
+        "--method", "independent", "--alpha", "1e-4", "--out", tmp_path / "m",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    rows = {"t": ["a", "a", "a"], "x": [0.0, 0.0, 0.0], "flag": [True, True, None]}
+    predicted = []
+    for grp in (["1", "x", "1"], ["1", None, "1"]):  # the 2nd file reads as float64 by default
+        pd.DataFrame({**rows, "grp": grp}).to_csv(tmp_path / "rows.csv", index=False)
+        r = _invoke("predict", tmp_path / "m", tmp_path / "rows.csv", "--out", tmp_path / "p.csv")
+        assert r.exit_code == 0, r.output
+        predicted.append(pd.read_csv(tmp_path / "p.csv")["y"].to_numpy())
+    # row 0 (grp "1", flag True) is the same row in both files: the same prediction, near 5 + 1
+    assert predicted[0][0] == predicted[1][0]
+    assert predicted[0][0] == pytest.approx(6.0, abs=0.5)
+    assert np.isfinite(predicted[1][2])  # flag missing: imputed with the training median

@@ -77,3 +77,19 @@ def test_errors_name_the_column():
         pre.transform(test.assign(x=["a", "b"]))
     with pytest.raises(ValueError, match="'e' has no values in the training rows"):
         FeaturePreprocessor.fit(pd.DataFrame({"e": [np.nan, np.nan]}))
+
+
+def test_boolean_with_empty_cells_is_numeric_and_imputed():
+    """pandas reads a boolean column with an empty cell as objects True / NaN / False."""
+    train = pd.DataFrame({"flag": [True, False, False, True]})
+    pre = FeaturePreprocessor.fit(train)
+    assert pre.feature_names == ["flag"]  # numeric, no indicator: none missing in training
+    mean, std, median = 0.5, 0.5, 0.5  # of [1, 0, 0, 1]
+    later = pd.DataFrame({"flag": pd.Series([True, np.nan, False], dtype=object)})
+    np.testing.assert_allclose(
+        pre.transform(later)[:, 0], [(1 - mean) / std, (median - mean) / std, (0 - mean) / std]
+    )
+    # missing in training too: numeric with an indicator, as for numbers
+    pre = FeaturePreprocessor.fit(pd.DataFrame({"flag": [True, None, False, False]}))
+    assert pre.feature_names == ["flag", "flag__missing"]
+    assert pre.numeric["flag"]["median"] == 0.0  # median of [1, 0, 0]

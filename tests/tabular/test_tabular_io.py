@@ -77,3 +77,13 @@ def test_bom_and_mislabelled_parquet(tmp_path, frame):
     assert list(read_table(tmp_path / "bom.csv").columns) == ["a", "b"]
     frame.to_parquet(tmp_path / "really_parquet.csv", index=False)
     pd.testing.assert_frame_equal(read_table(tmp_path / "really_parquet.csv"), frame)
+
+
+def test_text_columns_keep_numeric_looking_levels_as_written(tmp_path):
+    """A column holding only "1", "01" and an empty cell reads as text, not as 1.0."""
+    path = tmp_path / "t.csv"
+    path.write_text("x,g\n0.5,1\n1.5,\n2.5,01\n")
+    frame = read_table(path, text_columns=["g", "not_in_file"])
+    assert frame["g"].iloc[0] == "1" and pd.isna(frame["g"].iloc[1]) and frame["g"].iloc[2] == "01"
+    assert frame["x"].dtype == np.float64
+    assert read_table(path)["g"].dtype == np.float64  # what pandas guesses without

@@ -170,7 +170,8 @@ def predict(
 
     try:
         model = load_model(model_dir)
-        frame = read_table(data)
+        # categorical features as text, as at fit: "1" must not become 1.0
+        frame = read_table(data, text_columns=model.features.categorical)
         predictions = model.predict(frame)
         write_table(predictions, out)
     except _ERRORS as exc:

@@ -1,16 +1,20 @@
 """Feature preprocessing fitted on the training rows only, saved as JSON.
 
-- Numeric columns (numbers and booleans) are standardised with the training
-  mean and standard deviation (a constant column gets scale 1). Missing values
-  are imputed with the training median *before* standardising, and a column
-  that had missing values in the training rows gets an extra 0/1 indicator
-  column ``<name>__missing``. A missing value at predict time in a column that
-  had none in training is imputed the same way (no indicator). Infinite values
-  are an error.
+- Numeric columns (numbers and booleans; a boolean column with empty cells,
+  which pandas reads as objects ``True`` / ``False`` / NaN, is one too) are
+  standardised with the training mean and standard deviation (a constant
+  column gets scale 1). Missing values are imputed with the training median
+  *before* standardising, and a column that had missing values in the
+  training rows gets an extra 0/1 indicator column ``<name>__missing``. A
+  missing value at predict time in a column that had none in training is
+  imputed the same way (no indicator). Infinite values are an error.
 - Every other column is categorical (read as text): one-hot over the levels
   seen in the training rows (at most ``max_levels``, the most frequent;
   ties by name). A missing value is the level ``"<missing>"``. A level not kept
   at fit time (unknown at predict time, or rare) is encoded as all zeros.
+  Levels are compared as text, so read a categorical column as text at predict
+  time (``read_table(path, text_columns=...)``): a file holding only the
+  levels ``"1"`` and missing would otherwise be read as numbers, ``"1.0"``.
 """
 
 from __future__ import annotations
@@ -91,6 +95,10 @@ class FeaturePreprocessor:
     def transform(self, frame) -> np.ndarray:
         """Encode ``frame`` (must hold every fitted column).
 
+        Categorical columns are compared as text: read them as text
+        (``read_table(path, text_columns=self.categorical)``), so that ``"1"``
+        stays ``"1"`` whatever else the file holds.
+
         Returns
         -------
         X : ndarray of float64 of shape (n_rows, len(feature_names))
@@ -149,16 +157,29 @@ def check_finite_features(frame, columns) -> None:
             _numeric_values(frame[col], col)
 
 
+def _bool_objects(s) -> bool:
+    """An object column of booleans and missing values (vacuously, of missing values only).
+
+    pandas reads a boolean CSV column with an empty cell this way, not as bool.
+    """
+    if s.dtype != object:
+        return False
+    return all(isinstance(v, bool | np.bool_) for v in s.dropna())
+
+
 def _is_numeric(s) -> bool:
     import pandas as pd
 
-    return pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)
+    if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+        return True
+    return _bool_objects(s) and bool(s.notna().any())  # all missing: text, as before
 
 
 def _numeric_values(s, col: str) -> np.ndarray:
     import pandas as pd
 
-    if not _is_numeric(s):
+    # a numeric column of the model may come as booleans with empty cells, or all empty
+    if not (_is_numeric(s) or _bool_objects(s)):
         raise ValueError(
             f"feature column {col!r} was numeric in training but holds text now "
             f"(e.g. {s.dropna().iloc[0]!r}); give the same kind of values as in training"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -64,13 +64,16 @@ def _check_text(path: Path, head: bytes) -> None:
         )
 
 
-def _read_csv(path: Path):
+def _read_csv(path: Path, text_columns: Collection[str] = ()):
     import pandas as pd
 
     sep = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
+    dtype = dict.fromkeys(text_columns, str) or None  # a name not in the file is ignored
     try:
         # utf-8-sig: strict UTF-8 that also drops a byte-order mark before the header
-        return pd.read_csv(path, sep=sep, encoding="utf-8-sig", encoding_errors="strict")
+        return pd.read_csv(
+            path, sep=sep, encoding="utf-8-sig", encoding_errors="strict", dtype=dtype
+        )
     except UnicodeDecodeError as exc:
         raise ValueError(
             f"{path} is not valid UTF-8 text (byte {exc.start}: {exc.reason}); "
@@ -86,13 +89,19 @@ def _read_csv(path: Path):
         ) from None
 
 
-def read_table(path: str | os.PathLike):
+def read_table(path: str | os.PathLike, text_columns: Collection[str] = ()):
     """Read a CSV or Parquet table.
 
     Parameters
     ----------
     path : path-like
         The file; its format comes from the extension, or is sniffed.
+    text_columns : collection of str, default=()
+        CSV columns read as text, as written (empty cells stay missing),
+        rather than as whatever pandas infers from the values in this file:
+        the categorical features of a fitted model, whose level ``"1"`` would
+        read as the number ``1.0`` in a file that holds no other text in that
+        column. Parquet stores its column types and is read as stored.
 
     Returns
     -------
@@ -127,7 +136,7 @@ def read_table(path: str | os.PathLike):
     else:
         if not compressed:
             _check_text(path, head)
-        frame = _read_csv(path)
+        frame = _read_csv(path, text_columns)
     if frame.shape[1] == 0 or len(frame) == 0:
         raise ValueError(
             f"{path} has no data rows (columns: {list(frame.columns)}); "
