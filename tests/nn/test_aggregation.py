@@ -790,3 +790,12 @@ def test_two_task_closed_forms_match_eigh():
     for sign, want in ((1, [0.75, 0.25]), (-1, [0.0, 0.0])):
         G = np.array([[1.0, 3.0 * sign], [3.0 * sign, 9.0]])
         np.testing.assert_allclose(_imtl_g._two_tasks(G, np.array([1.0, 3.0])), want, atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    "make", [lambda: CAGrad(c=float("nan")), lambda: NashMTL(max_norm=float("nan"))]
+)
+def test_nan_hyperparameters_are_refused(make):
+    """NaN passed checks written as ``x < 0`` (every comparison with NaN is False)."""
+    with pytest.raises(ValueError, match="must be"):
+        make()

@@ -207,6 +207,16 @@ def test_gradnorm_host_and_torch_paths_agree():
     torch.testing.assert_close(host.initial_losses, device.initial_losses)
 
 
+def test_gradnorm_takes_bfloat16_losses_on_the_cpu():
+    """bfloat16 losses with a float32 Jacobian (a loss written under CPU autocast): the host
+    path read them with numpy, which has no bfloat16 (a TypeError); every other weighting
+    takes them. Oracle: the same losses, rounded to bfloat16, in float32."""
+    vec = torch.tensor(LOSSES[0], dtype=torch.float32).to(torch.bfloat16)
+    jac = _fake_jacobian(NORMS[0]).float()
+    got = GradNorm(T).observe(vec, jac)
+    torch.testing.assert_close(got, GradNorm(T).observe(vec.float(), jac))
+
+
 def test_famo_follows_algorithm_1():
     lr, gamma, eps = 0.3, 1e-2, 1e-8
     bal = FAMO(T, lr=lr, gamma=gamma, eps=eps).double()
@@ -288,3 +298,38 @@ def test_dbmtl_state_dict_round_trip_into_a_fresh_instance():
     for b in (bal, fresh):
         b.observe(torch.tensor(LOSSES[2]), jac)
     torch.testing.assert_close(fresh.shared_gradient(None, jac), bal.shared_gradient(None, jac))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: DWA(T, temperature=float("nan")),
+        lambda: DBMTL(T, beta=float("nan")),
+        lambda: DBMTL(T, beta=1.5),
+        lambda: DBMTL(T, sigma=-1.0),
+    ],
+    ids=["dwa_temperature", "dbmtl_beta_nan", "dbmtl_beta_big", "dbmtl_sigma"],
+)
+def test_invalid_hyperparameters_are_refused(make):
+    """NaN passed checks written as ``x <= 0`` (every comparison with NaN is False)."""
+    with pytest.raises(ValueError, match="need"):
+        make()
+
+
+def test_dbmtl_loads_a_state_dict_from_before_its_first_step():
+    """A checkpoint taken before the first step has no ``average`` (created at that step);
+    loaded into a module that has stepped it raised "Missing key(s): average". It restarts
+    the run: the same updates as a fresh module."""
+    g = torch.Generator().manual_seed(0)
+    steps = [(torch.rand(T, generator=g) + 0.5, torch.randn(T, 10, generator=g)) for _ in range(3)]
+    fresh, used = DBMTL(T), DBMTL(T)
+    start = {k: v.clone() for k, v in fresh.state_dict().items()}
+    for losses, jac in steps:
+        used.observe(losses, jac)
+    used.load_state_dict(start)
+    for losses, jac in steps:
+        for bal in (fresh, used):
+            bal.observe(losses, jac)
+        torch.testing.assert_close(
+            used.shared_gradient(losses, jac), fresh.shared_gradient(losses, jac)
+        )

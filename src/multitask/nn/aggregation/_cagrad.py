@@ -44,7 +44,7 @@ class CAGrad(GradientAggregator):
         self, c: float = 0.5, *, rescale: str = "none", max_exact: int = 10, n_iter: int = 12
     ) -> None:
         super().__init__()
-        if c < 0:
+        if not c >= 0:  # (NaN too)
             raise ValueError(f"c={c} must be non-negative (it is a radius)")
         if rescale not in _RESCALE:
             raise ValueError(f"rescale={rescale!r} must be one of {tuple(_RESCALE)}")

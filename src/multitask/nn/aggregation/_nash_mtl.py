@@ -73,7 +73,7 @@ class NashMTL(GradientAggregator):
         super().__init__()
         if update_every < 1:
             raise ValueError(f"update_every={update_every} must be a positive integer")
-        if max_norm < 0:
+        if not max_norm >= 0:  # (NaN too)
             raise ValueError(f"max_norm={max_norm} must be >= 0 (0 disables clipping)")
         self.update_every = update_every
         self.n_iter = n_iter

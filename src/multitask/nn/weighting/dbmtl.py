@@ -54,6 +54,11 @@ class DBMTL(LossWeighting):
 
     def __init__(self, n_tasks: int, beta: float = 0.9, sigma: float = 0.0, eps: float = 1e-8):
         super().__init__()
+        if not (0 <= beta <= 1 and sigma >= 0 and eps >= 0):  # (NaN fails each)
+            raise ValueError(
+                f"need 0 <= beta <= 1, sigma >= 0 and eps >= 0; got beta={beta}, "
+                f"sigma={sigma}, eps={eps}"
+            )
         self.n_tasks, self.beta, self.sigma, self.eps = n_tasks, beta, sigma, eps
         self.register_buffer("n_steps", torch.zeros((), dtype=torch.long))
         self.register_buffer("average", None)  # (T, n_params), created at the first step
@@ -214,6 +219,11 @@ class DBMTL(LossWeighting):
             self.average is None or self.average.shape != state_dict[key].shape
         ):
             self.average = torch.empty_like(state_dict[key])
+        steps = state_dict.get(prefix + "n_steps")
+        if key not in state_dict and steps is not None and int(steps) == 0:
+            # a state dict from before the first step (no average yet) into a module that has
+            # stepped: back to no average, as the checkpoint had (not "missing key average")
+            self.average = None
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def reset(self) -> None:

@@ -47,7 +47,7 @@ class DWA(LossWeighting):
 
     def __init__(self, n_tasks: int, temperature: float = 2.0, period: int = 1) -> None:
         super().__init__()
-        if temperature <= 0 or period < 1:
+        if not temperature > 0 or period < 1:  # (a NaN temperature too)
             raise ValueError(f"need temperature > 0 and period >= 1, got {temperature}, {period}")
         self.n_tasks = n_tasks
         self.temperature = temperature

@@ -117,7 +117,8 @@ class GradNorm(LossWeighting):
         check_losses(losses, self.n_tasks, self)
         J = jacobian.detach()
         on_cpu = self.task_weights.device.type == "cpu" and J.device.type == "cpu"
-        if self._host and on_cpu and J.dtype in (torch.float32, torch.float64):
+        host_dtypes = (torch.float32, torch.float64)  # numpy has no bfloat16
+        if self._host and on_cpu and J.dtype in host_dtypes and losses.dtype in host_dtypes:
             return self._host_loss(losses.detach(), J)
         norms = torch.linalg.vector_norm(J, dim=1)  # (T,) ||grad_W L_t||
         w = self.task_weights
