@@ -122,6 +122,7 @@ def test_bad_settings():
         ("max_steps", -1),
         ("max_epochs", -2),
         ("checkpoint_every", 0),
+        ("early_stopping", 1.5),
     ]:
         kw = {"checkpoint_dir": "ckpt"} if name == "checkpoint_every" else {}
         with pytest.raises(ValueError, match=f"{name} must be an integer >= "):

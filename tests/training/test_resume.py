@@ -83,6 +83,35 @@ def test_nan_loss_stops_with_task_and_step_and_keeps_checkpoint(tmp_path):
     assert load_checkpoint(tmp_path / "last.pt")["position"]["step"] == 4
 
 
+def test_non_finite_parameters_stop_before_overwriting_the_checkpoint(tmp_path):
+    """A non-finite gradient with finite losses passes the loss guards and makes parameters
+    non-finite at the update; the next checkpoint would have kept them as "the last
+    checkpoint". Here a callback makes one non-finite at step 4 (as such an update would)."""
+    from multitask.training import Callback
+
+    class Poison(Callback):
+        def on_step(self, record):
+            if record.step == 4:
+                with torch.no_grad():
+                    next(trainer.model.parameters())[0] = float("nan")
+
+    trainer = Trainer(
+        TwoHeads(),
+        regression_tasks(),
+        max_epochs=1,
+        checkpoint_dir=tmp_path,
+        checkpoint_every=2,
+        callbacks=[Poison()],
+        device="cpu",
+        progress=False,
+    )
+    with pytest.raises(FloatingPointError, match=r"non-finite by step 4.*last checkpoint"):
+        trainer.fit(loader(regression_data()))
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert state["position"]["step"] == 2
+    assert all(v.isfinite().all() for v in state["model"].values() if v.is_floating_point())
+
+
 def _sampled(steps, checkpoint_dir=None, resume=False):
     torch.manual_seed(0)
     model = TwoHeads(dropout=0.2)

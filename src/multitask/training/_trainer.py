@@ -172,6 +172,8 @@ class Trainer:
         _check_count("max_epochs", max_epochs, low=0)
         if max_steps is not None:
             _check_count("max_steps", max_steps, low=0)
+        if early_stopping is not None:  # a patience in evaluations (1.5 acted as 2)
+            _check_count("early_stopping", early_stopping, low=1)
         if checkpoint_every is not None:
             _check_count("checkpoint_every", checkpoint_every, low=1)
             if checkpoint_dir is None:
@@ -291,8 +293,19 @@ class Trainer:
         set_rng_state(state["rng"])
 
     def _save(self) -> None:
-        if self.checkpoint_path is not None:
-            save_checkpoint(self.state_dict(), self.checkpoint_path)
+        if self.checkpoint_path is None:
+            return
+        # a non-finite gradient with finite losses (the loss guards pass) makes the parameters
+        # non-finite at the update: stop rather than overwrite the last good checkpoint (one
+        # pass over the parameters, next to writing them all to disk)
+        bad = [name for name, p in self.model.named_parameters() if not p.isfinite().all()]
+        if bad:
+            with self._stopping():
+                raise FloatingPointError(
+                    f"parameters {bad[:5]} became non-finite by step {self.step_} (a non-finite "
+                    "gradient with finite losses); lower the learning rate or clip the gradients"
+                )
+        save_checkpoint(self.state_dict(), self.checkpoint_path)
 
     def _resume(self, resume) -> None:
         if resume is False or resume is None:
