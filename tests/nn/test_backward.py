@@ -341,6 +341,13 @@ def test_dbmtl_steps_with_an_extra_loss_equal_separate_gradients():
         torch.testing.assert_close(bias.grad, want_bias, atol=1e-10, rtol=1e-8)
 
 
+@pytest.mark.parametrize("chunk_size", [0, -2, 1.5, True])
+def test_invalid_chunk_size_is_refused(chunk_size):
+    model = _model()
+    with pytest.raises(ValueError, match="chunk_size must be a positive integer"):
+        mtl_backward(_losses(model), model, EqualWeighting(T), chunk_size=chunk_size)
+
+
 def test_errors_are_clear():
     model = _model()
     with pytest.raises(KeyError, match=r"missing \['t2'\], unknown \['z'\]"):

@@ -14,6 +14,7 @@ import warnings
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from numbers import Integral
 
 import torch
 from torch import Tensor, nn
@@ -480,6 +481,10 @@ def mtl_backward(
     Sener & Koltun, "Multi-Task Learning as Multi-Objective Optimization",
     NeurIPS 2018, Sec. 3.3 (MGDA-UB: balancing on the shared representation).
     """
+    if chunk_size is not None and (
+        isinstance(chunk_size, bool) or not isinstance(chunk_size, Integral) or chunk_size < 1
+    ):  # (0 and negative values acted as 1)
+        raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
     if use_representation is None:
         use_representation = _preferred_placement(balancer, model)
     if use_representation and not isinstance(balancer, GradientAggregator):
