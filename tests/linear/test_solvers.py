@@ -186,6 +186,30 @@ def test_bcd_working_sets_with_many_features_reach_cvxpy(kind, loss):
     assert res.objective == pytest.approx(ref, rel=1e-6)
 
 
+def test_bcd_does_not_stall_when_fista_and_the_outer_criterion_disagree():
+    """Logistic loss without intercept, tasks of very different sizes: once the working set is
+    every row, the inner FISTA met its own criterion (the Frobenius prox-gradient mapping)
+    while the outer one (the largest row's subdifferential distance) was not met, returned
+    after one iteration, and the outer loop repeated without moving (2,906 outer iterations
+    and 254 s for this problem at max_iter=20000). Oracle: cvxpy's optimum."""
+    rng = np.random.default_rng(2)
+    p = 80
+    Xs, ys = [], []
+    for k, n in enumerate((300, 12, 40, 5)):
+        X = rng.normal(size=(n, p)) * rng.uniform(0.2, 3, p) + rng.normal(size=p)
+        w = np.zeros(p)
+        w[:6] = 2 * rng.normal(size=6)
+        Xs.append(X)
+        ys.append(np.where(X @ w + rng.normal(size=n) + k > 1.0, 1.0, -1.0))
+    penalty = L21(0.01)
+    _, _, ref = solve_reference(Xs, ys, penalty, "logistic", False)
+    task = np.concatenate([np.full(len(y), t) for t, y in enumerate(ys)])
+    design = make_design(np.vstack(Xs), np.concatenate(ys), task, len(ys))
+    res = bcd(Logistic(design), penalty, fit_intercept=False, tol=1e-8, max_iter=30)
+    assert res.converged and res.n_iter < 10
+    assert res.objective == pytest.approx(ref, rel=1e-6)
+
+
 @pytest.mark.parametrize("loss", ["squared", "logistic"])
 def test_fista_backtracking_from_a_too_small_lipschitz_estimate(loss):
     rng = np.random.default_rng(8)

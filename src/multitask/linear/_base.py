@@ -160,7 +160,7 @@ class MultiTaskLinearModel(BaseEstimator):
                 task_values = np.zeros(len(y), np.intp)
             task_idx, tasks = encode_tasks(task_values)
             check_task_sizes(task_idx, tasks, sample_weight)
-        y = self._encode_targets(y, task_idx, tasks)
+        y = self._encode_targets(y, task_idx, tasks, sample_weight)
         return FitData(features, y, task_idx, tasks, sample_weight, shared)
 
     def _make_datafit(self, data):
@@ -185,7 +185,8 @@ class MultiTaskLinearModel(BaseEstimator):
             shape = (2, *shape)
         if W0 is None or W0.shape != shape:
             return None, None
-        return W0.copy(), self.intercept_.copy()
+        # without an intercept to fit, a given b0 is a fixed offset: the old one must not stay
+        return W0.copy(), self.intercept_.copy() if self.fit_intercept else None
 
     def _solve(self, datafit, penalty, smooth, W0, b0):
         from multitask.linear.penalties import L1
@@ -380,7 +381,7 @@ class MultiTaskRegressorMixin(RegressorMixin):
             )
         return y
 
-    def _encode_targets(self, y, task_idx, tasks):
+    def _encode_targets(self, y, task_idx, tasks, sample_weight=None):
         return y
 
     def predict(self, X):
@@ -414,8 +415,8 @@ class MultiTaskClassifierMixin(ClassifierMixin):
             check_array(y, ensure_2d=False, input_name="y")
         return y
 
-    def _encode_targets(self, y, task_idx, tasks):
-        y_pm, self.classes_ = encode_binary(y, task_idx, tasks)
+    def _encode_targets(self, y, task_idx, tasks, sample_weight=None):
+        y_pm, self.classes_ = encode_binary(y, task_idx, tasks, sample_weight)
         return y_pm
 
     def decision_function(self, X):

@@ -212,7 +212,7 @@ def check_task_sizes(task_idx, tasks, sample_weight=None):
         )
 
 
-def encode_binary(y, task_idx, tasks):
+def encode_binary(y, task_idx, tasks, sample_weight=None):
     """Encode binary labels as {-1, +1} and check every task has both classes.
 
     Parameters
@@ -221,6 +221,10 @@ def encode_binary(y, task_idx, tasks):
     task_idx : ndarray of shape (n_samples,) or None
         Task codes; None for a shared design (2-D ``y``, one task per column).
     tasks : ndarray of shape (n_tasks,)
+    sample_weight : ndarray of shape (n_samples,), optional
+        Both classes must occur among each task's rows of positive weight (the rows
+        the objective sees, as :func:`check_task_sizes` counts them): a class seen
+        only in rows of weight 0 would send the task's intercept off to infinity.
 
     Returns
     -------
@@ -239,11 +243,16 @@ def encode_binary(y, task_idx, tasks):
             "pair of labels (e.g. sklearn's OneVsRestClassifier)."
         )
     y_pm = np.where(y == classes[1], 1.0, -1.0)
-    cols = y_pm.T if y_pm.ndim == 2 else [y_pm[task_idx == t] for t in range(len(tasks))]
+    seen = np.ones(len(y_pm), bool) if sample_weight is None else np.asarray(sample_weight) > 0
+    if y_pm.ndim == 2:
+        cols = y_pm[seen].T
+    else:
+        cols = [y_pm[(task_idx == t) & seen] for t in range(len(tasks))]
     for t, y_t in enumerate(cols):
         if np.unique(y_t).size < 2:
+            weighted = "" if sample_weight is None else " among its rows of positive weight"
             raise ValueError(
-                f"task {task_label(tasks[t])!r} has only one class "
+                f"task {task_label(tasks[t])!r} has only one class{weighted} "
                 f"({task_label(classes[int(y_t[0] > 0)])!r}); "
                 "a classifier needs both classes in every task. Drop the task or add rows."
             )
