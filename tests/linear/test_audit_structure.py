@@ -64,3 +64,24 @@ def test_sparse_adjacency_equals_dense():
 def test_malformed_graph_says_what_to_pass(graph):
     with pytest.raises(ValueError, match="not a pair of task labels"):
         ml.GraphRegularizedRegressor(graph=graph, task_col=0).fit(XL, Y)
+
+
+def test_a_two_task_edge_array_of_labels_and_repeated_edges():
+    """With two tasks, a (2, 2) array of task labels is an edge list (it was read as an
+    adjacency matrix and failed to convert the labels to floats); an edge listed both ways
+    is refused (it counted twice, weight 2, against the documented weight 1). Oracle: the
+    same graph given as a list of pairs."""
+    rng = np.random.default_rng(3)
+    X2 = rng.normal(size=(40, 2))
+    task = np.repeat(np.array(["a", "b"], dtype=object), 20)
+    y2 = X2 @ np.array([1.0, -1.0]) + 0.1 * rng.normal(size=40)
+    XL2 = np.column_stack([task, X2])
+    edges = np.array([["a", "b"], ["b", "a"]], dtype=object)
+    with pytest.raises(ValueError, match="edge more than once"):
+        ml.GraphRegularizedRegressor(graph=edges, task_col=0).fit(XL2, y2)
+    as_array = ml.GraphRegularizedRegressor(graph=edges[:1], task_col=0).fit(XL2, y2)
+    as_list = ml.GraphRegularizedRegressor(graph=[("a", "b")], task_col=0).fit(XL2, y2)
+    np.testing.assert_allclose(as_array.coef_, as_list.coef_, atol=1e-12)
+    square = np.array([["a", "b"], ["a", "b"]], dtype=object)  # (2, 2): edges, not a matrix
+    with pytest.raises(ValueError, match="edge more than once"):
+        ml.GraphRegularizedRegressor(graph=square, task_col=0).fit(XL2, y2)

@@ -72,16 +72,25 @@ def task_graph_matrix(graph, tasks):
         return graph_matrix_from_adjacency(np.ones((n_tasks, n_tasks)) - np.eye(n_tasks))
     if sparse.issparse(graph):
         graph = graph.toarray()
-    if isinstance(graph, np.ndarray) and graph.ndim == 2 and graph.shape[1] != 2:
+    # an array of task labels (not numbers) is an edge list, whatever its shape: with two
+    # tasks a (2, 2) array of labels was read as an adjacency matrix
+    matrix = isinstance(graph, np.ndarray) and graph.dtype.kind in "biuf"
+    if matrix and graph.ndim == 2 and graph.shape[1] != 2:
         if graph.shape != (n_tasks, n_tasks):
             raise ValueError(
                 f"the task adjacency matrix has shape {graph.shape}; expected "
                 f"({n_tasks}, {n_tasks}), one row per fitted task (sorted labels)."
             )
         return graph_matrix_from_adjacency(graph)
-    if isinstance(graph, np.ndarray) and graph.shape == (n_tasks, n_tasks):
+    if matrix and graph.shape == (n_tasks, n_tasks):
         return graph_matrix_from_adjacency(graph)
     edges = [_edge_codes(edge, tasks) for edge in graph]
+    pairs = [tuple(sorted(e)) for e in edges]
+    if len(set(pairs)) < len(pairs):  # the graph is undirected: (s, t) and (t, s) are one edge
+        raise ValueError(
+            "the task graph lists an edge more than once (s, t and t, s are the same edge); "
+            "give each edge once, or an adjacency matrix for other weights"
+        )
     return graph_matrix_from_edges(np.asarray(edges, dtype=np.intp).reshape(-1, 2), n_tasks)
 
 
@@ -118,8 +127,9 @@ class GraphRegularizedRegressor(MultiTaskRegressorMixin, _GraphRegularized):
         Ridge strength on all task models (>= 0).
     graph : ndarray of shape (n_tasks, n_tasks), list of pairs, or None, default=None
         Task graph: a symmetric non-negative adjacency matrix as an ndarray or scipy
-        sparse matrix (rows in the order of the sorted task labels, ``tasks_``), or a list of edges
-        given as pairs of task labels (weight 1). None: the complete graph (every pair, weight 1).
+        sparse matrix (rows in the order of the sorted task labels, ``tasks_``), or a list of
+        edges given as pairs of task labels (weight 1; each edge once). None: the complete
+        graph (every pair, weight 1).
     %(common)s
 
     %(fitted)s
@@ -143,8 +153,9 @@ class GraphRegularizedClassifier(MultiTaskClassifierMixin, _GraphRegularized):
         Ridge strength on all task models (>= 0).
     graph : ndarray of shape (n_tasks, n_tasks), list of pairs, or None, default=None
         Task graph: a symmetric non-negative adjacency matrix as an ndarray or scipy
-        sparse matrix (rows in the order of the sorted task labels, ``tasks_``), or a list of edges
-        given as pairs of task labels (weight 1). None: the complete graph (every pair, weight 1).
+        sparse matrix (rows in the order of the sorted task labels, ``tasks_``), or a list of
+        edges given as pairs of task labels (weight 1; each edge once). None: the complete
+        graph (every pair, weight 1).
     %(common)s
 
     %(fitted)s
