@@ -32,19 +32,46 @@ def shared_named(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     return named
 
 
-def batch_losses(model, tasks: Sequence[Task], batch, params=None) -> Tensor:
-    """Loss vector ``(n_tasks,)`` of one ``(inputs, {task: target})`` batch.
+def batch_losses(model, tasks: Sequence[Task], batch, params=None) -> tuple[Tensor, Tensor]:
+    """Loss vector ``(n_tasks,)`` of one ``(inputs, {task: target})`` batch, and the number
+    of labelled entries of each task ``(n_tasks,)`` (a task without one has loss 0).
 
     With ``params`` (name -> Tensor), the forward runs through
-    :func:`torch.func.functional_call`, so the model's own tensors are not touched.
+    :func:`torch.func.functional_call`, so the model's parameters are not touched.
     """
     x, targets = batch
     device = next(model.parameters()).device
     x = x.to(device)
     out = model(x) if params is None else torch.func.functional_call(model, params, (x,))
-    return torch.stack(
-        [t.compute_loss(out[t.name], targets[t.name].to(device)).reshape(()) for t in tasks]
-    )
+    pairs = [t.loss_and_count(out[t.name], targets[t.name].to(device)) for t in tasks]
+    return torch.stack([loss.reshape(()) for loss, _ in pairs]), torch.stack([n for _, n in pairs])
+
+
+def pair_mean(total: Tensor, count: Tensor, tasks: Sequence[Task]) -> Tensor:
+    """``total / count`` per pair of tasks; a clear error for a pair never measured."""
+    never = (count == 0).nonzero().tolist()
+    if never:
+        names = [(tasks[i].name, tasks[j].name) for i, j in never[:5]]
+        raise ValueError(
+            f"task pairs {names} were never measured: no batch labels both tasks (with a "
+            "positive loss for the second); pass batches where every task has labels"
+        )
+    return total / count
+
+
+class RandomDraws:
+    """torch's random state on the CPU and the model's device, to replay the same draws
+    (dropout masks) in every forward of one batch."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.cpu = torch.get_rng_state()
+        self.cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+    def replay(self) -> None:
+        torch.set_rng_state(self.cpu)
+        if self.cuda is not None:
+            torch.cuda.set_rng_state(self.cuda, self.device)
 
 
 def check_batches(batches: Iterable) -> list:
@@ -55,8 +82,10 @@ def check_batches(batches: Iterable) -> list:
     return out
 
 
-class keep_representation:
-    """Context manager restoring ``model.representation`` (set by forward passes)."""
+class keep_model_state:
+    """Context manager restoring what a measure's forward passes change and the measure does
+    not own: ``model.representation``, the model's buffers (BatchNorm's running statistics,
+    updated by every forward in training mode) and torch's random state (dropout draws)."""
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
@@ -64,9 +93,16 @@ class keep_representation:
     def __enter__(self):
         self.had = hasattr(self.model, "representation")
         self.saved = getattr(self.model, "representation", None)
+        self.buffers = [(b, b.detach().clone()) for b in self.model.buffers()]
+        device = next(self.model.parameters()).device
+        self.draws = RandomDraws(device)
         return self
 
     def __exit__(self, *exc):
         if self.had:
             self.model.representation = self.saved
+        with torch.no_grad():
+            for b, saved in self.buffers:
+                b.copy_(saved)
+        self.draws.replay()
         return False

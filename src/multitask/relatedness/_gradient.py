@@ -12,7 +12,8 @@ from multitask.relatedness._common import (
     as_task_list,
     batch_losses,
     check_batches,
-    keep_representation,
+    keep_model_state,
+    pair_mean,
     shared_named,
 )
 
@@ -31,7 +32,9 @@ def gradient_affinity(
     .. math:: A_{ij} = \\frac{1}{B} \\sum_b \\frac{\\langle g_i^b, g_j^b \\rangle}
               {\\lVert g_i^b \\rVert \\, \\lVert g_j^b \\rVert}.
 
-    A task whose gradient is zero on a batch has cosine 0 with every task there.
+    A pair is averaged over the batches where both tasks have a labelled entry (a task
+    without one has loss 0 and no gradient there, which would pull its cosines towards 0);
+    a labelled task whose gradient is zero on a batch has cosine 0 with every task there.
 
     Parameters
     ----------
@@ -46,7 +49,13 @@ def gradient_affinity(
     -------
     affinity : ndarray of shape (n_tasks, n_tasks)
         Symmetric, in ``[-1, 1]``, ones on the diagonal (for non-zero gradients).
-        The model's parameters and ``.grad`` are unchanged.
+        The model (parameters, ``.grad``, buffers such as BatchNorm's running
+        statistics, ``representation``) and torch's random state are unchanged.
+
+    Raises
+    ------
+    ValueError
+        If no batch labels some pair of tasks.
 
     References
     ----------
@@ -58,12 +67,15 @@ def gradient_affinity(
     tasks = as_task_list(tasks)
     batches = check_batches(batches)
     params = [p for _, p in shared_named(model)]
-    total = None
-    with keep_representation(model):
+    total = count = 0
+    with keep_model_state(model):
         for batch in batches:
-            jac = task_jacobian(batch_losses(model, tasks, batch), params, retain_graph=False)
-            unit = jac / jac.norm(dim=1, keepdim=True).clamp_min(1e-12)  # (T, n_shared)
-            cos = (unit @ unit.T).detach()
-            total = cos if total is None else total + cos
+            losses, counts = batch_losses(model, tasks, batch)
+            jac = task_jacobian(losses, params, retain_graph=False).detach()
+            norms = jac.norm(dim=1, keepdim=True)
+            unit = jac / torch.where(norms > 0, norms, torch.ones_like(norms))  # (T, n_shared)
+            labelled = (counts > 0).to(jac.dtype)
+            both = labelled[:, None] * labelled[None, :]
+            total, count = total + both * (unit @ unit.T), count + both
     with torch.no_grad():
-        return (total / len(batches)).cpu().double().numpy()
+        return pair_mean(total, count, tasks).cpu().double().numpy()

@@ -9,22 +9,34 @@ import torch
 
 from multitask.nn import Task, task_jacobian
 from multitask.relatedness._common import (
+    RandomDraws,
     as_task_list,
     batch_losses,
     check_batches,
-    keep_representation,
+    keep_model_state,
+    pair_mean,
     shared_named,
 )
 
 __all__ = ["lookahead_affinity"]
 
 
-def _batch_affinity(model, tasks, batch, named, lr: float) -> torch.Tensor:
-    """``Z[i, j]`` on one batch, shape ``(T, T)``."""
+def _batch_affinity(model, tasks, batch, named, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``Z[i, j]`` on one batch and where it is defined, both of shape ``(T, T)``.
+
+    Every forward replays the base forward's random draws: eq. 3 compares one loss at two
+    parameter values, not under two dropout masks. ``Z[i, j]`` is defined when task ``i`` has
+    a labelled entry (its step is a gradient of its data) and task ``j`` has one with a
+    positive loss (the ratio's denominator).
+    """
     shared = [p for _, p in named]
-    losses = batch_losses(model, tasks, batch)  # (T,)
+    draws = RandomDraws(shared[0].device)
+    losses, counts = batch_losses(model, tasks, batch)  # (T,)
     jac = task_jacobian(losses, shared, retain_graph=False).detach()  # (T, n_shared)
     base = losses.detach()
+    measured = (counts > 0) & (base > 0)
+    defined = (counts > 0)[:, None] & measured[None, :]
+    denominator = torch.where(measured, base, torch.ones_like(base))
     rows = []
     with torch.no_grad():
         for i in range(len(tasks)):
@@ -33,9 +45,11 @@ def _batch_affinity(model, tasks, batch, named, lr: float) -> torch.Tensor:
                 step = jac[i, offset : offset + p.numel()].view_as(p)
                 params[name] = p.detach() - lr * step  # theta_s - lr * grad_i L_i
                 offset += p.numel()
-            after = batch_losses(model, tasks, batch, params)  # (T,)
-            rows.append(1.0 - after / base)
-    return torch.stack(rows)
+            draws.replay()
+            after, _ = batch_losses(model, tasks, batch, params)  # (T,)
+            rows.append(1.0 - after / denominator)
+    Z = torch.stack(rows)
+    return torch.where(defined, Z, torch.zeros_like(Z)), defined
 
 
 def lookahead_affinity(
@@ -50,9 +64,12 @@ def lookahead_affinity(
     .. math:: Z_{i \\to j} = 1 - \\frac{L_j(\\theta_s - \\eta \\nabla_{\\theta_s} L_i,
               \\theta_j)}{L_j(\\theta_s, \\theta_j)},
 
-    averaged over the batches (the paper averages over training steps).
-    Positive: the step on ``i`` lowers ``j``'s loss. The lookahead runs through
-    :func:`torch.func.functional_call`: the model is never modified.
+    averaged over the batches (the paper averages over training steps) where it is defined:
+    task ``i`` has a labelled entry and task ``j`` one with a positive loss (a task without
+    labels in a batch has loss 0 there). Positive: the step on ``i`` lowers ``j``'s loss. The
+    lookahead runs through :func:`torch.func.functional_call`, every forward on a batch with
+    the same random draws (dropout masks); the model (parameters, buffers such as BatchNorm's
+    running statistics, ``representation``) and torch's random state are left as they were.
 
     Parameters
     ----------
@@ -72,6 +89,11 @@ def lookahead_affinity(
         ``affinity[i, j] = Z_{i -> j}`` (row: the task stepped on; column: the
         task whose loss is measured). Not symmetric in general.
 
+    Raises
+    ------
+    ValueError
+        If a pair of tasks is defined on no batch.
+
     References
     ----------
     Fifty, Amid, Zhao, Yu, Anil & Finn, "Efficiently Identifying Task
@@ -82,6 +104,9 @@ def lookahead_affinity(
     tasks = as_task_list(tasks)
     batches = check_batches(batches)
     named = shared_named(model)
-    with keep_representation(model):
-        total = sum(_batch_affinity(model, tasks, b, named, float(lr)) for b in batches)
-    return (total / len(batches)).cpu().double().numpy()
+    total = count = 0
+    with keep_model_state(model):
+        for b in batches:
+            Z, defined = _batch_affinity(model, tasks, b, named, float(lr))
+            total, count = total + Z, count + defined.to(Z.dtype)
+    return pair_mean(total, count, tasks).cpu().double().numpy()
