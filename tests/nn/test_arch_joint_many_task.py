@@ -65,3 +65,34 @@ def test_successive_regularization():
         model.heads["dep"].weight += 1.0  # not snapshotted: no penalty
     n = model.layers[0][0].weight_ih_l0.numel()
     assert float(model.regularization().detach()) == pytest.approx(0.5 * n * 0.01, rel=1e-4)
+
+
+def test_snapshot_names_are_exact_and_the_anchor_is_in_the_state_dict():
+    """A lower task "pos" snapshotted the label embedding of a higher "pos2" (a name prefix),
+    which the successive regularisation then held back; the snapshot was not in state_dict,
+    so a checkpoint resumed with regularization() = 0."""
+    torch.manual_seed(0)
+    layers = [nn.Linear(D, H), nn.Linear(D + H + E, H), nn.Linear(D + H + 2 * E, H)]
+    heads = {"pos": nn.Linear(H, 4), "pos2": nn.Linear(H, 3), "top": nn.Linear(H, 2)}
+    model = JointManyTask(layers, heads, {"pos": 4, "pos2": 3}, label_dim=E, delta=1.0)
+    model.snapshot(below="pos2")
+    assert set(model._snapshot) == {
+        "layers.0.weight", "layers.0.bias", "heads.pos.weight", "heads.pos.bias",
+        "label_embeddings.pos",
+    }  # fmt: skip
+    with torch.no_grad():
+        model.label_embeddings["pos2"].add_(1.0)  # a task above "pos2"'s own: not held back
+        model.layers[0].weight.add_(0.1)
+    want = 1.0 * 0.1**2 * model.layers[0].weight.numel()
+    assert float(model.regularization()) == pytest.approx(want, rel=1e-5)
+    copy = JointManyTask(
+        [nn.Linear(D, H), nn.Linear(D + H + E, H), nn.Linear(D + H + 2 * E, H)],
+        {"pos": nn.Linear(H, 4), "pos2": nn.Linear(H, 3), "top": nn.Linear(H, 2)},
+        {"pos": 4, "pos2": 3},
+        label_dim=E,
+        delta=1.0,
+    )
+    copy.load_state_dict(model.state_dict())
+    assert float(copy.regularization()) == pytest.approx(want, rel=1e-5)
+    copy.double()
+    assert copy._snapshot["layers.0.weight"].dtype == torch.float64

@@ -61,3 +61,23 @@ def test_parameters_split_into_shared_factors_and_task_factors():
 def test_bad_method_raises():
     with pytest.raises(ValueError, match="method"):
         TensorFactorized(nn.Identity(), [3, 2], _heads(), method="cp")
+
+
+def test_ranks_per_layer_and_tt_ranks_clipped_by_the_kept_r1():
+    """A list gives each layer's ranks (an int list was read as one tuple for every layer);
+    TT's r2 is bounded by r1 * d2 with the r1 kept (clipped with the full r1, a narrow output
+    layer crashed in tt_svd: "shape '[1, 1, 3]' is invalid for input of size 1")."""
+    trunk = nn.Linear(3, 8)
+    model = TensorFactorized(trunk, [8, 6, 4, 2], _heads(), ranks=[1, 2, (3, 1, 2)])
+    assert model.ranks == [(1, 1, 1), (2, 2, 2), (3, 1, 2)]
+    tt = TensorFactorized(trunk, [8, 6, 4], _heads(), ranks=[1, 3], method="tt")
+    assert tt.ranks == [(1, 1), (3, 3)]
+    assert TensorFactorized(trunk, [8, 6], _heads(), ranks=(2, 3), method="tt").ranks == [(2, 3)]
+    five = {t: nn.Identity() for t in "abcde"}
+    narrow = TensorFactorized(trunk, [8, 1], five, ranks=(1, 3), method="tt")
+    assert narrow.ranks == [(1, 1)]  # G2 is (1, 1, r2): rank one at most
+    out = narrow(torch.randn(4, 3))
+    assert {t: o.shape for t, o in out.items()} == {t: (4, 1) for t in "abcde"}
+    weights = [torch.randn(8, 1, 5)]
+    init = TensorFactorized.from_independent(weights, (1, 3), five, method="tt")
+    assert init.ranks == [(1, 1)]

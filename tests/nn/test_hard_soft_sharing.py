@@ -163,3 +163,16 @@ def test_gradient_reversal():
     assert ganin_schedule(1.0) == pytest.approx(2 / (1 + np.exp(-10)) - 1)
     with pytest.raises(ValueError, match="progress"):
         ganin_schedule(1.5)
+
+
+def test_an_in_place_op_after_the_reversal_layer():
+    """The layer returned a view made in a custom Function: ReLU(inplace=True) after it raised
+    "Output 0 of _Reverse is a view and is being modified inplace". Oracle: -scale times the
+    gradient through the same head without the layer."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, requires_grad=True)
+    lin = nn.Linear(3, 1)
+    head = nn.Sequential(GradientReversal(0.5), nn.ReLU(inplace=True), lin)
+    (g,) = torch.autograd.grad(head(x).sum(), x)
+    (want,) = torch.autograd.grad(nn.Sequential(nn.ReLU(), lin)(x).sum(), x)
+    torch.testing.assert_close(g, -0.5 * want)

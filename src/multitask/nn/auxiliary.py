@@ -21,7 +21,9 @@ class _Reverse(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, scale: float) -> Tensor:
         ctx.scale = scale
-        return x.view_as(x)
+        # a copy, not a view: an in-place op after the layer (ReLU(inplace=True)) may not
+        # modify a view made in a custom Function
+        return x.clone()
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:

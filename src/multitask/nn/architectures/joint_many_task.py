@@ -110,13 +110,32 @@ class JointManyTask(MultiTaskModule):
             raise ValueError(f"unknown task {below!r}; tasks are {list(self.task_names)}")
         k = self.task_names.index(below)
         keep = {f"layers.{j}." for j in range(k)} | {f"heads.{t}." for t in self.task_names[:k]}
-        keep |= {f"label_embeddings.{t}" for t in self.task_names[:k]}
-        return {n: p for n, p in self.named_parameters() if any(n.startswith(s) for s in keep)}
+        exact = {f"label_embeddings.{t}" for t in self.task_names[:k]}  # a name, not a prefix:
+        # task "pos" below must not take "pos2"'s embedding
+        return {
+            n: p
+            for n, p in self.named_parameters()
+            if n in exact or any(n.startswith(s) for s in keep)
+        }
 
     @torch.no_grad()
     def snapshot(self, below: str | None = None) -> None:
         """Remember the current parameters (all, or those of the tasks below ``below``)."""
         self._snapshot = {n: p.detach().clone() for n, p in self._named_below(below).items()}
+
+    def get_extra_state(self) -> dict[str, Tensor]:
+        """The snapshot (the successive regularisation's anchor): in ``state_dict``, so that a
+        checkpoint resumes with it."""
+        return dict(self._snapshot)
+
+    def set_extra_state(self, state: dict[str, Tensor]) -> None:
+        device = next(self.parameters()).device
+        self._snapshot = {n: t.to(device) for n, t in state.items()}
+
+    def _apply(self, fn, recurse=True):  # .to(device) / .double() move the anchor too
+        out = super()._apply(fn, recurse)
+        self._snapshot = {n: fn(t) for n, t in self._snapshot.items()}
+        return out
 
     def regularization(self) -> Tensor | float:
         """Successive regularisation ``delta * sum ||theta - theta_snapshot||^2`` (0 if none)."""

@@ -53,11 +53,9 @@ def tt_svd(w: Tensor, ranks: Sequence[int]) -> tuple[Tensor, Tensor, Tensor]:
 
 def _resolve_ranks(ranks, shapes: list[tuple[int, int, int]], method: str) -> list[tuple[int, ...]]:
     n_modes = 3 if method == "tucker" else 2
-    if ranks is None or isinstance(ranks, int):
+    if ranks is None or isinstance(ranks, int | tuple):  # one for every layer
         per_layer = [ranks] * len(shapes)
-    elif len(ranks) and all(isinstance(r, int) for r in ranks):
-        per_layer = [tuple(ranks)] * len(shapes)
-    else:
+    else:  # a list: one entry per layer (an int list was read as one tuple for all layers)
         per_layer = list(ranks)
     if len(per_layer) != len(shapes):
         raise ValueError(f"ranks gives {len(per_layer)} layers, the model has {len(shapes)}")
@@ -67,7 +65,10 @@ def _resolve_ranks(ranks, shapes: list[tuple[int, int, int]], method: str) -> li
         r = full if r is None else (r,) * n_modes if isinstance(r, int) else tuple(r)
         if len(r) != n_modes or min(r) < 1:
             raise ValueError(f"{method} needs {n_modes} positive ranks per layer, got {r}")
-        out.append(tuple(min(a, f) for a, f in zip(r, full, strict=True)))
+        r = tuple(min(a, f) for a, f in zip(r, full, strict=True))
+        if method == "tt":  # G2 is (r1, d2, r2): r2 is bounded by the r1 kept, not the full one
+            r = (r[0], min(r[1], r[0] * shape[1]))
+        out.append(r)
     return out
 
 
@@ -97,9 +98,11 @@ class TensorFactorized(MultiTaskModule):
     dims : sequence of int
         Widths of the factorised layers, at least two entries.
     heads : dict of str to nn.Module
-    ranks : None, int, tuple of int or list of those (one per layer), default=None
+    ranks : None, int, tuple of int, or a list of those (one per layer), default=None
         Tucker ``(r1, r2, r3)`` or TT ``(r1, r2)``; None means full (exact) rank,
-        an int the same rank for every mode; clipped to the full ranks.
+        an int the same rank for every mode; a tuple or an int applies to every
+        layer, a list gives each layer's. Clipped to the full ranks (TT's ``r2`` to
+        ``r1 * d2`` with the ``r1`` kept).
     method : {"tucker", "tt"}, default="tucker"
     activation : nn.Module, default=nn.ReLU()
 
