@@ -83,3 +83,28 @@ def test_new_branches_copy_the_parent_and_forward_is_unchanged():
     # the shared/task split follows the tree
     n_shared = sum(p.numel() for p in model.shared_parameters())
     assert n_shared == 3 * 4 + 4 + 2 * (4 * 4 + 4)
+
+
+def test_a_widened_checkpoint_loads_into_a_thin_model(tmp_path):
+    """The tree was not in state_dict: a widened model's checkpoint failed to load into the
+    model rebuilt from the same arguments ("Unexpected key(s) nodes.l1_g1.weight"), so a
+    Trainer run could not resume after a widening. Oracle: the widened model's outputs."""
+    from multitask.training.checkpoint import load_checkpoint, save_checkpoint
+
+    grown = _model()
+    grown.widen_next(AFFINITY)
+    grown.widen_next(AFFINITY)
+    save_checkpoint({"model": grown.state_dict()}, tmp_path / "last.pt")
+    thin = _model()
+    thin.load_state_dict(load_checkpoint(tmp_path / "last.pt")["model"])  # weights_only
+    assert str(thin.tree_) == str(grown.tree_) and thin.next_layer_ == grown.next_layer_ == -1
+    x = torch.randn(5, 3)
+    want, got = grown(x), thin(x)
+    for t in TASKS:
+        torch.testing.assert_close(got[t], want[t])
+    assert {id(p) for p in thin.parameters()} >= {id(p) for p in thin.shared_parameters()}
+    other = FullyAdaptiveSharing(
+        [nn.Linear(3, 4), nn.Linear(4, 4)], {t: nn.Linear(4, 1) for t in "xyzw"}
+    )
+    with pytest.raises(ValueError, match="checkpoint's tree"):
+        other.load_state_dict(grown.state_dict())

@@ -114,7 +114,9 @@ class FullyAdaptiveSharing(MultiTaskModule):
     branching low in the network). The best ``d`` wins; each new group gets a
     copy of the parent's layer (weights copied, as in the paper). Call
     :meth:`widen_next` after each training round to go down one layer. Rebuild
-    the optimizer after a widening (new parameters).
+    the optimizer after a widening (new parameters). The tree is part of
+    ``state_dict``: a checkpoint of a widened model loads into a thin one built
+    with the same arguments, which takes the checkpoint's shape.
 
     Parameters
     ----------
@@ -242,6 +244,32 @@ class FullyAdaptiveSharing(MultiTaskModule):
         splits = self.widen(self.next_layer_, affinity)
         self.next_layer_ -= 1
         return splits
+
+    def get_extra_state(self) -> dict:
+        """The grown tree and the next layer to widen, in ``state_dict``: a checkpoint of a
+        widened model loads into a freshly built (thin) one, which grows to its shape."""
+        return {"levels": [[list(g) for g in level] for level in self.tree_.levels],
+                "next_layer": self.next_layer_}  # fmt: skip
+
+    def set_extra_state(self, state: dict) -> None:
+        levels = [[tuple(g) for g in level] for level in state["levels"]]
+        if len(levels) != self.n_layers or {t for lv in levels for g in lv for t in g} != set(
+            self.task_names
+        ):
+            raise ValueError(
+                f"the checkpoint's tree has {len(levels)} layers over other tasks than this "
+                f"model's {self.n_layers} layers and tasks {list(self.task_names)}"
+            )
+        for l, groups in enumerate(levels):  # a copy of the layer per group (weights load next)
+            template = self.nodes[f"l{l}_g0"]
+            for key in [k for k in self.nodes if k.startswith(f"l{l}_")]:
+                if int(key.rsplit("_g", 1)[1]) >= len(groups):
+                    del self.nodes[key]
+            for k in range(len(groups)):
+                if f"l{l}_g{k}" not in self.nodes:
+                    self.nodes[f"l{l}_g{k}"] = copy.deepcopy(template)
+        self.tree_ = BranchTree(levels)
+        self.next_layer_ = int(state["next_layer"])
 
     def _nodes_of(self, shared: bool, task: str | None = None) -> list[nn.Module]:
         out = []
