@@ -33,6 +33,7 @@ def test_gates_see_exactly_their_experts():
     model(x)
     gates = model.last_gates
     assert gates[(0, "a")].shape == (5, 3) and gates[(0, "<shared>")].shape == (5, 4)
+    assert not any(g.requires_grad for g in gates.values())  # (as MMoE's: no graph kept)
     torch.testing.assert_close(gates[(0, "<shared>")].sum(1), torch.ones(5))
     # level-0 gate outputs, recomputed by hand
     e = {t: model.task_experts[t][0][0](x) for t in TASKS}

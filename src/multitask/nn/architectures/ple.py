@@ -151,13 +151,13 @@ class PLE(MultiTaskModule):
             for t in self.task_names:
                 experts = torch.stack(own_out[t] + shared_out, dim=1)  # (B, E_t + E_s, ...)
                 gate_logits = self.task_gates[t][k](self._flat(task_in[t], k))
-                new_in[t], self.last_gates[(k, t)] = gated_sum(gate_logits, experts)
+                new_in[t], gates = gated_sum(gate_logits, experts)
+                self.last_gates[(k, t)] = gates.detach()  # (kept: the graph of its step would be)
             if k < self.n_levels - 1:
                 everything = [o for t in self.task_names for o in own_out[t]] + shared_out
                 gate_logits = self.shared_gates[k](self._flat(shared_in, k))
-                shared_in, self.last_gates[(k, self.SHARED)] = gated_sum(
-                    gate_logits, torch.stack(everything, dim=1)
-                )
+                shared_in, gates = gated_sum(gate_logits, torch.stack(everything, dim=1))
+                self.last_gates[(k, self.SHARED)] = gates.detach()
             task_in = new_in
         return {t: self.heads[t](task_in[t]) for t in self.task_names}
 
