@@ -74,3 +74,11 @@ def test_grouping_does_not_import_torch():
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("n_groups", [2.5, True, 0, 4])
+def test_n_groups_must_be_a_whole_number_of_groups(n_groups):
+    """2.5 silently acted as 2 and True as 1."""
+    Z = np.eye(3)
+    with pytest.raises(ValueError, match="n_groups must be an integer between 1 and"):
+        group_tasks(Z, n_groups)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from numbers import Integral
 
 import numpy as np
 
@@ -105,8 +106,9 @@ def group_tasks(affinity, n_groups: int, *, max_tasks: int = MAX_EXHAUSTIVE_TASK
     if not np.all(np.isfinite(Z)):
         raise ValueError("affinity has NaN or infinite entries; measure it on more batches")
     n = Z.shape[0]
-    if not 1 <= int(n_groups) <= n:
-        raise ValueError(f"n_groups must be between 1 and n_tasks={n}, got {n_groups}")
+    whole = isinstance(n_groups, Integral) and not isinstance(n_groups, bool)
+    if not whole or not 1 <= n_groups <= n:  # (2.5 acted as 2, True as 1)
+        raise ValueError(f"n_groups must be an integer between 1 and n_tasks={n}, got {n_groups!r}")
     if n > max_tasks:
         raise ValueError(
             f"exhaustive grouping of {n} tasks is too costly (limit max_tasks={max_tasks}); "

@@ -99,8 +99,8 @@ def lookahead_affinity(
     Fifty, Amid, Zhao, Yu, Anil & Finn, "Efficiently Identifying Task
     Groupings for Multi-Task Learning", NeurIPS 2021, Sec. 3.1, eq. 3.
     """
-    if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr!r}; pass the training learning rate")
+    if not 0 < lr < float("inf"):  # (inf gave NaN affinities)
+        raise ValueError(f"lr must be positive and finite, got {lr!r}; pass the training one")
     tasks = as_task_list(tasks)
     batches = check_batches(batches)
     named = shared_named(model)
