@@ -106,6 +106,16 @@ def test_linear_save_load_is_exact_and_unseen_task_uses_mean_model(tmp_path):
     assert data["half"] == "linear" and data["config"]["tasks"] == ["s0", "s1", "s2"]
 
 
+def test_whole_number_task_ids_stored_as_floats_name_the_same_tasks():
+    """Task ids are compared as text: fitted on integers (a CSV), predicted on the same ids as
+    floats (a Parquet file, or a CSV column pandas reads as floats), every row went to the
+    unseen-task mean model, silently. Oracle: the predictions on the integer ids."""
+    frame = _long_table().assign(school=lambda f: f["school"].str[1:].astype(int))
+    model = fit_table(frame, FitOptions(("y",), "trace_norm", task_col="school")).model
+    floats = frame.assign(school=frame["school"].astype(float))
+    np.testing.assert_array_equal(model.predict(floats)["y"], model.predict(frame)["y"])
+
+
 def test_linear_nan_targets_are_left_out_and_inf_is_an_error():
     frame = _long_table()
     frame.loc[[0, 5, 9], "y"] = np.nan

@@ -76,7 +76,11 @@ def linear_estimator(method: str, kind: str, task_col: str, alpha=None, beta=Non
 
 
 def task_text(values) -> np.ndarray:
-    """Task ids as text (object array); a missing id is an error."""
+    """Task ids as text (object array); a missing id is an error.
+
+    Whole numbers stored as floats read as integers (``1.0`` is ``"1"``): a Parquet file
+    (or a CSV column pandas reads as floats) names the same task as a CSV of integers.
+    """
     import pandas as pd
 
     values = pd.Series(values)
@@ -85,6 +89,8 @@ def task_text(values) -> np.ndarray:
         raise ValueError(
             f"the task column has a missing value at row {row}; every row needs a task"
         )
+    if pd.api.types.is_float_dtype(values) and np.all(np.mod(values.to_numpy(), 1) == 0):
+        values = values.astype(np.int64)
     return values.astype(str).to_numpy(dtype=object)
 
 
