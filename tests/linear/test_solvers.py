@@ -210,6 +210,38 @@ def test_bcd_does_not_stall_when_fista_and_the_outer_criterion_disagree():
     assert res.objective == pytest.approx(ref, rel=1e-6)
 
 
+def test_admm_logistic_data_step_with_a_saturated_task_reaches_cvxpy():
+    """Robust MTL, logistic loss with intercepts, features of scales 0.1 to 10, an 8-row task
+    that the first data steps separate: its margins saturate, the curvature left in its
+    intercept is ~0, the Newton step ~1e11, no halving of it decreased the objective and the
+    task never moved again (objective_ 0.697 against an optimum of 0.356 after 20,000
+    iterations). Oracle: cvxpy's optimum."""
+    from multitask.linear import RobustMTLClassifier
+    from multitask.linear.penalties import RobustMTL
+
+    rng = np.random.default_rng(3)
+    scale = np.array([1, 10, 0.1, 3, 1.0])
+    rng.normal(size=(50, 5)), rng.normal(size=5)  # (the draws of the case as it was found)
+    W = rng.normal(size=(5, 4))
+    W[:, 3] = W[:, 2] + 0.1 * rng.normal(size=5)
+    rng.normal(size=(50, 4)), rng.uniform(0.1, 2, 50)
+    sizes = [30, 12, 20, 8]
+    task = np.repeat(np.arange(4), sizes)
+    X = (rng.normal(size=(len(task), 5)) + rng.normal(size=(4, 5))[task]) * scale
+    z = np.einsum("ij,ij->i", X, (W / scale[:, None])[:, task].T)
+    z += rng.normal(size=len(task)) + task
+    y = np.where(z > np.median(z), 1.0, -1.0)
+    for t in range(4):  # both classes in every task
+        rows = np.flatnonzero(task == t)
+        y[rows[:2]] = [1.0, -1.0]
+    Xs, ys = [X[task == t] for t in range(4)], [y[task == t] for t in range(4)]
+    _, _, ref = solve_reference(Xs, ys, RobustMTL(0.01, 0.008), "logistic", True)
+    est = RobustMTLClassifier(0.01, beta=0.008, task_col=0, max_iter=3000)
+    est.fit(np.column_stack([task, X]), y)
+    assert est.n_iter_ < 10_000
+    assert est.objective_ == pytest.approx(ref, rel=1e-6)
+
+
 @pytest.mark.parametrize("loss", ["squared", "logistic"])
 def test_fista_backtracking_from_a_too_small_lipschitz_estimate(loss):
     rng = np.random.default_rng(8)

@@ -155,6 +155,12 @@ class LogisticProblem:
             if self.fit_intercept:  # a task of one class has no curvature in b
                 H[:, p, p] += 1e-12 * (1.0 + H[:, p, p])
             step = np.linalg.solve(H, g[:, :, None])[:, :, 0]
+            # a trust radius, as newton_intercept's: where the margins saturate the curvature
+            # in b is ~0 and the step ~1e11; no halving of it decreased the objective, so the
+            # task never moved again and ADMM settled at a point that is not the optimum
+            size = np.linalg.norm(step, axis=1)
+            radius = 1.0 + np.linalg.norm(wq, axis=1)
+            step *= np.minimum(1.0, radius / np.maximum(size, np.finfo(float).tiny))[:, None]
             wq = self._line_search(wq, step, g, V, rho, self._losses(wq, V, rho, z))
         self.wq = wq
         return np.ascontiguousarray(wq[:, :p].T)
