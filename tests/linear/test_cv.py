@@ -81,3 +81,25 @@ def test_negative_alphas_rejected():
     df, y = long_data()
     with pytest.raises(ValueError, match="alphas must be >= 0"):
         ml.MultiTaskCV(ml.GroupLassoRegressor(task_col="task"), alphas=[0.1, -1]).fit(df, y)
+
+
+def test_shared_design_classifier_cv_stratifies_its_rarest_task_and_scores_per_task():
+    """A shared design (2-D labels) had plain KFold folds, unchecked: a task with 2 positives
+    in 60 rows lost both in a training fold and that fold's fit failed, where a fit on all
+    rows worked; labels other than 0/1 could not be scored at all (sklearn's accuracy refuses
+    2-D labels). Oracle: the mean over tasks of sklearn's accuracy."""
+    from sklearn.metrics import accuracy_score
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 4))
+    Y = np.where(X @ rng.normal(size=(4, 3)) > 0, "yes", "no").astype(object)
+    Y[:, 2] = "no"
+    Y[[3, 40], 2] = "yes"  # task 2: two positives
+    for train, _ in _folds(ml.GroupLassoClassifier(), X, Y, 5, 0, None, None):
+        assert set(Y[train, 2]) == {"no", "yes"}
+    cv = ml.GroupLassoClassifierCV(cv=5, n_alphas=3).fit(X, Y)
+    want = np.mean([accuracy_score(Y[:, t], cv.predict(X)[:, t]) for t in range(3)])
+    assert cv.score(X, Y) == pytest.approx(want)
+    single = np.where(np.arange(60) == 3, "yes", "no")  # one positive: no fold can keep it
+    with pytest.raises(ValueError, match="training fold keeps a single class of task 0"):
+        ml.GroupLassoClassifierCV(cv=5, n_alphas=3).fit(X, np.column_stack([single, Y[:, 0]]))

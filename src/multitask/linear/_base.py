@@ -419,6 +419,28 @@ class MultiTaskClassifierMixin(ClassifierMixin):
         y_pm, self.classes_ = encode_binary(y, task_idx, tasks, sample_weight)
         return y_pm
 
+    def score(self, X, y, sample_weight=None) -> float:
+        """Accuracy; with a shared design (2-D ``y``) the mean over tasks of each task's.
+
+        (sklearn's ``accuracy_score`` refuses 2-D labels other than 0/1, and on 0/1 gives the
+        subset accuracy: every task right at once. The mean of per-task accuracies is what
+        :class:`sklearn.base.RegressorMixin` does for R^2 with several outputs.)
+        """
+        from sklearn.metrics import accuracy_score
+
+        y = np.asarray(y)
+        if y.ndim != 2 or y.shape[1] == 1:
+            return super().score(X, y, sample_weight=sample_weight)
+        pred = np.asarray(self.predict(X))
+        return float(
+            np.mean(
+                [
+                    accuracy_score(y[:, t], pred[:, t], sample_weight=sample_weight)
+                    for t in range(y.shape[1])
+                ]
+            )
+        )
+
     def decision_function(self, X):
         """Linear score ``x . w_t + b_t`` of each row under its task's model.
 

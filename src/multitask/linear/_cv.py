@@ -13,6 +13,7 @@ models via coordinate descent", J. Statistical Software 33(1), 2010, Sec. 2.5
 """
 
 import numbers
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -108,7 +109,17 @@ def _stratified_folds(estimator, y, cv, random_state, task_values):
     if y_arr.ndim == 2 and y_arr.shape[1] == 1:
         y_arr = y_arr.ravel()
     if task_values is None and y_arr.ndim == 2:
-        return list(KFold(cv, shuffle=True, random_state=random_state).split(y_arr))
+        if not is_classifier(estimator):
+            return list(KFold(cv, shuffle=True, random_state=random_state).split(y_arr))
+        # a shared design: stratified on the task whose rarer class is rarest, so that every
+        # training fold keeps both of its classes (a plain KFold lost them, and the fold fit
+        # failed where a fit on all rows worked)
+        rarest = [np.unique(col, return_counts=True)[1].min() for col in y_arr.T]
+        labels = np.unique(y_arr[:, int(np.argmin(rarest))], return_inverse=True)[1]
+        folds = StratifiedKFold(cv, shuffle=True, random_state=random_state)
+        with warnings.catch_warnings():  # fewer rows of a class than folds: checked next
+            warnings.filterwarnings("ignore", "The least populated class", UserWarning)
+            return list(folds.split(y_arr, labels))
     strata = np.zeros(len(y_arr), np.intp) if task_values is None else task_values
     _, strata = np.unique(strata, return_inverse=True)
     if is_classifier(estimator):
@@ -120,7 +131,10 @@ def _stratified_folds(estimator, y, cv, random_state, task_values):
 def _check_training_folds(estimator, y, folds, task_values, sample_weight, cv):
     """Raise before any fit if a training fold leaves a task too few rows (or one class)."""
     if task_values is None and np.ndim(y) == 2 and np.shape(y)[1] > 1:
-        return  # shared design: every task sees every row
+        # shared design: every task sees every row; a classifier's needs both classes
+        if is_classifier(estimator):
+            _check_shared_classes(np.asarray(y), folds, sample_weight, cv)
+        return
     tasks = np.zeros(len(y), np.intp) if task_values is None else task_values
     labels, tasks = np.unique(tasks, return_inverse=True)
     classes = np.unique(np.asarray(y).ravel(), return_inverse=True)[1]
@@ -145,6 +159,20 @@ def _check_training_folds(estimator, y, folds, task_values, sample_weight, cv):
                 "little to fit it; use fewer folds, drop "
                 "or merge the small task, or pass a splitter as cv."
             )
+
+
+def _check_shared_classes(Y, folds, sample_weight, cv) -> None:
+    """Raise before any fit if a training fold keeps one class of a task (a column of ``Y``)."""
+    keep = np.ones(len(Y), bool) if sample_weight is None else np.asarray(sample_weight) > 0
+    for train, _ in folds:
+        rows = np.asarray(train)[keep[train]]
+        for t in range(Y.shape[1]):
+            if np.unique(Y[rows, t]).size < 2:
+                raise ValueError(
+                    f"with cv={cv}, a training fold keeps a single class of task {t} "
+                    f"({int(np.sum(Y[:, t] != Y[rows[0], t]))} rows of the other class in all), "
+                    "too little to fit it; use fewer folds or pass a splitter as cv."
+                )
 
 
 def _as_indexable(X):
