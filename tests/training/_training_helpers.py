@@ -8,6 +8,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from multitask.nn import Task
 from multitask.nn.architectures._base import MultiTaskModule
+from multitask.training import Callback
 
 
 class TwoHeads(MultiTaskModule):
@@ -63,3 +64,19 @@ def regression_tasks(names=("a", "b"), **kw):
 
 def flat_params(model):
     return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+class Crashed(Exception):
+    """What :class:`CrashAt` raises: a crash of the run."""
+
+
+class CrashAt(Callback):
+    """Raise :class:`Crashed` right after optimizer step ``step`` (a crash; a callback listed
+    after it, such as the CSV logger, does not see that step)."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step(self, record):
+        if record.step == self.step:
+            raise Crashed

@@ -4,25 +4,10 @@ import csv
 
 import pytest
 import torch
-from _training_helpers import TwoHeads, loader, regression_data, regression_tasks
+from _training_helpers import CrashAt, Crashed, TwoHeads, loader, regression_data, regression_tasks
 
-from multitask.training import Callback, Trainer
+from multitask.training import Trainer
 from multitask.training.callbacks import CSVLogger
-
-
-class _Crashed(Exception):
-    pass
-
-
-class _Crash(Callback):
-    """Raise right after optimizer step ``step`` (a crash; the CSV logger comes after it)."""
-
-    def __init__(self, step):
-        self.step = step
-
-    def on_step(self, record):
-        if record.step == self.step:
-            raise _Crashed
 
 
 def _fit(tmp, steps, crash=None, resume=False):
@@ -37,7 +22,7 @@ def _fit(tmp, steps, crash=None, resume=False):
         checkpoint_dir=tmp / "ckpt",
         checkpoint_every=2,
         log_csv=tmp / "log.csv",
-        callbacks=[_Crash(crash)] if crash else [],
+        callbacks=[CrashAt(crash)] if crash else [],
         device="cpu",
         progress=False,
     )
@@ -57,7 +42,7 @@ def test_resumed_csv_log_equals_uninterrupted(tmp_path, crash):
     # step crash - 1 and logged rows after it; the resumed run keeps the header and the
     # rows up to its checkpoint, and appends (no second header, no lost or doubled row).
     _fit(tmp_path / "ref", 9)
-    with pytest.raises(_Crashed):
+    with pytest.raises(Crashed):
         _fit(tmp_path / "run", 9, crash=crash)
     _fit(tmp_path / "run", 9, resume=True)
     for name in ("log.csv", "log_val.csv"):

@@ -9,7 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _training_helpers import TwoHeads, flat_params, loader, regression_data, regression_tasks
+from _training_helpers import (
+    CrashAt,
+    Crashed,
+    TwoHeads,
+    flat_params,
+    loader,
+    regression_data,
+    regression_tasks,
+)
 from _training_resume_run import run
 from torch.utils.data import DataLoader, IterableDataset, RandomSampler
 
@@ -66,18 +74,24 @@ def test_checkpoint_is_atomic_and_weights_only(tmp_path):
         load_checkpoint(tmp_path / "evil.pt")
 
 
-def test_nan_loss_stops_with_task_and_step_and_keeps_checkpoint(tmp_path):
-    data = regression_data()
-    data.x[40] = float("inf")  # batch index 5 (samples 40-47) -> step 6
-    trainer = Trainer(
+def _checkpointed(tmp_path, callbacks=()) -> Trainer:
+    """One epoch of 8 steps, a checkpoint every 2."""
+    return Trainer(
         TwoHeads(),
         regression_tasks(),
         max_epochs=1,
         checkpoint_dir=tmp_path,
         checkpoint_every=2,
+        callbacks=list(callbacks),
         device="cpu",
         progress=False,
     )
+
+
+def test_nan_loss_stops_with_task_and_step_and_keeps_checkpoint(tmp_path):
+    data = regression_data()
+    data.x[40] = float("inf")  # batch index 5 (samples 40-47) -> step 6
+    trainer = _checkpointed(tmp_path)
     with pytest.raises(FloatingPointError, match=r"task 'a' is nan at step 6.*last checkpoint"):
         trainer.fit(loader(data))
     assert load_checkpoint(tmp_path / "last.pt")["position"]["step"] == 4
@@ -87,7 +101,6 @@ def test_non_finite_parameters_stop_before_overwriting_the_checkpoint(tmp_path):
     """A non-finite gradient with finite losses passes the loss guards and makes parameters
     non-finite at the update; the next checkpoint would have kept them as "the last
     checkpoint". Here a callback makes one non-finite at step 4 (as such an update would)."""
-    from multitask.training import Callback
 
     class Poison(Callback):
         def on_step(self, record):
@@ -95,16 +108,7 @@ def test_non_finite_parameters_stop_before_overwriting_the_checkpoint(tmp_path):
                 with torch.no_grad():
                     next(trainer.model.parameters())[0] = float("nan")
 
-    trainer = Trainer(
-        TwoHeads(),
-        regression_tasks(),
-        max_epochs=1,
-        checkpoint_dir=tmp_path,
-        checkpoint_every=2,
-        callbacks=[Poison()],
-        device="cpu",
-        progress=False,
-    )
+    trainer = _checkpointed(tmp_path, [Poison()])
     with pytest.raises(FloatingPointError, match=r"non-finite by step 4.*last checkpoint"):
         trainer.fit(loader(regression_data()))
     state = load_checkpoint(tmp_path / "last.pt")
@@ -181,21 +185,6 @@ def test_resume_at_an_epoch_boundary_with_sampler_accumulation_and_famo(tmp_path
     torch.testing.assert_close(flat_params(resumed), flat_params(reference), rtol=0, atol=1e-6)
 
 
-class _Crashed(Exception):
-    pass
-
-
-class _CrashAt(Callback):
-    """Raise right after optimizer step ``step``."""
-
-    def __init__(self, step):
-        self.step = step
-
-    def on_step(self, record):
-        if record.step == self.step:
-            raise _Crashed
-
-
 class _Stream(IterableDataset):
     """The samples of a dataset in order: resumed by skipping batches."""
 
@@ -231,8 +220,8 @@ def _crash_and_resume(make_loader, crash, tmp_path):
         return flat_params(model)
 
     reference = fit()
-    with pytest.raises(_Crashed):
-        fit(tmp_path, [_CrashAt(crash)])
+    with pytest.raises(Crashed):
+        fit(tmp_path, [CrashAt(crash)])
     return fit(tmp_path, resume=True), reference
 
 
