@@ -140,3 +140,22 @@ def test_mmoe_more_tasks():
     C = np.corrcoef((X @ t["W"]).T)
     assert C[0, 3] == pytest.approx(0.6, abs=0.02)
     assert C[1, 2] == pytest.approx(0.36, abs=0.02)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n_tasks": 0}, "n_tasks=0 must be >= 1"),
+        ({"n_samples": 10.7}, "n_samples must be an int or one int per task"),
+        ({"n_samples": [10, 20]}, "one int per task \\(5\\)"),
+        ({"n_samples": [10] * 5, "shared_design": True}, "n_samples is one int"),
+        ({"n_samples": True}, "n_samples must be an int"),
+    ],
+)
+def test_generator_sizes_are_checked(kwargs, message):
+    """n_tasks=0 gave empty data, 10.7 samples became 10, a short list failed in numpy's
+    broadcast and a list with shared_design=True in a bare TypeError."""
+    with pytest.raises(ValueError, match=message):
+        make_row_sparse(**kwargs)
+    ok, _ = make_row_sparse(n_samples=[4, 5, 6, 7, 8])  # per-task lists, whole floats: valid
+    assert ok.n_samples == 30 and make_row_sparse(n_samples=12.0)[0].n_samples == 60

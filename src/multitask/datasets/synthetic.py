@@ -30,7 +30,15 @@ __all__ = [
 
 
 def _sizes(n_samples, n_tasks: int) -> np.ndarray:
-    sizes = np.broadcast_to(np.asarray(n_samples, dtype=np.int64), (n_tasks,)).copy()
+    """``n_samples`` (an int, or one per task) as ``(n_tasks,)`` whole numbers >= 1 (a float
+    was truncated, 10.7 to 10, and a list of the wrong length failed in numpy's broadcast)."""
+    arr = np.asarray(n_samples)
+    whole = arr.dtype.kind in "iu" or (arr.dtype.kind == "f" and np.all(np.mod(arr, 1) == 0))
+    if isinstance(n_samples, bool) or not whole or arr.ndim > 1 or arr.size not in (1, n_tasks):
+        raise ValueError(
+            f"n_samples must be an int or one int per task ({n_tasks}), got {n_samples!r}"
+        )
+    sizes = np.broadcast_to(arr.astype(np.int64).reshape(-1), (n_tasks,)).copy()
     if (sizes < 1).any():
         raise ValueError(f"n_samples must be >= 1 per task, got {n_samples}")
     return sizes
@@ -47,8 +55,15 @@ def _targets(Z: np.ndarray, noise: float, kind: str, rng) -> np.ndarray:
 def _sample(W: np.ndarray, n_samples, noise: float, shared_design: bool, kind: str, rng, name):
     """Draw designs and targets for the weight matrix ``W`` (n_features, n_tasks)."""
     n_features, n_tasks = W.shape
+    if n_tasks < 1:
+        raise ValueError(f"n_tasks={n_tasks} must be >= 1")
     if shared_design:
-        X = rng.standard_normal((int(n_samples), n_features))
+        if np.ndim(n_samples) != 0:
+            raise ValueError(
+                f"with shared_design=True every task has the same rows: n_samples is one int, "
+                f"got {n_samples!r}"
+            )
+        X = rng.standard_normal((int(_sizes(n_samples, 1)[0]), n_features))
         return X, _targets(X @ W, noise, kind, rng)
     sizes = _sizes(n_samples, n_tasks)
     X_all = rng.standard_normal((int(sizes.sum()), n_features))
