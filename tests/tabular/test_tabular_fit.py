@@ -116,6 +116,14 @@ def test_whole_number_task_ids_stored_as_floats_name_the_same_tasks():
     np.testing.assert_array_equal(model.predict(floats)["y"], model.predict(frame)["y"])
 
 
+def test_a_task_with_one_class_is_named_with_its_label():
+    """The error came from the estimator, which sees the codes: "only one class (1.0)"."""
+    frame = _long_table(classify=True)
+    frame.loc[frame["school"] == "s1", "y"] = "pass"
+    with pytest.raises(ValueError, match=r"task 's1' has only one class \('pass'\)"):
+        fit_table(frame, FitOptions(("y",), "group_lasso", task_col="school"))
+
+
 def test_linear_nan_targets_are_left_out_and_inf_is_an_error():
     frame = _long_table()
     frame.loc[[0, 5, 9], "y"] = np.nan

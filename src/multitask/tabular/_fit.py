@@ -252,6 +252,15 @@ def _fit_linear(frame, features: list[str], opts: FitOptions):
         if enc.kind == "regression"
         else enc.encode(tr[target])
     )
+    if enc.kind != "regression":  # said here with the label, not its code (the estimator's 1.0)
+        for t in np.unique(tasks[train]):
+            seen = np.unique(y[tasks[train] == t])
+            if seen.size < 2:
+                raise ValueError(
+                    f"target {target!r}: task {t!r} has only one class "
+                    f"({enc.classes[int(seen[0])]!r}) in its training rows; a classifier needs "
+                    "both classes in every task. Drop the task or add rows."
+                )
     est.fit(X, y)
     model = LinearTabularModel.from_estimator(
         pre, enc, opts.method, est, {"task_col": opts.task_col}
