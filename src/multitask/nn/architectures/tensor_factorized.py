@@ -143,6 +143,8 @@ class TensorFactorized(MultiTaskModule):
             self._add_layer(init, r, torch.zeros(d2, n_tasks))
 
     def _add_layer(self, w: Tensor, ranks: tuple[int, ...], bias: Tensor) -> None:
+        """Factors of ``w`` (decomposed in float64, stored in the default dtype)."""
+        w, dtype = w.double(), torch.get_default_dtype()
         if self.method == "tucker":
             core, u1, u2, u3 = hosvd(w, ranks)
             shared, per_task = {"core": core, "u1": u1, "u2": u2}, u3  # (T, r3)
@@ -150,11 +152,11 @@ class TensorFactorized(MultiTaskModule):
             g1, g2, g3 = tt_svd(w, ranks)
             shared, per_task = {"g1": g1, "g2": g2}, g3.T  # (T, r2)
         self.factors.append(
-            nn.ParameterDict({k: nn.Parameter(v.clone()) for k, v in shared.items()})
+            nn.ParameterDict({k: nn.Parameter(v.to(dtype)) for k, v in shared.items()})
         )
         for i, t in enumerate(self.task_names):
-            self.task_factors[t].append(nn.Parameter(per_task[i].clone()))
-            self.biases[t].append(nn.Parameter(bias[:, i].clone()))
+            self.task_factors[t].append(nn.Parameter(per_task[i].to(dtype)))
+            self.biases[t].append(nn.Parameter(bias[:, i].to(dtype)))
 
     def layer_weight(self, layer: int) -> Tensor:
         """Stacked weights of ``layer`` rebuilt from its factors, ``(d_in, d_out, n_tasks)``."""
@@ -187,7 +189,7 @@ class TensorFactorized(MultiTaskModule):
         trunk, method, activation : see the class.
         biases : sequence of Tensor of shape (d_out, n_tasks), optional (zeros by default).
         """
-        weights = [torch.as_tensor(w).detach().float() for w in weights]
+        weights = [torch.as_tensor(w).detach() for w in weights]  # (float64 stays: see _add_layer)
         if not weights:
             raise ValueError("weights must hold at least one (d_in, d_out, n_tasks) tensor")
         for i, w in enumerate(weights):
@@ -211,7 +213,7 @@ class TensorFactorized(MultiTaskModule):
                 if biases is None
                 else torch.as_tensor(biases[i])
             )
-            model._add_layer(w, r, b.float())
+            model._add_layer(w, r, b)
         return model
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
