@@ -117,11 +117,7 @@ def _validation_split(rest, train_share: float, seed: int):
     only drops out of the choice of hyper-parameters. When no task is that
     small, the split is exactly ``train_test_split_per_task``'s.
     """
-    from dataclasses import replace
-
-    import pandas as pd
-
-    from multitask.datasets.splits import train_test_split_per_task
+    from multitask.datasets.splits import train_mask_per_task, train_test_split_per_task
 
     sizes = rest.task_sizes()
     n_train = np.floor(train_share * sizes.to_numpy() + 1e-9)
@@ -133,11 +129,8 @@ def _validation_split(rest, train_share: float, seed: int):
             f"every task of {rest.name!r} has too few training rows ({sizes.max()} at most) to "
             f"hold any out for validation; use a protocol with more training rows"
         )
-    # split the other tasks with a row id in ``meta``, to map the split back onto ``rest``
-    tagged = replace(rest, meta=pd.DataFrame({"row": np.arange(rest.n_samples)}))
-    _, val = train_test_split_per_task(tagged.subset(~small), train_share, seed=seed)
-    is_val = np.zeros(rest.n_samples, dtype=bool)
-    is_val[val.meta["row"].to_numpy()] = True
+    is_val = np.zeros(rest.n_samples, dtype=bool)  # the other tasks split as usual
+    is_val[~small] = ~train_mask_per_task(rest.subset(~small), train_share, seed=seed)
     return rest.subset(~is_val), rest.subset(is_val)
 
 

@@ -98,6 +98,14 @@ def train_test_split_per_task(
     ValueError
         A task would have no training or no test row; the message names it.
     """
+    is_train = train_mask_per_task(data, train_size, seed, stratify)
+    return data.subset(is_train), data.subset(~is_train)
+
+
+def train_mask_per_task(
+    data: MultiTaskData, train_size: float | int, seed: int = 0, stratify: bool | None = None
+) -> np.ndarray:
+    """The training rows of :func:`train_test_split_per_task`, as a boolean mask."""
     if stratify is None:
         stratify = data.kind != "regression"
     tasks, task_code = np.unique(data.task, return_inverse=True)
@@ -114,7 +122,7 @@ def train_test_split_per_task(
     _, rank = _segments(group[order], quota.size)
     is_train = np.zeros(group.size, dtype=bool)
     is_train[order] = rank < quota[group[order]]
-    return data.subset(is_train), data.subset(~is_train)
+    return is_train
 
 
 def task_groups(data: MultiTaskData) -> np.ndarray:

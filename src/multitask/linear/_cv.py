@@ -166,13 +166,14 @@ def _check_shared_classes(Y, folds, sample_weight, cv) -> None:
     keep = np.ones(len(Y), bool) if sample_weight is None else np.asarray(sample_weight) > 0
     for train, _ in folds:
         rows = np.asarray(train)[keep[train]]
-        for t in range(Y.shape[1]):
-            if np.unique(Y[rows, t]).size < 2:
-                raise ValueError(
-                    f"with cv={cv}, a training fold keeps a single class of task {t} "
-                    f"({int(np.sum(Y[:, t] != Y[rows[0], t]))} rows of the other class in all), "
-                    "too little to fit it; use fewer folds or pass a splitter as cv."
-                )
+        one_class = ~(Y[rows] != Y[rows[:1]]).any(axis=0)  # every row's label the first's
+        if one_class.any():
+            t = int(np.argmax(one_class))
+            raise ValueError(
+                f"with cv={cv}, a training fold keeps a single class of task {t} "
+                f"({int(np.sum(Y[:, t] != Y[rows[0], t]))} rows of the other class in all), "
+                "too little to fit it; use fewer folds or pass a splitter as cv."
+            )
 
 
 def _as_indexable(X):
