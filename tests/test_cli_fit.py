@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,22 +16,14 @@ runner = CliRunner()
 OUTPUTS = ("model.json", "model.pt", "metrics.json", "report.html")
 
 
-def _data_dir() -> Path | None:
-    for c in (os.environ.get("MULTITASK_DATA", ""), "/work/shared/datasets"):
-        if c and (Path(c) / "school" / "school.mat").is_file():
-            return Path(c)
-    return None
-
-
-@pytest.fixture
-def real_data(monkeypatch):
-    root = _data_dir()
-    if root is None:
-        pytest.skip("real datasets not found: set MULTITASK_DATA to the shared datasets folder")
-    monkeypatch.setenv("MULTITASK_DATA", str(root))
+@pytest.fixture(autouse=True)
+def _one_thread():
     import torch
 
+    n = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def _invoke(*args: str):
@@ -327,3 +318,33 @@ def test_predict_reads_levels_and_booleans_as_at_fit(tmp_path):
     assert predicted[0][0] == predicted[1][0]
     assert predicted[0][0] == pytest.approx(6.0, abs=0.5)
     assert np.isfinite(predicted[1][2])  # flag missing: imputed with the training median
+
+
+# ------------------------------------------------------------------ CUDA
+@pytest.mark.gpu
+@pytest.mark.parametrize("method", ["hard_sharing", "mmoe", "cgc", "ple"])
+def test_fit_on_cuda_then_predict_on_cpu(tmp_path, method):
+    """--device cuda trains there; the saved model loads and predicts on the CPU, as documented,
+    and gives the predictions the in-process model gives."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    from multitask.tabular import load_model
+
+    wide, out = tmp_path / "wide.csv", tmp_path / "model"
+    _small_wide(wide)
+    r = _invoke(
+        "fit", wide, "--target", "y1", "--target", "y2", "--method", method,
+        "--balancer", "mgda", "--epochs", 3, "--device", "cuda", "--out", out,
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics, "no held-out metrics written"
+    model = load_model(out)
+    r = _invoke("predict", out, wide, "--out", tmp_path / "p.csv")
+    assert r.exit_code == 0, r.output
+    got = pd.read_csv(tmp_path / "p.csv")
+    expected = model.predict(pd.read_csv(wide))
+    np.testing.assert_allclose(got["y2"], expected["y2"], rtol=1e-6)
+    assert np.isfinite(got["y2"]).all()

@@ -1,8 +1,5 @@
 """Deep tabular problems of the bench: encoding with missing categories, Adult's splits."""
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,18 +19,7 @@ def test_missing_category_is_its_own_level_fitted_on_training_rows():
     np.testing.assert_array_equal(enc["test"], np.array([[48.5, 0, 0, 0]], dtype=np.float32))
 
 
-def _shared() -> Path | None:
-    for c in (os.environ.get("MULTITASK_DATA", ""), "/work/shared/datasets"):
-        if c and (Path(c) / "adult" / "adult.data.gz").is_file():
-            return Path(c)
-    return None
-
-
-def test_adult_problem_loads_with_its_missing_values(monkeypatch):
-    root = _shared()
-    if root is None:
-        pytest.skip("real datasets not found: set MULTITASK_DATA")
-    monkeypatch.setenv("MULTITASK_DATA", str(root))
+def test_adult_problem_loads_with_its_missing_values(real_data):
     problem = DEEP_PROBLEM_LOADERS["adult"](0, {"max_train": 2000})
     assert len(problem.X["train"]) == 2000
     assert len(problem.X["val"]) == 32561 // 5 and len(problem.X["test"]) == 16281

@@ -103,16 +103,8 @@ def test_validation_carve_out_leaves_every_task_two_training_rows():
         np.testing.assert_array_equal(g.X["x"], w.X["x"])
 
 
-def test_school_10_fits_a_linear_method(monkeypatch):
+def test_school_10_fits_a_linear_method(real_data):
     """The shipped suites 'classical' and 'full' list school_10 (real data; skipped without)."""
-    import os
-    from pathlib import Path
-
-    roots = [os.environ.get("MULTITASK_DATA", ""), "/work/shared/datasets"]
-    root = next((r for r in roots if r and (Path(r) / "school" / "school.mat").is_file()), None)
-    if root is None:
-        pytest.skip("real datasets not found: set MULTITASK_DATA")
-    monkeypatch.setenv("MULTITASK_DATA", root)
     from multitask.bench._registry import METHODS, PROBLEMS
 
     problem = PROBLEMS["school_10"].load(0, {})

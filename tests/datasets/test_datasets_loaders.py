@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from datasets_testutil import real_data_dir
 
+from data_testutil import real_data_dir
 from multitask.datasets import MultiOutputData, MultiTaskData, list_datasets, load
 from multitask.datasets._files import FASHION_MNIST_DIR
 from multitask.datasets._info import INFO

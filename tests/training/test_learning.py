@@ -113,8 +113,7 @@ def _adult_subset(n_train=4000, n_test=3000, seed=0):
 
 
 @pytest.mark.slow
-def test_hard_sharing_matches_single_task_auc_on_adult_subset(monkeypatch):
-    monkeypatch.setenv("MULTITASK_DATA", "/work/shared/datasets")
+def test_hard_sharing_matches_single_task_auc_on_adult_subset(real_data):
     x, ys, splits = _adult_subset()
     mtl, stl = _compare(x, ys, "binary", "auc", 6, splits)
     assert stl["income"] > 0.85 and stl["never_married"] > 0.9  # published range of Adult

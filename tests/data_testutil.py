@@ -1,4 +1,5 @@
-"""Helpers shared by the dataset tests (a uniquely named module, not ``conftest``)."""
+"""Where the real benchmark files are, for every test that reads them (a uniquely named module,
+not ``conftest``: the folders below have their own ``conftest.py``). Tests never download."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 _CANDIDATES = [
     os.environ.get("MULTITASK_DATA", ""),
-    str(Path(__file__).resolve().parents[3] / "shared" / "datasets"),
+    str(Path(__file__).resolve().parents[2] / "shared" / "datasets"),
     "/work/shared/datasets",
 ]
 

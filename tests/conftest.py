@@ -1,14 +1,16 @@
-"""Fixtures of the dataset tests: the real-data folder, never a download."""
+"""Fixtures for the whole suite: the real-data folder (``MULTITASK_DATA``), never a download."""
 
 from __future__ import annotations
 
 import pytest
-from datasets_testutil import real_data_dir
+
+from data_testutil import real_data_dir
 
 
 @pytest.fixture
 def real_data(monkeypatch):
-    """Point ``MULTITASK_DATA`` at the real files; skip when they are absent."""
+    """Point ``MULTITASK_DATA`` at the real files; skip when they are absent (the test would
+    otherwise try to download them)."""
     root = real_data_dir()
     if root is None:
         pytest.skip("real datasets not found: set MULTITASK_DATA to the shared datasets folder")
