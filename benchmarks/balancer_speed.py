@@ -85,11 +85,13 @@ TORCHJD = {  # our name -> torchjd class name and keyword arguments
 }
 
 
-def build_model(n_tasks: int, seed: int = 0, architecture: type = HardSharing) -> HardSharing:
+def build_model(
+    n_tasks: int, seed: int = 0, architecture: type = HardSharing, device: str = "cpu"
+) -> HardSharing:
     torch.manual_seed(seed)
     trunk = nn.Sequential(nn.Linear(100, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU())
     heads = {f"t{i}": nn.Linear(256, 1) for i in range(n_tasks)}
-    return architecture(trunk, heads)
+    return architecture(trunk, heads).to(device)
 
 
 def _losses(model, x, y) -> dict[str, torch.Tensor]:
@@ -126,7 +128,7 @@ def import_revision(rev: str):
     return importlib.import_module(f"{BASE}.nn")
 
 
-def base_methods(n_tasks: int, names, base) -> dict[str, tuple[Callable, str]]:
+def base_methods(n_tasks: int, names, base, device: str = "cpu") -> dict[str, tuple[Callable, str]]:
     """``base:<name>`` -> (the step of ``names``' balancer with the revision's package ``base``
     (:func:`import_revision`), group "base", no goal); names it does not have are skipped."""
     weightings = importlib.import_module(f"{base.__name__}.weighting").WEIGHTINGS
@@ -141,9 +143,9 @@ def base_methods(n_tasks: int, names, base) -> dict[str, tuple[Callable, str]]:
             bal = aggregators[name]()
         else:
             continue
-        model = build_model(n_tasks, architecture=architecture)
+        model = build_model(n_tasks, architecture=architecture, device=device)
         # each revision's default placement (an older one reads None as False)
-        out[f"base:{name}"] = (our_step(model, bal, None, base.mtl_backward), "base")
+        out[f"base:{name}"] = (our_step(model, bal.to(device), None, base.mtl_backward), "base")
     return out
 
 
@@ -288,33 +290,40 @@ def _torchjd_aggregator(name: str, n_tasks: int):
         return None
 
 
-def methods(n_tasks: int, with_torchjd: bool) -> dict[str, tuple[Callable, str]]:
+def methods(
+    n_tasks: int, with_torchjd: bool, device: str = "cpu"
+) -> dict[str, tuple[Callable, str]]:
     """name -> (step function, group). Groups decide the goal."""
+
+    def model():
+        return build_model(n_tasks, device=device)
+
+    def step(balancer, use_rep):
+        return our_step(model(), balancer.to(device), use_rep)
+
     out = {}
     for name, cls in WEIGHTINGS.items():
         bal = cls(torch.ones(n_tasks)) if name == "static" else cls(n_tasks)
         group = "per-task" if bal.needs_jacobian else "weighting"  # GradNorm, DB-MTL
-        out[name] = (our_step(build_model(n_tasks), bal, False), group)
+        out[name] = (step(bal, False), group)
     for suffix, where in (("all", None), ("last", "last")):  # GradNorm's W: both choices
         bal = GradNorm(n_tasks, shared_params=where)
-        out[f"gradnorm_{suffix}"] = (our_step(build_model(n_tasks), bal, False), "per-task")
+        out[f"gradnorm_{suffix}"] = (step(bal, False), "per-task")
     for name, cls in AGGREGATORS.items():
-        agg = cls()
         group = "per-task" if name in PER_TASK_GRADIENT else name
-        out[name] = (our_step(build_model(n_tasks), agg, None), group)  # its own placement
+        out[name] = (step(cls(), None), group)  # its own placement
         ub = NashMTL() if name == "nash_mtl" else cls()  # GradDrop too: on the activations
-        out[f"{name}+ub"] = (our_step(build_model(n_tasks), ub, True), "ub")
+        out[f"{name}+ub"] = (step(ub, True), "ub")
         params_name = name  # the row on the shared parameters' Jacobian (torchjd's placement)
         if cls.prefers_representation:  # GradDrop: its default row is the representation's
             params_name = f"{name}:params"
-            out[params_name] = (our_step(build_model(n_tasks), cls(), False), group)
+            out[params_name] = (step(cls(), False), group)
         if with_torchjd:
             tjd_agg = _torchjd_aggregator(name, n_tasks)
             if tjd_agg is not None:
-                step = torchjd_step(build_model(n_tasks), tjd_agg)
-                out[f"tjd:{params_name}"] = (step, "torchjd")
+                out[f"tjd:{params_name}"] = (torchjd_step(model(), tjd_agg), "torchjd")
     for mode in HAND_MODES:  # references for the per-task rows, no goal
-        out[f"hand:{mode}"] = (hand_step(build_model(n_tasks), mode), "reference")
+        out[f"hand:{mode}"] = (hand_step(model(), mode), "reference")
     return out
 
 
@@ -325,22 +334,25 @@ def measure(
     with_torchjd: bool,
     only: list[str] | None = None,
     base_pkg=None,
+    device: str = "cpu",
 ) -> tuple[dict[str, float], dict[str, str], dict[str, list[float]]]:
-    """Median over rounds of the mean CPU seconds per step, every method interleaved.
+    """Median over rounds of the mean seconds per step, every method interleaved.
 
     Also returns every round's time per method (for ratios taken within a round). ``base_pkg``: a
-    revision's package (:func:`import_revision`), whose rows join every round.
+    revision's package (:func:`import_revision`), whose rows join every round. On a CUDA
+    ``device`` a step's time is wall-clock time between two synchronisations (its CPU time would
+    count the host's wait for the device or miss the device's work).
     """
     g = torch.Generator().manual_seed(n_tasks)
-    x = torch.randn(256, 100, generator=g)
-    y = torch.randn(256, n_tasks, generator=g)
-    todo = methods(n_tasks, with_torchjd)
+    x = torch.randn(256, 100, generator=g).to(device)
+    y = torch.randn(256, n_tasks, generator=g).to(device)
+    todo = methods(n_tasks, with_torchjd, device)
     if only:  # keep the baselines the ratios need
         keep = {"equal", "mgda", *only}
         base = {k: k.removeprefix("tjd:").split("+")[0] for k in todo}
         todo = {k: v for k, v in todo.items() if {base[k], base[k].split(":")[0]} & keep}
     if base_pkg is not None:
-        todo.update(base_methods(n_tasks, list(todo), base_pkg))
+        todo.update(base_methods(n_tasks, list(todo), base_pkg, device))
     for step, _ in todo.values():  # warm up
         for _ in range(3):
             step(x, y)
@@ -364,7 +376,14 @@ def measure(
 
 
 def _step_time(step: Callable, x, y, steps: int) -> float:
-    """Mean CPU seconds of ``steps`` calls of ``step``."""
+    """Mean seconds of ``steps`` calls of ``step``: CPU time, or on CUDA synchronised wall time."""
+    if x.device.type == "cuda":
+        torch.cuda.synchronize(x.device)
+        start = time.perf_counter()
+        for _ in range(steps):
+            step(x, y)
+        torch.cuda.synchronize(x.device)
+        return (time.perf_counter() - start) / steps
     start = time.process_time()
     for _ in range(steps):
         step(x, y)
@@ -441,6 +460,12 @@ def main() -> None:
         metavar="REV",
         help="git revision whose package also runs every plain balancer (rows base:<name>)",
     )
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu (the goals' setting) or cuda (wall time between synchronisations; the goals "
+        "printed are still the CPU's)",
+    )
     parser.add_argument("--out", default="balancer_speed.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -448,7 +473,7 @@ def main() -> None:
     results = {}
     for T in args.tasks:
         seconds, groups, times, paired = measure(
-            T, args.rounds, args.steps, not args.no_torchjd, args.only, base_pkg
+            T, args.rounds, args.steps, not args.no_torchjd, args.only, base_pkg, args.device
         )
         goals = {n: goal(grp, T) for n, grp in groups.items() if goal(grp, T)}
         to_equal = {n: round_ratio(times, n, paired[n]) for n in times}
@@ -471,7 +496,8 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "rounds": args.rounds,
         "steps": args.steps,
-        "clock": "process_time",
+        "clock": "process_time" if args.device == "cpu" else "perf_counter, synchronised",
+        "device": torch.cuda.get_device_name() if args.device == "cuda" else args.device,
         "ratio_to_equal": "paired: equal-weighting steps run right before each method",
         "loadavg": os.getloadavg(),
         "against": args.against,

@@ -200,11 +200,12 @@ def test_trains_on_cpu(name, spec):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("spec", _balancers())
 @pytest.mark.parametrize("name", NAMES)
-def test_trains_on_cuda(name):
+def test_trains_on_cuda(name, spec):
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
-    _run(name, None, "cuda")
+    _run(name, spec, "cuda")
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -26,7 +26,7 @@ class KillAt(Callback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-def run(checkpoint_dir=None, kill_at=None, resume=False):
+def run(checkpoint_dir=None, kill_at=None, resume=False, device="cpu"):
     """8 batches per epoch, shuffled, dropout, Adam; returns the model."""
     torch.set_num_threads(1)
     torch.manual_seed(123)
@@ -40,7 +40,7 @@ def run(checkpoint_dir=None, kill_at=None, resume=False):
         checkpoint_dir=checkpoint_dir,
         checkpoint_every=3 if checkpoint_dir else None,
         callbacks=[KillAt(kill_at)] if kill_at else [],
-        device="cpu",
+        device=device,
         progress=False,
     )
     trainer.fit(loader(regression_data(), batch_size=8, shuffle=True), resume=resume)
@@ -48,4 +48,4 @@ def run(checkpoint_dir=None, kill_at=None, resume=False):
 
 
 if __name__ == "__main__":
-    run(sys.argv[1], int(sys.argv[2]))
+    run(sys.argv[1], int(sys.argv[2]), device=sys.argv[3] if len(sys.argv) > 3 else "cpu")

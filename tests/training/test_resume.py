@@ -32,20 +32,35 @@ class Evil:
 
 
 @pytest.mark.slow  # a subprocess: importing torch takes a few seconds
-def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
-    # oracle: the same run without interruption (24 steps: 3 epochs x 8 batches)
-    reference, ref_trainer = run()
+@pytest.mark.parametrize(
+    "device",
+    [
+        "cpu",
+        pytest.param(
+            "cuda",
+            marks=[
+                pytest.mark.gpu,
+                pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+            ],
+        ),
+    ],
+)
+def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path, device):
+    # oracle: the same run without interruption (24 steps: 3 epochs x 8 batches); on CUDA
+    # the dropout masks come from the CUDA generator, whose state the checkpoint must carry
+    reference, ref_trainer = run(device=device)
     assert ref_trainer.step_ == 24
     # killed right after step 11 (epoch 1, batch 3); the last checkpoint is step 9
-    proc = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), "11"], check=False)
+    command = [sys.executable, str(SCRIPT), str(tmp_path), "11", device]
+    proc = subprocess.run(command, check=False)
     assert proc.returncode == -signal.SIGKILL
     state = load_checkpoint(tmp_path / "last.pt")
     assert state["position"] == {"epoch": 1, "batch": 1, "step": 9}
-    resumed, trainer = run(checkpoint_dir=tmp_path, resume=True)
+    resumed, trainer = run(checkpoint_dir=tmp_path, resume=True, device=device)
     assert trainer.step_ == 24 and trainer.history_.steps[0].step == 10
     torch.testing.assert_close(flat_params(resumed), flat_params(reference), rtol=0, atol=1e-6)
     # dropout and shuffling make the run random: the checkpoint is far from the end
-    assert (flat_params(reference) - state_params(state)).abs().max() > 1e-3
+    assert (flat_params(reference).cpu() - state_params(state).cpu()).abs().max() > 1e-3
 
 
 def state_params(state):
