@@ -620,12 +620,48 @@ def test_no_host_sync_on_cuda(name, T):
     ids=["imtl_g", "aligned_min", "aligned_mean"],
 )
 def test_iterative_path_matches_eigh(T, case, make):
-    """The CUDA default (no pinv / eigh: Newton-Schulz and iterated Tikhonov), run on the CPU."""
+    """The CUDA default (no pinv / eigh: a matrix sign projector, Newton-Schulz, Cholesky), run
+    on the CPU. Rank-deficient Gramians (identical, rescaled rows) included: the projector drops
+    their null space sharply (the iterated-Tikhonov pseudo-inverse it replaced was 4e-3 off)."""
     J = _J(T, case)
-    # rank-deficient Gramians cost accuracy (rounding of G @ G amplified by the Tikhonov 1/eps),
-    # and eigenvalues near 1e-7 of the trace (norms 1000x apart) are only partly resolved
-    tol = {"identical": 5e-3, "rescaled": 5e-3, "ill_conditioned": 1e-4}.get(case, 1e-7)
+    tol = 1e-8 if case == "ill_conditioned" else 1e-10  # eigenvalues down to 1e-6 of the trace
     _close(make("iterative")(J), make("eigh")(J).numpy(), tol)
+
+
+@pytest.mark.parametrize("T", TASKS)
+@pytest.mark.parametrize("case", ["identical", "rescaled"])
+@pytest.mark.parametrize("method", ["eigh", "iterative"])
+@pytest.mark.parametrize(
+    "make",
+    [IMTLG, AlignedMTL, lambda method: AlignedMTL("mean", method=method)],
+    ids=["imtl_g", "aligned_min", "aligned_mean"],
+)
+def test_float32_rank_deficient_gramian_matches_float64(T, case, method, make):
+    """A float32 Jacobian's Gramian carries float32 rounding even when solved in float64: its
+    spurious eigenvalues (1e-9 to 6e-7 of the largest, measured) must be cut, not inverted.
+    With float64's cut-off IMTL-G turned the update of 10 rescaled copies of one gradient
+    against them, and Aligned-MTL returned 1e-8 of the update, or NaN. Oracle: the same
+    aggregator on the float64 Jacobian (eigh)."""
+    J = _J(T, case)
+    agg = make(method=method) if isinstance(make, type) else make(method)
+    expected = (make(method="eigh") if isinstance(make, type) else make("eigh"))(J)
+    got = agg(J.float()).double()
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6 * float(expected.abs().max()))
+    assert float(got @ J[0]) > 0  # along the (common) gradient, never against it
+
+
+def test_spectral_projector_against_eigh():
+    """The sync-free projector onto eigenvalues above the cut, against eigh's eigenvectors."""
+    from multitask.nn.aggregation import _solvers
+
+    g = torch.Generator().manual_seed(0)
+    Q, _ = torch.linalg.qr(torch.randn(6, 6, generator=g, dtype=torch.float64))
+    lam = torch.tensor([0.6, 0.3, 0.1, 1e-5, 2e-8, 0.0], dtype=torch.float64)
+    G = (Q * lam) @ Q.T
+    P = _solvers.spectral_projector(G, 1e-7)
+    kept = Q[:, :4]
+    torch.testing.assert_close(P, kept @ kept.T, rtol=0, atol=1e-12)
 
 
 def test_method_validation():

@@ -18,8 +18,11 @@ class AlignedMTL(GradientAggregator):
 
     ``G = J J^T = V Lambda V^T``; the aligned gradients ``J^T B`` have condition number one
     (orthogonal, of equal norm ``sqrt(lambda_min)``), and ``w`` are the task preferences (``1/T``
-    each by default). Eigenvalues below ``T * eps * lambda_max`` are dropped (rank-deficient
-    Jacobians) and ``lambda_min`` is the smallest one kept; an all-zero Jacobian gives ``B = I``.
+    each by default). Eigenvalues below ``16 T u lambda_max`` are dropped (rank-deficient
+    Jacobians), ``u`` the unit roundoff of the Jacobian's dtype (float32's for a float32
+    Jacobian, though the solve runs in float64: its Gramian carries float32's rounding, and with
+    float64's cut-off that noise became ``lambda_min``), and ``lambda_min`` is the smallest one
+    kept; an all-zero Jacobian gives ``B = I``.
 
     Parameters
     ----------
@@ -30,9 +33,10 @@ class AlignedMTL(GradientAggregator):
         Task preferences ``w``; default ``1 / n_tasks`` each.
     method : {"auto", "eigh", "iterative"}
         ``eigh`` synchronises CUDA with the host; ``"iterative"`` uses matrix products only
-        (Newton-Schulz square root and iterated-Tikhonov pseudo-inverse; eigenvalues below about
-        1e-7 of the trace count as zero). ``"auto"``: ``eigh`` on the CPU (numpy's: no torch op
-        on a ``(T, T)`` tensor), iterative elsewhere (``"median"`` always uses ``eigh``).
+        (the projector onto the kept eigenvectors by a matrix sign iteration, a Newton-Schulz
+        inverse square root on that subspace; eigenvalues below 1e-7 of the trace also count as
+        zero). ``"auto"``: ``eigh`` on the CPU (numpy's: no torch op on a ``(T, T)`` tensor),
+        iterative elsewhere (``"median"`` always uses ``eigh``).
 
     References
     ----------
@@ -41,6 +45,7 @@ class AlignedMTL(GradientAggregator):
     """
 
     uses_gramian = True
+    cuts_spectrum = True
 
     def __init__(
         self, scale: str = "min", weights_pref: Tensor | None = None, method: str = "auto"
@@ -56,18 +61,23 @@ class AlignedMTL(GradientAggregator):
         self.weights_pref = weights_pref
         self.method = method
 
-    def gramian_weights(self, gramian: Tensor) -> Tensor:
-        """Weights ``B w`` of shape ``(n_tasks,)``. From ``gramian = J J^T``."""
-        w = _gramian.gramian_host_weights(self, gramian)
+    def gramian_weights(self, gramian: Tensor, rounding: float | None = None) -> Tensor:
+        """Weights ``B w`` of shape ``(n_tasks,)``. From ``gramian = J J^T``.
+
+        ``rounding``: the unit roundoff the Gramian was formed with (default: its dtype's).
+        """
+        rounding = _solvers.rounding(gramian.dtype) if rounding is None else rounding
+        w = _gramian.gramian_host_weights(self, gramian, rounding=rounding)
         if w is not None:
             return w
         G = _solvers.to_solver(gramian)
         T = G.shape[0]
         check_task_count(self.weights_pref, T, "weights_pref", self)
+        cut = _solvers.spectral_cut(T, rounding)
         if _solvers.sync_free(G.device, self.method) and self.scale != "median":
-            return self._iterative(G, gramian.dtype)
+            return self._iterative(G, gramian.dtype, max(cut, _solvers.ITERATIVE_CUT))
         lam, V = torch.linalg.eigh(G)  # ascending
-        tol = lam.max() * T * torch.finfo(G.dtype).eps
+        tol = lam.max() * cut
         keep = lam > tol
         inv_sqrt = torch.where(keep, lam.clamp(min=tol).clamp(min=1e-300).rsqrt(), 0 * lam)
         s = self._scale(lam, keep)
@@ -77,32 +87,32 @@ class AlignedMTL(GradientAggregator):
         w = torch.full((T,), 1.0 / T, dtype=G.dtype, device=G.device) if w is None else w
         return (B @ w.to(G)).to(gramian.dtype)
 
-    def host_weights(self, gramian: np.ndarray) -> np.ndarray | None:
+    def host_weights(self, gramian: np.ndarray, rounding: float | None = None) -> np.ndarray | None:
         """The weights in numpy (``eigh``); None for ``method="iterative"``."""
         if self.method == "iterative":
             return None
         check_task_count(self.weights_pref, gramian.shape[0], "weights_pref", self)
         w = None if self.weights_pref is None else self.weights_pref.detach().cpu().numpy()
-        return _host_weights(gramian, self.scale, w)
+        eps = np.finfo(np.float64).eps if rounding is None else rounding
+        return _host_weights(gramian, self.scale, w, eps)
 
-    def _iterative(self, G: Tensor, dtype: torch.dtype) -> Tensor:
-        """``B w`` by matrix products only: ``V Lambda^{-1/2} V^T = G^{1/2} G^+`` (Newton-Schulz
-        square root, iterated-Tikhonov pseudo-inverse), ``lambda_min^{-1/2}`` its largest
-        eigenvalue (repeated squaring). Eigenvalues below about 1e-7 of the trace count as zero.
-        """
+    def _iterative(self, G: Tensor, dtype: torch.dtype, cut: float) -> Tensor:
+        """``B w`` by matrix products only: ``P`` projects on the eigenvectors of ``G / trace``
+        above ``cut`` (:func:`._solvers.spectral_projector`), ``V Lambda^{-1/2} V^T`` is
+        ``P A^{-1/2} P`` with ``A = P G P + (I - P) / T`` (Newton-Schulz), ``lambda_min^{-1/2}`` its
+        largest eigenvalue (repeated squaring)."""
         T = G.shape[0]
         eye = torch.eye(T, dtype=G.dtype, device=G.device)
         trace = G.diagonal().sum()
-        # a ridge at the rounding level of the input keeps Newton-Schulz off negative eigenvalues
         G = G / torch.where(trace > 0, trace, torch.ones_like(trace))
-        G = G + 100 * torch.finfo(dtype).eps * eye
-        inv = _solvers.pinv_solve(G, eye)
-        S = _solvers.sqrt_psd(G) @ inv
+        P = _solvers.spectral_projector(G, cut)
+        S = P @ _solvers.inv_sqrt_pd(_solvers.deflated(G, P)) @ P
         S = 0.5 * (S + S.T)
         if self.scale == "min":  # lambda_min^{-1/2} is the largest eigenvalue of S
             B = S / _solvers.largest_eigenvalue_psd(S).clamp(min=1e-300)
-        else:  # "mean": the mean kept eigenvalue is 1 / rank, rank = trace(G G^+)
-            B = (G @ inv).diagonal().sum().clamp(min=1).rsqrt() * S
+        else:  # "mean": of the kept eigenvalues, trace(G P) / rank, rank = trace(P)
+            rank = P.diagonal().sum().clamp(min=1)
+            B = ((G * P).sum() / rank).clamp(min=0).sqrt() * S
         B = torch.where((trace > 0) & torch.isfinite(B).all(), B, eye)
         w = self.weights_pref
         w = torch.full((T,), 1.0 / T, dtype=G.dtype, device=G.device) if w is None else w.to(G)
@@ -119,7 +129,9 @@ class AlignedMTL(GradientAggregator):
         return ordered[((n_keep - 1).clamp(min=0)) // 2]
 
 
-def _host_weights(G: np.ndarray, scale: str, pref: np.ndarray | None) -> np.ndarray:
+def _host_weights(
+    G: np.ndarray, scale: str, pref: np.ndarray | None, rounding: float
+) -> np.ndarray:
     """:meth:`AlignedMTL.gramian_weights` on the host (numpy ``eigh``, the same cut-off)."""
     T = G.shape[0]
     w = np.full(T, 1.0 / T) if pref is None else pref.astype(np.float64)
@@ -128,7 +140,7 @@ def _host_weights(G: np.ndarray, scale: str, pref: np.ndarray | None) -> np.ndar
         if out is not None:
             return out
     lam, V = np.linalg.eigh(G)  # ascending
-    tol = lam.max() * T * np.finfo(G.dtype).eps
+    tol = lam.max() * _solvers.spectral_cut(T, rounding)
     keep = lam > tol
     if not keep.any():  # J = 0
         return w

@@ -46,6 +46,12 @@ class GradientAggregator(nn.Module):
     #: can skip materialising ``J``).
     uses_gramian: bool = False
 
+    #: True when the weights drop the Gramian's eigenvalues below a cut-off (IMTL-G,
+    #: Aligned-MTL): the cut-off must sit above the Gramian's rounding, that of the Jacobian's
+    #: dtype rather than the float64 it is solved in, so :meth:`gramian_weights` and
+    #: :meth:`host_weights` take it as ``rounding`` (:func:`._solvers.rounding`).
+    cuts_spectrum: bool = False
+
     #: True when :meth:`weights` / :meth:`forward` take the task losses as a second argument,
     #: ``losses`` of shape ``(n_tasks,)`` (MGDA's loss normalisations); ``mtl_backward`` passes
     #: them.

@@ -86,20 +86,23 @@ def weights(aggregator, jacobian: Tensor, *args) -> Tensor:
     """
     check_jacobian(jacobian, aggregator)
     J = jacobian.detach()
+    # the float64 host Gramian of a float32 Jacobian carries float32's rounding
+    kw = {"rounding": _solvers.rounding(J.dtype)} if aggregator.cuts_spectrum else {}
     if J.device.type == "cpu":
         G = host_gramian(J)
         if _solvers.use_host(J, None):
-            w = aggregator.host_weights(G, *args)
+            w = aggregator.host_weights(G, *args, **kw)
             if w is not None:
                 return from_host(w, J.dtype)
         G = torch.from_numpy(G)
     else:
         G = J.float() @ J.float().T if J.dtype in _HALF else J @ J.T
-    return aggregator.gramian_weights(G, *args).to(J.dtype)
+    return aggregator.gramian_weights(G, *args, **kw).to(J.dtype)
 
 
-def gramian_host_weights(aggregator, gramian: Tensor, *args) -> Tensor | None:
-    """``aggregator.host_weights(G, *args)`` for a CPU Gramian tensor ``G``; None as above."""
+def gramian_host_weights(aggregator, gramian: Tensor, *args, **kwargs) -> Tensor | None:
+    """``aggregator.host_weights(G, *args, **kwargs)`` for a CPU Gramian tensor ``G``; None as
+    above."""
     G = host_array(gramian)
-    w = None if G is None else aggregator.host_weights(G, *args)
+    w = None if G is None else aggregator.host_weights(G, *args, **kwargs)
     return None if w is None else from_host(w, gramian.dtype)

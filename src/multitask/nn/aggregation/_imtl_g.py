@@ -32,12 +32,20 @@ class IMTLG(GradientAggregator):
     Parameters
     ----------
     method : {"auto", "eigh", "iterative"}
-        ``pinv`` synchronises CUDA with the host; ``"iterative"`` uses iterated Tikhonov
-        (:func:`multitask.nn.aggregation._solvers.pinv_solve`: matrix products and a Cholesky
-        factorisation only; eigenvalues below about 1e-7 of the trace count as zero, and a
-        rank-deficient Gramian costs about 1e-3 relative accuracy). ``"auto"``: on the CPU the
-        pseudo-inverse from numpy's ``eigh`` with ``pinv``'s cut-off (no torch op on a
-        ``(T, T)`` tensor), iterative elsewhere.
+        ``pinv`` synchronises CUDA with the host; ``"iterative"`` uses matrix products and a
+        Cholesky factorisation only (the projector onto the kept eigenvectors by a matrix sign
+        iteration, :func:`multitask.nn.aggregation._solvers.spectral_projector`, then a solve on
+        that subspace). ``"auto"``: on the CPU numpy's ``eigh`` (no torch op on a ``(T, T)``
+        tensor), iterative elsewhere.
+
+    Notes
+    -----
+    Eigenvalues of ``C`` below ``16 T u lambda_max`` count as zero, ``u`` the unit roundoff of
+    the Jacobian's dtype (float32's for a float32 Jacobian, though the solve runs in float64:
+    its Gramian carries float32's rounding, and inverting that noise turned the update of
+    rescaled copies of one float32 gradient against them); the iterative path also drops those
+    below 1e-7 of the trace. A rank-deficient float64 ``C`` then agrees with ``eigh`` to about
+    1e-12.
 
     References
     ----------
@@ -46,32 +54,42 @@ class IMTLG(GradientAggregator):
     """
 
     uses_gramian = True
+    cuts_spectrum = True
 
     def __init__(self, method: str = "auto") -> None:
         super().__init__()
         _solvers.sync_free(torch.device("cpu"), method)  # validates
         self.method = method
 
-    def gramian_weights(self, gramian: Tensor) -> Tensor:
-        """Weights of shape ``(n_tasks,)`` summing to one, from ``gramian = J J^T``."""
-        w = _gramian.gramian_host_weights(self, gramian)
+    def gramian_weights(self, gramian: Tensor, rounding: float | None = None) -> Tensor:
+        """Weights of shape ``(n_tasks,)`` summing to one, from ``gramian = J J^T``.
+
+        ``rounding``: the unit roundoff the Gramian was formed with (default: its dtype's).
+        """
+        rounding = _solvers.rounding(gramian.dtype) if rounding is None else rounding
+        w = _gramian.gramian_host_weights(self, gramian, rounding=rounding)
         if w is not None:
             return w
         G = _solvers.to_solver(gramian)
+        T = G.shape[0]
         norms = G.diagonal().clamp(min=0).sqrt()
         active = norms > 0
         scale = torch.where(active, norms, torch.ones_like(norms))
         C = G / (scale[:, None] * scale[None, :])  # unit diagonal; zero rows for zero gradients
         ones = active.to(G.dtype)
-        if _solvers.sync_free(G.device, self.method):  # C / T: unit trace, as it expects
-            b = _solvers.pinv_solve(C / G.shape[0], ones) / G.shape[0]
+        cut = _solvers.spectral_cut(T, rounding)
+        if _solvers.sync_free(G.device, self.method):  # C / T: unit trace
+            b = _projected_solve(C / T, ones, max(cut, _solvers.ITERATIVE_CUT)) / T
         else:
-            b = torch.linalg.pinv(C, hermitian=True) @ ones
+            b = torch.linalg.pinv(C, rtol=cut, hermitian=True) @ ones
         return _normalised(b * ones / scale).to(gramian.dtype)
 
-    def host_weights(self, gramian: np.ndarray) -> np.ndarray | None:
-        """The weights in numpy (``eigh``); None for ``method="iterative"``."""
-        return None if self.method == "iterative" else _host_weights(gramian)
+    def host_weights(self, gramian: np.ndarray, rounding: float | None = None) -> np.ndarray | None:
+        """The weights in numpy (``eigh``); None for ``method="iterative"``. ``rounding``: as
+        for :meth:`gramian_weights` (default: float64's)."""
+        if self.method == "iterative":
+            return None
+        return _host_weights(gramian, np.finfo(np.float64).eps if rounding is None else rounding)
 
     def __repr__(self) -> str:
         return f"IMTLG(method={self.method!r})"
@@ -87,10 +105,24 @@ def _normalised(v):
     return torch.where(ok, v / torch.where(ok, total, torch.ones_like(total)), 0 * v)
 
 
-def _host_weights(G: np.ndarray) -> np.ndarray:
+def _projected_solve(C: Tensor, d: Tensor, cut: float) -> Tensor:
+    """``C^+ d`` for a unit-trace PSD ``C``, eigenvalues below ``cut`` dropped, without host
+    sync: ``P`` projects on the kept eigenvectors, and ``P C P + (I - P) / T`` (positive
+    definite, condition number at most about ``1 / cut``) is solved by Cholesky on ``P d``, with
+    one step of refinement."""
+    P = _solvers.spectral_projector(C, cut)
+    A = _solvers.deflated(C, P)
+    L, _ = torch.linalg.cholesky_ex(A)
+    rhs = (P @ d)[:, None]
+    x = torch.cholesky_solve(rhs, L)
+    x = x + torch.cholesky_solve(rhs - A @ x, L)
+    return P @ x[:, 0]
+
+
+def _host_weights(G: np.ndarray, rounding: float) -> np.ndarray:
     """:meth:`IMTLG.gramian_weights` on the host: ``N^{-1} C^+ 1``, normalised, with ``C^+``
-    from ``eigh`` of the cosine matrix ``C`` and the cut-off of ``torch.linalg.pinv``
-    (eigenvalues at most ``T * eps * max |lambda|`` count as zero)."""
+    from ``eigh`` of the cosine matrix ``C`` (eigenvalues at most
+    ``spectral_cut(T, rounding) * max |lambda|`` count as zero)."""
     norms = np.sqrt(np.clip(np.diag(G), 0, None))
     active = norms > 0
     if G.shape[0] == 2 and active.all():
@@ -98,7 +130,7 @@ def _host_weights(G: np.ndarray) -> np.ndarray:
     scale = np.where(active, norms, 1.0)
     C = G / np.outer(scale, scale)
     lam, V = np.linalg.eigh(C)
-    cut = G.shape[0] * np.finfo(G.dtype).eps * np.abs(lam).max()
+    cut = _solvers.spectral_cut(G.shape[0], rounding) * np.abs(lam).max()
     inv = np.divide(1.0, lam, out=np.zeros_like(lam), where=np.abs(lam) > cut)
     ones = active.astype(G.dtype)
     b = V @ (inv * (V.T @ ones))

@@ -365,40 +365,73 @@ def sync_free(device: torch.device, method: str) -> bool:
     return method == "iterative" or (method == "auto" and device.type != "cpu")
 
 
-def pinv_solve(G: Tensor, D: Tensor, eps: float = 1e-14, n_refine: int = 4) -> Tensor:
-    """``G^+ D`` for a trace-normalised PSD ``G`` (``D``: ``(T,)`` or ``(T, k)``), no host sync.
+#: Eigenvalues of a Gramian below ``SPECTRAL_CUT * n_tasks * u * lambda_max`` count as zero, ``u``
+#: the unit roundoff of the arithmetic the Gramian was formed in (:func:`rounding`): float32's for
+#: a float32 Jacobian, though it is solved in float64. Measured, the float32 Gramian of rank-one
+#: Jacobians (2-10 tasks, 24 to 1e6 parameters) had spurious eigenvalues up to 5.7e-7 of
+#: ``lambda_max`` (about 5 u); the cut sits 7 to 30 times above. With float64's ``u`` (the cut-off
+#: of numpy's and torch's ``pinv``, times 16) float32 noise was inverted as signal: IMTL-G turned
+#: the update of rescaled copies of one gradient against them.
+SPECTRAL_CUT = 16
+#: The sync-free paths (:func:`spectral_projector`) resolve eigenvalues down to this fraction
+#: of the trace, whatever the dtype (their iteration count is set for it).
+ITERATIVE_CUT = 1e-7
 
-    Iterated Tikhonov on the normal equations, ``X <- X + (G^2 + eps I)^{-1} G (D - G X)``: the
-    error along an eigenvalue ``lam`` shrinks by ``eps / (lam^2 + eps)`` per step, so eigenvalues
-    down to 1e-6 of the trace are resolved to about 1e-8 and those below 1e-7 count as zero.
-    Null directions of ``G`` stay near zero as with the pseudo-inverse, up to the rounding of
-    ``G @ G`` amplified by ``1 / eps`` (about 1e-3 relative on a rank-deficient ``G``).
+
+def rounding(dtype: torch.dtype) -> float:
+    """Unit roundoff of the arithmetic a Gramian of a ``dtype`` Jacobian is formed in (float16
+    and bfloat16 Jacobians are multiplied in float32)."""
+    return torch.finfo(torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype).eps
+
+
+def spectral_cut(n_tasks: int, rounding: float) -> float:
+    """The relative eigenvalue cut-off (of ``lambda_max``) for a Gramian of that rounding."""
+    return SPECTRAL_CUT * n_tasks * rounding
+
+
+def spectral_projector(G: Tensor, cut: float, n_iter: int = 32) -> Tensor:
+    """Orthogonal projector onto the eigenvectors of ``G`` whose eigenvalue exceeds ``cut``.
+
+    ``G`` is PSD with unit trace (eigenvalues in ``[0, 1]``). The matrix sign of ``G - cut I`` by
+    matrix products only (no host sync): the quintic Newton-Schulz iteration
+    ``X <- X (15 I - 10 X^2 + 3 X^4) / 8`` (Higham, "Functions of Matrices", SIAM 2008, Sec.
+    5.3, the Pade family), which maps ``[-1, 1]`` into itself, grows an eigenvalue near zero by
+    15/8 a step and converges to ``+-1`` quadratically near them; ``P = (I + sign) / 2``.
+    From ``|x| = 1e-7`` (a null eigenvalue against ``ITERATIVE_CUT``) 32 steps reach ``+-1`` to
+    rounding; eigenvalues within a factor of about two of ``cut`` end partly projected.
     """
-    vector = D.dim() == 1
-    D = D[:, None] if vector else D
     eye = torch.eye(G.shape[0], dtype=G.dtype, device=G.device)
-    L, _ = torch.linalg.cholesky_ex(G @ G + eps * eye)
-    X = torch.zeros_like(D)
-    for _ in range(n_refine + 1):
-        X = X + torch.cholesky_solve(G @ (D - G @ X), L)
-    return X[:, 0] if vector else X
+    X = G - cut * eye
+    for _ in range(n_iter):
+        X2 = X @ X
+        X = X @ (1.875 * eye - 1.25 * X2 + 0.375 * (X2 @ X2))
+    P = 0.5 * (eye + X)
+    return 0.5 * (P + P.T)
 
 
-def sqrt_psd(G: Tensor, n_iter: int = 30) -> Tensor:
-    """``G^{1/2}`` for a trace-normalised PSD ``G``, by matrix products only (no host sync).
+def deflated(G: Tensor, P: Tensor) -> Tensor:
+    """``P G P + (I - P) / T``: ``G``'s kept eigenpairs, its dropped ones set to ``1 / T`` (a
+    well-conditioned, positive definite stand-in that agrees with ``G`` on ``P``'s range)."""
+    eye = torch.eye(G.shape[0], dtype=G.dtype, device=G.device)
+    A = P @ G @ P + (eye - P) / G.shape[0]
+    return 0.5 * (A + A.T)
+
+
+def inv_sqrt_pd(G: Tensor, n_iter: int = 30) -> Tensor:
+    """``G^{-1/2}`` for a positive definite ``G`` with eigenvalues in ``(0, 1]``, by matrix
+    products only (no host sync).
 
     Coupled Newton-Schulz iterations ``T = (3I - Z Y) / 2, Y <- Y T, Z <- T Z`` from ``Y = G``,
-    ``Z = I`` (Higham, "Functions of Matrices", SIAM 2008, eq. 6.35). On an eigenvalue ``mu`` in
-    ``(0, 3)``, ``z y`` grows by 9/4 per step, then converges quadratically to 1: 30 steps resolve
-    eigenvalues down to about 1e-8. A negative eigenvalue diverges, so add a ridge above the
-    rounding level of ``G`` first.
+    ``Z = I``: ``Y -> G^{1/2}``, ``Z -> G^{-1/2}`` (Higham, "Functions of Matrices", SIAM 2008,
+    eq. 6.35). On an eigenvalue ``mu``, ``z y`` grows by 9/4 per step, then converges
+    quadratically to 1: 30 steps resolve eigenvalues down to about 1e-8.
     """
     eye = torch.eye(G.shape[0], dtype=G.dtype, device=G.device)
     Y, Z = G, eye
     for _ in range(n_iter):
         Tm = 0.5 * (3 * eye - Z @ Y)
         Y, Z = Y @ Tm, Tm @ Z
-    return 0.5 * (Y + Y.T)
+    return 0.5 * (Z + Z.T)
 
 
 def largest_eigenvalue_psd(S: Tensor, n_squarings: int = 20) -> Tensor:
