@@ -163,3 +163,66 @@ def test_task_losses_on_cuda_match_cpu_without_sync(kind):
     torch.testing.assert_close(loss_c.cpu(), loss, rtol=1e-5, atol=1e-6)
     assert count_c.item() == count.item() < target.numel()
     assert torch.isfinite(pred_c.grad).all()
+
+
+# ------------------------------------------------------------- solvers replayed as CUDA graphs
+GRAPHED = ["imtl_g", "aligned_mtl", "mgda", "cagrad", "upgrad"]
+
+
+@pytest.mark.parametrize("T", [2, 5, 10])
+@pytest.mark.parametrize("name", GRAPHED)
+def test_graph_replay_equals_eager_and_never_syncs(name, T, monkeypatch):
+    from multitask.nn.aggregation import _graphs
+
+    g = torch.Generator().manual_seed(T)
+    agg = AGGREGATORS[name]().cuda()
+    assert agg.graph_safe
+    outs = []
+    for _ in range(3):  # fresh Jacobians each call: the graph must read its inputs anew
+        J = torch.randn(T, 300, generator=g, dtype=torch.float64).cuda()
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error" if outs else "default")  # the first captures
+        try:
+            got = agg(J)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        monkeypatch.setattr(_graphs, "ENABLED", False)
+        eager = agg(J)
+        monkeypatch.setattr(_graphs, "ENABLED", True)
+        torch.testing.assert_close(got, eager, rtol=1e-12, atol=1e-12)
+        outs.append(got)
+    entries = list(_graphs._GRAPHS[agg].values())
+    assert len(entries) == 1 and entries[0] != _graphs._FAILED, "not captured"
+
+
+def test_graph_follows_a_changed_setting():
+    from multitask.nn.aggregation import AlignedMTL, _graphs
+
+    J = torch.randn(4, 50, generator=torch.Generator().manual_seed(0), dtype=torch.float64).cuda()
+    agg = AlignedMTL().cuda()
+    first = agg(J)
+    agg.scale = "mean"
+    second = agg(J)
+    torch.testing.assert_close(second, AlignedMTL("mean").cuda()(J))
+    assert not torch.allclose(first, second)
+    assert len(_graphs._GRAPHS[agg]) == 2
+
+
+@pytest.mark.parametrize("T", [2, 5, 10])
+def test_nash_mtl_graph_replay_equals_eager_with_its_state(T, monkeypatch):
+    """Nash-MTL keeps the last weights as state; its solve (cold, then warm-started) is replayed
+    from two graphs, and the weights and state follow the eager run step by step."""
+    from multitask.nn.aggregation import NashMTL, _graphs
+
+    g = torch.Generator().manual_seed(T)
+    Js = [torch.randn(T, 300, generator=g, dtype=torch.float64).cuda() for _ in range(4)]
+    graphed, eager = NashMTL().cuda(), NashMTL().cuda()
+    for J in Js:
+        got = graphed(J)
+        monkeypatch.setattr(_graphs, "ENABLED", False)
+        want = eager(J)
+        monkeypatch.setattr(_graphs, "ENABLED", True)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(graphed.alpha, eager.alpha, rtol=1e-12, atol=1e-12)
+    entries = list(_graphs._GRAPHS[graphed].values())
+    assert len(entries) == 2 and _graphs._FAILED not in entries, "not captured"

@@ -31,6 +31,7 @@ from multitask.nn._jacobian import (
 )
 from multitask.nn._jacobian_fast import HeadRows
 from multitask.nn._last_layer import last_layer_params, two_stage_weighting
+from multitask.nn.aggregation import _graphs
 from multitask.nn.aggregation._base import GradientAggregator
 from multitask.nn.weighting._base import LossWeighting
 from multitask.nn.weighting._device import to_device_async
@@ -360,9 +361,9 @@ def _representation_weights(agg, rows, vec, record):
     if isinstance(rows, HeadRows) and agg.uses_gramian:
         G = rows.gramian()
         if getattr(agg, "needs_losses", False):
-            w = agg.gramian_weights(G, losses=vec.detach())
+            w = _graphs.gramian_weights(agg, G, losses=vec.detach())
         else:
-            w = agg.gramian_weights(G)
+            w = _graphs.gramian_weights(agg, G)
         w = w.to(G.dtype).detach()
         return w, _gram_cosines(G) if record else None, rows.combine
     dense = rows.dense() if isinstance(rows, HeadRows) else rows

@@ -46,6 +46,7 @@ class AlignedMTL(GradientAggregator):
 
     uses_gramian = True
     cuts_spectrum = True
+    graph_safe = True
 
     def __init__(
         self, scale: str = "min", weights_pref: Tensor | None = None, method: str = "auto"

@@ -52,6 +52,11 @@ class GradientAggregator(nn.Module):
     #: :meth:`host_weights` take it as ``rounding`` (:func:`._solvers.rounding`).
     cuts_spectrum: bool = False
 
+    #: True when :meth:`gramian_weights` is a pure function of its tensor arguments and the
+    #: aggregator's settings (no state, no host work on CUDA): on CUDA it is then captured once
+    #: and replayed as a CUDA graph (:mod:`._graphs`).
+    graph_safe: bool = False
+
     #: True when :meth:`weights` / :meth:`forward` take the task losses as a second argument,
     #: ``losses`` of shape ``(n_tasks,)`` (MGDA's loss normalisations); ``mtl_backward`` passes
     #: them.

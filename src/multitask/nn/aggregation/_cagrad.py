@@ -39,6 +39,7 @@ class CAGrad(GradientAggregator):
     """
 
     uses_gramian = True
+    graph_safe = True
 
     def __init__(
         self, c: float = 0.5, *, rescale: str = "none", max_exact: int = 10, n_iter: int = 12

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import _solvers
+from . import _graphs, _solvers
 from ._checks import check_jacobian
 
 _NUMPY = {torch.float32: np.float32, torch.float64: np.float64}
@@ -97,6 +97,7 @@ def weights(aggregator, jacobian: Tensor, *args) -> Tensor:
         G = torch.from_numpy(G)
     else:
         G = J.float() @ J.float().T if J.dtype in _HALF else J @ J.T
+        return _graphs.gramian_weights(aggregator, G, *args, **kw).to(J.dtype)
     return aggregator.gramian_weights(G, *args, **kw).to(J.dtype)
 
 

@@ -55,6 +55,7 @@ class IMTLG(GradientAggregator):
 
     uses_gramian = True
     cuts_spectrum = True
+    graph_safe = True
 
     def __init__(self, method: str = "auto") -> None:
         super().__init__()

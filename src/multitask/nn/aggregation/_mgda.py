@@ -48,6 +48,7 @@ class MGDA(GradientAggregator):
     """
 
     uses_gramian = True
+    graph_safe = True
 
     def __init__(
         self,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor
 
-from . import _solvers
+from . import _graphs, _solvers
 from ._base import GradientAggregator
 
 
@@ -88,28 +90,10 @@ class NashMTL(GradientAggregator):
         T = G.shape[0]
         fresh = self.alpha.shape != (T,)
         if fresh or self.step % self.update_every == 0:
-            trace = G.diagonal().sum()
-            trace = torch.where(trace > 0, trace, torch.ones_like(trace))
-            Gn = _solvers.normalise(G, ridge=0.0)  # G / trace: alpha scales by trace**0.5
-            # a task with a zero gradient has no stake (g_t^T d = 0 for every d): it gets no
-            # weight, and the others bargain alone (its equation decoupled: alpha_t = 1)
-            active = Gn.diagonal() > 0
-            m = active.to(Gn.dtype)
-            Gn = _solvers.masked_systems(Gn, m[None])[0]
-            cold = torch.where(active, Gn.diagonal().clamp(min=1e-30).rsqrt(), 1.0)
-            if fresh:
-                init, n_iter, last = cold, self.n_iter, torch.zeros_like(cold)
-            else:  # the last weights; zero ones (no solution yet, inactive): the cold start
-                last = self.alpha.to(G)
-                init = torch.where(last > 0, last * trace.sqrt(), cold)
-                n_iter = self.n_iter_warm
-            alpha = _solvers.nash_weights(Gn, init, n_iter, max_iter=self.MAX_ITER)
-            alpha = m * alpha / trace.sqrt()
-            # not finite: no positive solution (the gradients cancel: Pareto-stationary) or a
-            # non-finite J; no direction this step, and the state keeps the last weights
-            ok = torch.isfinite(alpha).all()
-            alpha = torch.where(ok, alpha, torch.zeros_like(alpha))
-            self.alpha = torch.where(ok & active, alpha, last)
+            last = torch.zeros(T, dtype=G.dtype, device=G.device) if fresh else self.alpha.to(G)
+            n_iter = self.n_iter if fresh else self.n_iter_warm
+            solve = functools.partial(_solve, fresh=fresh, n_iter=n_iter, max_iter=self.MAX_ITER)
+            alpha, self.alpha = _graphs.replay(self, (fresh, n_iter), solve, G, last)
             self.step += 1
             return self._clipped(alpha, G, gramian)
         self.step += 1
@@ -141,3 +125,26 @@ class NashMTL(GradientAggregator):
 
     def __repr__(self) -> str:
         return f"NashMTL(update_every={self.update_every}, n_iter={self.n_iter})"
+
+
+def _solve(G: Tensor, last: Tensor, *, fresh: bool, n_iter: int, max_iter: int) -> Tensor:
+    """``(alpha, new state)`` stacked, from the Gramian and the last weights (a pure function:
+    replayed as a CUDA graph there)."""
+    trace = G.diagonal().sum()
+    trace = torch.where(trace > 0, trace, torch.ones_like(trace))
+    Gn = _solvers.normalise(G, ridge=0.0)  # G / trace: alpha scales by trace**0.5
+    # a task with a zero gradient has no stake (g_t^T d = 0 for every d): it gets no
+    # weight, and the others bargain alone (its equation decoupled: alpha_t = 1)
+    active = Gn.diagonal() > 0
+    m = active.to(Gn.dtype)
+    Gn = _solvers.masked_systems(Gn, m[None])[0]
+    cold = torch.where(active, Gn.diagonal().clamp(min=1e-30).rsqrt(), 1.0)
+    # warm: the last weights; zero ones (no solution yet, inactive): the cold start
+    init = cold if fresh else torch.where(last > 0, last * trace.sqrt(), cold)
+    alpha = _solvers.nash_weights(Gn, init, n_iter, max_iter=max_iter)
+    alpha = m * alpha / trace.sqrt()
+    # not finite: no positive solution (the gradients cancel: Pareto-stationary) or a
+    # non-finite J; no direction this step, and the state keeps the last weights
+    ok = torch.isfinite(alpha).all()
+    alpha = torch.where(ok, alpha, torch.zeros_like(alpha))
+    return torch.stack([alpha, torch.where(ok & active, alpha, last)])

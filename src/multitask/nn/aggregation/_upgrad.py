@@ -52,6 +52,7 @@ class UPGrad(GradientAggregator):
     """
 
     uses_gramian = True
+    graph_safe = True
 
     def __init__(
         self,
