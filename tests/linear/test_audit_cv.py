@@ -4,6 +4,8 @@ Oracles: the folds themselves (which tasks a GroupKFold fold holds out), and the
 search written with explicit ``groups``.
 """
 
+import warnings
+
 import numpy as np
 import pytest
 from audit_data import task_problem
@@ -28,6 +30,32 @@ def test_group_splitter_holds_out_whole_tasks_by_default():
     other = ml.GroupLassoRegressorCV(task_col=0, n_alphas=4, cv=GroupKFold(2))
     other.fit(XL, Y, groups=np.arange(N) % 2)  # given groups are used as given
     assert not np.allclose(other.cv_scores_, cv.cv_scores_)
+
+
+def test_a_splitter_that_ignores_groups_gets_none_by_default():
+    """KFold warned "The groups parameter is ignored by KFold" on every CV fit with a task
+    column (the task column was handed to every splitter); a custom splitter without routing
+    information still gets it."""
+    from sklearn.model_selection import KFold
+
+    est = ml.GroupLassoRegressor(task_col=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        folds = _folds(est, XL, Y, KFold(2, shuffle=True, random_state=0), 0)
+        ml.GroupLassoRegressorCV(task_col=0, n_alphas=3, cv=KFold(2)).fit(XL, Y)
+    want = list(KFold(2, shuffle=True, random_state=0).split(XL))
+    for (a, b), (c, d) in zip(folds, want, strict=True):
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(b, d)
+
+    class Custom:
+        def split(self, X, y, groups):
+            self.groups = groups
+            yield from GroupKFold(2).split(X, y, groups)
+
+    custom = Custom()
+    _folds(est, XL, Y, custom, 0)
+    np.testing.assert_array_equal(custom.groups, TASK)
 
 
 def test_multitask_cv_with_group_splitter():

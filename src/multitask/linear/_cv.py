@@ -92,16 +92,29 @@ def _folds(estimator, X, y, cv, random_state, groups=None, sample_weight=None):
     """Splits stratified by task (and by class for classifiers).
 
     A splitter gets ``groups`` (default: the task column, so ``GroupKFold`` holds out
-    whole tasks). Integer folds are checked to leave every task enough rows to fit.
+    whole tasks; the default goes only to a splitter that consumes groups, by scikit-learn's
+    metadata routing, or one without routing information: ``KFold`` warned that it ignores
+    them). Integer folds are checked to leave every task enough rows to fit.
     """
     _, task_values = split_task_column(X, getattr(estimator, "task_col", None))
     if hasattr(cv, "split"):
-        return list(cv.split(X, y, task_values if groups is None else groups))
+        if groups is None and _consumes_groups(cv):
+            groups = task_values
+        return list(cv.split(X, y, groups))
     if not isinstance(cv, (int, np.integer)):
         return list(cv)  # an iterable of (train, test) index arrays
     folds = _stratified_folds(estimator, y, cv, random_state, task_values)
     _check_training_folds(estimator, y, folds, task_values, sample_weight, cv)
     return folds
+
+
+def _consumes_groups(cv) -> bool:
+    """Whether a splitter uses ``groups`` (True for one without routing information)."""
+    if not hasattr(cv, "get_metadata_routing"):
+        return True
+    from sklearn.utils.metadata_routing import get_routing_for_object
+
+    return bool(get_routing_for_object(cv).consumes("split", ["groups"]))
 
 
 def _stratified_folds(estimator, y, cv, random_state, task_values):
