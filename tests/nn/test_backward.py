@@ -139,6 +139,15 @@ def test_static_and_task_weights_paths_agree():
     _assert_same_grads(_grads(a), _grads(b))
 
 
+def test_task_weights_with_a_balancer_warn_that_they_are_ignored():
+    """The balancer decides the weights: the static ones were dropped without a word."""
+    a, b = _model(), _model()
+    mtl_backward(_losses(a), a, EqualWeighting())
+    with pytest.warns(UserWarning, match="task_weights is ignored with a balancer"):
+        mtl_backward(_losses(b), b, EqualWeighting(), task_weights=[5.0, 1.0, 1.0])
+    _assert_same_grads(_grads(a), _grads(b))
+
+
 @pytest.mark.parametrize("balancer", [None, "agg", "nonlinear", "gradnorm"])
 def test_accumulation_adds(balancer):
     make = {

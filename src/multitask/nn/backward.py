@@ -470,7 +470,8 @@ def mtl_backward(
         Also return the gradient cosine matrix (costs a Jacobian on the
         no-balancer and plain weighting paths).
     task_weights : dict or Tensor of shape (n_tasks,), optional
-        Static weights of the no-balancer path (e.g. ``Task.weight``).
+        Static weights of the no-balancer path (e.g. ``Task.weight``); with a balancer they
+        are ignored, with a warning (the balancer decides the weights).
 
     Returns
     -------
@@ -486,6 +487,13 @@ def mtl_backward(
         isinstance(chunk_size, bool) or not isinstance(chunk_size, Integral) or chunk_size < 1
     ):  # (0 and negative values acted as 1)
         raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+    if task_weights is not None and balancer is not None:
+        warnings.warn(
+            f"task_weights is ignored with a balancer ({type(balancer).__name__} decides the "
+            "task weights); drop it, or weight the losses before the balancer sees them",
+            UserWarning,
+            stacklevel=2,
+        )
     if use_representation is None:
         use_representation = _preferred_placement(balancer, model)
     if use_representation and not isinstance(balancer, GradientAggregator):

@@ -365,7 +365,10 @@ class Trainer:
             self.balancer,
             extra_loss=extra,
             use_representation=self.use_representation,
-            task_weights={t: float(task.weight) for t, task in self.tasks.items()},
+            # a balancer decides the weights itself (Task.weight: warned once, at construction)
+            task_weights=None
+            if self.balancer is not None
+            else {t: float(task.weight) for t, task in self.tasks.items()},
         )
         # NaN: a task not drawn at this step, or drawn without a labelled entry (not trained)
         return [values[t] if t in labelled else math.nan for t in self.tasks], info
