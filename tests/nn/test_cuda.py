@@ -208,21 +208,30 @@ def test_graph_follows_a_changed_setting():
     assert len(_graphs._GRAPHS[agg]) == 2
 
 
-@pytest.mark.parametrize("T", [2, 5, 10])
-def test_nash_mtl_graph_replay_equals_eager_with_its_state(T, monkeypatch):
-    """Nash-MTL keeps the last weights as state; its solve (cold, then warm-started) is replayed
-    from two graphs, and the weights and state follow the eager run step by step."""
-    from multitask.nn.aggregation import NashMTL, _graphs
+STATEFUL = {"nash_mtl": ("alpha", 2), "gradvac": ("targets", 1), "pcgrad": (None, 1)}
 
+
+@pytest.mark.parametrize("T", [2, 5, 10])
+@pytest.mark.parametrize("name", sorted(STATEFUL))
+def test_stateful_graph_replay_equals_eager_with_its_state(name, T, monkeypatch):
+    """Nash-MTL (the last weights), GradVac (the cosine targets) and PCGrad (random orders
+    drawn on the CPU) pass their state or draws in and out of the replayed solve; weights,
+    state and draws follow the eager run step by step."""
+    from multitask.nn.aggregation import _graphs
+
+    state, n_graphs = STATEFUL[name]
     g = torch.Generator().manual_seed(T)
     Js = [torch.randn(T, 300, generator=g, dtype=torch.float64).cuda() for _ in range(4)]
-    graphed, eager = NashMTL().cuda(), NashMTL().cuda()
+    graphed, eager = AGGREGATORS[name]().cuda(), AGGREGATORS[name]().cuda()
     for J in Js:
         got = graphed(J)
         monkeypatch.setattr(_graphs, "ENABLED", False)
         want = eager(J)
         monkeypatch.setattr(_graphs, "ENABLED", True)
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
-        torch.testing.assert_close(graphed.alpha, eager.alpha, rtol=1e-12, atol=1e-12)
+        if state:
+            torch.testing.assert_close(
+                getattr(graphed, state), getattr(eager, state), rtol=1e-12, atol=1e-12
+            )
     entries = list(_graphs._GRAPHS[graphed].values())
-    assert len(entries) == 2 and _graphs._FAILED not in entries, "not captured"
+    assert len(entries) == n_graphs and _graphs._FAILED not in entries, "not captured"

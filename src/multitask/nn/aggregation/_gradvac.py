@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from . import _gramian, _solvers
+from . import _gramian, _graphs, _solvers
 from ._base import GradientAggregator
 from ._rng import SeededGenerator
 
@@ -66,32 +67,13 @@ class GradVac(GradientAggregator):
         if w is not None:
             return w
         G = _solvers.to_solver(gramian)
-        rows = torch.arange(T, device=G.device)
         order = _solvers.to_device(self._orders(T), G.device)  # (T, T - 1)
-        # each pair (i, j) is visited once per call: its target and g_j's norm can be read upfront
         # targets on another device than G (a checkpoint loaded on the CPU): moved along
-        phi_hat = self.targets.to(G).gather(1, order)  # (T, T - 1)
-        s_hat = (1 - phi_hat * phi_hat).clamp(min=0).sqrt()
-        norm_j = G.diagonal().clamp(min=0).sqrt()[order]
-        denom = norm_j * s_hat + self.eps
-        C = torch.eye(T, dtype=G.dtype, device=G.device)
-        phis = []
-        for k in range(T - 1):
-            j = order[:, k]
-            CG = C @ G  # (T, T): g_i' . g_l
-            norm_i = (CG * C).sum(dim=1).clamp(min=0).sqrt()
-            phi = CG[rows, j] / (norm_i * norm_j[:, k] + self.eps)
-            s_phi = (1 - phi * phi).clamp(min=0).sqrt()
-            w = norm_i * (phi_hat[:, k] * s_phi - phi * s_hat[:, k]) / denom[:, k]
-            C = C.index_put((rows, j), w * (phi < phi_hat[:, k]), accumulate=True)
-            phis.append(phi)
-        if phis:
-            phis = torch.stack(phis, dim=1)  # a non-finite cosine (J not finite) keeps its target
-            ema = torch.where(
-                phis.isfinite(), (1 - self.beta) * phi_hat + self.beta * phis, phi_hat
-            )
-            self.targets = self.targets.to(G).scatter(1, order, ema).to(self.targets.dtype)
-        return C.sum(dim=0).to(gramian.dtype)
+        step = functools.partial(_device_step, beta=self.beta, eps=self.eps)
+        out = _graphs.replay(self, (self.beta, self.eps), step, G, order, self.targets.to(G))
+        if T > 1:
+            self.targets = out[1:].to(self.targets.dtype)
+        return out[0].to(gramian.dtype)
 
     def _orders(self, n_tasks: int) -> Tensor:
         """The visiting orders, shape ``(n_tasks, n_tasks - 1)`` (draws them)."""
@@ -193,3 +175,32 @@ def _host_weights(G, order, targets, beta: float, eps: float):
                 hats[i][j] = (1 - beta) * hat + beta * phi
         total = [a + b for a, b in zip(total, c, strict=True)]
     return np.array(total), hats
+
+
+def _device_step(G: Tensor, order: Tensor, targets: Tensor, *, beta: float, eps: float) -> Tensor:
+    """GradVac's step in torch for the visiting orders ``order`` (``(T, T - 1)``): the weights
+    ``C.sum(0)`` stacked on the updated targets, ``(T + 1, T)`` (a pure function: replayed as a
+    CUDA graph there)."""
+    T = G.shape[0]
+    rows = torch.arange(T, device=G.device)
+    # each pair (i, j) is visited once per call: its target and g_j's norm can be read upfront
+    phi_hat = targets.gather(1, order)  # (T, T - 1)
+    s_hat = (1 - phi_hat * phi_hat).clamp(min=0).sqrt()
+    norm_j = G.diagonal().clamp(min=0).sqrt()[order]
+    denom = norm_j * s_hat + eps
+    C = torch.eye(T, dtype=G.dtype, device=G.device)
+    phis = []
+    for k in range(T - 1):
+        j = order[:, k]
+        CG = C @ G  # (T, T): g_i' . g_l
+        norm_i = (CG * C).sum(dim=1).clamp(min=0).sqrt()
+        phi = CG[rows, j] / (norm_i * norm_j[:, k] + eps)
+        s_phi = (1 - phi * phi).clamp(min=0).sqrt()
+        w = norm_i * (phi_hat[:, k] * s_phi - phi * s_hat[:, k]) / denom[:, k]
+        C = C.index_put((rows, j), w * (phi < phi_hat[:, k]), accumulate=True)
+        phis.append(phi)
+    if phis:
+        phis = torch.stack(phis, dim=1)  # a non-finite cosine (J not finite) keeps its target
+        ema = torch.where(phis.isfinite(), (1 - beta) * phi_hat + beta * phis, phi_hat)
+        targets = targets.scatter(1, order, ema)
+    return torch.cat([C.sum(dim=0)[None], targets])

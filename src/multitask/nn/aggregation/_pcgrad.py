@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import _gramian, _solvers
+from . import _gramian, _graphs, _solvers
 from ._base import GradientAggregator
 from ._rng import SeededGenerator
 
@@ -48,18 +48,8 @@ class PCGrad(GradientAggregator):
         if w is not None:
             return w
         G = _solvers.to_solver(gramian)
-        T = G.shape[0]
-        rows = torch.arange(T, device=G.device)
-        order = _solvers.to_device(self._orders(T), G.device)  # (T, T): order[i] visits
-        C = torch.eye(T, dtype=G.dtype, device=G.device)
-        norms = G.diagonal()[order]  # (T, T): ||g_j||^2 of the task row i looks at in step k
-        # 1 / ||g_j||^2 where the step projects (j != i, g_j != 0), else 0
-        coef = torch.where((order != rows[:, None]) & (norms > 0), 1 / norms, 0 * norms)
-        for k in range(T):
-            j = order[:, k]  # (T,) the task each row i looks at now
-            dot = (C @ G)[rows, j]  # g_i^PC . g_j
-            C = C.index_put((rows, j), -dot.clamp(max=0) * coef[:, k], accumulate=True)
-        return C.sum(dim=0).to(gramian.dtype)
+        order = _solvers.to_device(self._orders(G.shape[0]), G.device)  # (T, T): order[i] visits
+        return _graphs.replay(self, (), _device_weights, G, order).to(gramian.dtype)
 
     def _orders(self, n_tasks: int) -> Tensor:
         """The visiting orders, shape ``(n_tasks, n_tasks)`` (draws them)."""
@@ -92,6 +82,22 @@ class PCGrad(GradientAggregator):
 
     def __repr__(self) -> str:
         return f"PCGrad(seed={self.seed}, deterministic={self.deterministic})"
+
+
+def _device_weights(G: Tensor, order: Tensor) -> Tensor:
+    """``C.sum(0)`` for the visiting orders ``order`` (``(T, T)``), in torch: all tasks at once,
+    one step per position of the order (a pure function: replayed as a CUDA graph there)."""
+    T = G.shape[0]
+    rows = torch.arange(T, device=G.device)
+    C = torch.eye(T, dtype=G.dtype, device=G.device)
+    norms = G.diagonal()[order]  # (T, T): ||g_j||^2 of the task row i looks at in step k
+    # 1 / ||g_j||^2 where the step projects (j != i, g_j != 0), else 0
+    coef = torch.where((order != rows[:, None]) & (norms > 0), 1 / norms, 0 * norms)
+    for k in range(T):
+        j = order[:, k]  # (T,) the task each row i looks at now
+        dot = (C @ G)[rows, j]  # g_i^PC . g_j
+        C = C.index_put((rows, j), -dot.clamp(max=0) * coef[:, k], accumulate=True)
+    return C.sum(dim=0)
 
 
 def _host_weights(G: np.ndarray, order: list[list[int]] | np.ndarray) -> np.ndarray:
