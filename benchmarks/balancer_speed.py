@@ -30,6 +30,9 @@ medians). The goals printed next to the ratios are the brief's. Writes JSON (``-
 
     OMP_NUM_THREADS=1 python benchmarks/balancer_speed.py --rounds 15 --out balancer_speed.json
 
+``--device cuda`` times the same steps on a GPU: wall time between two synchronisations around
+each round's steps (the goals printed are still the CPU's; see ``benchmarks/cuda_check.sh``).
+
 ``--against REV`` adds, for every plain balancer timed, a ``base:<name>`` row: the same step with
 the package of git revision ``REV`` (imported under another name next to the working tree's),
 interleaved in the same rounds and paired with the same equal-weighting steps: a before/after
