@@ -106,7 +106,8 @@ def test_step_on_cuda_matches_cpu_and_never_syncs(kind, name, use_rep, n_tasks):
 
 @pytest.mark.parametrize(("kind", "name", "use_rep"), _cases())
 def test_bfloat16_autocast_step_on_cuda(kind, name, use_rep):
-    """Mixed precision as GPU users train: bf16 activations and losses, float32 parameters."""
+    """Mixed precision as GPU users train: bf16 products and activations (autocast keeps the
+    MSE losses in float32), float32 parameters and gradients."""
     n_tasks = 3
     x, y = _data(n_tasks)
     model = _model(n_tasks).cuda()
