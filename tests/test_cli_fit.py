@@ -195,6 +195,8 @@ def _bad(tmp_path: Path, case: str) -> tuple[list, str]:
         return ["fit", long_, "--task-col", "t", "--target", "y"], "task 'c' has 1 labelled row"
     if case == "bad_kind":
         return ["fit", wide, *deep, "--kind", "y1"], "write COLUMN=KIND"
+    if case == "bad_precision":
+        return ["fit", wide, *deep, "--precision", "16-mixed"], "--precision '16-mixed'"
     raise AssertionError(case)
 
 
@@ -202,7 +204,7 @@ def _bad(tmp_path: Path, case: str) -> tuple[list, str]:
     "case",
     [
         "unknown_method", "unknown_balancer", "missing_column", "one_class", "empty",
-        "not_utf8", "not_a_table", "inf_target", "lonely_task", "bad_kind",
+        "not_utf8", "not_a_table", "inf_target", "lonely_task", "bad_kind", "bad_precision",
     ],
 )  # fmt: skip
 def test_bad_input_fails_clearly_and_writes_nothing(tmp_path, case):
@@ -213,6 +215,22 @@ def test_bad_input_fails_clearly_and_writes_nothing(tmp_path, case):
     assert "error:" in r.output and message in r.output, r.output
     assert not any((out / name).exists() for name in OUTPUTS)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
+
+
+def test_bf16_mixed_fit_records_its_precision_and_predicts(tmp_path):
+    from multitask.tabular import load_model
+
+    wide, out = tmp_path / "wide.csv", tmp_path / "model"
+    _small_wide(wide)
+    r = _invoke(
+        "fit", wide, "--target", "y1", "--target", "y2", "--epochs", 2,
+        "--precision", "bf16-mixed", "--out", out,
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    saved = json.loads((out / "model.json").read_text())
+    assert '"bf16-mixed"' in json.dumps(saved)
+    got = load_model(out).predict(pd.read_csv(wide))
+    assert np.isfinite(got["y2"]).all() and got["y2"].dtype == np.float64
 
 
 def test_unknown_names_are_listed(tmp_path):

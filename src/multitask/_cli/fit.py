@@ -77,6 +77,9 @@ def fit(
     device: Annotated[
         str, typer.Option(help="Training device (deep): cpu, cuda, auto; predicts on CPU.")
     ] = "cpu",
+    precision: Annotated[
+        str, typer.Option(help="Training precision (deep): 32 or bf16-mixed (autocast).")
+    ] = "32",
     alpha: Annotated[
         float | None, typer.Option(help="Regularisation strength (linear; default: estimator's).")
     ] = None,
@@ -108,6 +111,7 @@ def fit(
         width=width,
         lr=lr,
         device=device,
+        precision=precision,
         progress=True,
         alpha=alpha,
         beta=beta,

@@ -254,6 +254,7 @@ class DeepTabularModel(TabularModel):
             seed=int(cfg["seed"]),
             progress=bool(cfg.get("progress", False)),
             device=cfg.get("device", "cpu"),
+            precision=cfg.get("precision", "32"),
             # early stopping reads validation data: none without it (the reason is recorded)
             early_stopping=None if patience is None or val_loader is None else int(patience),
         )

@@ -79,6 +79,9 @@ class FitOptions:
     device : str
         Training device of the deep half ("cpu", "cuda", "auto", ...); the
         trained model is moved back to the CPU, where it predicts.
+    precision : {"32", "bf16-mixed"}
+        Training precision of the deep half (:class:`multitask.training.Trainer`'s
+        ``precision``); prediction runs in float32.
     progress : bool
         Show the trainer's progress bar (on a terminal only).
     alpha, beta : float or None
@@ -101,6 +104,7 @@ class FitOptions:
     width: int = 64
     lr: float = 1e-3
     device: str = "cpu"
+    precision: str = "32"
     progress: bool = False
     alpha: float | None = None
     beta: float | None = None
@@ -166,6 +170,10 @@ def _check_method(opts: FitOptions) -> None:
 
     make_balancer(opts.balancer, len(opts.targets))  # raises with the valid names
     check_device(opts.device)
+    from multitask.training._trainer import PRECISIONS
+
+    if opts.precision not in PRECISIONS:
+        raise ValueError(f"--precision {opts.precision!r}: use one of {list(PRECISIONS)}")
 
 
 def _check_options(opts: FitOptions) -> None:
@@ -213,6 +221,7 @@ def _fit_deep(frame, features: list[str], opts: FitOptions):
         "batch_size": opts.batch_size,
         "lr": opts.lr,
         "device": opts.device,
+        "precision": opts.precision,
         "progress": opts.progress,
         "val_size": opts.val_size,
         "patience": opts.patience,

@@ -47,6 +47,9 @@ from multitask.training.checkpoint import (
 )
 from multitask.training.samplers import TaskSampler, make_sampler
 
+#: the ``precision`` values :class:`Trainer` accepts
+PRECISIONS = ("32", "bf16-mixed")
+
 __all__ = ["Trainer"]
 
 
@@ -131,6 +134,15 @@ class Trainer:
         Combines a dict ``task -> DataLoader`` given to ``fit``: a sampler, or
         one of ``"round_robin"``, ``"proportional"``, ``"temperature"``
         (built from the loaders' sizes in batches).
+    precision : {"32", "bf16-mixed"}, default="32"
+        ``"bf16-mixed"``: the training forward and losses under
+        ``torch.autocast(dtype=torch.bfloat16)`` on the model's device (matrix
+        products in bfloat16; parameters, gradients, the balancer and the
+        optimizer in float32; evaluation and prediction in full precision).
+        float16 mixed precision is not offered: it needs a loss scaler, and the
+        output of an aggregator such as Nash-MTL (weights ``~ 1 / ||g_t||``) does
+        not scale with the losses, so unscaling the gradients afterwards would
+        be wrong.
 
     Attributes
     ----------
@@ -167,7 +179,11 @@ class Trainer:
         use_representation: bool | None = None,
         sampler: TaskSampler | str = "round_robin",
         higher_is_better: Mapping[str, bool] | None = None,
+        precision: str = "32",
     ):
+        if precision not in PRECISIONS:
+            hint = " (float16 needs a loss scaler; see the docstring)" if "16" in precision else ""
+            raise ValueError(f"precision={precision!r}: use one of {PRECISIONS}{hint}")
         _check_count("grad_accumulation", grad_accumulation, low=1)
         _check_count("max_epochs", max_epochs, low=0)
         if max_steps is not None:
@@ -208,6 +224,7 @@ class Trainer:
         self.tensorboard_dir = tensorboard_dir
         self.use_representation = use_representation
         self.sampler = sampler
+        self.precision = precision
         self.higher_is_better = higher_is_better
 
     # ------------------------------------------------------------------ setup
@@ -318,6 +335,12 @@ class Trainer:
         self.load_state_dict(load_checkpoint(path))
 
     # ------------------------------------------------------------------ steps
+    def _autocast(self):
+        """The training forward's precision context (a no-op for ``"32"``)."""
+        if self.precision == "32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_.type, dtype=torch.bfloat16)
+
     def _zero_loss(self, outputs: dict[str, Tensor]) -> Tensor:
         return sum(o.sum() for o in outputs.values()) * 0.0
 
@@ -330,14 +353,16 @@ class Trainer:
         for tasks, inputs, targets in parts:
             inputs, targets = to_device(inputs, self.device_), to_device(targets, self.device_)
             check_targets(targets, tasks, self.step_ + 1)
-            try:
-                outputs = self.model(inputs)
-            except RuntimeError as e:  # a dtype mismatch: say so, not a matmul's message
-                check_dtypes(self.model, inputs, e)
-                raise
+            with self._autocast():
+                try:
+                    outputs = self.model(inputs)
+                except RuntimeError as e:  # a dtype mismatch: say so, not a matmul's message
+                    check_dtypes(self.model, inputs, e)
+                    raise
             check_outputs(outputs, self.tasks)
             for t in tasks:
-                loss, count = self.tasks[t].loss_and_count(outputs[t], targets[t])
+                with self._autocast():
+                    loss, count = self.tasks[t].loss_and_count(outputs[t], targets[t])
                 losses[t] = loss if t not in losses else losses[t] + loss
                 counts[t] = count if t not in counts else counts[t] + count
                 seen[t] = (outputs[t], targets[t])

@@ -1,0 +1,114 @@
+"""``Trainer(precision="bf16-mixed")``: autocast in the training forward only, float32 state.
+
+Run on the CPU (autocast supports bfloat16 there); the same code path is the CUDA one with
+another ``device_type``. Oracles: the dtype each layer's output had (a forward hook), the
+float32 run of the same seed, and an uninterrupted run for the resume.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from _training_helpers import TwoHeads, flat_params, loader, regression_data, regression_tasks
+
+from multitask.nn.aggregation import IMTLG, MGDA, NashMTL
+from multitask.nn.weighting import FAMO, GradNorm
+from multitask.training import Trainer
+
+BALANCERS = {
+    "sum": lambda: None,
+    "mgda": MGDA,
+    "imtl_g": IMTLG,
+    "nash_mtl": NashMTL,
+    "gradnorm": lambda: GradNorm(2),
+    "famo": lambda: FAMO(2),
+}
+
+
+def _fit(precision, balancer=None, *, steps=40, **kw):
+    torch.manual_seed(0)
+    model = TwoHeads(hidden=16)
+    seen = []
+    model.trunk[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    trainer = Trainer(
+        model,
+        regression_tasks(),
+        balancer,
+        lr=0.01,
+        max_steps=steps,
+        max_epochs=100,
+        device="cpu",
+        progress=False,
+        precision=precision,
+        **kw,
+    )
+    trainer.fit(loader(regression_data(), shuffle=True))
+    return model, trainer, seen
+
+
+@pytest.mark.parametrize("name", sorted(BALANCERS))
+def test_bf16_trains_in_bfloat16_and_keeps_float32_state(name):
+    use_rep = True if name == "imtl_g" else None  # one aggregator on the representation
+    model, trainer, seen = _fit("bf16-mixed", BALANCERS[name](), use_representation=use_rep)
+    assert set(seen) == {torch.bfloat16}  # every training forward ran under autocast
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    first, last = trainer.history_.steps[0].losses, trainer.history_.steps[-1].losses
+    assert sum(last.values()) < 0.25 * sum(first.values()), (first, last)  # 0.08-0.14
+    ref, _, seen32 = _fit("32", BALANCERS[name](), use_representation=use_rep)
+    assert set(seen32) == {torch.float32}
+    # bfloat16 products (8-bit mantissa): the same run to a few percent, not to rounding
+    drift = (flat_params(model) - flat_params(ref)).norm() / flat_params(ref).norm()
+    assert 0 < drift < 0.03  # measured 1e-3 to 7e-3
+
+
+def test_evaluation_runs_in_full_precision():
+    _, trainer, seen = _fit("bf16-mixed", steps=2)
+    seen.clear()
+    trainer.evaluate(loader(regression_data(n=16)))
+    assert seen and set(seen) == {torch.float32}
+
+
+def test_bf16_with_a_task_sampler():
+    """Tasks not drawn get a zero loss made from the (bfloat16) outputs."""
+    data = regression_data()
+    torch.manual_seed(0)
+    trainer = Trainer(
+        TwoHeads(),
+        regression_tasks(),
+        MGDA(),
+        max_epochs=1,
+        device="cpu",
+        progress=False,
+        precision="bf16-mixed",
+        sampler="round_robin",
+    )
+    trainer.fit({"a": loader(data), "b": loader(data)})
+    assert trainer.step_ > 0 and all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+def test_bf16_resume_is_exact(tmp_path):
+    uninterrupted, _, _ = _fit("bf16-mixed", MGDA(), steps=6)
+    _fit("bf16-mixed", MGDA(), steps=3, checkpoint_dir=tmp_path, checkpoint_every=1)
+    torch.manual_seed(0)
+    model = TwoHeads(hidden=16)
+    trainer = Trainer(
+        model,
+        regression_tasks(),
+        MGDA(),
+        lr=0.01,
+        max_steps=6,
+        max_epochs=100,
+        device="cpu",
+        progress=False,
+        precision="bf16-mixed",
+        checkpoint_dir=tmp_path,
+    )
+    trainer.fit(loader(regression_data(), shuffle=True), resume=True)
+    torch.testing.assert_close(flat_params(model), flat_params(uninterrupted), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("value", "match"), [("16-mixed", "loss scaler"), ("64", "use one of")])
+def test_unsupported_precision_is_refused(value, match):
+    with pytest.raises(ValueError, match=match):
+        Trainer(TwoHeads(), regression_tasks(), precision=value)
