@@ -25,7 +25,7 @@ BALANCERS = {
 }
 
 
-def _fit(precision, balancer=None, *, steps=40, **kw):
+def _fit(precision, balancer=None, *, steps=40, device="cpu", **kw):
     torch.manual_seed(0)
     model = TwoHeads(hidden=16)
     seen = []
@@ -37,7 +37,7 @@ def _fit(precision, balancer=None, *, steps=40, **kw):
         lr=0.01,
         max_steps=steps,
         max_epochs=100,
-        device="cpu",
+        device=device,
         progress=False,
         precision=precision,
         **kw,
@@ -60,6 +60,20 @@ def test_bf16_trains_in_bfloat16_and_keeps_float32_state(name):
     # bfloat16 products (8-bit mantissa): the same run to a few percent, not to rounding
     drift = (flat_params(model) - flat_params(ref)).norm() / flat_params(ref).norm()
     assert 0 < drift < 0.03  # measured 1e-3 to 7e-3
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", sorted(BALANCERS))
+def test_bf16_on_cuda(name):
+    use_rep = True if name == "imtl_g" else None
+    model, trainer, seen = _fit(
+        "bf16-mixed", BALANCERS[name](), device="cuda", use_representation=use_rep
+    )
+    assert set(seen) == {torch.bfloat16}
+    assert all(p.dtype == torch.float32 and p.is_cuda for p in model.parameters())
+    first, last = trainer.history_.steps[0].losses, trainer.history_.steps[-1].losses
+    assert sum(last.values()) < 0.25 * sum(first.values()), (first, last)
 
 
 def test_evaluation_runs_in_full_precision():
