@@ -353,19 +353,18 @@ class Trainer:
         for tasks, inputs, targets in parts:
             inputs, targets = to_device(inputs, self.device_), to_device(targets, self.device_)
             check_targets(targets, tasks, self.step_ + 1)
-            with self._autocast():
+            with self._autocast():  # the forward and the losses
                 try:
                     outputs = self.model(inputs)
                 except RuntimeError as e:  # a dtype mismatch: say so, not a matmul's message
                     check_dtypes(self.model, inputs, e)
                     raise
-            check_outputs(outputs, self.tasks)
-            for t in tasks:
-                with self._autocast():
+                check_outputs(outputs, self.tasks)
+                for t in tasks:
                     loss, count = self.tasks[t].loss_and_count(outputs[t], targets[t])
-                losses[t] = loss if t not in losses else losses[t] + loss
-                counts[t] = count if t not in counts else counts[t] + count
-                seen[t] = (outputs[t], targets[t])
+                    losses[t] = loss if t not in losses else losses[t] + loss
+                    counts[t] = count if t not in counts else counts[t] + count
+                    seen[t] = (outputs[t], targets[t])
         zero = self._zero_loss(outputs)
         return {t: losses.get(t, zero) for t in self.tasks}, counts, seen
 

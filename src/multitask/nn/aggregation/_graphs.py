@@ -40,8 +40,8 @@ def gramian_weights(aggregator, gramian: Tensor, *args: Any, **kwargs: Any) -> T
     and no capture is under way.
     """
     call = aggregator.gramian_weights
-    if not getattr(aggregator, "graph_safe", False):
-        return call(gramian, *args, **kwargs)
+    if not (ENABLED and gramian.device.type == "cuda" and getattr(aggregator, "graph_safe", False)):
+        return call(gramian, *args, **kwargs)  # before the key: no settings read on the CPU
     names = list(kwargs)
 
     def fn(*vals):
