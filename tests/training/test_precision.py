@@ -88,7 +88,7 @@ def test_bf16_with_a_task_sampler():
     run with the same sampler."""
     data = regression_data()
     runs = {
-        p: _fit(p, MGDA(), train={"a": loader(data), "b": loader(data)}, sampler="round_robin")
+        p: _fit(p, IMTLG(), train={"a": loader(data), "b": loader(data)}, sampler="round_robin")
         for p in ("bf16-mixed", "32")
     }
     (model, trainer, _), (ref, _, _) = runs["bf16-mixed"], runs["32"]

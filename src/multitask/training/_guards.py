@@ -15,7 +15,12 @@ from torch import Tensor
 from multitask.nn.weighting import LossWeighting
 from multitask.nn.weighting._base import floor_message, floor_violations
 
-__all__ = ["check_finite_losses", "check_loss_floor", "check_task_weights"]
+__all__ = [
+    "check_absent_tasks",
+    "check_finite_losses",
+    "check_loss_floor",
+    "check_task_weights",
+]
 
 
 def check_finite_losses(
@@ -60,4 +65,30 @@ def check_task_weights(
         f"the balancer {type(balancer).__name__} gave task weights {dict(weights)} {where} "
         f"from the losses {dict(losses)}; the model was not updated. A task with no labelled "
         "entry in a batch has loss 0, which some balancers cannot take (a log or ratio of it)"
+    )
+
+
+def check_absent_tasks(balancer, drawn: Sequence[str], tasks: Sequence[str], where: str) -> None:
+    """A step that trains only some of the tasks (a task sampler's draw ``drawn``) with a
+    balancer that is not defined then (``handles_absent_tasks`` False) is a ValueError.
+
+    The trainer gives an absent task a zero loss (and so a zero gradient row): equal, static
+    and random loss weighting, and the aggregators that ignore a zero row, are unchanged by
+    it; a stateful weighting would feed it to its state, and MGDA would return 0.
+    """
+    if balancer is None or getattr(balancer, "handles_absent_tasks", False):
+        return
+    missing = [t for t in tasks if t not in set(drawn)]
+    if not missing:
+        return
+    from multitask.nn.aggregation import AGGREGATORS
+    from multitask.nn.weighting import WEIGHTINGS
+
+    ok = [n for n, c in {**WEIGHTINGS, **AGGREGATORS}.items() if c.handles_absent_tasks]
+    raise ValueError(
+        f"{type(balancer).__name__} is not defined on a step that trains only some of the "
+        f"tasks ({where}, the tasks {missing} are not drawn): an absent task enters it as a "
+        f"zero loss and a zero gradient, and {balancer.absent_tasks_reason}. Train every task "
+        "at every step (one DataLoader for all tasks, or PeriodicSampler with every period "
+        f"1), or use a balancer that handles absent tasks: {', '.join(ok)}; nothing was updated"
     )

@@ -17,7 +17,12 @@ from torch import Tensor, nn
 from multitask.nn import mtl_backward
 from multitask.training._batches import SampledSource, SingleSource
 from multitask.training._grads import average_grads, release_untrained
-from multitask.training._guards import check_finite_losses, check_loss_floor, check_task_weights
+from multitask.training._guards import (
+    check_absent_tasks,
+    check_finite_losses,
+    check_loss_floor,
+    check_task_weights,
+)
 from multitask.training._inference import evaluate, predict
 from multitask.training._selection import ModelSelector
 from multitask.training._setup import (
@@ -133,7 +138,10 @@ class Trainer:
     sampler : TaskSampler or str
         Combines a dict ``task -> DataLoader`` given to ``fit``: a sampler, or
         one of ``"round_robin"``, ``"proportional"``, ``"temperature"``
-        (built from the loaders' sizes in batches).
+        (built from the loaders' sizes in batches). A task not drawn at a step gets a zero
+        loss; a balancer that is not defined then (``handles_absent_tasks`` False: MGDA,
+        CAGrad, GradVac and the stateful weightings) is refused, with the reason, before
+        the first step (docs/training.md).
     precision : {"32", "bf16-mixed"}, default="32"
         ``"bf16-mixed"``: the training forward and losses under
         ``torch.autocast(dtype=torch.bfloat16)`` on the model's device (matrix
@@ -247,7 +255,24 @@ class Trainer:
         else:  # a fresh run starts the draws at step 0, whatever an earlier fit left
             sampler = copy.deepcopy(sampler)
             sampler.load_state_dict({"step": 0})
+        self._check_sampler(sampler)
         return SampledSource(train, sampler, self.seed)
+
+    def _check_sampler(self, sampler: TaskSampler) -> None:
+        """Before the first step: a balancer that is not defined on a step training only some
+        of the tasks (:func:`._guards.check_absent_tasks`) is refused under a sampler that
+        draws only some (or that has tasks without a loader). A sampler that cannot say
+        (``draws_every_task`` None) is checked at every step instead."""
+        if self.balancer is None or getattr(self.balancer, "handles_absent_tasks", False):
+            return
+        drawn = None
+        if set(sampler.tasks) != set(self.tasks):
+            drawn = sampler.tasks
+        elif sampler.draws_every_task is False:  # its first partial draw, for the message
+            draws = (sampler.draw(s) for s in range(10_000))
+            drawn = next((d for d in draws if d and set(d) != set(sampler.tasks)), None)
+        if drawn is not None:
+            check_absent_tasks(self.balancer, drawn, list(self.tasks), f"with {sampler!r}")
 
     def _setup(self, train, val):
         self.device_ = resolve_device(self.device)
@@ -378,6 +403,7 @@ class Trainer:
         read = stacked.tolist()  # one sync: losses and labelled counts
         values = dict(zip(drawn, read[: len(drawn)], strict=True))
         with self._stopping():
+            check_absent_tasks(self.balancer, drawn, list(self.tasks), self._where())
             check_finite_losses(values, seen, self.tasks, self._where())
             check_loss_floor(self.balancer, values, self.model.task_names, self._where())
         labelled = {t for t, n in zip(drawn, read[len(drawn) :], strict=True) if n > 0}

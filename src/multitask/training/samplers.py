@@ -55,6 +55,12 @@ class TaskSampler:
     def draw(self, step: int) -> tuple[str, ...]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    @property
+    def draws_every_task(self) -> bool | None:
+        """Whether every step draws all of :attr:`tasks` (None: not known in advance; the
+        :class:`~multitask.training.Trainer` then checks each step's draw)."""
+        return None
+
     def next(self) -> tuple[str, ...]:
         """Tasks of the current step; advances the counter."""
         out = self.draw(self.step)
@@ -79,6 +85,10 @@ class RoundRobinSampler(TaskSampler):
     def draw(self, step: int) -> tuple[str, ...]:
         return (self.tasks[step % len(self.tasks)],)
 
+    @property
+    def draws_every_task(self) -> bool:
+        return len(self.tasks) == 1
+
 
 class _ProbabilitySampler(TaskSampler):
     """One task per step, drawn i.i.d. with fixed probabilities."""
@@ -97,6 +107,10 @@ class _ProbabilitySampler(TaskSampler):
     def draw(self, step: int) -> tuple[str, ...]:
         rng = np.random.default_rng([self.seed, step])
         return (self.tasks[int(rng.choice(len(self.tasks), p=self.probabilities))],)
+
+    @property
+    def draws_every_task(self) -> bool:
+        return len(self.tasks) == 1
 
 
 class ProportionalSampler(_ProbabilitySampler):
@@ -161,6 +175,10 @@ class PeriodicSampler(TaskSampler):
 
     def draw(self, step: int) -> tuple[str, ...]:
         return tuple(t for t in self.tasks if step % self.periods[t] == 0)
+
+    @property
+    def draws_every_task(self) -> bool:
+        return all(k == 1 for k in self.periods.values())
 
     def next(self) -> tuple[str, ...]:
         out = self.draw(self.step)

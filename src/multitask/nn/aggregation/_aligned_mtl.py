@@ -44,6 +44,8 @@ class AlignedMTL(GradientAggregator):
     Multi-Task Learning". CVPR 2023. Section 4, eq. (8)-(10) and Algorithm 1.
     """
 
+    handles_absent_tasks = True  # (tested: tests/nn/test_absent_task_rows.py)
+
     uses_gramian = True
     cuts_spectrum = True
     graph_safe = True

@@ -67,6 +67,15 @@ class GradientAggregator(nn.Module):
     #: default) then aggregates the per-task gradients of ``model.representation``.
     prefers_representation: bool = False
 
+    #: True when a zero row (a task absent from the step: a task sampler did not draw it)
+    #: leaves the output what it is on the other rows alone, up to a positive scale, and
+    #: feeds no state of the method (tested). The :class:`~multitask.training.Trainer`
+    #: refuses an aggregator without it under a task sampler that trains only some of the
+    #: tasks at a step.
+    handles_absent_tasks: bool = False
+    #: What a zero row does to the method (for that error message).
+    absent_tasks_reason: str = "a zero row changes its result for the other tasks"
+
     def weights(self, jacobian: Tensor) -> Tensor:
         """Task weights of shape ``(n_tasks,)`` such that the output is ``weights @ jacobian``."""
         if self.uses_gramian:  # CPU: numpy from a float64 Gramian, formed once

@@ -38,6 +38,10 @@ class CAGrad(GradientAggregator):
     Multi-task Learning". NeurIPS 2021. Eq. (2)-(4) and Algorithm 1.
     """
 
+    absent_tasks_reason = (
+        "a zero row changes the average gradient its conflict-averse step is built around"
+    )
+
     uses_gramian = True
     graph_safe = True
 

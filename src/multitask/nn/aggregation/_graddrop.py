@@ -76,6 +76,8 @@ class GradDrop(GradientAggregator):
     Algorithm 1, lines 10-15 (with the leak).
     """
 
+    handles_absent_tasks = True  # (tested: tests/nn/test_absent_task_rows.py)
+
     linear = False
     prefers_representation = True  # the paper's placement: an activation layer
     _output_is_new = True  # every path of forward returns a tensor made there

@@ -44,6 +44,8 @@ class GradVac(GradientAggregator):
     Multi-task Optimization in Massively Multilingual Models". ICLR 2021. Algorithm 1, eq. (3).
     """
 
+    absent_tasks_reason = "a zero row would pull its running gradient-similarity targets toward 0"
+
     uses_gramian = True
 
     def __init__(self, beta: float = 0.01, eps: float = 1e-8, seed: int = 0) -> None:

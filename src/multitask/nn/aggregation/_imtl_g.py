@@ -53,6 +53,8 @@ class IMTLG(GradientAggregator):
     Impartial Multi-task Learning". ICLR 2021. Section 3.2, eq. (7)-(8) (IMTL-G closed form).
     """
 
+    handles_absent_tasks = True  # (tested: tests/nn/test_absent_task_rows.py)
+
     uses_gramian = True
     cuts_spectrum = True
     graph_safe = True

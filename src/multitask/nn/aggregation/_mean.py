@@ -11,6 +11,8 @@ from ._base import GradientAggregator, check_jacobian
 class Mean(GradientAggregator):
     """Average of the rows: weights ``1 / n_tasks`` each (equal weighting of the mean loss)."""
 
+    handles_absent_tasks = True  # (tested: tests/nn/test_absent_task_rows.py)
+
     uses_gramian = True
 
     def weights(self, jacobian: Tensor) -> Tensor:

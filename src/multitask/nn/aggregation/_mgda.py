@@ -47,6 +47,10 @@ class MGDA(GradientAggregator):
     (Frank-Wolfe), Section 3.3 (gradient normalisation, MGDA-UB).
     """
 
+    absent_tasks_reason = (
+        "the min-norm point of the gradients and a zero row is 0: nothing shared would move"
+    )
+
     uses_gramian = True
     graph_safe = True
 

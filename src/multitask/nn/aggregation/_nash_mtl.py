@@ -61,6 +61,8 @@ class NashMTL(GradientAggregator):
     Section 5.1 and Algorithm 1 (update frequency).
     """
 
+    handles_absent_tasks = True  # (tested: tests/nn/test_absent_task_rows.py)
+
     uses_gramian = True
     #: on the CPU, Newton steps go on until converged, at most this many (none: no solution)
     MAX_ITER = 200

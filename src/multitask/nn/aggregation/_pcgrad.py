@@ -34,6 +34,8 @@ class PCGrad(GradientAggregator):
     Multi-Task Learning". NeurIPS 2020. Algorithm 1.
     """
 
+    handles_absent_tasks = True  # (tested: tests/nn/test_absent_task_rows.py)
+
     uses_gramian = True
 
     def __init__(self, seed: int = 0, *, deterministic: bool = False) -> None:

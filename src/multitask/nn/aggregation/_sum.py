@@ -11,6 +11,8 @@ from ._base import GradientAggregator, check_jacobian
 class Sum(GradientAggregator):
     """Sum of the rows: weights ``1`` each (what ``sum_t L_t`` backpropagates)."""
 
+    handles_absent_tasks = True  # (tested: tests/nn/test_absent_task_rows.py)
+
     uses_gramian = True
 
     def weights(self, jacobian: Tensor) -> Tensor:

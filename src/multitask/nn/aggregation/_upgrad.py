@@ -51,6 +51,8 @@ class UPGrad(GradientAggregator):
     2024. Section 3 (UPGrad, eq. 5), Proposition 1 (dual form of the projection).
     """
 
+    handles_absent_tasks = True  # (tested: tests/nn/test_absent_task_rows.py)
+
     uses_gramian = True
     graph_safe = True
 

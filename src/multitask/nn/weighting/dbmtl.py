@@ -42,6 +42,11 @@ class DBMTL(LossWeighting):
     Multi-Task Learning", arXiv:2308.12029, 2023, Sec. 3 (Algorithm 1).
     """
 
+    absent_tasks_reason = (
+        "the absent task's stale moving-average gradient would still be applied, at the "
+        "largest task's norm"
+    )
+
     _loss_floor = 0.0
     loss_floor_reason = (
         "it balances the gradients of log(L_t + eps), which has no value for a negative loss"

@@ -39,6 +39,8 @@ class DWA(LossWeighting):
     CVPR 2019, Sec. 3.3, eq. 1.
     """
 
+    absent_tasks_reason = "a zero loss would enter the loss history its weights are ratios of"
+
     _loss_floor = 0.0
     loss_floor_reason = (
         "its weights follow the ratio of successive mean losses, a rate of "

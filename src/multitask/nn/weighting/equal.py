@@ -23,6 +23,8 @@ class EqualWeighting(LossWeighting):
     (backpropagation of the summed error of all tasks).
     """
 
+    handles_absent_tasks = True  # (tested: tests/nn/test_absent_task_rows.py)
+
     def __init__(self, n_tasks: int | None = None) -> None:
         super().__init__()
         self.n_tasks = n_tasks

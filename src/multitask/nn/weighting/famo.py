@@ -64,6 +64,10 @@ class FAMO(LossWeighting):
     NeurIPS 2023, Algorithm 1.
     """
 
+    absent_tasks_reason = (
+        "the log of a zero loss would enter its estimate of each task's loss change"
+    )
+
     loss_floor_reason = (
         "it takes the logarithm of L_t - min_losses_t; set min_losses below the smallest loss "
         "each task can take (a Gaussian negative log-likelihood can be negative)"

@@ -34,6 +34,8 @@ class GLS(LossWeighting):
     CVPR Workshops 2019, Sec. 3 (geometric loss strategy).
     """
 
+    absent_tasks_reason = "the geometric mean of the losses would be 0: nothing would be trained"
+
     _loss_floor = 0.0
     loss_floor_reason = "it minimises the geometric mean of the losses, through their logarithms"
 

@@ -82,6 +82,8 @@ class GradNorm(LossWeighting):
     Algorithm 1, eq. 2 and Sec. 3 (the choice of ``W``).
     """
 
+    absent_tasks_reason = "the absent task's loss ratio L_t / L_t(0) would read 0"
+
     _loss_floor = 0.0
     loss_floor_reason = (
         "its targets are powers of the ratio L_t / L_t(0), undefined for a negative loss"

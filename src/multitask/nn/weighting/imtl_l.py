@@ -27,6 +27,8 @@ class IMTLL(LossWeighting):
     Multi-task Learning", ICLR 2021, Sec. 3 (loss balance, IMTL-L).
     """
 
+    absent_tasks_reason = "its -s_t term alone would drive the absent task's scale up"
+
     _loss_floor = 0.0
     loss_floor_reason = (
         "with a negative loss its objective e^s L - s has no minimum: the "

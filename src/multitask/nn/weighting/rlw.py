@@ -31,6 +31,8 @@ class RLW(LossWeighting):
     standard normal and softmax (their default choice).
     """
 
+    handles_absent_tasks = True  # (tested: tests/nn/test_absent_task_rows.py)
+
     def __init__(self, n_tasks: int, seed: int = 0) -> None:
         super().__init__()
         self.n_tasks = n_tasks

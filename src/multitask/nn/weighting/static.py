@@ -26,6 +26,8 @@ class StaticWeighting(LossWeighting):
     arXiv:1706.05098, 2017, Sec. 3 (the weighted sum of task losses).
     """
 
+    handles_absent_tasks = True  # (tested: tests/nn/test_absent_task_rows.py)
+
     def __init__(self, weights: Sequence[float] | Tensor) -> None:
         super().__init__()
         w = torch.as_tensor(weights, dtype=torch.get_default_dtype()).reshape(-1)

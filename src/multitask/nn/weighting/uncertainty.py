@@ -38,6 +38,8 @@ class UncertaintyWeighting(LossWeighting):
     and eq. 10 (classification).
     """
 
+    absent_tasks_reason = "its regulariser alone would drive the absent task's log-variance down"
+
     _loss_floor = 0.0
     loss_floor_reason = (
         "with a negative loss its objective L e^(-s) / 2 + s / 2 has no "

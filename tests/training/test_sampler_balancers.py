@@ -1,0 +1,110 @@
+"""A task sampler that trains only some tasks at a step, with each balancer: the ones not
+defined then (``handles_absent_tasks`` False) are refused before anything is updated."""
+
+import math
+
+import pytest
+import torch
+from _training_helpers import TwoHeads, flat_params, loader, regression_data, regression_tasks
+
+from multitask.nn.aggregation import AGGREGATORS, MGDA
+from multitask.nn.weighting import FAMO, WEIGHTINGS
+from multitask.training import Callback, PeriodicSampler, RoundRobinSampler, Trainer
+from multitask.training.samplers import TaskSampler
+
+
+def _balancer(name):
+    if name in AGGREGATORS:
+        return AGGREGATORS[name]()
+    return WEIGHTINGS[name](torch.ones(2)) if name == "static" else WEIGHTINGS[name](2)
+
+
+def _trainer(model, balancer, sampler, **kw):
+    return Trainer(
+        model,
+        regression_tasks(),
+        balancer,
+        optimizer="sgd",
+        lr=0.05,
+        sampler=sampler,
+        device="cpu",
+        progress=False,
+        **{"max_steps": 6, **kw},
+    )
+
+
+def _loaders(tasks=("a", "b")):
+    data = regression_data(n=32)
+    return {t: loader(data, 8) for t in tasks}
+
+
+@pytest.mark.parametrize("name", [*WEIGHTINGS, *AGGREGATORS])
+def test_round_robin_with_every_balancer(name):
+    torch.manual_seed(0)
+    model, balancer = TwoHeads(), _balancer(name)
+    before = flat_params(model).clone()
+    trainer = _trainer(model, balancer, RoundRobinSampler(["a", "b"]))
+    if balancer.handles_absent_tasks:
+        trainer.fit(_loaders())
+        assert trainer.step_ == 6
+        after = flat_params(model)
+        assert torch.isfinite(after).all() and (after - before).abs().max() > 1e-4
+        trunk = torch.cat([p.flatten() for p in model.trunk.parameters()])
+        assert trunk.abs().sum() > 0
+        return
+    with pytest.raises(ValueError, match=rf"{type(balancer).__name__} is not defined") as err:
+        trainer.fit(_loaders())
+    message = str(err.value)
+    assert "not drawn" in message and balancer.absent_tasks_reason in message
+    assert "nothing was updated" in message
+    torch.testing.assert_close(flat_params(model), before, rtol=0, atol=0)
+
+
+def test_a_sampler_that_draws_every_task_takes_any_balancer():
+    torch.manual_seed(0)
+    model = TwoHeads()
+    trainer = _trainer(model, MGDA(), PeriodicSampler({"a": 1, "b": 1}))
+    trainer.fit(_loaders())
+    assert trainer.step_ == 6
+    assert all(math.isfinite(v) for rec in trainer.history_.steps for v in rec.losses.values())
+
+
+def test_periodic_draws_are_refused_before_the_first_step():
+    # step 0 draws both tasks: the refusal comes from the sampler's schedule, not a step
+    model, balancer = TwoHeads(), FAMO(2)
+    before = flat_params(model).clone(), {k: v.clone() for k, v in balancer.state_dict().items()}
+    trainer = _trainer(model, balancer, PeriodicSampler({"a": 1, "b": 2}))
+    with pytest.raises(ValueError, match=r"FAMO .*the tasks \['b'\] are not drawn"):
+        trainer.fit(_loaders())
+    torch.testing.assert_close(flat_params(model), before[0], rtol=0, atol=0)
+    torch.testing.assert_close(balancer.state_dict(), before[1], rtol=0, atol=0, equal_nan=True)
+
+
+def test_tasks_without_a_loader_are_absent_at_every_step():
+    trainer = _trainer(TwoHeads(), MGDA(), "round_robin")
+    with pytest.warns(UserWarning, match="no training DataLoader"):
+        with pytest.raises(ValueError, match=r"MGDA .*\['b'\] are not drawn"):
+            trainer.fit(_loaders(("a",)))
+
+
+class _FullThenOne(TaskSampler):
+    """Every task at step 0, then only the first: a sampler that cannot say in advance."""
+
+    def draw(self, step):
+        return self.tasks if step == 0 else self.tasks[:1]
+
+
+def test_a_sampler_that_cannot_say_is_checked_at_each_step():
+    torch.manual_seed(0)
+    model = TwoHeads()
+    after_one = []
+
+    class Keep(Callback):
+        def on_step(self, record):
+            after_one.append(flat_params(model).clone())
+
+    trainer = _trainer(model, MGDA(), _FullThenOne(["a", "b"]), callbacks=[Keep()])
+    with pytest.raises(ValueError, match=r"MGDA .*at step 2 .*\['b'\] are not drawn"):
+        trainer.fit(_loaders())
+    assert trainer.step_ == 1 and len(after_one) == 1  # step 1 (both tasks) ran, step 2 not
+    torch.testing.assert_close(flat_params(model), after_one[0], rtol=0, atol=0)
