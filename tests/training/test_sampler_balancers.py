@@ -2,12 +2,13 @@
 defined then (``handles_absent_tasks`` False) are refused before anything is updated."""
 
 import math
+import warnings
 
 import pytest
 import torch
 from _training_helpers import TwoHeads, flat_params, loader, regression_data, regression_tasks
 
-from multitask.nn.aggregation import AGGREGATORS, MGDA
+from multitask.nn.aggregation import AGGREGATORS, IMTLG, MGDA
 from multitask.nn.weighting import FAMO, WEIGHTINGS
 from multitask.training import Callback, PeriodicSampler, RoundRobinSampler, Trainer
 from multitask.training.samplers import TaskSampler
@@ -108,3 +109,24 @@ def test_a_sampler_that_cannot_say_is_checked_at_each_step():
         trainer.fit(_loaders())
     assert trainer.step_ == 1 and len(after_one) == 1  # step 1 (both tasks) ran, step 2 not
     torch.testing.assert_close(flat_params(model), after_one[0], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("balancer", "warns"), [(MGDA(), True), (IMTLG(), False), (None, False)])
+def test_a_batch_without_labels_for_a_task_warns_once(balancer, warns):
+    # one loader for both tasks, b labelled in the first batch only: its loss is 0 in the
+    # three others, as for a task a sampler did not draw (MGDA then moves nothing shared)
+    data = regression_data(n=32)
+    data.ys["b"][8:] = float("nan")
+    trainer = _trainer(TwoHeads(), balancer, "round_robin", max_steps=None, max_epochs=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit(loader(data, 8))
+    ours = [w for w in caught if "no labelled entry" in str(w.message)]
+    assert trainer.step_ == 8
+    if not warns:
+        assert not ours
+        return
+    assert len(ours) == 1  # once per fit, not once per step
+    message = str(ours[0].message)
+    assert "['b']" in message and "at step 2 " in message
+    assert MGDA.absent_tasks_reason in message

@@ -78,7 +78,8 @@ def check_absent_tasks(balancer, drawn: Sequence[str], tasks: Sequence[str], whe
     """
     if balancer is None or getattr(balancer, "handles_absent_tasks", False):
         return
-    missing = [t for t in tasks if t not in set(drawn)]
+    present = set(drawn)
+    missing = [t for t in tasks if t not in present]
     if not missing:
         return
     from multitask.nn.aggregation import AGGREGATORS

@@ -298,6 +298,7 @@ class Trainer:
         if self.tensorboard_dir is not None:
             self._callbacks.append(TensorBoardLogger(self.tensorboard_dir))
         self.step_, self.epoch_, self._batch = 0, 0, 0
+        self._warned_unlabelled = False
 
     def _seed_everything(self) -> None:
         random.seed(self.seed)
@@ -407,6 +408,8 @@ class Trainer:
             check_finite_losses(values, seen, self.tasks, self._where())
             check_loss_floor(self.balancer, values, self.model.task_names, self._where())
         labelled = {t for t, n in zip(drawn, read[len(drawn) :], strict=True) if n > 0}
+        if len(labelled) < len(drawn):
+            self._warn_unlabelled([t for t in drawn if t not in labelled])
         reg = self.model.regularization()
         extra = reg if isinstance(reg, Tensor) or reg != 0 else None
         info = mtl_backward(
@@ -422,6 +425,26 @@ class Trainer:
         )
         # NaN: a task not drawn at this step, or drawn without a labelled entry (not trained)
         return [values[t] if t in labelled else math.nan for t in self.tasks], info
+
+    def _warn_unlabelled(self, tasks: list[str]) -> None:
+        """A drawn task without a labelled entry has loss 0 at this step, like a task a
+        sampler did not draw; a balancer that is not defined then (``handles_absent_tasks``
+        False) is warned about once per ``fit`` (refusing it would stop a run whose labels
+        are sparse only now and then)."""
+        balancer = self.balancer
+        if balancer is None or getattr(balancer, "handles_absent_tasks", False):
+            return
+        if self.__dict__.get("_warned_unlabelled"):
+            return
+        self._warned_unlabelled = True
+        warnings.warn(
+            f"the tasks {tasks} have no labelled entry {self._where()}: their loss is 0 at this "
+            f"step, as for a task not drawn, and for {type(balancer).__name__} "
+            f"{balancer.absent_tasks_reason}. Use larger batches, or a balancer that handles "
+            "absent tasks (docs/training.md); warned once per fit",
+            UserWarning,
+            stacklevel=2,
+        )
 
     @contextlib.contextmanager
     def _stopping(self):
