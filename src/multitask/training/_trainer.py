@@ -434,7 +434,7 @@ class Trainer:
         balancer = self.balancer
         if balancer is None or getattr(balancer, "handles_absent_tasks", False):
             return
-        if self.__dict__.get("_warned_unlabelled"):
+        if self._warned_unlabelled:
             return
         self._warned_unlabelled = True
         warnings.warn(

@@ -107,9 +107,8 @@ class LossWeighting(nn.Module):
     #: True when a task absent from a step (a task sampler did not draw it: a zero loss with
     #: no gradient) leaves the weighting of the other tasks as it would be without that task,
     #: up to a positive scale (RLW: a fresh random draw either way), and feeds no state of
-    #: the method. The
-    #: :class:`~multitask.training.Trainer` refuses a balancer without it under a task
-    #: sampler that trains only some of the tasks at a step.
+    #: the method (tested). The :class:`~multitask.training.Trainer` refuses a balancer
+    #: without it under a task sampler that trains only some of the tasks at a step.
     handles_absent_tasks: bool = False
     #: What an absent task's zero loss does to the method (for that error message).
     absent_tasks_reason: str = "its per-task state would be fed a zero loss"
