@@ -52,6 +52,11 @@ def test_round_robin_with_every_balancer(name):
         assert torch.isfinite(after).all() and (after - before).abs().max() > 1e-4
         trunk = torch.cat([p.flatten() for p in model.trunk.parameters()])
         assert trunk.abs().sum() > 0
+        if name in ("equal", "sum"):  # oracle: the plain sum of the drawn task's loss
+            torch.manual_seed(0)
+            plain = TwoHeads()
+            _trainer(plain, None, RoundRobinSampler(["a", "b"])).fit(_loaders())
+            torch.testing.assert_close(after, flat_params(plain), rtol=0, atol=1e-6)
         return
     with pytest.raises(ValueError, match=rf"{type(balancer).__name__} is not defined") as err:
         trainer.fit(_loaders())
@@ -62,12 +67,18 @@ def test_round_robin_with_every_balancer(name):
 
 
 def test_a_sampler_that_draws_every_task_takes_any_balancer():
+    # oracle: with period 1 and the same batches in each task's loader, the steps of MGDA
+    # on one loader of both tasks
     torch.manual_seed(0)
     model = TwoHeads()
     trainer = _trainer(model, MGDA(), PeriodicSampler({"a": 1, "b": 1}))
     trainer.fit(_loaders())
     assert trainer.step_ == 6
     assert all(math.isfinite(v) for rec in trainer.history_.steps for v in rec.losses.values())
+    torch.manual_seed(0)
+    joint = TwoHeads()
+    _trainer(joint, MGDA(), "round_robin").fit(loader(regression_data(n=32), 8))
+    torch.testing.assert_close(flat_params(model), flat_params(joint), rtol=0, atol=1e-6)
 
 
 def test_periodic_draws_are_refused_before_the_first_step():

@@ -20,6 +20,7 @@ __all__ = [
     "check_finite_losses",
     "check_loss_floor",
     "check_task_weights",
+    "handles_absent_tasks",
 ]
 
 
@@ -68,6 +69,11 @@ def check_task_weights(
     )
 
 
+def handles_absent_tasks(balancer) -> bool:
+    """Whether a step may leave tasks out with ``balancer`` (None: the plain sum, yes)."""
+    return balancer is None or getattr(balancer, "handles_absent_tasks", False)
+
+
 def check_absent_tasks(balancer, drawn: Sequence[str], tasks: Sequence[str], where: str) -> None:
     """A step that trains only some of the tasks (a task sampler's draw ``drawn``) with a
     balancer that is not defined then (``handles_absent_tasks`` False) is a ValueError.
@@ -76,7 +82,7 @@ def check_absent_tasks(balancer, drawn: Sequence[str], tasks: Sequence[str], whe
     and random loss weighting, and the aggregators that ignore a zero row, are unchanged by
     it; a stateful weighting would feed it to its state, and MGDA would return 0.
     """
-    if balancer is None or getattr(balancer, "handles_absent_tasks", False):
+    if handles_absent_tasks(balancer):
         return
     present = set(drawn)
     missing = [t for t in tasks if t not in present]

@@ -22,6 +22,7 @@ from multitask.training._guards import (
     check_finite_losses,
     check_loss_floor,
     check_task_weights,
+    handles_absent_tasks,
 )
 from multitask.training._inference import evaluate, predict
 from multitask.training._selection import ModelSelector
@@ -263,8 +264,8 @@ class Trainer:
         of the tasks (:func:`._guards.check_absent_tasks`) is refused under a sampler that
         draws only some (or that has tasks without a loader). A sampler that cannot say
         (``draws_every_task`` None) is checked at every step instead."""
-        if self.balancer is None or getattr(self.balancer, "handles_absent_tasks", False):
-            return
+        if handles_absent_tasks(self.balancer):
+            return  # (no draws to look through)
         drawn = None
         if set(sampler.tasks) != set(self.tasks):
             drawn = sampler.tasks
@@ -432,9 +433,7 @@ class Trainer:
         False) is warned about once per ``fit`` (refusing it would stop a run whose labels
         are sparse only now and then)."""
         balancer = self.balancer
-        if balancer is None or getattr(balancer, "handles_absent_tasks", False):
-            return
-        if self._warned_unlabelled:
+        if self._warned_unlabelled or handles_absent_tasks(balancer):
             return
         self._warned_unlabelled = True
         warnings.warn(
