@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import warnings
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from numbers import Integral
 
@@ -33,6 +33,7 @@ from multitask.nn._jacobian_fast import HeadRows
 from multitask.nn._last_layer import last_layer_params, two_stage_weighting
 from multitask.nn.aggregation import _graphs
 from multitask.nn.aggregation._base import GradientAggregator
+from multitask.nn.aggregation._present import PresentRows
 from multitask.nn.weighting._base import LossWeighting
 from multitask.nn.weighting._device import to_device_async
 
@@ -392,6 +393,21 @@ def _weights(agg: GradientAggregator, jac: Tensor, vec: Tensor) -> Tensor:
     return agg.weights(jac)
 
 
+def _present_rows(balancer, absent: Collection[str], names: list[str]):
+    """``balancer``, or for absent tasks and an aggregator with ``drops_absent_rows`` that
+    aggregator on the present rows (:class:`~multitask.nn.aggregation._present.PresentRows`)."""
+    if isinstance(absent, str):
+        raise TypeError(f"absent_tasks must be a collection of task names, not {absent!r}")
+    if not absent:
+        return balancer
+    unknown = sorted(set(absent) - set(names))
+    if unknown:
+        raise ValueError(f"absent_tasks names unknown tasks {unknown}; the tasks are {names}")
+    if not getattr(balancer, "drops_absent_rows", False):
+        return balancer
+    return PresentRows(balancer, [i for i, t in enumerate(names) if t not in set(absent)])
+
+
 _WARNED_PLACEMENT: weakref.WeakSet = weakref.WeakSet()  # aggregators told of the fallback
 
 
@@ -426,6 +442,7 @@ def mtl_backward(
     chunk_size: int | None = None,
     record_cosines: bool = False,
     task_weights: Mapping[str, float] | Tensor | None = None,
+    absent_tasks: Collection[str] = (),
 ) -> StepInfo:
     """Backpropagate the task losses of one step into ``.grad`` (adding to it).
 
@@ -472,6 +489,13 @@ def mtl_backward(
     task_weights : dict or Tensor of shape (n_tasks,), optional
         Static weights of the no-balancer path (e.g. ``Task.weight``); with a balancer they
         are ignored, with a warning (the balancer decides the weights).
+    absent_tasks : collection of str, default=()
+        Tasks with no data at this step (a task sampler did not draw them, or none of their
+        entries in the batch is labelled), whose losses are zero. An aggregator with
+        ``drops_absent_rows`` (MGDA, CAGrad: on a zero row MGDA would move nothing shared)
+        then runs on the other tasks' rows alone and gives these weight zero; every other
+        balancer takes the zero losses as they are (those with ``handles_absent_tasks`` are
+        unchanged by them). The :class:`~multitask.training.Trainer` passes them.
 
     Returns
     -------
@@ -502,6 +526,7 @@ def mtl_backward(
             f"got {type(balancer).__name__}; drop the flag"
         )
     names = list(model.task_names)
+    balancer = _present_rows(balancer, absent_tasks, names)
     vec = _loss_vector(losses, names)
     extra = _as_tensor(extra_loss, vec)
     cos = None

@@ -70,8 +70,14 @@ def check_task_weights(
 
 
 def handles_absent_tasks(balancer) -> bool:
-    """Whether a step may leave tasks out with ``balancer`` (None: the plain sum, yes)."""
-    return balancer is None or getattr(balancer, "handles_absent_tasks", False)
+    """Whether a step may leave tasks out with ``balancer`` (None: the plain sum, yes): it is
+    unchanged by their zero rows (``handles_absent_tasks``), or the trainer runs it on the
+    present tasks' rows alone (``drops_absent_rows``: ``mtl_backward``'s ``absent_tasks``)."""
+    return (
+        balancer is None
+        or getattr(balancer, "handles_absent_tasks", False)
+        or getattr(balancer, "drops_absent_rows", False)
+    )
 
 
 def check_absent_tasks(balancer, drawn: Sequence[str], tasks: Sequence[str], where: str) -> None:
@@ -80,7 +86,8 @@ def check_absent_tasks(balancer, drawn: Sequence[str], tasks: Sequence[str], whe
 
     The trainer gives an absent task a zero loss (and so a zero gradient row): equal, static
     and random loss weighting, and the aggregators that ignore a zero row, are unchanged by
-    it; a stateful weighting would feed it to its state, and MGDA would return 0.
+    it, and MGDA and CAGrad run on the present rows alone (``drops_absent_rows``); a stateful
+    weighting would feed it to its state.
     """
     if handles_absent_tasks(balancer):
         return
@@ -91,7 +98,7 @@ def check_absent_tasks(balancer, drawn: Sequence[str], tasks: Sequence[str], whe
     from multitask.nn.aggregation import AGGREGATORS
     from multitask.nn.weighting import WEIGHTINGS
 
-    ok = [n for n, c in {**WEIGHTINGS, **AGGREGATORS}.items() if c.handles_absent_tasks]
+    ok = [n for n, c in {**WEIGHTINGS, **AGGREGATORS}.items() if handles_absent_tasks(c)]
     raise ValueError(
         f"{type(balancer).__name__} is not defined on a step that trains only some of the "
         f"tasks ({where}, the tasks {missing} are not drawn): an absent task enters it as a "

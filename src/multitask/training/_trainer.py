@@ -140,9 +140,9 @@ class Trainer:
         Combines a dict ``task -> DataLoader`` given to ``fit``: a sampler, or
         one of ``"round_robin"``, ``"proportional"``, ``"temperature"``
         (built from the loaders' sizes in batches). A task not drawn at a step gets a zero
-        loss; a balancer that is not defined then (``handles_absent_tasks`` False: MGDA,
-        CAGrad, GradVac and the stateful weightings) is refused, with the reason, before
-        the first step (docs/training.md).
+        loss; MGDA and CAGrad run on the drawn tasks' rows alone (``drops_absent_rows``), and
+        a balancer that is not defined then (GradVac and the stateful weightings) is refused,
+        with the reason, before the first step (docs/training.md).
     precision : {"32", "bf16-mixed"}, default="32"
         ``"bf16-mixed"``: the training forward and losses under
         ``torch.autocast(dtype=torch.bfloat16)`` on the model's device (matrix
@@ -419,6 +419,8 @@ class Trainer:
             self.balancer,
             extra_loss=extra,
             use_representation=self.use_representation,
+            # tasks not drawn or without a labelled entry: MGDA and CAGrad run on the others
+            absent_tasks=[t for t in self.tasks if t not in labelled],
             # a balancer decides the weights itself (Task.weight: warned once, at construction)
             task_weights=None
             if self.balancer is not None
@@ -429,9 +431,10 @@ class Trainer:
 
     def _warn_unlabelled(self, tasks: list[str]) -> None:
         """A drawn task without a labelled entry has loss 0 at this step, like a task a
-        sampler did not draw; a balancer that is not defined then (``handles_absent_tasks``
-        False) is warned about once per ``fit`` (refusing it would stop a run whose labels
-        are sparse only now and then)."""
+        sampler did not draw (MGDA and CAGrad run on the other tasks' rows); a balancer
+        that is not defined then (:func:`._guards.handles_absent_tasks` False) is warned
+        about once per ``fit`` (refusing it would stop a run whose labels are sparse only
+        now and then)."""
         balancer = self.balancer
         if self._warned_unlabelled or handles_absent_tasks(balancer):
             return

@@ -42,6 +42,8 @@ class CAGrad(GradientAggregator):
         "a zero row changes the average gradient its conflict-averse step is built around"
     )
 
+    drops_absent_rows = True  # (the Trainer runs it on the present tasks' rows)
+
     uses_gramian = True
     graph_safe = True
 

@@ -51,6 +51,8 @@ class MGDA(GradientAggregator):
         "the min-norm point of the gradients and a zero row is 0: nothing shared would move"
     )
 
+    drops_absent_rows = True  # (the Trainer runs it on the present tasks' rows)
+
     uses_gramian = True
     graph_safe = True
 
