@@ -400,12 +400,13 @@ def _present_rows(balancer, absent: Collection[str], names: list[str]):
         raise TypeError(f"absent_tasks must be a collection of task names, not {absent!r}")
     if not absent:
         return balancer
-    unknown = sorted(set(absent) - set(names))
+    absent = set(absent)
+    unknown = sorted(absent - set(names))
     if unknown:
         raise ValueError(f"absent_tasks names unknown tasks {unknown}; the tasks are {names}")
     if not getattr(balancer, "drops_absent_rows", False):
         return balancer
-    return PresentRows(balancer, [i for i, t in enumerate(names) if t not in set(absent)])
+    return PresentRows(balancer, [i for i, t in enumerate(names) if t not in absent])
 
 
 _WARNED_PLACEMENT: weakref.WeakSet = weakref.WeakSet()  # aggregators told of the fallback
