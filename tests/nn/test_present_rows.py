@@ -1,13 +1,17 @@
-"""``mtl_backward(..., absent_tasks=...)``: MGDA and CAGrad (``drops_absent_rows``) run on the
-present tasks' rows alone, against independent per-task autograd calls and MGDA's two-task
-closed form (Sener & Koltun 2018, Algorithm 1)."""
+"""``mtl_backward(..., absent_tasks=...)``: MGDA, CAGrad and GradVac (``drops_absent_rows``) run
+on the present tasks' rows alone, against independent per-task autograd calls, MGDA's two-task
+closed form (Sener & Koltun 2018, Algorithm 1) and GradVac's Algorithm 1 (Wang et al. 2021) on
+the present rows and their pairs' targets."""
 
+import numpy as np
 import pytest
 import torch
+from test_aggregation import gradvac_reference
 from torch import nn
 
 from multitask.nn import mtl_backward
-from multitask.nn.aggregation import AGGREGATORS, IMTLG, MGDA, CAGrad
+from multitask.nn.aggregation import AGGREGATORS, IMTLG, MGDA, CAGrad, GradVac
+from multitask.nn.aggregation._present import PresentRows
 from multitask.nn.architectures import HardSharing
 
 torch.set_num_threads(1)
@@ -132,7 +136,7 @@ def test_other_balancers_take_the_zero_rows_as_they_are():
 
 def test_which_aggregators_drop_absent_rows():
     dropping = {n for n, c in AGGREGATORS.items() if c.drops_absent_rows}
-    assert dropping == {"mgda", "cagrad"}
+    assert dropping == {"mgda", "cagrad", "gradvac"}
     for name in dropping:  # linear, and not also claiming that a zero row is harmless
         assert AGGREGATORS[name].linear and not AGGREGATORS[name].handles_absent_tasks
 
@@ -143,3 +147,45 @@ def test_bad_absent_tasks():
         mtl_backward(_losses(model), model, MGDA(), absent_tasks=["z"])
     with pytest.raises(TypeError, match="collection of task names"):
         mtl_backward(_losses(model), model, MGDA(), absent_tasks="b")
+
+
+@pytest.mark.parametrize("host", [True, False], ids=["host", "torch"])
+def test_gradvac_runs_on_the_present_rows_and_their_targets(host, monkeypatch):
+    # four tasks over five steps, a different set absent at each: every step is Algorithm 1 on
+    # the present rows with their pairs' targets (the same generator, drawing for the present
+    # tasks only); the absent tasks' targets stay as they were
+    if not host:  # the torch step (as beyond PYTHON_LOOP_MAX_TASKS, or off the CPU)
+        monkeypatch.setattr(GradVac, "host_weights", lambda self, G: None)
+    g = torch.Generator().manual_seed(4)
+    beta, gv = 0.3, GradVac(beta=0.3, seed=3)
+    torch.manual_seed(3)  # the draws GradVac(seed=3) makes
+    phi_hat = np.zeros((4, 4))
+    for present in [[0, 1, 2, 3], [0, 2, 3], [1, 3], [0, 1, 2, 3], [2]]:
+        J = torch.randn(4, 9, generator=g, dtype=torch.float64)
+        J[1] = -0.7 * J[0] + 0.2 * J[1]  # conflicts, so that the targets matter
+        orders = []
+        for i in range(len(present)):
+            others = [j for j in range(len(present)) if j != i]
+            if len(present) > 2:
+                others = [others[k] for k in torch.randperm(len(present) - 1).tolist()]
+            orders.append(others)
+        block = phi_hat[np.ix_(present, present)]
+        expected = gradvac_reference(J[present], orders, block, beta)  # updates block
+        phi_hat[np.ix_(present, present)] = block
+        got = PresentRows(gv, present)(J)
+        np.testing.assert_allclose(got.numpy(), expected, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(gv.targets.numpy(), phi_hat, rtol=0, atol=1e-12)
+    assert np.abs(phi_hat).max() > 0.05  # the targets moved
+
+
+def test_gradvac_targets_survive_a_step_without_some_tasks():
+    # through mtl_backward: the absent task's row and column of targets are left as they were
+    model, gv = _model(True), GradVac(beta=0.5)
+    mtl_backward(_losses(model, absent=()), model, gv)
+    before = gv.targets.clone()
+    model.zero_grad(set_to_none=True)
+    mtl_backward(_losses(model), model, gv, absent_tasks=["b"])
+    after = gv.targets
+    torch.testing.assert_close(after[1], before[1], rtol=0, atol=0)
+    torch.testing.assert_close(after[:, 1], before[:, 1], rtol=0, atol=0)
+    assert (after[0, 2] - before[0, 2]).abs() > 0  # the present pair (a, c) moved

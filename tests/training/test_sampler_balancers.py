@@ -1,5 +1,5 @@
-"""A task sampler that trains only some tasks at a step, with each balancer: MGDA and CAGrad
-run on the drawn tasks' rows (``drops_absent_rows``), and the ones not defined then
+"""A task sampler that trains only some tasks at a step, with each balancer: MGDA, CAGrad and
+GradVac run on the drawn tasks' rows (``drops_absent_rows``), and the ones not defined then
 (``handles_absent_tasks`` False) are refused before anything is updated."""
 
 import math
@@ -9,8 +9,8 @@ import pytest
 import torch
 from _training_helpers import TwoHeads, flat_params, loader, regression_data, regression_tasks
 
-from multitask.nn.aggregation import AGGREGATORS, IMTLG, MGDA, GradVac
-from multitask.nn.weighting import FAMO, WEIGHTINGS
+from multitask.nn.aggregation import AGGREGATORS, IMTLG, MGDA
+from multitask.nn.weighting import DWA, FAMO, WEIGHTINGS, UncertaintyWeighting
 from multitask.training import Callback, PeriodicSampler, RoundRobinSampler, Trainer
 from multitask.training._guards import handles_absent_tasks
 from multitask.training.samplers import TaskSampler
@@ -96,9 +96,9 @@ def test_periodic_draws_are_refused_before_the_first_step():
 
 
 def test_tasks_without_a_loader_are_absent_at_every_step():
-    trainer = _trainer(TwoHeads(), GradVac(), "round_robin")
+    trainer = _trainer(TwoHeads(), DWA(2), "round_robin")
     with pytest.warns(UserWarning, match="no training DataLoader"):
-        with pytest.raises(ValueError, match=r"GradVac .*\['b'\] are not drawn"):
+        with pytest.raises(ValueError, match=r"DWA .*\['b'\] are not drawn"):
             trainer.fit(_loaders(("a",)))
 
 
@@ -118,15 +118,16 @@ def test_a_sampler_that_cannot_say_is_checked_at_each_step():
         def on_step(self, record):
             after_one.append(flat_params(model).clone())
 
-    trainer = _trainer(model, GradVac(), _FullThenOne(["a", "b"]), callbacks=[Keep()])
-    with pytest.raises(ValueError, match=r"GradVac .*at step 2 .*\['b'\] are not drawn"):
+    trainer = _trainer(model, DWA(2), _FullThenOne(["a", "b"]), callbacks=[Keep()])
+    with pytest.raises(ValueError, match=r"DWA .*at step 2 .*\['b'\] are not drawn"):
         trainer.fit(_loaders())
     assert trainer.step_ == 1 and len(after_one) == 1  # step 1 (both tasks) ran, step 2 not
     torch.testing.assert_close(flat_params(model), after_one[0], rtol=0, atol=0)
 
 
 @pytest.mark.parametrize(
-    ("balancer", "warns"), [(GradVac(), True), (MGDA(), False), (IMTLG(), False), (None, False)]
+    ("balancer", "warns"),
+    [(UncertaintyWeighting(2), True), (MGDA(), False), (IMTLG(), False), (None, False)],
 )
 def test_a_batch_without_labels_for_a_task_warns_once(balancer, warns):
     # one loader for both tasks, b labelled in the first batch only: its loss is 0 in the
@@ -145,7 +146,7 @@ def test_a_batch_without_labels_for_a_task_warns_once(balancer, warns):
     assert len(ours) == 1  # once per fit, not once per step
     message = str(ours[0].message)
     assert "['b']" in message and "at step 2 " in message
-    assert GradVac.absent_tasks_reason in message
+    assert UncertaintyWeighting.absent_tasks_reason in message
 
 
 def test_mgda_trains_the_labelled_tasks_of_a_batch():

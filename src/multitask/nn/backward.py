@@ -493,8 +493,9 @@ def mtl_backward(
     absent_tasks : collection of str, default=()
         Tasks with no data at this step (a task sampler did not draw them, or none of their
         entries in the batch is labelled), whose losses are zero. An aggregator with
-        ``drops_absent_rows`` (MGDA, CAGrad: on a zero row MGDA would move nothing shared)
-        then runs on the other tasks' rows alone and gives these weight zero; every other
+        ``drops_absent_rows`` (MGDA, CAGrad, GradVac: on a zero row MGDA would move nothing
+        shared) then runs on the other tasks' rows alone (GradVac on their pairs' targets) and
+        gives these weight zero; every other
         balancer takes the zero losses as they are (those with ``handles_absent_tasks`` are
         unchanged by them). The :class:`~multitask.training.Trainer` passes them.
 

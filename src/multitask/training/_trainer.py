@@ -140,9 +140,9 @@ class Trainer:
         Combines a dict ``task -> DataLoader`` given to ``fit``: a sampler, or
         one of ``"round_robin"``, ``"proportional"``, ``"temperature"``
         (built from the loaders' sizes in batches). A task not drawn at a step gets a zero
-        loss; MGDA and CAGrad run on the drawn tasks' rows alone (``drops_absent_rows``), and
-        a balancer that is not defined then (GradVac and the stateful weightings) is refused,
-        with the reason, before the first step (docs/training.md).
+        loss; MGDA, CAGrad and GradVac run on the drawn tasks' rows alone
+        (``drops_absent_rows``), and a balancer that is not defined then (the stateful loss
+        weightings) is refused, with the reason, before the first step (docs/training.md).
     precision : {"32", "bf16-mixed"}, default="32"
         ``"bf16-mixed"``: the training forward and losses under
         ``torch.autocast(dtype=torch.bfloat16)`` on the model's device (matrix
@@ -419,7 +419,7 @@ class Trainer:
             self.balancer,
             extra_loss=extra,
             use_representation=self.use_representation,
-            # tasks not drawn or without a labelled entry: MGDA and CAGrad run on the others
+            # tasks not drawn or without a labelled entry: MGDA, CAGrad, GradVac run on the rest
             absent_tasks=[t for t in self.tasks if t not in labelled],
             # a balancer decides the weights itself (Task.weight: warned once, at construction)
             task_weights=None
@@ -431,7 +431,7 @@ class Trainer:
 
     def _warn_unlabelled(self, tasks: list[str]) -> None:
         """A drawn task without a labelled entry has loss 0 at this step, like a task a
-        sampler did not draw (MGDA and CAGrad run on the other tasks' rows); a balancer
+        sampler did not draw (MGDA, CAGrad and GradVac run on the other tasks' rows); a balancer
         that is not defined then (:func:`._guards.handles_absent_tasks` False) is warned
         about once per ``fit`` (refusing it would stop a run whose labels are sparse only
         now and then)."""

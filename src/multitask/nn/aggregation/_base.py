@@ -75,10 +75,11 @@ class GradientAggregator(nn.Module):
     handles_absent_tasks: bool = False
     #: What a zero row does to the method (for that error message).
     absent_tasks_reason: str = "a zero row changes its result for the other tasks"
-    #: True (a linear aggregator defined on any number of tasks, with no per-task state: MGDA,
-    #: CAGrad) when the method on the present tasks is the method on their rows alone:
-    #: :func:`multitask.nn.mtl_backward` told of absent tasks (``absent_tasks``) then runs it on
-    #: the other rows and gives the absent ones weight zero; the Trainer tells it (tested).
+    #: True (a linear aggregator defined on any number of tasks: MGDA, CAGrad, GradVac) when
+    #: the method on the present tasks is the method on their rows alone (per-task state, if
+    #: any, narrowed to them by its ``_on_rows``): :func:`multitask.nn.mtl_backward` told of
+    #: absent tasks (``absent_tasks``) then runs it on the other rows and gives the absent ones
+    #: weight zero; the Trainer tells it (tested).
     drops_absent_rows: bool = False
 
     def weights(self, jacobian: Tensor) -> Tensor:

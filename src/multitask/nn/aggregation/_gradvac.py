@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 
@@ -45,6 +46,9 @@ class GradVac(GradientAggregator):
     """
 
     absent_tasks_reason = "a zero row would pull its running gradient-similarity targets toward 0"
+    # told of absent tasks, a step runs on the present rows and their pairs' targets alone
+    # (:meth:`_on_rows`): the absent tasks' targets are left as they are
+    drops_absent_rows = True
 
     uses_gramian = True
 
@@ -115,6 +119,23 @@ class GradVac(GradientAggregator):
                 others = [others[k] for k in torch.randperm(n_tasks - 1, generator=g).tolist()]
             orders.append(others)
         return orders
+
+    @contextlib.contextmanager
+    def _on_rows(self, present: list[int], n_tasks: int, device: torch.device):
+        """For one step on the rows ``present`` of ``n_tasks`` (:class:`._present.PresentRows`):
+        ``targets`` is their pairs' block meanwhile, written back into the whole matrix after
+        (the other pairs' targets unchanged)."""
+        self._size_targets(n_tasks, device)
+        full = self._buffers["targets"]
+        idx = torch.tensor(present, dtype=torch.long, device=full.device)
+        self._buffers["targets"] = full.index_select(0, idx).index_select(1, idx)
+        try:
+            yield
+        finally:
+            block = self._buffers["targets"].to(full)
+            whole = full.clone()  # a new tensor, as every step makes (a state dict keeps its own)
+            whole[idx[:, None], idx[None, :]] = block
+            self._buffers["targets"] = whole
 
     def reset(self) -> None:
         """Forget the cosine targets and restart the random orders from ``seed``."""

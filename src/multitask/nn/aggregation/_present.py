@@ -2,16 +2,18 @@
 
 A task absent from a step (a task sampler did not draw it, or none of its entries in the batch
 is labelled) has loss 0 and a zero Jacobian row. For the aggregators that are defined on any
-number of tasks and keep no per-task state (``drops_absent_rows``: MGDA, CAGrad), the step on
-the present tasks is the method on their rows alone: :func:`multitask.nn.mtl_backward`, told
-which tasks are absent (``absent_tasks``), wraps the aggregator in :class:`PresentRows` for
-that step. On the zero row itself these methods are not what they are on the others: the
-min-norm point of a hull holding 0 is 0 (MGDA moves nothing shared), and a zero row changes
-CAGrad's average gradient.
+number of tasks (``drops_absent_rows``: MGDA, CAGrad, GradVac), the step on the present tasks
+is the method on their rows alone, with GradVac's per-pair targets narrowed to the present
+tasks' pairs (its ``_on_rows``): :func:`multitask.nn.mtl_backward`, told which tasks are
+absent (``absent_tasks``), wraps the aggregator in :class:`PresentRows` for that step. On the
+zero row itself these methods are not what they are on the others: the min-norm point of a
+hull holding 0 is 0 (MGDA moves nothing shared), a zero row changes CAGrad's average gradient
+and pulls GradVac's targets toward 0.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import torch
@@ -59,7 +61,9 @@ class PresentRows(GradientAggregator):
         w = jacobian.new_zeros(jacobian.shape[0])
         if idx.numel():
             kw = self._losses(losses, idx)
-            w.index_copy_(0, idx, self.inner.weights(jacobian.index_select(0, idx), **kw))
+            with self._state(jacobian):
+                inner = self.inner.weights(jacobian.index_select(0, idx), **kw)
+            w.index_copy_(0, idx, inner.to(w.dtype))
         return w
 
     def gramian_weights(self, gramian: Tensor, losses: Tensor | None = None) -> Tensor:
@@ -69,9 +73,18 @@ class PresentRows(GradientAggregator):
         w = gramian.new_zeros(gramian.shape[0])
         if idx.numel():
             block = gramian.index_select(0, idx).index_select(1, idx)
-            inner = _graphs.gramian_weights(self.inner, block, **self._losses(losses, idx))
+            with self._state(gramian):
+                inner = _graphs.gramian_weights(self.inner, block, **self._losses(losses, idx))
             w.index_copy_(0, idx, inner.to(w.dtype))
         return w
+
+    def _state(self, like: Tensor):
+        """The inner aggregator's per-task state narrowed to the present tasks for the call
+        (its ``_on_rows``: GradVac's pair targets), or nothing to narrow."""
+        on_rows = getattr(self.inner, "_on_rows", None)
+        if on_rows is None:
+            return contextlib.nullcontext()
+        return on_rows(self.present, like.shape[0], like.device)
 
     def forward(self, jacobian: Tensor, losses: Tensor | None = None) -> Tensor:
         return self.weights(jacobian, losses) @ jacobian
