@@ -70,7 +70,8 @@ def test_a_zero_row_changes_nothing_but_a_scale(name, n_tasks, absent):
 
 
 def test_mgda_with_a_zero_row_moves_nothing():
-    # why MGDA is refused: the min-norm point of the convex hull with 0 in it is 0
+    # why MGDA runs on the present rows alone (drops_absent_rows): the min-norm point of a
+    # hull holding 0 is 0
     J = _jacobians(3, steps=1)[0]
     J[2] = 0
     alone = MGDA()(J[:2]).norm()

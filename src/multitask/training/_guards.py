@@ -87,8 +87,7 @@ def check_absent_tasks(balancer, drawn: Sequence[str], tasks: Sequence[str], whe
     The trainer gives an absent task a zero loss (and so a zero gradient row): equal, static
     and random loss weighting, and the aggregators that ignore a zero row, are unchanged by
     it, and MGDA, CAGrad and GradVac run on the present rows alone (``drops_absent_rows``); a
-    stateful
-    weighting would feed it to its state.
+    stateful weighting would feed it to its state.
     """
     if handles_absent_tasks(balancer):
         return
