@@ -58,8 +58,9 @@ def _data(n_tasks: int, batch: int = 64):
     return x, y
 
 
-def _train(model, balancer, x, y, use_rep, steps=STEPS, *, no_sync_after_first=False):
-    """``steps`` SGD steps through ``mtl_backward``; the later ones with CUDA's sync check."""
+def _train(model, balancer, x, y, use_rep, steps=STEPS, *, no_sync_after_first=False, absent=None):
+    """``steps`` SGD steps through ``mtl_backward``; the later ones with CUDA's sync check;
+    ``absent``: per step, the tasks absent from it (loss 0, passed as ``absent_tasks``)."""
     params = list(model.parameters()) + list(balancer.parameters())
     opt = torch.optim.SGD(params, lr=0.05)
     for step in range(steps):
@@ -70,8 +71,10 @@ def _train(model, balancer, x, y, use_rep, steps=STEPS, *, no_sync_after_first=F
         try:
             out = model(x)
             losses = {t: nn.functional.mse_loss(out[t][:, 0], y[:, i]) for i, t in enumerate(out)}
+            gone = [] if absent is None else absent[step]
+            losses.update({t: 0 * out[t].sum() for t in gone})  # as the Trainer makes them
             opt.zero_grad(set_to_none=True)
-            mtl_backward(losses, model, balancer, use_representation=use_rep)
+            mtl_backward(losses, model, balancer, use_representation=use_rep, absent_tasks=gone)
             opt.step()
         finally:
             if strict:
@@ -236,3 +239,46 @@ def test_stateful_graph_replay_equals_eager_with_its_state(name, T, monkeypatch)
             )
     entries = list(_graphs._GRAPHS[graphed].values())
     assert len(entries) == n_graphs and _graphs._FAILED not in entries, "not captured"
+
+
+# ------------------------------------------------- absent tasks: the present tasks' step on CUDA
+ABSENT = [["t1"], [], ["t0", "t3"], ["t2"], ["t1", "t2"]]  # per step, of 4 tasks
+
+
+def _dropping():
+    cases = [pytest.param("w", n, False, id=f"w-{n}") for n, c in WEIGHTINGS.items()]
+    cases = [c for c in cases if WEIGHTINGS[c.values[1]].drops_absent_rows]
+    for n, c in AGGREGATORS.items():
+        if c.drops_absent_rows:
+            cases += [pytest.param("g", n, False, id=f"g-{n}")]
+            cases += [pytest.param("g", n, True, id=f"g-{n}+ub")]
+    return cases
+
+
+@pytest.mark.parametrize(("kind", "name", "use_rep"), _dropping())
+def test_absent_tasks_on_cuda_match_cpu_without_sync(kind, name, use_rep):
+    """``mtl_backward(absent_tasks=...)``: the balancers with ``drops_absent_rows`` step the
+    present tasks alone (PresentRows, ``LossWeighting.present_tasks``) on CUDA as on the CPU,
+    state included, with no host synchronisation after the first step."""
+    x, y = _data(4)
+    model = _model(4)
+    cuda_model = copy.deepcopy(model).cuda()
+    cpu_balancer = _balancer(kind, name, 4)
+    cpu = _train(model, cpu_balancer, x, y, use_rep, steps=len(ABSENT), absent=ABSENT)
+    cuda_balancer = _balancer(kind, name, 4).cuda()
+    cuda = _train(
+        cuda_model,
+        cuda_balancer,
+        x.cuda(),
+        y.cuda(),
+        use_rep,
+        steps=len(ABSENT),
+        no_sync_after_first=True,
+        absent=ABSENT,
+    )
+    torch.testing.assert_close(cuda, cpu, rtol=1e-4, atol=1e-5)
+    cpu_state, cuda_state = cpu_balancer.state_dict(), cuda_balancer.state_dict()
+    for key, value in cpu_state.items():
+        if isinstance(value, torch.Tensor):
+            got = cuda_state[key].cpu()
+            torch.testing.assert_close(got, value, rtol=1e-4, atol=1e-5, equal_nan=True)

@@ -190,6 +190,13 @@ def _weighting(losses, vec, extra, balancer: LossWeighting, model, names, chunk_
     return total, _detached(balancer.weights()), cos
 
 
+def _zero_absent(w: Tensor, present: Sequence[int]) -> Tensor:
+    """``w`` with 0 for every task not in ``present`` (a new tensor)."""
+    idx = torch.tensor(present, dtype=torch.long)
+    idx = idx if w.device.type == "cpu" else idx.pin_memory().to(w.device, non_blocking=True)
+    return torch.zeros_like(w).index_copy_(0, idx, w.index_select(0, idx))
+
+
 def _detached(w: Tensor | None) -> Tensor | None:
     """``w`` detached; a tensor outside the graph as it is (``detach`` costs a new tensor)."""
     return w.detach() if w is not None and w.requires_grad else w
@@ -394,19 +401,24 @@ def _weights(agg: GradientAggregator, jac: Tensor, vec: Tensor) -> Tensor:
 
 
 def _present_rows(balancer, absent: Collection[str], names: list[str]):
-    """``balancer``, or for absent tasks and an aggregator with ``drops_absent_rows`` that
-    aggregator on the present rows (:class:`~multitask.nn.aggregation._present.PresentRows`)."""
+    """``(balancer, present)``: for absent tasks and a balancer with ``drops_absent_rows``, an
+    aggregator on the present rows (:class:`~multitask.nn.aggregation._present.PresentRows`)
+    or a loss weighting with the indices ``present`` of the present tasks (for its
+    :meth:`~multitask.nn.weighting.LossWeighting.present_tasks`); else ``(balancer, None)``."""
     if isinstance(absent, str):
         raise TypeError(f"absent_tasks must be a collection of task names, not {absent!r}")
     if not absent:
-        return balancer
+        return balancer, None
     absent = set(absent)
     unknown = sorted(absent - set(names))
     if unknown:
         raise ValueError(f"absent_tasks names unknown tasks {unknown}; the tasks are {names}")
     if not getattr(balancer, "drops_absent_rows", False):
-        return balancer
-    return PresentRows(balancer, [i for i, t in enumerate(names) if t not in absent])
+        return balancer, None
+    present = [i for i, t in enumerate(names) if t not in absent]
+    if isinstance(balancer, LossWeighting):
+        return balancer, present
+    return PresentRows(balancer, present), None
 
 
 _WARNED_PLACEMENT: weakref.WeakSet = weakref.WeakSet()  # aggregators told of the fallback
@@ -495,9 +507,12 @@ def mtl_backward(
         entries in the batch is labelled), whose losses are zero. An aggregator with
         ``drops_absent_rows`` (MGDA, CAGrad, GradVac: on a zero row MGDA would move nothing
         shared) then runs on the other tasks' rows alone (GradVac on their pairs' targets) and
-        gives these weight zero; every other
-        balancer takes the zero losses as they are (those with ``handles_absent_tasks`` are
-        unchanged by them). The :class:`~multitask.training.Trainer` passes them.
+        gives these weight zero; a loss weighting with ``drops_absent_rows`` (uncertainty,
+        IMTL-L, DWA, FAMO, GradNorm, DB-MTL) runs its step on the present tasks alone (their
+        terms and their state: :meth:`~multitask.nn.weighting.LossWeighting.present_tasks`),
+        and the weights reported for the absent tasks are 0; every other balancer takes the
+        zero losses as they are (those with ``handles_absent_tasks`` are unchanged by them).
+        The :class:`~multitask.training.Trainer` passes them.
 
     Returns
     -------
@@ -528,7 +543,7 @@ def mtl_backward(
             f"got {type(balancer).__name__}; drop the flag"
         )
     names = list(model.task_names)
-    balancer = _present_rows(balancer, absent_tasks, names)
+    balancer, present = _present_rows(balancer, absent_tasks, names)
     vec = _loss_vector(losses, names)
     extra = _as_tensor(extra_loss, vec)
     cos = None
@@ -539,7 +554,12 @@ def mtl_backward(
         total, w = _plain(vec, extra, task_weights, names)
     elif isinstance(balancer, LossWeighting):
         args = (losses, vec, extra, balancer, model, names, chunk_size, record_cosines)
-        total, w, cos = _weighting(*args)
+        if present is None:
+            total, w, cos = _weighting(*args)
+        else:  # the weighting's step on the present tasks alone; the others weigh 0
+            with balancer.present_tasks(present):
+                total, w, cos = _weighting(*args)
+            w = None if w is None else _zero_absent(w, present)
     elif isinstance(balancer, GradientAggregator):
         args = (losses, vec, extra, balancer, model, names, chunk_size, record_cosines)
         total, w, cos = _aggregate(*args, use_representation)

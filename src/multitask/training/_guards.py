@@ -84,10 +84,11 @@ def check_absent_tasks(balancer, drawn: Sequence[str], tasks: Sequence[str], whe
     """A step that trains only some of the tasks (a task sampler's draw ``drawn``) with a
     balancer that is not defined then (``handles_absent_tasks`` False) is a ValueError.
 
-    The trainer gives an absent task a zero loss (and so a zero gradient row): equal, static
-    and random loss weighting, and the aggregators that ignore a zero row, are unchanged by
-    it, and MGDA, CAGrad and GradVac run on the present rows alone (``drops_absent_rows``); a
-    stateful weighting would feed it to its state.
+    The trainer gives an absent task a zero loss (and so a zero gradient row): equal, static,
+    random and geometric loss weighting, and the aggregators that ignore a zero row, are
+    unchanged by it; MGDA, CAGrad, GradVac and the stateful loss weightings run on the present
+    tasks alone (``drops_absent_rows``). A balancer of the user's own that claims neither
+    would feed the zero to its state.
     """
     if handles_absent_tasks(balancer):
         return

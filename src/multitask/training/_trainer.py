@@ -140,9 +140,10 @@ class Trainer:
         Combines a dict ``task -> DataLoader`` given to ``fit``: a sampler, or
         one of ``"round_robin"``, ``"proportional"``, ``"temperature"``
         (built from the loaders' sizes in batches). A task not drawn at a step gets a zero
-        loss; MGDA, CAGrad and GradVac run on the drawn tasks' rows alone
-        (``drops_absent_rows``), and a balancer that is not defined then (the stateful loss
-        weightings) is refused, with the reason, before the first step (docs/training.md).
+        loss; MGDA, CAGrad and GradVac run on the drawn tasks' rows alone, and the stateful
+        loss weightings their step on the drawn tasks (``drops_absent_rows``); a balancer of
+        your own that is not defined then is refused, with the reason, before the first step
+        (docs/training.md).
     precision : {"32", "bf16-mixed"}, default="32"
         ``"bf16-mixed"``: the training forward and losses under
         ``torch.autocast(dtype=torch.bfloat16)`` on the model's device (matrix
@@ -431,8 +432,8 @@ class Trainer:
 
     def _warn_unlabelled(self, tasks: list[str]) -> None:
         """A drawn task without a labelled entry has loss 0 at this step, like a task a
-        sampler did not draw (MGDA, CAGrad and GradVac run on the other tasks' rows); a balancer
-        that is not defined then (:func:`._guards.handles_absent_tasks` False) is warned
+        sampler did not draw (a balancer with ``drops_absent_rows`` runs on the other tasks); a
+        balancer that is not defined then (:func:`._guards.handles_absent_tasks` False) is warned
         about once per ``fit`` (refusing it would stop a run whose labels are sparse only
         now and then)."""
         balancer = self.balancer

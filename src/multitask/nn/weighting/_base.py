@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -112,6 +113,71 @@ class LossWeighting(nn.Module):
     handles_absent_tasks: bool = False
     #: What an absent task's zero loss does to the method (for that error message).
     absent_tasks_reason: str = "its per-task state would be fed a zero loss"
+    #: True when the method, told which tasks are present (:meth:`present_tasks`), runs its
+    #: step on those tasks alone: the same step as the method built for the present tasks
+    #: with their part of the state, the absent tasks' state left as it is (tested). The
+    #: :class:`~multitask.training.Trainer` then runs it under any task sampler.
+    drops_absent_rows: bool = False
+    #: Indices of the tasks present at the current step (:meth:`present_tasks`); None: all.
+    _present: tuple[int, ...] | None = None
+
+    @contextlib.contextmanager
+    def present_tasks(self, present: Sequence[int] | None) -> Iterator[LossWeighting]:
+        """Run the calls inside the block on the tasks ``present`` alone.
+
+        For a method with ``drops_absent_rows``: inside the block :meth:`forward`,
+        :meth:`observe` and :meth:`shared_gradient` take the present tasks' losses and
+        Jacobian rows, update only their state, and give the other tasks no weight (their
+        losses are 0 at such a step: a task sampler did not draw them, or none of their
+        entries in the batch is labelled). :func:`multitask.nn.mtl_backward` opens it for
+        its ``absent_tasks``; a hand-written loop can too::
+
+            with weighting.present_tasks([0, 2]):
+                weighting(losses).backward()
+
+        Parameters
+        ----------
+        present : sequence of int or None
+            Indices of the present tasks in the model's task order; None: every task.
+        """
+        if present is not None:
+            present = tuple(sorted({int(t) for t in present}))
+            n = self.n_tasks_of()
+            if n is not None and any(not 0 <= t < n for t in present):
+                raise ValueError(f"present task indices {present} are not all in [0, {n})")
+            if n is not None and len(present) == n:
+                present = None  # every task: the plain step
+        previous = self.__dict__.get("_present")
+        self.__dict__["_present"] = present  # (no nn.Module attribute hook: every step)
+        try:
+            yield self
+        finally:
+            self.__dict__["_present"] = previous
+
+    def n_tasks_of(self) -> int | None:
+        """The number of tasks the weighting was built for, or None where it takes any."""
+        n = getattr(self, "n_tasks", None)
+        return n if isinstance(n, int) else None
+
+    def _present_mask(self, like: Tensor) -> Tensor | None:
+        """The present tasks of the step as a bool mask of shape ``(len(like),)`` on
+        ``like``'s device; None when every task is present."""
+        present = self._present
+        if present is None:
+            return None
+        mask = torch.zeros(like.shape[0], dtype=torch.bool)
+        mask[list(present)] = True
+        if like.device.type == "cpu":
+            return mask
+        return mask.pin_memory().to(like.device, non_blocking=True)  # no host synchronisation
+
+    def _present_index(self, like: Tensor) -> Tensor:
+        """The present tasks' indices (inside :meth:`present_tasks`) as a long tensor on
+        ``like``'s device, without a host synchronisation."""
+        idx = torch.tensor(self._present, dtype=torch.long)
+        if like.device.type == "cpu":
+            return idx
+        return idx.pin_memory().to(like.device, non_blocking=True)
 
     def loss_floor(self) -> Tensor | float | None:
         """Smallest task loss the method is defined for, or None (any real loss).

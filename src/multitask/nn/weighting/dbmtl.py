@@ -27,6 +27,12 @@ class DBMTL(LossWeighting):
     Jacobian to :meth:`observe` and writes :meth:`shared_gradient` into the
     shared ``.grad``.
 
+    Told which tasks are present (:meth:`present_tasks`: a task sampler drew some of the
+    tasks, or a batch has no label for one), a step is DB-MTL on them alone: their moving
+    averages are updated, the max norm and the factors ``alpha`` run over them, and the
+    absent tasks' averages are left as they are and not applied (``alpha_t = 0``). The step
+    count ``k`` of ``beta_k`` counts every step.
+
     Parameters
     ----------
     n_tasks : int
@@ -46,6 +52,7 @@ class DBMTL(LossWeighting):
         "the absent task's stale moving-average gradient would still be applied, at the "
         "largest task's norm"
     )
+    drops_absent_rows = True  # (the present tasks' averages and factors alone: see above)
 
     _loss_floor = 0.0
     loss_floor_reason = (
@@ -101,6 +108,8 @@ class DBMTL(LossWeighting):
         if avg is None or avg.shape != J.shape:
             self.average = torch.zeros_like(J)
             self.n_steps.zero_()
+        if self._present is not None:
+            return self._observe_present(losses.detach(), J, terms)
         out = self._spare_for(J, losses)
         if out is not None:
             return self._observe_host(losses.detach(), J, out, terms)
@@ -118,6 +127,33 @@ class DBMTL(LossWeighting):
         self.average = torch.where(ok[:, None], average, self.average)
         norms = torch.where(ok, norms, torch.linalg.vector_norm(self.average, dim=1))
         self.alpha = norms.max() / (norms + self.eps)
+        return None
+
+    def _observe_present(self, losses: Tensor, J: Tensor, terms: bool) -> None:
+        """:meth:`_observe` on the present tasks' rows alone (:meth:`present_tasks`): their
+        averages updated into a new tensor, the absent tasks' rows copied as they were, and
+        ``alpha`` 0 for the absent tasks."""
+        avg = self.average
+        if not self._present:  # no task present: nothing to update, nothing applied
+            self.alpha = torch.zeros_like(self.alpha)
+            return None
+        idx = self._present_index(J)
+        self.n_steps.add_(1)
+        beta_k = self._beta_k(J)
+        previous, rows = avg.index_select(0, idx), J.index_select(0, idx).to(avg.dtype)
+        if terms:
+            weight = (1 - beta_k).to(avg.dtype) if isinstance(beta_k, Tensor) else 1 - beta_k
+            new = torch.lerp(previous, rows, weight)
+        else:
+            coef = (1 - beta_k) / (losses.index_select(0, idx.to(losses.device)) + self.eps)
+            new = torch.mul(previous, beta_k).addcmul_(rows, coef.to(rows)[:, None])
+        norms = torch.linalg.vector_norm(new, dim=1)
+        ok = torch.isfinite(norms)  # a task with a non-finite new average keeps its previous
+        new = torch.where(ok[:, None], new, previous)
+        norms = torch.where(ok, norms, torch.linalg.vector_norm(previous, dim=1))
+        self.average = avg.clone().index_copy_(0, idx, new)
+        alpha = torch.zeros_like(self.alpha, dtype=norms.dtype)
+        self.alpha = alpha.index_copy_(0, idx.to(alpha.device), norms.max() / (norms + self.eps))
         return None
 
     def _observe_host(self, losses: Tensor, J: Tensor, out: Tensor, terms: bool) -> None:
@@ -199,14 +235,21 @@ class DBMTL(LossWeighting):
         return buffers["alpha"] @ buffers["average"]
 
     def forward(self, losses: Tensor) -> Tensor:
-        """``sum_t log(L_t + eps)``."""
+        """``sum_t log(L_t + eps)``; inside :meth:`present_tasks`, over the present tasks."""
         check_losses(losses, self.n_tasks, self)
-        return torch.log(losses + self.eps).sum()
+        mask = self._present_mask(losses)
+        if mask is None:
+            return torch.log(losses + self.eps).sum()
+        # the log of 1 where absent, then 0: no 0 * inf in the gradient when eps = 0
+        return torch.where(mask, torch.log(torch.where(mask, losses, 1.0) + self.eps), 0.0).sum()
 
     def _closed_form_gradients(self, losses: Tensor, aux: None) -> tuple[Tensor, list]:
         """``d forward(L) / d L = 1 / (L_t + eps)``, shape ``(n_tasks,)``, and no parameters:
         ``mtl_backward``'s two-stage step reads it instead of differentiating :meth:`forward`
         (the same operations as autograd's, so the same numbers)."""
+        if self._present is not None:  # 0 for an absent task (forward's where)
+            mask = self._present_mask(losses)
+            return torch.where(mask, 1 / (losses.detach() + self.eps), 0.0), []
         if losses.is_cpu and losses.dtype in (torch.float32, torch.float64):
             # numpy: one call instead of two torch ones; both round the sum and the
             # reciprocal correctly (IEEE), so the same numbers

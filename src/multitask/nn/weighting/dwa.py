@@ -25,6 +25,14 @@ class DWA(LossWeighting):
     the default ``period=1`` uses the step losses. History lives in buffers
     (a stateful method: :meth:`reset` forgets it).
 
+    Told which tasks are present (:meth:`present_tasks`: a task sampler drew some of the
+    tasks, or a batch has no label for one), a step weights the present tasks ``P`` as DWA
+    on them alone, ``w_t = |P| exp(r_t / temperature) / sum_{s in P} exp(r_s /
+    temperature)`` (mean weight 1 over the trained tasks, as every task's is at a full step),
+    and 0 the others; ``L_t(k)`` is the mean over the calls of period ``k`` at which task
+    ``t`` was present, and a period without any leaves the task's history as it was, so
+    ``r_t`` is the ratio of its last two trained periods.
+
     Parameters
     ----------
     n_tasks : int
@@ -40,6 +48,7 @@ class DWA(LossWeighting):
     """
 
     absent_tasks_reason = "a zero loss would enter the loss history its weights are ratios of"
+    drops_absent_rows = True  # (the present tasks' history and weights alone: see above)
 
     _loss_floor = 0.0
     loss_floor_reason = (
@@ -58,6 +67,9 @@ class DWA(LossWeighting):
         self.register_buffer("previous", nan.clone())  # L(k-1)
         self.register_buffer("before_previous", nan.clone())  # L(k-2)
         self.register_buffer("running_sum", torch.zeros(n_tasks))
+        # calls of this period without the task (present_tasks), and whether there was one
+        self.register_buffer("absent_calls", torch.zeros(n_tasks))
+        self._partial = False
         self.register_buffer("last_weights", torch.ones(n_tasks))
         self._calls = 0
 
@@ -66,19 +78,41 @@ class DWA(LossWeighting):
         check_losses(losses, self.n_tasks, self)
         ratio = self.previous / self.before_previous
         ratio = torch.where(torch.isfinite(ratio), ratio, torch.ones_like(ratio))
-        w = self.n_tasks * torch.softmax(ratio / self.temperature, dim=0)
+        scores = ratio / self.temperature
+        mask = self._present_mask(ratio)
+        if mask is None:
+            w = self.n_tasks * torch.softmax(scores, dim=0)
+        elif self._present:  # DWA on the present tasks: |P| softmax over them, 0 elsewhere
+            w = len(self._present) * torch.softmax(scores.masked_fill(~mask, -torch.inf), dim=0)
+        else:  # no task present: nothing to weight
+            w = torch.zeros_like(scores)
         self.last_weights = w.detach()
-        self._advance(losses.detach())
+        self._advance(losses.detach(), mask)
         return (w.to(losses.dtype) * losses).sum()
 
-    def _advance(self, losses: Tensor) -> None:
-        self.running_sum.add_(losses.to(self.running_sum.dtype))
+    def _advance(self, losses: Tensor, mask: Tensor | None) -> None:
+        losses = losses.to(self.running_sum.dtype)
+        if mask is None:
+            self.running_sum.add_(losses)
+        else:  # the present tasks' losses alone enter their period means
+            self.running_sum.add_(torch.where(mask, losses, 0.0))
+            self.absent_calls.add_(~mask)
+            self._partial = True
         self._calls += 1
-        if self._calls == self.period:
+        if self._calls < self.period:
+            return
+        if self._partial:  # per task, over its calls; none: its history stays as it was
+            counts = self.period - self.absent_calls
+            seen = counts > 0
+            self.before_previous.copy_(torch.where(seen, self.previous, self.before_previous))
+            self.previous.copy_(torch.where(seen, self.running_sum / counts, self.previous))
+            self.absent_calls.zero_()
+            self._partial = False
+        else:
             self.before_previous.copy_(self.previous)
             self.previous.copy_(self.running_sum / self.period)
-            self.running_sum.zero_()
-            self._calls = 0
+        self.running_sum.zero_()
+        self._calls = 0
 
     def weights(self) -> Tensor:
         return self.last_weights
@@ -87,11 +121,20 @@ class DWA(LossWeighting):
         for buf in (self.previous, self.before_previous):
             buf.fill_(float("nan"))
         self.running_sum.zero_()
+        self.absent_calls.zero_()
         self.last_weights.fill_(1.0)
         self._calls = 0
+        self._partial = False
 
     def get_extra_state(self) -> dict:
-        return {"calls": self._calls}
+        return {"calls": self._calls, "partial": self._partial}
 
     def set_extra_state(self, state: dict) -> None:
         self._calls = int(state["calls"])
+        self._partial = bool(state.get("partial", False))  # (not in checkpoints before it)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        key = prefix + "absent_calls"
+        if key not in state_dict:  # a checkpoint from before absent tasks: none was
+            state_dict[key] = torch.zeros_like(self.absent_calls)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

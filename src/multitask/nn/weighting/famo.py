@@ -67,6 +67,10 @@ class FAMO(LossWeighting):
     absent_tasks_reason = (
         "the log of a zero loss would enter its estimate of each task's loss change"
     )
+    # told which tasks are present (present_tasks), a step is FAMO on them alone: their
+    # logits and last log losses, updated; the absent tasks' left as they are (their next
+    # delta is the change since the step they were last trained at)
+    drops_absent_rows = True
 
     loss_floor_reason = (
         "it takes the logarithm of L_t - min_losses_t; set min_losses below the smallest loss "
@@ -86,29 +90,46 @@ class FAMO(LossWeighting):
         eps: float = 1e-8,
     ) -> None:
         super().__init__()
+        self.n_tasks = n_tasks
         self.lr, self.gamma, self.eps = lr, gamma, eps
         self.register_buffer("logits", torch.zeros(n_tasks))
         self.register_buffer("previous_log", torch.full((n_tasks,), float("nan")))
         self.register_buffer("min_losses", torch.zeros(n_tasks) + torch.as_tensor(min_losses))
 
-    def _update_logits(self, log_now: Tensor) -> None:
-        delta = self.previous_log - log_now  # NaN at the first step
-        z = torch.softmax(self.logits, dim=0)
-        grad = z * (delta - (z * delta).sum()) + self.gamma * self.logits
+    def _update_logits(self, log_now: Tensor, logits: Tensor, previous: Tensor) -> None:
+        """``logits <- logits - lr * (grad z^T delta + gamma logits)``, in place."""
+        delta = previous - log_now  # NaN at the first step
+        z = torch.softmax(logits, dim=0)
+        grad = z * (delta - (z * delta).sum()) + self.gamma * logits
         grad = torch.where(torch.isnan(grad), torch.zeros_like(grad), grad)
-        self.logits.sub_(self.lr * grad)
+        logits.sub_(self.lr * grad)
 
     def forward(self, losses: Tensor) -> Tensor:
-        """``losses`` of shape ``(n_tasks,)`` -> FAMO's scalarised loss, shape ``()``."""
+        """``losses`` of shape ``(n_tasks,)`` -> FAMO's scalarised loss, shape ``()``; inside
+        :meth:`present_tasks`, FAMO's on the present tasks alone."""
         check_losses(losses, self.logits.shape[0], self)
         on_cpu = losses.device.type == "cpu" and self.logits.device.type == "cpu"
         if self._host and on_cpu and losses.dtype in _HOST_DTYPES:
             return self._host_forward(losses)
-        shifted = losses - self.min_losses.to(losses.dtype) + self.eps
-        log_now = torch.log(shifted.detach()).to(self.logits.dtype)
-        self._update_logits(log_now)
-        self.previous_log.copy_(log_now)
-        z = torch.softmax(self.logits, dim=0).to(losses.dtype)
+        if self._present is None:
+            return self._step(losses, self.logits, self.previous_log, self.min_losses)
+        if not self._present:  # no task present: nothing to weight, no state to update
+            return (losses * 0).sum()
+        idx = self._present_index(self.logits)
+        logits, previous = self.logits[idx], self.previous_log[idx]
+        out = self._step(losses[idx.to(losses.device)], logits, previous, self.min_losses[idx])
+        self.logits.index_copy_(0, idx, logits)
+        self.previous_log.index_copy_(0, idx, previous)
+        return out
+
+    def _step(self, losses: Tensor, logits: Tensor, previous: Tensor, bounds: Tensor) -> Tensor:
+        """Alg. 1's step on these tasks (the torch path): ``logits`` and ``previous`` (the
+        last log losses) updated in place; returns the scalarised loss."""
+        shifted = losses - bounds.to(losses.dtype) + self.eps
+        log_now = torch.log(shifted.detach()).to(logits.dtype)
+        self._update_logits(log_now, logits, previous)
+        previous.copy_(log_now)
+        z = torch.softmax(logits, dim=0).to(losses.dtype)
         c = 1.0 / (z / shifted.detach()).sum()
         return (c * z * torch.log(shifted)).sum()
 
@@ -118,23 +139,32 @@ class FAMO(LossWeighting):
         math: about 20 of them made FAMO's step 1.1x an equal-weighting step at T = 2), and
         one ``dot`` with ``log(l - b + eps)`` for autograd. The same steps as the torch path
         (compared in the tests), in float64 before the buffers' rounding."""
+        present = self._present
         values = losses.detach().numpy().tolist()  # numpy's tolist: no torch scalar reads
         shift = [b - self.eps for b in self.min_losses.numpy().tolist()]
-        shifted = [v - s for v, s in zip(values, shift, strict=True)]  # l - b + eps
-        log_now = [math.log(v) for v in shifted]
         logits = self.logits.numpy()  # the buffer's memory: updated in place
         previous = self.previous_log.numpy()
-        xi = logits.tolist()
-        delta = [p - q for p, q in zip(previous.tolist(), log_now, strict=True)]
+        rows = slice(None) if present is None else list(present)  # the tasks of the step
+        if present is not None:
+            if not present:  # no task present: nothing to weight, no state to update
+                return (losses * 0).sum()
+            values = [values[t] for t in present]
+            shift = [shift[t] for t in present]
+        shifted = [v - s for v, s in zip(values, shift, strict=True)]  # l - b + eps
+        log_now = [math.log(v) for v in shifted]
+        xi = logits[rows].tolist()
+        delta = [p - q for p, q in zip(previous[rows].tolist(), log_now, strict=True)]
         z = _softmax(xi)
         inner = sum(a * d for a, d in zip(z, delta, strict=True))
         if not math.isnan(inner):  # NaN at the first step: no update (the torch path's where)
             steps = [a * (d - inner) + self.gamma * x for a, d, x in zip(z, delta, xi, strict=True)]
-            logits -= [self.lr * g for g in steps]
-        previous[:] = log_now
-        z = _softmax(logits.tolist())
+            logits[rows] -= [self.lr * g for g in steps]
+        previous[rows] = log_now
+        z = _softmax(logits[rows].tolist())
         c = 1.0 / sum(a / v for a, v in zip(z, shifted, strict=True))
         weights = torch.tensor([c * a for a in z], dtype=losses.dtype)
+        if present is not None:  # the present tasks' losses alone enter the objective
+            losses = losses[list(present)]
         return torch.dot(weights, torch.log(losses - torch.tensor(shift, dtype=losses.dtype)))
 
     def loss_floor(self) -> Tensor:

@@ -34,7 +34,9 @@ class GLS(LossWeighting):
     CVPR Workshops 2019, Sec. 3 (geometric loss strategy).
     """
 
-    absent_tasks_reason = "the geometric mean of the losses would be 0: nothing would be trained"
+    # a zero loss leaves the mean (above): the step is GLS on the other tasks (tested:
+    # tests/nn/test_absent_task_rows.py)
+    handles_absent_tasks = True
 
     _loss_floor = 0.0
     loss_floor_reason = "it minimises the geometric mean of the losses, through their logarithms"

@@ -28,6 +28,13 @@ class GradNorm(LossWeighting):
     has one, and counts ``L_t / L_t(0) = 1`` until then (a zero ``L_t(0)``
     made every ratio, then the weights, NaN for good before 2026-11-22).
 
+    Told which tasks are present (:meth:`present_tasks`: a task sampler drew some of the
+    tasks, or a batch has no label for one), ``L_grad``, ``mean_s G_s`` and ``mean_s (L_s /
+    L_s(0))`` run over the present tasks alone: Alg. 1 on them, whose weights get the same
+    gradient as those of GradNorm built for them alone. The renormalisation still scales
+    all ``T`` weights to sum to ``T``, so the absent tasks' weights keep their proportion
+    to the others, and get no gradient.
+
     How it gets its gradients without touching ``.grad``:
     ``needs_jacobian = True``, so :func:`multitask.nn.mtl_backward` computes
     ``J`` (one batched backward, or by hand from the heads' cotangents for the
@@ -83,6 +90,10 @@ class GradNorm(LossWeighting):
     """
 
     absent_tasks_reason = "the absent task's loss ratio L_t / L_t(0) would read 0"
+    # told which tasks are present (present_tasks), L_grad, its means and the inverse training
+    # rates run over them alone (Alg. 1 on the present tasks); the renormalisation still
+    # scales every weight, which keeps the absent tasks' weights in proportion
+    drops_absent_rows = True
 
     _loss_floor = 0.0
     loss_floor_reason = (
@@ -124,13 +135,20 @@ class GradNorm(LossWeighting):
             return self._host_loss(losses.detach(), J)
         norms = torch.linalg.vector_norm(J, dim=1)  # (T,) ||grad_W L_t||
         w = self.task_weights
+        mask = self._present_mask(w)
         with torch.no_grad():
             w.mul_(self.n_tasks / w.sum())
             first = ~(self.initial_losses > 0)  # unset (NaN) or zero so far
+            first = first if mask is None else first & mask  # (present tasks only)
             self.initial_losses.copy_(torch.where(first, losses, self.initial_losses))
         g = w * norms  # (T,)
         initial = self.initial_losses
         ratio = torch.where(initial > 0, losses.detach() / initial, 1.0)  # inverse rate, (T,)
+        if mask is not None:  # Alg. 1 on the present tasks
+            if not self._present:
+                return (w * 0).sum()
+            idx = self._present_index(g)
+            g, ratio = g.index_select(0, idx), ratio.index_select(0, idx)
         target = g.mean().detach() * (ratio / ratio.mean()) ** self.alpha
         return (g - target).abs().sum()
 
@@ -153,16 +171,19 @@ class GradNorm(LossWeighting):
         wl = wn.tolist()
         initial = self.initial_losses.numpy()  # the buffer's memory: updated in place
         loss = losses.numpy().tolist()  # numpy's tolist: no torch scalar reads
-        for t, value in enumerate(initial.tolist()):
-            if not value > 0:  # unset (NaN) or zero so far
+        present = range(len(wl)) if self._present is None else self._present
+        for t in present:
+            if not initial[t] > 0:  # unset (NaN) or zero so far
                 initial[t] = loss[t]
-        norms = [math.sqrt(max(float(row @ row), 0.0)) for row in jacobian.numpy()]
-        g = [a * n for a, n in zip(wl, norms, strict=True)]
-        ratio = [a / b if b > 0 else 1.0 for a, b in zip(loss, initial.tolist(), strict=True)]
-        mean_g, mean_ratio = sum(g) / len(g), sum(ratio) / len(ratio)
+        rows, initial = jacobian.numpy(), initial.tolist()  # (Python floats from here)
+        norms = [math.sqrt(max(float(rows[t] @ rows[t]), 0.0)) for t in present]
+        g = [wl[t] * n for t, n in zip(present, norms, strict=True)]
+        ratio = [loss[t] / initial[t] if initial[t] > 0 else 1.0 for t in present]
+        mean_g, mean_ratio = sum(g) / max(len(g), 1), sum(ratio) / max(len(ratio), 1)
         gaps = [a - mean_g * (r / mean_ratio) ** self.alpha for a, r in zip(g, ratio, strict=True)]
-        coef = [(gap > 0) - (gap < 0) for gap in gaps]  # sign, 0 at 0
-        coef = [c * n for c, n in zip(coef, norms, strict=True)]
+        coef = [0.0] * len(wl)  # d L_grad / d w: 0 for an absent task
+        for t, gap, n in zip(present, gaps, norms, strict=True):
+            coef[t] = ((gap > 0) - (gap < 0)) * n  # sign, 0 at 0
         value = sum(abs(gap) for gap in gaps) - sum(c * a for c, a in zip(coef, wl, strict=True))
         dw = torch.tensor(coef, dtype=w.dtype)
         aux = torch.dot(w, dw) + value
@@ -176,12 +197,17 @@ class GradNorm(LossWeighting):
         dw = getattr(aux, "_closed_weight_gradient", None)
         if dw is None:
             return None
-        return self.task_weights.detach().clone(), [dw]
+        w = self.task_weights.detach().clone()
+        mask = self._present_mask(w)
+        return (w if mask is None else torch.where(mask, w, 0.0)), [dw]  # absent: d/dL_t 0
 
     def forward(self, losses: Tensor) -> Tensor:
-        """``sum_t w_t L_t`` with ``w`` detached (``w`` learns through ``observe``)."""
+        """``sum_t w_t L_t`` with ``w`` detached (``w`` learns through ``observe``); inside
+        :meth:`present_tasks`, over the present tasks."""
         check_losses(losses, self.n_tasks, self)
-        return (self.task_weights.detach() * losses).sum()
+        terms = self.task_weights.detach() * losses
+        mask = self._present_mask(losses)
+        return (terms if mask is None else torch.where(mask, terms, 0.0)).sum()
 
     def weights(self) -> Tensor:
         return self.task_weights.detach()

@@ -28,6 +28,8 @@ class IMTLL(LossWeighting):
     """
 
     absent_tasks_reason = "its -s_t term alone would drive the absent task's scale up"
+    # told which tasks are present (present_tasks), the objective sums their terms alone
+    drops_absent_rows = True
 
     _loss_floor = 0.0
     loss_floor_reason = (
@@ -37,13 +39,16 @@ class IMTLL(LossWeighting):
 
     def __init__(self, n_tasks: int) -> None:
         super().__init__()
+        self.n_tasks = n_tasks
         self.log_scales = nn.Parameter(torch.zeros(n_tasks))
 
     def forward(self, losses: Tensor) -> Tensor:
         """``losses`` of shape ``(n_tasks,)`` -> ``sum_t exp(s_t) L_t - s_t``."""
         check_losses(losses, self.log_scales.shape[0], self)
         s = self.log_scales
-        return (torch.exp(s) * losses - s).sum()
+        terms = torch.exp(s) * losses - s
+        mask = self._present_mask(losses)  # inside present_tasks: the present tasks' terms
+        return (terms if mask is None else torch.where(mask, terms, 0.0)).sum()
 
     def weights(self) -> Tensor:
         """``exp(s_t)``, shape ``(n_tasks,)``."""

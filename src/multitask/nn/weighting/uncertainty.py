@@ -39,6 +39,9 @@ class UncertaintyWeighting(LossWeighting):
     """
 
     absent_tasks_reason = "its regulariser alone would drive the absent task's log-variance down"
+    # told which tasks are present (present_tasks), the objective sums their terms alone: an
+    # absent task's log-variance gets no gradient (its regulariser would drive it down)
+    drops_absent_rows = True
 
     _loss_floor = 0.0
     loss_floor_reason = (
@@ -53,15 +56,19 @@ class UncertaintyWeighting(LossWeighting):
             raise ValueError(
                 f"kinds must list {n_tasks} entries among {sorted(_SCALE)}, got {kinds}"
             )
+        self.n_tasks = n_tasks
         self.kinds = tuple(kinds)
         self.log_vars = nn.Parameter(torch.zeros(n_tasks))
         self.register_buffer("scale", torch.tensor([_SCALE[k] for k in kinds]))
 
     def forward(self, losses: Tensor) -> Tensor:
-        """``losses`` of shape ``(n_tasks,)`` -> the eq. 7 objective, shape ``()``."""
+        """``losses`` of shape ``(n_tasks,)`` -> the eq. 7 objective, shape ``()``; inside
+        :meth:`present_tasks`, the sum over the present tasks' terms."""
         check_losses(losses, self.log_vars.shape[0], self)
         s = self.log_vars
-        return (self.scale * torch.exp(-s) * losses + 0.5 * s).sum()
+        terms = self.scale * torch.exp(-s) * losses + 0.5 * s
+        mask = self._present_mask(losses)
+        return (terms if mask is None else torch.where(mask, terms, 0.0)).sum()
 
     def weights(self) -> Tensor:
         """Effective weights ``scale_t * exp(-s_t)`` of shape ``(n_tasks,)``."""
