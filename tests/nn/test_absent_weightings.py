@@ -211,17 +211,23 @@ def test_dwa_on_the_present_tasks_follows_eq1_per_task(period):
         torch.testing.assert_close(dwa.weights(), grad, rtol=0, atol=0)
 
 
-def test_dwa_state_round_trips_mid_period_and_loads_an_older_checkpoint():
+@pytest.mark.parametrize("cut", [1, 4])
+def test_dwa_state_round_trips_mid_period_and_loads_an_older_checkpoint(cut):
+    # saved after a call with an absent task (cut 1: the rest of the period has every task,
+    # so only the state says that the period's means are per task), then continued
+    schedule = SCHEDULE[1:] if cut == 1 else SCHEDULE
+    after = [(0, 1, 2, 3)] * 5 if cut == 1 else SCHEDULE[cut:]
     dwa = DWA(T, period=3).double()
-    for present, (losses, _) in zip(SCHEDULE[:4], _data(4), strict=True):
+    for present, (losses, _) in zip(schedule[:cut], _data(cut), strict=True):
         with dwa.present_tasks(present):
             dwa(losses)
     state = dwa.state_dict()
     copy = DWA(T, period=3).double()
     copy.load_state_dict(state)
-    for present, (losses, _) in zip(SCHEDULE[4:], _data(4, seed=1), strict=True):
+    for present, (losses, _) in zip(after, _data(len(after), seed=1), strict=True):
         with dwa.present_tasks(present), copy.present_tasks(present):
             torch.testing.assert_close(copy(losses), dwa(losses), rtol=0, atol=0)
+            torch.testing.assert_close(copy.previous, dwa.previous, rtol=0, atol=0, equal_nan=True)
     # a state dict written before absent tasks (no absent_calls, no "partial"): every task
     # was in every call
     old = DWA(T, period=2)

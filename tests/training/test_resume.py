@@ -162,10 +162,17 @@ def test_sampled_training_resumes_exactly(tmp_path):
     torch.testing.assert_close(flat_params(resumed), flat_params(reference), rtol=0, atol=1e-6)
 
 
-def _periodic_nash(steps, checkpoint_dir=None, resume=False):
-    # Nash-MTL keeps state (its last weights, the solver's start) and handles the steps
-    # where the sampler leaves task b out (a stateful weighting such as FAMO is refused then)
+def _make_balancer(name):
     from multitask.nn.aggregation import NashMTL
+    from multitask.nn.weighting import DWA, FAMO
+
+    # Nash-MTL keeps its last weights and the solver's start and handles the steps where the
+    # sampler leaves task b out; DWA (its period sums and absent-call counts, here across
+    # the checkpoint) and FAMO (its logits and last log losses) run on the drawn tasks then
+    return {"nash_mtl": NashMTL, "dwa": lambda: DWA(2, period=5), "famo": lambda: FAMO(2)}[name]()
+
+
+def _periodic(steps, checkpoint_dir=None, resume=False, balancer="nash_mtl"):
     from multitask.training import PeriodicSampler
 
     torch.manual_seed(0)
@@ -173,7 +180,7 @@ def _periodic_nash(steps, checkpoint_dir=None, resume=False):
     trainer = Trainer(
         model,
         regression_tasks(),
-        NashMTL(),
+        _make_balancer(balancer),
         lr=0.01,
         max_steps=steps,
         max_epochs=100,
@@ -192,13 +199,14 @@ def _periodic_nash(steps, checkpoint_dir=None, resume=False):
     return model
 
 
+@pytest.mark.parametrize("balancer", ["nash_mtl", "dwa", "famo"])
 @pytest.mark.parametrize("stop", [3, 4])  # 3 + 5 = 8 micro-batches: windows 3, 3, 2
-def test_resume_at_an_epoch_boundary_with_sampler_accumulation_and_nash_mtl(tmp_path, stop):
+def test_resume_at_an_epoch_boundary_with_sampler_accumulation_and_state(tmp_path, stop, balancer):
     # oracle: 7 uninterrupted steps; stop at the end of epoch 0 (step 3, before its
     # validation) or just after it, then resume
-    reference = _periodic_nash(7)
-    _periodic_nash(stop, tmp_path)
-    resumed = _periodic_nash(7, tmp_path, resume=True)
+    reference = _periodic(7, balancer=balancer)
+    _periodic(stop, tmp_path, balancer=balancer)
+    resumed = _periodic(7, tmp_path, resume=True, balancer=balancer)
     torch.testing.assert_close(flat_params(resumed), flat_params(reference), rtol=0, atol=1e-6)
 
 
