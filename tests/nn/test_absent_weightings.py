@@ -61,7 +61,7 @@ def _restricted(full, make, present):
     """A new ``len(present)``-task instance with ``full``'s state cut to the present tasks
     (every tensor whose first dimension is the number of tasks)."""
     small = make(len(present)).double()
-    n = full.n_tasks_of()
+    n = full.n_tasks
     state = {
         k: v[list(present)] if isinstance(v, torch.Tensor) and v.dim() and len(v) == n else v
         for k, v in full.state_dict().items()

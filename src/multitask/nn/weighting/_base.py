@@ -142,7 +142,8 @@ class LossWeighting(nn.Module):
         """
         if present is not None:
             present = tuple(sorted({int(t) for t in present}))
-            n = self.n_tasks_of()
+            n = getattr(self, "n_tasks", None)  # (None: a weighting of any number of tasks)
+            n = n if isinstance(n, int) else None
             if n is not None and any(not 0 <= t < n for t in present):
                 raise ValueError(f"present task indices {present} are not all in [0, {n})")
             if n is not None and len(present) == n:
@@ -153,11 +154,6 @@ class LossWeighting(nn.Module):
             yield self
         finally:
             self.__dict__["_present"] = previous
-
-    def n_tasks_of(self) -> int | None:
-        """The number of tasks the weighting was built for, or None where it takes any."""
-        n = getattr(self, "n_tasks", None)
-        return n if isinstance(n, int) else None
 
     def _present_mask(self, like: Tensor) -> Tensor | None:
         """The present tasks of the step as a bool mask of shape ``(len(like),)`` on
