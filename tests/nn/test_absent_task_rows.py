@@ -79,13 +79,18 @@ def test_mgda_with_a_zero_row_moves_nothing():
     assert MGDA()(J).norm() < 1e-12 * alone
 
 
-@pytest.mark.parametrize("name", ["equal", "static", "rlw"])
+@pytest.mark.parametrize("name", ["equal", "static", "rlw", "gls"])
 def test_a_zero_loss_leaves_the_present_tasks_weights(name):
     """d objective / d L_t of the present tasks with an absent task's zero loss, against the
-    weights of the present tasks alone (RLW: positive random weights either way)."""
+    weights of the present tasks alone (RLW: positive random weights either way; GLS: the
+    geometric mean of the other losses, its gradient that of GLS on them alone)."""
     losses = torch.tensor([0.7, 0.0, 1.3], requires_grad=True)
     if name == "static":
         weighting, ref = WEIGHTINGS[name](torch.tensor([2.0, 5.0, 0.5])), torch.tensor([2.0, 0.5])
+    elif name == "gls":
+        present = losses.detach()[[0, 2]].clone().requires_grad_()
+        (ref,) = torch.autograd.grad(WEIGHTINGS[name](2)(present), present)
+        weighting = WEIGHTINGS[name](3)
     else:
         weighting, ref = WEIGHTINGS[name](3), torch.ones(2)
     (grad,) = torch.autograd.grad(weighting(losses), losses)
@@ -93,3 +98,5 @@ def test_a_zero_loss_leaves_the_present_tasks_weights(name):
         assert (grad > 0).all() and grad.sum() == pytest.approx(1.0)
     else:
         torch.testing.assert_close(grad[[0, 2]], ref)
+    if name == "gls":  # (the others weight the zero loss: no gradient reaches a model from it)
+        assert grad[1] == 0

@@ -25,7 +25,6 @@ from multitask.nn.weighting import (
     DBMTL,
     DWA,
     FAMO,
-    GLS,
     IMTLL,
     WEIGHTINGS,
     GradNorm,
@@ -240,16 +239,6 @@ def test_dwa_state_round_trips_mid_period_and_loads_an_older_checkpoint(cut):
     losses = torch.rand(T) + 0.5
     torch.testing.assert_close(fresh(losses), old(losses), rtol=0, atol=0)
     torch.testing.assert_close(fresh.previous, old.previous, rtol=0, atol=0)
-
-
-def test_gls_needs_no_telling():
-    # a zero loss leaves GLS's mean: the step is GLS on the other tasks (handles_absent_tasks)
-    losses = torch.tensor([0.7, 0.0, 1.3], dtype=torch.float64, requires_grad=True)
-    (grad,) = torch.autograd.grad(GLS(3)(losses), losses)
-    present = losses.detach()[[0, 2]].clone().requires_grad_()
-    (ref,) = torch.autograd.grad(GLS(2)(present), present)
-    torch.testing.assert_close(grad[[0, 2]], ref, rtol=1e-14, atol=0)
-    assert grad[1] == 0
 
 
 def test_which_weightings_drop_absent_rows():

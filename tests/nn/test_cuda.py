@@ -246,8 +246,11 @@ ABSENT = [["t1"], [], ["t0", "t3"], ["t2"], ["t1", "t2"]]  # per step, of 4 task
 
 
 def _dropping():
-    cases = [pytest.param("w", n, False, id=f"w-{n}") for n, c in WEIGHTINGS.items()]
-    cases = [c for c in cases if WEIGHTINGS[c.values[1]].drops_absent_rows]
+    cases = [
+        pytest.param("w", n, False, id=f"w-{n}")
+        for n, c in WEIGHTINGS.items()
+        if c.drops_absent_rows
+    ]
     for n, c in AGGREGATORS.items():
         if c.drops_absent_rows:
             cases += [pytest.param("g", n, False, id=f"g-{n}")]

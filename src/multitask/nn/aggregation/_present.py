@@ -19,6 +19,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from multitask.nn.weighting._device import move_async
+
 from . import _graphs
 from ._base import GradientAggregator
 
@@ -53,7 +55,7 @@ class PresentRows(GradientAggregator):
         return getattr(self.inner, "needs_losses", False)
 
     def _index(self, like: Tensor) -> Tensor:
-        return torch.tensor(self.present, dtype=torch.long, device=like.device)
+        return move_async(torch.tensor(self.present, dtype=torch.long), like)  # (no sync)
 
     def weights(self, jacobian: Tensor, losses: Tensor | None = None) -> Tensor:
         """Weights of shape ``(n_tasks,)``: the inner aggregator's on the present rows."""

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from multitask.nn.weighting._device import move_async
+
 
 def check_losses(losses, n_tasks: int | None, owner) -> None:
     """Raise a ValueError unless ``losses`` is a Tensor of shape ``(n_tasks,)``, ``n_tasks >= 1``
@@ -163,17 +165,12 @@ class LossWeighting(nn.Module):
             return None
         mask = torch.zeros(like.shape[0], dtype=torch.bool)
         mask[list(present)] = True
-        if like.device.type == "cpu":
-            return mask
-        return mask.pin_memory().to(like.device, non_blocking=True)  # no host synchronisation
+        return move_async(mask, like)  # (no host synchronisation)
 
     def _present_index(self, like: Tensor) -> Tensor:
         """The present tasks' indices (inside :meth:`present_tasks`) as a long tensor on
         ``like``'s device, without a host synchronisation."""
-        idx = torch.tensor(self._present, dtype=torch.long)
-        if like.device.type == "cpu":
-            return idx
-        return idx.pin_memory().to(like.device, non_blocking=True)
+        return move_async(torch.tensor(self._present, dtype=torch.long), like)
 
     def loss_floor(self) -> Tensor | float | None:
         """Smallest task loss the method is defined for, or None (any real loss).

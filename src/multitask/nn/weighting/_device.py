@@ -12,7 +12,12 @@ def to_device_async(x: Tensor, like: Tensor) -> Tensor:
     from pinned memory with ``non_blocking=True`` does not (the caching host
     allocator keeps the pinned block alive until the copy is done).
     """
-    x = x.to(dtype=like.dtype)
+    return move_async(x.to(dtype=like.dtype), like)
+
+
+def move_async(x: Tensor, like: Tensor) -> Tensor:
+    """``x`` (on the CPU) moved to ``like``'s device, its dtype kept (an index or a mask), as
+    :func:`to_device_async` moves it."""
     if like.device.type != "cuda":
         return x.to(like.device)
     return x.pin_memory().to(like.device, non_blocking=True)
