@@ -194,14 +194,16 @@ def _dwa_reference(steps, period, temperature):
     return out
 
 
+@pytest.mark.parametrize("host", [True, False], ids=["host", "torch"])
 @pytest.mark.parametrize("period", [1, 2, 3])
-def test_dwa_on_the_present_tasks_follows_eq1_per_task(period):
+def test_dwa_on_the_present_tasks_follows_eq1_per_task(period, host):
     schedule = SCHEDULE * 2
     steps = [
         (p, losses.tolist()) for p, (losses, _) in zip(schedule, _data(len(schedule)), strict=True)
     ]
     expected = _dwa_reference(steps, period, temperature=2.0)
     dwa = DWA(T, temperature=2.0, period=period).double()
+    dwa._host = host  # the CPU's numpy path (the default there), or a device's torch path
     for (present, values), ref in zip(steps, expected, strict=True):
         losses = torch.tensor(values, dtype=torch.float64, requires_grad=True)
         with dwa.present_tasks(present):
@@ -210,18 +212,21 @@ def test_dwa_on_the_present_tasks_follows_eq1_per_task(period):
         torch.testing.assert_close(dwa.weights(), grad, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("host", [True, False], ids=["host", "torch"])
 @pytest.mark.parametrize("cut", [1, 4])
-def test_dwa_state_round_trips_mid_period_and_loads_an_older_checkpoint(cut):
+def test_dwa_state_round_trips_mid_period_and_loads_an_older_checkpoint(cut, host):
     # saved after a call with an absent task (cut 1: the rest of the period has every task,
     # so only the state says that the period's means are per task), then continued
     schedule = SCHEDULE[1:] if cut == 1 else SCHEDULE
     after = [(0, 1, 2, 3)] * 5 if cut == 1 else SCHEDULE[cut:]
     dwa = DWA(T, period=3).double()
+    dwa._host = host
     for present, (losses, _) in zip(schedule[:cut], _data(cut), strict=True):
         with dwa.present_tasks(present):
             dwa(losses)
     state = dwa.state_dict()
     copy = DWA(T, period=3).double()
+    copy._host = host
     copy.load_state_dict(state)
     for present, (losses, _) in zip(after, _data(len(after), seed=1), strict=True):
         with dwa.present_tasks(present), copy.present_tasks(present):
@@ -230,11 +235,13 @@ def test_dwa_state_round_trips_mid_period_and_loads_an_older_checkpoint(cut):
     # a state dict written before absent tasks (no absent_calls, no "partial"): every task
     # was in every call
     old = DWA(T, period=2)
+    old._host = host
     old(torch.rand(T) + 0.5)
     state = old.state_dict()
     del state["absent_calls"]
     state["_extra_state"] = {"calls": 1}
     fresh = DWA(T, period=2)
+    fresh._host = host
     fresh.load_state_dict(state)
     losses = torch.rand(T) + 0.5
     torch.testing.assert_close(fresh(losses), old(losses), rtol=0, atol=0)

@@ -104,10 +104,35 @@ def test_gls_is_geometric_mean():
         np.testing.assert_allclose(bal.weights().numpy(), geo / (T * LOSSES[k]))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_gls_host_path_equals_the_torch_path(dtype):
+    """On the CPU a step with every loss non-zero runs GLS's weights in Python floats and its
+    value as exp(mean(log L)): the torch path's value, gradient, Hessian (the graph is the
+    method's, not a linearisation) and weights; a zero loss takes the torch path."""
+    host, device = GLS(T), GLS(T)
+    device._host = False
+    tol = dict(rtol=1e-6, atol=1e-7) if dtype == torch.float32 else dict(rtol=1e-13, atol=1e-15)
+    for k in range(STEPS):
+        values = torch.tensor(LOSSES[k], dtype=dtype)
+        got = []
+        for bal in (host, device):
+            vec = values.clone().requires_grad_()
+            out = bal(vec)
+            (grad,) = torch.autograd.grad(out, vec, create_graph=True)
+            hess = torch.stack([torch.autograd.grad(g, vec, retain_graph=True)[0] for g in grad])
+            got.append((out.detach(), grad.detach(), hess, bal.weights()))
+            assert out.dtype == dtype and bal.weights().dtype == dtype
+        for a, b in zip(*got, strict=True):
+            torch.testing.assert_close(a, b, **tol)
+    assert got[0][2].abs().max() > 1e-3  # a curved objective: the Hessian was compared
+
+
+@pytest.mark.parametrize("host", [True, False], ids=["host", "torch"])
 @pytest.mark.parametrize("period", [1, 2])
-def test_dwa_follows_eq1(period):
+def test_dwa_follows_eq1(period, host):
     temp = 2.0
     bal = DWA(T, temperature=temp, period=period).double()
+    bal._host = host  # the CPU's numpy path (the default there), or the torch path of a device
     periods = []  # mean loss of each completed period
     acc = []
     for k in range(STEPS):
@@ -263,6 +288,53 @@ def test_famo_host_path_equals_the_torch_path(dtype):
         torch.testing.assert_close(host.logits, device.logits, **tol)
         torch.testing.assert_close(host.previous_log, device.previous_log, **tol)
     assert host.logits.abs().max() > 1e-3  # the logits moved
+
+
+@pytest.mark.parametrize("period", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_dwa_host_path_equals_the_torch_path(dtype, period):
+    """On the CPU DWA's (T,)-sized steps run in numpy on the buffers' memory; the torch path
+    (what a device runs) gives the same value, loss gradient, weights, buffers and call state at
+    every step: full steps, steps with absent tasks (present_tasks), one with none present,
+    and zero period losses (a non-finite ratio, which counts as 1)."""
+    n = 4
+    schedule = [None, (0, 2), None, (1, 2, 3), (3,), (), None, (0, 1), None, None, (2,), None]
+    gen = torch.Generator().manual_seed(3)
+    host, device = (DWA(n, temperature=1.5, period=period).to(dtype) for _ in range(2))
+    device._host = False
+    tol = dict(rtol=1e-6, atol=1e-7) if dtype == torch.float32 else dict(rtol=1e-13, atol=1e-15)
+    for k, present in enumerate(schedule):
+        values = (torch.rand(n, generator=gen, dtype=torch.float64) * 2 + 0.1).to(dtype)
+        if k in (2, 3):
+            values[1] = 0.0  # a period mean of 0: the ratio after it is inf or NaN
+        outs, grads = [], []
+        for bal in (host, device):
+            vec = values.clone().requires_grad_()
+            with bal.present_tasks(present):
+                out = bal(vec)
+            outs.append(out.detach())
+            grads.append(torch.autograd.grad(out, vec)[0])
+            assert out.dtype == dtype and bal.last_weights.dtype == dtype
+        torch.testing.assert_close(outs[0], outs[1], **tol)
+        torch.testing.assert_close(grads[0], grads[1], **tol)
+        torch.testing.assert_close(host.weights(), device.weights(), **tol)
+        for name, buf in host.named_buffers():
+            torch.testing.assert_close(buf, device.get_buffer(name), equal_nan=True, **tol)
+        assert host.get_extra_state() == device.get_extra_state()
+    assert not torch.allclose(host.weights(), torch.ones(n, dtype=dtype))  # ratios were used
+
+
+def test_dwa_weights_of_a_step_stay_as_read():
+    """A step's weights are a new tensor: reading them, then stepping or resetting, leaves them
+    (a log of StepInfo weights kept them by reference)."""
+    bal = DWA(T).double()
+    for k in range(3):
+        bal(torch.tensor(LOSSES[k]))
+    first = bal.weights()
+    kept = first.clone()
+    bal(torch.tensor(LOSSES[3]))
+    bal.reset()
+    torch.testing.assert_close(first, kept, rtol=0, atol=0)
 
 
 def test_dbmtl_follows_its_update_rule():

@@ -38,11 +38,22 @@ def check_losses(losses, n_tasks: int | None, owner) -> None:
         # numpy, not Tensor.tolist: a CPU-only read (tests forbid the latter as a sync proxy)
         x = losses.detach()
         values = (x.float() if x.dtype == torch.bfloat16 else x).numpy()
-        if isinstance(floor, float) and not (values < floor).any():
+        if not (values < _host_floor(floor)).any():
             return  # the common case in one numpy call (this runs every step)
         below = floor_violations(owner, values)
         if below:
             raise ValueError(floor_message(owner, below))
+
+
+def _host_floor(floor: float | Tensor) -> float | np.ndarray:
+    """A floor as numpy compares it with the losses: a float, or a CPU tensor's memory (FAMO's
+    per-task ``min_losses``; one or ``n_tasks`` entries), read without a copy."""
+    if not isinstance(floor, Tensor):
+        return float(floor)
+    x = floor.detach()
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
+        x = x.to("cpu", torch.float64)
+    return x.numpy().reshape(-1)
 
 
 def floor_violations(owner, values: Sequence[float]) -> list[tuple[int, float, float]]:
@@ -56,13 +67,11 @@ def floor_violations(owner, values: Sequence[float]) -> list[tuple[int, float, f
     if floor is None:
         return []
     values = values.tolist() if isinstance(values, np.ndarray) else list(values)
-    if isinstance(floor, float):
-        floors = [floor] * len(values)
-    else:  # a tensor (FAMO's per-task min_losses): read on the host once
-        x = floor.detach()
-        if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
-            x = x.to("cpu", torch.float64)
-        floors = x.numpy().reshape(-1).tolist()
+    floors = _host_floor(floor)  # a float, or a tensor (FAMO's per-task min_losses)
+    if isinstance(floors, float):
+        floors = [floors] * len(values)
+    else:
+        floors = floors.tolist()
         floors = floors * len(values) if len(floors) == 1 else floors
     return [(t, v, f) for t, (v, f) in enumerate(zip(values, floors, strict=True)) if v < f]
 
