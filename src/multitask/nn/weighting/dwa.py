@@ -77,8 +77,8 @@ class DWA(LossWeighting):
         self.register_buffer("last_weights", torch.ones(n_tasks))
         self._calls = 0
 
-    #: On the CPU, the ``(T,)``-sized steps run in numpy and Python floats on the buffers'
-    #: memory (:meth:`_host_forward`); False: in torch, as on a device (the tests compare them).
+    #: On the CPU, the ``(T,)``-sized steps run in Python floats on the buffers' memory
+    #: (:meth:`_host_forward`); False: in torch, as on a device (the tests compare them).
     _host: bool = True
 
     def forward(self, losses: Tensor) -> Tensor:
@@ -147,9 +147,9 @@ class DWA(LossWeighting):
             sums = [s + v for s, v in zip(sums, values, strict=True)]
         else:  # the present tasks' losses alone enter their period means
             absent = bufs["absent_calls"].numpy()
-            missed = absent.tolist()
+            missed, chosen = absent.tolist(), set(present)
             for t in range(self.n_tasks):
-                if t in present:
+                if t in chosen:
                     sums[t] += values[t]
                 else:
                     missed[t] += 1
