@@ -203,7 +203,7 @@ def test_dwa_on_the_present_tasks_follows_eq1_per_task(period, host):
     ]
     expected = _dwa_reference(steps, period, temperature=2.0)
     dwa = DWA(T, temperature=2.0, period=period).double()
-    dwa._host = host  # the CPU's numpy path (the default there), or a device's torch path
+    dwa._host = host  # the CPU's host path (the default there), or a device's torch path
     for (present, values), ref in zip(steps, expected, strict=True):
         losses = torch.tensor(values, dtype=torch.float64, requires_grad=True)
         with dwa.present_tasks(present):

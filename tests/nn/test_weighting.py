@@ -108,7 +108,8 @@ def test_gls_is_geometric_mean():
 def test_gls_host_path_equals_the_torch_path(dtype):
     """On the CPU a step with every loss non-zero runs GLS's weights in Python floats and its
     value as exp(mean(log L)): the torch path's value, gradient, Hessian (the graph is the
-    method's, not a linearisation) and weights; a zero loss takes the torch path."""
+    method's, not a linearisation) and weights (a zero loss takes the torch path: checked in
+    tests/nn/test_absent_task_rows.py)."""
     host, device = GLS(T), GLS(T)
     device._host = False
     tol = dict(rtol=1e-6, atol=1e-7) if dtype == torch.float32 else dict(rtol=1e-13, atol=1e-15)
@@ -132,7 +133,7 @@ def test_gls_host_path_equals_the_torch_path(dtype):
 def test_dwa_follows_eq1(period, host):
     temp = 2.0
     bal = DWA(T, temperature=temp, period=period).double()
-    bal._host = host  # the CPU's numpy path (the default there), or the torch path of a device
+    bal._host = host  # the CPU's host path (the default there), or the torch path of a device
     periods = []  # mean loss of each completed period
     acc = []
     for k in range(STEPS):
@@ -293,10 +294,10 @@ def test_famo_host_path_equals_the_torch_path(dtype):
 @pytest.mark.parametrize("period", [1, 2, 3])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_dwa_host_path_equals_the_torch_path(dtype, period):
-    """On the CPU DWA's (T,)-sized steps run in numpy on the buffers' memory; the torch path
-    (what a device runs) gives the same value, loss gradient, weights, buffers and call state at
-    every step: full steps, steps with absent tasks (present_tasks), one with none present,
-    and zero period losses (a non-finite ratio, which counts as 1)."""
+    """On the CPU DWA's (T,)-sized steps run in Python floats on the buffers' memory; the
+    torch path (what a device runs) gives the same value, loss gradient, weights, buffers and
+    call state at every step: full steps, steps with absent tasks (present_tasks), one with
+    none present, and zero period losses (a non-finite ratio, which counts as 1)."""
     n = 4
     schedule = [None, (0, 2), None, (1, 2, 3), (3,), (), None, (0, 1), None, None, (2,), None]
     gen = torch.Generator().manual_seed(3)
