@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -10,6 +11,17 @@ import torch
 from torch import Tensor, nn
 
 from multitask.nn.weighting._device import move_async
+
+#: dtypes the weightings' host paths take (numpy has no bfloat16)
+HOST_DTYPES = (torch.float32, torch.float64)
+
+
+def host_softmax(x: Sequence[float]) -> list[float]:
+    """``softmax(x)`` in Python floats (the host paths' ``(T,)``-sized math)."""
+    top = max(x)
+    e = [math.exp(v - top) for v in x]
+    total = sum(e)
+    return [v / total for v in e]
 
 
 def check_losses(losses, n_tasks: int | None, owner) -> None:
@@ -131,6 +143,10 @@ class LossWeighting(nn.Module):
     drops_absent_rows: bool = False
     #: Indices of the tasks present at the current step (:meth:`present_tasks`); None: all.
     _present: tuple[int, ...] | None = None
+    #: True in a method whose ``(T,)``-sized steps also run in Python floats on the CPU (its
+    #: host path, :meth:`_on_host`); set False, it takes its torch path there, as on a device
+    #: (the tests compare the two).
+    _host: bool = False
 
     @contextlib.contextmanager
     def present_tasks(self, present: Sequence[int] | None) -> Iterator[LossWeighting]:
@@ -175,6 +191,21 @@ class LossWeighting(nn.Module):
         mask = torch.zeros(like.shape[0], dtype=torch.bool)
         mask[list(present)] = True
         return move_async(mask, like)  # (no host synchronisation)
+
+    def _on_host(self, *tensors: Tensor) -> bool:
+        """Whether this step takes the host path: ``_host`` and every tensor (losses, state,
+        Jacobian) on the CPU in a dtype numpy reads."""
+        if not self._host:
+            return False
+        for t in tensors:
+            if t.device.type != "cpu" or t.dtype not in HOST_DTYPES:
+                return False
+        return True
+
+    def _sum_present(self, terms: Tensor) -> Tensor:
+        """``sum_t terms_t``; inside :meth:`present_tasks`, over the present tasks alone."""
+        mask = self._present_mask(terms)
+        return (terms if mask is None else torch.where(mask, terms, 0.0)).sum()
 
     def _present_index(self, like: Tensor) -> Tensor:
         """The present tasks' indices (inside :meth:`present_tasks`) as a long tensor on

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from multitask.nn.weighting._base import LossWeighting, check_losses
+from multitask.nn.weighting._base import HOST_DTYPES, LossWeighting, check_losses
 
 __all__ = ["DBMTL"]
 
@@ -250,7 +250,7 @@ class DBMTL(LossWeighting):
         if self._present is not None:  # 0 for an absent task (forward's where)
             mask = self._present_mask(losses)
             return torch.where(mask, 1 / (losses.detach() + self.eps), 0.0), []
-        if losses.is_cpu and losses.dtype in (torch.float32, torch.float64):
+        if losses.is_cpu and losses.dtype in HOST_DTYPES:
             # numpy: one call instead of two torch ones; both round the sum and the
             # reciprocal correctly (IEEE), so the same numbers
             return torch.from_numpy(np.reciprocal(losses.detach().numpy() + self.eps)), []

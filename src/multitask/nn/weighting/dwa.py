@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
-from multitask.nn.weighting._base import LossWeighting, check_losses
+from multitask.nn.weighting._base import LossWeighting, check_losses, host_softmax
 
 __all__ = ["DWA"]
-
-_HOST_DTYPES = (torch.float32, torch.float64)
 
 
 class DWA(LossWeighting):
@@ -84,13 +80,7 @@ class DWA(LossWeighting):
     def forward(self, losses: Tensor) -> Tensor:
         """``losses`` of shape ``(n_tasks,)`` -> ``sum_t w_t L_t`` (weights detached)."""
         check_losses(losses, self.n_tasks, self)
-        if (
-            self._host
-            and losses.device.type == "cpu"
-            and self.previous.device.type == "cpu"
-            and losses.dtype in _HOST_DTYPES
-            and self.previous.dtype in _HOST_DTYPES
-        ):
+        if self._on_host(losses, self.previous):
             return self._host_forward(losses)
         ratio = self.previous / self.before_previous
         ratio = torch.where(torch.isfinite(ratio), ratio, torch.ones_like(ratio))
@@ -122,13 +112,13 @@ class DWA(LossWeighting):
         prev, before = bufs["previous"].numpy().tolist(), bufs["before_previous"].numpy().tolist()
         scores = [_ratio(p, b, big) / self.temperature for p, b in zip(prev, before, strict=True)]
         if present is None:
-            w = _softmax(scores, self.n_tasks)
+            w = [self.n_tasks * v for v in host_softmax(scores)]
         else:  # DWA on the present tasks: |P| softmax over them, 0 elsewhere (none: all 0)
             w = [0.0] * self.n_tasks
             if present:
-                inner = _softmax([scores[t] for t in present], len(present))
+                inner = host_softmax([scores[t] for t in present])
                 for t, v in zip(present, inner, strict=True):
-                    w[t] = v
+                    w[t] = len(present) * v
         weights = torch.tensor(w, dtype=bufs["last_weights"].dtype)
         bufs["last_weights"] = weights  # a new tensor each step, as the torch path's
         running = bufs["running_sum"].numpy()
@@ -233,11 +223,3 @@ def _ratio(previous: float, before: float, big: float) -> float:
         return 1.0
     r = previous / before
     return r if abs(r) <= big else 1.0
-
-
-def _softmax(scores: list[float], scale: int) -> list[float]:
-    """``scale * softmax(scores)`` in Python floats."""
-    top = max(scores)
-    e = [math.exp(v - top) for v in scores]
-    total = sum(e)
-    return [scale * v / total for v in e]

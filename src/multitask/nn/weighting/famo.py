@@ -7,18 +7,9 @@ import math
 import torch
 from torch import Tensor
 
-from multitask.nn.weighting._base import LossWeighting, check_losses
+from multitask.nn.weighting._base import LossWeighting, check_losses, host_softmax
 
 __all__ = ["FAMO"]
-
-_HOST_DTYPES = (torch.float32, torch.float64)
-
-
-def _softmax(x: list[float]) -> list[float]:
-    top = max(x)
-    e = [math.exp(v - top) for v in x]
-    total = sum(e)
-    return [v / total for v in e]
 
 
 class FAMO(LossWeighting):
@@ -108,8 +99,7 @@ class FAMO(LossWeighting):
         """``losses`` of shape ``(n_tasks,)`` -> FAMO's scalarised loss, shape ``()``; inside
         :meth:`present_tasks`, FAMO's on the present tasks alone."""
         check_losses(losses, self.logits.shape[0], self)
-        on_cpu = losses.device.type == "cpu" and self.logits.device.type == "cpu"
-        if self._host and on_cpu and losses.dtype in _HOST_DTYPES:
+        if self._on_host(losses, self.logits):
             return self._host_forward(losses)
         if self._present is None:
             return self._step(losses, self.logits, self.previous_log, self.min_losses)
@@ -154,13 +144,13 @@ class FAMO(LossWeighting):
         log_now = [math.log(v) for v in shifted]
         xi = logits[rows].tolist()
         delta = [p - q for p, q in zip(previous[rows].tolist(), log_now, strict=True)]
-        z = _softmax(xi)
+        z = host_softmax(xi)
         inner = sum(a * d for a, d in zip(z, delta, strict=True))
         if not math.isnan(inner):  # NaN at the first step: no update (the torch path's where)
             steps = [a * (d - inner) + self.gamma * x for a, d, x in zip(z, delta, xi, strict=True)]
             logits[rows] -= [self.lr * g for g in steps]
         previous[rows] = log_now
-        z = _softmax(logits[rows].tolist())
+        z = host_softmax(logits[rows].tolist())
         c = 1.0 / sum(a / v for a, v in zip(z, shifted, strict=True))
         weights = torch.tensor([c * a for a in z], dtype=losses.dtype)
         if present is not None:  # the present tasks' losses alone enter the objective

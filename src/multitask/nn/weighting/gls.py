@@ -11,8 +11,6 @@ from multitask.nn.weighting._base import LossWeighting, check_losses
 
 __all__ = ["GLS"]
 
-_HOST_DTYPES = (torch.float32, torch.float64)
-
 
 class GLS(LossWeighting):
     """Minimise the geometric mean of the task losses, ``(prod_t L_t)^(1/T)``.
@@ -57,7 +55,7 @@ class GLS(LossWeighting):
     def forward(self, losses: Tensor) -> Tensor:
         """``losses`` of shape ``(n_tasks,)`` -> their geometric mean, shape ``()``."""
         check_losses(losses, self.n_tasks, self)
-        if self._host and losses.device.type == "cpu" and losses.dtype in _HOST_DTYPES:
+        if self._on_host(losses):
             values = losses.detach().numpy().tolist()
             if all(v != 0 for v in values):  # every task present: three ops for autograd
                 # (the torch path's 14 on (T,) tensors cost more than their math: GLS's step

@@ -129,9 +129,7 @@ class GradNorm(LossWeighting):
         """GradNorm's loss ``L_grad`` (a function of ``task_weights`` only)."""
         check_losses(losses, self.n_tasks, self)
         J = jacobian.detach()
-        on_cpu = self.task_weights.device.type == "cpu" and J.device.type == "cpu"
-        host_dtypes = (torch.float32, torch.float64)  # numpy has no bfloat16
-        if self._host and on_cpu and J.dtype in host_dtypes and losses.dtype in host_dtypes:
+        if self._on_host(losses, J, self.task_weights):
             return self._host_loss(losses.detach(), J)
         norms = torch.linalg.vector_norm(J, dim=1)  # (T,) ||grad_W L_t||
         w = self.task_weights
@@ -205,9 +203,7 @@ class GradNorm(LossWeighting):
         """``sum_t w_t L_t`` with ``w`` detached (``w`` learns through ``observe``); inside
         :meth:`present_tasks`, over the present tasks."""
         check_losses(losses, self.n_tasks, self)
-        terms = self.task_weights.detach() * losses
-        mask = self._present_mask(losses)
-        return (terms if mask is None else torch.where(mask, terms, 0.0)).sum()
+        return self._sum_present(self.task_weights.detach() * losses)
 
     def weights(self) -> Tensor:
         return self.task_weights.detach()

@@ -46,9 +46,7 @@ class IMTLL(LossWeighting):
         """``losses`` of shape ``(n_tasks,)`` -> ``sum_t exp(s_t) L_t - s_t``."""
         check_losses(losses, self.log_scales.shape[0], self)
         s = self.log_scales
-        terms = torch.exp(s) * losses - s
-        mask = self._present_mask(losses)  # inside present_tasks: the present tasks' terms
-        return (terms if mask is None else torch.where(mask, terms, 0.0)).sum()
+        return self._sum_present(torch.exp(s) * losses - s)  # (present_tasks: theirs alone)
 
     def weights(self) -> Tensor:
         """``exp(s_t)``, shape ``(n_tasks,)``."""

@@ -66,9 +66,7 @@ class UncertaintyWeighting(LossWeighting):
         :meth:`present_tasks`, the sum over the present tasks' terms."""
         check_losses(losses, self.log_vars.shape[0], self)
         s = self.log_vars
-        terms = self.scale * torch.exp(-s) * losses + 0.5 * s
-        mask = self._present_mask(losses)
-        return (terms if mask is None else torch.where(mask, terms, 0.0)).sum()
+        return self._sum_present(self.scale * torch.exp(-s) * losses + 0.5 * s)
 
     def weights(self) -> Tensor:
         """Effective weights ``scale_t * exp(-s_t)`` of shape ``(n_tasks,)``."""
