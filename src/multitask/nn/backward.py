@@ -35,7 +35,7 @@ from multitask.nn.aggregation import _graphs
 from multitask.nn.aggregation._base import GradientAggregator
 from multitask.nn.aggregation._present import PresentRows
 from multitask.nn.weighting._base import LossWeighting
-from multitask.nn.weighting._device import move_async, to_device_async
+from multitask.nn.weighting._device import index_on, to_device_async
 
 __all__ = ["StepInfo", "mtl_backward", "task_jacobian"]
 
@@ -192,7 +192,7 @@ def _weighting(losses, vec, extra, balancer: LossWeighting, model, names, chunk_
 
 def _zero_absent(w: Tensor, present: Sequence[int]) -> Tensor:
     """``w`` with 0 for every task not in ``present`` (a new tensor)."""
-    idx = move_async(torch.tensor(present, dtype=torch.long), w)
+    idx = index_on(present, w)
     return torch.zeros_like(w).index_copy_(0, idx, w.index_select(0, idx))
 
 

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from multitask.nn.weighting._device import index_on
+
 from . import _gramian, _graphs, _solvers
 from ._base import GradientAggregator
 from ._rng import SeededGenerator
@@ -127,7 +129,7 @@ class GradVac(GradientAggregator):
         (the other pairs' targets unchanged)."""
         self._size_targets(n_tasks, device)
         full = self._buffers["targets"]
-        idx = torch.tensor(present, dtype=torch.long, device=full.device)
+        idx = index_on(present, full)
         self._buffers["targets"] = full.index_select(0, idx).index_select(1, idx)
         try:
             yield

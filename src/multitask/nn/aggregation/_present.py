@@ -16,10 +16,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor
 
-from multitask.nn.weighting._device import move_async
+from multitask.nn.weighting._device import index_on
 
 from . import _graphs
 from ._base import GradientAggregator
@@ -55,7 +54,7 @@ class PresentRows(GradientAggregator):
         return getattr(self.inner, "needs_losses", False)
 
     def _index(self, like: Tensor) -> Tensor:
-        return move_async(torch.tensor(self.present, dtype=torch.long), like)  # (no sync)
+        return index_on(self.present, like)  # (no sync)
 
     def weights(self, jacobian: Tensor, losses: Tensor | None = None) -> Tensor:
         """Weights of shape ``(n_tasks,)``: the inner aggregator's on the present rows."""

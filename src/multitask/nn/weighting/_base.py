@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from multitask.nn.weighting._device import move_async
+from multitask.nn.weighting._device import index_on, move_async
 
 #: dtypes the weightings' host paths take (numpy has no bfloat16)
 HOST_DTYPES = (torch.float32, torch.float64)
@@ -210,7 +210,7 @@ class LossWeighting(nn.Module):
     def _present_index(self, like: Tensor) -> Tensor:
         """The present tasks' indices (inside :meth:`present_tasks`) as a long tensor on
         ``like``'s device, without a host synchronisation."""
-        return move_async(torch.tensor(self._present, dtype=torch.long), like)
+        return index_on(self._present, like)
 
     def loss_floor(self) -> Tensor | float | None:
         """Smallest task loss the method is defined for, or None (any real loss).

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import torch
 from torch import Tensor
 
 
@@ -21,3 +24,9 @@ def move_async(x: Tensor, like: Tensor) -> Tensor:
     if like.device.type != "cuda":
         return x.to(like.device)
     return x.pin_memory().to(like.device, non_blocking=True)
+
+
+def index_on(indices: Sequence[int], like: Tensor) -> Tensor:
+    """``indices`` (the present tasks of a step) as a long tensor on ``like``'s device, moved
+    as :func:`move_async` moves it (no host synchronisation)."""
+    return move_async(torch.tensor(indices, dtype=torch.long), like)
