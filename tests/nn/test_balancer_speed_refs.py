@@ -13,6 +13,7 @@ import copy
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -110,3 +111,38 @@ def test_table_prints_the_bound_it_checks():
     assert "<=2.75x equal MISS" in lines["pcgrad"]
     assert "2.752" in lines["pcgrad"]
     assert "<=" not in lines["mgda"]  # no goal given: none printed
+
+
+def test_table_prints_the_interval_and_a_ratio_to_another_base():
+    """The ``±90%`` column is half the width of the interval of the ratio its goal checks;
+    CAGrad's goal is against MGDA, and that ratio (not ``x equal``) is printed and checked."""
+    seconds = {"equal": 1e-3, "mgda": 1.6e-3, "cagrad": 1.9e-3}
+    goals = {"mgda": B.goal("per-task", 2), "cagrad": B.goal("cagrad", 2)}
+    row = {
+        "seconds": seconds,
+        "goals": goals,
+        "ratio_to_equal": {"equal": 1.0, "mgda": 1.6, "cagrad": 1.9},
+        "ratio_to_goal_base": {"mgda": 1.6, "cagrad": 1.15},
+        "ratio_to_goal_base_interval": {"mgda": (1.55, 1.63), "cagrad": (1.10, 1.20)},
+        "ratio_to_equal_interval": {"equal": (1.0, 1.0), "mgda": (1.55, 1.63)},
+    }
+    lines = {line.split()[0]: line for line in B.table({"2": row}).splitlines()}
+    assert "±0.040" in lines["mgda"] and "<=1.7x equal ok" in lines["mgda"]
+    assert "±0.050" in lines["cagrad"] and "1.150 <=1.1x mgda MISS" in lines["cagrad"]
+    assert "±0.000" in lines["equal"]
+
+
+def test_median_interval_brackets_the_median_and_narrows_with_rounds():
+    """The bootstrap interval of a median: a point for constant data, around the sample median
+    otherwise, and about half as wide for four times the rounds (width ~ 1 / sqrt(n))."""
+    assert B.median_interval([2.0] * 9) == (2.0, 2.0)
+    rng = np.random.default_rng(1)
+    few = list(1.7 + 0.2 * rng.standard_normal(15))
+    many = list(1.7 + 0.2 * rng.standard_normal(240))
+    lo, hi = B.median_interval(few)
+    assert lo <= float(np.median(few)) <= hi
+    width_few = hi - lo
+    lo, hi = B.median_interval(many)
+    assert lo <= float(np.median(many)) <= hi
+    assert 0.15 < (hi - lo) / width_few < 0.4  # 1 / sqrt(16) = 0.25
+    assert B.median_interval(few) == B.median_interval(few)  # seeded: the same every run
