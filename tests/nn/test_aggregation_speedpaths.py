@@ -200,3 +200,61 @@ def test_mgda_and_upgrad_weights_on_the_benchmark_shapes():
         expected = np.mean(projections, axis=0)
         got = UPGrad()(J).numpy()
         np.testing.assert_allclose(got, expected, atol=1e-5 * np.abs(expected).max())
+
+
+# ------------------------------------------------------------------ CAGrad, Python floats ---
+def _cagrad_dual(G: np.ndarray, c: float) -> tuple[np.ndarray, float]:
+    """cvxpy's ``w = argmin_{w in simplex} b^T w + sqrt(phi) ||J^T w||`` (Liu et al. 2021,
+    eq. 4, with ``b = G 1 / T``, ``phi = c^2 ||g0||^2``), and ``phi``."""
+    T = G.shape[0]
+    b, L = G.sum(axis=1) / T, np.linalg.cholesky(G)
+    phi = c**2 * b.sum() / T
+    w = cp.Variable(T)
+    objective = b @ w + np.sqrt(phi) * cp.norm(L.T @ w)
+    cp.Problem(cp.Minimize(objective), [w >= 0, cp.sum(w) == 1]).solve(cp.CLARABEL)
+    return w.value, phi
+
+
+@pytest.mark.parametrize("T", [2, 3, 4, 5])
+def test_python_cagrad_matches_numpy_and_cvxpy(T):
+    """The Python-float active set gives the numpy one's ``u`` (the same supports, each solve
+    to rounding), and ``u / sum(u)`` attains cvxpy's optimum of the dual."""
+    for G in _gramians(T, 12, 40 + T):
+        for c in (0.1, 0.5, 2.0):
+            u = _host_qp.cagrad_coefficients_small(G.tolist(), c)
+            want = _host_qp.cagrad_coefficients(G, c)
+            assert u is not None and want is not None
+            np.testing.assert_allclose(u, want, rtol=1e-9, atol=1e-12)
+            w_ref, phi = _cagrad_dual(G, c)
+            b = G.sum(axis=1) / T
+
+            def dual(w, b=b, phi=phi, G=G):
+                return b @ w + np.sqrt(phi) * np.sqrt(w @ G @ w)
+
+            w = np.array(u) / sum(u)
+            assert dual(w) <= dual(w_ref) + 1e-8 * max(1.0, abs(dual(w_ref)))
+
+
+def test_python_normalise_is_numpys():
+    for G in _gramians(4, 3, 7):
+        raw = G * 37.5
+        np.testing.assert_array_equal(
+            _host_qp.normalise_small(raw.tolist(), 1e-6), _host_qp.normalise(raw, 1e-6)
+        )
+    zero = [[0.0, 0.0], [0.0, 0.0]]
+    assert _host_qp.normalise_small(zero, 1e-6) == [[1e-6, 0.0], [0.0, 1e-6]]
+
+
+def test_cagrad_host_weights_fall_back_to_numpy(monkeypatch):
+    """When the Python-float active set gives up, CAGrad's host weights come from numpy's."""
+    from multitask.nn.aggregation import CAGrad
+
+    J = torch.randn(4, 300, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    G = (J @ J.T).numpy()
+    fast = CAGrad().host_weights(G)
+    monkeypatch.setattr(_host_qp, "cagrad_coefficients_small", lambda G, c: None)
+    slow = CAGrad().host_weights(G)
+    np.testing.assert_allclose(fast, slow, rtol=1e-9, atol=1e-12)
+    calls = []
+    monkeypatch.setattr(_host_qp, "cagrad_coefficients", lambda G, c: calls.append(1))
+    assert CAGrad().host_weights(G) is None and calls == [1]  # both gave up: None

@@ -71,12 +71,25 @@ class CAGrad(GradientAggregator):
         return w.to(gramian.dtype)
 
     def host_weights(self, gramian: np.ndarray) -> np.ndarray | None:
-        """The weights in numpy (active set on the support); None when it gives up."""
-        Gn = _host_qp.normalise(gramian, _solvers.RIDGE[torch.float64])
-        u = _host_qp.cagrad_coefficients(Gn, self.c)
+        """The weights on the host (active set on the support); None when it gives up.
+
+        Up to :data:`._host_qp.PYTHON_MAX_TASKS` tasks in Python floats
+        (:func:`._host_qp.cagrad_coefficients_small`): there a numpy call costs more than its
+        math (the numpy active set took about 400 us of a T = 2 step of the speed benchmark,
+        with numpy's code out of the caches after the step's GEMMs); beyond, or when that
+        gives up, in numpy.
+        """
+        T, ridge = gramian.shape[0], _solvers.RIDGE[torch.float64]
+        scale = _RESCALE[self.rescale](self.c)
+        if T <= _host_qp.PYTHON_MAX_TASKS:
+            Gn = _host_qp.normalise_small(gramian.tolist(), ridge)
+            u = _host_qp.cagrad_coefficients_small(Gn, self.c)
+            if u is not None:
+                return np.array([(1.0 / T + ui) / scale for ui in u])
+        u = _host_qp.cagrad_coefficients(_host_qp.normalise(gramian, ridge), self.c)
         if u is None:
             return None
-        return (1.0 / gramian.shape[0] + u) / _RESCALE[self.rescale](self.c)
+        return (1.0 / T + u) / scale
 
     def __repr__(self) -> str:
         return f"CAGrad(c={self.c}, rescale={self.rescale!r})"

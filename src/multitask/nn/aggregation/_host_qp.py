@@ -244,6 +244,53 @@ def _solve_small(A: list[list[float]], b: list[float]) -> list[float] | None:
     return x
 
 
+def normalise_small(G: list[list[float]], ridge: float) -> list[list[float]]:
+    """:func:`normalise` on Python floats (the same operations, so the same numbers)."""
+    T = len(G)
+    trace = sum(G[i][i] for i in range(T))
+    scale = trace if trace > 0 else 1.0
+    Gn = [[v / scale for v in row] for row in G]
+    for i in range(T):
+        Gn[i][i] += ridge
+    return Gn
+
+
+def cagrad_coefficients_small(G: list[list[float]], c: float, tol: float = 1e-10):
+    """:func:`cagrad_coefficients` on Python floats: the same support updates and KKT test,
+    each support's two systems solved by :func:`_solve_small`. Returns a list, or None where
+    that function gives up (or a subsystem is exactly singular; the caller then runs it)."""
+    T = len(G)
+    b = [sum(row) / T for row in G]
+    phi = c**2 * sum(b) / T
+    free = [True] * T
+    for _ in range(2 * T + 5):
+        idx = [i for i in range(T) if free[i]]
+        sub = [[G[i][j] for j in idx] for i in idx]
+        p = _solve_small([row[:] for row in sub], [1.0] * len(idx))
+        q = None if p is None else _solve_small(sub, [b[i] for i in idx])
+        if q is None:
+            return None
+        sp, sq = sum(p), sum(q)
+        bq = sum(qi * b[i] for qi, i in zip(q, idx, strict=True))
+        disc = sq**2 - sp * (bq - phi)  # < 0: no point of the ball on this support
+        if not sp > 0:
+            return None
+        lam = (sq + math.sqrt(max(disc, 0.0))) / sp
+        u = [0.0] * T
+        for i, pi, qi in zip(idx, p, q, strict=True):
+            u[i] = lam * pi - qi
+        margin = [b[i] + sum(G[i][j] * u[j] for j in idx) for i in range(T)]
+        new = [u[i] > 0 if free[i] else margin[i] < lam for i in range(T)]
+        if new == free:
+            scale = tol * max(1.0, max(abs(v) for v in b))
+            kkt = all(u[i] >= -scale if free[i] else margin[i] >= lam - scale for i in range(T))
+            return u if kkt and disc >= 0 else None
+        if not any(new):
+            return None
+        free = new
+    return None
+
+
 def nash_weights(
     G: np.ndarray, init: np.ndarray, n_iter: int, max_iter: int = 0, tol: float = 1e-9
 ) -> np.ndarray | None:
