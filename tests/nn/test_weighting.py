@@ -268,11 +268,14 @@ def test_famo_follows_algorithm_1():
     assert torch.all(bal.logits == 0)
 
 
+@pytest.mark.parametrize("distinct_floors", [True, False])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_famo_host_path_equals_the_torch_path(dtype):
+def test_famo_host_path_equals_the_torch_path(dtype, distinct_floors):
     """On the CPU FAMO's (T,)-sized update runs in Python floats; the torch path (what a
-    device runs) gives the same logits, history, value and loss gradient, step by step."""
+    device runs) gives the same logits, history, value and loss gradient, step by step: with
+    a floor per task, and with the default one (0 for all: shifted by a Python scalar)."""
     floors = torch.tensor([0.0, -0.5, 0.1][:T] + [0.0] * max(T - 3, 0))
+    floors = floors if distinct_floors else 0.0
     host, device = (FAMO(T, lr=0.3, gamma=1e-2, min_losses=floors).to(dtype) for _ in range(2))
     device._host = False
     tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-14)

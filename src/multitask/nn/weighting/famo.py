@@ -148,14 +148,20 @@ class FAMO(LossWeighting):
         inner = sum(a * d for a, d in zip(z, delta, strict=True))
         if not math.isnan(inner):  # NaN at the first step: no update (the torch path's where)
             steps = [a * (d - inner) + self.gamma * x for a, d, x in zip(z, delta, xi, strict=True)]
-            logits[rows] -= [self.lr * g for g in steps]
+            # written back from Python floats (numpy's in-place ``-=`` of a list computes in
+            # float64 and rounds to the buffer's dtype just the same, at several times the cost)
+            logits[rows] = [x - self.lr * g for x, g in zip(xi, steps, strict=True)]
         previous[rows] = log_now
         z = host_softmax(logits[rows].tolist())
         c = 1.0 / sum(a / v for a, v in zip(z, shifted, strict=True))
         weights = torch.tensor([c * a for a in z], dtype=losses.dtype)
         if present is not None:  # the present tasks' losses alone enter the objective
             losses = losses[list(present)]
-        return torch.dot(weights, torch.log(losses - torch.tensor(shift, dtype=losses.dtype)))
+        # one floor for every task (the default, 0): a Python scalar, which torch rounds to the
+        # losses' dtype as it rounds the tensor of shifts (no second tensor to make)
+        same = all(b == shift[0] for b in shift)
+        shifts = shift[0] if same else torch.tensor(shift, dtype=losses.dtype)
+        return torch.dot(weights, torch.log(losses - shifts))
 
     def loss_floor(self) -> Tensor:
         """``min_losses``: a loss below it has no logarithm in FAMO's objective."""
