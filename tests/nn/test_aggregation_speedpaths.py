@@ -258,3 +258,112 @@ def test_cagrad_host_weights_fall_back_to_numpy(monkeypatch):
     calls = []
     monkeypatch.setattr(_host_qp, "cagrad_coefficients", lambda G, c: calls.append(1))
     assert CAGrad().host_weights(G) is None and calls == [1]  # both gave up: None
+
+
+# --------------------------------------------------------------- Nash-MTL, Python floats ---
+def _nash_gramians(T: int, seed: int):
+    """A sequence of Gramians a run could see: random, two conflicting tasks, a task with a
+    zero gradient (no stake), and rescaled ones."""
+    rng = np.random.default_rng(seed)
+    for k in range(8):
+        J = rng.standard_normal((T, 40)) * 10.0 ** rng.integers(-3, 3)
+        if k % 4 == 1:
+            J[1] = -0.8 * J[0] + 0.3 * J[1]
+        if k % 4 == 2:
+            J[T - 1] = 0.0
+        yield J @ J.T
+
+
+@pytest.mark.parametrize("max_norm", [0.0, 1.0])
+@pytest.mark.parametrize("update_every", [1, 2])
+@pytest.mark.parametrize("T", [2, 3, 5])
+def test_python_nash_matches_the_torch_path_step_by_step(T, update_every, max_norm):
+    """``host_weights`` (Python floats) against ``gramian_weights`` (torch, numpy Newton):
+    the same weights, the same state and call count after every call, fresh and warm."""
+    from multitask.nn.aggregation import NashMTL
+
+    host, torch_path = (NashMTL(update_every=update_every, max_norm=max_norm) for _ in range(2))
+    for G in _nash_gramians(T, 10 * T + update_every):
+        w = host.host_weights(G)
+        want = torch_path.gramian_weights(torch.from_numpy(G)).numpy()
+        assert w is not None
+        np.testing.assert_allclose(w, want, rtol=1e-9, atol=1e-12 * np.abs(want).max())
+        np.testing.assert_allclose(host.alpha.numpy(), torch_path.alpha.numpy(), rtol=1e-9)
+        assert host.alpha.dtype == torch_path.alpha.dtype == torch.float64
+        assert host.step == torch_path.step
+        if max_norm > 0:
+            assert np.sqrt(w @ G @ w) <= max_norm * (1 + 1e-12)
+    assert host.step == 8
+
+
+def test_python_nash_with_no_positive_solution_and_bad_input():
+    """Two opposite gradients (Pareto-stationary: no positive solution): weights 0 and the
+    state kept, as the torch path does. A non-finite Gramian, or more tasks than the Python
+    path takes: None, with nothing changed (the torch path then runs)."""
+    from multitask.nn.aggregation import NashMTL
+
+    g = np.arange(1.0, 6.0)
+    J = np.stack([g, -g])
+    host, torch_path = NashMTL(), NashMTL()
+    # a solvable step first, so that there is a state to keep
+    torch_path.gramian_weights(torch.eye(2, dtype=torch.float64))
+    host.host_weights(np.eye(2))
+    w, want = host.host_weights(J @ J.T), torch_path.gramian_weights(torch.from_numpy(J @ J.T))
+    np.testing.assert_array_equal(w, want.numpy())
+    assert (w == 0).all()
+    np.testing.assert_allclose(host.alpha.numpy(), torch_path.alpha.numpy(), rtol=1e-12)
+    state, step = host.alpha.clone(), host.step
+    assert host.host_weights(np.array([[1.0, np.nan], [np.nan, 1.0]])) is None
+    assert host.host_weights(np.eye(6)) is None
+    assert host.step == step and torch.equal(host.alpha, state)
+
+
+def test_python_nash_newton_matches_numpy():
+    rng = np.random.default_rng(3)
+    for T in (2, 3, 4, 5):
+        for _ in range(10):
+            A = rng.standard_normal((T, T + 3))
+            G = A @ A.T / np.trace(A @ A.T)
+            init = rng.uniform(0.5, 2.0, T)
+            for n_iter, max_iter in ((40, 200), (8, 0)):
+                want = _host_qp.nash_weights(G, init, n_iter, max_iter)
+                got = _host_qp.nash_weights_small(G.tolist(), init.tolist(), n_iter, max_iter)
+                np.testing.assert_allclose(got, want, rtol=1e-9)
+    assert _host_qp.nash_weights_small([[1.0, 0.0], [0.0, 1.0]], [0.0, 1.0], 5) is None  # 1 / 0
+
+
+def test_nash_weights_on_the_cpu_take_the_python_path(monkeypatch):
+    from multitask.nn.aggregation import NashMTL
+
+    J = torch.randn(3, 50, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    calls = []
+    real = _host_qp.nash_solve_small
+    monkeypatch.setattr(_host_qp, "nash_solve_small", lambda *a: calls.append(1) or real(*a))
+    w = NashMTL().weights(J)
+    want = NashMTL().gramian_weights(J @ J.T)
+    assert calls == [1]
+    torch.testing.assert_close(w, want, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose((w * (J @ J.T @ w)).numpy(), 1.0, rtol=1e-6)  # G a = 1 / a
+
+
+@pytest.mark.parametrize("fresh", [True, False])
+def test_python_nash_step_equals_the_torch_step_before_convergence(fresh):
+    """Two Newton steps only (``max_iter=0``), where the start matters: the Python step
+    starts where the torch one does (cold, or the last weights times ``sqrt(trace)``)."""
+    from multitask.nn.aggregation._nash_mtl import _solve
+
+    rng = np.random.default_rng(4)
+    for T in (2, 3, 5):
+        A = rng.standard_normal((T, T + 2))
+        G = A @ A.T
+        last = rng.uniform(0.1, 3.0, T).tolist()
+        alpha, state = _host_qp.nash_solve_small(G.tolist(), last, fresh, 2, 0)
+        want = _solve(
+            torch.from_numpy(G),
+            torch.tensor(last, dtype=torch.float64),
+            fresh=fresh,
+            n_iter=2,
+            max_iter=0,
+        ).numpy()
+        np.testing.assert_allclose(alpha, want[0], rtol=1e-10)
+        np.testing.assert_allclose(state, want[1], rtol=1e-10)

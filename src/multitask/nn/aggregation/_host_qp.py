@@ -326,6 +326,77 @@ def nash_weights(
     return np.full_like(alpha, np.nan) if max_iter else alpha
 
 
+def nash_solve_small(
+    G: list[list[float]], last: list[float], fresh: bool, n_iter: int, max_iter: int
+) -> tuple[list[float], list[float]] | None:
+    """Nash-MTL's step (``_nash_mtl._solve``) on Python floats: ``(alpha, new state)``.
+
+    The same arithmetic: ``G`` over its trace, tasks with a zero gradient masked out (weight
+    0, their equation decoupled), the cold start ``1 / sqrt(G_tt)`` or the last weights, the
+    Newton steps of :func:`nash_weights_small`, weights of 0 when they are not finite (no
+    positive solution) with the state kept. None when a step divides by zero or overflows, or
+    ``G`` is not finite (the caller then runs the torch / numpy path, which lets those through
+    as infinities and NaN).
+    """
+    T = len(G)
+    if not all(math.isfinite(v) for row in G for v in row):
+        return None
+    trace = sum(G[i][i] for i in range(T))
+    trace = trace if trace > 0 else 1.0
+    active = [G[i][i] / trace > 0 for i in range(T)]
+    m = [1.0 if a else 0.0 for a in active]
+    Gn = [
+        [m[i] * (G[i][j] / trace) * m[j] + (1.0 - m[i] if i == j else 0.0) for j in range(T)]
+        for i in range(T)
+    ]
+    cold = [1 / math.sqrt(max(Gn[i][i], 1e-30)) if active[i] else 1.0 for i in range(T)]
+    root = math.sqrt(trace)
+    init = cold if fresh else [a * root if a > 0 else c for a, c in zip(last, cold, strict=True)]
+    alpha = nash_weights_small(Gn, init, n_iter, max_iter)
+    if alpha is None:
+        return None
+    alpha = [mi * a / root for mi, a in zip(m, alpha, strict=True)]
+    if not all(math.isfinite(a) for a in alpha):
+        return [0.0] * T, list(last)
+    return alpha, [a if act else b for a, act, b in zip(alpha, active, last, strict=True)]
+
+
+def nash_weights_small(
+    G: list[list[float]], init: list[float], n_iter: int, max_iter: int = 0, tol: float = 1e-9
+) -> list[float] | None:
+    """:func:`nash_weights` on Python floats (the same steps; each Newton system solved by
+    :func:`_solve_small`): a list, NaN where that returns NaN, None where it returns None or
+    a step divides by zero or overflows (numpy lets those through as infinities)."""
+    T = len(G)
+    nan = [math.nan] * T
+
+    def times(x):
+        return [sum(G[i][j] * x[j] for j in range(T)) for i in range(T)]
+
+    try:
+        quad = sum(a * b for a, b in zip(times(init), init, strict=True))
+        scale = math.sqrt(T / max(quad, 1e-30))
+        alpha = [a * scale for a in init]
+        for _ in range(max(n_iter, max_iter)):
+            Ga = times(alpha)
+            grad = [g - 1 / a for g, a in zip(Ga, alpha, strict=True)]
+            system = [
+                [G[i][j] + (1 / (alpha[i] * alpha[i]) if i == j else 0.0) for j in range(T)]
+                for i in range(T)
+            ]
+            delta = _solve_small(system, list(grad))
+            if delta is None:
+                return nan if max_iter else None
+            decrement = math.sqrt(max(sum(g * d for g, d in zip(grad, delta, strict=True)), 0.0))
+            if max_iter and decrement < tol:
+                ok = max(abs(a * g - 1) for a, g in zip(alpha, times(alpha), strict=True)) < 1e-6
+                return alpha if ok else nan
+            alpha = [a - d / (1 + decrement) for a, d in zip(alpha, delta, strict=True)]
+    except (ZeroDivisionError, OverflowError):
+        return None
+    return nan if max_iter else alpha
+
+
 def cagrad_coefficients(G: np.ndarray, c: float, tol: float = 1e-10) -> np.ndarray | None:
     """CAGrad's ``u`` (:func:`._solvers.cagrad_coefficients`) by an active set on the support.
 
