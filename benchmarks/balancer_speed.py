@@ -29,7 +29,7 @@ round, printed in the goal column. ``±90%`` is half the width of a bootstrap 90
 the median ratio a goal is checked on (:func:`median_interval`): how far one run's median may
 sit from the same code's under the same conditions. On this shared 2-core machine a block of
 3 steps varies by 15-25 % from round to round, so 15 rounds put a per-task row at T = 2 within
-about ±0.05 and 60 rounds (the default) within about ±0.025. ``tjd`` is ours / torchjd's
+about ±0.06-0.075 and 60 rounds (the default) within ±0.025-0.045. ``tjd`` is ours / torchjd's
 (ratio of medians). The goals printed next to the ratios are the brief's; a row is ``ok`` when
 its median meets the bound. Writes JSON (``--out``), the intervals included.
 
@@ -417,7 +417,7 @@ def median_interval(
 
     How far one run's median could sit from the median of the same code under the same
     conditions: with 15 rounds of 3 steps the 90 % interval of a per-task row at T = 2 spans
-    about 0.1 on this shared machine, with 60 rounds about 0.05.
+    0.12-0.15 on this shared machine, with 60 rounds 0.05-0.09.
     """
     x = np.asarray(values, dtype=float)
     if x.size < 2:
