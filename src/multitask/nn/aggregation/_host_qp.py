@@ -255,7 +255,9 @@ def normalise_small(G: list[list[float]], ridge: float) -> list[list[float]]:
     return Gn
 
 
-def cagrad_coefficients_small(G: list[list[float]], c: float, tol: float = 1e-10):
+def cagrad_coefficients_small(
+    G: list[list[float]], c: float, tol: float = 1e-10
+) -> list[float] | None:
     """:func:`cagrad_coefficients` on Python floats: the same support updates and KKT test,
     each support's two systems solved by :func:`_solve_small`. Returns a list, or None where
     that function gives up (or a subsystem is exactly singular; the caller then runs it)."""
