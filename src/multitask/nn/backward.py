@@ -19,6 +19,7 @@ from numbers import Integral
 import torch
 from torch import Tensor, nn
 
+from multitask.nn._device import index_on, to_device_async
 from multitask.nn._jacobian import (
     _add_grad,
     _batched_vjp,
@@ -35,7 +36,6 @@ from multitask.nn.aggregation import _graphs
 from multitask.nn.aggregation._base import GradientAggregator
 from multitask.nn.aggregation._present import PresentRows
 from multitask.nn.weighting._base import LossWeighting
-from multitask.nn.weighting._device import index_on, to_device_async
 
 __all__ = ["StepInfo", "mtl_backward", "task_jacobian"]
 

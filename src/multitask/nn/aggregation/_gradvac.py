@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from multitask.nn.weighting._device import index_on
+from multitask.nn._device import index_on
 
 from . import _gramian, _graphs, _solvers
 from ._base import GradientAggregator

@@ -328,6 +328,16 @@ def nash_weights(
     return np.full_like(alpha, np.nan) if max_iter else alpha
 
 
+def _matvec_small(G: list[list[float]], x: list[float]) -> list[float]:
+    """``G x`` on Python floats (rows of ``G`` times ``x``, as numpy's ``G @ x``)."""
+    return [sum(g * v for g, v in zip(row, x, strict=True)) for row in G]
+
+
+def quadratic_small(G: list[list[float]], x: list[float]) -> float:
+    """``x^T G x`` on Python floats, as numpy's ``(x @ G) @ x`` for a symmetric ``G``."""
+    return sum(a * b for a, b in zip(_matvec_small(G, x), x, strict=True))
+
+
 def nash_solve_small(
     G: list[list[float]], last: list[float], fresh: bool, n_iter: int, max_iter: int
 ) -> tuple[list[float], list[float]] | None:
@@ -371,16 +381,11 @@ def nash_weights_small(
     a step divides by zero or overflows (numpy lets those through as infinities)."""
     T = len(G)
     nan = [math.nan] * T
-
-    def times(x):
-        return [sum(G[i][j] * x[j] for j in range(T)) for i in range(T)]
-
     try:
-        quad = sum(a * b for a, b in zip(times(init), init, strict=True))
-        scale = math.sqrt(T / max(quad, 1e-30))
+        scale = math.sqrt(T / max(quadratic_small(G, init), 1e-30))
         alpha = [a * scale for a in init]
         for _ in range(max(n_iter, max_iter)):
-            Ga = times(alpha)
+            Ga = _matvec_small(G, alpha)
             grad = [g - 1 / a for g, a in zip(Ga, alpha, strict=True)]
             system = [
                 [G[i][j] + (1 / (alpha[i] * alpha[i]) if i == j else 0.0) for j in range(T)]
@@ -391,7 +396,7 @@ def nash_weights_small(
                 return nan if max_iter else None
             decrement = math.sqrt(max(sum(g * d for g, d in zip(grad, delta, strict=True)), 0.0))
             if max_iter and decrement < tol:
-                ok = max(abs(a * g - 1) for a, g in zip(alpha, times(alpha), strict=True)) < 1e-6
+                ok = max(abs(a * g - 1) for a, g in zip(alpha, Ga, strict=True)) < 1e-6
                 return alpha if ok else nan
             alpha = [a - d / (1 + decrement) for a, d in zip(alpha, delta, strict=True)]
     except (ZeroDivisionError, OverflowError):

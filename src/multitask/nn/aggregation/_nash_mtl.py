@@ -127,13 +127,9 @@ class NashMTL(GradientAggregator):
         else:
             alpha = last
         self.step += 1
-        if self.max_norm > 0:  # ||J^T alpha|| <= max_norm
-            quad = sum(
-                a * sum(G[i][j] * b for j, b in enumerate(alpha)) for i, a in enumerate(alpha)
-            )
-            alpha = [
-                a * (self.max_norm / max(math.sqrt(max(quad, 0.0)), self.max_norm)) for a in alpha
-            ]
+        if self.max_norm > 0:  # ||J^T alpha|| <= max_norm, as _clipped
+            norm = math.sqrt(max(_host_qp.quadratic_small(G, alpha), 0.0))
+            alpha = [a * (self.max_norm / max(norm, self.max_norm)) for a in alpha]
         return np.array(alpha)
 
     def _clipped(self, alpha: Tensor, G: Tensor, gramian: Tensor) -> Tensor:

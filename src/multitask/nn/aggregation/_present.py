@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
-from multitask.nn.weighting._device import index_on
+from multitask.nn._device import index_on
 
 from . import _graphs
 from ._base import GradientAggregator

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from multitask.nn.weighting._device import index_on, move_async
+from multitask.nn._device import index_on, move_async
 
 #: dtypes the weightings' host paths take (numpy has no bfloat16)
 HOST_DTYPES = (torch.float32, torch.float64)
@@ -61,17 +61,6 @@ def check_losses(losses, n_tasks: int | None, owner) -> None:
             raise ValueError(floor_message(owner, below))
 
 
-def _host_floor(floor: float | Tensor) -> float | np.ndarray:
-    """A floor as numpy compares it with the losses: a float, or a CPU tensor's memory (FAMO's
-    per-task ``min_losses``; one or ``n_tasks`` entries), read without a copy."""
-    if not isinstance(floor, Tensor):
-        return float(floor)
-    x = floor.detach()
-    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
-        x = x.to("cpu", torch.float64)
-    return x.numpy().reshape(-1)
-
-
 def floor_violations(owner, values: Sequence[float]) -> list[tuple[int, float, float]]:
     """``(task index, loss, floor)`` for every loss below ``owner.loss_floor()``.
 
@@ -83,11 +72,13 @@ def floor_violations(owner, values: Sequence[float]) -> list[tuple[int, float, f
     if floor is None:
         return []
     values = values.tolist() if isinstance(values, np.ndarray) else list(values)
-    floors = _host_floor(floor)  # a float, or a tensor (FAMO's per-task min_losses)
-    if isinstance(floors, float):
-        floors = [floors] * len(values)
-    else:
-        floors = floors.tolist()
+    if not isinstance(floor, Tensor):
+        floors = [float(floor)] * len(values)
+    else:  # a tensor (FAMO's per-task min_losses; one or n_tasks entries): read on the host
+        x = floor.detach()
+        if x.device.type != "cpu" or x.dtype not in HOST_DTYPES:
+            x = x.to("cpu", torch.float64)
+        floors = x.numpy().reshape(-1).tolist()
         floors = floors * len(values) if len(floors) == 1 else floors
     return [(t, v, f) for t, (v, f) in enumerate(zip(values, floors, strict=True)) if v < f]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from multitask.nn._device import to_device_async
 from multitask.nn.weighting._base import LossWeighting, check_losses
-from multitask.nn.weighting._device import to_device_async
 
 __all__ = ["RLW"]
 
