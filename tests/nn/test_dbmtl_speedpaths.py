@@ -9,6 +9,9 @@ DB-MTL's vector with a copy held from an earlier step.
 
 from __future__ import annotations
 
+import decimal
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -157,3 +160,70 @@ def test_shared_grad_views_leave_a_held_gradient_alone():
         torch.testing.assert_close(grad, copy, rtol=0, atol=0)
         want = torch.from_numpy(update[: shared[0].numel()]).reshape(shared[0].shape)
         torch.testing.assert_close(grad, want.to(grad.dtype), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_host_total_is_the_rounded_exact_sum(dtype):
+    """Without a graph, ``forward`` is ``sum_t log(L_t + eps)`` in float64 and rounded once to
+    the dtype: in float32 the correctly rounded sum (oracle: ``decimal`` at 40 digits), in
+    float64 within an ulp of it; with a graph, torch's operations, within an ulp of the terms."""
+    g = torch.Generator().manual_seed(4)
+    bal = DBMTL(5)
+    for _ in range(50):
+        L = torch.rand(5, generator=g, dtype=dtype) * torch.logspace(-4, 4, 5, dtype=dtype)
+        shifted = (L + 1e-8).tolist()  # torch's rounding of L + eps, as the host path's
+        with decimal.localcontext(decimal.Context(prec=40)):
+            exact = float(sum(decimal.Decimal(v).ln() for v in shifted))
+        with torch.no_grad():
+            host = bal(L)
+        assert host.dtype == dtype and host.shape == ()
+        with torch.no_grad():  # (mtl_backward's call: losses with a graph, none recorded)
+            assert bal(L.clone().requires_grad_()).item() == host.item()
+        scale = torch.finfo(dtype).eps * sum(abs(math.log(v)) for v in shifted)
+        if dtype == torch.float32:
+            assert host.item() == torch.tensor(exact).item()  # (float32 rounding of exact)
+        else:
+            assert abs(host.item() - exact) <= scale
+        graph = bal(L.clone().requires_grad_())
+        assert graph.grad_fn is not None  # a gradient asked for: torch's operations
+        assert abs(graph.item() - host.item()) <= 2 * scale
+
+
+def test_host_total_and_closed_form_where_python_would_not_take_the_log():
+    """A zero loss with ``eps = 0`` (log 0, 1 / 0) and a NaN loss: torch's -inf, inf and NaN,
+    as on the graph."""
+    bal = DBMTL(2, eps=0.0)
+    for L in (torch.tensor([0.0, 2.0]), torch.tensor([float("nan"), 2.0])):
+        with torch.no_grad():
+            got = bal(L)
+        torch.testing.assert_close(got, torch.log(L).sum(), equal_nan=True)
+        coeffs, _ = bal._closed_form_gradients(L, None)
+        torch.testing.assert_close(coeffs, 1 / L, equal_nan=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_host_alpha_with_a_zero_average_and_no_eps(dtype):
+    """``eps = 0`` and a task whose average is 0: alpha's ``max / 0`` as torch's, on the host
+    path as on the device path (inf; NaN when every average is 0)."""
+    for J in (torch.tensor([[1.0, 2.0], [0.0, 0.0]]), torch.zeros(2, 2)):
+        L = torch.ones(2, dtype=dtype)
+        host, device = DBMTL(2, eps=0.0), _DevicePath(2, eps=0.0)
+        for bal in (host, device):
+            bal.observe(L, J.to(dtype))
+        torch.testing.assert_close(host.alpha, device.alpha, rtol=0, atol=0, equal_nan=True)
+        assert host.alpha.dtype == dtype
+
+
+def test_host_alpha_rounds_as_torch_on_many_norms():
+    """``alpha = max / (norm + eps)`` in Python floats, each operation rounded to float32, is
+    bitwise torch's (the device path) over 300 steps of norms from 1e-9 to 1e3, where
+    ``eps = 1e-8`` changes the float32 sum."""
+    g = torch.Generator().manual_seed(6)
+    host, device = DBMTL(4, beta=0.0), _DevicePath(4, beta=0.0)
+    for _ in range(300):
+        scale = torch.logspace(-9, 3, 4)[torch.randperm(4, generator=g)]
+        J = torch.randn(4, 3, generator=g) * scale[:, None]
+        L = torch.ones(4)
+        for bal in (host, device):
+            bal.observe(L, J)
+        torch.testing.assert_close(host.alpha, device.alpha, rtol=0, atol=0)

@@ -71,7 +71,10 @@ def test_closed_form_step_equals_the_autograd_step(case):
             torch.testing.assert_close(p.grad, q.grad, **tol)
         for p, q in zip(fast.parameters(), slow.parameters(), strict=True):
             torch.testing.assert_close(p.grad, q.grad, rtol=0, atol=0)
-        torch.testing.assert_close(want.loss, info.loss, rtol=0, atol=0)
+        # DB-MTL's total without a graph is summed in Python floats, rounded once (an ulp
+        # from torch's log and sum, which round each term: test_dbmtl_speedpaths)
+        loss_tol = {"rtol": 2.5e-7, "atol": 0} if case == "dbmtl" else {"rtol": 0, "atol": 0}
+        torch.testing.assert_close(want.loss, info.loss, **loss_tol)
         with torch.no_grad():  # a small optimizer step, so that the weights move
             for m, bal in ((models["fast"], fast), (models["slow"], slow)):
                 for p in [*m.parameters(), *bal.parameters()]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from array import array
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -9,6 +12,26 @@ from torch import Tensor
 from multitask.nn.weighting._base import HOST_DTYPES, LossWeighting, check_losses
 
 __all__ = ["DBMTL"]
+
+_ARRAY_CODE = {torch.float32: "f", torch.float64: "d"}  # host dtypes as array typecodes
+
+
+def _shifted(values: list[float], eps: float, code: str) -> list[float]:
+    """``v + eps`` for each value as torch forms ``tensor + eps``: ``eps`` rounded to the dtype
+    first (a Python scalar takes the tensor's dtype), then the sum rounded."""
+    if code == "d":
+        return [v + eps for v in values]
+    (eps,) = array(code, [eps])
+    return array(code, [v + eps for v in values]).tolist()
+
+
+def _host_tensor(values: list[float], code: str) -> Tensor:
+    """A new ``(len(values),)`` tensor of the dtype of ``code`` holding ``values``, each rounded
+    to it (C's conversion: to nearest, inf beyond the range; one torch call: ``torch.tensor``
+    of a list costs twice as much inside the step)."""
+    return torch.frombuffer(
+        array(code, values), dtype=torch.float32 if code == "f" else torch.float64
+    )
 
 
 class DBMTL(LossWeighting):
@@ -162,16 +185,16 @@ class DBMTL(LossWeighting):
         ``out`` is the previous step's average (:meth:`_spare_for`): a fresh ``(T, n)``
         tensor each step cost hundreds of page faults a step at T = 5 on the speed benchmark.
         Like an optimizer's state, ``average`` (and a state dict holding it) therefore
-        changes in memory: a copy to keep across steps must be a clone. The step count, the
-        coefficients, the finiteness test and ``alpha`` are numpy operations on ``(T,)``
-        arrays (the same arithmetic as the device path; a torch call on
-        a ``(T,)`` tensor costs several microseconds, more than its math).
+        changes in memory: a copy to keep across steps must be a clone. The finiteness test
+        and ``alpha`` are Python floats, each operation rounded to the dtype (the same numbers
+        as the device path's torch operations, which round each correctly). Inside the speed
+        benchmark's step a numpy or torch call on a ``(T,)`` array costs 30-80 us, its code
+        out of the caches after the step's GEMMs; the interpreter's arithmetic a few.
         """
         buffers = self._buffers  # read and written directly: nn.Module's attribute hooks
         # cost microseconds each, several times that after the step's GEMMs
-        steps = buffers["n_steps"].numpy()  # the buffer's memory: counted in place
-        steps += 1
-        beta_k = self.beta if self.sigma == 0 else self.beta / int(steps) ** self.sigma
+        steps = buffers["n_steps"].add_(1)  # (29 us inside the step; numpy's in-place add 65)
+        beta_k = self.beta if self.sigma == 0 else self.beta / int(steps.numpy()) ** self.sigma
         previous = buffers["average"]
         if terms:
             J = J if J.dtype == out.dtype else J.to(out.dtype)
@@ -181,15 +204,23 @@ class DBMTL(LossWeighting):
             # as torch rounds (1 - beta_k) / x: a reciprocal, then a product
             coef = torch.from_numpy(np.reciprocal(L + self.eps) * (1 - beta_k))[:, None]
             average = torch.mul(previous, beta_k, out=out).addcmul_(J, coef)  # (T, n)
-        norms = torch.linalg.vector_norm(average, dim=1).numpy()  # (T,)
-        if np.isfinite(norms).all():
+        norms = torch.linalg.vector_norm(average, dim=1).numpy().tolist()  # (T,)
+        if all(map(math.isfinite, norms)):
             self.__dict__["_spare"] = previous  # the next step's output
         else:  # the tasks with a non-finite new average keep their previous one
-            ok = torch.from_numpy(np.isfinite(norms))
+            ok = torch.tensor(list(map(math.isfinite, norms)))
             average = torch.where(ok[:, None], average, previous)
-            norms = torch.linalg.vector_norm(average, dim=1).numpy()
+            norms = torch.linalg.vector_norm(average, dim=1).numpy().tolist()
         buffers["average"] = average  # a tensor as the buffer was: what __setattr__ would do
-        buffers["alpha"] = torch.from_numpy(norms.max() / (norms + self.eps))
+        # max_s ||gh_s|| / (||gh_t|| + eps), each operation rounded to the dtype as torch's
+        code = _ARRAY_CODE[average.dtype]
+        shifted = _shifted(norms, self.eps, code)
+        if all(shifted):
+            top = max(norms)
+            buffers["alpha"] = _host_tensor([top / d for d in shifted], code)
+        else:  # a zero average with eps = 0: torch's inf or NaN (Python would raise)
+            norms = torch.tensor(norms, dtype=average.dtype)
+            buffers["alpha"] = norms.max() / (norms + self.eps)
         return None
 
     def _spare_for(self, J: Tensor, losses: Tensor) -> Tensor | None:
@@ -235,13 +266,35 @@ class DBMTL(LossWeighting):
         return buffers["alpha"] @ buffers["average"]
 
     def forward(self, losses: Tensor) -> Tensor:
-        """``sum_t log(L_t + eps)``; inside :meth:`present_tasks`, over the present tasks."""
+        """``sum_t log(L_t + eps)``; inside :meth:`present_tasks`, over the present tasks.
+
+        Where no gradient is asked for (``mtl_backward``'s step reads ``d / d L`` in closed
+        form) and the losses are on the CPU, summed in Python floats and rounded once to the
+        dtype, instead of three torch calls (80 us inside the step; this about half): within an
+        ulp of torch's ``log`` and ``sum``, which round each term.
+        """
         check_losses(losses, self.n_tasks, self)
         mask = self._present_mask(losses)
         if mask is None:
-            return torch.log(losses + self.eps).sum()
+            host = self._host_total(losses)
+            return torch.log(losses + self.eps).sum() if host is None else host
         # the log of 1 where absent, then 0: no 0 * inf in the gradient when eps = 0
         return torch.where(mask, torch.log(torch.where(mask, losses, 1.0) + self.eps), 0.0).sum()
+
+    def _host_total(self, losses: Tensor) -> Tensor | None:
+        """:meth:`forward`'s sum in Python floats, or None (a gradient asked for, not on the
+        CPU, another dtype, or a term whose log Python would not take)."""
+        if (
+            (losses.requires_grad and torch.is_grad_enabled())
+            or not losses.is_cpu
+            or losses.dtype not in HOST_DTYPES
+        ):
+            return None
+        code = _ARRAY_CODE[losses.dtype]
+        shifted = _shifted(losses.detach().numpy().tolist(), self.eps, code)
+        if not all(d > 0 for d in shifted):  # (0: torch's -inf; NaN: torch's NaN)
+            return None
+        return torch.scalar_tensor(math.fsum(map(math.log, shifted)), dtype=losses.dtype)
 
     def _closed_form_gradients(self, losses: Tensor, aux: None) -> tuple[Tensor, list]:
         """``d forward(L) / d L = 1 / (L_t + eps)``, shape ``(n_tasks,)``, and no parameters:
@@ -251,9 +304,14 @@ class DBMTL(LossWeighting):
             mask = self._present_mask(losses)
             return torch.where(mask, 1 / (losses.detach() + self.eps), 0.0), []
         if losses.is_cpu and losses.dtype in HOST_DTYPES:
-            # numpy: one call instead of two torch ones; both round the sum and the
-            # reciprocal correctly (IEEE), so the same numbers
-            return torch.from_numpy(np.reciprocal(losses.detach().numpy() + self.eps)), []
+            # Python floats, each operation rounded to the dtype: torch rounds the sum and the
+            # reciprocal correctly (IEEE), so the same numbers (two torch calls, or numpy's,
+            # cost 70-80 us inside the step)
+            code = _ARRAY_CODE[losses.dtype]
+            values = losses.detach().numpy().tolist()
+            shifted = _shifted(values, self.eps, code)
+            if all(shifted):  # (1 / 0: torch's inf, Python's error)
+                return _host_tensor([1 / d for d in shifted], code), []
         return 1 / (losses + self.eps), []
 
     def weights(self) -> Tensor:
