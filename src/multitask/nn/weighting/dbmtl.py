@@ -270,8 +270,9 @@ class DBMTL(LossWeighting):
 
         Where no gradient is asked for (``mtl_backward``'s step reads ``d / d L`` in closed
         form) and the losses are on the CPU, summed in Python floats and rounded once to the
-        dtype, instead of three torch calls (80 us inside the step; this about half): within an
-        ulp of torch's ``log`` and ``sum``, which round each term.
+        dtype, instead of three torch calls (80 us inside the step; this about half). It may
+        differ from torch's ``log`` and ``sum``, which round each term, by an ulp of the
+        terms' magnitudes.
         """
         check_losses(losses, self.n_tasks, self)
         mask = self._present_mask(losses)
