@@ -16,22 +16,21 @@ __all__ = ["DBMTL"]
 _ARRAY_CODE = {torch.float32: "f", torch.float64: "d"}  # host dtypes as array typecodes
 
 
-def _shifted(values: list[float], eps: float, code: str) -> list[float]:
-    """``v + eps`` for each value as torch forms ``tensor + eps``: ``eps`` rounded to the dtype
-    first (a Python scalar takes the tensor's dtype), then the sum rounded."""
-    if code == "d":
+def _shifted(values: list[float], eps: float, dtype: torch.dtype) -> list[float]:
+    """``v + eps`` for each value as torch forms ``tensor + eps`` in ``dtype`` (a host dtype):
+    ``eps`` rounded to the dtype first (a Python scalar takes the tensor's dtype), then the
+    sum rounded."""
+    if dtype == torch.float64:
         return [v + eps for v in values]
-    (eps,) = array(code, [eps])
-    return array(code, [v + eps for v in values]).tolist()
+    (eps,) = array("f", [eps])
+    return array("f", [v + eps for v in values]).tolist()
 
 
-def _host_tensor(values: list[float], code: str) -> Tensor:
-    """A new ``(len(values),)`` tensor of the dtype of ``code`` holding ``values``, each rounded
-    to it (C's conversion: to nearest, inf beyond the range; one torch call: ``torch.tensor``
-    of a list costs twice as much inside the step)."""
-    return torch.frombuffer(
-        array(code, values), dtype=torch.float32 if code == "f" else torch.float64
-    )
+def _host_tensor(values: list[float], dtype: torch.dtype) -> Tensor:
+    """A new ``(len(values),)`` tensor of ``dtype`` (a host dtype) holding ``values``, each
+    rounded to it (C's conversion: to nearest, inf beyond the range; one torch call:
+    ``torch.tensor`` of a list costs twice as much inside the step)."""
+    return torch.frombuffer(array(_ARRAY_CODE[dtype], values), dtype=dtype)
 
 
 class DBMTL(LossWeighting):
@@ -213,11 +212,10 @@ class DBMTL(LossWeighting):
             norms = torch.linalg.vector_norm(average, dim=1).numpy().tolist()
         buffers["average"] = average  # a tensor as the buffer was: what __setattr__ would do
         # max_s ||gh_s|| / (||gh_t|| + eps), each operation rounded to the dtype as torch's
-        code = _ARRAY_CODE[average.dtype]
-        shifted = _shifted(norms, self.eps, code)
+        shifted = _shifted(norms, self.eps, average.dtype)
         if all(shifted):
             top = max(norms)
-            buffers["alpha"] = _host_tensor([top / d for d in shifted], code)
+            buffers["alpha"] = _host_tensor([top / d for d in shifted], average.dtype)
         else:  # a zero average with eps = 0: torch's inf or NaN (Python would raise)
             norms = torch.tensor(norms, dtype=average.dtype)
             buffers["alpha"] = norms.max() / (norms + self.eps)
@@ -291,8 +289,7 @@ class DBMTL(LossWeighting):
             or losses.dtype not in HOST_DTYPES
         ):
             return None
-        code = _ARRAY_CODE[losses.dtype]
-        shifted = _shifted(losses.detach().numpy().tolist(), self.eps, code)
+        shifted = _shifted(losses.detach().numpy().tolist(), self.eps, losses.dtype)
         if not all(d > 0 for d in shifted):  # (0: torch's -inf; NaN: torch's NaN)
             return None
         return torch.scalar_tensor(math.fsum(map(math.log, shifted)), dtype=losses.dtype)
@@ -308,11 +305,9 @@ class DBMTL(LossWeighting):
             # Python floats, each operation rounded to the dtype: torch rounds the sum and the
             # reciprocal correctly (IEEE), so the same numbers (two torch calls, or numpy's,
             # cost 70-80 us inside the step)
-            code = _ARRAY_CODE[losses.dtype]
-            values = losses.detach().numpy().tolist()
-            shifted = _shifted(values, self.eps, code)
+            shifted = _shifted(losses.detach().numpy().tolist(), self.eps, losses.dtype)
             if all(shifted):  # (1 / 0: torch's inf, Python's error)
-                return _host_tensor([1 / d for d in shifted], code), []
+                return _host_tensor([1 / d for d in shifted], losses.dtype), []
         return 1 / (losses + self.eps), []
 
     def weights(self) -> Tensor:
