@@ -1,4 +1,5 @@
-"""Every balancer's ``mtl_backward`` step off the CPU, without a GPU: on ``meta`` tensors.
+"""Every balancer's ``mtl_backward`` step, and every architecture, off the CPU without a GPU:
+on ``meta`` tensors.
 
 ``meta`` tensors carry shapes, dtypes and autograd but no data: reading one on the host
 (``.item()``, ``.tolist()``, ``.numpy()``, ``.cpu()``, ``bool()``) raises, and so does an
@@ -20,10 +21,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_arch_smoke import D_IN, NAMES, OUT, TASKS, N, build
 from torch import nn
 
 from multitask.nn import mtl_backward
-from multitask.nn.aggregation import AGGREGATORS
+from multitask.nn.aggregation import AGGREGATORS, MGDA
 from multitask.nn.architectures import HardSharing
 from multitask.nn.weighting import DBMTL, WEIGHTINGS, GradNorm
 
@@ -119,3 +121,21 @@ def test_a_host_read_fails_on_meta():
         with pytest.raises((RuntimeError, NotImplementedError, TypeError)):
             read()
     assert (x + torch.tensor(1.0)).device.type == "meta"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_architecture_steps_on_the_device_path(name):
+    """The survey's architectures (``test_arch_smoke``'s tiny instances): forward, the
+    architecture's regularisation and a step of the plain sum, MGDA and DB-MTL on ``meta``
+    tensors (a gate, a mixing matrix or a penalty that read the host would raise)."""
+    for balancer in (None, MGDA(), DBMTL(len(TASKS))):
+        torch.manual_seed(0)
+        model = build(name).to("meta")
+        out = model(torch.empty(N, D_IN, device="meta"))
+        assert {t: out[t].shape[-1] for t in TASKS} == OUT
+        losses = {t: out[t].mean() for t in out}
+        balancer = None if balancer is None else balancer.to("meta")
+        mtl_backward(losses, model, balancer, extra_loss=model.regularization())
+        for p in model.parameters():
+            assert p.grad is None or (p.grad.device.type == "meta" and p.grad.shape == p.shape)
+        assert any(p.grad is not None for p in model.shared_parameters())
