@@ -367,3 +367,18 @@ def test_python_nash_step_equals_the_torch_step_before_convergence(fresh):
         ).numpy()
         np.testing.assert_allclose(alpha, want[0], rtol=1e-10)
         np.testing.assert_allclose(state, want[1], rtol=1e-10)
+
+
+def test_one_elimination_solves_each_right_hand_side_as_alone():
+    """``_solve_many_small``: every right-hand side gets bitwise the result of its own
+    ``_solve_small`` (the pivots depend on ``A`` only), and both match numpy's solve."""
+    rng = np.random.default_rng(4)
+    for n in range(1, 6):
+        for _ in range(50):
+            A = rng.standard_normal((n, n)) * 10.0 ** rng.integers(-4, 5, size=(n, 1))
+            B = rng.standard_normal((2, n))
+            together = _host_qp._solve_many_small(A.tolist(), B.tolist())
+            alone = [_host_qp._solve_small(A.tolist(), b) for b in B.tolist()]
+            assert together == alone
+            np.testing.assert_allclose(together, np.linalg.solve(A, B.T).T, rtol=1e-7, atol=1e-9)
+    assert _host_qp._solve_many_small([[0.0, 0.0], [1.0, 2.0]], [[1.0, 1.0]]) is None

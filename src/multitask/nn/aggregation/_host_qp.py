@@ -220,28 +220,42 @@ def nnqp_small(G: list[list[float]], c: list[float]) -> list[float] | None:
 def _solve_small(A: list[list[float]], b: list[float]) -> list[float] | None:
     """``A^{-1} b`` by Gaussian elimination with partial pivoting (as LAPACK's ``gesv``) on
     Python floats; None for an exactly singular ``A``. Overwrites ``A`` and ``b``."""
-    n = len(b)
+    x = _solve_many_small(A, [b])
+    return None if x is None else x[0]
+
+
+def _solve_many_small(A: list[list[float]], rhs: list[list[float]]) -> list[list[float]] | None:
+    """``A^{-1} b`` for each ``b`` of ``rhs``, from ONE elimination of ``A`` (each right-hand
+    side gets the operations :func:`_solve_small` would give it alone: the pivots depend on
+    ``A`` only); None for an exactly singular ``A``. Overwrites ``A`` and ``rhs``."""
+    n = len(A)
     for k in range(n):
         col = [abs(A[i][k]) for i in range(k, n)]
         p = k + col.index(max(col))
         if col[p - k] == 0.0:
             return None
-        A[k], A[p], b[k], b[p] = A[p], A[k], b[p], b[k]
-        row, pivot, bk = A[k], A[k][k], b[k]
+        A[k], A[p] = A[p], A[k]
+        for b in rhs:
+            b[k], b[p] = b[p], b[k]
+        row, pivot = A[k], A[k][k]
         for i in range(k + 1, n):
             other = A[i]
             f = other[k] / pivot
             if f:
                 for j in range(k + 1, n):
                     other[j] -= f * row[j]
-                b[i] -= f * bk
-    x = [0.0] * n
-    for k in range(n - 1, -1, -1):
-        row, total = A[k], b[k]
-        for j in range(k + 1, n):
-            total -= row[j] * x[j]
-        x[k] = total / row[k]
-    return x
+                for b in rhs:
+                    b[i] -= f * b[k]
+    out = []
+    for b in rhs:
+        x = [0.0] * n
+        for k in range(n - 1, -1, -1):
+            row, total = A[k], b[k]
+            for j in range(k + 1, n):
+                total -= row[j] * x[j]
+            x[k] = total / row[k]
+        out.append(x)
+    return out
 
 
 def normalise_small(G: list[list[float]], ridge: float) -> list[list[float]]:
@@ -259,8 +273,9 @@ def cagrad_coefficients_small(
     G: list[list[float]], c: float, tol: float = 1e-10
 ) -> list[float] | None:
     """:func:`cagrad_coefficients` on Python floats: the same support updates and KKT test,
-    each support's two systems solved by :func:`_solve_small`. Returns a list, or None where
-    that function gives up (or a subsystem is exactly singular; the caller then runs it)."""
+    each support's two systems solved by one elimination (:func:`_solve_many_small`). Returns
+    a list, or None where that function gives up (or a subsystem is exactly singular; the
+    caller then runs it)."""
     T = len(G)
     b = [sum(row) / T for row in G]
     phi = c**2 * sum(b) / T
@@ -268,10 +283,10 @@ def cagrad_coefficients_small(
     for _ in range(2 * T + 5):
         idx = [i for i in range(T) if free[i]]
         sub = [[G[i][j] for j in idx] for i in idx]
-        p = _solve_small([row[:] for row in sub], [1.0] * len(idx))
-        q = None if p is None else _solve_small(sub, [b[i] for i in idx])
-        if q is None:
+        solved = _solve_many_small(sub, [[1.0] * len(idx), [b[i] for i in idx]])
+        if solved is None:
             return None
+        p, q = solved
         sp, sq = sum(p), sum(q)
         bq = sum(qi * b[i] for qi, i in zip(q, idx, strict=True))
         disc = sq**2 - sp * (bq - phi)  # < 0: no point of the ball on this support

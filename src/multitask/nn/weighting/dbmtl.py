@@ -108,7 +108,8 @@ class DBMTL(LossWeighting):
 
         Off the CPU the new average is a new tensor (no host synchronisation). On the CPU
         (:meth:`_observe_host`) it is written into a second tensor the module keeps, the two
-        taking turns, and the ``(T,)``-sized steps run in numpy.
+        taking turns, and the ``(T,)``-sized steps run on the host (the factors ``alpha`` in
+        Python floats, the coefficients of a Jacobian that is not yet ``g`` in numpy).
         """
         self._observe(losses, jacobian, terms=False)
 
