@@ -10,6 +10,7 @@ several calls works.
 
 from __future__ import annotations
 
+import math
 import warnings
 import weakref
 from collections.abc import Collection, Mapping, Sequence
@@ -94,6 +95,34 @@ def _check_scalars(values: Sequence, names: Sequence[str]) -> None:
             raise ValueError(
                 f"the loss of task {name!r} has shape {tuple(v.shape)}; mtl_backward needs one "
                 "scalar per task: reduce it (e.g. loss.mean())"
+            )
+
+
+def _check_finite(vec: Tensor, extra: Tensor | None, names: Sequence[str]) -> None:
+    """Raise a FloatingPointError naming every task whose loss is NaN or infinite."""
+    x = vec.detach()
+    if x.dtype == torch.bfloat16:  # numpy has no bfloat16
+        x = x.float()
+    values = x.cpu().numpy().tolist()  # numpy's tolist: one read, no per-element tensors
+    bad = [(n, v) for n, v in zip(names, values, strict=True) if not math.isfinite(v)]
+    if bad:
+        what = (
+            f"the loss of task {bad[0][0]!r} is {bad[0][1]}"
+            if len(bad) == 1
+            else "the losses of tasks " + ", ".join(f"{n!r} ({v})" for n, v in bad) + " are"
+            " not finite"
+        )
+        raise FloatingPointError(
+            f"{what}; mtl_backward wrote no gradient and left the balancer's state as it was. "
+            "Check the inputs and targets of the step, or lower the learning rate"
+        )
+    if extra is not None:
+        e = extra.detach()
+        value = float((e.float() if e.dtype == torch.bfloat16 else e).cpu().numpy())
+        if not math.isfinite(value):
+            raise FloatingPointError(
+                f"extra_loss is {value}; mtl_backward wrote no gradient. Check the "
+                "architecture's regularization() and the parameters it reads"
             )
 
 
@@ -455,6 +484,7 @@ def mtl_backward(
     record_cosines: bool = False,
     task_weights: Mapping[str, float] | Tensor | None = None,
     absent_tasks: Collection[str] = (),
+    check_finite: bool | None = None,
 ) -> StepInfo:
     """Backpropagate the task losses of one step into ``.grad`` (adding to it).
 
@@ -512,6 +542,13 @@ def mtl_backward(
         and the weights reported for the absent tasks are 0; every other balancer takes the
         zero losses as they are (those with ``handles_absent_tasks`` are unchanged by them).
         The :class:`~multitask.training.Trainer` passes them.
+    check_finite : bool or None, default=None
+        Raise a FloatingPointError naming the task when a task loss (or ``extra_loss``) is
+        NaN or infinite, before anything is backpropagated or any balancer state changes.
+        None: check when the losses are on the CPU (a read of ``T`` floats, about 3 us), not
+        on an accelerator, where the read would synchronise the host with the device every
+        step (the :class:`~multitask.training.Trainer` checks on every device: it reads the
+        losses anyway). True: check on every device; False: never.
 
     Returns
     -------
@@ -545,6 +582,8 @@ def mtl_backward(
     balancer, present = _present_rows(balancer, absent_tasks, names)
     vec = _loss_vector(losses, names)
     extra = _as_tensor(extra_loss, vec)
+    if check_finite or (check_finite is None and vec.is_cpu):
+        _check_finite(vec, extra, names)
     cos = None
     if balancer is None:
         if record_cosines:
