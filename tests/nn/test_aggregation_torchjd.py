@@ -111,20 +111,35 @@ def test_aligned_mtl(T, case, ours, theirs):
     _close(AlignedMTL(scale=ours)(J), tjd.AlignedMTL(scale_mode=theirs)(J), 1e-8)
 
 
-@pytest.mark.parametrize(("T", "case"), [(T, c) for T in TASKS for c in ("orthogonal", "random")])
+@pytest.fixture
+def tight_clarabel(monkeypatch):
+    """torchjd's CAGrad solves its dual with cvxpy's Clarabel at Clarabel's default tolerances
+    (1e-8 gaps), which leaves its output up to 5e-5 from the optimum (measured: 5.4e-5 at T = 3,
+    random rows, c = 0.5). The same problem solved to 1e-12 gaps is within 1.2e-6 of ours on
+    every case, so the comparison holds torchjd's formulation, solved tightly, to 1e-5."""
+    import cvxpy as cp
+
+    solve = cp.Problem.solve
+
+    def tight(self, *args, **kwargs):
+        if args and args[0] == cp.CLARABEL:
+            kwargs.update(tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12, max_iter=500)
+        return solve(self, *args, **kwargs)
+
+    monkeypatch.setattr(cp.Problem, "solve", tight)
+
+
+@pytest.mark.parametrize(("T", "case"), ALL)
 @pytest.mark.parametrize("c", [0.2, 0.5])
-def test_cagrad(T, case, c):
-    """torchjd solves the dual with Clarabel at its default tolerances: its output is up to 2.5e-5
-    away from a tight solve of the primal (eq. 2), ours within 5e-6 (checked first), so the
-    comparison with torchjd allows 5e-5. Well-conditioned Jacobians only: on nearly cancelling
-    ones torchjd's error grows further (test_aggregation.py checks ours on those)."""
+def test_cagrad(T, case, c, tight_clarabel):
+    """Ours against a tight solve of the primal (eq. 2) first, then against torchjd."""
     pytest.importorskip("clarabel")
     from test_aggregation import cagrad_direction
 
     J = _J(T, case)
     ours = CAGrad(c)(J)
     _close(ours, torch.from_numpy(cagrad_direction(J, c)), 5e-6)
-    _close(ours, tjd.CAGrad(c=c)(J), 5e-5)
+    _close(ours, tjd.CAGrad(c=c)(J), 1e-5)
 
 
 class _BvlsProjector:
@@ -157,11 +172,14 @@ def test_upgrad(T, case):
 @pytest.mark.parametrize(("T", "case"), GENERIC)
 def test_nash_mtl(T, case):
     """torchjd's Nash-MTL (needs ecos; its update-norm clipping is disabled with max_norm=0)
-    solves the same G alpha = 1/alpha as ours, with cvxpy instead of our on-device iterations."""
+    solves the same G alpha = 1/alpha as ours, with cvxpy instead of our on-device iterations
+    (measured gap at most 1.5e-7 on these cases). Not on identical rows: there torchjd's
+    iterations stop far from the root (87% off scipy's root of G alpha = 1/alpha, which ours
+    matches to 1e-16; test_aggregation.py checks ours on those)."""
     pytest.importorskip("ecos")
     J = _J(T, case)
     theirs = tjd.NashMTL(n_tasks=T, max_norm=0.0, optim_niter=50)(J)
-    _close(NashMTL()(J), theirs, 1e-4)
+    _close(NashMTL()(J), theirs, 1e-5)
 
 
 @pytest.mark.parametrize(("T", "case"), [(3, "conflicting"), (10, "random")])
