@@ -84,14 +84,24 @@ def _compare(x, ys, kind, metric, epochs, splits):
 
 @pytest.mark.slow
 def test_hard_sharing_matches_single_task_on_mmoe_synthetic():
-    # highly related tasks (p = 0.9), little data: sharing should not hurt
-    X, Y = make_mmoe(1500, n_features=20, correlation=0.9, seed=0)
-    x = torch.tensor(X, dtype=torch.float32)
-    ys = {f"y{k}": torch.tensor(Y[:, k], dtype=torch.float32) for k in range(2)}
-    idx = np.arange(1500)
-    mtl, stl = _compare(x, ys, "regression", "mse", 25, (idx[:800], idx[800:1000], idx[1000:]))
-    for t in ys:
-        assert mtl[t] <= 1.05 * stl[t], (mtl, stl)
+    """Highly related tasks (p = 0.9), little data: sharing should not hurt.
+
+    One run's test MSE ratio (hard sharing / single task) moves by up to 0.1 with the data seed
+    (0.82-1.08 over seeds 0-3), so the claim is on the mean ratio over four data seeds (0.999
+    and 0.970 when written); the benchmark's 20 repeats on 10,000 samples
+    (benchmarks/results/architectures_mmoe_synthetic_p0.9.jsonl) read 0.92 and 1.11.
+    """
+    ratios = []
+    for seed in range(4):
+        X, Y = make_mmoe(1500, n_features=20, correlation=0.9, seed=seed)
+        x = torch.tensor(X, dtype=torch.float32)
+        ys = {f"y{k}": torch.tensor(Y[:, k], dtype=torch.float32) for k in range(2)}
+        idx = np.arange(1500)
+        splits = (idx[:800], idx[800:1000], idx[1000:])
+        mtl, stl = _compare(x, ys, "regression", "mse", 25, splits)
+        ratios.append([mtl[t] / stl[t] for t in ys])
+    mean = np.mean(ratios, axis=0)
+    assert (mean <= 1.03).all(), ratios
 
 
 def _adult_subset(n_train=4000, n_test=3000, seed=0):
