@@ -164,7 +164,8 @@ def run(methods, seeds, epochs, out: Path) -> None:
 
 
 def report(out: Path) -> str:
-    """Markdown table: mean (std) AUC per task, delta_m vs single-task, CPU seconds per run."""
+    """Markdown table: mean (sample std, ddof=1) AUC per task, delta_m vs single-task, CPU
+    seconds per run."""
     df = pd.DataFrame([json.loads(line) for line in out.read_text().splitlines() if line.strip()])
     df = df.drop_duplicates(["method", "seed", "task"], keep="last")
     auc = df.pivot_table(index=["method", "seed"], columns="task", values="value")
@@ -185,8 +186,8 @@ def report(out: Path) -> str:
         "|---|---|---|---|---|---|",
     ]
     for method, per_seed, d, s in rows:
-        cells = [f"{per_seed[t].mean():.4f} ({per_seed[t].std(ddof=0):.4f})" for t in TASKS]
-        dm = f"{100 * d.mean():+.2f} ({100 * d.std(ddof=0):.2f})"
+        cells = [f"{per_seed[t].mean():.4f} ({per_seed[t].std(ddof=1):.4f})" for t in TASKS]
+        dm = f"{100 * d.mean():+.2f} ({100 * d.std(ddof=1):.2f})"
         lines.append(f"| {method} | {cells[0]} | {cells[1]} | {dm} | {len(per_seed)} | {s:.1f} |")
     return "\n".join(lines)
 
