@@ -25,6 +25,7 @@ from multitask.training._guards import (
     handles_absent_tasks,
 )
 from multitask.training._inference import evaluate, predict
+from multitask.training._interrupt import GracefulInterrupt
 from multitask.training._selection import ModelSelector
 from multitask.training._setup import (
     build_optimizer,
@@ -117,7 +118,7 @@ class Trainer:
         They receive :class:`StepRecord` s, never the trainer.
     checkpoint_dir : path, optional
         Where ``last.pt`` is written (atomically) every ``checkpoint_every``
-        steps and at the end of ``fit``.
+        steps, at the end of ``fit``, and when Ctrl-C stops it (see ``fit``).
     early_stopping : int, optional
         Patience, in evaluations (one per epoch, on ``val``).
     monitor : "delta" or (task, metric)
@@ -337,12 +338,10 @@ class Trainer:
         self._selector.load_state_dict(state["selection"])
         set_rng_state(state["rng"])
 
-    def _save(self) -> None:
-        if self.checkpoint_path is None:
-            return
-        # a non-finite gradient with finite losses (the loss guards pass) makes the parameters
-        # non-finite at the update: stop rather than overwrite the last good checkpoint (one
-        # pass over the parameters, next to writing them all to disk)
+    def _check_parameters(self) -> None:
+        """A non-finite gradient with finite losses (the loss guards pass) makes the
+        parameters non-finite at the update: a FloatingPointError before a checkpoint would
+        keep them, and at the end of ``fit`` (one pass over the parameters)."""
         bad = [name for name, p in self.model.named_parameters() if not p.isfinite().all()]
         if bad:
             with self._stopping():
@@ -350,7 +349,36 @@ class Trainer:
                     f"parameters {bad[:5]} became non-finite by step {self.step_} (a non-finite "
                     "gradient with finite losses); lower the learning rate or clip the gradients"
                 )
+
+    def _save(self) -> None:
+        if self.checkpoint_path is None:
+            return
+        self._check_parameters()  # rather than overwrite the last good checkpoint
         save_checkpoint(self.state_dict(), self.checkpoint_path)
+
+    def _stop_if_interrupted(self) -> None:
+        """After a SIGINT (:class:`GracefulInterrupt`), at an optimizer-step boundary or after
+        an epoch's evaluation: write the checkpoint and raise KeyboardInterrupt."""
+        if not self._interrupt.requested:
+            return
+        self._save()
+        where = f"after step {self.step_} (epoch {self.epoch_}, batch {self._batch})"
+        if self.checkpoint_path is None:
+            raise KeyboardInterrupt(
+                f"fit interrupted (SIGINT) {where}; no checkpoint_dir, so nothing was written: "
+                f"the model holds its parameters after step {self.step_}"
+            )
+        raise KeyboardInterrupt(
+            f"fit interrupted (SIGINT) {where}; checkpoint {self.checkpoint_path} written at "
+            f"step {self.step_}: fit(..., resume=True) continues exactly from it"
+        )
+
+    def _interruptible(self) -> GracefulInterrupt:
+        what = "write its checkpoint" if self.checkpoint_path is not None else "return"
+        self._interrupt = GracefulInterrupt(
+            f"Ctrl-C: the trainer will finish its optimizer step, {what} and stop"
+        )
+        return self._interrupt
 
     def _resume(self, resume) -> None:
         if resume is False or resume is None:
@@ -487,6 +515,14 @@ class Trainer:
         Returns
         -------
         self
+
+        Raises
+        ------
+        KeyboardInterrupt
+            After a Ctrl-C (SIGINT, in the main thread of a single process): at the end of
+            the optimizer step (or epoch evaluation) under way, once the checkpoint is
+            written, naming it and the step, so that ``resume=True`` continues exactly. A
+            second Ctrl-C raises at once (docs/training.md, "Ctrl-C").
         """
         self._setup(train, val)
         self._seed_everything()
@@ -501,18 +537,25 @@ class Trainer:
         bar = self._progress_bar()
         if bar is not None:
             self._callbacks.append(bar)
-        try:
-            stop = self._stop_by_steps() or self._selector.stopped
-            while not stop and self.epoch_ < self.max_epochs:
-                stop = self._run_epoch()
-                if self._batch >= len(self._src):
-                    self.epoch_, self._batch = self.epoch_ + 1, 0
-                    stop = self._end_of_epoch(val) or stop
-        finally:
-            if bar is not None:
-                bar.close()
-        self._save()
-        self._finish(val)
+        with self._interruptible():  # Ctrl-C: stop at the next step, checkpointed
+            try:
+                stop = self._stop_by_steps() or self._selector.stopped
+                while not stop and self.epoch_ < self.max_epochs:
+                    stop = self._run_epoch()
+                    if self._batch >= len(self._src):
+                        self.epoch_, self._batch = self.epoch_ + 1, 0
+                        stop = self._end_of_epoch(val) or stop
+                        self._stop_if_interrupted()
+            finally:
+                if bar is not None:
+                    bar.close()
+            self._save()
+            self._finish(val)
+            if self._interrupt.requested:  # too late to stop early: never swallow a Ctrl-C
+                raise KeyboardInterrupt(
+                    f"fit interrupted (SIGINT) as it finished, after step {self.step_}; "
+                    "the run is complete (and checkpointed, with a checkpoint_dir)"
+                )
         return self
 
     def _stop_by_steps(self) -> bool:
@@ -540,6 +583,7 @@ class Trainer:
             self.step_ += 1
             for cb in self._callbacks:
                 cb.on_step(record)
+            self._stop_if_interrupted()  # (writes the checkpoint)
             if self.checkpoint_every and self.step_ % self.checkpoint_every == 0:
                 self._save()
             if self._stop_by_steps():

@@ -1,0 +1,69 @@
+"""Ctrl-C during ``Trainer.fit``: the first SIGINT asks the loop to stop at its next
+optimizer-step boundary (where it writes its checkpoint), a second one stops at once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+__all__ = ["GracefulInterrupt"]
+
+
+def _several_ranks() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+class GracefulInterrupt:
+    """Context manager: while active, SIGINT sets :attr:`requested` instead of raising.
+
+    It installs its handler only in the main thread (where Python delivers signals, and the
+    only thread allowed to set a handler), only if SIGINT is not ignored (``SIG_IGN``) or set
+    outside Python, and only without a process group of several ranks: one rank could then
+    stop a step before another, which would wait forever in that step's collective (agreeing
+    on the stop would cost a collective every step). The previous handler is restored on exit.
+    A process forked while it is active (a DataLoader worker) inherits it and ignores SIGINT:
+    a terminal's Ctrl-C reaches the workers too, and the main process decides when to stop.
+
+    Parameters
+    ----------
+    note : str
+        Written to stderr at the first SIGINT (what the stop will do).
+    """
+
+    def __init__(self, note: str):
+        self.note = note
+        self.requested = False
+        self._previous = None
+        self._pid = os.getpid()
+
+    def __enter__(self) -> GracefulInterrupt:
+        self.requested, self._pid = False, os.getpid()
+        if threading.current_thread() is not threading.main_thread() or _several_ranks():
+            return self
+        previous = signal.getsignal(signal.SIGINT)
+        if previous is None or previous == signal.SIG_IGN:
+            return self
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def _handle(self, signum, frame) -> None:
+        if os.getpid() != self._pid:  # a forked DataLoader worker: keep serving batches
+            return
+        if self.requested:
+            signal.signal(signal.SIGINT, self._previous)  # a third one: the usual behaviour
+            raise KeyboardInterrupt("a second Ctrl-C: stopped at once, no checkpoint written")
+        self.requested = True
+        # os.write, not logging or print: a signal handler may run in the middle of another
+        # write to stderr (the progress bar's), and a buffered stream refuses a reentrant call
+        try:
+            os.write(2, f"\n{self.note}; press Ctrl-C again to stop at once\n".encode())
+        except OSError:
+            pass

@@ -1,0 +1,69 @@
+"""One training run for the SIGINT tests; run as a script (DIR GA WHEN AT TIMES [WORKERS]), it
+sends itself SIGINT ``TIMES`` times at the ``AT``-th forward call in ``WHEN`` ("train" or
+"eval"); with DataLoader ``WORKERS``, to its whole process group, as a terminal's Ctrl-C does."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _training_helpers import TwoHeads, loader, regression_data, regression_tasks
+from torch.utils.data import DataLoader
+
+from multitask.training import Trainer
+
+
+def interrupt_at(model, when: str, at: int, times: int, group: bool = False) -> None:
+    """SIGINT this process (or its ``group``) ``times`` times at the ``at``-th forward call in
+    ``when`` mode: in the middle of a micro-batch (train) or of an evaluation (eval)."""
+    calls = {"train": 0, "eval": 0}
+
+    def hook(module, args):
+        mode = "train" if module.training else "eval"
+        calls[mode] += 1
+        if mode == when and calls[mode] == at:
+            for _ in range(times):
+                if group:
+                    os.killpg(os.getpgid(0), signal.SIGINT)
+                else:
+                    os.kill(os.getpid(), signal.SIGINT)
+
+    model.register_forward_pre_hook(hook)
+
+
+def run(
+    checkpoint_dir=None, grad_accumulation=1, resume=False, when=None, at=0, times=1, workers=0
+):
+    """3 epochs of 8 shuffled batches, dropout, Adam, validation with model selection, no
+    periodic checkpoint; returns the model and the trainer."""
+    torch.set_num_threads(1)
+    torch.manual_seed(123)
+    model = TwoHeads(dropout=0.3)
+    if when is not None:
+        interrupt_at(model, when, at, times, group=workers > 0)
+    trainer = Trainer(
+        model,
+        regression_tasks(),
+        lr=0.01,
+        max_epochs=3,
+        seed=5,
+        grad_accumulation=grad_accumulation,
+        checkpoint_dir=checkpoint_dir,
+        device="cpu",
+        progress=False,
+    )
+    val = loader(regression_data(n=16, seed=9))
+    train = DataLoader(regression_data(), batch_size=8, shuffle=True, num_workers=workers)
+    trainer.fit(train, val, resume=resume)
+    return model, trainer
+
+
+if __name__ == "__main__":
+    directory, ga, when, at, times, *workers = sys.argv[1:]
+    workers = int(workers[0]) if workers else 0
+    run(directory, int(ga), when=when, at=int(at), times=int(times), workers=workers)
