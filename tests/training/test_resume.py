@@ -275,3 +275,67 @@ def test_random_sampler_with_num_samples_resumes_exactly(tmp_path, replacement, 
 
     resumed, reference = _crash_and_resume(make_loader, crash, tmp_path)
     torch.testing.assert_close(resumed, reference, rtol=0, atol=1e-6)
+
+
+class _FailsOnce(TwoHeads):
+    """Fails once, at its ``at``-th training forward: raises :class:`Crashed`, or predicts NaN
+    (the NaN-loss guard then stops the step)."""
+
+    def __init__(self, at, how):
+        super().__init__(dropout=0.2)
+        self.at, self.how, self.calls = at, how, 0
+
+    def forward(self, x):
+        out = super().forward(x)
+        if self.training:
+            self.calls += 1
+            if self.calls == self.at and self.how == "raise":
+                raise Crashed
+            if self.calls == self.at:
+                out = {t: o * float("nan") for t, o in out.items()}
+        return out
+
+
+@pytest.mark.parametrize("balancer", [None, "uncertainty"])  # with learnable parameters
+@pytest.mark.parametrize(("how", "error"), [("raise", Crashed), ("nan", FloatingPointError)])
+def test_a_step_stopped_mid_window_leaks_no_gradient_into_the_resumed_fit(
+    tmp_path, how, error, balancer
+):
+    # oracle: the uninterrupted run. The stop comes in the second micro-batch of step 4
+    # (forward 8), after the first one's backward; its gradient used to stay in .grad (the
+    # model's and the balancer's) and be added to the first step of the resumed fit on the
+    # same objects
+    from multitask.nn.weighting import UncertaintyWeighting
+
+    def trainer(model, checkpoint_dir=None):
+        return Trainer(
+            model,
+            regression_tasks(),
+            None if balancer is None else UncertaintyWeighting(2),
+            lr=0.05,
+            max_epochs=2,
+            seed=3,
+            grad_accumulation=2,
+            checkpoint_dir=checkpoint_dir,
+            checkpoint_every=1 if checkpoint_dir else None,
+            device="cpu",
+            progress=False,
+        )
+
+    data = loader(regression_data(), batch_size=8, shuffle=True)
+    torch.manual_seed(0)
+    reference = _FailsOnce(at=0, how=how)
+    ref = trainer(reference).fit(data)
+    torch.manual_seed(0)
+    model = _FailsOnce(at=8, how=how)
+    interrupted = trainer(model, tmp_path)
+    with pytest.raises(error):
+        interrupted.fit(data)
+    assert load_checkpoint(tmp_path / "last.pt")["position"]["step"] == 3
+    interrupted.fit(data, resume=True)
+    assert interrupted.step_ == 8
+    torch.testing.assert_close(flat_params(model), flat_params(reference), rtol=0, atol=1e-6)
+    if balancer is not None:
+        torch.testing.assert_close(
+            flat_params(interrupted.balancer), flat_params(ref.balancer), rtol=0, atol=1e-6
+        )

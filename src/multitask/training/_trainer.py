@@ -294,6 +294,11 @@ class Trainer:
                 UserWarning,
                 stacklevel=3,
             )
+        # what an interrupted step left in .grad (a stopped accumulation window, a step a
+        # guard refused) would be added to the first step of this fit
+        self.model.zero_grad(set_to_none=True)
+        if self.balancer is not None:
+            self.balancer.zero_grad(set_to_none=True)
         self.history_ = History()
         self._callbacks = [self.history_, *self.callbacks]
         if self.log_csv is not None:
