@@ -89,10 +89,10 @@ def test_checkpoint_is_atomic_and_weights_only(tmp_path):
         load_checkpoint(tmp_path / "evil.pt")
 
 
-def _checkpointed(tmp_path, callbacks=()) -> Trainer:
+def _checkpointed(tmp_path, callbacks=(), model=None) -> Trainer:
     """One epoch of 8 steps, a checkpoint every 2."""
     return Trainer(
-        TwoHeads(),
+        model or TwoHeads(),
         regression_tasks(),
         max_epochs=1,
         checkpoint_dir=tmp_path,
@@ -104,11 +104,9 @@ def _checkpointed(tmp_path, callbacks=()) -> Trainer:
 
 
 def test_nan_loss_stops_with_task_and_step_and_keeps_checkpoint(tmp_path):
-    data = regression_data()
-    data.x[40] = float("inf")  # batch index 5 (samples 40-47) -> step 6
-    trainer = _checkpointed(tmp_path)
+    trainer = _checkpointed(tmp_path, model=_FailsOnce(at=6, how="nan"))  # at step 6
     with pytest.raises(FloatingPointError, match=r"task 'a' is nan at step 6.*last checkpoint"):
-        trainer.fit(loader(data))
+        trainer.fit(loader(regression_data()))
     assert load_checkpoint(tmp_path / "last.pt")["position"]["step"] == 4
 
 

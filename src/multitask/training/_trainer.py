@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from multitask.nn import mtl_backward
 from multitask.training._batches import SampledSource, SingleSource
+from multitask.training._finite import Probe, check_probes, explain, first_suspect, probes
 from multitask.training._grads import average_grads, release_untrained
 from multitask.training._guards import (
     check_absent_tasks,
@@ -307,6 +308,9 @@ class Trainer:
             self._callbacks.append(TensorBoardLogger(self.tensorboard_dir))
         self.step_, self.epoch_, self._batch = 0, 0, 0
         self._warned_unlabelled = False
+        # an infinite target makes a default loss non-finite (the loss guard names it); a
+        # custom loss may hide it (a clamp), so those tasks' targets are checked themselves
+        self._custom_loss = {t for t, task in self.tasks.items() if task.loss is not None}
 
     def _seed_everything(self) -> None:
         random.seed(self.seed)
@@ -405,15 +409,33 @@ class Trainer:
     def _zero_loss(self, outputs: dict[str, Tensor]) -> Tensor:
         return sum(o.sum() for o in outputs.values()) * 0.0
 
+    def _check_values(self, tasks, inputs, targets) -> list[Probe]:
+        """NaN / inf inputs, and infinite targets of tasks with a custom loss (:mod:`._finite`):
+        on the CPU now, before the forward; on an accelerator, their sums are returned for the
+        step's host read."""
+        custom = [t for t in tasks if t in self._custom_loss] if self._custom_loss else ()
+        # a per-task loader's batch: say whose
+        of = f" (the batch of task {tasks[0]!r})" if isinstance(self._src, SampledSource) else ""
+        if self.device_.type != "cpu":
+            return probes(inputs, targets, custom, of)
+        suspect = first_suspect(inputs, targets, custom, of)  # (to_device put all on the CPU)
+        if suspect is not None:
+            with self._stopping():
+                explain(suspect, self._where())
+        return []
+
     def _losses(self, parts):
         """Per-task losses of one micro-step (zero, in the graph, for tasks not drawn),
-        their labelled-entry counts, and each drawn task's (prediction, target)."""
+        their labelled-entry counts, each drawn task's (prediction, target), and the
+        :class:`Probe` s of values to check once read."""
         losses: dict[str, Tensor] = {}
         counts: dict[str, Tensor] = {}
         seen: dict[str, tuple[Tensor, Tensor]] = {}
+        later: list[Probe] = []
         for tasks, inputs, targets in parts:
             inputs, targets = to_device(inputs, self.device_), to_device(targets, self.device_)
             check_targets(targets, tasks, self.step_ + 1)
+            later += self._check_values(tasks, inputs, targets)
             with self._autocast():  # the forward and the losses
                 try:
                     outputs = self.model(inputs)
@@ -427,22 +449,30 @@ class Trainer:
                     counts[t] = count if t not in counts else counts[t] + count
                     seen[t] = (outputs[t], targets[t])
         zero = self._zero_loss(outputs)
-        return {t: losses.get(t, zero) for t in self.tasks}, counts, seen
+        return {t: losses.get(t, zero) for t in self.tasks}, counts, seen, later
 
     def _where(self) -> str:
         return f"at step {self.step_ + 1} (epoch {self.epoch_}, batch {self._batch})"
 
     def _micro_step(self, parts):
-        losses, counts, seen = self._losses(parts)
+        losses, counts, seen, later = self._losses(parts)
         drawn = list(counts)
-        stacked = torch.stack([losses[t].detach() for t in drawn] + [counts[t] for t in drawn])
-        read = stacked.tolist()  # one sync: losses and labelled counts
+        stacked = torch.stack(
+            [losses[t].detach() for t in drawn]
+            + [counts[t] for t in drawn]
+            + [p.total for p in later]
+        )
+        read = stacked.tolist()  # one sync: losses, labelled counts, sums of device batches
         values = dict(zip(drawn, read[: len(drawn)], strict=True))
         with self._stopping():
+            if later:  # a NaN input explains a NaN loss: first
+                check_probes(later, read[2 * len(drawn) :], self._where())
             check_absent_tasks(self.balancer, drawn, list(self.tasks), self._where())
             check_finite_losses(values, seen, self.tasks, self._where())
             check_loss_floor(self.balancer, values, self.model.task_names, self._where())
-        labelled = {t for t, n in zip(drawn, read[len(drawn) :], strict=True) if n > 0}
+        labelled = {
+            t for t, n in zip(drawn, read[len(drawn) : 2 * len(drawn)], strict=True) if n > 0
+        }
         if len(labelled) < len(drawn):
             self._warn_unlabelled([t for t in drawn if t not in labelled])
         reg = self.model.regularization()
@@ -554,6 +584,8 @@ class Trainer:
             finally:
                 if bar is not None:
                     bar.close()
+            if self.checkpoint_path is None:  # (_save checks them before writing)
+                self._check_parameters()  # no silently corrupted model
             self._save()
             self._finish(val)
             if self._interrupt.requested:  # too late to stop early: never swallow a Ctrl-C
