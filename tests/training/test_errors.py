@@ -313,3 +313,15 @@ def test_a_loss_below_the_balancers_floor_stops_before_any_update():
     for k, v in model.state_dict().items():
         assert torch.equal(v, start[k]), k  # the model was not updated
     assert torch.equal(trainer.balancer.logits, torch.zeros(2))  # nor the balancer
+
+
+def test_targets_given_as_python_lists_are_a_type_error_naming_the_task():
+    # was: AttributeError: 'list' object has no attribute 'ndim'
+    x = torch.randn(8, 5)
+    batches = [(x, {"a": x[:, 0], "b": x[:, 1].tolist()})]
+    with pytest.raises(TypeError, match=r"target of task 'b' is a list.*expected a Tensor"):
+        _trainer().fit(batches)
+    # a dataset giving a list per sample: the default collate makes it a list of tensors
+    data = DictDataset(x, {"a": x[:, 0], "b": [[1.0, 2.0]] * 8})
+    with pytest.raises(TypeError, match=r"task 'b' is a list.*torch.tensor\(y\) per sample"):
+        _trainer().fit(loader(data))

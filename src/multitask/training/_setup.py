@@ -112,7 +112,8 @@ def build_optimizer(optimizer, groups: list[dict], lr: float) -> torch.optim.Opt
 
 
 def check_targets(targets: Any, tasks: Sequence[str], step: int) -> None:
-    """Every task trained on this batch has a target: missing labels are masked, not absent."""
+    """Every task trained on this batch has a target, a tensor (after :func:`to_device`,
+    which makes numpy arrays tensors): missing labels are masked, not absent."""
     if not isinstance(targets, Mapping):
         raise TypeError(
             f"step {step}: a batch must be (inputs, {{task: target}}), got targets of type "
@@ -125,6 +126,23 @@ def check_targets(targets: Any, tasks: Sequence[str], step: int) -> None:
             "give every task a target and mark unlabelled samples with NaN (regression, "
             "binary) or ignore_index (classes)"
         )
+    for t in tasks:
+        if not isinstance(targets[t], Tensor):
+            _not_a_tensor(t, targets[t], step)
+
+
+def _not_a_tensor(task: str, target: Any, step: int) -> None:
+    kind = type(target).__name__
+    hint = "convert it with torch.tensor(y)"
+    if isinstance(target, (list, tuple)) and target and isinstance(target[0], Tensor):
+        hint = (  # what DataLoader's default collate makes of a list per sample
+            f"a {kind} of tensors is what the default collate makes of a {kind} per sample: "
+            "return torch.tensor(y) per sample"
+        )
+    raise TypeError(
+        f"step {step}: the target of task {task!r} is a {kind}, expected a Tensor (or a numpy "
+        f"array) with the batch on its first axis; {hint}"
+    )
 
 
 def split_batch(batch: Any, where: str) -> tuple[Any, Any]:
