@@ -79,3 +79,31 @@ def test_seed_changes_draws_and_empty_task_rejected():
     assert a != b
     with pytest.raises(ValueError, match="no samples"):
         ProportionalSampler({"a": 0, "b": 1})
+
+
+def test_every_name_of_SAMPLERS_builds_its_sampler_or_says_what_it_needs():
+    # "periodic" is in the name table but was refused as an "unknown sampler"
+    from multitask.training import SAMPLERS, make_sampler
+
+    sizes = {"a": 3, "b": 5}
+    for name, cls in SAMPLERS.items():
+        if name == "periodic":  # its periods are no function of the sizes: named, not guessed
+            with pytest.raises(ValueError, match=r"'periodic'.*period.*PeriodicSampler\(\{"):
+                make_sampler(name, sizes)
+        else:
+            assert type(make_sampler(name, sizes)) is cls
+    with pytest.raises(ValueError, match="one of 'round_robin', 'proportional', 'temperature', "):
+        make_sampler("nope", sizes)
+
+
+def test_the_trainer_explains_sampler_periodic():
+    import torch
+    from _training_helpers import TwoHeads, loader, regression_data, regression_tasks
+
+    from multitask.training import Trainer
+
+    torch.manual_seed(0)
+    data = loader(regression_data(n=16))
+    trainer = Trainer(TwoHeads(), regression_tasks(), sampler="periodic", device="cpu")
+    with pytest.raises(ValueError, match=r"PeriodicSampler\(\{'a': 1, 'b': 2\}\)"):
+        trainer.fit({"a": data, "b": data})

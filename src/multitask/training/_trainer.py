@@ -141,7 +141,8 @@ class Trainer:
     sampler : TaskSampler or str
         Combines a dict ``task -> DataLoader`` given to ``fit``: a sampler, or
         one of ``"round_robin"``, ``"proportional"``, ``"temperature"``
-        (built from the loaders' sizes in batches). A task not drawn at a step gets a zero
+        (built from the loaders' sizes in batches; ``"periodic"`` needs its
+        periods: pass a ``PeriodicSampler``). A task not drawn at a step gets a zero
         loss; MGDA, CAGrad and GradVac run on the drawn tasks' rows alone, and the stateful
         loss weightings their step on the drawn tasks (``drops_absent_rows``); a balancer of
         your own that is not defined then is refused, with the reason, before the first step

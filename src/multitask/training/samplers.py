@@ -204,8 +204,9 @@ def make_sampler(name: str, sizes: Mapping[str, int], seed: int = 0) -> TaskSamp
     ----------
     name : {"round_robin", "proportional", "temperature"}
         ``"temperature"`` uses ``T = 5``; build :class:`TemperatureSampler`
-        yourself for another ``T``, and :class:`PeriodicSampler` (which needs
-        periods) likewise.
+        yourself for another ``T``. ``"periodic"``, a name of :data:`SAMPLERS`,
+        is a ValueError that says so: its update periods are no function of the
+        sizes; build :class:`PeriodicSampler` with them.
     sizes : mapping str -> int
     seed : int
     """
@@ -213,7 +214,14 @@ def make_sampler(name: str, sizes: Mapping[str, int], seed: int = 0) -> TaskSamp
         return RoundRobinSampler(list(sizes), seed)
     if name in ("proportional", "temperature"):
         return SAMPLERS[name](sizes, seed=seed)
+    if name == "periodic":
+        example = {t: 1 + i % 2 for i, t in enumerate(sizes)}
+        raise ValueError(
+            "sampler 'periodic' needs the update period of each task, which the name cannot "
+            f"carry: pass sampler=PeriodicSampler({example}) (a task with period k trains "
+            "every k-th step)"
+        )
     raise ValueError(
-        f"unknown sampler {name!r}; pass a TaskSampler or one of 'round_robin', "
-        "'proportional', 'temperature'"
+        f"unknown sampler {name!r}; pass a TaskSampler or one of "
+        f"{', '.join(map(repr, SAMPLERS))} ('periodic' as a PeriodicSampler with its periods)"
     )
