@@ -337,3 +337,24 @@ def test_a_step_stopped_mid_window_leaks_no_gradient_into_the_resumed_fit(
         torch.testing.assert_close(
             flat_params(interrupted.balancer), flat_params(ref.balancer), rtol=0, atol=1e-6
         )
+
+
+def test_the_mps_generator_state_round_trips_through_a_checkpoint(tmp_path, monkeypatch):
+    # no Apple GPU here: its availability and generator are stand-ins (a byte state)
+    mps = {"state": torch.arange(16, dtype=torch.uint8)}
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    monkeypatch.setattr(torch.mps, "get_rng_state", lambda *a, **k: mps["state"].clone())
+    monkeypatch.setattr(torch.mps, "set_rng_state", lambda s, *a, **k: mps.update(state=s.clone()))
+    save_checkpoint({"rng": get_rng_state()}, tmp_path / "c.pt")
+    saved = mps["state"].clone()
+    mps["state"] = torch.zeros(16, dtype=torch.uint8)  # the generator moves on
+    set_rng_state(load_checkpoint(tmp_path / "c.pt")["rng"])
+    assert torch.equal(mps["state"], saved)
+    # a checkpoint from a machine without MPS (or from before) leaves the generator alone
+    mps["state"] = torch.ones(16, dtype=torch.uint8)
+    without = get_rng_state()
+    without.pop("mps", None)
+    set_rng_state(without)
+    assert torch.equal(mps["state"], torch.ones(16, dtype=torch.uint8))
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert get_rng_state()["mps"] is None

@@ -26,8 +26,14 @@ __all__ = [
 ]
 
 
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return mps is not None and mps.is_available()
+
+
 def get_rng_state() -> dict[str, Any]:
-    """RNG states of python, numpy (legacy global), torch and every CUDA device."""
+    """RNG states of python, numpy (legacy global), torch, every CUDA device and the Apple
+    GPU (MPS; None without one)."""
     version, mt, gauss = random.getstate()
     name, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002 - user code may draw from it
     return {
@@ -45,11 +51,14 @@ def get_rng_state() -> dict[str, Any]:
         },
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "mps": torch.mps.get_rng_state() if _mps_available() else None,
     }
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore the states saved by :func:`get_rng_state`."""
+    """Restore the states saved by :func:`get_rng_state` (a device's only where it is saved
+    and available: a checkpoint from before the MPS state, or from a machine without an
+    Apple GPU, leaves that generator as it is)."""
     py = state["python"]
     random.setstate((py["version"], tuple(py["state"].tolist()), py["gauss"]))
     npy = state["numpy"]
@@ -58,6 +67,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+    if state.get("mps") is not None and _mps_available():
+        torch.mps.set_rng_state(state["mps"])
 
 
 def load_module_state(module: torch.nn.Module, state: dict[str, Any]) -> None:
