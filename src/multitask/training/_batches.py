@@ -15,7 +15,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, IterableDataset, RandomSampler, SequentialSampler
+from torch import Tensor
+from torch.utils.data import (
+    DataLoader,
+    IterableDataset,
+    RandomSampler,
+    SequentialSampler,
+    Subset,
+)
 
 from multitask.training._setup import split_batch
 from multitask.training.samplers import TaskSampler
@@ -93,6 +100,43 @@ class ResumableLoader:
 
     def __len__(self) -> int:
         return len(self.loader)
+
+    def whole_targets(self, tasks: Sequence[str]) -> dict[str, Tensor]:
+        """All the targets of those ``tasks`` that can be had without loading the data, each
+        flattened into one tensor: a list of batches' own, or those of a dataset (or a
+        ``Subset`` of one) whose ``targets`` maps task names to all its targets, under a
+        random or sequential sampler (which read the whole dataset)."""
+        if self._mode == "sequence":
+            found: dict[str, list] = {t: [] for t in tasks}
+            for batch in self.loader:
+                targets = batch[1] if isinstance(batch, (tuple, list)) and len(batch) == 2 else None
+                if not isinstance(targets, Mapping):
+                    return {}  # the first step says what is wrong with the batch
+                for t in list(found):
+                    y = targets.get(t)
+                    if isinstance(y, (Tensor, np.ndarray)):
+                        found[t].append(torch.as_tensor(y).reshape(-1))
+                    else:
+                        del found[t]
+            try:
+                return {t: torch.cat(ys) for t, ys in found.items() if ys}
+            except RuntimeError:  # batches on different devices: counted while training
+                return {}
+        if self._mode != "indices":
+            return {}
+        dataset, rows = self.loader.dataset, None
+        if isinstance(dataset, Subset):
+            dataset, rows = dataset.dataset, list(dataset.indices)
+        targets = getattr(dataset, "targets", None)
+        if not isinstance(targets, Mapping):
+            return {}
+        found = {}
+        for t in tasks:
+            y = targets.get(t)
+            if isinstance(y, (Tensor, np.ndarray)) and len(y) == len(dataset):
+                y = torch.as_tensor(y)
+                found[t] = (y if rows is None else y[rows]).reshape(-1)
+        return found
 
     def _generator(self, epoch: int) -> torch.Generator:
         # a private generator: creating a DataLoader iterator draws its workers' base
@@ -201,6 +245,19 @@ class SingleSource:
     def __len__(self) -> int:
         return len(self.loader)
 
+    @property
+    def trained(self) -> tuple[str, ...]:
+        """The tasks that have training data."""
+        return self.tasks
+
+    def whole_targets(self) -> dict[str, Tensor]:
+        """See :meth:`ResumableLoader.whole_targets`."""
+        return self.loader.whole_targets(self.tasks)
+
+    def read_once(self, epoch: int, batch: int) -> tuple[str, ...]:
+        """The tasks whose data has been read at least once by position ``(epoch, batch)``."""
+        return self.tasks if epoch > 0 or batch >= len(self) else ()
+
     def iterate(self, epoch: int, start: int) -> Iterator[list[Part]]:
         for i, batch in enumerate(self.loader.iterate(epoch, start)):
             inputs, targets = split_batch(batch, f"epoch {epoch}, batch {start + i}")
@@ -244,6 +301,23 @@ class SampledSource:
 
     def __len__(self) -> int:
         return sum(len(dl) for dl in self.loaders.values())
+
+    @property
+    def trained(self) -> tuple[str, ...]:
+        """The tasks that have training data (a loader)."""
+        return tuple(self.loaders)
+
+    def whole_targets(self) -> dict[str, Tensor]:
+        """See :meth:`ResumableLoader.whole_targets` (each task from its own loader)."""
+        found = {}
+        for t, dl in self.loaders.items():
+            found.update(dl.whole_targets([t]))
+        return found
+
+    def read_once(self, epoch: int, batch: int) -> tuple[str, ...]:
+        """The tasks whose loader has been read through at least once (each cycles on its
+        own: the trainer's position says nothing)."""
+        return tuple(t for t, (e, b) in self.position.items() if e > 0 or b >= len(self.loaders[t]))
 
     def _next_batch(self, task: str):
         pos = self.position[task]

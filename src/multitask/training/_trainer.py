@@ -27,6 +27,7 @@ from multitask.training._guards import (
 )
 from multitask.training._inference import evaluate, predict
 from multitask.training._interrupt import GracefulInterrupt
+from multitask.training._labels import LabelCheck, presence
 from multitask.training._selection import ModelSelector
 from multitask.training._setup import (
     build_optimizer,
@@ -287,6 +288,7 @@ class Trainer:
         groups = param_groups(self.model, self.tasks, self.lr, self.task_lr, self.balancer)
         self.optimizer_ = build_optimizer(self.optimizer, groups, self.lr)
         self._src = self._source(train)
+        self._labels = LabelCheck(self.tasks, self._src.trained)
         self._selector = ModelSelector(self.monitor, self.early_stopping, self.higher_is_better)
         if val is not None:
             self._selector.check_tasks(self.tasks)
@@ -334,6 +336,7 @@ class Trainer:
             "source": self._src.state_dict(),
             "position": {"epoch": self.epoch_, "batch": self._batch, "step": self.step_},
             "selection": self._selector.state_dict(),
+            "labels": self._labels.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -346,6 +349,7 @@ class Trainer:
         pos = state["position"]
         self.epoch_, self._batch, self.step_ = pos["epoch"], pos["batch"], pos["step"]
         self._selector.load_state_dict(state["selection"])
+        self._labels.load_state_dict(state.get("labels"))  # (absent from older checkpoints)
         set_rng_state(state["rng"])
 
     def _check_parameters(self) -> None:
@@ -463,17 +467,24 @@ class Trainer:
             + [counts[t] for t in drawn]
             + [p.total for p in later]
         )
+        classes = {}  # of the tasks whose labels are in doubt: usually at the first step only
+        if self._labels.pending:
+            wanted = [t for t in drawn if self._labels.wants_classes(t)]
+            classes = {t: presence(self.tasks[t], *seen[t]) for t in wanted}
+            stacked = torch.cat([stacked, *classes.values()]) if classes else stacked
         read = stacked.tolist()  # one sync: losses, labelled counts, sums of device batches
         values = dict(zip(drawn, read[: len(drawn)], strict=True))
+        n = 2 * len(drawn) + len(later)
         with self._stopping():
             if later:  # a NaN input explains a NaN loss: first
-                check_probes(later, read[2 * len(drawn) :], self._where())
+                check_probes(later, read[2 * len(drawn) : n], self._where())
             check_absent_tasks(self.balancer, drawn, list(self.tasks), self._where())
             check_finite_losses(values, seen, self.tasks, self._where())
             check_loss_floor(self.balancer, values, self.model.task_names, self._where())
-        labelled = {
-            t for t, n in zip(drawn, read[len(drawn) : 2 * len(drawn)], strict=True) if n > 0
-        }
+        n_labelled = dict(zip(drawn, read[len(drawn) : 2 * len(drawn)], strict=True))
+        if self._labels.pending:
+            self._labels.observe_step(n_labelled, classes, read[n:])
+        labelled = {t for t, k in n_labelled.items() if k > 0}
         if len(labelled) < len(drawn):
             self._warn_unlabelled([t for t in drawn if t not in labelled])
         reg = self.model.regularization()
@@ -493,6 +504,14 @@ class Trainer:
         )
         # NaN: a task not drawn at this step, or drawn without a labelled entry (not trained)
         return [values[t] if t in labelled else math.nan for t in self.tasks], info
+
+    def _check_labels(self) -> None:
+        """A task whose data has been read once still without labels, or with one class."""
+        done = self._src.read_once(self.epoch_, self._batch)
+        if done:
+            where = f"in the first pass over its training data (by step {self.step_ + 1})"
+            with self._stopping():
+                self._labels.check(done, where)
 
     def _warn_unlabelled(self, tasks: list[str]) -> None:
         """A drawn task without a labelled entry has loss 0 at this step, like a task a
@@ -565,6 +584,9 @@ class Trainer:
         if self.balancer is not None:
             self.balancer.reset()  # a fresh run forgets the state of an earlier fit
         self._resume(resume)
+        # a task without labels, or a classification task with one class: now if its
+        # targets are at hand, else once the first pass over its data has read them
+        self._labels.check_targets(self._src.whole_targets())
         start = StepRecord(self.epoch_, self.step_, {})
         for cb in self._callbacks:
             hook = getattr(cb, "on_fit_start", None)  # absent from pre-existing duck-typed ones
@@ -611,6 +633,8 @@ class Trainer:
                 values, info = self._micro_step(parts)
                 self._batch += 1
                 losses.append(values)
+            if self._labels.pending:
+                self._check_labels()
             average_grads(self.optimizer_, window)
             record = self._record(losses, info)  # reads the weights: before the update
             with self._stopping():
