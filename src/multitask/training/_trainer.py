@@ -1,8 +1,10 @@
-"""The multi-task training loop."""
+"""The multi-task training loop: settings, setup, epochs and optimizer steps, model selection.
+
+A micro-batch's forward, losses, checks and backward are in :mod:`._step`; the state, the
+checkpoints and Ctrl-C in :mod:`._checkpointing`."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import random
@@ -14,31 +16,24 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from multitask.nn import mtl_backward
 from multitask.training._batches import SampledSource, SingleSource
-from multitask.training._finite import Probe, check_probes, explain, first_suspect, probes
+from multitask.training._checkpointing import Checkpointing
 from multitask.training._grads import average_grads, release_untrained
 from multitask.training._guards import (
     check_absent_tasks,
-    check_finite_losses,
-    check_loss_floor,
     check_task_weights,
     handles_absent_tasks,
 )
 from multitask.training._inference import evaluate, predict
-from multitask.training._interrupt import GracefulInterrupt
-from multitask.training._labels import LabelCheck, presence
+from multitask.training._labels import LabelCheck
 from multitask.training._selection import ModelSelector
 from multitask.training._setup import (
     build_optimizer,
-    check_dtypes,
-    check_outputs,
-    check_targets,
     param_groups,
     resolve_device,
     task_table,
-    to_device,
 )
+from multitask.training._step import MicroSteps
 from multitask.training.callbacks import (
     Callback,
     CSVLogger,
@@ -46,13 +41,6 @@ from multitask.training.callbacks import (
     ProgressBar,
     StepRecord,
     TensorBoardLogger,
-)
-from multitask.training.checkpoint import (
-    get_rng_state,
-    load_checkpoint,
-    load_module_state,
-    save_checkpoint,
-    set_rng_state,
 )
 from multitask.training.samplers import TaskSampler, make_sampler
 
@@ -77,7 +65,7 @@ def _check_count(name: str, value, low: int) -> None:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
-class Trainer:
+class Trainer(MicroSteps, Checkpointing):
     """Train a :class:`~multitask.nn.architectures.MultiTaskModule` on several tasks.
 
     Each micro-batch: forward, per-task masked losses and labelled counts
@@ -319,229 +307,6 @@ class Trainer:
         random.seed(self.seed)
         np.random.seed(self.seed)  # noqa: NPY002 - seeds user code's global draws
         torch.manual_seed(self.seed)
-
-    # ------------------------------------------------------------ checkpoints
-    @property
-    def checkpoint_path(self) -> Path | None:
-        """``checkpoint_dir / "last.pt"`` (None without a checkpoint_dir)."""
-        return None if self.checkpoint_dir is None else self.checkpoint_dir / "last.pt"
-
-    def state_dict(self) -> dict:
-        """Everything an exact resume needs (tensors and primitive containers only)."""
-        return {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer_.state_dict(),
-            "balancer": {} if self.balancer is None else self.balancer.state_dict(),
-            "rng": get_rng_state(),
-            "source": self._src.state_dict(),
-            "position": {"epoch": self.epoch_, "batch": self._batch, "step": self.step_},
-            "selection": self._selector.state_dict(),
-            "labels": self._labels.state_dict(),
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore a state from :meth:`state_dict` (after ``_setup``)."""
-        self.model.load_state_dict(state["model"])
-        self.optimizer_.load_state_dict(state["optimizer"])
-        if self.balancer is not None:
-            load_module_state(self.balancer, state["balancer"])
-        self._src.load_state_dict(state["source"])
-        pos = state["position"]
-        self.epoch_, self._batch, self.step_ = pos["epoch"], pos["batch"], pos["step"]
-        self._selector.load_state_dict(state["selection"])
-        self._labels.load_state_dict(state.get("labels"))  # (absent from older checkpoints)
-        set_rng_state(state["rng"])
-
-    def _check_parameters(self) -> None:
-        """A non-finite gradient with finite losses (the loss guards pass) makes the
-        parameters non-finite at the update: a FloatingPointError before a checkpoint would
-        keep them, and at the end of ``fit`` (one pass over the parameters)."""
-        bad = [name for name, p in self.model.named_parameters() if not p.isfinite().all()]
-        if bad:
-            with self._stopping():
-                raise FloatingPointError(
-                    f"parameters {bad[:5]} became non-finite by step {self.step_} (a non-finite "
-                    "gradient with finite losses); lower the learning rate or clip the gradients"
-                )
-
-    def _save(self) -> None:
-        if self.checkpoint_path is None:
-            return
-        self._check_parameters()  # rather than overwrite the last good checkpoint
-        save_checkpoint(self.state_dict(), self.checkpoint_path)
-
-    def _stop_if_interrupted(self) -> None:
-        """After a SIGINT (:class:`GracefulInterrupt`), at an optimizer-step boundary or after
-        an epoch's evaluation: write the checkpoint and raise KeyboardInterrupt."""
-        if not self._interrupt.requested:
-            return
-        self._save()
-        where = f"after step {self.step_} (epoch {self.epoch_}, batch {self._batch})"
-        if self.checkpoint_path is None:
-            raise KeyboardInterrupt(
-                f"fit interrupted (SIGINT) {where}; no checkpoint_dir, so nothing was written: "
-                f"the model holds its parameters after step {self.step_}"
-            )
-        raise KeyboardInterrupt(
-            f"fit interrupted (SIGINT) {where}; checkpoint {self.checkpoint_path} written at "
-            f"step {self.step_}: fit(..., resume=True) continues exactly from it"
-        )
-
-    def _interruptible(self) -> GracefulInterrupt:
-        what = "write its checkpoint" if self.checkpoint_path is not None else "return"
-        self._interrupt = GracefulInterrupt(
-            f"Ctrl-C: the trainer will finish its optimizer step, {what} and stop"
-        )
-        return self._interrupt
-
-    def _resume(self, resume) -> None:
-        if resume is False or resume is None:
-            return
-        path = self.checkpoint_path if resume is True else Path(resume)
-        if path is None:
-            raise ValueError("resume=True needs a checkpoint_dir; or pass resume=<path>")
-        if resume is True and not path.is_file():
-            return  # nothing to resume yet: a fresh run
-        self.load_state_dict(load_checkpoint(path))
-
-    # ------------------------------------------------------------------ steps
-    def _autocast(self):
-        """The training forward's precision context (a no-op for ``"32"``)."""
-        if self.precision == "32":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device_.type, dtype=torch.bfloat16)
-
-    def _zero_loss(self, outputs: dict[str, Tensor]) -> Tensor:
-        return sum(o.sum() for o in outputs.values()) * 0.0
-
-    def _check_values(self, tasks, inputs, targets) -> list[Probe]:
-        """NaN / inf inputs, and infinite targets of tasks with a custom loss (:mod:`._finite`):
-        on the CPU now, before the forward; on an accelerator, their sums are returned for the
-        step's host read."""
-        custom = [t for t in tasks if t in self._custom_loss] if self._custom_loss else ()
-        # a per-task loader's batch: say whose
-        of = f" (the batch of task {tasks[0]!r})" if isinstance(self._src, SampledSource) else ""
-        if self.device_.type != "cpu":
-            return probes(inputs, targets, custom, of)
-        suspect = first_suspect(inputs, targets, custom, of)  # (to_device put all on the CPU)
-        if suspect is not None:
-            with self._stopping():
-                explain(suspect, self._where())
-        return []
-
-    def _losses(self, parts):
-        """Per-task losses of one micro-step (zero, in the graph, for tasks not drawn),
-        their labelled-entry counts, each drawn task's (prediction, target), and the
-        :class:`Probe` s of values to check once read."""
-        losses: dict[str, Tensor] = {}
-        counts: dict[str, Tensor] = {}
-        seen: dict[str, tuple[Tensor, Tensor]] = {}
-        later: list[Probe] = []
-        for tasks, inputs, targets in parts:
-            inputs, targets = to_device(inputs, self.device_), to_device(targets, self.device_)
-            check_targets(targets, tasks, self.step_ + 1)
-            later += self._check_values(tasks, inputs, targets)
-            with self._autocast():  # the forward and the losses
-                try:
-                    outputs = self.model(inputs)
-                except RuntimeError as e:  # a dtype mismatch: say so, not a matmul's message
-                    check_dtypes(self.model, inputs, e)
-                    raise
-                check_outputs(outputs, self.tasks)
-                for t in tasks:
-                    loss, count = self.tasks[t].loss_and_count(outputs[t], targets[t])
-                    losses[t] = loss if t not in losses else losses[t] + loss
-                    counts[t] = count if t not in counts else counts[t] + count
-                    seen[t] = (outputs[t], targets[t])
-        zero = self._zero_loss(outputs)
-        return {t: losses.get(t, zero) for t in self.tasks}, counts, seen, later
-
-    def _where(self) -> str:
-        return f"at step {self.step_ + 1} (epoch {self.epoch_}, batch {self._batch})"
-
-    def _micro_step(self, parts):
-        losses, counts, seen, later = self._losses(parts)
-        drawn = list(counts)
-        stacked = torch.stack(
-            [losses[t].detach() for t in drawn]
-            + [counts[t] for t in drawn]
-            + [p.total for p in later]
-        )
-        classes = {}  # of the tasks whose labels are in doubt: usually at the first step only
-        if self._labels.pending:
-            wanted = [t for t in drawn if self._labels.wants_classes(t)]
-            classes = {t: presence(self.tasks[t], *seen[t]) for t in wanted}
-            stacked = torch.cat([stacked, *classes.values()]) if classes else stacked
-        read = stacked.tolist()  # one sync: losses, labelled counts, sums of device batches
-        values = dict(zip(drawn, read[: len(drawn)], strict=True))
-        n = 2 * len(drawn) + len(later)
-        with self._stopping():
-            if later:  # a NaN input explains a NaN loss: first
-                check_probes(later, read[2 * len(drawn) : n], self._where())
-            check_absent_tasks(self.balancer, drawn, list(self.tasks), self._where())
-            check_finite_losses(values, seen, self.tasks, self._where())
-            check_loss_floor(self.balancer, values, self.model.task_names, self._where())
-        n_labelled = dict(zip(drawn, read[len(drawn) : 2 * len(drawn)], strict=True))
-        if self._labels.pending:
-            self._labels.observe_step(n_labelled, classes, read[n:])
-        labelled = {t for t, k in n_labelled.items() if k > 0}
-        if len(labelled) < len(drawn):
-            self._warn_unlabelled([t for t in drawn if t not in labelled])
-        reg = self.model.regularization()
-        extra = reg if isinstance(reg, Tensor) or reg != 0 else None
-        info = mtl_backward(
-            losses,  # unscaled: the balancer sees this batch's losses (see average_grads)
-            self.model,
-            self.balancer,
-            extra_loss=extra,
-            use_representation=self.use_representation,
-            # tasks not drawn or without a labelled entry: MGDA, CAGrad, GradVac run on the rest
-            absent_tasks=[t for t in self.tasks if t not in labelled],
-            # a balancer decides the weights itself (Task.weight: warned once, at construction)
-            task_weights=None
-            if self.balancer is not None
-            else {t: float(task.weight) for t, task in self.tasks.items()},
-        )
-        # NaN: a task not drawn at this step, or drawn without a labelled entry (not trained)
-        return [values[t] if t in labelled else math.nan for t in self.tasks], info
-
-    def _check_labels(self) -> None:
-        """A task whose data has been read once still without labels, or with one class."""
-        done = self._src.read_once(self.epoch_, self._batch)
-        if done:
-            where = f"in the first pass over its training data (by step {self.step_ + 1})"
-            with self._stopping():
-                self._labels.check(done, where)
-
-    def _warn_unlabelled(self, tasks: list[str]) -> None:
-        """A drawn task without a labelled entry has loss 0 at this step, like a task a
-        sampler did not draw (a balancer with ``drops_absent_rows`` runs on the other tasks); a
-        balancer that is not defined then (:func:`._guards.handles_absent_tasks` False) is warned
-        about once per ``fit`` (refusing it would stop a run whose labels are sparse only
-        now and then)."""
-        balancer = self.balancer
-        if self._warned_unlabelled or handles_absent_tasks(balancer):
-            return
-        self._warned_unlabelled = True
-        warnings.warn(
-            f"the tasks {tasks} have no labelled entry {self._where()}: their loss is 0 at this "
-            f"step, as for a task not drawn, and for {type(balancer).__name__} "
-            f"{balancer.absent_tasks_reason}. Use larger batches, or a balancer that handles "
-            "absent tasks (docs/training.md); warned once per fit",
-            UserWarning,
-            stacklevel=2,
-        )
-
-    @contextlib.contextmanager
-    def _stopping(self):
-        """A guard's error (``_guards``) says which checkpoint a resume would start from."""
-        try:
-            yield
-        except (ValueError, FloatingPointError) as e:
-            path = self.checkpoint_path
-            if path is None or not path.is_file():
-                raise
-            raise type(e)(f"{e}; the last checkpoint {path} is kept") from None
 
     def _record(self, losses: list[list[float]], info) -> StepRecord:
         mean = _nanmean(np.asarray(losses, dtype=float))

@@ -1,0 +1,122 @@
+"""The :class:`~multitask.training.Trainer`'s exact resume: its state, the checkpoint it writes
+and reads, and the stop a Ctrl-C asks for (at a step boundary, checkpointed)."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from multitask.training._interrupt import GracefulInterrupt
+from multitask.training.checkpoint import (
+    get_rng_state,
+    load_checkpoint,
+    load_module_state,
+    save_checkpoint,
+    set_rng_state,
+)
+
+__all__ = ["Checkpointing"]
+
+
+class Checkpointing:
+    """Mixin of :class:`~multitask.training.Trainer`: ``state_dict``, ``load_state_dict``,
+    ``checkpoint_dir / "last.pt"``, resume, and Ctrl-C. It reads the trainer's attributes
+    (``model``, ``optimizer_``, ``balancer``, ``_src``, ``_selector``, ``_labels``, and the
+    position ``epoch_``, ``_batch``, ``step_``) and adds none but ``_interrupt``."""
+
+    @property
+    def checkpoint_path(self) -> Path | None:
+        """``checkpoint_dir / "last.pt"`` (None without a checkpoint_dir)."""
+        return None if self.checkpoint_dir is None else self.checkpoint_dir / "last.pt"
+
+    def state_dict(self) -> dict:
+        """Everything an exact resume needs (tensors and primitive containers only)."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer_.state_dict(),
+            "balancer": {} if self.balancer is None else self.balancer.state_dict(),
+            "rng": get_rng_state(),
+            "source": self._src.state_dict(),
+            "position": {"epoch": self.epoch_, "batch": self._batch, "step": self.step_},
+            "selection": self._selector.state_dict(),
+            "labels": self._labels.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a state from :meth:`state_dict` (after ``_setup``)."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer_.load_state_dict(state["optimizer"])
+        if self.balancer is not None:
+            load_module_state(self.balancer, state["balancer"])
+        self._src.load_state_dict(state["source"])
+        pos = state["position"]
+        self.epoch_, self._batch, self.step_ = pos["epoch"], pos["batch"], pos["step"]
+        self._selector.load_state_dict(state["selection"])
+        self._labels.load_state_dict(state.get("labels"))  # (absent from older checkpoints)
+        set_rng_state(state["rng"])
+
+    def _check_parameters(self) -> None:
+        """A non-finite gradient with finite losses (the loss guards pass) makes the
+        parameters non-finite at the update: a FloatingPointError before a checkpoint would
+        keep them, and at the end of ``fit`` (one pass over the parameters)."""
+        bad = [name for name, p in self.model.named_parameters() if not p.isfinite().all()]
+        if bad:
+            with self._stopping():
+                raise FloatingPointError(
+                    f"parameters {bad[:5]} became non-finite by step {self.step_} (a non-finite "
+                    "gradient with finite losses); lower the learning rate or clip the gradients"
+                )
+
+    def _save(self) -> None:
+        if self.checkpoint_path is None:
+            return
+        self._check_parameters()  # rather than overwrite the last good checkpoint
+        save_checkpoint(self.state_dict(), self.checkpoint_path)
+
+    def _stop_if_interrupted(self) -> None:
+        """After a SIGINT (:class:`GracefulInterrupt`), at an optimizer-step boundary or after
+        an epoch's evaluation: write the checkpoint and raise KeyboardInterrupt."""
+        if not self._interrupt.requested:
+            return
+        self._save()
+        where = f"after step {self.step_} (epoch {self.epoch_}, batch {self._batch})"
+        if self.checkpoint_path is None:
+            raise KeyboardInterrupt(
+                f"fit interrupted (SIGINT) {where}; no checkpoint_dir, so nothing was written: "
+                f"the model holds its parameters after step {self.step_}"
+            )
+        raise KeyboardInterrupt(
+            f"fit interrupted (SIGINT) {where}; checkpoint {self.checkpoint_path} written at "
+            f"step {self.step_}: fit(..., resume=True) continues exactly from it"
+        )
+
+    def _interruptible(self) -> GracefulInterrupt:
+        what = "write its checkpoint" if self.checkpoint_path is not None else "return"
+        self._interrupt = GracefulInterrupt(
+            f"Ctrl-C: the trainer will finish its optimizer step, {what} and stop"
+        )
+        return self._interrupt
+
+    def _resume(self, resume) -> None:
+        if resume is False or resume is None:
+            return
+        path = self.checkpoint_path if resume is True else Path(resume)
+        if path is None:
+            raise ValueError("resume=True needs a checkpoint_dir; or pass resume=<path>")
+        if resume is True and not path.is_file():
+            return  # nothing to resume yet: a fresh run
+        self.load_state_dict(load_checkpoint(path))
+
+    @contextlib.contextmanager
+    def _stopping(self):
+        """A guard's error (``_guards``) says which checkpoint a resume would start from."""
+        try:
+            yield
+        except (ValueError, FloatingPointError) as e:
+            path = self.checkpoint_path
+            if path is None or not path.is_file():
+                raise
+            raise type(e)(f"{e}; the last checkpoint {path} is kept") from None
+
+    def _where(self) -> str:
+        return f"at step {self.step_ + 1} (epoch {self.epoch_}, batch {self._batch})"
