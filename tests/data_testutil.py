@@ -19,5 +19,5 @@ def real_data_dir() -> Path | None:
     """The folder with the real benchmark files (``MULTITASK_DATA``), or None."""
     for c in _CANDIDATES:
         if c and (Path(c) / "school" / "school.mat").is_file():
-            return Path(c)
+            return Path(c).resolve()  # (a relative path survives a test's chdir)
     return None

@@ -1,0 +1,53 @@
+"""Every ``python`` example in docs/*.md runs as written (from an empty working directory: the
+training example writes its checkpoint there), and does what its comments say."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+BLOCKS = [
+    (path.name, i, block)
+    for path in sorted(DOCS.glob("*.md"))
+    for i, block in enumerate(re.findall(r"```python\n(.*?)```", path.read_text("utf-8"), re.S))
+]
+
+
+def _run(block: str, where: str, request, tmp_path, monkeypatch) -> dict:
+    pytest.importorskip("torch")
+    if "load(" in block:  # reads the real files (MULTITASK_DATA); never downloads in a test
+        request.getfixturevalue("real_data")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(block, where, "exec"), namespace)
+    return namespace
+
+
+def test_every_page_with_code_has_an_example():
+    named = {name for name, _, _ in BLOCKS}
+    assert {"aggregation.md", "deep.md", "training.md", "solvers.md"} <= named
+
+
+@pytest.mark.parametrize(("name", "index", "block"), BLOCKS, ids=[f"{n}-{i}" for n, i, _ in BLOCKS])
+def test_example_runs(name, index, block, request, tmp_path, monkeypatch):
+    namespace = _run(block, f"docs/{name} python block {index}", request, tmp_path, monkeypatch)
+    if name == "aggregation.md":  # d == w @ J
+        d, w, J = (namespace[k] for k in ("d", "w", "J"))
+        np.testing.assert_allclose(d.numpy(), (w @ J).numpy(), rtol=1e-5, atol=1e-6)
+    elif name == "training.md":  # the targets are signs of two inputs: learnt, checkpointed
+        scores = namespace["trainer"].evaluate(namespace["test_loader"])
+        assert min(s["auc"] for s in scores.values()) > 0.9, scores
+        assert (tmp_path / "ckpt" / "last.pt").is_file()
+        predictions = namespace["trainer"].predict(namespace["test_loader"])
+        assert {k: tuple(v.shape) for k, v in predictions.items()} == {
+            "income": (256,),
+            "never_married": (256,),
+        }
+    elif name == "relatedness.md":  # a partition of the four tasks into two groups
+        Z, groups = namespace["Z"], namespace["groups"]
+        assert Z.shape == (4, 4) and np.isfinite(Z).all()
+        assert len(groups) == 2 and sorted(t for g in groups for t in g) == [0, 1, 2, 3]
+    elif name == "deep.md":  # trained: the info of the last step is finite
+        assert np.isfinite(namespace["info"].losses.numpy()).all()
