@@ -102,6 +102,16 @@ def task_jacobian(
     jacobian : Tensor of shape (n_tasks, n_inputs)
         Row ``t`` is the gradient of ``losses[t]``, the inputs flattened and
         concatenated in order; zeros where a loss does not depend on an input.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from multitask.nn import task_jacobian
+    >>> x = torch.tensor([1.0, 2.0], requires_grad=True)
+    >>> losses = torch.stack([(x**2).sum(), 3 * x[0]])  # gradients (2 x0, 2 x1) and (3, 0)
+    >>> task_jacobian(losses, [x])
+    tensor([[2., 4.],
+            [3., 0.]])
     """
     eye = torch.eye(losses.shape[0], dtype=losses.dtype, device=losses.device)
     return _batched_vjp(losses, list(inputs), eye, chunk_size, retain_graph)

@@ -559,6 +559,38 @@ def mtl_backward(
     ----------
     Sener & Koltun, "Multi-Task Learning as Multi-Objective Optimization",
     NeurIPS 2018, Sec. 3.3 (MGDA-UB: balancing on the shared representation).
+
+    Examples
+    --------
+    One step of a hard-sharing model with two regression tasks, without a balancer:
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from multitask.nn import Task, mtl_backward, task_jacobian, task_losses
+    >>> from multitask.nn.aggregation import UPGrad
+    >>> from multitask.nn.architectures import HardSharing
+    >>> _ = torch.manual_seed(0)
+    >>> model = HardSharing(nn.Linear(3, 4), {"a": nn.Linear(4, 1), "b": nn.Linear(4, 1)})
+    >>> tasks = [Task("a"), Task("b")]
+    >>> x, targets = torch.randn(8, 3), {"a": torch.randn(8, 1), "b": torch.randn(8, 1)}
+    >>> info = mtl_backward(task_losses(tasks, model(x), targets), model)
+    >>> torch.allclose(info.loss, info.losses.sum())  # the plain sum of the losses
+    True
+    >>> all(p.grad is not None for p in model.parameters())
+    True
+
+    With a gradient aggregator, the trunk's ``.grad`` is ``weights @ J``, ``J`` the
+    Jacobian of the task losses with respect to the shared parameters:
+
+    >>> model.zero_grad()
+    >>> losses = task_losses(tasks, model(x), targets)
+    >>> shared = list(model.shared_parameters())
+    >>> J = task_jacobian(torch.stack([losses["a"], losses["b"]]), shared)
+    >>> info = mtl_backward(losses, model, UPGrad())
+    >>> info.weights.shape
+    torch.Size([2])
+    >>> torch.allclose(torch.cat([p.grad.reshape(-1) for p in shared]), info.weights @ J)
+    True
     """
     if chunk_size is not None and (
         isinstance(chunk_size, bool) or not isinstance(chunk_size, Integral) or chunk_size < 1

@@ -112,6 +112,27 @@ class Task:
         Learning rate of the task's own parameters (None: the optimizer's).
     ignore_index : int, default=-100
         Class target marking a missing label.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from multitask.nn import Task
+    >>> task = Task("age", kind="regression")
+    >>> task
+    Task('age', kind='regression', weight=1.0)
+    >>> pred = torch.tensor([1.0, 2.0, 3.0])
+    >>> target = torch.tensor([1.0, float("nan"), 5.0])  # NaN: no label
+    >>> task.compute_loss(pred, target)  # squared errors 0 and 4 over 2 labelled entries
+    tensor(2.)
+    >>> task.evaluate(pred, target)
+    {'mse': 2.0, 'mae': 1.0}
+
+    A class target marks a missing label with ``ignore_index``:
+
+    >>> digit = Task("digit", kind="multiclass")
+    >>> logits = torch.tensor([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0]])  # (B, C)
+    >>> digit.evaluate(logits, torch.tensor([0, 0, -100]))  # the third is unlabelled
+    {'accuracy': 0.5}
     """
 
     def __init__(
@@ -452,6 +473,17 @@ def task_losses(
     Returns
     -------
     losses : dict of str -> Tensor of shape ()
+
+    Examples
+    --------
+    >>> import torch
+    >>> from multitask.nn import Task, task_losses
+    >>> tasks = [Task("y"), Task("c", kind="binary")]
+    >>> predictions = {"y": torch.zeros(4), "c": torch.zeros(4)}
+    >>> targets = {"y": torch.ones(4), "c": torch.tensor([0.0, 1.0, 1.0, 0.0])}
+    >>> losses = task_losses(tasks, predictions, targets)
+    >>> {name: round(loss.item(), 4) for name, loss in losses.items()}  # MSE 1, BCE log(2)
+    {'y': 1.0, 'c': 0.6931}
     """
     _check_names(tasks, list(predictions), "the prediction dict")
     _check_names(tasks, list(targets), "the target dict")

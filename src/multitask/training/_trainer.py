@@ -154,6 +154,43 @@ class Trainer(MicroSteps, Checkpointing):
         Optimizer steps and epochs done.
     best_step_ : int
         Step of the restored best state (-1 without validation data).
+
+    Examples
+    --------
+    A regression and a binary task on a shared trunk, trained on a list of batches:
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from multitask.nn import Task
+    >>> from multitask.nn.aggregation import UPGrad
+    >>> from multitask.nn.architectures import HardSharing
+    >>> from multitask.training import Trainer
+    >>> _ = torch.manual_seed(0)
+    >>> X = torch.randn(64, 3)
+    >>> y = X @ torch.tensor([1.0, -2.0, 0.5])
+    >>> batches = [
+    ...     (X[i : i + 16], {"y": y[i : i + 16], "c": (y[i : i + 16] > 0).float()})
+    ...     for i in range(0, 64, 16)
+    ... ]
+    >>> trunk = nn.Sequential(nn.Linear(3, 16), nn.ReLU())
+    >>> model = HardSharing(trunk, {"y": nn.Linear(16, 1), "c": nn.Linear(16, 1)})
+    >>> tasks = [Task("y"), Task("c", kind="binary")]
+    >>> trainer = Trainer(
+    ...     model, tasks, UPGrad(), lr=0.01, max_epochs=5, device="cpu", progress=False
+    ... )
+    >>> trainer.fit(batches).step_  # 4 batches an epoch, 5 epochs
+    20
+    >>> curve = trainer.history_.losses()  # {task: [loss at step 1, 2, ...]}
+    >>> curve["y"][-1] < curve["y"][0] and curve["c"][-1] < curve["c"][0]
+    True
+    >>> scores = trainer.evaluate(batches)  # {task: {metric: value}}
+    >>> {task: sorted(metrics) for task, metrics in scores.items()}
+    {'y': ['mae', 'mse'], 'c': ['accuracy', 'auc', 'f1']}
+    >>> scores["c"]["auc"] > 0.9
+    True
+    >>> out = trainer.predict([X[:5]])  # batches of inputs, or (inputs, targets) pairs
+    >>> {task: tuple(pred.shape) for task, pred in out.items()}
+    {'y': (5, 1), 'c': (5, 1)}
     """
 
     def __init__(

@@ -31,6 +31,23 @@ class GradientAggregator(nn.Module):
 
     Solvers run on the Jacobian's device in torch, with no host
     synchronisation (no ``.item()``, no ``if tensor:``) in the step.
+
+    Examples
+    --------
+    A linear aggregator of one's own overrides :meth:`weights` alone; here the sum of
+    the task gradients scaled to unit norm:
+
+    >>> import torch
+    >>> from multitask.nn.aggregation import GradientAggregator
+    >>> class UnitSum(GradientAggregator):
+    ...     def weights(self, jacobian):
+    ...         return 1 / jacobian.norm(dim=1)
+    >>> J = torch.tensor([[3.0, 0.0], [0.0, -2.0]])  # (n_tasks, n_params)
+    >>> agg = UnitSum()
+    >>> agg.weights(J)
+    tensor([0.3333, 0.5000])
+    >>> agg(J)  # weights @ J, shape (n_params,)
+    tensor([ 1., -1.])
     """
 
     #: True when ``forward(J) == weights(J) @ J`` (usable on a representation).

@@ -45,6 +45,19 @@ class MGDA(GradientAggregator):
     Sener, O. & Koltun, V. "Multi-Task Learning as Multi-Objective Optimization". NeurIPS 2018.
     Section 3.2, eq. (3)-(4) (the min-norm problem), Alg. 1 (2-task closed form), Alg. 2
     (Frank-Wolfe), Section 3.3 (gradient normalisation, MGDA-UB).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from multitask.nn.aggregation import MGDA
+    >>> J = torch.tensor([[1.0, 0.0], [-2.0, 1.0]])  # G = J J^T = [[1, -2], [-2, 5]]
+    >>> mgda = MGDA()
+    >>> mgda.weights(J)  # Alg. 1: gamma = (5 + 2) / (1 + 5 + 4)
+    tensor([0.7000, 0.3000])
+    >>> mgda(J)  # weights @ J
+    tensor([0.1000, 0.3000])
+    >>> J @ mgda(J)  # the same decrease for both tasks, ||d||^2 = 0.1
+    tensor([0.1000, 0.1000])
     """
 
     absent_tasks_reason = (

@@ -49,6 +49,21 @@ class UPGrad(GradientAggregator):
     ----------
     Quinton, P. & Rey, V. "Jacobian Descent for Multi-Objective Optimization". arXiv:2406.16232,
     2024. Section 3 (UPGrad, eq. 5), Proposition 1 (dual form of the projection).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from multitask.nn.aggregation import UPGrad
+    >>> J = torch.tensor([[1.0, 0.0], [-2.0, 1.0]])  # two conflicting task gradients
+    >>> J @ J.mean(0)  # the mean gradient would increase the first task's loss
+    tensor([-0.5000,  1.5000])
+    >>> upgrad = UPGrad()
+    >>> upgrad.weights(J)
+    tensor([1.5000, 0.7000])
+    >>> upgrad(J)  # weights @ J
+    tensor([0.1000, 0.7000])
+    >>> J @ upgrad(J)  # conflicts with neither task
+    tensor([0.1000, 0.5000])
     """
 
     handles_absent_tasks = True  # (tested: tests/nn/test_absent_task_rows.py)

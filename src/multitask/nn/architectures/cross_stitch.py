@@ -52,6 +52,21 @@ class CrossStitch(MultiTaskModule):
     ----------
     Misra, I., Shrivastava, A., Gupta, A., Hebert, M. "Cross-stitch Networks for
     Multi-task Learning." CVPR 2016, Eq. (1) and Sec. 4 (initialisation).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from multitask.nn.architectures import CrossStitch
+    >>> layers = [nn.Sequential(nn.Linear(4, 8), nn.ReLU()), nn.Linear(8, 8)]
+    >>> model = CrossStitch(layers, {"a": nn.Linear(8, 1), "b": nn.Linear(8, 1)})
+    >>> {task: tuple(y.shape) for task, y in model(torch.randn(5, 4)).items()}
+    {'a': (5, 1), 'b': (5, 1)}
+    >>> sorted(model.alphas)  # a unit after every layer
+    ['0', '1']
+    >>> model.alphas["0"].detach()  # the paper's initialisation
+    tensor([[0.9000, 0.1000],
+            [0.1000, 0.9000]])
     """
 
     def __init__(

@@ -43,6 +43,21 @@ class HardSharing(MultiTaskModule):
     Caruana, "Multitask Learning: A Knowledge-Based Source of Inductive
     Bias", ICML 1993; Ruder, "An Overview of Multi-Task Learning in Deep
     Neural Networks", arXiv:1706.05098, 2017, Sec. 3.1.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from multitask.nn.architectures import HardSharing
+    >>> trunk = nn.Sequential(nn.Linear(3, 8), nn.ReLU())
+    >>> model = HardSharing(trunk, {"price": nn.Linear(8, 1), "kind": nn.Linear(8, 4)})
+    >>> out = model(torch.randn(5, 3))
+    >>> {task: tuple(y.shape) for task, y in out.items()}
+    {'price': (5, 1), 'kind': (5, 4)}
+    >>> model.task_names, tuple(model.representation.shape)
+    (('price', 'kind'), (5, 8))
+    >>> sum(p.numel() for p in model.shared_parameters())  # the trunk's 3 * 8 + 8
+    32
     """
 
     #: the trunk reaches the outputs only through ``representation``

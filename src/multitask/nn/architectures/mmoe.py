@@ -38,6 +38,20 @@ class MMoE(MultiTaskModule):
     Ma, J., Zhao, Z., Yi, X., Chen, J., Hong, L., Chi, E. H. "Modeling Task
     Relationships in Multi-task Learning with Multi-gate Mixture-of-Experts."
     KDD 2018, Eqs. (5)-(6).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from multitask.nn.architectures import MMoE
+    >>> experts = [nn.Linear(4, 8) for _ in range(3)]
+    >>> model = MMoE(experts, {"a": nn.Linear(8, 1), "b": nn.Linear(8, 2)}, input_dim=4)
+    >>> out = model(torch.randn(5, 4))
+    >>> {task: tuple(y.shape) for task, y in out.items()}
+    {'a': (5, 1), 'b': (5, 2)}
+    >>> gates = model.last_gates["a"]  # (batch, n_experts), each row on the simplex
+    >>> tuple(gates.shape), torch.allclose(gates.sum(1), torch.ones(5))
+    ((5, 3), True)
     """
 
     def __init__(

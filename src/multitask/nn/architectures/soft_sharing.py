@@ -64,6 +64,23 @@ class SoftSharing(MultiTaskModule):
     coupling). Yang & Hospedales, "Trace Norm Regularised Deep Multi-Task
     Learning", ICLR Workshop 2017, Sec. 2 (tensor trace norm, last axis
     flattening). Ruder, arXiv:1706.05098, 2017, Sec. 3.2.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from multitask.nn.architectures import SoftSharing
+    >>> model = SoftSharing(nn.Linear(3, 1), task_names=["a", "b"], strength=0.1)
+    >>> {task: tuple(y.shape) for task, y in model(torch.randn(5, 3)).items()}
+    {'a': (5, 1), 'b': (5, 1)}
+    >>> model.coupled_names, list(model.shared_parameters())
+    (('weight', 'bias'), [])
+    >>> model.regularization().item()  # the copies of the template start identical
+    0.0
+    >>> with torch.no_grad():
+    ...     _ = model.networks["b"].bias.add_(1.0)
+    >>> round(model.regularization().item(), 6)  # 0.1 * ||bias_a - bias_b||^2
+    0.1
     """
 
     def __init__(

@@ -45,6 +45,18 @@ class DWA(LossWeighting):
     ----------
     Liu, Johns & Davison, "End-to-End Multi-Task Learning with Attention",
     CVPR 2019, Sec. 3.3, eq. 1.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from multitask.nn.weighting import DWA
+    >>> dwa = DWA(2)  # temperature 2; a period is one call
+    >>> for losses in ([1.0, 1.0], [0.5, 1.0], [0.5, 1.0]):
+    ...     total = dwa(torch.tensor(losses))
+    >>> [round(w, 4) for w in dwa.weights().tolist()]  # r = (0.5, 1): 2 softmax(r / 2)
+    [0.8756, 1.1244]
+
+    The task whose loss halved gets less weight than the one that stalled.
     """
 
     absent_tasks_reason = "a zero loss would enter the loss history its weights are ratios of"

@@ -36,6 +36,25 @@ class UncertaintyWeighting(LossWeighting):
     Kendall, Gal & Cipolla, "Multi-Task Learning Using Uncertainty to Weigh
     Losses for Scene Geometry and Semantics", CVPR 2018, eq. 7 (regression)
     and eq. 10 (classification).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from multitask.nn.weighting import UncertaintyWeighting
+    >>> weighting = UncertaintyWeighting(2, kinds=["regression", "classification"])
+    >>> losses = torch.tensor([2.0, 3.0])
+    >>> weighting(losses).item()  # s = 0: 0.5 * 2 + 1.0 * 3
+    4.0
+    >>> weighting.weights()
+    tensor([0.5000, 1.0000])
+
+    One gradient step on the log-variances lowers both weights, the larger loss's most:
+
+    >>> optimizer = torch.optim.SGD(weighting.parameters(), lr=0.1)
+    >>> weighting(losses).backward()
+    >>> optimizer.step()
+    >>> [round(w, 4) for w in weighting.weights().tolist()]  # 0.5 e^-0.05, e^-0.25
+    [0.4756, 0.7788]
     """
 
     absent_tasks_reason = "its regulariser alone would drive the absent task's log-variance down"
