@@ -48,6 +48,27 @@ class TraceNormRegressor(MultiTaskRegressorMixin, _TraceNorm):
     References
     ----------
     Pong, Tseng, Ji & Ye, SIAM J. Optimization 20(6), 2010, eq. (1).
+
+    Examples
+    --------
+    A shared design (``task_col=None``, 2-D ``Y``: one column per task, every task
+    observed on the same 50 rows) whose three task models are multiples of one vector.
+
+    >>> import numpy as np
+    >>> from multitask.linear import TraceNormRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((50, 6))
+    >>> W = np.outer(rng.standard_normal(6), rng.uniform(1, 2, size=3))  # rank 1
+    >>> Y = X @ W + 0.1 * rng.standard_normal((50, 3))
+    >>> est = TraceNormRegressor(alpha=0.2).fit(X, Y)
+    >>> est.coef_.shape  # (n_tasks, n_features)
+    (3, 6)
+    >>> int(np.linalg.matrix_rank(est.coef_, tol=1e-6))  # the tasks share one direction
+    1
+    >>> est.predict(X).shape  # (n_samples, n_tasks), as for a 2-D y
+    (50, 3)
+    >>> round(est.score(X, Y), 2)  # R^2, averaged over the tasks
+    1.0
     """
 
 
