@@ -110,6 +110,20 @@ class History(Callback):
         tasks = recs[0].weights if recs else {}
         return {t: [r.weights[t] for r in recs] for t in tasks}
 
+    def plot(self, *, window: int = 1, logy: bool = True):
+        """A matplotlib figure of the fit: each task's training loss, the balancer's task
+        weights (when it reports them), and each validation metric per task, against the
+        optimizer step (:func:`multitask.training._plots.plot_history`: ``window`` averages
+        the training curves over that many steps; ``logy``: a log loss axis).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        from multitask.training._plots import plot_history
+
+        return plot_history(self, window=window, logy=logy)
+
 
 def _flat(record: StepRecord) -> dict[str, float]:
     row: dict[str, float] = {"epoch": record.epoch, "step": record.step}
