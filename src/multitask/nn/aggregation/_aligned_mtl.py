@@ -42,6 +42,27 @@ class AlignedMTL(GradientAggregator):
     ----------
     Senushkin, D., Patakin, N., Kuznetsov, A. & Konushin, A. "Independent Component Alignment for
     Multi-Task Learning". CVPR 2023. Section 4, eq. (8)-(10) and Algorithm 1.
+
+    Examples
+    --------
+    Orthogonal gradients of different norms are rescaled to the smaller one's norm
+    (``lambda_min = 1``) before they are averaged:
+
+    >>> import torch
+    >>> from multitask.nn.aggregation import AlignedMTL
+    >>> AlignedMTL()(torch.tensor([[3.0, 0.0], [0.0, 1.0]]))
+    tensor([0.5000, 0.5000])
+
+    Conflicting gradients: ``G = [[1, -2], [-2, 5]]`` has ``lambda_min = 3 - 2 sqrt(2)``;
+    the aligned gradients ``J^T B e_t`` (a preference for task ``t`` alone) are orthogonal,
+    each of squared norm ``lambda_min``:
+
+    >>> J = torch.tensor([[1.0, 0.0], [-2.0, 1.0]])
+    >>> AlignedMTL().weights(J)  # B w with w = (1/2, 1/2)
+    tensor([0.5858, 0.2929])
+    >>> rows = torch.stack([AlignedMTL(weights_pref=e)(J) for e in torch.eye(2)])
+    >>> torch.allclose(rows @ rows.T, (3 - 2 * 2**0.5) * torch.eye(2), atol=1e-6)
+    True
     """
 
     handles_absent_tasks = True  # (tested: tests/nn/test_absent_task_rows.py)

@@ -36,6 +36,23 @@ class CAGrad(GradientAggregator):
     ----------
     Liu, B., Liu, X., Jin, X., Stone, P. & Liu, Q. "Conflict-Averse Gradient Descent for
     Multi-task Learning". NeurIPS 2021. Eq. (2)-(4) and Algorithm 1.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from multitask.nn.aggregation import CAGrad
+    >>> J = torch.tensor([[1.0, 0.0], [-2.0, 1.0]])
+    >>> g0 = J.mean(0)
+    >>> J @ g0  # the mean gradient increases the first task's loss
+    tensor([-0.5000,  1.5000])
+    >>> cagrad = CAGrad(c=0.5)
+    >>> d = cagrad(J)
+    >>> d  # weights @ J
+    tensor([-0.1464,  0.5000])
+    >>> J @ d  # the worst task's decrease, maximised over the ball: -0.5 -> -0.1464
+    tensor([-0.1464,  0.7929])
+    >>> bool((d - g0).norm() <= 0.5 * g0.norm() + 1e-6)  # within c ||g0|| of the mean
+    True
     """
 
     absent_tasks_reason = (

@@ -74,6 +74,23 @@ class GradDrop(GradientAggregator):
     a Sign: Optimizing Deep Multitask Models with Gradient Sign Dropout". NeurIPS 2020. Eq. (1)
     (sign purity), the mask ``M_i`` below it, Sec. 3 (batch-separated gradients) and
     Algorithm 1, lines 10-15 (with the leak).
+
+    Examples
+    --------
+    Each coordinate of the output is the sum of either the positive or the negative parts of
+    the task gradients there; where the tasks agree in sign (the last coordinate) nothing is
+    dropped:
+
+    >>> import torch
+    >>> from multitask.nn.aggregation import GradDrop
+    >>> J = torch.tensor([[1.0, -2.0, 3.0], [-1.0, 2.0, 1.0]])  # purity P = (0.5, 0.5, 1)
+    >>> graddrop = GradDrop(seed=0)
+    >>> graddrop(J)
+    tensor([-1., -2.,  4.])
+    >>> graddrop(J)  # a fresh U per coordinate at every call
+    tensor([-1.,  2.,  4.])
+    >>> GradDrop(leak=torch.ones(2))(J)  # leak 1: every gradient passes, the plain sum
+    tensor([0., 0., 4.])
     """
 
     handles_absent_tasks = True  # (tested: tests/nn/test_absent_task_rows.py)

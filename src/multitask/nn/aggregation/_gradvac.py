@@ -45,6 +45,23 @@ class GradVac(GradientAggregator):
     ----------
     Wang, Z., Tsvetkov, Y., Firat, O. & Cao, Y. "Gradient Vaccine: Investigating and Improving
     Multi-task Optimization in Massively Multilingual Models". ICLR 2021. Algorithm 1, eq. (3).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from multitask.nn.aggregation import GradVac
+    >>> J = torch.tensor([[1.0, 0.0], [-2.0, 1.0]])  # cos(g1, g2) = -2 / sqrt(5)
+    >>> gradvac = GradVac(beta=0.5)
+    >>> gradvac.weights(J)  # targets 0 at first: PCGrad's step
+    tensor([3.0000, 1.4000])
+    >>> round(gradvac.targets[0, 1].item(), 4)  # EMA: 0.5 * 0 + 0.5 * cos(g1, g2)
+    -0.4472
+
+    The next step lifts each cosine only up to that target (eq. 3):
+    ``g1' = g1 + 0.3 g2`` and ``g2' = g2 + 1.5 g1``, each at cosine -0.4472 to the other.
+
+    >>> gradvac.weights(J)
+    tensor([2.5000, 1.3000])
     """
 
     absent_tasks_reason = "a zero row would pull its running gradient-similarity targets toward 0"

@@ -51,6 +51,20 @@ class IMTLG(GradientAggregator):
     ----------
     Liu, L., Li, Y., Kuang, Z., Xue, J.-H., Chen, Y., Yang, W., Liao, Q. & Zhang, W. "Towards
     Impartial Multi-task Learning". ICLR 2021. Section 3.2, eq. (7)-(8) (IMTL-G closed form).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from multitask.nn.aggregation import IMTLG
+    >>> J = torch.tensor([[1.0, 0.0], [-2.0, 1.0]])
+    >>> imtl = IMTLG()
+    >>> imtl.weights(J)  # summing to one
+    tensor([0.6910, 0.3090])
+    >>> d = imtl(J)
+    >>> d
+    tensor([0.0729, 0.3090])
+    >>> (J / J.norm(dim=1, keepdim=True)) @ d  # equal projections on the unit gradients u_t
+    tensor([0.0729, 0.0729])
     """
 
     handles_absent_tasks = True  # (tested: tests/nn/test_absent_task_rows.py)

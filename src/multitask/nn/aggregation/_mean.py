@@ -9,7 +9,18 @@ from ._base import GradientAggregator, check_jacobian
 
 
 class Mean(GradientAggregator):
-    """Average of the rows: weights ``1 / n_tasks`` each (equal weighting of the mean loss)."""
+    """Average of the rows: weights ``1 / n_tasks`` each (equal weighting of the mean loss).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from multitask.nn.aggregation import Mean
+    >>> J = torch.tensor([[1.0, 0.0], [-2.0, 1.0]])
+    >>> Mean().weights(J)
+    tensor([0.5000, 0.5000])
+    >>> Mean()(J)
+    tensor([-0.5000,  0.5000])
+    """
 
     handles_absent_tasks = True  # (tested: tests/nn/test_absent_task_rows.py)
 

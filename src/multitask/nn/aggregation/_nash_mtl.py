@@ -61,6 +61,20 @@ class NashMTL(GradientAggregator):
     Navon, A., Shamsian, A., Achituve, I., Maron, H., Kawaguchi, K., Chechik, G. & Fetaya, E.
     "Multi-Task Learning as a Bargaining Game". ICML 2022. Theorem 5.1 (``G alpha = 1/alpha``),
     Section 5.1 and Algorithm 1 (update frequency).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from multitask.nn.aggregation import NashMTL
+    >>> J = torch.tensor([[1.0, 0.0], [-2.0, 1.0]])
+    >>> nash = NashMTL()
+    >>> alpha = nash.weights(J)
+    >>> alpha
+    tensor([3.0777, 1.3764])
+    >>> torch.allclose((J @ J.T) @ alpha, 1 / alpha)  # Theorem 5.1: G alpha = 1 / alpha
+    True
+    >>> J @ nash(J)  # g_t . d = 1 / alpha_t > 0: every task's loss decreases
+    tensor([0.3249, 0.7265])
     """
 
     handles_absent_tasks = True  # (tested: tests/nn/test_absent_task_rows.py)

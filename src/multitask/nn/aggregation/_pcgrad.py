@@ -32,6 +32,19 @@ class PCGrad(GradientAggregator):
     ----------
     Yu, T., Kumar, S., Gupta, A., Levine, S., Hausman, K. & Finn, C. "Gradient Surgery for
     Multi-Task Learning". NeurIPS 2020. Algorithm 1.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from multitask.nn.aggregation import PCGrad
+    >>> J = torch.tensor([[1.0, 0.0], [-2.0, 1.0]])  # g1 . g2 = -2: a conflict
+    >>> pcgrad = PCGrad()
+    >>> pcgrad.weights(J)  # g1^PC = g1 + 0.4 g2, g2^PC = g2 + 2 g1: (1 + 2, 0.4 + 1)
+    tensor([3.0000, 1.4000])
+    >>> pcgrad(J)  # g1^PC = (0.2, 0.4), g2^PC = (0, 1), each orthogonal to the other's g
+    tensor([0.2000, 1.4000])
+    >>> J @ pcgrad(J)  # for two tasks the sum conflicts with neither
+    tensor([0.2000, 1.0000])
     """
 
     handles_absent_tasks = True  # (tested: tests/nn/test_absent_task_rows.py)

@@ -9,7 +9,18 @@ from ._base import GradientAggregator, check_jacobian
 
 
 class Sum(GradientAggregator):
-    """Sum of the rows: weights ``1`` each (what ``sum_t L_t`` backpropagates)."""
+    """Sum of the rows: weights ``1`` each (what ``sum_t L_t`` backpropagates).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from multitask.nn.aggregation import Sum
+    >>> J = torch.tensor([[1.0, 0.0], [-2.0, 1.0]])
+    >>> Sum().weights(J)
+    tensor([1., 1.])
+    >>> Sum()(J)
+    tensor([-1.,  1.])
+    """
 
     handles_absent_tasks = True  # (tested: tests/nn/test_absent_task_rows.py)
 

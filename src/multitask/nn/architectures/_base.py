@@ -24,6 +24,32 @@ class MultiTaskModule(nn.Module):
     - :meth:`regularization` -- an extra scalar loss the architecture adds to
       the objective (soft-sharing coupling, sluice orthogonality, MRN prior);
       zero by default.
+
+    Examples
+    --------
+    A minimal architecture of one's own: a shared linear trunk and one linear head per task.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from multitask.nn.architectures import MultiTaskModule
+    >>> class TwoHeads(MultiTaskModule):
+    ...     task_names = ("a", "b")
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.trunk = nn.Linear(4, 8)
+    ...         self.heads = nn.ModuleDict({t: nn.Linear(8, 1) for t in self.task_names})
+    ...     def forward(self, x):
+    ...         self.representation = self.trunk(x)
+    ...         return {t: self.heads[t](self.representation) for t in self.task_names}
+    ...     def shared_parameters(self):
+    ...         return self.trunk.parameters()
+    ...     def task_parameters(self, task):
+    ...         return self.heads[task].parameters()
+    >>> model = TwoHeads()
+    >>> {task: tuple(y.shape) for task, y in model(torch.randn(5, 4)).items()}
+    {'a': (5, 1), 'b': (5, 1)}
+    >>> model.regularization()  # no extra loss by default
+    0.0
     """
 
     task_names: tuple[str, ...] = ()

@@ -148,6 +148,33 @@ class FullyAdaptiveSharing(MultiTaskModule):
     Lu, Y., Kumar, A., Zhai, S., Cheng, Y., Javidi, T., Feris, R. "Fully-adaptive
     Feature Sharing in Multi-Task Networks with Applications in Person Attribute
     Classification." CVPR 2017, Sec. 3.3 (task affinity, branch affinity, Eq. 3-5).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from multitask.nn.architectures import FullyAdaptiveSharing
+    >>> model = FullyAdaptiveSharing(
+    ...     [nn.Linear(4, 8), nn.Linear(8, 8)],
+    ...     {t: nn.Linear(8, 1) for t in ("a", "b", "c")},
+    ...     complexity_weight=0.1,
+    ... )
+    >>> print(model.tree_)  # thin: every task shares every layer
+    layer 0: [a b c]
+    layer 1: [a b c]
+
+    Tasks ``a`` and ``b`` are often easy or hard together, ``c`` is not. Splitting the top
+    layer into ``[a b] [c]`` costs ``(1 - 0.9) / 2 + 0.1 = 0.15``, against ``1 - 0.2 = 0.8``
+    for no split and ``0 + 0.2`` for three branches:
+
+    >>> affinity = torch.tensor([[1.0, 0.9, 0.2], [0.9, 1.0, 0.3], [0.2, 0.3, 1.0]])
+    >>> model.widen_next(affinity)
+    [[('a', 'b'), ('c',)]]
+    >>> print(model.tree_)
+    layer 0: [a b c]
+    layer 1: [a b] [c]
+    >>> {task: tuple(y.shape) for task, y in model(torch.randn(5, 4)).items()}
+    {'a': (5, 1), 'b': (5, 1), 'c': (5, 1)}
     """
 
     def __init__(

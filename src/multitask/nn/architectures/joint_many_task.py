@@ -50,6 +50,35 @@ class JointManyTask(MultiTaskModule):
     Hashimoto, K., Xiong, C., Tsuruoka, Y., Socher, R. "A Joint Many-Task Model:
     Growing a Neural Network for Multiple NLP Tasks." EMNLP 2017, Sec. 2
     (shortcut connections, label embeddings, Eq. 3) and Sec. 3 (successive regularisation).
+
+    Examples
+    --------
+    POS tags (5 classes) feed their label embedding (``label_dim=2``) to chunking, whose layer
+    reads ``x`` (4), ``h^(0)`` (8) and that embedding (2):
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from multitask.nn.architectures import JointManyTask
+    >>> model = JointManyTask(
+    ...     [nn.Linear(4, 8), nn.Linear(4 + 8 + 2, 8)],
+    ...     {"pos": nn.Linear(8, 5), "chunk": nn.Linear(8, 3)},
+    ...     n_classes={"pos": 5},
+    ...     label_dim=2,
+    ...     delta=1e-2,
+    ... )
+    >>> {task: tuple(y.shape) for task, y in model(torch.randn(5, 4)).items()}
+    {'pos': (5, 5), 'chunk': (5, 3)}
+    >>> tuple(model.last_label_embeddings["pos"].shape)
+    (5, 2)
+
+    Successive regularisation: after a snapshot, moving the POS layer's 8 biases by 0.1
+    costs ``delta * 8 * 0.1^2``:
+
+    >>> model.snapshot(below="chunk")  # the parameters of the tasks below chunking
+    >>> with torch.no_grad():
+    ...     _ = model.layers[0].bias.add_(0.1)
+    >>> round(model.regularization().item(), 6)
+    0.0008
     """
 
     def __init__(

@@ -39,6 +39,23 @@ class LowSupervision(MultiTaskModule):
     ----------
     Søgaard, A., Goldberg, Y. "Deep multi-task learning with low level tasks
     supervised at lower layers." ACL 2016, Sec. 2 (Eq. for the task-specific depth).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from multitask.nn.architectures import LowSupervision
+    >>> model = LowSupervision(
+    ...     [nn.Linear(4, 8), nn.Linear(8, 8)],
+    ...     {"pos": nn.Linear(8, 5), "chunk": nn.Linear(8, 3)},
+    ...     depths={"pos": 1, "chunk": 2},  # POS read after layer 1, chunking at the top
+    ... )
+    >>> {task: tuple(y.shape) for task, y in model(torch.randn(5, 4)).items()}
+    {'pos': (5, 5), 'chunk': (5, 3)}
+    >>> len(list(model.shared_parameters()))  # layer 0 (weight, bias): below both heads
+    2
+    >>> len(list(model.task_parameters("chunk")))  # layer 1 and its head
+    4
     """
 
     def __init__(

@@ -53,6 +53,27 @@ class MTAN(MultiTaskModule):
     ----------
     Liu, S., Johns, E., Davison, A. J. "End-to-End Multi-Task Learning with
     Attention." CVPR 2019, Sec. 3.1 and Eq. (1).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from multitask.nn.architectures import MTAN
+    >>> model = MTAN(
+    ...     [nn.Sequential(nn.Linear(4, 8), nn.ReLU()), nn.Linear(8, 6)],
+    ...     dims=[8, 6],
+    ...     heads={"a": nn.Linear(6, 1), "b": nn.Linear(6, 2)},
+    ... )
+    >>> {task: tuple(y.shape) for task, y in model(torch.randn(5, 4)).items()}
+    {'a': (5, 1), 'b': (5, 2)}
+
+    Each task has one attention module per layer; from the second on it reads
+    ``[p^(j); a_hat^(j-1)]``, here 6 + 8 features:
+
+    >>> [block[0].in_features for block in model.attention["a"]]
+    [8, 14]
+    >>> sum(p.numel() for p in model.shared_parameters())  # the shared layers: 40 + 54
+    94
     """
 
     def __init__(

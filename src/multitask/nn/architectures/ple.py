@@ -54,6 +54,28 @@ class PLE(MultiTaskModule):
     Tang, H., Liu, J., Zhao, M., Gong, X. "Progressive Layered Extraction (PLE):
     A Novel Multi-Task Learning (MTL) Model for Personalized Recommendations."
     RecSys 2020, Sec. 5.2-5.3, Eqs. (2)-(5).
+
+    Examples
+    --------
+    Two levels, one expert per task and one shared expert in each:
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from multitask.nn.architectures import PLE
+    >>> model = PLE(
+    ...     shared_experts=[[nn.Linear(4, 8)], [nn.Linear(8, 8)]],
+    ...     task_experts={t: [[nn.Linear(4, 8)], [nn.Linear(8, 8)]] for t in ("a", "b")},
+    ...     heads={"a": nn.Linear(8, 1), "b": nn.Linear(8, 2)},
+    ...     input_dims=[4, 8],
+    ... )
+    >>> {task: tuple(y.shape) for task, y in model(torch.randn(5, 4)).items()}
+    {'a': (5, 1), 'b': (5, 2)}
+    >>> model.gate_members(0)["<shared>"]  # below the top, a shared gate mixes every expert
+    ['a:0', 'b:0', '<shared>:0']
+    >>> model.gate_members(1)  # the last level has task gates only
+    {'a': ['a:0', '<shared>:0'], 'b': ['b:0', '<shared>:0']}
+    >>> sorted(model.last_gates)
+    [(0, '<shared>'), (0, 'a'), (0, 'b'), (1, 'a'), (1, 'b')]
     """
 
     SHARED = "<shared>"
@@ -194,6 +216,25 @@ class CGC(PLE):
     ----------
     Tang, H., Liu, J., Zhao, M., Gong, X. "Progressive Layered Extraction (PLE)."
     RecSys 2020, Sec. 5.2, Eqs. (2)-(3).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from multitask.nn.architectures import CGC
+    >>> model = CGC(
+    ...     shared_experts=[nn.Linear(4, 8)],
+    ...     task_experts={"a": [nn.Linear(4, 8)], "b": [nn.Linear(4, 8), nn.Linear(4, 8)]},
+    ...     heads={"a": nn.Linear(8, 1), "b": nn.Linear(8, 2)},
+    ...     input_dim=4,
+    ... )
+    >>> {task: tuple(y.shape) for task, y in model(torch.randn(5, 4)).items()}
+    {'a': (5, 1), 'b': (5, 2)}
+    >>> model.gate_members(0)  # each task's gate mixes its own experts and the shared one
+    {'a': ['a:0', '<shared>:0'], 'b': ['b:0', 'b:1', '<shared>:0']}
+    >>> gates = model.last_gates[0, "b"]  # (batch, 3), each row on the simplex
+    >>> tuple(gates.shape), torch.allclose(gates.sum(1), torch.ones(5))
+    ((5, 3), True)
     """
 
     def __init__(

@@ -149,6 +149,34 @@ class DeepRelationshipNetwork(MultiTaskModule):
     Long, M., Cao, Z., Wang, J., Yu, P. S. "Learning Multiple Tasks with
     Multilinear Relationship Networks." NIPS 2017, Eqs. (5)-(9); the MAP
     objective is Eqs. (6)-(7).
+
+    Examples
+    --------
+    Three tasks whose heads' weights are ``W``, ``W`` and ``-W``: the flip-flop updates find
+    the first two positively and the third negatively related:
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from multitask.nn.architectures import DeepRelationshipNetwork
+    >>> _ = torch.manual_seed(0)
+    >>> heads = {t: nn.Linear(8, 3) for t in ("a", "b", "c")}
+    >>> with torch.no_grad():
+    ...     _ = heads["b"].weight.copy_(heads["a"].weight)
+    ...     _ = heads["c"].weight.copy_(-heads["a"].weight)
+    >>> model = DeepRelationshipNetwork(nn.Linear(4, 8), heads, n_samples=1000)
+    >>> {task: tuple(y.shape) for task, y in model(torch.randn(5, 4)).items()}
+    {'a': (5, 3), 'b': (5, 3), 'c': (5, 3)}
+    >>> model.task_covariance  # identity before any update
+    tensor([[1., 0., 0.],
+            [0., 1., 0.],
+            [0., 0., 1.]])
+    >>> model.update_covariances(n_iter=5)
+    >>> model.task_covariance.sign()
+    tensor([[ 1.,  1., -1.],
+            [ 1.,  1., -1.],
+            [-1., -1.,  1.]])
+    >>> torch.allclose(model.regularization(), 1e-3 * model.prior() / 1000)
+    True
     """
 
     def __init__(

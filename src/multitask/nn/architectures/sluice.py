@@ -92,6 +92,36 @@ class Sluice(MultiTaskModule):
     Ruder, S., Bingel, J., Augenstein, I., Søgaard, A. "Latent Multi-task
     Architecture Learning." AAAI 2019 (arXiv:1705.08142, "sluice networks"),
     Eqs. (2)-(4).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from multitask.nn.architectures import Sluice
+    >>> model = Sluice(
+    ...     [nn.Linear(4, 8), nn.Linear(8, 8)],
+    ...     {"a": nn.Linear(8, 1), "b": nn.Linear(8, 2)},
+    ...     n_subspaces=2,
+    ... )
+    >>> {task: tuple(y.shape) for task, y in model(torch.randn(5, 4)).items()}
+    {'a': (5, 1), 'b': (5, 2)}
+    >>> model.alphas[0].detach()  # (T S, T S): 0.9 on the diagonal, rows summing to one
+    tensor([[0.9000, 0.0333, 0.0333, 0.0333],
+            [0.0333, 0.9000, 0.0333, 0.0333],
+            [0.0333, 0.0333, 0.9000, 0.0333],
+            [0.0333, 0.0333, 0.0333, 0.9000]])
+    >>> model.betas.detach()  # all mass on the last layer: the plain stacked model
+    tensor([[0., 1.],
+            [0., 1.]])
+    >>> bool(model.regularization() > 0)  # Eq. 4 on the last forward's subspaces
+    True
+
+    The penalty of one pair of subspaces vanishes when their columns are orthogonal:
+
+    >>> from multitask.nn.architectures.sluice import orthogonality_penalty
+    >>> G = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])  # rows: examples
+    >>> orthogonality_penalty(G[:, :1], G[:, 1:]).item(), orthogonality_penalty(G, G).item()
+    (0.0, 2.0)
     """
 
     def __init__(

@@ -111,6 +111,33 @@ class LossWeighting(nn.Module):
     with ``needs_jacobian = True`` and receives it from
     :func:`multitask.nn.mtl_backward` through :meth:`observe`, which is called
     after the step with whatever the method asked for.
+
+    Examples
+    --------
+    A weighting of one's own overrides :meth:`forward` (and :meth:`weights` for logging);
+    here the losses scaled by the inverse of their first value:
+
+    >>> import torch
+    >>> from multitask.nn.weighting import LossWeighting
+    >>> class FirstLossScaled(LossWeighting):
+    ...     def __init__(self, n_tasks):
+    ...         super().__init__()
+    ...         self.register_buffer("first", torch.full((n_tasks,), float("nan")))
+    ...     def forward(self, losses):
+    ...         unset = torch.isnan(self.first)  # (no `if` on a tensor: no host sync)
+    ...         self.first.copy_(torch.where(unset, losses.detach(), self.first))
+    ...         return (losses / self.first).sum()
+    ...     def weights(self):
+    ...         return 1 / self.first
+    ...     def reset(self):
+    ...         self.first.fill_(float("nan"))
+    >>> weighting = FirstLossScaled(2)
+    >>> weighting(torch.tensor([2.0, 0.5])).item()
+    2.0
+    >>> weighting(torch.tensor([1.0, 0.5])).item()  # 1 / 2 + 0.5 / 0.5
+    1.5
+    >>> weighting.weights()
+    tensor([0.5000, 2.0000])
     """
 
     #: True when the method needs per-task gradients of the shared parameters.

@@ -68,6 +68,24 @@ class DBMTL(LossWeighting):
     ----------
     Lin, Jiang, Ye, Zhang, Chen, Chen, Liu & Kwok, "Dual-Balancing for
     Multi-Task Learning", arXiv:2308.12029, 2023, Sec. 3 (Algorithm 1).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from multitask.nn.weighting import DBMTL
+    >>> dbmtl = DBMTL(2, beta=0.5)
+    >>> losses = torch.tensor([1.0, 0.25])
+    >>> J = torch.tensor([[2.0, 0.0], [0.0, 1.0]])  # gradients of the raw losses
+    >>> dbmtl.observe(losses, J)  # g_t = J_t / L_t = (2, 0), (0, 4); gh = 0.5 g
+    >>> dbmtl.average
+    tensor([[1., 0.],
+            [0., 2.]])
+    >>> dbmtl.weights()  # max_s ||gh_s|| / ||gh_t||
+    tensor([2., 1.])
+    >>> dbmtl.shared_gradient(losses, J)  # both tasks' terms at the larger norm, 2
+    tensor([2., 2.])
+    >>> round(dbmtl(losses).item(), 4)  # sum_t log(L_t + eps): log 0.25
+    -1.3863
     """
 
     absent_tasks_reason = (

@@ -21,6 +21,16 @@ class EqualWeighting(LossWeighting):
     ----------
     Caruana, "Multitask Learning", Machine Learning 28, 1997, Sec. 2
     (backpropagation of the summed error of all tasks).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from multitask.nn.weighting import EqualWeighting
+    >>> weighting = EqualWeighting(2)
+    >>> weighting(torch.tensor([2.0, 3.0])).item()
+    5.0
+    >>> weighting.weights()
+    tensor([1., 1.])
     """
 
     handles_absent_tasks = True  # (tested: tests/nn/test_absent_task_rows.py)

@@ -53,6 +53,27 @@ class FAMO(LossWeighting):
     ----------
     Liu, Feng, Stone & Liu, "FAMO: Fast Adaptive Multitask Optimization",
     NeurIPS 2023, Algorithm 1.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from multitask.nn.weighting import FAMO
+    >>> famo = FAMO(2, lr=0.5, gamma=0.0)
+    >>> total = famo(torch.tensor([1.0, 1.0]))  # first step: no previous losses, no update
+    >>> famo.weights()
+    tensor([0.5000, 0.5000])
+
+    The first task's loss halves, the second's stays: ``delta = (log 2, 0)``, the logits step
+    by ``-0.5 z (delta - z^T delta) = (-0.0866, 0.0866)`` and the improving task gets less
+    weight:
+
+    >>> total = famo(torch.tensor([0.5, 1.0]))
+    >>> famo.logits
+    tensor([-0.0866,  0.0866])
+    >>> famo.weights()
+    tensor([0.4568, 0.5432])
+    >>> round(total.item(), 4)  # c sum_t z_t log l_t, c = 1 / sum_t z_t / l_t
+    -0.2173
     """
 
     absent_tasks_reason = (

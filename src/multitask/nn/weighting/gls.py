@@ -34,6 +34,21 @@ class GLS(LossWeighting):
     Chennupati, Sistu, Yogamani & Rawashdeh, "MultiNet++: Multi-Stream
     Feature Aggregation and Geometric Loss Strategy for Multi-Task Learning",
     CVPR Workshops 2019, Sec. 3 (geometric loss strategy).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from multitask.nn.weighting import GLS
+    >>> gls = GLS(2)
+    >>> losses = torch.tensor([1.0, 4.0], requires_grad=True)
+    >>> total = gls(losses)
+    >>> total.item()  # sqrt(1 * 4)
+    2.0
+    >>> gls.weights()  # GLS / (T L_t) = 2 / 2, 2 / 8: the smaller loss weighs more
+    tensor([1.0000, 0.2500])
+    >>> total.backward()
+    >>> losses.grad  # the same weights, as the gradient of the geometric mean
+    tensor([1.0000, 0.2500])
     """
 
     # a zero loss leaves the mean (above): the step is GLS on the other tasks (tested:

@@ -87,6 +87,36 @@ class GradNorm(LossWeighting):
     Chen, Badrinarayanan, Lee & Rabinovich, "GradNorm: Gradient Normalization
     for Adaptive Loss Balancing in Deep Multitask Networks", ICML 2018,
     Algorithm 1, eq. 2 and Sec. 3 (the choice of ``W``).
+
+    Examples
+    --------
+    :func:`multitask.nn.mtl_backward` calls :meth:`observe` with the Jacobian; by hand, with
+    task gradients of norms 1 and 3 and equal training rates (the first step, ``r = 1``):
+
+    >>> import torch
+    >>> from multitask.nn.weighting import GradNorm
+    >>> gradnorm = GradNorm(2, alpha=1.5, shared_params=None)
+    >>> optimizer = torch.optim.SGD(gradnorm.parameters(), lr=0.1)
+    >>> J = torch.tensor([[1.0, 0.0], [0.0, 3.0]])
+    >>> L_grad = gradnorm.observe(torch.tensor([1.0, 1.0]), J)
+    >>> L_grad.item()  # G = (1, 3), target mean(G) = 2: |1 - 2| + |3 - 2|
+    2.0
+    >>> L_grad.backward()
+    >>> optimizer.step()
+    >>> gradnorm.weights()  # w - 0.1 (-1, 3): the smaller gradient gets more weight
+    tensor([1.1000, 0.7000])
+
+    The next step renormalises ``w`` to sum to ``T`` and compares training rates: the first
+    task's loss halved, so its target ``mean(G) (r_t)^alpha`` is below its ``G_t`` and its
+    weight goes down:
+
+    >>> optimizer.zero_grad()
+    >>> L_grad = gradnorm.observe(torch.tensor([0.5, 1.0]), J)
+    >>> gradnorm.weights()  # (1.1, 0.7) * 2 / 1.8
+    tensor([1.2222, 0.7778])
+    >>> L_grad.backward()
+    >>> gradnorm.task_weights.grad  # sign(G_t - target_t) ||J_t||
+    tensor([ 1., -3.])
     """
 
     absent_tasks_reason = "the absent task's loss ratio L_t / L_t(0) would read 0"

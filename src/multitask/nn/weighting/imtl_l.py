@@ -25,6 +25,24 @@ class IMTLL(LossWeighting):
     ----------
     Liu, Li, Kuang, Xue, Chen, Yang, Liao & Zhang, "Towards Impartial
     Multi-task Learning", ICLR 2021, Sec. 3 (loss balance, IMTL-L).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from multitask.nn.weighting import IMTLL
+    >>> imtl = IMTLL(2)
+    >>> losses = torch.tensor([2.0, 0.5])
+    >>> imtl(losses).item()  # s = 0: 2 + 0.5
+    2.5
+
+    One gradient step on ``s`` (``d/ds_t = exp(s_t) L_t - 1 = (1, -0.5)``) moves each scale
+    towards ``1 / L_t``:
+
+    >>> optimizer = torch.optim.SGD(imtl.parameters(), lr=0.5)
+    >>> imtl(losses).backward()
+    >>> optimizer.step()
+    >>> imtl.weights()  # exp(-0.5), exp(0.25)
+    tensor([0.6065, 1.2840])
     """
 
     absent_tasks_reason = "its -s_t term alone would drive the absent task's scale up"

@@ -29,6 +29,25 @@ class RLW(LossWeighting):
     Lin, Ye, Xu, Shi & Zhang, "Reasonable Effectiveness of Random Weighting:
     A Litmus Test for Multi-Task Learning", TMLR 2022, Sec. 3 (random weighting), with the
     standard normal and softmax (their default choice).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from multitask.nn.weighting import RLW
+    >>> rlw = RLW(2, seed=0)
+    >>> losses = torch.tensor([1.0, 3.0])
+    >>> total = rlw(losses)
+    >>> rlw.weights()  # softmax of a standard normal draw
+    tensor([0.8623, 0.1377])
+    >>> torch.allclose(total, rlw.weights() @ losses)
+    True
+    >>> total = rlw(losses)
+    >>> rlw.weights()  # a fresh draw at every call
+    tensor([0.0602, 0.9398])
+    >>> rlw.reset()  # back to the seed's first draw
+    >>> total = rlw(losses)
+    >>> rlw.weights()
+    tensor([0.8623, 0.1377])
     """
 
     handles_absent_tasks = True  # (tested: tests/nn/test_absent_task_rows.py)

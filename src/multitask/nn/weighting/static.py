@@ -24,6 +24,16 @@ class StaticWeighting(LossWeighting):
     ----------
     Ruder, "An Overview of Multi-Task Learning in Deep Neural Networks",
     arXiv:1706.05098, 2017, Sec. 3 (the weighted sum of task losses).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from multitask.nn.weighting import StaticWeighting
+    >>> weighting = StaticWeighting([1.0, 0.5])
+    >>> weighting(torch.tensor([2.0, 3.0])).item()  # 1.0 * 2 + 0.5 * 3
+    3.5
+    >>> weighting.weights()
+    tensor([1.0000, 0.5000])
     """
 
     handles_absent_tasks = True  # (tested: tests/nn/test_absent_task_rows.py)
