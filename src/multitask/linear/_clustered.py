@@ -167,4 +167,27 @@ class ClusteredMTLClassifier(MultiTaskClassifierMixin, _Clustered):
     References
     ----------
     Zhou, Chen & Ye, NIPS 2011, eq. (9); MALSAR 1.1 manual, Sec. 3.8 (``Least_CMTL``).
+
+    Examples
+    --------
+    Four tasks of 40 rows each, the task id in column 0 of ``X``: tasks 0 and 1 share
+    one model, tasks 2 and 3 another.
+
+    >>> import numpy as np
+    >>> from multitask.linear import ClusteredMTLClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> task = np.repeat([0, 1, 2, 3], 40)
+    >>> features = rng.standard_normal((160, 4))
+    >>> w_a, w_b = 2 * rng.standard_normal((2, 4))
+    >>> W = np.column_stack([w_a, w_a, w_b, w_b])  # (n_features, n_tasks)
+    >>> y = ((features * W.T[task]).sum(axis=1) > 0).astype(int)
+    >>> X = np.column_stack([task, features])
+    >>> clf = ClusteredMTLClassifier(alpha=0.1, beta=0.01, n_clusters=2, task_col=0).fit(X, y)
+    >>> (clf.task_relation_ > 0.25).astype(int)  # M is about 1/2 within a cluster, 0 across
+    array([[1, 1, 0, 0],
+           [1, 1, 0, 0],
+           [0, 0, 1, 1],
+           [0, 0, 1, 1]])
+    >>> round(clf.score(X, y), 2)  # accuracy
+    0.99
     """

@@ -138,6 +138,36 @@ class GraphRegularizedRegressor(MultiTaskRegressorMixin, _GraphRegularized):
     ----------
     Zhou, Chen & Ye, MALSAR, 2011, Sec. 3.6; Evgeniou, Micchelli & Pontil, JMLR 6, 2005,
     eq. (23).
+
+    Examples
+    --------
+    Three tasks of 20 rows each in a DataFrame whose column ``"task"`` holds the task id;
+    tasks ``"a"`` and ``"b"`` have close models, ``"c"`` another. The graph joins ``"a"``
+    and ``"b"`` only.
+
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> from multitask.linear import GraphRegularizedRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = pd.DataFrame(rng.standard_normal((60, 3)), columns=["x0", "x1", "x2"])
+    >>> X["task"] = np.repeat(["a", "b", "c"], 20)
+    >>> w_ab, w_c = rng.standard_normal((2, 3))
+    >>> w = np.array([w_ab, w_ab + 0.1 * rng.standard_normal(3), w_c])  # (n_tasks, n_features)
+    >>> w_row = w[np.repeat([0, 1, 2], 20)]  # each row's task model
+    >>> y = (X[["x0", "x1", "x2"]] * w_row).sum(axis=1) + 0.5 * rng.standard_normal(60)
+    >>> graph = [("a", "b")]  # edges as pairs of task labels, weight 1
+    >>> est = GraphRegularizedRegressor(alpha=1.0, graph=graph, task_col="task").fit(X, y)
+    >>> est.tasks_
+    array(['a', 'b', 'c'], dtype=object)
+
+    The edge pulls the models of ``"a"`` and ``"b"`` together, not that of ``"c"``:
+
+    >>> free = GraphRegularizedRegressor(alpha=0.0, graph=graph, task_col="task").fit(X, y)
+    >>> def gaps(m):  # distances from task a's model to b's (2 decimals) and c's (1)
+    ...     d = [float(np.linalg.norm(m.coef_[0] - m.coef_[k])) for k in (1, 2)]
+    ...     return round(d[0], 2), round(d[1], 1)
+    >>> gaps(free), gaps(est)
+    ((0.24, 0.6), (0.05, 0.6))
     """
 
 
@@ -166,4 +196,26 @@ class GraphRegularizedClassifier(MultiTaskClassifierMixin, _GraphRegularized):
     ----------
     Zhou, Chen & Ye, MALSAR, 2011, Sec. 3.6; Evgeniou, Micchelli & Pontil, JMLR 6, 2005,
     eq. (23).
+
+    Examples
+    --------
+    Three tasks of 40 rows each, the task id in column 0 of ``X``, on a chain graph
+    0 - 1 - 2 given as an adjacency matrix (rows in the order of ``tasks_``).
+
+    >>> import numpy as np
+    >>> from multitask.linear import GraphRegularizedClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> task = np.repeat([0, 1, 2], 40)
+    >>> features = rng.standard_normal((120, 3))
+    >>> w = 2 * rng.standard_normal(3)  # one model for all tasks
+    >>> y = (features @ w + 0.5 * rng.standard_normal(120) > 0).astype(int)
+    >>> X = np.column_stack([task, features])
+    >>> A = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]])  # (n_tasks, n_tasks)
+    >>> clf = GraphRegularizedClassifier(alpha=1.0, graph=A, task_col=0).fit(X, y)
+    >>> clf.coef_.round(1)  # neighbours are pulled together: the rows nearly agree
+    array([[-1.5,  2.3,  0.9],
+           [-1.5,  2.3,  0.9],
+           [-1.5,  2.3,  0.9]])
+    >>> round(clf.score(X, y), 2)  # accuracy
+    0.98
     """

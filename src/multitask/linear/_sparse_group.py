@@ -64,6 +64,28 @@ class SparseGroupLassoRegressor(MultiTaskRegressorMixin, _SparseGroup):
     References
     ----------
     Simon, Friedman, Hastie & Tibshirani, J. Comput. Graph. Stat. 22(2), 2013, eq. (1).
+
+    Examples
+    --------
+    Three tasks of 30 rows each, the task id in column 0 of ``X``. Feature 0 matters in
+    every task, feature 1 in task 0 only.
+
+    >>> import numpy as np
+    >>> from multitask.linear import SparseGroupLassoRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> task = np.repeat([0, 1, 2], 30)
+    >>> features = rng.standard_normal((90, 5))
+    >>> W = np.zeros((5, 3))  # (n_features, n_tasks)
+    >>> W[0], W[1, 0] = [1.0, 1.5, 2.0], 2.0
+    >>> y = (features * W.T[task]).sum(axis=1) + 0.1 * rng.standard_normal(90)
+    >>> X = np.column_stack([task, features])
+    >>> est = SparseGroupLassoRegressor(alpha=0.1, beta=0.2, task_col=0).fit(X, y)
+    >>> (est.coef_ != 0).astype(int)  # whole features out (L2,1), single weights out (L1)
+    array([[1, 1, 0, 0, 0],
+           [1, 0, 0, 0, 0],
+           [1, 0, 0, 0, 0]])
+    >>> round(est.score(X, y), 2)
+    0.96
     """
 
 
@@ -86,4 +108,23 @@ class SparseGroupLassoClassifier(MultiTaskClassifierMixin, _SparseGroup):
     References
     ----------
     Simon, Friedman, Hastie & Tibshirani, J. Comput. Graph. Stat. 22(2), 2013, eq. (1).
+
+    Examples
+    --------
+    Three tasks of 30 rows each, the task id in column 0 of ``X``; the label depends on
+    features 0 and 1 only.
+
+    >>> import numpy as np
+    >>> from multitask.linear import SparseGroupLassoClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> task = np.repeat([0, 1, 2], 30)
+    >>> features = rng.standard_normal((90, 4))
+    >>> signal = features[:, 0] - features[:, 1] + 0.3 * rng.standard_normal(90)
+    >>> y = (signal > 0).astype(int)
+    >>> X = np.column_stack([task, features])
+    >>> clf = SparseGroupLassoClassifier(alpha=0.05, beta=0.02, task_col=0).fit(X, y)
+    >>> np.flatnonzero(clf.coef_.any(axis=0))  # the features kept
+    array([0, 1])
+    >>> round(clf.score(X, y), 2)  # accuracy
+    0.94
     """

@@ -63,6 +63,28 @@ def gradient_affinity(
     Definition 1 (conflicting gradients: negative cosine ``cos phi_ij``);
     Ruder, "An Overview of Multi-Task Learning in Deep Neural Networks",
     arXiv:1706.05098, 2017, Sec. 9 (measuring task relatedness).
+
+    Examples
+    --------
+    Three regression tasks on one shared linear layer, started at zero: the targets of
+    ``"a"`` and ``"b"`` point the same way, that of ``"c"`` the opposite way.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from multitask.nn import Task
+    >>> from multitask.nn.architectures import HardSharing
+    >>> from multitask.relatedness import gradient_affinity
+    >>> trunk = nn.Linear(3, 1, bias=False)  # the shared parameters
+    >>> _ = nn.init.zeros_(trunk.weight)
+    >>> model = HardSharing(trunk, {t: nn.Flatten(0) for t in "abc"})  # heads without parameters
+    >>> tasks = [Task("a"), Task("b"), Task("c")]  # regression tasks, the rows of the result
+    >>> x = torch.randn(32, 3, generator=torch.Generator().manual_seed(0))
+    >>> s = x @ torch.tensor([1.0, -2.0, 0.5])
+    >>> batches = [(x, {"a": s, "b": 2 * s, "c": -s})]  # b agrees with a, c opposes it
+    >>> gradient_affinity(model, tasks, batches).round(2)
+    array([[ 1.,  1., -1.],
+           [ 1.,  1., -1.],
+           [-1., -1.,  1.]])
     """
     tasks = as_task_list(tasks)
     batches = check_batches(batches)

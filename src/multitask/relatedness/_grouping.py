@@ -52,6 +52,21 @@ def group_score(affinity: np.ndarray, groups: Sequence[Sequence[int]]) -> float:
     Returns
     -------
     score : float
+
+    Examples
+    --------
+    Tasks 0 and 2 help each other, and so do 1 and 3; the other pairs hurt a little:
+
+    >>> import numpy as np
+    >>> from multitask.relatedness import group_score
+    >>> Z = np.full((4, 4), -0.1)
+    >>> Z[0, 2], Z[2, 0], Z[1, 3], Z[3, 1] = 0.5, 0.5, 0.4, 0.3
+    >>> round(group_score(Z, [[0, 2], [1, 3]]), 2)  # 0.5 + 0.5 + 0.4 + 0.3
+    1.7
+    >>> round(group_score(Z, [[0, 1], [2, 3]]), 2)  # four pairs at -0.1
+    -0.4
+    >>> round(group_score(Z, [[0, 1, 2], [3]]), 2)  # 0.2 onto tasks 0 and 2, -0.1 onto 1
+    0.3
     """
     Z = np.asarray(affinity, dtype=float)
     total = 0.0
@@ -99,6 +114,19 @@ def group_tasks(affinity, n_groups: int, *, max_tasks: int = MAX_EXHAUSTIVE_TASK
     Groupings for Multi-Task Learning", NeurIPS 2021, Sec. 3.2 (task grouping
     from the inter-task affinities of eq. 3); Standley et al., "Which Tasks
     Should Be Learned Together in Multi-task Learning?", ICML 2020, Sec. 3.
+
+    Examples
+    --------
+    Tasks 0 and 2 help each other, and so do 1 and 3; the other pairs hurt a little:
+
+    >>> import numpy as np
+    >>> from multitask.relatedness import group_tasks
+    >>> Z = np.full((4, 4), -0.1)  # Z[i, j]: the effect of task i on task j
+    >>> Z[0, 2], Z[2, 0], Z[1, 3], Z[3, 1] = 0.5, 0.5, 0.4, 0.3
+    >>> group_tasks(Z, n_groups=2)
+    [[0, 2], [1, 3]]
+    >>> group_tasks(Z, n_groups=1)  # a single group holds every task
+    [[0, 1, 2, 3]]
     """
     Z = np.asarray(affinity, dtype=float)
     if Z.ndim != 2 or Z.shape[0] != Z.shape[1]:

@@ -98,6 +98,36 @@ def lookahead_affinity(
     ----------
     Fifty, Amid, Zhao, Yu, Anil & Finn, "Efficiently Identifying Task
     Groupings for Multi-Task Learning", NeurIPS 2021, Sec. 3.1, eq. 3.
+
+    Examples
+    --------
+    Three regression tasks on one shared linear layer, started at zero: the targets of
+    ``"a"`` and ``"b"`` point the same way, that of ``"c"`` the opposite way.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from multitask.nn import Task
+    >>> from multitask.nn.architectures import HardSharing
+    >>> from multitask.relatedness import lookahead_affinity
+    >>> trunk = nn.Linear(3, 1, bias=False)  # the shared parameters
+    >>> _ = nn.init.zeros_(trunk.weight)
+    >>> model = HardSharing(trunk, {t: nn.Flatten(0) for t in "abc"})  # heads without parameters
+    >>> tasks = [Task("a"), Task("b"), Task("c")]  # regression tasks, the rows of the result
+    >>> x = torch.randn(32, 3, generator=torch.Generator().manual_seed(0))
+    >>> s = x @ torch.tensor([1.0, -2.0, 0.5])
+    >>> batches = [(x, {"a": s, "b": 2 * s, "c": -s})]  # b agrees with a, c opposes it
+    >>> Z = lookahead_affinity(model, tasks, batches, lr=0.1)
+    >>> Z.round(1)  # row: the task stepped on; column: the task whose loss is measured
+    array([[ 0.3,  0.1, -0.3],
+           [ 0.5,  0.3, -0.7],
+           [-0.3, -0.2,  0.3]])
+
+    A step on ``"a"`` or ``"b"`` lowers the loss of the other and raises that of ``"c"``,
+    so :func:`group_tasks` puts ``"c"`` apart:
+
+    >>> from multitask.relatedness import group_tasks
+    >>> group_tasks(Z, n_groups=2)
+    [[0, 1], [2]]
     """
     if not 0 < lr < float("inf"):  # (inf gave NaN affinities)
         raise ValueError(f"lr must be positive and finite, got {lr!r}; pass the training one")
