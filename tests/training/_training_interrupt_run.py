@@ -1,19 +1,22 @@
 """One training run for the SIGINT tests; run as a script (DIR GA WHEN AT TIMES [WORKERS]), it
 sends itself SIGINT ``TIMES`` times at the ``AT``-th forward call in ``WHEN`` ("train" or
-"eval"); with DataLoader ``WORKERS``, to its whole process group, as a terminal's Ctrl-C does."""
+"eval"); with DataLoader ``WORKERS``, to its whole process group, as a terminal's Ctrl-C does.
+``WHEN`` "fetch": a spawned DataLoader worker sends it to the group while building the batch
+the main process waits for (:class:`SignallingData`)."""
 
 from __future__ import annotations
 
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _training_helpers import TwoHeads, loader, regression_data, regression_tasks
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from multitask.training import Trainer
 
@@ -36,6 +39,24 @@ def interrupt_at(model, when: str, at: int, times: int, group: bool = False) -> 
     model.register_forward_pre_hook(hook)
 
 
+class SignallingData(Dataset):
+    """The training data; its ``at``-th item read in a worker process first sleeps (the main
+    process is then waiting for that batch), then sends SIGINT to the process group."""
+
+    def __init__(self, at: int):
+        self.data, self.at, self.calls = regression_data(), at, 0
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i):
+        self.calls += 1  # (in the worker's copy: one worker, spawned anew each epoch)
+        if self.calls == self.at:
+            time.sleep(1.0)
+            os.killpg(os.getpgid(0), signal.SIGINT)
+        return self.data[i]
+
+
 def run(
     checkpoint_dir=None, grad_accumulation=1, resume=False, when=None, at=0, times=1, workers=0
 ):
@@ -44,7 +65,7 @@ def run(
     torch.set_num_threads(1)
     torch.manual_seed(123)
     model = TwoHeads(dropout=0.3)
-    if when is not None:
+    if when is not None and when != "fetch":
         interrupt_at(model, when, at, times, group=workers > 0)
     trainer = Trainer(
         model,
@@ -58,7 +79,19 @@ def run(
         progress=False,
     )
     val = loader(regression_data(n=16, seed=9))
-    train = DataLoader(regression_data(), batch_size=8, shuffle=True, num_workers=workers)
+    if when == "fetch":  # one spawned worker, one batch ahead
+        data = SignallingData(at)
+        train = DataLoader(
+            data,
+            batch_size=8,
+            shuffle=True,
+            num_workers=1,
+            prefetch_factor=1,
+            multiprocessing_context="spawn",
+            persistent_workers=False,
+        )
+    else:
+        train = DataLoader(regression_data(), batch_size=8, shuffle=True, num_workers=workers)
     trainer.fit(train, val, resume=resume)
     return model, trainer
 

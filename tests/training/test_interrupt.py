@@ -72,6 +72,19 @@ def test_a_terminal_ctrl_c_reaching_dataloader_workers_stops_gracefully(tmp_path
 
 
 @pytest.mark.slow
+def test_a_ctrl_c_killing_spawned_workers_while_a_batch_is_awaited_stops_at_that_step(tmp_path):
+    # spawned workers do not inherit the handler: SIGINT kills the one building batch 5 of
+    # epoch 0 (its 45th item), which the main process awaits after step 5; the loader's
+    # "worker exited unexpectedly" at that step boundary is the stop the Ctrl-C asked for
+    reference, _ = run()
+    stderr = _interrupted(tmp_path, 1, "fetch", 8 * 5 + 5, workers=1)
+    assert "fit interrupted (SIGINT) after step 5" in stderr
+    assert load_checkpoint(tmp_path / "last.pt")["position"] == {"epoch": 0, "batch": 5, "step": 5}
+    resumed, _ = run(tmp_path, resume=True)
+    torch.testing.assert_close(flat_params(resumed), flat_params(reference), rtol=0, atol=1e-6)
+
+
+@pytest.mark.slow
 def test_a_second_sigint_stops_at_once_without_a_checkpoint(tmp_path):
     stderr = _interrupted(tmp_path, 1, "train", 11, times=2)
     assert "a second Ctrl-C" in stderr

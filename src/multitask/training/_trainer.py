@@ -430,8 +430,8 @@ class Trainer(MicroSteps, Checkpointing):
             window = min(self.grad_accumulation, n - self._batch)
             self.model.train()
             losses = []
-            for _ in range(window):
-                parts = next(it)
+            for k in range(window):
+                parts = self._next_batch(it, first=k == 0)
                 values, info = self._micro_step(parts)
                 self._batch += 1
                 losses.append(values)
@@ -453,6 +453,19 @@ class Trainer(MicroSteps, Checkpointing):
             if self._stop_by_steps():
                 return True
         return False
+
+    def _next_batch(self, it, first: bool):
+        """The next micro-batch. A terminal's Ctrl-C reaches the DataLoader's workers too, and
+        workers started with ``spawn`` or ``forkserver`` (they do not inherit the trainer's
+        handler) die of it: their loader then raises while this process waits for a batch.
+        After a Ctrl-C, at the first micro-batch of a step (a step boundary), that is the stop
+        the Ctrl-C asked for: checkpoint and KeyboardInterrupt, the loader's error chained."""
+        try:
+            return next(it)
+        except Exception:
+            if first and self._interrupt.requested:
+                self._stop_if_interrupted()
+            raise
 
     def _end_of_epoch(self, val) -> bool:
         if val is None:
