@@ -13,7 +13,7 @@ FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 #: module -> the objects in it whose docstring has an ``Examples`` section
 EXAMPLES = {
     "multitask.nn.tasks": ["Task", "task_losses"],
-    "multitask.nn.backward": ["mtl_backward"],
+    "multitask.nn.backward": ["StepInfo", "mtl_backward"],
     "multitask.nn._jacobian": ["task_jacobian"],
     "multitask.nn.auxiliary": ["GradientReversal", "ganin_schedule", "grad_reverse"],
     "multitask.nn.architectures._base": ["MultiTaskModule"],

@@ -58,6 +58,35 @@ class StepInfo:
     cosines : Tensor of shape (n_tasks, n_tasks) or None
         Cosine similarities of the task gradients on the shared parameters
         (``record_cosines=True`` only).
+
+    Examples
+    --------
+    One shared weight row at zero, two tasks whose gradients are ``g_a = (-1, -2)`` and
+    ``g_b = (1, 0)`` (MSE at a zero prediction: ``2 mean((0 - y) x)``):
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from multitask.nn import Task, mtl_backward, task_losses
+    >>> from multitask.nn.aggregation import MGDA
+    >>> from multitask.nn.architectures import HardSharing
+    >>> trunk = nn.Linear(2, 1, bias=False)
+    >>> _ = nn.init.zeros_(trunk.weight)
+    >>> model = HardSharing(trunk, {"a": nn.Flatten(0), "b": nn.Flatten(0)})
+    >>> x = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    >>> targets = {"a": torch.tensor([1.0, 1.0]), "b": torch.tensor([-1.0, 0.0])}
+    >>> losses = task_losses([Task("a"), Task("b")], model(x), targets)
+    >>> info = mtl_backward(losses, model, MGDA(), record_cosines=True)
+    >>> info.losses  # ordered as model.task_names
+    tensor([1.0000, 0.5000])
+    >>> info.loss  # an aggregator's step reports sum_t L_t
+    tensor(1.5000)
+    >>> info.cosines  # g_a . g_b / (||g_a|| ||g_b||) = -1 / sqrt(5)
+    tensor([[ 1.0000, -0.4472],
+            [-0.4472,  1.0000]])
+    >>> info.weights  # MGDA's min-norm point: gamma = (g_b - g_a) . g_b / ||g_a - g_b||^2
+    tensor([0.2500, 0.7500])
+    >>> trunk.weight.grad  # 0.25 g_a + 0.75 g_b
+    tensor([[ 0.5000, -0.5000]])
     """
 
     loss: Tensor
