@@ -39,6 +39,38 @@ class ModelSelector:
     A (task, metric) pair that is NaN in the current or the first evaluation
     (a task with no labelled validation entry) is left out of ``"delta"``; a
     NaN score never counts as an improvement.
+
+    Examples
+    --------
+    One metric, with a patience of two evaluations; the best state is a copy:
+
+    >>> import torch
+    >>> from multitask.training import ModelSelector
+    >>> state = {"w": torch.zeros(2)}
+    >>> selector = ModelSelector(monitor=("y", "mse"), patience=2)
+    >>> for step, mse in [(10, 0.5), (20, 0.3), (30, 0.4), (40, 0.35)]:
+    ...     stop = selector.update({"y": {"mse": mse}}, step, state)
+    ...     print(step, selector.best_step, stop)
+    10 10 False
+    20 20 False
+    30 20 False
+    40 20 True
+    >>> selector.best_score  # higher is better: minus the MSE
+    -0.3
+    >>> state["w"] += 1.0
+    >>> selector.best_state["w"]
+    tensor([0., 0.])
+
+    ``"delta"`` scores each evaluation by its mean relative change against the
+    first one; here MSE falls by 50% and accuracy rises by 20%:
+
+    >>> selector = ModelSelector()
+    >>> selector.update({"y": {"mse": 2.0}, "c": {"accuracy": 0.5}}, 1, state)
+    False
+    >>> selector.update({"y": {"mse": 1.0}, "c": {"accuracy": 0.6}}, 2, state)
+    False
+    >>> round(selector.best_score, 6), selector.best_step  # (0.5 + 0.2) / 2
+    (0.35, 2)
     """
 
     def __init__(

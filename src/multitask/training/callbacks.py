@@ -43,6 +43,25 @@ class StepRecord:
         Learning rate of each optimizer parameter group.
     metrics : mapping str -> mapping str -> float or None
         Validation metrics, on evaluation records only.
+
+    Examples
+    --------
+    The trainer builds one per step; a callback can read it but not change it:
+
+    >>> from multitask.training import StepRecord
+    >>> losses = {"y": 0.5, "c": 0.7}
+    >>> record = StepRecord(epoch=0, step=1, losses=losses, lr=(0.01,))
+    >>> losses["y"] = 0.0  # the record holds a copy
+    >>> record.losses["y"], record.weights, record.metrics
+    (0.5, None, None)
+    >>> record.losses["y"] = 0.0
+    Traceback (most recent call last):
+    ...
+    TypeError: 'mappingproxy' object does not support item assignment
+    >>> record.step = 2
+    Traceback (most recent call last):
+    ...
+    dataclasses.FrozenInstanceError: cannot assign to field 'step'
     """
 
     epoch: int
@@ -61,7 +80,37 @@ class StepRecord:
 
 
 class Callback:
-    """Base class; override the hooks you need. Each receives a :class:`StepRecord`."""
+    """Base class; override the hooks you need. Each receives a :class:`StepRecord`.
+
+    Examples
+    --------
+    A callback that prints the validation metrics of each epoch, given to a
+    :class:`~multitask.training.Trainer`:
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from multitask.nn import Task
+    >>> from multitask.nn.architectures import HardSharing
+    >>> from multitask.training import Callback, Trainer
+    >>> class PrintEpochs(Callback):
+    ...     def on_evaluate(self, record):
+    ...         print(f"epoch {record.epoch}, step {record.step}: {sorted(record.metrics['y'])}")
+    ...
+    ...     def on_fit_end(self, record):
+    ...         print(f"done after {record.step} steps")
+    >>> _ = torch.manual_seed(0)
+    >>> X = torch.randn(32, 3)
+    >>> batches = [(X[:16], {"y": X[:16].sum(1)}), (X[16:], {"y": X[16:].sum(1)})]
+    >>> model = HardSharing(nn.Linear(3, 8), {"y": nn.Linear(8, 1)})
+    >>> trainer = Trainer(
+    ...     model, [Task("y")], max_epochs=2, device="cpu", progress=False,
+    ...     callbacks=[PrintEpochs()],
+    ... )
+    >>> _ = trainer.fit(batches, val=batches)  # 2 batches an epoch, evaluated after each epoch
+    epoch 0, step 2: ['mae', 'mse']
+    epoch 1, step 4: ['mae', 'mse']
+    done after 4 steps
+    """
 
     def on_fit_start(self, record: StepRecord) -> None:
         """Once, when ``fit`` starts: ``record.epoch`` / ``record.step`` are 0 on a fresh
@@ -87,6 +136,27 @@ class History(Callback):
     ----------
     steps : list of StepRecord
     evaluations : list of StepRecord
+
+    Examples
+    --------
+    A :class:`~multitask.training.Trainer` fills ``trainer.history_``; here the
+    records are given by hand (task ``c`` is not trained at step 2):
+
+    >>> from multitask.training import History, StepRecord
+    >>> history = History()
+    >>> nan = float("nan")
+    >>> history.on_step(StepRecord(0, 1, {"y": 1.0, "c": 0.7}, weights={"y": 0.5, "c": 1.5}))
+    >>> history.on_step(StepRecord(0, 2, {"y": 0.5, "c": nan}, weights={"y": 1.0, "c": 1.0}))
+    >>> history.on_evaluate(StepRecord(0, 2, {}, metrics={"y": {"mse": 0.4}, "c": {"auc": 0.8}}))
+    >>> history.losses()  # {task: [loss at step 1, 2, ...]}
+    {'y': [1.0, 0.5], 'c': [0.7, nan]}
+    >>> history.weights()
+    {'y': [0.5, 1.0], 'c': [1.5, 1.0]}
+    >>> fig = history.plot()  # one panel per curve kind and per validation metric
+    >>> [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    ['training loss', 'task weights', 'validation auc', 'validation mse']
+    >>> import matplotlib.pyplot as plt
+    >>> plt.close(fig)
     """
 
     def __init__(self):
@@ -191,6 +261,30 @@ class CSVLogger(Callback):
         CSV file of the training steps.
     every : int
         Write every ``every``-th step.
+
+    Examples
+    --------
+    ``Trainer(log_csv=path)`` adds one; here it is called as the trainer calls it,
+    in a temporary folder:
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from multitask.training import CSVLogger, StepRecord
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     logger = CSVLogger(Path(tmp) / "train.csv", every=2)
+    ...     logger.on_fit_start(StepRecord(epoch=0, step=0, losses={}))
+    ...     for step in (1, 2, 3, 4):
+    ...         logger.on_step(StepRecord(0, step, {"y": 1 / step, "c": 0.5}, lr=(0.01,)))
+    ...     logger.on_evaluate(StepRecord(0, 4, {}, metrics={"y": {"mse": 0.2}}))
+    ...     print((Path(tmp) / "train.csv").read_text())
+    ...     print((Path(tmp) / "train_val.csv").read_text())
+    epoch,step,loss/y,loss/c,lr/0
+    0,2,0.5,0.5,0.01
+    0,4,0.25,0.5,0.01
+    <BLANKLINE>
+    epoch,step,val/y/mse
+    0,4,0.2
+    <BLANKLINE>
     """
 
     def __init__(self, path: str | Path, every: int = 1):
@@ -217,7 +311,37 @@ class CSVLogger(Callback):
 
 
 class TensorBoardLogger(Callback):
-    """Write scalars to TensorBoard (no-op with a warning if tensorboard is absent)."""
+    """Write scalars to TensorBoard (no-op with a warning if tensorboard is absent).
+
+    Each value of a :class:`StepRecord` (``loss/<task>``, ``weight/<task>``,
+    ``lr/<group>``, ``val/<task>/<metric>``) is a scalar at ``record.step``; NaN
+    losses (a task not trained at that step) are left out.
+
+    Parameters
+    ----------
+    log_dir : str or Path
+        Folder of the event files (``Trainer(tensorboard_dir=log_dir)`` adds one).
+
+    Examples
+    --------
+    Called as the trainer calls it, in a temporary folder. Without tensorboard it
+    runs too and writes nothing; with it, the folder holds one event file (the
+    line that lists it is skipped by the doctests, which run without tensorboard):
+
+    >>> import tempfile
+    >>> import warnings
+    >>> from pathlib import Path
+    >>> from multitask.training import StepRecord, TensorBoardLogger
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")  # the warning when tensorboard is not installed
+    ...     logger = TensorBoardLogger(tmp.name)
+    >>> logger.on_step(StepRecord(epoch=0, step=1, losses={"y": 0.5}, lr=(0.01,)))
+    >>> logger.on_fit_end(StepRecord(epoch=0, step=1, losses={}))
+    >>> [p.name.split(".")[0] for p in Path(tmp.name).iterdir()]  # doctest: +SKIP
+    ['events']
+    >>> tmp.cleanup()
+    """
 
     def __init__(self, log_dir: str | Path):
         self.log_dir = str(log_dir)
@@ -257,6 +381,33 @@ class ProgressBar(Callback):
     The bar is written to stderr (tqdm's stream). :meth:`if_visible` builds it
     only on rank 0 of a distributed run and when stderr is a terminal (no bar
     in logs and CI output, e.g. ``python train.py 2> train.log``).
+
+    Parameters
+    ----------
+    total : int
+        Optimizer steps of the run.
+    initial : int
+        Steps already done (a resumed run).
+
+    Examples
+    --------
+    ``Trainer(progress=True)`` adds one when it is visible. Here stderr is a
+    buffer, which is no terminal, so :meth:`if_visible` gives no bar, and a bar
+    built directly writes there:
+
+    >>> import contextlib
+    >>> import io
+    >>> from multitask.training import ProgressBar, StepRecord
+    >>> err = io.StringIO()
+    >>> with contextlib.redirect_stderr(err):
+    ...     print(ProgressBar.if_visible(total=3))
+    ...     bar = ProgressBar(total=3)
+    ...     for step in (1, 2, 3):
+    ...         bar.on_step(StepRecord(epoch=0, step=step, losses={"y": 1 / step}))
+    ...     bar.close()
+    None
+    >>> print(err.getvalue().splitlines()[-1])  # its last state (tqdm redraws one line)
+    train: 100%|...| 3/3 [...y=0.3333]
     """
 
     def __init__(self, total: int, initial: int = 0):

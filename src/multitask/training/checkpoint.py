@@ -99,6 +99,23 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     -------
     Path
         The path written.
+
+    Examples
+    --------
+    A round trip, in a temporary folder (the parent folders are created):
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import torch
+    >>> from multitask.training import load_checkpoint, save_checkpoint
+    >>> state = {"step": 3, "model": {"w": torch.arange(3.0)}, "tasks": ["y", "c"]}
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = save_checkpoint(state, Path(tmp) / "run" / "last.pt")
+    ...     print(sorted(p.name for p in path.parent.iterdir()))  # no temporary file left
+    ...     loaded = load_checkpoint(path)
+    ['last.pt']
+    >>> loaded["step"], loaded["tasks"], loaded["model"]["w"]
+    (3, ['y', 'c'], tensor([0., 1., 2.]))
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -116,7 +133,45 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint` (``weights_only=True``)."""
+    """Read a checkpoint written by :func:`save_checkpoint` (``weights_only=True``).
+
+    Parameters
+    ----------
+    path : str or Path
+    map_location : str or torch.device
+        Device the tensors are loaded onto.
+
+    Returns
+    -------
+    dict
+        The saved ``state``.
+
+    Raises
+    ------
+    FileNotFoundError
+        When there is no file at ``path``.
+
+    Examples
+    --------
+    A round trip, in a temporary folder (the parent folders are created):
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import torch
+    >>> from multitask.training import load_checkpoint, save_checkpoint
+    >>> state = {"step": 3, "model": {"w": torch.arange(3.0)}, "tasks": ["y", "c"]}
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = save_checkpoint(state, Path(tmp) / "run" / "last.pt")
+    ...     print(sorted(p.name for p in path.parent.iterdir()))  # no temporary file left
+    ...     loaded = load_checkpoint(path)
+    ['last.pt']
+    >>> loaded["step"], loaded["tasks"], loaded["model"]["w"]
+    (3, ['y', 'c'], tensor([0., 1., 2.]))
+    >>> load_checkpoint(Path(tmp) / "run" / "last.pt")  # the folder is gone
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: no checkpoint at ...last.pt; start without resume or fix the path
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}; start without resume or fix the path")

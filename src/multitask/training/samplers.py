@@ -43,6 +43,27 @@ class TaskSampler:
         Task names, in a fixed order.
     seed : int
         Seed of the draws; the draw at step ``s`` is a function of ``(seed, s)``.
+
+    Examples
+    --------
+    A sampler of your own overrides :meth:`draw`: here the first task trains at
+    every step, with one of the others in turn. Its position is its step counter:
+
+    >>> from multitask.training import TaskSampler
+    >>> class MainPlusOne(TaskSampler):
+    ...     def draw(self, step):
+    ...         main, *others = self.tasks
+    ...         return (main, others[step % len(others)])
+    >>> sampler = MainPlusOne(["main", "a", "b"])
+    >>> [sampler.next() for _ in range(3)]
+    [('main', 'a'), ('main', 'b'), ('main', 'a')]
+    >>> state = sampler.state_dict()  # what a checkpoint keeps
+    >>> state
+    {'step': 3}
+    >>> resumed = MainPlusOne(["main", "a", "b"])
+    >>> resumed.load_state_dict(state)
+    >>> resumed.next() == sampler.next() == ("main", "b")
+    True
     """
 
     def __init__(self, tasks: Sequence[str], seed: int = 0):
@@ -80,7 +101,21 @@ class TaskSampler:
 
 
 class RoundRobinSampler(TaskSampler):
-    """One task per step, cycling through the tasks in order."""
+    """One task per step, cycling through the tasks in order.
+
+    Parameters
+    ----------
+    tasks : sequence of str
+    seed : int
+        Unused: the order is fixed.
+
+    Examples
+    --------
+    >>> from multitask.training import RoundRobinSampler
+    >>> sampler = RoundRobinSampler(["y", "c", "d"])
+    >>> [sampler.next() for _ in range(4)]
+    [('y',), ('c',), ('d',), ('y',)]
+    """
 
     def draw(self, step: int) -> tuple[str, ...]:
         return (self.tasks[step % len(self.tasks)],)
@@ -121,6 +156,20 @@ class ProportionalSampler(_ProbabilitySampler):
     sizes : mapping str -> int
         Number of samples (or batches) of each task's dataset.
     seed : int
+
+    Examples
+    --------
+    Task ``a`` has three times the data of ``b``, so it is drawn with
+    probability 3/4:
+
+    >>> from multitask.training import ProportionalSampler
+    >>> sampler = ProportionalSampler({"a": 300, "b": 100}, seed=0)
+    >>> sampler.probabilities.tolist()
+    [0.75, 0.25]
+    >>> [sampler.next()[0] for _ in range(8)]
+    ['a', 'b', 'a', 'b', 'b', 'a', 'a', 'a']
+    >>> sampler.draw(5)  # a function of (seed, step): the same draw again
+    ('a',)
     """
 
     def _probabilities(self, n: np.ndarray) -> np.ndarray:
@@ -140,6 +189,21 @@ class TemperatureSampler(_ProbabilitySampler):
     temperature : float
         ``T > 0``.
     seed : int
+
+    Examples
+    --------
+    With sizes 900 and 100, ``T = 1`` draws the small task one step in ten;
+    ``T = 5`` flattens that to ``0.1^(1/5) / (0.9^(1/5) + 0.1^(1/5)) = 0.392``:
+
+    >>> from multitask.training import TemperatureSampler
+    >>> sizes = {"big": 900, "small": 100}
+    >>> TemperatureSampler(sizes, temperature=1).probabilities.round(3).tolist()
+    [0.9, 0.1]
+    >>> sampler = TemperatureSampler(sizes, temperature=5, seed=0)
+    >>> sampler.probabilities.round(3).tolist()
+    [0.608, 0.392]
+    >>> [sampler.next()[0] for _ in range(6)]
+    ['small', 'small', 'big', 'small', 'small', 'big']
     """
 
     def __init__(self, sizes: Mapping[str, int], temperature: float = 5.0, seed: int = 0):
@@ -164,6 +228,23 @@ class PeriodicSampler(TaskSampler):
     ----------
     periods : mapping str -> int
         Update period of each task, in steps (``1`` = every step).
+    seed : int
+        Unused: the schedule is fixed.
+
+    Examples
+    --------
+    ``main`` trains every step, ``aux`` every third step:
+
+    >>> from multitask.training import PeriodicSampler
+    >>> sampler = PeriodicSampler({"main": 1, "aux": 3})
+    >>> [sampler.next() for _ in range(4)]
+    [('main', 'aux'), ('main',), ('main',), ('main', 'aux')]
+
+    Steps where no task is due are skipped (step 1 here, and step 5):
+
+    >>> sampler = PeriodicSampler({"a": 2, "b": 3})
+    >>> [sampler.next() for _ in range(4)], sampler.state_dict()
+    ([('a', 'b'), ('a',), ('b',), ('a',)], {'step': 5})
     """
 
     def __init__(self, periods: Mapping[str, int], seed: int = 0):
@@ -209,6 +290,28 @@ def make_sampler(name: str, sizes: Mapping[str, int], seed: int = 0) -> TaskSamp
         sizes; build :class:`PeriodicSampler` with them.
     sizes : mapping str -> int
     seed : int
+
+    Returns
+    -------
+    TaskSampler
+
+    Examples
+    --------
+    What ``Trainer(sampler="proportional")`` builds from its loaders' sizes:
+
+    >>> from multitask.training import make_sampler
+    >>> sampler = make_sampler("proportional", {"a": 300, "b": 100}, seed=0)
+    >>> sampler
+    ProportionalSampler(tasks=['a', 'b'], seed=0)
+    >>> [sampler.next() for _ in range(4)]
+    [('a',), ('b',), ('a',), ('b',)]
+    >>> sampler = make_sampler("round_robin", {"a": 300, "b": 100, "c": 10})  # sizes unused
+    >>> [sampler.next() for _ in range(4)]
+    [('a',), ('b',), ('c',), ('a',)]
+    >>> make_sampler("periodic", {"a": 300, "b": 100})
+    Traceback (most recent call last):
+    ...
+    ValueError: sampler 'periodic' needs the update period of each task, ...
     """
     if name == "round_robin":
         return RoundRobinSampler(list(sizes), seed)
