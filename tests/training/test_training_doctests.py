@@ -1,15 +1,11 @@
 """The ``Examples`` sections of ``multitask.training``'s public docstrings run as written
 (doctest)."""
 
-import doctest
-import importlib
-import io
-
 import pytest
 
-torch = pytest.importorskip("torch")
+from doctest_testutil import run_examples
 
-FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+pytest.importorskip("torch")
 
 #: module -> the objects in it whose docstring has an ``Examples`` section
 EXAMPLES = {
@@ -49,13 +45,4 @@ def test_every_public_object_is_listed():
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_examples_run(name):
-    module = importlib.import_module(name)
-    tests = [t for t in doctest.DocTestFinder().find(module) if t.examples]
-    found = {t.name.removeprefix(name + ".") for t in tests}
-    missing = sorted(set(EXAMPLES[name]) - found)
-    assert not missing, f"{name}: no Examples in the docstrings of {missing}"
-    runner = doctest.DocTestRunner(optionflags=FLAGS)
-    report = io.StringIO()
-    with torch.random.fork_rng():  # an example's manual_seed does not reach the next tests
-        failed = sum(runner.run(t, out=report.write).failed for t in tests)
-    assert failed == 0, report.getvalue()
+    run_examples(name, EXAMPLES[name])
