@@ -5,6 +5,7 @@ from __future__ import annotations
 import doctest
 import importlib
 import io
+import re
 
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
@@ -16,6 +17,7 @@ def run_examples(name: str, objects) -> None:
     ``manual_seed`` does not reach the tests after it."""
     module = importlib.import_module(name)
     tests = [t for t in doctest.DocTestFinder().find(module) if t.examples]
+    assert tests, f"{name} has no doctest examples"
     found = {t.name.removeprefix(name + ".") for t in tests}
     missing = sorted(set(objects) - found)
     assert not missing, f"{name}: no Examples in the docstrings of {missing}"
@@ -29,3 +31,10 @@ def run_examples(name: str, objects) -> None:
         with torch.random.fork_rng():
             failed = sum(runner.run(t, out=report.write).failed for t in tests)
     assert failed == 0, report.getvalue()
+
+
+def assert_examples_last(obj, name: str) -> None:
+    """``obj``'s docstring has a numpydoc ``Examples`` section, and it is the last one."""
+    _, sep, examples = (obj.__doc__ or "").partition("\n    Examples\n    --------\n")
+    assert sep, f"{name} has no Examples section"
+    assert not re.search(r"\n    -{3,}\n", examples), f"Examples is not the last section of {name}"

@@ -51,3 +51,27 @@ def test_example_runs(name, index, block, request, tmp_path, monkeypatch):
         assert sorted(sorted(g) for g in groups) == [[0, 1], [2, 3]]
     elif name == "deep.md":  # trained: the info of the last step is finite
         assert np.isfinite(namespace["info"].losses.numpy()).all()
+    elif name == "architectures.md":  # {"a": (4, 1), "b": (4, 1)}
+        assert {t: tuple(v.shape) for t, v in namespace["out"].items()} == {
+            "a": (4, 1),
+            "b": (4, 1),
+        }
+    elif name == "datasets.md":  # 75 % / 25 % within each school, float64 features
+        X, y, task = namespace["X"], namespace["y"], namespace["task"]
+        assert X.dtype == np.float64 and len(X) == len(y) == len(task)
+        test_task = namespace["test"].arrays()[2]
+        assert len(X) + len(test_task) == len(namespace["school"].y)
+        held_out, total = np.bincount(test_task), np.bincount(test_task) + np.bincount(task)
+        share = held_out[total > 0] / total[total > 0]  # (task ids need not start at 0)
+        assert len(share) == 139 and 0.25 <= share.min() and share.max() < 0.3
+    elif name == "linear.md":  # (139, 27): one model per school
+        assert namespace["est"].coef_.shape == (139, 27)
+    elif name == "penalties.md":  # the prox against L21's closed form, row by row
+        W, Z, pen = namespace["W"], namespace["Z"], namespace["pen"]
+        norms = np.linalg.norm(W, axis=1, keepdims=True)
+        np.testing.assert_allclose(Z, np.maximum(0, 1 - 0.1 * 0.5 / norms) * W, atol=1e-12)
+        assert pen.subdiff_distance(Z, (Z - W) / 0.1) < 1e-10
+    elif name == "solvers.md":  # every solve and the whole path converged
+        path = namespace["path"]
+        assert namespace["res"].converged and len(path.alphas) == 50
+        assert np.all(path.converged)

@@ -1,12 +1,9 @@
 """The ``Examples`` sections of the linear estimators' docstrings run and print what they say."""
 
-import doctest
-import importlib
-import re
-
 import pytest
 
 import multitask.linear
+from doctest_testutil import assert_examples_last, run_examples
 
 # the modules whose estimators carry an Examples section
 MODULES = [
@@ -27,17 +24,9 @@ MODULES = [
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples_run(name):
-    module = importlib.import_module(name)
-    failed, attempted = doctest.testmod(
-        module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
-    )
-    assert attempted > 0, f"{name} has no doctest examples"
-    assert failed == 0, f"{failed} of {attempted} doctest examples of {name} failed (see stdout)"
+    run_examples(name, ())
 
 
 @pytest.mark.parametrize("name", multitask.linear.__all__)
 def test_public_estimator_keeps_its_examples(name):
-    doc = getattr(multitask.linear, name).__doc__
-    _, sep, examples = doc.partition("\n    Examples\n    --------\n")
-    assert sep, f"{name} has no Examples section"
-    assert not re.search(r"\n    -{3,}\n", examples), f"Examples is not the last section of {name}"
+    assert_examples_last(getattr(multitask.linear, name), name)

@@ -1,12 +1,9 @@
 """The ``Examples`` of the relatedness functions' docstrings run and print what they say."""
 
-import doctest
-import importlib
-import re
-
 import pytest
 
 import multitask.relatedness
+from doctest_testutil import assert_examples_last, run_examples
 
 # the modules whose public functions carry an Examples section
 MODULES = [
@@ -27,12 +24,7 @@ NEEDS_TORCH = {
 def test_docstring_examples_run(name):
     if name in NEEDS_TORCH:
         pytest.importorskip("torch")
-    module = importlib.import_module(name)
-    failed, attempted = doctest.testmod(
-        module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
-    )
-    assert attempted > 0, f"{name} has no doctest examples"
-    assert failed == 0, f"{failed} of {attempted} doctest examples of {name} failed (see stdout)"
+    run_examples(name, ())
 
 
 @pytest.mark.parametrize(
@@ -41,7 +33,4 @@ def test_docstring_examples_run(name):
 def test_public_function_keeps_its_examples(name):
     if name in NEEDS_TORCH:
         pytest.importorskip("torch")
-    doc = getattr(multitask.relatedness, name).__doc__
-    _, sep, examples = doc.partition("\n    Examples\n    --------\n")
-    assert sep, f"{name} has no Examples section"
-    assert not re.search(r"\n    -{3,}\n", examples), f"Examples is not the last section of {name}"
+    assert_examples_last(getattr(multitask.relatedness, name), name)
