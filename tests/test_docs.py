@@ -1,6 +1,7 @@
 """Every ``python`` example in docs/*.md runs as written (from an empty working directory: the
 training example writes its checkpoint there), and does what its comments say."""
 
+import itertools
 import re
 from pathlib import Path
 
@@ -40,6 +41,9 @@ def test_example_runs(name, index, block, request, tmp_path, monkeypatch):
         scores = namespace["trainer"].evaluate(namespace["test_loader"])
         assert min(s["auc"] for s in scores.values()) > 0.9, scores
         assert (tmp_path / "ckpt" / "last.pt").is_file()
+        rates = [r.lr[0] for r in namespace["trainer"].history_.steps]  # warmup, then cosine
+        assert rates[0] == pytest.approx(1e-3 / 16) and rates[15] == pytest.approx(1e-3)
+        assert all(a > b for a, b in itertools.pairwise(rates[16:]))
         predictions = namespace["trainer"].predict(namespace["test_loader"])
         assert {k: tuple(v.shape) for k, v in predictions.items()} == {
             "income": (256,),

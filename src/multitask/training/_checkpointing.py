@@ -21,8 +21,8 @@ __all__ = ["Checkpointing"]
 class Checkpointing:
     """Mixin of :class:`~multitask.training.Trainer`: ``state_dict``, ``load_state_dict``,
     ``checkpoint_dir / "last.pt"``, resume, and Ctrl-C. It reads the trainer's attributes
-    (``model``, ``optimizer_``, ``balancer``, ``_src``, ``_selector``, ``_labels``, and the
-    position ``epoch_``, ``_batch``, ``step_``) and adds none but ``_interrupt``."""
+    (``model``, ``optimizer_``, ``scheduler_``, ``balancer``, ``_src``, ``_selector``, ``_labels``,
+    and the position ``epoch_``, ``_batch``, ``step_``) and adds none but ``_interrupt``."""
 
     @property
     def checkpoint_path(self) -> Path | None:
@@ -40,6 +40,7 @@ class Checkpointing:
             "position": {"epoch": self.epoch_, "batch": self._batch, "step": self.step_},
             "selection": self._selector.state_dict(),
             "labels": self._labels.state_dict(),
+            "scheduler": None if self.scheduler_ is None else self.scheduler_.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -53,7 +54,21 @@ class Checkpointing:
         self.epoch_, self._batch, self.step_ = pos["epoch"], pos["batch"], pos["step"]
         self._selector.load_state_dict(state["selection"])
         self._labels.load_state_dict(state.get("labels"))  # (absent from older checkpoints)
+        self._load_scheduler(state.get("scheduler"))
         set_rng_state(state["rng"])
+
+    def _load_scheduler(self, saved: dict | None) -> None:
+        """The learning-rate scheduler's position; the checkpoint and this trainer must both
+        have one or both have none (else the learning rates would not continue the run)."""
+        if (saved is None) != (self.scheduler_ is None):
+            had = "no scheduler" if saved is None else "a scheduler"
+            has = "none" if self.scheduler_ is None else "one"
+            raise ValueError(
+                f"the checkpoint was written by a fit with {had} and this trainer has {has}: "
+                "resume with the scheduler settings of the run that wrote it"
+            )
+        if saved is not None:
+            self.scheduler_.load_state_dict(saved)
 
     def _check_parameters(self) -> None:
         """A non-finite gradient with finite losses (the loss guards pass) makes the
@@ -64,7 +79,8 @@ class Checkpointing:
             with self._stopping():
                 raise FloatingPointError(
                     f"parameters {bad[:5]} became non-finite by step {self.step_} (a non-finite "
-                    "gradient with finite losses); lower the learning rate or clip the gradients"
+                    "gradient with finite losses); lower the learning rate or clip the gradients "
+                    "(Trainer(clip_grad_norm=...))"
                 )
 
     def _save(self) -> None:

@@ -92,6 +92,7 @@ class ModelSelector:
         self.best_state: dict | None = None
         self.bad_evals = 0
         self.stopped = False
+        self.last_score = math.nan  # of the latest update (a ReduceLROnPlateau's metric)
 
     def check_tasks(self, tasks: Mapping[str, object]) -> None:
         """Raise, before any training, if the monitor cannot score these tasks' metrics.
@@ -150,7 +151,7 @@ class ModelSelector:
 
     def update(self, metrics: Metrics, step: int, model_state: dict) -> bool:
         """Record an evaluation; returns True when training should stop."""
-        s = self.score(metrics)
+        s = self.last_score = self.score(metrics)
         if s > self.best_score:
             self.best_score, self.best_step, self.bad_evals = s, step, 0
             self.best_state = {k: v.detach().clone().cpu() for k, v in model_state.items()}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import math
 import random
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from multitask.training._batches import SampledSource, SingleSource
 from multitask.training._checkpointing import Checkpointing
@@ -26,6 +28,12 @@ from multitask.training._guards import (
 )
 from multitask.training._inference import evaluate, predict
 from multitask.training._labels import LabelCheck
+from multitask.training._schedule import (
+    build_scheduler,
+    check_clip,
+    check_schedule,
+    clip_gradients,
+)
 from multitask.training._selection import ModelSelector
 from multitask.training._setup import (
     build_optimizer,
@@ -145,6 +153,29 @@ class Trainer(MicroSteps, Checkpointing):
         output of an aggregator such as Nash-MTL (weights ``~ 1 / ||g_t||``) does
         not scale with the losses, so unscaling the gradients afterwards would
         be wrong.
+    scheduler : {"constant", "linear", "cosine"}, callable or None, default=None
+        Learning-rate schedule. A name multiplies every parameter group's own
+        rate (per-task rates keep their ratios) by a factor stepped once per
+        optimizer step over the run's ``total`` steps (``max_epochs`` epochs,
+        or ``max_steps``): after ``warmup_steps`` it is 1, ``1 - p`` or
+        ``(1 + cos(pi p)) / 2`` (Loshchilov & Hutter, ICLR 2017, eq. 5 with
+        ``eta_min = 0``), ``p`` the fraction of the post-warmup steps done. A
+        callable ``optimizer -> scheduler`` (``torch.optim.lr_scheduler``) is
+        stepped per ``scheduler_interval``; a ``ReduceLROnPlateau`` (built with
+        ``mode="max"``) is stepped after each evaluation with the model-selection
+        score of ``monitor`` (needs ``val``). Its state is in the checkpoint.
+    scheduler_interval : {"step", "epoch"}, default="step"
+        When a callable's scheduler steps: after each optimizer step, or at the
+        end of each epoch.
+    warmup_steps : int, default=0
+        Linear warmup of a named schedule (``None`` with a warmup: constant after
+        it): the rate at step ``k < warmup_steps`` is ``(k + 1) / warmup_steps``
+        times the group's rate.
+    clip_grad_norm : float, optional
+        Scale the model's gradients (after the balancer and the accumulation
+        average, before the optimizer step) so that their joint L2 norm is at
+        most this (:func:`torch.nn.utils.clip_grad_norm_`). A balancer's own
+        parameters are not clipped.
 
     Attributes
     ----------
@@ -154,6 +185,8 @@ class Trainer(MicroSteps, Checkpointing):
         Optimizer steps and epochs done.
     best_step_ : int
         Step of the restored best state (-1 without validation data).
+    scheduler_ : LRScheduler or ReduceLROnPlateau or None
+        The learning-rate scheduler of the last ``fit``.
 
     Examples
     --------
@@ -219,7 +252,13 @@ class Trainer(MicroSteps, Checkpointing):
         sampler: TaskSampler | str = "round_robin",
         higher_is_better: Mapping[str, bool] | None = None,
         precision: str = "32",
+        scheduler=None,
+        scheduler_interval: str = "step",
+        warmup_steps: int = 0,
+        clip_grad_norm: float | None = None,
     ):
+        check_schedule(scheduler, scheduler_interval, warmup_steps)
+        check_clip(clip_grad_norm)
         if precision not in PRECISIONS:
             hint = " (float16 needs a loss scaler; see the docstring)" if "16" in precision else ""
             raise ValueError(f"precision={precision!r}: use one of {PRECISIONS}{hint}")
@@ -265,6 +304,10 @@ class Trainer(MicroSteps, Checkpointing):
         self.sampler = sampler
         self.precision = precision
         self.higher_is_better = higher_is_better
+        self.scheduler = scheduler
+        self.scheduler_interval = scheduler_interval
+        self.warmup_steps = warmup_steps
+        self.clip_grad_norm = clip_grad_norm
 
     # ------------------------------------------------------------------ setup
     def _source(self, train):
@@ -313,6 +356,9 @@ class Trainer(MicroSteps, Checkpointing):
         groups = param_groups(self.model, self.tasks, self.lr, self.task_lr, self.balancer)
         self.optimizer_ = build_optimizer(self.optimizer, groups, self.lr)
         self._src = self._source(train)
+        self.scheduler_ = build_scheduler(
+            self.scheduler, self.optimizer_, self._total_steps(), self.warmup_steps, val is not None
+        )
         self._labels = LabelCheck(self.tasks, self._src.trained)
         self._selector = ModelSelector(self.monitor, self.early_stopping, self.higher_is_better)
         if val is not None:
@@ -405,6 +451,8 @@ class Trainer(MicroSteps, Checkpointing):
                     if self._batch >= len(self._src):
                         self.epoch_, self._batch = self.epoch_ + 1, 0
                         stop = self._end_of_epoch(val) or stop
+                        if self._steps_per("epoch"):
+                            self._step_at_epoch_end()
                         self._stop_if_interrupted()
             finally:
                 if bar is not None:
@@ -419,6 +467,29 @@ class Trainer(MicroSteps, Checkpointing):
                     "the run is complete (and checkpointed, with a checkpoint_dir)"
                 )
         return self
+
+    def _total_steps(self) -> int:
+        """Optimizer steps of the whole run (``max_epochs`` epochs, or ``max_steps``)."""
+        total = math.ceil(len(self._src) / self.grad_accumulation) * self.max_epochs
+        return total if self.max_steps is None else min(total, self.max_steps)
+
+    def _steps_per(self, interval: str) -> bool:
+        """Whether the scheduler steps now: at each optimizer step (named schedules, and a
+        callable's with ``scheduler_interval="step"``) or at each epoch's end. A
+        ReduceLROnPlateau steps after each evaluation instead (``_end_of_epoch``)."""
+        sched = self.scheduler_
+        if sched is None or isinstance(sched, ReduceLROnPlateau):
+            return False
+        return interval == (self.scheduler_interval if callable(self.scheduler) else "step")
+
+    def _step_at_epoch_end(self) -> None:
+        """An epoch scheduler's step. A run resumed from a checkpoint written at the end of an
+        epoch steps it before this process has taken an optimizer step: torch then warns of a
+        scheduler stepped before its optimizer, which here is not so (the run that wrote the
+        checkpoint took them)."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()`"))
+            self.scheduler_.step()
 
     def _stop_by_steps(self) -> bool:
         return self.max_steps is not None and self.step_ >= self.max_steps
@@ -442,9 +513,13 @@ class Trainer(MicroSteps, Checkpointing):
             with self._stopping():
                 check_task_weights(self.balancer, record.weights, record.losses, self._where())
             release_untrained(self.model, record.losses)
+            if self.clip_grad_norm is not None:
+                clip_gradients(self.model.parameters(), self.clip_grad_norm)
             self.optimizer_.step()
             self.optimizer_.zero_grad(set_to_none=True)
             self.step_ += 1
+            if self._steps_per("step"):
+                self.scheduler_.step()
             for cb in self._callbacks:
                 cb.on_step(record)
             self._stop_if_interrupted()  # (writes the checkpoint)
@@ -472,6 +547,8 @@ class Trainer(MicroSteps, Checkpointing):
             return False
         metrics = self.evaluate(val)
         stop = self._selector.update(metrics, self.step_, self.model.state_dict())
+        if isinstance(self.scheduler_, ReduceLROnPlateau):
+            self.scheduler_.step(self._selector.last_score)
         lrs = tuple(float(g["lr"]) for g in self.optimizer_.param_groups)
         record = StepRecord(self.epoch_ - 1, self.step_, {}, None, lrs, metrics)
         for cb in self._callbacks:
@@ -494,10 +571,7 @@ class Trainer(MicroSteps, Checkpointing):
     def _progress_bar(self) -> ProgressBar | None:
         if not self.progress:
             return None
-        total = math.ceil(len(self._src) / self.grad_accumulation) * self.max_epochs
-        if self.max_steps is not None:
-            total = min(total, self.max_steps)
-        return ProgressBar.if_visible(total, initial=self.step_)
+        return ProgressBar.if_visible(self._total_steps(), initial=self.step_)
 
     # ------------------------------------------------------------- inference
     def _device(self) -> torch.device:
