@@ -197,6 +197,10 @@ def _bad(tmp_path: Path, case: str) -> tuple[list, str]:
         return ["fit", wide, *deep, "--kind", "y1"], "write COLUMN=KIND"
     if case == "bad_precision":
         return ["fit", wide, *deep, "--precision", "16-mixed"], "--precision '16-mixed'"
+    if case == "bad_schedule":
+        return ["fit", wide, *deep, "--schedule", "step"], "--schedule 'step': use one of"
+    if case == "bad_clip":
+        return ["fit", wide, *deep, "--clip-grad-norm", "0"], "--clip-grad-norm must be positive"
     raise AssertionError(case)
 
 
@@ -205,6 +209,7 @@ def _bad(tmp_path: Path, case: str) -> tuple[list, str]:
     [
         "unknown_method", "unknown_balancer", "missing_column", "one_class", "empty",
         "not_utf8", "not_a_table", "inf_target", "lonely_task", "bad_kind", "bad_precision",
+        "bad_schedule", "bad_clip",
     ],
 )  # fmt: skip
 def test_bad_input_fails_clearly_and_writes_nothing(tmp_path, case):
@@ -237,6 +242,30 @@ def test_bf16_mixed_fit_records_its_precision_and_predicts(tmp_path):
     np.testing.assert_allclose(got["y2"], ref["y2"], atol=2e-3)
     assert not np.array_equal(got["y2"], ref["y2"])  # it did train in another precision
     assert (got["y1"] == ref["y1"]).mean() >= 0.9
+
+
+def test_schedule_and_clipping_are_recorded_and_used(tmp_path):
+    from multitask.tabular import load_model
+
+    wide = tmp_path / "wide.csv"
+    _small_wide(wide)
+    pred = {}
+    settings = {
+        "plain": [],
+        "scheduled": ["--schedule", "cosine", "--warmup-steps", 2, "--clip-grad-norm", 0.01],
+    }
+    for name, extra in settings.items():
+        out = tmp_path / name
+        args = ["fit", wide, "--target", "y1", "--target", "y2", "--epochs", 3, "--out", out]
+        r = _invoke(*args, *extra)
+        assert r.exit_code == 0, r.output
+        config = json.loads((out / "model.json").read_text())["config"]
+        assert config["schedule"] == ("cosine" if extra else None)
+        assert config["clip_grad_norm"] == (0.01 if extra else None)
+        pred[name] = load_model(out).predict(pd.read_csv(wide))
+    assert np.isfinite(pred["scheduled"]["y2"]).all()
+    # the same seed and data: only the schedule and the clipping differ
+    assert not np.allclose(pred["scheduled"]["y2"], pred["plain"]["y2"])
 
 
 def test_unknown_names_are_listed(tmp_path):

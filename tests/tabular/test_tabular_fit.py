@@ -221,6 +221,9 @@ def test_deep_save_load_is_exact(tmp_path, method, balancer):
         (FitOptions(("zz",), "hard_sharing"), r"column\(s\) \['zz'\] not in the table"),
         (FitOptions(("y",), "hard_sharing", device="tpu9"), "--device 'tpu9' is not a device"),
         (FitOptions(("y",), "pooled", task_col="school", kinds={"y": "binary"}), "only"),
+        (FitOptions(("y",), "hard_sharing", schedule="warm"), "--schedule 'warm'"),
+        (FitOptions(("y",), "hard_sharing", warmup_steps=-2), "--warmup-steps must be"),
+        (FitOptions(("y",), "hard_sharing", clip_grad_norm=-1.0), "--clip-grad-norm must be"),
     ],
 )
 def test_option_errors_before_any_work(opts, message):

@@ -80,6 +80,16 @@ def fit(
     precision: Annotated[
         str, typer.Option(help="Training precision (deep): 32 or bf16-mixed (autocast).")
     ] = "32",
+    schedule: Annotated[
+        str | None,
+        typer.Option(help="Learning-rate schedule (deep): constant, linear or cosine decay."),
+    ] = None,
+    warmup_steps: Annotated[
+        int, typer.Option(help="Linear learning-rate warmup over N optimizer steps (deep).")
+    ] = 0,
+    clip_grad_norm: Annotated[
+        float | None, typer.Option(help="Clip the gradients' joint L2 norm to this (deep).")
+    ] = None,
     alpha: Annotated[
         float | None, typer.Option(help="Regularisation strength (linear; default: estimator's).")
     ] = None,
@@ -112,6 +122,9 @@ def fit(
         lr=lr,
         device=device,
         precision=precision,
+        schedule=schedule,
+        warmup_steps=warmup_steps,
+        clip_grad_norm=clip_grad_norm,
         progress=True,
         alpha=alpha,
         beta=beta,

@@ -255,6 +255,9 @@ class DeepTabularModel(TabularModel):
             progress=bool(cfg.get("progress", False)),
             device=cfg.get("device", "cpu"),
             precision=cfg.get("precision", "32"),
+            scheduler=cfg.get("schedule"),  # (absent from models saved before it existed)
+            warmup_steps=int(cfg.get("warmup_steps", 0)),
+            clip_grad_norm=cfg.get("clip_grad_norm"),
             # early stopping reads validation data: none without it (the reason is recorded)
             early_stopping=None if patience is None or val_loader is None else int(patience),
         )

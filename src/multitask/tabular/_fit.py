@@ -82,6 +82,13 @@ class FitOptions:
     precision : {"32", "bf16-mixed"}
         Training precision of the deep half (:class:`multitask.training.Trainer`'s
         ``precision``); prediction runs in float32.
+    schedule : {"constant", "linear", "cosine"} or None
+        Deep half: learning-rate schedule over the run's optimizer steps
+        (:class:`multitask.training.Trainer`'s ``scheduler``); None: the rate stays ``lr``.
+    warmup_steps : int
+        Deep half: linear warmup of the learning rate over this many steps.
+    clip_grad_norm : float or None
+        Deep half: bound on the joint L2 norm of the gradients (None: no clipping).
     progress : bool
         Show the trainer's progress bar (on a terminal only).
     alpha, beta : float or None
@@ -105,6 +112,9 @@ class FitOptions:
     lr: float = 1e-3
     device: str = "cpu"
     precision: str = "32"
+    schedule: str | None = None
+    warmup_steps: int = 0
+    clip_grad_norm: float | None = None
     progress: bool = False
     alpha: float | None = None
     beta: float | None = None
@@ -174,6 +184,14 @@ def _check_method(opts: FitOptions) -> None:
 
     if opts.precision not in PRECISIONS:
         raise ValueError(f"--precision {opts.precision!r}: use one of {list(PRECISIONS)}")
+    from multitask.training._schedule import SCHEDULES
+
+    if opts.schedule is not None and opts.schedule not in SCHEDULES:
+        raise ValueError(f"--schedule {opts.schedule!r}: use one of {list(SCHEDULES)}")
+    if opts.warmup_steps < 0:
+        raise ValueError(f"--warmup-steps must be >= 0, got {opts.warmup_steps}")
+    if opts.clip_grad_norm is not None and not (0 < opts.clip_grad_norm < float("inf")):
+        raise ValueError(f"--clip-grad-norm must be positive and finite, got {opts.clip_grad_norm}")
 
 
 def _check_options(opts: FitOptions) -> None:
@@ -222,6 +240,9 @@ def _fit_deep(frame, features: list[str], opts: FitOptions):
         "lr": opts.lr,
         "device": opts.device,
         "precision": opts.precision,
+        "schedule": opts.schedule,
+        "warmup_steps": opts.warmup_steps,
+        "clip_grad_norm": opts.clip_grad_norm,
         "progress": opts.progress,
         "val_size": opts.val_size,
         "patience": opts.patience,
