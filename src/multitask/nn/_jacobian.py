@@ -66,8 +66,12 @@ def _batched_vjp(
             allow_unused=True,
             is_grads_batched=True,
         )
-        if used and any(g is None for g in grads):
-            return None
+        if any(g is None for g in grads):
+            if used:
+                return None
+            # an input out of reach: truly unused (zero columns), or hidden inside a reentrant
+            # checkpoint, which autograd.grad does not enter (zero columns would be wrong)
+            check_no_reentrant_checkpoint(outputs)
         k = rows.stop - rows.start
         pieces = [
             g.reshape(k, size).to(jac.dtype) if g is not None else jac.new_zeros((k, size))
@@ -75,6 +79,38 @@ def _batched_vjp(
         ]
         torch.cat(pieces, dim=1, out=jac[rows])  # the one copy into the (T, n) buffer
     return jac
+
+
+#: the backward node of ``torch.utils.checkpoint.checkpoint(..., use_reentrant=True)``
+_REENTRANT_CHECKPOINT = "CheckpointFunctionBackward"
+
+
+def check_no_reentrant_checkpoint(root: Tensor) -> None:
+    """Raise a ValueError when ``root``'s graph holds a reentrant activation checkpoint.
+
+    Its node runs the checkpointed block's backward as a separate ``.backward()`` inside the
+    outer one, so the parameters inside it are not in the outer graph: ``torch.autograd.grad``
+    (and ``backward(inputs=...)``) finds no path to them and gives them nothing, which the
+    per-task Jacobian would read as zero gradients. Walks the whole graph: called only once an
+    input was found out of reach (rare), not every step.
+    """
+    if root.grad_fn is None:
+        return
+    stack, seen = [root.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if type(node).__name__ == _REENTRANT_CHECKPOINT:
+            raise ValueError(
+                "the graph holds torch.utils.checkpoint.checkpoint(..., use_reentrant=True), "
+                "whose parameters torch.autograd.grad cannot reach: mtl_backward would give "
+                "them no per-task gradient. Use use_reentrant=False (the form PyTorch "
+                "recommends), or a step without per-task gradients (no balancer, or a loss "
+                "weighting without needs_jacobian: one ordinary backward)"
+            )
+        stack.extend(f for f, _ in node.next_functions)
 
 
 def task_jacobian(

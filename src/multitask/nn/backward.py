@@ -29,6 +29,7 @@ from multitask.nn._jacobian import (
     _jacobian,
     _set_or_add_grad,
     _unique,
+    check_no_reentrant_checkpoint,
     task_jacobian,
 )
 from multitask.nn._jacobian_fast import HeadRows
@@ -281,9 +282,12 @@ def _aggregate(
     if use_rep:
         own = _unique(p for h in heads for p in h)
         total = _total(vec, extra)
-        return _aggregate_representation(
+        out = _aggregate_representation(
             losses, names, vec, extra, agg, model, shared, own, total, chunk_size, record, heads
         )
+        if any(p.grad is None for p in shared):  # unused, or inside a reentrant checkpoint,
+            check_no_reentrant_checkpoint(vec)  # which backward(inputs=...) silently skips
+        return out
     jac, heads_done = _jacobian(
         losses, names, vec, model, shared, chunk_size, heads=heads, shared=shared
     )
@@ -364,11 +368,15 @@ def _representation_jacobian(vec: Tensor, rep: Tensor, chunk_size) -> Tensor:
     the rows would all be zero, and the weights meaningless)."""
     eye = torch.eye(vec.shape[0], dtype=vec.dtype, device=vec.device)
     jac = _batched_vjp(vec, [rep], eye, chunk_size, used=True)
-    if jac is None:
+    if jac is None:  # (a model compiled whole by an AOT backend also returns rep beside the
+        # losses' graph: the message names that cause too)
         raise ValueError(
             "use_representation=True: no task loss reaches model.representation; a forward "
-            "after the one that computed these losses replaced it. Call mtl_backward right "
-            "after the forward of its losses, or use use_representation=False"
+            "after the one that computed these losses replaced it, or the model is compiled "
+            "as one graph (torch.compile with an AOT backend), which returns the "
+            "representation beside the losses' graph, not inside it. Call mtl_backward right "
+            "after the forward of its losses, compile the trunk alone, or use "
+            "use_representation=False"
         )
     return jac
 
