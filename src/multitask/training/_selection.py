@@ -93,6 +93,7 @@ class ModelSelector:
         self.bad_evals = 0
         self.stopped = False
         self.last_score = math.nan  # of the latest update (a ReduceLROnPlateau's metric)
+        self.last_step = -1  # of the latest update
 
     def check_tasks(self, tasks: Mapping[str, object]) -> None:
         """Raise, before any training, if the monitor cannot score these tasks' metrics.
@@ -152,6 +153,7 @@ class ModelSelector:
     def update(self, metrics: Metrics, step: int, model_state: dict) -> bool:
         """Record an evaluation; returns True when training should stop."""
         s = self.last_score = self.score(metrics)
+        self.last_step = step
         if s > self.best_score:
             self.best_score, self.best_step, self.bad_evals = s, step, 0
             self.best_state = {k: v.detach().clone().cpu() for k, v in model_state.items()}
@@ -171,6 +173,7 @@ class ModelSelector:
             "best_state": self.best_state,
             "bad_evals": self.bad_evals,
             "stopped": self.stopped,
+            "last_step": self.last_step,
         }
 
     def load_state_dict(self, state: Mapping) -> None:
@@ -181,3 +184,4 @@ class ModelSelector:
         self.best_state = copy.copy(state["best_state"])
         self.bad_evals = state["bad_evals"]
         self.stopped = state["stopped"]
+        self.last_step = state.get("last_step", -1)  # (absent from older checkpoints)

@@ -118,7 +118,11 @@ class Trainer(MicroSteps, Checkpointing):
         Where ``last.pt`` is written (atomically) every ``checkpoint_every``
         steps, at the end of ``fit``, and when Ctrl-C stops it (see ``fit``).
     early_stopping : int, optional
-        Patience, in evaluations (one per epoch, on ``val``).
+        Patience, in evaluations (on ``val``: one per epoch, or per ``val_every``).
+    val_every : int, optional
+        Evaluate on ``val`` every this many optimizer steps, and after the last
+        step when it is not one of them (the final state is a candidate of model
+        selection), instead of after each epoch. For epochs too long to wait for.
     monitor : "delta" or (task, metric)
         Validation score of model selection (see :class:`ModelSelector`). With
         ``val``, the best state is restored at the end of ``fit``. A monitor
@@ -244,6 +248,7 @@ class Trainer(MicroSteps, Checkpointing):
         checkpoint_dir: str | Path | None = None,
         checkpoint_every: int | None = None,
         early_stopping: int | None = None,
+        val_every: int | None = None,
         monitor="delta",
         progress: bool = True,
         log_csv: str | Path | None = None,
@@ -268,6 +273,8 @@ class Trainer(MicroSteps, Checkpointing):
             _check_count("max_steps", max_steps, low=0)
         if early_stopping is not None:  # a patience in evaluations (1.5 acted as 2)
             _check_count("early_stopping", early_stopping, low=1)
+        if val_every is not None:
+            _check_count("val_every", val_every, low=1)
         if checkpoint_every is not None:
             _check_count("checkpoint_every", checkpoint_every, low=1)
             if checkpoint_dir is None:
@@ -296,6 +303,7 @@ class Trainer(MicroSteps, Checkpointing):
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self.checkpoint_every = checkpoint_every
         self.early_stopping = early_stopping
+        self.val_every = val_every
         self.monitor = monitor
         self.progress = progress
         self.log_csv = log_csv
@@ -363,12 +371,16 @@ class Trainer(MicroSteps, Checkpointing):
         self._selector = ModelSelector(self.monitor, self.early_stopping, self.higher_is_better)
         if val is not None:
             self._selector.check_tasks(self.tasks)
-        elif self.early_stopping is not None:
-            warnings.warn(
-                "early_stopping is ignored without validation data: pass val to fit",
-                UserWarning,
-                stacklevel=3,
-            )
+        else:
+            ignored = [k for k in ("early_stopping", "val_every") if getattr(self, k) is not None]
+            if ignored:
+                warnings.warn(
+                    f"{' and '.join(ignored)} {'is' if len(ignored) == 1 else 'are'} ignored "
+                    "without validation data: pass val to fit",
+                    UserWarning,
+                    stacklevel=3,
+                )
+        self._val = val
         # what an interrupted step left in .grad (a stopped accumulation window, a step a
         # guard refused) would be added to the first step of this fit
         self.model.zero_grad(set_to_none=True)
@@ -450,13 +462,16 @@ class Trainer(MicroSteps, Checkpointing):
                     stop = self._run_epoch()
                     if self._batch >= len(self._src):
                         self.epoch_, self._batch = self.epoch_ + 1, 0
-                        stop = self._end_of_epoch(val) or stop
+                        if self.val_every is None:
+                            stop = self._validate(self.epoch_ - 1) or stop
                         if self._steps_per("epoch"):
                             self._step_at_epoch_end()
                         self._stop_if_interrupted()
             finally:
                 if bar is not None:
                     bar.close()
+            if self._final_validation_due():
+                self._validate(self.epoch_ - (self._batch == 0))
             if self.checkpoint_path is None:  # (_save checks them before writing)
                 self._check_parameters()  # no silently corrupted model
             self._save()
@@ -476,7 +491,7 @@ class Trainer(MicroSteps, Checkpointing):
     def _steps_per(self, interval: str) -> bool:
         """Whether the scheduler steps now: at each optimizer step (named schedules, and a
         callable's with ``scheduler_interval="step"``) or at each epoch's end. A
-        ReduceLROnPlateau steps after each evaluation instead (``_end_of_epoch``)."""
+        ReduceLROnPlateau steps after each evaluation instead (``_validate``)."""
         sched = self.scheduler_
         if sched is None or isinstance(sched, ReduceLROnPlateau):
             return False
@@ -522,12 +537,26 @@ class Trainer(MicroSteps, Checkpointing):
                 self.scheduler_.step()
             for cb in self._callbacks:
                 cb.on_step(record)
+            stop = self._validation_due() and self._validate(self.epoch_)
             self._stop_if_interrupted()  # (writes the checkpoint)
             if self.checkpoint_every and self.step_ % self.checkpoint_every == 0:
                 self._save()
-            if self._stop_by_steps():
+            if stop or self._stop_by_steps():
                 return True
         return False
+
+    def _validation_due(self) -> bool:
+        """With ``val_every``: after every ``val_every``-th optimizer step."""
+        every = self.val_every
+        return every is not None and self._val is not None and self.step_ % every == 0
+
+    def _final_validation_due(self) -> bool:
+        """With ``val_every``: after the last step when it was not evaluated (its state is then
+        a candidate of model selection too). Never twice: the selector's ``last_step`` is in the
+        checkpoint, so a finished run resumed evaluates nothing again."""
+        if self.val_every is None or self._val is None or self.step_ == 0:
+            return False
+        return self._selector.last_step != self.step_
 
     def _next_batch(self, it, first: bool):
         """The next micro-batch. A terminal's Ctrl-C reaches the DataLoader's workers too, and
@@ -542,15 +571,18 @@ class Trainer(MicroSteps, Checkpointing):
                 self._stop_if_interrupted()
             raise
 
-    def _end_of_epoch(self, val) -> bool:
-        if val is None:
+    def _validate(self, epoch: int) -> bool:
+        """Evaluate on the validation data (none: nothing), update model selection and a
+        ReduceLROnPlateau, tell the callbacks; True when early stopping says stop. ``epoch``:
+        that of the evaluation record (the epoch just finished, or the one under way)."""
+        if self._val is None:
             return False
-        metrics = self.evaluate(val)
+        metrics = self.evaluate(self._val)
         stop = self._selector.update(metrics, self.step_, self.model.state_dict())
         if isinstance(self.scheduler_, ReduceLROnPlateau):
             self.scheduler_.step(self._selector.last_score)
         lrs = tuple(float(g["lr"]) for g in self.optimizer_.param_groups)
-        record = StepRecord(self.epoch_ - 1, self.step_, {}, None, lrs, metrics)
+        record = StepRecord(epoch, self.step_, {}, None, lrs, metrics)
         for cb in self._callbacks:
             cb.on_evaluate(record)
         return stop
