@@ -10,7 +10,7 @@ from multitask.training import Trainer
 from multitask.training.callbacks import CSVLogger
 
 
-def _fit(tmp, steps, crash=None, resume=False):
+def _fit(tmp, steps, crash=None, resume=False, val_every=None):
     torch.manual_seed(0)
     trainer = Trainer(
         TwoHeads(),
@@ -22,6 +22,7 @@ def _fit(tmp, steps, crash=None, resume=False):
         checkpoint_dir=tmp / "ckpt",
         checkpoint_every=2,
         log_csv=tmp / "log.csv",
+        val_every=val_every,
         callbacks=[CrashAt(crash)] if crash else [],
         device="cpu",
         progress=False,
@@ -36,15 +37,20 @@ def _rows(path):
         return list(csv.reader(f))
 
 
-@pytest.mark.parametrize("crash", [5, 7])  # just after an epoch end, and mid-epoch
-def test_resumed_csv_log_equals_uninterrupted(tmp_path, crash):
+@pytest.mark.parametrize(
+    ("crash", "val_every"),
+    # after an epoch end, mid-epoch; with val_every=3 (evaluations at 3, 6, 9), a checkpoint
+    # at step 6 is written after that step's evaluation, one at step 4 between two
+    [(5, None), (7, None), (5, 3), (7, 3), (8, 3)],
+)
+def test_resumed_csv_log_equals_uninterrupted(tmp_path, crash, val_every):
     # oracle: the log of an uninterrupted 9-step run. The crashed run checkpointed at
     # step crash - 1 and logged rows after it; the resumed run keeps the header and the
     # rows up to its checkpoint, and appends (no second header, no lost or doubled row).
-    _fit(tmp_path / "ref", 9)
+    _fit(tmp_path / "ref", 9, val_every=val_every)
     with pytest.raises(Crashed):
-        _fit(tmp_path / "run", 9, crash=crash)
-    _fit(tmp_path / "run", 9, resume=True)
+        _fit(tmp_path / "run", 9, crash=crash, val_every=val_every)
+    _fit(tmp_path / "run", 9, resume=True, val_every=val_every)
     for name in ("log.csv", "log_val.csv"):
         ref, got = _rows(tmp_path / "ref" / name), _rows(tmp_path / "run" / name)
         assert got[0] == ref[0] and len(got) == len(ref)
@@ -52,7 +58,7 @@ def test_resumed_csv_log_equals_uninterrupted(tmp_path, crash):
         for a, b in zip(got[1:], ref[1:], strict=True):
             assert [float(x) for x in a] == pytest.approx([float(x) for x in b], abs=1e-6)
     assert len(_rows(tmp_path / "ref" / "log.csv")) == 1 + 9
-    assert len(_rows(tmp_path / "ref" / "log_val.csv")) == 1 + 2
+    assert len(_rows(tmp_path / "ref" / "log_val.csv")) == 1 + (2 if val_every is None else 3)
 
 
 def test_a_logger_reused_for_a_second_fresh_fit_overwrites_its_files(tmp_path):

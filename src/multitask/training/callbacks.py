@@ -250,10 +250,13 @@ class CSVLogger(Callback):
     (NaN for a task not trained at that step), ``weight/<task>`` when the
     balancer reports weights, ``lr/<group>``; evaluation rows have
     ``val/<task>/<metric>``. A fresh run overwrites both files at its first row.
-    A resumed run keeps the header and the rows up to its checkpoint (steps
-    ``<= record.step``, evaluations of epochs ``< record.epoch``) and appends
-    after them, so rows logged after the checkpoint by the interrupted run are
-    not duplicated and no second header is written.
+    A resumed run keeps the header and the rows up to its checkpoint (steps and
+    evaluations at steps ``<= record.step``) and appends after them, so rows
+    logged after the checkpoint by the interrupted run are not duplicated and no
+    second header is written. An evaluation at the checkpoint's own step may or
+    may not be in the checkpoint (an epoch's evaluation runs after the checkpoint
+    of its last step; a ``val_every`` one before it): when the resumed run
+    evaluates at that step again, its row replaces the old one.
 
     Parameters
     ----------
@@ -292,21 +295,27 @@ class CSVLogger(Callback):
         self.every = int(every)
         self._steps = _CSVFile(self.path)
         self._evals = _CSVFile(self.path.with_name(self.path.stem + "_val.csv"))
+        self._resumed_at = None  # the step a resumed run started from
 
     def on_fit_start(self, record: StepRecord) -> None:
         if record.step == 0 and record.epoch == 0:
             # a fresh run: forget the header of an earlier fit of this logger, so that
             # the first row overwrites the files instead of appending to them
             self._steps.fields = self._evals.fields = None
+            self._resumed_at = None
             return
+        self._resumed_at = record.step
         self._steps.truncate(lambda row: int(row["step"]) <= record.step)
-        self._evals.truncate(lambda row: int(row["epoch"]) < record.epoch)
+        self._evals.truncate(lambda row: int(row["step"]) <= record.step)
 
     def on_step(self, record: StepRecord) -> None:
         if record.step % self.every == 0:
             self._steps.write(_flat(record))
 
     def on_evaluate(self, record: StepRecord) -> None:
+        if record.step == self._resumed_at:  # done again: replaces the interrupted run's row
+            self._evals.truncate(lambda row: int(row["step"]) < record.step)
+        self._resumed_at = None
         self._evals.write(_flat(record))
 
 
