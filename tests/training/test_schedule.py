@@ -237,6 +237,31 @@ def test_bad_settings_are_refused_at_construction(settings, error, match):
         _trainer(**settings)
 
 
+class _Factor:
+    """A LambdaLR multiplier whose attributes (saved in the scheduler's state) are not plain."""
+
+    def __init__(self):
+        self.table = {0: torch.nn.Identity()}
+
+    def __call__(self, k):
+        return 1.0
+
+
+def test_a_scheduler_state_a_checkpoint_cannot_load_is_refused_before_training(tmp_path):
+    model = TwoHeads()
+    before = flat_params(model)
+    trainer = _trainer(
+        model, scheduler=lambda opt: lr_scheduler.LambdaLR(opt, _Factor()), checkpoint_dir=tmp_path
+    )
+    with pytest.raises(ValueError, match="weights_only=True"):
+        trainer.fit(loader(regression_data()))
+    assert torch.equal(flat_params(model), before) and not list(tmp_path.iterdir())
+    # without checkpoints nothing is loaded: the same scheduler trains
+    _trainer(scheduler=lambda opt: lr_scheduler.LambdaLR(opt, _Factor())).fit(
+        loader(regression_data())
+    )
+
+
 def _other_optimizer(opt):
     other = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     return lr_scheduler.StepLR(other, 1)

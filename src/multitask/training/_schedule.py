@@ -9,6 +9,7 @@ evaluation with the model-selection score.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Callable, Iterable
 
@@ -19,6 +20,7 @@ __all__ = [
     "INTERVALS",
     "SCHEDULES",
     "build_scheduler",
+    "check_checkpointable",
     "check_clip",
     "check_schedule",
     "clip_gradients",
@@ -129,6 +131,26 @@ def build_scheduler(
                 "better (the monitor's metric, or delta_m): build it with mode='max'"
             )
     return built
+
+
+def check_checkpointable(scheduler) -> None:
+    """Before the first step, with a checkpoint_dir: the scheduler's state must load with
+    ``torch.load(weights_only=True)``, as the checkpoint is read (numbers, strings, lists and
+    dicts; torch's own schedulers all pass). Else a run would train, then fail to resume."""
+    if scheduler is None:
+        return
+    buffer = io.BytesIO()
+    torch.save(scheduler.state_dict(), buffer)
+    buffer.seek(0)
+    try:
+        torch.load(buffer, weights_only=True)
+    except Exception as e:  # (torch's UnpicklingError, or what a custom object raises)
+        raise ValueError(
+            f"the state_dict of {type(scheduler).__name__} holds objects a checkpoint cannot "
+            "load (it is read with torch.load(weights_only=True)): keep only numbers, strings, "
+            "lists and dicts in it (a LambdaLR's lambda: a plain function, not an object with "
+            "attributes)"
+        ) from e
 
 
 def clip_gradients(params: Iterable[torch.Tensor], max_norm: float) -> None:

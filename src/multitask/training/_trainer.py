@@ -30,6 +30,7 @@ from multitask.training._inference import evaluate, predict
 from multitask.training._labels import LabelCheck
 from multitask.training._schedule import (
     build_scheduler,
+    check_checkpointable,
     check_clip,
     check_schedule,
     clip_gradients,
@@ -367,6 +368,8 @@ class Trainer(MicroSteps, Checkpointing):
         self.scheduler_ = build_scheduler(
             self.scheduler, self.optimizer_, self._total_steps(), self.warmup_steps, val is not None
         )
+        if self.checkpoint_dir is not None:
+            check_checkpointable(self.scheduler_)
         self._labels = LabelCheck(self.tasks, self._src.trained)
         self._selector = ModelSelector(self.monitor, self.early_stopping, self.higher_is_better)
         if val is not None:
