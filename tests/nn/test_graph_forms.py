@@ -267,3 +267,42 @@ def test_compiled_model_representation_is_refused_clearly(balancer):
     model = _wrap(_plain("linear"), "compile-model:aot_eager")
     with pytest.raises(ValueError, match=r"torch\.compile"):
         mtl_backward(_forward(model), model, balancer(), use_representation=True)
+
+
+class _UnusedLayer(nn.Module):
+    """A trunk with a shared layer its forward never uses (a branch of another task)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.used, self.unused = nn.Linear(4, WIDTH), nn.Linear(4, WIDTH)
+
+    def forward(self, x):  # (a layer norm: the trunk-chain fast path hands it to the generic one)
+        return torch.tanh(nn.functional.layer_norm(self.used(x), (WIDTH,)))
+
+
+@pytest.mark.parametrize("use_rep", [False, True])
+def test_an_unused_shared_layer_is_walked_for_a_checkpoint_once(monkeypatch, use_rep):
+    """The search for a reentrant checkpoint walks the whole graph: once per set of unreached
+    parameters, not every step. Oracle: the walk is made to raise on a node every such graph
+    holds (``TanhBackward0``); once the set is known clean, the next step does not walk."""
+    from multitask.nn import _jacobian
+
+    torch.manual_seed(0)
+    model = HardSharing(_UnusedLayer(), {f"t{i}": nn.Linear(WIDTH, 1) for i in range(T)})
+    x, ys = torch.randn(8, 4), torch.randn(T, 8, 1)
+
+    def step():
+        model.zero_grad(set_to_none=True)
+        out = model(x)
+        losses = {t: ((out[t] - ys[i]) ** 2).mean() for i, t in enumerate(out)}
+        mtl_backward(losses, model, aggregation.UPGrad(), use_representation=use_rep)
+
+    monkeypatch.setattr(_jacobian, "_CLEAN_UNREACHED", set())
+    step()  # walks: no reentrant checkpoint, the set of unreached parameters is recorded
+    assert _jacobian._CLEAN_UNREACHED == {frozenset(map(id, model.trunk.unused.parameters()))}
+    assert all(p.grad is None or not p.grad.any() for p in model.trunk.unused.parameters())
+    monkeypatch.setattr(_jacobian, "_REENTRANT_CHECKPOINT", "TanhBackward0")
+    step()  # the same set: not walked (a walk would now raise)
+    monkeypatch.setattr(_jacobian, "_CLEAN_UNREACHED", set())
+    with pytest.raises(ValueError, match="use_reentrant"):  # control: a new set is walked
+        step()

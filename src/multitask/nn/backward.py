@@ -285,8 +285,9 @@ def _aggregate(
         out = _aggregate_representation(
             losses, names, vec, extra, agg, model, shared, own, total, chunk_size, record, heads
         )
-        if any(p.grad is None for p in shared):  # unused, or inside a reentrant checkpoint,
-            check_no_reentrant_checkpoint(vec)  # which backward(inputs=...) silently skips
+        unreached = [p for p in shared if p.grad is None]
+        if unreached:  # unused, or inside a reentrant checkpoint (backward(inputs=...) skips it)
+            check_no_reentrant_checkpoint(vec, unreached)
         return out
     jac, heads_done = _jacobian(
         losses, names, vec, model, shared, chunk_size, heads=heads, shared=shared
