@@ -57,8 +57,9 @@ def schedule_factor(kind: str, warmup: int, total: int) -> Callable[[int], float
     return factor
 
 
-def check_schedule(scheduler, interval: str, warmup_steps) -> None:
-    """The Trainer's schedule settings, checked at construction."""
+def check_schedule(scheduler, interval: str, warmup_steps: int) -> None:
+    """The Trainer's schedule settings, checked at construction (``warmup_steps``: a count
+    the Trainer has checked already)."""
     if scheduler is not None and not isinstance(scheduler, str) and not callable(scheduler):
         raise TypeError(
             f"scheduler must be None, one of {SCHEDULES} or a callable optimizer -> scheduler; "
@@ -68,8 +69,6 @@ def check_schedule(scheduler, interval: str, warmup_steps) -> None:
         raise ValueError(f"scheduler={scheduler!r}: use one of {SCHEDULES} or a callable")
     if interval not in INTERVALS:
         raise ValueError(f"scheduler_interval={interval!r}: use one of {INTERVALS}")
-    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
-        raise ValueError(f"warmup_steps must be an int >= 0, got {warmup_steps!r}")
     if warmup_steps and callable(scheduler):
         raise ValueError(
             "warmup_steps applies to the named schedules; put the warmup in your own scheduler "
@@ -122,7 +121,7 @@ def build_scheduler(
     if isinstance(built, ReduceLROnPlateau):
         if not has_val:
             raise ValueError(
-                "ReduceLROnPlateau is stepped with the validation score after each epoch: "
+                "ReduceLROnPlateau is stepped with the validation score after each evaluation: "
                 "pass val to fit"
             )
         if built.mode != "max":

@@ -263,6 +263,7 @@ class Trainer(MicroSteps, Checkpointing):
         warmup_steps: int = 0,
         clip_grad_norm: float | None = None,
     ):
+        _check_count("warmup_steps", warmup_steps, low=0)
         check_schedule(scheduler, scheduler_interval, warmup_steps)
         check_clip(clip_grad_norm)
         if precision not in PRECISIONS:
@@ -315,7 +316,7 @@ class Trainer(MicroSteps, Checkpointing):
         self.higher_is_better = higher_is_better
         self.scheduler = scheduler
         self.scheduler_interval = scheduler_interval
-        self.warmup_steps = warmup_steps
+        self.warmup_steps = int(warmup_steps)
         self.clip_grad_norm = clip_grad_norm
 
     # ------------------------------------------------------------------ setup
@@ -473,8 +474,8 @@ class Trainer(MicroSteps, Checkpointing):
             finally:
                 if bar is not None:
                     bar.close()
-            if self._final_validation_due():
-                self._validate(self.epoch_ - (self._batch == 0))
+            if self._final_validation_due():  # (in the epoch just ended, or the one under way)
+                self._validate(self.epoch_ - 1 if self._batch == 0 else self.epoch_)
             if self.checkpoint_path is None:  # (_save checks them before writing)
                 self._check_parameters()  # no silently corrupted model
             self._save()
