@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import torch
@@ -19,6 +20,8 @@ from _training_helpers import TwoHeads, loader, regression_data, regression_task
 from torch.utils.data import DataLoader, Dataset
 
 from multitask.training import Trainer
+
+INTERRUPTED = 128 + signal.SIGINT  # the shell's exit status for a SIGINT
 
 
 def interrupt_at(model, when: str, at: int, times: int, group: bool = False) -> None:
@@ -99,4 +102,12 @@ def run(
 if __name__ == "__main__":
     directory, ga, when, at, times, *workers = sys.argv[1:]
     workers = int(workers[0]) if workers else 0
-    run(directory, int(ga), when=when, at=int(at), times=int(times), workers=workers)
+    try:
+        run(directory, int(ga), when=when, at=int(at), times=int(times), workers=workers)
+    except KeyboardInterrupt:
+        # fit let the interrupt through. Exit with the shell's status for it ourselves: how
+        # the process ends on an uncaught one varies (here CPython kills itself with SIGINT;
+        # on the H100 machine, Python 3.12 with torch 2.11, this script exited with status 1
+        # although a bare `raise KeyboardInterrupt` died by SIGINT there)
+        traceback.print_exc()
+        sys.exit(INTERRUPTED)
