@@ -1,8 +1,10 @@
 """One training run for the SIGINT tests; run as a script (DIR GA WHEN AT TIMES [WORKERS]), it
 sends itself SIGINT ``TIMES`` times at the ``AT``-th forward call in ``WHEN`` ("train" or
 "eval"); with DataLoader ``WORKERS``, to its whole process group, as a terminal's Ctrl-C does.
-``WHEN`` "fetch": a spawned DataLoader worker sends it to the group while building the batch
-the main process waits for (:class:`SignallingData`)."""
+``WHEN`` "fetch" ("fetch-val"): a spawned worker of the training (validation) loader sends it
+to the group while building a batch the main process waits for (:class:`SignallingData`);
+"fetch-dies": the worker sends it to the main process alone and dies, as an unshielded
+worker dies of a Ctrl-C."""
 
 from __future__ import annotations
 
@@ -43,11 +45,13 @@ def interrupt_at(model, when: str, at: int, times: int, group: bool = False) -> 
 
 
 class SignallingData(Dataset):
-    """The training data; its ``at``-th item read in a worker process first sleeps (the main
-    process is then waiting for that batch), then sends SIGINT to the process group."""
+    """``data``; its ``at``-th item read in a worker process first sleeps (the main process is
+    then waiting for that batch), then sends SIGINT to the process group, or with ``dies`` to
+    the main process alone, then kills itself."""
 
-    def __init__(self, at: int):
-        self.data, self.at, self.calls = regression_data(), at, 0
+    def __init__(self, at: int, data=None, dies: bool = False):
+        self.data = regression_data() if data is None else data
+        self.at, self.dies, self.calls = at, dies, 0
 
     def __len__(self) -> int:
         return len(self.data)
@@ -56,8 +60,24 @@ class SignallingData(Dataset):
         self.calls += 1  # (in the worker's copy: one worker, spawned anew each epoch)
         if self.calls == self.at:
             time.sleep(1.0)
+            if self.dies:
+                os.kill(os.getppid(), signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGKILL)
             os.killpg(os.getpgid(0), signal.SIGINT)
         return self.data[i]
+
+
+def _spawned(data, shuffle: bool) -> DataLoader:
+    """One spawned worker, one batch ahead."""
+    return DataLoader(
+        data,
+        batch_size=8,
+        shuffle=shuffle,
+        num_workers=1,
+        prefetch_factor=1,
+        multiprocessing_context="spawn",
+        persistent_workers=False,
+    )
 
 
 def run(
@@ -68,7 +88,7 @@ def run(
     torch.set_num_threads(1)
     torch.manual_seed(123)
     model = TwoHeads(dropout=0.3)
-    if when is not None and when != "fetch":
+    if when in ("train", "eval"):
         interrupt_at(model, when, at, times, group=workers > 0)
     trainer = Trainer(
         model,
@@ -82,19 +102,12 @@ def run(
         progress=False,
     )
     val = loader(regression_data(n=16, seed=9))
-    if when == "fetch":  # one spawned worker, one batch ahead
-        data = SignallingData(at)
-        train = DataLoader(
-            data,
-            batch_size=8,
-            shuffle=True,
-            num_workers=1,
-            prefetch_factor=1,
-            multiprocessing_context="spawn",
-            persistent_workers=False,
-        )
+    if when in ("fetch", "fetch-dies"):
+        train = _spawned(SignallingData(at, dies=when == "fetch-dies"), shuffle=True)
     else:
         train = DataLoader(regression_data(), batch_size=8, shuffle=True, num_workers=workers)
+    if when == "fetch-val":
+        val = _spawned(SignallingData(at, data=val.dataset), shuffle=False)
     trainer.fit(train, val, resume=resume)
     return model, trainer
 

@@ -1,5 +1,7 @@
 """Ctrl-C (SIGINT) during ``fit``: stop at the next optimizer step, checkpoint, resume exactly."""
 
+import multiprocessing
+import os
 import signal
 import subprocess
 import sys
@@ -12,6 +14,7 @@ from _training_helpers import TwoHeads, flat_params, loader, regression_data, re
 from _training_interrupt_run import INTERRUPTED, run
 
 from multitask.training import Callback, Trainer, load_checkpoint
+from multitask.training._interrupt import GracefulInterrupt, iter_shielded
 
 SCRIPT = Path(__file__).with_name("_training_interrupt_run.py")
 
@@ -72,12 +75,43 @@ def test_a_terminal_ctrl_c_reaching_dataloader_workers_stops_gracefully(tmp_path
 
 
 @pytest.mark.slow
-def test_a_ctrl_c_killing_spawned_workers_while_a_batch_is_awaited_stops_at_that_step(tmp_path):
-    # spawned workers do not inherit the handler: SIGINT kills the one building batch 5 of
-    # epoch 0 (its 45th item), which the main process awaits after step 5; the loader's
-    # "worker exited unexpectedly" at that step boundary is the stop the Ctrl-C asked for
+@pytest.mark.parametrize(
+    ("grad_accumulation", "when", "at", "position"),
+    [
+        # the one worker builds batch 5 of epoch 0 (its 45th item), which the main process
+        # awaits after step 5: the worker survives, step 6 is taken, then the stop
+        (1, "fetch", 8 * 5 + 5, {"epoch": 0, "batch": 6, "step": 6}),
+        # 2 micro-batches a step: batch 5 is the second of step 3, awaited in the middle of
+        # its accumulation window (a dead worker there failed the step: no checkpoint could
+        # be written)
+        (2, "fetch", 8 * 5 + 5, {"epoch": 0, "batch": 6, "step": 3}),
+        # the validation loader's worker, in the first evaluation (end of epoch 0): that
+        # evaluation completes, then the stop at the epoch boundary
+        (1, "fetch-val", 5, {"epoch": 1, "batch": 0, "step": 8}),
+    ],
+)
+def test_spawned_workers_survive_a_terminal_ctrl_c(tmp_path, grad_accumulation, when, at, position):
+    # spawned workers inherit no handler: the trainer starts them with SIGINT blocked, so a
+    # Ctrl-C sent to the whole process group while the main process awaits their batch
+    # stops the run at the next step boundary, as without workers
+    reference, ref_trainer = run(grad_accumulation=grad_accumulation)
+    stderr = _interrupted(tmp_path, grad_accumulation, when, at, workers=1)
+    assert f"fit interrupted (SIGINT) after step {position['step']}" in stderr
+    assert "exited unexpectedly" not in stderr  # no worker died
+    assert load_checkpoint(tmp_path / "last.pt")["position"] == position
+    resumed, trainer = run(tmp_path, grad_accumulation, resume=True)
+    assert trainer.step_ == ref_trainer.step_ and trainer.best_step_ == ref_trainer.best_step_
+    torch.testing.assert_close(flat_params(resumed), flat_params(reference), rtol=0, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_worker_dying_of_a_ctrl_c_while_a_batch_is_awaited_stops_at_that_step(tmp_path):
+    # a worker that does die of the Ctrl-C (one forked by a forkserver started before fit is
+    # not shielded): it sends SIGINT to the main process and kills itself while building
+    # batch 5 of epoch 0, which the main process awaits after step 5; the loader's "worker
+    # exited unexpectedly" at that step boundary is the stop the Ctrl-C asked for
     reference, _ = run()
-    stderr = _interrupted(tmp_path, 1, "fetch", 8 * 5 + 5, workers=1)
+    stderr = _interrupted(tmp_path, 1, "fetch-dies", 8 * 5 + 5, workers=1)
     assert "fit interrupted (SIGINT) after step 5" in stderr
     assert load_checkpoint(tmp_path / "last.pt")["position"] == {"epoch": 0, "batch": 5, "step": 5}
     resumed, _ = run(tmp_path, resume=True)
@@ -176,3 +210,42 @@ def test_with_several_ranks_sigint_is_left_alone(monkeypatch):
     spy = _Handler()
     _fit([spy])
     assert spy.seen == [before, before]
+
+
+class _StartingWorkers:
+    """A loader whose ``iter`` stands for starting its workers: it records whether SIGINT is
+    blocked in the thread that starts them (they inherit that) and, with ``signal_during``,
+    receives a Ctrl-C meanwhile."""
+
+    num_workers = 1
+    multiprocessing_context = multiprocessing.get_context("fork")  # (no resource tracker)
+
+    def __init__(self, signal_during: bool = False):
+        self.signal_during, self.blocked = signal_during, None
+
+    def __iter__(self):
+        self.blocked = signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, set())
+        if self.signal_during:
+            os.kill(os.getpid(), signal.SIGINT)
+        return iter(())
+
+
+def test_workers_start_with_sigint_blocked_and_a_sigint_meanwhile_is_not_lost():
+    with GracefulInterrupt("test: stopping") as interrupt:
+        if signal.getsignal(signal.SIGINT) != interrupt._handle:
+            pytest.skip("SIGINT is not Python's to handle here")
+        quiet = _StartingWorkers()
+        iter_shielded(quiet)
+        assert quiet.blocked  # what the workers inherit
+        assert not interrupt.requested
+        loud = _StartingWorkers(signal_during=True)
+        iter_shielded(loud)
+        assert loud.blocked
+        assert interrupt.requested  # taken by another thread, or held pending, then handled
+        assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, set())  # restored
+
+
+def test_without_the_trainers_handler_loaders_are_left_alone():
+    plain = _StartingWorkers()
+    iter_shielded(plain)
+    assert plain.blocked is False

@@ -24,6 +24,7 @@ from torch.utils.data import (
     Subset,
 )
 
+from multitask.training._interrupt import iter_shielded
 from multitask.training._setup import split_batch
 from multitask.training.samplers import TaskSampler
 
@@ -190,7 +191,7 @@ class ResumableLoader:
             return
         order = self._order(epoch)[start:]
         if order:
-            yield from self.rebuild(order, epoch)
+            yield from iter_shielded(self.rebuild(order, epoch))
 
     def _skip_iterator(self, epoch: int) -> Iterator[Any]:
         """``iter(loader)``, drawing the workers' base seed from a private generator.
@@ -201,10 +202,10 @@ class ResumableLoader:
         """
         loader = self.loader
         if loader.generator is not None:
-            return iter(loader)
+            return iter_shielded(loader)
         loader.generator = self._generator(epoch)
         try:
-            return iter(loader)
+            return iter_shielded(loader)
         finally:
             loader.generator = None
 

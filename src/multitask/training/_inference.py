@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from multitask.training._interrupt import iter_shielded
 from multitask.training._setup import check_dtypes, check_outputs, to_device
 
 
@@ -27,7 +28,7 @@ def collect(model: nn.Module, tasks: Mapping[str, Any], loader, device: torch.de
     preds: dict[str, list[Tensor]] = {t: [] for t in tasks}
     pairs: dict[str, list[tuple[Tensor, Tensor]]] = {t: [] for t in tasks}
     try:
-        for batch in loader:
+        for batch in iter_shielded(loader):  # (workers started shielded from SIGINT)
             inputs, target = _split(batch)
             inputs = to_device(inputs, device)
             try:

@@ -3,11 +3,15 @@ optimizer-step boundary (where it writes its checkpoint), a second one stops at 
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import threading
+from collections.abc import Iterator
+from multiprocessing import resource_tracker
+from typing import Any
 
-__all__ = ["GracefulInterrupt"]
+__all__ = ["GracefulInterrupt", "iter_shielded"]
 
 
 def _several_ranks() -> bool:
@@ -26,6 +30,8 @@ class GracefulInterrupt:
     on the stop would cost a collective every step). The previous handler is restored on exit.
     A process forked while it is active (a DataLoader worker) inherits it and ignores SIGINT:
     a terminal's Ctrl-C reaches the workers too, and the main process decides when to stop.
+    Spawned workers (``spawn``, ``forkserver``) inherit no handler; the trainer creates its
+    loaders' iterators through :func:`iter_shielded`, so they start with SIGINT blocked.
 
     Parameters
     ----------
@@ -67,3 +73,42 @@ class GracefulInterrupt:
             os.write(2, f"\n{self.note}; press Ctrl-C again to stop at once\n".encode())
         except OSError:
             pass
+
+
+def iter_shielded(loader) -> Iterator[Any]:
+    """``iter(loader)``; while a :class:`GracefulInterrupt` handles SIGINT, with the workers it
+    starts shielded from SIGINT.
+
+    A DataLoader with workers starts them when its iterator is created. A terminal's Ctrl-C
+    goes to the whole process group, and a worker started with ``spawn`` or ``forkserver``
+    (the default on macOS, and on Linux from Python 3.14) does not inherit the trainer's
+    handler: it dies of it, and the loader then fails the step under way, also in the middle
+    of an accumulation window, where no checkpoint can be written.
+
+    So SIGINT is blocked in this thread for the call. A process inherits the signal mask of
+    the thread that starts it, across ``exec`` too, and neither Python nor the worker
+    unblocks it; a forkserver started here passes it on to the workers it forks. Such a
+    worker never receives a Ctrl-C: the main process decides when to stop, and shuts the
+    workers down. A SIGINT sent to this process meanwhile is not lost: another thread takes
+    it, or it is held pending until the mask is restored. multiprocessing's resource tracker,
+    which ``spawn`` and ``forkserver`` start once, unblocks SIGINT after starting: it is
+    started before. (A forkserver started before, outside ``fit``, passes its own mask on;
+    its workers are not shielded.)
+    """
+    handler = signal.getsignal(signal.SIGINT)
+    shield = (
+        getattr(loader, "num_workers", 0) > 0
+        and isinstance(getattr(handler, "__self__", None), GracefulInterrupt)
+        and threading.current_thread() is threading.main_thread()
+        and hasattr(signal, "pthread_sigmask")  # (POSIX)
+    )
+    if not shield:
+        return iter(loader)
+    context = loader.multiprocessing_context or multiprocessing.get_context()
+    if context.get_start_method() != "fork":
+        resource_tracker.ensure_running()
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        return iter(loader)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
