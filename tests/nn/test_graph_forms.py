@@ -21,6 +21,7 @@ loss weighting, the backward of ``balancer(L)`` (DB-MTL: its ``shared_gradient``
 from __future__ import annotations
 
 import copy
+import warnings
 
 import pytest
 import torch
@@ -267,6 +268,40 @@ def test_compiled_model_representation_is_refused_clearly(balancer):
     model = _wrap(_plain("linear"), "compile-model:aot_eager")
     with pytest.raises(ValueError, match=r"torch\.compile"):
         mtl_backward(_forward(model), model, balancer(), use_representation=True)
+
+
+@pytest.mark.parametrize("balancer", [aggregation.GradDrop, aggregation.MGDA])
+def test_compiled_model_default_placement_falls_back_to_the_parameters(balancer, monkeypatch):
+    """The default placement of an aggregator that prefers the representation (GradDrop;
+    MGDA made to prefer it) on a model compiled whole by aot_eager: no loss reaches the
+    representation, so the step takes the parameters' Jacobian, warned once; the next step
+    goes there at once. Oracle: the plain model's step with use_representation=False."""
+    if balancer is aggregation.MGDA:
+        monkeypatch.setattr(balancer, "prefers_representation", True, raising=False)
+    torch._dynamo.reset()
+    reference = _plain("linear")
+    model = _wrap(copy.deepcopy(reference), "compile-model:aot_eager")
+    made, oracle = balancer(), balancer()  # (GradDrop's draws are its state: one each)
+    from multitask.nn import backward
+
+    tries = []
+    original = backward._representation_jacobian
+    monkeypatch.setattr(
+        backward,
+        "_representation_jacobian",
+        lambda *a: tries.append(1) or original(*a),
+    )
+    for step in range(2):
+        model.zero_grad(set_to_none=True)
+        want = _reference(reference, oracle, use_rep=False)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            mtl_backward(_forward(model), model, made)
+        said = [str(w.message) for w in caught if "no task loss reaches" in str(w.message)]
+        assert len(said) == (1 if step == 0 else 0)
+        assert f"{balancer.__name__} is defined on an activation layer" in "".join(said) or step
+        _assert_grads(_got(model, made), want)
+    assert len(tries) == 1  # the second step did not try the representation again
 
 
 class _UnusedLayer(nn.Module):

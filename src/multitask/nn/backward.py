@@ -363,6 +363,12 @@ def _aggregate_representation(
     return total, w, cos
 
 
+class _RepresentationUnreached(ValueError):
+    """No task loss reaches ``model.representation``. Raised before any ``.grad`` is written
+    or any balancer state changes: with the default placement, ``mtl_backward`` then takes
+    the shared parameters' Jacobian instead."""
+
+
 def _representation_jacobian(vec: Tensor, rep: Tensor, chunk_size) -> Tensor:
     """``d L_t / d rep`` for every task, ``(T, rep.numel())``; a clear error when no loss reaches
     ``rep`` (a forward after the one that made the losses replaced ``model.representation``:
@@ -371,7 +377,7 @@ def _representation_jacobian(vec: Tensor, rep: Tensor, chunk_size) -> Tensor:
     jac = _batched_vjp(vec, [rep], eye, chunk_size, used=True)
     if jac is None:  # (a model compiled whole by an AOT backend also returns rep beside the
         # losses' graph: the message names that cause too)
-        raise ValueError(
+        raise _RepresentationUnreached(
             "use_representation=True: no task loss reaches model.representation; a forward "
             "after the one that computed these losses replaced it, or the model is compiled "
             "as one graph (torch.compile with an AOT backend), which returns the "
@@ -488,12 +494,17 @@ def _present_rows(balancer, absent: Collection[str], names: list[str]):
 
 
 _WARNED_PLACEMENT: weakref.WeakSet = weakref.WeakSet()  # aggregators told of the fallback
+#: models whose representation no task loss reached under the default placement (a model
+#: compiled whole by an AOT backend): their later steps go to the parameters at once
+_UNREACHED_REPRESENTATION: weakref.WeakSet = weakref.WeakSet()
 
 
 def _preferred_placement(balancer, model: nn.Module) -> bool:
     """``use_representation=None``: the aggregator's ``prefers_representation`` where the
     model exposes a representation in the graph; else the parameters (warned once)."""
     if not getattr(balancer, "prefers_representation", False):
+        return False
+    if model in _UNREACHED_REPRESENTATION:  # (warned when found)
         return False
     rep = getattr(model, "representation", None)
     if isinstance(rep, Tensor) and rep.requires_grad:
@@ -509,6 +520,20 @@ def _preferred_placement(balancer, model: nn.Module) -> bool:
             stacklevel=3,
         )
     return False
+
+
+def _representation_was_unreached(balancer, model: nn.Module) -> None:
+    """The default placement found no task loss reaching the representation (raised before
+    anything was written): warn, and take the parameters for this model from now on."""
+    _UNREACHED_REPRESENTATION.add(model)
+    warnings.warn(
+        f"{type(balancer).__name__} is defined on an activation layer, but no task loss "
+        f"reaches {type(model).__name__}'s representation (a model compiled whole by an "
+        "AOT backend returns it beside the losses' graph; compile the trunk alone to keep "
+        "it in); it is applied to the shared parameters' Jacobian instead. Pass "
+        "use_representation=False to choose that explicitly.",
+        stacklevel=3,
+    )
 
 
 def mtl_backward(
@@ -641,7 +666,8 @@ def mtl_backward(
             UserWarning,
             stacklevel=2,
         )
-    if use_representation is None:
+    preferred = use_representation is None and balancer is not None
+    if preferred:
         use_representation = _preferred_placement(balancer, model)
     if use_representation and not isinstance(balancer, GradientAggregator):
         raise ValueError(
@@ -649,6 +675,7 @@ def mtl_backward(
             f"got {type(balancer).__name__}; drop the flag"
         )
     names = list(model.task_names)
+    given = balancer  # (named in a warning: _present_rows may wrap it)
     balancer, present = _present_rows(balancer, absent_tasks, names)
     vec = _loss_vector(losses, names)
     extra = _as_tensor(extra_loss, vec)
@@ -670,7 +697,13 @@ def mtl_backward(
             w = None if w is None else _zero_absent(w, present)
     elif isinstance(balancer, GradientAggregator):
         args = (losses, vec, extra, balancer, model, names, chunk_size, record_cosines)
-        total, w, cos = _aggregate(*args, use_representation)
+        try:
+            total, w, cos = _aggregate(*args, use_representation)
+        except _RepresentationUnreached:
+            if not (preferred and use_representation):
+                raise
+            _representation_was_unreached(given, model)
+            total, w, cos = _aggregate(*args, False)
     else:
         raise TypeError(
             "balancer must be None, a LossWeighting or a GradientAggregator, "
