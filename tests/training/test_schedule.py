@@ -125,19 +125,22 @@ def test_reduce_on_plateau_steps_with_the_selection_score():
     assert min(r.lr[0] for r in evaluations) < 0.3  # the test sees a plateau at least once
 
 
-def _one_sgd_step(clip):
-    """Parameters after one SGD step (lr 1) on the first batch, through the Trainer."""
+def _one_sgd_step(clip, log_csv=None):
+    """Parameters after one SGD step (lr 1) on the first batch, through the Trainer; and the
+    trainer."""
     torch.manual_seed(0)
     model = TwoHeads()
     start = copy.deepcopy(model)
-    trainer = _trainer(model, optimizer="sgd", lr=1.0, max_steps=1, clip_grad_norm=clip)
+    trainer = _trainer(
+        model, optimizer="sgd", lr=1.0, max_steps=1, clip_grad_norm=clip, log_csv=log_csv
+    )
     trainer.fit(loader(regression_data(), batch_size=8))
-    return start, model
+    return start, model, trainer
 
 
-@pytest.mark.parametrize("clip", [0.05, 1e6])
-def test_clipping_scales_the_joint_gradient_norm(clip):
-    start, trained = _one_sgd_step(clip)
+@pytest.mark.parametrize("clip", [0.05, 1e6, math.inf])
+def test_clipping_scales_the_joint_gradient_norm(clip, tmp_path):
+    start, trained, trainer = _one_sgd_step(clip, log_csv=tmp_path / "train.csv")
     # oracle: the gradient of the plain sum of losses on the first batch, clipped by hand
     x, targets = next(iter(loader(regression_data(), batch_size=8)))
     losses = task_losses(regression_tasks(), start(x), targets)
@@ -150,6 +153,19 @@ def test_clipping_scales_the_joint_gradient_norm(clip):
     torch.testing.assert_close(flat_params(trained), expected.detach(), rtol=1e-6, atol=1e-7)
     moved = flat_params(trained) - flat_params(start)
     assert moved.norm() == pytest.approx(min(float(norm), clip), rel=1e-5)
+    # the norm before clipping is recorded, and logged
+    (record,) = trainer.history_.steps
+    assert record.grad_norm == pytest.approx(float(norm), rel=1e-6)
+    row = (tmp_path / "train.csv").read_text().splitlines()
+    assert float(dict(zip(row[0].split(","), row[1].split(","), strict=True))["grad_norm"]) == (
+        pytest.approx(float(norm), rel=1e-6)
+    )
+
+
+def test_without_clipping_no_norm_is_recorded(tmp_path):
+    *_, trainer = _one_sgd_step(None, log_csv=tmp_path / "train.csv")
+    assert trainer.history_.steps[0].grad_norm is None
+    assert "grad_norm" not in (tmp_path / "train.csv").read_text()
 
 
 def _settings(kind):
@@ -227,8 +243,9 @@ def test_resuming_with_other_schedule_settings_is_refused(tmp_path):
             ValueError,
             "SequentialLR",
         ),
-        ({"clip_grad_norm": 0.0}, ValueError, "positive and finite"),
-        ({"clip_grad_norm": math.nan}, ValueError, "positive and finite"),
+        ({"clip_grad_norm": 0.0}, ValueError, "must be positive"),
+        ({"clip_grad_norm": -math.inf}, ValueError, "must be positive"),
+        ({"clip_grad_norm": math.nan}, ValueError, "must be positive"),
         ({"clip_grad_norm": "1"}, TypeError, "must be a number"),
     ],
 )

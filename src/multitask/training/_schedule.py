@@ -82,13 +82,16 @@ def check_schedule(scheduler, interval: str, warmup_steps: int) -> None:
 
 
 def check_clip(clip_grad_norm) -> None:
-    """``clip_grad_norm``: None or a positive finite number."""
+    """``clip_grad_norm``: None or a positive number (``math.inf``: record the norm only)."""
     if clip_grad_norm is None:
         return
     if isinstance(clip_grad_norm, bool) or not isinstance(clip_grad_norm, (int, float)):
         raise TypeError(f"clip_grad_norm must be a number, got {type(clip_grad_norm).__name__}")
-    if not (math.isfinite(clip_grad_norm) and clip_grad_norm > 0):
-        raise ValueError(f"clip_grad_norm must be positive and finite, got {clip_grad_norm}")
+    if not clip_grad_norm > 0:  # (NaN fails it)
+        raise ValueError(
+            f"clip_grad_norm must be positive (math.inf: record the norm without clipping), "
+            f"got {clip_grad_norm}"
+        )
 
 
 def build_scheduler(
@@ -152,9 +155,14 @@ def check_checkpointable(scheduler) -> None:
         ) from e
 
 
-def clip_gradients(params: Iterable[torch.Tensor], max_norm: float) -> None:
+def clip_gradients(params: Iterable[torch.Tensor], max_norm: float) -> torch.Tensor:
     """Scale the gradients of ``params`` so that their joint L2 norm is at most ``max_norm``
-    (:func:`torch.nn.utils.clip_grad_norm_`: ``g * min(1, max_norm / (||g|| + 1e-6))``, on the
-    device, no host sync). A non-finite norm leaves the gradients non-finite; the trainer's
-    parameter check then stops the run before a checkpoint keeps them."""
-    torch.nn.utils.clip_grad_norm_(params, max_norm)
+    (as :func:`torch.nn.utils.clip_grad_norm_`: ``g * min(1, max_norm / (||g|| + 1e-6))``, on
+    the device, no host sync); ``max_norm = inf`` leaves them as they are. Returns that norm,
+    before clipping (a 0-d tensor). A non-finite norm leaves the gradients non-finite; the
+    trainer's parameter check then stops the run before a checkpoint keeps them."""
+    params = [p for p in params if p.grad is not None]
+    norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+    if math.isfinite(max_norm):
+        torch.nn.utils.clip_grads_with_norm_(params, max_norm, norm)  # (scales p.grad)
+    return norm

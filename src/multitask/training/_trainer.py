@@ -6,6 +6,7 @@ checkpoints and Ctrl-C in :mod:`._checkpointing`."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import random
 import re
@@ -180,7 +181,9 @@ class Trainer(MicroSteps, Checkpointing):
         Scale the model's gradients (after the balancer and the accumulation
         average, before the optimizer step) so that their joint L2 norm is at
         most this (:func:`torch.nn.utils.clip_grad_norm_`). A balancer's own
-        parameters are not clipped.
+        parameters are not clipped. The norm before clipping is in each step's
+        record (``StepRecord.grad_norm``: the CSV and TensorBoard logs);
+        ``math.inf`` records it without clipping.
 
     Attributes
     ----------
@@ -533,7 +536,8 @@ class Trainer(MicroSteps, Checkpointing):
                 check_task_weights(self.balancer, record.weights, record.losses, self._where())
             release_untrained(self.model, record.losses)
             if self.clip_grad_norm is not None:
-                clip_gradients(self.model.parameters(), self.clip_grad_norm)
+                norm = clip_gradients(self.model.parameters(), self.clip_grad_norm)
+                record = dataclasses.replace(record, grad_norm=float(norm))
             self.optimizer_.step()
             self.optimizer_.zero_grad(set_to_none=True)
             self.step_ += 1

@@ -43,6 +43,9 @@ class StepRecord:
         Learning rate of each optimizer parameter group.
     metrics : mapping str -> mapping str -> float or None
         Validation metrics, on evaluation records only.
+    grad_norm : float or None
+        With ``Trainer(clip_grad_norm=c)``: the joint L2 norm of the model's gradients at
+        this step, before clipping (``c = math.inf`` records it without clipping); else None.
 
     Examples
     --------
@@ -70,6 +73,7 @@ class StepRecord:
     weights: Any = None
     lr: tuple[float, ...] = ()
     metrics: Any = None
+    grad_norm: float | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "losses", _frozen(self.losses))
@@ -201,6 +205,8 @@ def _flat(record: StepRecord) -> dict[str, float]:
     if record.weights is not None:
         row.update({f"weight/{t}": v for t, v in record.weights.items()})
     row.update({f"lr/{i}": v for i, v in enumerate(record.lr)})
+    if record.grad_norm is not None:
+        row["grad_norm"] = record.grad_norm
     for t, m in (record.metrics or {}).items():
         row.update({f"val/{t}/{k}": v for k, v in m.items()})
     return row
@@ -248,7 +254,8 @@ class CSVLogger(Callback):
 
     The columns are fixed by the first row: ``epoch``, ``step``, ``loss/<task>``
     (NaN for a task not trained at that step), ``weight/<task>`` when the
-    balancer reports weights, ``lr/<group>``; evaluation rows have
+    balancer reports weights, ``lr/<group>``, ``grad_norm`` with gradient clipping
+    (:class:`StepRecord`); evaluation rows have
     ``val/<task>/<metric>``. A fresh run overwrites both files at its first row.
     A resumed run keeps the header and the rows up to its checkpoint (steps and
     evaluations at steps ``<= record.step``) and appends after them, so rows
@@ -323,7 +330,7 @@ class TensorBoardLogger(Callback):
     """Write scalars to TensorBoard (no-op with a warning if tensorboard is absent).
 
     Each value of a :class:`StepRecord` (``loss/<task>``, ``weight/<task>``,
-    ``lr/<group>``, ``val/<task>/<metric>``) is a scalar at ``record.step``; NaN
+    ``lr/<group>``, ``grad_norm``, ``val/<task>/<metric>``) is a scalar at ``record.step``; NaN
     losses (a task not trained at that step) are left out.
 
     Parameters
