@@ -104,7 +104,8 @@ def iter_shielded(loader) -> Iterator[Any]:
     )
     if not shield:
         return iter(loader)
-    context = loader.multiprocessing_context or multiprocessing.get_context()
+    # (the default context, as the DataLoader takes it when it starts its workers)
+    context = getattr(loader, "multiprocessing_context", None) or multiprocessing.get_context()
     if context.get_start_method() != "fork":
         resource_tracker.ensure_running()
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
