@@ -6,6 +6,8 @@ import copy
 import math
 from collections.abc import Mapping
 
+import torch
+
 from multitask.metrics import HIGHER_IS_BETTER, delta_m
 
 Metrics = Mapping[str, Mapping[str, float]]
@@ -156,7 +158,7 @@ class ModelSelector:
         self.last_step = step
         if s > self.best_score:
             self.best_score, self.best_step, self.bad_evals = s, step, 0
-            self.best_state = {k: v.detach().clone().cpu() for k, v in model_state.items()}
+            self.best_state = {k: _snapshot(v) for k, v in model_state.items()}
         else:
             self.bad_evals += 1
         self.stopped = self.patience is not None and self.bad_evals >= self.patience
@@ -185,3 +187,12 @@ class ModelSelector:
         self.bad_evals = state["bad_evals"]
         self.stopped = state["stopped"]
         self.last_step = state.get("last_step", -1)  # (absent from older checkpoints)
+
+
+def _snapshot(value):
+    """A copy of one ``state_dict`` entry that later training cannot change: a tensor cloned to
+    the CPU; anything else (an architecture's ``get_extra_state``, e.g. the grown tree of
+    :class:`~multitask.nn.architectures.FullyAdaptiveSharing`) deep-copied."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone().cpu()
+    return copy.deepcopy(value)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
+from typing import ClassVar
 
 from torch import Tensor, nn
 
@@ -54,6 +56,18 @@ class MultiTaskModule(nn.Module):
 
     task_names: tuple[str, ...] = ()
     representation: Tensor | None = None
+    #: What a forward leaves on the module (tensors of the last batch, in its graph: the
+    #: representation, a subclass's inspection values), with the value a copy gets instead:
+    #: ``copy.deepcopy``, ``AveragedModel`` and pickling drop them (a non-leaf tensor cannot
+    #: be deep-copied, and the last batch's graph is not the copy's).
+    _forward_state: ClassVar[dict[str, object]] = {"representation": None}
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        for name, empty in self._forward_state.items():
+            if name in state:
+                state[name] = copy.copy(empty)
+        return state
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -80,6 +81,12 @@ class JointManyTask(MultiTaskModule):
     >>> round(model.regularization().item(), 6)
     0.0008
     """
+
+    # the last forward's label embeddings (in its graph, for inspection): not copied
+    _forward_state: ClassVar[dict[str, object]] = {
+        **MultiTaskModule._forward_state,
+        "last_label_embeddings": {},
+    }
 
     def __init__(
         self,

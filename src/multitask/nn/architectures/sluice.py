@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -123,6 +124,12 @@ class Sluice(MultiTaskModule):
     >>> orthogonality_penalty(G[:, :1], G[:, 1:]).item(), orthogonality_penalty(G, G).item()
     (0.0, 2.0)
     """
+
+    # the last forward's subspaces (in its graph, for :meth:`regularization`): not copied
+    _forward_state: ClassVar[dict[str, object]] = {
+        **MultiTaskModule._forward_state,
+        "_subspaces": [],
+    }
 
     def __init__(
         self,
