@@ -176,3 +176,26 @@ def test_an_in_place_op_after_the_reversal_layer():
     (g,) = torch.autograd.grad(head(x).sum(), x)
     (want,) = torch.autograd.grad(nn.Sequential(nn.ReLU(), lin)(x).sum(), x)
     torch.testing.assert_close(g, -0.5 * want)
+
+
+@pytest.mark.parametrize(
+    ("heads", "error", "match"),
+    [
+        ({"a.b": nn.Linear(4, 1)}, ValueError, r"contains '\.'"),
+        ({"": nn.Linear(4, 1)}, ValueError, "non-empty strings"),
+        ({"a": 3}, TypeError, "head of task 'a' is a int"),
+    ],
+)
+def test_hard_sharing_checks_its_heads_before_torch_does(heads, error, match):
+    with pytest.raises(error, match=match):
+        HardSharing(nn.Linear(4, 4), heads)
+
+
+def test_hard_sharing_checks_its_trunk():
+    with pytest.raises(TypeError, match="trunk is a NoneType"):
+        HardSharing(None, {"a": nn.Linear(4, 1)})
+
+
+def test_soft_sharing_checks_its_task_names():
+    with pytest.raises(ValueError, match=r"contains '\.'"):
+        SoftSharing({"x.y": nn.Linear(4, 1), "b": nn.Linear(4, 1)})

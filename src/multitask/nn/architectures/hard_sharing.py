@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from torch import Tensor, nn
 
 from multitask.nn.architectures._base import MultiTaskModule
+from multitask.nn.architectures._layers import check_heads
 
 __all__ = ["HardSharing"]
 
@@ -69,9 +70,11 @@ class HardSharing(MultiTaskModule):
             raise ValueError(
                 "HardSharing needs at least one head; pass heads={'task': module, ...}"
             )
+        if not isinstance(trunk, nn.Module):
+            raise TypeError(f"trunk is a {type(trunk).__name__}, not an nn.Module")
+        self.task_names = check_heads(heads)  # names nn.ModuleDict can hold, modules
         self.trunk = trunk
         self.heads = nn.ModuleDict(dict(heads))
-        self.task_names = tuple(heads)
         self.representation = None
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from multitask.nn.architectures._base import MultiTaskModule
+from multitask.nn.architectures._layers import check_heads
 
 __all__ = ["SoftSharing"]
 
@@ -97,8 +98,8 @@ class SoftSharing(MultiTaskModule):
         nets = _networks(networks, task_names)
         if len(nets) < 2:
             raise ValueError(f"soft sharing needs at least 2 tasks, got {list(nets)}")
+        self.task_names = check_heads(nets)  # names nn.ModuleDict can hold, modules
         self.networks = nn.ModuleDict(nets)
-        self.task_names = tuple(nets)
         self.coupling = coupling
         self.strength = strength
         self.coupled_names = self._corresponding()
