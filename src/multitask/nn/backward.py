@@ -270,7 +270,16 @@ def _flat_grad(value: Tensor, params: Sequence[nn.Parameter]) -> Tensor:
 
 
 def _aggregate(
-    losses, vec, extra, agg: GradientAggregator, model, names, chunk_size, record, use_rep
+    losses,
+    vec,
+    extra,
+    agg: GradientAggregator,
+    model,
+    names,
+    chunk_size,
+    record,
+    use_rep,
+    representation=None,
 ):
     """Gradient-aggregator path: one batched backward for the shared Jacobian."""
     shared = _unique(model.shared_parameters())
@@ -282,8 +291,21 @@ def _aggregate(
     if use_rep:
         own = _unique(p for h in heads for p in h)
         total = _total(vec, extra)
+        reps = _representations(model, representation)
         out = _aggregate_representation(
-            losses, names, vec, extra, agg, model, shared, own, total, chunk_size, record, heads
+            losses,
+            names,
+            vec,
+            extra,
+            agg,
+            model,
+            shared,
+            own,
+            total,
+            chunk_size,
+            record,
+            heads,
+            reps,
         )
         unreached = [p for p in shared if p.grad is None]
         if unreached:  # unused, or inside a reentrant checkpoint (backward(inputs=...) skips it)
@@ -319,8 +341,24 @@ def _total(vec: Tensor, extra: Tensor | None) -> Tensor:
     return vec.sum() if extra is None else vec.sum() + extra
 
 
+def _representations(model: nn.Module, representation) -> list[Tensor] | None:
+    """The step's representation tensors: ``representation`` (one tensor or several) when
+    given, else ``model.representation``; None when there is none."""
+    rep = getattr(model, "representation", None) if representation is None else representation
+    if isinstance(rep, Tensor):
+        return [rep]
+    if isinstance(rep, Sequence) and rep and all(isinstance(r, Tensor) for r in rep):
+        return list(rep)
+    if representation is not None:
+        raise TypeError(
+            "representation must be a Tensor or a non-empty sequence of Tensors, got "
+            f"{type(representation).__name__}"
+        )
+    return None
+
+
 def _aggregate_representation(
-    losses, names, vec, extra, agg, model, shared, own, total, chunk_size, record, heads
+    losses, names, vec, extra, agg, model, shared, own, total, chunk_size, record, heads, reps
 ):
     """MGDA-UB (Sener & Koltun 2018, Sec. 3.3): weights from the representation Jacobian.
 
@@ -330,21 +368,24 @@ def _aggregate_representation(
     and the shared parameters get one backward of ``sum_t w_t dL_t/d rep`` from
     the representation down; not from ``T`` one-hot rows pushed through every head.
     """
-    rep = getattr(model, "representation", None)
-    if not isinstance(rep, Tensor):
+    if reps is None:
         raise ValueError(
             f"use_representation=True needs model.representation set during forward; "
             f"{type(model).__name__} has none: use use_representation=False"
         )
-    rows = None
-    if getattr(model, "shared_through_representation", False):
+    rep, rows = reps[0], None
+    if len(reps) == 1 and getattr(model, "shared_through_representation", False):
         rows = _head_stage(losses, names, rep, heads, dense=False, stacked=vec, shared=shared)
     if not agg.linear:  # GradDrop where its paper puts it: on an activation layer
+        if len(reps) > 1:
+            return _nonlinear_representations(
+                agg, vec, reps, shared, own, total, chunk_size, record
+            )
         return _nonlinear_representation(
             agg, rows, vec, extra, rep, shared, own, total, chunk_size, record
         )
-    if rows is None:  # no two-stage path: the Jacobian of the representation, one pass
-        jac = _representation_jacobian(vec, rep, chunk_size)
+    if rows is None:  # no two-stage path (or several forwards): one pass to the representations
+        jac = _representation_jacobian(vec, reps, chunk_size)
         w = _weights(agg, jac, vec).detach()
         weighted = (w * vec).sum()
         if extra is not None:
@@ -369,12 +410,12 @@ class _RepresentationUnreached(ValueError):
     the shared parameters' Jacobian instead."""
 
 
-def _representation_jacobian(vec: Tensor, rep: Tensor, chunk_size) -> Tensor:
+def _representation_jacobian(vec: Tensor, rep: Tensor | list[Tensor], chunk_size) -> Tensor:
     """``d L_t / d rep`` for every task, ``(T, rep.numel())``; a clear error when no loss reaches
     ``rep`` (a forward after the one that made the losses replaced ``model.representation``:
     the rows would all be zero, and the weights meaningless)."""
     eye = torch.eye(vec.shape[0], dtype=vec.dtype, device=vec.device)
-    jac = _batched_vjp(vec, [rep], eye, chunk_size, used=True)
+    jac = _batched_vjp(vec, rep if isinstance(rep, list) else [rep], eye, chunk_size, used=True)
     if jac is None:  # (a model compiled whole by an AOT backend also returns rep beside the
         # losses' graph: the message names that cause too)
         raise _RepresentationUnreached(
@@ -429,6 +470,43 @@ def _nonlinear_representation(agg, rows, vec, extra, rep, shared, own, total, ch
         torch.autograd.backward(rep, cotangent, inputs=shared, retain_graph=has_extra)
     if has_extra and (shared or own):
         torch.autograd.backward(extra, inputs=shared + own)
+    return total, None, _cosines(jac) if record else None
+
+
+def _nonlinear_representations(agg, vec, reps, shared, own, total, chunk_size, record):
+    """GradDrop on the representations of several forwards (one batch per drawn task): the
+    rows and activations concatenated along the batch dimension, so that each unit's signs
+    are summed over every batch of the step, as on one batch holding all of them; the
+    combined cotangent is split back and swapped in for each representation's task part (a
+    hook on each), in one ordinary backward of the summed losses."""
+    trailing = {tuple(r.shape[1:]) for r in reps}
+    if len(trailing) > 1 or any(r.dim() == 0 for r in reps):
+        raise ValueError(
+            f"{type(agg).__name__} on several representations needs them alike but for their "
+            f"first (batch) dimension; got shapes {[tuple(r.shape) for r in reps]}: use "
+            "use_representation=False"
+        )
+    jac = _representation_jacobian(vec, reps, chunk_size)
+    T, sizes = jac.shape[0], [r.numel() for r in reps]
+    dense = torch.cat(
+        [j.reshape(T, *r.shape) for j, r in zip(jac.split(sizes, dim=1), reps, strict=True)],
+        dim=1,
+    )
+    acts = torch.cat([r.detach() for r in reps], dim=0)
+    combine = getattr(agg, "combine_representation", None)
+    if combine is not None:
+        cotangent = combine(dense, acts).to(reps[0].dtype)
+    else:
+        flat = dense.reshape(T, -1)
+        cotangent = _direction(agg, flat, vec).reshape(acts.shape).to(reps[0].dtype)
+    swaps = (cotangent - dense.sum(0).to(cotangent.dtype)).split([r.shape[0] for r in reps])
+    handles = [r.register_hook(lambda g, s=s: g + s) for r, s in zip(reps, swaps, strict=True)]
+    try:
+        if shared or own:  # extra (if any) is inside total: its own gradient, unmasked
+            torch.autograd.backward(total, inputs=shared + own)
+    finally:
+        for h in handles:
+            h.remove()
     return total, None, _cosines(jac) if record else None
 
 
@@ -499,15 +577,15 @@ _WARNED_PLACEMENT: weakref.WeakSet = weakref.WeakSet()  # aggregators told of th
 _UNREACHED_REPRESENTATION: weakref.WeakSet = weakref.WeakSet()
 
 
-def _preferred_placement(balancer, model: nn.Module) -> bool:
+def _preferred_placement(balancer, model: nn.Module, representation=None) -> bool:
     """``use_representation=None``: the aggregator's ``prefers_representation`` where the
     model exposes a representation in the graph; else the parameters (warned once)."""
     if not getattr(balancer, "prefers_representation", False):
         return False
     if model in _UNREACHED_REPRESENTATION:  # (warned when found)
         return False
-    rep = getattr(model, "representation", None)
-    if isinstance(rep, Tensor) and rep.requires_grad:
+    reps = _representations(model, representation)
+    if reps and all(r.requires_grad for r in reps):
         return True
     if balancer not in _WARNED_PLACEMENT:
         _WARNED_PLACEMENT.add(balancer)
@@ -548,6 +626,7 @@ def mtl_backward(
     task_weights: Mapping[str, float] | Tensor | None = None,
     absent_tasks: Collection[str] = (),
     check_finite: bool | None = None,
+    representation: Tensor | Sequence[Tensor] | None = None,
 ) -> StepInfo:
     """Backpropagate the task losses of one step into ``.grad`` (adding to it).
 
@@ -612,6 +691,14 @@ def mtl_backward(
         on an accelerator, where the read would synchronise the host with the device every
         step (the :class:`~multitask.training.Trainer` checks on every device: it reads the
         losses anyway). True: check on every device; False: never.
+    representation : Tensor or sequence of Tensor, optional
+        The representation(s) of these losses, for the representation placement (default:
+        ``model.representation``, which the last forward set). Several tensors when the
+        losses come from several forwards (a task sampler's one batch per drawn task, as
+        the :class:`~multitask.training.Trainer` passes them): the representation
+        Jacobian's columns then run over all of them (each task's row is zero on the other
+        batches' representations), and GradDrop runs on them concatenated along their first
+        (batch) dimension, its signs summed over every batch of the step.
 
     Returns
     -------
@@ -668,7 +755,7 @@ def mtl_backward(
         )
     preferred = use_representation is None and balancer is not None
     if preferred:
-        use_representation = _preferred_placement(balancer, model)
+        use_representation = _preferred_placement(balancer, model, representation)
     if use_representation and not isinstance(balancer, GradientAggregator):
         raise ValueError(
             "use_representation=True needs a GradientAggregator balancer (MGDA-UB), "
@@ -698,7 +785,7 @@ def mtl_backward(
     elif isinstance(balancer, GradientAggregator):
         args = (losses, vec, extra, balancer, model, names, chunk_size, record_cosines)
         try:
-            total, w, cos = _aggregate(*args, use_representation)
+            total, w, cos = _aggregate(*args, use_representation, representation)
         except _RepresentationUnreached:
             if not (preferred and use_representation):
                 raise

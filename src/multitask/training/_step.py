@@ -64,6 +64,7 @@ class MicroSteps:
         counts: dict[str, Tensor] = {}
         seen: dict[str, tuple[Tensor, Tensor]] = {}
         later: list[Probe] = []
+        self._representations = []  # each forward's (several: one batch per drawn task)
         for tasks, inputs, targets in parts:
             inputs, targets = to_device(inputs, self.device_), to_device(targets, self.device_)
             check_targets(targets, tasks, self.step_ + 1)
@@ -75,6 +76,9 @@ class MicroSteps:
                     check_dtypes(self.model, inputs, e)
                     raise
                 check_outputs(outputs, self.tasks)
+                rep = getattr(self.model, "representation", None)
+                if isinstance(rep, Tensor):
+                    self._representations.append(rep)
                 for t in tasks:
                     loss, count = self.tasks[t].loss_and_count(outputs[t], targets[t])
                     losses[t] = loss if t not in losses else losses[t] + loss
@@ -111,6 +115,7 @@ class MicroSteps:
         labelled = {t for t, k in n_labelled.items() if k > 0}
         if len(labelled) < len(drawn):
             self._warn_unlabelled([t for t in drawn if t not in labelled])
+        reps = self._representations
         reg = self.model.regularization()
         extra = reg if isinstance(reg, Tensor) or reg != 0 else None
         info = mtl_backward(
@@ -125,7 +130,10 @@ class MicroSteps:
             task_weights=None
             if self.balancer is not None
             else {t: float(task.weight) for t, task in self.tasks.items()},
+            # several forwards: every one's representation, not only the last one's
+            representation=reps if len(reps) > 1 else None,
         )
+        self._representations = []  # (the graphs are the step's: not kept beyond it)
         # NaN: a task not drawn at this step, or drawn without a labelled entry (not trained)
         return [values[t] if t in labelled else math.nan for t in self.tasks], info
 
