@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import (
+    BatchSampler,
     DataLoader,
     IterableDataset,
     RandomSampler,
@@ -53,10 +54,13 @@ class ResumableLoader:
     loader : DataLoader or sequence of batches
         A DataLoader with a map-style dataset and a ``RandomSampler`` (its
         ``num_samples`` and ``replacement`` are honoured, its own generator is
-        not: ``seed`` decides) or ``SequentialSampler`` resumes exactly. A plain
-        sequence of batches is replayed in order. Other loaders are iterated as
-        they are and resumed by skipping batches, which is exact only if their
-        order is deterministic.
+        not: ``seed`` decides) or ``SequentialSampler``, batched by the DataLoader
+        (``batch_size``) or by a plain ``BatchSampler`` passed as ``batch_sampler``,
+        resumes exactly. A plain sequence of batches is replayed in order. Other
+        loaders are iterated as they are and resumed by skipping batches, which is
+        exact only if their order is deterministic: a custom sampler or batch
+        sampler, or unbatched (``batch_size=None``) random sampling, is warned
+        about; an iterable dataset is not (its order is its own).
     seed : int
         Seed of the shuffled order; epoch ``e`` uses ``(seed, e)``.
     name : str
@@ -88,13 +92,23 @@ class ResumableLoader:
                     f"those; got {type(loader).__name__}"
                 )
             return "sequence"
-        if isinstance(loader.dataset, IterableDataset) or loader.batch_size is None:
+        if isinstance(loader.dataset, IterableDataset):
             return "skip"
-        if isinstance(loader.sampler, (RandomSampler, SequentialSampler)):
+        batches = loader.batch_sampler  # the DataLoader's own BatchSampler under batch_size
+        if batches is None:  # batch_size=None: each item of the sampler is a batch
+            if isinstance(loader.sampler, SequentialSampler):
+                return "skip"
+            what = f"a {type(loader.sampler).__name__} and batch_size=None"
+        elif type(batches) is not BatchSampler:  # a subclass may order batches its own way
+            what = f"a custom batch_sampler, {type(batches).__name__}"
+        elif isinstance(batches.sampler, (RandomSampler, SequentialSampler)):
             return "indices"
+        else:
+            what = f"a {type(batches.sampler).__name__}"
         warnings.warn(
-            f"DataLoader with a {type(loader.sampler).__name__}: resume skips batches and is "
-            "exact only if that sampler's order is deterministic",
+            f"DataLoader with {what}: resume skips batches, exact only if its order is "
+            "deterministic (not if it shuffles with torch's global RNG); batch_size with a "
+            "RandomSampler or SequentialSampler resumes exactly",
             stacklevel=3,
         )
         return "skip"
@@ -146,18 +160,21 @@ class ResumableLoader:
         return torch.Generator().manual_seed(self.seed + 7919 * epoch)
 
     def _order(self, epoch: int) -> list[list[int]]:
-        loader = self.loader
-        n = len(loader.dataset)
-        m = len(loader.sampler)  # RandomSampler: its num_samples, may differ from n
+        # read from the BatchSampler, which is the DataLoader's own (over loader.sampler)
+        # under batch_size and the user's under batch_sampler
+        batches = self.loader.batch_sampler
+        sampler = batches.sampler
+        n = len(self.loader.dataset)
+        m = len(sampler)  # RandomSampler: its num_samples, may differ from n
         rng = np.random.default_rng([self.seed, epoch])
-        if not isinstance(loader.sampler, RandomSampler):
+        if not isinstance(sampler, RandomSampler):
             idx = np.arange(n)
-        elif loader.sampler.replacement:
+        elif sampler.replacement:
             idx = rng.integers(n, size=m) if n else np.arange(0)
         else:  # like RandomSampler: whole permutations, then the head of one more
             idx = np.concatenate([rng.permutation(n) for _ in range(-(-m // max(n, 1)))])[:m]
-        b = loader.batch_size
-        stop = m - m % b if loader.drop_last else m
+        b = batches.batch_size
+        stop = m - m % b if batches.drop_last else m
         return [idx[i : i + b].tolist() for i in range(0, stop, b)]
 
     def iterate(self, epoch: int, start: int = 0) -> Iterator[Any]:
