@@ -21,7 +21,7 @@ from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from multitask.training._batches import SampledSource, SingleSource
 from multitask.training._checkpointing import Checkpointing
-from multitask.training._grads import average_grads, release_untrained
+from multitask.training._grads import average_grads, hold_untrained_entries, release_untrained
 from multitask.training._guards import (
     check_absent_tasks,
     check_task_weights,
@@ -538,7 +538,9 @@ class Trainer(MicroSteps, Checkpointing):
             if self.clip_grad_norm is not None:
                 norm = clip_gradients(self.model.parameters(), self.clip_grad_norm)
                 record = dataclasses.replace(record, grad_norm=float(norm))
-            self.optimizer_.step()
+            names = self.model.task_names
+            with hold_untrained_entries(self.optimizer_, self.balancer, record.losses, names):
+                self.optimizer_.step()
             self.optimizer_.zero_grad(set_to_none=True)
             self.step_ += 1
             if self._steps_per("step"):
