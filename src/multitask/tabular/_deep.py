@@ -7,6 +7,11 @@ rebuilt from a small JSON config, with ``width`` hidden units:
 - ``mmoe``: ``n_experts`` one-layer ReLU experts, a softmax gate per target;
 - ``cgc``: one shared and one task expert per target, task gates;
 - ``ple``: two CGC-style levels with a shared gate between them.
+
+Inside the module (and the trainer) each target goes by its *module key*
+(:func:`multitask.tabular._module_keys.module_keys`: the name itself unless
+``nn.ModuleDict`` refuses it, like ``type`` or ``income.level``); outputs,
+metrics and the training record are given back under the target names.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from multitask.tabular._model import MODEL_JSON, TabularModel, write_json
+from multitask.tabular._module_keys import module_keys
 
 __all__ = ["ARCHITECTURE_NAMES", "DeepTabularModel", "build_module", "make_balancer"]
 
@@ -44,12 +50,15 @@ def build_module(config: dict):
     ----------
     config : dict
         ``architecture``, ``input_dim``, ``width``, ``n_experts``, ``outputs``
-        (target -> output width, in task order).
+        (target -> output width, in task order) and ``module_keys`` (target ->
+        module key; absent in models saved before it existed, whose keys are
+        then recomputed, which gives the names themselves).
 
     Returns
     -------
     module : MultiTaskModule
-        ``forward(x (batch, input_dim)) -> {target: (batch, width_t)}``.
+        ``forward(x (batch, input_dim)) -> {key: (batch, width_t)}``, keyed by
+        the targets' module keys.
 
     References
     ----------
@@ -63,7 +72,8 @@ def build_module(config: dict):
     from multitask.nn.architectures import CGC, PLE, HardSharing, MMoE
 
     name, d, w = config["architecture"], int(config["input_dim"]), int(config["width"])
-    outputs, k = config["outputs"], int(config["n_experts"])
+    keys, k = config_keys(config), int(config["n_experts"])
+    outputs = {keys[t]: int(n) for t, n in config["outputs"].items()}
     heads = {t: nn.Linear(w, n) for t, n in outputs.items()}
     if name == "hard_sharing":
         return HardSharing(_mlp(d, w, 2), heads)
@@ -87,7 +97,13 @@ def architecture_config(name: str, input_dim: int, outputs: dict, width=64, n_ex
         "width": int(width),
         "n_experts": int(n_experts),
         "outputs": {t: int(n) for t, n in outputs.items()},
+        "module_keys": module_keys(list(outputs)),
     }
+
+
+def config_keys(config: dict) -> dict[str, str]:
+    """Target name -> module key of an architecture config (saved, or recomputed if absent)."""
+    return dict(config.get("module_keys") or module_keys(list(config["outputs"])))
 
 
 def balancer_names() -> list[str]:
@@ -132,13 +148,13 @@ def check_device(device: str) -> None:
 
 
 class _Rows:
-    """Map-style dataset of ``(x, {task: y})`` rows over numpy arrays."""
+    """Map-style dataset of ``(x, {key: y})`` rows over numpy arrays (``keys``: target -> key)."""
 
-    def __init__(self, X: np.ndarray, Y: dict[str, np.ndarray]):
+    def __init__(self, X: np.ndarray, Y: dict[str, np.ndarray], keys: dict[str, str]):
         import torch
 
         self.X = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
-        self.Y = {t: torch.from_numpy(y) for t, y in Y.items()}
+        self.Y = {keys[t]: torch.from_numpy(y) for t, y in Y.items()}
 
     def __len__(self) -> int:
         return len(self.X)
@@ -151,22 +167,26 @@ def _plain(metrics) -> dict[str, dict[str, float]]:
     return {t: {k: float(v) for k, v in m.items()} for t, m in metrics.items()}
 
 
-def _selection(trainer, reason: str | None) -> dict:
+def _selection(trainer, reason: str | None, names: dict[str, str]) -> dict:
     """Epochs run, the selected (1-based) epoch, the validation metrics of every epoch, and the
-    training loss (and loss weights, when the balancer reports them) per task and epoch."""
+    training loss (and loss weights, when the balancer reports them) per task and epoch; tasks
+    under their target names (``names``: module key -> target name)."""
     from multitask.bench._deep import per_epoch
+
+    def named(per_task: dict) -> dict:
+        return {names[k]: v for k, v in per_task.items()}
 
     evals = trainer.history_.evaluations
     best = next((r for r in evals if r.step == trainer.best_step_), None)
     return {
-        "train_loss": per_epoch(trainer.history_, "losses"),
-        "loss_weights": per_epoch(trainer.history_, "weights"),
+        "train_loss": named(per_epoch(trainer.history_, "losses")),
+        "loss_weights": named(per_epoch(trainer.history_, "weights")),
         "epochs_run": int(trainer.epoch_),
         "best_epoch": int(trainer.epoch_) if best is None else best.epoch + 1,
         "validated": bool(evals),
         "note": reason or "",
-        "val_metrics": {} if best is None else _plain(best.metrics),
-        "val_history": [_plain(r.metrics) for r in evals],
+        "val_metrics": {} if best is None else named(_plain(best.metrics)),
+        "val_history": [named(_plain(r.metrics)) for r in evals],
     }
 
 
@@ -202,6 +222,11 @@ class DeepTabularModel(TabularModel):
         super().__init__(features, targets, method, config)
         self.module = module if module is not None else build_module(config["architecture"])
 
+    @property
+    def module_keys(self) -> dict[str, str]:
+        """Target name -> the key of its outputs, heads and Task inside the module."""
+        return config_keys(self.config["architecture"])
+
     def train(self, X: np.ndarray, Y: dict[str, np.ndarray], val=None) -> DeepTabularModel:
         """Train the module on encoded features ``X`` (n, d) and targets ``Y``.
 
@@ -232,18 +257,18 @@ class DeepTabularModel(TabularModel):
         from multitask.tabular._targets import IGNORE_INDEX
         from multitask.training import Trainer
 
-        cfg = self.config
+        cfg, keys = self.config, self.module_keys
         tasks = [
-            Task(t.name, kind=t.kind, ignore_index=IGNORE_INDEX, metrics=selection_metrics(t.kind))
+            Task(keys[t.name], t.kind, ignore_index=IGNORE_INDEX, metrics=selection_metrics(t.kind))
             for t in self.targets
         ]
         balancer = make_balancer(cfg["balancer"], len(tasks))
         torch.manual_seed(int(cfg["seed"]))
-        loader = DataLoader(_Rows(X, Y), batch_size=int(cfg["batch_size"]), shuffle=True)
+        loader = DataLoader(_Rows(X, Y, keys), batch_size=int(cfg["batch_size"]), shuffle=True)
         val_loader = None
         reason = _validation_problem(val, self.targets)
         if reason is None:
-            val_loader = DataLoader(_Rows(*val), batch_size=_PREDICT_BATCH, shuffle=False)
+            val_loader = DataLoader(_Rows(*val, keys), batch_size=_PREDICT_BATCH, shuffle=False)
         patience = cfg.get("patience")
         trainer = Trainer(
             self.module,
@@ -262,7 +287,7 @@ class DeepTabularModel(TabularModel):
             early_stopping=None if patience is None or val_loader is None else int(patience),
         )
         trainer.fit(loader, val_loader)
-        self.config["selection"] = _selection(trainer, reason)
+        self.config["selection"] = _selection(trainer, reason, {k: t for t, k in keys.items()})
         self.module.to("cpu").eval()  # prediction and the saved weights are on the CPU
         return self
 
@@ -271,12 +296,13 @@ class DeepTabularModel(TabularModel):
 
         X = torch.from_numpy(np.ascontiguousarray(self.features.transform(frame), np.float32))
         self.module.eval()
+        keys = self.module_keys
         parts: dict[str, list] = {t: [] for t in self.target_names}
         with torch.no_grad():
             for start in range(0, len(X), _PREDICT_BATCH):
                 out = self.module(X[start : start + _PREDICT_BATCH])
                 for t in parts:
-                    parts[t].append(out[t].double().numpy())
+                    parts[t].append(out[keys[t]].double().numpy())
         return {
             t: np.concatenate(p) if p else np.zeros((0, enc.n_outputs))
             for (t, p), enc in zip(parts.items(), self.targets, strict=True)
