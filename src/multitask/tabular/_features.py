@@ -7,7 +7,13 @@
   *before* standardising, and a column that had missing values in the
   training rows gets an extra 0/1 indicator column ``<name>__missing``. A
   missing value at predict time in a column that had none in training is
-  imputed the same way (no indicator). Infinite values are an error.
+  imputed the same way (no indicator). Infinite values are an error, and so
+  are finite values too large for the arithmetic: a column whose training mean
+  or standard deviation overflows float64, or a value whose standardised form
+  lies beyond float32's range (about ±3.4e38, the deep half computes in
+  float32), which would otherwise turn into infinities and then NaN outputs
+  (or, in the training rows, an infinite scale that silently zeroes the
+  column).
 - Every other column is categorical (read as text): one-hot over the levels
   seen in the training rows (at most ``max_levels``, the most frequent;
   ties by name). A missing value is the level ``"<missing>"``. A level not kept
@@ -26,6 +32,9 @@ import numpy as np
 __all__ = ["FeaturePreprocessor", "check_finite_features"]
 
 MISSING_LEVEL = "<missing>"
+#: the largest standardised value :meth:`FeaturePreprocessor.transform` returns
+#: (float32's: the deep half casts the features to float32)
+MAX_STANDARDISED = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
@@ -64,15 +73,7 @@ class FeaturePreprocessor:
                         f"feature column {col!r} has no values in the training rows; "
                         "drop it (--ignore) or fill it"
                     )
-                median = float(np.median(seen))
-                filled = np.where(np.isnan(values), median, values)
-                std = float(filled.std())
-                numeric[col] = {
-                    "mean": float(filled.mean()),
-                    "scale": std if std > 0 else 1.0,
-                    "median": median,
-                    "indicator": bool(np.isnan(values).any()),
-                }
+                numeric[col] = _column_stats(values, col)
             else:
                 counts = _as_text(s).value_counts(sort=False)
                 order = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -135,7 +136,19 @@ class FeaturePreprocessor:
         values = _numeric_values(s, col)
         nan = np.isnan(values)
         filled = np.where(nan, stats["median"], values)
-        out = [(filled - stats["mean"]) / stats["scale"]]
+        with np.errstate(over="ignore"):  # an overflow is found and said just below
+            z = (filled - stats["mean"]) / stats["scale"]
+        # said here, with the row, rather than left to become inf in float32 and NaN outputs
+        beyond = np.flatnonzero(~(np.abs(z) <= MAX_STANDARDISED))
+        if beyond.size:
+            row = int(beyond[0])
+            raise ValueError(
+                f"feature column {col!r} holds {float(filled[row])!r} at row {row}, which "
+                f"standardises (training mean {stats['mean']:.6g}, scale {stats['scale']:.6g}) to "
+                f"{z[row]:.3g}, beyond float32's range (±{MAX_STANDARDISED:.3g}) that the "
+                "model computes in; fix the value, leave it empty (missing) or rescale the column"
+            )
+        out = [z]
         if stats["indicator"]:
             out.append(nan.astype(np.float64))
         return out
@@ -151,10 +164,45 @@ class FeaturePreprocessor:
 
 
 def check_finite_features(frame, columns) -> None:
-    """Raise on the first infinite value of a numeric column (row of ``frame``)."""
+    """Raise on the first infinite value of a numeric column (row of ``frame``), or on a
+    column whose values are too large to standardise over all the rows of ``frame``.
+
+    Over all the rows, because (in exact arithmetic) a part's mean and squared deviations are
+    bounded by the whole table's, so that no split of ``frame`` overflows once this passes, and
+    the error names a row of ``frame``, not of the split.
+    """
     for col in columns:
         if _is_numeric(frame[col]):
-            _numeric_values(frame[col], col)
+            values = _numeric_values(frame[col], col)
+            if not np.isnan(values).all():
+                _column_stats(values, col)
+
+
+def _column_stats(values: np.ndarray, col: str) -> dict:
+    """Mean, scale, median and indicator of a numeric column's values (NaN: missing).
+
+    Raises when the mean or the standard deviation overflows float64 (a value beyond about
+    1e154 squares to infinity): the scale would be infinite and standardise the column to zeros.
+    """
+    seen = values[~np.isnan(values)]
+    median = float(np.median(seen))
+    filled = np.where(np.isnan(values), median, values)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is said just below
+        mean, std = float(filled.mean()), float(filled.std())
+    if not (np.isfinite(mean) and np.isfinite(std)):
+        row = int(np.argmax(np.abs(filled)))
+        raise ValueError(
+            f"feature column {col!r} holds values too large to standardise (e.g. "
+            f"{float(filled[row])!r} at row {row}): their mean or standard deviation overflows; "
+            "fix the value, leave it empty (missing), rescale the column (e.g. its log) "
+            "or drop it (--ignore)"
+        )
+    return {
+        "mean": mean,
+        "scale": std if std > 0 else 1.0,
+        "median": median,
+        "indicator": bool(np.isnan(values).any()),
+    }
 
 
 def _bool_objects(s) -> bool:

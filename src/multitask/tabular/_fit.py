@@ -249,13 +249,16 @@ def _fit_deep(frame, features: list[str], opts: FitOptions):
     }
     import torch
 
+    # every row at once, before training: a value the preprocessing cannot encode is an error
+    # naming its table row, and test rows among them cannot fail only after training
+    X = pre.transform(frame[features])
     torch.manual_seed(opts.seed)  # the initial weights
     model = DeepTabularModel(pre, encs, opts.method, config)
     validation = None
     if len(val):
         va = frame.iloc[val]
-        validation = (pre.transform(va), {e.name: e.encode(va[e.name]) for e in encs})
-    model.train(pre.transform(tr), {e.name: e.encode(tr[e.name]) for e in encs}, validation)
+        validation = (X[val], {e.name: e.encode(va[e.name]) for e in encs})
+    model.train(X[train], {e.name: e.encode(tr[e.name]) for e in encs}, validation)
     te = frame.iloc[test].reset_index(drop=True)
     outs = model.outputs(te)
     scores = {e.name: score_target(e, te[e.name], outs[e.name]) for e in encs}
@@ -273,6 +276,8 @@ def _fit_linear(frame, features: list[str], opts: FitOptions):
     train, test = task_split(tasks, opts.test_size, opts.seed)
     tr = labelled.iloc[train]
     pre = FeaturePreprocessor.fit(tr[features])
+    # every row of the table, before fitting (as the deep half): errors name table rows
+    pre.transform(frame[features])
     enc = TargetEncoder.fit(tr[target], target, opts.kinds.get(target))
     est = linear_estimator(opts.method, enc.kind, opts.task_col, opts.alpha, opts.beta)
     X = pd.DataFrame(pre.transform(tr), columns=pre.feature_names)

@@ -97,6 +97,7 @@ class TabularModel:
         out = {}
         for enc in self.targets:
             s = np.asarray(scores[enc.name], dtype=np.float64)
+            _check_finite_scores(s, enc.name)
             if enc.kind == "regression":
                 out[enc.name] = {"value": s.reshape(len(frame)) * enc.scale + enc.mean}
             elif enc.kind == "binary":
@@ -147,6 +148,24 @@ class TabularModel:
 
     def save(self, folder: str | os.PathLike) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+def _check_finite_scores(scores: np.ndarray, name: str) -> None:
+    """Raise on a row whose model output is not finite.
+
+    Features within range (:meth:`FeaturePreprocessor.transform` checks that) can still be far
+    enough outside the training rows to overflow the model (the deep half computes in float32);
+    a NaN would otherwise be written as an empty prediction (or class 0) and make every metric
+    of the target null.
+    """
+    bad = ~np.isfinite(scores.reshape(len(scores), -1)).all(axis=1)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"the model's output for target {name!r} at row {row} is not finite "
+            f"({bad.sum()} row(s) in all): that row's features lie too far outside the "
+            "training rows' range for the model's arithmetic; check its values"
+        )
 
 
 def load_model(folder: str | os.PathLike) -> TabularModel:

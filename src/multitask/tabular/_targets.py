@@ -11,7 +11,8 @@ Kind of a target, from its non-missing training values (overridable):
 
 Missing values (empty cells, NaN) are missing labels: masked per task by the
 deep half (NaN / ``ignore_index``), rows left out by the linear half. Infinite
-values are an error.
+values are an error, and so are numbers so large that their standard deviation
+overflows (:func:`check_finite`).
 """
 
 from __future__ import annotations
@@ -50,8 +51,22 @@ def _finite_values(s, name: str):
 
 
 def check_finite(s, name: str) -> None:
-    """Raise if target ``s`` holds an infinite value (NaN is a missing label)."""
-    _finite_values(s, name)
+    """Raise if target ``s`` holds an infinite value (NaN is a missing label), or numbers too
+    large for their standard deviation (the deep half's regression scale) to be finite."""
+    import pandas as pd
+
+    values, missing = _finite_values(s, name)
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        y = values.astype("float64").to_numpy()
+        with np.errstate(over="ignore", invalid="ignore"):  # said just below
+            spread = float(y.std()) if y.size else 0.0
+        if not np.isfinite(spread):
+            at = int(np.argmax(np.abs(y)))
+            raise ValueError(
+                f"target {name!r} holds values too large to standardise (e.g. {float(y[at])!r} "
+                f"at row {int(np.flatnonzero(~missing)[at])}): their standard deviation "
+                "overflows float64; fix the value, leave it empty (missing) or rescale the column"
+            )
 
 
 def _infer_kind(values, name: str) -> str:
