@@ -170,7 +170,7 @@ def _make_balancer(name):
     return {"nash_mtl": NashMTL, "dwa": lambda: DWA(2, period=5), "famo": lambda: FAMO(2)}[name]()
 
 
-def _periodic(steps, checkpoint_dir=None, resume=False, balancer="nash_mtl"):
+def _periodic(steps, checkpoint_dir=None, resume=False, balancer="nash_mtl", crash=None):
     from multitask.training import PeriodicSampler
 
     torch.manual_seed(0)
@@ -187,6 +187,7 @@ def _periodic(steps, checkpoint_dir=None, resume=False, balancer="nash_mtl"):
         sampler=PeriodicSampler({"a": 1, "b": 2}),
         checkpoint_dir=checkpoint_dir,
         checkpoint_every=1 if checkpoint_dir else None,
+        callbacks=[] if crash is None else [CrashAt(crash)],
         device="cpu",
     )
     a, b = regression_data(n=24, seed=0), regression_data(n=40, seed=1)
@@ -200,10 +201,16 @@ def _periodic(steps, checkpoint_dir=None, resume=False, balancer="nash_mtl"):
 @pytest.mark.parametrize("balancer", ["nash_mtl", "dwa", "famo"])
 @pytest.mark.parametrize("stop", [3, 4])  # 3 + 5 = 8 micro-batches: windows 3, 3, 2
 def test_resume_at_an_epoch_boundary_with_sampler_accumulation_and_state(tmp_path, stop, balancer):
-    # oracle: 7 uninterrupted steps; stop at the end of epoch 0 (step 3, before its
-    # validation) or just after it, then resume
+    # oracle: 7 uninterrupted steps; stop at the end of epoch 0 (step 3: max_steps, whose
+    # final evaluation is the epoch's own) or just after it (a crash at step 5, the last
+    # checkpoint at step 4: a max_steps of 4 would evaluate step 4, a candidate the
+    # uninterrupted run does not have), then resume
     reference = _periodic(7, balancer=balancer)
-    _periodic(stop, tmp_path, balancer=balancer)
+    if stop == 3:
+        _periodic(stop, tmp_path, balancer=balancer)
+    else:
+        with pytest.raises(Crashed):
+            _periodic(7, tmp_path, balancer=balancer, crash=stop + 1)
     resumed = _periodic(7, tmp_path, resume=True, balancer=balancer)
     torch.testing.assert_close(flat_params(resumed), flat_params(reference), rtol=0, atol=1e-6)
 

@@ -429,7 +429,9 @@ class Trainer(MicroSteps, Checkpointing):
             Batches ``(inputs, {task: target})``. A dict (one dataset per task)
             is combined by the ``sampler``.
         val : DataLoader, optional
-            Evaluated at the end of every epoch (model selection, early stopping).
+            Evaluated at the end of every epoch (model selection, early stopping), or every
+            ``val_every`` steps, and once more after the last step when that was not
+            evaluated (``max_steps`` inside an epoch): the final state is a candidate too.
         resume : bool or path
             True: continue from ``checkpoint_dir/last.pt`` if it exists; a path:
             continue from that checkpoint.
@@ -561,10 +563,11 @@ class Trainer(MicroSteps, Checkpointing):
         return every is not None and self._val is not None and self.step_ % every == 0
 
     def _final_validation_due(self) -> bool:
-        """With ``val_every``: after the last step when it was not evaluated (its state is then
-        a candidate of model selection too). Never twice: the selector's ``last_step`` is in the
-        checkpoint, so a finished run resumed evaluates nothing again."""
-        if self.val_every is None or self._val is None or self.step_ == 0:
+        """After the last step when it was not evaluated (``val_every`` does not divide it, or
+        ``max_steps`` ended the run inside an epoch): its state is then a candidate of model
+        selection too. Never twice: the selector's ``last_step`` is in the checkpoint, so a
+        finished run resumed evaluates nothing again."""
+        if self._val is None or self.step_ == 0:
             return False
         return self._selector.last_step != self.step_
 

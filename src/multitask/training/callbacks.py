@@ -188,7 +188,9 @@ class History(Callback):
         """A matplotlib figure of the fit: each task's training loss, the balancer's task
         weights (when it reports them), and each validation metric per task, against the
         optimizer step (:func:`multitask.training._plots.plot_history`: ``window`` averages
-        the training curves over that many steps; ``logy``: a log loss axis).
+        each task's training curve over its own last ``window`` values, the steps that
+        trained it, a line joining them and breaking only at a long absence; ``logy``: a log
+        loss axis).
 
         Returns
         -------
