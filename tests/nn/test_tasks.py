@@ -343,3 +343,20 @@ def test_f1_of_a_multiclass_task_is_macro_over_all_its_classes():
     binary = Task("b", kind="binary", metrics=["accuracy", "f1"])
     scores = binary.evaluate(torch.full((4,), -3.0), torch.zeros(4))
     assert scores == {"accuracy": 1.0, "f1": 0.0}
+
+
+def test_evaluate_keeps_float64_predictions():
+    # float32 would round 1e8 + 0.1 to 1e8: an MSE of 0 where the errors are 0.1 .. 0.3
+    target = torch.tensor([1e8, 2e8, 3e8], dtype=torch.float64)
+    errors = torch.tensor([0.1, -0.2, 0.3], dtype=torch.float64)
+    scores = Task("price").evaluate(target + errors, target)
+    assert scores["mse"] == pytest.approx(float(errors.square().mean()), rel=1e-6)
+    assert scores["mae"] == pytest.approx(float(errors.abs().mean()), rel=1e-6)
+
+
+def test_evaluate_takes_bfloat16_predictions():
+    target = torch.tensor([0.0, 1.0, 0.0, 1.0])
+    pred = torch.tensor([-1.0, 2.0, 2.5, 3.0], dtype=torch.bfloat16)
+    scores = Task("c", kind="binary").evaluate(pred, target)
+    # negatives score -1 and 2.5, positives 2 and 3: 3 of the 4 pairs are ordered
+    assert scores["auc"] == pytest.approx(0.75)

@@ -426,7 +426,9 @@ class Task:
         pred, target = self._align(pred, target)
         mask = self._mask(target)
         table = self._metric_table(target, pred.shape[-1] if self._classes(target) else None)
-        pred, target = pred[mask].float(), target[mask]
+        pred, target = pred[mask], target[mask]
+        if pred.dtype != torch.float64:  # bf16 / fp16 have no numpy type; float64 kept (a
+            pred = pred.float()  # float32 copy rounded 1e8 + 0.1 to 1e8: an MSE of 0)
         if target.shape[0] == 0:
             return {name: float("nan") for name in table}
         y_true = target.cpu().numpy()
