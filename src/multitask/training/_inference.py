@@ -49,10 +49,33 @@ def collect(model: nn.Module, tasks: Mapping[str, Any], loader, device: torch.de
     return preds, pairs
 
 
+def per_task_loaders(loaders: Mapping, tasks: Mapping[str, Any]) -> Mapping:
+    """``loaders``, a ``{task: loader}`` dict (one dataset per task, as ``fit`` takes for
+    training), checked: every key a task, every value something to iterate."""
+    unknown = [t for t in loaders if t not in tasks]
+    if unknown:
+        raise ValueError(
+            f"the dict of loaders names unknown tasks {unknown}; the tasks are {list(tasks)}"
+        )
+    for t, loader in loaders.items():
+        if isinstance(loader, (Mapping, Tensor)) or not hasattr(loader, "__iter__"):
+            raise TypeError(
+                f"the loader of task {t!r} is a {type(loader).__name__}; give a DataLoader or "
+                "an iterable of batches (inputs, {task: target})"
+            )
+    return loaders
+
+
 def evaluate(model, tasks, loader, device) -> dict[str, dict[str, float]]:
     """``{task: task.evaluate(pred, target)}`` for the non-auxiliary tasks with targets,
-    each on the batches that carry its target."""
-    _, pairs = collect(model, tasks, loader, device)
+    each on the batches that carry its target; with a ``{task: loader}`` dict, each task on
+    its own loader's batches."""
+    if isinstance(loader, Mapping):
+        pairs = {t: [] for t in tasks}
+        for t, own in per_task_loaders(loader, tasks).items():
+            pairs[t] = collect(model, tasks, own, device)[1][t]
+    else:
+        _, pairs = collect(model, tasks, loader, device)
     out = {}
     for t, task in tasks.items():
         if getattr(task, "auxiliary", False) or not pairs[t]:
@@ -69,6 +92,10 @@ def evaluate(model, tasks, loader, device) -> dict[str, dict[str, float]]:
 
 
 def predict(model, tasks, loader, device) -> dict[str, Tensor]:
-    """``{task: outputs}`` concatenated over the loader, on CPU."""
+    """``{task: outputs}`` concatenated over the loader, on CPU; with a ``{task: loader}``
+    dict, each named task's outputs on its own loader."""
+    if isinstance(loader, Mapping):
+        own = per_task_loaders(loader, tasks)
+        return {t: torch.cat(collect(model, tasks, own[t], device)[0][t]) for t in own}
     preds, _ = collect(model, tasks, loader, device)
     return {t: torch.cat(p) for t, p in preds.items()}

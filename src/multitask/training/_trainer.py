@@ -27,7 +27,7 @@ from multitask.training._guards import (
     check_task_weights,
     handles_absent_tasks,
 )
-from multitask.training._inference import evaluate, predict
+from multitask.training._inference import evaluate, per_task_loaders, predict
 from multitask.training._labels import LabelCheck
 from multitask.training._schedule import (
     build_scheduler,
@@ -377,6 +377,8 @@ class Trainer(MicroSteps, Checkpointing):
         self._labels = LabelCheck(self.tasks, self._src.trained)
         self._selector = ModelSelector(self.monitor, self.early_stopping, self.higher_is_better)
         if val is not None:
+            if isinstance(val, Mapping):  # one validation loader per task: checked now
+                per_task_loaders(val, self.tasks)
             self._selector.check_tasks(self.tasks)
         else:
             ignored = [k for k in ("early_stopping", "val_every") if getattr(self, k) is not None]
@@ -428,10 +430,11 @@ class Trainer(MicroSteps, Checkpointing):
         train : DataLoader, list of batches, or dict str -> DataLoader
             Batches ``(inputs, {task: target})``. A dict (one dataset per task)
             is combined by the ``sampler``.
-        val : DataLoader, optional
-            Evaluated at the end of every epoch (model selection, early stopping), or every
-            ``val_every`` steps, and once more after the last step when that was not
-            evaluated (``max_steps`` inside an epoch): the final state is a candidate too.
+        val : DataLoader or dict of str -> DataLoader, optional
+            Evaluated (a dict: each task on its own loader) at the end of every epoch
+            (model selection, early stopping), or every ``val_every`` steps, and once more
+            after the last step when that was not evaluated (``max_steps`` inside an
+            epoch): the final state is a candidate too.
         resume : bool or path
             True: continue from ``checkpoint_dir/last.pt`` if it exists; a path:
             continue from that checkpoint.
@@ -630,13 +633,15 @@ class Trainer(MicroSteps, Checkpointing):
         """Metrics of every non-auxiliary task: ``{task: {metric: value}}``.
 
         ``loader`` yields ``(inputs, {task: target})``; a task with no target in
-        the loader's batches is left out.
+        the loader's batches is left out. A ``{task: loader}`` dict (one dataset per task)
+        scores each task on its own loader.
         """
         return evaluate(self.model, self.tasks, loader, self._device())
 
     def predict(self, loader) -> dict[str, Tensor]:
         """Model outputs of every task, concatenated on CPU: ``{task: Tensor}``.
 
-        ``loader`` yields inputs or ``(inputs, targets)`` pairs.
+        ``loader`` yields inputs or ``(inputs, targets)`` pairs; a ``{task: loader}`` dict
+        gives each named task's outputs on its own loader.
         """
         return predict(self.model, self.tasks, loader, self._device())
