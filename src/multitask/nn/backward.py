@@ -57,8 +57,14 @@ class StepInfo:
     weights : Tensor of shape (n_tasks,) or None
         Task weights of the step (None for a non-linear aggregator).
     cosines : Tensor of shape (n_tasks, n_tasks) or None
-        Cosine similarities of the task gradients on the shared parameters
-        (``record_cosines=True`` only).
+        Cosine similarities of the task gradients (``record_cosines=True`` only), on the
+        Jacobian the step forms, which is not always all the shared parameters': the
+        representation's with ``use_representation`` (MGDA-UB, GradDrop's default), the
+        ``jacobian_params`` of a weighting that has them (GradNorm's default, the last
+        shared layer), else every shared parameter. Cosines of steps on different
+        placements are therefore not comparable; for the shared parameters' cosines under
+        any balancer, take :func:`task_jacobian` of the losses on
+        ``model.shared_parameters()``.
 
     Examples
     --------
