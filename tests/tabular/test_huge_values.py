@@ -21,16 +21,6 @@ runner = CliRunner()
 TEST_ROW, TRAIN_ROW, VAL_ROW = 5, 1, 2
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _table(n: int = 300) -> pd.DataFrame:
     rng = np.random.default_rng(1)
     x1 = rng.normal(size=n)

@@ -26,16 +26,6 @@ runner = CliRunner()
 NAMES = ("type", "income.level", "values", "total score", "a.b", "a_b")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _table(n: int = 240, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     x1, x2 = rng.normal(size=n), rng.normal(size=n)
