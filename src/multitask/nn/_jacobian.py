@@ -160,6 +160,12 @@ def task_jacobian(
     tensor([[2., 4.],
             [3., 0.]])
     """
+    if not isinstance(losses, Tensor) or losses.dim() != 1:
+        shape = tuple(losses.shape) if isinstance(losses, Tensor) else type(losses).__name__
+        raise ValueError(
+            f"losses must be a Tensor of shape (n_tasks,), one loss per task, got {shape}: "
+            "stack the task losses (torch.stack([loss_a, loss_b])), or reshape(1) a single one"
+        )
     eye = torch.eye(losses.shape[0], dtype=losses.dtype, device=losses.device)
     return _batched_vjp(losses, list(inputs), eye, chunk_size, retain_graph)
 

@@ -100,6 +100,7 @@ class AlignedMTL(GradientAggregator):
         cut = _solvers.spectral_cut(T, rounding)
         if _solvers.sync_free(G.device, self.method) and self.scale != "median":
             return self._iterative(G, gramian.dtype, max(cut, _solvers.ITERATIVE_CUT))
+        G, finite = _solvers.finite_or_identity(G)
         lam, V = torch.linalg.eigh(G)  # ascending
         tol = lam.max() * cut
         keep = lam > tol
@@ -109,7 +110,7 @@ class AlignedMTL(GradientAggregator):
         B = torch.where(keep.any(), B, torch.eye(T, dtype=G.dtype, device=G.device))
         w = self.weights_pref
         w = torch.full((T,), 1.0 / T, dtype=G.dtype, device=G.device) if w is None else w
-        return (B @ w.to(G)).to(gramian.dtype)
+        return torch.where(finite, B @ w.to(G), torch.nan).to(gramian.dtype)
 
     def host_weights(self, gramian: np.ndarray, rounding: float | None = None) -> np.ndarray | None:
         """The weights in numpy (``eigh``); None for ``method="iterative"``."""
@@ -160,9 +161,11 @@ def _host_weights(
     T = G.shape[0]
     w = np.full(T, 1.0 / T) if pref is None else pref.astype(np.float64)
     if T == 2:
-        out = _two_tasks(G, scale, w)
+        out = _two_tasks(G, scale, w)  # (None for a non-finite G)
         if out is not None:
             return out
+    if not np.isfinite(G).all():  # numpy's eigh raises on it: NaN weights, as documented
+        return np.full(T, np.nan)
     lam, V = np.linalg.eigh(G)  # ascending
     tol = lam.max() * _solvers.spectral_cut(T, rounding)
     keep = lam > tol

@@ -30,11 +30,14 @@ class GradDrop(GradientAggregator):
     With the sums of the positive and negative parts ``s+ = sum_i max(g_i, 0)`` and
     ``s- = sum_i min(g_i, 0)``, ``P = s+ / (s+ - s-)``, so ``P > U`` exactly when the margin
     ``(1 - U) s+ + U s- = lerp(s+, s-, U)`` is positive, and the output is ``s+`` there and
-    ``s-`` where it is negative: ``clamp(copysign(inf, margin), s-, s+)`` (no division, no
-    boolean mask; each sum is formed from its own parts, so a small one is not lost to
-    cancellation against the other). A tie ``P = U`` (probability zero for the paper's
-    continuous ``U``, about ``2^-24`` per mixed coordinate for the drawn grid) keeps ``s+``;
-    coordinates where every gradient is zero give zero.
+    ``s-`` where it is negative: ``clamp(inf / margin, s-, s+)`` (``inf / margin`` is ``+-inf``
+    by the margin's sign, that of a zero included; no division by ``s+ - s-``, no boolean mask;
+    each sum is formed from its own parts, so a small one is not lost to cancellation against
+    the other). A tie ``P = U`` (probability zero for the paper's continuous ``U``, about
+    ``2^-24`` per mixed coordinate for the drawn grid) keeps ``s+``; coordinates where every
+    gradient is zero give zero. A coordinate with a NaN or infinite gradient gives a NaN or
+    infinite output (the margin is then NaN, or infinite, and ``inf / margin`` NaN), as a
+    non-finite Jacobian must; so does one whose ``s+ - s-`` overflows the dtype.
 
     Where it applies: Chen et al. define GradDrop as a layer on activations, "usually the final
     layer before the prediction heads" (Sec. 3), and so do the authors' layer (lingvo's
@@ -129,7 +132,10 @@ class GradDrop(GradientAggregator):
         parts = torch.clamp(J, max=0, out=parts)  # min(g_i, 0)
         neg = _row_sum(parts, _scratch(2, (n,), J))  # s-
         margin = torch.lerp(pos, neg, U, out=U)  # (1 - U) s+ + U s-: the sign of P - U
-        side = torch.copysign(_INF, margin, out=margin)  # +inf: keep s+, -inf: keep s-
+        # +inf: keep s+, -inf: keep s- (inf / +-0 too, as copysign); a NaN margin (an infinite
+        # s+ or s-: inf - inf in lerp) stays NaN and so does the output (copysign took a side
+        # from the NaN's sign bit and the clamp returned the finite sum: a +inf was dropped)
+        side = torch.div(_INF, margin, out=margin)
         if self.leak is None:
             return torch.clamp(side, neg, pos)
         # the masked part carries 1 - l_i, the leak l_i g_i passes whole

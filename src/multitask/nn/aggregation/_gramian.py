@@ -62,11 +62,13 @@ def host_gramian(jacobian: Tensor) -> np.ndarray:
 def host_array(gramian: Tensor) -> np.ndarray | None:
     """A CPU Gramian as a float64 numpy array (no copy when it is one already); None elsewhere.
 
-    None also when :func:`._solvers.use_host` says no (the tests force the device code so).
+    None also when :func:`._solvers.use_host` says no (the tests force the device code so), and
+    for a non-finite Gramian (see :func:`weights`).
     """
     if gramian.device.type != "cpu" or not _solvers.use_host(gramian, None):
         return None
-    return gramian.detach().to(torch.float64).numpy()
+    G = gramian.detach().to(torch.float64).numpy()
+    return G if np.isfinite(G).all() else None
 
 
 def from_host(weights: np.ndarray, dtype: torch.dtype) -> Tensor:
@@ -82,7 +84,9 @@ def weights(aggregator, jacobian: Tensor, *args) -> Tensor:
     On the CPU (when :func:`._solvers.use_host` agrees) ``aggregator.host_weights(G, *args)``
     on the float64 numpy Gramian, as a tensor of ``J``'s dtype; when there is no host path or
     it gives up, ``aggregator.gramian_weights`` on the same Gramian (on another device, on
-    ``J @ J.T`` there).
+    ``J @ J.T`` there). A non-finite Gramian (a NaN or infinite Jacobian) skips the host path:
+    numpy's solvers raise on it (``eigh``) or warn, where the torch paths give the non-finite
+    output documented for it (the test costs about 3 us at ``T = 2``).
     """
     check_jacobian(jacobian, aggregator)
     J = jacobian.detach()
@@ -90,7 +94,7 @@ def weights(aggregator, jacobian: Tensor, *args) -> Tensor:
     kw = {"rounding": _solvers.rounding(J.dtype)} if aggregator.cuts_spectrum else {}
     if J.device.type == "cpu":
         G = host_gramian(J)
-        if _solvers.use_host(J, None):
+        if _solvers.use_host(J, None) and np.isfinite(G).all():
             w = aggregator.host_weights(G, *args, **kw)
             if w is not None:
                 return from_host(w, J.dtype)

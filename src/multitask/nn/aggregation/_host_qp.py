@@ -24,6 +24,9 @@ import numpy as np
 #: code is out of the caches; T = 6: 44 against 51 us). UPGrad's ``T`` problems stay batched
 #: in :func:`nnqp` (78 against 54 us at T = 5 in Python floats).
 PYTHON_MAX_TASKS = 5
+#: Nash-MTL's tolerance on the utilities (``_nash_mtl.UTILITY_TOL``, defined here: that module
+#: imports this one)
+UTILITY_TOL = 1e-3
 
 
 def nnqp(
@@ -359,9 +362,11 @@ def nash_solve_small(
     """Nash-MTL's step (``_nash_mtl._solve``) on Python floats: ``(alpha, new state)``.
 
     The same arithmetic: ``G`` over its trace, tasks with a zero gradient masked out (weight
-    0, their equation decoupled), the cold start ``1 / sqrt(G_tt)`` or the last weights, the
-    Newton steps of :func:`nash_weights_small`, weights of 0 when they are not finite (no
-    positive solution) with the state kept. None when a step divides by zero or overflows, or
+    0, their equation decoupled), the cold start ``1 / sqrt(G_tt)`` or the last weights (with
+    fixed counts, ``max_iter=0``, whichever starts lower), the Newton steps of
+    :func:`nash_weights_small`, weights of 0 when they are not finite (no positive solution) or,
+    with fixed counts, leave a utility ``alpha_t (G alpha)_t`` off 1 by more than
+    :data:`UTILITY_TOL`, with the state kept. None when a step divides by zero or overflows, or
     ``G`` is not finite (the caller then runs the torch / numpy path, which lets those through
     as infinities and NaN).
     """
@@ -378,14 +383,36 @@ def nash_solve_small(
     ]
     cold = [1 / math.sqrt(max(Gn[i][i], 1e-30)) if active[i] else 1.0 for i in range(T)]
     root = math.sqrt(trace)
-    init = cold if fresh else [a * root if a > 0 else c for a, c in zip(last, cold, strict=True)]
+    init = cold
+    if not fresh:
+        init = [a * root if a > 0 else c for a, c in zip(last, cold, strict=True)]
+        if not max_iter:  # fixed counts: the cold start where it starts lower, as there
+            if _start_value_small(Gn, cold, active) < _start_value_small(Gn, init, active):
+                init = cold
     alpha = nash_weights_small(Gn, init, n_iter, max_iter)
     if alpha is None:
         return None
-    alpha = [mi * a / root for mi, a in zip(m, alpha, strict=True)]
-    if not all(math.isfinite(a) for a in alpha):
+    if not all(math.isfinite(a) for a in alpha) or (
+        not max_iter and not _utilities_within(Gn, alpha, active)
+    ):
         return [0.0] * T, list(last)
+    alpha = [mi * a / root for mi, a in zip(m, alpha, strict=True)]
     return alpha, [a if act else b for a, act, b in zip(alpha, active, last, strict=True)]
+
+
+def _utilities_within(G: list[list[float]], alpha: list[float], active: list[bool]) -> bool:
+    """Whether every active task's ``alpha_t (G alpha)_t`` is within ``UTILITY_TOL`` of 1."""
+    Ga = _matvec_small(G, alpha)
+    return all(
+        abs(a * g - 1) <= UTILITY_TOL for a, g, act in zip(alpha, Ga, active, strict=True) if act
+    )
+
+
+def _start_value_small(G: list[list[float]], a: list[float], active: list[bool]) -> float:
+    """``_nash_mtl._start_value`` on Python floats."""
+    a = [x if act else 0.0 for x, act in zip(a, active, strict=True)]
+    value = 0.5 * sum(active) * math.log(max(quadratic_small(G, a), 1e-30))
+    return value - sum(math.log(x) for x, act in zip(a, active, strict=True) if act)
 
 
 def nash_weights_small(

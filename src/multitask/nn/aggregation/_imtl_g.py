@@ -98,7 +98,9 @@ class IMTLG(GradientAggregator):
         if _solvers.sync_free(G.device, self.method):  # C / T: unit trace
             b = _projected_solve(C / T, ones, max(cut, _solvers.ITERATIVE_CUT)) / T
         else:
+            C, finite = _solvers.finite_or_identity(C)
             b = torch.linalg.pinv(C, rtol=cut, hermitian=True) @ ones
+            b = torch.where(finite, b, torch.nan)  # (the iterative path's NaN propagate)
         return _normalised(b * ones / scale).to(gramian.dtype)
 
     def host_weights(self, gramian: np.ndarray, rounding: float | None = None) -> np.ndarray | None:
@@ -140,6 +142,8 @@ def _host_weights(G: np.ndarray, rounding: float) -> np.ndarray:
     """:meth:`IMTLG.gramian_weights` on the host: ``N^{-1} C^+ 1``, normalised, with ``C^+``
     from ``eigh`` of the cosine matrix ``C`` (eigenvalues at most
     ``spectral_cut(T, rounding) * max |lambda|`` count as zero)."""
+    if not np.isfinite(G).all():  # numpy's eigh raises on it: NaN weights, as documented
+        return np.full(G.shape[0], np.nan)
     norms = np.sqrt(np.clip(np.diag(G), 0, None))
     active = norms > 0
     if G.shape[0] == 2 and active.all():

@@ -30,9 +30,11 @@ class NashMTL(GradientAggregator):
     n_iter : int
         Newton steps of the first update off the CPU (fixed, no host sync).
     n_iter_warm : int
-        Newton steps of later updates off the CPU, warm-started from the last weights (Newton
-        converges quadratically from there; raise it if the Jacobian changes abruptly between
-        updates). On the CPU the steps run until converged.
+        Newton steps of later updates off the CPU, warm-started from the last weights, or from
+        the cold start ``1 / sqrt(G_tt)`` where that begins at a lower value of the objective
+        (Newton converges quadratically from there; raise it if the Jacobian changes abruptly
+        between updates: a step that has not converged gives no direction, see Notes). On the
+        CPU the steps run until converged.
     max_norm : float
         If positive, rescale the weights so that ``||d|| <= max_norm`` (the authors' code clips the
         update norm at 1.0); 0 disables.
@@ -47,7 +49,10 @@ class NashMTL(GradientAggregator):
     by a gradient scaler does not poison the warm start of the next ones. On the CPU the Newton
     steps run until converged (``n_iter`` and ``n_iter_warm`` are not counts there; at most
     :attr:`MAX_ITER`), so that a step without a solution is recognised as one; on another device
-    the counts are fixed (no host synchronisation) and only weights that overflow are.
+    the counts are fixed (no host synchronisation), and a step counts as one without a solution
+    when its utilities ``alpha_t (G alpha)_t`` are not all within :data:`UTILITY_TOL` of 1 after
+    them (a step that needed more Newton steps included), so that the iterate of a step without
+    a solution, which runs off along the cancelling combination, never becomes a warm start.
 
     A task whose gradient is zero (no labelled sample in the batch) has no stake in the
     bargaining: it gets weight zero, the others' weights are those of the problem without it,
@@ -174,6 +179,15 @@ class NashMTL(GradientAggregator):
         return f"NashMTL(update_every={self.update_every}, n_iter={self.n_iter})"
 
 
+#: a step's weights count as a solution of ``G alpha = 1 / alpha`` when every utility
+#: ``alpha_t (G alpha)_t`` (1 at the solution) is within this of 1. The utilities do not depend
+#: on the Gramian's scale (``G -> c G`` maps ``alpha -> alpha / sqrt(c)``); converged Newton
+#: steps reach about 1e-15 (float64) and 4e-7 (float32, the MPS solver dtype), the host's
+#: convergence test asks for 1e-6, and steps that run off without a solution (a row and its
+#: opposite among 3 or 5 tasks, 8 or 40 steps, 400 draws) stayed 0.2 or more away.
+UTILITY_TOL = _host_qp.UTILITY_TOL
+
+
 def _solve(G: Tensor, last: Tensor, *, fresh: bool, n_iter: int, max_iter: int) -> Tensor:
     """``(alpha, new state)`` stacked, from the Gramian and the last weights (a pure function:
     replayed as a CUDA graph there)."""
@@ -186,12 +200,36 @@ def _solve(G: Tensor, last: Tensor, *, fresh: bool, n_iter: int, max_iter: int) 
     m = active.to(Gn.dtype)
     Gn = _solvers.masked_systems(Gn, m[None])[0]
     cold = torch.where(active, Gn.diagonal().clamp(min=1e-30).rsqrt(), 1.0)
-    # warm: the last weights; zero ones (no solution yet, inactive): the cold start
-    init = cold if fresh else torch.where(last > 0, last * trace.sqrt(), cold)
+    # on the host Newton runs until converged (max_iter): there the start only sets how many
+    # steps it takes, and a step without a solution comes back NaN; with fixed counts (the
+    # device path) the start decides whether they converge, and the utilities whether they did
+    fixed = max_iter == 0 or not _solvers.use_host(Gn, None)
+    init = cold
+    if not fresh:  # the last weights; zero ones (no solution yet, inactive): the cold start
+        init = torch.where(last > 0, last * trace.sqrt(), cold)
+        if fixed:  # and the cold start where it starts lower: after task norms moved
+            # several-fold the 8 warm steps did not converge from the last weights (most draws
+            # at T = 5) and did from the cold start (all of them)
+            lower = _start_value(Gn, init, m) <= _start_value(Gn, cold, m)
+            init = torch.where(lower, init, cold)
     alpha = _solvers.nash_weights(Gn, init, n_iter, max_iter=max_iter)
-    alpha = m * alpha / trace.sqrt()
-    # not finite: no positive solution (the gradients cancel: Pareto-stationary) or a
-    # non-finite J; no direction this step, and the state keeps the last weights
+    # no solution (the gradients cancel: a Pareto-stationary point), a non-finite J or, with
+    # fixed counts, a utility off 1 (no solution, or not converged): no direction this step,
+    # and the state keeps the last weights (an iterate that ran off along the cancelling
+    # combination made a far-off warm start)
     ok = torch.isfinite(alpha).all()
-    alpha = torch.where(ok, alpha, torch.zeros_like(alpha))
+    if fixed:
+        utility = torch.where(active, alpha * (Gn @ alpha), 1.0)
+        ok = ok & ((utility - 1).abs() <= UTILITY_TOL).all()
+    alpha = torch.where(ok, m * alpha / trace.sqrt(), 0.0)
     return torch.stack([alpha, torch.where(ok & active, alpha, last)])
+
+
+def _start_value(G: Tensor, a: Tensor, m: Tensor) -> Tensor:
+    """``a^T G a / 2 - sum log a`` over the active tasks (mask ``m``) at the best rescaling of
+    ``a``, less a constant: ``n / 2 log(a^T G a) - sum log a``, ``n`` of them (a task with a
+    zero gradient left out, so that the choice is the one made without it)."""
+    a = m * a
+    return (
+        0.5 * m.sum() * (a @ G @ a).clamp(min=1e-30).log() - torch.where(m > 0, a, 1.0).log().sum()
+    )

@@ -378,6 +378,19 @@ SPECTRAL_CUT = 16
 ITERATIVE_CUT = 1e-7
 
 
+def finite_or_identity(G: Tensor) -> tuple[Tensor, Tensor]:
+    """``(G, True)`` for a finite ``G``, ``(I, False)`` otherwise, without host sync.
+
+    LAPACK's ``eigh`` (torch's, and ``pinv``'s through it) raises on a NaN or infinite matrix
+    instead of returning NaN; a non-finite Jacobian (a step a gradient scaler will skip) must
+    give non-finite weights like every other aggregator's, so the caller runs ``eigh`` on the
+    identity and returns NaN where the flag is False.
+    """
+    finite = torch.isfinite(G).all()
+    eye = torch.eye(G.shape[0], dtype=G.dtype, device=G.device)
+    return torch.where(finite, G, eye), finite
+
+
 def rounding(dtype: torch.dtype) -> float:
     """Unit roundoff of the arithmetic a Gramian of a ``dtype`` Jacobian is formed in (float16
     and bfloat16 Jacobians are multiplied in float32)."""
