@@ -96,7 +96,9 @@ def test_representations_unlike_but_for_the_batch_are_refused_for_graddrop():
     z = model.representation
     losses = {"a": out["a"].square().mean(), "b": out["b"].square().mean()}
     with pytest.raises(ValueError, match="alike but for their first"):
-        mtl_backward(losses, model, GradDrop(), representation=[z, z[:, :2]])
+        mtl_backward(
+            losses, model, GradDrop(), use_representation=True, representation=[z, z[:, :2]]
+        )
     with pytest.raises(TypeError, match="representation must be a Tensor"):
         mtl_backward(losses, model, MGDA(), use_representation=True, representation=[1.0])
 
@@ -128,3 +130,18 @@ def test_trainer_gives_every_drawn_task_its_representation(make):
     expected, _ = _concatenated_step(make())  # the oracle's gradients, one SGD step
     for p, b, g in zip(trainer.model.parameters(), before, expected, strict=True):
         torch.testing.assert_close(p.detach(), b - 0.1 * g, rtol=1e-10, atol=1e-12)
+
+
+def test_the_default_placement_takes_the_parameters_for_unlike_representations():
+    # GradDrop's own placement with forwards of other shapes: the parameters' Jacobian, warned
+    model = _model()
+    out_a, za = model(XA), model.representation
+    out_b = model(XB)
+    losses = {"a": out_a["a"].square().mean(), "b": out_b["b"].square().mean()}
+    expected = _model()
+    ea, eb = expected(XA)["a"].square().mean(), expected(XB)["b"].square().mean()
+    mtl_backward({"a": ea, "b": eb}, expected, GradDrop(seed=0), use_representation=False)
+    with pytest.warns(UserWarning, match="representations of different shapes"):
+        mtl_backward(losses, model, GradDrop(seed=0), representation=[za, za[:, :2]])
+    for p, q in zip(model.parameters(), expected.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-12, atol=1e-14)

@@ -591,6 +591,19 @@ def _preferred_placement(balancer, model: nn.Module, representation=None) -> boo
     if model in _UNREACHED_REPRESENTATION:  # (warned when found)
         return False
     reps = _representations(model, representation)
+    if reps and len({tuple(r.shape[1:]) for r in reps}) > 1 and not balancer.linear:
+        # GradDrop concatenates several forwards' representations along the batch: unlike
+        # ones (sequences of other lengths) take the parameters, as a model without one does
+        if balancer not in _WARNED_PLACEMENT:
+            _WARNED_PLACEMENT.add(balancer)
+            warnings.warn(
+                f"{type(balancer).__name__} is defined on an activation layer, but this "
+                "step's forwards gave representations of different shapes "
+                f"{[tuple(r.shape) for r in reps]}; it is applied to the shared parameters' "
+                "Jacobian instead. Pass use_representation=False to choose that explicitly.",
+                stacklevel=3,
+            )
+        return False
     if reps and all(r.requires_grad for r in reps):
         return True
     if balancer not in _WARNED_PLACEMENT:
