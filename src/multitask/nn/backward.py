@@ -383,13 +383,11 @@ def _aggregate_representation(
     if len(reps) == 1 and getattr(model, "shared_through_representation", False):
         rows = _head_stage(losses, names, rep, heads, dense=False, stacked=vec, shared=shared)
     if not agg.linear:  # GradDrop where its paper puts it: on an activation layer
-        if len(reps) > 1:
+        if rows is None:  # no head stage (or several forwards): a batched backward to them
             return _nonlinear_representations(
                 agg, vec, reps, shared, own, total, chunk_size, record
             )
-        return _nonlinear_representation(
-            agg, rows, vec, extra, rep, shared, own, total, chunk_size, record
-        )
+        return _nonlinear_representation(agg, rows, vec, extra, rep, shared, own, total, record)
     if rows is None:  # no two-stage path (or several forwards): one pass to the representations
         jac = _representation_jacobian(vec, reps, chunk_size)
         w = _weights(agg, jac, vec).detach()
@@ -435,43 +433,23 @@ def _representation_jacobian(vec: Tensor, rep: Tensor | list[Tensor], chunk_size
     return jac
 
 
-def _nonlinear_representation(agg, rows, vec, extra, rep, shared, own, total, chunk_size, record):
-    """A non-linear aggregator (GradDrop) on the per-task gradients of the representation.
+def _nonlinear_representation(agg, rows, vec, extra, rep, shared, own, total, record):
+    """A non-linear aggregator (GradDrop) on the per-task gradients of the representation,
+    from the head stage's ``rows`` (every task reaches the shared parameters through the
+    representation; the heads' gradients are in already).
 
     The aggregator combines the rows ``dL_t / d rep`` into the cotangent that the
     representation passes down, as a layer would (its ``combine_representation`` given the rows
     of shape ``(T, *rep.shape)`` and the activations, else its ``forward`` on the rows flattened
     so that every scalar activation is one coordinate): this is where Chen et al. (NeurIPS 2020,
     Sec. 3) place GradDrop, on the activations, "usually the final layer before the prediction
-    heads". With the head stage's ``rows`` (every task reaches the shared parameters through
-    the representation; the heads' gradients are in already) the shared parameters get one
-    backward of that cotangent. Otherwise (``rows`` None) the rows come from one batched
-    backward to the representation, and one ordinary backward of the summed losses runs with
-    the tasks' part of the representation's gradient swapped for the combined one (a hook):
-    the heads get their own gradients, and shared parameters that also reach a loss around
-    the representation get that part unchanged.
+    heads". The shared parameters get one backward of that cotangent. Without the head stage,
+    :func:`_nonlinear_representations`.
     """
-    if rows is None:
-        jac = _representation_jacobian(vec, rep, chunk_size)
-        dense = jac.reshape(jac.shape[0], *rep.shape)
-    else:
-        dense = rows.dense() if isinstance(rows, HeadRows) else rows
-        jac = dense.reshape(dense.shape[0], -1)
-    combine = getattr(agg, "combine_representation", None)  # GradDrop: per unit, batch summed
-    if combine is not None:
-        cotangent = combine(dense, rep.detach()).to(rep.dtype)
-    else:
-        cotangent = _direction(agg, jac, vec).reshape(rep.shape).to(rep.dtype)
+    dense = rows.dense() if isinstance(rows, HeadRows) else rows
+    jac = dense.reshape(dense.shape[0], -1)
+    cotangent = _combined(agg, dense, jac, rep.detach(), vec).to(rep.dtype)
     has_extra = extra is not None and extra.requires_grad
-    if rows is None:
-        swap = cotangent - jac.sum(0).reshape(rep.shape).to(rep.dtype)
-        handle = rep.register_hook(lambda g: g + swap)
-        try:
-            if shared or own:  # extra (if any) is inside total: its own gradient, unmasked
-                torch.autograd.backward(total, inputs=shared + own)
-        finally:
-            handle.remove()
-        return total, None, _cosines(jac) if record else None
     if shared:  # the trunk only: one backward of the aggregated cotangent
         torch.autograd.backward(rep, cotangent, inputs=shared, retain_graph=has_extra)
     if has_extra and (shared or own):
@@ -479,14 +457,30 @@ def _nonlinear_representation(agg, rows, vec, extra, rep, shared, own, total, ch
     return total, None, _cosines(jac) if record else None
 
 
+def _combined(agg, dense: Tensor, jac: Tensor, acts: Tensor, vec: Tensor) -> Tensor:
+    """The cotangent a non-linear aggregator makes of the rows ``dense`` ``(T, *acts.shape)``
+    (``jac``: them flattened): its ``combine_representation`` (GradDrop: per unit, batch
+    summed), else its ``forward`` on the flattened rows."""
+    combine = getattr(agg, "combine_representation", None)
+    if combine is not None:
+        return combine(dense, acts)
+    return _direction(agg, jac, vec).reshape(acts.shape)
+
+
 def _nonlinear_representations(agg, vec, reps, shared, own, total, chunk_size, record):
-    """GradDrop on the representations of several forwards (one batch per drawn task): the
-    rows and activations concatenated along the batch dimension, so that each unit's signs
-    are summed over every batch of the step, as on one batch holding all of them; the
-    combined cotangent is split back and swapped in for each representation's task part (a
-    hook on each), in one ordinary backward of the summed losses."""
+    """A non-linear aggregator (GradDrop) on the representation(s) without the head stage: the
+    rows come from one batched backward to them, and one ordinary backward of the summed
+    losses runs with the tasks' part of each representation's gradient swapped for the
+    combined one (a hook): the heads get their own gradients, and shared parameters that also
+    reach a loss around the representation get that part unchanged.
+
+    Several representations (one forward per drawn task's batch): the rows and activations
+    are concatenated along the batch dimension, so that each unit's signs are summed over
+    every batch of the step, as on one batch holding all of them, and the combined cotangent
+    is split back, one hook on each.
+    """
     trailing = {tuple(r.shape[1:]) for r in reps}
-    if len(trailing) > 1 or any(r.dim() == 0 for r in reps):
+    if len(reps) > 1 and (len(trailing) > 1 or any(r.dim() == 0 for r in reps)):
         raise ValueError(
             f"{type(agg).__name__} on several representations needs them alike but for their "
             f"first (batch) dimension; got shapes {[tuple(r.shape) for r in reps]}: use "
@@ -494,18 +488,15 @@ def _nonlinear_representations(agg, vec, reps, shared, own, total, chunk_size, r
         )
     jac = _representation_jacobian(vec, reps, chunk_size)
     T, sizes = jac.shape[0], [r.numel() for r in reps]
-    dense = torch.cat(
-        [j.reshape(T, *r.shape) for j, r in zip(jac.split(sizes, dim=1), reps, strict=True)],
-        dim=1,
-    )
-    acts = torch.cat([r.detach() for r in reps], dim=0)
-    combine = getattr(agg, "combine_representation", None)
-    if combine is not None:
-        cotangent = combine(dense, acts).to(reps[0].dtype)
+    if len(reps) == 1:
+        dense, acts = jac.reshape(T, *reps[0].shape), reps[0].detach()
     else:
-        flat = dense.reshape(T, -1)
-        cotangent = _direction(agg, flat, vec).reshape(acts.shape).to(reps[0].dtype)
-    swaps = (cotangent - dense.sum(0).to(cotangent.dtype)).split([r.shape[0] for r in reps])
+        parts = jac.split(sizes, dim=1)
+        dense = torch.cat([j.reshape(T, *r.shape) for j, r in zip(parts, reps, strict=True)], 1)
+        acts = torch.cat([r.detach() for r in reps], dim=0)
+    cotangent = _combined(agg, dense, dense.reshape(T, -1), acts, vec).to(reps[0].dtype)
+    swap = cotangent - dense.sum(0).to(cotangent.dtype)
+    swaps = swap.split([r.shape[0] for r in reps]) if len(reps) > 1 else [swap]
     handles = [r.register_hook(lambda g, s=s: g + s) for r, s in zip(reps, swaps, strict=True)]
     try:
         if shared or own:  # extra (if any) is inside total: its own gradient, unmasked

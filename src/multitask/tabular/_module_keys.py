@@ -30,15 +30,10 @@ __all__ = ["module_keys"]
 
 
 def _accepted(name: str) -> bool:
-    """Whether ``nn.ModuleDict`` takes ``name`` as a key (its ``add_module`` rules)."""
-    from torch import nn
+    """Whether ``nn.ModuleDict`` takes ``name`` as a key (the architectures' own check)."""
+    from multitask.nn.architectures._layers import key_error  # (torch: imported when used)
 
-    return (
-        isinstance(name, str)
-        and bool(name)
-        and "." not in name
-        and not hasattr(nn.ModuleDict(), name)
-    )
+    return key_error(name) is None
 
 
 def module_keys(names: Sequence[str]) -> dict[str, str]:

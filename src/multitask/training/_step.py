@@ -58,13 +58,14 @@ class MicroSteps:
 
     def _losses(self, parts):
         """Per-task losses of one micro-step (zero, in the graph, for tasks not drawn),
-        their labelled-entry counts, each drawn task's (prediction, target), and the
-        :class:`Probe` s of values to check once read."""
+        their labelled-entry counts, each drawn task's (prediction, target), the
+        :class:`Probe` s of values to check once read, and each forward's
+        ``model.representation`` (several: one batch per drawn task)."""
         losses: dict[str, Tensor] = {}
         counts: dict[str, Tensor] = {}
         seen: dict[str, tuple[Tensor, Tensor]] = {}
         later: list[Probe] = []
-        self._representations = []  # each forward's (several: one batch per drawn task)
+        reps: list[Tensor] = []
         for tasks, inputs, targets in parts:
             inputs, targets = to_device(inputs, self.device_), to_device(targets, self.device_)
             check_targets(targets, tasks, self.step_ + 1)
@@ -78,17 +79,17 @@ class MicroSteps:
                 check_outputs(outputs, self.tasks)
                 rep = getattr(self.model, "representation", None)
                 if isinstance(rep, Tensor):
-                    self._representations.append(rep)
+                    reps.append(rep)
                 for t in tasks:
                     loss, count = self.tasks[t].loss_and_count(outputs[t], targets[t])
                     losses[t] = loss if t not in losses else losses[t] + loss
                     counts[t] = count if t not in counts else counts[t] + count
                     seen[t] = (outputs[t], targets[t])
         zero = self._zero_loss(outputs)
-        return {t: losses.get(t, zero) for t in self.tasks}, counts, seen, later
+        return {t: losses.get(t, zero) for t in self.tasks}, counts, seen, later, reps
 
     def _micro_step(self, parts):
-        losses, counts, seen, later = self._losses(parts)
+        losses, counts, seen, later, reps = self._losses(parts)
         drawn = list(counts)
         stacked = torch.stack(
             [losses[t].detach() for t in drawn]
@@ -115,7 +116,6 @@ class MicroSteps:
         labelled = {t for t, k in n_labelled.items() if k > 0}
         if len(labelled) < len(drawn):
             self._warn_unlabelled([t for t in drawn if t not in labelled])
-        reps = self._representations
         reg = self.model.regularization()
         extra = reg if isinstance(reg, Tensor) or reg != 0 else None
         info = mtl_backward(
@@ -133,7 +133,6 @@ class MicroSteps:
             # several forwards: every one's representation, not only the last one's
             representation=reps if len(reps) > 1 else None,
         )
-        self._representations = []  # (the graphs are the step's: not kept beyond it)
         # NaN: a task not drawn at this step, or drawn without a labelled entry (not trained)
         return [values[t] if t in labelled else math.nan for t in self.tasks], info
 

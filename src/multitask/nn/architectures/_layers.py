@@ -9,33 +9,39 @@ import torch
 from torch import Tensor, nn
 
 
+def key_error(name) -> str | None:
+    """Why ``nn.ModuleDict`` cannot hold ``name`` as a key, as an error message; None when it
+    can: an empty name or not a string, one holding ``"."``, or one that is an attribute of
+    ``nn.ModuleDict`` (``type``, ``train``, ``values``, ``keys``, ``items``, ``update``,
+    ``pop``, ... : an instance's own attributes, ``training``, count too)."""
+    if not isinstance(name, str) or not name:
+        return f"task names must be non-empty strings, got {name!r}"
+    if "." in name:
+        return f"task name {name!r} contains '.', which nn.ModuleDict forbids; rename it"
+    if hasattr(nn.ModuleDict(), name):
+        return (
+            f"task name {name!r} is an attribute of nn.ModuleDict, which therefore cannot "
+            f"hold it as a key; rename the task (e.g. {name + '_task'!r})"
+        )
+    return None
+
+
 def check_heads(heads: Mapping[str, nn.Module]) -> tuple[str, ...]:
     """Validate a ``{task: head}`` mapping and return the task names in order.
 
     The architectures key ``nn.ModuleDict`` containers (heads, gates, task experts) by
-    task name, so a name that dict refuses is an error here, said with the task
-    and the reason, rather than torch's bare ``KeyError`` from deep inside a
-    constructor: an empty name, one holding ``"."``, or one that is an
-    attribute of ``nn.ModuleDict`` (``type``, ``train``, ``values``, ``keys``,
-    ``items``, ``update``, ``pop``, ...).
+    task name, so a name that dict refuses (:func:`key_error`) is an error here, said with
+    the task and the reason, rather than torch's bare ``KeyError`` from deep inside a
+    constructor.
     """
     if not isinstance(heads, Mapping) or len(heads) == 0:
         raise ValueError(
             f"heads must be a non-empty dict {{task_name: nn.Module}}; got {type(heads).__name__}"
         )
-    attributes = nn.ModuleDict()  # an instance: its own attributes (training, ...) count too
     for name, head in heads.items():
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"task names must be non-empty strings, got {name!r}")
-        if "." in name:
-            raise ValueError(
-                f"task name {name!r} contains '.', which nn.ModuleDict forbids; rename it"
-            )
-        if hasattr(attributes, name):
-            raise ValueError(
-                f"task name {name!r} is an attribute of nn.ModuleDict, which therefore cannot "
-                f"hold it as a key; rename the task (e.g. {name + '_task'!r})"
-            )
+        problem = key_error(name)
+        if problem is not None:
+            raise ValueError(problem)
         if not isinstance(head, nn.Module):
             raise TypeError(f"head of task {name!r} is a {type(head).__name__}, not an nn.Module")
     return tuple(heads)
