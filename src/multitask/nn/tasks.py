@@ -377,6 +377,34 @@ class Task:
             f"{what}; first: {bad[:5].tolist()}"
         )
 
+    def check_scorable(self, target: Tensor) -> None:
+        """Raise the ValueError :meth:`evaluate` would raise on ``target`` whatever the
+        predictions: labels outside the kind's set, or a named metric undefined on these
+        targets (AUC of a single class, a variance-normalised metric of a constant one).
+
+        The trainer calls it on the validation targets when ``fit`` starts, so that such
+        data fails before the first epoch, not after it. Metrics given as callables (a
+        dict) are not called: they may depend on the predictions; the labels are still
+        checked. A class index is checked against the largest one present (the number of
+        classes is the model's).
+
+        Parameters
+        ----------
+        target : Tensor
+            All the targets of the task, any shape (flattened here).
+        """
+        target = torch.as_tensor(target).reshape(-1)
+        if self._classes(target):
+            labelled = target[self._mask(target)]
+            width = int(labelled.max()) + 1 if labelled.numel() else 1
+            pred = torch.zeros(target.shape[0], max(width, 2))
+        else:
+            pred = torch.zeros(target.shape, dtype=torch.float32)
+        if isinstance(self.metrics, Mapping):
+            self.check_target(pred, target)
+        else:
+            self.evaluate(pred, target)
+
     # ----------------------------------------------------------------- metrics
     def _metric_table(self, target: Tensor, n_classes: int | None = None) -> dict[str, MetricFn]:
         """The metrics by name; ``n_classes``: the width of a class prediction, if one."""

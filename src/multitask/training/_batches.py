@@ -46,6 +46,63 @@ class _IndexBatches:
         return len(self.batches)
 
 
+def _batch_targets(batches: Sequence, tasks: Sequence[str]) -> dict[str, Tensor]:
+    """Each task's targets over a list of batches, flattened and joined; ``{}`` when a
+    batch is not ``(inputs, {task: target})`` (the step that reads it says what is wrong)."""
+    found: dict[str, list] = {t: [] for t in tasks}
+    for batch in batches:
+        targets = batch[1] if isinstance(batch, (tuple, list)) and len(batch) == 2 else None
+        if not isinstance(targets, Mapping):
+            return {}
+        for t in list(found):
+            y = targets.get(t)
+            if isinstance(y, (Tensor, np.ndarray)):
+                found[t].append(torch.as_tensor(y).reshape(-1))
+            else:
+                del found[t]
+    try:
+        return {t: torch.cat(ys) for t, ys in found.items() if ys}
+    except RuntimeError:  # batches on different devices: counted while training
+        return {}
+
+
+def _dataset_targets(dataset, tasks: Sequence[str]) -> dict[str, Tensor]:
+    """Each task's targets from a dataset (or a ``Subset`` of one) whose ``targets`` maps
+    task names to all its targets, flattened; ``{}`` for any other dataset."""
+    rows = None
+    if isinstance(dataset, Subset):
+        dataset, rows = dataset.dataset, list(dataset.indices)
+    targets = getattr(dataset, "targets", None)
+    if not isinstance(targets, Mapping):
+        return {}
+    found = {}
+    for t in tasks:
+        y = targets.get(t)
+        if isinstance(y, (Tensor, np.ndarray)) and len(y) == len(dataset):
+            y = torch.as_tensor(y)
+            found[t] = (y if rows is None else y[rows]).reshape(-1)
+    return found
+
+
+def targets_at_hand(loader, tasks: Sequence[str]) -> dict[str, Tensor]:
+    """The targets of ``tasks`` that one pass over ``loader`` would read, when they can be
+    had without loading the data, each flattened: a list of batches' own, or those of a
+    dataset with a ``targets`` mapping read whole, in order or shuffled without
+    replacement. ``{}`` for anything else (a custom sampler, an iterable dataset)."""
+    if not isinstance(loader, DataLoader):
+        return _batch_targets(loader, tasks) if isinstance(loader, Sequence) else {}
+    batches = loader.batch_sampler
+    if isinstance(loader.dataset, IterableDataset) or type(batches) is not BatchSampler:
+        return {}
+    sampler = batches.sampler
+    whole = isinstance(sampler, SequentialSampler) or (
+        isinstance(sampler, RandomSampler)
+        and not sampler.replacement
+        and sampler.num_samples == len(loader.dataset)
+    )
+    return _dataset_targets(loader.dataset, tasks) if whole else {}
+
+
 class ResumableLoader:
     """Iterate a DataLoader (or a list of batches) from any ``(epoch, batch)``.
 
@@ -122,36 +179,10 @@ class ResumableLoader:
         ``Subset`` of one) whose ``targets`` maps task names to all its targets, under a
         random or sequential sampler (which read the whole dataset)."""
         if self._mode == "sequence":
-            found: dict[str, list] = {t: [] for t in tasks}
-            for batch in self.loader:
-                targets = batch[1] if isinstance(batch, (tuple, list)) and len(batch) == 2 else None
-                if not isinstance(targets, Mapping):
-                    return {}  # the first step says what is wrong with the batch
-                for t in list(found):
-                    y = targets.get(t)
-                    if isinstance(y, (Tensor, np.ndarray)):
-                        found[t].append(torch.as_tensor(y).reshape(-1))
-                    else:
-                        del found[t]
-            try:
-                return {t: torch.cat(ys) for t, ys in found.items() if ys}
-            except RuntimeError:  # batches on different devices: counted while training
-                return {}
+            return _batch_targets(self.loader, tasks)
         if self._mode != "indices":
             return {}
-        dataset, rows = self.loader.dataset, None
-        if isinstance(dataset, Subset):
-            dataset, rows = dataset.dataset, list(dataset.indices)
-        targets = getattr(dataset, "targets", None)
-        if not isinstance(targets, Mapping):
-            return {}
-        found = {}
-        for t in tasks:
-            y = targets.get(t)
-            if isinstance(y, (Tensor, np.ndarray)) and len(y) == len(dataset):
-                y = torch.as_tensor(y)
-                found[t] = (y if rows is None else y[rows]).reshape(-1)
-        return found
+        return _dataset_targets(self.loader.dataset, tasks)
 
     def _generator(self, epoch: int) -> torch.Generator:
         # a private generator: creating a DataLoader iterator draws its workers' base

@@ -89,6 +89,39 @@ class Checkpointing:
         self._check_parameters()  # rather than overwrite the last good checkpoint
         save_checkpoint(self.state_dict(), self.checkpoint_path)
 
+    def _evaluate_or_keep(self, loader) -> dict:
+        """``self.evaluate(loader)`` inside ``fit``. If it fails (validation data the first
+        evaluation refuses, a loader that breaks), the checkpoint is written first, with the
+        RNG state from before the evaluation, at the step that awaits it: ``resume=True``
+        with mended data evaluates that step, then continues exactly (nothing is lost)."""
+        rng = None if self.checkpoint_path is None else get_rng_state()
+        try:
+            return self.evaluate(loader)
+        except Exception as e:
+            if rng is not None:
+                state = self.state_dict()
+                state["rng"] = rng
+                self._check_parameters()
+                save_checkpoint(state, self.checkpoint_path)
+                e.add_note(
+                    f"checkpoint {self.checkpoint_path} written at step {self.step_}, before this "
+                    f"evaluation: fit(..., resume=True) with mended validation data evaluates "
+                    f"step {self.step_} and continues exactly"
+                )
+            raise
+
+    def _evaluation_pending(self) -> bool:
+        """A run resumed at a ``val_every`` step whose evaluation is not done (it failed, see
+        :meth:`_evaluate_or_keep`): it is evaluated before the next step. (An epoch's end
+        and the last step need no such test: their evaluation follows the position.)"""
+        return (
+            self.val_every is not None
+            and self._val is not None
+            and self.step_ > 0
+            and self.step_ % self.val_every == 0
+            and self._selector.last_step != self.step_
+        )
+
     def _stop_if_interrupted(self) -> None:
         """After a SIGINT (:class:`GracefulInterrupt`), at an optimizer-step boundary or after
         an epoch's evaluation: write the checkpoint and raise KeyboardInterrupt."""

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from multitask.training._batches import targets_at_hand
 from multitask.training._interrupt import iter_shielded
 from multitask.training._setup import check_dtypes, check_outputs, to_device
 
@@ -64,6 +65,29 @@ def per_task_loaders(loaders: Mapping, tasks: Mapping[str, Any]) -> Mapping:
                 "an iterable of batches (inputs, {task: target})"
             )
     return loaders
+
+
+def check_val_targets(tasks: Mapping[str, Any], loader) -> None:
+    """The validation targets that can be had without loading the data
+    (:func:`targets_at_hand`), checked when ``fit`` starts with
+    :meth:`~multitask.nn.Task.check_scorable`: data that the first evaluation would
+    refuse (a binary task of one class under AUC, an invalid label) fails before any
+    training, naming the task. Other loaders are checked by that first evaluation."""
+    reported = [t for t, task in tasks.items() if not getattr(task, "auxiliary", False)]
+    if isinstance(loader, Mapping):
+        found = {}
+        for t, own in per_task_loaders(loader, tasks).items():
+            if t in reported:
+                found.update(targets_at_hand(own, [t]))
+    else:
+        found = targets_at_hand(loader, reported)
+    for t, target in found.items():
+        try:
+            tasks[t].check_scorable(target)
+        except ValueError as e:
+            raise ValueError(
+                f"the validation data cannot be scored (checked before training): {e}"
+            ) from e
 
 
 def evaluate(model, tasks, loader, device) -> dict[str, dict[str, float]]:

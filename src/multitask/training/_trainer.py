@@ -27,7 +27,7 @@ from multitask.training._guards import (
     check_task_weights,
     handles_absent_tasks,
 )
-from multitask.training._inference import evaluate, per_task_loaders, predict
+from multitask.training._inference import check_val_targets, evaluate, predict
 from multitask.training._labels import LabelCheck
 from multitask.training._schedule import (
     build_scheduler,
@@ -377,8 +377,7 @@ class Trainer(MicroSteps, Checkpointing):
         self._labels = LabelCheck(self.tasks, self._src.trained)
         self._selector = ModelSelector(self.monitor, self.early_stopping, self.higher_is_better)
         if val is not None:
-            if isinstance(val, Mapping):  # one validation loader per task: checked now
-                per_task_loaders(val, self.tasks)
+            check_val_targets(self.tasks, val)  # (a dict of loaders: its keys too)
             self._selector.check_tasks(self.tasks)
         else:
             ignored = [k for k in ("early_stopping", "val_every") if getattr(self, k) is not None]
@@ -473,9 +472,9 @@ class Trainer(MicroSteps, Checkpointing):
                 while not stop and self.epoch_ < self.max_epochs:
                     stop = self._run_epoch()
                     if self._batch >= len(self._src):
+                        if self.val_every is None:  # (a failure is checkpointed before it)
+                            stop = self._validate(self.epoch_) or stop
                         self.epoch_, self._batch = self.epoch_ + 1, 0
-                        if self.val_every is None:
-                            stop = self._validate(self.epoch_ - 1) or stop
                         if self._steps_per("epoch"):
                             self._step_at_epoch_end()
                         self._stop_if_interrupted()
@@ -523,6 +522,8 @@ class Trainer(MicroSteps, Checkpointing):
 
     def _run_epoch(self) -> bool:
         n = len(self._src)
+        if self._evaluation_pending() and (self._validate(self.epoch_) or self._stop_by_steps()):
+            return True
         it = self._src.iterate(self.epoch_, self._batch)
         while self._batch < n:
             window = min(self.grad_accumulation, n - self._batch)
@@ -593,7 +594,7 @@ class Trainer(MicroSteps, Checkpointing):
         that of the evaluation record (the epoch just finished, or the one under way)."""
         if self._val is None:
             return False
-        metrics = self.evaluate(self._val)
+        metrics = self._evaluate_or_keep(self._val)
         stop = self._selector.update(metrics, self.step_, self.model.state_dict())
         if isinstance(self.scheduler_, ReduceLROnPlateau):
             self.scheduler_.step(self._selector.last_score)
