@@ -267,3 +267,17 @@ def test_report_renders_in_headless_chromium(tmp_path):
     assert all(done and width > 0 for done, width in images), images
     assert tables == [3, 3, 2, 1], tables  # ranking, exam, multi_digits, failed runs
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_tasks_left_out_of_nmse_are_said_under_their_dataset():
+    """A task with a constant test target has no nMSE (computer survey, chem97): the runner
+    leaves it out of the overall nmse and the report says how many, per seed."""
+    artifacts = {
+        ("exam", "independent", 0): {"nmse_left_out": ["4", "7"]},
+        ("exam", "group_lasso", 0): {"nmse_left_out": ["4", "7"]},
+        ("exam", "independent", 1): {"nmse_left_out": ["9"]},
+    }
+    text = render_report(_rows(), artifacts)
+    exam = text.split("<h2>exam</h2>")[1].split("<h2>")[0]
+    assert "nmse: 1-2 task(s) per seed (2 seeds) have a constant test target" in exam
+    assert "constant test target" not in render_report(_rows(), _ARTIFACTS)

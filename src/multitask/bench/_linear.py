@@ -8,11 +8,23 @@ mapped back before any metric is computed.
 
 Every method fits each point of its grid on the training split, picks the point
 with the best validation score, and reports that model's test metrics.
+
+Test metrics of a regression problem: the MSE of each task; over tasks
+(``_all``), the nMSE (each task's MSE over its own test variance, averaged with
+weights the tasks' test sizes: the MALSAR-era convention, see
+:func:`multitask.metrics.aggregate`) and the explained variance of all test rows
+together. A task whose test target is constant has no nMSE: it is left out of
+the average (with a warning, and listed in the run's artifacts as
+``nmse_left_out``) rather than failing the run; its MSE is still reported. A
+problem adds the overall metrics of its published protocol
+(``LinearProblem.reported``), e.g. the computer survey's RMSE averaged over
+people (Argyriou, Evgeniou & Pontil 2008).
 """
 
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +52,9 @@ class LinearProblem:
     #: training mean and deviation of a regression target (metrics are in its units)
     y_mean: float = 0.0
     y_std: float = 1.0
+    #: overall test metrics of the dataset's published protocol, beyond the default ones:
+    #: names of :data:`multitask.metrics.METRICS`, averaged over tasks (plain mean)
+    reported: tuple[str, ...] = ()
 
 
 def _standardise(train, *others):
@@ -71,6 +86,7 @@ def load_linear_problem(
     train_size: float = 0.6,
     val_size: float = 0.2,
     min_task_size: int = 10,
+    reported: tuple[str, ...] = (),
     **load_kw,
 ) -> LinearProblem:
     """Load ``name`` and split it per task into train / val / test (stratified when binary).
@@ -81,7 +97,8 @@ def load_linear_problem(
     ``val_size`` / rest. Tasks with fewer than ``min_task_size`` rows are dropped
     first (they cannot be split three ways). A task that the validation share
     would leave with fewer than 2 training rows gives no validation row (see
-    :func:`_validation_split`).
+    :func:`_validation_split`). ``reported`` names extra overall test metrics
+    (see :class:`LinearProblem`).
     """
     from multitask.datasets import load
     from multitask.datasets.splits import protocol_split, train_test_split_per_task
@@ -98,7 +115,9 @@ def load_linear_problem(
         rest, test = train_test_split_per_task(data, train_size + val_size, seed=seed)
         train, val = _validation_split(rest, train_size / (train_size + val_size), seed + 10_000)
     (train, val, test), (y_mean, y_std) = _standardise(train, val, test)
-    return LinearProblem(name, data.kind, data.task_col, train, val, test, "linear", y_mean, y_std)
+    return LinearProblem(
+        name, data.kind, data.task_col, train, val, test, "linear", y_mean, y_std, tuple(reported)
+    )
 
 
 #: training rows every task keeps; the linear estimators refuse a task with fewer
@@ -134,21 +153,50 @@ def _validation_split(rest, train_share: float, seed: int):
     return rest.subset(~is_val), rest.subset(is_val)
 
 
-def _scores(kind: str, y: np.ndarray, pred: np.ndarray, tasks: np.ndarray) -> dict:
-    """Per-task and overall test metrics, keyed (task, metric)."""
+def _scores(
+    kind: str, y: np.ndarray, pred: np.ndarray, tasks: np.ndarray, reported: tuple[str, ...] = ()
+) -> tuple[dict, list[str]]:
+    """Per-task and overall test metrics, keyed (task, metric), and the tasks left out of nMSE.
+
+    nMSE is undefined for a task whose test target is constant: such tasks are
+    left out of the weighted mean (see the module docstring), and no ``_all``
+    nMSE row is given when every task is constant.
+    """
     from multitask import metrics as M
 
     out = {}
+    left_out: list[str] = []
     if kind == "regression":
         for t, v in M.per_task("mse", y, pred, tasks).items():
             out[(str(t), "mse")] = v
-        out[(ALL, "nmse")] = M.aggregate("nmse", y, pred, tasks, how="weighted")
-        out[(ALL, "explained_variance")] = M.explained_variance(y, pred)
+        # all values equal, tested directly: np.var of equal floats can be 1e-32, not 0
+        constant = [t for t, v in M.per_task(_spread, y, y, tasks).items() if v == 0.0]
+        left_out = [str(t) for t in constant]
+        keep = ~np.isin(tasks, constant)
+        if keep.any():
+            nmse = M.aggregate("nmse", y[keep], pred[keep], tasks[keep], how="weighted")
+            out[(ALL, "nmse")] = nmse
+        if np.ptp(y) > 0:
+            out[(ALL, "explained_variance")] = M.explained_variance(y, pred)
+        for name in reported:
+            out[(ALL, name)] = M.aggregate(name, y, pred, tasks, how="mean")
+        if left_out:
+            warnings.warn(
+                f"{len(left_out)} of {len(np.unique(tasks))} tasks have a constant test target "
+                f"(no nMSE): left out of the overall nMSE: {left_out[:10]}"
+                + (" ..." if len(left_out) > 10 else ""),
+                stacklevel=2,
+            )
     else:
         for t, v in M.per_task("auc", y, pred, tasks).items():
             out[(str(t), "auc")] = v
         out[(ALL, "auc")] = float(np.mean([v for (t, _), v in out.items() if t != ALL]))
-    return out
+    return out, left_out
+
+
+def _spread(y_true, _y_pred) -> float:
+    """Range of a task's targets: 0 exactly when they are all equal."""
+    return float(np.ptp(np.asarray(y_true, dtype=float)))
 
 
 def _selection_score(kind: str, y, pred, tasks) -> float:
@@ -202,12 +250,13 @@ class LinearMethod:
         if problem.kind == "regression":  # back to the target's units
             pred = pred * problem.y_std + problem.y_mean
             y = y * problem.y_std + problem.y_mean
-        values = {
-            (task, metric, "test"): v
-            for (task, metric), v in _scores(problem.kind, y, pred, test.task).items()
-        }
+        reported = getattr(problem, "reported", ())
+        scores, left_out = _scores(problem.kind, y, pred, np.asarray(test.task), reported)
+        values = {(task, metric, "test"): v for (task, metric), v in scores.items()}
         values[(ALL, "selection_score", "val")] = best[0]
         artifacts = {"params": params, "path": path}
+        if left_out:
+            artifacts["nmse_left_out"] = left_out
         cov = _task_covariance(est)
         if cov is not None:
             artifacts["task_covariance"] = cov

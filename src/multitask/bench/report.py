@@ -204,6 +204,25 @@ def _path_plot(path: list[dict], title: str) -> str:
     return _figure(fig, title)
 
 
+def _nmse_note(dataset, artifacts) -> str:
+    """Which tasks the overall nMSE of ``dataset`` leaves out (constant test target), if any."""
+    per_seed = {
+        seed: len(art["nmse_left_out"])
+        for (ds, _, seed), art in artifacts.items()
+        if ds == dataset and art.get("nmse_left_out")
+    }
+    if not per_seed:
+        return ""
+    lo, hi = min(per_seed.values()), max(per_seed.values())
+    count = str(lo) if lo == hi else f"{lo}-{hi}"
+    seeds = "1 seed" if len(per_seed) == 1 else f"{len(per_seed)} seeds"
+    return (
+        f"<p class='note'>nmse: {count} task(s) per seed ({seeds}) have a constant test target, "
+        "so no nMSE; they are left out of the overall nmse (their MSE is in the per-task "
+        "numbers).</p>"
+    )
+
+
 def _artifact_section(dataset, artifacts) -> str:
     parts = []
     for (ds, method, seed), art in sorted(artifacts.items()):
@@ -281,6 +300,7 @@ def render_report(
     for dataset in datasets:
         out.append(f"<h2>{html.escape(dataset)}</h2>")
         out.append(results_section(dataset, rows, overall, published, deltas))
+        out.append(_nmse_note(dataset, artifacts))
         out.append(_per_task_bars(dataset, rows, baselines[dataset]))
         out.append(_artifact_section(dataset, artifacts))
     if failures:
