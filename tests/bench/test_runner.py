@@ -271,3 +271,35 @@ def test_quick_suite_uses_only_installable_data():
     }
     halves = {_registry.PROBLEMS[d].half for d in quick.datasets}
     assert halves == {"linear", "deep"}
+
+
+class _Curves(_Method):
+    """A method whose training curve is as long as the suite's ``max_epochs``."""
+
+    def run(self, problem, seed, options):
+        out = super().run(problem, seed, options)
+        out.artifacts["curves"] = {"t0": [1.0 / (1 + e) for e in range(options["max_epochs"])]}
+        return out
+
+
+def test_report_artifacts_are_those_of_the_rows_in_results(toy_registry, tmp_path):
+    """runs/ keeps the runs of an earlier invocation (other options, other methods); the report
+    of results.jsonl draws only the runs whose rows are in it (matched on config_hash)."""
+    from multitask.bench import write_report
+    from multitask.bench._runner import load_artifacts
+
+    for name, value in (("independent", 1.0), ("better", 0.5), ("other", 0.7)):
+        toy_registry[name] = _Curves(name, value)
+    first = Suite("s", ("toy",), ("better", "other"), (0,), options={"max_epochs": 2})
+    run(first, tmp_path)
+    second = Suite("s", ("toy",), ("better", "other"), (0,), options={"max_epochs": 4})
+    rows = run(second, tmp_path, methods=["better"])
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 5  # every run stays cached
+    hashes = {r.config_hash for r in rows}
+    arts = load_artifacts(tmp_path, hashes)
+    assert sorted(arts) == [("toy", "better", 0), ("toy", "independent", 0)]
+    assert all(len(a["curves"]["t0"]) == 4 for a in arts.values())  # the 4-epoch runs
+    assert len(load_artifacts(tmp_path)) == 3  # without hashes: every cached run, as before
+    text = write_report(tmp_path / "results.jsonl", tmp_path / "r.html").read_text()
+    assert "toy / other" not in text
+    assert text.count("training loss per task") == 2 * 2  # alt text and caption, 2 methods

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -233,10 +233,25 @@ def _pair(spec: RunSpec, runs_dir: Path) -> tuple[RunSpec, dict]:
     return spec, _run_one(spec, runs_dir)
 
 
-def load_artifacts(out_dir: str | Path) -> dict[tuple[str, str, int], dict]:
-    """Artifacts of every cached run under ``out_dir``, keyed by (dataset, method, seed)."""
+def load_artifacts(
+    out_dir: str | Path, config_hashes: Collection[str] | None = None
+) -> dict[tuple[str, str, int], dict]:
+    """Artifacts of the cached runs under ``out_dir``, keyed by (dataset, method, seed).
+
+    Parameters
+    ----------
+    out_dir : path
+        A folder written by :func:`run` (``runs/<config_hash>.json``).
+    config_hashes : collection of str, optional
+        Only the runs with these configuration hashes, e.g. those of the rows of
+        ``results.jsonl``: the cache also keeps the runs of earlier invocations
+        (other methods, options or seeds), which are not in the results.
+        Default: every cached run.
+    """
     out = {}
     for path in sorted((Path(out_dir) / "runs").glob("*.json")):
+        if config_hashes is not None and path.stem not in config_hashes:
+            continue
         record = _cached(path)
         if record is not None:
             s = record["spec"]

@@ -320,7 +320,8 @@ def write_report(
     """Write the HTML report for result rows (or a ``results.jsonl`` path) to ``out``.
 
     When a path is given, the files the runner wrote next to ``results.jsonl``
-    are read too: artifacts (curves, paths, heatmaps) from ``runs/``, failed
+    are read too: artifacts (curves, paths, heatmaps) of the runs whose rows are
+    in the file (matched on ``config_hash``) from ``runs/``, failed
     runs from ``failures.jsonl``, and, unless ``published`` is given, the
     suite's published numbers from ``suite.json``. ``artifacts`` adds plots
     for rows given in memory: ``{(dataset, method, seed): {"curves": ...}}``.
@@ -334,7 +335,8 @@ def write_report(
     if isinstance(results, str | Path):
         path = Path(results)
         rows = read_results(path)
-        artifacts.update(load_artifacts(path.parent))
+        # only the runs of these rows: runs/ also caches earlier invocations' runs
+        artifacts.update(load_artifacts(path.parent, {r.config_hash for r in rows}))
         failures = read_failures(path.parent)
         record = read_suite_record(path.parent)
         if not published and record is not None:
