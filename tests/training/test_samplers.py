@@ -1,5 +1,7 @@
 """Task samplers against their defining probabilities and schedules."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -107,3 +109,76 @@ def test_the_trainer_explains_sampler_periodic():
     trainer = Trainer(TwoHeads(), regression_tasks(), sampler="periodic", device="cpu")
     with pytest.raises(ValueError, match=r"PeriodicSampler\(\{'a': 1, 'b': 2\}\)"):
         trainer.fit({"a": data, "b": data})
+
+
+class _Draws:
+    """Samplers of one's own whose draws go wrong at some step."""
+
+    @staticmethod
+    def empty_at_2(tasks):
+        from multitask.training import TaskSampler
+
+        class Skip(TaskSampler):
+            def draw(self, step):
+                return () if step == 2 else (self.tasks[step % 2],)
+
+        return Skip(tasks)
+
+    @staticmethod
+    def unknown_at_3(tasks):
+        from multitask.training import TaskSampler
+
+        class Typo(TaskSampler):
+            def draw(self, step):
+                return ("a",) if step < 3 else ("B",)
+
+        return Typo(tasks)
+
+    @staticmethod
+    def twice_at_1(tasks):
+        from multitask.training import TaskSampler
+
+        class Twice(TaskSampler):
+            def draw(self, step):
+                return ("a", "a") if step == 1 else ("a", "b")
+
+        return Twice(tasks)
+
+
+@pytest.mark.parametrize(
+    ("make", "step", "shown"),
+    [(_Draws.empty_at_2, 2, "()"), (_Draws.unknown_at_3, 3, "('B',)"),
+     (_Draws.twice_at_1, 1, "('a', 'a')")],
+)  # fmt: skip
+def test_a_bad_draw_is_an_error_naming_the_step(make, step, shown):
+    sampler = make(["a", "b"])
+    for _ in range(step):
+        sampler.next()
+    with pytest.raises(ValueError, match=rf"draw\({step}\) gave {re.escape(shown)}; a draw must"):
+        sampler.next()
+
+
+@pytest.mark.parametrize("make", [_Draws.empty_at_2, _Draws.unknown_at_3, _Draws.twice_at_1])
+def test_the_trainer_refuses_a_bad_draw_of_the_first_epoch_before_any_step(make):
+    import torch
+    from torch import nn
+
+    from multitask.nn import Task
+    from multitask.nn.architectures import HardSharing
+    from multitask.training import Trainer
+
+    torch.manual_seed(0)
+    model = HardSharing(nn.Linear(3, 4), {t: nn.Linear(4, 1) for t in "ab"})
+    x = torch.randn(16, 3)
+    loaders = {t: [(x[i : i + 4], {t: x[i : i + 4, :1]}) for i in range(0, 16, 4)] for t in "ab"}
+    trainer = Trainer(model, [Task("a"), Task("b")], max_epochs=1, device="cpu", progress=False,
+                      sampler=make(["a", "b"]))  # fmt: skip
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(ValueError, match="a draw must be a non-empty tuple"):
+        trainer.fit(loaders)
+    assert all(torch.equal(p, q) for p, q in zip(before, model.parameters(), strict=True))
+
+
+def test_periodic_sampler_skips_its_empty_steps_without_error():
+    s = PeriodicSampler({"a": 2, "b": 3})
+    assert [s.next() for _ in range(5)] == [("a", "b"), ("a",), ("b",), ("a",), ("a", "b")]

@@ -4,6 +4,8 @@ from before it), so that ``resume=True`` with mended data ends as an uninterrupt
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -181,3 +183,53 @@ def test_without_checkpoint_dir_the_error_is_plain():
     with pytest.raises(ValueError, match="only one") as info:
         _trainer().fit(DataLoader(Rows(*_rows(0)), batch_size=8), _val_loader(*_one_class()))
     assert not getattr(info.value, "__notes__", [])
+
+
+def _train():
+    return DataLoader(Rows(*_rows(0)), batch_size=8)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_non_finite_validation_input_is_an_error_naming_it(bad):
+    x, ys = _rows(1, 16)
+    x[11, 2] = bad
+    val = DataLoader(Rows(x, ys), batch_size=8)
+    with pytest.raises(ValueError, match=r"inputs holds 1 non-finite .* batch 1 .* sample 3"):
+        _trainer().fit(_train(), val)
+    trainer = _trainer().fit(_train())
+    with pytest.raises(ValueError, match="non-finite"):
+        trainer.predict(val)
+
+
+def test_validation_targets_under_no_task_name_warn_of_the_unscored_task():
+    x, ys = _rows(1, 16)
+    val = [(x, {"b": ys["b"], "R": ys["r"]})]  # a misspelt "r"
+    with pytest.warns(UserWarning, match=r"tasks \['r'\] have no target .* named \['R'\]"):
+        trainer = _trainer().fit(_train(), val)
+    assert set(trainer.history_.evaluations[0].metrics) == {"b"}
+
+
+def test_targets_of_other_tasks_alone_do_not_warn():
+    """A test set with more tasks than the model (every task of the model scored)."""
+    x, ys = _rows(1, 16)
+    trainer = _trainer().fit(_train())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = trainer.evaluate([(x, {**ys, "other": ys["r"]})])
+    assert set(out) == {"b", "r"}
+
+
+def test_a_per_task_loader_without_its_task_target_is_an_error():
+    x, ys = _rows(1, 16)
+    val = {"b": [(x, {"b": ys["b"]})], "r": [(x, {"r_": ys["r"]})]}
+    trainer = _trainer().fit(_train())
+    with pytest.raises(ValueError, match=r"loader of task 'r' yields no batch with a target"):
+        trainer.evaluate(val)
+
+
+def test_a_monitor_without_a_validation_loader_fails_before_any_step():
+    x, ys = _rows(1, 16)
+    trainer = _trainer(monitor=("r", "mse"))
+    with pytest.raises(ValueError, match=r"no loader for task 'r' \(it has \['b'\]\)"):
+        trainer.fit(_train(), {"b": [(x, {"b": ys["b"]})]})
+    assert not hasattr(trainer, "step_") or trainer.step_ == 0

@@ -43,14 +43,20 @@ def check_finite_losses(
 
 
 def check_loss_floor(
-    balancer, values: Mapping[str, float], names: Sequence[str], where: str
+    balancer, values: Mapping[str, float], names: Sequence[str], where: str, present=None
 ) -> None:
     """A loss below the balancer's floor (``LossWeighting.loss_floor``: a log or ratio
     of it) is a ValueError, raised before the balancer's state or the model changes;
-    a task absent from ``values`` (not drawn) has loss 0."""
+    a task absent from ``values`` (not drawn) has loss 0. ``present``: the tasks with a
+    labelled entry; a balancer run on those alone (``drops_absent_rows``) never sees the
+    others' 0, which is then not checked."""
     if not isinstance(balancer, LossWeighting) or balancer.loss_floor() is None:
         return
-    below = floor_violations(balancer, [values.get(t, 0.0) for t in names])
+    seen = names
+    if present is not None and getattr(balancer, "drops_absent_rows", False):
+        seen = [t for t in names if t in present]
+    losses = [values.get(t, 0.0) if t in seen else math.inf for t in names]
+    below = floor_violations(balancer, losses)
     if below:
         raise ValueError(f"{floor_message(balancer, below, names)} ({where})")
 

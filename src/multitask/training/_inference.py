@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -9,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from multitask.training._batches import targets_at_hand
+from multitask.training._finite import explain, first_suspect
 from multitask.training._interrupt import iter_shielded
 from multitask.training._setup import check_dtypes, check_outputs, to_device
 
@@ -23,15 +25,23 @@ def _split(batch) -> tuple[Any, Mapping | None]:
 @torch.no_grad()
 def collect(model: nn.Module, tasks: Mapping[str, Any], loader, device: torch.device):
     """Predictions of every task, and (prediction, target) pairs of the batches that
-    carry the task's target, as lists of CPU tensors per task."""
+    carry the task's target, as lists of CPU tensors per task; and the target keys that
+    name no task. A NaN or infinite input is a ValueError naming it and its batch (as in
+    training: :func:`._finite.explain`)."""
     was_training = model.training
     model.eval()
     preds: dict[str, list[Tensor]] = {t: [] for t in tasks}
     pairs: dict[str, list[tuple[Tensor, Tensor]]] = {t: [] for t in tasks}
+    others: set = set()  # target keys that name no task
     try:
-        for batch in iter_shielded(loader):  # (workers started shielded from SIGINT)
+        for i, batch in enumerate(iter_shielded(loader)):  # (workers shielded from SIGINT)
             inputs, target = _split(batch)
+            if target is not None:
+                others.update(k for k in target if k not in tasks)
             inputs = to_device(inputs, device)
+            suspect = first_suspect(inputs, {}, ())  # as for training: one sum per tensor
+            if suspect is not None:
+                explain(suspect, f"in batch {i} of the data to evaluate or predict")
             try:
                 out = model(inputs)
             except RuntimeError as e:
@@ -47,7 +57,7 @@ def collect(model: nn.Module, tasks: Mapping[str, Any], loader, device: torch.de
         model.train(was_training)
     if not preds[next(iter(tasks))]:
         raise ValueError("the loader yields no batch; give it at least one sample")
-    return preds, pairs
+    return preds, pairs, others
 
 
 def per_task_loaders(loaders: Mapping, tasks: Mapping[str, Any]) -> Mapping:
@@ -98,8 +108,22 @@ def evaluate(model, tasks, loader, device) -> dict[str, dict[str, float]]:
         pairs = {t: [] for t in tasks}
         for t, own in per_task_loaders(loader, tasks).items():
             pairs[t] = collect(model, tasks, own, device)[1][t]
+            if not pairs[t] and not getattr(tasks[t], "auxiliary", False):
+                raise ValueError(
+                    f"the loader of task {t!r} yields no batch with a target for {t!r}; its "
+                    "batches must be (inputs, {task: target}) with the task's own name"
+                )
     else:
-        _, pairs = collect(model, tasks, loader, device)
+        _, pairs, others = collect(model, tasks, loader, device)
+        unscored = [t for t in tasks if not pairs[t] and not getattr(tasks[t], "auxiliary", False)]
+        if unscored and others:
+            warnings.warn(
+                f"tasks {unscored} have no target in the data to evaluate, which carries "
+                f"targets named {sorted(map(str, others))}, no task of the model: is a name "
+                f"misspelt? (tasks: {list(tasks)}); {unscored} are not scored",
+                UserWarning,
+                stacklevel=3,
+            )
     out = {}
     for t, task in tasks.items():
         if getattr(task, "auxiliary", False) or not pairs[t]:
@@ -121,5 +145,5 @@ def predict(model, tasks, loader, device) -> dict[str, Tensor]:
     if isinstance(loader, Mapping):
         own = per_task_loaders(loader, tasks)
         return {t: torch.cat(collect(model, tasks, own[t], device)[0][t]) for t in own}
-    preds, _ = collect(model, tasks, loader, device)
+    preds = collect(model, tasks, loader, device)[0]
     return {t: torch.cat(p) for t, p in preds.items()}

@@ -109,11 +109,14 @@ class MicroSteps:
                 check_probes(later, read[2 * len(drawn) : n], self._where())
             check_absent_tasks(self.balancer, drawn, list(self.tasks), self._where())
             check_finite_losses(values, seen, self.tasks, self._where())
-            check_loss_floor(self.balancer, values, self.model.task_names, self._where())
         n_labelled = dict(zip(drawn, read[len(drawn) : 2 * len(drawn)], strict=True))
+        labelled = {t for t, k in n_labelled.items() if k > 0}
+        with self._stopping():
+            check_loss_floor(
+                self.balancer, values, self.model.task_names, self._where(), present=labelled
+            )
         if self._labels.pending:
             self._labels.observe_step(n_labelled, classes, read[n:])
-        labelled = {t for t, k in n_labelled.items() if k > 0}
         if len(labelled) < len(drawn):
             self._warn_unlabelled([t for t in drawn if t not in labelled])
         reg = self.model.regularization()

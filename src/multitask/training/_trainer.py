@@ -342,14 +342,20 @@ class Trainer(MicroSteps, Checkpointing):
         else:  # a fresh run starts the draws at step 0, whatever an earlier fit left
             sampler = copy.deepcopy(sampler)
             sampler.load_state_dict({"step": 0})
-        self._check_sampler(sampler)
+        self._check_sampler(sampler, sum(len(dl) for dl in train.values()))
         return SampledSource(train, sampler, self.seed)
 
-    def _check_sampler(self, sampler: TaskSampler) -> None:
-        """Before the first step: a balancer that is not defined on a step training only some
-        of the tasks (:func:`._guards.check_absent_tasks`) is refused under a sampler that
-        draws only some (or that has tasks without a loader). A sampler that cannot say
+    def _check_sampler(self, sampler: TaskSampler, epoch: int) -> None:
+        """Before the first step: the draws of the first epoch (``epoch`` steps, at most
+        10,000, on a copy: a draw is a function of the step) are valid (``next`` checks each
+        with :meth:`TaskSampler.checked_draw`, later ones as they come); a balancer that is
+        not defined on a step training only some of the tasks
+        (:func:`._guards.check_absent_tasks`) is refused under a sampler that draws only some
+        (or that has tasks without a loader). A sampler that cannot say
         (``draws_every_task`` None) is checked at every step instead."""
+        probe = copy.deepcopy(sampler)
+        for _ in range(min(epoch, 10_000)):
+            probe.next()
         if handles_absent_tasks(self.balancer):
             return  # (no draws to look through)
         drawn = None
@@ -379,6 +385,12 @@ class Trainer(MicroSteps, Checkpointing):
         if val is not None:
             check_val_targets(self.tasks, val)  # (a dict of loaders: its keys too)
             self._selector.check_tasks(self.tasks)
+            if isinstance(val, Mapping) and self.monitor != "delta" and self.monitor[0] not in val:
+                raise ValueError(
+                    f"monitor {self.monitor}: the validation dict has no loader for task "
+                    f"{self.monitor[0]!r} (it has {list(val)}); give it one, or monitor a task "
+                    "it scores"
+                )
         else:
             ignored = [k for k in ("early_stopping", "val_every") if getattr(self, k) is not None]
             if ignored:
@@ -411,11 +423,21 @@ class Trainer(MicroSteps, Checkpointing):
         np.random.seed(self.seed)  # noqa: NPY002 - seeds user code's global draws
         torch.manual_seed(self.seed)
 
-    def _record(self, losses: list[list[float]], info) -> StepRecord:
-        mean = _nanmean(np.asarray(losses, dtype=float))
-        weights = None if info.weights is None else info.weights.tolist()
-        if weights is not None:
-            weights = dict(zip(self.tasks, weights, strict=True))
+    def _record(self, losses: list[list[float]], infos: list) -> StepRecord:
+        """The step's record: each task's loss and weight averaged over the micro-batches
+        of the window that trained it (a task trained by none: its last weight, 0 for an
+        absent task). A non-finite weight of any micro-batch is kept as NaN, for
+        :func:`check_task_weights` to refuse before the update."""
+        losses = np.asarray(losses, dtype=float)
+        mean = _nanmean(losses)
+        weights = None
+        given = [i.weights for i in infos if i.weights is not None]
+        if len(given) == len(infos) and given:  # (one host read for the whole window)
+            rows = np.asarray(torch.stack(given).tolist(), dtype=float)
+            trained = _nanmean(np.where(np.isnan(losses), np.nan, rows))
+            avg = np.where(np.isnan(trained), rows[-1], trained)
+            avg = np.where(np.isfinite(rows).all(axis=0), avg, np.nan)
+            weights = dict(zip(self.tasks, avg.tolist(), strict=True))
         lrs = tuple(float(g["lr"]) for g in self.optimizer_.param_groups)
         losses_ = dict(zip(self.tasks, mean.tolist(), strict=True))
         return StepRecord(self.epoch_, self.step_ + 1, losses_, weights, lrs)  # step being taken
@@ -528,16 +550,17 @@ class Trainer(MicroSteps, Checkpointing):
         while self._batch < n:
             window = min(self.grad_accumulation, n - self._batch)
             self.model.train()
-            losses = []
+            losses, infos = [], []
             for k in range(window):
                 parts = self._next_batch(it, first=k == 0)
                 values, info = self._micro_step(parts)
                 self._batch += 1
                 losses.append(values)
+                infos.append(info)
             if self._labels.pending:
                 self._check_labels()
             average_grads(self.optimizer_, window)
-            record = self._record(losses, info)  # reads the weights: before the update
+            record = self._record(losses, infos)  # reads the weights: before the update
             with self._stopping():
                 check_task_weights(self.balancer, record.weights, record.losses, self._where())
             release_untrained(self.model, record.losses)

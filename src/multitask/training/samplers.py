@@ -83,10 +83,29 @@ class TaskSampler:
         return None
 
     def next(self) -> tuple[str, ...]:
-        """Tasks of the current step; advances the counter."""
-        out = self.draw(self.step)
+        """Tasks of the current step; advances the counter.
+
+        Raises
+        ------
+        ValueError
+            A draw that is empty, names a task not in :attr:`tasks`, or names one twice
+            (:meth:`checked_draw`), before the step trains anything.
+        """
+        out = self.checked_draw(self.step)
         self.step += 1
         return out
+
+    def checked_draw(self, step: int) -> tuple[str, ...]:
+        """:meth:`draw` at ``step``, as a tuple, checked: a non-empty tuple of distinct names
+        of :attr:`tasks` (a ValueError naming the sampler and the step otherwise)."""
+        out = self.draw(step)
+        drawn = tuple(out) if isinstance(out, (tuple, list)) else None
+        if drawn and len(set(drawn)) == len(drawn) and all(t in self.tasks for t in drawn):
+            return drawn
+        raise ValueError(
+            f"{self!r}.draw({step}) gave {out!r}; a draw must be a non-empty tuple of distinct "
+            f"task names among {list(self.tasks)} (the tasks trained at that step)"
+        )
 
     def state_dict(self) -> dict[str, int]:
         """Position of the sampler (the step counter)."""

@@ -53,6 +53,9 @@ def check_losses(losses, n_tasks: int | None, owner) -> None:
         # sync proxy)
         x = losses.detach()
         values = (x.float() if x.dtype == torch.bfloat16 else x).numpy().tolist()
+        present = owner.__dict__.get("_present")  # inside present_tasks: an absent task's 0
+        if present is not None:  # is never used, so never checked
+            values = [v if i in present else math.inf for i, v in enumerate(values)]
         if isinstance(floor, float):  # the common case (every weighting but FAMO)
             if not any(v < floor for v in values):
                 return
