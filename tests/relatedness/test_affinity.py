@@ -130,6 +130,10 @@ def test_errors_say_what_to_do():
         lookahead_affinity(model, _tasks("ab"), [], lr=0.1)
     with pytest.raises(ValueError, match="lr must be positive"):
         lookahead_affinity(model, _tasks("ab"), [_batch(X, Y)], lr=0.0)
+    without_b = _batch(X, {"a": Y["a"], "c": Y["c"]})
+    for measure, kw in ((gradient_affinity, {}), (lookahead_affinity, {"lr": 0.1})):
+        with pytest.raises(KeyError, match=r"no target for tasks \['b'\] .* NaN or ignore_index"):
+            measure(model, _tasks("abc"), [_batch(X, Y), without_b], **kw)
 
 
 def test_lookahead_on_hard_sharing_matches_a_stepped_copy():

@@ -40,6 +40,12 @@ def batch_losses(model, tasks: Sequence[Task], batch, params=None) -> tuple[Tens
     :func:`torch.func.functional_call`, so the model's parameters are not touched.
     """
     x, targets = batch
+    missing = [t.name for t in tasks if t.name not in targets]
+    if missing:
+        raise KeyError(
+            f"the batch has no target for tasks {missing} (it has {list(targets)}); give every "
+            "task a target and mark unlabelled samples with NaN or ignore_index"
+        )
     device = next(model.parameters()).device
     x = x.to(device)
     out = model(x) if params is None else torch.func.functional_call(model, params, (x,))
