@@ -57,6 +57,19 @@ def test_bench_rejects_suite_file_with_unknown_key(tmp_path):
     assert "unknown key(s) ['foo']" in result.output
 
 
+@pytest.mark.parametrize(
+    "line", ["seeds = 3", "seeds = [1.5]", "options = 5", "published = 5", 'methods = "pooled"']
+)
+def test_bench_rejects_suite_file_with_a_value_of_the_wrong_type(tmp_path, line):
+    suite = tmp_path / "s.toml"
+    methods = "" if line.startswith("methods") else 'methods = ["pooled"]\n'
+    suite.write_text(f'name = "s"\ndatasets = ["exam"]\n{methods}{line}\n')
+    result = runner.invoke(app, ["bench", str(suite), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2, result.output
+    assert "error:" in result.output and "must be a" in result.output
+    assert not (tmp_path / "o").exists()
+
+
 def test_report_on_missing_file(tmp_path):
     result = runner.invoke(app, ["report", str(tmp_path / "none.jsonl")])
     assert result.exit_code == 2

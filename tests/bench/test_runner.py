@@ -145,6 +145,74 @@ def test_suite_file_errors(tmp_path):
         load_suite(pub)
 
 
+_BASE = 'name = "x"\ndatasets = ["exam"]\nmethods = ["pooled"]\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (_BASE + "seeds = 3\n", r"seeds must be a list of non-negative integers.*got 3"),
+        (_BASE + "seeds = [1.5]\n", r"seeds must be a list .*got \[1\.5\]"),
+        (_BASE + "seeds = [true]\n", r"seeds must be a list .*got \[True\]"),
+        (_BASE + "seeds = [-1]\n", r"seeds must be a list of non-negative integers"),
+        (_BASE + "options = 5\n", r"options must be a table .*got 5"),
+        (_BASE + "published = 5\n", r"published must be a list of tables .*got 5"),
+        (_BASE + "published = [1]\n", r"published must be a list of tables"),
+        (
+            'name = "x"\ndatasets = "exam"\nmethods = ["pooled"]\n',
+            r"datasets must be a list .*'exam'",
+        ),
+        (
+            'name = "x"\ndatasets = ["exam"]\nmethods = "pooled"\n',
+            r"methods must be a list .*'pooled'",
+        ),
+        ('name = "x"\ndatasets = [1]\nmethods = ["pooled"]\n', r"datasets must be a list of names"),
+        (
+            _BASE + '[[published]]\ndataset = "exam"\nmethod = "pooled"\nmetric = "mse"\n'
+            'value = "0.5"\ncitation = "somebody"\n',
+            r"published entry 0: value must be a number, got '0\.5'",
+        ),
+        (
+            _BASE + '[[published]]\ndataset = "exam"\nmethod = "pooled"\nmetric = "mse"\n'
+            "value = 0.5\ncitation = 2001\n",
+            r"published entry 0: citation must be a string, got 2001",
+        ),
+    ],
+    ids=[
+        "seeds-int",
+        "seeds-float",
+        "seeds-bool",
+        "seeds-negative",
+        "options-int",
+        "published-int",
+        "published-list-of-int",
+        "datasets-string",
+        "methods-string",
+        "datasets-list-of-int",
+        "published-value-string",
+        "published-citation-int",
+    ],
+)
+def test_suite_file_values_of_the_wrong_type_are_refused(tmp_path, text, message):
+    """Not a TypeError, not a string split into letters, not a seed 1.5 read as 1."""
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        load_suite(path)
+
+
+def test_suite_file_values_of_the_right_type_still_load(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(
+        _BASE + 'seeds = [0, 2]\noptions = {max_epochs = 2}\n[[published]]\ndataset = "exam"\n'
+        'method = "pooled"\nmetric = "mse"\nvalue = 1\nstd = 0.5\ncitation = "somebody"\n'
+    )
+    suite = load_suite(path)
+    assert suite.seeds == (0, 2) and suite.options == {"max_epochs": 2}
+    assert suite.datasets == ("exam",) and suite.methods == ("pooled",)
+    assert suite.published[0].value == 1 and suite.published[0].std == 0.5
+
+
 def test_a_folder_named_like_a_suite_does_not_hide_it(tmp_path, monkeypatch):
     """`multitask bench` in a directory that holds a folder called ``quick`` still runs the
     shipped quick suite; a folder that names no shipped suite is refused as not a file."""

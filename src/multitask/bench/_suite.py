@@ -101,26 +101,70 @@ def _check_keys(table: dict, allowed: set[str], where: str) -> None:
         raise ValueError(f"{where}: unknown key(s) {unknown}; valid keys are {sorted(allowed)}")
 
 
-def _parse(doc: dict, source: str) -> Suite:
-    _check_keys(doc, _SUITE_KEYS, f"suite file {source}")
-    for key in ("name", "datasets", "methods"):
-        if key not in doc:
-            raise ValueError(f"suite file {source}: missing required key {key!r}")
-    published = []
-    for i, row in enumerate(doc.get("published", [])):
-        _check_keys(row, _PUBLISHED_KEYS, f"suite file {source}, published entry {i}")
+def _names(doc: dict, key: str, where: str) -> tuple[str, ...]:
+    """``doc[key]`` as a tuple of names; a bare string is refused, not split into letters."""
+    value = doc[key]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        example = ["exam"] if key == "datasets" else ["pooled", "pcgrad"]
+        raise ValueError(f"{where}: {key} must be a list of names such as {example}, got {value!r}")
+    return tuple(value)
+
+
+def _seeds(value, where: str) -> tuple[int, ...]:
+    """A list of non-negative integers; ``3`` or ``[1.5]`` is refused, not read as seeds."""
+    ok = isinstance(value, list) and all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value
+    )
+    if not ok:
+        raise ValueError(
+            f"{where}: seeds must be a list of non-negative integers such as [0, 1, 2], "
+            f"got {value!r}"
+        )
+    return tuple(value)
+
+
+def _published(rows, where: str) -> tuple[Published, ...]:
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise ValueError(
+            f"{where}: published must be a list of tables ([[published]] entries) with keys "
+            f"{sorted(_PUBLISHED_KEYS)}, got {rows!r}"
+        )
+    out = []
+    for i, row in enumerate(rows):
+        entry = f"{where}, published entry {i}"
+        _check_keys(row, _PUBLISHED_KEYS, entry)
         missing = {"dataset", "method", "metric", "value", "citation"} - set(row)
         if missing:
-            raise ValueError(f"suite file {source}, published entry {i}: missing {sorted(missing)}")
-        published.append(Published(**row))
+            raise ValueError(f"{entry}: missing {sorted(missing)}")
+        for key, value in row.items():
+            number = key in ("value", "std")
+            if number and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise ValueError(f"{entry}: {key} must be a number, got {value!r}")
+            if not number and not isinstance(value, str):
+                raise ValueError(f"{entry}: {key} must be a string, got {value!r}")
+        out.append(Published(**row))
+    return tuple(out)
+
+
+def _parse(doc: dict, source: str) -> Suite:
+    where = f"suite file {source}"
+    _check_keys(doc, _SUITE_KEYS, where)
+    for key in ("name", "datasets", "methods"):
+        if key not in doc:
+            raise ValueError(f"{where}: missing required key {key!r}")
+    options = doc.get("options", {})
+    if not isinstance(options, dict):
+        raise ValueError(
+            f"{where}: options must be a table of knobs such as {{max_epochs = 2}}, got {options!r}"
+        )
     return Suite(
         name=str(doc["name"]),
         description=str(doc.get("description", "")),
-        datasets=tuple(doc["datasets"]),
-        methods=tuple(doc["methods"]),
-        seeds=tuple(int(s) for s in doc.get("seeds", [0])),
-        published=tuple(published),
-        options=dict(doc.get("options", {})),
+        datasets=_names(doc, "datasets", where),
+        methods=_names(doc, "methods", where),
+        seeds=_seeds(doc.get("seeds", [0]), where),
+        published=_published(doc.get("published", []), where),
+        options=dict(options),
     )
 
 
