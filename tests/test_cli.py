@@ -70,6 +70,15 @@ def test_bench_rejects_suite_file_with_a_value_of_the_wrong_type(tmp_path, line)
     assert not (tmp_path / "o").exists()
 
 
+def test_bench_out_that_is_a_file_is_an_error_not_a_traceback(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    result = runner.invoke(app, ["bench", "--out", str(afile)])
+    assert result.exit_code == 2, result.output
+    assert "error:" in result.output and "is a file, not a folder" in result.output
+    assert afile.read_text() == "mine"
+
+
 def test_report_on_missing_file(tmp_path):
     result = runner.invoke(app, ["report", str(tmp_path / "none.jsonl")])
     assert result.exit_code == 2

@@ -371,3 +371,14 @@ def test_report_artifacts_are_those_of_the_rows_in_results(toy_registry, tmp_pat
     text = write_report(tmp_path / "results.jsonl", tmp_path / "r.html").read_text()
     assert "toy / other" not in text
     assert text.count("training loss per task") == 2 * 2  # alt text and caption, 2 methods
+
+
+def test_an_output_folder_that_is_a_file_is_refused_before_any_run(toy_registry, tmp_path):
+    suite = Suite("s", datasets=("toy",), methods=("better",))
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    with pytest.raises(ValueError, match=r"afile is a file, not a folder"):
+        run(suite, afile)
+    with pytest.raises(ValueError, match=r"output folder .*sub: .*afile is a file"):
+        run(suite, afile / "sub")
+    assert afile.read_text() == "mine" and _Method.calls == []

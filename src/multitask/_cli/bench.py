@@ -54,6 +54,8 @@ def bench(
             raise ValueError(f"--jobs must be >= 1, got {jobs}")
         if seeds is not None and seeds < 1:
             raise ValueError(f"--seeds must be >= 1, got {seeds}")
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"--out {out} is a file, not a folder; choose another --out")
         chosen_seeds = list(range(seeds)) if seeds is not None else None
         rows = _run_with_progress(spec, out, methods, chosen_seeds, jobs)
         report = write_report(

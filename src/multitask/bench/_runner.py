@@ -190,7 +190,8 @@ def run(
     ----------
     suite : Suite
     out_dir : path
-        Output folder: ``runs/<hash>.json`` per run and ``results.jsonl``.
+        Output folder: ``runs/<hash>.json`` per run and ``results.jsonl``;
+        created if missing.
     methods, seeds : optional overrides of the suite's methods and seeds.
     n_jobs : int
         Runs in parallel (joblib processes).
@@ -202,13 +203,19 @@ def run(
     list of RunResult
         Every row of every run, in grid order. Failed runs give no row; they
         are listed in ``out_dir/failures.jsonl`` (see :func:`read_failures`).
+
+    Raises
+    ------
+    ValueError
+        For an unknown dataset or method, or an ``out_dir`` that cannot be a
+        folder (it, or a parent, is a file), before any run.
     """
     from joblib import Parallel, delayed
 
     specs = expand(suite, methods, seeds)
     out = Path(out_dir)
     runs_dir = out / "runs"
-    runs_dir.mkdir(parents=True, exist_ok=True)
+    _make_folder(runs_dir)
     records: dict[str, dict] = {}
     total = len(specs)
     if n_jobs == 1:
@@ -227,6 +234,20 @@ def run(
     _write_failures(specs, records, out)
     write_suite_record(suite, out)
     return rows
+
+
+def _make_folder(path: Path) -> None:
+    """``mkdir -p path``; a ValueError that says why when it cannot be (a file in the way)."""
+    for part in (path, *path.parents):
+        if part.exists() and not part.is_dir():
+            raise ValueError(
+                f"output folder {path.parent}: {part} is a file, not a folder; "
+                "choose another output folder"
+            )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"cannot create the output folder {path.parent}: {exc}") from None
 
 
 def _pair(spec: RunSpec, runs_dir: Path) -> tuple[RunSpec, dict]:
