@@ -346,16 +346,18 @@ class Trainer(MicroSteps, Checkpointing):
         return SampledSource(train, sampler, self.seed)
 
     def _check_sampler(self, sampler: TaskSampler, epoch: int) -> None:
-        """Before the first step: the draws of the first epoch (``epoch`` steps, at most
-        10,000, on a copy: a draw is a function of the step) are valid (``next`` checks each
-        with :meth:`TaskSampler.checked_draw`, later ones as they come); a balancer that is
-        not defined on a step training only some of the tasks
+        """Before the first step: the draws of a sampler of one's own in the first epoch
+        (``epoch`` steps, at most 10,000, on a copy: a draw is a function of the step) are
+        valid (``next`` checks each with :meth:`TaskSampler.checked_draw`, later ones as they
+        come); a balancer that is not defined on a step training only some of the tasks
         (:func:`._guards.check_absent_tasks`) is refused under a sampler that draws only some
         (or that has tasks without a loader). A sampler that cannot say
         (``draws_every_task`` None) is checked at every step instead."""
-        probe = copy.deepcopy(sampler)
-        for _ in range(min(epoch, 10_000)):
-            probe.next()
+        kind, library = type(sampler), TaskSampler.__module__
+        if kind.draw.__module__ != library or kind.next.__module__ != library:
+            probe = copy.deepcopy(sampler)  # (the library's own draws are valid by design)
+            for _ in range(min(epoch, 10_000)):
+                probe.next()
         if handles_absent_tasks(self.balancer):
             return  # (no draws to look through)
         drawn = None
