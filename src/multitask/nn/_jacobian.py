@@ -14,6 +14,7 @@ batched backward.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -58,14 +59,20 @@ def _batched_vjp(
     step = n_rows if chunk_size is None else max(1, int(chunk_size))
     for start in range(0, n_rows, step):
         rows = slice(start, min(start + step, n_rows))
-        grads = torch.autograd.grad(
-            outputs,
-            inputs,
-            grad_outputs=cotangents[rows],
-            retain_graph=retain or rows.stop < n_rows,
-            allow_unused=True,
-            is_grads_batched=True,
-        )
+        keep = retain or rows.stop < n_rows
+        try:
+            grads = torch.autograd.grad(
+                outputs,
+                inputs,
+                grad_outputs=cotangents[rows],
+                retain_graph=keep,
+                allow_unused=True,
+                is_grads_batched=True,
+            )
+        except (RuntimeError, NotImplementedError) as e:
+            if not keep:  # the failed call may have freed the graph: no second try
+                raise
+            grads = _rows_one_by_one(outputs, inputs, cotangents[rows], e)
         if any(g is None for g in grads):
             if used:
                 return None
@@ -80,6 +87,35 @@ def _batched_vjp(
         ]
         torch.cat(pieces, dim=1, out=jac[rows])  # the one copy into the (T, n) buffer
     return jac
+
+
+_WARNED_UNBATCHED: list[bool] = []
+
+
+def _rows_one_by_one(outputs: Tensor, inputs, cotangents: Tensor, error: Exception) -> tuple:
+    """What ``autograd.grad(..., is_grads_batched=True)`` gives, one backward per row: for a
+    graph whose backward vmap cannot run (a ``torch.compile``'d one, under inductor or over
+    an in-place op: "Cannot access storage of BatchedTensorImpl", "vmap: aten::copy_"). The
+    graph is retained. A genuine error of the backward raises again here, unbatched."""
+    per_row = [
+        torch.autograd.grad(outputs, inputs, grad_outputs=c, retain_graph=True, allow_unused=True)
+        for c in cotangents
+    ]
+    if not _WARNED_UNBATCHED:
+        _WARNED_UNBATCHED.append(True)
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        warnings.warn(
+            f"the batched backward of the per-task Jacobian failed on this graph ({first}), "
+            "as it does through a torch.compile'd backward: each task's row is computed by "
+            "its own backward instead (the same numbers, one backward per task); leave the "
+            "shared layers uncompiled for the batched one",
+            UserWarning,
+            stacklevel=4,
+        )
+    return tuple(
+        None if g is None else torch.stack([row[i] for row in per_row])
+        for i, g in enumerate(per_row[0])
+    )
 
 
 #: the backward node of ``torch.utils.checkpoint.checkpoint(..., use_reentrant=True)``
