@@ -230,6 +230,19 @@ class Task:
             raise self._error(pred, target, f"a {self.kind} task needs the same shape for both")
         return pred.reshape(-1), target.reshape(-1)
 
+    def entry_rows(self, pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        """``pred`` and ``target`` as rows of entries, the form every loss and metric of the
+        task reads: ``(N, C)`` class logits and ``(N,)`` labels for class targets, else both
+        ``(N,)`` (a dense task's pixels or tokens, a multilabel task's labels, one entry a
+        row). Batches whose spatial size or length differ are joined in this form.
+
+        Raises
+        ------
+        ValueError
+            Shapes that do not match the kind (as :meth:`compute_loss`).
+        """
+        return self._align(pred, target)
+
     def _mask(self, target: Tensor) -> Tensor:
         if self._classes(target):
             return target != self.ignore_index

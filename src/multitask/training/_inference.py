@@ -128,7 +128,11 @@ def evaluate(model, tasks, loader, device) -> dict[str, dict[str, float]]:
     for t, task in tasks.items():
         if getattr(task, "auxiliary", False) or not pairs[t]:
             continue
-        pred, target = (torch.cat(parts) for parts in zip(*pairs[t], strict=True))
+        batches = pairs[t]
+        preds, targets = zip(*batches, strict=True)
+        if not (_same_trailing(preds) and _same_trailing(targets)):  # lengths vary by batch
+            batches = [task.entry_rows(p, y) for p, y in batches]
+        pred, target = (torch.cat(parts) for parts in zip(*batches, strict=True))
         scores = task.evaluate(pred, target)
         out[t] = {k: float(v) for k, v in scores.items()}
     if not out:
@@ -139,11 +143,23 @@ def evaluate(model, tasks, loader, device) -> dict[str, dict[str, float]]:
     return out
 
 
-def predict(model, tasks, loader, device) -> dict[str, Tensor]:
-    """``{task: outputs}`` concatenated over the loader, on CPU; with a ``{task: loader}``
+def _same_trailing(parts: list[Tensor]) -> bool:
+    """Whether the tensors agree beyond the batch axis (they can be concatenated)."""
+    return all(p.shape[1:] == parts[0].shape[1:] for p in parts)
+
+
+def _joined(parts: list[Tensor]) -> Tensor | list[Tensor]:
+    """The batches' outputs concatenated; the list of them when their shapes differ beyond
+    the batch axis (a dense task over inputs of varying size or length)."""
+    return torch.cat(parts) if _same_trailing(parts) else parts
+
+
+def predict(model, tasks, loader, device) -> dict[str, Tensor | list[Tensor]]:
+    """``{task: outputs}`` concatenated over the loader, on CPU (a list of the batches'
+    outputs where their shapes differ beyond the batch axis); with a ``{task: loader}``
     dict, each named task's outputs on its own loader."""
     if isinstance(loader, Mapping):
         own = per_task_loaders(loader, tasks)
-        return {t: torch.cat(collect(model, tasks, own[t], device)[0][t]) for t in own}
+        return {t: _joined(collect(model, tasks, own[t], device)[0][t]) for t in own}
     preds = collect(model, tasks, loader, device)[0]
-    return {t: torch.cat(p) for t, p in preds.items()}
+    return {t: _joined(p) for t, p in preds.items()}

@@ -664,10 +664,12 @@ class Trainer(MicroSteps, Checkpointing):
         """
         return evaluate(self.model, self.tasks, loader, self._device())
 
-    def predict(self, loader) -> dict[str, Tensor]:
+    def predict(self, loader) -> dict[str, Tensor | list[Tensor]]:
         """Model outputs of every task, concatenated on CPU: ``{task: Tensor}``.
 
         ``loader`` yields inputs or ``(inputs, targets)`` pairs; a ``{task: loader}`` dict
-        gives each named task's outputs on its own loader.
+        gives each named task's outputs on its own loader. A task whose outputs differ in
+        shape beyond the batch axis from batch to batch (a dense task over images of varying
+        size, or sequences padded per batch) gets the list of its batches' outputs.
         """
         return predict(self.model, self.tasks, loader, self._device())
