@@ -121,8 +121,11 @@ def auc(y_true: ArrayLike, y_score: ArrayLike) -> float:
     from sklearn.metrics import roc_auc_score
 
     yt, ys = _pair(y_true, y_score)
-    if np.unique(yt).size != 2:
+    found = np.unique(yt).size
+    if found < 2:
         raise ValueError("AUC needs both classes in y_true; this task has only one")
+    if found > 2:
+        raise ValueError(f"AUC is defined for two classes; y_true has {found}")
     return float(roc_auc_score(yt, ys))
 
 

@@ -360,3 +360,34 @@ def test_evaluate_takes_bfloat16_predictions():
     scores = Task("c", kind="binary").evaluate(pred, target)
     # negatives score -1 and 2.5, positives 2 and 3: 3 of the 4 pairs are ordered
     assert scores["auc"] == pytest.approx(0.75)
+
+
+def test_auc_of_a_two_class_task_scores_the_probability_of_class_one():
+    """A multiclass (or integer dense) task with metric 'auc' and two classes: the AUC of
+    softmax(logits)[:, 1], as a binary task on the logit difference; not of the argmax."""
+    from sklearn.metrics import roc_auc_score
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(40, 2, generator=g, dtype=torch.float64)
+    y = (logits[:, 1] - logits[:, 0] + torch.randn(40, generator=g, dtype=torch.float64) > 0).long()
+    y[3] = -100  # not labelled
+    kept = y != -100
+    p1 = torch.softmax(logits, -1)[:, 1]
+    want = roc_auc_score(y[kept].numpy(), p1[kept].numpy())
+    assert want != roc_auc_score(y[kept].numpy(), logits.argmax(1)[kept].numpy())
+    got = Task("c", "multiclass", metrics=("auc",)).evaluate(logits, y)["auc"]
+    assert got == pytest.approx(want, abs=1e-6)
+    binary = Task("b", "binary", metrics=("auc",)).evaluate(
+        logits[:, 1] - logits[:, 0], torch.where(kept, y, torch.zeros_like(y)).double()
+        .masked_fill(~kept, float("nan"))
+    )["auc"]  # fmt: skip
+    assert got == pytest.approx(binary, abs=1e-6)
+    dense = Task("d", "dense", metrics=("auc",)).evaluate(logits.T[None], y[None])["auc"]
+    assert dense == pytest.approx(want, abs=1e-6)
+
+
+def test_auc_of_more_than_two_classes_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"task 'c': metric 'auc' .* predicts 3 classes"):
+        Task("c", "multiclass", metrics=("auc",)).evaluate(torch.randn(6, 3), torch.arange(6) % 3)
+    with pytest.raises(ValueError, match="AUC is defined for two classes; y_true has 3"):
+        metrics.auc([0, 1, 2, 1], [0.1, 0.2, 0.3, 0.4])

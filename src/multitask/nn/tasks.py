@@ -99,7 +99,9 @@ class Task:
         Metrics reported by :meth:`evaluate`; names refer to
         :mod:`multitask.metrics`. A callable takes ``(y_true, y_pred)`` numpy
         arrays of the labelled entries, with ``y_pred`` the predicted value
-        (regression) or label (classification); ``"auc"`` receives scores.
+        (regression) or label (classification); ``"auc"`` receives scores: the
+        sigmoid of a binary or multilabel logit, ``softmax(logits)[:, 1]`` of a
+        two-class ``multiclass`` or integer ``dense`` task (more classes: an error).
         Default per kind: ``mse, mae`` (regression), ``accuracy, auc, f1``
         (binary), ``accuracy`` (others).
     weight : float, default=1.0
@@ -475,6 +477,14 @@ class Task:
         y_true = target.cpu().numpy()
         if self._classes(target):
             scores, labels = None, pred.argmax(-1)
+            if "auc" in table:  # the AUC of P(class 1), defined for two classes
+                if pred.shape[-1] != 2:
+                    raise ValueError(
+                        f"task {self.name!r}: metric 'auc' scores P(class 1) of a two-class "
+                        f"task; this one predicts {pred.shape[-1]} classes: use 'accuracy' or "
+                        "'f1', or a binary task"
+                    )
+                scores = torch.softmax(pred.float(), dim=-1)[:, 1]
         elif self.kind in ("binary", "multilabel"):
             scores, labels = torch.sigmoid(pred), (pred > 0).to(target.dtype)
         else:
