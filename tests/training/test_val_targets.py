@@ -233,3 +233,37 @@ def test_a_monitor_without_a_validation_loader_fails_before_any_step():
     with pytest.raises(ValueError, match=r"no loader for task 'r' \(it has \['b'\]\)"):
         trainer.fit(_train(), {"b": [(x, {"b": ys["b"]})]})
     assert not hasattr(trainer, "step_") or trainer.step_ == 0
+
+
+@pytest.mark.parametrize(
+    ("monitor", "reports"), [(("depth", "accuracy"), r"\('mse', 'mae'\)"),
+                             (("seg", "mse"), r"\('accuracy',\)")],
+)  # fmt: skip
+def test_a_dense_monitor_is_checked_against_the_kind_of_its_targets(monitor, reports):
+    """A dense task reports accuracy for class targets, MSE and MAE for floating ones: with
+    the validation targets at hand, a monitor of the other kind fails before any step."""
+    torch.manual_seed(0)
+    x = torch.randn(8, 3, 4, 4)
+    ys = {"seg": (x[:, 0] > 0).long(), "depth": x[:, 1].clone()}
+    batches = [
+        (x[:4], {k: v[:4] for k, v in ys.items()}),
+        (x[4:], {k: v[4:] for k, v in ys.items()}),
+    ]
+
+    class _Squeeze(nn.Module):
+        def forward(self, z):
+            return z[:, 0]
+
+    model = HardSharing(
+        nn.Conv2d(3, 4, 1),
+        {"seg": nn.Conv2d(4, 2, 1), "depth": nn.Sequential(nn.Conv2d(4, 1, 1), _Squeeze())},
+    )
+    tasks = [Task("seg", "dense"), Task("depth", "dense")]
+    trainer = Trainer(model, tasks, monitor=monitor, max_epochs=1, device="cpu", progress=False)
+    with pytest.raises(ValueError, match=rf"monitor .*reports only {reports}"):
+        trainer.fit(batches, batches)
+    assert not hasattr(trainer, "step_") or trainer.step_ == 0
+    good = ("depth", "mae") if monitor[0] == "depth" else ("seg", "accuracy")
+    Trainer(model, tasks, monitor=good, max_epochs=1, device="cpu", progress=False).fit(
+        batches, batches
+    )

@@ -436,18 +436,21 @@ class Task:
             table["f1"] = partial(mt.f1, average="macro", labels=np.arange(n_classes))
         return table
 
-    def metric_names(self) -> tuple[str, ...]:
+    def metric_names(self, target: Tensor | None = None) -> tuple[str, ...]:
         """Names of the metrics :meth:`evaluate` reports.
 
         A ``dense`` task with the default metrics reports ``accuracy`` for an
-        integer target and ``mse, mae`` for a floating one: all three are listed.
+        integer target and ``mse, mae`` for a floating one: all three are listed,
+        unless ``target`` (some of the task's targets) says which.
         """
         if isinstance(self.metrics, Mapping):
             return tuple(self.metrics)
         if self.metrics is not None:
             return tuple(self.metrics)
         if self.kind == "dense":
-            return ("accuracy", "mse", "mae")
+            if target is None:
+                return ("accuracy", "mse", "mae")
+            return ("mse", "mae") if torch.is_floating_point(target) else ("accuracy",)
         return tuple(_DEFAULT_METRICS[self.kind])
 
     @torch.no_grad()

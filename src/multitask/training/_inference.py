@@ -77,12 +77,13 @@ def per_task_loaders(loaders: Mapping, tasks: Mapping[str, Any]) -> Mapping:
     return loaders
 
 
-def check_val_targets(tasks: Mapping[str, Any], loader) -> None:
+def check_val_targets(tasks: Mapping[str, Any], loader) -> dict[str, Tensor]:
     """The validation targets that can be had without loading the data
     (:func:`targets_at_hand`), checked when ``fit`` starts with
     :meth:`~multitask.nn.Task.check_scorable`: data that the first evaluation would
     refuse (a binary task of one class under AUC, an invalid label) fails before any
-    training, naming the task. Other loaders are checked by that first evaluation."""
+    training, naming the task. Other loaders are checked by that first evaluation.
+    Returns the targets found (flattened), by task."""
     reported = [t for t, task in tasks.items() if not getattr(task, "auxiliary", False)]
     if isinstance(loader, Mapping):
         found = {}
@@ -98,6 +99,7 @@ def check_val_targets(tasks: Mapping[str, Any], loader) -> None:
             raise ValueError(
                 f"the validation data cannot be scored (checked before training): {e}"
             ) from e
+    return found
 
 
 def evaluate(model, tasks, loader, device) -> dict[str, dict[str, float]]:

@@ -97,12 +97,14 @@ class ModelSelector:
         self.last_score = math.nan  # of the latest update (a ReduceLROnPlateau's metric)
         self.last_step = -1  # of the latest update
 
-    def check_tasks(self, tasks: Mapping[str, object]) -> None:
+    def check_tasks(self, tasks: Mapping[str, object], targets: Mapping | None = None) -> None:
         """Raise, before any training, if the monitor cannot score these tasks' metrics.
 
         ``tasks`` maps names to :class:`multitask.nn.Task` s (``auxiliary``,
-        ``metric_names()``).
+        ``metric_names()``); ``targets``: validation targets at hand, by task, which say
+        which metrics a dense task reports (``accuracy`` for classes, ``mse, mae`` else).
         """
+        targets = targets or {}
         reported = {t: task for t, task in tasks.items() if not getattr(task, "auxiliary", False)}
         if self.monitor != "delta":
             task, metric = self.monitor
@@ -111,12 +113,14 @@ class ModelSelector:
                 raise ValueError(
                     f"monitor {self.monitor}: {task!r} {why}; reported tasks: {list(reported)}"
                 )
-            names = reported[task].metric_names()
+            names = reported[task].metric_names(targets.get(task))
             if metric not in names:
                 raise ValueError(f"monitor {self.monitor}: task {task!r} reports only {names}")
             pairs = [(task, metric)]
         else:
-            pairs = [(t, m) for t, task in reported.items() for m in task.metric_names()]
+            pairs = [
+                (t, m) for t, task in reported.items() for m in task.metric_names(targets.get(t))
+            ]
         unknown = sorted({m for _, m in pairs if m not in self.directions})
         if unknown:
             raise ValueError(

@@ -385,8 +385,8 @@ class Trainer(MicroSteps, Checkpointing):
         self._labels = LabelCheck(self.tasks, self._src.trained)
         self._selector = ModelSelector(self.monitor, self.early_stopping, self.higher_is_better)
         if val is not None:
-            check_val_targets(self.tasks, val)  # (a dict of loaders: its keys too)
-            self._selector.check_tasks(self.tasks)
+            found = check_val_targets(self.tasks, val)  # (a dict of loaders: its keys too)
+            self._selector.check_tasks(self.tasks, found)
             if isinstance(val, Mapping) and self.monitor != "delta" and self.monitor[0] not in val:
                 raise ValueError(
                     f"monitor {self.monitor}: the validation dict has no loader for task "
