@@ -401,3 +401,55 @@ def test_fit_on_cuda_then_predict_on_cpu(tmp_path, method):
     expected = model.predict(pd.read_csv(wide))
     np.testing.assert_allclose(got["y2"], expected["y2"], rtol=1e-6)
     assert np.isfinite(got["y2"]).all()
+
+
+@pytest.mark.parametrize(
+    ("ids", "asked", "slope"),
+    [
+        (["01", "02", "2A"], "02", -3.0),  # text ids: "02" alone would read as the number 2
+        (["1.5", "2.0", "3.0"], "2.0", -3.0),  # float ids: 2.0 alone reads as whole
+        (["1.5", "2.0", "3.0"], "2", -3.0),  # the same number written as an integer
+        (["1", "2", "3"], "2.0", -3.0),  # integer ids, asked as a float
+    ],
+)
+def test_predict_names_the_tasks_as_at_fit(tmp_path, ids, asked, slope):
+    """Task ids keep the form of the training column (text, integer or float), whatever
+    type the values of the table to predict would infer on their own."""
+    rng = np.random.default_rng(0)
+    slopes = dict(zip(ids, (1.0, slope, 5.0), strict=True))
+    x = rng.normal(size=120)
+    t = np.repeat(ids, 40)
+    y = np.array([slopes[i] for i in t]) * x + 0.01 * rng.normal(size=120)
+    pd.DataFrame({"t": t, "x": x, "y": y}).to_csv(tmp_path / "train.csv", index=False)
+    r = _invoke(
+        "fit", tmp_path / "train.csv", "--task-col", "t", "--target", "y",
+        "--method", "independent", "--alpha", "1e-6", "--out", tmp_path / "m",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    (tmp_path / "rows.csv").write_text(f"t,x\n{asked},1.0\n{asked},-2.0\n")
+    r = _invoke("predict", tmp_path / "m", tmp_path / "rows.csv", "--out", tmp_path / "p.csv")
+    assert r.exit_code == 0, r.output
+    got = pd.read_csv(tmp_path / "p.csv")["y"].to_numpy()
+    np.testing.assert_allclose(got, [slope, -2 * slope], atol=0.05)
+
+
+def test_an_unseen_task_is_predicted_by_the_mean_model_with_a_warning(tmp_path):
+    from multitask.tabular import load_model
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=60)
+    t = np.repeat(["a", "b"], 30)
+    pd.DataFrame({"t": t, "x": x, "y": np.where(t == "a", 1.0, 3.0) * x}).to_csv(
+        tmp_path / "train.csv", index=False
+    )
+    r = _invoke(
+        "fit", tmp_path / "train.csv", "--task-col", "t", "--target", "y",
+        "--method", "independent", "--alpha", "1e-6", "--out", tmp_path / "m",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    model = load_model(tmp_path / "m")
+    with pytest.warns(
+        UserWarning, match=r"1 rows name tasks the model was not fitted on \(\['c'\]"
+    ):
+        got = model.predict(pd.DataFrame({"t": ["c", "a"], "x": [1.0, 1.0]}))["y"].to_numpy()
+    np.testing.assert_allclose(got, [2.0, 1.0], atol=0.05)

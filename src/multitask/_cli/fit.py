@@ -187,8 +187,8 @@ def predict(
 
     try:
         model = load_model(model_dir)
-        # categorical features as text, as at fit: "1" must not become 1.0
-        frame = read_table(data, text_columns=model.features.categorical)
+        # categorical features (and text task ids) as text, as at fit: "1" must not be 1.0
+        frame = read_table(data, text_columns=model.text_columns())
         predictions = model.predict(frame)
         write_table(predictions, out)
     except _ERRORS as exc:

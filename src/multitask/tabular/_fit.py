@@ -34,6 +34,7 @@ from multitask.tabular._linear import (
     LINEAR_METHODS,
     LinearTabularModel,
     linear_estimator,
+    task_form,
     task_text,
 )
 from multitask.tabular._model import TabularModel, write_json
@@ -272,7 +273,8 @@ def _fit_linear(frame, features: list[str], opts: FitOptions):
     labelled = frame[~pd.isna(frame[target])].reset_index(drop=True)
     if labelled.empty:
         raise ValueError(f"target {target!r} has no value in any row")
-    tasks = task_text(labelled[opts.task_col])
+    form = task_form(labelled[opts.task_col])
+    tasks = task_text(labelled[opts.task_col], form)
     train, test = task_split(tasks, opts.test_size, opts.seed)
     tr = labelled.iloc[train]
     pre = FeaturePreprocessor.fit(tr[features])
@@ -298,7 +300,7 @@ def _fit_linear(frame, features: list[str], opts: FitOptions):
                 )
     est.fit(X, y)
     model = LinearTabularModel.from_estimator(
-        pre, enc, opts.method, est, {"task_col": opts.task_col}
+        pre, enc, opts.method, est, {"task_col": opts.task_col, "task_form": form}
     )
     model.estimator_ = est  # the in-process estimator, for comparison; never saved
     te = labelled.iloc[test].reset_index(drop=True)

@@ -14,6 +14,7 @@ Task ids are compared as text (``str(value)``), so ``1`` in a CSV file and
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -75,11 +76,32 @@ def linear_estimator(method: str, kind: str, task_col: str, alpha=None, beta=Non
     return cls(**params)
 
 
-def task_text(values) -> np.ndarray:
-    """Task ids as text (object array); a missing id is an error.
+#: how a task column names its tasks, saved with a model so that a table to predict, whose
+#: own values would infer another type, reads the same names
+TASK_FORMS = ("text", "int", "float")
 
-    Whole numbers stored as floats read as integers (``1.0`` is ``"1"``): a Parquet file
-    (or a CSV column pandas reads as floats) names the same task as a CSV of integers.
+
+def task_form(values) -> str:
+    """``"text"`` (strings: ``"01"`` stays ``"01"``), ``"int"`` (integers, or floats all whole:
+    ``1.0`` is ``"1"``, so a Parquet column names the same tasks as a CSV of integers) or
+    ``"float"`` (other numbers: ``2.0`` is ``"2.0"``)."""
+    import pandas as pd
+
+    values = pd.Series(values)
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return "text"
+    if pd.api.types.is_integer_dtype(values):
+        return "int"
+    whole = values.dropna().to_numpy(dtype=np.float64)
+    return "int" if np.all(np.mod(whole, 1) == 0) else "float"
+
+
+def task_text(values, form: str | None = None) -> np.ndarray:
+    """Task ids as text (object array) in ``form`` (:func:`task_form` of ``values`` when
+    None; a model passes the form of its training column); a missing id is an error.
+
+    A value that ``form`` cannot read (text under a numeric form, ``2.5`` under ``"int"``)
+    keeps its own text: it names no task of the model.
     """
     import pandas as pd
 
@@ -89,9 +111,18 @@ def task_text(values) -> np.ndarray:
         raise ValueError(
             f"the task column has a missing value at row {row}; every row needs a task"
         )
-    if pd.api.types.is_float_dtype(values) and np.all(np.mod(values.to_numpy(), 1) == 0):
-        values = values.astype(np.int64)
-    return values.astype(str).to_numpy(dtype=object)
+    form = task_form(values) if form is None else form
+    if form == "text":
+        return values.astype(str).to_numpy(dtype=object)
+    numbers = pd.to_numeric(values, errors="coerce").astype(np.float64).to_numpy()
+    out = values.astype(str).to_numpy(dtype=object)
+    ok = np.isfinite(numbers)
+    if form == "int":
+        ok &= np.mod(np.where(ok, numbers, 0.0), 1) == 0
+        out[ok] = [str(int(v)) for v in numbers[ok]]
+    else:
+        out[ok] = [str(float(v)) for v in numbers[ok]]
+    return out
 
 
 class LinearTabularModel(TabularModel):
@@ -125,6 +156,12 @@ class LinearTabularModel(TabularModel):
     def task_col(self) -> str:
         return self.config["task_col"]
 
+    def text_columns(self) -> list[str]:
+        """The columns to read as text from a CSV to predict: the categorical features, and
+        the task column when its ids are text (``"02"`` must not read as the number 2)."""
+        text = self.config.get("task_form") == "text"
+        return [*super().text_columns(), *([self.task_col] if text else [])]
+
     def _scores(self, frame) -> dict[str, np.ndarray]:
         if self.task_col not in frame.columns:
             raise ValueError(
@@ -136,7 +173,18 @@ class LinearTabularModel(TabularModel):
         coef = np.asarray(self.config["coef"], dtype=np.float64).reshape(len(tasks), -1)
         intercept = np.asarray(self.config["intercept"], dtype=np.float64)
         lookup = {t: i for i, t in enumerate(tasks)}
-        codes = np.array([lookup.get(t, -1) for t in task_text(frame[self.task_col])], np.intp)
+        ids = task_text(frame[self.task_col], self.config.get("task_form"))  # (older: None)
+        codes = np.array([lookup.get(t, -1) for t in ids], np.intp)
+        if (codes < 0).any():
+            unseen = sorted(set(ids[codes < 0]))
+            warnings.warn(
+                f"{int((codes < 0).sum())} rows name tasks the model was not fitted on "
+                f"({unseen[:5]}{' ...' if len(unseen) > 5 else ''}; its tasks are "
+                f"{list(tasks[:5])}{' ...' if len(tasks) > 5 else ''}): predicted by the mean "
+                "of the tasks' models",
+                UserWarning,
+                stacklevel=3,
+            )
         coef = np.vstack([coef, coef.mean(0)])  # -1 indexes the mean model
         intercept = np.append(intercept, intercept.mean())
         rows = np.einsum("ij,ij->i", X, coef[codes]) + intercept[codes]

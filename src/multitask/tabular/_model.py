@@ -71,6 +71,12 @@ class TabularModel:
 
     half = ""
 
+    def text_columns(self) -> list[str]:
+        """The columns to read as text from a CSV to predict (as at fit): the categorical
+        features, whose level ``"1"`` would read as the number 1.0 in a file with no other
+        text in that column."""
+        return list(self.features.categorical)
+
     def __init__(self, features: FeaturePreprocessor, targets, method: str, config: dict):
         self.features = features
         self.targets = list(targets)
