@@ -25,7 +25,14 @@ from scipy.special import expit
 from ._data_products import data_forward
 from ._gram_products import gram_forward, gram_product
 
-__all__ = ["Logistic", "Quadratic", "dual_norm", "gap_from_parts", "newton_intercept"]
+__all__ = [
+    "Logistic",
+    "Quadratic",
+    "dual_norm",
+    "gap_certifies",
+    "gap_from_parts",
+    "newton_intercept",
+]
 
 #: penalties of the form ``alpha * norm(W)`` whose ``alpha_max(G)`` is the dual norm of ``G``
 _NORM_PENALTIES = frozenset({"L1", "L21", "L1Inf", "TraceNorm"})
@@ -44,6 +51,44 @@ def dual_norm(penalty, G):
     if type(penalty).__name__ in _NORM_PENALTIES and getattr(penalty, "n_components", 1) == 1:
         return float(penalty.alpha_max(G))
     return None
+
+
+#: rounding error of a computed dual norm of the gradient, in units of ``eps`` times its
+#: value at zero (a generous bound: sums over many rows of mixed signs)
+_DUAL_NORM_ROUNDING = 1e4
+
+
+def gap_certifies(penalty, grad0, tol):
+    """True when the duality gap of the rescaled residual can certify the relative ``tol``.
+
+    The dual point of :func:`gap_from_parts` is the residual times ``s = alpha / dn`` (``dn``
+    the dual norm of the gradient, ``alpha`` once optimal). At ``alpha = 0`` it is zero and
+    the relative gap is 1 at every point, the optimum included. For a tiny ``alpha`` the
+    rounding error of ``dn``, about ``eps * dn(grad0)``, leaves ``1 - s`` of about
+    ``eps * dn(grad0) / alpha`` at the optimum, and the relative gap of least squares is
+    about ``(1 - s)^2``: it cannot fall below ``tol`` once ``alpha`` is under
+    ``eps * dn(grad0) / sqrt(tol)`` (with the margin :data:`_DUAL_NORM_ROUNDING`). Solvers
+    then stop on the prox-gradient mapping or the subdifferential distance instead.
+
+    Parameters
+    ----------
+    penalty : Penalty
+    grad0 : ndarray of shape (n_features, n_tasks)
+        Datafit gradient at ``W = 0`` (no intercept, or centred).
+    tol : float
+        Relative tolerance the solver must certify.
+
+    Returns
+    -------
+    bool
+        False also where the penalty's dual norm is unknown (no gap at all).
+    """
+    dn = dual_norm(penalty, grad0)
+    if dn is None or not penalty.alpha > 0:
+        return False
+    eps = np.finfo(float).eps
+    floor = _DUAL_NORM_ROUNDING * eps * dn / np.sqrt(max(float(tol), eps))
+    return bool(penalty.alpha >= floor)
 
 
 def gap_from_parts(W, F, ry, grad, penalty):

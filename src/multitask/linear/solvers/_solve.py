@@ -6,7 +6,7 @@ import logging
 
 import numpy as np
 
-from ..datafits import Quadratic
+from ..datafits import Quadratic, gap_certifies
 from .admm import admm, admm_applies, admm_pays
 from .bcd import _KERNEL_KINDS, bcd
 from .fista import fista
@@ -81,11 +81,18 @@ def _sparse_start_pays(datafit, penalty):
     return 2 * p * T + k * k < 0.5 * p * p
 
 
-def _admm_wanted(datafit, penalty, smooth, b0, fit_intercept):
-    """:func:`.admm.admm_applies`, and no fixed non-zero intercept (``b0`` with
-    ``fit_intercept=False``, which ADMM's Gram form leaves out)."""
+def _admm_wanted(datafit, penalty, smooth, b0, fit_intercept, tol):
+    """:func:`.admm.admm_applies`, no fixed non-zero intercept (``b0`` with
+    ``fit_intercept=False``, which ADMM's Gram form leaves out), and for the squared loss
+    with a norm penalty an ``alpha`` at which ADMM's duality gap can certify ``tol``
+    (:func:`~multitask.linear.datafits.gap_certifies`; FISTA's mapping criterion below)."""
     fixed_b = not fit_intercept and b0 is not None and np.any(b0)
-    return _AUTO_ADMM and admm_applies(datafit, penalty, smooth) and not fixed_b
+    if not (_AUTO_ADMM and admm_applies(datafit, penalty, smooth) and not fixed_b):
+        return False
+    if isinstance(datafit, Quadratic) and getattr(penalty, "n_components", 1) == 1:
+        df = datafit.centered() if fit_intercept else datafit
+        return gap_certifies(penalty, df.gradient_at_zero(), tol)
+    return True
 
 
 def solve(
@@ -131,7 +138,7 @@ def solve(
     if solver not in ("auto", "fista", "bcd", "admm"):
         raise ValueError(f"solver={solver!r} is not one of 'auto', 'fista', 'bcd', 'admm'.")
     name, use_gram = choose_solver(datafit, penalty, smooth, n_solves)
-    wanted = name == "fista" and _admm_wanted(datafit, penalty, smooth, b0, fit_intercept)
+    wanted = name == "fista" and _admm_wanted(datafit, penalty, smooth, b0, fit_intercept, tol)
     if solver == "auto" and wanted and admm_pays(datafit, fit_intercept):
         name = "admm"
     if solver != "auto":

@@ -6,7 +6,7 @@ import logging
 
 import numpy as np
 
-from ..datafits import Quadratic, gap_from_parts
+from ..datafits import Quadratic, gap_certifies, gap_from_parts
 from ._result import SolverResult, check_penalty, final_gap, gradient_scale, initial_point
 from .fista import fista
 
@@ -52,7 +52,8 @@ def bcd(
     b0 : ndarray of shape (n_tasks,), optional
     fit_intercept : bool, default=True
     tol : float, default=1e-8
-        Stop when the relative duality gap (quadratic loss, norm penalty) or the largest row
+        Stop when the relative duality gap (quadratic loss, norm penalty, where it certifies
+        ``tol``: :func:`~multitask.linear.datafits.gap_certifies`) or the largest row
         subdifferential distance relative to ``max_j ||grad0[j]||`` is below ``tol``.
     max_iter : int, default=100
         Outer (working-set) iterations.
@@ -86,8 +87,12 @@ def bcd(
     profile = fit_intercept and hasattr(datafit, "centered")
     df = datafit.centered() if profile else datafit
     joint_b = fit_intercept and not profile
+    # the duality gap where it certifies tol; at alpha = 0 (or tiny) the rescaled dual point
+    # is useless: the subdifferential distance outside, FISTA's mapping inside
+    use_gap = not joint_b and isinstance(df, Quadratic)
+    use_gap = use_gap and gap_certifies(penalty, df.gradient_at_zero(), tol)
     kind = _KERNEL_KINDS.get(type(penalty).__name__)
-    kernel = kind is not None and isinstance(df, Quadratic)
+    kernel = kind is not None and use_gap  # the kernel's working-set solve stops on the gap
     scale = None  # gradient scale at zero, only needed without a duality gap
     cache = _GramCache(df) if kernel else None
     crit, history, it, gap = np.inf, [], 0, None
@@ -100,7 +105,7 @@ def bcd(
         if joint_b:
             b = df.intercept_optimal(W, b)
         S = _linear_sparse(df, W)
-        crit, obj, grad, scale, gap = _outer_crit(df, W, b, S, penalty, scale, joint_b)
+        crit, obj, grad, scale, gap = _outer_crit(df, W, b, S, penalty, scale, joint_b, use_gap)
         history.append(obj)
         logger.debug("bcd outer %d: crit=%.3g, support=%d", it, crit, _support(W).size)
         if crit <= tol:
@@ -131,7 +136,7 @@ def bcd(
     converged = crit <= tol
     if not converged:
         logger.warning("bcd did not converge: stop_crit=%.3g > tol=%.3g", crit, tol)
-    if gap is None and not joint_b:  # else the last outer iteration's gap is at this W
+    if gap is None and use_gap:  # else the last outer iteration's gap is at this W
         gap = final_gap(df, W, df.linear(W), penalty)
     return SolverResult(
         W, b, it, float(objective), float(crit), bool(converged), tuple(history), dual_gap=gap
@@ -163,9 +168,9 @@ def _linear_sparse(df, W):
     return S
 
 
-def _outer_crit(df, W, b, S, penalty, scale, joint_b):
+def _outer_crit(df, W, b, S, penalty, scale, joint_b, use_gap):
     """(stopping criterion, objective, datafit gradient, scale, absolute gap or None)."""
-    if not joint_b and hasattr(df, "gap_at"):
+    if use_gap:
         gap, grad = df.gap_at(W, S, penalty, return_grad=True)
         if gap is not None:
             crit = max(gap[0], 0.0) / max(gap[1], np.finfo(float).tiny)

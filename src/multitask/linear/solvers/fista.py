@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from ..datafits import gap_certifies
 from ._fista_affine import iterate_affine, uses_kernels
 from ._metric import jacobi_metric
 from ._result import (
@@ -100,8 +101,10 @@ def fista(
         Differentiable penalties folded into the datafit.
     tol : float, default=1e-8
         Stop when the relative duality gap ``gap / primal`` (quadratic loss with a norm
-        penalty) or the prox-gradient mapping norm relative to the datafit gradient norm at
-        zero falls below ``tol``.
+        penalty whose ``alpha`` is large enough for the gap to certify ``tol``:
+        :func:`~multitask.linear.datafits.gap_certifies`, not at ``alpha = 0``) or the
+        prox-gradient mapping norm relative to the datafit gradient norm at zero falls
+        below ``tol``.
     max_iter : int, default=10000
     gap_freq : int, default=10
         Iterations between duality-gap evaluations.
@@ -159,9 +162,11 @@ def fista(
     if not fit_intercept:
         b = b if b0 is not None else np.zeros(datafit.n_tasks)
     problem = _Smooth(df, smooth, n_comp, joint_b)
+    scale, grad0 = _gradient_scale(problem, X, b)
     use_gap = not problem.smooth and n_comp == 1 and not joint_b and hasattr(df, "gap_at")
     use_gap = use_gap and df.gap_at(X, problem.state(X), penalty) is not None
-    scale = _gradient_scale(problem, X, b)
+    # alpha = 0 (or tiny): the rescaled dual point is useless, stop on the mapping instead
+    use_gap = use_gap and gap_certifies(penalty, grad0, tol)
     if precondition not in ("auto", True, False):
         raise ValueError(f"precondition={precondition!r} is not one of 'auto', True, False.")
     affine = _fixed_step_affine(problem, backtracking, lipschitz)
@@ -241,11 +246,12 @@ def _sufficient_decrease(problem, x_new, b_new, S_new, fy, gy, gby, dx, db, L, s
 
 
 def _gradient_scale(problem, X, b):
-    """Norm of the datafit gradient at zero (the problem scale for the mapping criterion)."""
+    """Norm of the datafit gradient at zero (the problem scale for the mapping criterion),
+    and that gradient."""
     zero = np.zeros_like(X)
     g, gb = problem.gradient(zero, b, problem.state(zero))
     gb = float(np.linalg.norm(gb)) if problem.joint_b else 0.0
-    return gradient_scale(float(np.linalg.norm(g)), gb)
+    return gradient_scale(float(np.linalg.norm(g)), gb), g
 
 
 def _iterate(
