@@ -193,6 +193,9 @@ def _bad(tmp_path: Path, case: str) -> tuple[list, str]:
     if case == "lonely_task":
         _small_long(long_, lonely=True)
         return ["fit", long_, "--task-col", "t", "--target", "y"], "task 'c' has 1 labelled row"
+    if case == "no_held_out_row":  # 10 rows a task hold out floor(0.05 x 10) = 0
+        args = ["fit", long_, "--task-col", "t", "--target", "y", "--test-size", "0.05"]
+        return args, "no task has a held-out row: each holds out floor(0.05 x its rows)"
     if case == "bad_kind":
         return ["fit", wide, *deep, "--kind", "y1"], "write COLUMN=KIND"
     if case == "bad_precision":
@@ -209,7 +212,7 @@ def _bad(tmp_path: Path, case: str) -> tuple[list, str]:
     [
         "unknown_method", "unknown_balancer", "missing_column", "one_class", "empty",
         "not_utf8", "not_a_table", "inf_target", "lonely_task", "bad_kind", "bad_precision",
-        "bad_schedule", "bad_clip",
+        "bad_schedule", "bad_clip", "no_held_out_row",
     ],
 )  # fmt: skip
 def test_bad_input_fails_clearly_and_writes_nothing(tmp_path, case):

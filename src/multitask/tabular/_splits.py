@@ -35,6 +35,13 @@ def task_split(tasks: np.ndarray, test_size: float, seed: int):
         n_test = min(int(np.floor(test_size * len(rows))), len(rows) - 2)
         test.append(rows[:n_test])
         train.append(rows[n_test:])
+    if not any(len(rows) for rows in test):
+        need = max(int(np.ceil(1 / test_size)), 3)  # floor(test_size n) >= 1, n - 2 >= 1
+        raise ValueError(
+            f"no task has a held-out row: each holds out floor({test_size} x its rows), keeping "
+            f"2 for training, and the largest of the {len(labels)} tasks has {counts.max()} "
+            f"rows; raise --test-size or give some task at least {need} rows"
+        )
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
