@@ -85,6 +85,16 @@ def test_report_on_missing_file(tmp_path):
     assert "does not exist" in result.output
 
 
+def test_report_on_a_folder_or_to_a_folder(tmp_path):
+    result = runner.invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 2 and "is a folder; give the results.jsonl" in result.output
+    (tmp_path / "results.jsonl").write_text("")
+    (tmp_path / "adir").mkdir()
+    result = runner.invoke(app, ["report", str(tmp_path / "results.jsonl"), "--out",
+                                 str(tmp_path / "adir")])  # fmt: skip
+    assert result.exit_code == 2 and "is a folder, not a file" in result.output
+
+
 # ------------------------------------------------------- bench / report on a toy grid
 class _Toy:
     half = "linear"

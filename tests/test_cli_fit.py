@@ -456,3 +456,61 @@ def test_an_unseen_task_is_predicted_by_the_mean_model_with_a_warning(tmp_path):
     ):
         got = model.predict(pd.DataFrame({"t": ["c", "a"], "x": [1.0, 1.0]}))["y"].to_numpy()
     np.testing.assert_allclose(got, [2.0, 1.0], atol=0.05)
+
+
+def test_out_paths_that_cannot_be_written_fail_before_any_work(tmp_path):
+    _small_long(tmp_path / "long.csv")
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir").mkdir()
+    fit = ["fit", tmp_path / "long.csv", "--task-col", "t", "--target", "y"]
+    r = _invoke(*fit, "--out", tmp_path / "afile" / "model")
+    assert r.exit_code == 2 and "lies under" in r.output and "which is a file" in r.output
+    r = _invoke(*fit, "--method", "independent", "--out", tmp_path / "m")
+    assert r.exit_code == 0, r.output
+    for out, message in ((tmp_path / "adir", "is a folder, not a file"),
+                         (tmp_path / "afile" / "p.csv", "which is a file")):  # fmt: skip
+        r = _invoke("predict", tmp_path / "m", tmp_path / "long.csv", "--out", out)
+        assert r.exit_code == 2 and message in r.output, r.output
+        assert "Traceback" not in r.output
+
+
+def test_bad_seed_is_named(tmp_path):
+    _small_long(tmp_path / "long.csv")
+    r = _invoke("fit", tmp_path / "long.csv", "--task-col", "t", "--target", "y", "--seed", "-1",
+                "--out", tmp_path / "m")  # fmt: skip
+    assert r.exit_code == 2 and "--seed must be a non-negative integer, got -1" in r.output
+
+
+def test_written_files_have_the_usual_mode(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        _small_long(tmp_path / "long.csv")
+        r = _invoke("fit", tmp_path / "long.csv", "--task-col", "t", "--target", "y",
+                    "--method", "independent", "--out", tmp_path / "m")  # fmt: skip
+        assert r.exit_code == 0, r.output
+        for suffix in ("csv", "parquet"):
+            out = tmp_path / f"p.{suffix}"
+            r = _invoke("predict", tmp_path / "m", tmp_path / "long.csv", "--out", out)
+            assert r.exit_code == 0, r.output
+            assert stat.S_IMODE(out.stat().st_mode) == 0o644
+        for name in ("model.json", "metrics.json", "report.html"):
+            assert stat.S_IMODE((tmp_path / "m" / name).stat().st_mode) == 0o644
+    finally:
+        os.umask(old)
+
+
+def test_ctrl_c_during_fit_says_nothing_was_written(tmp_path, monkeypatch):
+    import multitask.tabular
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt("fit interrupted (SIGINT) after step 3")
+
+    monkeypatch.setattr(multitask.tabular, "fit_table", interrupted)
+    _small_long(tmp_path / "long.csv")
+    r = _invoke("fit", tmp_path / "long.csv", "--task-col", "t", "--target", "y",
+                "--out", tmp_path / "m")  # fmt: skip
+    assert r.exit_code == 130
+    assert "interrupted (Ctrl-C): nothing was written" in r.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import NoReturn
 
 import typer
@@ -15,3 +16,19 @@ def fail(message: str, code: int = 2) -> NoReturn:
     """Print ``message`` as an error on stderr and exit with ``code``."""
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def check_out(path: Path, folder: bool) -> None:
+    """A ValueError, before any work, for an ``--out`` that cannot be written: a file where a
+    folder is wanted (or the reverse), or a path under an existing file."""
+    what = "folder" if folder else "file"
+    if path.exists() and path.is_dir() != folder:
+        other = "file" if folder else "folder"
+        raise ValueError(f"--out {path} is a {other}, not a {what}; choose another --out")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(
+                    f"--out {path} lies under {parent}, which is a file; choose another --out"
+                )
+            break

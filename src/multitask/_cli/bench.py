@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from multitask._cli._common import console, fail
+from multitask._cli._common import check_out, console, fail
 
 
 def bench(
@@ -54,8 +54,7 @@ def bench(
             raise ValueError(f"--jobs must be >= 1, got {jobs}")
         if seeds is not None and seeds < 1:
             raise ValueError(f"--seeds must be >= 1, got {seeds}")
-        if out.exists() and not out.is_dir():
-            raise ValueError(f"--out {out} is a file, not a folder; choose another --out")
+        check_out(out, folder=True)
         chosen_seeds = list(range(seeds)) if seeds is not None else None
         rows = _run_with_progress(spec, out, methods, chosen_seeds, jobs)
         report = write_report(
@@ -143,11 +142,14 @@ def report(
     """Write the HTML report of a results.jsonl file."""
     from multitask.bench import write_report
 
+    if results.is_dir():
+        fail(f"{results} is a folder; give the results.jsonl file that `multitask bench` wrote")
     if not results.is_file():
         fail(f"{results} does not exist")
     try:
+        check_out(out, folder=False)
         path = write_report(results, out)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         fail(str(exc))
     console.print(f"report: {path}")
 

@@ -12,9 +12,10 @@ from typing import Annotated
 
 import typer
 
-from multitask._cli._common import console, fail
+from multitask._cli._common import check_out, console, fail
 
-_ERRORS = (ValueError, FloatingPointError)
+#: what a command reports as ``error:`` (exit 2); OSError: an output it cannot write
+_ERRORS = (ValueError, FloatingPointError, OSError)
 
 
 def _parse_kinds(kinds: list[str] | None) -> dict[str, str]:
@@ -131,10 +132,13 @@ def fit(
         ignore=tuple(ignore or ()),
     )
     try:
+        check_out(out, folder=True)  # before the training, not after it
         frame = read_table(data)
         result = fit_table(frame, options, out=out, dataset=data.name.split(".")[0])
     except _ERRORS as exc:
         fail(str(exc))
+    except KeyboardInterrupt:  # the trainer stopped at a step boundary (Ctrl-C)
+        fail(f"interrupted (Ctrl-C): nothing was written, {out} is as it was", code=130)
     console.print(_metrics_table(result.metrics))
     sel = result.metrics.get("selection")
     if sel:
@@ -186,6 +190,7 @@ def predict(
     from multitask.tabular import load_model, read_table, write_table
 
     try:
+        check_out(out, folder=False)
         model = load_model(model_dir)
         # categorical features (and text task ids) as text, as at fit: "1" must not be 1.0
         frame = read_table(data, text_columns=model.text_columns())

@@ -207,6 +207,8 @@ def _check_options(opts: FitOptions) -> None:
             raise ValueError(f"--kind {name}={kind}: unknown kind; use one of {list(KINDS)}")
     if not 0.0 < opts.test_size < 1.0:
         raise ValueError(f"--test-size must be in (0, 1), got {opts.test_size}")
+    if isinstance(opts.seed, bool) or not isinstance(opts.seed, int) or opts.seed < 0:
+        raise ValueError(f"--seed must be a non-negative integer, got {opts.seed!r}")
     if not 0.0 <= opts.val_size < 1.0:
         raise ValueError(f"--val-size must be in [0, 1), got {opts.val_size}; 0 turns it off")
     if opts.patience is not None and opts.patience < 1:

@@ -15,6 +15,8 @@ from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from multitask._atomic import atomic_path, file_mode
+
 __all__ = ["read_table", "staged_dir", "write_table"]
 
 _PARQUET = (".parquet", ".pq")
@@ -153,19 +155,12 @@ def write_table(frame, path: str | os.PathLike) -> Path:
     written with full precision, so reading them back gives the same numbers).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         if _kind_of(path) == "parquet":
             frame.to_parquet(tmp, index=False)
         else:
             compression = _COMPRESSION.get(path.suffix.lower())  # the name says, not tmp's
             frame.to_csv(tmp, index=False, compression=compression)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -185,16 +180,9 @@ def staged_dir(out: str | os.PathLike) -> Iterator[Path]:
     try:
         yield stage
         out.mkdir(exist_ok=True)
-        mode = _file_mode()
+        mode = file_mode()
         for item in sorted(stage.iterdir()):
             item.chmod(mode)  # temporary files are private (0600); give the usual mode
             os.replace(item, out / item.name)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-
-
-def _file_mode() -> int:
-    """``0o666`` less the process umask (the mode ``open`` would give a new file)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask

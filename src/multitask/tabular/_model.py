@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from scipy.special import expit
 
+from multitask._atomic import atomic_path
 from multitask.tabular._features import FeaturePreprocessor
 from multitask.tabular._targets import TargetEncoder
 
@@ -41,14 +41,8 @@ def _json_safe(value):
 def write_json(data: dict, path: str | os.PathLike) -> Path:
     """Write ``data`` as indented JSON through a temporary file and a rename."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(_json_safe(data), fh, indent=1, allow_nan=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
+        json.dump(_json_safe(data), fh, indent=1, allow_nan=False)
     return path
 
 
