@@ -88,7 +88,10 @@ def cvx_mean_regularized(pen, W):
 
 
 def cvx_graph_regularized(pen, W):
-    return pen.alpha * cp.sum_squares(W @ pen.R) + pen.beta * cp.sum_squares(W)
+    # ||W C||^2 with C C^T = L, the graph Laplacian (L = R R^T)
+    lam, V = np.linalg.eigh(pen.laplacian_matrix().toarray())
+    C = V * np.sqrt(np.clip(lam, 0.0, None))
+    return pen.alpha * cp.sum_squares(W @ C) + pen.beta * cp.sum_squares(W)
 
 
 CVX_PENALTIES = {

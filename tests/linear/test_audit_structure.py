@@ -56,6 +56,47 @@ def test_sparse_adjacency_equals_dense():
     np.testing.assert_allclose(sparse.coef_, dense.coef_, atol=1e-12)
 
 
+def test_default_complete_graph_equals_mean_regularized_and_scales_in_tasks():
+    """The complete graph's penalty is ``alpha T sum_t ||w_t - w_mean||^2``: the fit equals
+    MeanRegularized(T alpha) (closed form), with the explicit all-ones adjacency as a second
+    oracle; on 300 tasks no dense (T, T (T - 1) / 2) incidence (108 MB) is formed."""
+    import tracemalloc
+
+    complete = ml.GraphRegularizedRegressor(alpha=0.3, task_col=0).fit(XL, Y)
+    ones = np.ones((T, T)) - np.eye(T)
+    explicit = ml.GraphRegularizedRegressor(alpha=0.3, graph=ones, task_col=0).fit(XL, Y)
+    mean = ml.MeanRegularizedRegressor(alpha=0.3 * T, task_col=0).fit(XL, Y)
+    np.testing.assert_allclose(complete.coef_, mean.coef_, atol=1e-9)
+    np.testing.assert_allclose(explicit.coef_, mean.coef_, atol=1e-9)
+    rng = np.random.default_rng(4)
+    many = 300
+    task = np.repeat(np.arange(many), 4)
+    F = rng.standard_normal((task.size, 3))
+    y = F.sum(1) + rng.standard_normal(task.size)
+    tracemalloc.start()
+    try:
+        big = ml.GraphRegularizedRegressor(alpha=1.0, task_col=0).fit(np.column_stack([task, F]), y)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 2**20
+    ref = ml.MeanRegularizedRegressor(alpha=float(many), task_col=0)
+    ref.fit(np.column_stack([task, F]), y)
+    np.testing.assert_allclose(big.coef_, ref.coef_, atol=1e-8)
+
+
+def test_square_adjacency_of_the_wrong_size_names_the_expected_shape():
+    # a (2, 2) numeric array with 3 tasks was read as an edge list ("an edge more than once")
+    with pytest.raises(ValueError, match=r"shape \(2, 2\); expected \(3, 3\)"):
+        ml.GraphRegularizedRegressor(graph=np.ones((2, 2)), task_col=0).fit(XL, Y)
+    with pytest.raises(ValueError, match=r"expected \(3, 3\)"):
+        ml.GraphRegularizedRegressor(graph=sp.csr_matrix(np.ones((2, 2))), task_col=0).fit(XL, Y)
+    # a (2, 2) numeric array that is a valid edge list of 3 tasks stays one
+    chain = ml.GraphRegularizedRegressor(graph=np.array([[0, 1], [1, 2]]), task_col=0).fit(XL, Y)
+    listed = ml.GraphRegularizedRegressor(graph=[(0, 1), (1, 2)], task_col=0).fit(XL, Y)
+    np.testing.assert_allclose(chain.coef_, listed.coef_, atol=1e-12)
+
+
 @pytest.mark.parametrize(
     "graph",
     [[[0, 1, 1], [1, 0, 1], [1, 1, 0]], [(0, 1, 2.0)], ["ab"]],

@@ -98,3 +98,60 @@ def test_graph_regularized_accepts_sparse_R():
     W = np.random.default_rng(33).standard_normal((2, 3))
     dense = P.GraphRegularized(R, 0.5, 0.1)
     assert P.GraphRegularized(sparse.csr_matrix(R), 0.5, 0.1).value(W) == dense.value(W)
+
+
+def _dense_incidence_penalty(R, alpha, beta, W):
+    """The penalty computed from a dense incidence matrix ``R`` (the old path): value,
+    gradient and Lipschitz constant."""
+    value = alpha * np.sum((W @ R) ** 2) + beta * np.sum(W**2)
+    grad = 2 * alpha * W @ R @ R.T + 2 * beta * W
+    return value, grad, 2 * (alpha * np.linalg.norm(R, ord=2) ** 2 + beta)
+
+
+@pytest.mark.parametrize("kind", ["adjacency", "sparse", "edges", "complete"])
+def test_graph_penalty_from_the_laplacian_matches_the_dense_incidence(kind):
+    from scipy import sparse
+
+    rng = np.random.default_rng(34)
+    T = 7
+    A = np.triu(rng.uniform(0.0, 2.0, (T, T)) * (rng.uniform(size=(T, T)) < 0.5), 1)
+    A = A + A.T
+    edges = np.argwhere(np.triu(A, 1) > 0)
+    if kind == "complete":
+        A = np.ones((T, T)) - np.eye(T)
+        pen = P.GraphRegularized.complete(T, 0.7, 0.2)
+    elif kind == "adjacency":
+        pen = P.GraphRegularized(laplacian=P.laplacian_from_adjacency(A), alpha=0.7, beta=0.2)
+    elif kind == "sparse":
+        L = P.laplacian_from_adjacency(sparse.csr_matrix(A))
+        pen = P.GraphRegularized(laplacian=L, alpha=0.7, beta=0.2)
+    else:
+        A = (A > 0).astype(float)
+        pen = P.GraphRegularized(laplacian=P.laplacian_from_edges(edges, T), alpha=0.7, beta=0.2)
+    R = P.graph_matrix_from_adjacency(A)
+    W = rng.standard_normal((4, T))
+    value, grad, lipschitz = _dense_incidence_penalty(R, 0.7, 0.2, W)
+    assert pen.value(W) == pytest.approx(value, rel=1e-12)
+    np.testing.assert_allclose(pen.gradient(W), grad, rtol=1e-12, atol=1e-12)
+    assert pen.lipschitz() == pytest.approx(lipschitz, rel=1e-12)
+    np.testing.assert_allclose(pen.laplacian_matrix().toarray(), R @ R.T, atol=1e-12)
+
+
+def test_complete_graph_is_mean_regularized_times_n_tasks():
+    # sum_{s<t} ||w_s - w_t||^2 = T sum_t ||w_t - w_mean||^2 (closed form)
+    W = np.random.default_rng(35).standard_normal((3, 9))
+    graph, mean = P.GraphRegularized.complete(9, 0.4, 0.1), P.MeanRegularized(9 * 0.4, 0.1)
+    assert graph.value(W) == pytest.approx(mean.value(W), rel=1e-12)
+    np.testing.assert_allclose(graph.gradient(W), mean.gradient(W), rtol=1e-12, atol=1e-12)
+    assert graph.lipschitz() >= mean.lipschitz() * (1 - 1e-12)  # 2 (alpha T + beta): exact
+
+
+def test_graph_penalty_keeps_the_laplacian_sparse_for_a_sparse_graph():
+    # a chain on 20,000 tasks: the dense incidence (T, T - 1) would take 3.2 GB
+    T = 20_000
+    edges = np.column_stack([np.arange(T - 1), np.arange(1, T)])
+    pen = P.GraphRegularized(laplacian=P.laplacian_from_edges(edges, T), alpha=1.0)
+    W = np.random.default_rng(36).standard_normal((2, T))
+    assert pen.value(W) == pytest.approx(np.sum(np.diff(W, axis=1) ** 2), rel=1e-12)
+    assert 4.0 - 1e-3 <= pen.lipschitz() / 2 <= 4.0 * (1 + 1e-5)  # lambda_max -> 4 (path)
+    assert pen.laplacian_matrix().nnz == 3 * T - 2

@@ -52,46 +52,73 @@ class _GraphRegularized(MultiTaskLinearModel):
     def _make_penalty(self, data):
         from multitask.linear.penalties import GraphRegularized
 
-        R = task_graph_matrix(self.graph, data.tasks)
-        return None, [GraphRegularized(R, self.alpha, self.beta)]
+        L = task_graph_laplacian(self.graph, data.tasks)
+        if L is None:  # the complete graph: an operator, never a (T, T) or larger matrix
+            return None, [GraphRegularized.complete(data.n_tasks, self.alpha, self.beta)]
+        return None, [GraphRegularized(laplacian=L, alpha=self.alpha, beta=self.beta)]
 
 
-def task_graph_matrix(graph, tasks):
-    """Graph matrix ``R`` (n_tasks, n_edges) with ``||W R||_F^2 = sum a_st ||w_s - w_t||^2``.
+def task_graph_laplacian(graph, tasks):
+    """Sparse graph Laplacian ``L`` with ``tr(W L W^T) = sum a_st ||w_s - w_t||^2``, or
+    None for the complete graph (``graph=None``).
 
     Parameters
     ----------
-    graph : ndarray of shape (n_tasks, n_tasks), sequence of label pairs, or None
+    graph : ndarray of shape (n_tasks, n_tasks), scipy sparse matrix, sequence of label
+        pairs, or None
     tasks : ndarray of shape (n_tasks,)
         Sorted task labels.
     """
-    from multitask.linear.penalties import graph_matrix_from_adjacency, graph_matrix_from_edges
+    from multitask.linear.penalties import laplacian_from_adjacency, laplacian_from_edges
 
     n_tasks = len(tasks)
     if graph is None:
-        return graph_matrix_from_adjacency(np.ones((n_tasks, n_tasks)) - np.eye(n_tasks))
+        return None
+    expected = (n_tasks, n_tasks)
     if sparse.issparse(graph):
-        graph = graph.toarray()
+        if graph.shape != expected:
+            raise ValueError(_shape_message(graph.shape, n_tasks))
+        return laplacian_from_adjacency(graph)
     # an array of task labels (not numbers) is an edge list, whatever its shape: with two
     # tasks a (2, 2) array of labels was read as an adjacency matrix
     matrix = isinstance(graph, np.ndarray) and graph.dtype.kind in "biuf"
     if matrix and graph.ndim == 2 and graph.shape[1] != 2:
-        if graph.shape != (n_tasks, n_tasks):
+        if graph.shape != expected:
+            raise ValueError(_shape_message(graph.shape, n_tasks))
+        return laplacian_from_adjacency(graph)
+    if matrix and graph.shape == expected:
+        return laplacian_from_adjacency(graph)
+    try:
+        edges = _edge_list(graph, tasks)
+    except ValueError as err:
+        if matrix and graph.ndim == 2 and graph.shape[0] == graph.shape[1]:
+            # a square numeric array of the wrong size: most likely an adjacency matrix
             raise ValueError(
-                f"the task adjacency matrix has shape {graph.shape}; expected "
-                f"({n_tasks}, {n_tasks}), one row per fitted task (sorted labels)."
-            )
-        return graph_matrix_from_adjacency(graph)
-    if matrix and graph.shape == (n_tasks, n_tasks):
-        return graph_matrix_from_adjacency(graph)
+                f"{_shape_message(graph.shape, n_tasks)} Read as an edge list it fails: {err}"
+            ) from None
+        raise
+    return laplacian_from_edges(edges, n_tasks)
+
+
+def _shape_message(shape, n_tasks):
+    return (
+        f"the task adjacency matrix has shape {tuple(shape)}; expected "
+        f"({n_tasks}, {n_tasks}), one row per fitted task (sorted labels)."
+    )
+
+
+def _edge_list(graph, tasks):
+    """Task codes of an edge list, shape (n_edges, 2), each edge checked."""
     edges = [_edge_codes(edge, tasks) for edge in graph]
     pairs = [tuple(sorted(e)) for e in edges]
+    if any(s == t for s, t in pairs):
+        raise ValueError("an edge joins a task to itself; drop self-loops")
     if len(set(pairs)) < len(pairs):  # the graph is undirected: (s, t) and (t, s) are one edge
         raise ValueError(
             "the task graph lists an edge more than once (s, t and t, s are the same edge); "
             "give each edge once, or an adjacency matrix for other weights"
         )
-    return graph_matrix_from_edges(np.asarray(edges, dtype=np.intp).reshape(-1, 2), n_tasks)
+    return np.asarray(edges, dtype=np.intp).reshape(-1, 2)
 
 
 def _edge_codes(edge, tasks):

@@ -11,7 +11,13 @@ See ``docs/penalties.md``.
 from . import clustered
 from ._base import Penalty, RowSeparablePenalty, SmoothPenalty
 from ._dirty import Dirty
-from ._graph import GraphRegularized, graph_matrix_from_adjacency, graph_matrix_from_edges
+from ._graph import (
+    GraphRegularized,
+    graph_matrix_from_adjacency,
+    graph_matrix_from_edges,
+    laplacian_from_adjacency,
+    laplacian_from_edges,
+)
 from ._l1 import L1
 from ._l1inf import L1Inf
 from ._l21 import L21
@@ -40,4 +46,6 @@ __all__ = [
     "clustered",
     "graph_matrix_from_adjacency",
     "graph_matrix_from_edges",
+    "laplacian_from_adjacency",
+    "laplacian_from_edges",
 ]
