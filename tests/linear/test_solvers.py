@@ -253,3 +253,26 @@ def test_fista_backtracking_from_a_too_small_lipschitz_estimate(loss):
     assert res.objective == pytest.approx(ref.objective, rel=1e-9)
     assert res.converged and np.all(np.isfinite(res.history))
     assert len(res.history) == res.n_iter  # backtracking active: one record per iteration
+
+
+def test_bcd_inner_fista_budget_logs_no_warning_on_a_converged_fit(caplog):
+    # the working-set FISTA stops at its epoch budget as a matter of course; it logged
+    # "fista did not converge" at WARNING (printed on stderr) for a fit that converged
+    import logging
+
+    from multitask.linear import L1InfRegressor
+
+    rng = np.random.default_rng(13)
+    task = np.repeat([0, 1, 2], [40, 60, 30])
+    F = rng.standard_normal((task.size, 70))
+    y = (F * rng.standard_normal((70, 3)).T[task]).sum(1) + 0.3
+    y = y + 0.5 * rng.standard_normal(task.size)
+    F = F * np.logspace(-1, 1, 70)  # columns of scales 0.1 .. 10
+    with caplog.at_level(logging.WARNING, logger="multitask"):
+        est = L1InfRegressor(alpha=0.03, task_col=0).fit(np.column_stack([task, F]), y)
+    assert est.stop_crit_ <= est.tol
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    X_list = [F[task == t] for t in range(3)]
+    y_list = [y[task == t] for t in range(3)]
+    _, _, best = solve_reference(X_list, y_list, L1Inf(0.03))
+    assert abs(est.objective_ - best) <= 1e-6 * abs(best)
