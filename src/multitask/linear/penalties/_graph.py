@@ -13,6 +13,22 @@ from scipy import sparse
 from ._base import SmoothPenalty, check_strength
 
 
+def _edge_list(edges, n_tasks: int, weights) -> tuple[np.ndarray, np.ndarray]:
+    """``edges`` as an ``(n_edges, 2)`` integer array of task indices and their weights
+    (ones when None), checked: indices in ``[0, n_tasks)``, no self-loop, one weight an edge."""
+    edges = np.asarray(edges).reshape(-1, 2) if np.size(edges) else np.zeros((0, 2), int)
+    if not np.issubdtype(edges.dtype, np.integer):
+        raise ValueError(f"edges must be pairs of integer task indices, got dtype {edges.dtype}")
+    if edges.size and (edges.min() < 0 or edges.max() >= n_tasks):
+        raise ValueError(f"edges name tasks outside [0, {n_tasks}); check n_tasks")
+    if np.any(edges[:, 0] == edges[:, 1]):
+        raise ValueError("an edge joins a task to itself; drop self-loops")
+    weights = np.ones(len(edges)) if weights is None else np.asarray(weights, dtype=float)
+    if weights.shape != (len(edges),):
+        raise ValueError(f"weights must have shape ({len(edges)},), got {weights.shape}")
+    return edges, weights
+
+
 def graph_matrix_from_edges(edges, n_tasks: int, weights=None) -> np.ndarray:
     """Task-graph matrix ``R`` of shape ``(n_tasks, n_edges)`` from an edge list.
 
@@ -28,16 +44,7 @@ def graph_matrix_from_edges(edges, n_tasks: int, weights=None) -> np.ndarray:
     weights : array-like of shape (n_edges,), default=None
         Edge weights ``c_e`` (all ones when None).
     """
-    edges = np.asarray(edges).reshape(-1, 2) if np.size(edges) else np.zeros((0, 2), int)
-    if not np.issubdtype(edges.dtype, np.integer):
-        raise ValueError(f"edges must be pairs of integer task indices, got dtype {edges.dtype}")
-    if edges.size and (edges.min() < 0 or edges.max() >= n_tasks):
-        raise ValueError(f"edges name tasks outside [0, {n_tasks}); check n_tasks")
-    if np.any(edges[:, 0] == edges[:, 1]):
-        raise ValueError("an edge joins a task to itself; drop self-loops")
-    weights = np.ones(len(edges)) if weights is None else np.asarray(weights, dtype=float)
-    if weights.shape != (len(edges),):
-        raise ValueError(f"weights must have shape ({len(edges)},), got {weights.shape}")
+    edges, weights = _edge_list(edges, n_tasks, weights)
     R = np.zeros((n_tasks, len(edges)))
     cols = np.arange(len(edges))
     R[edges[:, 0], cols] = weights
@@ -72,16 +79,7 @@ def laplacian_from_edges(edges, n_tasks: int, weights=None) -> sparse.csr_array:
         Edge weights ``a_e >= 0`` (all ones when None); the weight multiplies the squared
         distance (the squares of :func:`graph_matrix_from_edges`'s ``c_e``).
     """
-    edges = np.asarray(edges).reshape(-1, 2) if np.size(edges) else np.zeros((0, 2), int)
-    if not np.issubdtype(edges.dtype, np.integer):
-        raise ValueError(f"edges must be pairs of integer task indices, got dtype {edges.dtype}")
-    if edges.size and (edges.min() < 0 or edges.max() >= n_tasks):
-        raise ValueError(f"edges name tasks outside [0, {n_tasks}); check n_tasks")
-    if np.any(edges[:, 0] == edges[:, 1]):
-        raise ValueError("an edge joins a task to itself; drop self-loops")
-    weights = np.ones(len(edges)) if weights is None else np.asarray(weights, dtype=float)
-    if weights.shape != (len(edges),):
-        raise ValueError(f"weights must have shape ({len(edges)},), got {weights.shape}")
+    edges, weights = _edge_list(edges, n_tasks, weights)
     i, j = edges[:, 0], edges[:, 1]
     adjacency = sparse.coo_array(
         (np.concatenate([weights, weights]), (np.concatenate([i, j]), np.concatenate([j, i]))),
