@@ -134,3 +134,30 @@ def test_a_scalar_sample_weight_is_no_weighting():
     est = ml.GroupLassoRegressorCV(task_col=0, cv=3, n_alphas=4).fit(XL, Y, sample_weight=2.0)
     np.testing.assert_allclose(est.cv_scores_, ref.cv_scores_, rtol=1e-7)
     assert est.alpha_ == ref.alpha_
+
+
+@pytest.mark.parametrize(
+    ("params", "error", "match"),
+    [
+        ({"alphas": 0.1}, ValueError, r"alphas=0.1 .*1-D"),  # AxisError from np.sort before
+        ({"alphas": [0.1, np.nan]}, ValueError, "finite"),
+        ({"alphas": ["a"]}, ValueError, "numbers"),
+        ({"cv": "5"}, TypeError, "cv='5'"),  # str.split was called as a splitter's
+        ({"cv": True}, TypeError, "cv=True"),
+        ({"cv": 1}, ValueError, "cv=1"),
+    ],
+)
+def test_bad_alphas_and_cv_name_the_parameter(params, error, match):
+    with pytest.raises(error, match=match):
+        ml.GroupLassoRegressorCV(task_col=0, **params).fit(XL, Y)
+
+
+def test_refit_on_an_array_drops_the_feature_names_of_a_dataframe_fit():
+    import pandas as pd
+
+    df = pd.DataFrame(XL, columns=["t", "a", "b", "c"])
+    cv = ml.GroupLassoRegressorCV(task_col="t", n_alphas=3, cv=3).fit(df, Y)
+    assert list(cv.feature_names_in_) == ["t", "a", "b", "c"]
+    cv.set_params(task_col=0).fit(XL, Y)
+    assert not hasattr(cv, "feature_names_in_")
+    assert not hasattr(cv.best_estimator_, "feature_names_in_")

@@ -120,3 +120,30 @@ def test_one_column_y_in_long_format_is_the_target_vector(column):
     assert est.predict(FRAME).shape == (N,)
     with pytest.raises(ValueError, match="in long format y is 1-D"):
         ml.GroupLassoRegressor(task_col="task").fit(FRAME, np.column_stack([Y, Y]))
+
+
+@pytest.mark.parametrize(("name", "value"), [("fit_intercept", "False"), ("warm_start", 1)])
+def test_flags_must_be_bool(name, value):
+    # fit_intercept="False" is truthy and was silently read as True
+    est = ml.GroupLassoRegressor(task_col="task", **{name: value})
+    with pytest.raises(TypeError, match=f"{name}={value!r}"):
+        est.fit(FRAME, Y)
+    assert not hasattr(est, "coef_")
+    flag = ml.GroupLassoRegressor(task_col="task", fit_intercept=np.bool_(False)).fit(FRAME, Y)
+    np.testing.assert_array_equal(flag.intercept_, 0.0)
+
+
+def test_refit_without_a_gap_drops_the_earlier_dual_gap():
+    # an ADMM fit (badly scaled features) reports dual_gap_; a FISTA refit (none) kept it
+    rng = np.random.default_rng(0)
+    task = np.repeat([0, 1, 2], 30)
+    F = rng.standard_normal((90, 3))
+    yc = (F[:, 0] + rng.standard_normal(90) > 0).astype(int)
+    X = np.column_stack([task, F])
+    scaled = X.copy()
+    scaled[:, 1] *= 1e3
+    est = ml.TraceNormClassifier(task_col=0, alpha=0.01).fit(scaled, yc)
+    assert hasattr(est, "dual_gap_")
+    est.fit(X, yc)
+    fresh = ml.TraceNormClassifier(task_col=0, alpha=0.01).fit(X, yc)
+    assert hasattr(est, "dual_gap_") == hasattr(fresh, "dual_gap_") is False

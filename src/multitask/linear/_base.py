@@ -37,6 +37,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from multitask.linear._centering import center_features, uncenter_intercept
 from multitask.linear._validation import (
     FitData,
+    check_bool,
     check_solver_params,
     check_strength,
     check_task_sizes,
@@ -118,6 +119,8 @@ class MultiTaskLinearModel(BaseEstimator):
 
     def _check_params(self):
         check_solver_params(self.tol, self.max_iter)
+        for name in ("fit_intercept", "warm_start"):
+            check_bool(getattr(self, name), name)
         if self.unseen_task not in ("mean", "error"):
             raise ValueError(
                 f"unseen_task={self.unseen_task!r}; use 'mean' (predict a new task "
@@ -209,6 +212,9 @@ class MultiTaskLinearModel(BaseEstimator):
         self._W_internal = W
         W_model = W.sum(0) if W.ndim == 3 else W
         self.coef_ = np.ascontiguousarray(W_model.T)
+        # a refit that does not produce an attribute of an earlier fit drops it
+        for name in ("coef_components_", "dual_gap_"):
+            self.__dict__.pop(name, None)
         if W.ndim == 3:
             self.coef_components_ = np.ascontiguousarray(np.transpose(W, (0, 2, 1)))
         self.intercept_ = np.asarray(result.intercept, dtype=np.float64).reshape(-1)

@@ -218,16 +218,45 @@ def _fold_path(estimator, X, y, sample_weight, train, test, alphas, scoring):
 
 
 def _check_grid(alphas, n_alphas, eps):
-    """Raise before any work if the automatic grid is ill-defined."""
+    """Raise before any work if the grid (given or automatic) is ill-defined."""
     if alphas is not None:
+        if isinstance(alphas, (str, bytes)) or np.ndim(alphas) != 1:
+            raise ValueError(
+                f"alphas={alphas!r} is not allowed; pass a 1-D sequence of values "
+                "(alphas=[0.1] for one), or alphas=None for the automatic grid."
+            )
         if np.size(alphas) == 0:
             raise ValueError("alphas is empty; pass at least one value, or alphas=None.")
+        try:
+            values = np.asarray(alphas, dtype=float)
+        except (TypeError, ValueError):
+            raise ValueError(f"alphas={alphas!r} must hold numbers >= 0.") from None
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"alphas={alphas!r} must hold finite numbers >= 0.")
         return
     if not isinstance(n_alphas, (int, np.integer)) or isinstance(n_alphas, bool) or n_alphas < 1:
         raise ValueError(f"n_alphas={n_alphas!r} is not allowed; it must be an integer >= 1.")
     if not isinstance(eps, (int, float, np.integer, np.floating)) or not 0 < eps <= 1:
         raise ValueError(
             f"eps={eps!r} is not allowed; eps = alpha_min / alpha_max must be in (0, 1]."
+        )
+
+
+def _check_cv(cv):
+    """Raise before any work unless ``cv`` is an int >= 2, a splitter or an iterable of
+    (train, test) splits (a string has ``split`` and is iterable, and was taken for both)."""
+    if isinstance(cv, (str, bytes)) or isinstance(cv, (bool, np.bool_)):
+        raise TypeError(
+            f"cv={cv!r} is not allowed; pass an int (the number of folds, e.g. cv=5), a "
+            "splitter such as GroupKFold(), or an iterable of (train, test) index arrays."
+        )
+    if isinstance(cv, (numbers.Integral, np.integer)):
+        if cv < 2:
+            raise ValueError(f"cv={cv!r} is not allowed; an int cv must be >= 2 folds.")
+    elif not hasattr(cv, "split") and not hasattr(cv, "__iter__"):
+        raise TypeError(
+            f"cv={cv!r} is not allowed; pass an int >= 2, a splitter with a split method, "
+            "or an iterable of (train, test) index arrays."
         )
 
 
@@ -261,6 +290,7 @@ def search_alpha(
     """Run the cross-validated path; return ``(alphas, scores (n_folds, n_alphas))``."""
     y = np.asarray(y)
     _check_grid(alphas, n_alphas, eps)
+    _check_cv(cv)
     _check_before_folds(estimator, X, y, sample_weight, alphas)
     if alphas is None:
         alphas = alpha_grid(estimator, X, y, sample_weight, n_alphas=n_alphas, eps=eps)
@@ -338,6 +368,8 @@ class _CVMixin:
         ):
             if hasattr(est, name):
                 setattr(self, name, getattr(est, name))
+            else:  # an attribute of an earlier fit (a DataFrame's names) must not stay
+                self.__dict__.pop(name, None)
         return self
 
     def predict(self, X):

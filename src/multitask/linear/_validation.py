@@ -14,6 +14,7 @@ from sklearn.utils.multiclass import check_classification_targets
 
 __all__ = [
     "FitData",
+    "check_bool",
     "check_solver_params",
     "check_strength",
     "encode_binary",
@@ -68,6 +69,19 @@ def check_strength(value, name):
     if not numeric or not np.isfinite(value) or value < 0:
         raise ValueError(f"{name}={value!r} is not allowed; {name} must be a finite number >= 0.")
     return float(value)
+
+
+def check_bool(value, name):
+    """Check that a flag is a bool (``np.bool_`` too), as scikit-learn's ``"boolean"``.
+
+    Raises
+    ------
+    TypeError
+        For anything else: the string ``"False"`` is truthy and was read as True.
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}={value!r} is not allowed; {name} must be True or False.")
+    return bool(value)
 
 
 def check_solver_params(tol, max_iter):
