@@ -16,3 +16,14 @@ def real_data(monkeypatch):
         pytest.skip("real datasets not found: set MULTITASK_DATA to the shared datasets folder")
     monkeypatch.setenv("MULTITASK_DATA", str(root))
     return root
+
+
+@pytest.fixture
+def one_thread():
+    """torch in one thread for the test: the machine's cores are the test workers'."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -17,13 +17,8 @@ OUTPUTS = ("model.json", "model.pt", "metrics.json", "report.html")
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def _one_thread(one_thread):
+    """The CLI's deep fits in one thread (the suite's ``one_thread``)."""
 
 
 def _invoke(*args: str):

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "file_mode"]
+__all__ = ["atomic_path", "file_in_the_way", "file_mode"]
 
 
 def file_mode() -> int:
@@ -18,6 +18,15 @@ def file_mode() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return 0o666 & ~mask
+
+
+def file_in_the_way(path: str | os.PathLike) -> Path | None:
+    """The nearest existing folder-or-file above ``path`` when it is a file (nothing can be
+    written under it), else None."""
+    for parent in Path(path).parents:
+        if parent.exists():
+            return None if parent.is_dir() else parent
+    return None
 
 
 @contextmanager

@@ -27,14 +27,6 @@ from multitask.nn.aggregation import (
 torch.set_num_threads(1)
 
 
-@pytest.fixture(params=["host", "device"])
-def path(request, monkeypatch):
-    """The CPU's numpy / Python-float host paths, and the torch (device) code forced on the CPU."""
-    if request.param == "device":
-        monkeypatch.setattr(_solvers, "use_host", lambda G, host: bool(host))
-    return request.param
-
-
 VARIANTS = {
     **{name: cls for name, cls in AGGREGATORS.items()},
     **{f"imtl_g-{m}": (lambda m=m: IMTLG(method=m)) for m in ("eigh", "iterative")},

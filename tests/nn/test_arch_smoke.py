@@ -186,11 +186,8 @@ def _run(name, spec, device):
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def _one_thread(one_thread):
+    """The balancer smoke tests in one thread (the suite's ``one_thread``)."""
 
 
 @pytest.mark.parametrize("spec", _balancers())

@@ -9,17 +9,9 @@ import math
 import pytest
 import torch
 
-from multitask.nn.aggregation import AGGREGATORS, GradVac, NashMTL, _solvers
+from multitask.nn.aggregation import AGGREGATORS, GradVac, NashMTL
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture(params=["host", "device"])
-def path(request, monkeypatch):
-    """Run on the CPU's numpy host path and on the torch (device) code forced on the CPU."""
-    if request.param == "device":
-        monkeypatch.setattr(_solvers, "use_host", lambda G, host: bool(host))
-    return request.param
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

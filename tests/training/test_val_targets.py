@@ -108,16 +108,28 @@ def test_a_task_missing_from_some_batches_is_not_judged_on_the_rest():
     assert len(set(ys["b"][8:].tolist())) == 2
     trainer = _trainer().fit(DataLoader(Rows(*_rows(0)), batch_size=8), val)
     assert trainer.step_ == 18
+    _assert_scores(trainer, val, {"b": (x[8:], ys["b"][8:]), "r": (x, ys["r"])})
+
+
+def _assert_scores(trainer, val, rows):
+    """The trainer's evaluation of ``val`` equals each task's own metrics on ``rows``."""
+    trainer.model.eval()
+    with torch.no_grad():
+        for t, (x, y) in rows.items():
+            want = trainer.tasks[t].evaluate(trainer.model(x)[t], y)
+            np.testing.assert_allclose(list(trainer.evaluate(val)[t].values()), list(want.values()))
 
 
 def test_labels_valid_for_the_metrics_pass():
     """Two classes, NaN for missing labels, a constant regression target under its default
-    metrics (MSE, MAE: defined), integer multiclass labels: no error, training runs."""
+    metrics (MSE, MAE: defined): no error, training runs, and they are scored."""
     x, ys = _rows(1, 16)
     ys["b"][:5] = float("nan")
     ys["r"] = torch.full((16,), 2.0)
     trainer = _trainer().fit(DataLoader(Rows(*_rows(0)), batch_size=8), [(x, ys)])
     assert trainer.step_ == 18
+    kept = ~torch.isnan(ys["b"])
+    _assert_scores(trainer, [(x, ys)], {"b": (x[kept], ys["b"][kept]), "r": (x, ys["r"])})
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,8 @@ from typing import NoReturn
 import typer
 from rich.console import Console
 
+from multitask._atomic import file_in_the_way
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -25,10 +27,8 @@ def check_out(path: Path, folder: bool) -> None:
     if path.exists() and path.is_dir() != folder:
         other = "file" if folder else "folder"
         raise ValueError(f"--out {path} is a {other}, not a {what}; choose another --out")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ValueError(
-                    f"--out {path} lies under {parent}, which is a file; choose another --out"
-                )
-            break
+    blocked = file_in_the_way(path)
+    if blocked is not None:
+        raise ValueError(
+            f"--out {path} lies under {blocked}, which is a file; choose another --out"
+        )

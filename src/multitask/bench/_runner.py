@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from multitask._atomic import file_in_the_way
 from multitask.bench._results import RunResult, atomic_write_text, write_results
 from multitask.bench._suite import Suite, write_suite_record
 
@@ -238,12 +239,12 @@ def run(
 
 def _make_folder(path: Path) -> None:
     """``mkdir -p path``; a ValueError that says why when it cannot be (a file in the way)."""
-    for part in (path, *path.parents):
-        if part.exists() and not part.is_dir():
-            raise ValueError(
-                f"output folder {path.parent}: {part} is a file, not a folder; "
-                "choose another output folder"
-            )
+    blocked = path if path.exists() and not path.is_dir() else file_in_the_way(path)
+    if blocked is not None:
+        raise ValueError(
+            f"output folder {path.parent}: {blocked} is a file, not a folder; "
+            "choose another output folder"
+        )
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

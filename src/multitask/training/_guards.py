@@ -52,10 +52,8 @@ def check_loss_floor(
     others' 0, which is then not checked."""
     if not isinstance(balancer, LossWeighting) or balancer.loss_floor() is None:
         return
-    seen = names
-    if present is not None and getattr(balancer, "drops_absent_rows", False):
-        seen = [t for t in names if t in present]
-    losses = [values.get(t, 0.0) if t in seen else math.inf for t in names]
+    skip = present is not None and getattr(balancer, "drops_absent_rows", False)
+    losses = [math.inf if skip and t not in present else values.get(t, 0.0) for t in names]
     below = floor_violations(balancer, losses)
     if below:
         raise ValueError(f"{floor_message(balancer, below, names)} ({where})")

@@ -104,14 +104,13 @@ class MicroSteps:
         read = stacked.tolist()  # one sync: losses, labelled counts, sums of device batches
         values = dict(zip(drawn, read[: len(drawn)], strict=True))
         n = 2 * len(drawn) + len(later)
+        n_labelled = dict(zip(drawn, read[len(drawn) : 2 * len(drawn)], strict=True))
+        labelled = {t for t, k in n_labelled.items() if k > 0}
         with self._stopping():
             if later:  # a NaN input explains a NaN loss: first
                 check_probes(later, read[2 * len(drawn) : n], self._where())
             check_absent_tasks(self.balancer, drawn, list(self.tasks), self._where())
             check_finite_losses(values, seen, self.tasks, self._where())
-        n_labelled = dict(zip(drawn, read[len(drawn) : 2 * len(drawn)], strict=True))
-        labelled = {t for t, k in n_labelled.items() if k > 0}
-        with self._stopping():
             check_loss_floor(
                 self.balancer, values, self.model.task_names, self._where(), present=labelled
             )
