@@ -80,3 +80,38 @@ class CrashAt(Callback):
     def on_step(self, record):
         if record.step == self.step:
             raise Crashed
+
+
+def fit_two_heads(make_loader, checkpoint_dir=None, callbacks=(), resume=False):
+    """Parameters after a 2-epoch fit of :class:`TwoHeads` (dropout 0.3: a shifted global
+    RNG changes the result) on ``make_loader()``, checkpointing every step when given a
+    ``checkpoint_dir``."""
+    from multitask.training import Trainer
+
+    torch.manual_seed(0)
+    model = TwoHeads(dropout=0.3)
+    trainer = Trainer(
+        model,
+        regression_tasks(),
+        lr=0.05,
+        max_epochs=2,
+        seed=3,
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_every=1 if checkpoint_dir else None,
+        callbacks=list(callbacks),
+        device="cpu",
+        progress=False,
+    )
+    trainer.fit(make_loader(), resume=resume)
+    return flat_params(model)
+
+
+def crash_and_resume(make_loader, crash, tmp_path):
+    """Parameters of an uninterrupted :func:`fit_two_heads` run, and of one crashed after
+    step ``crash`` and resumed from its checkpoint in ``tmp_path``: ``(resumed, reference)``."""
+    import pytest
+
+    reference = fit_two_heads(make_loader)
+    with pytest.raises(Crashed):
+        fit_two_heads(make_loader, tmp_path, [CrashAt(crash)])
+    return fit_two_heads(make_loader, tmp_path, resume=True), reference

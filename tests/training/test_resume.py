@@ -13,6 +13,7 @@ from _training_helpers import (
     CrashAt,
     Crashed,
     TwoHeads,
+    crash_and_resume,
     flat_params,
     loader,
     regression_data,
@@ -228,40 +229,13 @@ class _Stream(IterableDataset):
         return (self.data[i] for i in range(len(self.data)))
 
 
-def _crash_and_resume(make_loader, crash, tmp_path):
-    """Parameters of an uninterrupted 2-epoch run, and of one crashed after ``crash``."""
-
-    def fit(checkpoint_dir=None, callbacks=(), resume=False):
-        torch.manual_seed(0)
-        model = TwoHeads(dropout=0.3)  # dropout: a shifted global RNG changes the result
-        trainer = Trainer(
-            model,
-            regression_tasks(),
-            lr=0.05,
-            max_epochs=2,
-            seed=3,
-            checkpoint_dir=checkpoint_dir,
-            checkpoint_every=1 if checkpoint_dir else None,
-            callbacks=list(callbacks),
-            device="cpu",
-            progress=False,
-        )
-        trainer.fit(make_loader(), resume=resume)
-        return flat_params(model)
-
-    reference = fit()
-    with pytest.raises(Crashed):
-        fit(tmp_path, [CrashAt(crash)])
-    return fit(tmp_path, resume=True), reference
-
-
 @pytest.mark.parametrize("crash", [3, 6])  # 4 steps per epoch: mid-epoch 0 and mid-epoch 1
 def test_iterable_dataset_with_dropout_resumes_exactly(tmp_path, crash):
     # oracle: the uninterrupted run. Creating the IterableDataset's iterator used to
     # draw from torch's global RNG again after the resumed run restored it, shifting
     # every later dropout mask
     data = regression_data(n=24)
-    resumed, reference = _crash_and_resume(
+    resumed, reference = crash_and_resume(
         lambda: DataLoader(_Stream(data), batch_size=6), crash, tmp_path
     )
     torch.testing.assert_close(resumed, reference, rtol=0, atol=1e-6)
@@ -278,7 +252,7 @@ def test_random_sampler_with_num_samples_resumes_exactly(tmp_path, replacement, 
         sampler = RandomSampler(data, replacement=replacement, num_samples=36)
         return DataLoader(data, batch_size=6, sampler=sampler)
 
-    resumed, reference = _crash_and_resume(make_loader, crash, tmp_path)
+    resumed, reference = crash_and_resume(make_loader, crash, tmp_path)
     torch.testing.assert_close(resumed, reference, rtol=0, atol=1e-6)
 
 

@@ -7,17 +7,9 @@ import warnings
 
 import pytest
 import torch
-from _training_helpers import (
-    CrashAt,
-    Crashed,
-    TwoHeads,
-    flat_params,
-    regression_data,
-    regression_tasks,
-)
+from _training_helpers import crash_and_resume, fit_two_heads, regression_data
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler, SequentialSampler
 
-from multitask.training import Trainer
 from multitask.training._batches import ResumableLoader
 
 
@@ -39,25 +31,6 @@ class MyBatchSampler(BatchSampler):
     """A BatchSampler subclass: it may order batches its own way."""
 
 
-def _fit(make_loader, checkpoint_dir=None, callbacks=(), resume=False):
-    torch.manual_seed(0)
-    model = TwoHeads(dropout=0.3)
-    trainer = Trainer(
-        model,
-        regression_tasks(),
-        lr=0.05,
-        max_epochs=2,
-        seed=3,
-        checkpoint_dir=checkpoint_dir,
-        checkpoint_every=1 if checkpoint_dir else None,
-        callbacks=list(callbacks),
-        device="cpu",
-        progress=False,
-    )
-    trainer.fit(make_loader(), resume=resume)
-    return flat_params(model)
-
-
 def test_a_custom_batch_sampler_is_warned_about_by_name():
     data = regression_data(n=24)
     with pytest.warns(UserWarning, match=r"custom batch_sampler, Buckets: resume skips batches"):
@@ -71,7 +44,7 @@ def test_the_fit_of_the_bug_report_warns_once_per_fit():
     data = regression_data(n=24)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        _fit(lambda: DataLoader(data, batch_sampler=Buckets(24, 6)))
+        fit_two_heads(lambda: DataLoader(data, batch_sampler=Buckets(24, 6)))
     messages = [str(w.message) for w in caught if "batch_sampler" in str(w.message)]
     assert len(messages) == 1 and "Buckets" in messages[0]
 
@@ -119,8 +92,5 @@ def test_a_plain_batch_sampler_over_a_random_sampler_resumes_exactly(tmp_path, c
     def make_loader():
         return DataLoader(data, batch_sampler=BatchSampler(RandomSampler(data), 6, False))
 
-    reference = _fit(make_loader)
-    with pytest.raises(Crashed):
-        _fit(make_loader, tmp_path, [CrashAt(crash)])
-    resumed = _fit(make_loader, tmp_path, resume=True)
+    resumed, reference = crash_and_resume(make_loader, crash, tmp_path)
     torch.testing.assert_close(resumed, reference, rtol=0, atol=1e-6)
