@@ -50,6 +50,31 @@ from multitask.linear._validation import (
 __all__ = ["MultiTaskClassifierMixin", "MultiTaskLinearModel", "MultiTaskRegressorMixin"]
 
 
+#: rows of a dense X scored at once: bounds the (rows, n_features) gather of their weights
+_SCORE_BLOCK = 1 << 22
+
+
+def row_scores(features, coef, codes):
+    """``features[i] . coef[codes[i]]`` for every row, in memory proportional to the input.
+
+    Sparse ``features``: one product per stored entry (``O(nnz)``). Dense: blocks of rows
+    whose gathered weights hold at most ``_SCORE_BLOCK`` numbers, not one ``(n, p)`` copy.
+    """
+    n_rows = features.shape[0]
+    if sp.issparse(features):
+        csr = sp.csr_array(features)  # duplicate entries add up, as in the matrix's product
+        row_of = np.repeat(np.arange(n_rows), np.diff(csr.indptr))
+        products = csr.data * coef[codes[row_of], csr.indices]
+        return np.bincount(row_of, weights=products, minlength=n_rows).astype(np.float64)
+    features = np.asarray(features)
+    step = max(1, _SCORE_BLOCK // max(1, features.shape[1]))
+    scores = np.empty(n_rows)
+    for start in range(0, n_rows, step):
+        block = slice(start, start + step)
+        scores[block] = np.einsum("ij,ij->i", features[block], coef[codes[block]])
+    return scores
+
+
 class MultiTaskLinearModel(BaseEstimator):
     """Shared fit / predict logic; a family only says which penalty it uses.
 
@@ -269,11 +294,7 @@ class MultiTaskLinearModel(BaseEstimator):
             codes = self._task_codes(task_values)
         coef = np.vstack([self.coef_, self.coef_.mean(0)])
         intercept = np.append(self.intercept_, self.intercept_.mean())
-        if sp.issparse(features):
-            rows = np.asarray(sp.csr_array(features).multiply(coef[codes]).sum(1)).ravel()
-        else:
-            rows = np.einsum("ij,ij->i", features, coef[codes])
-        return rows + intercept[codes]
+        return row_scores(features, coef, codes) + intercept[codes]
 
     def _task_codes(self, task_values):
         codes, _ = encode_tasks(task_values, self.tasks_)
