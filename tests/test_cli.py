@@ -13,7 +13,7 @@ def test_methods_lists_every_method_in_the_code():
     import multitask.linear as L
 
     names = {row[0] for row in catalogue()}
-    linear_names = " ".join(n for n in names)
+    linear_names = " ".join(row[4] for row in catalogue())  # the classes behind the names
     for est in L.__all__:
         family = est.removesuffix("CV").removesuffix("Regressor").removesuffix("Classifier")
         if family == "MultiTask":
@@ -33,10 +33,33 @@ def test_methods_lists_every_method_in_the_code():
     methods = {"gradient_affinity", "lookahead_affinity", "group_tasks"}
     assert methods <= set(R.__all__) and methods <= names
     assert "gradient_reversal" in names
-    assert all(paper for _, _, paper, _ in catalogue())  # every row names its source
+    assert all(paper for _, _, paper, _, _ in catalogue())  # every row names its source
     result = runner.invoke(app, ["methods"])
     assert result.exit_code == 0, result.output
     assert "mgda" in result.output and "Sener & Koltun" in result.output
+
+
+def test_methods_names_are_what_the_command_line_takes_and_point_at_the_code():
+    import importlib
+
+    from multitask.bench._linear import LinearMethod
+    from multitask.bench._registry import METHODS
+    from multitask.tabular import LINEAR_METHODS
+
+    rows = catalogue()
+    linear = {name for name, family, *_ in rows if family == "linear"}
+    assert set(LINEAR_METHODS) <= linear  # every --method name of fit --task-col is listed
+    assert {n for n, m in METHODS.items() if isinstance(m, LinearMethod)} <= linear  # and bench's
+    for name, family, _, _, python in rows:
+        if family == "linear" and name not in LINEAR_METHODS:
+            assert name[0].isupper()  # a family without a --method name shows its class
+        if family != "linear" and python == "":
+            pytest.importorskip("torch")
+        for path in python.split(", "):
+            module, attr = path.rsplit(".", 1)
+            assert hasattr(importlib.import_module(module), attr), path
+    result = runner.invoke(app, ["methods"], env={"COLUMNS": "200"})
+    assert "group_lasso" in result.output and "GroupLassoRegressor" in result.output
 
 
 def test_bench_rejects_unknown_method_and_suite(tmp_path):

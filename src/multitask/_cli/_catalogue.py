@@ -7,19 +7,22 @@ listed here, so the catalogue cannot fall behind the code.
 
 from __future__ import annotations
 
+#: (name of ``--method`` / a suite, or None; estimator families; paper; year). The name is
+#: what ``multitask fit --task-col`` and ``multitask bench`` take; tree- and graph-structured
+#: models need a task structure that a table does not hold, so they are used from Python.
 _LINEAR = [
-    ("IndependentRidge / IndependentLogistic", "single-task baseline", 0),
-    ("PooledRidge", "one model for all tasks", 0),
-    ("GroupLasso", "Obozinski, Taskar & Jordan, Statistics and Computing", 2010),
-    ("L1Inf", "Turlach, Venables & Wright, Technometrics; Quattoni et al., ICML", 2009),
-    ("SparseGroupLasso", "Simon, Friedman, Hastie & Tibshirani, JCGS", 2013),
-    ("TraceNorm", "Pong, Tseng, Ji & Ye, SIAM J. Optimization", 2010),
-    ("DirtyModel", "Jalali, Ravikumar, Sanghavi & Ruan, NIPS", 2010),
-    ("RobustMTL", "Chen, Zhou & Ye, KDD", 2011),
-    ("TreeGroupLasso", "Kim & Xing, ICML", 2010),
-    ("MeanRegularized", "Evgeniou & Pontil, KDD", 2004),
-    ("GraphRegularized", "Zhou, Chen & Ye, MALSAR (SRMTL)", 2011),
-    ("ClusteredMTL", "Jacob, Bach & Vert, NIPS 2008; Zhou, Chen & Ye, NIPS", 2011),
+    ("independent", "IndependentRidge / IndependentLogistic", "single-task baseline", 0),
+    ("pooled", "PooledRidge", "one model for all tasks", 0),
+    ("group_lasso", "GroupLasso", "Obozinski, Taskar & Jordan, Statistics and Computing", 2010),
+    ("l1inf", "L1Inf", "Turlach, Venables & Wright, Technometrics; Quattoni et al., ICML", 2009),
+    ("sparse_group_lasso", "SparseGroupLasso", "Simon, Friedman, Hastie & Tibshirani, JCGS", 2013),
+    ("trace_norm", "TraceNorm", "Pong, Tseng, Ji & Ye, SIAM J. Optimization", 2010),
+    ("dirty", "DirtyModel", "Jalali, Ravikumar, Sanghavi & Ruan, NIPS", 2010),
+    ("robust", "RobustMTL", "Chen, Zhou & Ye, KDD", 2011),
+    (None, "TreeGroupLasso", "Kim & Xing, ICML", 2010),
+    ("mean_regularized", "MeanRegularized", "Evgeniou & Pontil, KDD", 2004),
+    (None, "GraphRegularized", "Zhou, Chen & Ye, MALSAR (SRMTL)", 2011),
+    ("clustered", "ClusteredMTL", "Jacob, Bach & Vert, NIPS 2008; Zhou, Chen & Ye, NIPS", 2011),
 ]
 
 DEEP_NAMES = {
@@ -83,12 +86,54 @@ OTHER_NAMES = {
 }
 
 
-def catalogue() -> list[tuple[str, str, str, int]]:
-    """Rows (name, family, paper, year) of every method."""
+def _python_names() -> dict[tuple[str, str], str]:
+    """(family, name) -> the class or function behind a deep name (empty without torch)."""
+    try:
+        from multitask.nn.aggregation import AGGREGATORS
+        from multitask.nn.architectures import ARCHITECTURES
+        from multitask.nn.weighting import WEIGHTINGS
+        from multitask.training.samplers import SAMPLERS
+    except ImportError:
+        return {}
+    tables = {
+        "weighting": ("multitask.nn.weighting", WEIGHTINGS),
+        "aggregation": ("multitask.nn.aggregation", AGGREGATORS),
+        "architecture": ("multitask.nn.architectures", ARCHITECTURES),
+        "sampler": ("multitask.training.samplers", SAMPLERS),
+    }
+    names = {
+        (family, name): f"{module}.{cls.__name__}"
+        for family, (module, table) in tables.items()
+        for name, cls in table.items()
+    }
+    names["auxiliary", "gradient_reversal"] = "multitask.nn.auxiliary.GradientReversal"
+    for name in OTHER_NAMES["relatedness"]:
+        names["relatedness", name] = f"multitask.relatedness.{name}"
+    return names
+
+
+def _linear_classes(families: str) -> str:
+    """The estimators of ``multitask.linear`` of a family: its regressor and classifier."""
+    import multitask.linear as L
+
+    out = []
+    for family in families.split(" / "):
+        out += [n for n in (family, f"{family}Regressor", f"{family}Classifier") if n in L.__all__]
+    return ", ".join(f"multitask.linear.{n}" for n in out)
+
+
+def catalogue() -> list[tuple[str, str, str, int, str]]:
+    """Rows (name, family, paper, year, python) of every method.
+
+    ``name`` is what the command line and bench suites take (``--method``, ``--balancer``,
+    ``methods = [...]``); a linear family without one (it needs a task tree or graph) is
+    listed by its class name. ``python`` names the class or function that implements it.
+    """
     rows = []
-    for name, paper, year in _LINEAR:
-        rows.append((name, "linear", paper, year))
+    for name, families, paper, year in _LINEAR:
+        rows.append((name or families, "linear", paper, year, _linear_classes(families)))
+    python = _python_names()
     for family, table in {**DEEP_NAMES, **OTHER_NAMES}.items():
         for name, (paper, year) in table.items():
-            rows.append((name, family, paper, year))
+            rows.append((name, family, paper, year, python.get((family, name), "")))
     return rows

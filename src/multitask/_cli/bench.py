@@ -155,16 +155,16 @@ def report(
 
 
 def methods() -> None:
-    """List every method with its paper and year."""
+    """List every method: the name to give the command line, its paper and year, its class."""
     from rich.table import Table
 
     from multitask._cli._catalogue import catalogue
 
-    table = Table(title="methods")
-    for col in ("name", "family", "paper", "year"):
-        table.add_column(col)
-    for name, family, paper, year in catalogue():
-        table.add_row(name, family, paper, str(year) if year else "")
+    table = Table(title="methods (name: for --method, --balancer and suites)")
+    for col in ("name", "family", "paper", "year", "python"):
+        table.add_column(col, overflow="fold")
+    for name, family, paper, year, python in catalogue():
+        table.add_row(name, family, paper, str(year) if year else "", python)
     console.print(table)
 
 
