@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from multitask.bench import _linear as linear_module
 from multitask.bench._linear import LinearMethod
 
 # task 0 varies, task 1 is constant on test (the computer survey's people who rate all
@@ -24,6 +25,11 @@ class _Est:
 
     def predict(self, X):
         return PRED
+
+
+@pytest.fixture(autouse=True)
+def _warn_afresh():
+    linear_module._WARNED.clear()
 
 
 def _problem(y=Y, reported=()):
@@ -49,6 +55,18 @@ def test_a_constant_task_is_left_out_of_nmse_with_a_warning():
     # the published protocol's RMSE averaged over tasks includes the constant task
     assert out.values[("_all", "rmse", "test")] == pytest.approx((1 + 2 + np.sqrt(0.5)) / 3)
     assert out.artifacts["nmse_left_out"] == ["1"]
+
+
+def test_the_constant_target_warning_comes_once_per_split_not_once_per_method():
+    with pytest.warns(UserWarning, match="constant test target"):
+        _method().run(_problem(), 0, {})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a second method on the same split: silent, still left out
+        out = _method().run(_problem(), 1, {})
+    assert out.artifacts["nmse_left_out"] == ["1"]
+    flat = np.array([1.0, 1.0, 5.0, 5.0, 2.0, 2.0, 2.0, 2.0])
+    with pytest.warns(UserWarning, match="3 of 3 tasks"):  # another split warns again
+        _method().run(_problem(y=flat), 0, {})
 
 
 def test_no_nmse_row_when_every_task_is_constant_and_none_left_out_otherwise():

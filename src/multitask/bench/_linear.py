@@ -180,18 +180,24 @@ def _scores(
             out[(ALL, "explained_variance")] = M.explained_variance(y, pred)
         for name in reported:
             out[(ALL, name)] = M.aggregate(name, y, pred, tasks, how="mean")
-        if left_out:
-            warnings.warn(
-                f"{len(left_out)} of {len(np.unique(tasks))} tasks have a constant test target "
-                f"(no nMSE): left out of the overall nMSE: {left_out[:10]}"
-                + (" ..." if len(left_out) > 10 else ""),
-                stacklevel=2,
-            )
+        message = (
+            f"{len(left_out)} of {len(np.unique(tasks))} tasks have a constant test target "
+            f"(no nMSE): left out of the overall nMSE: {left_out[:10]}"
+            + (" ..." if len(left_out) > 10 else "")
+        )
+        if left_out and message not in _WARNED:  # once per split, not once per method
+            _WARNED.add(message)
+            warnings.warn(message, stacklevel=2)
     else:
         for t, v in M.per_task("auc", y, pred, tasks).items():
             out[(str(t), "auc")] = v
         out[(ALL, "auc")] = float(np.mean([v for (t, _), v in out.items() if t != ALL]))
     return out, left_out
+
+
+#: constant-target warnings given in this process: every method of a suite meets the same
+#: split (Python's own once-per-location registry is reset by any change to the filters)
+_WARNED: set[str] = set()
 
 
 def _spread(y_true, _y_pred) -> float:
