@@ -16,6 +16,61 @@ __all__ = ["SoftSharing"]
 COUPLINGS = ("l2", "trace")
 
 
+class _NuclearNorm(torch.autograd.Function):
+    """Sum of singular values; backward: the minimum-norm subgradient (see :func:`nuclear_norm`)."""
+
+    generate_vmap_rule = True  # torch.func.vmap / grad work through it
+
+    @staticmethod
+    def forward(w: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        u, s, vh = torch.linalg.svd(w, full_matrices=False)  # (..., m, k), (..., k), (..., k, n)
+        return s.sum(-1), u, s, vh
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        _, u, s, vh = output
+        ctx.mark_non_differentiable(u, s, vh)
+        ctx.save_for_backward(u, s, vh)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor, *_) -> Tensor:
+        u, s, vh = ctx.saved_tensors
+        # numpy's matrix_rank tolerance; a mask, not an index, so that vmap can batch it
+        tol = s[..., :1] * max(u.shape[-2], vh.shape[-1]) * torch.finfo(s.dtype).eps
+        keep = (s > tol).to(u.dtype)  # (..., k)
+        return grad[..., None, None] * ((u * keep[..., None, :]) @ vh)
+
+
+def nuclear_norm(w: Tensor) -> Tensor:
+    r"""Nuclear (trace) norm :math:`\|W\|_* = \sum_i \sigma_i(W)` with the minimum-norm subgradient.
+
+    The value is ``torch.linalg.matrix_norm(w, "nuc")``. The gradient is
+    :math:`U_r V_r^\top`, over the singular values above
+    ``max(m, n) * eps(dtype) * sigma_max`` (numpy's ``matrix_rank`` tolerance): at full rank
+    the gradient of the norm, as torch gives it; at a rank-deficient ``W`` the subgradient of
+    least norm, which is zero on the null space. torch's own backward adds :math:`u_i v_i^\top`
+    for zero singular values too, with arbitrary singular vectors, so identical task networks
+    (a rank-one stack) would get different gradients and be pushed apart. Zero at ``W = 0``.
+
+    Parameters
+    ----------
+    w : Tensor of shape (..., m, n)
+
+    Returns
+    -------
+    Tensor of shape (...)
+
+    References
+    ----------
+    Yang & Hospedales, "Trace Norm Regularised Deep Multi-Task Learning", ICLR Workshop
+    2017, Sec. 2 (the trace norm penalty, optimised by subgradient descent through the SVD).
+    Watson, "Characterization of the subdifferential of some matrix norms", Linear Algebra
+    Appl. 170, 1992 (the subdifferential :math:`\{U_r V_r^\top + M : U_r^\top M = 0,
+    M V_r = 0, \|M\|_2 \le 1\}`, whose element of least norm is :math:`U_r V_r^\top`).
+    """
+    return _NuclearNorm.apply(w)[0]
+
+
 def _networks(networks, task_names) -> dict[str, nn.Module]:
     if isinstance(networks, Mapping):
         return dict(networks)
@@ -45,7 +100,9 @@ class SoftSharing(MultiTaskModule):
     - ``"trace"``: ``strength * sum_p ||[vec theta_1^p, ..., vec theta_T^p]||_*``,
       the trace (nuclear) norm of each parameter stacked over tasks with the
       task axis last (Yang & Hospedales' last-axis flattening), which favours
-      low-rank, i.e. linearly shared, task weights.
+      low-rank, i.e. linearly shared, task weights. Its gradient is the
+      minimum-norm subgradient (:func:`nuclear_norm`): identical networks (the
+      copies of a template) get identical gradients and stay identical.
 
     Parameters
     ----------
@@ -142,5 +199,5 @@ class SoftSharing(MultiTaskModule):
                 d = w - w[:, :1]
                 total = total + w.shape[1] * (d - d.mean(1, keepdim=True)).pow(2).sum()
             else:
-                total = total + torch.linalg.matrix_norm(w, ord="nuc")
+                total = total + nuclear_norm(w)
         return self.strength * total
