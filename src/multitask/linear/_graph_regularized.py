@@ -11,6 +11,7 @@ Micchelli & Pontil, "Learning multiple tasks with kernel methods", JMLR 6, 2005,
 """
 
 import numpy as np
+import pandas as pd
 from scipy import sparse
 
 from multitask.linear._base import (
@@ -19,6 +20,7 @@ from multitask.linear._base import (
     MultiTaskRegressorMixin,
     fill_doc,
 )
+from multitask.linear._task_structure import label_codes, warn_absent
 
 __all__ = ["GraphRegularizedClassifier", "GraphRegularizedRegressor"]
 
@@ -62,10 +64,14 @@ def task_graph_laplacian(graph, tasks):
     """Sparse graph Laplacian ``L`` with ``tr(W L W^T) = sum a_st ||w_s - w_t||^2``, or
     None for the complete graph (``graph=None``).
 
+    A graph given by task labels (an edge list, a labelled DataFrame) is checked whole,
+    then restricted to the fitted tasks: edges with an absent end are dropped (the induced
+    subgraph), with a warning naming the absent labels.
+
     Parameters
     ----------
-    graph : ndarray of shape (n_tasks, n_tasks), scipy sparse matrix, sequence of label
-        pairs, or None
+    graph : ndarray of shape (n_tasks, n_tasks), scipy sparse matrix, DataFrame, sequence
+        of label pairs, or None
     tasks : ndarray of shape (n_tasks,)
         Sorted task labels.
     """
@@ -74,6 +80,8 @@ def task_graph_laplacian(graph, tasks):
     n_tasks = len(tasks)
     if graph is None:
         return None
+    if isinstance(graph, pd.DataFrame):
+        return laplacian_from_adjacency(_frame_adjacency(graph, tasks))
     expected = (n_tasks, n_tasks)
     if sparse.issparse(graph):
         if graph.shape != expected:
@@ -103,43 +111,64 @@ def task_graph_laplacian(graph, tasks):
 def _shape_message(shape, n_tasks):
     return (
         f"the task adjacency matrix has shape {tuple(shape)}; expected "
-        f"({n_tasks}, {n_tasks}), one row per fitted task (sorted labels)."
+        f"({n_tasks}, {n_tasks}), one row per fitted task (sorted labels). An unlabelled "
+        "matrix cannot follow the tasks when a split holds some out: pass a DataFrame whose "
+        "index and columns are the task labels, or an edge list of label pairs."
     )
 
 
+def _frame_adjacency(frame, tasks):
+    """Sparse adjacency ``(n_tasks, n_tasks)`` of the fitted tasks from a DataFrame whose
+    index and columns are task labels: checked whole, then restricted by label."""
+    from multitask.linear.penalties import laplacian_from_adjacency
+
+    index, columns = frame.index, frame.columns
+    if index.has_duplicates or columns.has_duplicates or set(index) != set(columns):
+        raise ValueError(
+            "a task adjacency DataFrame needs the same task labels, each once, as its "
+            f"index and its columns; got index {index[:10].tolist()} and columns "
+            f"{columns[:10].tolist()}. For an edge list, pass a list of (s, t) label pairs."
+        )
+    A = frame.loc[:, index].to_numpy(dtype=float)  # columns in the order of the index
+    laplacian_from_adjacency(A)  # symmetric, finite, >= 0: checked on every task named
+    codes, absent = label_codes(index, tasks)
+    if absent:
+        warn_absent("task graph", absent, tasks, "their edges are dropped")
+    keep = np.flatnonzero(codes < len(tasks))
+    select = sparse.csr_array(
+        (np.ones(keep.size), (codes[keep], keep)), shape=(len(tasks), len(index))
+    )  # (n_tasks, n_labels): fitted task <- its row of the frame
+    return select @ sparse.csr_array(A) @ select.T
+
+
 def _edge_list(graph, tasks):
-    """Task codes of an edge list, shape (n_edges, 2), each edge checked."""
-    edges = [_edge_codes(edge, tasks) for edge in graph]
-    pairs = [tuple(sorted(e)) for e in edges]
-    if any(s == t for s, t in pairs):
+    """Task codes of an edge list, shape (n_edges, 2): each edge checked, then those with an
+    end among no fitted task dropped (with a warning)."""
+    pairs = [_edge_pair(edge, len(tasks)) for edge in graph]
+    codes, absent = label_codes([label for pair in pairs for label in pair], tasks)
+    edges = codes.reshape(-1, 2)
+    if np.any(edges[:, 0] == edges[:, 1]):
         raise ValueError("an edge joins a task to itself; drop self-loops")
-    if len(set(pairs)) < len(pairs):  # the graph is undirected: (s, t) and (t, s) are one edge
+    # the graph is undirected: (s, t) and (t, s) are one edge
+    if len(np.unique(np.sort(edges, axis=1), axis=0)) < len(edges):
         raise ValueError(
             "the task graph lists an edge more than once (s, t and t, s are the same edge); "
             "give each edge once, or an adjacency matrix for other weights"
         )
-    return np.asarray(edges, dtype=np.intp).reshape(-1, 2)
+    if absent:
+        warn_absent("task graph", absent, tasks, "edges with an absent end are dropped")
+    return edges[(edges < len(tasks)).all(axis=1)]
 
 
-def _edge_codes(edge, tasks):
-    """Task codes of an edge given as a pair of task labels."""
+def _edge_pair(edge, n_tasks):
+    """An edge given as a pair of task labels, checked to be one."""
     if isinstance(edge, (str, bytes)) or np.ndim(edge) != 1 or len(edge) != 2:
         raise ValueError(
             f"graph edge {edge!r} is not a pair of task labels. Give graph as a list of "
             "(s, t) pairs, or the adjacency matrix as an ndarray (or scipy sparse matrix) "
-            f"of shape ({len(tasks)}, {len(tasks)})."
+            f"of shape ({n_tasks}, {n_tasks}), or a DataFrame labelled by task."
         )
-    return _task_code(edge[0], tasks), _task_code(edge[1], tasks)
-
-
-def _task_code(label, tasks):
-    hit = np.flatnonzero(tasks == label)
-    if hit.size == 0:
-        raise ValueError(
-            f"the task graph names task {label!r}, which is not among the fitted tasks "
-            f"{tasks[:10].tolist()}; fix the edge list."
-        )
-    return int(hit[0])
+    return edge[0], edge[1]
 
 
 @fill_doc
@@ -152,11 +181,17 @@ class GraphRegularizedRegressor(MultiTaskRegressorMixin, _GraphRegularized):
         Strength of the graph term (>= 0).
     beta : float, default=0.01
         Ridge strength on all task models (>= 0).
-    graph : ndarray of shape (n_tasks, n_tasks), list of pairs, or None, default=None
-        Task graph: a symmetric non-negative adjacency matrix as an ndarray or scipy
-        sparse matrix (rows in the order of the sorted task labels, ``tasks_``), or a list of
-        edges given as pairs of task labels (weight 1; each edge once). None: the complete
-        graph (every pair, weight 1).
+    graph : list of pairs, DataFrame, ndarray, sparse matrix or None, default=None
+        Task graph: a list of edges given as pairs of task labels (weight 1; each edge
+        once); a symmetric non-negative adjacency matrix as a DataFrame whose index and
+        columns are task labels, or as an ndarray or scipy sparse matrix with rows in the
+        order of the sorted task labels (``tasks_``). None: the complete graph (every pair,
+        weight 1). An edge list or a DataFrame may name tasks absent from the data fitted
+        (a split holding out whole tasks, e.g. ``GroupKFold``): the graph is restricted to
+        the fitted tasks (the induced subgraph: edges with an absent end are dropped) and a
+        ``UserWarning`` names the absent labels; a label of another type than the task
+        column's (``'1'`` for ``1``) reads the same, so heed the warning. An unlabelled
+        matrix must match the fitted tasks exactly.
     %(common)s
 
     %(fitted)s
@@ -208,11 +243,17 @@ class GraphRegularizedClassifier(MultiTaskClassifierMixin, _GraphRegularized):
         Strength of the graph term (>= 0).
     beta : float, default=0.01
         Ridge strength on all task models (>= 0).
-    graph : ndarray of shape (n_tasks, n_tasks), list of pairs, or None, default=None
-        Task graph: a symmetric non-negative adjacency matrix as an ndarray or scipy
-        sparse matrix (rows in the order of the sorted task labels, ``tasks_``), or a list of
-        edges given as pairs of task labels (weight 1; each edge once). None: the complete
-        graph (every pair, weight 1).
+    graph : list of pairs, DataFrame, ndarray, sparse matrix or None, default=None
+        Task graph: a list of edges given as pairs of task labels (weight 1; each edge
+        once); a symmetric non-negative adjacency matrix as a DataFrame whose index and
+        columns are task labels, or as an ndarray or scipy sparse matrix with rows in the
+        order of the sorted task labels (``tasks_``). None: the complete graph (every pair,
+        weight 1). An edge list or a DataFrame may name tasks absent from the data fitted
+        (a split holding out whole tasks, e.g. ``GroupKFold``): the graph is restricted to
+        the fitted tasks (the induced subgraph: edges with an absent end are dropped) and a
+        ``UserWarning`` names the absent labels; a label of another type than the task
+        column's (``'1'`` for ``1``) reads the same, so heed the warning. An unlabelled
+        matrix must match the fitted tasks exactly.
     %(common)s
 
     %(fitted)s

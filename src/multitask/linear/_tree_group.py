@@ -10,6 +10,8 @@ structured sparsity", ICML 2010, eq. (4); Jenatton, Mairal, Obozinski & Bach, "P
 methods for hierarchical sparse coding", JMLR 12, 2011, Sec. 3 (exact prox).
 """
 
+from itertools import pairwise
+
 import numpy as np
 
 from multitask.linear._base import (
@@ -18,6 +20,9 @@ from multitask.linear._base import (
     MultiTaskRegressorMixin,
     fill_doc,
 )
+from multitask.linear._task_structure import label_codes, warn_absent
+from multitask.linear.penalties._tree import _check_weights
+from multitask.linear.penalties._tree_structure import clean_groups, tree_heights
 
 __all__ = ["TreeGroupLassoClassifier", "TreeGroupLassoRegressor"]
 
@@ -50,30 +55,69 @@ class _TreeGroup(MultiTaskLinearModel):
         from multitask.linear.penalties import TreeGroupLasso
 
         groups, weights = task_tree_groups(self.tree, self.tree_weights, data.tasks)
+        if not groups:  # the tree names none of the fitted tasks: nothing is penalised
+            return None, None
         return TreeGroupLasso(self.alpha, groups, weights), None
 
 
 def task_tree_groups(tree, tree_weights, tasks):
-    """Groups of task codes (and weights) from a tree given with task labels."""
+    """Groups of task codes and their weights from a tree given with task labels.
+
+    The tree is checked whole (groups nested or disjoint, one weight per group), then
+    restricted to the fitted tasks ``tasks``: absent tasks leave their groups, groups left
+    empty vanish with their weights, and groups made equal are merged, their weights summed
+    (the same penalty). A warning names the absent labels.
+
+    Returns
+    -------
+    groups : list of list of int
+        Possibly empty (the tree names no fitted task).
+    weights : tuple of float, or None (all ones)
+    """
     n_tasks = len(tasks)
     if tree is None:
         groups = [[t] for t in range(n_tasks)]
         if n_tasks > 1:
             groups.append(list(range(n_tasks)))
+        if tree_weights is not None and np.shape(tree_weights) != (len(groups),):
+            raise ValueError(
+                f"tree_weights must hold one weight per group of the default tree: one per "
+                f"fitted task (tasks_ order) then the root's, {len(groups)} here; got shape "
+                f"{np.shape(tree_weights)}. To keep weights with their tasks when a split "
+                "holds some tasks out, pass the tree itself: tree=[[t] for t in tasks] + "
+                "[list(tasks)]."
+            )
         return groups, tree_weights
-    groups = []
-    for group in tree:
-        codes = []
-        for label in group:
-            hit = np.flatnonzero(tasks == label)
-            if hit.size == 0:
-                raise ValueError(
-                    f"the task tree names task {label!r}, which is not among the fitted "
-                    f"tasks {tasks[:10].tolist()}; fix the tree."
-                )
-            codes.append(int(hit[0]))
-        groups.append(codes)
-    return groups, tree_weights
+    if isinstance(tree, (str, bytes)) or not hasattr(tree, "__len__") or len(tree) == 0:
+        raise ValueError(f"tree must be a non-empty list of lists of task labels, got {tree!r}")
+    members = [_group_labels(group) for group in tree]
+    codes, absent = label_codes([label for group in members for label in group], tasks)
+    bounds = np.cumsum([0] + [len(group) for group in members])
+    whole = clean_groups([codes[a:b].tolist() for a, b in pairwise(bounds)])
+    tree_heights(whole, n_tasks + len(absent))  # nested or disjoint, absent tasks included
+    weights = _check_weights(tree_weights, len(whole))
+    if not absent:
+        return [list(group) for group in whole], weights
+    kept = {}  # restricted group -> summed weight, in the order of first appearance
+    for group, weight in zip(whole, weights, strict=True):
+        fitted = tuple(t for t in group if t < n_tasks)
+        if fitted:
+            kept[fitted] = kept.get(fitted, 0.0) + weight
+    warn_absent(
+        "task tree",
+        absent,
+        tasks,
+        "they leave their groups, groups left empty are dropped, and groups made equal are "
+        "merged with their weights summed",
+    )
+    return [list(group) for group in kept], tuple(kept.values())
+
+
+def _group_labels(group):
+    """The task labels of one tree group (a lone label is a group of one)."""
+    if isinstance(group, (str, bytes)) or not hasattr(group, "__iter__"):
+        return [group]
+    return list(group)
 
 
 @fill_doc
@@ -86,10 +130,17 @@ class TreeGroupLassoRegressor(MultiTaskRegressorMixin, _TreeGroup):
         Strength of the tree penalty (>= 0).
     tree : list of lists of task labels, or None, default=None
         The groups (tree nodes) as lists of task labels; every two groups must be
-        nested or disjoint. None: one leaf per task and a root holding all tasks.
+        nested or disjoint. None: one leaf per task and a root holding all tasks. The tree
+        may name tasks absent from the data fitted (a split holding out whole tasks, e.g.
+        ``GroupKFold``): it is checked whole, then restricted to the fitted tasks (absent
+        tasks leave their groups, empty groups vanish with their weights, groups made
+        equal are merged with their weights summed) and a ``UserWarning`` names the absent
+        labels; a label of another type than the task column's (``'1'`` for ``1``) reads
+        the same, so heed the warning.
     tree_weights : array-like of shape (n_groups,), or None, default=None
         Node weights (all ones when None), in the order of ``tree``; with
-        ``tree=None``, one weight per task (``tasks_`` order) then the root's.
+        ``tree=None``, one weight per fitted task (``tasks_`` order) then the root's, so
+        they cannot follow the tasks when a split holds some out: pass ``tree`` then.
     %(common)s
 
     %(fitted)s
@@ -134,10 +185,17 @@ class TreeGroupLassoClassifier(MultiTaskClassifierMixin, _TreeGroup):
         Strength of the tree penalty (>= 0).
     tree : list of lists of task labels, or None, default=None
         The groups (tree nodes) as lists of task labels; every two groups must be
-        nested or disjoint. None: one leaf per task and a root holding all tasks.
+        nested or disjoint. None: one leaf per task and a root holding all tasks. The tree
+        may name tasks absent from the data fitted (a split holding out whole tasks, e.g.
+        ``GroupKFold``): it is checked whole, then restricted to the fitted tasks (absent
+        tasks leave their groups, empty groups vanish with their weights, groups made
+        equal are merged with their weights summed) and a ``UserWarning`` names the absent
+        labels; a label of another type than the task column's (``'1'`` for ``1``) reads
+        the same, so heed the warning.
     tree_weights : array-like of shape (n_groups,), or None, default=None
         Node weights (all ones when None), in the order of ``tree``; with
-        ``tree=None``, one weight per task (``tasks_`` order) then the root's.
+        ``tree=None``, one weight per fitted task (``tasks_`` order) then the root's, so
+        they cannot follow the tasks when a split holds some out: pass ``tree`` then.
     %(common)s
 
     %(fitted)s

@@ -1,0 +1,64 @@
+"""Task labels of a structure (graph edges, tree groups) matched to the fitted tasks.
+
+A structure may name tasks that the data being fitted lacks: a split that holds out whole
+tasks (``GroupKFold`` over the task column) fits each fold on some tasks only. Such labels
+get codes past the fitted ones, so the structure is checked whole (the same errors in every
+fold), then restricted to the fitted tasks with a warning naming the absent labels. A label
+of another type than the task column's (``'1'`` for ``1``) or a typo cannot be told from an
+absent task: the warning is what shows it.
+"""
+
+import warnings
+
+import numpy as np
+
+from multitask.linear._validation import task_label
+
+
+def label_codes(labels, tasks):
+    """Codes of task labels; labels that name no fitted task get codes ``>= n_tasks``.
+
+    Parameters
+    ----------
+    labels : iterable of task labels
+    tasks : ndarray of shape (n_tasks,)
+        Sorted labels of the fitted tasks.
+
+    Returns
+    -------
+    codes : ndarray of int of shape (n_labels,)
+        Position of each label in ``tasks``, or ``n_tasks + k`` for the ``k``-th distinct
+        label not among them.
+    absent : list
+        The labels not among ``tasks``, in order of first appearance.
+    """
+    lookup = {label: code for code, label in enumerate(tasks.tolist())}
+    absent = {}
+    codes = []
+    for label in labels:
+        key = task_label(label)
+        try:
+            code = lookup.get(key)
+            if code is None:
+                code = absent.setdefault(key, len(tasks) + len(absent))
+        except TypeError:  # unhashable: a list or an array where a label belongs
+            raise ValueError(
+                f"{label!r} is not a task label; name tasks by the values of the task column."
+            ) from None
+        codes.append(code)
+    return np.asarray(codes, dtype=np.intp), list(absent)
+
+
+def warn_absent(structure, absent, tasks, effect):
+    """Warn that ``structure`` names the ``absent`` labels, which are not fitted tasks."""
+    names = ", ".join(repr(label) for label in absent[:10]) + (", ..." if len(absent) > 10 else "")
+    several = len(absent) > 1
+    warnings.warn(
+        f"the {structure} names task{'s' if several else ''} {names}, which "
+        f"{'are' if several else 'is'} not among the fitted tasks {tasks[:10].tolist()}; "
+        f"{effect} (the {structure} is restricted to the fitted tasks, as when a split holds "
+        "out whole tasks). If a label is a typo or of another type than the task column's "
+        "('1' for 1), fix it.",
+        UserWarning,
+        stacklevel=3,
+    )
