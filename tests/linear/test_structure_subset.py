@@ -149,6 +149,18 @@ def test_default_tree_weights_on_a_subset_of_tasks_say_to_pass_the_tree():
         est.fit(XL[KEEP], Y[KEEP])
 
 
+@pytest.mark.parametrize("cls", [ml.ClusteredMTLRegressor, ml.ClusteredMTLClassifier])
+def test_n_clusters_above_the_number_of_fitted_tasks_is_capped(cls):
+    y = Y if cls is ml.ClusteredMTLRegressor else (Y > np.median(Y)).astype(int)
+    est = cls(alpha=0.5, beta=0.5, n_clusters=4, task_col=0)
+    with pytest.warns(UserWarning, match=r"n_clusters=4.*3 fitted tasks"):
+        est.fit(XL[KEEP], y[KEEP])
+    direct = _fit_quietly(cls(alpha=0.5, beta=0.5, n_clusters=3, task_col=0), XL[KEEP], y[KEEP])
+    np.testing.assert_allclose(est.coef_, direct.coef_, atol=1e-10)
+    with pytest.raises(ValueError, match="n_clusters=0"):
+        cls(n_clusters=0, task_col=0).fit(XL, y)
+
+
 def _fallback_scores(est, X, y, score):
     """Each GroupKFold fold's score, predicting every held-out row with the mean model."""
     scores = []
@@ -168,9 +180,10 @@ def _fallback_scores(est, X, y, score):
         ml.GraphRegularizedRegressor(graph=CHAIN, task_col=0),
         ml.GraphRegularizedRegressor(graph=pd.DataFrame(np.ones((T, T)) - np.eye(T)), task_col=0),
         ml.TreeGroupLassoRegressor(tree=TREE, tree_weights=TREE_WEIGHTS, task_col=0),
+        ml.ClusteredMTLRegressor(n_clusters=T, task_col=0),
         ml.TreeGroupLassoClassifier(tree=TREE, task_col=0),
     ],
-    ids=["graph-edges", "graph-frame", "tree", "tree-classifier"],
+    ids=["graph-edges", "graph-frame", "tree", "clustered", "tree-classifier"],
 )
 def test_group_kfold_scores_held_out_tasks_with_the_mean_model(est):
     classify = isinstance(est, ml.TreeGroupLassoClassifier)

@@ -17,6 +17,8 @@ Zhou, Chen & Ye, "Clustered multi-task learning via alternating
 structure optimization", NIPS 2011, eq. (9) (the convex relaxation cMTL).
 """
 
+import warnings
+
 import numpy as np
 
 from multitask.linear._base import (
@@ -66,7 +68,18 @@ class _Clustered(MultiTaskLinearModel):
                 "clustered MTL (eta = beta / alpha)."
             )
         k = self.n_clusters
-        if not isinstance(k, (int, np.integer)) or not 1 <= k <= data.n_tasks:
+        # with task_col the tasks come from the rows, and a split holding out whole tasks
+        # (GroupKFold) may leave fewer than n_clusters: k is then capped, with a warning
+        capped = self.task_col is not None and isinstance(k, (int, np.integer)) and k >= 1
+        if capped and k > data.n_tasks:
+            warnings.warn(
+                f"n_clusters={k!r} exceeds the {data.n_tasks} fitted tasks "
+                f"{data.tasks[:10].tolist()}; fitting {data.n_tasks} clusters (one per task, "
+                "as when a split holds out whole tasks).",
+                UserWarning,
+                stacklevel=3,
+            )
+        elif not isinstance(k, (int, np.integer)) or not 1 <= k <= data.n_tasks:
             raise ValueError(
                 f"n_clusters={k!r} must be an integer in [1, n_tasks={data.n_tasks}]; "
                 "clustered MTL needs at least as many tasks as clusters (with one "
@@ -80,7 +93,7 @@ class _Clustered(MultiTaskLinearModel):
             datafit,
             self.alpha,
             self.beta,
-            int(self.n_clusters),
+            min(int(self.n_clusters), datafit.n_tasks),  # capped: _check_structure
             W0=W0,
             b0=b0,
             fit_intercept=self.fit_intercept,
@@ -106,7 +119,9 @@ class ClusteredMTLRegressor(MultiTaskRegressorMixin, _Clustered):
     beta : float, default=1.0
         ``rho2`` of MALSAR: ridge-like strength, ``eta = beta / alpha`` (> 0).
     n_clusters : int, default=2
-        Number of task clusters ``k`` (1 <= k <= n_tasks).
+        Number of task clusters ``k`` (1 <= k <= n_tasks). With ``task_col``, a larger
+        ``k`` (a split holding out whole tasks, e.g. ``GroupKFold``) is capped at the
+        number of fitted tasks, with a ``UserWarning``; with ``task_col=None`` it raises.
     %(common)s
 
     %(fitted)s
@@ -155,7 +170,9 @@ class ClusteredMTLClassifier(MultiTaskClassifierMixin, _Clustered):
     beta : float, default=1.0
         ``rho2`` of MALSAR: ridge-like strength, ``eta = beta / alpha`` (> 0).
     n_clusters : int, default=2
-        Number of task clusters ``k`` (1 <= k <= n_tasks).
+        Number of task clusters ``k`` (1 <= k <= n_tasks). With ``task_col``, a larger
+        ``k`` (a split holding out whole tasks, e.g. ``GroupKFold``) is capped at the
+        number of fitted tasks, with a ``UserWarning``; with ``task_col=None`` it raises.
     %(common)s
 
     %(fitted)s
