@@ -108,3 +108,61 @@ def test_a_widened_checkpoint_loads_into_a_thin_model(tmp_path):
     )
     with pytest.raises(ValueError, match="checkpoint's tree"):
         other.load_state_dict(grown.state_dict())
+
+
+def _affinity_by_hand(losses):
+    """Lu et al.'s A(i, j) = P(e_i = 1, e_j = 1) + P(e_i = 0, e_j = 0) on the rows labelled for
+    both tasks, e_i = [loss >= the task's mean over its own labelled rows] (NaN = no label)."""
+    n_tasks = losses.shape[1]
+    out = np.empty((n_tasks, n_tasks))
+    for i in range(n_tasks):
+        for j in range(n_tasks):
+            rows = [n for n in range(len(losses)) if not np.isnan(losses[n, [i, j]]).any()]
+            mean_i = np.mean([v for v in losses[:, i] if not np.isnan(v)])
+            mean_j = np.mean([v for v in losses[:, j] if not np.isnan(v)])
+            e_i = [losses[n, i] >= mean_i for n in rows]
+            e_j = [losses[n, j] >= mean_j for n in rows]
+            both_hard = sum(a and b for a, b in zip(e_i, e_j, strict=True)) / len(rows)
+            both_easy = sum(not a and not b for a, b in zip(e_i, e_j, strict=True)) / len(rows)
+            out[i, j] = both_hard + both_easy
+    return out
+
+
+def test_task_affinity_with_missing_labels_counts_jointly_labelled_rows():
+    rng = np.random.default_rng(1)
+    losses = rng.exponential(size=(40, 3))
+    losses[rng.random(losses.shape) < 0.3] = np.nan  # about 30 % of the labels missing
+    got = task_affinity(torch.tensor(losses))
+    assert torch.isfinite(got).all()
+    np.testing.assert_allclose(got.numpy(), _affinity_by_hand(losses), rtol=1e-12)
+    np.testing.assert_allclose(got.diagonal().numpy(), 1.0)
+    # float32, as a training loop gives it
+    np.testing.assert_allclose(
+        task_affinity(torch.tensor(losses, dtype=torch.float32)).numpy(),
+        _affinity_by_hand(losses),
+        rtol=1e-6,
+    )
+
+
+def test_one_missing_label_does_not_make_a_task_all_easy():
+    # two exactly opposite tasks (what is hard for one is easy for the other); b lacks one label
+    a = torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0])
+    losses = torch.stack([a, 1 - a], 1)
+    losses[0, 1] = float("nan")
+    affinity = task_affinity(losses)
+    assert affinity[0, 1].item() == 0.0 and affinity[1, 0].item() == 0.0
+    model = FullyAdaptiveSharing(
+        [nn.Linear(3, 4)], {"a": nn.Linear(4, 1), "b": nn.Linear(4, 1)}, 0.6
+    )
+    assert model.widen_next(affinity) == [[("a",), ("b",)]]  # the opposite tasks are split
+
+
+def test_task_affinity_without_jointly_labelled_rows_is_an_error():
+    losses = torch.tensor([[1.0, float("nan"), 2.0], [float("nan"), 1.0, 3.0], [2.0, 3.0, 1.0]])
+    losses[2, :2] = float("nan")  # tasks 0 and 1 are never labelled on the same row
+    with pytest.raises(ValueError, match="task 'b' and task 'c' have no sample labelled for both"):
+        task_affinity(losses.roll(1, dims=1), task_names=["a", "b", "c"])
+    with pytest.raises(ValueError, match="task 0 and task 1"):
+        task_affinity(losses)
+    with pytest.raises(ValueError, match="2 task names for 3 tasks"):
+        task_affinity(losses, task_names=["a", "b"])

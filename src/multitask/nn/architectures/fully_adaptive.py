@@ -15,24 +15,60 @@ from ._layers import check_heads, check_layers, parameters_of
 Group = tuple[str, ...]
 
 
-def task_affinity(per_sample_losses: Tensor) -> Tensor:
+def task_affinity(per_sample_losses: Tensor, task_names: Sequence[str] | None = None) -> Tensor:
     r"""Affinity of tasks from their simultaneously easy or hard examples (Sec. 3.3).
 
     Sample ``n`` is *difficult* for task ``i`` (:math:`e^n_i = 1`) when its loss is
     at least the task's mean loss. The affinity is the probability that two tasks
     agree on it, :math:`A(i,j) = P(e_i = 1, e_j = 1) + P(e_i = 0, e_j = 0)`.
 
+    Missing labels: a non-finite per-sample loss (the library marks a missing label with
+    NaN) means the sample is not labelled for that task. Each task's mean is taken over
+    its own labelled samples, and :math:`A(i, j)` over the samples labelled for both
+    ``i`` and ``j`` (so one NaN does not turn the task's mean into NaN and every sample
+    into an "easy" one). ``F.mse_loss`` and ``F.binary_cross_entropy_with_logits`` with
+    ``reduction="none"`` give NaN at a NaN target; ``F.cross_entropy`` gives 0 at
+    ``ignore_index``, which would count as an easy sample: mark it, e.g.
+    ``loss.masked_fill(target == ignore_index, float("nan"))``.
+
     Parameters
     ----------
     per_sample_losses : Tensor of shape (n_samples, n_tasks)
+    task_names : sequence of str, optional
+        Names of the columns, used in error messages (default: ``task 0``, ``task 1``, ...).
 
     Returns
     -------
     Tensor of shape (n_tasks, n_tasks), symmetric, ones on the diagonal.
+
+    Raises
+    ------
+    ValueError
+        When two tasks (or a task with itself: a task with no label) have no sample labelled
+        for both: their affinity is undefined, and no neutral value would be right for the
+        separation cost, so pass samples on which both are labelled.
     """
-    hard = (per_sample_losses >= per_sample_losses.mean(0, keepdim=True)).float()  # (N, T)
-    n = hard.shape[0]
-    return (hard.T @ hard + (1 - hard).T @ (1 - hard)) / n
+    n_tasks = per_sample_losses.shape[1]
+    if task_names is not None and len(task_names) != n_tasks:
+        raise ValueError(f"got {len(task_names)} task names for {n_tasks} tasks: {task_names}")
+    names = (
+        [f"task {t!r}" for t in task_names] if task_names else [f"task {i}" for i in range(n_tasks)]
+    )
+    labelled = torch.isfinite(per_sample_losses)  # (N, T)
+    m = labelled.to(per_sample_losses.dtype)
+    losses = torch.where(labelled, per_sample_losses, 0.0)
+    mean = losses.sum(0, keepdim=True) / m.sum(0, keepdim=True)  # (1, T), over labelled rows
+    hard = (losses >= mean).to(m.dtype) * m  # (N, T), 0 on unlabelled rows
+    easy = m - hard
+    joint = m.T @ m  # (T, T): rows labelled for both
+    if (joint == 0).any():
+        i, j = (int(k) for k in (joint == 0).nonzero()[0])
+        raise ValueError(
+            f"{names[i]} and {names[j]} have no sample labelled for both (non-finite "
+            "per-sample losses mark missing labels), so their affinity is undefined; compute "
+            "it on samples where both are labelled"
+        )
+    return (hard.T @ hard + easy.T @ easy) / joint
 
 
 def branch_affinity(affinity: Tensor, branches: Sequence[Sequence[int]]) -> Tensor:
