@@ -83,6 +83,9 @@ def test_labelled_adjacency_dataframe_is_restricted_by_label():
     full = ml.GraphRegularizedRegressor(graph=frame, task_col=0).fit(X, Y)
     plain = ml.GraphRegularizedRegressor(graph=A[np.ix_(order, order)], task_col=0).fit(X, Y)
     np.testing.assert_allclose(full.coef_, plain.coef_, atol=1e-10)
+    shuffled = frame.loc[:, ["b", "d", "a", "c"]]  # columns are matched by label too
+    same = ml.GraphRegularizedRegressor(graph=shuffled, task_col=0).fit(X, Y)
+    np.testing.assert_allclose(same.coef_, plain.coef_, atol=1e-10)
     # task "c" (label of rows 1) held out: the induced subgraph on a, b, d
     keep = names[TASK] != "c"
     with pytest.warns(UserWarning, match=r"names task 'c'"):
