@@ -391,3 +391,58 @@ def test_auc_of_more_than_two_classes_is_a_clear_error():
         Task("c", "multiclass", metrics=("auc",)).evaluate(torch.randn(6, 3), torch.arange(6) % 3)
     with pytest.raises(ValueError, match="AUC is defined for two classes; y_true has 3"):
         metrics.auc([0, 1, 2, 1], [0.1, 0.2, 0.3, 0.4])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_auc_of_confident_predictions_ranks_by_the_logit_without_ties(dtype):
+    """A float32 sigmoid is exactly 1 from a logit of about 17, and a float32 softmax of
+    float64 logits likewise: perfectly ranked confident predictions tied there (AUC 0.667
+    and 0.75 where sklearn on the logits gives 1)."""
+    from sklearn.metrics import roc_auc_score
+
+    logits = torch.tensor([30.0, 20.0, 25.0, 18.0, 40.0, -3.0], dtype=dtype)
+    y = torch.tensor([1, 0, 1, 0, 1, 0])
+    assert roc_auc_score(y.numpy(), logits.numpy()) == 1.0  # the oracle: a perfect ranking
+    assert torch.sigmoid(logits.float())[[0, 1]].eq(1).all()  # the trap
+    binary = Task("b", "binary", metrics=("auc",)).evaluate(logits, y.to(dtype))
+    assert binary["auc"] == 1.0
+    multilabel = Task("m", "multilabel", metrics=("auc",))
+    assert multilabel.evaluate(logits[:, None], y[:, None].to(dtype))["auc"] == 1.0
+    two = torch.stack([torch.zeros_like(logits), logits], 1)  # logit difference = logits
+    assert Task("c", "multiclass", metrics=("auc",)).evaluate(two, y)["auc"] == 1.0
+    assert Task("d", "dense", metrics=("auc",)).evaluate(two.T[None], y[None])["auc"] == 1.0
+    # a metric of one's own named "auc" gets the same float64 scores
+    seen = []
+    task = Task("b", "binary", metrics={"auc": lambda t, s: seen.append(s) or 0.0})
+    task.evaluate(logits, y.to(dtype))
+    assert seen[0].dtype == np.float64
+    np.testing.assert_array_equal(seen[0], logits.double().numpy())
+
+
+@pytest.mark.parametrize("kind", ["regression", "binary"])
+def test_evaluate_takes_a_bfloat16_target_as_the_loss_does(kind):
+    pred = torch.tensor([0.5, -1.0, 2.0, 0.25])
+    values = [0.5, 0.0, 1.0, 1.0] if kind == "regression" else [0.0, 0.0, 1.0, 1.0]
+    target = torch.tensor(values, dtype=torch.bfloat16)
+    task = Task("t", kind)
+    assert torch.isfinite(task.compute_loss(pred, target))
+    got = task.evaluate(pred, target)
+    want = task.evaluate(pred, target.float())
+    assert got == want and all(math.isfinite(v) for v in got.values())
+
+
+def test_an_integer_regression_target_of_minus_100_is_a_value_not_a_missing_label():
+    """Only NaN marks a missing regression label (docs/deep.md); -100 is ignore_index, the
+    missing class label, and an integer regression target equal to it was dropped."""
+    target = torch.tensor([-100, 0, 5])
+    task = Task("r")
+    pred = torch.tensor([0.0, 1.0, 5.0])
+    want = ((pred - target.double()) ** 2).mean()
+    assert task.compute_loss(pred, target).item() == pytest.approx(want.item())
+    scores = task.evaluate(torch.tensor([-100.0, 1.0, 5.0]), target)
+    assert scores["mse"] == pytest.approx(1 / 3)
+    # a class target keeps ignore_index as missing
+    binary = Task("b", "binary", metrics=("accuracy",))
+    assert binary.evaluate(torch.tensor([2.0, -1.0, 3.0]), torch.tensor([1, -100, 0])) == {
+        "accuracy": 0.5
+    }

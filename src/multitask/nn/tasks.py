@@ -29,7 +29,7 @@ _DEFAULT_METRICS = {
     "multilabel": ("accuracy",),
     "dense": ("accuracy",),  # pixel accuracy; a floating dense target uses mse / mae
 }
-#: metrics that take scores (probabilities) rather than hard predictions
+#: metrics that take scores (logits, ranking as the probabilities) rather than hard predictions
 _SCORE_METRICS = frozenset({"auc"})
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -99,9 +99,12 @@ class Task:
         Metrics reported by :meth:`evaluate`; names refer to
         :mod:`multitask.metrics`. A callable takes ``(y_true, y_pred)`` numpy
         arrays of the labelled entries, with ``y_pred`` the predicted value
-        (regression) or label (classification); ``"auc"`` receives scores: the
-        sigmoid of a binary or multilabel logit, ``softmax(logits)[:, 1]`` of a
-        two-class ``multiclass`` or integer ``dense`` task (more classes: an error).
+        (regression) or label (classification); ``"auc"`` receives float64 scores
+        that rank as P(class 1) does: the logit of a binary or multilabel task, the
+        logit difference ``logits[:, 1] - logits[:, 0]`` of a two-class ``multiclass``
+        or integer ``dense`` task (more classes: an error). Not the probabilities,
+        whose rounding to 1 ties confident predictions (a float32 sigmoid is 1 from a
+        logit of 17).
         Default per kind: ``mse, mae`` (regression), ``accuracy, auc, f1``
         (binary), ``accuracy`` (others).
     weight : float, default=1.0
@@ -113,7 +116,8 @@ class Task:
     lr : float, optional
         Learning rate of the task's own parameters (None: the optimizer's).
     ignore_index : int, default=-100
-        Class target marking a missing label.
+        Class target marking a missing label (class targets, and integer binary or
+        multilabel targets; a regression target is missing only where it is NaN).
 
     Examples
     --------
@@ -248,8 +252,8 @@ class Task:
     def _mask(self, target: Tensor) -> Tensor:
         if self._classes(target):
             return target != self.ignore_index
-        if not torch.is_floating_point(target):  # integer labels: ignore_index marks missing
-            return target != self.ignore_index
+        if not torch.is_floating_point(target) and self.kind != "regression":
+            return target != self.ignore_index  # integer labels: ignore_index marks missing
         return ~torch.isnan(target)
 
     def _invalid(self, pred: Tensor, target: Tensor, mask: Tensor, soft: bool) -> Tensor | None:
@@ -475,6 +479,8 @@ class Task:
         pred, target = pred[mask], target[mask]
         if pred.dtype != torch.float64:  # bf16 / fp16 have no numpy type; float64 kept (a
             pred = pred.float()  # float32 copy rounded 1e8 + 0.1 to 1e8: an MSE of 0)
+        if torch.is_floating_point(target) and target.dtype != torch.float64:
+            target = target.float()  # a bf16 target trains; numpy has no bf16
         if target.shape[0] == 0:
             return {name: float("nan") for name in table}
         y_true = target.cpu().numpy()
@@ -487,9 +493,12 @@ class Task:
                         f"task; this one predicts {pred.shape[-1]} classes: use 'accuracy' or "
                         "'f1', or a binary task"
                     )
-                scores = torch.softmax(pred.float(), dim=-1)[:, 1]
+                # log P(1) / P(0), increasing in P(class 1): a float32 softmax rounded
+                # confident rows to exactly 1 and tied them (AUC 0.75 for a perfect ranking)
+                scores = pred[:, 1].double() - pred[:, 0].double()
         elif self.kind in ("binary", "multilabel"):
-            scores, labels = torch.sigmoid(pred), (pred > 0).to(target.dtype)
+            # the logit ranks as the probability does, without the sigmoid's ties at 1
+            scores, labels = pred.double(), (pred > 0).to(target.dtype)
         else:
             scores, labels = None, pred
         out = {}
