@@ -41,8 +41,8 @@ def fmt(mean: float, std: float | None = None) -> str:
 
 
 def fmt_seeds(values: Sequence[float]) -> str:
-    """Mean ± std over seeds; the bare value when there is one seed (no spread to show)."""
-    return fmt(float(np.mean(values)), float(np.std(values)) if len(values) > 1 else None)
+    """Mean ± sample std (ddof=1) over seeds; the bare value for one seed (no spread)."""
+    return fmt(float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else None)
 
 
 def seed_words(counts: Sequence[int]) -> str:
@@ -117,7 +117,7 @@ def results_section(dataset, rows, overall, published, deltas) -> str:
 def delta_cell(values: Sequence[float]) -> str:
     if len(values) == 1:
         return f"<td>{100 * values[0]:+.2f}%</td>"
-    return f"<td>{100 * np.mean(values):+.2f}% ± {100 * np.std(values):.2f}</td>"
+    return f"<td>{100 * np.mean(values):+.2f}% ± {100 * np.std(values, ddof=1):.2f}</td>"
 
 
 def failures_section(failures: Sequence[dict]) -> str:

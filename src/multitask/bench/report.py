@@ -83,7 +83,7 @@ def _delta_ranking(deltas) -> tuple[str, str]:
     fig, ax = plt.subplots(figsize=(6, 0.35 * max(len(items), 3) + 1))
     labels = [f"{m} ({ds})" for ds, m, _ in items]
     means = [100 * float(np.mean(v)) for _, _, v in items]
-    stds = [100 * float(np.std(v)) if len(v) > 1 else 0.0 for _, _, v in items]
+    stds = [100 * float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for _, _, v in items]
     ax.barh(
         labels[::-1],
         means[::-1],
@@ -146,7 +146,7 @@ def _metric_bars(dataset, metric: str, per: dict, baseline: str) -> str:
     multi = any(len(v) > 1 for v in per.values())  # error bars only over several seeds
     for i, m in enumerate(methods):
         means = [np.mean(per[(m, t)]) if per[(m, t)] else np.nan for t in tasks]
-        stds = [np.std(per[(m, t)]) if len(per[(m, t)]) > 1 else 0 for t in tasks]
+        stds = [np.std(per[(m, t)], ddof=1) if len(per[(m, t)]) > 1 else 0 for t in tasks]
         ax.bar(x + i * width, means, width, yerr=stds if multi else None, label=m, capsize=2)
     ax.set_xticks(x + 0.4 - width / 2, tasks, rotation=45, ha="right", fontsize=7)
     ax.set_ylabel(f"test {metric}")
