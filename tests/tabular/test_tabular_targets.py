@@ -87,6 +87,30 @@ def test_held_out_f1_is_binary_of_classes_1_and_macro_over_training_classes():
     # a binary no/yes target whose held-out rows are all "no", predicted "no": F1 of "yes" is 0
     enc = TargetEncoder.fit(pd.Series(["no", "yes", "no", "yes"]), "b")
     y, code = pd.Series(["no", "no", "no"]), np.zeros(3, dtype=int)
-    got = score_target(enc, y, {"code": code, "proba": np.eye(2)[code]})["f1"]
+    out = {"code": code, "proba": np.eye(2)[code], "score": 2.0 * code - 1}
+    got = score_target(enc, y, out)["f1"]
     want = f1_score(y, enc.labels(code).astype(str), pos_label="yes", zero_division=0.0)
     assert got == want == 0.0
+
+
+def test_held_out_auc_ranks_by_the_logit_not_its_rounded_probability():
+    """float64 expit is exactly 1 from a logit of about 37: confident, perfectly ranked rows
+    tied there and the AUC of `multitask fit`'s metrics.json read 0.75, not 1."""
+    from sklearn.metrics import roc_auc_score
+
+    from multitask.tabular._model import TabularModel
+    from multitask.tabular._scores import score_target
+
+    logits = np.array([60.0, 40.0, 50.0, 38.0, 45.0, -3.0])
+    y = pd.Series(["yes", "no", "yes", "no", "yes", "no"])
+    assert roc_auc_score(y == "yes", logits) == 1.0  # the oracle
+    enc = TargetEncoder.fit(pd.Series(["no", "yes"]), "b")
+
+    class Fixed(TabularModel):
+        def _scores(self, frame):
+            return {"b": logits}
+
+    out = Fixed(None, [enc], "m", {}).outputs(pd.DataFrame(index=range(6)))["b"]
+    assert (out["proba"][:4, 1] == 1.0).all()  # the trap the probabilities set
+    np.testing.assert_array_equal(out["score"], logits)
+    assert score_target(enc, y, out)["auc"] == 1.0

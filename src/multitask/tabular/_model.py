@@ -85,7 +85,8 @@ class TabularModel:
         raise NotImplementedError
 
     def outputs(self, frame) -> dict[str, dict[str, np.ndarray]]:
-        """Per target: ``{"value"}`` (regression) or ``{"code", "proba"}`` (classes).
+        """Per target: ``{"value"}`` (regression), ``{"code", "proba"}`` (classes), and
+        ``"score"`` (the logit) for a binary target.
 
         Parameters
         ----------
@@ -103,7 +104,11 @@ class TabularModel:
             elif enc.kind == "binary":
                 s = s.reshape(len(frame))
                 p = expit(s)  # no overflow for large |s|
-                out[enc.name] = {"code": (s > 0).astype(np.int64), "proba": np.stack([1 - p, p], 1)}
+                out[enc.name] = {
+                    "code": (s > 0).astype(np.int64),
+                    "proba": np.stack([1 - p, p], 1),
+                    "score": s,  # the logit: ranks as P(classes[1]) does, without ties at 1
+                }
             else:
                 z = np.exp(s - s.max(axis=1, keepdims=True))
                 out[enc.name] = {

@@ -30,13 +30,15 @@ def score_target(enc: TargetEncoder, y, out: dict) -> dict[str, float]:
         True targets, missing labels allowed (left out).
     out : dict
         ``{"value": (n_rows,)}`` for regression, ``{"code": (n_rows,), "proba":
-        (n_rows, n_classes)}`` for classification (see ``TabularModel.outputs``).
+        (n_rows, n_classes)}`` for classification, with ``"score": (n_rows,)`` (the
+        logit) for a binary target (see ``TabularModel.outputs``).
 
     Returns
     -------
     scores : dict of str -> float
         ``mse, mae, explained_variance`` (regression); ``accuracy, auc, f1``
-        (binary; AUC of the probability of ``classes[1]``, F1 of ``classes[1]``,
+        (binary; AUC of the logit of ``classes[1]``, which ranks as its probability,
+        F1 of ``classes[1]``,
         0 when it is neither labelled nor predicted); ``accuracy, f1``
         (multiclass; macro F1 over all the training classes, as
         ``sklearn.metrics.f1_score(average="macro", labels=..., zero_division=0.0)``).
@@ -62,7 +64,8 @@ def score_target(enc: TargetEncoder, y, out: dict) -> dict[str, float]:
     scores = {"accuracy": metrics.accuracy(codes, yp)}
     if enc.kind == "binary":
         known = codes >= 0
-        scores["auc"] = _safe(metrics.auc, codes[known], out["proba"][labelled][known, 1])
+        # the logit, not expit of it: float64 expit is exactly 1 from a logit of about 37
+        scores["auc"] = _safe(metrics.auc, codes[known], out["score"][labelled][known])
     if enc.kind == "binary":
         # F1 of classes[1]; every other label (an unseen one included) is a negative
         scores["f1"] = metrics.f1(codes == 1, yp == 1, pos_label=True)
