@@ -59,10 +59,13 @@ def check_layers(layers: Sequence[nn.Module], what: str = "layers") -> list[nn.M
 
 
 def columns(layers: Sequence[nn.Module], task_names: Sequence[str]) -> nn.ModuleDict:
-    """One independent copy of ``layers`` per task: ``{task: ModuleList}`` (deep copies)."""
-    return nn.ModuleDict(
-        {t: nn.ModuleList(copy.deepcopy(layer) for layer in layers) for t in task_names}
-    )
+    """One independent copy of ``layers`` per task: ``{task: ModuleList}`` (deep copies).
+
+    The whole list is copied at once, so a module used at several depths of ``layers`` (a
+    tied block) is one module inside each column, and a separate one in each other column.
+    """
+    stack = nn.ModuleList(layers)
+    return nn.ModuleDict({t: copy.deepcopy(stack) for t in task_names})
 
 
 def parameters_of(modules: Iterable[nn.Module | None]) -> Iterator[nn.Parameter]:
