@@ -33,8 +33,8 @@ def test_methods_lists_every_method_in_the_code():
     methods = {"gradient_affinity", "lookahead_affinity", "group_tasks"}
     assert methods <= set(R.__all__) and methods <= names
     assert "gradient_reversal" in names
-    assert all(paper for _, _, paper, _, _ in catalogue())  # every row names its source
-    result = runner.invoke(app, ["methods"])
+    assert all(row[2] for row in catalogue())  # every row names its source
+    result = runner.invoke(app, ["methods"], env={"COLUMNS": "240"})
     assert result.exit_code == 0, result.output
     assert "mgda" in result.output and "Sener & Koltun" in result.output
 
@@ -42,24 +42,33 @@ def test_methods_lists_every_method_in_the_code():
 def test_methods_names_are_what_the_command_line_takes_and_point_at_the_code():
     import importlib
 
-    from multitask.bench._linear import LinearMethod
-    from multitask.bench._registry import METHODS
+    from multitask.bench._registry import METHODS, check_names
     from multitask.tabular import LINEAR_METHODS
+    from multitask.tabular._deep import ARCHITECTURE_NAMES, make_balancer
 
     rows = catalogue()
     linear = {name for name, family, *_ in rows if family == "linear"}
     assert set(LINEAR_METHODS) <= linear  # every --method name of fit --task-col is listed
-    assert {n for n, m in METHODS.items() if isinstance(m, LinearMethod)} <= linear  # and bench's
-    for name, family, _, _, python in rows:
+    for name, family, _, _, python, commands in rows:
         if family == "linear" and name not in LINEAR_METHODS:
-            assert name[0].isupper()  # a family without a --method name shows its class
-        if family != "linear" and python == "":
-            pytest.importorskip("torch")
-        for path in python.split(", "):
+            assert name[0].isupper() and commands == "python"  # listed by class
+        # every command a row claims takes the name, and every one that takes it is claimed
+        assert ("bench" in commands) == (name in METHODS)
+        if "bench" in commands:
+            check_names([], [name])
+        fit_method = name in LINEAR_METHODS or name in ARCHITECTURE_NAMES
+        assert ("fit --method" in commands) == fit_method
+        if "fit --balancer" in commands:
+            make_balancer(name, 2)
+        elif family in ("weighting", "aggregation"):
+            with pytest.raises(ValueError):
+                make_balancer(name, 2)
+        for path in filter(None, python.split(", ")):
             module, attr = path.rsplit(".", 1)
             assert hasattr(importlib.import_module(module), attr), path
-    result = runner.invoke(app, ["methods"], env={"COLUMNS": "200"})
+    result = runner.invoke(app, ["methods"], env={"COLUMNS": "240"})
     assert "group_lasso" in result.output and "GroupLassoRegressor" in result.output
+    assert "fit --balancer" in result.output
 
 
 def test_bench_rejects_unknown_method_and_suite(tmp_path):

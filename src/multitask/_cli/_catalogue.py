@@ -7,9 +7,10 @@ listed here, so the catalogue cannot fall behind the code.
 
 from __future__ import annotations
 
-#: (name of ``--method`` / a suite, or None; estimator families; paper; year). The name is
-#: what ``multitask fit --task-col`` and ``multitask bench`` take; tree- and graph-structured
-#: models need a task structure that a table does not hold, so they are used from Python.
+#: (name, or None; estimator families; paper; year). The name is what ``multitask fit
+#: --task-col --method`` takes (and ``multitask bench`` where it has the method); tree- and
+#: graph-structured models need a task structure that a table does not hold, so they are
+#: used from Python and listed by class.
 _LINEAR = [
     ("independent", "IndependentRidge / IndependentLogistic", "single-task baseline", 0),
     ("pooled", "PooledRidge", "one model for all tasks", 0),
@@ -122,18 +123,42 @@ def _linear_classes(families: str) -> str:
     return ", ".join(f"multitask.linear.{n}" for n in out)
 
 
-def catalogue() -> list[tuple[str, str, str, int, str]]:
-    """Rows (name, family, paper, year, python) of every method.
+def _commands(family: str, name: str) -> str:
+    """Where the command line takes ``name``: ``fit --method``, ``fit --balancer``, ``bench``."""
+    from multitask.bench._registry import METHODS
+    from multitask.tabular import LINEAR_METHODS
 
-    ``name`` is what the command line and bench suites take (``--method``, ``--balancer``,
-    ``methods = [...]``); a linear family without one (it needs a task tree or graph) is
-    listed by its class name. ``python`` names the class or function that implements it.
+    where = []
+    if family == "linear" and name in LINEAR_METHODS:
+        where.append("fit --method")
+    elif family == "architecture":
+        from multitask.tabular._deep import ARCHITECTURE_NAMES
+
+        if name in ARCHITECTURE_NAMES:
+            where.append("fit --method")
+    elif family in ("weighting", "aggregation") and name != "static":  # static needs weights
+        where.append("fit --balancer")
+    if name in METHODS:
+        where.append("bench")
+    return ", ".join(where) or "python"
+
+
+def catalogue() -> list[tuple[str, str, str, int, str, str]]:
+    """Rows (name, family, paper, year, python, commands) of every method.
+
+    ``name`` is the method's name in the command line and in bench suites where they take it
+    (``commands`` says which: ``fit --method``, ``fit --balancer``, ``bench``, or ``python``
+    for none); a linear family without one (it needs a task tree or graph) is listed by its
+    class name. ``python`` names the class or function that implements it.
     """
     rows = []
     for name, families, paper, year in _LINEAR:
-        rows.append((name or families, "linear", paper, year, _linear_classes(families)))
-    python = _python_names()
+        label = name or families
+        python = _linear_classes(families)
+        rows.append((label, "linear", paper, year, python, _commands("linear", label)))
+    python_names = _python_names()
     for family, table in {**DEEP_NAMES, **OTHER_NAMES}.items():
         for name, (paper, year) in table.items():
-            rows.append((name, family, paper, year, python.get((family, name), "")))
+            python = python_names.get((family, name), "")
+            rows.append((name, family, paper, year, python, _commands(family, name)))
     return rows

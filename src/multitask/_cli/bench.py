@@ -155,16 +155,22 @@ def report(
 
 
 def methods() -> None:
-    """List every method: the name to give the command line, its paper and year, its class."""
+    """List every method: its name, paper and year, the commands that take it, its class."""
     from rich.table import Table
 
     from multitask._cli._catalogue import catalogue
 
-    table = Table(title="methods (name: for --method, --balancer and suites)")
-    for col in ("name", "family", "paper", "year", "python"):
+    table = Table(
+        title="methods",
+        caption="python: the class or function, in multitask.linear, multitask.nn.weighting, "
+        "multitask.nn.aggregation, multitask.nn.architectures, multitask.nn.auxiliary, "
+        "multitask.training.samplers or multitask.relatedness (by family)",
+    )
+    for col in ("name", "family", "paper", "year", "command line", "python"):
         table.add_column(col, overflow="fold")
-    for name, family, paper, year, python in catalogue():
-        table.add_row(name, family, paper, str(year) if year else "", python)
+    for name, family, paper, year, python, commands in catalogue():
+        short = ", ".join(path.rsplit(".", 1)[-1] for path in python.split(", ") if path)
+        table.add_row(name, family, paper, str(year) if year else "", commands, short)
     console.print(table)
 
 
