@@ -6,7 +6,7 @@ A suite file (``.toml``; ``.yaml`` / ``.yml`` hold the same keys) looks like::
     description = "..."
     seeds = [0, 1, 2]
     datasets = ["exam", "hsb82", "multi_digits"]
-    methods = ["independent_ridge", "group_lasso", "hard_sharing", ...]
+    methods = ["independent", "group_lasso", "hard_sharing", ...]
 
     [[published]]             # a number read in a paper, for the same protocol
     dataset = "school"

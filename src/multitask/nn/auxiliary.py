@@ -56,6 +56,10 @@ def grad_reverse(x: Tensor, scale: float = 1.0) -> Tensor:
 class GradientReversal(nn.Module):
     """Module form of :func:`grad_reverse` (put it first in an adversarial head).
 
+    The gradient reversal layer of Ganin & Lempitsky, "Unsupervised Domain Adaptation by
+    Backpropagation", ICML 2015, Sec. 3: the identity forward, ``-lambda`` times the
+    gradient backward.
+
     Parameters
     ----------
     scale : float, default=1.0

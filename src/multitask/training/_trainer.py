@@ -119,6 +119,9 @@ class Trainer(MicroSteps, Checkpointing):
     checkpoint_dir : path, optional
         Where ``last.pt`` is written (atomically) every ``checkpoint_every``
         steps, at the end of ``fit``, and when Ctrl-C stops it (see ``fit``).
+    checkpoint_every : int, optional
+        Optimizer steps between checkpoints (needs ``checkpoint_dir``). None:
+        only at the end of ``fit``, on Ctrl-C and before a failed evaluation.
     early_stopping : int, optional
         Patience, in evaluations (on ``val``: one per epoch, or per ``val_every``).
     val_every : int, optional

@@ -122,6 +122,9 @@ class TaskSampler:
 class RoundRobinSampler(TaskSampler):
     """One task per step, cycling through the tasks in order.
 
+    Collobert & Weston (ICML 2008) train one task at a time, picking a task at each step;
+    the cycle is its deterministic form.
+
     Parameters
     ----------
     tasks : sequence of str
@@ -169,6 +172,9 @@ class _ProbabilitySampler(TaskSampler):
 
 class ProportionalSampler(_ProbabilitySampler):
     """One task per step with probability proportional to its dataset size.
+
+    Collobert & Weston (ICML 2008)'s one task per step, drawn by size: each example is
+    then visited about equally often, as in training on the pooled datasets.
 
     Parameters
     ----------
@@ -238,6 +244,9 @@ class TemperatureSampler(_ProbabilitySampler):
 
 class PeriodicSampler(TaskSampler):
     """Each task trains every ``period[t]`` steps (asynchronous training).
+
+    The tasks trained on their own schedules of Ruder (arXiv:1706.05098, 2017), e.g. an
+    auxiliary task updated less often than the main one.
 
     At step ``s`` the tasks with ``(s + offset) % period[t] == 0`` train
     together; ``offset`` is 0, so every task trains at step 0. Steps where no
