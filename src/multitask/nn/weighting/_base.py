@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from multitask._params import check_int
 from multitask.nn._device import index_on, move_async
 
 #: dtypes the weightings' host paths take (numpy has no bfloat16)
@@ -22,6 +23,17 @@ def host_softmax(x: Sequence[float]) -> list[float]:
     e = [math.exp(v - top) for v in x]
     total = sum(e)
     return [v / total for v in e]
+
+
+def check_n_tasks(n_tasks, owner: str, *, optional: bool = False) -> int | None:
+    """``n_tasks`` as an int >= 1 (None too where ``optional``); ``owner``: the class name.
+
+    A 0, a negative count, 1.5, True or ``"3"`` would otherwise fail at the first step with
+    a shape error, a ZeroDivisionError or a bare torch error.
+    """
+    if optional and n_tasks is None:
+        return None
+    return check_int(n_tasks, "n_tasks", owner, low=1)
 
 
 def check_losses(losses, n_tasks: int | None, owner) -> None:

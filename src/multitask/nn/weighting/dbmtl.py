@@ -9,7 +9,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from multitask.nn.weighting._base import HOST_DTYPES, LossWeighting, check_losses
+from multitask._params import check_real
+from multitask.nn.weighting._base import HOST_DTYPES, LossWeighting, check_losses, check_n_tasks
 
 __all__ = ["DBMTL"]
 
@@ -59,10 +60,12 @@ class DBMTL(LossWeighting):
     ----------
     n_tasks : int
     beta : float, default=0.9
+        Moving-average coefficient, ``0 <= beta < 1`` (1 would keep the average at 0).
     sigma : float, default=0.0
         Decay exponent of the moving-average coefficient ``beta_k`` (0: a
-        constant ``beta``, the authors' default in LibMTL).
+        constant ``beta``, the authors' default in LibMTL); finite, ``>= 0``.
     eps : float, default=1e-8
+        Added to the losses inside the logarithm; finite, ``>= 0``.
 
     References
     ----------
@@ -106,11 +109,11 @@ class DBMTL(LossWeighting):
 
     def __init__(self, n_tasks: int, beta: float = 0.9, sigma: float = 0.0, eps: float = 1e-8):
         super().__init__()
-        if not (0 <= beta <= 1 and sigma >= 0 and eps >= 0):  # (NaN fails each)
-            raise ValueError(
-                f"need 0 <= beta <= 1, sigma >= 0 and eps >= 0; got beta={beta}, "
-                f"sigma={sigma}, eps={eps}"
-            )
+        n_tasks = check_n_tasks(n_tasks, "DBMTL")
+        # beta = 1 would keep the average at its initial 0 for good (1 - beta_k = 0)
+        beta = check_real(beta, "beta", "DBMTL", low=0.0, high=1.0, high_open=True)
+        sigma = check_real(sigma, "sigma", "DBMTL", low=0.0)
+        eps = check_real(eps, "eps", "DBMTL", low=0.0)
         self.n_tasks, self.beta, self.sigma, self.eps = n_tasks, beta, sigma, eps
         self.register_buffer("n_steps", torch.zeros((), dtype=torch.long))
         self.register_buffer("average", None)  # (T, n_params), created at the first step

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from multitask.nn.weighting._base import LossWeighting, check_losses, host_softmax
+from multitask._params import check_int, check_real
+from multitask.nn.weighting._base import LossWeighting, check_losses, check_n_tasks, host_softmax
 
 __all__ = ["DWA"]
 
@@ -70,8 +71,9 @@ class DWA(LossWeighting):
 
     def __init__(self, n_tasks: int, temperature: float = 2.0, period: int = 1) -> None:
         super().__init__()
-        if not temperature > 0 or period < 1:  # (a NaN temperature too)
-            raise ValueError(f"need temperature > 0 and period >= 1, got {temperature}, {period}")
+        n_tasks = check_n_tasks(n_tasks, "DWA")
+        temperature = check_real(temperature, "temperature", "DWA", low=0.0, low_open=True)
+        period = check_int(period, "period", "DWA", low=1)
         self.n_tasks = n_tasks
         self.temperature = temperature
         self.period = period

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from multitask.nn.weighting._base import LossWeighting, check_losses
+from multitask.nn.weighting._base import LossWeighting, check_losses, check_n_tasks
 
 __all__ = ["EqualWeighting"]
 
@@ -37,7 +37,7 @@ class EqualWeighting(LossWeighting):
 
     def __init__(self, n_tasks: int | None = None) -> None:
         super().__init__()
-        self.n_tasks = n_tasks
+        self.n_tasks = check_n_tasks(n_tasks, "EqualWeighting", optional=True)
         self._last: Tensor | None = None
 
     def forward(self, losses: Tensor) -> Tensor:

@@ -7,7 +7,8 @@ import math
 import torch
 from torch import Tensor
 
-from multitask.nn.weighting._base import LossWeighting, check_losses, host_softmax
+from multitask._params import check_real
+from multitask.nn.weighting._base import LossWeighting, check_losses, check_n_tasks, host_softmax
 
 __all__ = ["FAMO"]
 
@@ -102,11 +103,15 @@ class FAMO(LossWeighting):
         eps: float = 1e-8,
     ) -> None:
         super().__init__()
+        n_tasks = check_n_tasks(n_tasks, "FAMO")
+        lr = check_real(lr, "lr", "FAMO", low=0.0, low_open=True)
+        gamma = check_real(gamma, "gamma", "FAMO", low=0.0)
+        eps = check_real(eps, "eps", "FAMO", low=0.0)
         self.n_tasks = n_tasks
         self.lr, self.gamma, self.eps = lr, gamma, eps
         self.register_buffer("logits", torch.zeros(n_tasks))
         self.register_buffer("previous_log", torch.full((n_tasks,), float("nan")))
-        self.register_buffer("min_losses", torch.zeros(n_tasks) + torch.as_tensor(min_losses))
+        self.register_buffer("min_losses", torch.zeros(n_tasks) + _min_losses(min_losses, n_tasks))
 
     def _update_logits(self, log_now: Tensor, logits: Tensor, previous: Tensor) -> None:
         """``logits <- logits - lr * (grad z^T delta + gamma logits)``, in place."""
@@ -195,3 +200,24 @@ class FAMO(LossWeighting):
     def reset(self) -> None:
         self.logits.zero_()
         self.previous_log.fill_(float("nan"))
+
+
+def _min_losses(value, n_tasks: int) -> Tensor:
+    """FAMO's ``min_losses`` as a finite float tensor of shape ``()`` or ``(n_tasks,)``."""
+    if isinstance(value, Tensor):
+        bounds = value.detach()
+    else:
+        try:
+            bounds = torch.as_tensor(value)
+        except (TypeError, ValueError, RuntimeError):
+            bounds = None
+    if bounds is None or bounds.dtype == torch.bool or bounds.dtype.is_complex:
+        raise TypeError(f"FAMO: min_losses must be a real number or a Tensor, got {value!r}")
+    if bounds.shape not in ((), (n_tasks,)):
+        raise ValueError(
+            f"FAMO: min_losses must be a number or have shape (n_tasks,) = ({n_tasks},), got "
+            f"shape {tuple(bounds.shape)}"
+        )
+    if not bool(torch.isfinite(bounds).all()):
+        raise ValueError(f"FAMO: min_losses must be finite, got {value!r}")
+    return bounds

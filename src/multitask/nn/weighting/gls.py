@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-from multitask.nn.weighting._base import LossWeighting, check_losses
+from multitask.nn.weighting._base import LossWeighting, check_losses, check_n_tasks
 
 __all__ = ["GLS"]
 
@@ -64,7 +64,7 @@ class GLS(LossWeighting):
 
     def __init__(self, n_tasks: int | None = None) -> None:
         super().__init__()
-        self.n_tasks = n_tasks
+        self.n_tasks = check_n_tasks(n_tasks, "GLS", optional=True)
         self._last: Tensor | None = None
 
     def forward(self, losses: Tensor) -> Tensor:

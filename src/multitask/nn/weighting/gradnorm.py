@@ -8,7 +8,8 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
-from multitask.nn.weighting._base import LossWeighting, check_losses
+from multitask._params import check_real
+from multitask.nn.weighting._base import LossWeighting, check_losses, check_n_tasks
 
 __all__ = ["GradNorm"]
 
@@ -143,6 +144,8 @@ class GradNorm(LossWeighting):
         shared_params: Iterable[nn.Parameter] | str | None = "auto",
     ) -> None:
         super().__init__()
+        n_tasks = check_n_tasks(n_tasks, "GradNorm")
+        alpha = check_real(alpha, "alpha", "GradNorm", low=0.0)
         self.n_tasks = n_tasks
         self.alpha = alpha
         self.task_weights = nn.Parameter(torch.ones(n_tasks))
@@ -153,7 +156,21 @@ class GradNorm(LossWeighting):
                 f"got {shared_params!r}"
             )
         keep = shared_params is None or isinstance(shared_params, str)
-        self.jacobian_params = shared_params if keep else list(shared_params)
+        if not keep:
+            given = shared_params
+            try:
+                shared_params = list(shared_params)
+            except TypeError:
+                shared_params = None
+            wrong = shared_params is None or any(not isinstance(p, Tensor) for p in shared_params)
+            if wrong:
+                raise TypeError(
+                    "GradNorm: shared_params must be 'auto', 'last', None or an iterable of "
+                    f"parameters, got {given!r}"
+                )
+            if not shared_params:
+                raise ValueError("GradNorm: shared_params is an empty iterable of parameters")
+        self.jacobian_params = shared_params
 
     def observe(self, losses: Tensor, jacobian: Tensor) -> Tensor:
         """GradNorm's loss ``L_grad`` (a function of ``task_weights`` only)."""

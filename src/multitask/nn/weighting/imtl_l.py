@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from multitask.nn.weighting._base import LossWeighting, check_losses
+from multitask.nn.weighting._base import LossWeighting, check_losses, check_n_tasks
 
 __all__ = ["IMTLL"]
 
@@ -57,6 +57,7 @@ class IMTLL(LossWeighting):
 
     def __init__(self, n_tasks: int) -> None:
         super().__init__()
+        n_tasks = check_n_tasks(n_tasks, "IMTLL")
         self.n_tasks = n_tasks
         self.log_scales = nn.Parameter(torch.zeros(n_tasks))
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from multitask._params import check_int
 from multitask.nn._device import to_device_async
-from multitask.nn.weighting._base import LossWeighting, check_losses
+from multitask.nn.weighting._base import LossWeighting, check_losses, check_n_tasks
 
 __all__ = ["RLW"]
 
@@ -54,6 +55,8 @@ class RLW(LossWeighting):
 
     def __init__(self, n_tasks: int, seed: int = 0) -> None:
         super().__init__()
+        n_tasks = check_n_tasks(n_tasks, "RLW")
+        seed = check_int(seed, "seed", "RLW", low=0)  # (a seed; None has no stream to replay)
         self.n_tasks = n_tasks
         self.seed = seed
         self._gen = torch.Generator().manual_seed(seed)

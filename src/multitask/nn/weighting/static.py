@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -40,7 +41,18 @@ class StaticWeighting(LossWeighting):
 
     def __init__(self, weights: Sequence[float] | Tensor) -> None:
         super().__init__()
-        w = torch.as_tensor(weights, dtype=torch.get_default_dtype()).reshape(-1)
+        if isinstance(weights, Tensor):
+            given = weights.detach()
+        else:
+            try:
+                given = torch.as_tensor(np.asarray(weights))
+            except (TypeError, ValueError, RuntimeError):
+                given = None
+        if given is None or given.dtype == torch.bool or given.dtype.is_complex:
+            raise TypeError(
+                f"StaticWeighting: weights must be a sequence of real numbers, got {weights!r}"
+            )
+        w = given.to(torch.get_default_dtype()).reshape(-1)
         if w.numel() == 0 or bool((w < 0).any()) or not bool(torch.isfinite(w).all()):
             raise ValueError(f"StaticWeighting needs finite non-negative weights, got {w.tolist()}")
         self.register_buffer("task_weights", w)

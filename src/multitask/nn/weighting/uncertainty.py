@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from multitask.nn.weighting._base import LossWeighting, check_losses
+from multitask.nn.weighting._base import LossWeighting, check_losses, check_n_tasks
 
 __all__ = ["UncertaintyWeighting"]
 
@@ -70,6 +70,7 @@ class UncertaintyWeighting(LossWeighting):
 
     def __init__(self, n_tasks: int, kinds: Sequence[str] | None = None) -> None:
         super().__init__()
+        n_tasks = check_n_tasks(n_tasks, "UncertaintyWeighting")
         kinds = ["regression"] * n_tasks if kinds is None else list(kinds)
         if len(kinds) != n_tasks or any(k not in _SCALE for k in kinds):
             raise ValueError(
