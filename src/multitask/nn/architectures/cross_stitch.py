@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from ..._params import check_int, check_real
 from ._base import MultiTaskModule
 from ._layers import check_heads, check_layers, columns, mix_init, parameters_of
 
@@ -35,7 +36,8 @@ class CrossStitch(MultiTaskModule):
         Indices (0-based) of the layers followed by a cross-stitch unit.
         Default: every layer.
     self_weight : float, default=0.9
-        Initial diagonal of every unit (the off-diagonal gets ``(1 - self_weight) / (T - 1)``).
+        Initial diagonal of every unit (the off-diagonal gets ``(1 - self_weight) / (T - 1)``),
+        in ``[0, 1]`` (the rows sum to one with no negative weight).
 
     Attributes
     ----------
@@ -81,6 +83,8 @@ class CrossStitch(MultiTaskModule):
         layers = check_layers(layers)
         n_layers = len(layers)
         stitch_after = list(range(n_layers)) if stitch_after is None else list(stitch_after)
+        stitch_after = [check_int(i, "stitch_after", "CrossStitch") for i in stitch_after]
+        self_weight = check_real(self_weight, "self_weight", "CrossStitch", low=0.0, high=1.0)
         bad = [i for i in stitch_after if not 0 <= i < n_layers]
         if bad:
             raise ValueError(f"stitch_after indices {bad} are outside [0, {n_layers - 1}]")

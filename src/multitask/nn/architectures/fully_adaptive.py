@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from ..._params import check_real
 from ._base import MultiTaskModule
 from ._layers import check_heads, check_layers, parameters_of
 
@@ -160,7 +161,7 @@ class FullyAdaptiveSharing(MultiTaskModule):
         The thin network (initially shared by all tasks).
     heads : dict of str to nn.Module
     complexity_weight : float, default=0.1
-        :math:`\lambda`.
+        :math:`\lambda`, finite and >= 0.
     pooling_above : sequence of int, optional
         :math:`p_l` for each layer (default 0 everywhere).
 
@@ -223,7 +224,9 @@ class FullyAdaptiveSharing(MultiTaskModule):
         super().__init__()
         self.task_names = check_heads(heads)
         layers = check_layers(layers)
-        self.complexity_weight = complexity_weight
+        self.complexity_weight = check_real(
+            complexity_weight, "complexity_weight", "FullyAdaptiveSharing", low=0.0
+        )
         self.pooling_above = (
             tuple(pooling_above) if pooling_above is not None else (0,) * len(layers)
         )

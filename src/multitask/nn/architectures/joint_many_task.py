@@ -8,8 +8,17 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from ..._params import check_int, check_real
 from ._base import MultiTaskModule
 from ._layers import check_heads, check_layers
+
+
+def _head_width(head: nn.Module) -> int | None:
+    """``out_features`` of a head that is, or ends in, an ``nn.Linear``; None otherwise."""
+    last = head
+    while isinstance(last, nn.Sequential) and len(last) > 0:
+        last = last[-1]
+    return last.out_features if isinstance(last, nn.Linear) else None
 
 
 class JointManyTask(MultiTaskModule):
@@ -42,9 +51,10 @@ class JointManyTask(MultiTaskModule):
         Heads in hierarchy order (the same order as ``layers``).
     n_classes : dict of str to int
         Number of classes of each lower task whose label embedding is fed upward.
+        Each an integer >= 1, equal to the number of logits of the task's head.
     label_dim : int, default=16
     delta : float, default=1e-2
-        Strength of the successive regularisation.
+        Strength of the successive regularisation, finite and >= 0 (0: none).
 
     References
     ----------
@@ -109,11 +119,24 @@ class JointManyTask(MultiTaskModule):
             raise ValueError(
                 f"n_classes names {bad}: only lower tasks (not {top!r}) can be embedded"
             )
+        owner = "JointManyTask"
+        label_dim = check_int(label_dim, "label_dim", owner, low=1)
+        delta = check_real(delta, "delta", owner, low=0.0)
+        n_classes = {
+            t: check_int(c, f"n_classes[{t!r}]", owner, low=1) for t, c in n_classes.items()
+        }
+        for t, c in n_classes.items():
+            width = _head_width(heads[t])
+            if width is not None and width != c:
+                raise ValueError(
+                    f"{owner}: n_classes[{t!r}]={c}, but the head of task {t!r} ends in an "
+                    f"nn.Linear with {width} outputs; they must agree (one logit per class)"
+                )
         self.layers = nn.ModuleList(layers)
         self.heads = nn.ModuleDict(heads)
         self.label_embeddings = nn.ParameterDict(
             {
-                t: nn.Parameter(torch.randn(int(c), label_dim) * label_dim**-0.5)
+                t: nn.Parameter(torch.randn(c, label_dim) * label_dim**-0.5)
                 for t, c in n_classes.items()
             }
         )
@@ -123,6 +146,13 @@ class JointManyTask(MultiTaskModule):
 
     def label_embedding(self, task: str, logits: Tensor) -> Tensor:
         """Softmax-weighted label embedding ``softmax(logits) @ L_task`` (..., label_dim)."""
+        n_classes = self.label_embeddings[task].shape[0]
+        if logits.shape[-1] != n_classes:
+            raise ValueError(
+                f"JointManyTask: the head of task {task!r} gives {logits.shape[-1]} logits "
+                f"(output shape {tuple(logits.shape)}), but n_classes[{task!r}]={n_classes}; "
+                "they must agree (one logit per class)"
+            )
         return torch.softmax(logits, dim=-1) @ self.label_embeddings[task]
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:

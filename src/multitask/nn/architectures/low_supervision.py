@@ -6,6 +6,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 from torch import Tensor, nn
 
+from ..._params import check_int
 from ._base import MultiTaskModule
 from ._layers import check_heads, check_layers, parameters_of
 
@@ -70,6 +71,13 @@ class LowSupervision(MultiTaskModule):
         missing = set(self.task_names) - set(depths)
         if missing:
             raise ValueError(f"depths has no entry for tasks {sorted(missing)}")
+        unknown = [t for t in depths if t not in self.task_names]
+        if unknown:
+            raise ValueError(
+                f"LowSupervision: depths names unknown task(s) {unknown}; the tasks are "
+                f"{list(self.task_names)}"
+            )
+        depths = {t: check_int(d, f"depths[{t!r}]", "LowSupervision") for t, d in depths.items()}
         bad = {t: d for t, d in depths.items() if not 1 <= d <= len(layers)}
         if bad:
             raise ValueError(f"depths {bad} must lie in [1, {len(layers)}] (number of layers)")

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from ..._params import check_int
 from ._base import MultiTaskModule
 from ._layers import check_heads, check_layers, gated_sum, parameters_of
 
@@ -62,6 +63,7 @@ class MMoE(MultiTaskModule):
     ):
         super().__init__()
         self.task_names = check_heads(heads)
+        input_dim = check_int(input_dim, "input_dim", "MMoE", low=1)
         self.experts = nn.ModuleList(check_layers(experts, "experts"))
         self.gates = nn.ModuleDict(
             {t: nn.Linear(input_dim, len(self.experts)) for t in self.task_names}

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from ..._params import check_int
 from ._base import MultiTaskModule
 from ._layers import check_heads, check_layers, parameters_of
 
@@ -89,7 +90,7 @@ class MTAN(MultiTaskModule):
             raise ValueError(
                 f"dims has {len(dims)} entries for {len(layers)} layers; give one per layer"
             )
-        self.dims = tuple(int(d) for d in dims)
+        self.dims = tuple(check_int(d, f"dims[{j}]", "MTAN", low=1) for j, d in enumerate(dims))
         self.layers = nn.ModuleList(layers)
         self.attention = nn.ModuleDict(
             {

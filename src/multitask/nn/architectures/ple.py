@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from ..._params import check_int
 from ._base import MultiTaskModule
 from ._layers import check_heads, check_layers, gated_sum, parameters_of
 
@@ -105,7 +106,11 @@ class PLE(MultiTaskModule):
                     f"task {t!r} has {len(levels)} levels of experts, expected {n_levels}"
                 )
         self.n_levels = n_levels
-        self.input_dims = tuple(int(d) for d in input_dims)
+        owner = type(self).__name__  # PLE, or CGC (one level)
+        what = "input_dim" if owner == "CGC" else "input_dims[{k}]"
+        self.input_dims = tuple(
+            check_int(d, what.format(k=k), owner, low=1) for k, d in enumerate(input_dims)
+        )
         self.shared_experts = nn.ModuleList(
             nn.ModuleList(check_layers(lv, f"shared_experts[{k}]"))
             for k, lv in enumerate(shared_experts)

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping
 import torch
 from torch import Tensor, nn
 
+from ..._params import check_bool, check_int, check_real
 from ._base import MultiTaskModule
 from ._layers import check_heads, parameters_of
 
@@ -130,9 +131,10 @@ class DeepRelationshipNetwork(MultiTaskModule):
     heads : dict of str to nn.Module
         Task-specific layers of each task; same structure for every task.
     prior_weight : float, default=1e-3
-        Multiplier of the prior term (1 with ``n_samples`` = the paper's objective).
+        Multiplier of the prior term (1 with ``n_samples`` = the paper's objective); finite
+        and >= 0 (0: no prior).
     epsilon : float, default=1e-3
-        Ridge of the covariance updates.
+        Ridge of the covariance updates, finite and > 0 (it keeps them invertible).
     normalize : bool, default=True
         Trace-normalise the feature covariances after each update (see :func:`flip_flop`).
     n_samples : int, optional
@@ -189,6 +191,12 @@ class DeepRelationshipNetwork(MultiTaskModule):
         n_samples: int | None = None,
     ):
         super().__init__()
+        owner = "DeepRelationshipNetwork"
+        prior_weight = check_real(prior_weight, "prior_weight", owner, low=0.0)
+        epsilon = check_real(epsilon, "epsilon", owner, low=0.0, low_open=True)
+        normalize = check_bool(normalize, "normalize", owner)
+        if n_samples is not None:
+            n_samples = check_int(n_samples, "n_samples", owner)
         if n_samples is not None and n_samples < 1:
             raise ValueError(
                 f"n_samples={n_samples}: pass the number of training examples (>= 1), or None"

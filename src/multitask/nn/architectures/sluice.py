@@ -8,6 +8,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from ..._params import check_bool, check_int, check_real
 from ._base import MultiTaskModule
 from ._layers import check_heads, check_layers, columns, flatten_rows, mix_init, parameters_of
 
@@ -66,14 +67,14 @@ class Sluice(MultiTaskModule):
         Layers (0-based) whose outputs the beta units mix; their outputs must
         share one shape. Default: every layer.
     orthogonality : float, default=0.01
-        Weight of the orthogonality penalty.
+        Weight of the orthogonality penalty, finite and >= 0 (0: no penalty).
     feature_dim : int, default=-1
         Dimension of the layer outputs that holds the features (split into
         subspaces): -1 for MLPs, RNNs and Transformers, 1 for ``(batch,
         channels, ...)`` convolution outputs. The other dimensions are rows of
         :math:`G` in the penalty.
     self_weight : float, default=0.9
-        Initial diagonal of the alpha units (as cross-stitch; rows sum to one).
+        Initial diagonal of the alpha units (as cross-stitch; rows sum to one), in ``[0, 1]``.
     normalize : bool, default=False
         Divide each term of the penalty by :math:`n^2`, ``n`` the number of
         rows of :math:`G` (see :func:`orthogonality_penalty`). The paper's
@@ -145,8 +146,11 @@ class Sluice(MultiTaskModule):
         super().__init__()
         self.task_names = check_heads(heads)
         layers = check_layers(layers)
-        if n_subspaces < 1:
-            raise ValueError(f"n_subspaces must be >= 1, got {n_subspaces}")
+        n_subspaces = check_int(n_subspaces, "n_subspaces", "Sluice", low=1)
+        orthogonality = check_real(orthogonality, "orthogonality", "Sluice", low=0.0)
+        self_weight = check_real(self_weight, "self_weight", "Sluice", low=0.0, high=1.0)
+        feature_dim = check_int(feature_dim, "feature_dim", "Sluice")
+        normalize = check_bool(normalize, "normalize", "Sluice")
         n_layers = len(layers)
         skip = list(range(n_layers)) if skip_layers is None else sorted(set(skip_layers))
         if not skip or any(not 0 <= k < n_layers for k in skip):
@@ -170,6 +174,11 @@ class Sluice(MultiTaskModule):
         self._subspaces: list[list[Tensor]] = []
 
     def _split(self, h: Tensor) -> list[Tensor]:
+        if not -h.dim() <= self.feature_dim < h.dim():
+            raise ValueError(
+                f"Sluice: feature_dim={self.feature_dim} is not a dimension of a layer output "
+                f"of shape {tuple(h.shape)}; pass one in [{-h.dim()}, {h.dim() - 1}]"
+            )
         width = h.shape[self.feature_dim]
         if width % self.n_subspaces:
             raise ValueError(

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from multitask._params import check_real
 from multitask.nn.architectures._base import MultiTaskModule
 from multitask.nn.architectures._layers import check_heads
 
@@ -150,6 +151,7 @@ class SoftSharing(MultiTaskModule):
         strength: float = 1e-3,
     ) -> None:
         super().__init__()
+        strength = check_real(strength, "strength", "SoftSharing", low=0.0)
         if coupling not in COUPLINGS:
             raise ValueError(f"unknown coupling {coupling!r}; use one of {COUPLINGS}")
         nets = _networks(networks, task_names)

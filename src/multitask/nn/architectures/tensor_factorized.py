@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from ..._params import check_int
 from ._base import MultiTaskModule
 from ._layers import check_heads, parameters_of
 
@@ -53,8 +55,13 @@ def tt_svd(w: Tensor, ranks: Sequence[int]) -> tuple[Tensor, Tensor, Tensor]:
 
 def _resolve_ranks(ranks, shapes: list[tuple[int, int, int]], method: str) -> list[tuple[int, ...]]:
     n_modes = 3 if method == "tucker" else 2
-    if ranks is None or isinstance(ranks, int | tuple):  # one for every layer
+    if ranks is None or isinstance(ranks, numbers.Real | tuple):  # one for every layer
         per_layer = [ranks] * len(shapes)
+    elif not isinstance(ranks, Sequence) or isinstance(ranks, str):
+        raise TypeError(
+            f"TensorFactorized: ranks must be None, an int, a tuple of ints or a list of those "
+            f"(one per layer), got {ranks!r}"
+        )
     else:  # a list: one entry per layer (an int list was read as one tuple for all layers)
         per_layer = list(ranks)
     if len(per_layer) != len(shapes):
@@ -62,8 +69,20 @@ def _resolve_ranks(ranks, shapes: list[tuple[int, int, int]], method: str) -> li
     out = []
     for r, shape in zip(per_layer, shapes, strict=True):
         full = full_ranks(shape, method)
-        r = full if r is None else (r,) * n_modes if isinstance(r, int) else tuple(r)
-        if len(r) != n_modes or min(r) < 1:
+        if r is None:
+            r = full
+        elif isinstance(r, numbers.Real):  # an int (a bool or 8.5 is refused just below)
+            r = (r,) * n_modes
+        elif isinstance(r, Sequence) and not isinstance(r, str):
+            r = tuple(r)
+        else:
+            raise TypeError(
+                f"TensorFactorized: a layer's ranks must be an int or a tuple, got {r!r}"
+            )
+        if len(r) != n_modes:
+            raise ValueError(f"{method} needs {n_modes} positive ranks per layer, got {r}")
+        r = tuple(check_int(a, "ranks", "TensorFactorized") for a in r)
+        if min(r) < 1:
             raise ValueError(f"{method} needs {n_modes} positive ranks per layer, got {r}")
         r = tuple(min(a, f) for a, f in zip(r, full, strict=True))
         if method == "tt":  # G2 is (r1, d2, r2): r2 is bounded by the r1 kept, not the full one
@@ -153,7 +172,9 @@ class TensorFactorized(MultiTaskModule):
             raise ValueError(f"dims needs at least an input and an output width, got {list(dims)}")
         n_tasks = len(self.task_names)
         self.method = method
-        self.dims = tuple(int(d) for d in dims)
+        self.dims = tuple(
+            check_int(d, f"dims[{j}]", "TensorFactorized", low=1) for j, d in enumerate(dims)
+        )
         shapes = [(self.dims[i], self.dims[i + 1], n_tasks) for i in range(len(dims) - 1)]
         self.ranks = _resolve_ranks(ranks, shapes, method)
         self.trunk = trunk
