@@ -317,7 +317,7 @@ def test_cagrad_options():
     _close(CAGrad(0.5, max_exact=2)(J), cagrad_direction(J, 0.5), 2e-5)  # active-set path
     J10 = _J(10, "random")
     _close(CAGrad(0.5, max_exact=4)(J10), CAGrad(0.5)(J10).numpy(), 1e-9)
-    with pytest.raises(ValueError, match="non-negative"):
+    with pytest.raises(ValueError, match="c must be a finite number >= 0"):
         CAGrad(-1.0)
 
 

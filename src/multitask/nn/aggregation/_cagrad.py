@@ -6,6 +6,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from multitask._params import check_int, check_real
+
 from . import _gramian, _host_qp, _solvers
 from ._base import GradientAggregator
 
@@ -68,14 +70,13 @@ class CAGrad(GradientAggregator):
         self, c: float = 0.5, *, rescale: str = "none", max_exact: int = 10, n_iter: int = 12
     ) -> None:
         super().__init__()
-        if not c >= 0:  # (NaN too)
-            raise ValueError(f"c={c} must be non-negative (it is a radius)")
+        c = check_real(c, "c", "CAGrad", low=0.0)  # (a radius)
         if rescale not in _RESCALE:
             raise ValueError(f"rescale={rescale!r} must be one of {tuple(_RESCALE)}")
         self.c = c
         self.rescale = rescale
-        self.max_exact = max_exact
-        self.n_iter = n_iter
+        self.max_exact = check_int(max_exact, "max_exact", "CAGrad", low=0)
+        self.n_iter = check_int(n_iter, "n_iter", "CAGrad", low=1)
 
     def gramian_weights(self, gramian: Tensor) -> Tensor:
         """Weights ``(1 / T + u) / rescale`` of shape ``(n_tasks,)``. From ``gramian = J J^T``."""

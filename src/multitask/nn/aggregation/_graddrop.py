@@ -8,6 +8,8 @@ import threading
 import torch
 from torch import Tensor
 
+from multitask._params import check_bool, check_int
+
 from ._base import GradientAggregator, check_jacobian
 from ._checks import check_task_vector
 from ._rng import SeededBits, SeededGenerator
@@ -106,12 +108,18 @@ class GradDrop(GradientAggregator):
         self, leak: Tensor | None = None, seed: int = 0, marginalize_batch: bool = True
     ) -> None:
         super().__init__()
+        if leak is not None and not isinstance(leak, Tensor):
+            raise TypeError(
+                f"GradDrop: leak must be None or a Tensor of shape (n_tasks,) with entries in "
+                f"[0, 1], got {leak!r}"
+            )
         if leak is not None and leak.dim() != 1:
             raise ValueError(f"leak must have shape (n_tasks,), got {tuple(leak.shape)}")
         check_task_vector(leak, "leak", self, upper=1.0)
+        seed = check_int(seed, "seed", "GradDrop", low=0)  # (a seed; None has no stream to replay)
         self.leak = leak
         self.seed = seed
-        self.marginalize_batch = bool(marginalize_batch)
+        self.marginalize_batch = check_bool(marginalize_batch, "marginalize_batch", "GradDrop")
         self._rng = SeededGenerator(seed)
         self._bits = SeededBits(seed)
 

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from multitask._params import check_int, check_real
 from multitask.nn._device import index_on
 
 from . import _gramian, _graphs, _solvers
@@ -73,8 +74,9 @@ class GradVac(GradientAggregator):
 
     def __init__(self, beta: float = 0.01, eps: float = 1e-8, seed: int = 0) -> None:
         super().__init__()
-        if not 0.0 <= beta <= 1.0:
-            raise ValueError(f"beta={beta} must lie in [0, 1] (it is an EMA rate)")
+        beta = check_real(beta, "beta", "GradVac", low=0.0, high=1.0)  # (an EMA rate)
+        eps = check_real(eps, "eps", "GradVac", low=0.0)
+        seed = check_int(seed, "seed", "GradVac", low=0)  # (a seed; None has no stream to replay)
         self.beta = beta
         self.eps = eps
         self.seed = seed

@@ -6,6 +6,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from multitask._params import check_int
+
 from . import _gramian, _host_qp, _solvers
 from ._base import GradientAggregator
 
@@ -86,8 +88,8 @@ class MGDA(GradientAggregator):
             raise ValueError(f"solver={solver!r} must be 'exact' or 'frank-wolfe'")
         self.normalization = normalization
         self.solver = solver
-        self.max_exact = max_exact
-        self.n_iter = n_iter
+        self.max_exact = check_int(max_exact, "max_exact", "MGDA", low=0)
+        self.n_iter = None if n_iter is None else check_int(n_iter, "n_iter", "MGDA", low=1)
 
     @property
     def needs_losses(self) -> bool:

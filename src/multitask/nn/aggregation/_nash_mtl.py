@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from multitask._params import check_int, check_real
+
 from . import _graphs, _host_qp, _solvers
 from ._base import GradientAggregator
 
@@ -96,10 +98,10 @@ class NashMTL(GradientAggregator):
         max_norm: float = 0.0,
     ) -> None:
         super().__init__()
-        if update_every < 1:
-            raise ValueError(f"update_every={update_every} must be a positive integer")
-        if not max_norm >= 0:  # (NaN too)
-            raise ValueError(f"max_norm={max_norm} must be >= 0 (0 disables clipping)")
+        update_every = check_int(update_every, "update_every", "NashMTL", low=1)
+        n_iter = check_int(n_iter, "n_iter", "NashMTL", low=1)
+        n_iter_warm = check_int(n_iter_warm, "n_iter_warm", "NashMTL", low=1)
+        max_norm = check_real(max_norm, "max_norm", "NashMTL", low=0.0)  # (0 disables clipping)
         self.update_every = update_every
         self.n_iter = n_iter
         self.n_iter_warm = n_iter_warm

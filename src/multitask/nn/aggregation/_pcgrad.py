@@ -6,6 +6,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from multitask._params import check_bool, check_int
+
 from . import _gramian, _graphs, _solvers
 from ._base import GradientAggregator
 from ._rng import SeededGenerator
@@ -53,8 +55,9 @@ class PCGrad(GradientAggregator):
 
     def __init__(self, seed: int = 0, *, deterministic: bool = False) -> None:
         super().__init__()
+        seed = check_int(seed, "seed", "PCGrad", low=0)  # (a seed; None has no stream to replay)
         self.seed = seed
-        self.deterministic = deterministic
+        self.deterministic = check_bool(deterministic, "deterministic", "PCGrad")
         self._rng = SeededGenerator(seed)
 
     def gramian_weights(self, gramian: Tensor) -> Tensor:

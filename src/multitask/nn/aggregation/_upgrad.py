@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from multitask._params import check_int, check_real
+
 from . import _gramian, _host_qp, _solvers
 from ._base import GradientAggregator
 from ._checks import check_task_count, check_task_vector
@@ -82,9 +84,11 @@ class UPGrad(GradientAggregator):
         super().__init__()
         check_task_vector(pref, "pref", self)
         self.pref = pref
+        if reg_eps is not None:
+            reg_eps = check_real(reg_eps, "reg_eps", "UPGrad", low=0.0)
         self.reg_eps = reg_eps
-        self.max_exact = max_exact
-        self.n_iter = n_iter
+        self.max_exact = check_int(max_exact, "max_exact", "UPGrad", low=0)
+        self.n_iter = check_int(n_iter, "n_iter", "UPGrad", low=1)
 
     def gramian_weights(self, gramian: Tensor) -> Tensor:
         """Weights ``sum_i p_i v_i`` of shape ``(n_tasks,)``. From ``gramian = J J^T``."""
