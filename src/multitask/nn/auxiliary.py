@@ -14,6 +14,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from multitask._params import check_real
+
 __all__ = ["GradientReversal", "ganin_schedule", "grad_reverse"]
 
 
@@ -50,7 +52,14 @@ def grad_reverse(x: Tensor, scale: float = 1.0) -> Tensor:
     >>> x.grad  # -0.5 * 3
     tensor([-1.5000, -1.5000])
     """
-    return _Reverse.apply(x, float(scale))
+    return _Reverse.apply(x, _check_scale(scale, "grad_reverse"))
+
+
+def _check_scale(scale, owner: str) -> float:
+    """The reversal scale: a finite ``lambda >= 0`` (Ganin & Lempitsky's adaptation factor,
+    0 to 1 under their schedule). A negative one would turn the reversal into a plain
+    gradient, an infinite or NaN one would make the encoder's gradient non-finite."""
+    return check_real(scale, "scale", owner, low=0.0)
 
 
 class GradientReversal(nn.Module):
@@ -63,8 +72,9 @@ class GradientReversal(nn.Module):
     Parameters
     ----------
     scale : float, default=1.0
-        The paper's ``lambda``; change it during training through the
-        attribute (e.g. with :func:`ganin_schedule`).
+        The paper's ``lambda``, finite and ``>= 0`` (0: no gradient reaches the encoder
+        from the head); change it during training through the attribute (e.g. with
+        :func:`ganin_schedule`), which checks it the same way.
 
     Examples
     --------
@@ -95,6 +105,14 @@ class GradientReversal(nn.Module):
         super().__init__()
         self.scale = scale
 
+    @property
+    def scale(self) -> float:
+        return self._scale
+
+    @scale.setter
+    def scale(self, value: float) -> None:
+        self._scale = _check_scale(value, "GradientReversal")
+
     def forward(self, x: Tensor) -> Tensor:
         return grad_reverse(x, self.scale)
 
@@ -103,7 +121,8 @@ class GradientReversal(nn.Module):
 
 
 def ganin_schedule(progress: float, gamma: float = 10.0) -> float:
-    """``2 / (1 + exp(-gamma p)) - 1``: the reversal scale at training progress ``p`` in [0, 1].
+    """``2 / (1 + exp(-gamma p)) - 1``: the reversal scale at training progress ``p`` in [0, 1]
+    (``gamma``: finite, ``>= 0``; the paper's 10).
 
     References
     ----------
@@ -115,6 +134,6 @@ def ganin_schedule(progress: float, gamma: float = 10.0) -> float:
     >>> [round(ganin_schedule(p), 4) for p in (0.0, 0.1, 0.5, 1.0)]  # 0 at the start, -> 1
     [0.0, 0.4621, 0.9866, 0.9999]
     """
-    if not 0.0 <= progress <= 1.0:
-        raise ValueError(f"progress must be in [0, 1], got {progress}")
+    progress = check_real(progress, "progress", "ganin_schedule", low=0.0, high=1.0)
+    gamma = check_real(gamma, "gamma", "ganin_schedule", low=0.0)
     return 2.0 / (1.0 + math.exp(-gamma * progress)) - 1.0
