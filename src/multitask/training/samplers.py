@@ -24,6 +24,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from multitask._params import check_int, check_names, check_real
+
 __all__ = [
     "PeriodicSampler",
     "ProportionalSampler",
@@ -42,7 +44,14 @@ class TaskSampler:
     tasks : sequence of str
         Task names, in a fixed order.
     seed : int
-        Seed of the draws; the draw at step ``s`` is a function of ``(seed, s)``.
+        Seed of the draws, an integer >= 0; the draw at step ``s`` is a function of
+        ``(seed, s)``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``tasks`` not a non-empty sequence of distinct non-empty strings, or a ``seed`` that
+        is not an integer >= 0 (at construction, not at the first draw).
 
     Examples
     --------
@@ -67,10 +76,14 @@ class TaskSampler:
     """
 
     def __init__(self, tasks: Sequence[str], seed: int = 0):
+        owner = type(self).__name__
+        if isinstance(tasks, str | bytes):  # "abc" would read as the tasks 'a', 'b', 'c'
+            raise TypeError(f"{owner}: tasks must be a sequence of task names, got {tasks!r}")
+        tasks = list(tasks)
         if len(tasks) == 0:
             raise ValueError("a task sampler needs at least one task; got an empty list")
-        self.tasks = tuple(tasks)
-        self.seed = int(seed)
+        self.tasks = tuple(check_names(tasks, "tasks", owner))
+        self.seed = check_int(seed, "seed", owner, low=0)  # np.random needs one >= 0
         self.step = 0
 
     def draw(self, step: int) -> tuple[str, ...]:  # pragma: no cover - abstract
@@ -152,11 +165,15 @@ class _ProbabilitySampler(TaskSampler):
 
     def __init__(self, sizes: Mapping[str, int], seed: int = 0):
         super().__init__(list(sizes), seed)
-        n = np.asarray([sizes[t] for t in self.tasks], dtype=float)
-        if np.any(n <= 0):
-            empty = [t for t, k in zip(self.tasks, n, strict=True) if k <= 0]
-            raise ValueError(f"tasks {empty} have no samples; drop them before sampling")
-        self.probabilities = self._probabilities(n)
+        owner = type(self).__name__
+        counts = [check_int(sizes[t], f"sizes[{t!r}]", owner) for t in self.tasks]
+        empty = [t for t, k in zip(self.tasks, counts, strict=True) if k <= 0]
+        if empty:
+            raise ValueError(
+                f"{owner}: tasks {empty} have no samples (sizes must be integers >= 1); "
+                "drop them before sampling"
+            )
+        self.probabilities = self._probabilities(np.asarray(counts, dtype=float))
 
     def _probabilities(self, n: np.ndarray) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
@@ -179,7 +196,7 @@ class ProportionalSampler(_ProbabilitySampler):
     Parameters
     ----------
     sizes : mapping str -> int
-        Number of samples (or batches) of each task's dataset.
+        Number of samples (or batches) of each task's dataset: integers >= 1.
     seed : int
 
     Examples
@@ -210,9 +227,11 @@ class TemperatureSampler(_ProbabilitySampler):
     Parameters
     ----------
     sizes : mapping str -> int
-        Number of samples of each task's dataset.
+        Number of samples (or batches) of each task's dataset: integers >= 1.
     temperature : float
-        ``T > 0``.
+        ``T > 0``, finite; or ``inf`` (uniform sampling). The probabilities are
+        computed in log space (a softmax of ``log(n_t) / T``), so a tiny ``T`` gives
+        the largest task(s) probability 1 rather than NaN.
     seed : int
 
     Examples
@@ -232,13 +251,15 @@ class TemperatureSampler(_ProbabilitySampler):
     """
 
     def __init__(self, sizes: Mapping[str, int], temperature: float = 5.0, seed: int = 0):
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        self.temperature = float(temperature)
+        self.temperature = check_real(
+            temperature, "temperature", type(self).__name__, low=0.0, low_open=True, finite=False
+        )
         super().__init__(sizes, seed)
 
     def _probabilities(self, n: np.ndarray) -> np.ndarray:
-        p = (n / n.sum()) ** (1.0 / self.temperature)
+        # softmax of log(n_t) / T: (n_t / sum n)^(1/T) underflowed to 0 / 0 for a small T
+        logits = np.log(n) / self.temperature
+        p = np.exp(logits - logits.max())
         return p / p.sum()
 
 
@@ -255,7 +276,7 @@ class PeriodicSampler(TaskSampler):
     Parameters
     ----------
     periods : mapping str -> int
-        Update period of each task, in steps (``1`` = every step).
+        Update period of each task, in steps (``1`` = every step): integers >= 1.
     seed : int
         Unused: the schedule is fixed.
 
@@ -277,10 +298,12 @@ class PeriodicSampler(TaskSampler):
 
     def __init__(self, periods: Mapping[str, int], seed: int = 0):
         super().__init__(list(periods), seed)
-        bad = {t: k for t, k in periods.items() if int(k) < 1}
+        owner = type(self).__name__
+        checked = {t: check_int(periods[t], f"periods[{t!r}]", owner) for t in self.tasks}
+        bad = {t: k for t, k in checked.items() if k < 1}
         if bad:
-            raise ValueError(f"update periods must be integers >= 1, got {bad}")
-        self.periods = {t: int(k) for t, k in periods.items()}
+            raise ValueError(f"{owner}: update periods must be integers >= 1, got {bad}")
+        self.periods = checked
 
     def draw(self, step: int) -> tuple[str, ...]:
         return tuple(t for t in self.tasks if step % self.periods[t] == 0)
