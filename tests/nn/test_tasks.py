@@ -446,3 +446,33 @@ def test_an_integer_regression_target_of_minus_100_is_a_value_not_a_missing_labe
     assert binary.evaluate(torch.tensor([2.0, -1.0, 3.0]), torch.tensor([1, -100, 0])) == {
         "accuracy": 0.5
     }
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"name": ""}, ValueError, "non-empty str"),
+        ({"name": 3}, TypeError, "task name must be a str"),
+        ({"name": "t", "loss": "mse"}, TypeError, "loss must be a callable"),
+        ({"name": "t", "loss": 1.0}, TypeError, "loss must be a callable"),
+        ({"name": "t", "metrics": {"acc": "accuracy"}}, TypeError, r"not: \{'acc': 'accuracy'\}"),
+        ({"name": "t", "metrics": {1: lambda y, p: 0.0}}, TypeError, "metrics given as a dict"),
+        ({"name": "t", "ignore_index": 1.5}, TypeError, "ignore_index must be an integer"),
+        ({"name": "t", "ignore_index": "-100"}, TypeError, "ignore_index must be an integer"),
+        ({"name": "t", "ignore_index": True}, TypeError, "ignore_index must be an integer"),
+        ({"name": "t", "ignore_index": float("nan")}, TypeError, "ignore_index"),
+    ],
+)
+def test_task_bad_arguments_refused_at_construction(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        Task(**kwargs)
+
+
+def test_task_valid_edge_arguments_still_work():
+    task = Task("c", kind="multiclass", ignore_index=np.int64(-1), loss=None)
+    assert task.ignore_index == -1 and type(task.ignore_index) is int
+    logits = torch.tensor([[2.0, 0.0], [0.0, 2.0]])
+    assert task.evaluate(logits, torch.tensor([0, -1])) == {"accuracy": 1.0}
+    custom = Task("r", loss=torch.nn.functional.l1_loss, metrics={"m": lambda y, p: 1.0})
+    assert custom.compute_loss(torch.zeros(2), torch.ones(2)).item() == 1.0
+    assert custom.evaluate(torch.zeros(2), torch.ones(2)) == {"m": 1.0}

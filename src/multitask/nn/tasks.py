@@ -10,6 +10,7 @@ floating ``dense`` targets; ``ignore_index`` for ``multiclass`` and integer
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 
@@ -40,7 +41,15 @@ def _check_metrics(name: str, metrics):
     """Metric names known to :data:`multitask.metrics.METRICS` (a lone str is one name)."""
     from multitask.metrics import METRICS
 
-    if metrics is None or isinstance(metrics, Mapping):
+    if metrics is None:
+        return metrics
+    if isinstance(metrics, Mapping):
+        bad = {k: v for k, v in metrics.items() if not isinstance(k, str) or not callable(v)}
+        if bad:
+            raise TypeError(
+                f"task {name!r}: metrics given as a dict map names (str) to callables "
+                f"(y_true, y_pred) -> float; these entries are not: {bad!r}"
+            )
         return metrics
     if isinstance(metrics, str):
         metrics = (metrics,)
@@ -154,16 +163,28 @@ class Task:
     ) -> None:
         if not isinstance(name, str):
             raise TypeError(f"a task name must be a str, got {name!r} ({type(name).__name__})")
+        if not name:
+            raise ValueError("a task name must be a non-empty str, got ''")
         if kind not in KINDS:
             raise ValueError(f"task {name!r}: unknown kind {kind!r}; use one of {KINDS}")
         self.name = name
         self.kind = kind
+        if loss is not None and not callable(loss):
+            raise TypeError(
+                f"task {name!r}: loss must be a callable (pred, target) -> scalar Tensor or "
+                f"None, got {loss!r}"
+            )
+        if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
+            raise TypeError(
+                f"task {name!r}: ignore_index must be an integer (the class target that marks "
+                f"a missing label), got {ignore_index!r}"
+            )
         self.loss = loss
         self.metrics = _check_metrics(name, metrics)
         self.weight = _check_number(name, "weight", weight, low=0.0, strict=False)
         self.auxiliary = auxiliary
         self.lr = None if lr is None else _check_number(name, "lr", lr, low=0.0, strict=True)
-        self.ignore_index = ignore_index
+        self.ignore_index = int(ignore_index)
 
     def __repr__(self) -> str:
         return f"Task({self.name!r}, kind={self.kind!r}, weight={self.weight})"
