@@ -9,6 +9,19 @@ from multitask.cli import app
 runner = CliRunner()
 
 
+def _methods_wide():
+    """`multitask methods` on a console wide enough that no cell folds (the module's console
+    took its width when it was made: COLUMNS set later does not reach it)."""
+    from multitask._cli._common import console
+
+    width = console.width
+    console.width = 240
+    try:
+        return runner.invoke(app, ["methods"])
+    finally:
+        console.width = width
+
+
 def test_methods_lists_every_method_in_the_code():
     import multitask.linear as L
 
@@ -34,7 +47,7 @@ def test_methods_lists_every_method_in_the_code():
     assert methods <= set(R.__all__) and methods <= names
     assert "gradient_reversal" in names
     assert all(row[2] for row in catalogue())  # every row names its source
-    result = runner.invoke(app, ["methods"], env={"COLUMNS": "240"})
+    result = _methods_wide()
     assert result.exit_code == 0, result.output
     assert "mgda" in result.output and "Sener & Koltun" in result.output
 
@@ -66,7 +79,7 @@ def test_methods_names_are_what_the_command_line_takes_and_point_at_the_code():
         for path in filter(None, python.split(", ")):
             module, attr = path.rsplit(".", 1)
             assert hasattr(importlib.import_module(module), attr), path
-    result = runner.invoke(app, ["methods"], env={"COLUMNS": "240"})
+    result = _methods_wide()
     assert "group_lasso" in result.output and "GroupLassoRegressor" in result.output
     assert "fit --balancer" in result.output
 
