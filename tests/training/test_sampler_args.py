@@ -23,6 +23,17 @@ BUILD = {
     "Periodic": lambda arg=None, **kw: PeriodicSampler(arg or {"a": 1, "b": 2}, **kw),
 }
 
+#: what a count (a size in samples, a period in steps) must not be, and the error it gives
+_NOT_COUNTS = [
+    (NAN, TypeError),
+    (INF, TypeError),
+    (1.5, TypeError),
+    ("3", TypeError),
+    (True, TypeError),
+    (0, ValueError),
+    (-2, ValueError),
+]
+
 REFUSED = [
     # 24: task names
     ("RoundRobin", {"arg": ["a", "a"]}, ValueError, "more than once"),
@@ -37,28 +48,9 @@ REFUSED = [
     *[
         (cls, {"arg": {"a": v, "b": 1}}, err, r"sizes\['a'\]|no samples")
         for cls in ("Proportional", "Temperature")
-        for v, err in [
-            (NAN, TypeError),
-            (INF, TypeError),
-            (1.5, TypeError),
-            ("3", TypeError),
-            (True, TypeError),
-            (0, ValueError),
-            (-2, ValueError),
-        ]
+        for v, err in _NOT_COUNTS
     ],
-    *[
-        ("Periodic", {"arg": {"a": v}}, err, r"periods")
-        for v, err in [
-            (NAN, TypeError),
-            (INF, TypeError),
-            (1.5, TypeError),
-            ("3", TypeError),
-            (True, TypeError),
-            (0, ValueError),
-            (-1, ValueError),
-        ]
-    ],
+    *[("Periodic", {"arg": {"a": v}}, err, r"periods") for v, err in _NOT_COUNTS],
     # 26: temperature
     ("Temperature", {"temperature": 0.0}, ValueError, "temperature"),
     ("Temperature", {"temperature": -1.0}, ValueError, "temperature"),

@@ -550,9 +550,17 @@ FITTED_DOC = """Attributes
         Number of columns of ``X`` at fit time, task column included."""
 
 
-def fill_doc(cls):
-    """Substitute ``%(common)s`` and ``%(fitted)s`` in a class docstring."""
-    cls.__doc__ = cls.__doc__.replace("%(common)s", COMMON_PARAMS_DOC).replace(
-        "%(fitted)s", FITTED_DOC
-    )
-    return cls
+def fill_doc(cls=None, /, **snippets: str):
+    """Substitute ``%(common)s``, ``%(fitted)s`` and ``%(<key>)s`` of ``snippets`` in a class
+    docstring; ``@fill_doc`` or ``@fill_doc(key=text)`` (a block shared by the regressor and
+    the classifier of a family, written as ``COMMON_PARAMS_DOC`` is)."""
+
+    def fill(cls):
+        doc = cls.__doc__.replace("%(common)s", COMMON_PARAMS_DOC)
+        doc = doc.replace("%(fitted)s", FITTED_DOC)
+        for key, text in snippets.items():
+            doc = doc.replace(f"%({key})s", text)
+        cls.__doc__ = doc
+        return cls
+
+    return fill if cls is None else fill(cls)

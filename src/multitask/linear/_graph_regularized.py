@@ -171,17 +171,7 @@ def _edge_pair(edge, n_tasks):
     return edge[0], edge[1]
 
 
-@fill_doc
-class GraphRegularizedRegressor(MultiTaskRegressorMixin, _GraphRegularized):
-    """Squared loss + ``alpha sum_{(s,t) in E} a_st ||w_s - w_t||^2 + beta ||W||_F^2``.
-
-    Parameters
-    ----------
-    alpha : float, default=1.0
-        Strength of the graph term (>= 0).
-    beta : float, default=0.01
-        Ridge strength on all task models (>= 0).
-    graph : list of pairs, DataFrame, ndarray, sparse matrix or None, default=None
+_GRAPH_DOC = """graph : list of pairs, DataFrame, ndarray, sparse matrix or None, default=None
         Task graph: a list of edges given as pairs of task labels (weight 1; each edge
         once); a symmetric non-negative adjacency matrix as a DataFrame whose index and
         columns are task labels, or as an ndarray or scipy sparse matrix with rows in the
@@ -191,7 +181,20 @@ class GraphRegularizedRegressor(MultiTaskRegressorMixin, _GraphRegularized):
         the fitted tasks (the induced subgraph: edges with an absent end are dropped) and a
         ``UserWarning`` names the absent labels; a label of another type than the task
         column's (``'1'`` for ``1``) reads the same, so heed the warning. An unlabelled
-        matrix must match the fitted tasks exactly.
+        matrix must match the fitted tasks exactly."""
+
+
+@fill_doc(graph=_GRAPH_DOC)
+class GraphRegularizedRegressor(MultiTaskRegressorMixin, _GraphRegularized):
+    """Squared loss + ``alpha sum_{(s,t) in E} a_st ||w_s - w_t||^2 + beta ||W||_F^2``.
+
+    Parameters
+    ----------
+    alpha : float, default=1.0
+        Strength of the graph term (>= 0).
+    beta : float, default=0.01
+        Ridge strength on all task models (>= 0).
+    %(graph)s
     %(common)s
 
     %(fitted)s
@@ -233,7 +236,7 @@ class GraphRegularizedRegressor(MultiTaskRegressorMixin, _GraphRegularized):
     """
 
 
-@fill_doc
+@fill_doc(graph=_GRAPH_DOC)
 class GraphRegularizedClassifier(MultiTaskClassifierMixin, _GraphRegularized):
     """Logistic loss + graph penalty ``alpha ||W R||_F^2 + beta ||W||_F^2`` (binary labels).
 
@@ -243,17 +246,7 @@ class GraphRegularizedClassifier(MultiTaskClassifierMixin, _GraphRegularized):
         Strength of the graph term (>= 0).
     beta : float, default=0.01
         Ridge strength on all task models (>= 0).
-    graph : list of pairs, DataFrame, ndarray, sparse matrix or None, default=None
-        Task graph: a list of edges given as pairs of task labels (weight 1; each edge
-        once); a symmetric non-negative adjacency matrix as a DataFrame whose index and
-        columns are task labels, or as an ndarray or scipy sparse matrix with rows in the
-        order of the sorted task labels (``tasks_``). None: the complete graph (every pair,
-        weight 1). An edge list or a DataFrame may name tasks absent from the data fitted
-        (a split holding out whole tasks, e.g. ``GroupKFold``): the graph is restricted to
-        the fitted tasks (the induced subgraph: edges with an absent end are dropped) and a
-        ``UserWarning`` names the absent labels; a label of another type than the task
-        column's (``'1'`` for ``1``) reads the same, so heed the warning. An unlabelled
-        matrix must match the fitted tasks exactly.
+    %(graph)s
     %(common)s
 
     %(fitted)s

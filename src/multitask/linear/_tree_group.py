@@ -120,15 +120,7 @@ def _group_labels(group):
     return list(group)
 
 
-@fill_doc
-class TreeGroupLassoRegressor(MultiTaskRegressorMixin, _TreeGroup):
-    """Squared loss + tree-guided group lasso over tasks, for every feature.
-
-    Parameters
-    ----------
-    alpha : float, default=0.1
-        Strength of the tree penalty (>= 0).
-    tree : list of lists of task labels, or None, default=None
+_TREE_DOC = """tree : list of lists of task labels, or None, default=None
         The groups (tree nodes) as lists of task labels; every two groups must be
         nested or disjoint. None: one leaf per task and a root holding all tasks. The tree
         may name tasks absent from the data fitted (a split holding out whole tasks, e.g.
@@ -140,7 +132,18 @@ class TreeGroupLassoRegressor(MultiTaskRegressorMixin, _TreeGroup):
     tree_weights : array-like of shape (n_groups,), or None, default=None
         Node weights (all ones when None), in the order of ``tree``; with
         ``tree=None``, one weight per fitted task (``tasks_`` order) then the root's, so
-        they cannot follow the tasks when a split holds some out: pass ``tree`` then.
+        they cannot follow the tasks when a split holds some out: pass ``tree`` then."""
+
+
+@fill_doc(tree=_TREE_DOC)
+class TreeGroupLassoRegressor(MultiTaskRegressorMixin, _TreeGroup):
+    """Squared loss + tree-guided group lasso over tasks, for every feature.
+
+    Parameters
+    ----------
+    alpha : float, default=0.1
+        Strength of the tree penalty (>= 0).
+    %(tree)s
     %(common)s
 
     %(fitted)s
@@ -175,7 +178,7 @@ class TreeGroupLassoRegressor(MultiTaskRegressorMixin, _TreeGroup):
     """
 
 
-@fill_doc
+@fill_doc(tree=_TREE_DOC)
 class TreeGroupLassoClassifier(MultiTaskClassifierMixin, _TreeGroup):
     """Logistic loss + tree-guided group lasso over tasks (binary labels).
 
@@ -183,19 +186,7 @@ class TreeGroupLassoClassifier(MultiTaskClassifierMixin, _TreeGroup):
     ----------
     alpha : float, default=0.1
         Strength of the tree penalty (>= 0).
-    tree : list of lists of task labels, or None, default=None
-        The groups (tree nodes) as lists of task labels; every two groups must be
-        nested or disjoint. None: one leaf per task and a root holding all tasks. The tree
-        may name tasks absent from the data fitted (a split holding out whole tasks, e.g.
-        ``GroupKFold``): it is checked whole, then restricted to the fitted tasks (absent
-        tasks leave their groups, empty groups vanish with their weights, groups made
-        equal are merged with their weights summed) and a ``UserWarning`` names the absent
-        labels; a label of another type than the task column's (``'1'`` for ``1``) reads
-        the same, so heed the warning.
-    tree_weights : array-like of shape (n_groups,), or None, default=None
-        Node weights (all ones when None), in the order of ``tree``; with
-        ``tree=None``, one weight per fitted task (``tasks_`` order) then the root's, so
-        they cannot follow the tasks when a split holds some out: pass ``tree`` then.
+    %(tree)s
     %(common)s
 
     %(fitted)s
