@@ -120,7 +120,7 @@ def _shape_message(shape, n_tasks):
 def _frame_adjacency(frame, tasks):
     """Sparse adjacency ``(n_tasks, n_tasks)`` of the fitted tasks from a DataFrame whose
     index and columns are task labels: checked whole, then restricted by label."""
-    from multitask.linear.penalties import laplacian_from_adjacency
+    from multitask.linear.penalties._graph import check_adjacency
 
     index, columns = frame.index, frame.columns
     if index.has_duplicates or columns.has_duplicates or set(index) != set(columns):
@@ -129,8 +129,8 @@ def _frame_adjacency(frame, tasks):
             f"index and its columns; got index {index[:10].tolist()} and columns "
             f"{columns[:10].tolist()}. For an edge list, pass a list of (s, t) label pairs."
         )
-    A = frame.loc[:, index].to_numpy(dtype=float)  # columns in the order of the index
-    laplacian_from_adjacency(A)  # symmetric, finite, >= 0: checked on every task named
+    # columns in the order of the index; symmetric, finite, >= 0 over every task named
+    A = check_adjacency(frame.loc[:, index].to_numpy(dtype=float))
     codes, absent = label_codes(index, tasks)
     if absent:
         warn_absent("task graph", absent, tasks, "their edges are dropped")

@@ -10,7 +10,6 @@ floating ``dense`` targets; ``ignore_index`` for ``multiclass`` and integer
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 
@@ -18,6 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from multitask._params import check_int
 
 __all__ = ["KINDS", "Task", "task_losses"]
 
@@ -174,17 +175,13 @@ class Task:
                 f"task {name!r}: loss must be a callable (pred, target) -> scalar Tensor or "
                 f"None, got {loss!r}"
             )
-        if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
-            raise TypeError(
-                f"task {name!r}: ignore_index must be an integer (the class target that marks "
-                f"a missing label), got {ignore_index!r}"
-            )
+        ignore_index = check_int(ignore_index, "ignore_index", f"task {name!r}")
         self.loss = loss
         self.metrics = _check_metrics(name, metrics)
         self.weight = _check_number(name, "weight", weight, low=0.0, strict=False)
         self.auxiliary = auxiliary
         self.lr = None if lr is None else _check_number(name, "lr", lr, low=0.0, strict=True)
-        self.ignore_index = int(ignore_index)
+        self.ignore_index = ignore_index
 
     def __repr__(self) -> str:
         return f"Task({self.name!r}, kind={self.kind!r}, weight={self.weight})"

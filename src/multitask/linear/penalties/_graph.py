@@ -96,6 +96,14 @@ def laplacian_from_adjacency(adjacency) -> sparse.csr_array:
     is ignored and its upper triangle used (the Laplacian of
     :func:`graph_matrix_from_adjacency`'s ``R``, ``R R^T``, without forming ``R``).
     """
+    A = check_adjacency(adjacency)
+    upper = sparse.triu(sparse.csr_array(A), k=1)
+    return _laplacian((upper + upper.T).tocsr())
+
+
+def check_adjacency(adjacency):
+    """``adjacency`` as a float array (a sparse one stays sparse), checked square, finite,
+    symmetric and ``>= 0``."""
     if sparse.issparse(adjacency):
         A = sparse.csr_array(adjacency, dtype=float)
         values = A.data
@@ -108,8 +116,7 @@ def laplacian_from_adjacency(adjacency) -> sparse.csr_array:
         raise ValueError("adjacency holds NaN or infinite entries")
     if np.any(values < 0) or not _symmetric(A):
         raise ValueError("adjacency must be symmetric with entries >= 0")
-    upper = sparse.triu(sparse.csr_array(A), k=1)
-    return _laplacian((upper + upper.T).tocsr())
+    return A
 
 
 def _symmetric(A) -> bool:
