@@ -461,6 +461,9 @@ def test_an_integer_regression_target_of_minus_100_is_a_value_not_a_missing_labe
         ({"name": "t", "ignore_index": "-100"}, TypeError, "ignore_index must be an integer"),
         ({"name": "t", "ignore_index": True}, TypeError, "ignore_index must be an integer"),
         ({"name": "t", "ignore_index": float("nan")}, TypeError, "ignore_index"),
+        ({"name": "t", "auxiliary": "no"}, TypeError, "task 't': auxiliary must be True or False"),
+        ({"name": "t", "auxiliary": 1}, TypeError, "task 't': auxiliary"),
+        ({"name": "t", "auxiliary": None}, TypeError, "task 't': auxiliary"),
     ],
 )
 def test_task_bad_arguments_refused_at_construction(kwargs, error, match):
@@ -476,3 +479,5 @@ def test_task_valid_edge_arguments_still_work():
     custom = Task("r", loss=torch.nn.functional.l1_loss, metrics={"m": lambda y, p: 1.0})
     assert custom.compute_loss(torch.zeros(2), torch.ones(2)).item() == 1.0
     assert custom.evaluate(torch.zeros(2), torch.ones(2)) == {"m": 1.0}
+    flag = Task("a", auxiliary=np.bool_(True))  # a numpy bool is a bool
+    assert flag.auxiliary is True and Task("b").auxiliary is False

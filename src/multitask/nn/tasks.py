@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from multitask._params import check_int
+from multitask._params import check_bool, check_int
 
 __all__ = ["KINDS", "Task", "task_losses"]
 
@@ -122,7 +122,8 @@ class Task:
         trainer without a balancer; a balancer decides the weights itself, and
         the trainer warns that a weight other than 1 is then ignored).
     auxiliary : bool, default=False
-        Trained but not reported (an auxiliary task, Ruder 2017, Sec. 5).
+        Trained but not reported (an auxiliary task, Ruder 2017, Sec. 5). True or False (a
+        numpy bool too); another value, even a truthy one such as ``"no"``, is a TypeError.
     lr : float, optional
         Learning rate of the task's own parameters (None: the optimizer's).
     ignore_index : int, default=-100
@@ -176,6 +177,7 @@ class Task:
                 f"None, got {loss!r}"
             )
         ignore_index = check_int(ignore_index, "ignore_index", f"task {name!r}")
+        auxiliary = check_bool(auxiliary, "auxiliary", f"task {name!r}")  # "no" reads as True
         self.loss = loss
         self.metrics = _check_metrics(name, metrics)
         self.weight = _check_number(name, "weight", weight, low=0.0, strict=False)
