@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from multitask.training import (
@@ -12,6 +13,7 @@ from multitask.training import (
     ProportionalSampler,
     RoundRobinSampler,
     TemperatureSampler,
+    make_sampler,
 )
 
 NAN, INF = math.nan, math.inf
@@ -78,6 +80,43 @@ REFUSED = [
 def test_bad_argument_refused_at_construction(cls, kwargs, error, match):
     with pytest.raises(error, match=match):
         BUILD[cls](**kwargs)
+
+
+#: builders from a mapping task -> count, each named as its errors name it
+BY_MAPPING = {
+    "ProportionalSampler: sizes": ProportionalSampler,
+    "TemperatureSampler: sizes": TemperatureSampler,
+    "PeriodicSampler: periods": PeriodicSampler,
+    **{
+        f"make_sampler: sizes-{name}": lambda sizes, name=name: make_sampler(name, sizes)
+        for name in ("round_robin", "proportional", "temperature")
+    },
+}
+
+#: not a mapping: a list of counts read as task names, a list of names indexed by a name
+NOT_MAPPINGS = [[3, 4], ["a", "b"], ("a", "b"), "ab", None, 5, pd.Series({"a": 3, "b": 1})]
+
+
+@pytest.mark.parametrize("given", NOT_MAPPINGS, ids=lambda v: type(v).__name__)
+@pytest.mark.parametrize("owner", BY_MAPPING)
+def test_sizes_not_a_mapping_is_a_clear_type_error(owner, given):
+    expected = owner.split("-")[0]  # "make_sampler: sizes-round_robin" -> "make_sampler: sizes"
+    with pytest.raises(TypeError, match=rf"^{expected} must be a mapping task -> .*e\.g\. \{{"):
+        BY_MAPPING[owner](given)
+
+
+@pytest.mark.parametrize("owner", BY_MAPPING)
+def test_empty_sizes_is_a_clear_value_error(owner):
+    expected = owner.split("-")[0]
+    with pytest.raises(ValueError, match=rf"^{expected} is empty; it maps each task to its"):
+        BY_MAPPING[owner]({})
+
+
+def test_a_series_of_sizes_is_refused_with_what_to_pass():
+    sizes = pd.Series({"a": 300, "b": 100})
+    with pytest.raises(TypeError, match=r"a pandas Series .*pass series\.to_dict\(\)"):
+        ProportionalSampler(sizes)
+    assert ProportionalSampler(sizes.to_dict()).probabilities.tolist() == [0.75, 0.25]
 
 
 VALID = [

@@ -20,6 +20,7 @@ arXiv:1706.05098, 2017 (tasks trained with their own data and schedules).
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -34,6 +35,27 @@ __all__ = [
     "TemperatureSampler",
     "make_sampler",
 ]
+
+
+def _check_mapping(value, name: str, owner: str, what: str, example: str) -> Mapping:
+    """``value`` if it is a non-empty mapping task -> count; a TypeError or ValueError that
+    names ``owner`` and ``name`` otherwise (a list of counts would be read as task names, a
+    list of names fails on ``sizes['a']`` with Python's 'list indices must be integers')."""
+    if not isinstance(value, Mapping):
+        got = f"{type(value).__name__} {reprlib.repr(value)}"
+        if type(value).__module__.startswith("pandas"):  # its repr spans lines
+            got = f"a pandas {type(value).__name__} (a Series of counts: pass series.to_dict())"
+        raise TypeError(
+            f"{owner}: {name} must be a mapping task -> {what}, e.g. {example}, got {got}"
+        )
+    if not value:
+        raise ValueError(
+            f"{owner}: {name} is empty; it maps each task to its {what}, e.g. {example}"
+        )
+    return value
+
+
+_SIZES = ("number of samples", '{"a": 300, "b": 100}')
 
 
 class TaskSampler:
@@ -81,7 +103,7 @@ class TaskSampler:
             raise TypeError(f"{owner}: tasks must be a sequence of task names, got {tasks!r}")
         tasks = list(tasks)
         if len(tasks) == 0:
-            raise ValueError("a task sampler needs at least one task; got an empty list")
+            raise ValueError(f"{owner}: a task sampler needs at least one task; got an empty list")
         self.tasks = tuple(check_names(tasks, "tasks", owner))
         self.seed = check_int(seed, "seed", owner, low=0)  # np.random needs one >= 0
         self.step = 0
@@ -164,8 +186,8 @@ class _ProbabilitySampler(TaskSampler):
     """One task per step, drawn i.i.d. with fixed probabilities."""
 
     def __init__(self, sizes: Mapping[str, int], seed: int = 0):
-        super().__init__(list(sizes), seed)
         owner = type(self).__name__
+        super().__init__(list(_check_mapping(sizes, "sizes", owner, *_SIZES)), seed)
         counts = [check_int(sizes[t], f"sizes[{t!r}]", owner) for t in self.tasks]
         empty = [t for t, k in zip(self.tasks, counts, strict=True) if k <= 0]
         if empty:
@@ -196,7 +218,8 @@ class ProportionalSampler(_ProbabilitySampler):
     Parameters
     ----------
     sizes : mapping str -> int
-        Number of samples (or batches) of each task's dataset: integers >= 1.
+        Number of samples (or batches) of each task's dataset: integers >= 1, in a
+        non-empty mapping such as a dict (a list or a pandas Series is a TypeError).
     seed : int
 
     Examples
@@ -227,7 +250,8 @@ class TemperatureSampler(_ProbabilitySampler):
     Parameters
     ----------
     sizes : mapping str -> int
-        Number of samples (or batches) of each task's dataset: integers >= 1.
+        Number of samples (or batches) of each task's dataset: integers >= 1, in a
+        non-empty mapping such as a dict (a list or a pandas Series is a TypeError).
     temperature : float
         ``T > 0``, finite; or ``inf`` (uniform sampling). The probabilities are
         computed in log space (a softmax of ``log(n_t) / T``), so a tiny ``T`` gives
@@ -277,6 +301,7 @@ class PeriodicSampler(TaskSampler):
     ----------
     periods : mapping str -> int
         Update period of each task, in steps (``1`` = every step): integers >= 1.
+        A non-empty mapping such as a dict.
     seed : int
         Unused: the schedule is fixed.
 
@@ -297,8 +322,10 @@ class PeriodicSampler(TaskSampler):
     """
 
     def __init__(self, periods: Mapping[str, int], seed: int = 0):
-        super().__init__(list(periods), seed)
         owner = type(self).__name__
+        example = '{"main": 1, "aux": 3}'
+        periods = _check_mapping(periods, "periods", owner, "update period in steps", example)
+        super().__init__(list(periods), seed)
         checked = {t: check_int(periods[t], f"periods[{t!r}]", owner) for t in self.tasks}
         bad = {t: k for t, k in checked.items() if k < 1}
         if bad:
@@ -340,6 +367,9 @@ def make_sampler(name: str, sizes: Mapping[str, int], seed: int = 0) -> TaskSamp
         is a ValueError that says so: its update periods are no function of the
         sizes; build :class:`PeriodicSampler` with them.
     sizes : mapping str -> int
+        Number of samples (or batches) of each task's dataset, in a non-empty mapping such
+        as a dict (a list or a pandas Series is a TypeError); ``"round_robin"`` reads only
+        its task names.
     seed : int
 
     Returns
@@ -364,6 +394,7 @@ def make_sampler(name: str, sizes: Mapping[str, int], seed: int = 0) -> TaskSamp
     ...
     ValueError: sampler 'periodic' needs the update period of each task, ...
     """
+    sizes = _check_mapping(sizes, "sizes", "make_sampler", *_SIZES)
     if name == "round_robin":
         return RoundRobinSampler(list(sizes), seed)
     if name in ("proportional", "temperature"):
