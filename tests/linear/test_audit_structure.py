@@ -7,6 +7,7 @@ same model written another way (explicit tree, dense adjacency).
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 from audit_data import task_problem
@@ -126,3 +127,78 @@ def test_a_two_task_edge_array_of_labels_and_repeated_edges():
     square = np.array([["a", "b"], ["a", "b"]], dtype=object)  # (2, 2): edges, not a matrix
     with pytest.raises(ValueError, match="edge more than once"):
         ml.GraphRegularizedRegressor(graph=square, task_col=0).fit(XL2, y2)
+
+
+TWO = TASK < 2  # the rows of tasks 0 and 1: a fit on two tasks
+
+
+@pytest.mark.parametrize(
+    ("graph", "rows", "n_tasks"),
+    [
+        # the edges 0-2 and 2-1 of a three-task graph on a fold with tasks 0 and 1: it was
+        # read as an adjacency matrix fusing tasks 0 and 1 with weight 2 (the diagonal ignored)
+        (np.array([[0, 2], [2, 1]]), r"edge list \[\(0, 2\), \(2, 1\)\]", 2),
+        # weighted edges (s, t, weight): it was refused as an asymmetric adjacency, no more said
+        (
+            np.array([[0, 1, 0.5], [1, 2, 0.3], [0, 2, 1.0]]),
+            r"not one: adjacency must be symmetric.*weighted edges \(s, t, weight\) "
+            r"\[\(0\.0, 1\.0, 0\.5\)",
+            3,
+        ),
+        # symmetric weighted edges: they were read as another graph (0-2 weight 2, 1-2 weight 0)
+        (np.array([[0, 1, 2], [1, 2, 0], [2, 0, 1]]), r"reads both as the adjacency", 3),
+    ],
+    ids=["pairs-2-tasks", "weighted-triples", "symmetric-weighted-triples"],
+)
+def test_square_numeric_array_whose_rows_read_as_edges_raises_naming_both(graph, rows, n_tasks):
+    X, y = (XL[TWO], Y[TWO]) if n_tasks == 2 else (XL, Y)
+    with pytest.raises(ValueError, match=rf"shape \({n_tasks}, {n_tasks}\).*{rows}"):
+        ml.GraphRegularizedRegressor(graph=graph, task_col=0).fit(X, y)
+
+
+def test_square_numeric_array_disambiguated_as_the_message_says():
+    """The remedies the message names fit what each reading means. Oracles: the induced
+    subgraph of the edges 0-2, 2-1 on tasks 0 and 1 has no edge (a fit with no graph term);
+    an adjacency with a zero diagonal equals the same one as a labelled DataFrame."""
+    X2, y2 = XL[TWO], Y[TWO]
+    graph = np.array([[0, 2], [2, 1]])
+    with pytest.warns(UserWarning, match="names task 2"):
+        edges = ml.GraphRegularizedRegressor(alpha=10.0, graph=graph.tolist(), task_col=0)
+        edges.fit(X2, y2)
+    free = ml.GraphRegularizedRegressor(alpha=10.0, graph=[], task_col=0).fit(X2, y2)
+    np.testing.assert_allclose(edges.coef_, free.coef_, atol=1e-10)
+    zero = np.array([[0.0, 2.0], [2.0, 0.0]])
+    dense = ml.GraphRegularizedRegressor(alpha=10.0, graph=zero, task_col=0).fit(X2, y2)
+    frame = pd.DataFrame(zero, index=[0, 1], columns=[0, 1])
+    framed = ml.GraphRegularizedRegressor(alpha=10.0, graph=frame, task_col=0).fit(X2, y2)
+    np.testing.assert_allclose(dense.coef_, framed.coef_, atol=1e-10)
+    assert np.abs(dense.coef_ - edges.coef_).max() > 1e-3  # the two readings differ
+
+
+@pytest.mark.parametrize(
+    "graph",
+    [
+        np.array([[0, 1], [1, 0]]),  # zero diagonal: rows (0, 1), (1, 0) are one edge twice
+        np.array([[1.0, 0.5], [0.5, 1.0]]),  # constant diagonal: one edge twice
+        np.array([[0.9, 0.5], [0.5, 0.8]]),  # rows name no fitted task
+    ],
+    ids=["zero-diagonal", "constant-diagonal", "no-task-named"],
+)
+def test_two_task_adjacency_whose_rows_are_no_edge_list_stays_an_adjacency(graph):
+    """Oracle: the same weight on the one pair as a labelled DataFrame (diagonal ignored)."""
+    X2, y2 = XL[TWO], Y[TWO]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = ml.GraphRegularizedRegressor(alpha=3.0, graph=graph, task_col=0).fit(X2, y2)
+    weight = float(graph[0, 1])
+    frame = pd.DataFrame([[0.0, weight], [weight, 0.0]], index=[0, 1], columns=[0, 1])
+    want = ml.GraphRegularizedRegressor(alpha=3.0, graph=frame, task_col=0).fit(X2, y2)
+    np.testing.assert_allclose(got.coef_, want.coef_, atol=1e-10)
+
+
+def test_invalid_square_array_says_how_it_was_read_and_how_to_pass_edges():
+    # rows (0, 1), (0, 1): no adjacency (asymmetric) and no edge list (an edge twice)
+    with pytest.raises(ValueError, match=r"read as the adjacency matrix.*not one.*\(s, t\) label"):
+        ml.GraphRegularizedRegressor(graph=np.array([[0, 1], [0, 1]]), task_col=0).fit(
+            XL[TWO], Y[TWO]
+        )

@@ -21,6 +21,7 @@ from multitask.linear._base import (
     fill_doc,
 )
 from multitask.linear._task_structure import label_codes, warn_absent
+from multitask.linear._validation import task_label
 
 __all__ = ["GraphRegularizedClassifier", "GraphRegularizedRegressor"]
 
@@ -90,12 +91,10 @@ def task_graph_laplacian(graph, tasks):
     # an array of task labels (not numbers) is an edge list, whatever its shape: with two
     # tasks a (2, 2) array of labels was read as an adjacency matrix
     matrix = isinstance(graph, np.ndarray) and graph.dtype.kind in "biuf"
-    if matrix and graph.ndim == 2 and graph.shape[1] != 2:
-        if graph.shape != expected:
-            raise ValueError(_shape_message(graph.shape, n_tasks))
-        return laplacian_from_adjacency(graph)
     if matrix and graph.shape == expected:
-        return laplacian_from_adjacency(graph)
+        return _array_laplacian(graph, tasks)
+    if matrix and graph.ndim == 2 and graph.shape[1] != 2:
+        raise ValueError(_shape_message(graph.shape, n_tasks))
     try:
         edges = _edge_list(graph, tasks)
     except ValueError as err:
@@ -106,6 +105,72 @@ def task_graph_laplacian(graph, tasks):
             ) from None
         raise
     return laplacian_from_edges(edges, n_tasks)
+
+
+def _array_laplacian(matrix, tasks):
+    """Laplacian of a numeric ``(n_tasks, n_tasks)`` array, the adjacency matrix: refused,
+    with both readings named, where its rows also read as edges (then either was meant)."""
+    from multitask.linear.penalties import laplacian_from_adjacency
+
+    rows = _rows_as_edges(matrix, tasks)
+    try:
+        laplacian = laplacian_from_adjacency(matrix)
+    except ValueError as err:
+        raise ValueError(_array_message(matrix, str(err), rows)) from None
+    if rows is not None:
+        raise ValueError(_array_message(matrix, None, rows))
+    return laplacian
+
+
+def _rows_as_edges(matrix, tasks):
+    """The rows of a numeric ``(n_tasks, n_tasks)`` array as tuples if they also read as
+    edges ``(s, t)`` or weighted edges ``(s, t, weight)``: pairs of distinct labels, each
+    pair once, naming a fitted task at least once. Else None.
+
+    Only 2 or 3 tasks give rows of that length, and only a diagonal whose first two entries
+    differ lets rows 0 and 1 be distinct pairs: a zero or constant diagonal is never read
+    as edges.
+    """
+    if matrix.shape[1] not in (2, 3):
+        return None
+    codes, _ = label_codes(matrix[:, :2].ravel(), tasks)
+    pairs = np.sort(codes.reshape(-1, 2), axis=1)
+    distinct = np.all(pairs[:, 0] != pairs[:, 1]) and len(np.unique(pairs, axis=0)) == len(pairs)
+    if not distinct or not np.any(pairs < len(tasks)):
+        return None
+    return [tuple(task_label(value) for value in row) for row in matrix]
+
+
+def _array_message(matrix, problem, rows):
+    """Why a numeric ``(n_tasks, n_tasks)`` array was refused as the task graph, and what
+    to pass: ``problem`` is why it is no adjacency matrix (None if it is one), ``rows`` its
+    rows if they read as edges too (None if not)."""
+    n = matrix.shape[0]
+    head = f"graph is a numeric array of shape ({n}, {n}), "
+    adjacency = f"the adjacency matrix of the {n} fitted tasks (rows and columns in tasks_ order)"
+    if problem is not None:
+        head += f"so it is read as {adjacency}, and it is not one: {problem}."
+    if rows is None:
+        return f"{head} To give an edge list instead, pass a list of (s, t) label pairs."
+    listed = ", ".join(repr(row) for row in rows)
+    if matrix.shape[1] == 2:
+        edges = f"the edge list [{listed}]"
+        remedy = (
+            "Say which is meant: an edge list as a list of (s, t) label pairs "
+            "(graph.tolist()); an adjacency matrix with a zero diagonal (the adjacency "
+            "reading ignores the diagonal) or as a DataFrame whose index and columns are "
+            "the task labels."
+        )
+    else:
+        edges = f"the weighted edges (s, t, weight) [{listed}]"
+        remedy = (
+            "Weighted edge lists are not taken: give edge weights as an adjacency matrix "
+            "(A[s, t] = A[t, s] = weight, zero diagonal), best a DataFrame whose index and "
+            "columns are the task labels, and unweighted edges as a list of (s, t) pairs."
+        )
+    if problem is None:
+        return f"{head}which reads both as {adjacency} and, row by row, as {edges}. {remedy}"
+    return f"{head} Its rows read as {edges}. {remedy}"
 
 
 def _shape_message(shape, n_tasks):
@@ -176,12 +241,18 @@ _GRAPH_DOC = """graph : list of pairs, DataFrame, ndarray, sparse matrix or None
         once); a symmetric non-negative adjacency matrix as a DataFrame whose index and
         columns are task labels, or as an ndarray or scipy sparse matrix with rows in the
         order of the sorted task labels (``tasks_``). None: the complete graph (every pair,
-        weight 1). An edge list or a DataFrame may name tasks absent from the data fitted
-        (a split holding out whole tasks, e.g. ``GroupKFold``): the graph is restricted to
-        the fitted tasks (the induced subgraph: edges with an absent end are dropped) and a
-        ``UserWarning`` names the absent labels; a label of another type than the task
-        column's (``'1'`` for ``1``) reads the same, so heed the warning. An unlabelled
-        matrix must match the fitted tasks exactly."""
+        weight 1). A numeric ndarray of shape (n_tasks, n_tasks) is the adjacency matrix,
+        one of shape (n_edges, 2) otherwise an edge list; a list is always an edge list.
+        With 2 or 3 tasks an array whose rows also read as edges ``(s, t)`` or
+        ``(s, t, weight)`` raises rather than guess: pass edges as a list of pairs
+        (``graph.tolist()``), an adjacency with a zero diagonal or as a DataFrame. Edge
+        weights go in an adjacency matrix. An edge list or a DataFrame may name tasks
+        absent from the data fitted (a split holding out whole tasks, e.g.
+        ``GroupKFold``): the graph is restricted to the fitted tasks (the induced
+        subgraph: edges with an absent end are dropped) and a ``UserWarning`` names the
+        absent labels; a label of another type than the task column's (``'1'`` for
+        ``1``) reads the same, so heed the warning. An unlabelled matrix must match the
+        fitted tasks exactly."""
 
 
 @fill_doc(graph=_GRAPH_DOC)
