@@ -39,6 +39,12 @@ from multitask.nn.weighting import (
 NAN, INF = math.nan, math.inf
 T = 3
 
+
+def _grad(value: float) -> torch.Tensor:
+    """A 0-d tensor that requires grad (a weight learnt elsewhere, given as a constant)."""
+    return torch.tensor(value, requires_grad=True)
+
+
 COUNTED = [EqualWeighting, UncertaintyWeighting, GradNorm, DWA, RLW, GLS, IMTLL, FAMO, DBMTL]
 
 # (class or function, args, kwargs, exception, message regex)
@@ -58,6 +64,13 @@ REFUSED = [
     (StaticWeighting, ([True, True],), {}, TypeError, "StaticWeighting: weights"),
     (StaticWeighting, ([-1.0, 1.0],), {}, ValueError, "finite non-negative weights"),
     (StaticWeighting, ([NAN, 1.0],), {}, ValueError, "finite non-negative weights"),
+    (StaticWeighting, ([_grad(-1.0), _grad(1.0)],), {}, ValueError, "finite non-negative weights"),
+    (StaticWeighting, ([_grad(NAN), 1.0],), {}, ValueError, "finite non-negative weights"),
+    (StaticWeighting, ([_grad(INF), 1.0],), {}, ValueError, "finite non-negative weights"),
+    (StaticWeighting, ([],), {}, ValueError, "finite non-negative weights"),
+    (StaticWeighting, ([torch.ones(2), 1.0],), {}, TypeError, "StaticWeighting: weights"),
+    (StaticWeighting, ([torch.tensor(True), 1.0],), {}, TypeError, "StaticWeighting: weights"),
+    (StaticWeighting, ([True, 1.0],), {}, TypeError, "StaticWeighting: weights"),
     # 3-4. GradNorm
     (GradNorm, (T,), {"alpha": NAN}, ValueError, "GradNorm: alpha must be a finite number >= 0"),
     (GradNorm, (T,), {"alpha": INF}, ValueError, "GradNorm: alpha"),
@@ -213,6 +226,8 @@ ACCEPTED = [
     (StaticWeighting, ([1.0, 0.5, 0.0],), {}),
     (StaticWeighting, ([0, 0, 0],), {}),
     (StaticWeighting, (torch.ones(T),), {}),
+    (StaticWeighting, ([_grad(1.0), _grad(2.0), _grad(0.0)],), {}),
+    (StaticWeighting, ([torch.tensor([1.0]), torch.tensor(2, dtype=torch.int64), 0.5],), {}),
     (GradNorm, (T,), {"alpha": 0}),
     (GradNorm, (T,), {"shared_params": None}),
     (GradNorm, (T,), {"shared_params": "last"}),
@@ -246,6 +261,21 @@ def test_defaults_and_edge_values_construct_and_step(case):
     owner, args, kwargs = case
     n_tasks = args[0] if args and isinstance(args[0], int) else T
     _step(owner(*args, **kwargs), n_tasks)
+
+
+def test_static_weights_given_as_tensors_that_require_grad_are_constants():
+    """A list of 0-d tensors that require grad was refused ('a sequence of real numbers'),
+    numpy unable to read them; their values are the weights, and no gradient reaches them."""
+    given = [_grad(1.0), _grad(2.0), torch.tensor([0.5], dtype=torch.bfloat16)]
+    weighting = StaticWeighting(given)
+    torch.testing.assert_close(weighting.weights(), torch.tensor([1.0, 2.0, 0.5]))
+    assert not weighting.task_weights.requires_grad
+    losses = torch.tensor([3.0, 1.0, 2.0], requires_grad=True)
+    total = weighting(losses)
+    total.backward()
+    assert total.item() == 6.0
+    torch.testing.assert_close(losses.grad, torch.tensor([1.0, 2.0, 0.5]))
+    assert given[0].grad is None and given[1].grad is None
 
 
 def test_gradient_reversal_edges():

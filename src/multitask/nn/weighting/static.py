@@ -19,7 +19,9 @@ class StaticWeighting(LossWeighting):
     Parameters
     ----------
     weights : sequence of float, shape (n_tasks,)
-        Non-negative task weights, ordered as the model's tasks.
+        Non-negative task weights, ordered as the model's tasks: real numbers, 0-d or
+        1-element tensors (their values are taken: the weights are constants, no gradient
+        flows back into a tensor given), or a Tensor of shape ``(n_tasks,)``.
 
     References
     ----------
@@ -45,9 +47,9 @@ class StaticWeighting(LossWeighting):
             given = weights.detach()
         else:
             try:
-                given = torch.as_tensor(np.asarray(weights))
+                given = torch.as_tensor(np.asarray(_constants(weights)))
             except (TypeError, ValueError, RuntimeError):
-                given = None
+                given = None  # (a ragged list, a string, a meta tensor: no values)
         if given is None or given.dtype == torch.bool or given.dtype.is_complex:
             raise TypeError(
                 f"StaticWeighting: weights must be a sequence of real numbers, got {weights!r}"
@@ -68,3 +70,20 @@ class StaticWeighting(LossWeighting):
 
     def weights(self) -> Tensor:
         return self.task_weights
+
+
+def _constants(weights):
+    """``weights`` with each tensor in it (a sequence of 0-d or 1-element tensors, e.g. weights
+    learnt elsewhere) replaced by its value, detached and on the host: numpy cannot read a
+    tensor that requires grad or lives on a device. A bool among the values is a TypeError
+    (numpy would make ``[True, 2.0]`` the weights 1 and 2)."""
+    if not isinstance(weights, Sequence) or isinstance(weights, str | bytes):
+        return weights
+    values = []
+    for value in weights:
+        if isinstance(value, Tensor):  # (.item(): a Python number, any dtype and device)
+            value = value.item() if value.numel() == 1 else value.detach().cpu().numpy()
+        if isinstance(value, bool | np.bool_) or getattr(value, "dtype", None) == np.bool_:
+            raise TypeError("a bool is not a weight")  # (the caller's message says what is)
+        values.append(value)
+    return values
