@@ -205,3 +205,25 @@ def test_multitask_cv_over_held_out_tasks_with_a_task_graph():
         cv = ml.MultiTaskCV(base, alphas=[0.1, 1.0], cv=GroupKFold(T)).fit(XL, Y)
     assert cv.cv_scores_.shape == (T, 2)
     assert np.isfinite(cv.cv_scores_).all()
+
+
+@pytest.mark.parametrize(
+    "est",
+    [
+        ml.GraphRegularizedRegressor(graph=CHAIN, task_col=0),
+        ml.TreeGroupLassoRegressor(tree=TREE, task_col=0),
+        ml.ClusteredMTLRegressor(n_clusters=T, task_col=0),
+    ],
+    ids=["graph", "tree", "clustered"],
+)
+def test_multitask_cv_path_warns_once_per_fold_for_its_absent_tasks(est):
+    """Every fit of a fold's path has that fold's tasks, so the same restriction warning: it
+    came once per alpha (3 copies a fold here, 20 at the default grid). It comes once a fold,
+    each fold's naming its own held-out task."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ml.MultiTaskCV(est, alphas=[1.0, 0.3, 0.1], cv=GroupKFold(T)).fit(XL, Y)
+    restricted = [str(w.message) for w in caught if "names task" in str(w.message)]
+    restricted += [str(w.message) for w in caught if "exceeds the 3 fitted" in str(w.message)]
+    assert len(restricted) == T
+    assert len(set(restricted)) == T  # one per fold, each about its own held-out task

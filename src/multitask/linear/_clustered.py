@@ -27,6 +27,7 @@ from multitask.linear._base import (
     MultiTaskRegressorMixin,
     fill_doc,
 )
+from multitask.linear._task_structure import TaskSubsetWarning
 
 __all__ = ["ClusteredMTLClassifier", "ClusteredMTLRegressor"]
 
@@ -76,7 +77,7 @@ class _Clustered(MultiTaskLinearModel):
                 f"n_clusters={k!r} exceeds the {data.n_tasks} fitted tasks "
                 f"{data.tasks[:10].tolist()}; fitting {data.n_tasks} clusters (one per task, "
                 "as when a split holds out whole tasks).",
-                UserWarning,
+                TaskSubsetWarning,
                 stacklevel=3,
             )
         elif not isinstance(k, (int, np.integer)) or not 1 <= k <= data.n_tasks:

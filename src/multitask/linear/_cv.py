@@ -27,6 +27,7 @@ from sklearn.utils.validation import check_is_fitted
 from multitask.linear._base import MultiTaskLinearModel
 from multitask.linear._group_lasso import GroupLassoClassifier, GroupLassoRegressor
 from multitask.linear._l1inf import L1InfClassifier, L1InfRegressor
+from multitask.linear._task_structure import TaskSubsetWarning
 from multitask.linear._trace_norm import TraceNormClassifier, TraceNormRegressor
 from multitask.linear._validation import check_strength, split_task_column, task_label
 
@@ -212,7 +213,10 @@ def _fold_path(estimator, X, y, sample_weight, train, test, alphas, scoring):
     X_tr, y_tr, X_te, y_te = _take(X, train), _take(y, train), _take(X, test), _take(y, test)
     scores = np.empty(len(alphas))
     for i, alpha in enumerate(alphas):
-        est.set_params(alpha=alpha).fit(X_tr, y_tr, sample_weight=sw)
+        with warnings.catch_warnings():
+            if i > 0:  # the fold's tasks, so a structure's restriction, are the first fit's
+                warnings.simplefilter("ignore", TaskSubsetWarning)
+            est.set_params(alpha=alpha).fit(X_tr, y_tr, sample_weight=sw)
         scores[i] = scorer(est, X_te, y_te, **weighted)
     return scores
 

@@ -3,9 +3,9 @@
 A structure may name tasks that the data being fitted lacks: a split that holds out whole
 tasks (``GroupKFold`` over the task column) fits each fold on some tasks only. Such labels
 get codes past the fitted ones, so the structure is checked whole (the same errors in every
-fold), then restricted to the fitted tasks with a warning naming the absent labels. A label
-of another type than the task column's (``'1'`` for ``1``) or a typo cannot be told from an
-absent task: the warning is what shows it.
+fold), then restricted to the fitted tasks with a :class:`TaskSubsetWarning` naming the
+absent labels. A label of another type than the task column's (``'1'`` for ``1``) or a typo
+cannot be told from an absent task: the warning is what shows it.
 """
 
 import warnings
@@ -13,6 +13,15 @@ import warnings
 import numpy as np
 
 from multitask.linear._validation import task_label
+
+
+class TaskSubsetWarning(UserWarning):
+    """A task structure (graph, tree, ``n_clusters``) was restricted to the fitted tasks.
+
+    The restriction depends only on which tasks the rows hold, so every fit on the same
+    rows gives the same warning: a cross-validated path of ``alpha`` values gives it at its
+    first fit only, once per fold.
+    """
 
 
 def label_codes(labels, tasks):
@@ -59,6 +68,6 @@ def warn_absent(structure, absent, tasks, effect):
         f"{effect} (the {structure} is restricted to the fitted tasks, as when a split holds "
         "out whole tasks). If a label is a typo or of another type than the task column's "
         "('1' for 1), fix it.",
-        UserWarning,
+        TaskSubsetWarning,
         stacklevel=3,
     )
