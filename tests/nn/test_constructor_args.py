@@ -101,6 +101,8 @@ REFUSED = [
     (FAMO, (T,), {"lr": "0.5"}, TypeError, "FAMO: lr"),
     (FAMO, (T,), {"gamma": -1.0}, ValueError, "FAMO: gamma"),
     (FAMO, (T,), {"gamma": INF}, ValueError, "FAMO: gamma"),
+    (FAMO, (T,), {"eps": 0.0}, ValueError, "FAMO: eps must be a finite number > 0"),
+    (FAMO, (T,), {"eps": 0}, ValueError, "FAMO: eps must be a finite number > 0"),
     (FAMO, (T,), {"eps": -1.0}, ValueError, "FAMO: eps"),
     (FAMO, (T,), {"eps": NAN}, ValueError, "FAMO: eps"),
     (FAMO, (T,), {"min_losses": torch.zeros(T, 2)}, ValueError, r"FAMO: min_losses.*\(3, 2\)"),
@@ -114,6 +116,8 @@ REFUSED = [
     (DBMTL, (T,), {"beta": "0.5"}, TypeError, "DBMTL: beta"),
     (DBMTL, (T,), {"sigma": INF}, ValueError, "DBMTL: sigma"),
     (DBMTL, (T,), {"sigma": torch.ones(2)}, TypeError, "DBMTL: sigma"),
+    (DBMTL, (T,), {"eps": 0.0}, ValueError, "DBMTL: eps must be a finite number > 0"),
+    (DBMTL, (T,), {"eps": 0}, ValueError, "DBMTL: eps must be a finite number > 0"),
     (DBMTL, (T,), {"eps": -1.0}, ValueError, "DBMTL: eps"),
     (DBMTL, (T,), {"eps": INF}, ValueError, "DBMTL: eps"),
     # 9. iteration counts
@@ -233,10 +237,10 @@ ACCEPTED = [
     (GradNorm, (T,), {"shared_params": "last"}),
     (DWA, (T,), {"temperature": 0.5, "period": 2}),
     (RLW, (T,), {"seed": 0}),
-    (FAMO, (T,), {"gamma": 0, "eps": 0.0, "min_losses": -1}),
+    (FAMO, (T,), {"gamma": 0, "eps": 1e-300, "min_losses": -1}),
     (FAMO, (T,), {"min_losses": torch.tensor([-1.0, 0.0, -2.0])}),
     (FAMO, (T,), {"min_losses": torch.tensor(-1.0)}),
-    (DBMTL, (T,), {"beta": 0.0, "sigma": 0.0, "eps": 0.0}),
+    (DBMTL, (T,), {"beta": 0.0, "sigma": 0.0, "eps": 1e-300}),
     (DBMTL, (T,), {"beta": 0.99, "sigma": 1.5}),
     (MGDA, (), {}),
     (MGDA, (), {"max_exact": 0, "n_iter": 1}),
@@ -276,6 +280,30 @@ def test_static_weights_given_as_tensors_that_require_grad_are_constants():
     assert total.item() == 6.0
     torch.testing.assert_close(losses.grad, torch.tensor([1.0, 2.0, 0.5]))
     assert given[0].grad is None and given[1].grad is None
+
+
+@pytest.mark.parametrize("host", [True, False], ids=["host", "torch"])
+@pytest.mark.parametrize("floors", [-1.0, torch.tensor([-1.0, 0.0, 0.5])], ids=["one", "per-task"])
+def test_a_loss_at_its_floor_is_finite_with_the_default_eps(floors, host):
+    """``log(l - b + eps)``: FAMO's loss equal to its ``min_losses``, DB-MTL's zero loss (a task
+    without labels in the batch) give ``log(eps)``, a finite objective and gradient (eps = 0,
+    refused above, gave -inf and a NaN or inf step; FAMO's host path, which formed
+    ``l - (b - eps)`` with ``b - eps`` rounded to ``b`` in float32, gave -inf at ``b = -1``)."""
+    famo = FAMO(T, min_losses=floors)
+    famo._host = host  # the CPU's host path (the default there), or a device's torch path
+    for _ in range(2):  # the second call also updates the logits with log(eps)
+        losses = (torch.zeros(T) + floors).requires_grad_()
+        total = famo(losses)
+        total.backward()
+        assert torch.isfinite(total) and torch.isfinite(losses.grad).all()
+        assert torch.isfinite(famo.logits).all()
+    dbmtl = DBMTL(T)
+    losses = torch.tensor([0.0, 1.0, 2.0], requires_grad=True)
+    dbmtl.observe(losses.detach(), torch.ones(T, 4))
+    total = dbmtl(losses)
+    total.backward()
+    assert torch.isfinite(total) and torch.isfinite(losses.grad).all()
+    assert torch.isfinite(dbmtl.shared_gradient(losses, torch.ones(T, 4))).all()
 
 
 def test_gradient_reversal_edges():

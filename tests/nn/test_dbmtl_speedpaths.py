@@ -190,9 +190,9 @@ def test_host_total_is_the_rounded_exact_sum(dtype):
 
 
 def test_host_total_and_closed_form_where_python_would_not_take_the_log():
-    """A zero loss with ``eps = 0`` (log 0, 1 / 0) and a NaN loss: torch's -inf, inf and NaN,
-    as on the graph."""
-    bal = DBMTL(2, eps=0.0)
+    """A zero loss with an ``eps`` float32 rounds to 0 (log 0, 1 / 0; eps must be > 0) and a
+    NaN loss: torch's -inf, inf and NaN, as on the graph."""
+    bal = DBMTL(2, eps=1e-300)
     for L in (torch.tensor([0.0, 2.0]), torch.tensor([float("nan"), 2.0])):
         with torch.no_grad():
             got = bal(L)
@@ -203,11 +203,12 @@ def test_host_total_and_closed_form_where_python_would_not_take_the_log():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_host_alpha_with_a_zero_average_and_no_eps(dtype):
-    """``eps = 0`` and a task whose average is 0: alpha's ``max / 0`` as torch's, on the host
-    path as on the device path (inf; NaN when every average is 0)."""
+    """A tiny ``eps`` (float32 rounds it to 0; eps must be > 0) and a task whose average is 0:
+    alpha's ``max / (0 + eps)`` as torch's, on the host path as on the device path (float32:
+    inf, NaN when every average is 0; float64: max / 1e-300, 0)."""
     for J in (torch.tensor([[1.0, 2.0], [0.0, 0.0]]), torch.zeros(2, 2)):
         L = torch.ones(2, dtype=dtype)
-        host, device = DBMTL(2, eps=0.0), _DevicePath(2, eps=0.0)
+        host, device = DBMTL(2, eps=1e-300), _DevicePath(2, eps=1e-300)
         for bal in (host, device):
             bal.observe(L, J.to(dtype))
         torch.testing.assert_close(host.alpha, device.alpha, rtol=0, atol=0, equal_nan=True)

@@ -65,7 +65,8 @@ class DBMTL(LossWeighting):
         Decay exponent of the moving-average coefficient ``beta_k`` (0: a
         constant ``beta``, the authors' default in LibMTL); finite, ``>= 0``.
     eps : float, default=1e-8
-        Added to the losses inside the logarithm; finite, ``>= 0``.
+        Added to the losses inside the logarithm; finite and ``> 0`` (0 would make a zero
+        loss, a task without labels in the batch, ``log 0 = -inf`` and its gradient inf).
 
     References
     ----------
@@ -113,7 +114,8 @@ class DBMTL(LossWeighting):
         # beta = 1 would keep the average at its initial 0 for good (1 - beta_k = 0)
         beta = check_real(beta, "beta", "DBMTL", low=0.0, high=1.0, high_open=True)
         sigma = check_real(sigma, "sigma", "DBMTL", low=0.0)
-        eps = check_real(eps, "eps", "DBMTL", low=0.0)
+        # eps = 0 would make a zero loss (a task without labels in the batch) log 0 = -inf
+        eps = check_real(eps, "eps", "DBMTL", low=0.0, low_open=True)
         self.n_tasks, self.beta, self.sigma, self.eps = n_tasks, beta, sigma, eps
         self.register_buffer("n_steps", torch.zeros((), dtype=torch.long))
         self.register_buffer("average", None)  # (T, n_params), created at the first step
@@ -238,7 +240,8 @@ class DBMTL(LossWeighting):
         if all(shifted):
             top = max(norms)
             buffers["alpha"] = _host_tensor([top / d for d in shifted], average.dtype)
-        else:  # a zero average with eps = 0: torch's inf or NaN (Python would raise)
+        else:  # a zero average with an eps float32 rounds to 0 (e.g. 1e-300): torch's inf or
+            # NaN (Python would raise)
             norms = torch.tensor(norms, dtype=average.dtype)
             buffers["alpha"] = norms.max() / (norms + self.eps)
         return None
@@ -299,7 +302,7 @@ class DBMTL(LossWeighting):
         if mask is None:
             host = self._host_total(losses)
             return torch.log(losses + self.eps).sum() if host is None else host
-        # the log of 1 where absent, then 0: no 0 * inf in the gradient when eps = 0
+        # the log of 1 where absent, then 0: no 0 * inf in the gradient when L + eps is 0
         return torch.where(mask, torch.log(torch.where(mask, losses, 1.0) + self.eps), 0.0).sum()
 
     def _host_total(self, losses: Tensor) -> Tensor | None:

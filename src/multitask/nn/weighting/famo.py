@@ -49,6 +49,8 @@ class FAMO(LossWeighting):
         ``b`` set below it). A loss of exactly ``b`` (0 by default: a task without labels in
         the batch) gives ``log(eps)``, finite.
     eps : float, default=1e-8
+        Added to ``l_t - b_t`` inside the logarithm; finite and ``> 0`` (0 would make a loss
+        at its floor ``log 0 = -inf`` and the step NaN).
 
     References
     ----------
@@ -106,7 +108,8 @@ class FAMO(LossWeighting):
         n_tasks = check_n_tasks(n_tasks, "FAMO")
         lr = check_real(lr, "lr", "FAMO", low=0.0, low_open=True)
         gamma = check_real(gamma, "gamma", "FAMO", low=0.0)
-        eps = check_real(eps, "eps", "FAMO", low=0.0)
+        # eps = 0 would make a loss at its floor b log 0 = -inf, and the step NaN
+        eps = check_real(eps, "eps", "FAMO", low=0.0, low_open=True)
         self.n_tasks = n_tasks
         self.lr, self.gamma, self.eps = lr, gamma, eps
         self.register_buffer("logits", torch.zeros(n_tasks))
@@ -157,7 +160,7 @@ class FAMO(LossWeighting):
         (compared in the tests), in float64 before the buffers' rounding."""
         present = self._present
         values = losses.detach().numpy().tolist()  # numpy's tolist: no torch scalar reads
-        shift = [b - self.eps for b in self.min_losses.numpy().tolist()]
+        bounds = self.min_losses.numpy().tolist()
         logits = self.logits.numpy()  # the buffer's memory: updated in place
         previous = self.previous_log.numpy()
         rows = slice(None) if present is None else list(present)  # the tasks of the step
@@ -165,8 +168,10 @@ class FAMO(LossWeighting):
             if not present:  # no task present: nothing to weight, no state to update
                 return (losses * 0).sum()
             values = [values[t] for t in present]
-            shift = [shift[t] for t in present]
-        shifted = [v - s for v, s in zip(values, shift, strict=True)]  # l - b + eps
+            bounds = [bounds[t] for t in present]
+        # l - b + eps in this order, as the torch path: l - (b - eps) lost eps where b - eps
+        # rounds to b (float32, b = -1), and a loss at its floor b had log 0 = -inf
+        shifted = [v - b + self.eps for v, b in zip(values, bounds, strict=True)]
         log_now = [math.log(v) for v in shifted]
         xi = logits[rows].tolist()
         delta = [p - q for p, q in zip(previous[rows].tolist(), log_now, strict=True)]
@@ -183,11 +188,13 @@ class FAMO(LossWeighting):
         weights = torch.tensor([c * a for a in z], dtype=losses.dtype)
         if present is not None:  # the present tasks' losses alone enter the objective
             losses = losses[list(present)]
-        # one floor for every task (the default, 0): a Python scalar, which torch rounds to the
-        # losses' dtype as it rounds the tensor of shifts (no second tensor to make)
-        same = all(b == shift[0] for b in shift)
-        shifts = shift[0] if same else torch.tensor(shift, dtype=losses.dtype)
-        return torch.dot(weights, torch.log(losses - shifts))
+        if all(b == 0 for b in bounds):  # the default floor: l + eps, one operation
+            return torch.dot(weights, torch.log(losses + self.eps))
+        # one floor for every task: a Python scalar, which torch rounds to the losses' dtype as
+        # it rounds the tensor of floors (no second tensor to make)
+        same = all(b == bounds[0] for b in bounds)
+        floors = bounds[0] if same else torch.tensor(bounds, dtype=losses.dtype)
+        return torch.dot(weights, torch.log(losses - floors + self.eps))
 
     def loss_floor(self) -> Tensor:
         """``min_losses``: a loss below it has no logarithm in FAMO's objective."""
