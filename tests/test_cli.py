@@ -29,8 +29,8 @@ def test_methods_lists_every_method_in_the_code():
     linear_names = " ".join(row[4] for row in catalogue())  # the classes behind the names
     for est in L.__all__:
         family = est.removesuffix("CV").removesuffix("Regressor").removesuffix("Classifier")
-        if family == "MultiTask":
-            continue
+        if family == "MultiTask" or issubclass(getattr(L, est), Warning):
+            continue  # the CV wrapper and TaskSubsetWarning are no methods
         assert family in linear_names, f"{est} missing from the catalogue"
     pytest.importorskip("torch")
     from multitask.nn.aggregation import AGGREGATORS

@@ -17,6 +17,7 @@ MODULES = [
     "multitask.linear._mean_regularized",
     "multitask.linear._robust",
     "multitask.linear._sparse_group",
+    "multitask.linear._task_structure",
     "multitask.linear._trace_norm",
     "multitask.linear._tree_group",
 ]

@@ -41,6 +41,7 @@ _LAZY = {
     "RobustMTLRegressor": "_robust",
     "SparseGroupLassoClassifier": "_sparse_group",
     "SparseGroupLassoRegressor": "_sparse_group",
+    "TaskSubsetWarning": "_task_structure",
     "TraceNormClassifier": "_trace_norm",
     "TraceNormClassifierCV": "_cv",
     "TraceNormRegressor": "_trace_norm",

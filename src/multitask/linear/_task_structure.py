@@ -20,7 +20,29 @@ class TaskSubsetWarning(UserWarning):
 
     The restriction depends only on which tasks the rows hold, so every fit on the same
     rows gives the same warning: a cross-validated path of ``alpha`` values gives it at its
-    first fit only, once per fold.
+    first fit only, once per fold. Filter it by this class once its message has been read.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> from multitask.linear import GraphRegularizedRegressor, TaskSubsetWarning
+    >>> rng = np.random.default_rng(0)
+    >>> X = pd.DataFrame(rng.standard_normal((40, 2)), columns=["x0", "x1"])
+    >>> X["task"] = np.repeat(["a", "b"], 20)  # a fold without task "c"
+    >>> y = X["x0"] + 0.1 * rng.standard_normal(40)
+    >>> est = GraphRegularizedRegressor(graph=[("a", "b"), ("b", "c")], task_col="task")
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     _ = est.fit(X, y)
+    >>> [w.category.__name__ for w in caught]
+    ['TaskSubsetWarning']
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("error")
+    ...     warnings.simplefilter("ignore", TaskSubsetWarning)
+    ...     est.fit(X, y).tasks_.tolist()
+    ['a', 'b']
     """
 
 
