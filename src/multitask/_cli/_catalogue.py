@@ -33,7 +33,7 @@ DEEP_NAMES = {
         "uncertainty": ("Kendall, Gal & Cipolla, CVPR", 2018),
         "gradnorm": ("Chen, Badrinarayanan, Lee & Rabinovich, ICML", 2018),
         "dwa": ("Liu, Johns & Davison, CVPR", 2019),
-        "rlw": ("Lin, Ye, Xu, Shi & Zhang, TMLR", 2022),
+        "rlw": ("Lin, Ye, Zhang & Tsang, TMLR", 2022),
         "gls": ("Chennupati, Sistu, Yogamani & Rawashdeh, CVPR Workshops", 2019),
         "imtl_l": ("Liu, Li, Kuang, Xue, Chen, Yang, Liao & Zhang, ICLR", 2021),
         "famo": ("Liu, Feng, Stone & Liu, NeurIPS", 2023),

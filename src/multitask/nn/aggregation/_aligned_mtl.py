@@ -30,7 +30,8 @@ class AlignedMTL(GradientAggregator):
         Which eigenvalue sets the norm of the aligned gradients: the paper's smallest one, or the
         median or mean (the authors' code's ``rmse`` mode).
     weights_pref : Tensor of shape (n_tasks,), optional
-        Task preferences ``w``; default ``1 / n_tasks`` each.
+        Task preferences ``w``; default ``1 / n_tasks`` each (the mean of the aligned
+        gradients, as torchjd; the authors' code sums them: ``torch.ones(n_tasks)``).
     method : {"auto", "eigh", "iterative"}
         ``eigh`` synchronises CUDA with the host; ``"iterative"`` uses matrix products only
         (the projector onto the kept eigenvectors by a matrix sign iteration, a Newton-Schulz

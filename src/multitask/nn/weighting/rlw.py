@@ -27,7 +27,7 @@ class RLW(LossWeighting):
 
     References
     ----------
-    Lin, Ye, Xu, Shi & Zhang, "Reasonable Effectiveness of Random Weighting:
+    Lin, Ye, Zhang & Tsang, "Reasonable Effectiveness of Random Weighting:
     A Litmus Test for Multi-Task Learning", TMLR 2022, Sec. 3 (random weighting), with the
     standard normal and softmax (their default choice).
 
