@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from multitask._params import check_real
+
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
@@ -84,6 +86,9 @@ def param_groups(
     unknown = set(task_lr) - set(tasks)
     if unknown:
         raise ValueError(f"task_lr names unknown tasks {sorted(unknown)}; tasks: {list(tasks)}")
+    # finite and >= 0 (0 freezes a head): a negative rate trained a head by gradient
+    # ascent, an infinite one failed at step 2, a string was read by float()
+    task_lr = {t: check_real(v, f"task_lr[{t!r}]", "Trainer", low=0.0) for t, v in task_lr.items()}
     groups, seen = [], set()
     per_task = {}
     for name, task in tasks.items():
