@@ -27,10 +27,14 @@ from torch.utils.data import (
 
 from multitask.training._interrupt import iter_shielded
 from multitask.training._setup import split_batch
+from multitask.training.checkpoint import get_rng_state, set_rng_state
 from multitask.training.samplers import TaskSampler
 
 #: one part of a micro-step: the tasks it trains, inputs, targets
 Part = tuple[tuple[str, ...], Any, Any]
+
+
+_END = object()
 
 
 class _IndexBatches:
@@ -131,6 +135,7 @@ class ResumableLoader:
         self.seed = int(seed)
         self.name = name
         self._mode = self._pick_mode(loader)
+        self._warned_workers = False
         try:
             len(loader)
         except TypeError:
@@ -232,14 +237,62 @@ class ResumableLoader:
         if self._mode == "sequence":
             yield from self.loader[start:]
             return
+        self._set_epoch(epoch)
         if self._mode == "skip":
-            for i, batch in enumerate(self._skip_iterator(epoch)):
-                if i >= start:
-                    yield batch
+            yield from self._skipped(epoch, start)
             return
+        if start > 0:
+            self._warn_workers(epoch, start)
         order = self._order(epoch)[start:]
         if order:
             yield from iter_shielded(self.rebuild(order, epoch))
+
+    def _skipped(self, epoch: int, start: int) -> Iterator[Any]:
+        """The batches of ``epoch`` from ``start`` on, the ones before it read and dropped.
+        Loading them may draw random numbers in this process (a dataset's augmentation with
+        ``num_workers=0``); the uninterrupted run drew them before the checkpoint whose RNG
+        state the resume restored, so the RNG state is put back after the skip."""
+        it = self._skip_iterator(epoch)
+        rng = get_rng_state() if start > 0 else None
+        for _ in range(start):
+            if next(it, _END) is _END:
+                break
+        if rng is not None:
+            set_rng_state(rng)
+        yield from it
+
+    def _set_epoch(self, epoch: int) -> None:
+        """``set_epoch(epoch)`` on the loader's sampler and batch sampler (and the batch
+        sampler's sampler) that have one, as a training script calls it before each epoch:
+        a ``DistributedSampler`` shuffles from ``(seed, epoch)`` and would otherwise replay
+        epoch 0's order every epoch."""
+        batches = self.loader.batch_sampler
+        found = [self.loader.sampler, batches, getattr(batches, "sampler", None)]
+        done = []
+        for obj in found:
+            if obj is None or any(obj is d for d in done):
+                continue
+            done.append(obj)
+            set_epoch = getattr(obj, "set_epoch", None)
+            if callable(set_epoch):
+                set_epoch(epoch)
+
+    def _warn_workers(self, epoch: int, start: int) -> None:
+        """Once: a resume inside an epoch with DataLoader workers does not replay the random
+        numbers drawn inside the workers (a dataset's augmentation): their streams start
+        afresh at the resume batch, where the uninterrupted run's had run on."""
+        if self.loader.num_workers == 0 or self._warned_workers:
+            return
+        self._warned_workers = True
+        warnings.warn(
+            f"resuming {self.name} at batch {start} of epoch {epoch} with num_workers="
+            f"{self.loader.num_workers}: random numbers drawn inside DataLoader workers (a "
+            "dataset's random augmentation in __getitem__ or collate_fn) are not replayed, "
+            "so from here the run differs from an uninterrupted one; the batch order, the "
+            "model and every other random stream resume exactly (num_workers=0 replays them)",
+            UserWarning,
+            stacklevel=2,
+        )
 
     def _skip_iterator(self, epoch: int) -> Iterator[Any]:
         """``iter(loader)``, drawing the workers' base seed from a private generator.
