@@ -57,17 +57,16 @@ def _describe_multioutput(data, echo) -> None:
 
 
 def _describe(name: str) -> None:
+    from multitask._cli._common import fail
     from multitask.datasets import DatasetNotFoundError, MultiTaskData, load
     from multitask.datasets._info import INFO
 
     if name not in INFO:
-        typer.echo(f"unknown dataset {name!r}; valid names: {', '.join(INFO)}", err=True)
-        raise typer.Exit(2)
+        fail(f"unknown dataset {name!r}; valid names: {', '.join(INFO)}")
     try:
         data = load(name)
     except (DatasetNotFoundError, ImportError, OSError) as exc:
-        typer.echo(f"cannot load {name!r}: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        fail(f"cannot load {name!r}: {exc}", code=1)
     typer.echo(f"{name}: {INFO[name].source}")
     if isinstance(data, MultiTaskData):
         _describe_multitask(data, typer.echo)

@@ -138,6 +138,13 @@ class FitResult:
 def _check_columns(frame, opts: FitOptions) -> list[str]:
     """Feature columns; raises on a missing or doubly used column."""
     columns = list(frame.columns)
+    seen: set = set()
+    doubled = list(dict.fromkeys(c for c in columns if c in seen or seen.add(c)))
+    if doubled:
+        raise ValueError(
+            f"the table has several columns named {doubled}; column names must be unique "
+            "(rename or drop the copies)"
+        )
     named = [*opts.targets, *([opts.task_col] if opts.task_col else []), *opts.ignore]
     absent = [c for c in named if c not in columns]
     if absent:
