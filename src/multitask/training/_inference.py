@@ -22,12 +22,31 @@ def _split(batch) -> tuple[Any, Mapping | None]:
     return batch, None
 
 
-@torch.no_grad()
+def _cuda_devices(model: nn.Module, device: torch.device) -> list[int]:
+    """The CUDA devices of the model's parameters and buffers and of ``device``."""
+    found = {t.device.index for t in (*model.parameters(), *model.buffers()) if t.is_cuda}
+    if device.type == "cuda":
+        found.add(device.index if device.index is not None else torch.cuda.current_device())
+    return sorted(i for i in found if i is not None)
+
+
 def collect(model: nn.Module, tasks: Mapping[str, Any], loader, device: torch.device):
     """Predictions of every task, and (prediction, target) pairs of the batches that
     carry the task's target, as lists of CPU tensors per task; and the target keys that
     name no task. A NaN or infinite input is a ValueError naming it and its batch (as in
-    training: :func:`._finite.explain`)."""
+    training: :func:`._finite.explain`).
+
+    torch's global RNG (and the model's CUDA devices') is left as found: iterating a
+    DataLoader without its own generator draws its base seed from it, so an evaluation
+    inside ``fit`` would change the later dropout masks, and ``trainer.evaluate`` the
+    caller's random stream."""
+    with torch.random.fork_rng(devices=_cuda_devices(model, torch.device(device))):
+        return _collect(model, tasks, loader, device)
+
+
+@torch.no_grad()
+def _collect(model: nn.Module, tasks: Mapping[str, Any], loader, device: torch.device):
+    """:func:`collect` without the RNG fork."""
     was_training = model.training
     model.eval()
     preds: dict[str, list[Tensor]] = {t: [] for t in tasks}
