@@ -71,12 +71,32 @@ def _collect(model: nn.Module, tasks: Mapping[str, Any], loader, device: torch.d
                 pred = out[t].detach().cpu()
                 preds[t].append(pred)
                 if target is not None and t in target:
-                    pairs[t].append((pred, torch.as_tensor(target[t]).cpu()))
+                    pairs[t].append((pred, _target_tensor(t, target[t], i)))
     finally:
         model.train(was_training)
     if not preds[next(iter(tasks))]:
         raise ValueError("the loader yields no batch; give it at least one sample")
     return preds, pairs, others
+
+
+def _target_tensor(task: str, target: Any, batch: int) -> Tensor:
+    """A batch's target of ``task`` as a CPU tensor, or the TypeError training gives
+    (naming the task; a list of tensors is what the default collate makes of a list per
+    sample, and torch's own error named neither)."""
+    if isinstance(target, Tensor):
+        return target.cpu()
+    kind = type(target).__name__
+    where = f"batch {batch} of the data to evaluate: the target of task {task!r} is a {kind}"
+    expected = "expected a Tensor (or a numpy array) with the batch on its first axis"
+    if isinstance(target, (list, tuple)) and target and isinstance(target[0], Tensor):
+        raise TypeError(
+            f"{where}, {expected}; a {kind} of tensors is what the default collate makes of "
+            f"a {kind} per sample: return torch.tensor(y) per sample"
+        )
+    try:
+        return torch.as_tensor(target).cpu()
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise TypeError(f"{where}, {expected}; convert it with torch.tensor(y)") from e
 
 
 def per_task_loaders(loaders: Mapping, tasks: Mapping[str, Any]) -> Mapping:
