@@ -28,3 +28,103 @@ def test_unknown_dataset_is_an_error_line():
     assert result.exit_code == 2
     assert "error:" in result.output
     assert "unknown dataset 'nope'" in result.output
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        pd.to_datetime(["2020-01-01", "2021-01-01", "2022-01-01"]),
+        pd.to_timedelta(["1D", "2D", "3D"]),
+        pd.to_datetime(["2020-01-01", "2021-01-01", "2022-01-01"]).tz_localize("UTC"),
+    ],
+    ids=["datetime", "timedelta", "datetime_tz"],
+)
+def test_date_or_duration_target_is_refused_before_training(tmp_path, when):
+    rng = np.random.default_rng(0)
+    n = 90
+    frame = pd.DataFrame({"x": rng.normal(size=n), "r": rng.normal(size=n)})
+    frame["when"] = np.asarray(when)[rng.integers(0, 3, n)]
+    opts = FitOptions(targets=("when", "r"), method="hard_sharing", epochs=1)
+    with pytest.raises(ValueError, match="'when' holds dates, times or durations"):
+        fit_table(frame, opts, out=tmp_path / "m")
+    assert not (tmp_path / "m").exists()
+
+
+def test_date_target_from_parquet_is_an_error_line_in_the_cli(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 90
+    frame = pd.DataFrame({"x": rng.normal(size=n), "r": rng.normal(size=n)})
+    frame["when"] = pd.to_datetime(rng.choice(["2020-01-01", "2021-01-01", "2022-01-01"], n))
+    frame.to_parquet(tmp_path / "t.parquet")
+    args = ["fit", str(tmp_path / "t.parquet"), "-t", "when", "-t", "r", "--epochs", "1"]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "m")])
+    assert result.exit_code == 2, result.output
+    assert "error:" in result.output and "dates, times or durations" in result.output
+    assert not (tmp_path / "m").exists()
+
+
+def _decimal_table(tmp_path, n=240):
+    import decimal
+
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    rng = np.random.default_rng(0)
+    price = np.round(rng.uniform(1, 100, n), 2)
+    cost = np.round(price * 2 + rng.normal(size=n), 2)
+    y = price * 0.5 + rng.normal(size=n)
+    dec = pa.decimal128(10, 2)
+    table = pa.table(
+        {
+            "price": pa.array([decimal.Decimal(f"{p:.2f}") for p in price], dec),
+            "noise": pa.array(rng.normal(size=n)),
+            "y": pa.array(y),
+            "cost": pa.array([decimal.Decimal(f"{v:.2f}") for v in cost], dec),
+        }
+    )
+    path = tmp_path / "decimal.parquet"
+    pq.write_table(table, path)
+    return path, price, cost
+
+
+def test_decimal_feature_is_numeric_at_fit_and_predict(tmp_path):
+    from multitask.tabular import load_model, read_table
+
+    path, price, _ = _decimal_table(tmp_path)
+    frame = read_table(path)
+    assert frame["price"].dtype == object  # pandas reads Parquet decimals as Decimal objects
+    result = fit_table(
+        frame, FitOptions(targets=("y",), method="hard_sharing", epochs=2), out=tmp_path / "m"
+    )
+    pre = result.model.features
+    assert set(pre.numeric) == {"price", "noise", "cost"} and pre.categorical == {}
+    assert pre.numeric["price"]["mean"] == pytest.approx(price.mean(), rel=0.05)
+    model = load_model(tmp_path / "m")
+    again = read_table(path, text_columns=model.text_columns())
+    pred = model.predict(again)
+    assert np.isfinite(pred["y"].to_numpy(dtype=np.float64)).all()
+    # the same as the rows given as floats
+    as_float = again.assign(price=price, cost=again["cost"].astype("float64"))
+    np.testing.assert_allclose(pred["y"], model.predict(as_float)["y"])
+
+
+def test_decimal_target_is_a_regression_target(tmp_path):
+    from multitask.tabular import read_table
+
+    path, _, cost = _decimal_table(tmp_path)
+    frame = read_table(path)
+    result = fit_table(frame, FitOptions(targets=("cost", "y"), method="hard_sharing", epochs=2))
+    enc = result.model.targets[0]
+    assert enc.kind == "regression" and enc.classes is None
+    assert enc.mean == pytest.approx(cost.mean(), rel=0.1)
+    assert np.isfinite(result.metrics["tasks"]["cost"]["mse"])
+
+
+def test_decimal_target_with_few_values_is_multiclass_of_numbers():
+    import decimal
+
+    from multitask.tabular._targets import TargetEncoder
+
+    s = pd.Series([decimal.Decimal(v) for v in ("1", "2", "3", "2")] + [None], dtype=object)
+    enc = TargetEncoder.fit(s, "c")
+    assert enc.kind == "multiclass" and enc.classes == [1.0, 2.0, 3.0]
+    np.testing.assert_array_equal(enc.encode(s), [0, 1, 2, 1, -100])

@@ -1,7 +1,8 @@
 """Feature preprocessing fitted on the training rows only, saved as JSON.
 
 - Numeric columns (numbers and booleans; a boolean column with empty cells,
-  which pandas reads as objects ``True`` / ``False`` / NaN, is one too) are
+  which pandas reads as objects ``True`` / ``False`` / NaN, is one too, and so
+  is a column of ``decimal.Decimal`` objects, a Parquet decimal) are
   standardised with the training mean and standard deviation (a constant
   column gets scale 1). Missing values are imputed with the training median
   *before* standardising, and a column that had missing values in the
@@ -25,6 +26,7 @@
 
 from __future__ import annotations
 
+import decimal
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -215,10 +217,21 @@ def _bool_objects(s) -> bool:
     return all(isinstance(v, bool | np.bool_) for v in s.dropna())
 
 
+def _decimal_objects(s) -> bool:
+    """An object column whose non-missing values (at least one) are all ``decimal.Decimal``:
+    how pandas reads a Parquet decimal column. It holds numbers (read as float64)."""
+    if s.dtype != object:
+        return False
+    values = s.dropna()
+    return len(values) > 0 and all(isinstance(v, decimal.Decimal) for v in values)
+
+
 def _is_numeric(s) -> bool:
     import pandas as pd
 
     if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+        return True
+    if _decimal_objects(s):
         return True
     return _bool_objects(s) and bool(s.notna().any())  # all missing: text, as before
 

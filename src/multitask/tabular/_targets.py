@@ -12,11 +12,15 @@ Kind of a target, from its non-missing training values (overridable):
 Missing values (empty cells, NaN) are missing labels: masked per task by the
 deep half (NaN / ``ignore_index``), rows left out by the linear half. Infinite
 values are an error, and so are numbers so large that their standard deviation
-overflows (:func:`check_finite`).
+overflows (:func:`check_finite`). A column of ``decimal.Decimal`` objects (how pandas
+reads a Parquet decimal) holds numbers, read as float64. Dates, times and durations
+are not targets: an error, before any training.
 """
 
 from __future__ import annotations
 
+import datetime
+import decimal
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -33,10 +37,53 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else value
 
 
-def _finite_values(s, name: str):
-    """Non-missing values of ``s`` and the missing mask; raises on infinities."""
+def _decimal_objects(s) -> bool:
+    """An object column whose non-missing values (at least one) are all ``decimal.Decimal``:
+    how pandas reads a Parquet decimal column. It holds numbers."""
     import pandas as pd
 
+    if s.dtype != object:
+        return False
+    values = s[~pd.isna(s)]
+    return len(values) > 0 and all(isinstance(v, decimal.Decimal) for v in values)
+
+
+def _check_type(s, name: str) -> None:
+    """Raise on a date, time or duration target: not a kind this library learns."""
+    import pandas as pd
+
+    temporal = (
+        datetime.date,
+        datetime.time,
+        datetime.timedelta,
+        np.datetime64,
+        np.timedelta64,
+        pd.Period,
+    )
+    dtype = s.dtype
+    if (
+        pd.api.types.is_datetime64_any_dtype(dtype)
+        or pd.api.types.is_timedelta64_dtype(dtype)
+        or isinstance(dtype, pd.PeriodDtype)
+        or (
+            pd.api.types.is_object_dtype(dtype) and any(isinstance(v, temporal) for v in s.dropna())
+        )
+    ):
+        raise ValueError(
+            f"target {name!r} holds dates, times or durations ({dtype}); a target must be "
+            "numbers or labels: convert it (e.g. to a number of days, or to text labels) "
+            "or pick another target"
+        )
+
+
+def _finite_values(s, name: str):
+    """Non-missing values of ``s`` and the missing mask; raises on infinities and on date /
+    duration values. Decimal objects (Parquet decimals) are read as float64 numbers."""
+    import pandas as pd
+
+    _check_type(s, name)
+    if _decimal_objects(s):
+        s = s.astype("float64")
     missing = pd.isna(s).to_numpy()
     values = s[~missing]
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
