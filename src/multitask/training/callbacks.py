@@ -239,6 +239,11 @@ class _CSVFile:
             w.writerows(rows)
         self.fields = list(fields)
 
+    def discard(self) -> None:
+        """Remove the file (if any) and forget its header: the next row starts it afresh."""
+        self.path.unlink(missing_ok=True)
+        self.fields = None
+
     def write(self, row: dict[str, float]) -> None:
         new = self.fields is None
         if new:
@@ -258,7 +263,9 @@ class CSVLogger(Callback):
     (NaN for a task not trained at that step), ``weight/<task>`` when the
     balancer reports weights, ``lr/<group>``, ``grad_norm`` with gradient clipping
     (:class:`StepRecord`); evaluation rows have
-    ``val/<task>/<metric>``. A fresh run overwrites both files at its first row.
+    ``val/<task>/<metric>``. A fresh run removes both files when it starts, so
+    no row of an earlier run remains (not even in the ``_val.csv`` of a run that
+    evaluates nothing).
     A resumed run keeps the header and the rows up to its checkpoint (steps and
     evaluations at steps ``<= record.step``) and appends after them, so rows
     logged after the checkpoint by the interrupted run are not duplicated and no
@@ -308,9 +315,11 @@ class CSVLogger(Callback):
 
     def on_fit_start(self, record: StepRecord) -> None:
         if record.step == 0 and record.epoch == 0:
-            # a fresh run: forget the header of an earlier fit of this logger, so that
-            # the first row overwrites the files instead of appending to them
-            self._steps.fields = self._evals.fields = None
+            # a fresh run: remove both files of an earlier run (also the one this run may
+            # never write, such as the _val.csv of a run that evaluates nothing or
+            # crashes before its first evaluation) and forget their headers
+            self._steps.discard()
+            self._evals.discard()
             self._resumed_at = None
             return
         self._resumed_at = record.step
