@@ -4,26 +4,51 @@ Format: by extension (``.csv``, ``.tsv``, ``.txt``, optionally compressed
 ``.gz``/``.bz2``/``.zip``/``.xz``; ``.parquet``, ``.pq``), else sniffed from
 the first bytes (Parquet files start with ``PAR1``; anything else must be
 UTF-8 text). Every error says what was wrong with the file and what to do.
+
+CSV cells: only an empty cell is missing. Text such as ``NA``, ``None``,
+``null`` or ``N/A`` is a value (a class ``"None"``, a level ``"NA"``), not
+pandas' default missing-value list; but in a column whose other values are
+all numbers, those spellings (and ``nan``/``NaN``) are missing numbers
+(a warning names the column, except for the NaN spellings). Each column is
+typed from all its rows (no chunked type inference on large files), so fit
+and predict read a file alike.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from multitask._atomic import atomic_path, file_mode
 
-__all__ = ["read_table", "staged_dir", "write_table"]
+__all__ = ["check_compression", "read_table", "staged_dir", "write_table"]
 
 _PARQUET = (".parquet", ".pq")
 _TEXT = (".csv", ".tsv", ".txt")
 _COMPRESSION = {".gz": "gzip", ".bz2": "bz2", ".zip": "zip", ".xz": "xz", ".zst": "zstd"}
 _COMPRESSED = tuple(_COMPRESSION)
 _MAGIC_PARQUET = b"PAR1"
+#: compression -> the module pandas needs for it (not always installed)
+_COMPRESSION_MODULE = {
+    "zstd": ("zstandard", "zstandard"),
+    "bz2": ("bz2", None),
+    "xz": ("lzma", None),
+}
+
+#: pandas' default missing-value spellings (``pandas.read_csv``'s ``na_values``); read as
+#: missing only in a column whose other values are numbers
+_NA_TEXT = frozenset(
+    {"#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN"}
+    | {"<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
+)
+#: the spellings of a NaN number: missing in a numeric column without a warning
+_NAN_TEXT = frozenset(["NaN", "nan", "-NaN", "-nan"])
 
 
 #: formats that are tables but not ones we read: named in the error
@@ -66,15 +91,62 @@ def _check_text(path: Path, head: bytes) -> None:
         )
 
 
+def check_compression(path: str | os.PathLike) -> None:
+    """A ValueError, before any work, when ``path``'s compression (by its last extension)
+    needs a package that is not installed (``.zst`` needs ``zstandard``)."""
+    path = Path(path)
+    compression = _COMPRESSION.get(path.suffix.lower())
+    if compression not in _COMPRESSION_MODULE:
+        return
+    module, package = _COMPRESSION_MODULE[compression]
+    if importlib.util.find_spec(module) is None:
+        how = (
+            f"install it (`pip install {package}`)"
+            if package
+            else "this Python was built without it"
+        )
+        raise ValueError(
+            f"{path}: {path.suffix} ({compression}) files need the Python package "
+            f"{module!r}, which is not installed; {how}, or use an uncompressed, .gz or "
+            "Parquet file"
+        )
+
+
+def _numbers_with_na_text(column):
+    """``column`` (text) as numbers when every non-empty value is a number or one of
+    :data:`_NA_TEXT` (read as missing), and at least one is a number; else None. Also the
+    NA spellings found other than the NaN ones (for a warning)."""
+    import pandas as pd
+
+    values = column.dropna()
+    na = values.isin(_NA_TEXT)
+    if not na.any() or na.all():
+        return None, ()
+    numbers = pd.to_numeric(values[~na], errors="coerce")
+    if numbers.isna().any():
+        return None, ()
+    out = pd.to_numeric(column.where(~column.isin(_NA_TEXT)).astype(object), errors="coerce")
+    return out, sorted(set(values[na]) - _NAN_TEXT)
+
+
 def _read_csv(path: Path, text_columns: Collection[str] = ()):
     import pandas as pd
 
     sep = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
     dtype = dict.fromkeys(text_columns, str) or None  # a name not in the file is ignored
     try:
-        # utf-8-sig: strict UTF-8 that also drops a byte-order mark before the header
-        return pd.read_csv(
-            path, sep=sep, encoding="utf-8-sig", encoding_errors="strict", dtype=dtype
+        # utf-8-sig: strict UTF-8 that also drops a byte-order mark before the header;
+        # only an empty cell is missing ("NA", "None" are values); low_memory=False: each
+        # column typed from all its rows, not chunk by chunk (mixed types in one column)
+        frame = pd.read_csv(
+            path,
+            sep=sep,
+            encoding="utf-8-sig",
+            encoding_errors="strict",
+            dtype=dtype,
+            keep_default_na=False,
+            na_values=[""],
+            low_memory=False,
         )
     except UnicodeDecodeError as exc:
         raise ValueError(
@@ -89,6 +161,23 @@ def _read_csv(path: Path, text_columns: Collection[str] = ()):
         raise ValueError(
             f"{path} could not be decompressed ({exc}); check the file and its extension"
         ) from None
+    text = set(text_columns)
+    for name in frame.columns:
+        col = frame[name]
+        if name in text or pd.api.types.is_numeric_dtype(col) or col.dtype == bool:
+            continue
+        numbers, said = _numbers_with_na_text(col)
+        if numbers is None:
+            continue
+        frame[name] = numbers
+        if said:
+            warnings.warn(
+                f"{path}: column {name!r} holds numbers and the text {said}: read as "
+                "missing numbers (only empty cells are missing elsewhere)",
+                UserWarning,
+                stacklevel=4,
+            )
+    return frame
 
 
 def read_table(path: str | os.PathLike, text_columns: Collection[str] = ()):
@@ -113,11 +202,19 @@ def read_table(path: str | os.PathLike, text_columns: Collection[str] = ()):
     Raises
     ------
     ValueError
-        Missing, empty, not UTF-8, neither CSV nor Parquet, or no data rows.
+        Missing, empty, not UTF-8, neither CSV nor Parquet, no data rows, or compressed
+        with a method whose package is not installed (``.zst``: ``zstandard``).
+
+    Warns
+    -----
+    UserWarning
+        A CSV column of numbers that also holds text such as ``NA`` or ``None``: read as
+        missing numbers (``nan``/``NaN`` are read so without a warning).
     """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path} does not exist or is not a file")
+    check_compression(path)
     if path.stat().st_size == 0:
         raise ValueError(f"{path} is empty (0 bytes); give a table with a header line and rows")
     kind = _kind_of(path)
@@ -155,6 +252,7 @@ def write_table(frame, path: str | os.PathLike) -> Path:
     written with full precision, so reading them back gives the same numbers).
     """
     path = Path(path)
+    check_compression(path)
     with atomic_path(path) as tmp:
         if _kind_of(path) == "parquet":
             frame.to_parquet(tmp, index=False)

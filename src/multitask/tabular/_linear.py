@@ -7,8 +7,8 @@ the estimator's ``decision_function`` does, so a loaded model predicts the
 same numbers, with no pickle. A task not seen at fit time is predicted with the
 mean of the task models (the estimators' ``unseen_task="mean"``).
 
-Task ids are compared as text (``str(value)``), so ``1`` in a CSV file and
-``1`` in a Parquet file name the same task.
+Task ids are compared as text (``str(value)``; integers exactly, never through float64), so
+``1`` in a CSV file and ``1`` in a Parquet file name the same task.
 """
 
 from __future__ import annotations
@@ -114,15 +114,41 @@ def task_text(values, form: str | None = None) -> np.ndarray:
     form = task_form(values) if form is None else form
     if form == "text":
         return values.astype(str).to_numpy(dtype=object)
-    numbers = pd.to_numeric(values, errors="coerce").astype(np.float64).to_numpy()
-    out = values.astype(str).to_numpy(dtype=object)
-    ok = np.isfinite(numbers)
-    if form == "int":
-        ok &= np.mod(np.where(ok, numbers, 0.0), 1) == 0
-        out[ok] = [str(int(v)) for v in numbers[ok]]
+    # each distinct value once; integers stay exact (an 18-digit id is not rounded to
+    # float64's 2**53 grid, which would merge neighbouring ids into one task)
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    text = np.array([_task_id_text(v, form) for v in uniques], dtype=object)
+    return text[codes]
+
+
+def _task_id_text(value, form: str) -> str:
+    """One task id in ``form`` (``"int"`` or ``"float"``); its own text if not a number."""
+    own = str(value)
+    if isinstance(value, bool | np.bool_):
+        return own
+    if isinstance(value, int | np.integer):
+        return str(int(value)) if form == "int" else str(float(value))
+    if isinstance(value, str):
+        text = value.strip()
+        if form == "int":
+            try:
+                return str(int(text, 10))  # exact, however many digits
+            except ValueError:
+                pass
+        try:
+            value = float(text)
+        except ValueError:
+            return own
     else:
-        out[ok] = [str(float(v)) for v in numbers[ok]]
-    return out
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            return own
+    if not np.isfinite(value):
+        return own
+    if form == "int":
+        return str(int(value)) if value == int(value) else own
+    return str(float(value))
 
 
 class LinearTabularModel(TabularModel):
