@@ -128,3 +128,24 @@ def test_decimal_target_with_few_values_is_multiclass_of_numbers():
     enc = TargetEncoder.fit(s, "c")
     assert enc.kind == "multiclass" and enc.classes == [1.0, 2.0, 3.0]
     np.testing.assert_array_equal(enc.encode(s), [0, 1, 2, 1, -100])
+
+
+@pytest.mark.parametrize("labels", [["a", "b", "c"], ["a", "b"]], ids=["multiclass", "binary"])
+def test_label_seen_only_in_validation_rows_is_left_out_of_validation(labels):
+    from multitask.tabular._splits import random_split, validation_split
+
+    rng = np.random.default_rng(1)
+    n = 200
+    frame = pd.DataFrame({"x1": rng.normal(size=n), "x2": rng.normal(size=n)})
+    frame["y"] = rng.choice(labels, n)
+    frame["y2"] = rng.normal(size=n)
+    train_all, _ = random_split(n, 0.2, 0)
+    _, val = validation_split(train_all, 0.2, 0)
+    frame.loc[val[0], "y"] = "rare"  # one row, in the validation part of the training rows
+    opts = FitOptions(targets=("y", "y2"), method="hard_sharing", epochs=2)
+    with pytest.warns(UserWarning, match=r"'y': 1 validation row\(s\) hold a label not among"):
+        result = fit_table(frame, opts)
+    enc = result.model.targets[0]
+    assert enc.classes == labels and enc.kind == ("binary" if len(labels) == 2 else "multiclass")
+    assert result.metrics["selection"]["validated"]
+    assert np.isfinite(result.metrics["tasks"]["y"]["accuracy"])

@@ -229,6 +229,32 @@ def _check_options(opts: FitOptions) -> None:
 
 
 # ------------------------------------------------------------------ fitting
+def _encode_validation(enc: TargetEncoder, s) -> np.ndarray:
+    """Codes of the validation labels of ``enc``'s target; a label not among the training
+    labels (a class seen only in held-out rows) is a missing label there, with a warning.
+
+    The validation rows are held out as the test rows are, where such a label counts as a wrong
+    prediction; validation has no loss for it, so it is left out of the validation score.
+    """
+    from multitask.tabular._targets import IGNORE_INDEX
+
+    codes = enc.encode(s, strict=False)
+    if enc.kind == "regression":
+        return codes
+    unseen = codes == -1
+    if unseen.any():
+        labels = sorted({str(v) for v in s[unseen]})
+        warnings.warn(
+            f"target {enc.name!r}: {int(unseen.sum())} validation row(s) hold a label not among "
+            f"the training labels {enc.classes} ({', '.join(labels[:5])}); they are left out of "
+            "the validation score (a test row with such a label counts as a wrong prediction)",
+            UserWarning,
+            stacklevel=3,
+        )
+        codes[unseen] = IGNORE_INDEX if enc.kind == "multiclass" else np.nan
+    return codes
+
+
 def _fit_deep(frame, features: list[str], opts: FitOptions):
     train_all, test = random_split(len(frame), opts.test_size, opts.seed)
     train, val = validation_split(train_all, opts.val_size, opts.seed)
@@ -267,7 +293,7 @@ def _fit_deep(frame, features: list[str], opts: FitOptions):
     validation = None
     if len(val):
         va = frame.iloc[val]
-        validation = (X[val], {e.name: e.encode(va[e.name]) for e in encs})
+        validation = (X[val], {e.name: _encode_validation(e, va[e.name]) for e in encs})
     model.train(X[train], {e.name: e.encode(tr[e.name]) for e in encs}, validation)
     te = frame.iloc[test].reset_index(drop=True)
     outs = model.outputs(te)
