@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -156,9 +156,73 @@ class ModelSelector:
         value = flat[(task, metric)]
         return value if self.directions[metric] else -value
 
+    def monitored(self, tasks: Mapping[str, object]) -> list[str]:
+        """The reported tasks the score reads: the monitored one, or all (``"delta"``)."""
+        if self.monitor != "delta":
+            return [self.monitor[0]]
+        return [t for t, task in tasks.items() if not getattr(task, "auxiliary", False)]
+
+    def check_labelled(self, tasks: Mapping[str, object], val, targets: Mapping) -> None:
+        """Raise, before any training, if the validation data, where its targets are at hand,
+        gives the monitor nothing to score: the monitored task (``"delta"``: every reported
+        task) has no target, or no labelled entry (every target NaN or ``ignore_index``), so
+        every evaluation would score NaN, which never improves (early stopping would end the
+        run, with no best state). ``targets``: those :func:`check_val_targets` found; a list
+        of batches is read too. Data whose targets are not at hand is checked at the first
+        evaluation (:meth:`unlabelled`)."""
+        counts = {}
+        for t in self.monitored(tasks):
+            if isinstance(val, Mapping) and t not in val:
+                continue  # (a delta over the tasks the dict scores; a missing monitored one
+                # is refused by the trainer)
+            own = val[t] if isinstance(val, Mapping) else val
+            counts[t] = _labelled_at_hand(tasks[t], t, own, targets.get(t))
+        if not counts or any(n is None or n > 0 for n in counts.values()):
+            return
+        if self.monitor != "delta":
+            (t,) = counts
+            why = "could not score it" if counts[t] == -1 else "would score NaN"
+            raise ValueError(
+                f"monitor {self.monitor}: {_no_labels(t, counts[t])} (checked before "
+                f"training), so every evaluation {why}; give it labelled validation data, or "
+                "monitor another task"
+            )
+        raise ValueError(
+            f"monitor 'delta': no reported task has a labelled entry in the validation data "
+            f"({'; '.join(_no_labels(t, n) for t, n in counts.items())}; checked before "
+            "training), so every evaluation would score NaN; give it labelled validation data"
+        )
+
+    def unlabelled(self, tasks: Mapping[str, object], metrics: Metrics, val) -> list[str]:
+        """The monitored tasks whose score is NaN because the validation data has no
+        labelled entry for them (:meth:`Task.evaluate` then gives NaN for every metric), when
+        that makes the monitored score NaN (``"delta"``: every reported task scored so). The
+        validation data is read again (targets only) to tell that from non-finite
+        predictions, which only when every metric of those tasks is NaN; [] otherwise."""
+        names = [t for t in self.monitored(tasks) if t in metrics]
+        if not names:
+            return []
+        nan = [t for t in names if all(math.isnan(float(v)) for v in metrics[t].values())]
+        if self.monitor != "delta" and not math.isnan(float(metrics[names[0]][self.monitor[1]])):
+            return []
+        if len(nan) != len(names):
+            return []
+        for t in nan:
+            own = val[t] if isinstance(val, Mapping) else val
+            if _labelled_in(tasks[t], t, own) > 0:
+                return []
+        return nan
+
     def update(self, metrics: Metrics, step: int, model_state: dict) -> bool:
-        """Record an evaluation; returns True when training should stop."""
-        s = self.last_score = self.score(metrics)
+        """Record an evaluation; returns True when training should stop. A score that fails
+        (a monitored metric absent) changes nothing: the selection is as before the call."""
+        reference = self.reference
+        try:
+            s = self.score(metrics)
+        except Exception:
+            self.reference = reference  # (the first evaluation of "delta" sets it)
+            raise
+        self.last_score = s
         self.last_step = step
         if s > self.best_score:
             self.best_score, self.best_step, self.bad_evals = s, step, 0
@@ -200,3 +264,53 @@ def _snapshot(value):
     if isinstance(value, torch.Tensor):
         return value.detach().clone().cpu()
     return copy.deepcopy(value)
+
+
+def _labelled(task, y) -> int:
+    """Labelled entries of one target (evaluation's own mask: not NaN, not ignore_index)."""
+    y = torch.as_tensor(y).reshape(-1)
+    mask = getattr(task, "_mask", None)
+    if mask is None:
+        return int((~torch.isnan(y)).sum()) if y.is_floating_point() else y.numel()
+    return int(mask(y).sum())
+
+
+def _pairs(loader) -> bool:
+    """Whether ``loader`` is a list of batches ``(inputs, {task: target})`` (at hand)."""
+    return isinstance(loader, Sequence) and all(
+        isinstance(b, (tuple, list)) and len(b) == 2 and isinstance(b[1], Mapping) for b in loader
+    )
+
+
+def _labelled_at_hand(task, name: str, loader, found) -> int | None:
+    """Labelled validation entries of task ``name`` when they can be had without loading the
+    data (``found``: its targets read by :func:`check_val_targets`; a list of batches), -1
+    when no batch carries its target at all, None when not at hand."""
+    if found is not None:
+        return _labelled(task, found)
+    if not _pairs(loader):
+        return None
+    return _count(task, name, loader)
+
+
+def _labelled_in(task, name: str, loader) -> int:
+    """As :func:`_labelled_at_hand`, reading the loader if need be (its targets; torch's
+    global RNG, from which a DataLoader draws its base seed, left as found)."""
+    with torch.random.fork_rng(devices=[]):
+        return _count(task, name, loader)
+
+
+def _count(task, name: str, loader) -> int:
+    n, seen = 0, False
+    for batch in loader:
+        target = batch[1] if isinstance(batch, (tuple, list)) and len(batch) == 2 else None
+        if isinstance(target, Mapping) and name in target:
+            seen = True
+            n += _labelled(task, target[name])
+    return n if seen else -1
+
+
+def _no_labels(task: str, n: int | None) -> str:
+    if n == -1:
+        return f"the validation data has no target for task {task!r}"
+    return f"task {task!r} has no labelled validation entry (every target is NaN or ignore_index)"

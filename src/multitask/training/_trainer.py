@@ -52,6 +52,7 @@ from multitask.training.callbacks import (
     StepRecord,
     TensorBoardLogger,
 )
+from multitask.training.checkpoint import get_rng_state, save_checkpoint
 from multitask.training.samplers import TaskSampler, make_sampler
 
 #: the ``precision`` values :class:`Trainer` accepts
@@ -390,6 +391,7 @@ class Trainer(MicroSteps, Checkpointing):
         if val is not None:
             found = check_val_targets(self.tasks, val)  # (a dict of loaders: its keys too)
             self._selector.check_tasks(self.tasks, found)
+            self._selector.check_labelled(self.tasks, val, found)
             if isinstance(val, Mapping) and self.monitor != "delta" and self.monitor[0] not in val:
                 raise ValueError(
                     f"monitor {self.monitor}: the validation dict has no loader for task "
@@ -622,8 +624,22 @@ class Trainer(MicroSteps, Checkpointing):
         that of the evaluation record (the epoch just finished, or the one under way)."""
         if self._val is None:
             return False
+        rng = None if self.checkpoint_path is None else get_rng_state()
         metrics = self._evaluate_or_keep(self._val)
-        stop = self._selector.update(metrics, self.step_, self.model.state_dict())
+        try:  # a score that fails keeps the work as a failed evaluation does
+            unlabelled = self._selector.unlabelled(self.tasks, metrics, self._val)
+            if unlabelled:
+                raise ValueError(
+                    f"monitor {self.monitor!r} scored NaN at step {self.step_}: the validation "
+                    f"data has no labelled entry (every target NaN or ignore_index) for "
+                    f"{'task' if len(unlabelled) == 1 else 'tasks'} "
+                    f"{', '.join(map(repr, unlabelled))}, so no evaluation can improve; give "
+                    "it labelled validation data, or monitor another task"
+                )
+            stop = self._selector.update(metrics, self.step_, self.model.state_dict())
+        except Exception as e:
+            self._keep_work(e, rng)
+            raise
         if isinstance(self.scheduler_, ReduceLROnPlateau):
             self.scheduler_.step(self._selector.last_score)
         lrs = tuple(float(g["lr"]) for g in self.optimizer_.param_groups)
@@ -631,6 +647,24 @@ class Trainer(MicroSteps, Checkpointing):
         for cb in self._callbacks:
             cb.on_evaluate(record)
         return stop
+
+    def _keep_work(self, e: Exception, rng) -> None:
+        """As :meth:`_evaluate_or_keep` on a failed evaluation, for a model selection that
+        fails after it (a monitored metric the data does not report, nothing labelled): the
+        checkpoint of the step that awaits its evaluation, with ``rng`` (the RNG state from
+        before the evaluation), and a note on ``e`` naming it. The selection is unchanged by
+        the failed update, so ``resume=True`` with mended data evaluates that step again."""
+        if rng is None:
+            return
+        state = self.state_dict()
+        state["rng"] = rng
+        self._check_parameters()
+        save_checkpoint(state, self.checkpoint_path)
+        e.add_note(
+            f"checkpoint {self.checkpoint_path} written at step {self.step_}, before this "
+            f"evaluation: fit(..., resume=True) with mended validation data evaluates "
+            f"step {self.step_} and continues exactly"
+        )
 
     def _finish(self, val) -> None:
         self.best_step_ = -1
