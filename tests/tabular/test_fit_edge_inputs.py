@@ -1,6 +1,8 @@
 """Edge inputs of ``fit_table`` and the CLI: duplicate column names, datetime targets, decimal
 columns, labels seen only in the validation rows, unknown dataset names, unwritable --out."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -149,3 +151,51 @@ def test_label_seen_only_in_validation_rows_is_left_out_of_validation(labels):
     assert enc.classes == labels and enc.kind == ("binary" if len(labels) == 2 else "multiclass")
     assert result.metrics["selection"]["validated"]
     assert np.isfinite(result.metrics["tasks"]["y"]["accuracy"])
+
+
+def _wide_csv(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 60
+    frame = pd.DataFrame({"x": rng.normal(size=n), "r": rng.normal(size=n)})
+    frame["b"] = rng.choice(["no", "yes"], n)
+    path = tmp_path / "w.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("command", ["fit", "predict"])
+def test_out_where_nothing_can_be_created_is_found_before_any_work(tmp_path, command, monkeypatch):
+    import multitask.tabular as tabular
+
+    data = _wide_csv(tmp_path)
+    called = []
+    for name in ("fit_table", "load_model"):  # must not be reached
+        monkeypatch.setattr(tabular, name, lambda *a, _n=name, **k: called.append(_n))
+    if command == "fit":
+        args = ["fit", str(data), "-t", "r", "-t", "b", "--out", "/proc/multitask_model"]
+    else:
+        args = ["predict", str(tmp_path / "model"), str(data), "--out", "/proc/m_pred.csv"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "error:" in result.output and "cannot be written" in result.output
+    assert called == []
+
+
+def test_check_out_probes_the_nearest_existing_folder(tmp_path, monkeypatch):
+    import tempfile
+
+    from multitask._cli._common import check_out
+
+    check_out(tmp_path / "new" / "deeper", folder=True, staged=True)  # fine: creatable
+    check_out(tmp_path / "p.csv", folder=False)
+    assert list(tmp_path.iterdir()) == []  # the probe leaves nothing behind
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", refuse)
+    with pytest.raises(ValueError, match=r"nothing can be created in .* \(Permission denied\)"):
+        check_out(tmp_path / "new" / "deeper", folder=True, staged=True)
+    with pytest.raises(ValueError, match="cannot be written"):
+        check_out(tmp_path / "p.csv", folder=False)

@@ -132,7 +132,7 @@ def fit(
         ignore=tuple(ignore or ()),
     )
     try:
-        check_out(out, folder=True)  # before the training, not after it
+        check_out(out, folder=True, staged=True)  # before the training, not after it
         frame = read_table(data)
         result = fit_table(frame, options, out=out, dataset=data.name.split(".")[0])
     except _ERRORS as exc:
