@@ -199,3 +199,26 @@ def test_check_out_probes_the_nearest_existing_folder(tmp_path, monkeypatch):
         check_out(tmp_path / "new" / "deeper", folder=True, staged=True)
     with pytest.raises(ValueError, match="cannot be written"):
         check_out(tmp_path / "p.csv", folder=False)
+
+
+def test_predict_out_with_a_compression_that_is_not_installed_is_found_before_any_work(
+    tmp_path, monkeypatch
+):
+    import importlib.util
+
+    import multitask.tabular as tabular
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "zstandard" else real(name)
+    )
+    called = []
+    monkeypatch.setattr(tabular, "load_model", lambda *a, **k: called.append("load_model"))
+    data = _wide_csv(tmp_path)
+    out = tmp_path / "p.csv.zst"
+    result = CliRunner().invoke(
+        app, ["predict", str(tmp_path / "model"), str(data), "--out", str(out)]
+    )
+    assert result.exit_code == 2, result.output
+    assert "error:" in result.output and "zstandard" in result.output
+    assert called == [] and not out.exists()

@@ -188,9 +188,11 @@ def predict(
     label space) and, for classification, one probability column per class.
     """
     from multitask.tabular import load_model, read_table, write_table
+    from multitask.tabular._io import check_compression
 
     try:
         check_out(out, folder=False)
+        check_compression(out)  # a .zst --out without zstandard: now, not after predicting
         model = load_model(model_dir)
         # categorical features (and text task ids) as text, as at fit: "1" must not be 1.0
         frame = read_table(data, text_columns=model.text_columns())
