@@ -120,6 +120,8 @@ class MicroSteps:
             self._warn_unlabelled([t for t in drawn if t not in labelled])
         reg = self.model.regularization()
         extra = reg if isinstance(reg, Tensor) or reg != 0 else None
+        if extra is not None:  # a gradient to apply even with no task trained (_run_epoch)
+            self._regularized = True
         info = mtl_backward(
             losses,  # unscaled: the balancer sees this batch's losses (see average_grads)
             self.model,

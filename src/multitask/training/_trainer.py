@@ -546,6 +546,18 @@ class Trainer(MicroSteps, Checkpointing):
             warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()`"))
             self.scheduler_.step()
 
+    def _step_scheduler(self, quiet: bool) -> None:
+        """A per-step scheduler's step. After a first step that updated nothing (no task
+        trained: ``quiet``) torch warns of a scheduler stepped before its optimizer: the
+        schedule follows the step count, skipped updates included, so that warning is
+        silenced."""
+        if not quiet:
+            self.scheduler_.step()
+            return
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()`"))
+            self.scheduler_.step()
+
     def _stop_by_steps(self) -> bool:
         return self.max_steps is not None and self.step_ >= self.max_steps
 
@@ -558,6 +570,7 @@ class Trainer(MicroSteps, Checkpointing):
             window = min(self.grad_accumulation, n - self._batch)
             self.model.train()
             losses, infos = [], []
+            self._regularized = False  # (set by a micro-step with a regularization term)
             for k in range(window):
                 parts = self._next_batch(it, first=k == 0)
                 values, info = self._micro_step(parts)
@@ -575,12 +588,18 @@ class Trainer(MicroSteps, Checkpointing):
                 norm = clip_gradients(self.model.parameters(), self.clip_grad_norm)
                 record = dataclasses.replace(record, grad_norm=float(norm))
             names = self.model.task_names
-            with hold_untrained_entries(self.optimizer_, self.balancer, record.losses, names):
-                self.optimizer_.step()
+            # no task trained by the whole window (none drawn or labelled) and no regularization
+            # term: nothing to learn, but Adam's moments (momentum, weight decay) would still
+            # move the shared parameters; the step is counted (position, schedule, records)
+            # with no update
+            update = self._regularized or any(not math.isnan(v) for v in record.losses.values())
+            if update:
+                with hold_untrained_entries(self.optimizer_, self.balancer, record.losses, names):
+                    self.optimizer_.step()
             self.optimizer_.zero_grad(set_to_none=True)
             self.step_ += 1
             if self._steps_per("step"):
-                self.scheduler_.step()
+                self._step_scheduler(quiet=not update)
             for cb in self._callbacks:
                 cb.on_step(record)
             stop = self._validation_due() and self._validate(self.epoch_)
