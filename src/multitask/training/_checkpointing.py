@@ -98,17 +98,27 @@ class Checkpointing:
         try:
             return self.evaluate(loader)
         except Exception as e:
-            if rng is not None:
-                state = self.state_dict()
-                state["rng"] = rng
-                self._check_parameters()
-                save_checkpoint(state, self.checkpoint_path)
-                e.add_note(
-                    f"checkpoint {self.checkpoint_path} written at step {self.step_}, before this "
-                    f"evaluation: fit(..., resume=True) with mended validation data evaluates "
-                    f"step {self.step_} and continues exactly"
-                )
+            self._keep_work(e, rng)
             raise
+
+    def _keep_work(self, e: Exception, rng) -> None:
+        """On a failed evaluation, or a model selection that fails after it (a monitored
+        metric the data does not report, nothing labelled): the checkpoint of the step that
+        awaits its evaluation, with ``rng`` (the RNG state from before the evaluation; None:
+        no checkpoint path, nothing written), and a note on ``e`` naming it. The selection is
+        unchanged by a failed update, so ``resume=True`` with mended data evaluates that step
+        again."""
+        if rng is None:
+            return
+        state = self.state_dict()
+        state["rng"] = rng
+        self._check_parameters()
+        save_checkpoint(state, self.checkpoint_path)
+        e.add_note(
+            f"checkpoint {self.checkpoint_path} written at step {self.step_}, before this "
+            f"evaluation: fit(..., resume=True) with mended validation data evaluates "
+            f"step {self.step_} and continues exactly"
+        )
 
     def _evaluation_pending(self) -> bool:
         """A run resumed at a ``val_every`` step whose evaluation is not done (it failed, see

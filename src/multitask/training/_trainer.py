@@ -52,7 +52,7 @@ from multitask.training.callbacks import (
     StepRecord,
     TensorBoardLogger,
 )
-from multitask.training.checkpoint import get_rng_state, save_checkpoint
+from multitask.training.checkpoint import get_rng_state
 from multitask.training.samplers import TaskSampler, make_sampler
 
 #: the ``precision`` values :class:`Trainer` accepts
@@ -666,24 +666,6 @@ class Trainer(MicroSteps, Checkpointing):
         for cb in self._callbacks:
             cb.on_evaluate(record)
         return stop
-
-    def _keep_work(self, e: Exception, rng) -> None:
-        """As :meth:`_evaluate_or_keep` on a failed evaluation, for a model selection that
-        fails after it (a monitored metric the data does not report, nothing labelled): the
-        checkpoint of the step that awaits its evaluation, with ``rng`` (the RNG state from
-        before the evaluation), and a note on ``e`` naming it. The selection is unchanged by
-        the failed update, so ``resume=True`` with mended data evaluates that step again."""
-        if rng is None:
-            return
-        state = self.state_dict()
-        state["rng"] = rng
-        self._check_parameters()
-        save_checkpoint(state, self.checkpoint_path)
-        e.add_note(
-            f"checkpoint {self.checkpoint_path} written at step {self.step_}, before this "
-            f"evaluation: fit(..., resume=True) with mended validation data evaluates "
-            f"step {self.step_} and continues exactly"
-        )
 
     def _finish(self, val) -> None:
         self.best_step_ = -1
