@@ -9,25 +9,12 @@ import warnings
 
 import pytest
 import torch
-from _training_helpers import TwoHeads, flat_params, regression_tasks
-from torch.utils.data import DataLoader, Dataset
+from _training_helpers import DictDataset, TwoHeads, flat_params, regression_tasks
+from torch.utils.data import DataLoader
 
 from multitask.training import Callback, Trainer
 
 NAN = float("nan")
-
-
-class Rows(Dataset):
-    """``(x, {task: y})`` rows, without a ``targets`` mapping (targets not at hand)."""
-
-    def __init__(self, x, ys):
-        self.x, self.ys = x, ys
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return self.x[i], {t: y[i] for t, y in self.ys.items()}
 
 
 class Count(Callback):
@@ -100,7 +87,7 @@ def test_partly_labelled_monitored_task_trains():
 
 
 def _loader(x, ys):
-    return DataLoader(Rows(x, ys), batch_size=8)
+    return DataLoader(DictDataset(x, ys), batch_size=8)  # no targets mapping: not at hand
 
 
 @pytest.mark.parametrize("broken", ["missing", "unlabelled"])
