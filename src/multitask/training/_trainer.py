@@ -542,15 +542,12 @@ class Trainer(MicroSteps, Checkpointing):
         epoch steps it before this process has taken an optimizer step: torch then warns of a
         scheduler stepped before its optimizer, which here is not so (the run that wrote the
         checkpoint took them)."""
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()`"))
-            self.scheduler_.step()
+        self._step_scheduler(quiet=True)
 
     def _step_scheduler(self, quiet: bool) -> None:
-        """A per-step scheduler's step. After a first step that updated nothing (no task
-        trained: ``quiet``) torch warns of a scheduler stepped before its optimizer: the
-        schedule follows the step count, skipped updates included, so that warning is
-        silenced."""
+        """A scheduler's step; ``quiet``: without torch's warning of a scheduler stepped before
+        its optimizer (after a first step that updated nothing, no task trained: the schedule
+        follows the step count, skipped updates included; or at a resumed epoch's end)."""
         if not quiet:
             self.scheduler_.step()
             return
