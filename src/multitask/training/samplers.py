@@ -295,7 +295,10 @@ class PeriodicSampler(TaskSampler):
 
     At step ``s`` the tasks with ``(s + offset) % period[t] == 0`` train
     together; ``offset`` is 0, so every task trains at step 0. Steps where no
-    task is due are skipped (the counter moves on to the next due step).
+    task is due are skipped (the counter moves on to the next due step). A step here is
+    one draw, that is one batch: under ``Trainer(grad_accumulation=k)`` the periods count
+    micro-batches, not optimizer updates (a task of period 2 with ``k = 2`` is in every
+    update); give periods in micro-batches there.
 
     Parameters
     ----------
