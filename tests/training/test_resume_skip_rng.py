@@ -13,7 +13,8 @@ from _training_helpers import (
     Crashed,
     DictDataset,
     TwoHeads,
-    flat_params,
+    crash_and_resume,
+    fit_two_heads,
     regression_data,
     regression_tasks,
 )
@@ -48,25 +49,6 @@ class NoisyMap(Dataset):
         return x + 0.1 * torch.randn_like(x), y
 
 
-def _fit(make_loader, ck=None, crash=None, resume=False, model_cls=TwoHeads):
-    torch.manual_seed(0)
-    model = model_cls(dropout=0.0)
-    trainer = Trainer(
-        model,
-        regression_tasks(),
-        lr=0.05,
-        max_epochs=2,
-        seed=3,
-        checkpoint_dir=ck,
-        checkpoint_every=1 if ck else None,
-        callbacks=[CrashAt(crash)] if crash else [],
-        device="cpu",
-        progress=False,
-    )
-    trainer.fit(make_loader(), resume=resume)
-    return flat_params(model)
-
-
 def test_skip_resume_replays_dataset_randomness(tmp_path):
     """(A) an IterableDataset drawing augmentation noise from the global RNG: the resume
     re-reads the skipped batches and then restores the RNG, so it matches an uninterrupted
@@ -77,10 +59,7 @@ def test_skip_resume_replays_dataset_randomness(tmp_path):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ref = _fit(make)
-        with pytest.raises(Crashed):
-            _fit(make, tmp_path, crash=3)  # mid-epoch 0 (4 batches an epoch)
-        resumed = _fit(make, tmp_path, resume=True)
+        resumed, ref = crash_and_resume(make, 3, tmp_path)  # mid-epoch 0 (4 batches an epoch)
     assert torch.allclose(resumed, ref, atol=1e-6, rtol=0)
 
 
@@ -95,10 +74,10 @@ def test_mid_epoch_resume_with_workers_warns_once(tmp_path):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with pytest.raises(Crashed):
-                _fit(make(workers), ck, crash=3)
+                fit_two_heads(make(workers), ck, [CrashAt(3)])
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            _fit(make(workers), ck, resume=True)
+            fit_two_heads(make(workers), ck, resume=True)
         hits = [w for w in caught if "not replayed" in str(w.message)]
         if workers == 0:
             assert hits == []
@@ -116,9 +95,9 @@ def test_mid_epoch_resume_with_workers_pytest_warns(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(Crashed):
-            _fit(make, tmp_path, crash=3)  # the last checkpoint is step 2's
+            fit_two_heads(make, tmp_path, [CrashAt(3)])  # the last checkpoint is step 2's
     with pytest.warns(UserWarning, match=r"resuming .* at batch 2 of epoch 0 with num_workers=1"):
-        _fit(make, tmp_path, resume=True)
+        fit_two_heads(make, tmp_path, resume=True)
 
 
 SEEN: list[torch.Tensor] = []

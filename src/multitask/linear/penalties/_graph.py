@@ -55,14 +55,13 @@ def graph_matrix_from_edges(edges, n_tasks: int, weights=None) -> np.ndarray:
 def graph_matrix_from_adjacency(adjacency) -> np.ndarray:
     """Task-graph matrix ``R`` with ``||W R||_F^2 = sum_{i<j} A_ij ||w_i - w_j||^2``.
 
-    ``adjacency`` is a symmetric ``(n_tasks, n_tasks)`` array with entries ``>= 0``;
+    ``adjacency`` is a symmetric ``(n_tasks, n_tasks)`` array (dense or sparse) with finite
+    entries ``>= 0``, checked by :func:`check_adjacency`;
     ``R R^T`` is then the graph Laplacian ``diag(A 1) - A``.
     """
-    A = np.asarray(adjacency, dtype=float)
-    if A.ndim != 2 or A.shape[0] != A.shape[1]:
-        raise ValueError(f"adjacency must be a square (n_tasks, n_tasks) array, got {A.shape}")
-    if not np.allclose(A, A.T) or np.any(A < 0):
-        raise ValueError("adjacency must be symmetric with entries >= 0")
+    A = check_adjacency(adjacency)
+    if sparse.issparse(A):  # (R is dense)
+        A = A.toarray()
     i, j = np.nonzero(np.triu(A, k=1))
     return graph_matrix_from_edges(np.stack([i, j], axis=1), A.shape[0], np.sqrt(A[i, j]))
 
