@@ -111,6 +111,29 @@ def test_nan_loss_stops_with_task_and_step_and_keeps_checkpoint(tmp_path):
     assert load_checkpoint(tmp_path / "last.pt")["position"]["step"] == 4
 
 
+def test_nan_loss_before_a_fresh_fits_first_checkpoint_does_not_claim_an_earlier_runs(
+    tmp_path,
+):
+    """A fresh fit (resume=False) into a checkpoint_dir that holds an earlier run's last.pt:
+    a NaN loss before this fit's first checkpoint must not call that file "the last
+    checkpoint" (resuming from it would continue the other run). It is left untouched."""
+    earlier = _checkpointed(tmp_path, model=_FailsOnce(at=5, how="nan"))
+    with pytest.raises(FloatingPointError, match=r"at step 5\b.*last checkpoint .* is kept"):
+        earlier.fit(loader(regression_data()))  # it stops at step 5; its last.pt is step 4's
+    before = (tmp_path / "last.pt").read_bytes()
+    trainer = _checkpointed(tmp_path, model=_FailsOnce(at=1, how="nan"))
+    with pytest.raises(FloatingPointError, match=r"at step 1\b") as info:
+        trainer.fit(loader(regression_data()))
+    assert "is kept" not in str(info.value)
+    assert "wrote no checkpoint yet" in str(info.value) and "earlier run" in str(info.value)
+    assert (tmp_path / "last.pt").read_bytes() == before
+    # a fit resumed from it: that checkpoint is the one a resume starts from again
+    trainer = _checkpointed(tmp_path, model=_FailsOnce(at=1, how="nan"))
+    with pytest.raises(FloatingPointError, match=r"at step 5\b.*last checkpoint .* is kept"):
+        trainer.fit(loader(regression_data()), resume=True)
+    assert load_checkpoint(tmp_path / "last.pt")["position"]["step"] == 4
+
+
 def test_non_finite_parameters_stop_before_overwriting_the_checkpoint(tmp_path):
     """A non-finite gradient with finite losses passes the loss guards and makes parameters
     non-finite at the update; the next checkpoint would have kept them as "the last

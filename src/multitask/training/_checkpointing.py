@@ -22,7 +22,10 @@ class Checkpointing:
     """Mixin of :class:`~multitask.training.Trainer`: ``state_dict``, ``load_state_dict``,
     ``checkpoint_dir / "last.pt"``, resume, and Ctrl-C. It reads the trainer's attributes
     (``model``, ``optimizer_``, ``scheduler_``, ``balancer``, ``_src``, ``_selector``, ``_labels``,
-    and the position ``epoch_``, ``_batch``, ``step_``) and adds none but ``_interrupt``."""
+    and the position ``epoch_``, ``_batch``, ``step_``) and adds ``_interrupt`` and
+    ``_resumable`` (the checkpoint this fit would resume from: the one it resumed from or
+    last wrote; None before, when ``last.pt`` may still be an earlier run's, which a fresh
+    fit leaves in place until its first checkpoint)."""
 
     @property
     def checkpoint_path(self) -> Path | None:
@@ -88,6 +91,7 @@ class Checkpointing:
             return
         self._check_parameters()  # rather than overwrite the last good checkpoint
         save_checkpoint(self.state_dict(), self.checkpoint_path)
+        self._resumable = self.checkpoint_path
 
     def _evaluate_or_keep(self, loader) -> dict:
         """``self.evaluate(loader)`` inside ``fit``. If it fails (validation data the first
@@ -114,6 +118,7 @@ class Checkpointing:
         state["rng"] = rng
         self._check_parameters()
         save_checkpoint(state, self.checkpoint_path)
+        self._resumable = self.checkpoint_path
         e.add_note(
             f"checkpoint {self.checkpoint_path} written at step {self.step_}, before this "
             f"evaluation: fit(..., resume=True) with mended validation data evaluates "
@@ -157,6 +162,7 @@ class Checkpointing:
         return self._interrupt
 
     def _resume(self, resume) -> None:
+        self._resumable = None
         if resume is False or resume is None:
             return
         path = self.checkpoint_path if resume is True else Path(resume)
@@ -165,6 +171,7 @@ class Checkpointing:
         if resume is True and not path.is_file():
             return  # nothing to resume yet: a fresh run
         self.load_state_dict(load_checkpoint(path))
+        self._resumable = path
 
     @contextlib.contextmanager
     def _stopping(self):
@@ -172,10 +179,16 @@ class Checkpointing:
         try:
             yield
         except (ValueError, FloatingPointError) as e:
-            path = self.checkpoint_path
-            if path is None or not path.is_file():
+            path = getattr(self, "_resumable", None)
+            if path is not None:
+                raise type(e)(f"{e}; the last checkpoint {path} is kept") from None
+            other = self.checkpoint_path
+            if other is None or not other.is_file():
                 raise
-            raise type(e)(f"{e}; the last checkpoint {path} is kept") from None
+            raise type(e)(
+                f"{e}; this fit wrote no checkpoint yet: {other} is an earlier run's, left "
+                "as it was"
+            ) from None
 
     def _where(self) -> str:
         return f"at step {self.step_ + 1} (epoch {self.epoch_}, batch {self._batch})"
