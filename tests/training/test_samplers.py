@@ -182,3 +182,22 @@ def test_the_trainer_refuses_a_bad_draw_of_the_first_epoch_before_any_step(make)
 def test_periodic_sampler_skips_its_empty_steps_without_error():
     s = PeriodicSampler({"a": 2, "b": 3})
     assert [s.next() for _ in range(5)] == [("a", "b"), ("a",), ("b",), ("a",), ("a", "b")]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ProportionalSampler({"a": 5, "b": 3, "c": 2}, seed=7),
+        lambda: TemperatureSampler({"a": 900, "b": 100, "c": 1}, temperature=2.0, seed=3),
+        lambda: TemperatureSampler({"a": 900, "b": 100}, temperature=1e-3, seed=1),  # p = (1, 0)
+    ],
+)
+def test_probability_draws_are_generator_choice_of_seed_and_step(make):
+    """Oracle: the documented draw, ``default_rng([seed, step]).choice(n, p=p)`` (the
+    sampler skips choice's checks of p; the draws must not change)."""
+    sampler = make()
+    n = len(sampler.tasks)
+    for step in range(3000):
+        rng = np.random.default_rng([sampler.seed, step])
+        expected = sampler.tasks[int(rng.choice(n, p=sampler.probabilities))]
+        assert sampler.draw(step) == (expected,), step

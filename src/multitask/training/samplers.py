@@ -201,8 +201,12 @@ class _ProbabilitySampler(TaskSampler):
         raise NotImplementedError
 
     def draw(self, step: int) -> tuple[str, ...]:
-        rng = np.random.default_rng([self.seed, step])
-        return (self.tasks[int(rng.choice(len(self.tasks), p=self.probabilities))],)
+        # Generator.choice(n, p=p) for one sample, without its checks of p (half its cost,
+        # ~30 us a draw): the same normalised CDF, one uniform, the same search
+        cdf = self.probabilities.cumsum()
+        cdf /= cdf[-1]
+        u = np.random.default_rng([self.seed, step]).random()
+        return (self.tasks[int(cdf.searchsorted(u, side="right"))],)
 
     @property
     def draws_every_task(self) -> bool:
