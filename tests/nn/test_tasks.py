@@ -150,12 +150,15 @@ def test_constructor_checks_its_arguments_early():
     assert Task("y", metrics="mae").metrics == ("mae",)  # a lone name, not 3 letters
     with pytest.raises(ValueError, match=r"unknown metric\(s\) \['delta_m'\]"):
         Task("y", metrics=["delta_m"])  # a function of multitask.metrics, not a metric
-    with pytest.raises(TypeError, match="weight must be a number"):
+    with pytest.raises(TypeError, match="task 'y': weight must be a real number"):
         Task("y", weight="high")
-    with pytest.raises(ValueError, match="weight must be finite and >= 0"):
+    with pytest.raises(TypeError, match="weight must be a real number"):
+        Task("y", weight=True)  # a flag, not a weight
+    with pytest.raises(ValueError, match="weight must be a finite number >= 0"):
         Task("y", weight=math.nan)
-    with pytest.raises(ValueError, match=r"lr must be finite and > 0"):
+    with pytest.raises(ValueError, match=r"lr must be a finite number > 0"):
         Task("y", lr=0.0)
+    assert Task("y", weight=torch.tensor(0.5), lr=np.float32(0.25)).lr == 0.25
     with pytest.raises(TypeError, match="task name must be a str"):
         Task(3)
     assert Task("y", "dense").metric_names() == ("accuracy", "mse", "mae")

@@ -117,16 +117,19 @@ def test_bad_settings():
         _trainer(task_lr={"q": 0.1}).fit(loader(regression_data()))
     with pytest.raises(ValueError, match="unique"):
         _trainer(tasks=[Task("a"), Task("a")])
-    # these were truncated (1.5 -> 1) or accepted and meant nothing (0: never, -1: 0)
-    for name, value in [
-        ("grad_accumulation", 1.5),
-        ("max_steps", -1),
-        ("max_epochs", -2),
-        ("checkpoint_every", 0),
-        ("early_stopping", 1.5),
+    # these were truncated (1.5 -> 1) or accepted and meant nothing (0: never, -1: 0);
+    # a non-integer is a TypeError, as for every other constructor (multitask._params)
+    for name, value, error in [
+        ("grad_accumulation", 1.5, TypeError),
+        ("grad_accumulation", True, TypeError),
+        ("max_steps", -1, ValueError),
+        ("max_epochs", -2, ValueError),
+        ("max_epochs", 2.0, TypeError),
+        ("checkpoint_every", 0, ValueError),
+        ("early_stopping", 1.5, TypeError),
     ]:
         kw = {"checkpoint_dir": "ckpt"} if name == "checkpoint_every" else {}
-        with pytest.raises(ValueError, match=f"{name} must be an integer >= "):
+        with pytest.raises(error, match=f"Trainer: {name} must be an integer >= "):
             _trainer(**{name: value}, **kw)
     with pytest.raises(TypeError, match=r"tasks must be multitask.nn.Task objects.*\['a', 'b'\]"):
         _trainer(tasks=["a", "b"])  # was: 'str' object has no attribute 'name'

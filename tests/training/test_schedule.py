@@ -237,7 +237,7 @@ def test_resuming_with_other_schedule_settings_is_refused(tmp_path):
         ({"scheduler_interval": "batch"}, ValueError, "scheduler_interval="),
         ({"scheduler_interval": "epoch"}, ValueError, "applies to a callable"),
         ({"warmup_steps": -1}, ValueError, "warmup_steps must be"),
-        ({"warmup_steps": 2.5}, ValueError, "warmup_steps must be"),
+        ({"warmup_steps": 2.5}, TypeError, "warmup_steps must be an integer"),
         (
             {"warmup_steps": 2, "scheduler": lambda o: lr_scheduler.StepLR(o, 1)},
             ValueError,

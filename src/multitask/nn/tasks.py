@@ -9,7 +9,6 @@ floating ``dense`` targets; ``ignore_index`` for ``multiclass`` and integer
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 
@@ -18,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from multitask._params import check_bool, check_int
+from multitask._params import check_bool, check_int, check_real
 
 __all__ = ["KINDS", "Task", "task_losses"]
 
@@ -61,18 +60,6 @@ def _check_metrics(name: str, metrics):
             "or pass a dict name -> callable(y_true, y_pred)"
         )
     return tuple(metrics)
-
-
-def _check_number(name: str, what: str, value, low: float, strict: bool) -> float:
-    """``float(value)``, finite and above ``low`` (``> low`` when ``strict``)."""
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"task {name!r}: {what} must be a number, got {value!r}") from None
-    if not math.isfinite(x) or x < low or (strict and x == low):
-        bound = f"> {low}" if strict else f">= {low}"
-        raise ValueError(f"task {name!r}: {what} must be finite and {bound}, got {value!r}")
-    return x
 
 
 class Task:
@@ -176,13 +163,14 @@ class Task:
                 f"task {name!r}: loss must be a callable (pred, target) -> scalar Tensor or "
                 f"None, got {loss!r}"
             )
-        ignore_index = check_int(ignore_index, "ignore_index", f"task {name!r}")
-        auxiliary = check_bool(auxiliary, "auxiliary", f"task {name!r}")  # "no" reads as True
+        owner = f"task {name!r}"
+        ignore_index = check_int(ignore_index, "ignore_index", owner)
+        auxiliary = check_bool(auxiliary, "auxiliary", owner)  # "no" reads as True
         self.loss = loss
         self.metrics = _check_metrics(name, metrics)
-        self.weight = _check_number(name, "weight", weight, low=0.0, strict=False)
+        self.weight = check_real(weight, "weight", owner, low=0.0)
         self.auxiliary = auxiliary
-        self.lr = None if lr is None else _check_number(name, "lr", lr, low=0.0, strict=True)
+        self.lr = None if lr is None else check_real(lr, "lr", owner, low=0.0, low_open=True)
         self.ignore_index = ignore_index
 
     def __repr__(self) -> str:

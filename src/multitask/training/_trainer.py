@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
+from multitask._params import check_int
 from multitask.training._batches import SampledSource, SingleSource
 from multitask.training._checkpointing import Checkpointing
 from multitask.training._grads import average_grads, hold_untrained_entries, release_untrained
@@ -67,13 +68,6 @@ def _nanmean(a: np.ndarray) -> np.ndarray:
     total = np.where(seen, a, 0.0).sum(axis=0)
     count = seen.sum(axis=0)
     return np.where(count > 0, total / np.maximum(count, 1), np.nan)
-
-
-def _check_count(name: str, value, low: int) -> None:
-    """A whole number (not a bool, not 1.5, which used to be truncated) at least ``low``."""
-    whole = isinstance(value, (int, float, np.integer, np.floating)) and float(value).is_integer()
-    if isinstance(value, bool) or not whole or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
 class Trainer(MicroSteps, Checkpointing):
@@ -270,22 +264,22 @@ class Trainer(MicroSteps, Checkpointing):
         warmup_steps: int = 0,
         clip_grad_norm: float | None = None,
     ):
-        _check_count("warmup_steps", warmup_steps, low=0)
+        check_int(warmup_steps, "warmup_steps", "Trainer", low=0)
         check_schedule(scheduler, scheduler_interval, warmup_steps)
         check_clip(clip_grad_norm)
         if precision not in PRECISIONS:
             hint = " (float16 needs a loss scaler; see the docstring)" if "16" in precision else ""
             raise ValueError(f"precision={precision!r}: use one of {PRECISIONS}{hint}")
-        _check_count("grad_accumulation", grad_accumulation, low=1)
-        _check_count("max_epochs", max_epochs, low=0)
+        check_int(grad_accumulation, "grad_accumulation", "Trainer", low=1)
+        check_int(max_epochs, "max_epochs", "Trainer", low=0)
         if max_steps is not None:
-            _check_count("max_steps", max_steps, low=0)
+            check_int(max_steps, "max_steps", "Trainer", low=0)
         if early_stopping is not None:  # a patience in evaluations (1.5 acted as 2)
-            _check_count("early_stopping", early_stopping, low=1)
+            check_int(early_stopping, "early_stopping", "Trainer", low=1)
         if val_every is not None:
-            _check_count("val_every", val_every, low=1)
+            check_int(val_every, "val_every", "Trainer", low=1)
         if checkpoint_every is not None:
-            _check_count("checkpoint_every", checkpoint_every, low=1)
+            check_int(checkpoint_every, "checkpoint_every", "Trainer", low=1)
             if checkpoint_dir is None:
                 raise ValueError("checkpoint_every needs a checkpoint_dir to write to")
         self.model = model
