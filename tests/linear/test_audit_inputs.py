@@ -4,6 +4,8 @@ Oracle for predictions of an unseen task: the documented fallback,
 ``x . coef_.mean(0) + intercept_.mean()``.
 """
 
+from decimal import Decimal
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -147,3 +149,27 @@ def test_refit_without_a_gap_drops_the_earlier_dual_gap():
     est.fit(X, yc)
     fresh = ml.TraceNormClassifier(task_col=0, alpha=0.01).fit(X, yc)
     assert hasattr(est, "dual_gap_") == hasattr(fresh, "dual_gap_") is False
+
+
+def test_task_ids_match_exactly_across_dtypes_at_predict():
+    # 18-digit ids: numpy compared int64 with uint64 or float64 through float64, where
+    # 2**60 + 1 and 2**60 + 2 are one number (the uint64 row of 2**60 + 2 was unseen) and the
+    # float 2**60 equals 2**60 + 1 (that row took task 2**60 + 1's model)
+    big = 2**60 + np.array([1, 2, 3])
+    frame = FRAME.assign(task=np.repeat(big, 20))
+    est = ml.GroupLassoRegressor(alpha=0.01, task_col="task").fit(frame, Y)
+    own = est.predict(frame)
+    as_uint = frame.assign(task=frame["task"].astype(np.uint64))
+    np.testing.assert_array_equal(est.predict(as_uint), own)
+    rounded = frame.assign(task=frame["task"].astype(np.float64))  # 2**60: no fitted task
+    mean_model = X @ est.coef_.mean(0) + est.intercept_.mean()
+    np.testing.assert_allclose(est.predict(rounded), mean_model, atol=1e-12)
+    # Decimal ids: equal numbers are one task (1.10 is 1.1), at fit and at predict
+    ids = [Decimal("1.10"), Decimal("1.1"), Decimal("1.2")]
+    est = ml.GroupLassoRegressor(alpha=0.01, task_col="task")
+    est.fit(FRAME.assign(task=np.repeat(np.array(ids, dtype=object), 20)), Y)
+    assert est.tasks_.tolist() == [Decimal("1.1"), Decimal("1.2")]
+    ids = np.repeat(np.array([Decimal("1.100"), Decimal("1.20"), Decimal("1.2")]), 20)
+    codes = np.repeat([0, 1, 1], 20)
+    expected = np.einsum("ij,ij->i", X, est.coef_[codes]) + est.intercept_[codes]
+    np.testing.assert_allclose(est.predict(FRAME.assign(task=ids)), expected, atol=1e-12)

@@ -1,10 +1,12 @@
 """How CSV cells are read: only empty cells are missing, whole-column types on large files,
-.zst without its package, and large integer task ids kept exact (fit and predict alike)."""
+.zst without its package, and large integer and decimal task ids kept exact (fit and predict
+alike)."""
 
 from __future__ import annotations
 
 import json
 import warnings
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
@@ -188,3 +190,52 @@ def test_large_integer_task_ids_fit_and_predict(tmp_path):
     got = pd.read_csv(pred)["y"].to_numpy()
     # each row by its own task's model: slopes -5, 0, 5 (one merged task could not fit them)
     assert np.abs(got - frame["y"].to_numpy()).max() < 0.2
+
+
+def _parquet_decimal(path, frame, precision_scale):
+    """``frame`` to Parquet, its ``store`` column as decimals of that precision and scale."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    store = pa.array(frame["store"].map(Decimal).tolist(), type=pa.decimal128(*precision_scale))
+    pq.write_table(pa.table({"store": store, "x": frame["x"], "y": frame["y"]}), path)
+
+
+def test_decimal_task_ids_are_numbers(tmp_path):
+    # a Parquet decimal task column was text: its 1.10 was another task than a CSV's 1.1
+    ids = pd.Series([Decimal("1.10"), Decimal("1.1"), Decimal("1.20")])
+    assert task_form(ids) == "float"
+    assert task_text(ids).tolist() == ["1.1", "1.1", "1.2"]
+    whole = pd.Series([Decimal(i) for i in BIG_IDS])  # a decimal(20, 0): exact, no float64
+    assert task_form(whole) == "int"
+    assert task_text(whole).tolist() == [str(i) for i in BIG_IDS]
+    rng = np.random.default_rng(0)
+    rows = []
+    for k, t in enumerate(["1.1", "1.2", "1.3"]):
+        for _ in range(40):
+            x = rng.normal()
+            rows.append({"store": t, "x": x, "y": (k - 1) * 5 * x + rng.normal() * 0.01})
+    frame = pd.DataFrame(rows)
+    data = tmp_path / "dec.parquet"
+    _parquet_decimal(data, frame, (5, 2))
+    out = tmp_path / "m"
+    res = _invoke(
+        "fit", str(data), "--task-col", "store", "-t", "y", "--method", "independent",
+        "--alpha", "0.001", "--out", str(out),
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "model.json").read_text())["config"]["tasks"] == ["1.1", "1.2", "1.3"]
+    csv = tmp_path / "dec.csv"
+    frame.to_csv(csv, index=False)
+    other = tmp_path / "dec3.parquet"  # another scale: 1.100
+    _parquet_decimal(other, frame, (6, 3))
+    for source in (data, csv, other):
+        pred = tmp_path / f"p_{source.name}.csv"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            res = _invoke("predict", str(out), str(source), "--out", str(pred))
+        assert res.exit_code == 0, res.output
+        assert not [w for w in caught if "not fitted on" in str(w.message)], source.name
+        got = pd.read_csv(pred)["y"].to_numpy()
+        # each row by its own task's model: slopes -5, 0, 5
+        assert np.abs(got - frame["y"].to_numpy()).max() < 0.2, source.name

@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from multitask.linear._validation import task_label
+from multitask.linear._validation import task_label, task_lookup
 
 
 class TaskSubsetWarning(UserWarning):
@@ -63,7 +63,7 @@ def label_codes(labels, tasks):
     absent : list
         The labels not among ``tasks``, in order of first appearance.
     """
-    lookup = {label: code for code, label in enumerate(tasks.tolist())}
+    lookup = task_lookup(tasks)
     absent = {}
     codes = []
     for label in labels:

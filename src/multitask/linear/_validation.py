@@ -20,6 +20,7 @@ __all__ = [
     "encode_binary",
     "encode_tasks",
     "split_task_column",
+    "task_lookup",
     "validate_features",
 ]
 
@@ -195,15 +196,21 @@ def encode_tasks(task_values, tasks=None):
                 "together; give every task id the same type (e.g. all str)."
             ) from None
         return codes.astype(np.intp), tasks
-    try:
-        pos = np.searchsorted(tasks, task_values)
-    except TypeError:  # ids of another type than at fit (e.g. int vs str): unseen
-        lookup = {label: code for code, label in enumerate(tasks.tolist())}
-        codes = [lookup.get(v, -1) for v in task_values.tolist()]
-        return np.asarray(codes, dtype=np.intp), tasks
-    pos = np.clip(pos, 0, len(tasks) - 1)
-    known = tasks[pos] == task_values
-    return np.where(known, pos, -1).astype(np.intp), tasks
+    # each distinct id once, matched by Python equality: exact across int64, uint64, float and
+    # Decimal ids (numpy promotes int64 against uint64 or float64 to float64, where 2**60 + 1
+    # and 2**60 + 2 are one number and 2**60 + 1 equals the float 2**60); an id of another
+    # type than at fit (e.g. '1' for 1) is unseen
+    rows, distinct = pd.factorize(task_values, use_na_sentinel=False)
+    lookup = task_lookup(tasks)
+    codes = np.array([lookup.get(v, -1) for v in distinct.tolist()], dtype=np.intp)
+    return codes[rows], tasks
+
+
+def task_lookup(tasks):
+    """Task label -> its code (position in ``tasks``), for matching labels by Python equality
+    (``1 == 1.0``, ``Decimal('1.10') == Decimal('1.1')``; ``'1' != 1``, ``2**60 + 1 !=
+    float(2**60)``)."""
+    return {label: code for code, label in enumerate(tasks.tolist())}
 
 
 def task_label(label):

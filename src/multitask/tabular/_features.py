@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-__all__ = ["FeaturePreprocessor", "check_finite_features"]
+__all__ = ["FeaturePreprocessor", "check_finite_features", "decimal_objects"]
 
 MISSING_LEVEL = "<missing>"
 #: the largest standardised value :meth:`FeaturePreprocessor.transform` returns
@@ -217,7 +217,7 @@ def _bool_objects(s) -> bool:
     return all(isinstance(v, bool | np.bool_) for v in s.dropna())
 
 
-def _decimal_objects(s) -> bool:
+def decimal_objects(s) -> bool:
     """An object column whose non-missing values (at least one) are all ``decimal.Decimal``:
     how pandas reads a Parquet decimal column. It holds numbers (read as float64)."""
     if s.dtype != object:
@@ -231,7 +231,7 @@ def _is_numeric(s) -> bool:
 
     if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
         return True
-    if _decimal_objects(s):
+    if decimal_objects(s):
         return True
     return _bool_objects(s) and bool(s.notna().any())  # all missing: text, as before
 

@@ -8,11 +8,13 @@ same numbers, with no pickle. A task not seen at fit time is predicted with the
 mean of the task models (the estimators' ``unseen_task="mean"``).
 
 Task ids are compared as text (``str(value)``; integers exactly, never through float64), so
-``1`` in a CSV file and ``1`` in a Parquet file name the same task.
+``1`` in a CSV file and ``1`` in a Parquet file name the same task, and so do a Parquet
+decimal ``1.10`` and a CSV cell ``1.1``.
 """
 
 from __future__ import annotations
 
+import decimal
 import os
 import warnings
 from dataclasses import replace
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from multitask.tabular._features import decimal_objects
 from multitask.tabular._model import MODEL_JSON, TabularModel, write_json
 
 __all__ = ["LINEAR_METHODS", "LinearTabularModel", "linear_estimator"]
@@ -84,10 +87,16 @@ TASK_FORMS = ("text", "int", "float")
 def task_form(values) -> str:
     """``"text"`` (strings: ``"01"`` stays ``"01"``), ``"int"`` (integers, or floats all whole:
     ``1.0`` is ``"1"``, so a Parquet column names the same tasks as a CSV of integers) or
-    ``"float"`` (other numbers: ``2.0`` is ``"2.0"``)."""
+    ``"float"`` (other numbers: ``2.0`` is ``"2.0"``).
+
+    ``decimal.Decimal`` values (a Parquet decimal column) are numbers: ``1.10`` and ``1.1``
+    name one task, the one a CSV cell ``1.1`` names."""
     import pandas as pd
 
     values = pd.Series(values)
+    if decimal_objects(values):
+        whole = all(v == v.to_integral_value() for v in values.dropna())
+        return "int" if whole else "float"
     if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
         return "text"
     if pd.api.types.is_integer_dtype(values):
@@ -126,6 +135,8 @@ def _task_id_text(value, form: str) -> str:
     own = str(value)
     if isinstance(value, bool | np.bool_):
         return own
+    if isinstance(value, decimal.Decimal) and value.is_finite() and value == int(value):
+        value = int(value)  # a whole decimal exactly, however many digits
     if isinstance(value, int | np.integer):
         return str(int(value)) if form == "int" else str(float(value))
     if isinstance(value, str):

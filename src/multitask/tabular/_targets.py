@@ -20,10 +20,11 @@ are not targets: an error, before any training.
 from __future__ import annotations
 
 import datetime
-import decimal
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from multitask.tabular._features import decimal_objects
 
 __all__ = ["IGNORE_INDEX", "KINDS", "MAX_CLASSES", "TargetEncoder", "check_finite"]
 
@@ -35,17 +36,6 @@ IGNORE_INDEX = -100
 def _plain(value):
     """A numpy scalar as a JSON-safe Python value."""
     return value.item() if hasattr(value, "item") else value
-
-
-def _decimal_objects(s) -> bool:
-    """An object column whose non-missing values (at least one) are all ``decimal.Decimal``:
-    how pandas reads a Parquet decimal column. It holds numbers."""
-    import pandas as pd
-
-    if s.dtype != object:
-        return False
-    values = s[~pd.isna(s)]
-    return len(values) > 0 and all(isinstance(v, decimal.Decimal) for v in values)
 
 
 def _check_type(s, name: str) -> None:
@@ -82,7 +72,7 @@ def _finite_values(s, name: str):
     import pandas as pd
 
     _check_type(s, name)
-    if _decimal_objects(s):
+    if decimal_objects(s):
         s = s.astype("float64")
     missing = pd.isna(s).to_numpy()
     values = s[~missing]
