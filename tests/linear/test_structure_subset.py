@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import GroupKFold, cross_val_score
 
@@ -227,3 +228,34 @@ def test_multitask_cv_path_warns_once_per_fold_for_its_absent_tasks(est):
     restricted += [str(w.message) for w in caught if "exceeds the 3 fitted" in str(w.message)]
     assert len(restricted) == T
     assert len(set(restricted)) == T  # one per fold, each about its own held-out task
+
+
+@pytest.mark.parametrize(
+    "est",
+    [
+        ml.GraphRegularizedRegressor(graph=[*CHAIN, (3, 9)], task_col=0),
+        ml.TreeGroupLassoRegressor(tree=[[0], [1], [2], [3], [0, 1], [2, 3, 9]], task_col=0),
+    ],
+    ids=["graph", "tree"],
+)
+def test_multitask_cv_warns_once_about_a_label_absent_from_all_the_data(est):
+    """A label absent from the whole data (a typo: task 9) is no held-out task. It was warned
+    about by every fold and again by the refit (6 copies with cv=5, 7 with the automatic
+    grid); now once, before the folds, which warn only about the tasks their split held
+    out."""
+
+    def restrictions(cv, **params):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ml.MultiTaskCV(est, cv=cv, **params).fit(XL, Y)
+        return [str(w.message) for w in caught if issubclass(w.category, ml.TaskSubsetWarning)]
+
+    for params in ({"alphas": [1.0, 0.1]}, {"n_alphas": 3}):
+        said = restrictions(5, **params)  # every fold holds every task
+        assert len(said) == 1 and "names task 9," in said[0], said
+    said = restrictions(GroupKFold(T), alphas=[1.0, 0.1])
+    assert sum("9" in message for message in said) == 1, said
+    held_out = sorted(message.split("names task ")[1][0] for message in said[1:])
+    assert held_out == ["0", "1", "2", "3"], said  # one warning a fold, for its own task
+    with pytest.warns(ml.TaskSubsetWarning, match="names task 9,"):  # a plain fit: its own
+        clone(est).fit(XL, Y)

@@ -27,7 +27,7 @@ from sklearn.utils.validation import check_is_fitted
 from multitask.linear._base import MultiTaskLinearModel
 from multitask.linear._group_lasso import GroupLassoClassifier, GroupLassoRegressor
 from multitask.linear._l1inf import L1InfClassifier, L1InfRegressor
-from multitask.linear._task_structure import TaskSubsetWarning
+from multitask.linear._task_structure import TaskSubsetWarning, reported_absent
 from multitask.linear._trace_norm import TraceNormClassifier, TraceNormRegressor
 from multitask.linear._validation import check_strength, split_task_column, task_label
 
@@ -203,8 +203,12 @@ def _take(X, idx):
     return X.iloc[idx] if hasattr(X, "iloc") else X[idx]
 
 
-def _fold_path(estimator, X, y, sample_weight, train, test, alphas, scoring):
-    """Scores of the warm-started path on one fold, shape (n_alphas,)."""
+def _fold_path(estimator, X, y, sample_weight, train, test, alphas, scoring, absent=()):
+    """Scores of the warm-started path on one fold, shape (n_alphas,).
+
+    ``absent``: labels of the task structure absent from the whole data, warned about
+    before the folds; the fold warns only about the other labels its tasks lack.
+    """
     est = clone(estimator).set_params(warm_start=True)
     scorer = check_scoring(est, scoring=scoring)
     sw = None if sample_weight is None else sample_weight[train]
@@ -213,7 +217,7 @@ def _fold_path(estimator, X, y, sample_weight, train, test, alphas, scoring):
     X_tr, y_tr, X_te, y_te = _take(X, train), _take(y, train), _take(X, test), _take(y, test)
     scores = np.empty(len(alphas))
     for i, alpha in enumerate(alphas):
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), reported_absent(absent):
             if i > 0:  # the fold's tasks, so a structure's restriction, are the first fit's
                 warnings.simplefilter("ignore", TaskSubsetWarning)
             est.set_params(alpha=alpha).fit(X_tr, y_tr, sample_weight=sw)
@@ -265,15 +269,27 @@ def _check_cv(cv):
 
 
 def _check_before_folds(estimator, X, y, sample_weight, alphas):
-    """The estimator's own checks of parameters and data, once, before any fold work."""
+    """The estimator's own checks of parameters and data, once, before any fold work.
+
+    Returns
+    -------
+    absent : list
+        The labels of the task structure (graph, tree) absent from the whole data, warned
+        about here once: no split holds them out, so the folds and the refit do not repeat
+        the warning.
+    """
     if not isinstance(estimator, MultiTaskLinearModel):
-        return  # another estimator with an alpha: its own fit checks
+        return []  # another estimator with an alpha: its own fit checks
     alpha = 1.0 if alphas is None else float(np.max(alphas))
     est = clone(estimator).set_params(alpha=max(alpha, 0.0))
     for name in est._strengths:
         check_strength(getattr(est, name), name)
     est._check_params()
-    est._check_structure(est._validate_fit(X, y, sample_weight))
+    data = est._validate_fit(X, y, sample_weight)
+    est._check_structure(data)
+    with reported_absent() as absent:
+        est._make_penalty(data)  # the structure matched to every task of the data
+    return absent
 
 
 def search_alpha(
@@ -290,23 +306,32 @@ def search_alpha(
     n_jobs,
     random_state,
     groups=None,
+    return_absent=False,
 ):
-    """Run the cross-validated path; return ``(alphas, scores (n_folds, n_alphas))``."""
+    """Run the cross-validated path; return ``(alphas, scores (n_folds, n_alphas))``.
+
+    A label of the task structure absent from the whole data is warned about once, before
+    the folds; a fold warns only about the labels its split held out. With
+    ``return_absent``, also return the absent labels (for a refit on the whole data, which
+    would warn about them again).
+    """
     y = np.asarray(y)
     _check_grid(alphas, n_alphas, eps)
     _check_cv(cv)
-    _check_before_folds(estimator, X, y, sample_weight, alphas)
+    absent = _check_before_folds(estimator, X, y, sample_weight, alphas)
     if alphas is None:
-        alphas = alpha_grid(estimator, X, y, sample_weight, n_alphas=n_alphas, eps=eps)
+        with reported_absent(absent):
+            alphas = alpha_grid(estimator, X, y, sample_weight, n_alphas=n_alphas, eps=eps)
     alphas = np.sort(np.asarray(alphas, dtype=float))[::-1]
     if (alphas < 0).any():
         raise ValueError(f"alphas must be >= 0; got min {alphas.min()!r}.")
     sw = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
     folds = _folds(estimator, X, y, cv, random_state, groups, sw)
     scores = Parallel(n_jobs=n_jobs)(
-        delayed(_fold_path)(estimator, X, y, sw, tr, te, alphas, scoring) for tr, te in folds
+        delayed(_fold_path)(estimator, X, y, sw, tr, te, alphas, scoring, absent)
+        for tr, te in folds
     )
-    return alphas, np.asarray(scores)
+    return (alphas, np.asarray(scores), absent) if return_absent else (alphas, np.asarray(scores))
 
 
 def _base_has(method):
@@ -343,7 +368,7 @@ class _CVMixin:
         elif sample_weight is not None:
             sample_weight = np.asarray(sample_weight, dtype=float)
         base = self._base_estimator()
-        self.alphas_, self.cv_scores_ = search_alpha(
+        self.alphas_, self.cv_scores_, absent = search_alpha(
             base,
             X,
             y,
@@ -356,10 +381,13 @@ class _CVMixin:
             n_jobs=self.n_jobs,
             random_state=self.random_state,
             groups=groups,
+            return_absent=True,
         )
         mean = self.cv_scores_.mean(0)
         self.alpha_ = float(self.alphas_[int(np.nanargmax(mean))])
-        est = clone(base).set_params(alpha=self.alpha_).fit(X, y, sample_weight=sample_weight)
+        est = clone(base).set_params(alpha=self.alpha_)
+        with reported_absent(absent):  # warned about before the folds
+            est.fit(X, y, sample_weight=sample_weight)
         self.best_estimator_ = est
         for name in (
             "coef_",

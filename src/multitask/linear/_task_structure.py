@@ -9,6 +9,8 @@ cannot be told from an absent task: the warning is what shows it.
 """
 
 import warnings
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import numpy as np
 
@@ -20,7 +22,9 @@ class TaskSubsetWarning(UserWarning):
 
     The restriction depends only on which tasks the rows hold, so every fit on the same
     rows gives the same warning: a cross-validated path of ``alpha`` values gives it at its
-    first fit only, once per fold. Filter it by this class once its message has been read.
+    first fit only, once per fold, and :class:`MultiTaskCV` names a label absent from the
+    whole data (a typo) once, before its folds. Filter it by this class once its message
+    has been read.
 
     Examples
     --------
@@ -80,8 +84,45 @@ def label_codes(labels, tasks):
     return np.asarray(codes, dtype=np.intp), list(absent)
 
 
+#: the labels already reported within :func:`reported_absent` (None outside it)
+_REPORTED: ContextVar = ContextVar("reported_absent", default=None)
+
+
+@contextmanager
+def reported_absent(labels=()):
+    """Within: :func:`warn_absent` leaves out ``labels`` and collects the labels it warns about.
+
+    A cross-validation warns once, before its folds, about the labels absent from the whole
+    data (typos: no split holds them out), then fits the folds and refits within this
+    context given those labels, so that a fold warns only about the tasks its split held out.
+
+    Parameters
+    ----------
+    labels : iterable of task labels, default=()
+        Labels already reported.
+
+    Yields
+    ------
+    reported : list
+        ``labels``, then each label warned about within, in order.
+    """
+    reported = list(labels)
+    token = _REPORTED.set(reported)
+    try:
+        yield reported
+    finally:
+        _REPORTED.reset(token)
+
+
 def warn_absent(structure, absent, tasks, effect):
-    """Warn that ``structure`` names the ``absent`` labels, which are not fitted tasks."""
+    """Warn that ``structure`` names the ``absent`` labels, which are not fitted tasks
+    (within :func:`reported_absent`, only those not reported yet)."""
+    reported = _REPORTED.get()
+    if reported is not None:
+        absent = [label for label in absent if label not in reported]
+        reported.extend(absent)
+        if not absent:
+            return
     names = ", ".join(repr(label) for label in absent[:10]) + (", ..." if len(absent) > 10 else "")
     several = len(absent) > 1
     warnings.warn(
