@@ -20,6 +20,7 @@ from numbers import Integral
 import torch
 from torch import Tensor, nn
 
+from multitask._params import check_real
 from multitask.nn._device import index_on, to_device_async
 from multitask.nn._jacobian import (
     _add_grad,
@@ -162,8 +163,22 @@ def _check_finite(vec: Tensor, extra: Tensor | None, names: Sequence[str]) -> No
             )
 
 
-def _task_params(model: nn.Module, names: Sequence[str]) -> list[nn.Parameter]:
-    return _unique(p for t in names for p in model.task_parameters(t))
+def _task_params(model: nn.Module, names: Sequence[str], shared) -> list[nn.Parameter]:
+    """Every task's own parameters, once: :func:`_own_lists` joined."""
+    return _unique(p for own in _own_lists(model, names, shared) for p in own)
+
+
+def _own_lists(model: nn.Module, names: Sequence[str], shared) -> list[list[nn.Parameter]]:
+    """``task_parameters(t)`` of each task, less the ``shared`` parameters.
+
+    A parameter that ``model`` lists as shared and as a task's own (a block tied across
+    depths) can change several tasks' outputs, so it is shared: it gets the balanced shared
+    update alone, not that plus its task's gradient (both treatments wrote it twice). The
+    library's architectures never list a parameter twice (checked at construction); a model
+    of one's own gets this rule, at the cost of one set of ids per step.
+    """
+    ids = {id(p) for p in shared}
+    return [[p for p in _unique(model.task_parameters(t)) if id(p) not in ids] for t in names]
 
 
 def _as_tensor(value, like: Tensor) -> Tensor | None:
@@ -179,23 +194,47 @@ def _as_tensor(value, like: Tensor) -> Tensor | None:
     return torch.full((), float(value), dtype=like.dtype, device=like.device)  # no copy
 
 
-def _plain(vec, extra, task_weights, names) -> tuple[Tensor, Tensor]:
-    if task_weights is None:
-        w = torch.ones_like(vec)
-    elif isinstance(task_weights, Mapping):
+def _static_weights(task_weights, vec: Tensor, names: Sequence[str], read_device: bool) -> Tensor:
+    """``task_weights`` as a tensor of ``vec``'s device and dtype, ordered as ``names``.
+
+    One weight per task, finite and >= 0, else an error naming the task (a NaN weight made
+    every ``.grad`` NaN; a negative one trains that task by gradient ascent). The values are
+    read where that costs no host synchronisation: a mapping's (Python numbers), a CPU
+    tensor's, a list's; a tensor on an accelerator only when ``read_device``.
+    """
+    if isinstance(task_weights, Mapping):
         missing = [n for n in names if n not in task_weights]
         if missing:
             raise KeyError(f"task_weights has no weight for the tasks {missing}; give one per task")
-        w = to_device_async(torch.tensor([float(task_weights[n]) for n in names]), vec)
-    elif isinstance(task_weights, Tensor) and task_weights.device == vec.device:
-        w = task_weights.to(vec.dtype)
-    else:
-        w = to_device_async(torch.as_tensor(task_weights), vec)
+        unknown = sorted(set(task_weights) - set(names), key=str)
+        if unknown:  # as losses' unknown names are: a misspelt task is not silently weighed 1
+            raise KeyError(
+                f"task_weights names unknown tasks {unknown}; the tasks are {list(names)}"
+            )
+        values = [_weight(task_weights[n], n) for n in names]
+        return to_device_async(torch.tensor(values), vec)
+    w = task_weights if isinstance(task_weights, Tensor) else torch.as_tensor(task_weights)
     if w.shape != vec.shape:  # a (T, 1) column would broadcast into a (T, T) sum
         raise ValueError(
             f"task_weights has shape {tuple(w.shape)}; it needs one weight per task, shape "
             f"({vec.shape[0]},), ordered as model.task_names"
         )
+    if w.is_cpu or read_device:
+        for n, value in zip(names, w.detach().cpu().tolist(), strict=True):
+            _weight(value, n)
+    return w.to(vec.dtype) if w.device == vec.device else to_device_async(w, vec)
+
+
+def _weight(value, name: str) -> float:
+    return check_real(value, f"task_weights[{name!r}]", "mtl_backward", low=0.0)
+
+
+def _plain(vec, extra, task_weights, names, read_device) -> tuple[Tensor, Tensor]:
+    w = (
+        torch.ones_like(vec)
+        if task_weights is None
+        else _static_weights(task_weights, vec, names, read_device)
+    )
     total = (w * vec).sum()
     if extra is not None:
         total = total + extra
@@ -245,7 +284,7 @@ def _weighting(losses, vec, extra, balancer: LossWeighting, model, names, chunk_
     else:
         # the shared update is set (DB-MTL) or known from J: the ordinary
         # backward only feeds task-specific and the weighting's own parameters
-        others = _task_params(model, names) + _unique(balancer.parameters())
+        others = _task_params(model, names, shared) + _unique(balancer.parameters())
         if extra is not None:
             direction, read_off = direction + _flat_grad(extra, shared), True
         if others:
@@ -289,7 +328,7 @@ def _aggregate(
 ):
     """Gradient-aggregator path: one batched backward for the shared Jacobian."""
     shared = _unique(model.shared_parameters())
-    heads = [_unique(model.task_parameters(t)) for t in names]
+    heads = _own_lists(model, names, shared)
     if not shared:  # nothing shared (or a frozen trunk): every parameter gets its own task's
         total = _total(vec, extra)  # gradient, on either placement
         total.backward()
@@ -659,7 +698,11 @@ def mtl_backward(
           a vector, that vector is the shared parameters' update (DB-MTL).
         - GradientAggregator: the Jacobian ``J`` of shape ``(T, n_shared)`` from
           one batched backward; ``aggregator(J)`` is added into the shared
-          ``.grad``; each task's own parameters get their task's gradient.
+          ``.grad``; each task's own parameters get the gradient of ``sum_t L_t``
+          (their task's gradient where only their task's loss reaches them; the sum's
+          for CrossStitch's and Sluice's columns, as those papers train them).
+          A parameter that ``model`` lists as shared and as a task's own (a block
+          tied across depths) is shared: it gets the aggregated update alone.
     extra_loss : Tensor or float, optional
         Backpropagated ordinarily into every parameter (the architecture's
         ``regularization()``).
@@ -682,7 +725,11 @@ def mtl_backward(
         no-balancer and plain weighting paths).
     task_weights : dict or Tensor of shape (n_tasks,), optional
         Static weights of the no-balancer path (e.g. ``Task.weight``); with a balancer they
-        are ignored, with a warning (the balancer decides the weights).
+        are ignored, with a warning (the balancer decides the weights). A dict has one weight
+        per task and no other name (a KeyError, as for ``losses``). Each weight must be
+        finite and >= 0 (a ValueError naming the task); a tensor on an accelerator is read
+        for that check only with ``check_finite=True`` (the read would synchronise the host
+        every step).
     absent_tasks : collection of str, default=()
         Tasks with no data at this step (a task sampler did not draw them, or none of their
         entries in the batch is labelled), whose losses are zero. An aggregator with
@@ -700,7 +747,8 @@ def mtl_backward(
         None: check when the losses are on the CPU (a read of ``T`` floats, about 3 us), not
         on an accelerator, where the read would synchronise the host with the device every
         step (the :class:`~multitask.training.Trainer` checks on every device: it reads the
-        losses anyway). True: check on every device; False: never.
+        losses anyway). True: check on every device (and read ``task_weights`` there);
+        False: never.
     representation : Tensor or sequence of Tensor, optional
         The representation(s) of these losses, for the representation placement (default:
         ``model.representation``, which the last forward set). Several tensors when the
@@ -783,7 +831,7 @@ def mtl_backward(
         if record_cosines:
             shared = _unique(model.shared_parameters())
             cos = _cosines(_jacobian(losses, names, vec, model, shared, chunk_size)[0])
-        total, w = _plain(vec, extra, task_weights, names)
+        total, w = _plain(vec, extra, task_weights, names, bool(check_finite))
     elif isinstance(balancer, LossWeighting):
         args = (losses, vec, extra, balancer, model, names, chunk_size, record_cosines)
         if present is None:

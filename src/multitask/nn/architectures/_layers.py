@@ -47,6 +47,34 @@ def check_heads(heads: Mapping[str, nn.Module]) -> tuple[str, ...]:
     return tuple(heads)
 
 
+def check_partition(model: nn.Module) -> None:
+    """Raise a ValueError when ``model`` lists a parameter as shared and as a task's own, or
+    as two tasks' own.
+
+    Every parameter is shared or belongs to exactly one task
+    (:class:`~multitask.nn.architectures.MultiTaskModule`): a balancer weighs the tasks'
+    gradients on the shared ones, and gives a task's own only that task's gradient. One
+    module given for two roles (one head object for two tasks, the trunk or a shared layer
+    as a head, one network for two tasks) breaks that, and the balancer's weights would be
+    ignored for its parameters. Called at the end of the architectures' constructors.
+    """
+    owner: dict[int, str | None] = {id(p): None for p in model.shared_parameters()}
+    for task in model.task_names:
+        for p in model.task_parameters(task):
+            other = owner.setdefault(id(p), task)
+            if other == task:
+                continue
+            name = next((n for n, q in model.named_parameters() if q is p), "?")
+            roles = "is shared" if other is None else f"belongs to task {other!r}"
+            raise ValueError(
+                f"{type(model).__name__}: parameter {name!r} {roles} and also to task "
+                f"{task!r}; a parameter is shared or belongs to exactly one task (a "
+                "balancer's weights would be ignored for it). The same module was given "
+                "twice: give each task a module of its own (e.g. copy.deepcopy(head)), and "
+                "no head that holds the trunk's or a shared layer's parameters"
+            )
+
+
 def check_layers(layers: Sequence[nn.Module], what: str = "layers") -> list[nn.Module]:
     """Validate a non-empty sequence of modules (an ``nn.Sequential`` is accepted)."""
     layers = list(layers)

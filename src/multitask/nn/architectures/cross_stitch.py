@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from ..._params import check_int, check_real
 from ._base import MultiTaskModule
-from ._layers import check_heads, check_layers, columns, mix_init, parameters_of
+from ._layers import check_heads, check_layers, check_partition, columns, mix_init, parameters_of
 
 
 class CrossStitch(MultiTaskModule):
@@ -49,6 +49,16 @@ class CrossStitch(MultiTaskModule):
     Shared parameters are the cross-stitch units (they couple the tasks); each
     task owns its column and head. With every unit equal to the identity the model
     is exactly ``T`` independent networks.
+
+    The columns are task-owned by design, although through the units a column
+    changes the other tasks' outputs too: the paper trains the whole network on
+    the plain sum of the task losses, so under a gradient aggregator (MGDA,
+    PCGrad, ...) :func:`~multitask.nn.mtl_backward` gives a column the full
+    derivative of ``sum_t L_t`` (its task's gradient plus the other tasks'
+    through the units), and the aggregator balances the units alone. A loss
+    weighting weighs every parameter, columns included. For an aggregator over
+    the columns too, list them as shared in a subclass (a Jacobian ``T`` times
+    wider).
 
     References
     ----------
@@ -95,6 +105,7 @@ class CrossStitch(MultiTaskModule):
         self.alphas = nn.ParameterDict(
             {str(i): nn.Parameter(mix_init(n_tasks, self_weight)) for i in self.stitch_after}
         )
+        check_partition(self)  # one module given for two roles
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         hs = [x for _ in self.task_names]

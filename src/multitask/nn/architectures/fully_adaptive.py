@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from ..._params import check_real
 from ._base import MultiTaskModule
-from ._layers import check_heads, check_layers, parameters_of
+from ._layers import check_heads, check_layers, check_partition, parameters_of
 
 Group = tuple[str, ...]
 
@@ -238,6 +238,7 @@ class FullyAdaptiveSharing(MultiTaskModule):
         self.heads = nn.ModuleDict(heads)
         self.tree_ = BranchTree([[tuple(self.task_names)] for _ in layers])
         self.next_layer_ = len(layers) - 1
+        check_partition(self)  # one module given for two roles
 
     @property
     def n_layers(self) -> int:

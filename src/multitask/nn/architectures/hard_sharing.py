@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from torch import Tensor, nn
 
 from multitask.nn.architectures._base import MultiTaskModule
-from multitask.nn.architectures._layers import check_heads
+from multitask.nn.architectures._layers import check_heads, check_partition
 
 __all__ = ["HardSharing"]
 
@@ -37,7 +37,10 @@ class HardSharing(MultiTaskModule):
         order. A head reads only the representation and its own parameters
         (a head that called another task's head, through a reference the
         module does not register, would make that head's parameters reach two
-        losses, which the two-stage backward does not look for).
+        losses, which the two-stage backward does not look for). One head
+        module for two tasks, or a head that registers the trunk (or a module
+        of it), is refused with a ValueError: its parameters would be listed
+        twice.
 
     References
     ----------
@@ -76,6 +79,7 @@ class HardSharing(MultiTaskModule):
         self.trunk = trunk
         self.heads = nn.ModuleDict(dict(heads))
         self.representation = None
+        check_partition(self)  # one module given for two roles
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         z = self.trunk(x)

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from ..._params import check_int, check_real
 from ._base import MultiTaskModule
-from ._layers import check_heads, check_layers
+from ._layers import check_heads, check_layers, check_partition
 
 
 def _head_width(head: nn.Module) -> int | None:
@@ -143,6 +143,7 @@ class JointManyTask(MultiTaskModule):
         self.delta = delta
         self._snapshot: dict[str, Tensor] = {}
         self.last_label_embeddings: dict[str, Tensor] = {}
+        check_partition(self)  # one module given for two roles
 
     def label_embedding(self, task: str, logits: Tensor) -> Tensor:
         """Softmax-weighted label embedding ``softmax(logits) @ L_task`` (..., label_dim)."""

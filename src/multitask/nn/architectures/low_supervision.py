@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from ..._params import check_int
 from ._base import MultiTaskModule
-from ._layers import check_heads, check_layers, parameters_of
+from ._layers import check_heads, check_layers, check_partition, parameters_of
 
 
 class LowSupervision(MultiTaskModule):
@@ -32,7 +32,9 @@ class LowSupervision(MultiTaskModule):
     Notes
     -----
     A layer used by several tasks is shared; a layer used by one task only (the
-    layers above every other task's depth) belongs to that task. The
+    layers above every other task's depth) belongs to that task, unless it is also
+    used lower down (a tied block, ``layers=[block, block]``), where it reaches every
+    task: then it is shared. The
     :attr:`representation` is the output of the shallowest supervised layer,
     which every task's prediction depends on.
 
@@ -84,6 +86,7 @@ class LowSupervision(MultiTaskModule):
         self.depths = {t: int(depths[t]) for t in self.task_names}
         self.layers = nn.ModuleList(layers[: max(self.depths.values())])
         self.heads = nn.ModuleDict(heads)
+        check_partition(self)  # one head module for two tasks
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         outputs = {}
@@ -108,4 +111,5 @@ class LowSupervision(MultiTaskModule):
 
     def task_parameters(self, task: str) -> Iterator[nn.Parameter]:
         own = [layer for k, layer in enumerate(self.layers, 1) if self._users(k) == [task]]
-        return parameters_of([*own, self.heads[task]])
+        shared = {id(p) for p in self.shared_parameters()}  # a block tied below: shared
+        return (p for p in parameters_of([*own, self.heads[task]]) if id(p) not in shared)

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from ..._params import check_int
 from ._base import MultiTaskModule
-from ._layers import check_heads, check_layers, gated_sum, parameters_of
+from ._layers import check_heads, check_layers, check_partition, gated_sum, parameters_of
 
 
 class MMoE(MultiTaskModule):
@@ -71,6 +71,7 @@ class MMoE(MultiTaskModule):
         self.heads = nn.ModuleDict(heads)
         self.input_dim = input_dim
         self.last_gates: dict[str, Tensor] = {}
+        check_partition(self)  # one module given for two roles
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         flat = x.reshape(x.shape[0], -1)

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from ..._params import check_int
 from ._base import MultiTaskModule
-from ._layers import check_heads, check_layers, parameters_of
+from ._layers import check_heads, check_layers, check_partition, parameters_of
 
 
 def _attention(in_dim: int, out_dim: int) -> nn.Sequential:
@@ -102,6 +102,7 @@ class MTAN(MultiTaskModule):
             }
         )
         self.heads = nn.ModuleDict(heads)
+        check_partition(self)  # one module given for two roles
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         attended: dict[str, Tensor] = {}

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from ..._params import check_int
 from ._base import MultiTaskModule
-from ._layers import check_heads, check_layers, gated_sum, parameters_of
+from ._layers import check_heads, check_layers, check_partition, gated_sum, parameters_of
 
 
 class PLE(MultiTaskModule):
@@ -141,6 +141,7 @@ class PLE(MultiTaskModule):
         )
         self.heads = nn.ModuleDict(heads)
         self.last_gates: dict[tuple[int, str], Tensor] = {}
+        check_partition(self)  # one module given for two roles
 
     def _n_all(self, k: int) -> int:
         return sum(len(self.task_experts[t][k]) for t in self.task_names) + len(
@@ -196,8 +197,14 @@ class PLE(MultiTaskModule):
         return owned
 
     def shared_parameters(self) -> Iterator[nn.Parameter]:
-        owned = {id(p) for t in self.task_names for p in parameters_of(self._task_owned(t))}
-        return (p for p in self.parameters() if id(p) not in owned)
+        # named, not "all but the owned": a head that is also a shared expert is then listed
+        # as both, which check_partition refuses, rather than silently as the task's own
+        last = self.n_levels - 1
+        below = [self.shared_experts, self.shared_gates]
+        for t in self.task_names:  # experts under the last level, gates under the last two
+            below += [*self.task_experts[t][:last], *self.task_gates[t][: max(last - 1, 0)]]
+        shared = {id(p) for p in parameters_of(below)}
+        return (p for p in self.parameters() if id(p) in shared)
 
     def task_parameters(self, task: str) -> Iterator[nn.Parameter]:
         return parameters_of(self._task_owned(task))

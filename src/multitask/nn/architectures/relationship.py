@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from ..._params import check_bool, check_int, check_real
 from ._base import MultiTaskModule
-from ._layers import check_heads, parameters_of
+from ._layers import check_heads, check_partition, parameters_of
 
 
 def _modes(w: Tensor, mats: dict[int, Tensor]) -> Tensor:
@@ -216,6 +216,7 @@ class DeepRelationshipNetwork(MultiTaskModule):
             for name, d in (("in", d1), ("out", d2), ("task", n_tasks)):
                 self.register_buffer(f"sigma_{name}_{i}", torch.eye(d))
         self.n_prior_layers = len(shapes)
+        check_partition(self)  # one module given for two roles
 
     def _linears(self, task: str) -> list[nn.Linear]:
         return [m for m in self.heads[task].modules() if isinstance(m, nn.Linear)]

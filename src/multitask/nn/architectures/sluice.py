@@ -10,7 +10,15 @@ from torch import Tensor, nn
 
 from ..._params import check_bool, check_int, check_real
 from ._base import MultiTaskModule
-from ._layers import check_heads, check_layers, columns, flatten_rows, mix_init, parameters_of
+from ._layers import (
+    check_heads,
+    check_layers,
+    check_partition,
+    columns,
+    flatten_rows,
+    mix_init,
+    parameters_of,
+)
 
 
 def orthogonality_penalty(g1: Tensor, g2: Tensor, normalize: bool = False) -> Tensor:
@@ -88,6 +96,14 @@ class Sluice(MultiTaskModule):
     Betas start with all their mass on the last layer of ``skip_layers``, so the
     network starts as the plain stacked model. Shared parameters are the alpha
     and beta units; each task owns its column and head.
+
+    The columns are task-owned by design, although through the alpha units a
+    column changes the other tasks' outputs too: the paper trains on the plain
+    sum of the task losses (plus the penalty), so under a gradient aggregator
+    (MGDA, PCGrad, ...) :func:`~multitask.nn.mtl_backward` gives a column the
+    full derivative of ``sum_t L_t`` (its task's gradient plus the other tasks'
+    through the alphas), and the aggregator balances the alpha and beta units
+    alone. A loss weighting weighs every parameter, columns included.
 
     References
     ----------
@@ -172,6 +188,7 @@ class Sluice(MultiTaskModule):
         beta[:, -1] = 1.0
         self.betas = nn.Parameter(beta)  # (T, n_skip)
         self._subspaces: list[list[Tensor]] = []
+        check_partition(self)  # one module given for two roles
 
     def _split(self, h: Tensor) -> list[Tensor]:
         if not -h.dim() <= self.feature_dim < h.dim():

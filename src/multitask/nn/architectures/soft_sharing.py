@@ -8,9 +8,9 @@ from collections.abc import Iterator, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from multitask._params import check_real
+from multitask._params import check_names, check_real
 from multitask.nn.architectures._base import MultiTaskModule
-from multitask.nn.architectures._layers import check_heads
+from multitask.nn.architectures._layers import check_heads, check_partition
 
 __all__ = ["SoftSharing"]
 
@@ -73,11 +73,21 @@ def nuclear_norm(w: Tensor) -> Tensor:
 
 
 def _networks(networks, task_names) -> dict[str, nn.Module]:
+    if isinstance(task_names, str):  # would be read letter by letter: "price" -> p, r, i, c, e
+        raise TypeError(
+            "SoftSharing: task_names must be a sequence of task names, not the string "
+            f"{task_names!r}"
+        )
     if isinstance(networks, Mapping):
+        if task_names is not None and list(task_names) != list(networks):
+            raise ValueError(
+                f"SoftSharing: task_names {list(task_names)} differ from the keys of the "
+                f"networks dict {list(networks)}, which name the tasks; drop task_names"
+            )
         return dict(networks)
     if task_names is None:
         raise ValueError("pass task_names when networks is a module or a list of modules")
-    names = list(task_names)
+    names = check_names(task_names, "task_names", "SoftSharing")  # a repeated name dropped a net
     if isinstance(networks, nn.Module):  # a template, copied once per task
         return {t: copy.deepcopy(networks) for t in names}
     networks = list(networks)
@@ -112,7 +122,8 @@ class SoftSharing(MultiTaskModule):
         ``task_names``), or one template deep-copied for every task (the copies
         start identical).
     task_names : sequence of str, optional
-        Needed unless ``networks`` is a dict.
+        Needed unless ``networks`` is a dict (then None, or the dict's keys in order); each
+        name once. One string is a TypeError (not read as its letters).
     coupling : {"l2", "trace"}, default="l2"
     strength : float, default=1e-3
 
@@ -162,6 +173,7 @@ class SoftSharing(MultiTaskModule):
         self.coupling = coupling
         self.strength = strength
         self.coupled_names = self._corresponding()
+        check_partition(self)  # one module given for two roles
 
     def _corresponding(self) -> tuple[str, ...]:
         params = [dict(net.named_parameters()) for net in self.networks.values()]

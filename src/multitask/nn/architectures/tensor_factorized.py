@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from ..._params import check_int
 from ._base import MultiTaskModule
-from ._layers import check_heads, parameters_of
+from ._layers import check_heads, check_partition, parameters_of
 
 METHODS = ("tucker", "tt")
 
@@ -186,6 +186,7 @@ class TensorFactorized(MultiTaskModule):
         for (d1, d2, _), r in zip(shapes, self.ranks, strict=True):
             init = torch.stack([nn.Linear(d1, d2).weight.detach().T for _ in range(n_tasks)], -1)
             self._add_layer(init, r, torch.zeros(d2, n_tasks))
+        check_partition(self)  # one module given for two roles
 
     def _add_layer(self, w: Tensor, ranks: tuple[int, ...], bias: Tensor) -> None:
         """Factors of ``w`` (decomposed in float64, stored in the default dtype)."""
