@@ -62,6 +62,20 @@ def _check_metrics(name: str, metrics):
     return tuple(metrics)
 
 
+def not_ignored(target: Tensor, ignore_index: int) -> Tensor:
+    """``target != ignore_index`` for integer (or bool) labels, compared as numbers.
+
+    An unsigned target cannot hold a negative ``ignore_index``: torch would wrap it into the
+    target's range (-100 reads as 156 in uint8, silently unlabelling class 156), so no entry
+    of such a target is ignored.
+    """
+    if target.dtype != torch.bool and not target.is_floating_point():
+        info = torch.iinfo(target.dtype)
+        if not info.min <= ignore_index <= info.max:
+            return torch.ones_like(target, dtype=torch.bool)
+    return target != ignore_index
+
+
 class Task:
     """One task of a multi-task model.
 
@@ -221,11 +235,7 @@ class Task:
             if self.kind == "multiclass" and (
                 torch.is_floating_point(target) or torch.is_complex(target)
             ):
-                raise TypeError(
-                    f"task {self.name!r}: a multiclass target holds class indices and must be an "
-                    f"integer tensor, got {target.dtype}; convert it with target.long() and mark "
-                    f"missing labels with ignore_index={self.ignore_index}"
-                )
+                raise self._float_classes(target)
             n_classes = pred.shape[1]
             return pred.movedim(1, -1).reshape(-1, n_classes), target.reshape(-1)
         if self.kind == "binary":
@@ -236,6 +246,10 @@ class Task:
                     pred, target, "a binary task takes logits (B,) or (B, 1) and a target (B,)"
                 )
             return pred, target
+        indices = (pred.shape[0], *pred.shape[2:])  # a dense task's class-index target
+        if self.kind == "dense" and pred.ndim >= 2 and pred.shape[1] > 1:
+            if tuple(target.shape) == indices:  # (an integer one was handled above; with one
+                raise self._float_classes(target)  # channel, (B, 1, H, W), a depth map)
         if pred.ndim == 2 and pred.shape[1] == 1 and target.ndim == 1:
             pred = pred[:, 0]
         if target.ndim == 2 and target.shape[1] == 1 and pred.ndim == 1:
@@ -243,6 +257,13 @@ class Task:
         if pred.shape != target.shape:
             raise self._error(pred, target, f"a {self.kind} task needs the same shape for both")
         return pred.reshape(-1), target.reshape(-1)
+
+    def _float_classes(self, target: Tensor) -> TypeError:
+        return TypeError(
+            f"task {self.name!r}: a {self.kind} target of class indices must be an integer "
+            f"tensor, got {target.dtype}; convert it with target.long() and mark missing "
+            f"labels with ignore_index={self.ignore_index}"
+        )
 
     def entry_rows(self, pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         """``pred`` and ``target`` as rows of entries, the form every loss and metric of the
@@ -259,9 +280,9 @@ class Task:
 
     def _mask(self, target: Tensor) -> Tensor:
         if self._classes(target):
-            return target != self.ignore_index
+            return not_ignored(target, self.ignore_index)
         if not torch.is_floating_point(target) and self.kind != "regression":
-            return target != self.ignore_index  # integer labels: ignore_index marks missing
+            return not_ignored(target, self.ignore_index)  # integer labels: ignore_index
         return ~torch.isnan(target)
 
     def _invalid(self, pred: Tensor, target: Tensor, mask: Tensor, soft: bool) -> Tensor | None:
@@ -289,7 +310,10 @@ class Task:
             except IndexError:  # a class outside [0, C): say which task and values
                 self.check_target(pred, target)
                 raise
-        target = target.to(pred.dtype)
+        # at least float32: a float16 / bfloat16 prediction would round the targets to its 8
+        # or 11 bits (300.7 trained as 300) and overflow a square past 256
+        dtype = torch.promote_types(pred.dtype, torch.float32)
+        pred, target = pred.to(dtype), target.to(dtype)
         if self.kind in ("binary", "multilabel"):
             return F.binary_cross_entropy_with_logits(pred, target, reduction="none")
         return F.mse_loss(pred, target, reduction="none")
@@ -305,7 +329,7 @@ class Task:
             return denominator
         off = target.mul(target - 1)  # > 0 exactly outside [0, 1] (soft labels are fine)
         if not torch.is_floating_point(target):
-            off = off * (target != self.ignore_index)
+            off = off * not_ignored(target, self.ignore_index)
         return denominator.masked_fill((off > 0).any(), torch.nan)
 
     def compute_loss(self, pred: Tensor, target: Tensor) -> Tensor:
@@ -352,8 +376,9 @@ class Task:
         count = maskf.sum()
         if self.loss is not None:
             return self._custom_loss(pred, target, mask), count
-        if torch.is_floating_point(target):
-            target = torch.where(mask, target, torch.zeros_like(target))  # keep gradients finite
+        if torch.is_floating_point(target):  # a missing entry: no loss and no gradient,
+            target = torch.where(mask, target, torch.zeros_like(target))  # whatever its
+            pred = torch.where(mask, pred, pred.new_zeros(()))  # prediction (inf x 0 = NaN)
         per_entry = self._elementwise(pred, target)
         return (per_entry * maskf).sum() / self._denominator(target, count), count
 

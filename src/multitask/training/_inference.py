@@ -69,6 +69,12 @@ def _collect(model: nn.Module, tasks: Mapping[str, Any], loader, device: torch.d
             check_outputs(out, tasks)
             for t in tasks:
                 pred = out[t].detach().cpu()
+                if pred.ndim == 0:  # (torch.cat would fail later, naming neither)
+                    raise ValueError(
+                        f"batch {i} of the data to evaluate or predict: the output of task "
+                        f"{t!r} is 0-d and needs a batch axis first (a .squeeze() in the head "
+                        "drops it from a batch of one sample: use .squeeze(-1))"
+                    )
                 preds[t].append(pred)
                 if target is not None and t in target:
                     pairs[t].append((pred, _target_tensor(t, target[t], i)))

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 import torch
 from torch import Tensor
 
+from multitask.nn.tasks import not_ignored
+
 __all__ = ["CLASSIFICATION", "LabelCheck", "classes_in", "presence"]
 
 #: the task kinds that need two classes
@@ -23,7 +25,7 @@ CLASSIFICATION = ("binary", "multiclass")
 
 
 def _labelled(task, y: Tensor) -> Tensor:
-    return ~torch.isnan(y) if y.is_floating_point() else y != task.ignore_index
+    return ~torch.isnan(y) if y.is_floating_point() else not_ignored(y, task.ignore_index)
 
 
 def classes_in(task, y: Tensor) -> tuple[int, set[int]]:
@@ -50,11 +52,12 @@ def presence(task, pred: Tensor, y: Tensor) -> Tensor:
     if task.kind == "binary":
         if y.is_floating_point():  # NaN is neither
             return torch.stack([(y < 0.5).sum(), (y >= 0.5).sum()]).float()
-        labelled = y != task.ignore_index
+        labelled = not_ignored(y, task.ignore_index)
         return torch.stack([((y == 0) & labelled).sum(), ((y == 1) & labelled).sum()]).float()
     n_classes = pred.shape[1]
+    valid = not_ignored(y, task.ignore_index)  # (before the cast: -100 is 156 in uint8)
     y = y.long()
-    valid = (y >= 0) & (y < n_classes) & (y != task.ignore_index)
+    valid &= (y >= 0) & (y < n_classes)
     index = torch.where(valid, y, n_classes)  # the others counted in an extra bin
     counts = torch.zeros(n_classes + 1, dtype=torch.float32, device=y.device)
     return counts.index_add_(0, index, torch.ones_like(index, dtype=torch.float32))[:n_classes]
