@@ -166,15 +166,21 @@ def test_task_text_keeps_large_integer_ids_exact():
     assert task_text(pd.Series([1, 2]), "float").tolist() == ["1.0", "2.0"]
 
 
-def test_large_integer_task_ids_fit_and_predict(tmp_path):
+def _three_slopes(ids) -> pd.DataFrame:
+    """40 rows of each of three tasks ``store``, ``y = slope x`` with slopes -5, 0, 5 (one
+    merged task could not fit them)."""
     rng = np.random.default_rng(0)
     rows = []
-    for k, t in enumerate(BIG_IDS):
+    for k, t in enumerate(ids):
         for _ in range(40):
             x = rng.normal()
             rows.append({"store": t, "x": x, "y": (k - 1) * 5 * x + rng.normal() * 0.01})
+    return pd.DataFrame(rows)
+
+
+def test_large_integer_task_ids_fit_and_predict(tmp_path):
     data = tmp_path / "big.csv"
-    frame = pd.DataFrame(rows)
+    frame = _three_slopes(BIG_IDS)
     frame.to_csv(data, index=False)
     out = tmp_path / "m"
     res = _invoke(
@@ -209,13 +215,7 @@ def test_decimal_task_ids_are_numbers(tmp_path):
     whole = pd.Series([Decimal(i) for i in BIG_IDS])  # a decimal(20, 0): exact, no float64
     assert task_form(whole) == "int"
     assert task_text(whole).tolist() == [str(i) for i in BIG_IDS]
-    rng = np.random.default_rng(0)
-    rows = []
-    for k, t in enumerate(["1.1", "1.2", "1.3"]):
-        for _ in range(40):
-            x = rng.normal()
-            rows.append({"store": t, "x": x, "y": (k - 1) * 5 * x + rng.normal() * 0.01})
-    frame = pd.DataFrame(rows)
+    frame = _three_slopes(["1.1", "1.2", "1.3"])
     data = tmp_path / "dec.parquet"
     _parquet_decimal(data, frame, (5, 2))
     out = tmp_path / "m"
