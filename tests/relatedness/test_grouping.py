@@ -82,3 +82,38 @@ def test_n_groups_must_be_a_whole_number_of_groups(n_groups):
     Z = np.eye(3)
     with pytest.raises(ValueError, match="n_groups must be an integer between 1 and"):
         group_tasks(Z, n_groups)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-14, 1e-16, 1e8])
+def test_grouping_does_not_depend_on_the_scale_of_the_affinities(scale):
+    """An absolute tie tolerance of 1e-12 took every partition as tied with the first once the
+    affinities were below ~1e-13 (a tiny lookahead lr): [[0, 1, 2], [3]] instead of the
+    optimum. Oracle: brute force over every partition into two groups."""
+    Z = scale * np.random.default_rng(0).normal(size=(4, 4))
+    best = max((g for g in _set_partitions(4) if len(g) == 2), key=lambda g: group_score(Z, g))
+    assert group_tasks(Z, 2) == best == [[0, 2], [1, 3]]
+
+
+@pytest.mark.parametrize(
+    "groups, match",
+    [
+        ([[0, -1]], r"indices in \[0, 3\), got \[-1\]"),  # wrapped around to task 2
+        ([[0, 3]], r"indices in \[0, 3\), got \[3\]"),
+        ([[0, 1.0]], r"indices in \[0, 3\), got \[1.0\]"),
+        ([[0, 0, 2]], r"tasks \[0\] appear more than once"),  # counted twice
+        ([[0, 1], [1, 2]], r"tasks \[1\] appear more than once"),
+    ],
+)
+def test_group_score_refuses_groups_that_are_not_disjoint_task_indices(groups, match):
+    """[[0, -1]] scored as [[0, 2]] and [[0, 0, 2]] counted task 0 twice, without a word."""
+    Z = np.arange(9.0).reshape(3, 3)
+    with pytest.raises(ValueError, match=match):
+        group_score(Z, groups)
+
+
+def test_group_score_checks_the_affinity_and_max_tasks_is_an_integer():
+    with pytest.raises(ValueError, match="square"):
+        group_score(np.zeros((2, 3)), [[0, 1]])  # was 0.0
+    with pytest.raises(TypeError, match="group_tasks: max_tasks must be an integer >= 1"):
+        group_tasks(np.zeros((3, 3)), 2, max_tasks=None)  # '>' not supported ... NoneType
+    assert group_score(np.arange(9.0).reshape(3, 3), [np.array([0, 2])]) == 8.0

@@ -7,6 +7,8 @@ from numbers import Integral
 
 import numpy as np
 
+from multitask._params import check_int
+
 __all__ = ["MAX_EXHAUSTIVE_TASKS", "group_score", "group_tasks"]
 
 #: exhaustive search enumerates Stirling-number many partitions: S(10, 5) = 42,525
@@ -34,6 +36,41 @@ def _partitions(n: int, k: int) -> Iterator[list[list[int]]]:
     yield from extend(0, [])
 
 
+def _square(affinity) -> np.ndarray:
+    """The affinity as a float ``(n_tasks, n_tasks)`` array, or a clear error."""
+    Z = np.asarray(affinity, dtype=float)
+    if Z.ndim != 2 or Z.shape[0] != Z.shape[1]:
+        raise ValueError(f"affinity must be a square (n_tasks, n_tasks) matrix, got {Z.shape}")
+    return Z
+
+
+def _check_groups(groups: Sequence[Sequence[int]], n: int) -> list[list[int]]:
+    """The groups as lists of task indices in ``[0, n)``, each task in at most one group (a
+    negative index wrapped around to another task, and a repeated one was counted twice)."""
+    out = [list(g) for g in groups]
+    flat = [i for g in out for i in g]
+    bad = [i for i in flat if not isinstance(i, Integral) or isinstance(i, bool) or not 0 <= i < n]
+    if bad:
+        raise ValueError(f"groups must hold task indices in [0, {n}), got {bad!r}")
+    repeated = sorted({int(i) for i in flat if flat.count(i) > 1})
+    if repeated:
+        raise ValueError(
+            f"tasks {repeated} appear more than once in groups {out}; each task belongs to "
+            "one group"
+        )
+    return out
+
+
+def _score(Z: np.ndarray, groups: Sequence[Sequence[int]]) -> float:
+    """:func:`group_score` without the checks (the search calls it for every partition)."""
+    total = 0.0
+    for g in groups:
+        if len(g) > 1:
+            block = Z[np.ix_(g, g)]
+            total += (block.sum() - np.trace(block)) / (len(g) - 1)
+    return float(total)
+
+
 def group_score(affinity: np.ndarray, groups: Sequence[Sequence[int]]) -> float:
     """Total affinity onto each task from the other members of its group.
 
@@ -47,11 +84,18 @@ def group_score(affinity: np.ndarray, groups: Sequence[Sequence[int]]) -> float:
     affinity : ndarray of shape (n_tasks, n_tasks)
         ``affinity[i, j] = Z_{i -> j}``.
     groups : sequence of sequence of int
-        Task indices of each group.
+        Task indices of each group, each task in at most one group (a task in
+        no group counts as a singleton).
 
     Returns
     -------
     score : float
+
+    Raises
+    ------
+    ValueError
+        If ``affinity`` is not square, or a group holds an index outside
+        ``[0, n_tasks)`` or a task that is already in a group.
 
     Examples
     --------
@@ -68,13 +112,8 @@ def group_score(affinity: np.ndarray, groups: Sequence[Sequence[int]]) -> float:
     >>> round(group_score(Z, [[0, 1, 2], [3]]), 2)  # 0.2 onto tasks 0 and 2, -0.1 onto 1
     0.3
     """
-    Z = np.asarray(affinity, dtype=float)
-    total = 0.0
-    for g in groups:
-        if len(g) > 1:
-            block = Z[np.ix_(g, g)]
-            total += (block.sum() - np.trace(block)) / (len(g) - 1)
-    return float(total)
+    Z = _square(affinity)
+    return _score(Z, _check_groups(groups, Z.shape[0]))
 
 
 def group_tasks(affinity, n_groups: int, *, max_tasks: int = MAX_EXHAUSTIVE_TASKS):
@@ -83,7 +122,9 @@ def group_tasks(affinity, n_groups: int, *, max_tasks: int = MAX_EXHAUSTIVE_TASK
     Exhaustive search over every partition of the tasks into ``n_groups``
     non-empty groups, maximising :func:`group_score` (the affinity onto each
     task from the other members of its group, averaged over them, summed over
-    tasks). Ties keep the first partition found (tasks in index order).
+    tasks). Ties (up to a rounding tolerance relative to the size of the
+    affinities, so that ``c * affinity`` gives the same groups for every
+    ``c > 0``) keep the first partition found (tasks in index order).
 
     TAG solves a network-selection problem in which a task may sit in several
     candidate groups and is served by its best one; here the groups form a
@@ -108,6 +149,14 @@ def group_tasks(affinity, n_groups: int, *, max_tasks: int = MAX_EXHAUSTIVE_TASK
         Task indices of each group, each sorted, groups ordered by their
         smallest task.
 
+    Raises
+    ------
+    ValueError
+        If ``affinity`` is not square or not finite, ``n_groups`` is not an
+        integer in ``[1, n_tasks]``, or there are more than ``max_tasks`` tasks.
+    TypeError
+        If ``max_tasks`` is not an integer (it must be at least 1).
+
     References
     ----------
     Fifty, Amid, Zhao, Yu, Anil & Finn, "Efficiently Identifying Task
@@ -128,23 +177,26 @@ def group_tasks(affinity, n_groups: int, *, max_tasks: int = MAX_EXHAUSTIVE_TASK
     >>> group_tasks(Z, n_groups=1)  # a single group holds every task
     [[0, 1, 2, 3]]
     """
-    Z = np.asarray(affinity, dtype=float)
-    if Z.ndim != 2 or Z.shape[0] != Z.shape[1]:
-        raise ValueError(f"affinity must be a square (n_tasks, n_tasks) matrix, got {Z.shape}")
+    Z = _square(affinity)
     if not np.all(np.isfinite(Z)):
         raise ValueError("affinity has NaN or infinite entries; measure it on more batches")
     n = Z.shape[0]
     whole = isinstance(n_groups, Integral) and not isinstance(n_groups, bool)
     if not whole or not 1 <= n_groups <= n:  # (2.5 acted as 2, True as 1)
         raise ValueError(f"n_groups must be an integer between 1 and n_tasks={n}, got {n_groups!r}")
+    max_tasks = check_int(max_tasks, "max_tasks", "group_tasks", low=1)
     if n > max_tasks:
         raise ValueError(
             f"exhaustive grouping of {n} tasks is too costly (limit max_tasks={max_tasks}); "
             "group a subset of the tasks, or raise max_tasks if you can wait"
         )
+    # rounding tolerance of a score (a sum of n averages of off-diagonal entries); an absolute
+    # 1e-12 took every partition as tied with the first once the affinities were below ~1e-13
+    off_diagonal = Z[~np.eye(n, dtype=bool)]
+    tol = 1e-12 * n * (np.abs(off_diagonal).max() if n > 1 else 0.0)
     best, best_score = None, -np.inf
     for groups in _partitions(n, int(n_groups)):
-        score = group_score(Z, groups)
-        if score > best_score + 1e-12:
+        score = _score(Z, groups)
+        if score > best_score + tol:
             best, best_score = groups, score
     return best
