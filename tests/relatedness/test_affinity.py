@@ -128,7 +128,7 @@ def test_errors_say_what_to_do():
         gradient_affinity(model, _tasks("a"), [_batch(X, Y)])
     with pytest.raises(ValueError, match="batches is empty"):
         lookahead_affinity(model, _tasks("ab"), [], lr=0.1)
-    with pytest.raises(ValueError, match="lr must be positive"):
+    with pytest.raises(ValueError, match="lr must be a finite number > 0"):
         lookahead_affinity(model, _tasks("ab"), [_batch(X, Y)], lr=0.0)
     without_b = _batch(X, {"a": Y["a"], "c": Y["c"]})
     for measure, kw in ((gradient_affinity, {}), (lookahead_affinity, {"lr": 0.1})):
@@ -240,3 +240,95 @@ def test_a_batch_without_labels_for_a_task_is_left_out_of_its_pairs(measure):
     np.testing.assert_allclose(got[:2, :2], (2 * without[:2, :2] + third) / 3, rtol=1e-12)
     with pytest.raises(ValueError, match=r"\('a', 'c'\).* were never measured"):
         run([partial])
+
+
+def _measure(name):
+    if name == "lookahead":
+        return lambda *args: lookahead_affinity(*args, lr=0.05)
+    return gradient_affinity
+
+
+@pytest.mark.parametrize("measure", ["lookahead", "gradient"])
+@pytest.mark.parametrize("mode", [torch.no_grad, torch.inference_mode])
+def test_affinity_under_no_grad_equals_affinity_outside(measure, mode):
+    """Under torch.no_grad() (as for an evaluation) the task gradients were zero, and every
+    affinity with them: an all-zero matrix, without a word. Oracle: the measure outside."""
+    X, Y = _data()
+    model = _Linear([0.3, -0.2, 0.5], {"a": 1.0, "b": -0.5, "c": 2.0})
+    run = _measure(measure)
+    batches = [_batch(X, Y)]  # (tensors made in inference mode cannot enter autograd at all)
+    expected = run(model, _tasks("abc"), batches)
+    with mode():
+        got = run(model, _tasks("abc"), batches)
+    assert np.abs(expected).min() > 1e-3
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    assert torch.is_grad_enabled()  # the caller's mode is back after the with block
+
+
+@pytest.mark.parametrize("measure", ["lookahead", "gradient"])
+def test_a_non_finite_loss_is_an_error_naming_the_batch_and_tasks(measure):
+    """A NaN input made every gradient cosine NaN; the lookahead dropped the batch silently
+    (its base loss NaN is not > 0) and averaged the other batches."""
+    X, Y = _data()
+    X_nan = X.copy()
+    X_nan[0, 0] = np.nan
+    model = _Linear([0.3, -0.2, 0.5], {"a": 1.0, "b": -0.5, "c": 2.0})
+    with pytest.raises(ValueError, match=r"batch 1: the losses of tasks \{'a': nan, 'b': nan"):
+        _measure(measure)(model, _tasks("abc"), [_batch(X, Y), _batch(X_nan, Y)])
+
+
+def test_a_lookahead_step_that_overflows_asks_for_a_lower_lr():
+    X, Y = _data()
+    model = _Linear([0.3, -0.2, 0.5], {"a": 1.0, "b": -0.5, "c": 2.0})
+    with pytest.raises(
+        ValueError, match=r"batch 0, after a step of lr=1e\+300 on task 'a' \(lower"
+    ):
+        lookahead_affinity(model, _tasks("abc"), [_batch(X, Y)], lr=1e300)
+
+
+@pytest.mark.parametrize("measure", ["lookahead", "gradient"])
+def test_tasks_must_be_distinct_tasks(measure):
+    """Strings failed with "'str' object has no attribute 'name'"; a repeated task gave a
+    repeated row and column."""
+    X, Y = _data()
+    model = _Linear([0.3, -0.2, 0.5], {"a": 1.0, "b": 1.0, "c": 1.0})
+    run = _measure(measure)
+    with pytest.raises(TypeError, match=r"Task objects, got \['a', 'b'\]"):
+        run(model, ["a", "b"], [_batch(X, Y)])
+    with pytest.raises(ValueError, match=r"names a task more than once: \['a'\]"):
+        run(model, _tasks("aba"), [_batch(X, Y)])
+
+
+@pytest.mark.parametrize("lr", [True, "0.1", None])
+def test_lookahead_lr_must_be_a_number(lr):
+    """lr=True ran as lr=1; a string failed with "'<' not supported"."""
+    X, Y = _data()
+    model = _Linear([0.3, -0.2, 0.5], {"a": 1.0, "b": 1.0, "c": 1.0})
+    with pytest.raises(TypeError, match="lookahead_affinity: lr must be a real number"):
+        lookahead_affinity(model, _tasks("abc"), [_batch(X, Y)], lr=lr)
+
+
+@pytest.mark.parametrize("measure", ["lookahead", "gradient"])
+def test_a_model_without_representation_is_left_without_one(measure):
+    """The forward passes set model.representation (a tensor holding a graph); it was restored
+    only when the model had the attribute before, else left behind."""
+    X, Y = _data()
+    model = _Noisy("abc").eval()
+    assert not hasattr(model, "representation")
+    _measure(measure)(model, _tasks("abc"), [_batch(X, Y)])
+    assert not hasattr(model, "representation")
+
+
+@pytest.mark.parametrize("measure", ["lookahead", "gradient"])
+def test_batches_are_read_as_the_trainer_reads_them(measure):
+    """numpy targets (which the Trainer moves to tensors) failed with "'numpy.ndarray' object
+    has no attribute 'to'"; a batch that is not a pair with "too many values to unpack"."""
+    X, Y = _data()
+    model = _Linear([0.3, -0.2, 0.5], {"a": 1.0, "b": -0.5, "c": 2.0})
+    run = _measure(measure)
+    x, targets = _batch(X, Y)
+    expected = run(model, _tasks("abc"), [(x, targets)])
+    got = run(model, _tasks("abc"), [(x, {t: y.numpy() for t, y in targets.items()})])
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    with pytest.raises(TypeError, match=r"a training batch must be a pair \(inputs"):
+        run(model, _tasks("abc"), [x])

@@ -12,6 +12,7 @@ from multitask.relatedness._common import (
     as_task_list,
     batch_losses,
     check_batches,
+    check_finite,
     keep_model_state,
     pair_mean,
     shared_named,
@@ -55,7 +56,11 @@ def gradient_affinity(
     Raises
     ------
     ValueError
-        If no batch labels some pair of tasks.
+        If no batch labels some pair of tasks, or a labelled task's loss is NaN or
+        infinite on a batch.
+    TypeError
+        If a task is not a :class:`~multitask.nn.Task` (a repeated task name is a
+        ValueError), or a batch is not a pair ``(inputs, targets)``.
 
     References
     ----------
@@ -91,8 +96,9 @@ def gradient_affinity(
     params = [p for _, p in shared_named(model)]
     total = count = 0
     with keep_model_state(model):
-        for batch in batches:
+        for b, batch in enumerate(batches):
             losses, counts = batch_losses(model, tasks, batch)
+            check_finite(losses, counts, tasks, f"batch {b}")
             jac = task_jacobian(losses, params, retain_graph=False).detach()
             norms = jac.norm(dim=1, keepdim=True)
             unit = jac / torch.where(norms > 0, norms, torch.ones_like(norms))  # (T, n_shared)

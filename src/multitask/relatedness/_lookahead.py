@@ -7,12 +7,14 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
+from multitask._params import check_real
 from multitask.nn import Task, task_jacobian
 from multitask.relatedness._common import (
     RandomDraws,
     as_task_list,
     batch_losses,
     check_batches,
+    check_finite,
     keep_model_state,
     pair_mean,
     shared_named,
@@ -21,7 +23,9 @@ from multitask.relatedness._common import (
 __all__ = ["lookahead_affinity"]
 
 
-def _batch_affinity(model, tasks, batch, named, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _batch_affinity(
+    model, tasks, batch, named, lr: float, where: str
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``Z[i, j]`` on one batch and where it is defined, both of shape ``(T, T)``.
 
     Every forward replays the base forward's random draws: eq. 3 compares one loss at two
@@ -32,6 +36,7 @@ def _batch_affinity(model, tasks, batch, named, lr: float) -> tuple[torch.Tensor
     shared = [p for _, p in named]
     draws = RandomDraws(shared[0].device)
     losses, counts = batch_losses(model, tasks, batch)  # (T,)
+    check_finite(losses, counts, tasks, where)
     jac = task_jacobian(losses, shared, retain_graph=False).detach()  # (T, n_shared)
     base = losses.detach()
     measured = (counts > 0) & (base > 0)
@@ -47,6 +52,12 @@ def _batch_affinity(model, tasks, batch, named, lr: float) -> tuple[torch.Tensor
                 offset += p.numel()
             draws.replay()
             after, _ = batch_losses(model, tasks, batch, params)  # (T,)
+            check_finite(
+                after,
+                measured,
+                tasks,
+                f"{where}, after a step of lr={lr:g} on task {tasks[i].name!r} (lower lr)",
+            )
             rows.append(1.0 - after / denominator)
     Z = torch.stack(rows)
     return torch.where(defined, Z, torch.zeros_like(Z)), defined
@@ -92,7 +103,13 @@ def lookahead_affinity(
     Raises
     ------
     ValueError
-        If a pair of tasks is defined on no batch.
+        If a pair of tasks is defined on no batch, ``lr`` is not positive and finite,
+        or a labelled task's loss is NaN or infinite on a batch, before or after a
+        lookahead step.
+    TypeError
+        If ``lr`` is not a real number, a task is not a :class:`~multitask.nn.Task`
+        (a repeated task name is a ValueError), or a batch is not a pair
+        ``(inputs, targets)``.
 
     References
     ----------
@@ -129,14 +146,13 @@ def lookahead_affinity(
     >>> group_tasks(Z, n_groups=2)
     [[0, 1], [2]]
     """
-    if not 0 < lr < float("inf"):  # (inf gave NaN affinities)
-        raise ValueError(f"lr must be positive and finite, got {lr!r}; pass the training one")
+    lr = check_real(lr, "lr", "lookahead_affinity", low=0.0, low_open=True)  # (inf gave NaN)
     tasks = as_task_list(tasks)
     batches = check_batches(batches)
     named = shared_named(model)
     total = count = 0
     with keep_model_state(model):
-        for b in batches:
-            Z, defined = _batch_affinity(model, tasks, b, named, float(lr))
+        for b, batch in enumerate(batches):
+            Z, defined = _batch_affinity(model, tasks, batch, named, lr, f"batch {b}")
             total, count = total + Z, count + defined.to(Z.dtype)
     return pair_mean(total, count, tasks).cpu().double().numpy()
