@@ -178,16 +178,21 @@ def _three_slopes(ids) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_large_integer_task_ids_fit_and_predict(tmp_path):
-    data = tmp_path / "big.csv"
-    frame = _three_slopes(BIG_IDS)
-    frame.to_csv(data, index=False)
-    out = tmp_path / "m"
+def _fit_independent(data, out):
+    """``multitask fit`` of ``y`` by ``store`` with the independent method; its --out."""
     res = _invoke(
         "fit", str(data), "--task-col", "store", "-t", "y", "--method", "independent",
         "--alpha", "0.001", "--out", str(out),
     )  # fmt: skip
     assert res.exit_code == 0, res.output
+    return out
+
+
+def test_large_integer_task_ids_fit_and_predict(tmp_path):
+    data = tmp_path / "big.csv"
+    frame = _three_slopes(BIG_IDS)
+    frame.to_csv(data, index=False)
+    out = _fit_independent(data, tmp_path / "m")
     model = json.loads((out / "model.json").read_text())
     assert model["config"]["tasks"] == [str(t) for t in BIG_IDS]
     pred = tmp_path / "p.csv"
@@ -218,12 +223,7 @@ def test_decimal_task_ids_are_numbers(tmp_path):
     frame = _three_slopes(["1.1", "1.2", "1.3"])
     data = tmp_path / "dec.parquet"
     _parquet_decimal(data, frame, (5, 2))
-    out = tmp_path / "m"
-    res = _invoke(
-        "fit", str(data), "--task-col", "store", "-t", "y", "--method", "independent",
-        "--alpha", "0.001", "--out", str(out),
-    )  # fmt: skip
-    assert res.exit_code == 0, res.output
+    out = _fit_independent(data, tmp_path / "m")
     assert json.loads((out / "model.json").read_text())["config"]["tasks"] == ["1.1", "1.2", "1.3"]
     csv = tmp_path / "dec.csv"
     frame.to_csv(csv, index=False)
