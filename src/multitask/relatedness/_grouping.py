@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from numbers import Integral
 
@@ -52,7 +53,7 @@ def _check_groups(groups: Sequence[Sequence[int]], n: int) -> list[list[int]]:
     bad = [i for i in flat if not isinstance(i, Integral) or isinstance(i, bool) or not 0 <= i < n]
     if bad:
         raise ValueError(f"groups must hold task indices in [0, {n}), got {bad!r}")
-    repeated = sorted({int(i) for i in flat if flat.count(i) > 1})
+    repeated = sorted(int(i) for i, k in Counter(flat).items() if k > 1)  # (not O(n^2))
     if repeated:
         raise ValueError(
             f"tasks {repeated} appear more than once in groups {out}; each task belongs to "
